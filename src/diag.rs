@@ -1,0 +1,145 @@
+//! Errors that point into a rules file: `FILE:LINE:COL`, the source line, a caret, and notes.
+//!
+//! Modules report *what* went wrong with a [`Span`]; this module owns *how* it is shown, so every
+//! diagnostic in the product looks the same, whether printed by `check` or logged on reload.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::yaml::Span;
+
+/// One problem in a rules file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// What is wrong, lowercase, user text in backticks.
+    pub message: String,
+    /// Where, in the file's text.
+    pub span: Span,
+    /// Which value it concerns, e.g. ``in rules[1].match (rule `plates`)``.
+    pub context: Option<String>,
+    /// How to fix it, when we know.
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with only a message and a position.
+    pub fn new(message: impl Into<String>, span: Span) -> Self {
+        Diagnostic {
+            message: message.into(),
+            span,
+            context: None,
+            hint: None,
+        }
+    }
+
+    /// Adds where in the file's structure the value lives.
+    #[must_use]
+    pub fn context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
+    }
+
+    /// Adds a suggested fix.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Every problem found in one rules file, with the text needed to show them.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    /// The file, as the user named it.
+    pub path: PathBuf,
+    /// Its text, for the source snippets.
+    pub source: String,
+    /// The problems, in file order.
+    pub items: Vec<Diagnostic>,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            render(f, &self.path, &self.source, item)?;
+        }
+        let count = self.items.len();
+        write!(
+            f,
+            "\n{count} error{} in {}",
+            if count == 1 { "" } else { "s" },
+            self.path.display()
+        )
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+fn render(
+    f: &mut fmt::Formatter<'_>,
+    path: &std::path::Path,
+    source: &str,
+    d: &Diagnostic,
+) -> fmt::Result {
+    let Span { line, column } = d.span;
+    writeln!(f, "error: {}", d.message)?;
+    writeln!(f, " --> {}:{line}:{column}", path.display())?;
+    if let Some(text) = source.lines().nth(line.saturating_sub(1)) {
+        let gutter = " ".repeat(line.to_string().len());
+        // Keep tabs as tabs so the caret lines up under the same character.
+        let pad: String = text
+            .chars()
+            .take(column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        writeln!(f, "{gutter} |")?;
+        writeln!(f, "{line} | {text}")?;
+        writeln!(f, "{gutter} | {pad}^")?;
+    }
+    let gutter = " ".repeat(line.to_string().len());
+    if let Some(context) = &d.context {
+        writeln!(f, "{gutter} = note: {context}")?;
+    }
+    if let Some(hint) = &d.hint {
+        writeln!(f, "{gutter} = help: {hint}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_header_snippet_caret_and_notes() {
+        let diags = Diagnostics {
+            path: PathBuf::from("rules.yaml"),
+            source: "rules:\n  - name: plates\n    match: \"plate_[0-9.exr\"\n".into(),
+            items: vec![
+                Diagnostic::new(
+                    "invalid glob `plate_[0-9.exr`: unclosed character class; missing ']'",
+                    Span {
+                        line: 3,
+                        column: 12,
+                    },
+                )
+                .context("in rules[0].match (rule `plates`)")
+                .hint("escape a literal `[` as `[[]`"),
+            ],
+        };
+        let expected = "\
+error: invalid glob `plate_[0-9.exr`: unclosed character class; missing ']'
+ --> rules.yaml:3:12
+  |
+3 |     match: \"plate_[0-9.exr\"
+  |            ^
+  = note: in rules[0].match (rule `plates`)
+  = help: escape a literal `[` as `[[]`
+
+1 error in rules.yaml";
+        assert_eq!(diags.to_string(), expected);
+    }
+}

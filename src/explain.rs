@@ -1,0 +1,300 @@
+//! `shotrouter explain`: what a path would trigger, and why other rules would not. Runs nothing.
+
+use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::matcher::RuleSet;
+use crate::plan;
+use crate::rules::{self, EventKind};
+
+/// What one path would trigger.
+#[derive(Debug, Serialize)]
+pub struct PathReport {
+    /// The path as given, made absolute.
+    pub path: String,
+    /// Its watch root, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Rules that fire, in order.
+    pub matches: Vec<MatchReport>,
+    /// Rules that do not fire and why (only with `-v`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkipReport>,
+    /// Why nothing could be routed (outside the roots, ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One rule that fires.
+#[derive(Debug, Serialize)]
+pub struct MatchReport {
+    /// Rule name.
+    pub rule: String,
+    /// Every variable's value.
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Where the product is published (`{out}` is its hidden temp name while the job runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Each step's argv.
+    pub steps: Vec<Vec<String>>,
+    /// Why the commands cannot be built for this file, e.g. no frame number for `{frame}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    display_steps: Vec<String>,
+}
+
+/// One rule that does not fire.
+#[derive(Debug, Serialize)]
+pub struct SkipReport {
+    /// Rule name.
+    pub rule: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Explains each path against a compiled rule set.
+pub fn explain(
+    set: &RuleSet,
+    paths: &[PathBuf],
+    event: EventKind,
+    verbose: bool,
+) -> Vec<PathReport> {
+    paths
+        .iter()
+        .map(|p| explain_one(set, &rules::absolute(p), event, verbose))
+        .collect()
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn explain_one(set: &RuleSet, path: &Path, event: EventKind, verbose: bool) -> PathReport {
+    let mut report = PathReport {
+        path: lossy(path.as_os_str().as_bytes()),
+        root: None,
+        matches: Vec::new(),
+        skipped: Vec::new(),
+        note: None,
+    };
+    let Some((root, rel)) = set.locate(path) else {
+        let roots: Vec<String> = set
+            .file
+            .watch
+            .iter()
+            .map(|r| r.path.display().to_string())
+            .collect();
+        report.note = Some(format!("not under any watch root ({})", roots.join(", ")));
+        return report;
+    };
+    report.root = Some(lossy(root.as_os_str().as_bytes()));
+    if set.is_ignored(rel) {
+        report.note = Some(format!(
+            "ignored: matches an `ignore` glob ({})",
+            set.file.ignore.join(", ")
+        ));
+        return report;
+    }
+    let fired = set.route(rel, event);
+    for &index in &fired {
+        let mut m = MatchReport {
+            rule: set.file.rules[index].name.clone(),
+            vars: Default::default(),
+            output: None,
+            steps: Vec::new(),
+            error: None,
+            display_steps: Vec::new(),
+        };
+        match plan::plan(set, index, root, rel, "JOB") {
+            Ok(plan) => {
+                m.vars = plan
+                    .vars
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), lossy(v)))
+                    .collect();
+                m.output = plan
+                    .output
+                    .map(|o| lossy(o.final_path.as_os_str().as_bytes()));
+                for argv in plan.steps {
+                    m.display_steps.push(
+                        argv.iter()
+                            .map(|a| shell_quote(a.as_bytes()))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
+                    m.steps
+                        .push(argv.iter().map(|a| lossy(a.as_bytes())).collect());
+                }
+            }
+            Err(e) => m.error = Some(e.to_string()),
+        }
+        report.matches.push(m);
+    }
+    if verbose {
+        let stopper = fired.last().filter(|&&i| set.file.rules[i].stop).copied();
+        for (index, rule) in set.file.rules.iter().enumerate() {
+            if fired.contains(&index) {
+                continue;
+            }
+            let reason = why_not(set, index, rel, event, stopper);
+            report.skipped.push(SkipReport {
+                rule: rule.name.clone(),
+                reason,
+            });
+        }
+    }
+    report
+}
+
+fn why_not(
+    set: &RuleSet,
+    index: usize,
+    rel: &Path,
+    event: EventKind,
+    stopper: Option<usize>,
+) -> String {
+    let rule = &set.file.rules[index];
+    let glob_ok = rule.globs.is_empty()
+        || rule
+            .globs
+            .iter()
+            .any(|g| rules::compile_glob(g).is_ok_and(|g| g.compile_matcher().is_match(rel)));
+    if !glob_ok {
+        let mut reason = format!("no glob matches ({})", rule.globs.join(", "));
+        if rule.globs.iter().all(|g| !g.contains('/')) && rel.components().count() > 1 {
+            let _ = write!(
+                reason,
+                "; globs match the whole path under the root, so write `**/{}`",
+                rule.globs[0]
+            );
+        }
+        return reason;
+    }
+    if let Some(regex) = &rule.regex
+        && !regex.is_match(rel.as_os_str().as_bytes())
+    {
+        return format!(
+            "regex `{}` does not match `{}`",
+            regex.as_str(),
+            rel.display()
+        );
+    }
+    if !rule.events.contains(event) {
+        return format!("does not fire on {event:?} events (see `on:`)");
+    }
+    match stopper {
+        Some(s) if s < index => format!(
+            "skipped: rule `{}` matched first and has `stop: true`",
+            set.file.rules[s].name
+        ),
+        _ => "not reached".into(),
+    }
+}
+
+/// Quotes bytes for a POSIX shell, for display only: plain words stay bare, others are
+/// single-quoted, and bytes that are not printable UTF-8 use bash's `$'\xNN'` form.
+pub fn shell_quote(bytes: &[u8]) -> String {
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"_./:=@%+,-".contains(b);
+    if !bytes.is_empty() && bytes.iter().all(plain) {
+        return lossy(bytes);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(char::is_control) => {
+            format!("'{}'", text.replace('\'', r"'\''"))
+        }
+        _ => {
+            let mut out = String::from("$'");
+            for &b in bytes {
+                match b {
+                    b'\'' | b'\\' => {
+                        out.push('\\');
+                        out.push(b as char);
+                    }
+                    b'\n' => out.push_str("\\n"),
+                    b'\t' => out.push_str("\\t"),
+                    0x20..=0x7e => out.push(b as char),
+                    _ => {
+                        let _ = write!(out, "\\x{b:02x}");
+                    }
+                }
+            }
+            out.push('\'');
+            out
+        }
+    }
+}
+
+/// The human-readable form of a report.
+pub fn render_text(reports: &[PathReport], set: &RuleSet) -> String {
+    let mut out = String::new();
+    for report in reports {
+        let _ = writeln!(out, "{}", report.path);
+        if let Some(note) = &report.note {
+            let _ = writeln!(out, "  {note}");
+        } else if report.matches.is_empty() {
+            let _ = writeln!(out, "  no rule matches");
+        }
+        for m in &report.matches {
+            let line = set
+                .file
+                .rules
+                .iter()
+                .find(|r| r.name == m.rule)
+                .map_or(0, |r| r.line);
+            let _ = writeln!(
+                out,
+                "  match {} ({}:{line})",
+                m.rule,
+                set.file.path.display()
+            );
+            let vars: Vec<String> = m
+                .vars
+                .iter()
+                .map(|(k, v)| format!("{k}={}", shell_quote(v.as_bytes())))
+                .collect();
+            let _ = writeln!(out, "    vars: {}", vars.join(" "));
+            if let Some(output) = &m.output {
+                let _ = writeln!(out, "    output: {}", shell_quote(output.as_bytes()));
+            }
+            if let Some(error) = &m.error {
+                let _ = writeln!(out, "    error: {error}");
+            }
+            for (i, step) in m.display_steps.iter().enumerate() {
+                let label = if m.display_steps.len() == 1 {
+                    "run".to_string()
+                } else {
+                    format!("step {}", i + 1)
+                };
+                let _ = writeln!(out, "    {label}: {step}");
+            }
+        }
+        for s in &report.skipped {
+            let _ = writeln!(out, "  skip  {}: {}", s.rule, s.reason);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn quoting_is_round_trip_safe_for_display() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"plain/path-1.tif", "plain/path-1.tif"),
+            (b"a b", "'a b'"),
+            (b"it's", r"'it'\''s'"),
+            (b"$(touch pwned)", "'$(touch pwned)'"),
+            (b"new\nline", r"$'new\nline'"),
+            (b"bad\xff", r"$'bad\xff'"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(shell_quote(input), want);
+        }
+    }
+}

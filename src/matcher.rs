@@ -1,0 +1,249 @@
+//! Routes a path to the rules it triggers: every glob of every rule in one `GlobSet`, every
+//! regex in one bytes `RegexSet`, built once per rules file and swapped whole on reload.
+//!
+//! A lookup runs each set once and merges their sorted hit lists, so its cost grows with the
+//! number of *matching* rules, not the number of rules. Per-rule regexes run only to extract the
+//! captures of rules that already matched. Paths are bytes throughout: non-UTF-8 names match.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use globset::{Candidate, GlobSet, GlobSetBuilder};
+use regex::bytes::RegexSet;
+
+use crate::rules::{self, EventKind, RuleFile};
+use crate::template::Bindings;
+
+/// A compiled rules file.
+#[derive(Debug)]
+pub struct RuleSet {
+    /// The rules file it was compiled from.
+    pub file: RuleFile,
+    globs: GlobSet,
+    /// Owner rule of each glob, ascending.
+    glob_rule: Vec<usize>,
+    regexes: RegexSet,
+    /// Owner rule of each regex, ascending.
+    regex_rule: Vec<usize>,
+    ignore: GlobSet,
+    /// True when every regex belongs to a rule that also has globs: no glob hit, no regex run.
+    regexes_need_globs: bool,
+}
+
+/// Why a validated rules file could not be compiled (only size limits can do this).
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    /// globset refused the combined set.
+    #[error("cannot compile the globs of `{}` together: {error}", file.display())]
+    Globs {
+        /// globset's reason.
+        error: globset::Error,
+        /// The rules file.
+        file: PathBuf,
+    },
+    /// regex refused the combined set.
+    #[error("cannot compile the regexes of `{}` together: {error}", file.display())]
+    Regexes {
+        /// regex's reason.
+        error: regex::Error,
+        /// The rules file.
+        file: PathBuf,
+    },
+}
+
+/// Reusable buffers for [`RuleSet::route_into`], so the hot path does not allocate.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    glob_hits: Vec<usize>,
+    from_globs: Vec<usize>,
+    from_regexes: Vec<usize>,
+}
+
+impl RuleSet {
+    /// Compiles a loaded rules file.
+    ///
+    /// # Errors
+    /// Only when the combined sets exceed the libraries' size limits.
+    pub fn compile(file: RuleFile) -> Result<RuleSet, MatcherError> {
+        let mut globs = GlobSetBuilder::new();
+        let mut glob_rule = Vec::new();
+        let mut regexes = Vec::new();
+        let mut regex_rule = Vec::new();
+        for (index, rule) in file.rules.iter().enumerate() {
+            for glob in &rule.globs {
+                globs.add(
+                    rules::compile_glob(glob).map_err(|error| MatcherError::Globs {
+                        error,
+                        file: file.path.clone(),
+                    })?,
+                );
+                glob_rule.push(index);
+            }
+            if let Some(regex) = &rule.regex {
+                regexes.push(regex.as_str().to_string());
+                regex_rule.push(index);
+            }
+        }
+        let mut ignore = GlobSetBuilder::new();
+        for glob in &file.ignore {
+            // `dir/**` too, so that everything under an ignored folder is ignored.
+            for text in [glob.clone(), format!("{}/**", glob.trim_end_matches('/'))] {
+                ignore.add(
+                    rules::compile_glob(&text).map_err(|error| MatcherError::Globs {
+                        error,
+                        file: file.path.clone(),
+                    })?,
+                );
+            }
+        }
+        Ok(RuleSet {
+            globs: globs.build().map_err(|error| MatcherError::Globs {
+                error,
+                file: file.path.clone(),
+            })?,
+            glob_rule,
+            regexes: RegexSet::new(&regexes).map_err(|error| MatcherError::Regexes {
+                error,
+                file: file.path.clone(),
+            })?,
+            regex_rule,
+            ignore: ignore.build().map_err(|error| MatcherError::Globs {
+                error,
+                file: file.path.clone(),
+            })?,
+            regexes_need_globs: file
+                .rules
+                .iter()
+                .all(|r| r.regex.is_none() || !r.globs.is_empty()),
+            file,
+        })
+    }
+
+    /// Whether `rel` (relative to its watch root), or a folder above it, is ignored.
+    pub fn is_ignored(&self, rel: &Path) -> bool {
+        self.ignore.is_match(rel)
+    }
+
+    /// The rules `rel` triggers for `event`, in file order, honouring `stop`.
+    pub fn route(&self, rel: &Path, event: EventKind) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.route_into(rel, event, &mut Scratch::default(), &mut out);
+        out
+    }
+
+    /// Like [`route`](Self::route), reusing buffers: the daemon's hot path.
+    pub fn route_into(
+        &self,
+        rel: &Path,
+        event: EventKind,
+        scratch: &mut Scratch,
+        out: &mut Vec<usize>,
+    ) {
+        out.clear();
+        let candidate = Candidate::new(rel);
+        if self.ignore.is_match_candidate(&candidate) {
+            return;
+        }
+        let rules = &self.file.rules;
+        self.globs
+            .matches_candidate_into(&candidate, &mut scratch.glob_hits);
+        scratch.from_globs.clear();
+        for &glob in &scratch.glob_hits {
+            let rule = self.glob_rule[glob];
+            if scratch.from_globs.last() != Some(&rule) {
+                scratch.from_globs.push(rule);
+            }
+        }
+        scratch.from_regexes.clear();
+        if !self.regex_rule.is_empty()
+            && !(scratch.from_globs.is_empty() && self.regexes_need_globs)
+        {
+            let hits = self.regexes.matches(rel.as_os_str().as_bytes());
+            scratch
+                .from_regexes
+                .extend(hits.iter().map(|i| self.regex_rule[i]));
+        }
+        // Merge two ascending lists: a rule matches when each of its conditions present is met.
+        let (a, b) = (&scratch.from_globs, &scratch.from_regexes);
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let next = match (a.get(i), b.get(j)) {
+                (Some(&x), Some(&y)) if x == y => {
+                    i += 1;
+                    j += 1;
+                    Some(x)
+                }
+                (Some(&x), Some(&y)) if x < y => {
+                    i += 1;
+                    rules[x].regex.is_none().then_some(x)
+                }
+                (Some(&x), None) => {
+                    i += 1;
+                    rules[x].regex.is_none().then_some(x)
+                }
+                (_, Some(&y)) => {
+                    j += 1;
+                    rules[y].globs.is_empty().then_some(y)
+                }
+                (None, None) => None,
+            };
+            if let Some(rule) = next
+                && rules[rule].events.contains(event)
+            {
+                out.push(rule);
+                if rules[rule].stop {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The watch root that contains `path`, and `path` relative to it; the deepest root wins.
+    pub fn locate<'p>(&self, path: &'p Path) -> Option<(&Path, &'p Path)> {
+        self.file
+            .watch
+            .iter()
+            .filter_map(|root| {
+                path.strip_prefix(&root.path)
+                    .ok()
+                    .map(|rel| (root.path.as_path(), rel))
+            })
+            .filter(|(_, rel)| !rel.as_os_str().is_empty())
+            .min_by_key(|(_, rel)| rel.as_os_str().len())
+    }
+}
+
+/// The built-in variables of a path: `path rel root dir name stem ext frame`.
+pub fn path_bindings(root: &Path, rel: &Path) -> Bindings {
+    let path = root.join(rel);
+    let mut vars = Bindings::default();
+    vars.insert("root", root.as_os_str().as_bytes());
+    vars.insert("rel", rel.as_os_str().as_bytes());
+    vars.insert("dir", path.parent().unwrap_or(root).as_os_str().as_bytes());
+    let name = path.file_name().unwrap_or_default();
+    vars.insert("name", name.as_bytes());
+    // `a.tar.gz` → stem `a.tar`, ext `gz`; `.hidden` has no ext.
+    let stem = path.file_stem().unwrap_or_default();
+    vars.insert("stem", stem.as_bytes());
+    vars.insert("ext", path.extension().unwrap_or_default().as_bytes());
+    if let Some(frame) = frame_number(stem) {
+        vars.insert("frame", frame);
+    }
+    vars.insert("path", path.into_os_string().into_vec());
+    vars
+}
+
+/// The trailing frame number of a stem such as `sh010_comp.1001` or `plate_-005`, padding kept.
+pub fn frame_number(stem: &OsStr) -> Option<&[u8]> {
+    static FRAME: LazyLock<regex::bytes::Regex> =
+        LazyLock::new(|| regex::bytes::Regex::new(r"[._](-?[0-9]+)$").expect("constant regex"));
+    FRAME
+        .captures(stem.as_bytes())
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_bytes())
+}
+
+#[cfg(test)]
+mod tests;
