@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use globset::{Candidate, GlobSet, GlobSetBuilder};
-use regex::bytes::RegexSet;
+use regex::bytes::{RegexSet, RegexSetBuilder};
 
 use crate::rules::{self, EventKind, RuleFile};
 use crate::template::Bindings;
@@ -104,10 +104,13 @@ impl RuleSet {
                 file: file.path.clone(),
             })?,
             glob_rule,
-            regexes: RegexSet::new(&regexes).map_err(|error| MatcherError::Regexes {
-                error,
-                file: file.path.clone(),
-            })?,
+            regexes: RegexSetBuilder::new(&regexes)
+                .unicode(false)
+                .build()
+                .map_err(|error| MatcherError::Regexes {
+                    error,
+                    file: file.path.clone(),
+                })?,
             regex_rule,
             ignore: ignore.build().map_err(|error| MatcherError::Globs {
                 error,

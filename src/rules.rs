@@ -291,7 +291,7 @@ impl<'s> Loader<'s> {
             place: String::new(),
             rule: None,
         };
-        self.unknown_keys(&top, TOP_LEVEL_KEYS);
+        let _ = self.unknown_keys(&top, TOP_LEVEL_KEYS);
 
         match top.node.get("version") {
             None => self.error(
@@ -358,9 +358,11 @@ impl<'s> Loader<'s> {
         }
     }
 
-    fn unknown_keys(&mut self, map: &MapReader<'_>, known: &[&str]) {
+    /// Reports unknown and repeated keys; returns the known keys suggested for the typos.
+    fn unknown_keys(&mut self, map: &MapReader<'_>, known: &[&'static str]) -> Vec<&'static str> {
+        let mut suggested = Vec::new();
         let NodeKind::Map(entries) = &map.node.kind else {
-            return;
+            return suggested;
         };
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for (key, _) in entries {
@@ -381,12 +383,16 @@ impl<'s> Loader<'s> {
                 let mut d =
                     Diagnostic::new(format!("unknown key `{name}`"), key.span).context(map.at(""));
                 d = match did_you_mean(name, known.iter().copied()) {
-                    Some(best) => d.hint(format!("did you mean `{best}`?")),
+                    Some(best) => {
+                        suggested.push(best);
+                        d.hint(format!("did you mean `{best}`?"))
+                    }
                     None => d.hint(format!("known keys: {}", known.join(", "))),
                 };
                 self.error(d);
             }
         }
+        suggested
     }
 
     fn watch_roots(&mut self, top: &MapReader<'_>, base: &Path) -> Vec<WatchRoot> {
@@ -533,14 +539,16 @@ impl<'s> Loader<'s> {
 
     fn rule(&mut self, map: &MapReader<'_>, vars: &BTreeMap<String, String>) -> Option<Rule> {
         let errors_before = self.errors.len();
-        self.unknown_keys(map, RULE_KEYS);
+        let typos = self.unknown_keys(map, RULE_KEYS);
+        // A typo'd `mtach:` is reported once, as a typo, not again as a missing `match`.
+        let missing = |key: &str| map.node.get(key).is_none() && !typos.contains(&key);
         let name = self.field::<String>(map, "name");
-        if map.node.get("name").is_none() {
+        if missing("name") {
             self.error(Diagnostic::new("rule needs a `name`", map.node.span).context(map.at("")));
         }
         let globs = self.globs(map, "match");
         let regex = self.regex(map);
-        if map.node.get("match").is_none() && map.node.get("regex").is_none() {
+        if missing("match") && missing("regex") {
             self.error(
                 Diagnostic::new(
                     "rule needs `match` (globs) or `regex`, or both",
@@ -608,7 +616,7 @@ impl<'s> Loader<'s> {
         if output.is_some() {
             known.push("out".into());
         }
-        let steps = self.steps(map, &known, output.is_some());
+        let steps = self.steps(map, &known, &typos, output.is_some());
         if self.errors.len() > errors_before {
             return None;
         }
@@ -630,7 +638,7 @@ impl<'s> Loader<'s> {
 
     fn regex(&mut self, map: &MapReader<'_>) -> Option<regex::bytes::Regex> {
         let text = self.field::<String>(map, "regex")?;
-        match regex::bytes::Regex::new(&text) {
+        match path_regex(&text) {
             Ok(regex) => Some(regex),
             Err(e) => {
                 self.error(
@@ -664,6 +672,7 @@ impl<'s> Loader<'s> {
         &mut self,
         map: &MapReader<'_>,
         known: &[String],
+        typos: &[&str],
         has_output: bool,
     ) -> Option<Vec<Vec<Template>>> {
         let lists: Vec<(&Node, &str)> = match (map.node.get("run"), map.node.get("steps")) {
@@ -694,6 +703,7 @@ impl<'s> Loader<'s> {
                 );
                 return None;
             }
+            (None, None) if typos.iter().any(|t| *t == "run" || *t == "steps") => return None,
             (None, None) => {
                 self.error(
                     Diagnostic::new(
@@ -873,6 +883,15 @@ pub fn compile_glob(text: &str) -> Result<globset::Glob, globset::Error> {
         .literal_separator(true)
         .backslash_escape(true)
         .build()
+}
+
+/// Compiles a rule's regex for matching path bytes: Unicode mode is off, so `.` and `[^/]`
+/// match any byte (non-UTF-8 names included) and `\d`, `\w` are ASCII.
+///
+/// # Errors
+/// regex's reason.
+pub fn path_regex(text: &str) -> Result<regex::bytes::Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(text).unicode(false).build()
 }
 
 /// Parses `500ms`, `90s`, `10m`, `1h`, `1h 30m`.

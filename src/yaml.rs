@@ -157,7 +157,17 @@ pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
 
 enum Partial {
     Seq(Span, Vec<Node>, usize),
-    Map(Option<Span>, Vec<(Node, Node)>, Option<Node>, usize),
+    Map(MapBuilder),
+}
+
+/// A mapping being built: `<<` merge sources are kept apart and applied at its end, so that
+/// explicit keys win wherever they are written.
+struct MapBuilder {
+    first_key: Option<Span>,
+    entries: Vec<(Node, Node)>,
+    merges: Vec<Node>,
+    pending_key: Option<Node>,
+    anchor: usize,
 }
 
 /// Turns the parser's event stream into a [`Node`] tree, resolving aliases and `<<` merge keys.
@@ -177,30 +187,32 @@ impl TreeBuilder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Partial::Seq(_, items, _)) => items.push(node),
-            Some(Partial::Map(span, entries, pending_key, _)) => match pending_key.take() {
+            Some(Partial::Map(map)) => match map.pending_key.take() {
                 None => {
-                    span.get_or_insert(node.span);
-                    *pending_key = Some(node);
+                    map.first_key.get_or_insert(node.span);
+                    map.pending_key = Some(node);
                 }
-                Some(key) => merge_or_insert(entries, key, node),
+                Some(key) if matches!(&key.kind, NodeKind::Scalar { text, plain: true } if text == "<<") =>
+                {
+                    map.merges.push(node);
+                }
+                Some(key) => map.entries.push((key, node)),
             },
         }
     }
 }
 
-/// Inserts one entry; a `<<` key merges the mapping(s) it names under keys not already set.
-fn merge_or_insert(entries: &mut Vec<(Node, Node)>, key: Node, value: Node) {
-    let is_merge = matches!(&key.kind, NodeKind::Scalar { text, plain: true } if text == "<<");
-    if !is_merge {
-        entries.push((key, value));
-        return;
-    }
-    let sources: Vec<&Node> = match &value.kind {
-        NodeKind::Seq(items) => items.iter().collect(),
-        _ => vec![&value],
-    };
-    for source in sources {
-        if let NodeKind::Map(merged) = &source.kind {
+/// Appends the entries of `<<` merge sources whose keys are not set explicitly.
+fn apply_merges(entries: &mut Vec<(Node, Node)>, merges: Vec<Node>) {
+    for value in merges {
+        let sources: Vec<&Node> = match &value.kind {
+            NodeKind::Seq(items) => items.iter().collect(),
+            _ => vec![&value],
+        };
+        for source in sources {
+            let NodeKind::Map(merged) = &source.kind else {
+                continue;
+            };
             for (k, v) in merged {
                 let present = entries.iter().any(|(existing, _)| {
                     existing.as_scalar().is_some() && existing.as_scalar() == k.as_scalar()
@@ -209,9 +221,6 @@ fn merge_or_insert(entries: &mut Vec<(Node, Node)>, key: Node, value: Node) {
                     entries.push((k.clone(), v.clone()));
                 }
             }
-        } else {
-            entries.push((key.clone(), value.clone()));
-            return;
         }
     }
 }
@@ -233,10 +242,13 @@ impl MarkedEventReceiver for TreeBuilder {
             Event::SequenceStart(anchor, _) => {
                 self.stack.push(Partial::Seq(span, Vec::new(), anchor))
             }
-            Event::MappingStart(anchor, _) => {
-                self.stack
-                    .push(Partial::Map(None, Vec::new(), None, anchor))
-            }
+            Event::MappingStart(anchor, _) => self.stack.push(Partial::Map(MapBuilder {
+                first_key: None,
+                entries: Vec::new(),
+                merges: Vec::new(),
+                pending_key: None,
+                anchor,
+            })),
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
                     Some(Partial::Seq(span, items, anchor)) => (
@@ -246,14 +258,17 @@ impl MarkedEventReceiver for TreeBuilder {
                         },
                         anchor,
                     ),
-                    Some(Partial::Map(first_key, entries, _, anchor)) => (
-                        Node {
-                            kind: NodeKind::Map(entries),
-                            // A block mapping's start mark lands past its first key; use the key.
-                            span: first_key.unwrap_or(span),
-                        },
-                        anchor,
-                    ),
+                    Some(Partial::Map(mut map)) => {
+                        apply_merges(&mut map.entries, map.merges);
+                        (
+                            Node {
+                                kind: NodeKind::Map(map.entries),
+                                // A block mapping's start mark lands past its first key; use the key.
+                                span: map.first_key.unwrap_or(span),
+                            },
+                            map.anchor,
+                        )
+                    }
                     None => return,
                 };
                 self.push_value(node, anchor);

@@ -1,1 +1,293 @@
+use super::*;
 
+const HEAD: &str = "version: 1\nwatch: [shots]\n";
+
+fn load_str(body: &str) -> Result<RuleFile, Diagnostics> {
+    parse(
+        Path::new("rules.yaml"),
+        &format!("{HEAD}{body}"),
+        Path::new("/show"),
+    )
+}
+
+/// The (line, column, message) of each error, lines counted from the top of the whole file.
+fn errors(body: &str) -> Vec<(usize, usize, String)> {
+    load_str(body)
+        .expect_err("expected errors")
+        .items
+        .into_iter()
+        .map(|d| (d.span.line, d.span.column, d.message))
+        .collect()
+}
+
+fn single_error(body: &str) -> (usize, usize, String) {
+    let all = errors(body);
+    assert_eq!(all.len(), 1, "expected one error, got {all:#?}");
+    all.into_iter().next().expect("one")
+}
+
+#[test]
+fn minimal_file_loads_with_defaults() {
+    let file =
+        load_str("rules:\n  - name: r\n    match: \"**/*.tif\"\n    run: [echo, \"{path}\"]\n")
+            .expect("valid");
+    assert_eq!(
+        file.watch,
+        vec![WatchRoot {
+            path: PathBuf::from("/show/shots"),
+            recursive: true
+        }]
+    );
+    assert_eq!(file.ignore, DEFAULT_IGNORE);
+    let rule = &file.rules[0];
+    assert_eq!(rule.events, EventSet::READY);
+    assert_eq!(
+        (rule.retries, rule.stop, rule.settle, rule.timeout),
+        (0, false, Duration::ZERO, None)
+    );
+    assert_eq!(rule.line, 4);
+}
+
+#[test]
+fn full_rule_loads() {
+    let file = load_str(
+        "vars: {san: /mnt/san}\nrules:\n  - name: r\n    match: [\"**/*.tif\", \"**/*.tiff\"]\n    regex: '^(?P<shot>sh\\d+)/'\n    on: [close_write, moved_to, delete]\n    steps: [[mkdir, -p, \"{san}/{shot}\"], [cp, \"{path}\", \"{out}\"]]\n    output: \"{san}/{shot}/{name}\"\n    timeout: 10m\n    retries: 2\n    concurrency: 1\n    stop: true\n    settle: 1500ms\n",
+    )
+    .expect("valid");
+    let rule = &file.rules[0];
+    assert_eq!(rule.globs.len(), 2);
+    assert!(rule.events.contains(EventKind::Delete) && !rule.events.contains(EventKind::Create));
+    assert_eq!(rule.steps.len(), 2);
+    assert_eq!(rule.timeout, Some(Duration::from_secs(600)));
+    assert_eq!(rule.settle, Duration::from_millis(1500));
+    assert_eq!(
+        (rule.retries, rule.concurrency, rule.stop),
+        (2, Some(1), true)
+    );
+}
+
+#[test]
+fn on_accepts_a_single_event() {
+    let file =
+        load_str("rules:\n  - name: r\n    match: \"**\"\n    on: moved_to\n    run: [echo]\n")
+            .expect("valid");
+    assert!(file.rules[0].events.contains(EventKind::MovedTo));
+    assert!(!file.rules[0].events.contains(EventKind::CloseWrite));
+}
+
+#[test]
+fn error_positions_point_at_the_offending_value() {
+    // (rules body, line, column, message fragment); the body starts on line 3.
+    let cases: &[(&str, usize, usize, &str)] = &[
+        (
+            "rules:\n  - name: r\n    mtach: x\n    run: [a]\n",
+            5,
+            5,
+            "unknown key `mtach`",
+        ),
+        (
+            "rules:\n  - name: r\n    match: \"[a\"\n    run: [a]\n",
+            5,
+            12,
+            "invalid glob `[a`",
+        ),
+        (
+            "rules:\n  - name: r\n    regex: '(?P<s>'\n    run: [a]\n",
+            5,
+            12,
+            "invalid regex: unclosed group",
+        ),
+        (
+            "rules:\n  - name: r\n    match: x\n    run: [a, \"x/{stme}\"]\n",
+            6,
+            17,
+            "unknown template variable `{stme}`",
+        ),
+        (
+            "rules:\n  - name: r\n    match: x\n    run:\n      - a\n      - x/{stme}\n",
+            8,
+            11,
+            "unknown template variable `{stme}`",
+        ),
+        (
+            "rules:\n  - name: r\n    match: x\n    run: []\n",
+            6,
+            10,
+            "empty argv",
+        ),
+        (
+            "rules:\n  - name: r\n    match: x\n    run: [a]\n    timeout: 10\n",
+            7,
+            14,
+            "invalid duration `10`",
+        ),
+        (
+            "rules:\n  - name: r\n    match: x\n    run: [a]\n    retries: -1\n",
+            7,
+            14,
+            "invalid type",
+        ),
+        (
+            "rules:\n  - name: r\n    match: x\n    run: [a]\n    on: [close]\n",
+            7,
+            10,
+            "unknown variant `close`",
+        ),
+        ("rules:\n  - name: r\n    run: [a]\n", 4, 5, "needs `match`"),
+        ("rules:\n  - name: r\n    match: x\n", 4, 5, "needs `run`"),
+        (
+            "rules:\n  - match: x\n    run: [a]\n",
+            4,
+            5,
+            "needs a `name`",
+        ),
+        (
+            "rules:\n  - name: r\n    match: x\n    run: a b c\n",
+            6,
+            10,
+            "argv list, not a command line",
+        ),
+        (
+            "rules:\n  - name: r\n    match: x\n    run: [a, \"{a\"]\n",
+            6,
+            15,
+            "unclosed `{`",
+        ),
+        (
+            "rules:\n  - name: r\n    match: x\n    run: [a, \"{out}\"]\n",
+            6,
+            15,
+            "unknown template variable `{out}`",
+        ),
+        (
+            "rules:\n  - name: r\n    match: x\n    run: [a]\n    output: \"{dir}/x\"\n",
+            7,
+            13,
+            "no command writes `{out}`",
+        ),
+        (
+            "rules:\n  - name: r\n    regex: '(?P<path>x)'\n    run: [a]\n",
+            5,
+            12,
+            "capture `path` would hide",
+        ),
+        (
+            "vars: {stem: x}\nrules: []\n",
+            3,
+            8,
+            "variable `stem` would hide",
+        ),
+        ("jobs: 0\nrules: []\n", 3, 7, "`jobs` must be at least 1"),
+        ("colour: red\nrules: []\n", 3, 1, "unknown key `colour`"),
+        (
+            "rules:\n  - name: r\n    match: x\n    run: [a, \"{env.SHOTROUTER_SURELY_UNSET}\"]\n",
+            6,
+            15,
+            "environment variable `SHOTROUTER_SURELY_UNSET` is not set",
+        ),
+    ];
+    for (body, line, column, fragment) in cases {
+        let (l, c, message) = single_error(body);
+        assert!(
+            message.contains(fragment),
+            "{body:?}: message {message:?} lacks {fragment:?}"
+        );
+        assert_eq!((l, c), (*line, *column), "{body:?}: {message}");
+    }
+}
+
+#[test]
+fn version_is_required_and_checked() {
+    let err = parse(
+        Path::new("r.yaml"),
+        "watch: [a]\nrules: []\n",
+        Path::new("/"),
+    )
+    .expect_err("no version");
+    assert!(err.items[0].message.contains("missing `version: 1`"));
+    let err = parse(
+        Path::new("r.yaml"),
+        "version: 3\nwatch: [a]\nrules: []\n",
+        Path::new("/"),
+    )
+    .expect_err("v3");
+    assert_eq!((err.items[0].span.line, err.items[0].span.column), (1, 10));
+}
+
+#[test]
+fn every_error_in_the_file_is_reported() {
+    let all = errors(
+        "rules:\n  - name: a\n    match: \"[\"\n    run: [x, \"{nope}\"]\n  - name: a\n    match: x\n    run: [x]\n    retries: many\n",
+    );
+    let messages: Vec<&str> = all.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert_eq!(all.len(), 4, "{messages:#?}");
+    assert!(messages[0].contains("invalid glob"));
+    assert!(messages[1].contains("{nope}"));
+    assert!(messages[2].contains("duplicate rule name `a`"));
+    assert!(messages[3].contains("invalid type"));
+}
+
+#[test]
+fn unknown_variable_gets_a_suggestion() {
+    let diags = load_str("rules:\n  - name: r\n    match: x\n    run: [a, \"{stme}\"]\n")
+        .expect_err("typo");
+    assert_eq!(
+        diags.items[0].hint.as_deref(),
+        Some("did you mean `{stem}`?")
+    );
+    assert_eq!(
+        diags.items[0].context.as_deref(),
+        Some("in rules[0].run (rule `r`)")
+    );
+}
+
+#[test]
+fn rendered_diagnostic_names_file_line_and_rule() {
+    let diags = load_str("rules:\n  - name: plates\n    match: \"plate_[0-9.exr\"\n    run: [a]\n")
+        .expect_err("bad glob");
+    let text = diags.to_string();
+    assert!(
+        text.starts_with("error: invalid glob `plate_[0-9.exr`"),
+        "{text}"
+    );
+    assert!(text.contains(" --> rules.yaml:5:12\n"), "{text}");
+    assert!(
+        text.contains("5 |     match: \"plate_[0-9.exr\"\n  |            ^\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("= note: in rules[0].match (rule `plates`)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn captures_and_vars_are_known_to_templates() {
+    load_str("vars: {san: /s}\nrules:\n  - name: r\n    regex: '^(?P<shot>sh\\d+)/'\n    run: [a, \"{san}/{shot}/{frame}\"]\n")
+        .expect("captures and vars are variables");
+}
+
+#[test]
+fn syntax_errors_are_positioned() {
+    let (line, _, message) = single_error("rules:\n  - name: [a\n");
+    assert!(message.starts_with("invalid YAML"), "{message}");
+    assert!(line >= 4, "{line}");
+}
+
+#[test]
+fn anchors_and_merge_keys_share_settings() {
+    let file = load_str(
+        "rules:\n  - &base\n    name: a\n    match: \"**/*.tif\"\n    run: [a]\n    retries: 3\n  - <<: *base\n    name: b\n",
+    )
+    .expect("merged");
+    assert_eq!(file.rules[1].retries, 3);
+    assert_eq!(file.rules[1].name, "b");
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+    assert!(parse_duration("5").expect_err("no unit").contains("`5s`"));
+    assert!(parse_duration("soon").is_err());
+}
