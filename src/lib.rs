@@ -4,16 +4,24 @@
 //! `main.rs` only parses the command line and calls [`run`].
 
 pub mod cli;
+pub mod daemon;
 pub mod diag;
 pub mod error;
 pub mod explain;
+pub mod ledger;
 pub mod matcher;
 pub mod plan;
+pub mod pool;
+pub mod reload;
 pub mod rules;
+pub mod runner;
+pub mod settle;
 pub mod template;
+pub mod watcher;
 pub mod yaml;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub use error::Error;
@@ -64,6 +72,34 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Watch(_) => Err(Error::Runtime("watch is not built yet".into())),
+        Command::Watch(args) => {
+            init_logging(args.log_format);
+            let state_dir = args.state.clone().unwrap_or_else(|| {
+                rules::absolute(&args.rules).parent().map_or_else(
+                    || PathBuf::from(".shotrouter"),
+                    |dir| dir.join(".shotrouter"),
+                )
+            });
+            daemon::run(daemon::Options {
+                rules_path: args.rules,
+                once: args.once,
+                grace: args.grace,
+                state_dir,
+            })
+        }
     }
+}
+
+/// Logs go to stderr as text or JSON lines; `SHOTROUTER_LOG` sets the filter (default `info`).
+fn init_logging(format: cli::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOTROUTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        cli::LogFormat::Text => builder.try_init(),
+        cli::LogFormat::Json => builder.json().try_init(),
+    };
 }

@@ -10,10 +10,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use globset::{Candidate, GlobSet, GlobSetBuilder};
+use globset::{GlobSet, GlobSetBuilder};
 use regex::bytes::{RegexSet, RegexSetBuilder};
 
-use crate::rules::{self, EventKind, RuleFile};
+use crate::rules::{self, EventKind, EventSet, RuleFile};
 use crate::template::Bindings;
 
 /// A compiled rules file.
@@ -21,22 +21,27 @@ use crate::template::Bindings;
 pub struct RuleSet {
     /// The rules file it was compiled from.
     pub file: RuleFile,
-    globs: GlobSet,
-    /// Owner rule of each glob, ascending.
-    glob_rule: Vec<usize>,
-    regexes: RegexSet,
-    /// Owner rule of each regex, ascending.
-    regex_rule: Vec<usize>,
+    /// One pattern per ignore glob, then per rule glob, then per rule regex, all in one
+    /// automaton: a single pass over the path's bytes answers every rule at once.
+    patterns: RegexSet,
+    /// What each pattern stands for, by index.
+    owners: Vec<Owner>,
+    /// The ignore globs alone, for checking folders.
     ignore: GlobSet,
-    /// True when every regex belongs to a rule that also has globs: no glob hit, no regex run.
-    regexes_need_globs: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Ignore,
+    Glob(usize),
+    Regex(usize),
 }
 
 /// Why a validated rules file could not be compiled (only size limits can do this).
 #[derive(Debug, thiserror::Error)]
 pub enum MatcherError {
-    /// globset refused the combined set.
-    #[error("cannot compile the globs of `{}` together: {error}", file.display())]
+    /// globset refused a glob.
+    #[error("cannot compile the globs of `{}`: {error}", file.display())]
     Globs {
         /// globset's reason.
         error: globset::Error,
@@ -44,7 +49,7 @@ pub enum MatcherError {
         file: PathBuf,
     },
     /// regex refused the combined set.
-    #[error("cannot compile the regexes of `{}` together: {error}", file.display())]
+    #[error("cannot compile the patterns of `{}` together: {error}", file.display())]
     Regexes {
         /// regex's reason.
         error: regex::Error,
@@ -56,7 +61,6 @@ pub enum MatcherError {
 /// Reusable buffers for [`RuleSet::route_into`], so the hot path does not allocate.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    glob_hits: Vec<usize>,
     from_globs: Vec<usize>,
     from_regexes: Vec<usize>,
 }
@@ -65,63 +69,76 @@ impl RuleSet {
     /// Compiles a loaded rules file.
     ///
     /// # Errors
-    /// Only when the combined sets exceed the libraries' size limits.
+    /// Only when the combined set exceeds the regex library's size limits.
     pub fn compile(file: RuleFile) -> Result<RuleSet, MatcherError> {
-        let mut globs = GlobSetBuilder::new();
-        let mut glob_rule = Vec::new();
-        let mut regexes = Vec::new();
-        let mut regex_rule = Vec::new();
-        for (index, rule) in file.rules.iter().enumerate() {
-            for glob in &rule.globs {
-                globs.add(
-                    rules::compile_glob(glob).map_err(|error| MatcherError::Globs {
-                        error,
-                        file: file.path.clone(),
-                    })?,
-                );
-                glob_rule.push(index);
-            }
-            if let Some(regex) = &rule.regex {
-                regexes.push(regex.as_str().to_string());
-                regex_rule.push(index);
-            }
-        }
+        let glob_error = |error| MatcherError::Globs {
+            error,
+            file: file.path.clone(),
+        };
+        let mut patterns = Vec::new();
+        let mut owners = Vec::new();
         let mut ignore = GlobSetBuilder::new();
         for glob in &file.ignore {
             // `dir/**` too, so that everything under an ignored folder is ignored.
             for text in [glob.clone(), format!("{}/**", glob.trim_end_matches('/'))] {
-                ignore.add(
-                    rules::compile_glob(&text).map_err(|error| MatcherError::Globs {
-                        error,
-                        file: file.path.clone(),
-                    })?,
-                );
+                let compiled = rules::compile_glob(&text).map_err(glob_error)?;
+                patterns.push(compiled.regex().to_string());
+                owners.push(Owner::Ignore);
+                ignore.add(compiled);
             }
         }
+        for (index, rule) in file.rules.iter().enumerate() {
+            for glob in &rule.globs {
+                patterns.push(
+                    rules::compile_glob(glob)
+                        .map_err(glob_error)?
+                        .regex()
+                        .to_string(),
+                );
+                owners.push(Owner::Glob(index));
+            }
+        }
+        for (index, rule) in file.rules.iter().enumerate() {
+            if let Some(regex) = &rule.regex {
+                patterns.push(regex.as_str().to_string());
+                owners.push(Owner::Regex(index));
+            }
+        }
+        let patterns = RegexSetBuilder::new(&patterns)
+            .unicode(false)
+            // Hundreds of rules need a larger lazy-DFA cache than the default to stay on the
+            // fast path; this is memory per rules file, not per path.
+            .dfa_size_limit(64 << 20)
+            .size_limit(64 << 20)
+            .build()
+            .map_err(|error| MatcherError::Regexes {
+                error,
+                file: file.path.clone(),
+            })?;
         Ok(RuleSet {
-            globs: globs.build().map_err(|error| MatcherError::Globs {
-                error,
-                file: file.path.clone(),
-            })?,
-            glob_rule,
-            regexes: RegexSetBuilder::new(&regexes)
-                .unicode(false)
-                .build()
-                .map_err(|error| MatcherError::Regexes {
-                    error,
-                    file: file.path.clone(),
-                })?,
-            regex_rule,
-            ignore: ignore.build().map_err(|error| MatcherError::Globs {
-                error,
-                file: file.path.clone(),
-            })?,
-            regexes_need_globs: file
-                .rules
-                .iter()
-                .all(|r| r.regex.is_none() || !r.globs.is_empty()),
+            patterns,
+            owners,
+            ignore: ignore.build().map_err(glob_error)?,
             file,
         })
+    }
+
+    /// The ignore globs, for the watcher's folder checks.
+    pub fn ignore_set(&self) -> &GlobSet {
+        &self.ignore
+    }
+
+    /// Every event some rule fires on.
+    pub fn events(&self) -> EventSet {
+        self.file
+            .rules
+            .iter()
+            .fold(EventSet::default(), |all, r| all.union(r.events))
+    }
+
+    /// The index of the rule named `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.file.rules.iter().position(|r| r.name == name)
     }
 
     /// Whether `rel` (relative to its watch root), or a folder above it, is ignored.
@@ -145,28 +162,20 @@ impl RuleSet {
         out: &mut Vec<usize>,
     ) {
         out.clear();
-        let candidate = Candidate::new(rel);
-        if self.ignore.is_match_candidate(&candidate) {
-            return;
-        }
-        let rules = &self.file.rules;
-        self.globs
-            .matches_candidate_into(&candidate, &mut scratch.glob_hits);
         scratch.from_globs.clear();
-        for &glob in &scratch.glob_hits {
-            let rule = self.glob_rule[glob];
-            if scratch.from_globs.last() != Some(&rule) {
-                scratch.from_globs.push(rule);
-            }
-        }
         scratch.from_regexes.clear();
-        if !self.regex_rule.is_empty()
-            && !(scratch.from_globs.is_empty() && self.regexes_need_globs)
-        {
-            let hits = self.regexes.matches(rel.as_os_str().as_bytes());
-            scratch
-                .from_regexes
-                .extend(hits.iter().map(|i| self.regex_rule[i]));
+        let rules = &self.file.rules;
+        // Owners are laid out ignore, globs, regexes, each ascending, so hits come out sorted.
+        for hit in self.patterns.matches(rel.as_os_str().as_bytes()).iter() {
+            match self.owners[hit] {
+                Owner::Ignore => return,
+                Owner::Glob(rule) => {
+                    if scratch.from_globs.last() != Some(&rule) {
+                        scratch.from_globs.push(rule);
+                    }
+                }
+                Owner::Regex(rule) => scratch.from_regexes.push(rule),
+            }
         }
         // Merge two ascending lists: a rule matches when each of its conditions present is met.
         let (a, b) = (&scratch.from_globs, &scratch.from_regexes);

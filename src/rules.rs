@@ -29,6 +29,9 @@ pub const BUILTIN_VARIABLES: &[&str] = &[
 /// Ignore globs used when a file gives no `ignore:` list: hidden files, temp and partial writes.
 pub const DEFAULT_IGNORE: &[&str] = &["**/.*", "**/*.tmp", "**/*.part", "**/*~"];
 
+/// Wait before a failed job's first retry when a rule gives no `backoff:`.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(5);
+
 const TOP_LEVEL_KEYS: &[&str] = &[
     "version", "watch", "ignore", "vars", "jobs", "outputs", "rules",
 ];
@@ -45,6 +48,7 @@ const RULE_KEYS: &[&str] = &[
     "stop",
     "settle",
     "output",
+    "backoff",
 ];
 
 /// A file-system event a rule can fire on.
@@ -122,6 +126,8 @@ pub struct Rule {
     pub timeout: Option<Duration>,
     /// How many times a failed job is tried again.
     pub retries: u32,
+    /// Wait before the first retry; it doubles with each further one (capped at 10 minutes).
+    pub backoff: Duration,
     /// At most this many jobs of this rule at once.
     pub concurrency: Option<usize>,
     /// Whether later rules are skipped for a path this rule matched.
@@ -575,6 +581,7 @@ impl<'s> Loader<'s> {
         let timeout = self.duration(map, "timeout");
         let settle = self.duration(map, "settle").unwrap_or(Duration::ZERO);
         let retries = self.field::<u32>(map, "retries").unwrap_or(0);
+        let backoff = self.duration(map, "backoff").unwrap_or(DEFAULT_BACKOFF);
         let concurrency = self.field::<usize>(map, "concurrency");
         if concurrency == Some(0) {
             self.error(
@@ -629,6 +636,7 @@ impl<'s> Loader<'s> {
             output,
             timeout,
             retries,
+            backoff,
             concurrency,
             stop,
             settle,

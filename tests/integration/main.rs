@@ -1,1 +1,4 @@
+//! The single integration-test binary: real binary, real temp folders, real processes.
 
+mod cli;
+mod env;

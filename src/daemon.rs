@@ -1,0 +1,547 @@
+//! The watch loop: file source → settle → matcher → ledger → pool, plus reload and shutdown.
+//!
+//! One thread owns all routing state; the file source, the workers, the signal handler and the
+//! rules-file watch talk to it over channels. Only this module reads the clock.
+//!
+//! Files present when the daemon starts are a baseline: recorded, not run (`--once` runs them).
+//! Files found by a scan (a new folder, an overflow rescan, a returning root) are dispatched
+//! once their size and mtime have held still for [`SCAN_QUIET`], since a scan cannot tell a
+//! finished file from one still being written; a close event for them comes first if it can.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, select, unbounded};
+use indicatif::ProgressBar;
+
+use crate::Error;
+use crate::ledger::{FileVersion, Ledger, Provenance};
+use crate::matcher::{RuleSet, Scratch};
+use crate::plan;
+use crate::pool::{Finished, Pool};
+use crate::rules::{self, EventKind};
+use crate::runner::{self, JobSpec, Outcome};
+use crate::watcher::{FileEvent, Origin, SourceEvent, WatchConfig, Watcher};
+
+/// How long a scanned file's size and mtime must hold still before it is dispatched.
+pub const SCAN_QUIET: Duration = Duration::from_millis(500);
+
+/// Longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// How the daemon is run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The rules file.
+    pub rules_path: PathBuf,
+    /// Process what is there, then exit.
+    pub once: bool,
+    /// Time running jobs get after SIGINT/SIGTERM.
+    pub grace: Duration,
+    /// Where job logs go.
+    pub state_dir: PathBuf,
+}
+
+/// A file waiting out its quiet time.
+#[derive(Debug, Clone)]
+struct Waiting {
+    root: usize,
+    rel: PathBuf,
+    kind: EventKind,
+    version: Option<FileVersion>,
+    quiet: Duration,
+}
+
+struct Daemon {
+    options: Options,
+    set: Arc<RuleSet>,
+    ledger: Ledger,
+    provenance: Arc<Provenance>,
+    /// Per (rule, file): waiting for the rule's `settle`.
+    settling: crate::settle::Debouncer<(String, PathBuf), Waiting>,
+    /// Per file: found by a scan, waiting to hold still.
+    scanned: crate::settle::Debouncer<PathBuf, Waiting>,
+    pool: Pool,
+    run_tag: String,
+    next_job: u64,
+    /// Jobs submitted whose last attempt has not finished.
+    outstanding: usize,
+    succeeded: usize,
+    failed: usize,
+    scratch: Scratch,
+    routed: Vec<usize>,
+    progress: Option<ProgressBar>,
+    /// Whether work was pending at the last check, to log the moment the queue drains.
+    busy: bool,
+}
+
+/// Runs `shotrouter watch`.
+///
+/// # Errors
+/// Invalid rules (exit 2), watch limits (exit 2), or signal set-up failures (exit 1).
+pub fn run(options: Options) -> Result<ExitCode, Error> {
+    runner::become_subreaper();
+    let set = Arc::new(RuleSet::compile(rules::load(&options.rules_path)?)?);
+    let (source_tx, source_rx) = unbounded();
+    let (done_tx, done_rx) = unbounded();
+    let signals = signal_channel()?;
+    let provenance = Arc::new(Provenance::default());
+    let pool = Pool::new(
+        set.file.jobs,
+        rule_limits(&set),
+        provenance.clone(),
+        done_tx,
+    );
+    let mut watcher = None;
+    let mut reloads = crossbeam_channel::never();
+    if options.once {
+        for event in crate::watcher::scan(&watch_config(&set)) {
+            let _ = source_tx.send(SourceEvent::File(event));
+        }
+    } else {
+        watcher = Some(
+            Watcher::start(watch_config(&set), source_tx.clone())
+                .map_err(|e| Error::Config(e.to_string()))?,
+        );
+        reloads = crate::reload::watch(&options.rules_path);
+        let roots: Vec<String> = set
+            .file
+            .watch
+            .iter()
+            .map(|r| r.path.display().to_string())
+            .collect();
+        tracing::info!(rules = %options.rules_path.display(), roots = %roots.join(", "), jobs = set.file.jobs, "watching");
+    }
+    let progress = (options.once && std::io::stderr().is_terminal()).then(|| ProgressBar::new(0));
+    let mut daemon = Daemon {
+        run_tag: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string(),
+        options,
+        set,
+        ledger: Ledger::default(),
+        provenance,
+        settling: Default::default(),
+        scanned: Default::default(),
+        pool,
+        next_job: 0,
+        outstanding: 0,
+        succeeded: 0,
+        failed: 0,
+        scratch: Scratch::default(),
+        routed: Vec::new(),
+        progress,
+        busy: false,
+    };
+    loop {
+        let wait = daemon
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let wait = wait.unwrap_or(Duration::from_secs(3600));
+        select! {
+            recv(source_rx) -> event => if let Ok(event) = event { daemon.on_source(event) },
+            recv(done_rx) -> finished => if let Ok(finished) = finished { daemon.on_finished(finished, &source_tx) },
+            recv(signals) -> signal => {
+                tracing::info!(signal = signal.unwrap_or_default(), "stopping: no new jobs");
+                drop(watcher.take());
+                return Ok(daemon.shut_down(&done_rx));
+            }
+            recv(reloads) -> _ => daemon.reload(&mut watcher, &source_tx)?,
+            default(wait) => {}
+        }
+        daemon.fire_due(Instant::now());
+        daemon.note_idle(&source_rx);
+        if daemon.options.once && daemon.is_idle() && source_rx.is_empty() {
+            return Ok(daemon.finish_once());
+        }
+    }
+}
+
+fn watch_config(set: &RuleSet) -> WatchConfig {
+    WatchConfig {
+        roots: set.file.watch.clone(),
+        ignore: set.ignore_set().clone(),
+        events: set.events(),
+    }
+}
+
+fn rule_limits(set: &RuleSet) -> HashMap<String, usize> {
+    set.file
+        .rules
+        .iter()
+        .filter_map(|r| r.concurrency.map(|c| (r.name.clone(), c)))
+        .collect()
+}
+
+fn signal_channel() -> Result<Receiver<i32>, Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let (tx, rx) = unbounded();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let _ = tx.send(signal);
+            }
+        })
+        .map_err(|e| Error::Runtime(format!("cannot start the signal thread: {e}")))?;
+    Ok(rx)
+}
+
+impl Daemon {
+    fn next_deadline(&self) -> Option<Instant> {
+        [self.settling.next_deadline(), self.scanned.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.outstanding == 0 && self.settling.is_empty() && self.scanned.is_empty()
+    }
+
+    /// Logs once each time all work is done: what a supervisor checks at the end of a night.
+    fn note_idle(&mut self, source: &Receiver<SourceEvent>) {
+        let idle = self.is_idle() && source.is_empty();
+        if idle && self.busy {
+            tracing::info!(
+                succeeded = self.succeeded,
+                failed = self.failed,
+                "idle: every job so far has finished"
+            );
+        }
+        self.busy = !idle;
+    }
+
+    fn on_source(&mut self, event: SourceEvent) {
+        match event {
+            SourceEvent::File(file) => self.on_file(file, Instant::now()),
+            SourceEvent::InitialScanDone => tracing::info!(
+                files = self.ledger.len(),
+                "initial scan done; present files are the baseline"
+            ),
+            SourceEvent::Overflow | SourceEvent::RootLost(_) | SourceEvent::RootBack(_) => {}
+        }
+    }
+
+    fn on_file(&mut self, file: FileEvent, now: Instant) {
+        let abs = self.set.file.watch[file.root].path.join(&file.rel);
+        match file.origin {
+            Origin::InitialScan => self.record_baseline(&file, &abs),
+            Origin::Scan if !self.options.once => {
+                let version = FileVersion::of(&abs);
+                if version.is_some() {
+                    let waiting = Waiting {
+                        root: file.root,
+                        rel: file.rel,
+                        kind: file.kind,
+                        version,
+                        quiet: SCAN_QUIET,
+                    };
+                    self.scanned.push(abs, now + SCAN_QUIET, waiting);
+                }
+            }
+            Origin::Scan | Origin::Event => {
+                if matches!(file.kind, EventKind::CloseWrite | EventKind::MovedTo) {
+                    self.scanned.remove(&abs);
+                }
+                self.on_ready(file.root, &file.rel, file.kind, now);
+            }
+        }
+    }
+
+    fn record_baseline(&mut self, file: &FileEvent, abs: &Path) {
+        let Some(version) = FileVersion::of(abs) else {
+            return;
+        };
+        self.set
+            .route_into(&file.rel, file.kind, &mut self.scratch, &mut self.routed);
+        for &index in &self.routed {
+            self.ledger
+                .record(&self.set.file.rules[index].name, abs, version);
+        }
+    }
+
+    /// A file is ready (or deleted): route it, then dispatch or settle per rule.
+    fn on_ready(&mut self, root: usize, rel: &Path, kind: EventKind, now: Instant) {
+        let set = self.set.clone();
+        let abs = set.file.watch[root].path.join(rel);
+        set.route_into(rel, kind, &mut self.scratch, &mut self.routed);
+        if self.routed.is_empty() {
+            return;
+        }
+        let version = FileVersion::of(&abs);
+        if kind != EventKind::Delete && version.is_none() {
+            tracing::debug!(path = %abs.display(), "gone before it could be routed");
+            return;
+        }
+        let producer = version.and_then(|v| self.provenance.producer(&abs, v));
+        for index in std::mem::take(&mut self.routed) {
+            let rule = &set.file.rules[index];
+            if producer.as_deref() == Some(rule.name.as_str()) {
+                tracing::debug!(rule = %rule.name, path = %abs.display(), "skipping the rule's own output");
+                continue;
+            }
+            if rule.settle > Duration::ZERO && !self.options.once && kind != EventKind::Delete {
+                let waiting = Waiting {
+                    root,
+                    rel: rel.to_path_buf(),
+                    kind,
+                    version,
+                    quiet: rule.settle,
+                };
+                self.settling
+                    .push((rule.name.clone(), abs.clone()), now + rule.settle, waiting);
+            } else {
+                self.dispatch(index, root, rel, version);
+            }
+        }
+    }
+
+    fn fire_due(&mut self, now: Instant) {
+        for (abs, waiting) in self.scanned.drain_ready(now) {
+            match FileVersion::of(&abs) {
+                Some(current) if Some(current) == waiting.version => {
+                    self.on_ready(waiting.root, &waiting.rel, waiting.kind, now)
+                }
+                Some(current) => {
+                    let deadline = now + waiting.quiet;
+                    self.scanned.push(
+                        abs,
+                        deadline,
+                        Waiting {
+                            version: Some(current),
+                            ..waiting
+                        },
+                    );
+                }
+                None => {}
+            }
+        }
+        for ((rule, abs), waiting) in self.settling.drain_ready(now) {
+            let current = FileVersion::of(&abs);
+            if current.is_some() && current != waiting.version {
+                // Written again during the quiet time: wait again from now.
+                let deadline = now + waiting.quiet;
+                self.settling.push(
+                    (rule, abs),
+                    deadline,
+                    Waiting {
+                        version: current,
+                        ..waiting
+                    },
+                );
+                continue;
+            }
+            if let Some(index) = self.set.index_of(&rule) {
+                self.dispatch(index, waiting.root, &waiting.rel, current);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, index: usize, root: usize, rel: &Path, version: Option<FileVersion>) {
+        let set = self.set.clone();
+        let rule = &set.file.rules[index];
+        let root_path = &set.file.watch[root].path;
+        let abs = root_path.join(rel);
+        if let Some(version) = version
+            && !self.ledger.record(&rule.name, &abs, version)
+        {
+            tracing::debug!(rule = %rule.name, path = %abs.display(), "this version was already dispatched");
+            return;
+        }
+        self.next_job += 1;
+        let id = format!("{}-{}", self.run_tag, self.next_job);
+        let planned = match plan::plan(&set, index, root_path, rel, &format!("sr-{id}")) {
+            Ok(planned) => planned,
+            Err(e) => {
+                tracing::error!(job = %id, rule = %rule.name, path = %abs.display(), error = %e, "cannot build the job");
+                self.failed += 1;
+                return;
+            }
+        };
+        let spec = JobSpec {
+            log_path: self
+                .options
+                .state_dir
+                .join("logs")
+                .join(&rule.name)
+                .join(format!("{id}.log")),
+            id,
+            rule: rule.name.clone(),
+            path: abs,
+            steps: planned.steps,
+            output: planned.output,
+            allowed_roots: plan::allowed_output_roots(&set),
+            timeout: rule.timeout,
+            attempt: 1,
+        };
+        self.outstanding += 1;
+        if let Some(bar) = &self.progress {
+            bar.inc_length(1);
+        }
+        self.pool.submit(spec);
+    }
+
+    fn on_finished(&mut self, finished: Finished, source: &Sender<SourceEvent>) {
+        let Finished {
+            spec,
+            outcome,
+            duration,
+        } = finished;
+        let rule = self
+            .set
+            .index_of(&spec.rule)
+            .map(|i| &self.set.file.rules[i]);
+        match &outcome {
+            Outcome::Succeeded { published } => {
+                tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = duration.as_millis() as u64, "end");
+                self.succeeded += 1;
+                // In --once there is no watcher to see the product land: route it ourselves so
+                // chains (frames → movie → SAN copy) complete.
+                if self.options.once
+                    && let Some(product) = published
+                    && let Some((root, rel)) = self.locate(product)
+                {
+                    let _ = source.send(SourceEvent::File(FileEvent {
+                        root,
+                        rel,
+                        kind: EventKind::MovedTo,
+                        origin: Origin::Event,
+                    }));
+                }
+            }
+            Outcome::Failed(failure) => {
+                let retries = rule.map_or(0, |r| r.retries);
+                tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = %failure, duration_ms = duration.as_millis() as u64, attempt = spec.attempt, log = %spec.log_path.display(), "end");
+                if spec.attempt <= retries {
+                    let base = rule.map_or(rules::DEFAULT_BACKOFF, |r| r.backoff);
+                    let delay = base
+                        .saturating_mul(1 << (spec.attempt - 1).min(16))
+                        .min(MAX_BACKOFF);
+                    tracing::info!(job = %spec.id, rule = %spec.rule, retry_in_ms = delay.as_millis() as u64, "will retry");
+                    let retry = JobSpec {
+                        attempt: spec.attempt + 1,
+                        ..spec
+                    };
+                    self.pool.submit_at(retry, Instant::now() + delay);
+                    return;
+                }
+                self.failed += 1;
+            }
+            Outcome::Cancelled => {
+                tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "cancelled", "end");
+                self.failed += 1;
+            }
+        }
+        self.outstanding = self.outstanding.saturating_sub(1);
+        if let Some(bar) = &self.progress {
+            bar.inc(1);
+        }
+    }
+
+    fn locate(&self, path: &Path) -> Option<(usize, PathBuf)> {
+        let (root, rel) = self.set.locate(path)?;
+        let index = self.set.file.watch.iter().position(|w| w.path == root)?;
+        Some((index, rel.to_path_buf()))
+    }
+
+    fn reload(
+        &mut self,
+        watcher: &mut Option<Watcher>,
+        source: &Sender<SourceEvent>,
+    ) -> Result<(), Error> {
+        let path = &self.options.rules_path;
+        let set = match rules::load(path)
+            .map_err(Error::from)
+            .and_then(|f| RuleSet::compile(f).map_err(Error::from))
+        {
+            Ok(set) => Arc::new(set),
+            Err(e) => {
+                tracing::error!("rules reload failed; the previous rules stay in force\n{e}");
+                return Ok(());
+            }
+        };
+        let rewatch = set.file.watch != self.set.file.watch
+            || set.file.ignore != self.set.file.ignore
+            || set.events() != self.set.events();
+        self.pool.set_limits(set.file.jobs, rule_limits(&set));
+        self.set = set;
+        if rewatch {
+            drop(watcher.take());
+            *watcher = Some(
+                Watcher::start(watch_config(&self.set), source.clone())
+                    .map_err(|e| Error::Config(e.to_string()))?,
+            );
+        }
+        tracing::info!(rules = %path.display(), count = self.set.file.rules.len(), rewatched = rewatch, "rules reloaded");
+        Ok(())
+    }
+
+    fn finish_once(self) -> ExitCode {
+        if let Some(bar) = &self.progress {
+            bar.finish_and_clear();
+        }
+        tracing::info!(succeeded = self.succeeded, failed = self.failed, "done");
+        self.pool.shutdown();
+        if self.failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+
+    /// Stops taking work, lets running jobs finish within the grace period, then kills them.
+    fn shut_down(self, done: &Receiver<Finished>) -> ExitCode {
+        let dropped = self.pool.drain_queued();
+        if !dropped.is_empty() {
+            tracing::warn!(
+                count = dropped.len(),
+                "queued jobs not started; they run again when their files are next seen"
+            );
+        }
+        let running = self.pool.running();
+        tracing::info!(
+            running,
+            grace_s = self.options.grace.as_secs_f64(),
+            "waiting for running jobs"
+        );
+        let deadline = Instant::now() + self.options.grace;
+        let mut cancelled = false;
+        while self.pool.running() > 0 {
+            let limit = if cancelled {
+                runner::KILL_GRACE * 2
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            };
+            match done.recv_timeout(limit) {
+                Ok(finished) => self.log_final(finished),
+                Err(_) if !cancelled => {
+                    tracing::warn!(
+                        running = self.pool.running(),
+                        "grace period over; killing running jobs"
+                    );
+                    self.pool.cancel_running();
+                    cancelled = true;
+                }
+                Err(_) => break,
+            }
+        }
+        while let Ok(finished) = done.try_recv() {
+            self.log_final(finished);
+        }
+        self.pool.shutdown();
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    }
+
+    fn log_final(&self, finished: Finished) {
+        tracing::info!(job = %finished.spec.id, rule = %finished.spec.rule, path = %finished.spec.path.display(), status = ?finished.outcome, "end");
+    }
+}

@@ -1,0 +1,161 @@
+//! What the daemon has already done, in memory: which version of which file each rule was
+//! dispatched for, and which files shotrouter's own jobs published.
+//!
+//! A version is (device, inode, size, mtime): a rescan or a duplicate event finds the same
+//! version and dispatches nothing; a re-rendered file is a new version and runs again.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// One version of a file's contents, as far as the file system tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileVersion {
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+impl FileVersion {
+    /// The version of a regular file, or `None` when it is missing or not a regular file.
+    pub fn of(path: &Path) -> Option<FileVersion> {
+        let meta = std::fs::metadata(path).ok()?;
+        meta.is_file().then(|| FileVersion {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        })
+    }
+}
+
+/// The versions dispatched so far, per rule name and path.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    dispatched: HashMap<(String, PathBuf), FileVersion>,
+}
+
+impl Ledger {
+    /// Records `version` of `path` for `rule`; false when that exact version was already recorded.
+    pub fn record(&mut self, rule: &str, path: &Path, version: FileVersion) -> bool {
+        match self
+            .dispatched
+            .get_mut(&(rule.to_string(), path.to_path_buf()))
+        {
+            Some(seen) if *seen == version => false,
+            Some(seen) => {
+                *seen = version;
+                true
+            }
+            None => {
+                self.dispatched
+                    .insert((rule.to_string(), path.to_path_buf()), version);
+                true
+            }
+        }
+    }
+
+    /// Number of (rule, path) pairs known.
+    pub fn len(&self) -> usize {
+        self.dispatched.len()
+    }
+
+    /// Whether nothing was recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.dispatched.is_empty()
+    }
+}
+
+/// Files published by shotrouter's jobs, so that a rule never fires on its own product.
+/// Shared with the job workers: they record a product *before* renaming it into place, so the
+/// record exists before inotify can report the rename.
+#[derive(Debug, Default)]
+pub struct Provenance {
+    published: Mutex<HashMap<PathBuf, (String, FileVersion)>>,
+}
+
+impl Provenance {
+    /// Notes that `rule` is about to publish `version` at `path`.
+    pub fn record(&self, path: &Path, rule: &str, version: FileVersion) {
+        self.lock()
+            .insert(path.to_path_buf(), (rule.to_string(), version));
+    }
+
+    /// The rule that produced this exact version of `path`, if shotrouter did.
+    pub fn producer(&self, path: &Path, version: FileVersion) -> Option<String> {
+        self.lock()
+            .get(path)
+            .filter(|(_, v)| *v == version)
+            .map(|(rule, _)| rule.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (String, FileVersion)>> {
+        // A worker that panicked mid-insert leaves a valid map; keep using it.
+        self.published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(size: u64) -> FileVersion {
+        FileVersion {
+            dev: 1,
+            ino: 2,
+            size,
+            mtime_ns: 3,
+        }
+    }
+
+    #[test]
+    fn same_version_is_recorded_once_per_rule() {
+        let mut ledger = Ledger::default();
+        let path = Path::new("/s/a.tif");
+        assert!(ledger.record("review", path, version(10)));
+        assert!(!ledger.record("review", path, version(10)));
+        assert!(
+            ledger.record("archive", path, version(10)),
+            "another rule is independent"
+        );
+        assert!(
+            ledger.record("review", path, version(11)),
+            "a new version runs again"
+        );
+        assert!(!ledger.record("review", path, version(11)));
+    }
+
+    #[test]
+    fn provenance_matches_only_the_published_version() {
+        let p = Provenance::default();
+        p.record(Path::new("/s/x.mov"), "review", version(5));
+        assert_eq!(
+            p.producer(Path::new("/s/x.mov"), version(5)).as_deref(),
+            Some("review")
+        );
+        assert_eq!(
+            p.producer(Path::new("/s/x.mov"), version(6)),
+            None,
+            "overwritten by someone else"
+        );
+    }
+
+    #[test]
+    fn version_of_a_real_file_changes_when_it_is_rewritten() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"a").expect("write");
+        let first = FileVersion::of(&path).expect("file");
+        std::fs::write(&path, b"ab").expect("write");
+        assert_ne!(FileVersion::of(&path), Some(first));
+        assert_eq!(FileVersion::of(dir.path()), None, "folders have no version");
+    }
+}

@@ -1,0 +1,392 @@
+//! Runs one job: each step's argv through `duct` (never a shell), in its own process group,
+//! with stdout and stderr in the job's log file, a timeout, and the atomic publish of its output.
+//!
+//! A failing, missing or hanging command is an [`Outcome`], never an error of the daemon. On
+//! timeout or cancel the whole group gets SIGTERM, then SIGKILL after a short grace; when a job
+//! ends, stragglers of its group are killed and reaped (the daemon is a child subreaper), so no
+//! job leaves orphans or zombies behind.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+
+use crate::explain::shell_quote;
+use crate::ledger::{FileVersion, Provenance};
+use crate::plan::OutputPaths;
+
+/// How long a job's group has between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// Everything needed to run one attempt of a job.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// Unique job id, used in the log and temp names.
+    pub id: String,
+    /// The rule's name.
+    pub rule: String,
+    /// The triggering file.
+    pub path: PathBuf,
+    /// Each step's argv.
+    pub steps: Vec<Vec<OsString>>,
+    /// The product, if the rule declares one.
+    pub output: Option<OutputPaths>,
+    /// Where outputs may be published.
+    pub allowed_roots: Vec<PathBuf>,
+    /// Longest the job may run.
+    pub timeout: Option<Duration>,
+    /// The job's log file.
+    pub log_path: PathBuf,
+    /// 1 for the first try.
+    pub attempt: u32,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step exited 0 and the output, if any, was published.
+    Succeeded {
+        /// The published product.
+        published: Option<PathBuf>,
+    },
+    /// The job failed; retrying may help.
+    Failed(Failure),
+    /// Stopped on request (shutdown or cancel).
+    Cancelled,
+}
+
+/// Why a job failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// A step exited non-zero or was killed by a signal.
+    #[error("step {step} {status}")]
+    Exit {
+        /// 1-based step number.
+        step: usize,
+        /// `exited with status 1` or `killed by signal 9`.
+        status: String,
+    },
+    /// A step ran longer than the rule's `timeout`.
+    #[error(
+        "step {step} timed out after {:?}; its process group was killed",
+        limit
+    )]
+    TimedOut {
+        /// 1-based step number.
+        step: usize,
+        /// The timeout.
+        limit: Duration,
+    },
+    /// A step's program could not be started.
+    #[error("step {step}: cannot run `{program}`: {reason}")]
+    Spawn {
+        /// 1-based step number.
+        step: usize,
+        /// The program name.
+        program: String,
+        /// The OS's reason.
+        reason: String,
+    },
+    /// Every step succeeded but the output was not written.
+    #[error("the commands exited 0 but did not write `{}`", .0.display())]
+    NoOutput(PathBuf),
+    /// The output folder or the final rename failed, or it leads outside the allowed roots.
+    #[error("cannot publish: {0}")]
+    Publish(String),
+    /// The log file could not be opened.
+    #[error("cannot open job log `{}`: {reason}", path.display())]
+    Log {
+        /// The log path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A handle on a running job, to cancel it from another thread.
+#[derive(Debug, Default)]
+pub struct JobControl {
+    pgid: AtomicI32,
+    cancelled: AtomicBool,
+}
+
+impl JobControl {
+    /// Asks the job to stop: its group gets SIGTERM now, SIGKILL after [`KILL_GRACE`].
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        let pgid = self.pgid.load(Ordering::SeqCst);
+        if pgid > 0 {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+/// Makes this process the reaper of its jobs' orphaned descendants, so that none is left as a
+/// zombie where PID 1 does not reap (containers).
+pub fn become_subreaper() {
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(error = %e, "cannot become a child subreaper; orphans of killed jobs are left to init");
+    }
+}
+
+/// Runs one attempt of a job to the end.
+pub fn run(spec: &JobSpec, control: &JobControl, provenance: &Provenance) -> Outcome {
+    let mut log = match open_log(&spec.log_path) {
+        Ok(log) => log,
+        Err(reason) => {
+            return Outcome::Failed(Failure::Log {
+                path: spec.log_path.clone(),
+                reason,
+            });
+        }
+    };
+    let _ = writeln!(
+        log,
+        "== job {} rule {} attempt {} file {}",
+        spec.id,
+        spec.rule,
+        spec.attempt,
+        spec.path.display()
+    );
+    if let Some(output) = &spec.output
+        && let Err(reason) = prepare_output(output, &spec.allowed_roots)
+    {
+        let _ = writeln!(log, "== cannot publish: {reason}");
+        return Outcome::Failed(Failure::Publish(reason));
+    }
+    let deadline = spec.timeout.map(|t| Instant::now() + t);
+    for (index, argv) in spec.steps.iter().enumerate() {
+        let step = index + 1;
+        let display: Vec<String> = argv.iter().map(|a| shell_quote(a.as_bytes())).collect();
+        let _ = writeln!(log, "$ {}", display.join(" "));
+        let result = run_step(argv, &log, deadline, control);
+        let _ = writeln!(log, "== step {step}: {}", describe(&result));
+        let failure = match result {
+            StepResult::Exited(status) if status.success() => continue,
+            StepResult::Exited(status) => Failure::Exit {
+                step,
+                status: exit_text(status),
+            },
+            StepResult::TimedOut => Failure::TimedOut {
+                step,
+                limit: spec.timeout.unwrap_or_default(),
+            },
+            StepResult::Cancelled => {
+                discard_output(spec);
+                return Outcome::Cancelled;
+            }
+            StepResult::SpawnFailed(reason) => Failure::Spawn {
+                step,
+                program: String::from_utf8_lossy(argv[0].as_bytes()).into_owned(),
+                reason,
+            },
+        };
+        discard_output(spec);
+        return Outcome::Failed(failure);
+    }
+    let published = match &spec.output {
+        Some(output) => match publish(output, &spec.rule, provenance) {
+            Ok(path) => Some(path),
+            Err(failure) => {
+                let _ = writeln!(log, "== {failure}");
+                discard_output(spec);
+                return Outcome::Failed(failure);
+            }
+        },
+        None => None,
+    };
+    if let Some(path) = &published {
+        let _ = writeln!(log, "== published {}", path.display());
+    }
+    Outcome::Succeeded { published }
+}
+
+enum StepResult {
+    Exited(std::process::ExitStatus),
+    TimedOut,
+    Cancelled,
+    SpawnFailed(String),
+}
+
+fn describe(result: &StepResult) -> String {
+    match result {
+        StepResult::Exited(status) => exit_text(*status),
+        StepResult::TimedOut => "timed out; process group killed".into(),
+        StepResult::Cancelled => "cancelled; process group killed".into(),
+        StepResult::SpawnFailed(reason) => format!("could not start: {reason}"),
+    }
+}
+
+fn exit_text(status: std::process::ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "ended".into(),
+    }
+}
+
+fn open_log(path: &Path) -> Result<File, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| e.to_string())
+}
+
+fn run_step(
+    argv: &[OsString],
+    log: &File,
+    deadline: Option<Instant>,
+    control: &JobControl,
+) -> StepResult {
+    let (stdout, stderr) = match (log.try_clone(), log.try_clone()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            return StepResult::SpawnFailed(format!("cannot share the log file: {e}"));
+        }
+    };
+    let expression = duct::cmd(&argv[0], &argv[1..])
+        .stdin_null()
+        .stdout_file(stdout)
+        .stderr_file(stderr)
+        .unchecked()
+        .before_spawn(|command| {
+            // Its own process group, so a timeout reaches everything the command spawned.
+            command.process_group(0);
+            Ok(())
+        });
+    let handle = match expression.start() {
+        Ok(handle) => handle,
+        Err(e) => return StepResult::SpawnFailed(e.to_string()),
+    };
+    let pgid = handle.pids().first().map_or(0, |&p| p as i32);
+    control.pgid.store(pgid, Ordering::SeqCst);
+    let mut ending: Option<StepResult> = None;
+    let status = loop {
+        // Wakes on SIGCHLD at once; the 200 ms cap only bounds how late a cancel is noticed.
+        let mut wake = Instant::now() + Duration::from_millis(200);
+        if let Some(d) = deadline {
+            wake = wake.min(d);
+        }
+        match handle.wait_deadline(wake) {
+            Ok(Some(output)) => break Some(output.status),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        if ending.is_none() {
+            if control.is_cancelled() {
+                ending = Some(StepResult::Cancelled);
+            } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                ending = Some(StepResult::TimedOut);
+            }
+            if ending.is_some() {
+                let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+                match handle.wait_timeout(KILL_GRACE) {
+                    Ok(Some(output)) => break Some(output.status),
+                    _ => {
+                        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+                    }
+                }
+            }
+        }
+    };
+    control.pgid.store(0, Ordering::SeqCst);
+    reap_group(pgid);
+    match (ending, status) {
+        (Some(ending), _) => ending,
+        (None, Some(status)) => StepResult::Exited(status),
+        (None, None) => StepResult::SpawnFailed("lost track of the process".into()),
+    }
+}
+
+/// Kills whatever is left of a finished job's process group and reaps the members that were
+/// re-parented to us. A member whose parent just died reaches us a moment later, so this looks
+/// again until the group is empty (bounded: a member that left the group is not ours to wait for).
+fn reap_group(pgid: i32) {
+    if pgid <= 0 {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let members_left = killpg(Pid::from_raw(pgid), Signal::SIGKILL) != Err(Errno::ESRCH);
+        while let Ok(status) = waitpid(Pid::from_raw(-pgid), Some(WaitPidFlag::WNOHANG)) {
+            if status == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
+        }
+        if !members_left || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Creates the output's folder and refuses one that resolves (through symlinks) outside the
+/// allowed roots; removes a stale temp file from an earlier, killed attempt.
+fn prepare_output(output: &OutputPaths, allowed: &[PathBuf]) -> Result<(), String> {
+    let dir = output
+        .final_path
+        .parent()
+        .ok_or_else(|| format!("output `{}` has no folder", output.final_path.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let real = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve `{}`: {e}", dir.display()))?;
+    let inside = allowed
+        .iter()
+        .filter_map(|root| root.canonicalize().ok())
+        .any(|root| real.starts_with(root));
+    if !inside {
+        return Err(format!(
+            "output folder `{}` resolves to `{}`, outside the watch roots and `outputs:` folders",
+            dir.display(),
+            real.display()
+        ));
+    }
+    match std::fs::remove_file(&output.temp_path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!(
+            "cannot remove stale `{}`: {e}",
+            output.temp_path.display()
+        )),
+    }
+}
+
+fn publish(output: &OutputPaths, rule: &str, provenance: &Provenance) -> Result<PathBuf, Failure> {
+    let Some(version) = FileVersion::of(&output.temp_path) else {
+        return Err(Failure::NoOutput(output.temp_path.clone()));
+    };
+    // Recorded before the rename, so the rename's own inotify event already finds it.
+    provenance.record(&output.final_path, rule, version);
+    std::fs::rename(&output.temp_path, &output.final_path).map_err(|e| {
+        Failure::Publish(format!(
+            "cannot rename `{}` to `{}`: {e}",
+            output.temp_path.display(),
+            output.final_path.display()
+        ))
+    })?;
+    Ok(output.final_path.clone())
+}
+
+fn discard_output(spec: &JobSpec) {
+    if let Some(output) = &spec.output {
+        let _ = std::fs::remove_file(&output.temp_path);
+    }
+}

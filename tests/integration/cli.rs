@@ -1,0 +1,158 @@
+//! `check` and `explain` through the real binary.
+
+use crate::env::{Env, stderr, stdout};
+
+const RULES: &str = r#"version: 1
+watch: [shots]
+vars: {show: demo}
+rules:
+  - name: review
+    match: "**/*.tif"
+    regex: '^(?P<shot>sh\d{3})/'
+    output: "{root}/{shot}/review/{stem}.mov"
+    run: [ffmpeg, -i, "{path}", "{out}"]
+  - name: archive
+    match: "**"
+    run: [cp, "{path}", "/archive/{show}/"]
+"#;
+
+#[test]
+fn check_accepts_a_valid_file_with_a_summary() {
+    let env = Env::new();
+    env.write("rules.yaml", RULES);
+    let out = env.run(&["check", "rules.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let want = format!(
+        "rules.yaml: ok, 2 rules, watching {}\n",
+        env.path("shots").display()
+    );
+    assert_eq!(stdout(&out), want);
+}
+
+#[test]
+fn check_prints_every_error_and_exits_2() {
+    let env = Env::new();
+    env.write("rules.yaml", "version: 1\nwatch: [shots]\nrules:\n  - name: a\n    match: \"[\"\n    run: [x, \"{stme}\"]\n");
+    let out = env.run(&["check", "rules.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("error: invalid glob `[`"), "{err}");
+    assert!(err.contains(" --> rules.yaml:5:12\n"), "{err}");
+    assert!(err.contains(" --> rules.yaml:6:15\n"), "{err}");
+    assert!(err.contains("= help: did you mean `{stem}`?"), "{err}");
+    assert!(err.ends_with("2 errors in rules.yaml\n"), "{err}");
+}
+
+#[test]
+fn check_of_a_missing_file_exits_2_naming_it() {
+    let env = Env::new();
+    let out = env.run(&["check", "nope.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot read rules file `nope.yaml`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn explain_shows_rules_vars_and_quoted_argv() {
+    let env = Env::new();
+    env.write("rules.yaml", RULES);
+    let out = env.run(&["explain", "rules.yaml", "shots/sh010/comp/it's a.1001.tif"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let root = env.path("shots");
+    let root = root.display();
+    assert!(text.contains("  match review (rules.yaml:5)\n"), "{text}");
+    assert!(text.contains("  match archive (rules.yaml:10)\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "    output: '{root}/sh010/review/it'\\''s a.1001.mov'\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("    run: ffmpeg -i '{root}/sh010/comp/it'\\''s a.1001.tif' '{root}/sh010/review/.it'\\''s a.1001.JOB.mov'\n")),
+        "{text}"
+    );
+    assert!(text.contains(" frame=1001 "), "{text}");
+}
+
+#[test]
+fn explain_json_is_one_array_with_argv_lists() {
+    let env = Env::new();
+    env.write("rules.yaml", RULES);
+    let out = env.run(&[
+        "explain",
+        "--json",
+        "rules.yaml",
+        "shots/sh010/a.tif",
+        "shots/notes.txt",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let reports = value.as_array().expect("array");
+    assert_eq!(reports.len(), 2);
+    let first = &reports[0];
+    assert_eq!(
+        first["path"],
+        env.path("shots/sh010/a.tif").display().to_string()
+    );
+    assert_eq!(first["matches"][0]["rule"], "review");
+    assert_eq!(first["matches"][0]["vars"]["shot"], "sh010");
+    assert_eq!(first["matches"][1]["steps"][0][0], "cp");
+    assert_eq!(first["matches"][1]["steps"][0][2], "/archive/demo/");
+    let second = &reports[1];
+    let rules: Vec<&str> = second["matches"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|m| m["rule"].as_str().expect("name"))
+        .collect();
+    assert_eq!(rules, ["archive"]);
+}
+
+#[test]
+fn explain_verbose_says_why_rules_do_not_match() {
+    let env = Env::new();
+    env.write("rules.yaml", RULES);
+    let out = env.run(&[
+        "explain",
+        "-v",
+        "rules.yaml",
+        "shots/misc/a.tif",
+        "shots/.hidden.tif",
+        "/elsewhere/a.tif",
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("  skip  review: regex `^(?P<shot>sh\\d{3})/` does not match `misc/a.tif`\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  ignored: matches an `ignore` glob"),
+        "{text}"
+    );
+    assert!(text.contains("  not under any watch root"), "{text}");
+}
+
+#[test]
+fn every_subcommand_help_has_an_example() {
+    let env = Env::new();
+    for sub in ["check", "explain", "watch"] {
+        let out = env.run(&[sub, "--help"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            stdout(&out).contains("Example"),
+            "{sub} --help lacks an example"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let env = Env::new();
+    assert_eq!(env.run(&["explain", "rules.yaml"]).status.code(), Some(2));
+    assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
+}
