@@ -106,6 +106,8 @@ impl RuleSet {
         }
         let patterns = RegexSetBuilder::new(&patterns)
             .unicode(false)
+            // A newline is a legal byte in a file name; globset compiles its globs this way too.
+            .dot_matches_new_line(true)
             // Hundreds of rules need a larger lazy-DFA cache than the default to stay on the
             // fast path; this is memory per rules file, not per path.
             .dfa_size_limit(64 << 20)

@@ -894,12 +894,15 @@ pub fn compile_glob(text: &str) -> Result<globset::Glob, globset::Error> {
 }
 
 /// Compiles a rule's regex for matching path bytes: Unicode mode is off, so `.` and `[^/]`
-/// match any byte (non-UTF-8 names included) and `\d`, `\w` are ASCII.
+/// match any byte (non-UTF-8 names and newlines included) and `\d`, `\w` are ASCII.
 ///
 /// # Errors
 /// regex's reason.
 pub fn path_regex(text: &str) -> Result<regex::bytes::Regex, regex::Error> {
-    regex::bytes::RegexBuilder::new(text).unicode(false).build()
+    regex::bytes::RegexBuilder::new(text)
+        .unicode(false)
+        .dot_matches_new_line(true)
+        .build()
 }
 
 /// Parses `500ms`, `90s`, `10m`, `1h`, `1h 30m`.

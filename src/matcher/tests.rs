@@ -102,6 +102,14 @@ fn non_utf8_names_match_and_reach_argv_intact() {
 }
 
 #[test]
+fn names_with_newlines_match_globs_and_regexes() {
+    let s = set(
+        "rules:\n  - {name: any, match: \"**\", run: [a]}\n  - {name: dat, match: \"**/*.dat\", regex: '^sh.*/', run: [a]}\n",
+    );
+    assert_eq!(names(&s, "sh\n010/new\nline.dat"), ["any", "dat"]);
+}
+
+#[test]
 fn frame_numbers_keep_their_padding() {
     let cases: [(&str, Option<&str>); 7] = [
         ("sh010_comp_v001.1001", Some("1001")),

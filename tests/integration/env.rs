@@ -60,7 +60,6 @@ pub fn stderr(output: &Output) -> String {
 }
 
 /// Waits until `condition` holds, polling; panics with `what` after `limit`.
-#[allow(dead_code)] // used by the watcher tests
 pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     let mut pause = Duration::from_millis(2);

@@ -1,4 +1,6 @@
 //! The single integration-test binary: real binary, real temp folders, real processes.
 
 mod cli;
+mod daemon;
 mod env;
+mod watch;
