@@ -156,3 +156,25 @@ fn usage_errors_exit_2() {
     assert_eq!(env.run(&["explain", "rules.yaml"]).status.code(), Some(2));
     assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
 }
+
+#[test]
+fn every_rules_file_shipped_in_rules_checks() {
+    let env = Env::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("rules/").flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = env.run(&["check", path.to_str().expect("utf-8 path")]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}: {}",
+                path.display(),
+                stderr(&out)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "rules/ holds the demo and an example show");
+}
