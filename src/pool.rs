@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::ledger::Provenance;
-use crate::runner::{self, JobControl, JobSpec, Outcome};
+use crate::runner::{self, JobControl, JobSpec, Outcome, Watchdog};
 
 /// A finished attempt, sent back to the daemon.
 #[derive(Debug)]
@@ -35,6 +35,7 @@ struct Shared {
     wake: Condvar,
     done: Sender<Finished>,
     provenance: Arc<Provenance>,
+    watchdog: Watchdog,
 }
 
 #[derive(Default)]
@@ -46,7 +47,8 @@ struct State {
     delayed: Vec<(Instant, JobSpec)>,
     running: HashMap<String, usize>,
     running_total: usize,
-    controls: HashMap<String, Arc<JobControl>>,
+    controls: HashMap<u64, Arc<JobControl>>,
+    started: u64,
     closing: bool,
 }
 
@@ -107,6 +109,7 @@ impl Pool {
             wake: Condvar::new(),
             done,
             provenance,
+            watchdog: Watchdog::start(),
         });
         let mut pool = Pool {
             shared,
@@ -190,8 +193,8 @@ impl Pool {
 
     /// Cancels every running job (SIGTERM to its group, SIGKILL after a grace).
     pub fn cancel_running(&self) {
-        for control in self.lock().controls.values() {
-            control.cancel();
+        for (job, control) in &self.lock().controls {
+            self.shared.watchdog.cancel(*job, control);
         }
     }
 
@@ -239,14 +242,16 @@ fn worker(shared: &Shared) {
             continue;
         };
         let control = Arc::new(JobControl::default());
+        state.started += 1;
+        let job = state.started;
         state.running_total += 1;
         *state.running.entry(spec.rule.clone()).or_default() += 1;
-        state.controls.insert(spec.id.clone(), control.clone());
+        state.controls.insert(job, control.clone());
         drop(state);
 
         tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), attempt = spec.attempt, "start");
         let started = Instant::now();
-        let outcome = runner::run(&spec, &control, &shared.provenance);
+        let outcome = runner::run(&spec, job, &control, &shared.watchdog, &shared.provenance);
         let duration = started.elapsed();
 
         state = shared.lock();
@@ -254,7 +259,7 @@ fn worker(shared: &Shared) {
         if let Some(n) = state.running.get_mut(&spec.rule) {
             *n -= 1;
         }
-        state.controls.remove(&spec.id);
+        state.controls.remove(&job);
         // A slot freed: another worker may now start a job this rule's limit held back.
         shared.wake.notify_all();
         let _ = shared.done.send(Finished {

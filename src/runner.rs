@@ -6,12 +6,14 @@
 //! ends, stragglers of its group are killed and reaped (the daemon is a child subreaper), so no
 //! job leaves orphans or zombies behind.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -112,25 +114,100 @@ pub enum Failure {
     },
 }
 
-/// A handle on a running job, to cancel it from another thread.
+/// A handle on a running job, shared with the [`Watchdog`] and with whoever may cancel it.
 #[derive(Debug, Default)]
 pub struct JobControl {
     pgid: AtomicI32,
     cancelled: AtomicBool,
+    timed_out: AtomicBool,
 }
 
 impl JobControl {
-    /// Asks the job to stop: its group gets SIGTERM now, SIGKILL after [`KILL_GRACE`].
-    pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
+    fn signal(&self, signal: Signal) {
         let pgid = self.pgid.load(Ordering::SeqCst);
         if pgid > 0 {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+            let _ = killpg(Pid::from_raw(pgid), signal);
         }
     }
 
     fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+enum Alarm {
+    /// SIGTERM the job's group at the deadline (its timeout), SIGKILL after [`KILL_GRACE`].
+    Timeout(u64, Instant, Arc<JobControl>),
+    /// SIGTERM now (cancel), SIGKILL after [`KILL_GRACE`].
+    Cancel(u64, Arc<JobControl>),
+    /// The job ended: forget it.
+    Disarm(u64),
+}
+
+/// One thread that owns every running job's deadline, so workers can block in a plain `wait()`
+/// (woken directly by the kernel when their child exits) instead of polling for timeouts.
+#[derive(Debug, Clone)]
+pub struct Watchdog {
+    alarms: crossbeam_channel::Sender<Alarm>,
+}
+
+impl Watchdog {
+    /// Starts the watchdog thread; it ends when every `Watchdog` clone is dropped.
+    pub fn start() -> Watchdog {
+        let (alarms, rx) = crossbeam_channel::unbounded();
+        let spawned = std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || watchdog(&rx));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the watchdog thread; timeouts will not be enforced");
+        }
+        Watchdog { alarms }
+    }
+
+    /// Asks the job to stop: SIGTERM to its group now, SIGKILL after [`KILL_GRACE`].
+    pub fn cancel(&self, job: u64, control: &Arc<JobControl>) {
+        control.cancelled.store(true, Ordering::SeqCst);
+        let _ = self.alarms.send(Alarm::Cancel(job, control.clone()));
+    }
+}
+
+fn watchdog(alarms: &crossbeam_channel::Receiver<Alarm>) {
+    // job -> (when to act next, signal to send then, control)
+    let mut armed: HashMap<u64, (Instant, Signal, Arc<JobControl>)> = HashMap::new();
+    loop {
+        let next = armed.values().map(|(at, _, _)| *at).min();
+        let received = match next {
+            Some(at) => alarms.recv_deadline(at),
+            None => alarms
+                .recv()
+                .map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
+        };
+        match received {
+            Ok(Alarm::Timeout(job, at, control)) => {
+                armed.insert(job, (at, Signal::SIGTERM, control));
+            }
+            Ok(Alarm::Cancel(job, control)) => {
+                control.signal(Signal::SIGTERM);
+                armed.insert(job, (Instant::now() + KILL_GRACE, Signal::SIGKILL, control));
+            }
+            Ok(Alarm::Disarm(job)) => {
+                armed.remove(&job);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+        }
+        let now = Instant::now();
+        for (at, signal, control) in armed.values_mut() {
+            if *at <= now {
+                if *signal == Signal::SIGTERM {
+                    control.timed_out.store(true, Ordering::SeqCst);
+                }
+                control.signal(*signal);
+                // After SIGTERM, SIGKILL; after SIGKILL, again until the job disarms.
+                *signal = Signal::SIGKILL;
+                *at = now + KILL_GRACE;
+            }
+        }
     }
 }
 
@@ -142,8 +219,14 @@ pub fn become_subreaper() {
     }
 }
 
-/// Runs one attempt of a job to the end.
-pub fn run(spec: &JobSpec, control: &JobControl, provenance: &Provenance) -> Outcome {
+/// Runs one attempt of a job to the end. `job` is a number unique among running jobs.
+pub fn run(
+    spec: &JobSpec,
+    job: u64,
+    control: &Arc<JobControl>,
+    watchdog: &Watchdog,
+    provenance: &Provenance,
+) -> Outcome {
     let mut log = match open_log(&spec.log_path) {
         Ok(log) => log,
         Err(reason) => {
@@ -153,27 +236,29 @@ pub fn run(spec: &JobSpec, control: &JobControl, provenance: &Provenance) -> Out
             });
         }
     };
-    let _ = writeln!(
-        log,
-        "== job {} rule {} attempt {} file {}",
-        spec.id,
-        spec.rule,
-        spec.attempt,
-        spec.path.display()
+    note(
+        &mut log,
+        format!(
+            "== job {} rule {} attempt {} file {}",
+            spec.id,
+            spec.rule,
+            spec.attempt,
+            spec.path.display()
+        ),
     );
     if let Some(output) = &spec.output
         && let Err(reason) = prepare_output(output, &spec.allowed_roots)
     {
-        let _ = writeln!(log, "== cannot publish: {reason}");
+        note(&mut log, format!("== cannot publish: {reason}"));
         return Outcome::Failed(Failure::Publish(reason));
     }
     let deadline = spec.timeout.map(|t| Instant::now() + t);
     for (index, argv) in spec.steps.iter().enumerate() {
         let step = index + 1;
         let display: Vec<String> = argv.iter().map(|a| shell_quote(a.as_bytes())).collect();
-        let _ = writeln!(log, "$ {}", display.join(" "));
-        let result = run_step(argv, &log, deadline, control);
-        let _ = writeln!(log, "== step {step}: {}", describe(&result));
+        note(&mut log, format!("$ {}", display.join(" ")));
+        let result = run_step(argv, &log, deadline, job, control, watchdog);
+        note(&mut log, format!("== step {step}: {}", describe(&result)));
         let failure = match result {
             StepResult::Exited(status) if status.success() => continue,
             StepResult::Exited(status) => Failure::Exit {
@@ -201,7 +286,7 @@ pub fn run(spec: &JobSpec, control: &JobControl, provenance: &Provenance) -> Out
         Some(output) => match publish(output, &spec.rule, provenance) {
             Ok(path) => Some(path),
             Err(failure) => {
-                let _ = writeln!(log, "== {failure}");
+                note(&mut log, format!("== {failure}"));
                 discard_output(spec);
                 return Outcome::Failed(failure);
             }
@@ -209,7 +294,7 @@ pub fn run(spec: &JobSpec, control: &JobControl, provenance: &Provenance) -> Out
         None => None,
     };
     if let Some(path) = &published {
-        let _ = writeln!(log, "== published {}", path.display());
+        note(&mut log, format!("== published {}", path.display()));
     }
     Outcome::Succeeded { published }
 }
@@ -238,23 +323,42 @@ fn exit_text(status: std::process::ExitStatus) -> String {
     }
 }
 
+/// Appends one line to the job log in a single write (an unbuffered `writeln!` would issue one
+/// system call per formatting fragment).
+fn note(log: &mut File, mut line: String) {
+    line.push('\n');
+    let _ = log.write_all(line.as_bytes());
+}
+
 fn open_log(path: &Path) -> Result<File, String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let open = || File::options().create(true).append(true).open(path);
+    match open() {
+        Ok(file) => Ok(file),
+        // The rule's log folder is made on its first job, not checked on every one.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            open().map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
     }
-    File::options()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| e.to_string())
 }
 
 fn run_step(
     argv: &[OsString],
     log: &File,
     deadline: Option<Instant>,
-    control: &JobControl,
+    job: u64,
+    control: &Arc<JobControl>,
+    watchdog: &Watchdog,
 ) -> StepResult {
+    if control.is_cancelled() {
+        return StepResult::Cancelled;
+    }
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        return StepResult::TimedOut;
+    }
     let (stdout, stderr) = match (log.try_clone(), log.try_clone()) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
@@ -277,41 +381,31 @@ fn run_step(
     };
     let pgid = handle.pids().first().map_or(0, |&p| p as i32);
     control.pgid.store(pgid, Ordering::SeqCst);
-    let mut ending: Option<StepResult> = None;
-    let status = loop {
-        // Wakes on SIGCHLD at once; the 200 ms cap only bounds how late a cancel is noticed.
-        let mut wake = Instant::now() + Duration::from_millis(200);
-        if let Some(d) = deadline {
-            wake = wake.min(d);
-        }
-        match handle.wait_deadline(wake) {
-            Ok(Some(output)) => break Some(output.status),
-            Ok(None) => {}
-            Err(_) => break None,
-        }
-        if ending.is_none() {
-            if control.is_cancelled() {
-                ending = Some(StepResult::Cancelled);
-            } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                ending = Some(StepResult::TimedOut);
-            }
-            if ending.is_some() {
-                let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
-                match handle.wait_timeout(KILL_GRACE) {
-                    Ok(Some(output)) => break Some(output.status),
-                    _ => {
-                        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-                    }
-                }
-            }
-        }
-    };
+    if let Some(deadline) = deadline {
+        let _ = watchdog
+            .alarms
+            .send(Alarm::Timeout(job, deadline, control.clone()));
+    }
+    if control.is_cancelled() {
+        // Cancelled while starting: the canceller saw no group yet.
+        control.signal(Signal::SIGTERM);
+    }
+    // Blocks until the child exits; the watchdog's signals are what end a stuck one.
+    let status = handle.wait().map(|output| output.status);
+    if deadline.is_some() {
+        let _ = watchdog.alarms.send(Alarm::Disarm(job));
+    }
     control.pgid.store(0, Ordering::SeqCst);
     reap_group(pgid);
-    match (ending, status) {
-        (Some(ending), _) => ending,
-        (None, Some(status)) => StepResult::Exited(status),
-        (None, None) => StepResult::SpawnFailed("lost track of the process".into()),
+    if control.is_cancelled() {
+        StepResult::Cancelled
+    } else if control.timed_out.swap(false, Ordering::SeqCst) {
+        StepResult::TimedOut
+    } else {
+        match status {
+            Ok(status) => StepResult::Exited(status),
+            Err(e) => StepResult::SpawnFailed(format!("lost track of the process: {e}")),
+        }
     }
 }
 
