@@ -545,3 +545,20 @@ impl Drop for WatchLimitGuard {
         let _ = std::fs::write(self.path, &self.original);
     }
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_job_fields() {
+    let env = Env::new();
+    env.write("rules.yaml", recorder_rules(&env, ""));
+    env.write("shots/a/1.dat", "x");
+    let out = env.run(&["watch", "--once", "--log-format", "json", "rules.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each log line is JSON"))
+        .collect();
+    let end = lines.iter().find(|l| l["fields"]["message"] == "end").expect("an end line");
+    assert_eq!(end["fields"]["rule"], "record");
+    assert_eq!(end["fields"]["status"], "ok");
+    assert!(end["fields"]["duration_ms"].is_u64());
+}
