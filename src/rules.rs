@@ -136,6 +136,38 @@ pub struct Rule {
     pub settle: Duration,
     /// Line of the rule in the file, for messages.
     pub line: usize,
+    /// A hash of everything that defines what the rule runs, recorded with each job.
+    pub definition_hash: String,
+}
+
+impl Rule {
+    /// A stable digest of the rule's definition (not its name or position in the file).
+    fn compute_hash(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let steps: Vec<Vec<&str>> = self
+            .steps
+            .iter()
+            .map(|s| s.iter().map(Template::source).collect())
+            .collect();
+        let canonical = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}|{:?}",
+            self.globs,
+            self.regex.as_ref().map(regex::bytes::Regex::as_str),
+            self.events,
+            steps,
+            self.output.as_ref().map(Template::source),
+            self.timeout,
+            self.retries,
+            self.backoff,
+            self.concurrency,
+            self.stop,
+            self.settle
+        );
+        // SipHash with fixed keys: the same definition hashes the same in every run.
+        let mut hasher = std::hash::DefaultHasher::new();
+        canonical.hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
 }
 
 /// A loaded rules file.
@@ -627,7 +659,7 @@ impl<'s> Loader<'s> {
         if self.errors.len() > errors_before {
             return None;
         }
-        Some(Rule {
+        let mut rule = Rule {
             name: name?,
             globs: globs.unwrap_or_default(),
             regex,
@@ -641,7 +673,10 @@ impl<'s> Loader<'s> {
             stop,
             settle,
             line: map.node.span.line,
-        })
+            definition_hash: String::new(),
+        };
+        rule.definition_hash = rule.compute_hash();
+        Some(rule)
     }
 
     fn regex(&mut self, map: &MapReader<'_>) -> Option<regex::bytes::Regex> {

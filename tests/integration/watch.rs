@@ -557,7 +557,10 @@ fn json_logs_are_one_object_per_line_with_job_fields() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("each log line is JSON"))
         .collect();
-    let end = lines.iter().find(|l| l["fields"]["message"] == "end").expect("an end line");
+    let end = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "end")
+        .expect("an end line");
     assert_eq!(end["fields"]["rule"], "record");
     assert_eq!(end["fields"]["status"], "ok");
     assert!(end["fields"]["duration_ms"].is_u64());

@@ -1,0 +1,126 @@
+//! Process groups that outlive the daemon: identifying a job's group so that a later daemon (after
+//! a crash) or the `cancel` command can kill it, without ever killing a stranger.
+//!
+//! A group id alone is not enough: ids are reused, and after a reboot every one of them may name
+//! someone else's processes. A [`GroupId`] also records the boot and the start time of the group's
+//! leader; only processes of that boot, in that group, started no earlier than the leader, are ours.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Enough to recognise a job's process group later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupId {
+    /// The process group id (= the leader's pid).
+    pub pgid: i32,
+    /// The leader's start time, in clock ticks since boot (`/proc/PID/stat` field 22).
+    pub leader_start: u64,
+    /// `/proc/sys/kernel/random/boot_id` when the group was started.
+    pub boot_id: String,
+}
+
+impl GroupId {
+    /// Identifies the group led by `pgid`, which must be alive.
+    pub fn of(pgid: i32) -> Option<GroupId> {
+        Some(GroupId {
+            pgid,
+            leader_start: stat(pgid)?.start,
+            boot_id: boot_id()?,
+        })
+    }
+
+    /// The live processes of this group (zombies excluded), after checking it is still ours.
+    pub fn live_members(&self) -> Vec<i32> {
+        if boot_id().as_deref() != Some(self.boot_id.as_str()) {
+            return Vec::new();
+        }
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+            .filter_map(|pid| stat(pid).map(|s| (pid, s)))
+            .filter(|(_, s)| s.pgrp == self.pgid && s.start >= self.leader_start && s.state != 'Z')
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// SIGKILLs every live member; returns how many were signalled.
+    pub fn kill(&self) -> usize {
+        self.signal(Signal::SIGKILL)
+    }
+
+    /// Sends `signal` to every live member; returns how many were signalled.
+    pub fn signal(&self, signal: Signal) -> usize {
+        self.live_members()
+            .into_iter()
+            .filter(|&pid| kill(Pid::from_raw(pid), signal).is_ok())
+            .count()
+    }
+}
+
+struct Stat {
+    state: char,
+    pgrp: i32,
+    start: u64,
+}
+
+/// Fields of `/proc/PID/stat`; the command name may hold spaces and parentheses, so fields are
+/// counted from the last `)`.
+fn stat(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state(3) ppid(4) pgrp(5) ... starttime(22).
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn a_group_is_found_while_alive_and_killed() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep runs");
+        let pid = child.id() as i32;
+        let group = GroupId::of(pid).expect("alive");
+        assert_eq!(group.live_members(), vec![pid]);
+        assert_eq!(group.kill(), 1);
+        let _ = child.wait();
+        assert!(group.live_members().is_empty());
+    }
+
+    #[test]
+    fn another_boot_is_never_ours() {
+        let group = GroupId {
+            pgid: std::process::id() as i32,
+            leader_start: 0,
+            boot_id: "not-this-boot".into(),
+        };
+        assert!(group.live_members().is_empty());
+    }
+
+    #[test]
+    fn a_reused_group_id_with_a_younger_leader_is_not_ours() {
+        let me = std::process::id() as i32;
+        let mut group = GroupId::of(me).expect("we are alive");
+        group.leader_start += 1_000_000_000;
+        assert!(group.live_members().is_empty());
+    }
+}
