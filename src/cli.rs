@@ -65,9 +65,12 @@ pub struct WatchArgs {
     /// How long running jobs may finish after SIGINT/SIGTERM before they are killed.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub grace: Duration,
-    /// Where job logs go (default: `.shotrouter/` beside the rules file).
+    /// Where the job store and job logs go (default: `.shotrouter/` beside the rules file).
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// Keep no job store: nothing survives a restart (for throwaway runs and benchmarks).
+    #[arg(long)]
+    pub no_store: bool,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -3,17 +3,21 @@
 //! One thread owns all routing state; the file source, the workers, the signal handler and the
 //! rules-file watch talk to it over channels. Only this module reads the clock.
 //!
-//! Files present when the daemon starts are a baseline: recorded, not run (`--once` runs them).
+//! With the job store (the default), start-up first resolves jobs a killed daemon left running,
+//! resumes the queued ones, then catches up: files that arrived or changed while it was down are
+//! run, finished ones are not touched. On the very first start the files present are recorded
+//! as a baseline instead, so deploying shotrouter on a full tree does not re-queue a library.
+//! Without a store (`--no-store`) every start is a first start. `--once` runs what is present.
 //! Files found by a scan (a new folder, an overflow rescan, a returning root) are dispatched
 //! once their size and mtime have held still for [`SCAN_QUIET`], since a scan cannot tell a
 //! finished file from one still being written; a close event for them comes first if it can.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
 use indicatif::ProgressBar;
@@ -25,6 +29,7 @@ use crate::plan;
 use crate::pool::{Finished, Pool};
 use crate::rules::{self, EventKind};
 use crate::runner::{self, JobSpec, Outcome};
+use crate::store::{self, JobId, NewJob, Status, Store};
 use crate::watcher::{FileEvent, Origin, SourceEvent, WatchConfig, Watcher};
 
 /// How long a scanned file's size and mtime must hold still before it is dispatched.
@@ -42,8 +47,10 @@ pub struct Options {
     pub once: bool,
     /// Time running jobs get after SIGINT/SIGTERM.
     pub grace: Duration,
-    /// Where job logs go.
+    /// Where job logs and the job store go.
     pub state_dir: PathBuf,
+    /// Whether jobs are recorded in the store (off only for throwaway runs and benchmarks).
+    pub store: bool,
 }
 
 /// A file waiting out its quiet time.
@@ -77,7 +84,22 @@ struct Daemon {
     progress: Option<ProgressBar>,
     /// Whether work was pending at the last check, to log the moment the queue drains.
     busy: bool,
+    /// The job store, when jobs are recorded.
+    store: Option<Store>,
+    /// Store jobs handed to the pool whose last attempt has not been recorded yet.
+    in_flight: HashSet<JobId>,
+    /// The store's queue sequence number up to which queued jobs have been picked up.
+    last_seq: i64,
+    /// When to look in the store for jobs queued by `retry` or `rerun`.
+    next_poll: Instant,
+    /// Whether this start records a baseline instead of catching up.
+    first_start: bool,
+    /// Files of the initial scan, written to the store in one transaction at its end.
+    baseline: Vec<(PathBuf, FileVersion)>,
 }
+
+/// How often the store is checked for jobs queued by another process.
+const STORE_POLL: Duration = Duration::from_secs(1);
 
 /// Runs `shotrouter watch`.
 ///
@@ -86,42 +108,27 @@ struct Daemon {
 pub fn run(options: Options) -> Result<ExitCode, Error> {
     runner::become_subreaper();
     let set = Arc::new(RuleSet::compile(rules::load(&options.rules_path)?)?);
+    let store = if options.store {
+        Some(Store::open(&options.state_dir).map_err(|e| Error::Config(e.to_string()))?)
+    } else {
+        None
+    };
+    let first_start = store.as_ref().is_none_or(Store::is_new);
     let (source_tx, source_rx) = unbounded();
     let (done_tx, done_rx) = unbounded();
     let signals = signal_channel()?;
     let provenance = Arc::new(Provenance::default());
+    let store_dir = options.store.then(|| options.state_dir.clone());
     let pool = Pool::new(
         set.file.jobs,
         rule_limits(&set),
         provenance.clone(),
+        store_dir,
         done_tx,
     );
-    let mut watcher = None;
-    let mut reloads = crossbeam_channel::never();
-    if options.once {
-        for event in crate::watcher::scan(&watch_config(&set)) {
-            let _ = source_tx.send(SourceEvent::File(event));
-        }
-    } else {
-        watcher = Some(
-            Watcher::start(watch_config(&set), source_tx.clone())
-                .map_err(|e| Error::Config(e.to_string()))?,
-        );
-        reloads = crate::reload::watch(&options.rules_path);
-        let roots: Vec<String> = set
-            .file
-            .watch
-            .iter()
-            .map(|r| r.path.display().to_string())
-            .collect();
-        tracing::info!(rules = %options.rules_path.display(), roots = %roots.join(", "), jobs = set.file.jobs, "watching");
-    }
     let progress = (options.once && std::io::stderr().is_terminal()).then(|| ProgressBar::new(0));
     let mut daemon = Daemon {
-        run_tag: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            .to_string(),
+        run_tag: format!("{}", std::process::id()),
         options,
         set,
         ledger: Ledger::default(),
@@ -137,12 +144,41 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         routed: Vec::new(),
         progress,
         busy: false,
+        store,
+        in_flight: HashSet::new(),
+        last_seq: 0,
+        next_poll: Instant::now() + STORE_POLL,
+        first_start,
+        baseline: Vec::new(),
     };
+    daemon.recover()?;
+    let mut watcher = None;
+    let mut reloads = crossbeam_channel::never();
+    if daemon.options.once {
+        for event in crate::watcher::scan(&watch_config(&daemon.set)) {
+            let _ = source_tx.send(SourceEvent::File(event));
+        }
+    } else {
+        watcher = Some(
+            Watcher::start(watch_config(&daemon.set), source_tx.clone())
+                .map_err(|e| Error::Config(e.to_string()))?,
+        );
+        reloads = crate::reload::watch(&daemon.options.rules_path);
+        let roots: Vec<String> = daemon
+            .set
+            .file
+            .watch
+            .iter()
+            .map(|r| r.path.display().to_string())
+            .collect();
+        tracing::info!(rules = %daemon.options.rules_path.display(), roots = %roots.join(", "), jobs = daemon.set.file.jobs, "watching");
+    }
     loop {
         let wait = daemon
             .next_deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()));
-        let wait = wait.unwrap_or(Duration::from_secs(3600));
+            .map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
         select! {
             recv(source_rx) -> event => if let Ok(event) = event { daemon.on_source(event) },
             recv(done_rx) -> finished => if let Ok(finished) = finished { daemon.on_finished(finished, &source_tx) },
@@ -154,7 +190,12 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
             recv(reloads) -> _ => daemon.reload(&mut watcher, &source_tx)?,
             default(wait) => {}
         }
-        daemon.fire_due(Instant::now());
+        let now = Instant::now();
+        daemon.fire_due(now);
+        if now >= daemon.next_poll {
+            daemon.next_poll = now + STORE_POLL;
+            daemon.resume_queued();
+        }
         daemon.note_idle(&source_rx);
         if daemon.options.once && daemon.is_idle() && source_rx.is_empty() {
             return Ok(daemon.finish_once());
@@ -222,10 +263,7 @@ impl Daemon {
     fn on_source(&mut self, event: SourceEvent) {
         match event {
             SourceEvent::File(file) => self.on_file(file, Instant::now()),
-            SourceEvent::InitialScanDone => tracing::info!(
-                files = self.ledger.len(),
-                "initial scan done; present files are the baseline"
-            ),
+            SourceEvent::InitialScanDone => self.initial_scan_done(),
             SourceEvent::Overflow | SourceEvent::RootLost(_) | SourceEvent::RootBack(_) => {}
         }
     }
@@ -233,7 +271,7 @@ impl Daemon {
     fn on_file(&mut self, file: FileEvent, now: Instant) {
         let abs = self.set.file.watch[file.root].path.join(&file.rel);
         match file.origin {
-            Origin::InitialScan => self.record_baseline(&file, &abs),
+            Origin::InitialScan => self.on_initial(file, abs, now),
             Origin::Scan if !self.options.once => {
                 let version = FileVersion::of(&abs);
                 if version.is_some() {
@@ -256,15 +294,43 @@ impl Daemon {
         }
     }
 
-    fn record_baseline(&mut self, file: &FileEvent, abs: &Path) {
-        let Some(version) = FileVersion::of(abs) else {
+    /// A file present at start-up: recorded as the baseline on a first start; otherwise run
+    /// by the rules for which it is new, changed, or failed last time (catch-up).
+    fn on_initial(&mut self, file: FileEvent, abs: PathBuf, now: Instant) {
+        let Some(version) = FileVersion::of(&abs) else {
             return;
         };
-        self.set
-            .route_into(&file.rel, file.kind, &mut self.scratch, &mut self.routed);
+        let set = self.set.clone();
+        set.route_into(&file.rel, file.kind, &mut self.scratch, &mut self.routed);
+        if self.routed.is_empty() {
+            return;
+        }
+        let mut catch_up = false;
         for &index in &self.routed {
-            self.ledger
-                .record(&self.set.file.rules[index].name, abs, version);
+            let rule = &set.file.rules[index].name;
+            let wanted = !self.first_start
+                && self.store.as_ref().is_some_and(|store| {
+                    let own_output = store.producer(&abs, version).ok().flatten().as_deref()
+                        == Some(rule.as_str());
+                    !own_output && store.wants_catch_up(rule, &abs, version).unwrap_or(true)
+                });
+            if wanted {
+                catch_up = true;
+            } else {
+                self.ledger.record(rule, &abs, version);
+            }
+        }
+        if self.first_start {
+            self.baseline.push((abs, version));
+        } else if catch_up {
+            let waiting = Waiting {
+                root: file.root,
+                rel: file.rel,
+                kind: file.kind,
+                version: Some(version),
+                quiet: SCAN_QUIET,
+            };
+            self.scanned.push(abs, now + SCAN_QUIET, waiting);
         }
     }
 
@@ -345,48 +411,206 @@ impl Daemon {
         }
     }
 
+    fn initial_scan_done(&mut self) {
+        if !self.first_start {
+            tracing::info!(
+                catching_up = self.scanned.len(),
+                "initial scan done; files new or changed since the last run will be processed"
+            );
+            return;
+        }
+        let files = std::mem::take(&mut self.baseline);
+        if let Some(store) = self.store.as_mut()
+            && let Err(e) = store.record_baseline(&files)
+        {
+            tracing::error!(error = %e, "cannot record the baseline");
+        }
+        tracing::info!(
+            files = files.len(),
+            "first start: files already present are recorded as the baseline, not processed (`shotrouter rerun` or `watch --once` processes them)"
+        );
+        self.first_start = false;
+    }
+
     fn dispatch(&mut self, index: usize, root: usize, rel: &Path, version: Option<FileVersion>) {
         let set = self.set.clone();
         let rule = &set.file.rules[index];
-        let root_path = &set.file.watch[root].path;
-        let abs = root_path.join(rel);
+        let abs = set.file.watch[root].path.join(rel);
         if let Some(version) = version
             && !self.ledger.record(&rule.name, &abs, version)
         {
             tracing::debug!(rule = %rule.name, path = %abs.display(), "this version was already dispatched");
             return;
         }
+        let Some(mut spec) = self.plan_job(index, root, rel) else {
+            return;
+        };
+        if let (Some(store), Some(version)) = (self.store.as_mut(), version) {
+            let new = NewJob {
+                rule: &rule.name,
+                rule_hash: &rule.definition_hash,
+                path: &abs,
+                version,
+                steps: &spec.steps,
+                output: spec.output.as_ref().map(|o| o.final_path.as_path()),
+            };
+            match store.enqueue(&new) {
+                Ok(Some(id)) => self.adopt(&mut spec, id, 1),
+                Ok(None) => {
+                    tracing::debug!(rule = %rule.name, path = %abs.display(), "the store already has this version");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(rule = %rule.name, path = %abs.display(), error = %e, "cannot record the job; running it unrecorded")
+                }
+            }
+        }
+        self.submit(spec, None);
+    }
+
+    /// Turns a store id into the job's identity: log file named after it, tracked in flight.
+    fn adopt(&mut self, spec: &mut JobSpec, id: JobId, attempt: u32) {
+        spec.store_id = Some(id);
+        spec.id = id.to_string();
+        spec.attempt = attempt;
+        spec.log_path = self
+            .options
+            .state_dir
+            .join("logs")
+            .join(&spec.rule)
+            .join(format!("{id}.log"));
+        self.in_flight.insert(id);
+    }
+
+    /// Plans rule `index` for a file; a file it cannot be planned for is logged and counted failed.
+    fn plan_job(&mut self, index: usize, root: usize, rel: &Path) -> Option<JobSpec> {
+        let set = self.set.clone();
+        let rule = &set.file.rules[index];
+        let root_path = &set.file.watch[root].path;
         self.next_job += 1;
         let id = format!("{}-{}", self.run_tag, self.next_job);
-        let planned = match plan::plan(&set, index, root_path, rel, &format!("sr-{id}")) {
-            Ok(planned) => planned,
+        match plan::plan(&set, index, root_path, rel, &format!("sr{id}")) {
+            Ok(planned) => Some(JobSpec {
+                log_path: self
+                    .options
+                    .state_dir
+                    .join("logs")
+                    .join(&rule.name)
+                    .join(format!("{id}.log")),
+                id,
+                rule: rule.name.clone(),
+                path: root_path.join(rel),
+                steps: planned.steps,
+                output: planned.output,
+                allowed_roots: plan::allowed_output_roots(&set),
+                timeout: rule.timeout,
+                attempt: 1,
+                store_id: None,
+            }),
             Err(e) => {
-                tracing::error!(job = %id, rule = %rule.name, path = %abs.display(), error = %e, "cannot build the job");
+                tracing::error!(rule = %rule.name, path = %root_path.join(rel).display(), error = %e, "cannot build the job");
                 self.failed += 1;
-                return;
+                None
             }
-        };
-        let spec = JobSpec {
-            log_path: self
-                .options
-                .state_dir
-                .join("logs")
-                .join(&rule.name)
-                .join(format!("{id}.log")),
-            id,
-            rule: rule.name.clone(),
-            path: abs,
-            steps: planned.steps,
-            output: planned.output,
-            allowed_roots: plan::allowed_output_roots(&set),
-            timeout: rule.timeout,
-            attempt: 1,
-        };
+        }
+    }
+
+    fn submit(&mut self, spec: JobSpec, not_before: Option<Instant>) {
         self.outstanding += 1;
         if let Some(bar) = &self.progress {
             bar.inc_length(1);
         }
-        self.pool.submit(spec);
+        match not_before {
+            Some(at) => self.pool.submit_at(spec, at),
+            None => self.pool.submit(spec),
+        }
+    }
+
+    /// Start-up: resolve jobs a killed daemon left running, then resume every queued job.
+    fn recover(&mut self) -> Result<(), Error> {
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        let interrupted = store
+            .recover_interrupted()
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+        for job in &interrupted {
+            tracing::warn!(job = job.id, rule = %job.rule, resolution = ?job.resolution, killed_processes = job.killed, "job was interrupted by the previous daemon's end");
+        }
+        self.resume_queued();
+        Ok(())
+    }
+
+    /// Hands the pool every queued job in the store it does not have yet (resumed at start-up,
+    /// or queued by `shotrouter retry`/`rerun`), planned again with the current rules.
+    fn resume_queued(&mut self) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let queued = match store.queued_since(self.last_seq) {
+            Ok(queued) => queued,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read queued jobs from the store");
+                return;
+            }
+        };
+        for (seq, job) in queued {
+            self.last_seq = self.last_seq.max(seq);
+            if self.in_flight.contains(&job.id) {
+                continue;
+            }
+            let located = self.set.index_of(&job.rule).zip(self.locate(&job.path));
+            let Some((index, (root, rel))) = located else {
+                let reason = format!(
+                    "rule `{}` or the file's watch root is no longer in the rules",
+                    job.rule
+                );
+                tracing::error!(job = job.id, %reason, "cannot resume a queued job");
+                if let Some(store) = self.store.as_mut() {
+                    let _ = store.cancel(&[job.id]);
+                }
+                continue;
+            };
+            let Some(mut spec) = self.plan_job(index, root, &rel) else {
+                continue;
+            };
+            let rule = &self.set.file.rules[index];
+            if let Some(store) = self.store.as_mut()
+                && let Err(e) = store.set_plan(
+                    job.id,
+                    &rule.definition_hash,
+                    &spec.steps,
+                    spec.output.as_ref().map(|o| o.final_path.as_path()),
+                )
+            {
+                tracing::warn!(job = job.id, error = %e, "cannot record the job's new plan");
+            }
+            self.adopt(&mut spec, job.id, job.attempts + 1);
+            let wait = Duration::from_millis((job.not_before - store::now_ms()).max(0) as u64);
+            tracing::info!(job = job.id, rule = %job.rule, path = %job.path.display(), "resuming queued job");
+            self.submit(spec, (wait > Duration::ZERO).then(|| Instant::now() + wait));
+        }
+    }
+
+    /// Records an attempt's end in the store; false when a user cancelled the job meanwhile.
+    fn record_end(
+        &mut self,
+        spec: &JobSpec,
+        status: Status,
+        result: Option<&str>,
+        retry_at: Option<Duration>,
+    ) -> bool {
+        let (Some(store), Some(id)) = (self.store.as_mut(), spec.store_id) else {
+            return true;
+        };
+        let retry_ms = retry_at.map(|d| store::now_ms() + d.as_millis() as i64);
+        match store.finish(id, status, result, retry_ms) {
+            Ok(running) => running,
+            Err(e) => {
+                tracing::error!(job = id, error = %e, "cannot record the job's end");
+                true
+            }
+        }
     }
 
     fn on_finished(&mut self, finished: Finished, source: &Sender<SourceEvent>) {
@@ -398,10 +622,12 @@ impl Daemon {
         let rule = self
             .set
             .index_of(&spec.rule)
-            .map(|i| &self.set.file.rules[i]);
+            .map(|i| self.set.file.rules[i].clone());
+        let ms = duration.as_millis() as u64;
         match &outcome {
             Outcome::Succeeded { published } => {
-                tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = duration.as_millis() as u64, "end");
+                tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
+                self.record_end(&spec, Status::Done, None, None);
                 self.succeeded += 1;
                 // In --once there is no watcher to see the product land: route it ourselves so
                 // chains (frames → movie → SAN copy) complete.
@@ -418,27 +644,37 @@ impl Daemon {
                 }
             }
             Outcome::Failed(failure) => {
-                let retries = rule.map_or(0, |r| r.retries);
-                tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = %failure, duration_ms = duration.as_millis() as u64, attempt = spec.attempt, log = %spec.log_path.display(), "end");
+                let retries = rule.as_ref().map_or(0, |r| r.retries);
+                let text = failure.to_string();
+                tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = %text, duration_ms = ms, attempt = spec.attempt, log = %spec.log_path.display(), "end");
                 if spec.attempt <= retries {
-                    let base = rule.map_or(rules::DEFAULT_BACKOFF, |r| r.backoff);
+                    let base = rule.as_ref().map_or(rules::DEFAULT_BACKOFF, |r| r.backoff);
                     let delay = base
                         .saturating_mul(1 << (spec.attempt - 1).min(16))
                         .min(MAX_BACKOFF);
-                    tracing::info!(job = %spec.id, rule = %spec.rule, retry_in_ms = delay.as_millis() as u64, "will retry");
-                    let retry = JobSpec {
-                        attempt: spec.attempt + 1,
-                        ..spec
-                    };
-                    self.pool.submit_at(retry, Instant::now() + delay);
-                    return;
+                    if self.record_end(&spec, Status::Queued, Some(&text), Some(delay)) {
+                        tracing::info!(job = %spec.id, rule = %spec.rule, retry_in_ms = delay.as_millis() as u64, "will retry");
+                        let retry = JobSpec {
+                            attempt: spec.attempt + 1,
+                            ..spec
+                        };
+                        self.pool.submit_at(retry, Instant::now() + delay);
+                        return;
+                    }
+                    tracing::info!(job = %spec.id, "cancelled by a user; not retried");
+                } else {
+                    self.record_end(&spec, Status::Failed, Some(&text), None);
                 }
                 self.failed += 1;
             }
             Outcome::Cancelled => {
                 tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "cancelled", "end");
+                self.record_end(&spec, Status::Cancelled, Some("cancelled"), None);
                 self.failed += 1;
             }
+        }
+        if let Some(id) = spec.store_id {
+            self.in_flight.remove(&id);
         }
         self.outstanding = self.outstanding.saturating_sub(1);
         if let Some(bar) = &self.progress {
@@ -498,7 +734,7 @@ impl Daemon {
     }
 
     /// Stops taking work, lets running jobs finish within the grace period, then kills them.
-    fn shut_down(self, done: &Receiver<Finished>) -> ExitCode {
+    fn shut_down(mut self, done: &Receiver<Finished>) -> ExitCode {
         let dropped = self.pool.drain_queued();
         if !dropped.is_empty() {
             tracing::warn!(
@@ -536,12 +772,47 @@ impl Daemon {
         while let Ok(finished) = done.try_recv() {
             self.log_final(finished);
         }
+        // Jobs cut short by the stop run again at the next start.
+        if let Some(store) = self.store.as_mut() {
+            match store.recover_interrupted() {
+                Ok(requeued) if !requeued.is_empty() => tracing::info!(
+                    count = requeued.len(),
+                    "interrupted jobs queued for the next start"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot queue interrupted jobs again"),
+            }
+        }
         self.pool.shutdown();
         tracing::info!("stopped");
         ExitCode::SUCCESS
     }
 
-    fn log_final(&self, finished: Finished) {
-        tracing::info!(job = %finished.spec.id, rule = %finished.spec.rule, path = %finished.spec.path.display(), status = ?finished.outcome, "end");
+    /// Records a job that ended during shutdown; no retries are started now.
+    fn log_final(&mut self, finished: Finished) {
+        let Finished { spec, outcome, .. } = finished;
+        tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = ?outcome, "end");
+        let retries = self
+            .set
+            .index_of(&spec.rule)
+            .map_or(0, |i| self.set.file.rules[i].retries);
+        match &outcome {
+            Outcome::Succeeded { .. } => {
+                self.record_end(&spec, Status::Done, None, None);
+            }
+            Outcome::Failed(failure) if spec.attempt <= retries => {
+                self.record_end(
+                    &spec,
+                    Status::Queued,
+                    Some(&failure.to_string()),
+                    Some(Duration::ZERO),
+                );
+            }
+            Outcome::Failed(failure) => {
+                self.record_end(&spec, Status::Failed, Some(&failure.to_string()), None);
+            }
+            // Killed by the stop: left `running`, queued again below for the next start.
+            Outcome::Cancelled => {}
+        }
     }
 }

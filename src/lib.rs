@@ -87,6 +87,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 once: args.once,
                 grace: args.grace,
                 state_dir,
+                store: !args.no_store,
             })
         }
     }

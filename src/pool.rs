@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use crate::ledger::Provenance;
-use crate::runner::{self, JobControl, JobSpec, Outcome, Watchdog};
+use std::path::{Path, PathBuf};
+
+use crate::ledger::{FileVersion, Provenance};
+use crate::process::GroupId;
+use crate::runner::{self, JobControl, JobHooks, JobSpec, Outcome, Watchdog};
+use crate::store::{JobId, Store};
 
 /// A finished attempt, sent back to the daemon.
 #[derive(Debug)]
@@ -36,6 +40,36 @@ struct Shared {
     done: Sender<Finished>,
     provenance: Arc<Provenance>,
     watchdog: Watchdog,
+    /// The state folder, when jobs are recorded; each worker opens its own connection.
+    store_dir: Option<PathBuf>,
+}
+
+/// Records a worker's job as it runs: provenance in memory, group and publish in the store.
+struct WorkerHooks<'a> {
+    store: Option<&'a mut Store>,
+    id: Option<JobId>,
+    rule: &'a str,
+    provenance: &'a Provenance,
+}
+
+impl JobHooks for WorkerHooks<'_> {
+    fn group_started(&mut self, pgid: i32) {
+        if let (Some(store), Some(id)) = (self.store.as_deref_mut(), self.id)
+            && let Some(group) = GroupId::of(pgid)
+            && let Err(e) = store.set_group(id, &group)
+        {
+            tracing::warn!(job = id, error = %e, "cannot record the job's process group");
+        }
+    }
+
+    fn publishing(&mut self, output: &Path, version: FileVersion) {
+        self.provenance.record(output, self.rule, version);
+        if let (Some(store), Some(id)) = (self.store.as_deref_mut(), self.id)
+            && let Err(e) = store.publishing(id, self.rule, output, version)
+        {
+            tracing::warn!(job = id, error = %e, "cannot record the product before publishing it");
+        }
+    }
 }
 
 #[derive(Default)]
@@ -98,6 +132,7 @@ impl Pool {
         limit: usize,
         rule_limits: HashMap<String, usize>,
         provenance: Arc<Provenance>,
+        store_dir: Option<PathBuf>,
         done: Sender<Finished>,
     ) -> Pool {
         let shared = Arc::new(Shared {
@@ -110,6 +145,7 @@ impl Pool {
             done,
             provenance,
             watchdog: Watchdog::start(),
+            store_dir,
         });
         let mut pool = Pool {
             shared,
@@ -219,6 +255,13 @@ impl Shared {
 }
 
 fn worker(shared: &Shared) {
+    let mut store = shared.store_dir.as_deref().and_then(|dir| match Store::open(dir) {
+        Ok(store) => Some(store),
+        Err(e) => {
+            tracing::error!(error = %e, "a worker cannot open the job store; its jobs are not recorded");
+            None
+        }
+    });
     let mut state = shared.lock();
     loop {
         if state.closing {
@@ -249,9 +292,27 @@ fn worker(shared: &Shared) {
         state.controls.insert(job, control.clone());
         drop(state);
 
-        tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), attempt = spec.attempt, "start");
         let started = Instant::now();
-        let outcome = runner::run(&spec, job, &control, &shared.watchdog, &shared.provenance);
+        let claimed = match (store.as_mut(), spec.store_id) {
+            (Some(store), Some(id)) => store.start(id, spec.output.as_ref().map(|o| o.temp_path.as_path())).unwrap_or_else(|e| {
+                tracing::warn!(job = id, error = %e, "cannot record the job's start; running it anyway");
+                true
+            }),
+            _ => true,
+        };
+        let outcome = if claimed {
+            tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), attempt = spec.attempt, "start");
+            let mut hooks = WorkerHooks {
+                store: store.as_mut(),
+                id: spec.store_id,
+                rule: &spec.rule,
+                provenance: &shared.provenance,
+            };
+            runner::run(&spec, job, &control, &shared.watchdog, &mut hooks)
+        } else {
+            // Cancelled by a user while it waited.
+            Outcome::Cancelled
+        };
         let duration = started.elapsed();
 
         state = shared.lock();

@@ -23,7 +23,7 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use crate::explain::shell_quote;
-use crate::ledger::{FileVersion, Provenance};
+use crate::ledger::FileVersion;
 use crate::plan::OutputPaths;
 
 /// How long a job's group has between SIGTERM and SIGKILL.
@@ -50,6 +50,8 @@ pub struct JobSpec {
     pub log_path: PathBuf,
     /// 1 for the first try.
     pub attempt: u32,
+    /// The job's row in the store, when there is one.
+    pub store_id: Option<crate::store::JobId>,
 }
 
 /// How a job ended.
@@ -211,6 +213,14 @@ fn watchdog(alarms: &crossbeam_channel::Receiver<Alarm>) {
     }
 }
 
+/// What a running job reports as it goes, so it can be recorded durably.
+pub trait JobHooks {
+    /// A step's process group started (the daemon may die; a later one must be able to kill it).
+    fn group_started(&mut self, pgid: i32);
+    /// The product is about to be renamed into place with this version.
+    fn publishing(&mut self, output: &Path, version: FileVersion);
+}
+
 /// Makes this process the reaper of its jobs' orphaned descendants, so that none is left as a
 /// zombie where PID 1 does not reap (containers).
 pub fn become_subreaper() {
@@ -225,7 +235,7 @@ pub fn run(
     job: u64,
     control: &Arc<JobControl>,
     watchdog: &Watchdog,
-    provenance: &Provenance,
+    hooks: &mut dyn JobHooks,
 ) -> Outcome {
     let mut log = match open_log(&spec.log_path) {
         Ok(log) => log,
@@ -257,7 +267,7 @@ pub fn run(
         let step = index + 1;
         let display: Vec<String> = argv.iter().map(|a| shell_quote(a.as_bytes())).collect();
         note(&mut log, format!("$ {}", display.join(" ")));
-        let result = run_step(argv, &log, deadline, job, control, watchdog);
+        let result = run_step(argv, &log, deadline, job, control, watchdog, hooks);
         note(&mut log, format!("== step {step}: {}", describe(&result)));
         let failure = match result {
             StepResult::Exited(status) if status.success() => continue,
@@ -283,7 +293,7 @@ pub fn run(
         return Outcome::Failed(failure);
     }
     let published = match &spec.output {
-        Some(output) => match publish(output, &spec.rule, provenance) {
+        Some(output) => match publish(output, hooks) {
             Ok(path) => Some(path),
             Err(failure) => {
                 note(&mut log, format!("== {failure}"));
@@ -352,6 +362,7 @@ fn run_step(
     job: u64,
     control: &Arc<JobControl>,
     watchdog: &Watchdog,
+    hooks: &mut dyn JobHooks,
 ) -> StepResult {
     if control.is_cancelled() {
         return StepResult::Cancelled;
@@ -381,6 +392,7 @@ fn run_step(
     };
     let pgid = handle.pids().first().map_or(0, |&p| p as i32);
     control.pgid.store(pgid, Ordering::SeqCst);
+    hooks.group_started(pgid);
     if let Some(deadline) = deadline {
         let _ = watchdog
             .alarms
@@ -463,12 +475,13 @@ fn prepare_output(output: &OutputPaths, allowed: &[PathBuf]) -> Result<(), Strin
     }
 }
 
-fn publish(output: &OutputPaths, rule: &str, provenance: &Provenance) -> Result<PathBuf, Failure> {
+fn publish(output: &OutputPaths, hooks: &mut dyn JobHooks) -> Result<PathBuf, Failure> {
     let Some(version) = FileVersion::of(&output.temp_path) else {
         return Err(Failure::NoOutput(output.temp_path.clone()));
     };
-    // Recorded before the rename, so the rename's own inotify event already finds it.
-    provenance.record(&output.final_path, rule, version);
+    // Recorded before the rename: the rename's own inotify event already finds it, and a crash
+    // between the two is recognisable at recovery.
+    hooks.publishing(&output.final_path, version);
     std::fs::rename(&output.temp_path, &output.final_path).map_err(|e| {
         Failure::Publish(format!(
             "cannot rename `{}` to `{}`: {e}",
