@@ -47,11 +47,136 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "close-write")]
         event: EventArg,
     },
+    /// What the daemon is doing: running, queued, failed, throughput.
+    #[command(after_help = "Example:\n  shotrouter status --state /mnt/shows/bigfish/.shotrouter")]
+    Status {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List jobs, newest first.
+    #[command(
+        after_help = "Examples:\n  shotrouter jobs --status failed --since 12h\n  shotrouter jobs --rule review-quicktime --json"
+    )]
+    Jobs {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
+        /// Only jobs in this state: queued, running, done, failed, cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only jobs of this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only jobs created within this long (e.g. `2h`, `30m`).
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<Duration>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one job, with the end of its log.
+    #[command(after_help = "Example:\n  shotrouter job 1234")]
+    Job {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
+        /// The job's id.
+        id: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue failed or cancelled jobs again (planned again with the current rules).
+    #[command(
+        after_help = "Examples:\n  shotrouter retry 1234 1235\n  shotrouter retry --failed --rule review-quicktime"
+    )]
+    Retry {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
+        /// Job ids.
+        ids: Vec<i64>,
+        /// Every failed job (of `--rule`, if given).
+        #[arg(long)]
+        failed: bool,
+        /// With `--failed`: only this rule's.
+        #[arg(long)]
+        rule: Option<String>,
+    },
+    /// Cancel queued or running jobs; a running job's process group is killed.
+    #[command(after_help = "Example:\n  shotrouter cancel 1234")]
+    Cancel {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
+        /// Job ids.
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Run a rule again on the files it ran on (after editing it, say).
+    #[command(after_help = "Example:\n  shotrouter rerun --rule review-quicktime --since 24h")]
+    Rerun {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
+        /// The rule.
+        #[arg(long)]
+        rule: String,
+        /// Only files it ran on within this long.
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<Duration>,
+    },
+    /// What the store knows of a file: its jobs, their outputs, whether shotrouter made it.
+    #[command(
+        after_help = "Example:\n  shotrouter files shots/sh010/renders/beauty/sh010_beauty.1001.tif"
+    )]
+    Files {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
+        /// Files (relative paths are taken from the current folder).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Watch the shot tree and run the jobs each arriving file triggers.
     #[command(
         after_help = "Examples:\n  shotrouter watch rules/demo.yaml\n  shotrouter watch --once rules/demo.yaml     # process what is there now, then exit\n\nStop with SIGINT or SIGTERM: running jobs get --grace to finish."
     )]
     Watch(WatchArgs),
+}
+
+/// Where the operations commands find the store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArgs {
+    /// The state folder (as given to `watch --state`).
+    #[arg(long, env = "SHOTROUTER_STATE", conflicts_with = "rules")]
+    pub state: Option<PathBuf>,
+    /// The rules file; its default state folder `.shotrouter/` beside it is used.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// The state folder: `--state`, else beside `--rules`, else `./.shotrouter`.
+    pub fn dir(&self) -> PathBuf {
+        match (&self.state, &self.rules) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(rules)) => crate::rules::absolute(rules)
+                .parent()
+                .map_or_else(|| PathBuf::from(".shotrouter"), |d| d.join(".shotrouter")),
+            (None, None) => PathBuf::from(".shotrouter"),
+        }
+    }
 }
 
 /// Options of `shotrouter watch`.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod explain;
 pub mod ledger;
 pub mod matcher;
+pub mod ops;
 pub mod plan;
 pub mod pool;
 pub mod process;
@@ -74,6 +75,32 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status { state, json } => ops::status(&state.dir(), json),
+        Command::Jobs {
+            state,
+            status,
+            rule,
+            since,
+            limit,
+            json,
+        } => ops::jobs(
+            &state.dir(),
+            status.as_deref(),
+            rule.as_deref(),
+            since,
+            limit,
+            json,
+        ),
+        Command::Job { state, id, json } => ops::job(&state.dir(), id, json),
+        Command::Retry {
+            state,
+            ids,
+            failed,
+            rule,
+        } => ops::retry(&state.dir(), &ids, failed, rule.as_deref()),
+        Command::Cancel { state, ids } => ops::cancel(&state.dir(), &ids),
+        Command::Rerun { state, rule, since } => ops::rerun(&state.dir(), &rule, since),
+        Command::Files { state, paths, json } => ops::files(&state.dir(), &paths, json),
         Command::Watch(args) => {
             init_logging(args.log_format);
             let state_dir = args.state.clone().unwrap_or_else(|| {

@@ -67,6 +67,21 @@ const MIGRATIONS: &[&str] = &[
 /// A job's id in the store.
 pub type JobId = i64;
 
+/// One step's argv as raw bytes.
+pub type RawArgv = Vec<Vec<u8>>;
+
+/// A job's commands and product as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPlan {
+    /// Each step's argv.
+    pub steps: Vec<RawArgv>,
+    /// The product.
+    pub output: Option<PathBuf>,
+}
+
+/// A stored file version: (device, inode, size, mtime in ns).
+pub type StoredVersion = (u64, u64, u64, i64);
+
 /// Job states, stored as text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -232,12 +247,12 @@ pub struct JobDetail {
     /// Rule definition hash.
     pub rule_hash: String,
     /// Input version.
-    pub input: Option<(u64, u64, u64, i64)>,
+    pub input: Option<StoredVersion>,
     /// Each step's argv (lossy UTF-8 for display).
     pub steps: Vec<Vec<String>>,
     /// Each step's argv as raw bytes.
     #[serde(skip)]
-    pub raw_steps: Vec<Vec<Vec<u8>>>,
+    pub raw_steps: Vec<RawArgv>,
 }
 
 /// What `shotrouter status` shows.
@@ -265,7 +280,7 @@ pub struct FileRecord {
     /// The path.
     pub path: String,
     /// Last version seen: (dev, ino, size, mtime ns).
-    pub version: Option<(u64, u64, u64, i64)>,
+    pub version: Option<StoredVersion>,
     /// Whether it was present at the first start and never run.
     pub baseline: bool,
     /// Its jobs, newest first.
@@ -329,7 +344,7 @@ fn encode_steps(steps: &[Vec<std::ffi::OsString>]) -> Vec<u8> {
     out
 }
 
-fn decode_steps(bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
+fn decode_steps(bytes: &[u8]) -> Vec<RawArgv> {
     let mut steps = Vec::new();
     let mut step = Vec::new();
     let mut at = 0;
@@ -888,19 +903,16 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn plan_of(
-        &self,
-        id: JobId,
-    ) -> Result<Option<(Vec<Vec<Vec<u8>>>, Option<PathBuf>)>, StoreError> {
+    pub fn plan_of(&self, id: JobId) -> Result<Option<StoredPlan>, StoreError> {
         Ok(self
             .conn
             .query_row("SELECT steps, output FROM jobs WHERE id = ?1", [id], |r| {
                 let steps: Option<Vec<u8>> = r.get(0)?;
                 let output: Option<Vec<u8>> = r.get(1)?;
-                Ok((
-                    steps.map(|s| decode_steps(&s)).unwrap_or_default(),
-                    output.map(path_of),
-                ))
+                Ok(StoredPlan {
+                    steps: steps.map(|s| decode_steps(&s)).unwrap_or_default(),
+                    output: output.map(path_of),
+                })
             })
             .optional()?)
     }
@@ -998,7 +1010,7 @@ impl Store {
         let Some(row) = self.conn.query_row(&sql, [id], Self::row).optional()? else {
             return Ok(None);
         };
-        let (rule_hash, steps, input): (String, Option<Vec<u8>>, Option<(u64, u64, u64, i64)>) =
+        let (rule_hash, steps, input): (String, Option<Vec<u8>>, Option<StoredVersion>) =
             self.conn.query_row(
                 "SELECT rule_hash, steps, dev, ino, size, mtime_ns FROM jobs WHERE id = ?1",
                 [id],

@@ -62,12 +62,12 @@ fn the_same_version_is_queued_once_and_a_new_version_again() {
             .is_some(),
         "re-rendered"
     );
-    let (stored, _) = store
+    let stored = store
         .plan_of(first.expect("id"))
         .expect("read")
         .expect("exists");
     assert_eq!(
-        stored,
+        stored.steps,
         vec![vec![
             b"ffmpeg".to_vec(),
             b"-i".to_vec(),

@@ -130,6 +130,12 @@ impl Daemon {
         self.child.wait().expect("daemon exits").code()
     }
 
+    /// SIGKILLs the daemon (no chance to clean up) and reaps it.
+    pub fn kill_hard(mut self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+
     /// Sends `signal` to the daemon.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);

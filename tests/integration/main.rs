@@ -3,4 +3,5 @@
 mod cli;
 mod daemon;
 mod env;
+mod store;
 mod watch;

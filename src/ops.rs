@@ -1,0 +1,310 @@
+//! The operations commands: `status`, `jobs`, `job`, `retry`, `cancel`, `rerun`, `files`.
+//! They read and write the store while the daemon runs (WAL: no lock errors), and print for a
+//! supervisor at the end of a night, or JSON for scripts.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::Error;
+use crate::explain::shell_quote;
+use crate::store::{self, JobId, JobRow, Status, Store};
+
+fn open(dir: &Path) -> Result<Store, Error> {
+    Store::open_existing(dir).map_err(|e| Error::Config(e.to_string()))
+}
+
+fn runtime(e: impl std::fmt::Display) -> Error {
+    Error::Runtime(e.to_string())
+}
+
+fn print(text: &str) -> Result<ExitCode, Error> {
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn json(value: &impl serde::Serialize) -> Result<ExitCode, Error> {
+    print(&(serde_json::to_string_pretty(value).map_err(runtime)? + "\n"))
+}
+
+/// `1h02m`, `3m12s`, `45s`.
+fn age(ms: i64) -> String {
+    let s = (ms / 1000).max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// `shotrouter status`.
+///
+/// # Errors
+/// No store, or a database error.
+pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
+    let report = open(dir)?.status().map_err(runtime)?;
+    if as_json {
+        return json(&report);
+    }
+    let oldest = report.oldest_queued_s.map_or(String::new(), |s| {
+        format!(" (oldest waiting {})", age(s * 1000))
+    });
+    print(&format!(
+        "running {}, queued {}{oldest}, failed in the last 24h {}\ndone {} in the last hour ({:.1}/min), {} in the last 24h; {} files known\n",
+        report.running,
+        report.queued,
+        report.failed_24h,
+        report.done_1h,
+        report.done_1h as f64 / 60.0,
+        report.done_24h,
+        report.files
+    ))
+}
+
+fn table(rows: &[JobRow]) -> String {
+    let now = store::now_ms();
+    let mut out = format!(
+        "{:>8}  {:<9}  {:<22}  {:>3}  {:>7}  {:<34}  {}\n",
+        "ID", "STATUS", "RULE", "TRY", "AGE", "RESULT", "PATH"
+    );
+    for r in rows {
+        let result = r.result.clone().unwrap_or_default();
+        let result: String = result.chars().take(34).collect();
+        let _ = writeln!(
+            out,
+            "{:>8}  {:<9}  {:<22}  {:>3}  {:>7}  {:<34}  {}",
+            r.id,
+            r.status,
+            r.rule,
+            r.attempts,
+            age(now - r.created_at),
+            result,
+            shell_quote(r.path.as_bytes())
+        );
+    }
+    out
+}
+
+/// `shotrouter jobs`.
+///
+/// # Errors
+/// An unknown `--status`, no store, or a database error.
+pub fn jobs(
+    dir: &Path,
+    status: Option<&str>,
+    rule: Option<&str>,
+    since: Option<Duration>,
+    limit: usize,
+    as_json: bool,
+) -> Result<ExitCode, Error> {
+    let status = match status {
+        Some(text) => Some(Status::parse(text).ok_or_else(|| {
+            Error::Config(format!(
+                "unknown status `{text}`; use queued, running, done, failed or cancelled"
+            ))
+        })?),
+        None => None,
+    };
+    let since_ms = since.map(|d| store::now_ms() - d.as_millis() as i64);
+    let rows = open(dir)?
+        .jobs(status, rule, since_ms, limit)
+        .map_err(runtime)?;
+    if as_json {
+        return json(&rows);
+    }
+    print(&table(&rows))
+}
+
+/// `shotrouter job ID`.
+///
+/// # Errors
+/// An unknown id (exit 1), no store, or a database error.
+pub fn job(dir: &Path, id: JobId, as_json: bool) -> Result<ExitCode, Error> {
+    let detail = open(dir)?
+        .job(id)
+        .map_err(runtime)?
+        .ok_or_else(|| Error::Runtime(format!("no job {id}")))?;
+    let log_path = dir
+        .join("logs")
+        .join(&detail.row.rule)
+        .join(format!("{id}.log"));
+    if as_json {
+        return json(&detail);
+    }
+    let r = &detail.row;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "job {}  {}  rule {} (definition {})",
+        r.id, r.status, r.rule, detail.rule_hash
+    );
+    let _ = writeln!(out, "file      {}", shell_quote(r.path.as_bytes()));
+    if let Some((dev, ino, size, mtime)) = detail.input {
+        let _ = writeln!(
+            out,
+            "version   dev {dev} inode {ino} size {size} mtime {}.{:09}",
+            mtime / 1_000_000_000,
+            mtime % 1_000_000_000
+        );
+    }
+    let _ = writeln!(out, "attempts  {}", r.attempts);
+    if let Some(result) = &r.result {
+        let _ = writeln!(out, "result    {result}");
+    }
+    if let Some(output) = &r.output {
+        let _ = writeln!(out, "output    {}", shell_quote(output.as_bytes()));
+    }
+    let now = store::now_ms();
+    let _ = writeln!(out, "created   {} ago", age(now - r.created_at));
+    if let Some(t) = r.started_at {
+        let _ = writeln!(out, "started   {} ago", age(now - t));
+    }
+    if let Some(t) = r.finished_at {
+        let _ = writeln!(out, "finished  {} ago", age(now - t));
+    }
+    for (i, step) in detail.raw_steps.iter().enumerate() {
+        let argv: Vec<String> = step.iter().map(|a| shell_quote(a)).collect();
+        let _ = writeln!(out, "step {}    {}", i + 1, argv.join(" "));
+    }
+    let _ = writeln!(out, "log       {}", log_path.display());
+    if let Ok(text) = std::fs::read(&log_path) {
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines[lines.len().saturating_sub(20)..] {
+            let _ = writeln!(out, "  | {line}");
+        }
+    }
+    print(&out)
+}
+
+/// `shotrouter retry`.
+///
+/// # Errors
+/// Nothing to retry was named, no store, or a database error.
+pub fn retry(
+    dir: &Path,
+    ids: &[JobId],
+    failed: bool,
+    rule: Option<&str>,
+) -> Result<ExitCode, Error> {
+    if ids.is_empty() && !failed {
+        return Err(Error::Config("name job ids, or give --failed".into()));
+    }
+    let requeued = open(dir)?
+        .retry(ids, failed.then_some(rule))
+        .map_err(runtime)?;
+    let listed: Vec<String> = requeued.iter().map(ToString::to_string).collect();
+    print(&format!(
+        "queued again: {} job{} {}\n",
+        requeued.len(),
+        if requeued.len() == 1 { "" } else { "s" },
+        listed.join(" ")
+    ))
+}
+
+/// `shotrouter cancel`: marks the jobs cancelled, then stops running ones (SIGTERM to the group,
+/// SIGKILL to what is left after 3 s).
+///
+/// # Errors
+/// No store, or a database error.
+pub fn cancel(dir: &Path, ids: &[JobId]) -> Result<ExitCode, Error> {
+    let cancelled = open(dir)?.cancel(ids).map_err(runtime)?;
+    let mut out = String::new();
+    for (id, group) in &cancelled {
+        let mut killed = 0;
+        if let Some(group) = group {
+            killed = group.signal(Signal::SIGTERM);
+            let deadline = Instant::now() + crate::runner::KILL_GRACE;
+            while !group.live_members().is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            group.kill();
+        }
+        let _ = writeln!(
+            out,
+            "cancelled {id}{}",
+            if killed > 0 {
+                format!(" (stopped {killed} processes)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    for id in ids
+        .iter()
+        .filter(|id| !cancelled.iter().any(|(c, _)| c == *id))
+    {
+        let _ = writeln!(out, "not cancelled {id}: not queued or running");
+    }
+    print(&out)
+}
+
+/// `shotrouter rerun`.
+///
+/// # Errors
+/// No store, or a database error.
+pub fn rerun(dir: &Path, rule: &str, since: Option<Duration>) -> Result<ExitCode, Error> {
+    let since_ms = since.map(|d| store::now_ms() - d.as_millis() as i64);
+    let count = open(dir)?.rerun(rule, "rerun", since_ms).map_err(runtime)?;
+    print(&format!(
+        "queued {count} job{} of rule `{rule}`; the daemon plans them with the current rules\n",
+        if count == 1 { "" } else { "s" }
+    ))
+}
+
+/// `shotrouter files`.
+///
+/// # Errors
+/// No store, or a database error.
+pub fn files(dir: &Path, paths: &[PathBuf], as_json: bool) -> Result<ExitCode, Error> {
+    let store = open(dir)?;
+    let mut records = Vec::new();
+    let mut out = String::new();
+    for path in paths {
+        let abs = crate::rules::absolute(path);
+        let record = store.file(&abs).map_err(runtime)?;
+        let _ = writeln!(out, "{}", shell_quote(abs.as_os_str().as_encoded_bytes()));
+        match &record {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  not known to the store (no rule ran on it, or it arrived while nothing watched)"
+                );
+            }
+            Some(r) => {
+                if let Some((dev, ino, size, mtime)) = r.version {
+                    let _ = writeln!(
+                        out,
+                        "  last seen: dev {dev} inode {ino} size {size} mtime {}{}",
+                        mtime / 1_000_000_000,
+                        if r.baseline {
+                            " (baseline: present at first start, not run)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                if let Some((rule, job)) = &r.produced_by {
+                    let _ = writeln!(out, "  made by shotrouter: rule `{rule}`, job {job}");
+                }
+                if !r.jobs.is_empty() {
+                    for line in table(&r.jobs).lines() {
+                        let _ = writeln!(out, "  {line}");
+                    }
+                }
+            }
+        }
+        records.push(record);
+    }
+    if as_json {
+        return json(&records);
+    }
+    print(&out)
+}
