@@ -51,18 +51,24 @@ def pct(values, p):
 
 class Shotrouter:
     name = "shotrouter watch"
+    extra = []
 
     def __init__(self, tmp, tree, stamp, log):
         rules = tmp / "rules.yaml"
         rules.write_text(f"version: 1\nwatch: [{tree}]\njobs: 2\nrules:\n  - name: stamp\n    match: \"**\"\n    run: [{stamp}, {log}, \"{{path}}\"]\n")
         self.err = open(tmp / "daemon.log", "w+")
-        self.proc = subprocess.Popen([BIN, "watch", "--state", tmp / "state", rules], stderr=self.err, env={**os.environ, "SHOTROUTER_LOG": "warn,shotrouter::daemon=info"})
+        self.proc = subprocess.Popen([BIN, "watch", *self.extra, "--state", tmp / "state", rules], stderr=self.err, env={**os.environ, "SHOTROUTER_LOG": "warn,shotrouter::daemon=info"})
         ok = wait_for(lambda: " watching " in Path(self.err.name).read_text(), 30)
         assert ok, "shotrouter did not start"
 
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
+
+
+class ShotrouterNoStore(Shotrouter):
+    name = "shotrouter watch --no-store"
+    extra = ["--no-store"]
 
 
 class InotifywaitLoop:
@@ -117,7 +123,7 @@ def burst(kind, stamp, files, dirs=100):
         n = len(read_stamps(log)[0])
         if n != last:
             last, quiet_since = n, time.monotonic()
-        if n >= files and kind is Shotrouter:
+        if n >= files and issubclass(kind, Shotrouter):
             break
         time.sleep(0.05)
     runner.stop()
@@ -150,17 +156,21 @@ def main():
         p50, p99, missed, dupes = latency(kind, stamp, args.files)
         print(f"  {kind.name:26} {p50:8.2f} {p99:8.2f} {missed:7d} {dupes:6d}")
     print(f"\nburst: {args.burst} files into 100 new folders, trivial command (median of {args.repeat}, interleaved)")
-    runs = {"limit": [], Shotrouter: [], InotifywaitLoop: []}
+    contenders = (Shotrouter, ShotrouterNoStore, InotifywaitLoop)
+    runs = {"limit": [], **{kind: [] for kind in contenders}}
     for _ in range(args.repeat):
         runs["limit"].append(spawn_limit(stamp, args.burst))
-        for kind in (Shotrouter, InotifywaitLoop):
+        for kind in contenders:
             runs[kind].append(burst(kind, stamp, args.burst))
     limit = sorted(runs["limit"])[len(runs["limit"]) // 2]
     print(f"  {'spawn limit (xargs -P 2)':26} {limit:8.0f} /s   runs: {' '.join(f'{r:.0f}' for r in runs['limit'])}")
-    for kind in (Shotrouter, InotifywaitLoop):
+    for kind in contenders:
         rate, missed, dupes = sorted(runs[kind])[len(runs[kind]) // 2]
         all_rates = " ".join(f"{r[0]:.0f}" for r in runs[kind])
         print(f"  {kind.name:26} {rate:8.0f} /s  ({rate / limit:5.0%} of the spawn limit)  missed {missed}, twice {dupes}   runs: {all_rates}")
+    with_store = sorted(runs[Shotrouter])[len(runs[Shotrouter]) // 2][0]
+    without = sorted(runs[ShotrouterNoStore])[len(runs[ShotrouterNoStore]) // 2][0]
+    print(f"\n  the job store costs {1 - with_store / without:.1%} of burst throughput (median with / median without)")
     for path in KEEP:
         shutil.rmtree(path, ignore_errors=True)
 

@@ -26,7 +26,8 @@ use crate::Error;
 use crate::ledger::{FileVersion, Ledger, Provenance};
 use crate::matcher::{RuleSet, Scratch};
 use crate::plan;
-use crate::pool::{Finished, Pool};
+use crate::pool::{Finished, Pool, Report};
+use crate::process::GroupId;
 use crate::rules::{self, EventKind};
 use crate::runner::{self, JobSpec, Outcome};
 use crate::store::{self, JobId, NewJob, Status, Store};
@@ -94,9 +95,19 @@ struct Daemon {
     next_poll: Instant,
     /// Whether this start records a baseline instead of catching up.
     first_start: bool,
+    /// Jobs to hand the pool once the open store batch is committed (a worker must find its
+    /// job's row), with the earliest time each may start.
+    deferred: Option<Vec<(JobSpec, Option<Instant>)>>,
+    /// Starts reported during the open batch and not yet written: a job that also finishes in
+    /// the batch is recorded with one write instead of two.
+    unclaimed: HashMap<JobId, (u64, Option<PathBuf>, Option<GroupId>)>,
     /// Files of the initial scan, written to the store in one transaction at its end.
     baseline: Vec<(PathBuf, FileVersion)>,
 }
+
+/// Most messages handled in one store transaction (group commit); workers wait for the write
+/// lock while a batch is open, so it stays short.
+const BATCH: usize = 64;
 
 /// How often the store is checked for jobs queued by another process.
 const STORE_POLL: Duration = Duration::from_secs(1);
@@ -150,6 +161,8 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         next_poll: Instant::now() + STORE_POLL,
         first_start,
         baseline: Vec::new(),
+        deferred: None,
+        unclaimed: HashMap::new(),
     };
     daemon.recover()?;
     let mut watcher = None;
@@ -180,8 +193,16 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
                 d.saturating_duration_since(Instant::now())
             });
         select! {
-            recv(source_rx) -> event => if let Ok(event) = event { daemon.on_source(event) },
-            recv(done_rx) -> finished => if let Ok(finished) = finished { daemon.on_finished(finished, &source_tx) },
+            recv(source_rx) -> event => if let Ok(event) = event {
+                daemon.begin_batch();
+                daemon.on_source(event);
+                daemon.drain(&source_rx, &done_rx, &source_tx);
+            },
+            recv(done_rx) -> report => if let Ok(report) = report {
+                daemon.begin_batch();
+                daemon.on_report(report, &source_tx);
+                daemon.drain(&source_rx, &done_rx, &source_tx);
+            },
             recv(signals) -> signal => {
                 tracing::info!(signal = signal.unwrap_or_default(), "stopping: no new jobs");
                 drop(watcher.take());
@@ -455,7 +476,14 @@ impl Daemon {
                 output: spec.output.as_ref().map(|o| o.final_path.as_path()),
             };
             match store.enqueue(&new) {
-                Ok(Some(id)) => self.adopt(&mut spec, id, 1),
+                Ok(Some(queued)) => {
+                    // Our own jobs need no pick-up by the store poll: skip past them when the
+                    // sequence is unbroken (a gap is a job another process queued).
+                    if queued.seq == self.last_seq + 1 {
+                        self.last_seq = queued.seq;
+                    }
+                    self.adopt(&mut spec, queued.id, 1);
+                }
                 Ok(None) => {
                     tracing::debug!(rule = %rule.name, path = %abs.display(), "the store already has this version");
                     return;
@@ -520,9 +548,57 @@ impl Daemon {
         if let Some(bar) = &self.progress {
             bar.inc_length(1);
         }
-        match not_before {
-            Some(at) => self.pool.submit_at(spec, at),
-            None => self.pool.submit(spec),
+        self.hand_over(spec, not_before);
+    }
+
+    /// Gives a job to the pool, or keeps it until the open batch is committed.
+    fn hand_over(&mut self, spec: JobSpec, not_before: Option<Instant>) {
+        match (&mut self.deferred, not_before) {
+            (Some(deferred), _) => deferred.push((spec, not_before)),
+            (None, Some(at)) => self.pool.submit_at(spec, at),
+            (None, None) => self.pool.submit(spec),
+        }
+    }
+
+    /// Starts a group commit: store writes are collected into one transaction.
+    fn begin_batch(&mut self) {
+        if let Some(store) = self.store.as_mut() {
+            match store.begin_batch() {
+                Ok(()) => self.deferred = Some(Vec::new()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open a store batch; writing one by one")
+                }
+            }
+        }
+    }
+
+    /// Handles up to [`BATCH`] more messages that are already waiting, then commits.
+    fn drain(
+        &mut self,
+        source: &Receiver<SourceEvent>,
+        done: &Receiver<Report>,
+        source_tx: &Sender<SourceEvent>,
+    ) {
+        for _ in 1..BATCH {
+            if let Ok(report) = done.try_recv() {
+                self.on_report(report, source_tx);
+            } else if let Ok(event) = source.try_recv() {
+                self.on_source(event);
+            } else {
+                break;
+            }
+        }
+        // Jobs still running at the end of the batch are recorded as started now.
+        for (id, (job, temp, group)) in std::mem::take(&mut self.unclaimed) {
+            self.deferred_claim(id, job, temp.as_deref(), group.as_ref());
+        }
+        if let Some(store) = self.store.as_mut()
+            && let Err(e) = store.end_batch()
+        {
+            tracing::error!(error = %e, "cannot commit a store batch; its jobs run unrecorded");
+        }
+        for (spec, not_before) in self.deferred.take().unwrap_or_default() {
+            self.hand_over(spec, not_before);
         }
     }
 
@@ -613,12 +689,97 @@ impl Daemon {
         }
     }
 
+    fn on_report(&mut self, report: Report, source: &Sender<SourceEvent>) {
+        match report {
+            Report::Started {
+                first,
+                store_id,
+                job,
+                temp_output,
+                group,
+            } => self.on_started(first, store_id, job, temp_output.as_deref(), group.as_ref()),
+            Report::Finished(finished) => self.on_finished(*finished, source),
+        }
+    }
+
+    /// Records that a job's first step started, in its group; a job a user cancelled while it
+    /// waited is stopped at once.
+    fn on_started(
+        &mut self,
+        first: bool,
+        id: JobId,
+        job: u64,
+        temp_output: Option<&Path>,
+        group: Option<&GroupId>,
+    ) {
+        if first && self.deferred.is_some() {
+            self.unclaimed.insert(
+                id,
+                (job, temp_output.map(Path::to_path_buf), group.cloned()),
+            );
+            return;
+        }
+        if !first && let Some(claim) = self.unclaimed.get_mut(&id) {
+            claim.2 = group.cloned();
+            return;
+        }
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if !first {
+            if let Some(group) = group
+                && let Err(e) = store.set_group(id, group)
+            {
+                tracing::warn!(job = id, error = %e, "cannot record the step's process group");
+            }
+            return;
+        }
+        match store.claim(id, temp_output, group) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(
+                    job = id,
+                    "cancelled by a user before it started; stopping it"
+                );
+                self.pool.cancel(job);
+            }
+            Err(e) => tracing::warn!(job = id, error = %e, "cannot record the job's start"),
+        }
+    }
+
+    fn deferred_claim(
+        &mut self,
+        id: JobId,
+        job: u64,
+        temp: Option<&Path>,
+        group: Option<&GroupId>,
+    ) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        match store.claim(id, temp, group) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(
+                    job = id,
+                    "cancelled by a user before it started; stopping it"
+                );
+                self.pool.cancel(job);
+            }
+            Err(e) => tracing::warn!(job = id, error = %e, "cannot record the job's start"),
+        }
+    }
+
     fn on_finished(&mut self, finished: Finished, source: &Sender<SourceEvent>) {
         let Finished {
             spec,
             outcome,
             duration,
         } = finished;
+        if let Some(id) = spec.store_id {
+            // Started and finished within one batch: `finish` records both with one write.
+            self.unclaimed.remove(&id);
+        }
         let rule = self
             .set
             .index_of(&spec.rule)
@@ -658,7 +819,7 @@ impl Daemon {
                             attempt: spec.attempt + 1,
                             ..spec
                         };
-                        self.pool.submit_at(retry, Instant::now() + delay);
+                        self.hand_over(retry, Some(Instant::now() + delay));
                         return;
                     }
                     tracing::info!(job = %spec.id, "cancelled by a user; not retried");
@@ -734,7 +895,7 @@ impl Daemon {
     }
 
     /// Stops taking work, lets running jobs finish within the grace period, then kills them.
-    fn shut_down(mut self, done: &Receiver<Finished>) -> ExitCode {
+    fn shut_down(mut self, done: &Receiver<Report>) -> ExitCode {
         let dropped = self.pool.drain_queued();
         if !dropped.is_empty() {
             tracing::warn!(
@@ -757,7 +918,16 @@ impl Daemon {
                 deadline.saturating_duration_since(Instant::now())
             };
             match done.recv_timeout(limit) {
-                Ok(finished) => self.log_final(finished),
+                Ok(Report::Finished(finished)) => self.log_final(*finished),
+                Ok(Report::Started {
+                    first,
+                    store_id,
+                    job,
+                    temp_output,
+                    group,
+                }) => {
+                    self.on_started(first, store_id, job, temp_output.as_deref(), group.as_ref());
+                }
                 Err(_) if !cancelled => {
                     tracing::warn!(
                         running = self.pool.running(),
@@ -769,8 +939,19 @@ impl Daemon {
                 Err(_) => break,
             }
         }
-        while let Ok(finished) = done.try_recv() {
-            self.log_final(finished);
+        while let Ok(report) = done.try_recv() {
+            match report {
+                Report::Finished(finished) => self.log_final(*finished),
+                Report::Started {
+                    first,
+                    store_id,
+                    job,
+                    temp_output,
+                    group,
+                } => {
+                    self.on_started(first, store_id, job, temp_output.as_deref(), group.as_ref());
+                }
+            }
         }
         // Jobs cut short by the stop run again at the next start.
         if let Some(store) = self.store.as_mut() {

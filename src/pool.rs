@@ -17,6 +17,26 @@ use crate::process::GroupId;
 use crate::runner::{self, JobControl, JobHooks, JobSpec, Outcome, Watchdog};
 use crate::store::{JobId, Store};
 
+/// What a worker tells the daemon, in order: a job's start, then its end.
+#[derive(Debug)]
+pub enum Report {
+    /// The job's first step started in this process group.
+    Started {
+        /// Whether this is the job's first step (which claims the job).
+        first: bool,
+        /// The job's row in the store.
+        store_id: JobId,
+        /// The pool's handle on it, to cancel it if a user cancelled it meanwhile.
+        job: u64,
+        /// Its hidden temp output, removed at recovery if the daemon dies.
+        temp_output: Option<PathBuf>,
+        /// The group, to kill at recovery if the daemon dies.
+        group: Option<GroupId>,
+    },
+    /// An attempt ended.
+    Finished(Box<Finished>),
+}
+
 /// A finished attempt, sent back to the daemon.
 #[derive(Debug)]
 pub struct Finished {
@@ -37,35 +57,59 @@ pub struct Pool {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
-    done: Sender<Finished>,
+    done: Sender<Report>,
     provenance: Arc<Provenance>,
     watchdog: Watchdog,
     /// The state folder, when jobs are recorded; each worker opens its own connection.
     store_dir: Option<PathBuf>,
 }
 
-/// Records a worker's job as it runs: provenance in memory, group and publish in the store.
+/// Reports a worker's job as it runs: its start to the daemon (which records it in its next
+/// group commit), its product in memory and, before the rename, in the store.
 struct WorkerHooks<'a> {
-    store: Option<&'a mut Store>,
-    id: Option<JobId>,
-    rule: &'a str,
-    provenance: &'a Provenance,
+    shared: &'a Shared,
+    /// Opened on the first publish: the only write a worker makes itself, since it must be
+    /// durable before the rename.
+    store: &'a mut Option<Store>,
+    spec: &'a JobSpec,
+    job: u64,
+    started: bool,
 }
 
 impl JobHooks for WorkerHooks<'_> {
-    fn group_started(&mut self, pgid: i32) {
-        if let (Some(store), Some(id)) = (self.store.as_deref_mut(), self.id)
-            && let Some(group) = GroupId::of(pgid)
-            && let Err(e) = store.set_group(id, &group)
-        {
-            tracing::warn!(job = id, error = %e, "cannot record the job's process group");
-        }
+    fn group_started(&mut self, pgid: i32) -> bool {
+        let Some(store_id) = self.spec.store_id else {
+            return true;
+        };
+        let _ = self.shared.done.send(Report::Started {
+            first: !self.started,
+            store_id,
+            job: self.job,
+            temp_output: self.spec.output.as_ref().map(|o| o.temp_path.clone()),
+            group: GroupId::of(pgid),
+        });
+        self.started = true;
+        true
     }
 
     fn publishing(&mut self, output: &Path, version: FileVersion) {
-        self.provenance.record(output, self.rule, version);
-        if let (Some(store), Some(id)) = (self.store.as_deref_mut(), self.id)
-            && let Err(e) = store.publishing(id, self.rule, output, version)
+        self.shared
+            .provenance
+            .record(output, &self.spec.rule, version);
+        let Some(id) = self.spec.store_id else { return };
+        let Some(dir) = self.shared.store_dir.as_deref() else {
+            return;
+        };
+        if self.store.is_none() {
+            match Store::open(dir) {
+                Ok(store) => *self.store = Some(store),
+                Err(e) => {
+                    tracing::warn!(job = id, error = %e, "cannot open the store to record the product")
+                }
+            }
+        }
+        if let Some(store) = self.store.as_mut()
+            && let Err(e) = store.publishing(id, &self.spec.rule, output, version)
         {
             tracing::warn!(job = id, error = %e, "cannot record the product before publishing it");
         }
@@ -133,7 +177,7 @@ impl Pool {
         rule_limits: HashMap<String, usize>,
         provenance: Arc<Provenance>,
         store_dir: Option<PathBuf>,
-        done: Sender<Finished>,
+        done: Sender<Report>,
     ) -> Pool {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -227,6 +271,13 @@ impl Pool {
         drained
     }
 
+    /// Cancels one running job (a user cancelled it just as it started).
+    pub fn cancel(&self, job: u64) {
+        if let Some(control) = self.lock().controls.get(&job) {
+            self.shared.watchdog.cancel(job, control);
+        }
+    }
+
     /// Cancels every running job (SIGTERM to its group, SIGKILL after a grace).
     pub fn cancel_running(&self) {
         for (job, control) in &self.lock().controls {
@@ -255,13 +306,7 @@ impl Shared {
 }
 
 fn worker(shared: &Shared) {
-    let mut store = shared.store_dir.as_deref().and_then(|dir| match Store::open(dir) {
-        Ok(store) => Some(store),
-        Err(e) => {
-            tracing::error!(error = %e, "a worker cannot open the job store; its jobs are not recorded");
-            None
-        }
-    });
+    let mut store: Option<Store> = None;
     let mut state = shared.lock();
     loop {
         if state.closing {
@@ -293,26 +338,15 @@ fn worker(shared: &Shared) {
         drop(state);
 
         let started = Instant::now();
-        let claimed = match (store.as_mut(), spec.store_id) {
-            (Some(store), Some(id)) => store.start(id, spec.output.as_ref().map(|o| o.temp_path.as_path())).unwrap_or_else(|e| {
-                tracing::warn!(job = id, error = %e, "cannot record the job's start; running it anyway");
-                true
-            }),
-            _ => true,
+        tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), attempt = spec.attempt, "start");
+        let mut hooks = WorkerHooks {
+            shared,
+            store: &mut store,
+            spec: &spec,
+            job,
+            started: false,
         };
-        let outcome = if claimed {
-            tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), attempt = spec.attempt, "start");
-            let mut hooks = WorkerHooks {
-                store: store.as_mut(),
-                id: spec.store_id,
-                rule: &spec.rule,
-                provenance: &shared.provenance,
-            };
-            runner::run(&spec, job, &control, &shared.watchdog, &mut hooks)
-        } else {
-            // Cancelled by a user while it waited.
-            Outcome::Cancelled
-        };
+        let outcome = runner::run(&spec, job, &control, &shared.watchdog, &mut hooks);
         let duration = started.elapsed();
 
         state = shared.lock();
@@ -323,10 +357,10 @@ fn worker(shared: &Shared) {
         state.controls.remove(&job);
         // A slot freed: another worker may now start a job this rule's limit held back.
         shared.wake.notify_all();
-        let _ = shared.done.send(Finished {
+        let _ = shared.done.send(Report::Finished(Box::new(Finished {
             spec,
             outcome,
             duration,
-        });
+        })));
     }
 }

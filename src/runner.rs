@@ -216,7 +216,8 @@ fn watchdog(alarms: &crossbeam_channel::Receiver<Alarm>) {
 /// What a running job reports as it goes, so it can be recorded durably.
 pub trait JobHooks {
     /// A step's process group started (the daemon may die; a later one must be able to kill it).
-    fn group_started(&mut self, pgid: i32);
+    /// Returning false stops the job at once (a user cancelled it while it waited).
+    fn group_started(&mut self, pgid: i32) -> bool;
     /// The product is about to be renamed into place with this version.
     fn publishing(&mut self, output: &Path, version: FileVersion);
 }
@@ -392,7 +393,10 @@ fn run_step(
     };
     let pgid = handle.pids().first().map_or(0, |&p| p as i32);
     control.pgid.store(pgid, Ordering::SeqCst);
-    hooks.group_started(pgid);
+    if !hooks.group_started(pgid) {
+        control.cancelled.store(true, Ordering::SeqCst);
+        control.signal(Signal::SIGKILL);
+    }
     if let Some(deadline) = deadline {
         let _ = watchdog
             .alarms

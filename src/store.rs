@@ -2,7 +2,7 @@
 //! All SQL lives here, behind [`Store`], so another backend (PostgreSQL for several workers)
 //! can replace it without touching the daemon.
 //!
-//! WAL mode with `busy_timeout`, every write in a `BEGIN IMMEDIATE` transaction, so the daemon,
+//! WAL mode with a busy handler, every write in a `BEGIN IMMEDIATE` transaction, so the daemon,
 //! its workers and any number of `shotrouter status`/`jobs`/`retry` processes share the file
 //! without lock errors. The schema is versioned with `PRAGMA user_version` and migrated on open;
 //! `application_id` marks the file as ours, so a foreign file is refused, never overwritten.
@@ -175,6 +175,7 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     created: bool,
+    in_batch: bool,
 }
 
 /// A job to record.
@@ -192,6 +193,15 @@ pub struct NewJob<'a> {
     pub steps: &'a [Vec<std::ffi::OsString>],
     /// The product, if any.
     pub output: Option<&'a Path>,
+}
+
+/// A job just queued: its id and its place in the queue sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    /// The job's id.
+    pub id: JobId,
+    /// Its queue sequence number.
+    pub seq: i64,
 }
 
 /// A job waiting to run, as read back from the store.
@@ -370,6 +380,18 @@ fn decode_steps(bytes: &[u8]) -> Vec<RawArgv> {
     steps
 }
 
+/// Waits for a lock held by another connection: 50 µs at a time, for up to 30 s. Our writes hold
+/// the lock for tens of microseconds; SQLite's default handler sleeps 1 to 100 ms per retry,
+/// which under the daemon's steady trickle of writes costs far more than the writes themselves.
+fn retry_soon(attempts: i32) -> bool {
+    const PAUSE: Duration = Duration::from_micros(50);
+    if attempts >= 600_000 {
+        return false;
+    }
+    std::thread::sleep(PAUSE);
+    true
+}
+
 fn filesystem_kind(dir: &Path) -> Option<&'static str> {
     use nix::sys::statfs::{FUSE_SUPER_MAGIC, NFS_SUPER_MAGIC, SMB_SUPER_MAGIC, statfs};
     let fs = statfs(dir).ok()?.filesystem_type();
@@ -419,6 +441,7 @@ impl Store {
             conn,
             path,
             created: !existed,
+            in_batch: false,
         };
         store.configure()?;
         store.migrate()?;
@@ -439,6 +462,7 @@ impl Store {
             conn,
             path,
             created: false,
+            in_batch: false,
         };
         store.configure()?;
         store.check_identity()?;
@@ -472,9 +496,7 @@ impl Store {
             }
             other => StoreError::Sql(other),
         };
-        self.conn
-            .busy_timeout(Duration::from_secs(30))
-            .map_err(not_a_db)?;
+        self.conn.busy_handler(Some(retry_soon)).map_err(not_a_db)?;
         // journal_mode answers with a row; it is also the first real read of the file.
         let _: String = self
             .conn
@@ -527,25 +549,23 @@ impl Store {
         Ok(())
     }
 
-    fn next_queue_seq(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
-        tx.query_row(
+    fn next_queue_seq(tx: &Connection) -> rusqlite::Result<i64> {
+        tx.prepare_cached(
             "UPDATE counters SET value = value + 1 WHERE name = 'queue_seq' RETURNING value",
-            [],
-            |r| r.get(0),
-        )
+        )?
+        .query_row([], |r| r.get(0))
     }
 
     fn upsert_file(
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Connection,
         path: &Path,
         v: FileVersion,
         baseline: bool,
     ) -> rusqlite::Result<i64> {
-        tx.query_row(
-            "INSERT INTO files (path, dev, ino, size, mtime_ns, baseline, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        tx.prepare_cached("INSERT INTO files (path, dev, ino, size, mtime_ns, baseline, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(path) DO UPDATE SET dev = ?2, ino = ?3, size = ?4, mtime_ns = ?5,
                  baseline = CASE WHEN ?6 THEN 1 ELSE 0 END, seen_at = ?7
-             RETURNING id",
+             RETURNING id")?.query_row(
             params![blob(path), v.dev as i64, v.ino as i64, v.size as i64, v.mtime_ns as i64, baseline, now_ms()],
             |r| r.get(0),
         )
@@ -556,14 +576,12 @@ impl Store {
     /// # Errors
     /// SQLite errors.
     pub fn record_baseline(&mut self, files: &[(PathBuf, FileVersion)]) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for (path, version) in files {
-            Self::upsert_file(&tx, path, *version, true)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|c| {
+            for (path, version) in files {
+                Self::upsert_file(c, path, *version, true)?;
+            }
+            Ok(())
+        })
     }
 
     /// Whether start-up catch-up should run `rule` on this version of `path`: the file is new or
@@ -609,45 +627,87 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn enqueue(&mut self, job: &NewJob<'_>) -> Result<Option<JobId>, StoreError> {
+    pub fn enqueue(&mut self, job: &NewJob<'_>) -> Result<Option<Queued>, StoreError> {
+        self.write(|c| {
+            let v = job.version;
+            let file_id = Self::upsert_file(c, job.path, v, false)?;
+            let exists: Option<i64> = c
+                .prepare_cached("SELECT id FROM jobs WHERE file_id = ?1 AND rule = ?2 AND dev = ?3 AND ino = ?4 AND size = ?5 AND mtime_ns = ?6
+                     AND status IN ('queued', 'running', 'done') LIMIT 1")?.query_row(
+                    params![file_id, job.rule, v.dev as i64, v.ino as i64, v.size as i64, v.mtime_ns as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_some() {
+                return Ok(None);
+            }
+            let seq = Self::next_queue_seq(c)?;
+            c.prepare_cached("INSERT INTO jobs (rule, rule_hash, file_id, dev, ino, size, mtime_ns, status, steps, output, created_at, queue_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11)")?.execute(
+                params![
+                    job.rule,
+                    job.rule_hash,
+                    file_id,
+                    v.dev as i64,
+                    v.ino as i64,
+                    v.size as i64,
+                    v.mtime_ns as i64,
+                    encode_steps(job.steps),
+                    job.output.map(blob),
+                    now_ms(),
+                    seq
+                ],
+            )?;
+            Ok(Some(Queued {
+                id: c.last_insert_rowid(),
+                seq,
+            }))
+        })
+    }
+
+    /// Opens a batch: until [`end_batch`](Self::end_batch), `enqueue` and `finish` share one
+    /// transaction (group commit: one commit for many jobs). Keep batches short: other
+    /// connections wait for the write lock meanwhile.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn begin_batch(&mut self) -> Result<(), StoreError> {
+        if !self.in_batch {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_batch = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the open batch, if any.
+    ///
+    /// # Errors
+    /// SQLite errors (the batch is rolled back).
+    pub fn end_batch(&mut self) -> Result<(), StoreError> {
+        if self.in_batch {
+            self.in_batch = false;
+            if let Err(e) = self.conn.execute_batch("COMMIT") {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `body` in the open batch, or in a transaction of its own.
+    fn write<T>(
+        &mut self,
+        body: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        if self.in_batch {
+            return Ok(body(&self.conn)?);
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let v = job.version;
-        let file_id = Self::upsert_file(&tx, job.path, v, false)?;
-        let exists: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM jobs WHERE file_id = ?1 AND rule = ?2 AND dev = ?3 AND ino = ?4 AND size = ?5 AND mtime_ns = ?6
-                 AND status IN ('queued', 'running', 'done') LIMIT 1",
-                params![file_id, job.rule, v.dev as i64, v.ino as i64, v.size as i64, v.mtime_ns as i64],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if exists.is_some() {
-            tx.commit()?;
-            return Ok(None);
-        }
-        let seq = Self::next_queue_seq(&tx)?;
-        tx.execute(
-            "INSERT INTO jobs (rule, rule_hash, file_id, dev, ino, size, mtime_ns, status, steps, output, created_at, queue_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11)",
-            params![
-                job.rule,
-                job.rule_hash,
-                file_id,
-                v.dev as i64,
-                v.ino as i64,
-                v.size as i64,
-                v.mtime_ns as i64,
-                encode_steps(job.steps),
-                job.output.map(blob),
-                now_ms(),
-                seq
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
+        let value = body(&tx)?;
         tx.commit()?;
-        Ok(Some(id))
+        Ok(value)
     }
 
     /// The highest queue sequence number handed out; jobs queued later have a higher one.
@@ -705,17 +765,32 @@ impl Store {
         Ok(())
     }
 
-    /// Claims a queued job for a worker; false when it is no longer queued (cancelled meanwhile).
+    /// Claims a queued job whose first step has just started, recording that step's process
+    /// group in the same write; false when it is no longer queued (a user cancelled it).
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn start(&mut self, id: JobId, temp_output: Option<&Path>) -> Result<bool, StoreError> {
-        let changed = self.conn.execute(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?2, temp_output = ?3,
-                 pgid = NULL, leader_start = NULL, boot_id = NULL, exit_status = NULL, error = NULL
-             WHERE id = ?1 AND status = 'queued'",
-            params![id, now_ms(), temp_output.map(blob)],
-        )?;
+    pub fn claim(
+        &mut self,
+        id: JobId,
+        temp_output: Option<&Path>,
+        group: Option<&GroupId>,
+    ) -> Result<bool, StoreError> {
+        let changed = self.write(|c| {
+            c.prepare_cached(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?2, temp_output = ?3,
+                     pgid = ?4, leader_start = ?5, boot_id = ?6, exit_status = NULL, error = NULL
+                 WHERE id = ?1 AND status = 'queued'",
+            )?
+            .execute(params![
+                id,
+                now_ms(),
+                temp_output.map(blob),
+                group.map(|g| g.pgid),
+                group.map(|g| g.leader_start as i64),
+                group.map(|g| g.boot_id.as_str())
+            ])
+        })?;
         Ok(changed == 1)
     }
 
@@ -724,10 +799,16 @@ impl Store {
     /// # Errors
     /// SQLite errors.
     pub fn set_group(&mut self, id: JobId, group: &GroupId) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE jobs SET pgid = ?2, leader_start = ?3, boot_id = ?4 WHERE id = ?1",
-            params![id, group.pgid, group.leader_start as i64, group.boot_id],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE jobs SET pgid = ?2, leader_start = ?3, boot_id = ?4 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                group.pgid,
+                group.leader_start as i64,
+                group.boot_id
+            ])?;
         Ok(())
     }
 
@@ -746,13 +827,11 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE jobs SET publish_dev = ?2, publish_ino = ?3, publish_size = ?4, publish_mtime_ns = ?5 WHERE id = ?1",
+        tx.prepare_cached("UPDATE jobs SET publish_dev = ?2, publish_ino = ?3, publish_size = ?4, publish_mtime_ns = ?5 WHERE id = ?1")?.execute(
             params![id, v.dev as i64, v.ino as i64, v.size as i64, v.mtime_ns as i64],
         )?;
-        tx.execute(
-            "INSERT INTO outputs (path, job_id, rule, dev, ino, size, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT(path) DO UPDATE SET job_id = ?2, rule = ?3, dev = ?4, ino = ?5, size = ?6, mtime_ns = ?7",
+        tx.prepare_cached("INSERT INTO outputs (path, job_id, rule, dev, ino, size, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(path) DO UPDATE SET job_id = ?2, rule = ?3, dev = ?4, ino = ?5, size = ?6, mtime_ns = ?7")?.execute(
             params![blob(output), id, rule, v.dev as i64, v.ino as i64, v.size as i64, v.mtime_ns as i64],
         )?;
         tx.commit()?;
@@ -766,16 +845,16 @@ impl Store {
     pub fn producer(&self, path: &Path, v: FileVersion) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT rule FROM outputs WHERE path = ?1 AND dev = ?2 AND ino = ?3 AND size = ?4 AND mtime_ns = ?5",
+            .prepare_cached("SELECT rule FROM outputs WHERE path = ?1 AND dev = ?2 AND ino = ?3 AND size = ?4 AND mtime_ns = ?5")?.query_row(
                 params![blob(path), v.dev as i64, v.ino as i64, v.size as i64, v.mtime_ns as i64],
                 |r| r.get(0),
             )
             .optional()?)
     }
 
-    /// Records the end of an attempt. `retry_at` (unix ms) queues it again instead of failing it.
-    /// Returns false when the job was no longer running (a user cancelled it meanwhile).
+    /// Records the end of an attempt (also of one whose start was never recorded: nothing was
+    /// spawned). `retry_at` (unix ms) queues it again instead of failing it. Returns false when
+    /// a user cancelled the job meanwhile.
     ///
     /// # Errors
     /// SQLite errors.
@@ -786,26 +865,20 @@ impl Store {
         result: Option<&str>,
         retry_at: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = match retry_at {
+        let changed = self.write(|c| match retry_at {
             Some(at) => {
-                let seq = Self::next_queue_seq(&tx)?;
-                tx.execute(
-                    "UPDATE jobs SET status = 'queued', exit_status = ?2, finished_at = ?3, not_before = ?4, queue_seq = ?5,
+                let seq = Self::next_queue_seq(c)?;
+                c.prepare_cached("UPDATE jobs SET status = 'queued', exit_status = ?2, finished_at = ?3, not_before = ?4, queue_seq = ?5,
                          temp_output = NULL, pgid = NULL
-                     WHERE id = ?1 AND status = 'running'",
+                     WHERE id = ?1 AND status = 'running'")?.execute(
                     params![id, result, now_ms(), at, seq],
-                )?
+                )
             }
-            None => tx.execute(
-                "UPDATE jobs SET status = ?2, exit_status = ?3, finished_at = ?4, temp_output = NULL, pgid = NULL
-                 WHERE id = ?1 AND status = 'running'",
+            None => c.prepare_cached("UPDATE jobs SET status = ?2, exit_status = ?3, finished_at = ?4, temp_output = NULL, pgid = NULL
+                 WHERE id = ?1 AND status = 'running'")?.execute(
                 params![id, status.as_str(), result, now_ms()],
-            )?,
-        };
-        tx.commit()?;
+            ),
+        })?;
         Ok(changed == 1)
     }
 
@@ -877,16 +950,14 @@ impl Store {
                 )?;
                 Resolution::Published
             } else {
-                let tx = self
-                    .conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let seq = Self::next_queue_seq(&tx)?;
-                tx.execute(
-                    "UPDATE jobs SET status = 'queued', exit_status = 'interrupted: the daemon stopped', queue_seq = ?2,
-                         temp_output = NULL, pgid = NULL WHERE id = ?1",
-                    params![id, seq],
-                )?;
-                tx.commit()?;
+                self.write(|tx| {
+                    let seq = Self::next_queue_seq(tx)?;
+                    tx.execute(
+                        "UPDATE jobs SET status = 'queued', exit_status = 'interrupted: the daemon stopped', queue_seq = ?2,
+                             temp_output = NULL, pgid = NULL WHERE id = ?1",
+                        params![id, seq],
+                    )
+                })?;
                 Resolution::Requeued
             };
             recovered.push(Interrupted {
@@ -1086,9 +1157,7 @@ impl Store {
     /// # Errors
     /// SQLite errors.
     pub fn cancel(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Option<GroupId>)>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.write(|tx| {
         let mut cancelled = Vec::new();
         for &id in ids {
             let group: Option<(Option<i32>, Option<i64>, Option<String>)> = tx
@@ -1111,8 +1180,8 @@ impl Store {
                 cancelled.push((id, group));
             }
         }
-        tx.commit()?;
         Ok(cancelled)
+        })
     }
 
     /// Queues new jobs of `rule` for the latest version of every file it ran on (since `since_ms`).

@@ -63,7 +63,7 @@ fn the_same_version_is_queued_once_and_a_new_version_again() {
         "re-rendered"
     );
     let stored = store
-        .plan_of(first.expect("id"))
+        .plan_of(first.expect("id").id)
         .expect("read")
         .expect("exists");
     assert_eq!(
@@ -86,8 +86,9 @@ fn a_failed_version_may_be_queued_again_but_not_a_done_one() {
     let id = store
         .enqueue(&job(path, version(1), &steps))
         .expect("ok")
-        .expect("new");
-    assert!(store.start(id, None).expect("start"));
+        .expect("new")
+        .id;
+    assert!(store.claim(id, None, None).expect("start"));
     assert!(
         store
             .finish(id, Status::Failed, Some("exited with status 1"), None)
@@ -102,8 +103,9 @@ fn a_failed_version_may_be_queued_again_but_not_a_done_one() {
     let again = store
         .enqueue(&job(path, version(1), &steps))
         .expect("ok")
-        .expect("failed does not block");
-    assert!(store.start(again, None).expect("start"));
+        .expect("failed does not block")
+        .id;
+    assert!(store.claim(again, None, None).expect("start"));
     assert!(
         store
             .finish(again, Status::Done, None, None)
@@ -155,14 +157,15 @@ fn a_cancelled_queued_job_is_not_started() {
     let id = store
         .enqueue(&job(Path::new("/s/a"), version(1), &steps))
         .expect("ok")
-        .expect("new");
+        .expect("new")
+        .id;
     assert_eq!(store.cancel(&[id]).expect("cancel"), vec![(id, None)]);
     assert!(
-        !store.start(id, None).expect("start"),
+        !store.claim(id, None, None).expect("start"),
         "a worker must not run it"
     );
     assert_eq!(store.retry(&[id], None).expect("retry"), vec![id]);
-    assert!(store.start(id, None).expect("start"), "retried");
+    assert!(store.claim(id, None, None).expect("start"), "retried");
 }
 
 #[test]
@@ -173,8 +176,9 @@ fn finishing_a_job_a_user_cancelled_keeps_it_cancelled() {
     let id = store
         .enqueue(&job(Path::new("/s/a"), version(1), &steps))
         .expect("ok")
-        .expect("new");
-    assert!(store.start(id, None).expect("start"));
+        .expect("new")
+        .id;
+    assert!(store.claim(id, None, None).expect("start"));
     store.cancel(&[id]).expect("cancel");
     assert!(
         !store
@@ -197,8 +201,9 @@ fn recovery_requeues_interrupted_jobs_and_removes_their_temp_output() {
     let id = store
         .enqueue(&job(Path::new("/s/a"), version(1), &steps))
         .expect("ok")
-        .expect("new");
-    assert!(store.start(id, Some(&temp)).expect("start"));
+        .expect("new")
+        .id;
+    assert!(store.claim(id, Some(&temp), None).expect("start"));
     let recovered = store.recover_interrupted().expect("recover");
     assert_eq!(recovered.len(), 1);
     assert_eq!(recovered[0].resolution, Resolution::Requeued);
@@ -218,8 +223,8 @@ fn recovery_recognises_a_product_published_just_before_the_crash() {
         output: Some(&output),
         ..job(Path::new("/s/a"), version(1), &steps)
     };
-    let id = store.enqueue(&new).expect("ok").expect("new");
-    assert!(store.start(id, None).expect("start"));
+    let id = store.enqueue(&new).expect("ok").expect("new").id;
+    assert!(store.claim(id, None, None).expect("start"));
     std::fs::write(&output, b"the movie").expect("product");
     let v = FileVersion::of(&output).expect("file");
     store
@@ -295,8 +300,9 @@ fn rerun_queues_the_latest_version_of_each_file_of_the_rule() {
         let id = store
             .enqueue(&job(Path::new(name), version(1), &steps))
             .expect("ok")
-            .expect("new");
-        store.start(id, None).expect("start");
+            .expect("new")
+            .id;
+        store.claim(id, None, None).expect("start");
         store.finish(id, Status::Done, None, None).expect("finish");
     }
     let before = store.queue_seq().expect("seq");
@@ -317,12 +323,13 @@ fn status_counts_states() {
     let a = store
         .enqueue(&job(Path::new("/s/a"), version(1), &steps))
         .expect("ok")
-        .expect("new");
+        .expect("new")
+        .id;
     store
         .enqueue(&job(Path::new("/s/b"), version(1), &steps))
         .expect("ok")
         .expect("new");
-    store.start(a, None).expect("start");
+    store.claim(a, None, None).expect("start");
     store
         .finish(a, Status::Failed, Some("exited with status 2"), None)
         .expect("finish");
