@@ -590,7 +590,7 @@ impl Daemon {
         }
         // Jobs still running at the end of the batch are recorded as started now.
         for (id, (job, temp, group)) in std::mem::take(&mut self.unclaimed) {
-            self.deferred_claim(id, job, temp.as_deref(), group.as_ref());
+            self.claim_started(id, job, temp.as_deref(), group.as_ref());
         }
         if let Some(store) = self.store.as_mut()
             && let Err(e) = store.end_batch()
@@ -734,26 +734,11 @@ impl Daemon {
             }
             return;
         }
-        match store.claim(id, temp_output, group) {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(
-                    job = id,
-                    "cancelled by a user before it started; stopping it"
-                );
-                self.pool.cancel(job);
-            }
-            Err(e) => tracing::warn!(job = id, error = %e, "cannot record the job's start"),
-        }
+        self.claim_started(id, job, temp_output, group);
     }
 
-    fn deferred_claim(
-        &mut self,
-        id: JobId,
-        job: u64,
-        temp: Option<&Path>,
-        group: Option<&GroupId>,
-    ) {
+    /// Records a job's start; one a user cancelled meanwhile is stopped at once.
+    fn claim_started(&mut self, id: JobId, job: u64, temp: Option<&Path>, group: Option<&GroupId>) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
