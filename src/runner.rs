@@ -377,7 +377,7 @@ fn run_step(
             return StepResult::SpawnFailed(format!("cannot share the log file: {e}"));
         }
     };
-    let expression = duct::cmd(&argv[0], &argv[1..])
+    let expression = duct::cmd(resolve_program(&argv[0]), &argv[1..])
         .stdin_null()
         .stdout_file(stdout)
         .stderr_file(stderr)
@@ -422,6 +422,39 @@ fn run_step(
             Ok(status) => StepResult::Exited(status),
             Err(e) => StepResult::SpawnFailed(format!("lost track of the process: {e}")),
         }
+    }
+}
+
+/// The absolute path of a bare program name, found in `PATH` as `execvp` would. With an absolute
+/// program std starts the child with `posix_spawn` (no copy of the daemon's memory); given a bare
+/// name together with an environment (duct always passes one) it must `fork`, which copies the
+/// page tables of a daemon holding a large queue on every job. Lookups are cached per thread.
+fn resolve_program(program: &OsString) -> OsString {
+    use std::os::unix::fs::PermissionsExt;
+    thread_local! {
+        static FOUND: std::cell::RefCell<HashMap<OsString, OsString>> = std::cell::RefCell::new(HashMap::new());
+    }
+    if program.as_bytes().contains(&b'/') {
+        return program.clone();
+    }
+    if let Some(found) = FOUND.with(|cache| cache.borrow().get(program).cloned()) {
+        return found;
+    }
+    let search = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&search)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .map(PathBuf::into_os_string);
+    match found {
+        Some(path) => {
+            FOUND.with(|cache| cache.borrow_mut().insert(program.clone(), path.clone()));
+            path
+        }
+        // Not found: spawning the bare name reports "not found" in the job's outcome.
+        None => program.clone(),
     }
 }
 

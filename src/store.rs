@@ -868,14 +868,23 @@ impl Store {
         let changed = self.write(|c| match retry_at {
             Some(at) => {
                 let seq = Self::next_queue_seq(c)?;
-                c.prepare_cached("UPDATE jobs SET status = 'queued', exit_status = ?2, finished_at = ?3, not_before = ?4, queue_seq = ?5,
-                         temp_output = NULL, pgid = NULL
-                     WHERE id = ?1 AND status = 'running'")?.execute(
+                c.prepare_cached(
+                    "UPDATE jobs SET status = 'queued', exit_status = ?2, finished_at = ?3, not_before = ?4, queue_seq = ?5,
+                         temp_output = NULL, pgid = NULL, attempts = attempts + (status = 'queued'),
+                         started_at = coalesce(started_at, ?3)
+                     WHERE id = ?1 AND status IN ('queued', 'running')",
+                )?
+                .execute(
                     params![id, result, now_ms(), at, seq],
                 )
             }
-            None => c.prepare_cached("UPDATE jobs SET status = ?2, exit_status = ?3, finished_at = ?4, temp_output = NULL, pgid = NULL
-                 WHERE id = ?1 AND status = 'running'")?.execute(
+            None => c
+                .prepare_cached(
+                    "UPDATE jobs SET status = ?2, exit_status = ?3, finished_at = ?4, temp_output = NULL, pgid = NULL,
+                         attempts = attempts + (status = 'queued'), started_at = coalesce(started_at, ?4)
+                     WHERE id = ?1 AND status IN ('queued', 'running')",
+                )?
+                .execute(
                 params![id, status.as_str(), result, now_ms()],
             ),
         })?;

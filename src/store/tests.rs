@@ -337,3 +337,29 @@ fn status_counts_states() {
     assert_eq!((s.running, s.queued, s.failed_24h, s.files), (0, 1, 1, 2));
     assert!(s.oldest_queued_s.is_some());
 }
+
+#[test]
+fn a_batch_commits_everything_written_in_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut store = Store::open(dir.path()).expect("opens");
+    let steps = argv(&[b"x"]);
+    store.begin_batch().expect("begin");
+    let a = store
+        .enqueue(&job(Path::new("/s/a"), version(1), &steps))
+        .expect("ok")
+        .expect("new")
+        .id;
+    store.end_batch().expect("commit");
+    store.begin_batch().expect("begin");
+    assert!(
+        store.finish(a, Status::Done, None, None).expect("finish"),
+        "a queued job that never recorded its start"
+    );
+    store.end_batch().expect("commit");
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopens");
+    assert_eq!(
+        store.job(a).expect("read").expect("exists").row.status,
+        "done"
+    );
+}

@@ -456,8 +456,9 @@ fn once_runs_present_files_and_reports_failure_in_its_exit_code() {
             "  - name: fails-on-bad\n    match: \"**/*.bad\"\n    run: [\"false\"]\n",
         ),
     );
-    env.write("shots/a/1.dat", "x");
-    env.write("shots/a/2.dat", "x");
+    for i in 0..200 {
+        env.write(format!("shots/a/{i}.dat"), "x");
+    }
     let ok = env.run(&["watch", "--once", "rules.yaml"]);
     assert_eq!(
         ok.status.code(),
@@ -465,7 +466,13 @@ fn once_runs_present_files_and_reports_failure_in_its_exit_code() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert_eq!(records(&env.path("dump.log")).len(), 2);
+    assert_eq!(records(&env.path("dump.log")).len(), 200);
+    // Fast jobs start and finish within one store batch: both must be recorded.
+    let status = env.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["queued"].as_u64(), Some(0), "{status}");
+    assert_eq!(status["running"].as_u64(), Some(0), "{status}");
+    assert_eq!(status["done_1h"].as_u64(), Some(200), "{status}");
     env.write("shots/b/x.bad", "x");
     let failed = env.run(&["watch", "--once", "rules.yaml"]);
     assert_eq!(failed.status.code(), Some(1));
