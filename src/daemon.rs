@@ -691,14 +691,29 @@ impl Daemon {
 
     fn on_report(&mut self, report: Report, source: &Sender<SourceEvent>) {
         match report {
-            Report::Started {
-                first,
-                store_id,
-                job,
-                temp_output,
-                group,
-            } => self.on_started(first, store_id, job, temp_output.as_deref(), group.as_ref()),
             Report::Finished(finished) => self.on_finished(*finished, source),
+            started => self.on_started_report(started),
+        }
+    }
+
+    /// During shutdown: starts are recorded as usual, ends without retries or chaining.
+    fn on_report_while_stopping(&mut self, report: Report) {
+        match report {
+            Report::Finished(finished) => self.log_final(*finished),
+            started => self.on_started_report(started),
+        }
+    }
+
+    fn on_started_report(&mut self, report: Report) {
+        if let Report::Started {
+            first,
+            store_id,
+            job,
+            temp_output,
+            group,
+        } = report
+        {
+            self.on_started(first, store_id, job, temp_output.as_deref(), group.as_ref());
         }
     }
 
@@ -903,16 +918,7 @@ impl Daemon {
                 deadline.saturating_duration_since(Instant::now())
             };
             match done.recv_timeout(limit) {
-                Ok(Report::Finished(finished)) => self.log_final(*finished),
-                Ok(Report::Started {
-                    first,
-                    store_id,
-                    job,
-                    temp_output,
-                    group,
-                }) => {
-                    self.on_started(first, store_id, job, temp_output.as_deref(), group.as_ref());
-                }
+                Ok(report) => self.on_report_while_stopping(report),
                 Err(_) if !cancelled => {
                     tracing::warn!(
                         running = self.pool.running(),
@@ -925,18 +931,7 @@ impl Daemon {
             }
         }
         while let Ok(report) = done.try_recv() {
-            match report {
-                Report::Finished(finished) => self.log_final(*finished),
-                Report::Started {
-                    first,
-                    store_id,
-                    job,
-                    temp_output,
-                    group,
-                } => {
-                    self.on_started(first, store_id, job, temp_output.as_deref(), group.as_ref());
-                }
-            }
+            self.on_report_while_stopping(report);
         }
         // Jobs cut short by the stop run again at the next start.
         if let Some(store) = self.store.as_mut() {
