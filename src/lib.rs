@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod diag;
 pub mod error;
 pub mod explain;
+pub mod keykode;
 pub mod ledger;
 pub mod matcher;
 pub mod ops;
@@ -20,6 +21,7 @@ pub mod runner;
 pub mod settle;
 pub mod store;
 pub mod template;
+pub mod timecode;
 pub mod watcher;
 pub mod yaml;
 
