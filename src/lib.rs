@@ -18,6 +18,7 @@ pub mod process;
 pub mod reload;
 pub mod rules;
 pub mod runner;
+pub mod sequence;
 pub mod settle;
 pub mod store;
 pub mod template;
