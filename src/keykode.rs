@@ -234,17 +234,17 @@ impl fmt::Display for KeyKode {
 pub struct KeyKodeSpec {
     /// The KeyKode of `at_frame`.
     pub start: KeyKode,
-    /// The frame number that carries `start`.
-    pub at_frame: i64,
+    /// The frame number that carries `start`; `None`: each job's first frame does.
+    pub at_frame: Option<i64>,
 }
 
 impl KeyKodeSpec {
-    /// The KeyKode of frame number `frame`.
+    /// The KeyKode of frame number `frame` in a job whose first frame is `first`.
     ///
     /// # Errors
     /// See [`KeyKode::offset`].
-    pub fn at(&self, frame: i64) -> Result<KeyKode, String> {
-        self.start.offset(frame - self.at_frame)
+    pub fn at(&self, frame: i64, first: i64) -> Result<KeyKode, String> {
+        self.start.offset(frame - self.at_frame.unwrap_or(first))
     }
 }
 

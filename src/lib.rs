@@ -23,6 +23,7 @@ pub mod settle;
 pub mod store;
 pub mod template;
 pub mod timecode;
+pub mod verify;
 pub mod watcher;
 pub mod yaml;
 

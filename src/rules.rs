@@ -18,7 +18,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::keykode::{FilmFormat, KeyKode, KeyKodeSpec};
+use crate::sequence::OnGaps;
 use crate::template::Template;
+use crate::timecode::{TimecodeError, TimecodeSpec};
+use crate::verify::VerifyRule;
 use crate::yaml::{self, Node, NodeKind, Span};
 
 /// Variables every rule can use, whatever the file.
@@ -33,7 +37,7 @@ pub const DEFAULT_IGNORE: &[&str] = &["**/.*", "**/*.tmp", "**/*.part", "**/*~"]
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(5);
 
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "version", "watch", "ignore", "vars", "jobs", "outputs", "rules",
+    "version", "watch", "ignore", "vars", "jobs", "outputs", "rules", "timecode", "keykode",
 ];
 const RULE_KEYS: &[&str] = &[
     "name",
@@ -49,7 +53,14 @@ const RULE_KEYS: &[&str] = &[
     "settle",
     "output",
     "backoff",
+    "sequence",
+    "timecode",
+    "keykode",
+    "verify",
 ];
+
+/// How long a sequence waits for its next frame when its rule gives no `settle:`.
+pub const DEFAULT_SEQUENCE_SETTLE: Duration = Duration::from_secs(5);
 
 /// A file-system event a rule can fire on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
@@ -134,6 +145,14 @@ pub struct Rule {
     pub stop: bool,
     /// Quiet time after the last write before the job fires.
     pub settle: Duration,
+    /// Frames are grouped into sequences and the job runs once per sequence.
+    pub sequence: Option<SequenceRule>,
+    /// Gives `{timecode}` (the rule's own, else the file's top-level default).
+    pub timecode: Option<TimecodeSpec>,
+    /// Gives `{keykode}`.
+    pub keykode: Option<KeyKodeSpec>,
+    /// Checks on the product before it is published.
+    pub verify: Option<VerifyRule>,
     /// Line of the rule in the file, for messages.
     pub line: usize,
     /// A hash of everything that defines what the rule runs, recorded with each job.
@@ -150,7 +169,7 @@ impl Rule {
             .map(|s| s.iter().map(Template::source).collect())
             .collect();
         let canonical = format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}|{:?}",
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.globs,
             self.regex.as_ref().map(regex::bytes::Regex::as_str),
             self.events,
@@ -161,13 +180,32 @@ impl Rule {
             self.backoff,
             self.concurrency,
             self.stop,
-            self.settle
+            self.settle,
+            self.sequence
+                .as_ref()
+                .map(|s| (s.expect.as_ref().map(Template::source), s.on_gaps)),
+            self.timecode,
+            self.keykode,
+            self.verify.as_ref().map(|v| v
+                .checks
+                .iter()
+                .map(|(k, t)| (k, t.source()))
+                .collect::<Vec<_>>()),
         );
         // SipHash with fixed keys: the same definition hashes the same in every run.
         let mut hasher = std::hash::DefaultHasher::new();
         canonical.hash(&mut hasher);
         format!("{:016x}", hasher.finish())
     }
+}
+
+/// `sequence:` on a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SequenceRule {
+    /// `expect: 1001-1048` (a template): fire as soon as every frame in it is present.
+    pub expect: Option<Template>,
+    /// What to do with missing frames.
+    pub on_gaps: OnGaps,
 }
 
 /// A loaded rules file.
@@ -280,6 +318,12 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Top-level `timecode:` and `keykode:`, inherited by rules that give none.
+struct Defaults {
+    timecode: Option<TimecodeSpec>,
+    keykode: Option<KeyKodeSpec>,
+}
+
 struct Loader<'s> {
     source: &'s str,
     errors: Vec<Diagnostic>,
@@ -366,7 +410,11 @@ impl<'s> Loader<'s> {
             .iter()
             .map(|p| normalize(&base.join(p)))
             .collect();
-        let rules = self.rules(&top, &vars);
+        let defaults = Defaults {
+            timecode: self.timecode(&top),
+            keykode: self.keykode(&top),
+        };
+        let rules = self.rules(&top, &vars, &defaults);
         Some(RuleFile {
             path: PathBuf::new(),
             watch,
@@ -531,7 +579,12 @@ impl<'s> Loader<'s> {
         Some(globs)
     }
 
-    fn rules(&mut self, top: &MapReader<'_>, vars: &BTreeMap<String, String>) -> Vec<Rule> {
+    fn rules(
+        &mut self,
+        top: &MapReader<'_>,
+        vars: &BTreeMap<String, String>,
+        defaults: &Defaults,
+    ) -> Vec<Rule> {
         let Some(node) = top.node.get("rules") else {
             self.error(Diagnostic::new("missing `rules:`", top.node.span));
             return Vec::new();
@@ -568,14 +621,19 @@ impl<'s> Loader<'s> {
                         .hint(format!("the first rule named `{name}` is at line {first_line}; rule names must be unique")),
                 );
             }
-            if let Some(rule) = self.rule(&reader, vars) {
+            if let Some(rule) = self.rule(&reader, vars, defaults) {
                 rules.push(rule);
             }
         }
         rules
     }
 
-    fn rule(&mut self, map: &MapReader<'_>, vars: &BTreeMap<String, String>) -> Option<Rule> {
+    fn rule(
+        &mut self,
+        map: &MapReader<'_>,
+        vars: &BTreeMap<String, String>,
+        defaults: &Defaults,
+    ) -> Option<Rule> {
         let errors_before = self.errors.len();
         let typos = self.unknown_keys(map, RULE_KEYS);
         // A typo'd `mtach:` is reported once, as a typo, not again as a missing `match`.
@@ -611,7 +669,7 @@ impl<'s> Loader<'s> {
             _ => EventSet::READY,
         };
         let timeout = self.duration(map, "timeout");
-        let settle = self.duration(map, "settle").unwrap_or(Duration::ZERO);
+        let settle = self.duration(map, "settle");
         let retries = self.field::<u32>(map, "retries").unwrap_or(0);
         let backoff = self.duration(map, "backoff").unwrap_or(DEFAULT_BACKOFF);
         let concurrency = self.field::<usize>(map, "concurrency");
@@ -648,6 +706,25 @@ impl<'s> Loader<'s> {
                 known.push(capture.to_string());
             }
         }
+        let sequence = self.sequence(map, &known);
+        let timecode = match map.node.get("timecode") {
+            Some(_) => self.timecode(map),
+            None => defaults.timecode.clone(),
+        };
+        let keykode = match map.node.get("keykode") {
+            Some(_) => self.keykode(map),
+            None => defaults.keykode.clone(),
+        };
+        if sequence.is_some() {
+            known.extend(crate::sequence::VARIABLES.iter().map(|v| v.to_string()));
+        }
+        if timecode.is_some() || map.node.get("timecode").is_some() {
+            known.push("timecode".into());
+        }
+        if keykode.is_some() || map.node.get("keykode").is_some() {
+            known.push("keykode".into());
+        }
+        let verify = self.verify(map, &known);
         let output = match map.node.get("output") {
             Some(node) => self.template(map, node, "output", &known),
             None => None,
@@ -671,12 +748,177 @@ impl<'s> Loader<'s> {
             backoff,
             concurrency,
             stop,
-            settle,
+            settle: settle.unwrap_or(if sequence.is_some() {
+                DEFAULT_SEQUENCE_SETTLE
+            } else {
+                Duration::ZERO
+            }),
+            sequence,
+            timecode,
+            keykode,
+            verify,
             line: map.node.span.line,
             definition_hash: String::new(),
         };
         rule.definition_hash = rule.compute_hash();
         Some(rule)
+    }
+
+    /// A nested mapping under `key`, or an error when the value is not one.
+    fn submap<'n>(
+        &mut self,
+        map: &MapReader<'n>,
+        key: &str,
+        example: &str,
+    ) -> Option<MapReader<'n>> {
+        let node = map.node.get(key)?;
+        if !matches!(node.kind, NodeKind::Map(_)) {
+            self.error(
+                Diagnostic::new(format!("`{key}` takes a mapping"), node.span)
+                    .context(map.at(key))
+                    .hint(format!("e.g. `{key}: {example}`")),
+            );
+            return None;
+        }
+        Some(MapReader {
+            node,
+            place: if map.place.is_empty() {
+                key.to_string()
+            } else {
+                format!("{}.{key}", map.place)
+            },
+            rule: map.rule.clone(),
+        })
+    }
+
+    /// A required scalar of a nested mapping, as written (`23.976` stays `23.976`).
+    fn scalar(&mut self, map: &MapReader<'_>, key: &str) -> Option<String> {
+        match map.node.get(key) {
+            Some(node) => match node.as_scalar() {
+                Some(text) => Some(text.to_string()),
+                None => {
+                    self.error(
+                        Diagnostic::new(format!("`{key}` takes a single value"), node.span)
+                            .context(map.at(key)),
+                    );
+                    None
+                }
+            },
+            None => {
+                self.error(
+                    Diagnostic::new(format!("missing `{key}`"), map.node.span).context(map.at("")),
+                );
+                None
+            }
+        }
+    }
+
+    /// `timecode: {fps, start, at_frame, drop}`.
+    fn timecode(&mut self, map: &MapReader<'_>) -> Option<TimecodeSpec> {
+        let sub = self.submap(
+            map,
+            "timecode",
+            "{fps: 24, start: \"01:00:00:00\", at_frame: 1001}",
+        )?;
+        let _ = self.unknown_keys(&sub, &["fps", "start", "at_frame", "drop"]);
+        let fps = self.scalar(&sub, "fps");
+        let start = self.scalar(&sub, "start");
+        let at_frame = self.field::<i64>(&sub, "at_frame");
+        let drop = self.field::<bool>(&sub, "drop");
+        let (fps, start) = (fps?, start?);
+        match TimecodeSpec::new(&fps, &start, at_frame, drop) {
+            Ok(spec) => Some(spec),
+            Err(e) => {
+                let (key, message, hint) = match e {
+                    TimecodeError::Fps(m) => ("fps", m, None),
+                    TimecodeError::Start(m) => (
+                        "start",
+                        m,
+                        Some("write HH:MM:SS:FF, or HH:MM:SS;FF for drop-frame at 29.97 or 59.94"),
+                    ),
+                    TimecodeError::Drop(m) => ("drop", m, None),
+                };
+                let mut d = Diagnostic::new(message, sub.span_of(key)).context(sub.at(key));
+                if let Some(hint) = hint {
+                    d = d.hint(hint);
+                }
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    /// `keykode: {start, format, at_frame}`.
+    fn keykode(&mut self, map: &MapReader<'_>) -> Option<KeyKodeSpec> {
+        let sub = self.submap(
+            map,
+            "keykode",
+            "{start: \"KU 22 9012 1234+05\", format: 35mm-4perf, at_frame: 1001}",
+        )?;
+        let _ = self.unknown_keys(&sub, &["start", "format", "at_frame"]);
+        let start = self.scalar(&sub, "start");
+        let format = self.scalar(&sub, "format").and_then(|name| {
+            FilmFormat::parse(&name)
+                .map_err(|e| {
+                    self.error(Diagnostic::new(e, sub.span_of("format")).context(sub.at("format")))
+                })
+                .ok()
+        });
+        let at_frame = self.field::<i64>(&sub, "at_frame");
+        let (start, format) = (start?, format?);
+        match KeyKode::parse(&start, format) {
+            Ok(start) => Some(KeyKodeSpec { start, at_frame }),
+            Err(e) => {
+                self.error(Diagnostic::new(e, sub.span_of("start")).context(sub.at("start")));
+                None
+            }
+        }
+    }
+
+    /// `sequence: true` or `sequence: {expect: 1001-1048, on_gaps: hold}`.
+    fn sequence(&mut self, map: &MapReader<'_>, known: &[String]) -> Option<SequenceRule> {
+        let node = map.node.get("sequence")?;
+        if let NodeKind::Scalar { .. } = node.kind {
+            return self
+                .field::<bool>(map, "sequence")
+                .and_then(|on| on.then(SequenceRule::default));
+        }
+        let sub = self.submap(map, "sequence", "{expect: 1001-1048, on_gaps: hold}")?;
+        let _ = self.unknown_keys(&sub, &["expect", "on_gaps"]);
+        let on_gaps = self.field::<OnGaps>(&sub, "on_gaps").unwrap_or_default();
+        let expect = match sub.node.get("expect") {
+            Some(node) => {
+                let template = self.template(&sub, node, "expect", known)?;
+                // A literal range is checked now; one built from variables when the job fires.
+                if template.variables().next().is_none()
+                    && let Err(e) = crate::sequence::parse_range(template.source())
+                {
+                    self.error(Diagnostic::new(e, node.span).context(sub.at("expect")));
+                }
+                Some(template)
+            }
+            None => None,
+        };
+        Some(SequenceRule { expect, on_gaps })
+    }
+
+    /// `verify: {frames: "{seq.count}", timecode: "{timecode}", codec: prores, ...}`.
+    fn verify(&mut self, map: &MapReader<'_>, known: &[String]) -> Option<VerifyRule> {
+        let sub = self.submap(map, "verify", "{frames: \"{seq.count}\", codec: prores}")?;
+        let _ = self.unknown_keys(&sub, crate::verify::KEYS);
+        let NodeKind::Map(entries) = &sub.node.kind else {
+            return None;
+        };
+        let mut checks = Vec::new();
+        for (key, value) in entries {
+            let Some(name) = key.as_scalar().filter(|k| crate::verify::KEYS.contains(k)) else {
+                continue;
+            };
+            if let Some(t) = self.template(&sub, value, name, known) {
+                checks.push((name.to_string(), t));
+            }
+        }
+        Some(VerifyRule { checks })
     }
 
     fn regex(&mut self, map: &MapReader<'_>) -> Option<regex::bytes::Regex> {
@@ -854,6 +1096,10 @@ impl<'s> Loader<'s> {
                 .context(map.at(key));
             d = if var == "out" {
                 d.hint("declare `output:` on the rule to get `{out}`")
+            } else if var.starts_with("seq.") && !known.iter().any(|k| k == "seq.first") {
+                d.hint("`{seq.*}` variables need `sequence:` on the rule")
+            } else if (var == "timecode" || var == "keykode") && !known.iter().any(|k| k == var) {
+                d.hint(format!("give the rule (or the file) a `{var}:` mapping"))
             } else {
                 match did_you_mean(var, known.iter().map(String::as_str)) {
                     Some(best) => d.hint(format!("did you mean `{{{best}}}`?")),

@@ -429,7 +429,7 @@ fn run_step(
 /// program std starts the child with `posix_spawn` (no copy of the daemon's memory); given a bare
 /// name together with an environment (duct always passes one) it must `fork`, which copies the
 /// page tables of a daemon holding a large queue on every job. Lookups are cached per thread.
-fn resolve_program(program: &OsString) -> OsString {
+pub fn resolve_program(program: &OsString) -> OsString {
     use std::os::unix::fs::PermissionsExt;
     thread_local! {
         static FOUND: std::cell::RefCell<HashMap<OsString, OsString>> = std::cell::RefCell::new(HashMap::new());

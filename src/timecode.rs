@@ -278,8 +278,8 @@ pub struct TimecodeSpec {
     pub counting: Counting,
     /// The frame count of `start`.
     pub start: i64,
-    /// The frame number that carries `start`.
-    pub at_frame: i64,
+    /// The frame number that carries `start`; `None`: each job's first frame does.
+    pub at_frame: Option<i64>,
 }
 
 impl TimecodeSpec {
@@ -290,7 +290,7 @@ impl TimecodeSpec {
     pub fn new(
         fps: &str,
         start: &str,
-        at_frame: i64,
+        at_frame: Option<i64>,
         drop: Option<bool>,
     ) -> Result<TimecodeSpec, TimecodeError> {
         let rate = Rate::parse(fps).map_err(TimecodeError::Fps)?;
@@ -327,9 +327,10 @@ impl TimecodeSpec {
         })
     }
 
-    /// The label of frame number `frame`.
-    pub fn at(&self, frame: i64) -> String {
-        self.counting.label(self.start + (frame - self.at_frame))
+    /// The label of frame number `frame` in a job whose first frame is `first`.
+    pub fn at(&self, frame: i64, first: i64) -> String {
+        self.counting
+            .label(self.start + (frame - self.at_frame.unwrap_or(first)))
     }
 }
 
@@ -438,23 +439,25 @@ mod tests {
 
     #[test]
     fn spec_maps_frame_numbers_to_labels() {
-        let spec = TimecodeSpec::new("24", "01:00:00:00", 1001, None).unwrap();
-        assert_eq!(spec.at(1001), "01:00:00:00");
-        assert_eq!(spec.at(1025), "01:00:01:00");
-        assert_eq!(spec.at(1000), "00:59:59:23");
-        let df = TimecodeSpec::new("29.97", "00:59:59;28", 1, None).unwrap();
-        assert_eq!(df.at(3), "01:00:00;00");
-        let forced = TimecodeSpec::new("30000/1001", "01:00:00:00", 0, Some(true)).unwrap();
-        assert_eq!(forced.at(0), "01:00:00;00");
+        let spec = TimecodeSpec::new("24", "01:00:00:00", Some(1001), None).unwrap();
+        assert_eq!(spec.at(1001, 0), "01:00:00:00");
+        assert_eq!(spec.at(1025, 0), "01:00:01:00");
+        assert_eq!(spec.at(1000, 0), "00:59:59:23");
+        let per_job = TimecodeSpec::new("25", "10:00:00:00", None, None).unwrap();
+        assert_eq!(per_job.at(101, 101), "10:00:00:00");
+        let df = TimecodeSpec::new("29.97", "00:59:59;28", Some(1), None).unwrap();
+        assert_eq!(df.at(3, 0), "01:00:00;00");
+        let forced = TimecodeSpec::new("30000/1001", "01:00:00:00", None, Some(true)).unwrap();
+        assert_eq!(forced.at(0, 0), "01:00:00;00");
         assert!(matches!(
-            TimecodeSpec::new("25", "01:00:00;00", 0, None),
+            TimecodeSpec::new("25", "01:00:00;00", None, None),
             Err(TimecodeError::Start(_))
         ));
         assert!(matches!(
-            TimecodeSpec::new("25", "01:00:00:00", 0, Some(true)),
+            TimecodeSpec::new("25", "01:00:00:00", None, Some(true)),
             Err(TimecodeError::Drop(_))
         ));
-        let wrap = TimecodeSpec::new("24", "23:59:59:23", 0, None).unwrap();
-        assert_eq!(wrap.at(1), "00:00:00:00");
+        let wrap = TimecodeSpec::new("24", "23:59:59:23", Some(0), None).unwrap();
+        assert_eq!(wrap.at(1, 0), "00:00:00:00");
     }
 }

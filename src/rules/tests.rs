@@ -291,3 +291,64 @@ fn durations() {
     assert!(parse_duration("5").expect_err("no unit").contains("`5s`"));
     assert!(parse_duration("soon").is_err());
 }
+
+#[test]
+fn sequence_timecode_keykode_and_verify_load() {
+    let file = load_str(
+        "timecode: {fps: 23.976, start: \"01:00:00:00\", at_frame: 1001}\nrules:\n  - name: movie\n    match: \"**/*.tif\"\n    sequence: {expect: \"1001-1048\", on_gaps: hold}\n    keykode: {start: \"KU 22 9012 1234+05\", format: 35mm-3perf}\n    verify: {frames: \"{seq.count}\", timecode: \"{timecode}\", width: 1920}\n    output: \"{dir}/{seq.name}.mov\"\n    run: [ffmpeg, -start_number, \"{seq.start}\", -i, \"{seq.pattern}\", -timecode, \"{timecode}\", -metadata, \"comment={keykode}\", \"{out}\"]\n  - name: still\n    match: \"**/*.tif\"\n    timecode: {fps: 30000/1001, start: \"00:59:59;28\"}\n    run: [echo, \"{timecode}\"]\n",
+    )
+    .expect("valid");
+    let movie = &file.rules[0];
+    let sequence = movie.sequence.as_ref().expect("sequence");
+    assert_eq!(sequence.on_gaps, OnGaps::Hold);
+    assert_eq!(movie.settle, DEFAULT_SEQUENCE_SETTLE);
+    assert_eq!(
+        movie.timecode.as_ref().expect("inherited").at(1001, 0),
+        "01:00:00:00"
+    );
+    assert_eq!(
+        movie.keykode.as_ref().expect("keykode").start.format,
+        FilmFormat::Mm35Perf3
+    );
+    assert_eq!(movie.verify.as_ref().expect("verify").checks.len(), 3);
+    let still = &file.rules[1];
+    assert!(still.sequence.is_none());
+    assert_eq!(
+        still.timecode.as_ref().expect("own").at(5, 5),
+        "00:59:59;28"
+    );
+}
+
+#[test]
+fn impossible_timecodes_and_unknown_film_formats_are_load_errors() {
+    let rule = |extra: &str| {
+        format!(
+            "rules:\n  - name: r\n    match: \"**/*.tif\"\n    {extra}\n    run: [echo, \"{{timecode}}\"]\n"
+        )
+    };
+    let (line, column, message) =
+        single_error(&rule("timecode: {fps: 24, start: \"01:00:00:24\"}"));
+    assert_eq!((line, column), (6, 32));
+    assert!(message.contains("frames must be 00–23"), "{message}");
+    let (_, column, message) = single_error(&rule("timecode: {fps: 25, start: \"01:00:00;00\"}"));
+    assert_eq!(column, 32);
+    assert!(message.contains("drop-frame"), "{message}");
+    let (_, _, message) = single_error(&rule("timecode: {fps: 29.97, start: \"00:01:00;00\"}"));
+    assert!(message.contains("does not exist"), "{message}");
+    let (_, _, message) = single_error(&rule("timecode: {fps: 29.9, start: \"00:01:00:00\"}"));
+    assert!(message.contains("unknown frame rate"), "{message}");
+    let (_, column, message) = single_error(&format!(
+        "{}    keykode: {{start: \"KU 22 9012 1234+05\", format: 35mm}}\n",
+        rule("timecode: {fps: 24, start: \"01:00:00:00\"}")
+    ));
+    assert_eq!(column, 52);
+    assert!(message.contains("unknown film format"), "{message}");
+    let (_, _, message) = single_error(
+        "rules:\n  - name: r\n    match: \"**/*.tif\"\n    run: [echo, \"{seq.first}\"]\n",
+    );
+    assert!(message.contains("seq.first"), "{message}");
+    let (_, _, message) = single_error(
+        "rules:\n  - name: r\n    match: \"**/*.tif\"\n    sequence: {expect: \"1048-1001\"}\n    run: [echo, \"{seq.first}\"]\n",
+    );
+    assert!(message.contains("before the first"), "{message}");
+}
