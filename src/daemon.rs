@@ -30,6 +30,8 @@ use crate::pool::{Finished, Pool, Report};
 use crate::process::GroupId;
 use crate::rules::{self, EventKind};
 use crate::runner::{self, JobSpec, Outcome};
+use crate::sequence::{FrameName, Sequence};
+use crate::sequencer::{Gathering, Purpose, SequenceKey, Sequencer};
 use crate::store::{self, JobId, NewJob, Status, Store};
 use crate::watcher::{FileEvent, Origin, SourceEvent, WatchConfig, Watcher};
 
@@ -73,6 +75,8 @@ struct Daemon {
     settling: crate::settle::Debouncer<(String, PathBuf), Waiting>,
     /// Per file: found by a scan, waiting to hold still.
     scanned: crate::settle::Debouncer<PathBuf, Waiting>,
+    /// Image sequences gathering frames.
+    sequences: Sequencer,
     pool: Pool,
     run_tag: String,
     next_job: u64,
@@ -146,6 +150,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         provenance,
         settling: Default::default(),
         scanned: Default::default(),
+        sequences: Sequencer::default(),
         pool,
         next_job: 0,
         outstanding: 0,
@@ -212,7 +217,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
             default(wait) => {}
         }
         let now = Instant::now();
-        daemon.fire_due(now);
+        daemon.fire_due(now, source_rx.is_empty());
         if now >= daemon.next_poll {
             daemon.next_poll = now + STORE_POLL;
             daemon.resume_queued();
@@ -258,14 +263,21 @@ fn signal_channel() -> Result<Receiver<i32>, Error> {
 
 impl Daemon {
     fn next_deadline(&self) -> Option<Instant> {
-        [self.settling.next_deadline(), self.scanned.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.settling.next_deadline(),
+            self.scanned.next_deadline(),
+            self.sequences.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn is_idle(&self) -> bool {
-        self.outstanding == 0 && self.settling.is_empty() && self.scanned.is_empty()
+        self.outstanding == 0
+            && self.settling.is_empty()
+            && self.scanned.is_empty()
+            && self.sequences.is_empty()
     }
 
     /// Logs once each time all work is done: what a supervisor checks at the end of a night.
@@ -327,7 +339,16 @@ impl Daemon {
             return;
         }
         let mut catch_up = false;
-        for &index in &self.routed {
+        for index in std::mem::take(&mut self.routed) {
+            if set.file.rules[index].sequence.is_some() {
+                let purpose = if self.first_start {
+                    Purpose::Baseline
+                } else {
+                    Purpose::CatchUp
+                };
+                self.on_frame(index, file.root, &file.rel, purpose, now);
+                continue;
+            }
             let rule = &set.file.rules[index].name;
             let wanted = !self.first_start
                 && self.store.as_ref().is_some_and(|store| {
@@ -375,7 +396,12 @@ impl Daemon {
                 tracing::debug!(rule = %rule.name, path = %abs.display(), "skipping the rule's own output");
                 continue;
             }
-            if rule.settle > Duration::ZERO && !self.options.once && kind != EventKind::Delete {
+            if rule.sequence.is_some() && kind != EventKind::Delete {
+                self.on_frame(index, root, rel, Purpose::Run, now);
+            } else if rule.settle > Duration::ZERO
+                && !self.options.once
+                && kind != EventKind::Delete
+            {
                 let waiting = Waiting {
                     root,
                     rel: rel.to_path_buf(),
@@ -391,7 +417,116 @@ impl Daemon {
         }
     }
 
-    fn fire_due(&mut self, now: Instant) {
+    /// A frame for a sequence rule: gather it with its sequence.
+    fn on_frame(&mut self, index: usize, root: usize, rel: &Path, purpose: Purpose, now: Instant) {
+        let set = self.set.clone();
+        let rule = &set.file.rules[index];
+        let name = rel.file_name().unwrap_or_default();
+        let Some(frame) = FrameName::parse(name.as_encoded_bytes()) else {
+            tracing::debug!(rule = %rule.name, path = %rel.display(), "no frame number; a sequence rule skips it");
+            return;
+        };
+        let dir = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        let key = SequenceKey {
+            rule: rule.name.clone(),
+            root,
+            dir,
+            head: frame.head,
+            tail: frame.tail,
+        };
+        if !self.sequences.contains(&key) {
+            // Frames already in the folder belong to the sequence too (a re-render of one
+            // frame re-runs the whole sequence, not a one-frame movie).
+            let abs_dir = set.file.watch[root].path.join(&key.dir);
+            let seen = crate::sequence::scan(&abs_dir, &key.head, &key.tail)
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|s| s.frames.iter().map(|f| f.number))
+                .collect();
+            let vars = plan::bindings(&set, index, &set.file.watch[root].path, rel);
+            let expect = plan::expect_range(rule, &vars).unwrap_or_else(|e| {
+                tracing::warn!(rule = %rule.name, path = %rel.display(), error = %e, "cannot read the expected range; waiting for the frames to settle instead");
+                None
+            });
+            self.sequences.begin(
+                key.clone(),
+                Gathering {
+                    seen,
+                    expect,
+                    purpose,
+                    deadline: now,
+                },
+            );
+        }
+        let quiet = if self.options.once {
+            Duration::ZERO
+        } else {
+            rule.settle
+        };
+        self.sequences
+            .arrive(&key, frame.frame, purpose, now, quiet);
+    }
+
+    /// A sequence is due: list its folder and run (or baseline) each sequence found there.
+    fn fire_sequence(&mut self, key: SequenceKey, gathering: Gathering) {
+        let set = self.set.clone();
+        let Some(index) = set.index_of(&key.rule) else {
+            return;
+        };
+        let root_path = &set.file.watch[key.root].path;
+        let abs_dir = root_path.join(&key.dir);
+        let found = match crate::sequence::scan(&abs_dir, &key.head, &key.tail) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(rule = %key.rule, dir = %abs_dir.display(), error = %e, "cannot list the sequence's folder");
+                return;
+            }
+        };
+        for mut sequence in found {
+            // Only frames the rule matches, and not the rule's own products.
+            sequence.frames.retain(|f| {
+                let rel = key.dir.join(&f.name);
+                set.route(&rel, EventKind::MovedTo).contains(&index)
+            });
+            let Some(version) = sequence_version(&sequence) else {
+                continue;
+            };
+            let identity = sequence.hashes_path();
+            match gathering.purpose {
+                Purpose::Baseline => {
+                    self.ledger.record(&key.rule, &identity, version);
+                    if let Some(store) = self.store.as_mut()
+                        && let Err(e) = store.record_baseline(&[(identity, version)])
+                    {
+                        tracing::error!(error = %e, "cannot record the baseline");
+                    }
+                    continue;
+                }
+                Purpose::CatchUp => {
+                    let wanted = self.store.as_ref().is_some_and(|store| {
+                        store
+                            .wants_catch_up(&key.rule, &identity, version)
+                            .unwrap_or(true)
+                    });
+                    if !wanted {
+                        self.ledger.record(&key.rule, &identity, version);
+                        continue;
+                    }
+                }
+                Purpose::Run => {}
+            }
+            let first = key.dir.join(&sequence.frames[0].name);
+            self.dispatch_subject(index, key.root, &first, Some(version), Some(sequence));
+        }
+    }
+
+    fn fire_due(&mut self, now: Instant, source_empty: bool) {
+        // In --once, sequences fire when every file present has been seen.
+        if !self.options.once || source_empty {
+            for (key, gathering) in self.sequences.drain_ready(now) {
+                self.fire_sequence(key, gathering);
+            }
+        }
         for (abs, waiting) in self.scanned.drain_ready(now) {
             match FileVersion::of(&abs) {
                 Some(current) if Some(current) == waiting.version => {
@@ -454,18 +589,39 @@ impl Daemon {
     }
 
     fn dispatch(&mut self, index: usize, root: usize, rel: &Path, version: Option<FileVersion>) {
+        self.dispatch_subject(index, root, rel, version, None);
+    }
+
+    /// Records and submits a job of rule `index` on a file, or on a sequence whose first frame
+    /// is `rel`. A sequence is identified by its `####` path and a digest of its frames.
+    fn dispatch_subject(
+        &mut self,
+        index: usize,
+        root: usize,
+        rel: &Path,
+        version: Option<FileVersion>,
+        sequence: Option<Sequence>,
+    ) {
         let set = self.set.clone();
         let rule = &set.file.rules[index];
-        let abs = set.file.watch[root].path.join(rel);
+        let abs = match &sequence {
+            Some(seq) => seq.hashes_path(),
+            None => set.file.watch[root].path.join(rel),
+        };
         if let Some(version) = version
             && !self.ledger.record(&rule.name, &abs, version)
         {
             tracing::debug!(rule = %rule.name, path = %abs.display(), "this version was already dispatched");
             return;
         }
-        let Some(mut spec) = self.plan_job(index, root, rel) else {
-            return;
+        let mut spec = match self.plan_job(index, root, rel, sequence.as_ref()) {
+            Ok(spec) => spec,
+            Err(reason) => {
+                self.record_unplannable(index, &abs, version, &reason);
+                return;
+            }
         };
+        spec.path = abs.clone();
         if let (Some(store), Some(version)) = (self.store.as_mut(), version) {
             let new = NewJob {
                 rule: &rule.name,
@@ -510,36 +666,83 @@ impl Daemon {
         self.in_flight.insert(id);
     }
 
-    /// Plans rule `index` for a file; a file it cannot be planned for is logged and counted failed.
-    fn plan_job(&mut self, index: usize, root: usize, rel: &Path) -> Option<JobSpec> {
+    /// A job that cannot be built (a variable without a value, `on_gaps: fail`): logged,
+    /// counted failed, and recorded as a failed job so `shotrouter jobs --failed` shows it.
+    fn record_unplannable(
+        &mut self,
+        index: usize,
+        path: &Path,
+        version: Option<FileVersion>,
+        reason: &str,
+    ) {
+        let rule = &self.set.file.rules[index];
+        tracing::error!(rule = %rule.name, path = %path.display(), error = %reason, "cannot build the job");
+        self.failed += 1;
+        if let (Some(store), Some(version)) = (self.store.as_mut(), version) {
+            let new = NewJob {
+                rule: &rule.name,
+                rule_hash: &rule.definition_hash,
+                path,
+                version,
+                steps: &[],
+                output: None,
+            };
+            if let Ok(Some(queued)) = store.enqueue(&new) {
+                if queued.seq == self.last_seq + 1 {
+                    self.last_seq = queued.seq;
+                }
+                let _ = store.finish(queued.id, Status::Failed, Some(reason), None);
+            }
+        }
+    }
+
+    /// Plans rule `index` for a file (or a sequence starting at `rel`).
+    fn plan_job(
+        &mut self,
+        index: usize,
+        root: usize,
+        rel: &Path,
+        sequence: Option<&Sequence>,
+    ) -> Result<JobSpec, String> {
         let set = self.set.clone();
         let rule = &set.file.rules[index];
         let root_path = &set.file.watch[root].path;
         self.next_job += 1;
         let id = format!("{}-{}", self.run_tag, self.next_job);
-        match plan::plan(&set, index, root_path, rel, &format!("sr{id}")) {
-            Ok(planned) => Some(JobSpec {
-                log_path: self
-                    .options
-                    .state_dir
-                    .join("logs")
-                    .join(&rule.name)
-                    .join(format!("{id}.log")),
-                id,
-                rule: rule.name.clone(),
-                path: root_path.join(rel),
-                steps: planned.steps,
-                output: planned.output,
-                allowed_roots: plan::allowed_output_roots(&set),
-                timeout: rule.timeout,
-                attempt: 1,
-                store_id: None,
-            }),
-            Err(e) => {
-                tracing::error!(rule = %rule.name, path = %root_path.join(rel).display(), error = %e, "cannot build the job");
-                self.failed += 1;
-                None
+        let view_dir = self.options.state_dir.join("views").join(&id);
+        let input = sequence.map(|sequence| plan::SequenceInput {
+            sequence,
+            view_dir: &view_dir,
+        });
+        if rule.sequence.is_some() && input.is_none() {
+            return Err("a sequence rule needs the sequence's frames".into());
+        }
+        match plan::plan(&set, index, root_path, rel, &format!("sr{id}"), input) {
+            Ok(planned) => {
+                if !planned.missing.is_empty() {
+                    tracing::warn!(rule = %rule.name, path = %root_path.join(rel).display(), missing = %crate::sequence::format_ranges(&planned.missing), on_gaps = ?rule.sequence.as_ref().map(|s| s.on_gaps), "sequence has missing frames");
+                }
+                Ok(JobSpec {
+                    log_path: self
+                        .options
+                        .state_dir
+                        .join("logs")
+                        .join(&rule.name)
+                        .join(format!("{id}.log")),
+                    id,
+                    rule: rule.name.clone(),
+                    path: root_path.join(rel),
+                    steps: planned.steps,
+                    output: planned.output,
+                    allowed_roots: plan::allowed_output_roots(&set),
+                    timeout: rule.timeout,
+                    attempt: 1,
+                    store_id: None,
+                    view: planned.view,
+                    verify: planned.verify,
+                })
             }
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -647,8 +850,30 @@ impl Daemon {
                 }
                 continue;
             };
-            let Some(mut spec) = self.plan_job(index, root, &rel) else {
-                continue;
+            let planned = if self.set.file.rules[index].sequence.is_some() {
+                match reread_sequence(&job.path) {
+                    Some(seq) => {
+                        let first = rel.with_file_name(&seq.frames[0].name);
+                        self.plan_job(index, root, &first, Some(&seq))
+                    }
+                    None => Err("no frame of the sequence is left".to_string()),
+                }
+            } else {
+                self.plan_job(index, root, &rel, None)
+            };
+            let mut spec = match planned {
+                Ok(mut spec) => {
+                    spec.path = job.path.clone();
+                    spec
+                }
+                Err(reason) => {
+                    tracing::error!(job = job.id, error = %reason, "cannot build the queued job");
+                    self.failed += 1;
+                    if let Some(store) = self.store.as_mut() {
+                        let _ = store.finish(job.id, Status::Failed, Some(&reason), None);
+                    }
+                    continue;
+                }
             };
             let rule = &self.set.file.rules[index];
             if let Some(store) = self.store.as_mut()
@@ -976,4 +1201,40 @@ impl Daemon {
             Outcome::Cancelled => {}
         }
     }
+}
+
+/// A sequence's version: a digest of each frame's number, inode, size and mtime, so a frame
+/// re-rendered (or added, or removed) makes a new version and the same frames never run twice.
+fn sequence_version(sequence: &Sequence) -> Option<FileVersion> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    let (mut size, mut mtime_ns, mut dev) = (0u64, 0i128, 0u64);
+    for frame in &sequence.frames {
+        let v = FileVersion::of(&sequence.frame_path(frame))?;
+        (frame.number, v.ino, v.size, v.mtime_ns).hash(&mut hasher);
+        size += v.size;
+        mtime_ns = mtime_ns.max(v.mtime_ns);
+        dev = v.dev;
+    }
+    (!sequence.frames.is_empty()).then(|| FileVersion {
+        dev,
+        ino: hasher.finish() >> 1,
+        size,
+        mtime_ns,
+    })
+}
+
+/// The sequence a stored `dir/name.####.ext` path names, as it is on disk now.
+fn reread_sequence(hashes_path: &Path) -> Option<Sequence> {
+    let name = hashes_path.file_name()?.as_encoded_bytes();
+    let end = name.iter().rposition(|&b| b == b'#')? + 1;
+    let start = name[..end]
+        .iter()
+        .rposition(|&b| b != b'#')
+        .map_or(0, |i| i + 1);
+    let dir = hashes_path.parent()?;
+    crate::sequence::scan(dir, &name[..start], &name[end..])
+        .ok()?
+        .into_iter()
+        .find(|s| s.hashes_path() == hashes_path && !s.frames.is_empty())
 }

@@ -9,6 +9,10 @@ use serde::Serialize;
 use crate::matcher::RuleSet;
 use crate::plan;
 use crate::rules::{self, EventKind};
+use crate::sequence::{self, Sequence};
+
+/// Where views would go; `explain` creates nothing, this only fills `{seq.pattern}`.
+const EXPLAIN_VIEWS: &str = "$STATE/views/JOB";
 
 /// What one path would trigger.
 #[derive(Debug, Serialize)]
@@ -43,8 +47,27 @@ pub struct MatchReport {
     /// Why the commands cannot be built for this file, e.g. no frame number for `{frame}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a sequence rule: the sequence this file is a frame of (the job is the sequence's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<SequenceSummary>,
     #[serde(skip)]
     display_steps: Vec<String>,
+    /// Whether an earlier path already showed this sequence's job (text output shows it once).
+    #[serde(skip)]
+    repeat: bool,
+}
+
+/// How the given paths grouped into one sequence.
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceSummary {
+    /// `…/sh010_comp_v001.####.tif`.
+    pub sequence: String,
+    /// Frame numbers among the given paths, as ranges.
+    pub frames: String,
+    /// How many frames were given.
+    pub count: usize,
+    /// Missing frames, as ranges (empty when complete).
+    pub missing: String,
 }
 
 /// One rule that does not fire.
@@ -63,9 +86,52 @@ pub fn explain(
     event: EventKind,
     verbose: bool,
 ) -> Vec<PathReport> {
-    paths
+    let absolute: Vec<PathBuf> = paths.iter().map(|p| rules::absolute(p)).collect();
+    let sequences = group_sequences(set, &absolute, event);
+    let mut shown = std::collections::HashSet::new();
+    absolute
         .iter()
-        .map(|p| explain_one(set, &rules::absolute(p), event, verbose))
+        .map(|p| {
+            let mut report = explain_one(set, p, event, verbose, &sequences);
+            for m in &mut report.matches {
+                if let Some(summary) = &m.sequence {
+                    m.repeat = !shown.insert((m.rule.clone(), summary.sequence.clone()));
+                }
+            }
+            report
+        })
+        .collect()
+}
+
+/// Sequences among the given paths, per sequence rule: (rule index, sequence).
+fn group_sequences(set: &RuleSet, paths: &[PathBuf], event: EventKind) -> Vec<(usize, Sequence)> {
+    let mut by_folder: std::collections::BTreeMap<(usize, PathBuf), Vec<std::ffi::OsString>> =
+        Default::default();
+    for path in paths {
+        let Some((_, rel)) = set.locate(path) else {
+            continue;
+        };
+        if set.is_ignored(rel) {
+            continue;
+        }
+        for index in set.route(rel, event) {
+            if set.file.rules[index].sequence.is_some()
+                && let (Some(dir), Some(name)) = (path.parent(), path.file_name())
+            {
+                by_folder
+                    .entry((index, dir.to_path_buf()))
+                    .or_default()
+                    .push(name.to_os_string());
+            }
+        }
+    }
+    by_folder
+        .into_iter()
+        .flat_map(|((index, dir), names)| {
+            sequence::group(&dir, names.iter().map(|n| n.as_os_str()))
+                .into_iter()
+                .map(move |s| (index, s))
+        })
         .collect()
 }
 
@@ -73,7 +139,13 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn explain_one(set: &RuleSet, path: &Path, event: EventKind, verbose: bool) -> PathReport {
+fn explain_one(
+    set: &RuleSet,
+    path: &Path,
+    event: EventKind,
+    verbose: bool,
+    sequences: &[(usize, Sequence)],
+) -> PathReport {
     let mut report = PathReport {
         path: lossy(path.as_os_str().as_bytes()),
         root: None,
@@ -107,9 +179,38 @@ fn explain_one(set: &RuleSet, path: &Path, event: EventKind, verbose: bool) -> P
             output: None,
             steps: Vec::new(),
             error: None,
+            sequence: None,
             display_steps: Vec::new(),
+            repeat: false,
         };
-        match plan::plan(set, index, root, rel, "JOB") {
+        let name = path.file_name().unwrap_or_default();
+        let sequence = sequences
+            .iter()
+            .find(|(i, s)| {
+                *i == index
+                    && Some(s.dir.as_path()) == path.parent()
+                    && s.frames.iter().any(|f| f.name == name)
+            })
+            .map(|(_, s)| s);
+        let planned = match (&set.file.rules[index].sequence, sequence) {
+            (Some(_), Some(seq)) => {
+                let first = rel.with_file_name(&seq.frames[0].name);
+                m.sequence = Some(SequenceSummary {
+                    sequence: lossy(seq.hashes_path().as_os_str().as_bytes()),
+                    frames: sequence::format_ranges(&ranges_of(seq)),
+                    count: seq.frames.len(),
+                    missing: sequence::format_ranges(&seq.missing(None)),
+                });
+                let input = plan::SequenceInput {
+                    sequence: seq,
+                    view_dir: Path::new(EXPLAIN_VIEWS),
+                };
+                plan::plan(set, index, root, &first, "JOB", Some(input))
+            }
+            (Some(_), None) => Err(plan::PlanError::NoFrames),
+            (None, _) => plan::plan(set, index, root, rel, "JOB", None),
+        };
+        match planned {
             Ok(plan) => {
                 m.vars = plan
                     .vars
@@ -195,6 +296,18 @@ fn why_not(
     }
 }
 
+/// The frame numbers of a sequence as contiguous ranges.
+fn ranges_of(seq: &Sequence) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for n in seq.frames.iter().map(|f| f.number) {
+        match out.last_mut() {
+            Some((_, last)) if *last + 1 == n => *last = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out
+}
+
 /// Quotes bytes for a POSIX shell, for display only: plain words stay bare, others are
 /// single-quoted, and bytes that are not printable UTF-8 use bash's `$'\xNN'` form.
 pub fn shell_quote(bytes: &[u8]) -> String {
@@ -251,6 +364,24 @@ pub fn render_text(reports: &[PathReport], set: &RuleSet) -> String {
                 m.rule,
                 set.file.path.display()
             );
+            if let Some(seq) = &m.sequence {
+                let missing = if seq.missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(", missing {}", seq.missing)
+                };
+                let _ = writeln!(
+                    out,
+                    "    sequence: {} frames {} ({} given{missing})",
+                    shell_quote(seq.sequence.as_bytes()),
+                    seq.frames,
+                    seq.count
+                );
+                if m.repeat {
+                    let _ = writeln!(out, "    one job for the whole sequence: shown above");
+                    continue;
+                }
+            }
             let vars: Vec<String> = m
                 .vars
                 .iter()

@@ -19,6 +19,7 @@ pub mod reload;
 pub mod rules;
 pub mod runner;
 pub mod sequence;
+pub mod sequencer;
 pub mod settle;
 pub mod store;
 pub mod template;

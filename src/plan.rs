@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::matcher::{RuleSet, path_bindings};
 use crate::rules::normalize;
+use crate::sequence::{self, OnGaps, Sequence, View};
 use crate::template::{Bindings, MissingVariable};
+use crate::verify::Expectations;
 
 /// A job ready to run.
 #[derive(Debug, Clone)]
@@ -24,6 +26,21 @@ pub struct Plan {
     pub output: Option<OutputPaths>,
     /// Each step's argv.
     pub steps: Vec<Vec<OsString>>,
+    /// The symlink view to make before the job, for a sequence ffmpeg cannot read in place.
+    pub view: Option<View>,
+    /// What the product must be before it is published.
+    pub verify: Option<Expectations>,
+    /// A sequence's missing frames, as ranges (empty when complete or not a sequence).
+    pub missing: Vec<(i64, i64)>,
+}
+
+/// The frames a sequence job runs on, and where its view would go.
+#[derive(Debug, Clone, Copy)]
+pub struct SequenceInput<'a> {
+    /// The frames.
+    pub sequence: &'a Sequence,
+    /// Folder for this job's view, if it needs one.
+    pub view_dir: &'a Path,
 }
 
 /// Where a product is written and where it is published.
@@ -52,9 +69,22 @@ pub enum PlanError {
     /// The output template expanded to a folder, not a file.
     #[error("output `{}` names no file", .0.display())]
     NoFileName(PathBuf),
+    /// `expect:` did not expand to a frame range.
+    #[error("expect: {0}")]
+    Expect(String),
+    /// Frames are missing and the rule says `on_gaps: fail`.
+    #[error("missing frames {} (on_gaps: fail)", sequence::format_ranges(.0))]
+    Gaps(Vec<(i64, i64)>),
+    /// No frame of the expected range is present.
+    #[error("no frame of the sequence is present")]
+    NoFrames,
+    /// The KeyKode of the job's first frame is out of range.
+    #[error("keykode: {0}")]
+    KeyKode(String),
 }
 
-/// Plans rule `rule` for the file `root`/`rel`; `job_tag` makes the temp name unique per job.
+/// Plans rule `rule_index` for the file `root`/`rel` (a sequence's first frame when
+/// `sequence` is given); `job_tag` makes the temp name unique per job.
 ///
 /// # Errors
 /// See [`PlanError`].
@@ -64,21 +94,44 @@ pub fn plan(
     root: &Path,
     rel: &Path,
     job_tag: &str,
+    sequence: Option<SequenceInput<'_>>,
 ) -> Result<Plan, PlanError> {
     let rule = &set.file.rules[rule_index];
-    let mut vars = path_bindings(root, rel);
-    vars.insert("rule", rule.name.as_bytes());
-    for (name, value) in &set.file.vars {
-        vars.insert(name.clone(), value.as_bytes());
-    }
-    if let Some(regex) = &rule.regex
-        && let Some(captures) = regex.captures(rel.as_os_str().as_bytes())
-    {
-        for name in regex.capture_names().flatten() {
-            if let Some(m) = captures.name(name) {
-                vars.insert(name, m.as_bytes());
+    let mut vars = bindings(set, rule_index, root, rel);
+    let mut view = None;
+    let mut missing = Vec::new();
+    let first_frame = match (sequence, &rule.sequence) {
+        (Some(input), Some(seq_rule)) => {
+            let range = expect_range(rule, &vars)?;
+            let mut frames = input.sequence.clone();
+            if let Some((first, last)) = range {
+                frames.restrict(first, last);
             }
+            let reading = sequence::reading(&frames, range, seq_rule.on_gaps, input.view_dir)
+                .ok_or(PlanError::NoFrames)?;
+            if seq_rule.on_gaps == OnGaps::Fail && !reading.missing.is_empty() {
+                return Err(PlanError::Gaps(reading.missing));
+            }
+            sequence::bind(&mut vars, &frames, &reading);
+            missing = reading.missing.clone();
+            view = reading.view;
+            Some(reading.first)
         }
+        _ => vars
+            .get("frame")
+            .and_then(|f| std::str::from_utf8(f).ok())
+            .and_then(|f| f.parse::<i64>().ok()),
+    };
+    if let (Some(spec), Some(first)) = (&rule.timecode, first_frame) {
+        vars.insert("timecode", spec.at(first, first));
+    }
+    if let (Some(spec), Some(first)) = (&rule.keykode, first_frame) {
+        vars.insert(
+            "keykode",
+            spec.at(first, first)
+                .map_err(PlanError::KeyKode)?
+                .to_string(),
+        );
     }
     let output = match &rule.output {
         Some(template) => {
@@ -113,12 +166,54 @@ pub fn plan(
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let verify = rule.verify.as_ref().map(|v| v.expand(&vars)).transpose()?;
     Ok(Plan {
         rule: rule_index,
         vars,
         output,
         steps,
+        view,
+        verify,
+        missing,
     })
+}
+
+/// The variables every job of a rule has: the file's path parts, `{rule}`, `vars:` and the
+/// regex's named captures.
+pub fn bindings(set: &RuleSet, rule_index: usize, root: &Path, rel: &Path) -> Bindings {
+    let rule = &set.file.rules[rule_index];
+    let mut vars = path_bindings(root, rel);
+    vars.insert("rule", rule.name.as_bytes());
+    for (name, value) in &set.file.vars {
+        vars.insert(name.clone(), value.as_bytes());
+    }
+    if let Some(regex) = &rule.regex
+        && let Some(captures) = regex.captures(rel.as_os_str().as_bytes())
+    {
+        for name in regex.capture_names().flatten() {
+            if let Some(m) = captures.name(name) {
+                vars.insert(name, m.as_bytes());
+            }
+        }
+    }
+    vars
+}
+
+/// A sequence rule's `expect:` range for a job with these variables.
+///
+/// # Errors
+/// The template has no value, or its value is not a range.
+pub fn expect_range(
+    rule: &crate::rules::Rule,
+    vars: &Bindings,
+) -> Result<Option<(i64, i64)>, PlanError> {
+    let Some(template) = rule.sequence.as_ref().and_then(|s| s.expect.as_ref()) else {
+        return Ok(None);
+    };
+    let text = template.expand(vars)?;
+    sequence::parse_range(&text.to_string_lossy())
+        .map(Some)
+        .map_err(PlanError::Expect)
 }
 
 /// The watch roots and the `outputs:` folders: the only places a product may be published.

@@ -52,6 +52,10 @@ pub struct JobSpec {
     pub attempt: u32,
     /// The job's row in the store, when there is one.
     pub store_id: Option<crate::store::JobId>,
+    /// Symlink view of a sequence, made before the first step and removed after the last.
+    pub view: Option<crate::sequence::View>,
+    /// What the product must be, checked with ffprobe before it is published.
+    pub verify: Option<crate::verify::Expectations>,
 }
 
 /// How a job ended.
@@ -106,6 +110,12 @@ pub enum Failure {
     /// The output folder or the final rename failed, or it leads outside the allowed roots.
     #[error("cannot publish: {0}")]
     Publish(String),
+    /// The product was written but is not what the rule's `verify:` asks for.
+    #[error("verification failed: {0}")]
+    Verify(String),
+    /// A sequence's view could not be made.
+    #[error("cannot make the sequence view: {0}")]
+    View(String),
     /// The log file could not be opened.
     #[error("cannot open job log `{}`: {reason}", path.display())]
     Log {
@@ -238,6 +248,26 @@ pub fn run(
     watchdog: &Watchdog,
     hooks: &mut dyn JobHooks,
 ) -> Outcome {
+    if let Some(view) = &spec.view
+        && let Err(e) = view.create()
+    {
+        view.remove();
+        return Outcome::Failed(Failure::View(format!("{}: {e}", view.dir.display())));
+    }
+    let outcome = run_attempt(spec, job, control, watchdog, hooks);
+    if let Some(view) = &spec.view {
+        view.remove();
+    }
+    outcome
+}
+
+fn run_attempt(
+    spec: &JobSpec,
+    job: u64,
+    control: &Arc<JobControl>,
+    watchdog: &Watchdog,
+    hooks: &mut dyn JobHooks,
+) -> Outcome {
     let mut log = match open_log(&spec.log_path) {
         Ok(log) => log,
         Err(reason) => {
@@ -292,6 +322,30 @@ pub fn run(
         };
         discard_output(spec);
         return Outcome::Failed(failure);
+    }
+    if let (Some(expected), Some(output)) = (&spec.verify, &spec.output)
+        && output.temp_path.exists()
+    {
+        let result = crate::verify::probe(&output.temp_path).map(|probed| {
+            let differences = expected.differences(&probed);
+            (probed, differences)
+        });
+        let failure = match result {
+            Ok((probed, differences)) if differences.is_empty() => {
+                note(&mut log, format!("== verified: {probed:?}"));
+                None
+            }
+            Ok((_, differences)) => Some(differences.join("; ")),
+            Err(reason) => Some(reason),
+        };
+        if let Some(reason) = failure {
+            note(
+                &mut log,
+                format!("== verification failed, not published: {reason}"),
+            );
+            discard_output(spec);
+            return Outcome::Failed(Failure::Verify(reason));
+        }
     }
     let published = match &spec.output {
         Some(output) => match publish(output, hooks) {

@@ -79,7 +79,7 @@ impl Rate {
 
     /// Whether drop-frame counting exists at this rate (multiples of 30000/1001).
     pub fn allows_drop(self) -> bool {
-        self.den == 1001 && self.num % 30000 == 0
+        self.den == 1001 && self.num.is_multiple_of(30000)
     }
 
     /// As ffmpeg writes it: `24/1`, `30000/1001`.

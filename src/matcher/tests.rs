@@ -93,7 +93,7 @@ fn non_utf8_names_match_and_reach_argv_intact() {
     );
     let rel = PathBuf::from(OsString::from_vec(b"sh\xff10/a\xfe b.tif".to_vec()));
     assert_eq!(s.route(&rel, EventKind::CloseWrite), [0]);
-    let planned = plan(&s, 0, Path::new("/show/shots"), &rel, "t").expect("plans");
+    let planned = plan(&s, 0, Path::new("/show/shots"), &rel, "t", None).expect("plans");
     assert_eq!(
         planned.steps[0][1].clone().into_vec(),
         b"/show/shots/sh\xff10/a\xfe b.tif".to_vec()
@@ -137,6 +137,7 @@ fn bindings_hold_path_parts_vars_and_captures() {
         Path::new("/show/shots"),
         Path::new("sh010/renders/beauty/b.1001.exr"),
         "t",
+        None,
     )
     .expect("plans");
     let get = |k| String::from_utf8_lossy(p.vars.get(k).expect(k)).into_owned();
@@ -171,6 +172,7 @@ fn outputs_escaping_the_roots_are_refused() {
         Path::new("/show/shots"),
         Path::new("sh010/x.tif"),
         "t",
+        None,
     )
     .expect("inside");
     let out = ok.output.expect("output");
@@ -182,6 +184,7 @@ fn outputs_escaping_the_roots_are_refused() {
         Path::new("/show/shots"),
         Path::new("../../etc/x.tif"),
         "t",
+        None,
     );
     assert!(
         matches!(escaped, Err(PlanError::OutsideRoots { .. })),
@@ -193,14 +196,31 @@ fn outputs_escaping_the_roots_are_refused() {
 fn outputs_may_go_to_listed_folders() {
     let s =
         set("rules:\n  - {name: r, match: \"**\", output: \"/san/{name}\", run: [a, \"{out}\"]}\n");
-    assert!(plan(&s, 0, Path::new("/show/shots"), Path::new("a.mov"), "t").is_ok());
+    assert!(
+        plan(
+            &s,
+            0,
+            Path::new("/show/shots"),
+            Path::new("a.mov"),
+            "t",
+            None
+        )
+        .is_ok()
+    );
 }
 
 #[test]
 fn missing_frame_is_a_plan_error_not_a_panic() {
     let s = set("rules:\n  - {name: r, match: \"**\", run: [a, \"{frame}\"]}\n");
-    let err =
-        plan(&s, 0, Path::new("/show/shots"), Path::new("movie.mov"), "t").expect_err("no frame");
+    let err = plan(
+        &s,
+        0,
+        Path::new("/show/shots"),
+        Path::new("movie.mov"),
+        "t",
+        None,
+    )
+    .expect_err("no frame");
     assert_eq!(
         err.to_string(),
         "variable `{frame}` has no value for this file"
