@@ -78,6 +78,9 @@ pub enum PlanError {
     /// No frame of the expected range is present.
     #[error("no frame of the sequence is present")]
     NoFrames,
+    /// `probe: true` and ffprobe cannot read the input.
+    #[error("probe: {0}")]
+    Probe(String),
     /// The KeyKode of the job's first frame is out of range.
     #[error("keykode: {0}")]
     KeyKode(String),
@@ -98,6 +101,11 @@ pub fn plan(
 ) -> Result<Plan, PlanError> {
     let rule = &set.file.rules[rule_index];
     let mut vars = bindings(set, rule_index, root, rel);
+    if rule.probe {
+        crate::verify::probe(&root.join(rel))
+            .map_err(PlanError::Probe)?
+            .bind(&mut vars);
+    }
     let mut view = None;
     let mut missing = Vec::new();
     let first_frame = match (sequence, &rule.sequence) {

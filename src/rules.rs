@@ -57,6 +57,7 @@ const RULE_KEYS: &[&str] = &[
     "timecode",
     "keykode",
     "verify",
+    "probe",
 ];
 
 /// How long a sequence waits for its next frame when its rule gives no `settle:`.
@@ -153,6 +154,8 @@ pub struct Rule {
     pub keykode: Option<KeyKodeSpec>,
     /// Checks on the product before it is published.
     pub verify: Option<VerifyRule>,
+    /// The input is read with ffprobe before planning, giving `{probe.*}`.
+    pub probe: bool,
     /// Line of the rule in the file, for messages.
     pub line: usize,
     /// A hash of everything that defines what the rule runs, recorded with each job.
@@ -724,6 +727,10 @@ impl<'s> Loader<'s> {
         if keykode.is_some() || map.node.get("keykode").is_some() {
             known.push("keykode".into());
         }
+        let probe = self.field::<bool>(map, "probe").unwrap_or(false);
+        if probe {
+            known.extend(crate::verify::PROBE_VARIABLES.iter().map(|v| v.to_string()));
+        }
         let verify = self.verify(map, &known);
         let output = match map.node.get("output") {
             Some(node) => self.template(map, node, "output", &known),
@@ -757,6 +764,7 @@ impl<'s> Loader<'s> {
             timecode,
             keykode,
             verify,
+            probe,
             line: map.node.span.line,
             definition_hash: String::new(),
         };
@@ -1098,6 +1106,8 @@ impl<'s> Loader<'s> {
                 d.hint("declare `output:` on the rule to get `{out}`")
             } else if var.starts_with("seq.") && !known.iter().any(|k| k == "seq.first") {
                 d.hint("`{seq.*}` variables need `sequence:` on the rule")
+            } else if var.starts_with("probe.") {
+                d.hint("`{probe.*}` variables need `probe: true` on the rule")
             } else if (var == "timecode" || var == "keykode") && !known.iter().any(|k| k == var) {
                 d.hint(format!("give the rule (or the file) a `{var}:` mapping"))
             } else {

@@ -332,7 +332,7 @@ fn run_attempt(
         });
         let failure = match result {
             Ok((probed, differences)) if differences.is_empty() => {
-                note(&mut log, format!("== verified: {probed:?}"));
+                note(&mut log, format!("== verified: {probed}"));
                 None
             }
             Ok((_, differences)) => Some(differences.join("; ")),

@@ -19,7 +19,18 @@ use crate::timecode::Rate;
 
 /// The properties `verify:` can check, by their key in the rules file.
 pub const KEYS: &[&str] = &[
-    "frames", "timecode", "codec", "profile", "pix_fmt", "width", "height", "fps",
+    "frames", "timecode", "codec", "profile", "pix_fmt", "width", "height", "fps", "comment",
+];
+
+/// Variables a rule with `probe: true` gets from its input file.
+pub const PROBE_VARIABLES: &[&str] = &[
+    "probe.timecode",
+    "probe.fps",
+    "probe.width",
+    "probe.height",
+    "probe.frames",
+    "probe.codec",
+    "probe.pix_fmt",
 ];
 
 /// Longest ffprobe may take on one product.
@@ -76,6 +87,8 @@ pub struct Probed {
     pub frames: Option<u64>,
     /// The start timecode: the format tag (MXF), else a stream tag (MOV/MP4's `tmcd`).
     pub timecode: Option<String>,
+    /// The container's `comment` tag (kept by MOV and MP4; MXF drops it).
+    pub comment: Option<String>,
 }
 
 /// Runs ffprobe on `path`.
@@ -89,7 +102,7 @@ pub fn probe(path: &Path) -> Result<Probed, String> {
         "-of".into(),
         "json".into(),
         "-show_entries".into(),
-        "format_tags=timecode:stream=codec_type,codec_name,profile,pix_fmt,width,height,r_frame_rate,nb_frames,duration_ts,time_base:stream_tags=timecode".into(),
+        "format_tags=timecode,comment:stream=codec_type,codec_name,profile,pix_fmt,width,height,r_frame_rate,nb_frames,duration_ts,time_base:stream_tags=timecode".into(),
         path.as_os_str().to_owned(),
     ];
     let program = crate::runner::resolve_program(&OsString::from("ffprobe"));
@@ -149,6 +162,7 @@ pub fn parse_probe(json: &[u8]) -> Result<Probed, String> {
     let timecode = text(&root["format"]["tags"]["timecode"])
         .or_else(|| streams.iter().find_map(|s| text(&s["tags"]["timecode"])));
     Ok(Probed {
+        comment: text(&root["format"]["tags"]["comment"]),
         codec: text(&video["codec_name"]),
         profile: text(&video["profile"]),
         pix_fmt: text(&video["pix_fmt"]),
@@ -158,6 +172,44 @@ pub fn parse_probe(json: &[u8]) -> Result<Probed, String> {
         frames,
         timecode,
     })
+}
+
+impl Probed {
+    /// Adds the `{probe.*}` variables that have a value (a file without timecode has no
+    /// `{probe.timecode}`, and a rule using it then fails to plan, naming the variable).
+    pub fn bind(&self, vars: &mut crate::template::Bindings) {
+        let mut put = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                vars.insert(name, value);
+            }
+        };
+        put("probe.timecode", self.timecode.clone());
+        put("probe.fps", self.fps.map(|r| r.fraction()));
+        put("probe.width", self.width.map(|n| n.to_string()));
+        put("probe.height", self.height.map(|n| n.to_string()));
+        put("probe.frames", self.frames.map(|n| n.to_string()));
+        put("probe.codec", self.codec.clone());
+        put("probe.pix_fmt", self.pix_fmt.clone());
+    }
+}
+
+impl std::fmt::Display for Probed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+        let num = |v: Option<u64>| v.map_or("?".into(), |n| n.to_string());
+        write!(
+            f,
+            "{} {} {} {}x{} {} fps, {} frames, timecode {}",
+            text(&self.codec),
+            text(&self.profile),
+            text(&self.pix_fmt),
+            num(self.width),
+            num(self.height),
+            self.fps.map_or("?".into(), |r| r.to_string()),
+            num(self.frames),
+            self.timecode.as_deref().unwrap_or("none")
+        )
+    }
 }
 
 impl Expectations {
@@ -188,6 +240,10 @@ impl Expectations {
                 "timecode" => (
                     show(&probed.timecode),
                     probed.timecode.as_deref() == Some(want.as_str()),
+                ),
+                "comment" => (
+                    show(&probed.comment),
+                    probed.comment.as_deref() == Some(want.as_str()),
                 ),
                 "codec" | "profile" | "pix_fmt" => {
                     let got = match key.as_str() {
