@@ -178,3 +178,37 @@ fn every_rules_file_shipped_in_rules_checks() {
     }
     assert!(checked >= 2, "rules/ holds the demo and an example show");
 }
+
+#[test]
+fn explain_groups_given_frames_into_sequences_with_one_job_each() {
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch: [shots]\ntimecode: {fps: 24, start: \"01:00:00:00\", at_frame: 1001}\nrules:\n  - name: movie\n    match: \"**/*.tif\"\n    sequence: {on_gaps: hold}\n    output: \"{dir}/{seq.name}.mov\"\n    run: [ffmpeg, -start_number, \"{seq.start}\", -i, \"{seq.pattern}\", -timecode, \"{timecode}\", \"{out}\"]\n",
+    );
+    let mut args = vec!["explain".to_string(), "rules.yaml".to_string()];
+    for frame in [1001, 1002, 1003, 1005] {
+        args.push(format!("shots/sh010/a_v001.{frame}.tif"));
+    }
+    args.push("shots/sh010/a_v002.1001.tif".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("a_v001.####.tif' frames 1001-1003,1005 (4 given, missing 1004)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a_v002.####.tif' frames 1001 (1 given)"),
+        "{text}"
+    );
+    // One job per sequence: v001's shown once (held over its gap, timecode of frame 1001).
+    assert_eq!(text.matches("    run: ffmpeg").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("one job for the whole sequence").count(),
+        3,
+        "{text}"
+    );
+    assert!(text.contains("-timecode 01:00:00:00"), "{text}");
+}

@@ -3,5 +3,7 @@
 mod cli;
 mod daemon;
 mod env;
+mod media;
+mod sequences;
 mod store;
 mod watch;
