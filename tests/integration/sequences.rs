@@ -452,3 +452,53 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn restarts_neither_rerun_a_finished_sequence_nor_miss_one_changed_while_down() {
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        prores_rules(
+            r#"{fps: 24, start: "01:00:00:00", at_frame: 1001}"#,
+            "    sequence: true\n    settle: 1s",
+            "24",
+        ),
+    );
+    std::fs::create_dir_all(env.path("shots")).expect("mkdir");
+    render_tiffs(
+        &env.path("stage"),
+        "sh070_comp_v001",
+        1001,
+        12,
+        "320x180",
+        "testsrc2",
+    );
+    let daemon = Daemon::start(&env, &[], &[]);
+    deliver(
+        &frames_in(&env.path("stage")),
+        &env.path("shots/sh070/comp"),
+    );
+    daemon.wait_idle_with(1, LIMIT);
+    assert_eq!(daemon.stop(), Some(0));
+
+    // Restart with nothing changed: the sequence is known and done.
+    let daemon = Daemon::start(&env, &[], &[]);
+    daemon.wait_idle_with(0, LIMIT);
+    assert_eq!(daemon.stop(), Some(0));
+    assert_eq!(jobs(&env, "done").matches("\"id\"").count(), 1);
+
+    // A frame re-rendered while the daemon is down: caught up at the next start.
+    render_tiffs(
+        &env.path("fix"),
+        "sh070_comp_v001",
+        1004,
+        1,
+        "320x180",
+        "testsrc",
+    );
+    deliver(&frames_in(&env.path("fix")), &env.path("shots/sh070/comp"));
+    let daemon = Daemon::start(&env, &[], &[]);
+    daemon.wait_idle_with(1, LIMIT);
+    assert_eq!(jobs(&env, "done").matches("\"id\"").count(), 2);
+    daemon.stop();
+}
