@@ -633,11 +633,7 @@ impl Daemon {
             };
             match store.enqueue(&new) {
                 Ok(Some(queued)) => {
-                    // Our own jobs need no pick-up by the store poll: skip past them when the
-                    // sequence is unbroken (a gap is a job another process queued).
-                    if queued.seq == self.last_seq + 1 {
-                        self.last_seq = queued.seq;
-                    }
+                    self.skip_own(queued.seq);
                     self.adopt(&mut spec, queued.id, 1);
                 }
                 Ok(None) => {
@@ -650,6 +646,14 @@ impl Daemon {
             }
         }
         self.submit(spec, None);
+    }
+
+    /// Our own jobs need no pick-up by the store poll: skip past them when the queue sequence
+    /// is unbroken (a gap is a job another process queued).
+    fn skip_own(&mut self, seq: i64) {
+        if seq == self.last_seq + 1 {
+            self.last_seq = seq;
+        }
     }
 
     /// Turns a store id into the job's identity: log file named after it, tracked in flight.
@@ -688,10 +692,8 @@ impl Daemon {
                 output: None,
             };
             if let Ok(Some(queued)) = store.enqueue(&new) {
-                if queued.seq == self.last_seq + 1 {
-                    self.last_seq = queued.seq;
-                }
                 let _ = store.finish(queued.id, Status::Failed, Some(reason), None);
+                self.skip_own(queued.seq);
             }
         }
     }

@@ -32,6 +32,19 @@ rules:
     )
 }
 
+/// A temp folder with `rules` and an empty watched `shots/`.
+fn sequence_env(rules: String) -> Env {
+    let env = Env::new();
+    env.write("rules.yaml", rules);
+    std::fs::create_dir_all(env.path("shots")).expect("mkdir");
+    env
+}
+
+/// Renders `count` 320x180 frames `name.NNNN.tif` from `first` into `env`'s folder `stage`.
+fn render_small(env: &Env, stage: &str, name: &str, first: i64, count: usize, pattern: &str) {
+    render_tiffs(&env.path(stage), name, first, count, "320x180", pattern);
+}
+
 fn jobs(env: &Env, status: &str) -> String {
     stdout(&env.run(&[
         "jobs",
@@ -45,24 +58,12 @@ fn jobs(env: &Env, status: &str) -> String {
 
 #[test]
 fn tiff_sequence_becomes_one_verified_prores_with_timecode() {
-    let env = Env::new();
-    env.write(
-        "rules.yaml",
-        prores_rules(
-            r#"{fps: 24, start: "01:00:00:00", at_frame: 1001}"#,
-            "    sequence: true\n    settle: 1s",
-            "24",
-        ),
-    );
-    std::fs::create_dir_all(env.path("shots")).expect("mkdir");
-    render_tiffs(
-        &env.path("stage"),
-        "sh010_comp_v001",
-        1001,
-        48,
-        "320x180",
-        "testsrc2",
-    );
+    let env = sequence_env(prores_rules(
+        r#"{fps: 24, start: "01:00:00:00", at_frame: 1001}"#,
+        "    sequence: true\n    settle: 1s",
+        "24",
+    ));
+    render_small(&env, "stage", "sh010_comp_v001", 1001, 48, "testsrc2");
     let daemon = Daemon::start(&env, &[], &[]);
     deliver(
         &frames_in(&env.path("stage")),
@@ -87,25 +88,13 @@ fn tiff_sequence_becomes_one_verified_prores_with_timecode() {
 
 #[test]
 fn drop_frame_timecode_is_computed_for_the_first_frame_and_read_back() {
-    let env = Env::new();
     // Frame 1001 is 00:59:59;28, so frame 1003 (the first rendered) is 01:00:00;00.
-    env.write(
-        "rules.yaml",
-        prores_rules(
-            r#"{fps: 29.97, start: "00:59:59;28", at_frame: 1001}"#,
-            "    sequence: true\n    settle: 1s",
-            "30000/1001",
-        ),
-    );
-    std::fs::create_dir_all(env.path("shots")).expect("mkdir");
-    render_tiffs(
-        &env.path("stage"),
-        "sh020_comp_v001",
-        1003,
-        24,
-        "320x180",
-        "testsrc2",
-    );
+    let env = sequence_env(prores_rules(
+        r#"{fps: 29.97, start: "00:59:59;28", at_frame: 1001}"#,
+        "    sequence: true\n    settle: 1s",
+        "30000/1001",
+    ));
+    render_small(&env, "stage", "sh020_comp_v001", 1003, 24, "testsrc2");
     let daemon = Daemon::start(&env, &[], &[]);
     deliver(
         &frames_in(&env.path("stage")),
@@ -121,7 +110,6 @@ fn drop_frame_timecode_is_computed_for_the_first_frame_and_read_back() {
 
 #[test]
 fn gaps_are_held_to_keep_sync_or_fail_the_job_by_rule() {
-    let env = Env::new();
     let rules = prores_rules(
         r#"{fps: 24, start: "01:00:00:00", at_frame: 1001}"#,
         "    sequence: {on_gaps: hold}\n    settle: 1s",
@@ -133,16 +121,8 @@ fn gaps_are_held_to_keep_sync_or_fail_the_job_by_rule() {
     output: "{dir}/../review/{seq.name}_strict.mov"
     run: [ffmpeg, -nostdin, -v, error, -y, -start_number, "{seq.start}", -i, "{seq.pattern}", -c:v, prores_ks, "{out}"]
 "#;
-    env.write("rules.yaml", rules);
-    std::fs::create_dir_all(env.path("shots")).expect("mkdir");
-    render_tiffs(
-        &env.path("stage"),
-        "sh030_comp_v001",
-        1001,
-        24,
-        "320x180",
-        "testsrc2",
-    );
+    let env = sequence_env(rules);
+    render_small(&env, "stage", "sh030_comp_v001", 1001, 24, "testsrc2");
     let mut frames = frames_in(&env.path("stage"));
     frames.retain(|f| {
         !f.to_string_lossy().contains(".1010.") && !f.to_string_lossy().contains(".1011.")
@@ -171,24 +151,12 @@ fn gaps_are_held_to_keep_sync_or_fail_the_job_by_rule() {
 
 #[test]
 fn a_re_rendered_frame_fires_the_sequence_again_as_a_new_version() {
-    let env = Env::new();
-    env.write(
-        "rules.yaml",
-        prores_rules(
-            r#"{fps: 24, start: "01:00:00:00", at_frame: 1001}"#,
-            "    sequence: true\n    settle: 1s",
-            "24",
-        ),
-    );
-    std::fs::create_dir_all(env.path("shots")).expect("mkdir");
-    render_tiffs(
-        &env.path("stage"),
-        "sh040_comp_v001",
-        1001,
-        24,
-        "320x180",
-        "testsrc2",
-    );
+    let env = sequence_env(prores_rules(
+        r#"{fps: 24, start: "01:00:00:00", at_frame: 1001}"#,
+        "    sequence: true\n    settle: 1s",
+        "24",
+    ));
+    render_small(&env, "stage", "sh040_comp_v001", 1001, 24, "testsrc2");
     let daemon = Daemon::start(&env, &[], &[]);
     deliver(
         &frames_in(&env.path("stage")),
@@ -198,14 +166,7 @@ fn a_re_rendered_frame_fires_the_sequence_again_as_a_new_version() {
     let movie = env.path("shots/sh040/review/sh040_comp_v001.mov");
     let first = std::fs::read(&movie).expect("first movie");
     // The comp artist re-renders frames 1005-1006 with a fix.
-    render_tiffs(
-        &env.path("fix"),
-        "sh040_comp_v001",
-        1005,
-        2,
-        "320x180",
-        "testsrc",
-    );
+    render_small(&env, "fix", "sh040_comp_v001", 1005, 2, "testsrc");
     deliver(&frames_in(&env.path("fix")), &env.path("shots/sh040/comp"));
     daemon.wait_idle_with(2, LIMIT);
     let second = std::fs::read(&movie).expect("second movie");
@@ -225,14 +186,7 @@ fn a_re_rendered_frame_fires_the_sequence_again_as_a_new_version() {
         "{done}"
     );
     // A version bump is a new sequence with a movie of its own.
-    render_tiffs(
-        &env.path("v2"),
-        "sh040_comp_v002",
-        1001,
-        24,
-        "320x180",
-        "testsrc2",
-    );
+    render_small(&env, "v2", "sh040_comp_v002", 1001, 24, "testsrc2");
     deliver(&frames_in(&env.path("v2")), &env.path("shots/sh040/comp"));
     daemon.wait_idle_with(3, LIMIT);
     assert_eq!(
@@ -244,25 +198,13 @@ fn a_re_rendered_frame_fires_the_sequence_again_as_a_new_version() {
 
 #[test]
 fn a_complete_expected_range_fires_at_once_and_negative_frames_keep_their_order() {
-    let env = Env::new();
     // A settle of 10 minutes: only a complete `expect:` range can fire within the test's limit.
-    env.write(
-        "rules.yaml",
-        prores_rules(
-            r#"{fps: 24, start: "01:00:00:00", at_frame: 0}"#,
-            "    sequence: {expect: \"-3-4\"}\n    settle: 10m",
-            "24",
-        ),
-    );
-    std::fs::create_dir_all(env.path("shots")).expect("mkdir");
-    render_tiffs(
-        &env.path("stage"),
-        "sh050_anim_v001",
-        0,
-        8,
-        "320x180",
-        "testsrc2",
-    );
+    let env = sequence_env(prores_rules(
+        r#"{fps: 24, start: "01:00:00:00", at_frame: 0}"#,
+        "    sequence: {expect: \"-3-4\"}\n    settle: 10m",
+        "24",
+    ));
+    render_small(&env, "stage", "sh050_anim_v001", 0, 8, "testsrc2");
     let frames = renumber(&frames_in(&env.path("stage")), "sh050_anim_v001", -3);
     let mut ordered = frames.clone();
     ordered.reverse(); // delivered last frame first: arrival order must not matter
@@ -278,7 +220,6 @@ fn a_complete_expected_range_fires_at_once_and_negative_frames_keep_their_order(
 
 #[test]
 fn a_product_that_fails_verification_is_not_published() {
-    let env = Env::new();
     // ffmpeg is told to stop after 5 frames and exits 0; verify must catch it.
     let rules = prores_rules(
         r#"{fps: 24, start: "01:00:00:00", at_frame: 1001}"#,
@@ -286,16 +227,8 @@ fn a_product_that_fails_verification_is_not_published() {
         "24",
     )
     .replace("-timecode,", "-frames:v, \"5\", -timecode,");
-    env.write("rules.yaml", rules);
-    std::fs::create_dir_all(env.path("shots")).expect("mkdir");
-    render_tiffs(
-        &env.path("stage"),
-        "sh060_comp_v001",
-        1001,
-        12,
-        "320x180",
-        "testsrc2",
-    );
+    let env = sequence_env(rules);
+    render_small(&env, "stage", "sh060_comp_v001", 1001, 12, "testsrc2");
     let daemon = Daemon::start(&env, &[], &[]);
     deliver(
         &frames_in(&env.path("stage")),
@@ -455,24 +388,12 @@ fn walk(dir: &Path) -> Vec<String> {
 
 #[test]
 fn restarts_neither_rerun_a_finished_sequence_nor_miss_one_changed_while_down() {
-    let env = Env::new();
-    env.write(
-        "rules.yaml",
-        prores_rules(
-            r#"{fps: 24, start: "01:00:00:00", at_frame: 1001}"#,
-            "    sequence: true\n    settle: 1s",
-            "24",
-        ),
-    );
-    std::fs::create_dir_all(env.path("shots")).expect("mkdir");
-    render_tiffs(
-        &env.path("stage"),
-        "sh070_comp_v001",
-        1001,
-        12,
-        "320x180",
-        "testsrc2",
-    );
+    let env = sequence_env(prores_rules(
+        r#"{fps: 24, start: "01:00:00:00", at_frame: 1001}"#,
+        "    sequence: true\n    settle: 1s",
+        "24",
+    ));
+    render_small(&env, "stage", "sh070_comp_v001", 1001, 12, "testsrc2");
     let daemon = Daemon::start(&env, &[], &[]);
     deliver(
         &frames_in(&env.path("stage")),
@@ -488,14 +409,7 @@ fn restarts_neither_rerun_a_finished_sequence_nor_miss_one_changed_while_down() 
     assert_eq!(jobs(&env, "done").matches("\"id\"").count(), 1);
 
     // A frame re-rendered while the daemon is down: caught up at the next start.
-    render_tiffs(
-        &env.path("fix"),
-        "sh070_comp_v001",
-        1004,
-        1,
-        "320x180",
-        "testsrc",
-    );
+    render_small(&env, "fix", "sh070_comp_v001", 1004, 1, "testsrc");
     deliver(&frames_in(&env.path("fix")), &env.path("shots/sh070/comp"));
     let daemon = Daemon::start(&env, &[], &[]);
     daemon.wait_idle_with(1, LIMIT);
