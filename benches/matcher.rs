@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use globset::GlobMatcher;
-use shotrouter::matcher::{RuleSet, Scratch};
+use shotrouter::route::matcher::{RuleSet, Scratch};
 use shotrouter::rules::{self, EventKind};
 
 const LAYERS: [&str; 5] = ["beauty", "diffuse", "spec", "crypto", "volume"];

@@ -57,7 +57,7 @@ class Shotrouter:
         rules = tmp / "rules.yaml"
         rules.write_text(f"version: 1\nwatch: [{tree}]\njobs: 2\nrules:\n  - name: stamp\n    match: \"**\"\n    run: [{stamp}, {log}, \"{{path}}\"]\n")
         self.err = open(tmp / "daemon.log", "w+")
-        self.proc = subprocess.Popen([BIN, "watch", *self.extra, "--state", tmp / "state", rules], stderr=self.err, env={**os.environ, "SHOTROUTER_LOG": "warn,shotrouter::daemon=info"})
+        self.proc = subprocess.Popen([BIN, "watch", *self.extra, "--state", tmp / "state", rules], stderr=self.err, env={**os.environ, "SHOTROUTER_LOG": "warn,shotrouter::engine=info"})
         ok = wait_for(lambda: " watching " in Path(self.err.name).read_text(), 30)
         assert ok, "shotrouter did not start"
 

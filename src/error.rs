@@ -1,6 +1,6 @@
 //! The top-level error and the exit-code policy: 2 for bad rules or usage, 1 for the rest.
 
-use crate::matcher::MatcherError;
+use crate::route::matcher::MatcherError;
 use crate::rules::RulesError;
 
 /// Anything that stops a subcommand.

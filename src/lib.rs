@@ -3,30 +3,17 @@
 //! Pipeline: watcher (inotify) → matcher (rules.yaml) → runner (argv via duct, never a shell).
 //! `main.rs` only parses the command line and calls [`run`].
 
-pub mod cli;
-pub mod daemon;
-pub mod diag;
+pub mod app;
+pub mod deliver;
+pub mod engine;
 pub mod error;
-pub mod explain;
-pub mod keykode;
-pub mod ledger;
-pub mod matcher;
-pub mod ops;
-pub mod plan;
-pub mod pool;
-pub mod process;
-pub mod reload;
+pub mod exec;
+pub mod media;
+pub mod os;
+pub mod route;
 pub mod rules;
-pub mod runner;
-pub mod sequence;
-pub mod sequencer;
-pub mod settle;
+pub mod source;
 pub mod store;
-pub mod template;
-pub mod timecode;
-pub mod verify;
-pub mod watcher;
-pub mod yaml;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,8 +21,10 @@ use std::process::ExitCode;
 
 pub use error::Error;
 
-use cli::{Cli, Command};
-use matcher::RuleSet;
+use app::cli::{self, Cli, Command};
+use app::{explain, ops};
+use engine::daemon;
+use route::matcher::RuleSet;
 
 /// Runs one subcommand.
 ///

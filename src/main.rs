@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = shotrouter::cli::Cli::parse();
+    let cli = shotrouter::app::cli::Cli::parse();
     match shotrouter::run(cli) {
         Ok(code) => code,
         Err(error) => {

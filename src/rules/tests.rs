@@ -34,8 +34,10 @@ fn minimal_file_loads_with_defaults() {
     assert_eq!(
         file.watch,
         vec![WatchRoot {
+            name: "shots".into(),
             path: PathBuf::from("/show/shots"),
-            recursive: true
+            recursive: true,
+            source: SourceKind::Inotify,
         }]
     );
     assert_eq!(file.ignore, DEFAULT_IGNORE);

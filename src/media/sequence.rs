@@ -16,7 +16,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::template::Bindings;
+use crate::rules::template::Bindings;
 
 /// A file name split around its frame number.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Sequences waiting to fire: frames arrive one by one, the job runs once per sequence.
 //!
 //! A sequence fires when no frame has arrived for its rule's `settle`, or at once when its
-//! `expect:` range is complete. Pure, like [`crate::settle`]: the daemon passes the time in
+//! `expect:` range is complete. Pure, like [`crate::engine::settle`]: the daemon passes the time in
 //! and does the file-system work (listing the folder, planning the job) when one fires.
 
 use std::collections::{BTreeSet, HashMap};

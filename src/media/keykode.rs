@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn every_vector_matches() {
-        let text = include_str!("../tests/data/keykode-vectors.csv");
+        let text = include_str!("../../tests/data/keykode-vectors.csv");
         let mut checked = 0;
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split(',').collect();

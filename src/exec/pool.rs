@@ -12,9 +12,9 @@ use crossbeam_channel::Sender;
 
 use std::path::{Path, PathBuf};
 
-use crate::ledger::{FileVersion, Provenance};
-use crate::process::GroupId;
-use crate::runner::{self, JobControl, JobHooks, JobSpec, Outcome, Watchdog};
+use crate::engine::ledger::{FileVersion, Provenance};
+use crate::exec::runner::{self, JobControl, JobHooks, JobSpec, Outcome, Watchdog};
+use crate::os::process::GroupId;
 use crate::store::{JobId, Store};
 
 /// What a worker tells the daemon, in order: a job's start, then its end.

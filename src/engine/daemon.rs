@@ -23,17 +23,17 @@ use crossbeam_channel::{Receiver, Sender, select, unbounded};
 use indicatif::ProgressBar;
 
 use crate::Error;
-use crate::ledger::{FileVersion, Ledger, Provenance};
-use crate::matcher::{RuleSet, Scratch};
-use crate::plan;
-use crate::pool::{Finished, Pool, Report};
-use crate::process::GroupId;
+use crate::engine::ledger::{FileVersion, Ledger, Provenance};
+use crate::engine::sequencer::{Gathering, Purpose, SequenceKey, Sequencer};
+use crate::exec::pool::{Finished, Pool, Report};
+use crate::exec::runner::{self, JobSpec, Outcome};
+use crate::media::sequence::{FrameName, Sequence};
+use crate::os::process::GroupId;
+use crate::route::matcher::{RuleSet, Scratch};
+use crate::route::plan;
 use crate::rules::{self, EventKind};
-use crate::runner::{self, JobSpec, Outcome};
-use crate::sequence::{FrameName, Sequence};
-use crate::sequencer::{Gathering, Purpose, SequenceKey, Sequencer};
+use crate::source::inotify::{FileEvent, Origin, SourceEvent, WatchConfig, Watcher};
 use crate::store::{self, JobId, NewJob, Status, Store};
-use crate::watcher::{FileEvent, Origin, SourceEvent, WatchConfig, Watcher};
 
 /// How long a scanned file's size and mtime must hold still before it is dispatched.
 pub const SCAN_QUIET: Duration = Duration::from_millis(500);
@@ -72,9 +72,9 @@ struct Daemon {
     ledger: Ledger,
     provenance: Arc<Provenance>,
     /// Per (rule, file): waiting for the rule's `settle`.
-    settling: crate::settle::Debouncer<(String, PathBuf), Waiting>,
+    settling: crate::engine::settle::Debouncer<(String, PathBuf), Waiting>,
     /// Per file: found by a scan, waiting to hold still.
-    scanned: crate::settle::Debouncer<PathBuf, Waiting>,
+    scanned: crate::engine::settle::Debouncer<PathBuf, Waiting>,
     /// Image sequences gathering frames.
     sequences: Sequencer,
     pool: Pool,
@@ -173,7 +173,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let mut watcher = None;
     let mut reloads = crossbeam_channel::never();
     if daemon.options.once {
-        for event in crate::watcher::scan(&watch_config(&daemon.set)) {
+        for event in crate::source::inotify::scan(&watch_config(&daemon.set)) {
             let _ = source_tx.send(SourceEvent::File(event));
         }
     } else {
@@ -181,7 +181,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
             Watcher::start(watch_config(&daemon.set), source_tx.clone())
                 .map_err(|e| Error::Config(e.to_string()))?,
         );
-        reloads = crate::reload::watch(&daemon.options.rules_path);
+        reloads = crate::engine::reload::watch(&daemon.options.rules_path);
         let roots: Vec<String> = daemon
             .set
             .file
@@ -438,7 +438,7 @@ impl Daemon {
             // Frames already in the folder belong to the sequence too (a re-render of one
             // frame re-runs the whole sequence, not a one-frame movie).
             let abs_dir = set.file.watch[root].path.join(&key.dir);
-            let seen = crate::sequence::scan(&abs_dir, &key.head, &key.tail)
+            let seen = crate::media::sequence::scan(&abs_dir, &key.head, &key.tail)
                 .unwrap_or_default()
                 .iter()
                 .flat_map(|s| s.frames.iter().map(|f| f.number))
@@ -475,7 +475,7 @@ impl Daemon {
         };
         let root_path = &set.file.watch[key.root].path;
         let abs_dir = root_path.join(&key.dir);
-        let found = match crate::sequence::scan(&abs_dir, &key.head, &key.tail) {
+        let found = match crate::media::sequence::scan(&abs_dir, &key.head, &key.tail) {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(rule = %key.rule, dir = %abs_dir.display(), error = %e, "cannot list the sequence's folder");
@@ -722,7 +722,7 @@ impl Daemon {
         match plan::plan(&set, index, root_path, rel, &format!("sr{id}"), input) {
             Ok(planned) => {
                 if !planned.missing.is_empty() {
-                    tracing::warn!(rule = %rule.name, path = %root_path.join(rel).display(), missing = %crate::sequence::format_ranges(&planned.missing), on_gaps = ?rule.sequence.as_ref().map(|s| s.on_gaps), "sequence has missing frames");
+                    tracing::warn!(rule = %rule.name, path = %root_path.join(rel).display(), missing = %crate::media::sequence::format_ranges(&planned.missing), on_gaps = ?rule.sequence.as_ref().map(|s| s.on_gaps), "sequence has missing frames");
                 }
                 Ok(JobSpec {
                     log_path: self
@@ -1235,7 +1235,7 @@ fn reread_sequence(hashes_path: &Path) -> Option<Sequence> {
         .rposition(|&b| b != b'#')
         .map_or(0, |i| i + 1);
     let dir = hashes_path.parent()?;
-    crate::sequence::scan(dir, &name[..start], &name[end..])
+    crate::media::sequence::scan(dir, &name[..start], &name[end..])
         .ok()?
         .into_iter()
         .find(|s| s.hashes_path() == hashes_path && !s.frames.is_empty())

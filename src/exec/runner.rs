@@ -22,9 +22,9 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
-use crate::explain::shell_quote;
-use crate::ledger::FileVersion;
-use crate::plan::OutputPaths;
+use crate::app::explain::shell_quote;
+use crate::engine::ledger::FileVersion;
+use crate::route::plan::OutputPaths;
 
 /// How long a job's group has between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -53,9 +53,9 @@ pub struct JobSpec {
     /// The job's row in the store, when there is one.
     pub store_id: Option<crate::store::JobId>,
     /// Symlink view of a sequence, made before the first step and removed after the last.
-    pub view: Option<crate::sequence::View>,
+    pub view: Option<crate::media::sequence::View>,
     /// What the product must be, checked with ffprobe before it is published.
-    pub verify: Option<crate::verify::Expectations>,
+    pub verify: Option<crate::deliver::verify::Expectations>,
 }
 
 /// How a job ended.
@@ -326,7 +326,7 @@ fn run_attempt(
     if let (Some(expected), Some(output)) = (&spec.verify, &spec.output)
         && output.temp_path.exists()
     {
-        let result = crate::verify::probe(&output.temp_path).map(|probed| {
+        let result = crate::deliver::verify::probe(&output.temp_path).map(|probed| {
             let differences = expected.differences(&probed);
             (probed, differences)
         });

@@ -350,7 +350,7 @@ mod tests {
     use super::*;
 
     fn vectors() -> Vec<(String, bool, i64, String)> {
-        let text = include_str!("../tests/data/timecode-vectors.csv");
+        let text = include_str!("../../tests/data/timecode-vectors.csv");
         text.lines()
             .skip(1)
             .map(|line| {

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::ledger::FileVersion;
-use crate::process::GroupId;
+use crate::engine::ledger::FileVersion;
+use crate::os::process::GroupId;
 
 /// `application_id` of a shotrouter state file ("SROU").
 const APPLICATION_ID: i32 = 0x5352_4F55;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::Error;
-use crate::explain::shell_quote;
+use crate::app::explain::shell_quote;
 use crate::store::{self, JobId, JobRow, Status, Store};
 
 fn open(dir: &Path) -> Result<Store, Error> {
@@ -221,7 +221,7 @@ pub fn cancel(dir: &Path, ids: &[JobId]) -> Result<ExitCode, Error> {
         let mut killed = 0;
         if let Some(group) = group {
             killed = group.signal(Signal::SIGTERM);
-            let deadline = Instant::now() + crate::runner::KILL_GRACE;
+            let deadline = Instant::now() + crate::exec::runner::KILL_GRACE;
             while !group.live_members().is_empty() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::plan::{PlanError, plan};
+use crate::route::plan::{PlanError, plan};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 

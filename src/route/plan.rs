@@ -9,11 +9,11 @@ use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::matcher::{RuleSet, path_bindings};
+use crate::deliver::verify::Expectations;
+use crate::media::sequence::{self, OnGaps, Sequence, View};
+use crate::route::matcher::{RuleSet, path_bindings};
 use crate::rules::normalize;
-use crate::sequence::{self, OnGaps, Sequence, View};
-use crate::template::{Bindings, MissingVariable};
-use crate::verify::Expectations;
+use crate::rules::template::{Bindings, MissingVariable};
 
 /// A job ready to run.
 #[derive(Debug, Clone)]
@@ -102,7 +102,7 @@ pub fn plan(
     let rule = &set.file.rules[rule_index];
     let mut vars = bindings(set, rule_index, root, rel);
     if rule.probe {
-        crate::verify::probe(&root.join(rel))
+        crate::deliver::verify::probe(&root.join(rel))
             .map_err(PlanError::Probe)?
             .bind(&mut vars);
     }

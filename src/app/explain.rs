@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::matcher::RuleSet;
-use crate::plan;
+use crate::media::sequence::{self, Sequence};
+use crate::route::matcher::RuleSet;
+use crate::route::plan;
 use crate::rules::{self, EventKind};
-use crate::sequence::{self, Sequence};
 
 /// Where views would go; `explain` creates nothing, this only fills `{seq.pattern}`.
 const EXPLAIN_VIEWS: &str = "$STATE/views/JOB";

@@ -90,7 +90,7 @@ impl Template {
     /// An unclosed or stray brace, or a variable name that is not `[A-Za-z_][A-Za-z0-9_.]*`.
     ///
     /// ```
-    /// use shotrouter::template::{Bindings, Template};
+    /// use shotrouter::rules::template::{Bindings, Template};
     /// let t = Template::parse("{stem}.mov").unwrap();
     /// let mut vars = Bindings::default();
     /// vars.insert("stem", "a b");

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::yaml::Span;
+use crate::rules::yaml::Span;
 
 /// One problem in a rules file.
 #[derive(Debug, Clone, PartialEq, Eq)]

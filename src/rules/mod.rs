@@ -10,6 +10,10 @@
 //! every `vars` entry, `{env.NAME}`, and `{out}` on rules that declare `output:`.
 //! The full reference is `docs/rules.md`.
 
+pub mod diag;
+pub mod template;
+pub mod yaml;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -17,13 +21,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::diag::{Diagnostic, Diagnostics};
-use crate::keykode::{FilmFormat, KeyKode, KeyKodeSpec};
-use crate::sequence::OnGaps;
-use crate::template::Template;
-use crate::timecode::{TimecodeError, TimecodeSpec};
-use crate::verify::VerifyRule;
-use crate::yaml::{self, Node, NodeKind, Span};
+use crate::deliver::verify::VerifyRule;
+use crate::media::keykode::{FilmFormat, KeyKode, KeyKodeSpec};
+use crate::media::sequence::OnGaps;
+use crate::media::timecode::{TimecodeError, TimecodeSpec};
+use crate::rules::diag::{Diagnostic, Diagnostics};
+use crate::rules::template::Template;
+use yaml::{Node, NodeKind, Span};
 
 /// Variables every rule can use, whatever the file.
 pub const BUILTIN_VARIABLES: &[&str] = &[
@@ -113,10 +117,33 @@ impl EventSet {
 /// A folder to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchRoot {
+    /// The root's name: what the store records paths relative to, so that machines which mount
+    /// the same tree at different places agree on a file's identity. Defaults to the folder name.
+    pub name: String,
     /// Absolute path (relative entries are resolved against the rules file's folder).
     pub path: PathBuf,
     /// Whether sub-folders are watched too.
     pub recursive: bool,
+    /// How changes under the root are noticed.
+    pub source: SourceKind,
+}
+
+/// How a watch root's changes are noticed (`source:` in `watch:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The kernel's inotify: immediate, sees only writes made through this machine's kernel.
+    #[default]
+    Inotify,
+}
+
+impl SourceKind {
+    /// The name used in `rules.yaml` and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Inotify => "inotify",
+        }
+    }
 }
 
 /// One compiled, validated rule.
@@ -489,8 +516,12 @@ impl<'s> Loader<'s> {
         #[serde(deny_unknown_fields)]
         struct RawWatch {
             path: String,
+            #[serde(default)]
+            name: Option<String>,
             #[serde(default = "default_true")]
             recursive: bool,
+            #[serde(default)]
+            source: SourceKind,
         }
         fn default_true() -> bool {
             true
@@ -507,7 +538,9 @@ impl<'s> Loader<'s> {
             let raw = match &item.kind {
                 NodeKind::Scalar { text, .. } => Ok(RawWatch {
                     path: text.clone(),
+                    name: None,
                     recursive: true,
+                    source: SourceKind::default(),
                 }),
                 _ => yaml::from_node::<RawWatch>(item),
             };
@@ -515,10 +548,34 @@ impl<'s> Loader<'s> {
                 Ok(raw) if raw.path.is_empty() => {
                     self.error(Diagnostic::new("empty watch path", item.span))
                 }
-                Ok(raw) => roots.push(WatchRoot {
-                    path: normalize(&base.join(&raw.path)),
-                    recursive: raw.recursive,
-                }),
+                Ok(raw) => {
+                    let path = normalize(&base.join(&raw.path));
+                    let name = raw.name.clone().unwrap_or_else(|| {
+                        path.file_name().map_or_else(
+                            || "root".to_string(),
+                            |n| n.to_string_lossy().into_owned(),
+                        )
+                    });
+                    let span = item.get("name").map_or(item.span, |n| n.span);
+                    if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
+                        self.error(
+                            Diagnostic::new(format!("watch root name `{name}` must be non-empty, without `/` or control characters"), span)
+                                .context("in watch"),
+                        );
+                    } else if roots.iter().any(|r: &WatchRoot| r.name == name) {
+                        self.error(
+                            Diagnostic::new(format!("two watch roots are named `{name}`"), span)
+                                .context("in watch")
+                                .hint("give each root a unique `name:`; the store records paths relative to it"),
+                        );
+                    }
+                    roots.push(WatchRoot {
+                        name,
+                        path,
+                        recursive: raw.recursive,
+                        source: raw.source,
+                    });
+                }
                 Err(e) => self.error(
                     Diagnostic::new(e.message, e.span.unwrap_or(item.span)).context("in watch"),
                 ),
@@ -719,7 +776,11 @@ impl<'s> Loader<'s> {
             None => defaults.keykode.clone(),
         };
         if sequence.is_some() {
-            known.extend(crate::sequence::VARIABLES.iter().map(|v| v.to_string()));
+            known.extend(
+                crate::media::sequence::VARIABLES
+                    .iter()
+                    .map(|v| v.to_string()),
+            );
         }
         if timecode.is_some() || map.node.get("timecode").is_some() {
             known.push("timecode".into());
@@ -729,7 +790,11 @@ impl<'s> Loader<'s> {
         }
         let probe = self.field::<bool>(map, "probe").unwrap_or(false);
         if probe {
-            known.extend(crate::verify::PROBE_VARIABLES.iter().map(|v| v.to_string()));
+            known.extend(
+                crate::deliver::verify::PROBE_VARIABLES
+                    .iter()
+                    .map(|v| v.to_string()),
+            );
         }
         let verify = self.verify(map, &known);
         let output = match map.node.get("output") {
@@ -899,7 +964,7 @@ impl<'s> Loader<'s> {
                 let template = self.template(&sub, node, "expect", known)?;
                 // A literal range is checked now; one built from variables when the job fires.
                 if template.variables().next().is_none()
-                    && let Err(e) = crate::sequence::parse_range(template.source())
+                    && let Err(e) = crate::media::sequence::parse_range(template.source())
                 {
                     self.error(Diagnostic::new(e, node.span).context(sub.at("expect")));
                 }
@@ -913,13 +978,16 @@ impl<'s> Loader<'s> {
     /// `verify: {frames: "{seq.count}", timecode: "{timecode}", codec: prores, ...}`.
     fn verify(&mut self, map: &MapReader<'_>, known: &[String]) -> Option<VerifyRule> {
         let sub = self.submap(map, "verify", "{frames: \"{seq.count}\", codec: prores}")?;
-        let _ = self.unknown_keys(&sub, crate::verify::KEYS);
+        let _ = self.unknown_keys(&sub, crate::deliver::verify::KEYS);
         let NodeKind::Map(entries) = &sub.node.kind else {
             return None;
         };
         let mut checks = Vec::new();
         for (key, value) in entries {
-            let Some(name) = key.as_scalar().filter(|k| crate::verify::KEYS.contains(k)) else {
+            let Some(name) = key
+                .as_scalar()
+                .filter(|k| crate::deliver::verify::KEYS.contains(k))
+            else {
                 continue;
             };
             if let Some(t) = self.template(&sub, value, name, known) {

@@ -13,8 +13,8 @@ use std::sync::LazyLock;
 use globset::{GlobSet, GlobSetBuilder};
 use regex::bytes::{RegexSet, RegexSetBuilder};
 
+use crate::rules::template::Bindings;
 use crate::rules::{self, EventKind, EventSet, RuleFile};
-use crate::template::Bindings;
 
 /// A compiled rules file.
 #[derive(Debug)]

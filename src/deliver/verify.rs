@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::template::{Bindings, MissingVariable, Template};
-use crate::timecode::Rate;
+use crate::media::timecode::Rate;
+use crate::rules::template::{Bindings, MissingVariable, Template};
 
 /// The properties `verify:` can check, by their key in the rules file.
 pub const KEYS: &[&str] = &[
@@ -105,7 +105,7 @@ pub fn probe(path: &Path) -> Result<Probed, String> {
         "format_tags=timecode,comment:stream=codec_type,codec_name,profile,pix_fmt,width,height,r_frame_rate,nb_frames,duration_ts,time_base:stream_tags=timecode".into(),
         path.as_os_str().to_owned(),
     ];
-    let program = crate::runner::resolve_program(&OsString::from("ffprobe"));
+    let program = crate::exec::runner::resolve_program(&OsString::from("ffprobe"));
     let handle = duct::cmd(program, args)
         .stdin_null()
         .stdout_capture()
@@ -177,7 +177,7 @@ pub fn parse_probe(json: &[u8]) -> Result<Probed, String> {
 impl Probed {
     /// Adds the `{probe.*}` variables that have a value (a file without timecode has no
     /// `{probe.timecode}`, and a rule using it then fails to plan, naming the variable).
-    pub fn bind(&self, vars: &mut crate::template::Bindings) {
+    pub fn bind(&self, vars: &mut crate::rules::template::Bindings) {
         let mut put = |name: &str, value: Option<String>| {
             if let Some(value) = value {
                 vars.insert(name, value);

@@ -1,0 +1,4 @@
+//! Thin wrappers over what Linux offers that the layers above share: process groups that
+//! can be killed safely after a crash.
+
+pub mod process;

@@ -1,0 +1,3 @@
+//! Where file events come from: today's inotify watcher.
+
+pub mod inotify;
