@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::media::sequence::{self, Sequence};
+use crate::os::quote::shell_quote;
 use crate::route::matcher::RuleSet;
 use crate::route::plan;
 use crate::rules::{self, EventKind};
@@ -308,39 +309,6 @@ fn ranges_of(seq: &Sequence) -> Vec<(i64, i64)> {
     out
 }
 
-/// Quotes bytes for a POSIX shell, for display only: plain words stay bare, others are
-/// single-quoted, and bytes that are not printable UTF-8 use bash's `$'\xNN'` form.
-pub fn shell_quote(bytes: &[u8]) -> String {
-    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"_./:=@%+,-".contains(b);
-    if !bytes.is_empty() && bytes.iter().all(plain) {
-        return lossy(bytes);
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(char::is_control) => {
-            format!("'{}'", text.replace('\'', r"'\''"))
-        }
-        _ => {
-            let mut out = String::from("$'");
-            for &b in bytes {
-                match b {
-                    b'\'' | b'\\' => {
-                        out.push('\\');
-                        out.push(b as char);
-                    }
-                    b'\n' => out.push_str("\\n"),
-                    b'\t' => out.push_str("\\t"),
-                    0x20..=0x7e => out.push(b as char),
-                    _ => {
-                        let _ = write!(out, "\\x{b:02x}");
-                    }
-                }
-            }
-            out.push('\'');
-            out
-        }
-    }
-}
-
 /// The human-readable form of a report.
 pub fn render_text(reports: &[PathReport], set: &RuleSet) -> String {
     let mut out = String::new();
@@ -412,7 +380,7 @@ pub fn render_text(reports: &[PathReport], set: &RuleSet) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use crate::os::quote::shell_quote;
 
     #[test]
     fn quoting_is_round_trip_safe_for_display() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::Error;
-use crate::app::explain::shell_quote;
+use crate::os::quote::shell_quote;
 use crate::store::{self, JobId, JobRow, Status, Store};
 
 fn open(dir: &Path) -> Result<Store, Error> {

@@ -105,7 +105,7 @@ pub fn probe(path: &Path) -> Result<Probed, String> {
         "format_tags=timecode,comment:stream=codec_type,codec_name,profile,pix_fmt,width,height,r_frame_rate,nb_frames,duration_ts,time_base:stream_tags=timecode".into(),
         path.as_os_str().to_owned(),
     ];
-    let program = crate::exec::runner::resolve_program(&OsString::from("ffprobe"));
+    let program = crate::os::program::resolve_program(&OsString::from("ffprobe"));
     let handle = duct::cmd(program, args)
         .stdin_null()
         .stdout_capture()

@@ -23,12 +23,13 @@ use crossbeam_channel::{Receiver, Sender, select, unbounded};
 use indicatif::ProgressBar;
 
 use crate::Error;
-use crate::engine::ledger::{FileVersion, Ledger, Provenance};
+use crate::engine::ledger::{Ledger, Provenance};
 use crate::engine::sequencer::{Gathering, Purpose, SequenceKey, Sequencer};
 use crate::exec::pool::{Finished, Pool, Report};
 use crate::exec::runner::{self, JobSpec, Outcome};
 use crate::media::sequence::{FrameName, Sequence};
 use crate::os::process::GroupId;
+use crate::os::version::FileVersion;
 use crate::route::matcher::{RuleSet, Scratch};
 use crate::route::plan;
 use crate::rules::{self, EventKind};
@@ -121,7 +122,7 @@ const STORE_POLL: Duration = Duration::from_secs(1);
 /// # Errors
 /// Invalid rules (exit 2), watch limits (exit 2), or signal set-up failures (exit 1).
 pub fn run(options: Options) -> Result<ExitCode, Error> {
-    runner::become_subreaper();
+    crate::os::program::become_subreaper();
     let set = Arc::new(RuleSet::compile(rules::load(&options.rules_path)?)?);
     let store = if options.store {
         Some(Store::open(&options.state_dir).map_err(|e| Error::Config(e.to_string()))?)

@@ -5,35 +5,10 @@
 //! version and dispatches nothing; a re-rendered file is a new version and runs again.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// One version of a file's contents, as far as the file system tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FileVersion {
-    /// Device number.
-    pub dev: u64,
-    /// Inode number.
-    pub ino: u64,
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i128,
-}
-
-impl FileVersion {
-    /// The version of a regular file, or `None` when it is missing or not a regular file.
-    pub fn of(path: &Path) -> Option<FileVersion> {
-        let meta = std::fs::metadata(path).ok()?;
-        meta.is_file().then(|| FileVersion {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        })
-    }
-}
+pub use crate::os::version::FileVersion;
 
 /// The versions dispatched so far, per rule name and path.
 #[derive(Debug, Default)]

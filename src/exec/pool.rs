@@ -12,9 +12,10 @@ use crossbeam_channel::Sender;
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::ledger::{FileVersion, Provenance};
+use crate::engine::ledger::Provenance;
 use crate::exec::runner::{self, JobControl, JobHooks, JobSpec, Outcome, Watchdog};
 use crate::os::process::GroupId;
+use crate::os::version::FileVersion;
 use crate::store::{JobId, Store};
 
 /// What a worker tells the daemon, in order: a job's start, then its end.

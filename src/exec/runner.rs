@@ -22,8 +22,9 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
-use crate::app::explain::shell_quote;
-use crate::engine::ledger::FileVersion;
+use crate::os::program::resolve_program;
+use crate::os::quote::shell_quote;
+use crate::os::version::FileVersion;
 use crate::route::plan::OutputPaths;
 
 /// How long a job's group has between SIGTERM and SIGKILL.
@@ -230,14 +231,6 @@ pub trait JobHooks {
     fn group_started(&mut self, pgid: i32) -> bool;
     /// The product is about to be renamed into place with this version.
     fn publishing(&mut self, output: &Path, version: FileVersion);
-}
-
-/// Makes this process the reaper of its jobs' orphaned descendants, so that none is left as a
-/// zombie where PID 1 does not reap (containers).
-pub fn become_subreaper() {
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        tracing::warn!(error = %e, "cannot become a child subreaper; orphans of killed jobs are left to init");
-    }
 }
 
 /// Runs one attempt of a job to the end. `job` is a number unique among running jobs.
@@ -476,39 +469,6 @@ fn run_step(
             Ok(status) => StepResult::Exited(status),
             Err(e) => StepResult::SpawnFailed(format!("lost track of the process: {e}")),
         }
-    }
-}
-
-/// The absolute path of a bare program name, found in `PATH` as `execvp` would. With an absolute
-/// program std starts the child with `posix_spawn` (no copy of the daemon's memory); given a bare
-/// name together with an environment (duct always passes one) it must `fork`, which copies the
-/// page tables of a daemon holding a large queue on every job. Lookups are cached per thread.
-pub fn resolve_program(program: &OsString) -> OsString {
-    use std::os::unix::fs::PermissionsExt;
-    thread_local! {
-        static FOUND: std::cell::RefCell<HashMap<OsString, OsString>> = std::cell::RefCell::new(HashMap::new());
-    }
-    if program.as_bytes().contains(&b'/') {
-        return program.clone();
-    }
-    if let Some(found) = FOUND.with(|cache| cache.borrow().get(program).cloned()) {
-        return found;
-    }
-    let search = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&search)
-        .map(|dir| dir.join(program))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .map(PathBuf::into_os_string);
-    match found {
-        Some(path) => {
-            FOUND.with(|cache| cache.borrow_mut().insert(program.clone(), path.clone()));
-            path
-        }
-        // Not found: spawning the bare name reports "not found" in the job's outcome.
-        None => program.clone(),
     }
 }
 

@@ -1,4 +1,8 @@
 //! Thin wrappers over what Linux offers that the layers above share: process groups that
 //! can be killed safely after a crash.
 
+pub mod fs_kind;
 pub mod process;
+pub mod program;
+pub mod quote;
+pub mod version;

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::engine::ledger::FileVersion;
 use crate::os::process::GroupId;
+use crate::os::version::FileVersion;
 
 /// `application_id` of a shotrouter state file ("SROU").
 const APPLICATION_ID: i32 = 0x5352_4F55;
@@ -392,25 +392,6 @@ fn retry_soon(attempts: i32) -> bool {
     true
 }
 
-fn filesystem_kind(dir: &Path) -> Option<&'static str> {
-    use nix::sys::statfs::{FUSE_SUPER_MAGIC, NFS_SUPER_MAGIC, SMB_SUPER_MAGIC, statfs};
-    let fs = statfs(dir).ok()?.filesystem_type();
-    let raw = fs.0 as u64;
-    if fs == NFS_SUPER_MAGIC {
-        Some("nfs")
-    } else if fs == SMB_SUPER_MAGIC || raw == 0xFF53_4D42 || raw == 0xFE53_4D42 {
-        Some("cifs/smb")
-    } else if fs == FUSE_SUPER_MAGIC {
-        Some("fuse")
-    } else if raw == 0x00C3_6400 {
-        Some("ceph")
-    } else if raw == 0x0102_1997 {
-        Some("9p")
-    } else {
-        None
-    }
-}
-
 impl Store {
     /// Opens (creating if needed) the store in `dir`, for the daemon.
     ///
@@ -421,7 +402,7 @@ impl Store {
             path: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
-        if let Some(kind) = filesystem_kind(dir) {
+        if let Some(kind) = crate::os::fs_kind::network_kind(dir) {
             return Err(StoreError::NetworkFileSystem {
                 path: dir.to_path_buf(),
                 kind,

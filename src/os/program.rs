@@ -1,0 +1,48 @@
+//! Starting programs the cheap and safe way: bare names resolved against `PATH` up front (so std
+//! can use `posix_spawn`), and the daemon as the reaper of its jobs' orphans.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// Makes this process the reaper of its jobs' orphaned descendants, so that none is left as a
+/// zombie where PID 1 does not reap (containers).
+pub fn become_subreaper() {
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(error = %e, "cannot become a child subreaper; orphans of killed jobs are left to init");
+    }
+}
+
+/// The absolute path of a bare program name, found in `PATH` as `execvp` would. With an absolute
+/// program std starts the child with `posix_spawn` (no copy of the daemon's memory); given a bare
+/// name together with an environment (duct always passes one) it must `fork`, which copies the
+/// page tables of a daemon holding a large queue on every job. Lookups are cached per thread.
+pub fn resolve_program(program: &OsString) -> OsString {
+    use std::os::unix::fs::PermissionsExt;
+    thread_local! {
+        static FOUND: std::cell::RefCell<HashMap<OsString, OsString>> = std::cell::RefCell::new(HashMap::new());
+    }
+    if program.as_bytes().contains(&b'/') {
+        return program.clone();
+    }
+    if let Some(found) = FOUND.with(|cache| cache.borrow().get(program).cloned()) {
+        return found;
+    }
+    let search = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&search)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .map(PathBuf::into_os_string);
+    match found {
+        Some(path) => {
+            FOUND.with(|cache| cache.borrow_mut().insert(program.clone(), path.clone()));
+            path
+        }
+        // Not found: spawning the bare name reports "not found" in the job's outcome.
+        None => program.clone(),
+    }
+}
