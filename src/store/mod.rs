@@ -13,6 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+pub mod history;
+pub mod queue;
+
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
 
@@ -165,6 +168,17 @@ pub enum StoreError {
     /// There is no store where one was expected (the CLI never creates one).
     #[error("no shotrouter state at `{}`; give --state (the folder `watch` uses, by default `.shotrouter` beside the rules file)", .0.display())]
     Missing(PathBuf),
+    /// A write for a job presented a fencing token that another claim has superseded (or the
+    /// job was cancelled); it was refused and the attempt that made it must stop.
+    #[error(
+        "job {id}: claim token {token} is stale (the job was claimed again or cancelled); write refused"
+    )]
+    Stale {
+        /// The job.
+        id: JobId,
+        /// The token presented.
+        token: i64,
+    },
     /// SQLite failed.
     #[error("state database error: {0}")]
     Sql(#[from] rusqlite::Error),

@@ -1,0 +1,81 @@
+//! The operations side of the store: what `status`, `jobs`, `job`, `files`, `retry`, `cancel`
+//! and `rerun` read and change. Safe to use while engines run; never kills or deletes anything
+//! itself: `cancel` returns the process groups the caller must stop.
+
+use std::path::Path;
+
+use crate::os::process::GroupId;
+
+use super::{FileRecord, JobDetail, JobId, JobRow, Status, StatusReport, StoreError};
+
+/// Filters of `shotrouter jobs`.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter<'a> {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this rule.
+    pub rule: Option<&'a str>,
+    /// Only jobs created at or after this time (unix ms).
+    pub since_ms: Option<i64>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// The history of every job, for people and scripts.
+pub trait JobHistory {
+    /// Counts for `shotrouter status`.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn status(&self) -> Result<StatusReport, StoreError>;
+
+    /// Jobs, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRow>, StoreError>;
+
+    /// Everything about one job; `None` when there is no such job.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn job(&self, id: JobId) -> Result<Option<JobDetail>, StoreError>;
+
+    /// What the store knows of one file (an input, a sequence's `####` path, or a product),
+    /// given as an absolute path on this machine; `None` when it knows nothing of it.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn file(&self, path: &Path) -> Result<Option<FileRecord>, StoreError>;
+
+    /// The names of every rule that has jobs in the store.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn rule_names(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Queues failed or cancelled jobs again (with `failed_of_rule`, also every failed job of
+    /// that rule, or of every rule with `Some(None)`); returns the ids queued again.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn retry(
+        &mut self,
+        ids: &[JobId],
+        failed_of_rule: Option<Option<&str>>,
+    ) -> Result<Vec<JobId>, StoreError>;
+
+    /// Cancels queued, claimed or running jobs; returns each cancelled job with the process
+    /// group its running step had, for the caller to stop.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn cancel(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Option<GroupId>)>, StoreError>;
+
+    /// Queues a new job of `rule` for the latest version of every input it ran on (created at
+    /// or after `since_ms`), except inputs with one queued or running; returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn rerun(&mut self, rule: &str, since_ms: Option<i64>) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,280 @@
+//! The engine's side of the store: a durable job queue with claims and fencing tokens.
+//!
+//! The engine never drives transactions by hand: it collects the writes of one burst of work in
+//! an outbox and hands them to [`JobQueue::commit`], which applies them in one transaction and
+//! answers each in order (group commit: one commit for many jobs). A job is claimed *before*
+//! anything is spawned; the claim carries a fencing token that every later write for the job
+//! presents, and a write with a stale token is refused ([`Answer::Stale`]): another claim
+//! superseded it, so whoever made it must stop (the engine kills that attempt's process group).
+//! The store itself kills nothing and deletes nothing: it returns what the engine must clean up.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::os::process::GroupId;
+use crate::os::version::FileVersion;
+
+use super::{JobId, StoreError};
+
+/// A path as the store records it: a named watch root and the path relative to it, so machines
+/// that mount the same tree at different places agree on a file's identity. An output outside
+/// every root is recorded with an empty root name and its absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RootedPath {
+    /// The root's `name:` (empty for a path outside every root).
+    pub root: String,
+    /// The path relative to the root (absolute when `root` is empty).
+    pub rel: PathBuf,
+}
+
+/// The fencing token of one claim: every write for the claimed job must present it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// The job.
+    pub id: JobId,
+    /// Raised by one at every claim of the job; an older token is stale.
+    pub token: i64,
+    /// Which attempt this claim runs (1 for the first).
+    pub attempt: u32,
+}
+
+/// A job to record.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The rule's name.
+    pub rule: String,
+    /// A stable hash of the rule's definition (xxh3, hex).
+    pub rule_hash: String,
+    /// The input file (or a sequence's `####` path).
+    pub input: RootedPath,
+    /// The input's version (its device number is not part of the identity).
+    pub version: FileVersion,
+    /// Each step's argv.
+    pub steps: Vec<Vec<OsString>>,
+    /// The product, if any (absolute, on this node).
+    pub output: Option<PathBuf>,
+    /// A job that cannot be planned is recorded as failed at once with this reason.
+    pub unplannable: Option<String>,
+}
+
+/// How an attempt ended, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Succeeded; its product, if any, is published.
+    Done,
+    /// Failed for good.
+    Failed {
+        /// Exit status or reason.
+        reason: String,
+    },
+    /// Failed; queue it again, not before this time (unix ms). The attempt counts.
+    Retry {
+        /// Exit status or reason.
+        reason: String,
+        /// Unix ms.
+        not_before: i64,
+    },
+    /// Stopped by a user's cancel.
+    Cancelled,
+    /// Cut short by this node's shutdown: queued again for the next start, the attempt counts.
+    Interrupted,
+}
+
+/// One write in a group commit.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Records a job unless the same (rule, input, version) already has one (a unique index,
+    /// `INSERT … ON CONFLICT DO NOTHING`); with `claim`, also claims it for this node.
+    Enqueue {
+        /// The job.
+        job: Box<NewJob>,
+        /// Claim it in the same write (the engine has a free slot for it now).
+        claim: bool,
+    },
+    /// Claims a queued job for this node (before anything is spawned).
+    Claim {
+        /// The job.
+        id: JobId,
+    },
+    /// Replaces a queued job's commands (planned again with the current rules).
+    Replan {
+        /// The job.
+        id: JobId,
+        /// New rule hash.
+        rule_hash: String,
+        /// New steps.
+        steps: Vec<Vec<OsString>>,
+        /// New product.
+        output: Option<PathBuf>,
+    },
+    /// A step of the claimed job started in this process group, writing to this temp output.
+    Started {
+        /// The claim.
+        claim: Claim,
+        /// The step's process group, to kill after a crash or a cancel.
+        group: Option<GroupId>,
+        /// The hidden temp output, removed after a crash.
+        temp_output: Option<PathBuf>,
+    },
+    /// The claimed job's attempt ended.
+    Finish {
+        /// The claim.
+        claim: Claim,
+        /// How.
+        ending: Ending,
+    },
+    /// Marks a queued job cancelled (its rule or root left the rules).
+    Drop {
+        /// The job.
+        id: JobId,
+        /// Why.
+        reason: String,
+    },
+    /// Files present at the first start: known, never run.
+    Baseline {
+        /// The files and their versions.
+        files: Vec<(RootedPath, FileVersion)>,
+    },
+}
+
+/// The store's answer to one [`Write`], in the order written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Done; nothing to report.
+    Ok,
+    /// Enqueued: the new job's id and, when a claim was asked for and granted, the claim.
+    Enqueued {
+        /// The job.
+        id: JobId,
+        /// The claim.
+        claim: Option<Claim>,
+    },
+    /// The same (rule, input, version) already has a job: nothing was written.
+    Duplicate,
+    /// Claimed for this node.
+    Claimed(Claim),
+    /// Not claimable: cancelled by a user, already claimed or finished, or gone.
+    NotClaimable,
+    /// A user cancelled the job meanwhile: stop it, record nothing more.
+    Cancelled,
+    /// The token is stale: another claim superseded this one; the write was refused and the
+    /// attempt that made it must be stopped.
+    Stale {
+        /// The current token.
+        current: i64,
+    },
+}
+
+/// A job queued in the store, as read back (resumed at start, or queued by the CLI).
+#[derive(Debug, Clone)]
+pub struct QueuedJob {
+    /// Its id.
+    pub id: JobId,
+    /// The rule's name.
+    pub rule: String,
+    /// The input.
+    pub input: RootedPath,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Earliest start, unix ms.
+    pub not_before: i64,
+    /// Where the poll cursor stands after this job (see [`JobQueue::queued_since`]).
+    pub cursor: i64,
+}
+
+/// A claim of this node that a previous run of it left behind (it crashed or was killed).
+#[derive(Debug, Clone)]
+pub struct Abandoned {
+    /// The job.
+    pub id: JobId,
+    /// Its rule.
+    pub rule: String,
+    /// Its last process group, to kill if still alive (the engine checks it is provably ours).
+    pub group: Option<GroupId>,
+    /// Its temp output, to delete.
+    pub temp_output: Option<PathBuf>,
+    /// Whether its product had been published (recorded done, not run again); otherwise it
+    /// was queued again, the interrupted attempt counted.
+    pub published: bool,
+}
+
+/// The engine's view of the store. One per engine thread; workers open their own for the
+/// write that must be durable before a rename ([`JobQueue::publishing`]).
+pub trait JobQueue: Send {
+    /// This node's name (the claims it makes carry it).
+    fn node(&self) -> &str;
+
+    /// Whether this open created the store (the first start on this tree).
+    fn is_new(&self) -> bool;
+
+    /// Records where each watch root is on this node, and adopts paths a previous release
+    /// stored as absolute ones under them.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn register_roots(&mut self, roots: &[(String, PathBuf)]) -> Result<(), StoreError>;
+
+    /// Applies the writes in one transaction and answers each, in order.
+    ///
+    /// # Errors
+    /// Database errors: nothing was written.
+    fn commit(&mut self, writes: &[Write]) -> Result<Vec<Answer>, StoreError>;
+
+    /// Records the version of the product about to be renamed into place, before the rename,
+    /// so that a crash in between is recognisable at recovery. Refused with a stale token.
+    ///
+    /// # Errors
+    /// [`StoreError::Stale`] when the claim was superseded or cancelled; database errors.
+    fn publishing(
+        &mut self,
+        claim: Claim,
+        rule: &str,
+        output: &Path,
+        version: FileVersion,
+    ) -> Result<(), StoreError>;
+
+    /// Start-up: resolves this node's claims left by a previous run (published ones are done,
+    /// the others queued again) and returns them for the engine to clean up.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn recover(&mut self) -> Result<Vec<Abandoned>, StoreError>;
+
+    /// Tells the store this node is alive; its claims stay leased to it.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn heartbeat(&mut self) -> Result<(), StoreError>;
+
+    /// Queues again the claims of nodes whose last heartbeat is older than `lease_ms`, and
+    /// returns them (their attempt counts).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn expire(&mut self, lease_ms: i64) -> Result<Vec<Abandoned>, StoreError>;
+
+    /// Jobs queued whose cursor is past `cursor` (queued by the CLI's `retry` and `rerun`,
+    /// by recovery, or by another node), oldest first; `cursor` 0 reads every queued job.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn queued_since(&self, cursor: i64) -> Result<Vec<QueuedJob>, StoreError>;
+
+    /// Whether start-up catch-up should run `rule` on this version of `input`: new or changed
+    /// since last seen, or its last job for the rule on this version failed.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn wants_catch_up(
+        &mut self,
+        rule: &str,
+        input: &RootedPath,
+        version: FileVersion,
+    ) -> Result<bool, StoreError>;
+
+    /// The rule that published exactly this version of `output`, if shotrouter did.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn producer(&self, output: &Path, version: FileVersion) -> Result<Option<String>, StoreError>;
+}
