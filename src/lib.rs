@@ -1,6 +1,6 @@
 //! shotrouter: routes files arriving in a studio's shot tree to the jobs that must run on them.
 //!
-//! Pipeline: watcher (inotify) → matcher (rules.yaml) → runner (argv via duct, never a shell).
+//! Pipeline: file sources (inotify) → matcher (rules.yaml) → runner (argv via duct, never a shell).
 //! `main.rs` only parses the command line and calls [`run`].
 
 pub mod app;
@@ -47,6 +47,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 if count == 1 { "" } else { "s" },
                 roots.join(", ")
             );
+            for root in &set.file.watch {
+                println!(
+                    "  root {}: {} ({})",
+                    root.name,
+                    root.path.display(),
+                    root.source.as_str()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain {

@@ -33,7 +33,7 @@ use crate::os::version::FileVersion;
 use crate::route::matcher::{RuleSet, Scratch};
 use crate::route::plan;
 use crate::rules::{self, EventKind};
-use crate::source::inotify::{FileEvent, Origin, SourceEvent, WatchConfig, Watcher};
+use crate::source::{FileEvent, Origin, SourceEvent, Sources, WatchConfig};
 use crate::store::{self, JobId, NewJob, Status, Store};
 
 /// How long a scanned file's size and mtime must hold still before it is dispatched.
@@ -174,12 +174,12 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let mut watcher = None;
     let mut reloads = crossbeam_channel::never();
     if daemon.options.once {
-        for event in crate::source::inotify::scan(&watch_config(&daemon.set)) {
+        for event in crate::source::scan(&watch_config(&daemon.set)) {
             let _ = source_tx.send(SourceEvent::File(event));
         }
     } else {
         watcher = Some(
-            Watcher::start(watch_config(&daemon.set), source_tx.clone())
+            Sources::start(watch_config(&daemon.set), source_tx.clone())
                 .map_err(|e| Error::Config(e.to_string()))?,
         );
         reloads = crate::engine::reload::watch(&daemon.options.rules_path);
@@ -1079,7 +1079,7 @@ impl Daemon {
 
     fn reload(
         &mut self,
-        watcher: &mut Option<Watcher>,
+        watcher: &mut Option<Sources>,
         source: &Sender<SourceEvent>,
     ) -> Result<(), Error> {
         let path = &self.options.rules_path;
@@ -1101,7 +1101,7 @@ impl Daemon {
         if rewatch {
             drop(watcher.take());
             *watcher = Some(
-                Watcher::start(watch_config(&self.set), source.clone())
+                Sources::start(watch_config(&self.set), source.clone())
                     .map_err(|e| Error::Config(e.to_string()))?,
             );
         }

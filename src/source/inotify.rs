@@ -1,11 +1,9 @@
-//! The inotify file source: turns kernel events under the watch roots into [`SourceEvent`]s.
+//! The inotify file source: turns kernel events under its watch roots into [`SourceEvent`]s.
 //!
 //! Ready means closed-after-write or renamed-into-place. A new (or moved-in) folder is watched
 //! *first* and scanned *after*, so files written into `a/b/c/` right after `mkdir -p a/b/c` are
 //! seen by the scan, the watch, or both — never by neither (the daemon drops the duplicate).
-//! A queue overflow is not fatal: the roots are rescanned and the daemon's ledger dispatches
-//! only the versions it has not seen. A vanished root is polled for and re-attached.
-//!
+//! An overflow rescans this source's roots; a vanished root is polled for and re-attached.
 //! Only close-write, moved-to/from, create and the folder events are registered (never
 //! open/access/modify), so the converters' own reads cannot flood the queue.
 
@@ -18,98 +16,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-use globset::GlobSet;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
-use crate::rules::{EventKind, EventSet, WatchRoot};
+use crate::rules::{EventKind, EventSet, SourceKind};
+use crate::source::scan::walk;
+use crate::source::{FileEvent, FileSource, Origin, Sink, SourceError, SourceEvent, WatchConfig};
 
 /// Environment variable naming a file whose existence pauses event reading (tests use it to
 /// force a queue overflow).
 pub const PAUSE_HOOK_ENV: &str = "SHOTROUTER_TEST_PAUSE_FILE";
 
-/// What a file source reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceEvent {
-    /// Something happened to a file.
-    File(FileEvent),
-    /// The initial scan of every root has been reported.
-    InitialScanDone,
-    /// A root disappeared (deleted, unmounted); nothing under it is dispatched until it returns.
-    RootLost(PathBuf),
-    /// A lost root is back and was rescanned.
-    RootBack(PathBuf),
-    /// The kernel queue overflowed; a rescan follows.
-    Overflow,
-}
-
-/// A file under a watch root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileEvent {
-    /// Index of the watch root.
-    pub root: usize,
-    /// Path relative to the root.
-    pub rel: PathBuf,
-    /// What happened.
-    pub kind: EventKind,
-    /// How we learned of it.
-    pub origin: Origin,
-}
-
-/// How a file came to be reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// A kernel event.
-    Event,
-    /// Found by the initial scan at start-up.
-    InitialScan,
-    /// Found by scanning a new folder or rescanning after an overflow or a root's return: it
-    /// may have been complete before we looked, or still be being written.
-    Scan,
-}
-
-/// Why watching could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum WatchError {
-    /// inotify itself is unavailable.
-    #[error(
-        "cannot start inotify: {0}; if the limit of inotify instances is reached, raise `fs.inotify.max_user_instances`"
-    )]
-    Init(io::Error),
-    /// The per-user watch limit is too low for the tree.
-    #[error(
-        "out of inotify watches after {placed} folders: the watch roots hold about {needed} folders but `fs.inotify.max_user_watches` is {limit}; raise it, e.g. `sysctl -w fs.inotify.max_user_watches={suggested}` (and persist it in /etc/sysctl.d/), then start again"
-    )]
-    Limit {
-        /// Watches placed before the limit hit.
-        placed: usize,
-        /// Folders in the tree.
-        needed: usize,
-        /// The current limit.
-        limit: String,
-        /// A comfortable new limit.
-        suggested: usize,
-    },
-}
-
-/// What the source needs to know of the rules.
-#[derive(Debug, Clone)]
-pub struct WatchConfig {
-    /// The roots.
-    pub roots: Vec<WatchRoot>,
-    /// Paths never reported, folders included.
-    pub ignore: GlobSet,
-    /// Events some rule fires on.
-    pub events: EventSet,
-}
-
-/// A running file source; dropping it stops its thread.
-pub struct Watcher {
+/// A running inotify source over some of the roots; dropping it stops and joins its thread.
+pub struct InotifySource {
+    roots: Vec<usize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Drop for Watcher {
+impl Drop for InotifySource {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
@@ -118,25 +42,27 @@ impl Drop for Watcher {
     }
 }
 
-impl Watcher {
-    /// Places watches on every folder of every root (so limits fail here, at start), then
-    /// reports the files found and, from then on, what happens, through `sink`.
+impl InotifySource {
+    /// Places watches on every folder of its roots (so limits fail here, at start), then
+    /// reports the files found and, from then on, what happens, through `sink`. Events name
+    /// roots by their index in `config.roots`; only those in `roots` are watched.
     ///
     /// # Errors
-    /// [`WatchError`] when inotify is unavailable or the watch limit is too low.
-    pub fn start(config: WatchConfig, sink: Sender<SourceEvent>) -> Result<Watcher, WatchError> {
-        let inotify = Inotify::init().map_err(WatchError::Init)?;
+    /// [`SourceError`] when inotify is unavailable or the watch limit is too low.
+    pub fn start(config: &WatchConfig, roots: Vec<usize>, sink: Sink) -> Result<Self, SourceError> {
+        let inotify = Inotify::init().map_err(SourceError::InotifyInit)?;
         let mut tree = Tree {
             inotify,
             mask: watch_mask(config.events),
-            config,
+            config: config.clone(),
+            roots: roots.clone(),
             dirs: HashMap::new(),
             by_path: HashMap::new(),
             lost: Vec::new(),
             sink,
         };
         let mut found = Vec::new();
-        for root in 0..tree.config.roots.len() {
+        for &root in &roots {
             if tree.config.roots[root].path.is_dir() {
                 tree.add_tree(root, Path::new(""), &mut found)?;
             } else {
@@ -147,19 +73,37 @@ impl Watcher {
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
         let thread = std::thread::Builder::new()
-            .name("watcher".into())
+            .name("inotify".into())
             .spawn(move || {
                 for (root, rel) in found {
                     tree.emit_file(root, rel, EventKind::CloseWrite, Origin::InitialScan);
                 }
-                let _ = tree.sink.send(SourceEvent::InitialScanDone);
+                tree.sink.initial_scan_done();
                 tree.run(&thread_stop);
             })
-            .map_err(WatchError::Init)?;
-        Ok(Watcher {
+            .map_err(|error| SourceError::Thread {
+                kind: SourceKind::Inotify,
+                error,
+            })?;
+        Ok(InotifySource {
+            roots,
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+impl FileSource for InotifySource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Inotify
+    }
+
+    fn roots(&self) -> &[usize] {
+        &self.roots
+    }
+
+    fn stop(self: Box<Self>) {
+        // Drop stops and joins; a source dropped without `stop` must not leak its thread.
     }
 }
 
@@ -184,13 +128,16 @@ fn watch_mask(events: EventSet) -> WatchMask {
 struct Tree {
     inotify: Inotify,
     mask: WatchMask,
+    /// The whole configuration: events name roots by their index in it.
     config: WatchConfig,
+    /// The roots this source watches.
+    roots: Vec<usize>,
     /// Watched folders: root index and path relative to it.
     dirs: HashMap<WatchDescriptor, (usize, PathBuf)>,
     by_path: HashMap<PathBuf, WatchDescriptor>,
     /// Roots that are gone, polled for their return.
     lost: Vec<usize>,
-    sink: Sender<SourceEvent>,
+    sink: Sink,
 }
 
 impl Tree {
@@ -240,7 +187,7 @@ impl Tree {
             tracing::warn!(
                 "inotify queue overflowed; rescanning the watch roots so nothing is missed"
             );
-            let _ = self.sink.send(SourceEvent::Overflow);
+            self.sink.send(SourceEvent::Overflow);
             self.rescan();
             return;
         }
@@ -298,7 +245,7 @@ impl Tree {
         if self.config.ignore.is_match(&rel) {
             return;
         }
-        let _ = self.sink.send(SourceEvent::File(FileEvent {
+        self.sink.send(SourceEvent::File(FileEvent {
             root,
             rel,
             kind,
@@ -313,7 +260,7 @@ impl Tree {
         root: usize,
         rel: &Path,
         found: &mut Vec<(usize, PathBuf)>,
-    ) -> Result<(), WatchError> {
+    ) -> Result<(), SourceError> {
         let root_path = self.config.roots[root].path.clone();
         let recursive = self.config.roots[root].recursive;
         let ignore = self.config.ignore.clone();
@@ -347,12 +294,16 @@ impl Tree {
         )
     }
 
-    fn limit_error(&self) -> WatchError {
-        let needed: usize = self.config.roots.iter().map(|r| count_dirs(&r.path)).sum();
+    fn limit_error(&self) -> SourceError {
+        let needed: usize = self
+            .roots
+            .iter()
+            .map(|&r| count_dirs(&self.config.roots[r].path))
+            .sum();
         let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
-        WatchError::Limit {
+        SourceError::WatchLimit {
             placed: self.dirs.len(),
             needed,
             limit,
@@ -391,7 +342,7 @@ impl Tree {
         tracing::error!(root = %path.display(), "watch root disappeared; its records are kept and it will be re-attached when it returns");
         self.drop_subtree(&path);
         self.lost.push(root);
-        let _ = self.sink.send(SourceEvent::RootLost(path));
+        self.sink.send(SourceEvent::RootLost(path));
     }
 
     fn reattach_lost_roots(&mut self) {
@@ -406,7 +357,7 @@ impl Tree {
             match self.add_tree(root, Path::new(""), &mut found) {
                 Ok(()) => {
                     tracing::info!(root = %path.display(), "watch root is back; rescanning it");
-                    let _ = self.sink.send(SourceEvent::RootBack(path));
+                    self.sink.send(SourceEvent::RootBack(path));
                     for (root, rel) in found {
                         self.emit_file(root, rel, EventKind::CloseWrite, Origin::Scan);
                     }
@@ -421,7 +372,7 @@ impl Tree {
 
     fn rescan(&mut self) {
         let mut found = Vec::new();
-        for root in 0..self.config.roots.len() {
+        for root in self.roots.clone() {
             if self.lost.contains(&root) {
                 continue;
             }
@@ -433,71 +384,6 @@ impl Tree {
             self.emit_file(root, rel, EventKind::CloseWrite, Origin::Scan);
         }
     }
-}
-
-/// Lists the files under `root`/`start`, skipping ignored folders. `enter` is called on each
-/// folder before it is listed (the watcher places its watch there) and says whether to list it.
-fn walk<E>(
-    root: &Path,
-    start: &Path,
-    recursive: bool,
-    ignore: &GlobSet,
-    found: &mut Vec<(usize, PathBuf)>,
-    root_index: usize,
-    mut enter: impl FnMut(&Path, &Path) -> Result<bool, E>,
-) -> Result<(), E> {
-    let mut stack = vec![start.to_path_buf()];
-    while let Some(rel_dir) = stack.pop() {
-        if !rel_dir.as_os_str().is_empty() && ignore.is_match(&rel_dir) {
-            continue;
-        }
-        let abs = root.join(&rel_dir);
-        if !enter(&abs, &rel_dir)? {
-            continue;
-        }
-        let Ok(entries) = std::fs::read_dir(&abs) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(file_type) = entry.file_type() else {
-                continue;
-            };
-            let child = rel_dir.join(entry.file_name());
-            if file_type.is_dir() {
-                if recursive {
-                    stack.push(child);
-                }
-            } else if file_type.is_file() && !ignore.is_match(&child) {
-                found.push((root_index, child));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The files present under every root now, without watching (for `--once`).
-pub fn scan(config: &WatchConfig) -> Vec<FileEvent> {
-    let mut found = Vec::new();
-    for (index, root) in config.roots.iter().enumerate() {
-        let _ = walk::<()>(
-            &root.path,
-            Path::new(""),
-            root.recursive,
-            &config.ignore,
-            &mut found,
-            index,
-            |_, _| Ok(true),
-        );
-    }
-    found
-        .into_iter()
-        .map(|(root, rel)| FileEvent {
-            root,
-            rel,
-            kind: EventKind::CloseWrite,
-            origin: Origin::Scan,
-        })
-        .collect()
 }
 
 fn count_dirs(root: &Path) -> usize {
@@ -514,4 +400,59 @@ fn count_dirs(root: &Path) -> usize {
         }
     }
     count
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use crossbeam_channel::unbounded;
+    use globset::GlobSet;
+
+    use super::*;
+    use crate::rules::WatchRoot;
+    use crate::source::Merge;
+
+    #[test]
+    fn a_source_over_some_roots_watches_only_those_and_names_them_by_full_index() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir(&path).expect("mkdir");
+            WatchRoot {
+                name: name.into(),
+                path,
+                recursive: true,
+                source: SourceKind::Inotify,
+            }
+        };
+        let config = WatchConfig {
+            roots: vec![root("other"), root("mine")],
+            ignore: GlobSet::empty(),
+            events: EventSet::READY,
+        };
+        let (tx, rx) = unbounded();
+        let merge = Arc::new(Merge {
+            engine: tx,
+            pending: AtomicUsize::new(1),
+        });
+        let source = InotifySource::start(&config, vec![1], Sink::new(merge)).expect("start");
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)),
+            Ok(SourceEvent::InitialScanDone)
+        );
+
+        // Written first: had root 0 been watched, its event would be queued before the others.
+        std::fs::write(config.roots[0].path.join("x.exr"), "x").expect("write");
+        let deep = config.roots[1].path.join("new/deep");
+        std::fs::create_dir_all(&deep).expect("mkdir");
+        std::fs::write(deep.join("y.exr"), "y").expect("write");
+
+        let event = rx.recv_timeout(Duration::from_secs(10));
+        let Ok(SourceEvent::File(file)) = event else {
+            panic!("want new/deep/y.exr, got {event:?}")
+        };
+        assert_eq!((file.root, file.rel), (1, PathBuf::from("new/deep/y.exr")));
+        drop(source);
+    }
 }

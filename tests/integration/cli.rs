@@ -22,9 +22,11 @@ fn check_accepts_a_valid_file_with_a_summary() {
     env.write("rules.yaml", RULES);
     let out = env.run(&["check", "rules.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shots = env.path("shots");
     let want = format!(
-        "rules.yaml: ok, 2 rules, watching {}\n",
-        env.path("shots").display()
+        "rules.yaml: ok, 2 rules, watching {}\n  root shots: {} (inotify)\n",
+        shots.display(),
+        shots.display()
     );
     assert_eq!(stdout(&out), want);
 }
