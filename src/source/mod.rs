@@ -94,7 +94,7 @@ impl Sink {
     /// Sends an event to the engine; [`SourceEvent::InitialScanDone`] counts as
     /// [`Sink::initial_scan_done`], so no source can announce the end of the others' scans.
     pub fn send(&self, event: SourceEvent) {
-        if event == SourceEvent::InitialScanDone {
+        if matches!(event, SourceEvent::InitialScanDone) {
             self.initial_scan_done();
             return;
         }
@@ -116,6 +116,7 @@ impl Sink {
 }
 
 /// Every running file source, one per `source:` kind among the roots; dropping it stops them.
+#[must_use = "dropping `Sources` stops every source at once"]
 pub struct Sources {
     sources: Vec<Box<dyn FileSource>>,
 }
