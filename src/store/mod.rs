@@ -13,8 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+#[cfg(test)]
+mod contract;
 pub mod history;
 pub mod queue;
+pub mod sqlite;
 
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
@@ -82,7 +85,8 @@ pub struct StoredPlan {
     pub output: Option<PathBuf>,
 }
 
-/// A stored file version: (device, inode, size, mtime in ns).
+/// A stored file version: (device, inode, size, mtime in ns); the v2 store, which leaves the
+/// device out of a version's identity, shows it as 0.
 pub type StoredVersion = (u64, u64, u64, i64);
 
 /// Job states, stored as text.
@@ -91,6 +95,8 @@ pub type StoredVersion = (u64, u64, u64, i64);
 pub enum Status {
     /// Waiting for a worker.
     Queued,
+    /// Claimed by a node that is about to run it (the v2 store only).
+    Claimed,
     /// A worker runs it.
     Running,
     /// Succeeded.
@@ -106,6 +112,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Queued => "queued",
+            Status::Claimed => "claimed",
             Status::Running => "running",
             Status::Done => "done",
             Status::Failed => "failed",
@@ -117,6 +124,7 @@ impl Status {
     pub fn parse(text: &str) -> Option<Status> {
         [
             Status::Queued,
+            Status::Claimed,
             Status::Running,
             Status::Done,
             Status::Failed,
@@ -158,12 +166,14 @@ pub enum StoreError {
         reason: String,
     },
     /// The file was written by a newer shotrouter.
-    #[error("`{}` has schema version {found}, newer than this shotrouter's {SCHEMA_VERSION}; upgrade shotrouter", path.display())]
+    #[error("`{}` has schema version {found}, newer than this shotrouter's {supported}; upgrade shotrouter", path.display())]
     TooNew {
         /// The file.
         path: PathBuf,
         /// Its version.
         found: i32,
+        /// The newest version the backend that refused it knows.
+        supported: i32,
     },
     /// There is no store where one was expected (the CLI never creates one).
     #[error("no shotrouter state at `{}`; give --state (the folder `watch` uses, by default `.shotrouter` beside the rules file)", .0.display())]
@@ -260,6 +270,9 @@ pub struct JobRow {
     /// The published product.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// The node that claims it, or last ran it (the v2 store only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Everything about one job.
@@ -284,6 +297,8 @@ pub struct JobDetail {
 pub struct StatusReport {
     /// Jobs running.
     pub running: u64,
+    /// Jobs claimed by a node, not yet started (always 0 in the v1 store).
+    pub claimed: u64,
     /// Jobs queued.
     pub queued: u64,
     /// Jobs failed in the last 24 h.
@@ -524,6 +539,7 @@ impl Store {
             return Err(StoreError::TooNew {
                 path: self.path.clone(),
                 found: version,
+                supported: SCHEMA_VERSION,
             });
         }
         Ok(())
@@ -1013,6 +1029,7 @@ impl Store {
                 "SELECT count(*) FROM jobs WHERE status = 'running' AND ?1 >= 0",
                 0,
             )?,
+            claimed: 0,
             queued: count(
                 "SELECT count(*) FROM jobs WHERE status = 'queued' AND ?1 >= 0",
                 0,
@@ -1049,6 +1066,7 @@ impl Store {
             started_at: r.get(7)?,
             finished_at: r.get(8)?,
             output: r.get::<_, Option<Vec<u8>>>(9)?.map(|b| lossy(&b)),
+            node: None,
         })
     }
 
