@@ -95,8 +95,11 @@ impl SqliteStore {
             created,
         };
         store.configure()?;
-        store.check_identity()?;
-        schema::migrate(&mut store.conn, APPLICATION_ID)?;
+        // An up-to-date store is opened without a write: the CLI must not queue behind the
+        // daemon's writes just to look.
+        if !store.check_identity()? {
+            schema::migrate(&mut store.conn, APPLICATION_ID)?;
+        }
         Ok(store)
     }
 
@@ -131,7 +134,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn check_identity(&self) -> Result<(), StoreError> {
+    /// Refuses a file that is not ours or is newer; answers whether it is ours and current.
+    fn check_identity(&self) -> Result<bool, StoreError> {
         let app: i32 = self
             .conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))?;
@@ -155,7 +159,7 @@ impl SqliteStore {
                 supported: schema::SCHEMA_VERSION,
             });
         }
-        Ok(())
+        Ok(app == APPLICATION_ID && version == schema::SCHEMA_VERSION)
     }
 
     /// The registered roots, longest path first, so the first one containing a path is the

@@ -173,7 +173,7 @@ impl JobQueue for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             upgrade_legacy(&tx, &input.root, &input.rel, version)?;
             tx.execute(
-                "UPDATE files SET ino = ?2, legacy = 0 WHERE id = ?1",
+                "UPDATE files SET ino = ?2, legacy = 0 WHERE id = ?1 AND legacy = 1",
                 params![file_id, ino],
             )?;
             tx.commit()?;

@@ -104,11 +104,17 @@ const V1_SHOTS: &str = "/tmp/shotrouter-v1-fixture/shots";
 const PLATE_B_MTIME: i128 = 1_767_323_045_123_456_789;
 const FRAMES_MTIME: i128 = 1_767_323_047_500_000_000;
 
-fn v1_store() -> (tempfile::TempDir, SqliteStore) {
+/// A copy of the v1 fixture, opened (so migrated) by this release, its root not registered.
+fn v1_store_unregistered() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("tmp");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-v1");
     std::fs::copy(fixture.join(DB_FILE), dir.path().join(DB_FILE)).expect("copy");
-    let mut store = SqliteStore::open(dir.path(), "node-2").expect("migrates");
+    let store = SqliteStore::open(dir.path(), "node-2").expect("migrates");
+    (dir, store)
+}
+
+fn v1_store() -> (tempfile::TempDir, SqliteStore) {
+    let (dir, mut store) = v1_store_unregistered();
     store
         .register_roots(&[("shots".into(), PathBuf::from(V1_SHOTS))])
         .expect("roots");
@@ -281,6 +287,62 @@ fn a_legacy_file_met_first_by_an_event_is_a_duplicate_too() {
         [Answer::Duplicate, Answer::Duplicate]
     );
     assert_eq!(store.status().expect("status").queued, 0);
+}
+
+#[test]
+fn a_legacy_row_joins_the_row_this_release_recorded_first() {
+    let (_dir, mut store) = v1_store_unregistered();
+    let abs = format!("{V1_SHOTS}/plates/a.txt");
+    let old_ino: i64 = store
+        .conn
+        .query_row("SELECT ino FROM jobs WHERE id = 2", [], |r| r.get(0))
+        .expect("job 2");
+    // Seen by this release before its root was registered, on the machine that ran job 2.
+    let job = NewJob {
+        rule: "copy-plates".into(),
+        rule_hash: "h".into(),
+        input: shots("plates/a.txt"),
+        version: FileVersion {
+            ino: old_ino as u64,
+            ..seen_elsewhere(8, PLATE_B_MTIME)
+        },
+        steps: vec![],
+        output: None,
+        unplannable: None,
+    };
+    let answers = store
+        .commit(&[Write::Enqueue {
+            job: Box::new(job),
+            claim: false,
+        }])
+        .expect("commit");
+    let [Answer::Enqueued { id, .. }] = answers[..] else {
+        panic!("a new key before the adoption: {answers:?}");
+    };
+    store
+        .register_roots(&[("shots".into(), PathBuf::from(V1_SHOTS))])
+        .expect("roots");
+    let files: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(files, 3, "merged, not duplicated");
+    let record = store.file(Path::new(&abs)).expect("q").expect("known");
+    let ids: Vec<i64> = record.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(ids, [id, 2]);
+    let generations: Vec<i64> = store
+        .conn
+        .prepare("SELECT generation FROM jobs WHERE id IN (2, ?1) ORDER BY id")
+        .expect("q")
+        .query_map([id], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("read");
+    assert_eq!(
+        generations,
+        [1, 0],
+        "the legacy job follows the one already there"
+    );
 }
 
 #[test]
