@@ -175,6 +175,17 @@ pub enum StoreError {
         /// The newest version the backend that refused it knows.
         supported: i32,
     },
+    /// The file was written by an older shotrouter, and only the daemon upgrades a store: the
+    /// daemon of the older release may still be using it.
+    #[error("`{}` has schema version {found}, older than this shotrouter's {current}; stop the daemon of the previous release and start `shotrouter watch` of this one, which upgrades it in place", path.display())]
+    Outdated {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i32,
+        /// The version this backend writes.
+        current: i32,
+    },
     /// There is no store where one was expected (the CLI never creates one).
     #[error("no shotrouter state at `{}`; give --state (the folder `watch` uses, by default `.shotrouter` beside the rules file)", .0.display())]
     Missing(PathBuf),

@@ -6,6 +6,7 @@
 //! Paths are stored as (root name, relative path); this module maps them to and from the
 //! absolute paths of this node through the `roots` table.
 
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -65,39 +66,54 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )
         .map_err(|e| folder(&e))?;
-        SqliteStore::start(conn, path, node, !existed)
+        SqliteStore::start(conn, path, node, Some(!existed))
     }
 
-    /// Opens an existing store for the operations CLI, never creating one; an older schema is
-    /// migrated in place (the CLI may be the first of the new release to open it).
+    /// Opens an existing store for the operations CLI, never creating nor migrating one: the
+    /// daemon of the previous release may still be writing an older one.
     ///
     /// # Errors
-    /// [`StoreError::Missing`] when there is no store; a foreign or newer file, database errors.
+    /// [`StoreError::Missing`] when there is no store, [`StoreError::Outdated`] for an older
+    /// schema; a foreign or newer file, database errors.
     pub fn open_existing(dir: &Path) -> Result<SqliteStore, StoreError> {
         let path = dir.join(DB_FILE);
         if !path.exists() {
             return Err(StoreError::Missing(dir.to_path_buf()));
         }
         let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        SqliteStore::start(conn, path, &node_name(), false)
+        let store = SqliteStore::start(conn, path, &node_name(), None)?;
+        let found: i32 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found < schema::SCHEMA_VERSION {
+            return Err(StoreError::Outdated {
+                path: store.path,
+                found,
+                current: schema::SCHEMA_VERSION,
+            });
+        }
+        Ok(store)
     }
 
+    /// Configures the connection and checks the file; `created` is `Some` for the daemon's
+    /// open, which may migrate it.
     fn start(
         conn: Connection,
         path: PathBuf,
         node: &str,
-        created: bool,
+        created: Option<bool>,
     ) -> Result<SqliteStore, StoreError> {
+        let may_migrate = created.is_some();
         let mut store = SqliteStore {
             conn,
             path,
             node: node.to_string(),
-            created,
+            created: created.unwrap_or(false),
         };
         store.configure()?;
         // An up-to-date store is opened without a write: the CLI must not queue behind the
         // daemon's writes just to look.
-        if !store.check_identity()? {
+        if !store.check_identity()? && may_migrate {
             schema::migrate(&mut store.conn, APPLICATION_ID)?;
         }
         Ok(store)
@@ -203,8 +219,8 @@ fn display_path(root: &str, rel: &[u8], root_path: Option<&[u8]>) -> String {
         ("", _) => lossy(rel),
         (_, Some(base)) if rel.is_empty() => lossy(base),
         (_, Some(base)) => lossy(
-            Path::new(std::ffi::OsStr::from_bytes(base))
-                .join(std::ffi::OsStr::from_bytes(rel))
+            Path::new(OsStr::from_bytes(base))
+                .join(OsStr::from_bytes(rel))
                 .as_os_str()
                 .as_bytes(),
         ),

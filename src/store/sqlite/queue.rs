@@ -42,6 +42,9 @@ impl JobQueue for SqliteStore {
     }
 
     fn commit(&mut self, writes: &[Write]) -> Result<Vec<Answer>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

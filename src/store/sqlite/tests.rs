@@ -206,6 +206,34 @@ fn a_v1_store_is_migrated_in_place_and_keyed_under_its_root() {
 }
 
 #[test]
+fn the_cli_leaves_a_v1_store_to_the_daemon() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-v1");
+    std::fs::copy(fixture.join(DB_FILE), dir.path().join(DB_FILE)).expect("copy");
+    let err = SqliteStore::open_existing(dir.path())
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            err,
+            StoreError::Outdated {
+                found: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let version: i32 = Connection::open(dir.path().join(DB_FILE))
+        .expect("sqlite")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 1, "untouched");
+    drop(SqliteStore::open(dir.path(), "node-2").expect("the daemon migrates"));
+    SqliteStore::open_existing(dir.path()).expect("then the cli opens it");
+}
+
+#[test]
 fn a_v1_store_catches_up_nothing_it_already_ran() {
     let (_dir, mut store) = v1_store();
     let plate = shots("plates/b.txt");
