@@ -281,3 +281,73 @@ pub(crate) fn expiry_spares_nodes_with_a_fresh_heartbeat(b: &dyn Backend) {
     );
     assert_eq!(queued_ids(&*watcher, 0), [lost.id]);
 }
+
+/// Two nodes racing for the same queued jobs: each job is granted to exactly one of them.
+pub(crate) fn racing_claims_grant_each_job_once(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let writes: Vec<Write> = (0..20)
+        .map(|i| enqueue("review", &format!("f{i}.tif"), version(i, 10), false))
+        .collect();
+    let ids: Vec<JobId> = q
+        .commit(&writes)
+        .expect("commit")
+        .into_iter()
+        .map(|a| enqueued(a).0)
+        .collect();
+    let racers = [b.queue("x"), b.queue("y")];
+    let won: Vec<Vec<JobId>> = std::thread::scope(|s| {
+        let handles: Vec<_> = racers
+            .into_iter()
+            .map(|mut racer| {
+                let ids = ids.clone();
+                s.spawn(move || {
+                    let mut won = Vec::new();
+                    for id in ids {
+                        if let Answer::Claimed(c) = one(&mut *racer, Write::Claim { id }) {
+                            won.push(c.id);
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("racer"))
+            .collect()
+    });
+    let mut all: Vec<JobId> = won.concat();
+    all.sort_unstable();
+    assert_eq!(all, ids, "every job once, none twice");
+}
+
+/// `Replan` and `Drop` change only jobs that have not started; later writes see the drop.
+pub(crate) fn replan_and_drop_touch_only_waiting_jobs(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let q = &mut *q;
+    let (id, _) = enqueued(one(q, enqueue("review", "a.tif", version(7, 10), false)));
+    let replan = |id| Write::Replan {
+        id,
+        rule_hash: "h2".into(),
+        steps: vec![vec!["ffmpeg".into(), "-y".into()]],
+        output: Some(b.scratch().join("a.mov")),
+    };
+    assert_eq!(one(q, replan(id)), Answer::Ok);
+    let h = b.history();
+    let detail = h.job(id).expect("read").expect("exists");
+    assert_eq!(detail.rule_hash, "h2");
+    assert_eq!(detail.raw_steps, [vec![b"ffmpeg".to_vec(), b"-y".to_vec()]]);
+    let drop = Write::Drop {
+        id,
+        reason: "rule `review` left the rules".into(),
+    };
+    assert_eq!(one(q, drop.clone()), Answer::Ok);
+    let row = h.job(id).expect("read").expect("exists").row;
+    assert_eq!(
+        (row.status.as_str(), row.result.as_deref()),
+        ("cancelled", Some("rule `review` left the rules"))
+    );
+    assert_eq!(one(q, drop), Answer::NotClaimable);
+    assert_eq!(one(q, replan(id)), Answer::NotClaimable);
+    assert_eq!(one(q, Write::Claim { id }), Answer::NotClaimable);
+}

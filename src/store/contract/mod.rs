@@ -41,6 +41,8 @@ macro_rules! contract_tests {
             the_cursor_sees_what_others_queued,
             recovery_takes_only_this_nodes_claims,
             expiry_spares_nodes_with_a_fresh_heartbeat,
+            racing_claims_grant_each_job_once,
+            replan_and_drop_touch_only_waiting_jobs,
             baseline_and_catch_up,
             producer_knows_published_versions,
             history_reports_and_filters,
