@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::history::{JobFilter, JobHistory};
 use super::super::{
-    FileRecord, JobDetail, JobId, JobRow, Status, StatusReport, StoreError, decode_steps, lossy,
-    now_ms,
+    FileRecord, JobDetail, JobId, JobRow, Status, StatusReport, StoreError, blob, decode_steps,
+    lossy, now_ms,
 };
 use super::{NEXT_QUEUE_SEQ, SqliteStore, display_path, group_of};
 use crate::os::process::GroupId;
@@ -156,8 +156,8 @@ impl JobHistory for SqliteStore {
 
     fn file(&self, path: &Path) -> Result<Option<FileRecord>, StoreError> {
         let at = SqliteStore::rooted(&self.conn, path)?;
-        let abs = super::super::blob(path);
-        let rel = super::super::blob(&at.rel);
+        let abs = blob(path);
+        let rel = blob(&at.rel);
         let mut found = file_row(&self.conn, &at.root, rel)?;
         if found.is_none() && !at.root.is_empty() {
             // Recorded by the previous release and not adopted yet.

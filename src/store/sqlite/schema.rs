@@ -18,6 +18,10 @@
 //! - v1 could record the same (rule, file, version) several times (a failed version enqueued
 //!   again, `rerun`); those rows become generations 0, 1, 2… of the key, in id order, so the
 //!   unique index holds them all.
+//! - Enqueue is idempotent by that unique index (`INSERT … ON CONFLICT DO NOTHING`). v1 let a
+//!   fresh event queue a failed version again; now the failed or cancelled job stays as it is
+//!   and the event is a duplicate: failed versions run again through catch-up at start-up
+//!   (`wants_catch_up`) or the CLI's `retry`.
 //! - v1's `counters` row is gone: `queue_seq` is per row, 0 for the engine's own jobs and
 //!   `max + 1` for jobs queued by someone else. Migrated jobs keep theirs only while queued.
 //! - v1 jobs left `running` keep `node = NULL`: the first node to `recover` takes them over
