@@ -1,6 +1,7 @@
 //! The job store: every file seen, every job and every published output, in SQLite.
-//! All SQL lives here, behind [`Store`], so another backend (PostgreSQL for several workers)
-//! can replace it without touching the daemon.
+//! [`Store`] is the schema-v1 store the daemon and the ops CLI still use; [`sqlite::SqliteStore`]
+//! implements the two traits ([`queue::JobQueue`], [`history::JobHistory`]) on schema v2 and
+//! takes its place when they switch; a PostgreSQL backend will implement the same traits.
 //!
 //! WAL mode with a busy handler, every write in a `BEGIN IMMEDIATE` transaction, so the daemon,
 //! its workers and any number of `shotrouter status`/`jobs`/`retry` processes share the file
