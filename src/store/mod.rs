@@ -1,6 +1,7 @@
 //! The job store: every file seen, every job and every published output, in SQLite.
-//! All SQL lives here, behind [`Store`], so another backend (PostgreSQL for several workers)
-//! can replace it without touching the daemon.
+//! [`Store`] is the schema-v1 store the daemon and the ops CLI still use; [`sqlite::SqliteStore`]
+//! implements the two traits ([`queue::JobQueue`], [`history::JobHistory`]) on schema v2 and
+//! takes its place when they switch; a PostgreSQL backend will implement the same traits.
 //!
 //! WAL mode with a busy handler, every write in a `BEGIN IMMEDIATE` transaction, so the daemon,
 //! its workers and any number of `shotrouter status`/`jobs`/`retry` processes share the file
@@ -13,8 +14,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+#[cfg(test)]
+mod contract;
 pub mod history;
 pub mod queue;
+pub mod sqlite;
 
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
@@ -82,7 +86,8 @@ pub struct StoredPlan {
     pub output: Option<PathBuf>,
 }
 
-/// A stored file version: (device, inode, size, mtime in ns).
+/// A stored file version: (device, inode, size, mtime in ns); the v2 store, which leaves the
+/// device out of a version's identity, shows it as 0.
 pub type StoredVersion = (u64, u64, u64, i64);
 
 /// Job states, stored as text.
@@ -91,6 +96,8 @@ pub type StoredVersion = (u64, u64, u64, i64);
 pub enum Status {
     /// Waiting for a worker.
     Queued,
+    /// Claimed by a node that is about to run it (the v2 store only).
+    Claimed,
     /// A worker runs it.
     Running,
     /// Succeeded.
@@ -106,6 +113,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Queued => "queued",
+            Status::Claimed => "claimed",
             Status::Running => "running",
             Status::Done => "done",
             Status::Failed => "failed",
@@ -117,6 +125,7 @@ impl Status {
     pub fn parse(text: &str) -> Option<Status> {
         [
             Status::Queued,
+            Status::Claimed,
             Status::Running,
             Status::Done,
             Status::Failed,
@@ -158,12 +167,25 @@ pub enum StoreError {
         reason: String,
     },
     /// The file was written by a newer shotrouter.
-    #[error("`{}` has schema version {found}, newer than this shotrouter's {SCHEMA_VERSION}; upgrade shotrouter", path.display())]
+    #[error("`{}` has schema version {found}, newer than this shotrouter's {supported}; upgrade shotrouter", path.display())]
     TooNew {
         /// The file.
         path: PathBuf,
         /// Its version.
         found: i32,
+        /// The newest version the backend that refused it knows.
+        supported: i32,
+    },
+    /// The file was written by an older shotrouter, and only the daemon upgrades a store: the
+    /// daemon of the older release may still be using it.
+    #[error("`{}` has schema version {found}, older than this shotrouter's {current}; stop the daemon of the previous release and start `shotrouter watch` of this one, which upgrades it in place", path.display())]
+    Outdated {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i32,
+        /// The version this backend writes.
+        current: i32,
     },
     /// There is no store where one was expected (the CLI never creates one).
     #[error("no shotrouter state at `{}`; give --state (the folder `watch` uses, by default `.shotrouter` beside the rules file)", .0.display())]
@@ -260,6 +282,9 @@ pub struct JobRow {
     /// The published product.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// The node that claims it, or last ran it (the v2 store only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Everything about one job.
@@ -284,6 +309,8 @@ pub struct JobDetail {
 pub struct StatusReport {
     /// Jobs running.
     pub running: u64,
+    /// Jobs claimed by a node, not yet started (always 0 in the v1 store).
+    pub claimed: u64,
     /// Jobs queued.
     pub queued: u64,
     /// Jobs failed in the last 24 h.
@@ -524,6 +551,7 @@ impl Store {
             return Err(StoreError::TooNew {
                 path: self.path.clone(),
                 found: version,
+                supported: SCHEMA_VERSION,
             });
         }
         Ok(())
@@ -1013,6 +1041,7 @@ impl Store {
                 "SELECT count(*) FROM jobs WHERE status = 'running' AND ?1 >= 0",
                 0,
             )?,
+            claimed: 0,
             queued: count(
                 "SELECT count(*) FROM jobs WHERE status = 'queued' AND ?1 >= 0",
                 0,
@@ -1049,6 +1078,7 @@ impl Store {
             started_at: r.get(7)?,
             finished_at: r.get(8)?,
             output: r.get::<_, Option<Vec<u8>>>(9)?.map(|b| lossy(&b)),
+            node: None,
         })
     }
 

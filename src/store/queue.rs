@@ -254,7 +254,8 @@ pub trait JobQueue: Send {
     fn expire(&mut self, lease_ms: i64) -> Result<Vec<Abandoned>, StoreError>;
 
     /// Jobs queued whose cursor is past `cursor` (queued by the CLI's `retry` and `rerun`,
-    /// by recovery, or by another node), oldest first; `cursor` 0 reads every queued job.
+    /// by recovery, or by another node), oldest first; a negative `cursor` reads every queued
+    /// job, the engine's own enqueues and retries included (in id order).
     ///
     /// # Errors
     /// Database errors.

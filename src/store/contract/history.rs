@@ -1,0 +1,154 @@
+//! Contract cases for the operations side: counts, filters, details, files found by their
+//! absolute path through the registered roots, and `rerun` generations.
+
+use std::path::Path;
+
+use super::super::history::JobFilter;
+use super::super::queue::{Answer, Ending, Write};
+use super::super::{JobId, Status};
+use super::{Backend, at, claimed, enqueue, enqueued, finish, one, queued_ids, version};
+
+/// Counts, filters, details and rule names, as `status`, `jobs` and `job` show them.
+pub(crate) fn history_reports_and_filters(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let q = &mut *q;
+    let done = claimed(q, "a.tif", version(1, 10));
+    assert_eq!(finish(q, done, Ending::Done), Answer::Ok);
+    let failed = claimed(q, "b.tif", version(2, 10));
+    let reason = Ending::Failed {
+        reason: "exited with status 2".into(),
+    };
+    assert_eq!(finish(q, failed, reason), Answer::Ok);
+    let running = claimed(q, "c.tif", version(3, 10));
+    let started = Write::Started {
+        claim: running,
+        group: None,
+        temp_output: None,
+    };
+    assert_eq!(one(q, started), Answer::Ok);
+    let waiting = claimed(q, "d.tif", version(4, 10));
+    let (queued, _) = enqueued(one(q, enqueue("avid", "e.tif", version(5, 10), false)));
+    let h = b.history();
+    let s = h.status().expect("status");
+    assert_eq!(
+        (
+            s.running,
+            s.claimed,
+            s.queued,
+            s.failed_24h,
+            s.done_1h,
+            s.files
+        ),
+        (1, 1, 1, 1, 1, 5)
+    );
+    assert!(s.oldest_queued_s.is_some());
+    let ids = |filter: JobFilter<'_>| -> Vec<JobId> {
+        let rows = h.jobs(&filter).expect("jobs");
+        rows.iter().map(|r| r.id).collect()
+    };
+    let all = JobFilter {
+        limit: 100,
+        ..JobFilter::default()
+    };
+    assert_eq!(
+        ids(all.clone()),
+        [queued, waiting.id, running.id, failed.id, done.id]
+    );
+    let failed_only = JobFilter {
+        status: Some(Status::Failed),
+        ..all.clone()
+    };
+    assert_eq!(ids(failed_only), [failed.id]);
+    let avid = JobFilter {
+        rule: Some("avid"),
+        ..all.clone()
+    };
+    assert_eq!(ids(avid), [queued]);
+    let future = JobFilter {
+        since_ms: Some(4_102_444_800_000),
+        ..all.clone()
+    };
+    assert!(ids(future).is_empty());
+    assert_eq!(ids(JobFilter { limit: 2, ..all }), [queued, waiting.id]);
+    let detail = h.job(failed.id).expect("read").expect("exists");
+    assert_eq!(detail.rule_hash, "h1");
+    assert_eq!(detail.input, Some((0, 2, 10, 1_767_323_045_123_456_789)));
+    assert_eq!(
+        detail.raw_steps,
+        [vec![b"cp".to_vec(), b"a b\xff.tif".to_vec()]],
+        "argv bytes survive"
+    );
+    assert_eq!(detail.row.result.as_deref(), Some("exited with status 2"));
+    assert_eq!(detail.row.path, "shots:b.tif", "root not registered");
+    assert!(h.job(queued + 1000).expect("read").is_none());
+    assert_eq!(h.rule_names().expect("rules"), ["avid", "review"]);
+}
+
+/// Paths are stored under their root and found by the absolute path on this node.
+pub(crate) fn history_finds_files_by_absolute_path(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let shots = b.scratch().join("shots");
+    q.register_roots(&[("shots".into(), shots.clone())])
+        .expect("roots");
+    let claim = claimed(&mut *q, "sh010/a.tif", version(7, 10));
+    assert_eq!(finish(&mut *q, claim, Ending::Done), Answer::Ok);
+    let files = vec![(at("sh010/old.tif"), version(5, 10))];
+    assert_eq!(one(&mut *q, Write::Baseline { files }), Answer::Ok);
+    let h = b.history();
+    let abs = shots.join("sh010/a.tif");
+    let record = h.file(&abs).expect("q").expect("known");
+    assert_eq!(record.path, abs.to_string_lossy());
+    assert_eq!(record.version, Some((0, 7, 10, 1_767_323_045_123_456_789)));
+    assert!(!record.baseline);
+    assert_eq!(record.jobs.len(), 1);
+    assert_eq!(record.jobs[0].path, abs.to_string_lossy(), "shown absolute");
+    let old = h
+        .file(&shots.join("sh010/old.tif"))
+        .expect("q")
+        .expect("known");
+    assert!(old.baseline && old.jobs.is_empty());
+    assert!(h.file(&shots.join("sh010/none.tif")).expect("q").is_none());
+    assert!(
+        h.file(Path::new("/elsewhere/sh010/a.tif"))
+            .expect("q")
+            .is_none()
+    );
+}
+
+/// `rerun` queues a new generation of the latest version; the engine's enqueue of that version
+/// is still a duplicate, and inputs with a job waiting are skipped.
+pub(crate) fn rerun_adds_a_generation(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let q = &mut *q;
+    let first = claimed(q, "a.tif", version(7, 10));
+    assert_eq!(finish(q, first, Ending::Done), Answer::Ok);
+    let mut h = b.history();
+    assert_eq!(h.rerun("review", None).expect("rerun"), 1);
+    assert_eq!(h.rerun("review", None).expect("rerun"), 0, "already queued");
+    assert_eq!(h.rerun("other", None).expect("rerun"), 0);
+    let again = queued_ids(q, 0);
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0], first.id);
+    assert_eq!(
+        one(q, enqueue("review", "a.tif", version(7, 10), false)),
+        Answer::Duplicate
+    );
+    let Answer::Claimed(second) = one(q, Write::Claim { id: again[0] }) else {
+        panic!("claimable");
+    };
+    assert_eq!(finish(q, second, Ending::Done), Answer::Ok);
+    assert_eq!(
+        h.rerun("review", Some(4_102_444_800_000)).expect("rerun"),
+        0
+    );
+    assert_eq!(
+        h.rerun("review", None).expect("rerun"),
+        1,
+        "a third generation"
+    );
+    let all = JobFilter {
+        limit: 10,
+        ..JobFilter::default()
+    };
+    assert_eq!(h.jobs(&all).expect("jobs").len(), 3);
+}

@@ -1,0 +1,298 @@
+//! [`JobHistory`] for SQLite: what the operations CLI reads and changes. Paths are shown as
+//! absolute paths of this node when their root is registered (`roots.path` + `rel`), else as
+//! `root:rel`. Changes made here (`retry`, `rerun`, recovery elsewhere) give the jobs a fresh
+//! `queue_seq`, which is how running engines notice them.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::super::history::{JobFilter, JobHistory};
+use super::super::{
+    FileRecord, JobDetail, JobId, JobRow, Status, StatusReport, StoreError, blob, decode_steps,
+    lossy, now_ms,
+};
+use super::{NEXT_QUEUE_SEQ, SqliteStore, display_path, group_of};
+use crate::os::process::GroupId;
+
+/// The columns [`row`] reads.
+const ROW_SQL: &str = "SELECT j.id, j.rule, f.root, f.rel, r.path, j.status, j.attempts,
+        j.exit_status, j.created_at, j.started_at, j.finished_at,
+        CASE WHEN j.status = 'done' THEN j.output END, j.node
+    FROM jobs j JOIN files f ON f.id = j.file_id LEFT JOIN roots r ON r.name = f.root";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    let root: String = r.get(2)?;
+    let rel: Vec<u8> = r.get(3)?;
+    let root_path: Option<Vec<u8>> = r.get(4)?;
+    Ok(JobRow {
+        id: r.get(0)?,
+        rule: r.get(1)?,
+        path: display_path(&root, &rel, root_path.as_deref()),
+        status: r.get(5)?,
+        attempts: r.get::<_, i64>(6)? as u32,
+        result: r.get(7)?,
+        created_at: r.get(8)?,
+        started_at: r.get(9)?,
+        finished_at: r.get(10)?,
+        output: r.get::<_, Option<Vec<u8>>>(11)?.map(|b| lossy(&b)),
+        node: r.get(12)?,
+    })
+}
+
+/// A file row: id, root, rel, (ino, size, mtime), baseline.
+type FileRow = (i64, String, Vec<u8>, (i64, i64, i64), bool);
+
+fn file_row(conn: &Connection, root: &str, rel: &[u8]) -> rusqlite::Result<Option<FileRow>> {
+    conn.query_row(
+        "SELECT id, root, rel, ino, size, mtime_ns, baseline FROM files WHERE root = ?1 AND rel = ?2",
+        params![root, rel],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                (r.get(3)?, r.get(4)?, r.get(5)?),
+                r.get(6)?,
+            ))
+        },
+    )
+    .optional()
+}
+
+impl JobHistory for SqliteStore {
+    fn status(&self) -> Result<StatusReport, StoreError> {
+        let now = now_ms();
+        let mut report = StatusReport {
+            running: 0,
+            claimed: 0,
+            queued: 0,
+            failed_24h: 0,
+            done_1h: 0,
+            done_24h: 0,
+            oldest_queued_s: None,
+            files: 0,
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT status, count(*) FROM jobs
+             WHERE status IN ('queued', 'claimed', 'running') GROUP BY status",
+        )?;
+        let counts = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for count in counts {
+            let (status, n) = count?;
+            match Status::parse(&status) {
+                Some(Status::Queued) => report.queued = n as u64,
+                Some(Status::Claimed) => report.claimed = n as u64,
+                Some(Status::Running) => report.running = n as u64,
+                _ => {}
+            }
+        }
+        let finished = |status: &str, since: i64| -> rusqlite::Result<u64> {
+            self.conn.query_row(
+                "SELECT count(*) FROM jobs WHERE status = ?1 AND finished_at >= ?2",
+                params![status, since],
+                |r| r.get::<_, i64>(0).map(|n| n as u64),
+            )
+        };
+        report.failed_24h = finished("failed", now - 86_400_000)?;
+        report.done_1h = finished("done", now - 3_600_000)?;
+        report.done_24h = finished("done", now - 86_400_000)?;
+        let oldest: Option<i64> = self.conn.query_row(
+            "SELECT min(created_at) FROM jobs WHERE status = 'queued'",
+            [],
+            |r| r.get(0),
+        )?;
+        report.oldest_queued_s = oldest.map(|t| (now - t) / 1000);
+        report.files = self
+            .conn
+            .query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))?
+            as u64;
+        Ok(report)
+    }
+
+    fn jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRow>, StoreError> {
+        let sql = format!(
+            "{ROW_SQL} WHERE (?1 IS NULL OR j.status = ?1) AND (?2 IS NULL OR j.rule = ?2)
+                 AND (?3 IS NULL OR j.created_at >= ?3)
+             ORDER BY j.id DESC LIMIT ?4"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(
+            params![
+                filter.status.map(Status::as_str),
+                filter.rule,
+                filter.since_ms,
+                filter.limit as i64
+            ],
+            row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
+        let sql = format!("{ROW_SQL} WHERE j.id = ?1");
+        let Some(job_row) = self.conn.query_row(&sql, [id], row).optional()? else {
+            return Ok(None);
+        };
+        let (rule_hash, steps, ino, size, mtime): (String, Option<Vec<u8>>, i64, i64, i64) =
+            self.conn.query_row(
+                "SELECT rule_hash, steps, ino, size, mtime_ns FROM jobs WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+        let raw_steps = steps.map(|s| decode_steps(&s)).unwrap_or_default();
+        Ok(Some(JobDetail {
+            row: job_row,
+            rule_hash,
+            // The device is no part of a version here; shown as 0.
+            input: Some((0, ino as u64, size as u64, mtime)),
+            steps: raw_steps
+                .iter()
+                .map(|s| s.iter().map(|a| lossy(a)).collect())
+                .collect(),
+            raw_steps,
+        }))
+    }
+
+    fn file(&self, path: &Path) -> Result<Option<FileRecord>, StoreError> {
+        let at = SqliteStore::rooted(&self.conn, path)?;
+        let abs = blob(path);
+        let rel = blob(&at.rel);
+        let mut found = file_row(&self.conn, &at.root, rel)?;
+        if found.is_none() && !at.root.is_empty() {
+            // Recorded by the previous release and not adopted yet.
+            found = file_row(&self.conn, "", abs)?;
+        }
+        let output = |root: &str, rel: &[u8]| {
+            self.conn
+                .query_row(
+                    "SELECT rule, job_id FROM outputs WHERE root = ?1 AND rel = ?2",
+                    params![root, rel],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+        };
+        let mut produced_by: Option<(String, JobId)> = output(&at.root, rel)?;
+        if produced_by.is_none() && !at.root.is_empty() {
+            produced_by = output("", abs)?;
+        }
+        let shown = lossy(abs);
+        let Some((id, _, _, (ino, size, mtime), baseline)) = found else {
+            return Ok(produced_by.map(|p| FileRecord {
+                path: shown,
+                version: None,
+                baseline: false,
+                jobs: Vec::new(),
+                produced_by: Some(p),
+            }));
+        };
+        let sql = format!("{ROW_SQL} WHERE j.file_id = ?1 ORDER BY j.id DESC");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let jobs = stmt.query_map([id], row)?.collect::<Result<_, _>>()?;
+        Ok(Some(FileRecord {
+            path: shown,
+            version: Some((0, ino as u64, size as u64, mtime)),
+            baseline,
+            jobs,
+            produced_by,
+        }))
+    }
+
+    fn rule_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT rule FROM jobs ORDER BY rule")?;
+        let names = stmt.query_map([], |r| r.get(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
+    }
+
+    fn retry(
+        &mut self,
+        ids: &[JobId],
+        failed_of_rule: Option<Option<&str>>,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut targets: Vec<JobId> = ids.to_vec();
+        if let Some(rule) = failed_of_rule {
+            let mut stmt = tx.prepare(
+                "SELECT id FROM jobs WHERE status = 'failed' AND (?1 IS NULL OR rule = ?1)
+                 ORDER BY id",
+            )?;
+            let found = stmt.query_map(params![rule], |r| r.get(0))?;
+            targets.extend(found.collect::<Result<Vec<JobId>, _>>()?);
+        }
+        let mut requeued = Vec::new();
+        {
+            // No steps: the engine plans it again with the current rules, so a fixed rule
+            // takes effect.
+            let mut stmt = tx.prepare(&format!(
+                "UPDATE jobs SET status = 'queued', steps = NULL, not_before = 0, attempts = 0,
+                     queue_seq = {NEXT_QUEUE_SEQ}
+                 WHERE id = ?1 AND status IN ('failed', 'cancelled')"
+            ))?;
+            for id in targets {
+                if !requeued.contains(&id) && stmt.execute([id])? == 1 {
+                    requeued.push(id);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(requeued)
+    }
+
+    fn cancel(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Option<GroupId>)>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut cancelled = Vec::new();
+        {
+            let mut stmt = tx.prepare(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ?2,
+                     exit_status = 'cancelled by a user'
+                 WHERE id = ?1 AND status IN ('queued', 'claimed', 'running')
+                 RETURNING pgid, leader_start, boot_id",
+            )?;
+            for &id in ids {
+                let group = stmt
+                    .query_row(params![id, now_ms()], |r| {
+                        Ok(group_of(r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?;
+                if let Some(group) = group {
+                    cancelled.push((id, group));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(cancelled)
+    }
+
+    fn rerun(&mut self, rule: &str, since_ms: Option<i64>) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A new generation of the file's latest version: the unique index then holds it beside
+        // the jobs that ran before. No steps: the engine plans it with the current rules.
+        let inserted = tx.execute(
+            &format!(
+                "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, generation,
+                     status, created_at, queue_seq)
+                 SELECT ?1, 'rerun', f.id, f.ino, f.size, f.mtime_ns,
+                     coalesce((SELECT max(g.generation) + 1 FROM jobs g WHERE g.file_id = f.id
+                         AND g.rule = ?1 AND g.ino = f.ino AND g.size = f.size
+                         AND g.mtime_ns = f.mtime_ns), 0),
+                     'queued', ?3, {NEXT_QUEUE_SEQ}
+                 FROM files f
+                 WHERE f.id IN (SELECT file_id FROM jobs WHERE rule = ?1
+                         AND (?2 IS NULL OR created_at >= ?2))
+                     AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.file_id = f.id AND q.rule = ?1
+                         AND q.status IN ('queued', 'claimed', 'running'))"
+            ),
+            params![rule, since_ms, now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(inserted)
+    }
+}

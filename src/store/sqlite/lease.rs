@@ -1,0 +1,126 @@
+//! Claims whose holder is gone: this node's own after a crash (`recover`) and any node's whose
+//! heartbeat lapsed (`expire`). Both run in one `BEGIN IMMEDIATE` transaction, queue the jobs
+//! again with a fresh `queue_seq` (so every engine's cursor sees them) and return what the
+//! caller must clean up; the store kills no process and deletes no file itself.
+
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use super::super::queue::Abandoned;
+use super::super::{JobId, StoreError, now_ms, path_of};
+use super::{NEXT_QUEUE_SEQ, SqliteStore, group_of};
+use crate::os::process::GroupId;
+use crate::os::version::FileVersion;
+
+/// A claimed or running job as the lease code reads it.
+struct Held {
+    id: JobId,
+    rule: String,
+    group: Option<GroupId>,
+    temp_output: Option<Vec<u8>>,
+    output: Option<Vec<u8>>,
+    published: [Option<i64>; 3],
+}
+
+const HELD_SQL: &str = "SELECT id, rule, pgid, leader_start, boot_id, temp_output, output,
+        publish_ino, publish_size, publish_mtime_ns
+    FROM jobs WHERE status IN ('claimed', 'running')";
+
+fn held(tx: &Connection, sql: &str, param: &dyn rusqlite::ToSql) -> rusqlite::Result<Vec<Held>> {
+    let mut stmt = tx.prepare(sql)?;
+    let rows = stmt.query_map([param], |r| {
+        Ok(Held {
+            id: r.get(0)?,
+            rule: r.get(1)?,
+            group: group_of(r.get(2)?, r.get(3)?, r.get(4)?),
+            temp_output: r.get(5)?,
+            output: r.get(6)?,
+            published: [r.get(7)?, r.get(8)?, r.get(9)?],
+        })
+    })?;
+    rows.collect()
+}
+
+/// Queues a held job again for someone else to claim; the attempt was counted by its claim.
+fn requeue(tx: &Connection, id: JobId, reason: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!(
+            "UPDATE jobs SET status = 'queued', exit_status = ?2, not_before = 0,
+                 queue_seq = {NEXT_QUEUE_SEQ}, temp_output = NULL, pgid = NULL,
+                 leader_start = NULL, boot_id = NULL
+             WHERE id = ?1"
+        ),
+        params![id, reason],
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// See [`JobQueue::recover`](super::super::queue::JobQueue::recover). Claims without a node
+    /// were left `running` by the single-node v1 release: the first node to recover takes them.
+    pub(super) fn recover_claims(&mut self) -> Result<Vec<Abandoned>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sql = format!("{HELD_SQL} AND (node = ?1 OR node IS NULL) ORDER BY id");
+        let mut abandoned = Vec::new();
+        for job in held(&tx, &sql, &self.node)? {
+            let published = match (&job.output, job.published) {
+                (Some(output), [Some(ino), Some(size), Some(mtime)]) => {
+                    FileVersion::of(&path_of(output.clone())).is_some_and(|v| {
+                        (v.ino as i64, v.size as i64, v.mtime_ns as i64) == (ino, size, mtime)
+                    })
+                }
+                _ => false,
+            };
+            if published {
+                tx.execute(
+                    "UPDATE jobs SET status = 'done', exit_status = 'published before an interruption',
+                         finished_at = ?2, started_at = coalesce(started_at, ?2),
+                         temp_output = NULL, pgid = NULL, leader_start = NULL, boot_id = NULL
+                     WHERE id = ?1",
+                    params![job.id, now_ms()],
+                )?;
+            } else {
+                requeue(&tx, job.id, "interrupted: the daemon stopped")?;
+            }
+            abandoned.push(Abandoned {
+                id: job.id,
+                rule: job.rule,
+                group: job.group,
+                temp_output: job.temp_output.map(path_of),
+                published,
+            });
+        }
+        tx.commit()?;
+        Ok(abandoned)
+    }
+
+    /// See [`JobQueue::expire`](super::super::queue::JobQueue::expire). A node with no
+    /// heartbeat row at all counts as lapsed.
+    pub(super) fn expire_claims(&mut self, lease_ms: i64) -> Result<Vec<Abandoned>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sql = format!(
+            "{HELD_SQL} AND (node IS NULL OR node NOT IN
+                 (SELECT name FROM nodes WHERE heartbeat_at >= ?1)) ORDER BY id"
+        );
+        let mut abandoned = Vec::new();
+        for job in held(&tx, &sql, &(now_ms() - lease_ms))? {
+            requeue(
+                &tx,
+                job.id,
+                "interrupted: its node stopped sending heartbeats",
+            )?;
+            abandoned.push(Abandoned {
+                id: job.id,
+                rule: job.rule,
+                group: job.group,
+                temp_output: job.temp_output.map(path_of),
+                published: false,
+            });
+        }
+        tx.commit()?;
+        Ok(abandoned)
+    }
+}

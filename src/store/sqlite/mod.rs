@@ -1,0 +1,250 @@
+//! The SQLite backend of the store traits: one [`SqliteStore`] per thread and per node name,
+//! all sharing one file in WAL mode. Every write runs in a `BEGIN IMMEDIATE` transaction and a
+//! 50 µs busy handler waits out the others, so daemons, workers and CLI processes never see a
+//! lock error. The file is refused when it is on a network or FUSE file system, not ours
+//! (`application_id`) or newer than this build; an older one is migrated in place on open.
+//! Paths are stored as (root name, relative path); this module maps them to and from the
+//! absolute paths of this node through the `roots` table.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::queue::RootedPath;
+use super::{APPLICATION_ID, DB_FILE, StoreError, lossy, path_of, retry_soon};
+use crate::os::process::GroupId;
+use crate::os::version::FileVersion;
+
+mod history;
+mod lease;
+mod queue;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+/// A connection to the SQLite store, on behalf of one node.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    node: String,
+    created: bool,
+}
+
+/// This machine's name, the default node name: the kernel's hostname.
+pub fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the store in `dir` for the daemon of node `node`, and
+    /// migrates an older schema in place.
+    ///
+    /// # Errors
+    /// A network file system, an unusable folder, a foreign or newer file, database errors.
+    pub fn open(dir: &Path, node: &str) -> Result<SqliteStore, StoreError> {
+        let folder = |e: &dyn std::fmt::Display| StoreError::Folder {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| folder(&e))?;
+        if let Some(kind) = crate::os::fs_kind::network_kind(dir) {
+            return Err(StoreError::NetworkFileSystem {
+                path: dir.to_path_buf(),
+                kind,
+            });
+        }
+        let path = dir.join(DB_FILE);
+        let existed = path.exists();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )
+        .map_err(|e| folder(&e))?;
+        SqliteStore::start(conn, path, node, Some(!existed))
+    }
+
+    /// Opens an existing store for the operations CLI, never creating nor migrating one: the
+    /// daemon of the previous release may still be writing an older one.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when there is no store, [`StoreError::Outdated`] for an older
+    /// schema; a foreign or newer file, database errors.
+    pub fn open_existing(dir: &Path) -> Result<SqliteStore, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing(dir.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let store = SqliteStore::start(conn, path, &node_name(), None)?;
+        let found: i32 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found < schema::SCHEMA_VERSION {
+            return Err(StoreError::Outdated {
+                path: store.path,
+                found,
+                current: schema::SCHEMA_VERSION,
+            });
+        }
+        Ok(store)
+    }
+
+    /// Configures the connection and checks the file; `created` is `Some` for the daemon's
+    /// open, which may migrate it.
+    fn start(
+        conn: Connection,
+        path: PathBuf,
+        node: &str,
+        created: Option<bool>,
+    ) -> Result<SqliteStore, StoreError> {
+        let may_migrate = created.is_some();
+        let mut store = SqliteStore {
+            conn,
+            path,
+            node: node.to_string(),
+            created: created.unwrap_or(false),
+        };
+        store.configure()?;
+        // An up-to-date store is opened without a write: the CLI must not queue behind the
+        // daemon's writes just to look.
+        if !store.check_identity()? && may_migrate {
+            schema::migrate(&mut store.conn, APPLICATION_ID)?;
+        }
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn foreign(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::Foreign {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn configure(&mut self) -> Result<(), StoreError> {
+        let not_a_db = |e: rusqlite::Error| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+                self.foreign("not an SQLite database")
+            }
+            other => StoreError::Sql(other),
+        };
+        self.conn.busy_handler(Some(retry_soon)).map_err(not_a_db)?;
+        // journal_mode answers with a row; it is also the first real read of the file.
+        let _: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(not_a_db)?;
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(not_a_db)?;
+        Ok(())
+    }
+
+    /// Refuses a file that is not ours or is newer; answers whether it is ours and current.
+    fn check_identity(&self) -> Result<bool, StoreError> {
+        let app: i32 = self
+            .conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))?;
+        let version: i32 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if app != APPLICATION_ID {
+            let tables: i64 =
+                self.conn
+                    .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+            if app != 0 || tables > 0 {
+                return Err(self.foreign(format!(
+                    "an SQLite database of another application (id {app:#x}, {tables} tables)"
+                )));
+            }
+        }
+        if version > schema::SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                supported: schema::SCHEMA_VERSION,
+            });
+        }
+        Ok(app == APPLICATION_ID && version == schema::SCHEMA_VERSION)
+    }
+
+    /// The registered roots, longest path first, so the first one containing a path is the
+    /// innermost (roots may nest).
+    fn registered_roots(conn: &Connection) -> rusqlite::Result<Vec<(String, PathBuf)>> {
+        let mut stmt = conn.prepare_cached("SELECT name, path FROM roots")?;
+        let mut roots: Vec<(String, PathBuf)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, path_of(r.get(1)?))))?
+            .collect::<Result<_, _>>()?;
+        roots.sort_by_key(|(_, path)| std::cmp::Reverse(path.as_os_str().len()));
+        Ok(roots)
+    }
+
+    /// `path` (absolute on this node) as the store keys it.
+    fn rooted(conn: &Connection, path: &Path) -> rusqlite::Result<RootedPath> {
+        for (name, root) in SqliteStore::registered_roots(conn)? {
+            if let Ok(rel) = path.strip_prefix(&root) {
+                return Ok(RootedPath {
+                    root: name,
+                    rel: rel.to_path_buf(),
+                });
+            }
+        }
+        Ok(RootedPath {
+            root: String::new(),
+            rel: path.to_path_buf(),
+        })
+    }
+}
+
+/// A version as stored: `(ino, size, mtime_ns)`; the device number is left out on purpose,
+/// since it differs between the machines that share a tree.
+fn stored(v: FileVersion) -> (i64, i64, i64) {
+    (v.ino as i64, v.size as i64, v.mtime_ns as i64)
+}
+
+/// A rooted path for people: absolute on this node when its root is registered, else
+/// `root:rel`; lossy UTF-8.
+fn display_path(root: &str, rel: &[u8], root_path: Option<&[u8]>) -> String {
+    match (root, root_path) {
+        ("", _) => lossy(rel),
+        (_, Some(base)) if rel.is_empty() => lossy(base),
+        (_, Some(base)) => lossy(
+            Path::new(OsStr::from_bytes(base))
+                .join(OsStr::from_bytes(rel))
+                .as_os_str()
+                .as_bytes(),
+        ),
+        (root, None) => format!("{root}:{}", lossy(rel)),
+    }
+}
+
+/// A process group from its stored columns, when all three were recorded.
+fn group_of(
+    pgid: Option<i32>,
+    leader_start: Option<i64>,
+    boot_id: Option<String>,
+) -> Option<GroupId> {
+    match (pgid, leader_start, boot_id) {
+        (Some(pgid), Some(start), Some(boot_id)) => Some(GroupId {
+            pgid,
+            leader_start: start as u64,
+            boot_id,
+        }),
+        _ => None,
+    }
+}
+
+/// The SQL that gives a job queued by someone else its place after every other such job. Only
+/// rows with `queue_seq > 0` enter the partial index, so the `max` reads one index entry.
+const NEXT_QUEUE_SEQ: &str =
+    "(SELECT coalesce(max(queue_seq), 0) + 1 FROM jobs WHERE queue_seq > 0)";

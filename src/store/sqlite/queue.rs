@@ -1,0 +1,528 @@
+//! [`JobQueue`] for SQLite: the engine's group commits, claims fenced by tokens, and the start-up
+//! questions (catch-up, producer). Enqueue is idempotent by construction: the unique version
+//! index plus `INSERT … ON CONFLICT DO NOTHING`, never a look-up first. Every fenced write names
+//! the token and the statuses it may change in its `WHERE`, so a refused write changes nothing.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::super::queue::{
+    Abandoned, Answer, Claim, Ending, JobQueue, NewJob, QueuedJob, RootedPath, Write,
+};
+use super::super::{JobId, StoreError, blob, encode_steps, now_ms, path_of};
+use super::{SqliteStore, stored};
+use crate::os::version::FileVersion;
+
+impl JobQueue for SqliteStore {
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn is_new(&self) -> bool {
+        self.created
+    }
+
+    fn register_roots(&mut self, roots: &[(String, PathBuf)]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (name, path) in roots {
+            tx.execute(
+                "INSERT INTO roots (name, path, node, seen_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET path = excluded.path, node = excluded.node,
+                     seen_at = excluded.seen_at",
+                params![name, blob(path), self.node, now_ms()],
+            )?;
+            adopt(&tx, name, path)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn commit(&mut self, writes: &[Write]) -> Result<Vec<Answer>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_ms();
+        let mut answers = Vec::with_capacity(writes.len());
+        for write in writes {
+            answers.push(apply(&tx, &self.node, now, write)?);
+        }
+        // Dropping an uncommitted transaction rolls it back: an error above writes nothing.
+        tx.commit()?;
+        Ok(answers)
+    }
+
+    fn publishing(
+        &mut self,
+        claim: Claim,
+        rule: &str,
+        output: &Path,
+        version: FileVersion,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (ino, size, mtime) = stored(version);
+        let changed = tx
+            .prepare_cached(
+                "UPDATE jobs SET publish_ino = ?3, publish_size = ?4, publish_mtime_ns = ?5
+                 WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
+            )?
+            .execute(params![claim.id, claim.token, ino, size, mtime])?;
+        if changed == 0 {
+            return Err(StoreError::Stale {
+                id: claim.id,
+                token: claim.token,
+            });
+        }
+        let at = SqliteStore::rooted(&tx, output)?;
+        tx.prepare_cached(
+            "INSERT INTO outputs (root, rel, job_id, rule, ino, size, mtime_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(root, rel) DO UPDATE SET job_id = excluded.job_id, rule = excluded.rule,
+                 ino = excluded.ino, size = excluded.size, mtime_ns = excluded.mtime_ns",
+        )?
+        .execute(params![
+            at.root,
+            blob(&at.rel),
+            claim.id,
+            rule,
+            ino,
+            size,
+            mtime
+        ])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn recover(&mut self) -> Result<Vec<Abandoned>, StoreError> {
+        self.recover_claims()
+    }
+
+    fn heartbeat(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO nodes (name, heartbeat_at) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            )?
+            .execute(params![self.node, now_ms()])?;
+        Ok(())
+    }
+
+    fn expire(&mut self, lease_ms: i64) -> Result<Vec<Abandoned>, StoreError> {
+        self.expire_claims(lease_ms)
+    }
+
+    fn queued_since(&self, cursor: i64) -> Result<Vec<QueuedJob>, StoreError> {
+        // `queue_seq > 0` is spelled out so the planner may use the partial index.
+        let sql = if cursor < 0 {
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq
+             FROM jobs j JOIN files f ON f.id = j.file_id
+             WHERE j.status = 'queued' AND ?1 < 0 ORDER BY j.id"
+        } else {
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq
+             FROM jobs j JOIN files f ON f.id = j.file_id
+             WHERE j.queue_seq > 0 AND j.queue_seq > ?1 AND j.status = 'queued'
+             ORDER BY j.queue_seq, j.id"
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([cursor], |r| {
+            Ok(QueuedJob {
+                id: r.get(0)?,
+                rule: r.get(1)?,
+                input: RootedPath {
+                    root: r.get(2)?,
+                    rel: path_of(r.get(3)?),
+                },
+                attempts: r.get::<_, i64>(4)? as u32,
+                not_before: r.get(5)?,
+                cursor: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn wants_catch_up(
+        &mut self,
+        rule: &str,
+        input: &RootedPath,
+        version: FileVersion,
+    ) -> Result<bool, StoreError> {
+        let (ino, size, mtime) = stored(version);
+        let known: Option<(i64, i64, i64, i64, bool)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, ino, size, mtime_ns, legacy FROM files WHERE root = ?1 AND rel = ?2",
+            )?
+            .query_row(params![input.root, blob(&input.rel)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        let Some((file_id, known_ino, known_size, known_mtime, legacy)) = known else {
+            return Ok(true);
+        };
+        if (known_size, known_mtime) != (size, mtime) || (!legacy && known_ino != ino) {
+            return Ok(true);
+        }
+        if legacy {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            upgrade_legacy(&tx, &input.root, &input.rel, version)?;
+            tx.execute(
+                "UPDATE files SET ino = ?2, legacy = 0 WHERE id = ?1 AND legacy = 1",
+                params![file_id, ino],
+            )?;
+            tx.commit()?;
+        }
+        let last: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT status FROM jobs
+                 WHERE file_id = ?1 AND rule = ?2 AND ino = ?3 AND size = ?4 AND mtime_ns = ?5
+                 ORDER BY generation DESC, id DESC LIMIT 1",
+            )?
+            .query_row(params![file_id, rule, ino, size, mtime], |r| r.get(0))
+            .optional()?;
+        Ok(last.as_deref() == Some("failed"))
+    }
+
+    fn producer(&self, output: &Path, version: FileVersion) -> Result<Option<String>, StoreError> {
+        let (ino, size, mtime) = stored(version);
+        let at = SqliteStore::rooted(&self.conn, output)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rule FROM outputs
+             WHERE root = ?1 AND rel = ?2 AND ino = ?3 AND size = ?4 AND mtime_ns = ?5",
+        )?;
+        let mut found = stmt
+            .query_row(params![at.root, blob(&at.rel), ino, size, mtime], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if found.is_none() && !at.root.is_empty() {
+            // Published by the previous release and not adopted yet: recorded absolute.
+            found = stmt
+                .query_row(params!["", blob(output), ino, size, mtime], |r| r.get(0))
+                .optional()?;
+        }
+        Ok(found)
+    }
+}
+
+/// Applies one write of a group commit.
+fn apply(tx: &Connection, node: &str, now: i64, write: &Write) -> rusqlite::Result<Answer> {
+    match write {
+        Write::Enqueue { job, claim } => enqueue(tx, node, now, job, *claim),
+        Write::Claim { id } => {
+            let claimed: Option<(i64, i64)> = tx
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'claimed', token = token + 1, node = ?2,
+                         attempts = attempts + 1, claimed_at = ?3, exit_status = NULL
+                     WHERE id = ?1 AND status = 'queued' RETURNING token, attempts",
+                )?
+                .query_row(params![id, node, now], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            Ok(match claimed {
+                Some((token, attempt)) => Answer::Claimed(Claim {
+                    id: *id,
+                    token,
+                    attempt: attempt as u32,
+                }),
+                None => Answer::NotClaimable,
+            })
+        }
+        Write::Replan {
+            id,
+            rule_hash,
+            steps,
+            output,
+        } => {
+            // A claimed job has not started yet, so its plan may still change.
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE jobs SET rule_hash = ?2, steps = ?3, output = ?4
+                     WHERE id = ?1 AND status IN ('queued', 'claimed')",
+                )?
+                .execute(params![
+                    id,
+                    rule_hash,
+                    encode_steps(steps),
+                    output.as_deref().map(blob)
+                ])?;
+            Ok(if changed == 1 {
+                Answer::Ok
+            } else {
+                Answer::NotClaimable
+            })
+        }
+        Write::Started {
+            claim,
+            group,
+            temp_output,
+        } => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?3),
+                         pgid = ?4, leader_start = ?5, boot_id = ?6, temp_output = ?7
+                     WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
+                )?
+                .execute(params![
+                    claim.id,
+                    claim.token,
+                    now,
+                    group.as_ref().map(|g| g.pgid),
+                    group.as_ref().map(|g| g.leader_start as i64),
+                    group.as_ref().map(|g| g.boot_id.as_str()),
+                    temp_output.as_deref().map(blob)
+                ])?;
+            if changed == 1 {
+                Ok(Answer::Ok)
+            } else {
+                refusal(tx, claim.id)
+            }
+        }
+        Write::Finish { claim, ending } => finish(tx, now, *claim, ending),
+        Write::Drop { id, reason } => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'cancelled', exit_status = ?2, finished_at = ?3
+                     WHERE id = ?1 AND status = 'queued'",
+                )?
+                .execute(params![id, reason, now])?;
+            Ok(if changed == 1 {
+                Answer::Ok
+            } else {
+                Answer::NotClaimable
+            })
+        }
+        Write::Baseline { files } => {
+            for (path, version) in files {
+                upsert_file(tx, path, *version, true, now)?;
+            }
+            Ok(Answer::Ok)
+        }
+    }
+}
+
+fn enqueue(
+    tx: &Connection,
+    node: &str,
+    now: i64,
+    job: &NewJob,
+    claim: bool,
+) -> rusqlite::Result<Answer> {
+    let file_id = upsert_file(tx, &job.input, job.version, false, now)?;
+    let (ino, size, mtime) = stored(job.version);
+    let claim = claim && job.unplannable.is_none();
+    let (status, token, claimer, attempts, claimed_at, finished_at) =
+        match (&job.unplannable, claim) {
+            (Some(_), _) => ("failed", 0, None, 0, None, Some(now)),
+            (None, true) => ("claimed", 1, Some(node), 1, Some(now), None),
+            (None, false) => ("queued", 0, None, 0, None, None),
+        };
+    // With DO NOTHING, RETURNING yields no row at all for a conflict: that is the duplicate.
+    let id: Option<JobId> = tx
+        .prepare_cached(
+            "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, status, token, node,
+                 attempts, steps, output, exit_status, created_at, claimed_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             ON CONFLICT DO NOTHING RETURNING id",
+        )?
+        .query_row(
+            params![
+                job.rule,
+                job.rule_hash,
+                file_id,
+                ino,
+                size,
+                mtime,
+                status,
+                token,
+                claimer,
+                attempts,
+                encode_steps(&job.steps),
+                job.output.as_deref().map(blob),
+                job.unplannable,
+                now,
+                claimed_at,
+                finished_at
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match id {
+        None => Answer::Duplicate,
+        Some(id) => Answer::Enqueued {
+            id,
+            claim: claim.then_some(Claim {
+                id,
+                token: 1,
+                attempt: 1,
+            }),
+        },
+    })
+}
+
+fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite::Result<Answer> {
+    let (status, reason, not_before) = match ending {
+        Ending::Done => ("done", None, 0),
+        Ending::Failed { reason } => ("failed", Some(reason.as_str()), 0),
+        Ending::Cancelled => ("cancelled", Some("cancelled"), 0),
+        Ending::Retry { reason, not_before } => ("queued", Some(reason.as_str()), *not_before),
+        Ending::Interrupted => ("queued", Some("interrupted: this node shut down"), 0),
+    };
+    // The queue_seq stays: the engine queued it again itself and knows it.
+    let changed = tx
+        .prepare_cached(
+            "UPDATE jobs SET status = ?3, exit_status = ?4, not_before = ?5, finished_at = ?6,
+                 started_at = coalesce(started_at, ?6), temp_output = NULL, pgid = NULL,
+                 leader_start = NULL, boot_id = NULL
+             WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
+        )?
+        .execute(params![
+            claim.id,
+            claim.token,
+            status,
+            reason,
+            not_before,
+            now
+        ])?;
+    if changed == 1 {
+        Ok(Answer::Ok)
+    } else {
+        refusal(tx, claim.id)
+    }
+}
+
+/// Why a fenced write changed nothing: a user's cancel, or a newer claim.
+fn refusal(tx: &Connection, id: JobId) -> rusqlite::Result<Answer> {
+    let row: Option<(String, i64)> = tx
+        .prepare_cached("SELECT status, token FROM jobs WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        Some((status, _)) if status == "cancelled" => Answer::Cancelled,
+        Some((_, current)) => Answer::Stale { current },
+        None => Answer::Stale { current: 0 },
+    })
+}
+
+/// Records this version of a file and returns its row id. A legacy row (from v1) whose size and
+/// mtime match is the same contents: its jobs of that version take the new inode first, so the
+/// unique index recognises them.
+fn upsert_file(
+    tx: &Connection,
+    path: &RootedPath,
+    version: FileVersion,
+    baseline: bool,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    upgrade_legacy(tx, &path.root, &path.rel, version)?;
+    let (ino, size, mtime) = stored(version);
+    tx.prepare_cached(
+        "INSERT INTO files (root, rel, ino, size, mtime_ns, baseline, seen_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(root, rel) DO UPDATE SET ino = excluded.ino, size = excluded.size,
+             mtime_ns = excluded.mtime_ns, legacy = 0, baseline = excluded.baseline,
+             seen_at = excluded.seen_at
+         RETURNING id",
+    )?
+    .query_row(
+        params![path.root, blob(&path.rel), ino, size, mtime, baseline, now],
+        |r| r.get(0),
+    )
+}
+
+/// Moves the jobs of a legacy file row's current version to the presented inode, when the
+/// presented version has the same size and mtime. `OR IGNORE`: a job already recorded with the
+/// new inode wins over its legacy twin, which then keeps the old one.
+fn upgrade_legacy(
+    tx: &Connection,
+    root: &str,
+    rel: &Path,
+    version: FileVersion,
+) -> rusqlite::Result<()> {
+    let (ino, size, mtime) = stored(version);
+    tx.prepare_cached(
+        "UPDATE OR IGNORE jobs SET ino = ?3
+         WHERE file_id = (SELECT id FROM files
+                 WHERE root = ?1 AND rel = ?2 AND legacy = 1 AND size = ?4 AND mtime_ns = ?5)
+             AND ino = (SELECT ino FROM files WHERE root = ?1 AND rel = ?2)
+             AND size = ?4 AND mtime_ns = ?5",
+    )?
+    .execute(params![root, blob(rel), ino, size, mtime])?;
+    Ok(())
+}
+
+/// Re-keys rows a previous release stored under absolute paths below `path` to root `name`.
+/// A file already known under its rooted key keeps that row; the legacy row's jobs join it
+/// (taking the next generation when the same version has a job there).
+fn adopt(tx: &Connection, name: &str, path: &Path) -> rusqlite::Result<()> {
+    let mut prefix = path.as_os_str().as_bytes().to_vec();
+    if prefix.last() != Some(&b'/') {
+        prefix.push(b'/');
+    }
+    let len = prefix.len() as i64;
+    let legacy: Vec<(i64, Vec<u8>, bool)> = tx
+        .prepare(
+            "SELECT id, substr(rel, ?2 + 1), baseline FROM files
+             WHERE root = '' AND substr(rel, 1, ?2) = ?1",
+        )?
+        .query_map(params![prefix, len], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (id, rel, baseline) in legacy {
+        let existing: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM files WHERE root = ?1 AND rel = ?2",
+                params![name, rel],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(keep) = existing else {
+            tx.execute(
+                "UPDATE files SET root = ?2, rel = ?3 WHERE id = ?1",
+                params![id, name, rel],
+            )?;
+            continue;
+        };
+        let jobs: Vec<JobId> = tx
+            .prepare("SELECT id FROM jobs WHERE file_id = ?1 ORDER BY id")?
+            .query_map([id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for job in jobs {
+            tx.execute(
+                "UPDATE jobs SET file_id = ?2, generation = coalesce(
+                     (SELECT max(k.generation) + 1 FROM jobs k WHERE k.file_id = ?2
+                         AND k.rule = jobs.rule AND k.ino = jobs.ino AND k.size = jobs.size
+                         AND k.mtime_ns = jobs.mtime_ns),
+                     generation)
+                 WHERE id = ?1",
+                params![job, keep],
+            )?;
+        }
+        tx.execute(
+            "UPDATE files SET baseline = max(baseline, ?2) WHERE id = ?1",
+            params![keep, baseline],
+        )?;
+        tx.execute("DELETE FROM files WHERE id = ?1", [id])?;
+    }
+    // Outputs carry no jobs: a rooted row recorded by this release wins over its legacy twin.
+    tx.execute(
+        "UPDATE OR IGNORE outputs SET root = ?3, rel = substr(rel, ?2 + 1)
+         WHERE root = '' AND substr(rel, 1, ?2) = ?1",
+        params![prefix, len, name],
+    )?;
+    tx.execute(
+        "DELETE FROM outputs WHERE root = '' AND substr(rel, 1, ?2) = ?1",
+        params![prefix, len],
+    )?;
+    Ok(())
+}

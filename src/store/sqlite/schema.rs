@@ -1,0 +1,231 @@
+//! The SQLite schema and its migrations, numbered by `PRAGMA user_version`. A fresh store runs
+//! every migration from 1, exactly as a store written by the previous release runs the ones it
+//! lacks, so both end in the same schema. Each migration runs in the opener's `BEGIN IMMEDIATE`
+//! transaction with foreign keys off (tables are rebuilt), and never deletes a job.
+//!
+//! # Version 2 and the rows it inherits
+//!
+//! - Paths are `(root, rel)`: a named watch root and the path under it, so nodes that mount the
+//!   tree at different places agree. Rows from v1 keep their absolute path with `root = ''`
+//!   until `register_roots` adopts the ones under a registered root.
+//! - A version is `(ino, size, mtime_ns)`, without the device number, which differs between
+//!   machines. v1 versions included the device, and a sequence's `ino` was a digest whose hash
+//!   depended on the Rust release; so migrated file rows carry `legacy = 1`. A legacy row
+//!   matches a presented version on `(size, mtime_ns)` alone; the first match upgrades the file
+//!   row and the jobs of that version to the presented `ino` (and clears `legacy`), so a store
+//!   written by the previous release re-runs nothing and the unique index of `jobs` then finds
+//!   the upgraded jobs as duplicates.
+//! - v1 could record the same (rule, file, version) several times (a failed version enqueued
+//!   again, `rerun`); those rows become generations 0, 1, 2… of the key, in id order, so the
+//!   unique index holds them all.
+//! - Enqueue is idempotent by that unique index (`INSERT … ON CONFLICT DO NOTHING`). v1 let a
+//!   fresh event queue a failed version again; now the failed or cancelled job stays as it is
+//!   and the event is a duplicate: failed versions run again through catch-up at start-up
+//!   (`wants_catch_up`) or the CLI's `retry`.
+//! - v1's `counters` row is gone: `queue_seq` is per row, 0 for the engine's own jobs and
+//!   `max + 1` for jobs queued by someone else. Migrated jobs keep theirs only while queued.
+//! - v1 jobs left `running` keep `node = NULL`: the first node to `recover` takes them over
+//!   (v1 was single-node).
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// The schema this build writes.
+pub(super) const SCHEMA_VERSION: i32 = 2;
+
+/// Version 1, verbatim from the previous release.
+const V1: &str = "CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        path BLOB NOT NULL UNIQUE,
+        dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        baseline INTEGER NOT NULL DEFAULT 0,
+        seen_at INTEGER NOT NULL
+    );
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        rule TEXT NOT NULL,
+        rule_hash TEXT NOT NULL,
+        file_id INTEGER NOT NULL REFERENCES files(id),
+        dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        steps BLOB,
+        output BLOB,
+        temp_output BLOB,
+        publish_dev INTEGER, publish_ino INTEGER, publish_size INTEGER, publish_mtime_ns INTEGER,
+        exit_status TEXT,
+        error TEXT,
+        pgid INTEGER, leader_start INTEGER, boot_id TEXT,
+        created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
+        not_before INTEGER NOT NULL DEFAULT 0,
+        queue_seq INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_by_input ON jobs(file_id, rule);
+    CREATE INDEX jobs_by_status ON jobs(status, finished_at);
+    CREATE INDEX jobs_by_queue ON jobs(queue_seq) WHERE status = 'queued';
+    CREATE TABLE outputs (
+        path BLOB PRIMARY KEY,
+        job_id INTEGER NOT NULL,
+        rule TEXT NOT NULL,
+        dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL
+    );
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO counters VALUES ('queue_seq', 0);";
+
+/// Version 2: rooted paths, versions without the device, claims with fencing tokens, nodes.
+/// `jobs` has three indexes only, since each costs on every write: the unique version index
+/// (file first, so `file` and catch-up use its prefix), status counts, and the partial
+/// `queue_seq` index that only jobs queued by someone else enter.
+const V2: &str = "CREATE TABLE roots (
+        name TEXT PRIMARY KEY,
+        path BLOB NOT NULL,
+        node TEXT NOT NULL,
+        seen_at INTEGER
+    );
+    CREATE TABLE nodes (name TEXT PRIMARY KEY, heartbeat_at INTEGER NOT NULL);
+    CREATE TABLE files_v2 (
+        id INTEGER PRIMARY KEY,
+        root TEXT NOT NULL,
+        rel BLOB NOT NULL,
+        ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        legacy INTEGER NOT NULL DEFAULT 0,
+        baseline INTEGER NOT NULL DEFAULT 0,
+        seen_at INTEGER NOT NULL,
+        UNIQUE (root, rel)
+    );
+    INSERT INTO files_v2 (id, root, rel, ino, size, mtime_ns, legacy, baseline, seen_at)
+        SELECT id, '', path, ino, size, mtime_ns, 1, baseline, seen_at FROM files;
+    CREATE TABLE jobs_v2 (
+        id INTEGER PRIMARY KEY,
+        rule TEXT NOT NULL,
+        rule_hash TEXT NOT NULL,
+        file_id INTEGER NOT NULL REFERENCES files(id),
+        ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        generation INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL
+            CHECK (status IN ('queued', 'claimed', 'running', 'done', 'failed', 'cancelled')),
+        token INTEGER NOT NULL DEFAULT 0,
+        node TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        steps BLOB,
+        output BLOB,
+        temp_output BLOB,
+        publish_ino INTEGER, publish_size INTEGER, publish_mtime_ns INTEGER,
+        exit_status TEXT,
+        error TEXT,
+        pgid INTEGER, leader_start INTEGER, boot_id TEXT,
+        created_at INTEGER NOT NULL, claimed_at INTEGER, started_at INTEGER, finished_at INTEGER,
+        not_before INTEGER NOT NULL DEFAULT 0,
+        queue_seq INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO jobs_v2 (id, rule, rule_hash, file_id, ino, size, mtime_ns, generation, status,
+            attempts, steps, output, temp_output, publish_ino, publish_size, publish_mtime_ns,
+            exit_status, error, pgid, leader_start, boot_id, created_at, started_at, finished_at,
+            not_before, queue_seq)
+        SELECT id, rule, rule_hash, file_id, coalesce(ino, 0), coalesce(size, 0),
+            coalesce(mtime_ns, 0),
+            row_number() OVER (PARTITION BY file_id, rule, coalesce(ino, 0), coalesce(size, 0),
+                coalesce(mtime_ns, 0) ORDER BY id) - 1,
+            status, attempts, steps, output, temp_output, publish_ino, publish_size,
+            publish_mtime_ns, exit_status, error, pgid, leader_start, boot_id, created_at,
+            started_at, finished_at, not_before,
+            CASE WHEN status = 'queued' THEN queue_seq ELSE 0 END
+        FROM jobs;
+    CREATE TABLE outputs_v2 (
+        root TEXT NOT NULL,
+        rel BLOB NOT NULL,
+        job_id INTEGER NOT NULL,
+        rule TEXT NOT NULL,
+        ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        PRIMARY KEY (root, rel)
+    );
+    INSERT INTO outputs_v2 (root, rel, job_id, rule, ino, size, mtime_ns)
+        SELECT '', path, job_id, rule, ino, size, mtime_ns FROM outputs;
+    DROP TABLE outputs;
+    DROP TABLE jobs;
+    DROP TABLE files;
+    DROP TABLE counters;
+    ALTER TABLE files_v2 RENAME TO files;
+    ALTER TABLE jobs_v2 RENAME TO jobs;
+    ALTER TABLE outputs_v2 RENAME TO outputs;
+    CREATE UNIQUE INDEX jobs_by_version ON jobs(file_id, rule, ino, size, mtime_ns, generation);
+    CREATE INDEX jobs_by_status ON jobs(status, finished_at);
+    CREATE INDEX jobs_by_queue ON jobs(queue_seq) WHERE queue_seq > 0;";
+
+const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// Brings the schema to [`SCHEMA_VERSION`] and stamps `application_id`, in one transaction.
+/// The caller has checked the file is ours and not newer; the version is read again inside the
+/// transaction, so two processes opening an old store at once migrate it once.
+pub(super) fn migrate(conn: &mut Connection, application_id: i32) -> rusqlite::Result<()> {
+    // Rebuilding a table that others reference is only possible with the checks off; the
+    // pragma is a no-op inside a transaction, so it brackets it.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let result = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
+        }
+        tx.execute_batch(&format!("PRAGMA application_id = {application_id}"))?;
+        tx.commit()
+    })();
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_database_reaches_the_current_version_with_the_three_job_indexes() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        migrate(&mut conn, 7).expect("migrates");
+        let version: i32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND sql IS NOT NULL ORDER BY name")
+            .expect("query");
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("names");
+        assert_eq!(
+            names,
+            ["jobs_by_queue", "jobs_by_status", "jobs_by_version"]
+        );
+    }
+
+    #[test]
+    fn v1_duplicates_of_one_version_become_generations() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        conn.execute_batch(V1).expect("v1");
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO files VALUES (1, X'2F732F61', 9, 7, 10, 1000, 0, 1);
+             INSERT INTO jobs (id, rule, rule_hash, file_id, dev, ino, size, mtime_ns, status, created_at, queue_seq)
+                 VALUES (1, 'r', 'h', 1, 9, 7, 10, 1000, 'failed', 1, 1),
+                        (2, 'r', 'h', 1, 9, 7, 10, 1000, 'queued', 2, 2);",
+        )
+        .expect("rows");
+        migrate(&mut conn, 7).expect("migrates");
+        let rows: Vec<(i64, i64, i64)> = conn
+            .prepare("SELECT id, generation, queue_seq FROM jobs ORDER BY id")
+            .expect("query")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert_eq!(rows, [(1, 0, 0), (2, 1, 2)]);
+        let (root, legacy): (String, bool) = conn
+            .query_row("SELECT root, legacy FROM files", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("file");
+        assert_eq!((root.as_str(), legacy), ("", true));
+    }
+}
