@@ -23,7 +23,6 @@ pub use error::Error;
 
 use app::cli::{self, Cli, Command};
 use app::{explain, ops};
-use engine::daemon;
 use route::matcher::RuleSet;
 
 /// Runs one subcommand.
@@ -111,7 +110,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                     |dir| dir.join(".shotrouter"),
                 )
             });
-            daemon::run(daemon::Options {
+            engine::run(engine::Options {
                 rules_path: args.rules,
                 once: args.once,
                 grace: args.grace,

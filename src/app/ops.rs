@@ -11,11 +11,55 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::Error;
+use crate::media::sequence::FrameName;
 use crate::os::quote::shell_quote;
-use crate::store::{self, JobId, JobRow, Status, Store};
+use crate::store::history::{JobFilter, JobHistory};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{self, FileRecord, JobId, JobRow, Status};
 
-fn open(dir: &Path) -> Result<Store, Error> {
-    Store::open_existing(dir).map_err(|e| Error::Config(e.to_string()))
+fn open(dir: &Path) -> Result<Box<dyn JobHistory>, Error> {
+    SqliteStore::open_existing(dir)
+        .map(|s| Box::new(s) as Box<dyn JobHistory>)
+        .map_err(|e| Error::Config(e.to_string()))
+}
+
+/// Refuses ids the store has never seen: a typo must not look like "nothing to do".
+fn check_ids(history: &dyn JobHistory, ids: &[JobId]) -> Result<(), Error> {
+    let mut unknown = Vec::new();
+    for &id in ids {
+        if history.job(id).map_err(runtime)?.is_none() {
+            unknown.push(id.to_string());
+        }
+    }
+    match unknown.len() {
+        0 => Ok(()),
+        1 => Err(Error::Config(format!("no job {} in the store", unknown[0]))),
+        _ => Err(Error::Config(format!(
+            "no jobs {} in the store",
+            unknown.join(", ")
+        ))),
+    }
+}
+
+/// Refuses a rule name the store has no job of, suggesting the closest one.
+fn check_rule(history: &dyn JobHistory, rule: &str) -> Result<(), Error> {
+    let names = history.rule_names().map_err(runtime)?;
+    if names.iter().any(|n| n == rule) {
+        return Ok(());
+    }
+    let best = names
+        .iter()
+        .map(|n| (strsim::damerau_levenshtein(n, rule), n))
+        .filter(|(d, n)| *d <= 3.max(n.len() / 3))
+        .min();
+    let hint = match best {
+        Some((_, name)) => format!("; did you mean `{name}`?"),
+        None if names.is_empty() => "; the store has no jobs yet".to_string(),
+        None => format!("; rules with jobs: {}", names.join(", ")),
+    };
+    Err(Error::Config(format!(
+        "no job of rule `{rule}` in the store{hint}"
+    )))
 }
 
 fn runtime(e: impl std::fmt::Display) -> Error {
@@ -113,9 +157,13 @@ pub fn jobs(
         None => None,
     };
     let since_ms = since.map(|d| store::now_ms() - d.as_millis() as i64);
-    let rows = open(dir)?
-        .jobs(status, rule, since_ms, limit)
-        .map_err(runtime)?;
+    let filter = JobFilter {
+        status,
+        rule,
+        since_ms,
+        limit,
+    };
+    let rows = open(dir)?.jobs(&filter).map_err(runtime)?;
     if as_json {
         return json(&rows);
     }
@@ -146,10 +194,10 @@ pub fn job(dir: &Path, id: JobId, as_json: bool) -> Result<ExitCode, Error> {
         r.id, r.status, r.rule, detail.rule_hash
     );
     let _ = writeln!(out, "file      {}", shell_quote(r.path.as_bytes()));
-    if let Some((dev, ino, size, mtime)) = detail.input {
+    if let Some((_, ino, size, mtime)) = detail.input {
         let _ = writeln!(
             out,
-            "version   dev {dev} inode {ino} size {size} mtime {}.{:09}",
+            "version   inode {ino} size {size} mtime {}.{:09}",
             mtime / 1_000_000_000,
             mtime % 1_000_000_000
         );
@@ -197,16 +245,28 @@ pub fn retry(
     if ids.is_empty() && !failed {
         return Err(Error::Config("name job ids, or give --failed".into()));
     }
-    let requeued = open(dir)?
+    let mut history = open(dir)?;
+    check_ids(history.as_ref(), ids)?;
+    if let Some(rule) = rule {
+        check_rule(history.as_ref(), rule)?;
+    }
+    let requeued = history
         .retry(ids, failed.then_some(rule))
         .map_err(runtime)?;
     let listed: Vec<String> = requeued.iter().map(ToString::to_string).collect();
-    print(&format!(
+    let mut out = format!(
         "queued again: {} job{} {}\n",
         requeued.len(),
         if requeued.len() == 1 { "" } else { "s" },
         listed.join(" ")
-    ))
+    );
+    for id in ids.iter().filter(|id| !requeued.contains(id)) {
+        let _ = writeln!(
+            out,
+            "not queued again {id}: only failed or cancelled jobs are retried"
+        );
+    }
+    print(&out)
 }
 
 /// `shotrouter cancel`: marks the jobs cancelled, then stops running ones (SIGTERM to the group,
@@ -215,7 +275,9 @@ pub fn retry(
 /// # Errors
 /// No store, or a database error.
 pub fn cancel(dir: &Path, ids: &[JobId]) -> Result<ExitCode, Error> {
-    let cancelled = open(dir)?.cancel(ids).map_err(runtime)?;
+    let mut history = open(dir)?;
+    check_ids(history.as_ref(), ids)?;
+    let cancelled = history.cancel(ids).map_err(runtime)?;
     let mut out = String::new();
     for (id, group) in &cancelled {
         let mut killed = 0;
@@ -252,11 +314,40 @@ pub fn cancel(dir: &Path, ids: &[JobId]) -> Result<ExitCode, Error> {
 /// No store, or a database error.
 pub fn rerun(dir: &Path, rule: &str, since: Option<Duration>) -> Result<ExitCode, Error> {
     let since_ms = since.map(|d| store::now_ms() - d.as_millis() as i64);
-    let count = open(dir)?.rerun(rule, "rerun", since_ms).map_err(runtime)?;
+    let mut history = open(dir)?;
+    check_rule(history.as_ref(), rule)?;
+    let count = history.rerun(rule, since_ms).map_err(runtime)?;
     print(&format!(
         "queued {count} job{} of rule `{rule}`; the daemon plans them with the current rules\n",
         if count == 1 { "" } else { "s" }
     ))
+}
+
+/// The sequence a frame belongs to, as the store knows it: its `####` path (the padding as the
+/// frame is written, or unpadded) and its record.
+fn sequence_of(
+    history: &dyn JobHistory,
+    frame: &Path,
+) -> Result<Option<(PathBuf, FileRecord)>, Error> {
+    let (Some(dir), Some(name)) = (frame.parent(), frame.file_name()) else {
+        return Ok(None);
+    };
+    let Some(parsed) = FrameName::parse(name.as_encoded_bytes()) else {
+        return Ok(None);
+    };
+    let mut pads = vec![parsed.digits.len(), 1];
+    pads.dedup();
+    for pad in pads {
+        let mut hashes = parsed.head.clone();
+        hashes.extend(std::iter::repeat_n(b'#', pad));
+        hashes.extend_from_slice(&parsed.tail);
+        let path =
+            dir.join(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(hashes));
+        if let Some(record) = history.file(&path).map_err(runtime)? {
+            return Ok(Some((path, record)));
+        }
+    }
+    Ok(None)
 }
 
 /// `shotrouter files`.
@@ -269,8 +360,18 @@ pub fn files(dir: &Path, paths: &[PathBuf], as_json: bool) -> Result<ExitCode, E
     let mut out = String::new();
     for path in paths {
         let abs = crate::rules::absolute(path);
-        let record = store.file(&abs).map_err(runtime)?;
+        let mut record = store.file(&abs).map_err(runtime)?;
         let _ = writeln!(out, "{}", shell_quote(abs.as_os_str().as_encoded_bytes()));
+        if record.is_none()
+            && let Some((sequence, found)) = sequence_of(store.as_ref(), &abs)?
+        {
+            let _ = writeln!(
+                out,
+                "  a frame of the sequence {}",
+                shell_quote(sequence.as_os_str().as_encoded_bytes())
+            );
+            record = Some(found);
+        }
         match &record {
             None => {
                 let _ = writeln!(
@@ -279,10 +380,10 @@ pub fn files(dir: &Path, paths: &[PathBuf], as_json: bool) -> Result<ExitCode, E
                 );
             }
             Some(r) => {
-                if let Some((dev, ino, size, mtime)) = r.version {
+                if let Some((_, ino, size, mtime)) = r.version {
                     let _ = writeln!(
                         out,
-                        "  last seen: dev {dev} inode {ino} size {size} mtime {}{}",
+                        "  last seen: inode {ino} size {size} mtime {}{}",
                         mtime / 1_000_000_000,
                         if r.baseline {
                             " (baseline: present at first start, not run)"
@@ -297,6 +398,16 @@ pub fn files(dir: &Path, paths: &[PathBuf], as_json: bool) -> Result<ExitCode, E
                 if !r.jobs.is_empty() {
                     for line in table(&r.jobs).lines() {
                         let _ = writeln!(out, "  {line}");
+                    }
+                }
+                for job in &r.jobs {
+                    if let Some(product) = &job.output {
+                        let _ = writeln!(
+                            out,
+                            "  product of job {}: {}",
+                            job.id,
+                            shell_quote(product.as_bytes())
+                        );
                     }
                 }
             }

@@ -1,12 +1,11 @@
 //! What the daemon has already done, in memory: which version of which file each rule was
-//! dispatched for, and which files shotrouter's own jobs published.
+//! dispatched for.
 //!
 //! A version is (device, inode, size, mtime): a rescan or a duplicate event finds the same
 //! version and dispatches nothing; a re-rendered file is a new version and runs again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 pub use crate::os::version::FileVersion;
 
@@ -47,37 +46,6 @@ impl Ledger {
     }
 }
 
-/// Files published by shotrouter's jobs, so that a rule never fires on its own product.
-/// Shared with the job workers: they record a product *before* renaming it into place, so the
-/// record exists before inotify can report the rename.
-#[derive(Debug, Default)]
-pub struct Provenance {
-    published: Mutex<HashMap<PathBuf, (String, FileVersion)>>,
-}
-
-impl Provenance {
-    /// Notes that `rule` is about to publish `version` at `path`.
-    pub fn record(&self, path: &Path, rule: &str, version: FileVersion) {
-        self.lock()
-            .insert(path.to_path_buf(), (rule.to_string(), version));
-    }
-
-    /// The rule that produced this exact version of `path`, if shotrouter did.
-    pub fn producer(&self, path: &Path, version: FileVersion) -> Option<String> {
-        self.lock()
-            .get(path)
-            .filter(|(_, v)| *v == version)
-            .map(|(rule, _)| rule.clone())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (String, FileVersion)>> {
-        // A worker that panicked mid-insert leaves a valid map; keep using it.
-        self.published
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,7 +78,7 @@ mod tests {
 
     #[test]
     fn provenance_matches_only_the_published_version() {
-        let p = Provenance::default();
+        let p = crate::exec::provenance::Provenance::default();
         p.record(Path::new("/s/x.mov"), "review", version(5));
         assert_eq!(
             p.producer(Path::new("/s/x.mov"), version(5)).as_deref(),

@@ -1,8 +1,145 @@
-//! The routing engine: file events in, settled and gathered into jobs, dispatched to the
-//! executor, outcomes recorded in the store. Only the engine reads the clock.
+//! The routing engine: file events in, settled and gathered into jobs, claimed in the store and
+//! handed to the workers, outcomes recorded. One thread owns all routing state; sources,
+//! workers, signals and the rules-file watch talk to it over channels. Only the engine reads
+//! the clock.
+//!
+//! Split by concept, each file an `impl Engine` block: [`intake`] (events, settling, scans,
+//! catch-up), [`sequences`] (frames gathered into sequences), [`dispatch`] (planning, the fair
+//! queue, claims), [`outcomes`] (ends of attempts, retries, backoff), [`lifecycle`] (start,
+//! the loop, reload, shutdown), [`outbox`] (the writes of one burst of work, committed at once)
+//! and [`telemetry`] (a snapshot anyone may read without the database).
 
-pub mod daemon;
+pub mod dispatch;
+pub mod intake;
 pub mod ledger;
+pub mod lifecycle;
+pub mod outbox;
+pub mod outcomes;
 pub mod reload;
 pub mod sequencer;
+pub mod sequences;
 pub mod settle;
+pub mod telemetry;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+
+use crate::exec::pool::Pool;
+use crate::exec::provenance::Provenance;
+use crate::route::matcher::{RuleSet, Scratch};
+use crate::store::JobId;
+use crate::store::queue::{JobQueue, RootedPath};
+
+pub use lifecycle::run;
+
+use dispatch::FairQueue;
+use intake::Intake;
+use ledger::Ledger;
+use outbox::Outbox;
+use sequencer::Sequencer;
+use telemetry::{Counters, TelemetryHandle};
+
+/// How the engine is run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The rules file.
+    pub rules_path: PathBuf,
+    /// Process what is there, then exit.
+    pub once: bool,
+    /// Time running jobs get after SIGINT/SIGTERM.
+    pub grace: Duration,
+    /// Where job logs and the job store go.
+    pub state_dir: PathBuf,
+    /// Whether jobs are recorded in the store (off only for throwaway runs and benchmarks).
+    pub store: bool,
+}
+
+/// How often the store is asked for jobs queued by someone else (`retry`, `rerun`): queued
+/// work from the CLI starts within this time.
+const STORE_POLL: Duration = Duration::from_millis(500);
+
+/// How often this node tells the store it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// The engine's state; see the module docs for which file owns which part.
+pub struct Engine {
+    options: Options,
+    set: Arc<RuleSet>,
+    ledger: Ledger,
+    provenance: Arc<Provenance>,
+    intake: Intake,
+    sequences: Sequencer,
+    queue: FairQueue,
+    pool: Pool,
+    /// The job store, when jobs are recorded.
+    store: Option<Box<dyn JobQueue>>,
+    outbox: Outbox,
+    counters: Counters,
+    /// Jobs in workers' hands, for the telemetry snapshot.
+    active: std::collections::BTreeMap<String, telemetry::ActiveJob>,
+    telemetry: TelemetryHandle,
+    /// This node's name in the store.
+    node: String,
+    started_at_ms: i64,
+    /// When a commit that failed is tried again (the database is waited for, never skipped).
+    commit_retry: Option<Instant>,
+    run_tag: String,
+    next_job: u64,
+    /// Jobs planned whose last attempt has not finished.
+    outstanding: usize,
+    /// Store jobs this engine holds (waiting, claimed or running): not resumed twice.
+    known: HashSet<JobId>,
+    /// Where the poll for jobs queued by someone else stands.
+    cursor: i64,
+    next_poll: Instant,
+    next_heartbeat: Instant,
+    /// Whether this start records a baseline instead of catching up.
+    first_start: bool,
+    /// Files of the initial scan, written to the store in one go at its end.
+    baseline: Vec<(RootedPath, crate::os::version::FileVersion)>,
+    scratch: Scratch,
+    routed: Vec<usize>,
+    progress: Option<ProgressBar>,
+    /// Whether work was pending at the last check, to log the moment the queue drains.
+    busy: bool,
+}
+
+impl Engine {
+    /// The store's name for a path under watch root `root`.
+    fn rooted(&self, root: usize, rel: &std::path::Path) -> RootedPath {
+        RootedPath {
+            root: self.set.file.watch[root].name.clone(),
+            rel: rel.to_path_buf(),
+        }
+    }
+
+    /// The earliest moment something is due: a settle, a scanned file, a sequence, a retry,
+    /// the store poll or the heartbeat.
+    fn next_deadline(&self) -> Option<Instant> {
+        let store = self
+            .store
+            .as_ref()
+            .map(|_| self.next_poll.min(self.next_heartbeat));
+        [
+            self.intake.next_deadline(),
+            self.sequences.next_deadline(),
+            self.queue.next_delayed(),
+            store,
+            self.commit_retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.outstanding == 0
+            && self.intake.is_empty()
+            && self.sequences.is_empty()
+            && self.outbox.is_empty()
+    }
+}

@@ -2,4 +2,5 @@
 //! through duct in a process group, never a shell, with a watchdog for deadlines).
 
 pub mod pool;
+pub mod provenance;
 pub mod runner;

@@ -1,44 +1,49 @@
-//! The job queue and its workers: at most `jobs` running at once and at most `concurrency` per
-//! rule. Rules are served round-robin, so ten thousand frames for one rule do not starve the
-//! SAN copy of another; within a rule jobs run in arrival order. Retries wait in a delayed queue
-//! without holding a worker.
+//! The workers: `jobs` threads that run jobs the engine has already claimed, in the order it
+//! handed them over. Fairness between rules, per-rule limits and retry delays are decided by
+//! the engine before it claims a job; the pool only runs what it is given.
+//!
+//! A worker reports each step's process group to the engine (recorded in its next group commit)
+//! and writes the product's version to the store itself, just before the rename, with the job's
+//! fencing token: a product of a superseded claim is never published.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use std::path::{Path, PathBuf};
-
-use crate::engine::ledger::Provenance;
+use crate::exec::provenance::Provenance;
 use crate::exec::runner::{self, JobControl, JobHooks, JobSpec, Outcome, Watchdog};
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
-use crate::store::{JobId, Store};
+use crate::store::StoreError;
+use crate::store::queue::{Claim, JobQueue};
 
-/// What a worker tells the daemon, in order: a job's start, then its end.
+/// Opens a store connection for a worker (each worker has its own).
+pub type QueueFactory = Arc<dyn Fn() -> Result<Box<dyn JobQueue>, StoreError> + Send + Sync>;
+
+/// What a worker tells the engine, in order: each step's start, then the attempt's end.
 #[derive(Debug)]
 pub enum Report {
-    /// The job's first step started in this process group.
+    /// A step of a claimed job started in this process group.
     Started {
-        /// Whether this is the job's first step (which claims the job).
-        first: bool,
-        /// The job's row in the store.
-        store_id: JobId,
-        /// The pool's handle on it, to cancel it if a user cancelled it meanwhile.
+        /// The job's claim.
+        claim: Claim,
+        /// The pool's handle on the job, to stop it if the claim turns out cancelled or stale.
         job: u64,
-        /// Its hidden temp output, removed at recovery if the daemon dies.
+        /// Its hidden temp output, removed at recovery if the engine dies.
         temp_output: Option<PathBuf>,
-        /// The group, to kill at recovery if the daemon dies.
+        /// The group, to kill at recovery if the engine dies.
         group: Option<GroupId>,
     },
     /// An attempt ended.
     Finished(Box<Finished>),
 }
 
-/// A finished attempt, sent back to the daemon.
+/// A finished attempt, sent back to the engine.
 #[derive(Debug)]
 pub struct Finished {
     /// What ran.
@@ -61,136 +66,99 @@ struct Shared {
     done: Sender<Report>,
     provenance: Arc<Provenance>,
     watchdog: Watchdog,
-    /// The state folder, when jobs are recorded; each worker opens its own connection.
-    store_dir: Option<PathBuf>,
-}
-
-/// Reports a worker's job as it runs: its start to the daemon (which records it in its next
-/// group commit), its product in memory and, before the rename, in the store.
-struct WorkerHooks<'a> {
-    shared: &'a Shared,
-    /// Opened on the first publish: the only write a worker makes itself, since it must be
-    /// durable before the rename.
-    store: &'a mut Option<Store>,
-    spec: &'a JobSpec,
-    job: u64,
-    started: bool,
-}
-
-impl JobHooks for WorkerHooks<'_> {
-    fn group_started(&mut self, pgid: i32) -> bool {
-        let Some(store_id) = self.spec.store_id else {
-            return true;
-        };
-        let _ = self.shared.done.send(Report::Started {
-            first: !self.started,
-            store_id,
-            job: self.job,
-            temp_output: self.spec.output.as_ref().map(|o| o.temp_path.clone()),
-            group: GroupId::of(pgid),
-        });
-        self.started = true;
-        true
-    }
-
-    fn publishing(&mut self, output: &Path, version: FileVersion) {
-        self.shared
-            .provenance
-            .record(output, &self.spec.rule, version);
-        let Some(id) = self.spec.store_id else { return };
-        let Some(dir) = self.shared.store_dir.as_deref() else {
-            return;
-        };
-        if self.store.is_none() {
-            match Store::open(dir) {
-                Ok(store) => *self.store = Some(store),
-                Err(e) => {
-                    tracing::warn!(job = id, error = %e, "cannot open the store to record the product")
-                }
-            }
-        }
-        if let Some(store) = self.store.as_mut()
-            && let Err(e) = store.publishing(id, &self.spec.rule, output, version)
-        {
-            tracing::warn!(job = id, error = %e, "cannot record the product before publishing it");
-        }
-    }
+    store: Option<QueueFactory>,
 }
 
 #[derive(Default)]
 struct State {
     limit: usize,
-    rule_limits: HashMap<String, usize>,
-    queues: BTreeMap<String, VecDeque<JobSpec>>,
-    rotation: usize,
-    delayed: Vec<(Instant, JobSpec)>,
-    running: HashMap<String, usize>,
-    running_total: usize,
+    ready: VecDeque<JobSpec>,
+    running: usize,
     controls: HashMap<u64, Arc<JobControl>>,
     started: u64,
     closing: bool,
 }
 
-impl State {
-    /// The next job allowed to start now, if any.
-    fn pick(&mut self, now: Instant) -> Option<JobSpec> {
-        let mut index = 0;
-        while index < self.delayed.len() {
-            if self.delayed[index].0 <= now {
-                let (_, spec) = self.delayed.swap_remove(index);
-                self.queues
-                    .entry(spec.rule.clone())
-                    .or_default()
-                    .push_back(spec);
-            } else {
-                index += 1;
-            }
+/// Reports a worker's job as it runs: each step's group to the engine, its product in memory
+/// and, before the rename, in the store.
+struct WorkerHooks<'a> {
+    shared: &'a Shared,
+    /// Opened on the first publish: the only write a worker makes itself, since it must be
+    /// durable before the rename.
+    store: &'a mut Option<Box<dyn JobQueue>>,
+    spec: &'a JobSpec,
+    job: u64,
+}
+
+impl JobHooks for WorkerHooks<'_> {
+    fn group_started(&mut self, pgid: i32) -> bool {
+        if let Some(claim) = self.spec.claim {
+            let _ = self.shared.done.send(Report::Started {
+                claim,
+                job: self.job,
+                temp_output: self.spec.output.as_ref().map(|o| o.temp_path.clone()),
+                group: GroupId::of(pgid),
+            });
         }
-        if self.running_total >= self.limit {
-            return None;
-        }
-        let rules: Vec<String> = self
-            .queues
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(r, _)| r.clone())
-            .collect();
-        for offset in 0..rules.len() {
-            let rule = &rules[(self.rotation + offset) % rules.len()];
-            let limit = self.rule_limits.get(rule).copied().unwrap_or(usize::MAX);
-            if self.running.get(rule).copied().unwrap_or(0) < limit {
-                self.rotation = (self.rotation + offset + 1) % rules.len();
-                return self.queues.get_mut(rule).and_then(VecDeque::pop_front);
-            }
-        }
-        None
+        true
     }
 
-    fn next_delayed(&self) -> Option<Instant> {
-        self.delayed.iter().map(|(at, _)| *at).min()
+    fn publishing(&mut self, output: &Path, version: FileVersion) -> bool {
+        let Some(claim) = self.spec.claim else {
+            self.shared
+                .provenance
+                .record(output, &self.spec.rule, version);
+            return true;
+        };
+        let Some(open) = self.shared.store.as_ref() else {
+            return true;
+        };
+        if self.store.is_none() {
+            match open() {
+                Ok(store) => *self.store = Some(store),
+                Err(e) => {
+                    tracing::warn!(job = claim.id, error = %e, "cannot open the store to record the product");
+                }
+            }
+        }
+        if let Some(store) = self.store.as_mut() {
+            match store.publishing(claim, &self.spec.rule, output, version) {
+                Ok(()) => {}
+                Err(e @ StoreError::Stale { .. }) => {
+                    tracing::error!(job = claim.id, error = %e, "not publishing: this attempt lost its claim");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(job = claim.id, error = %e, "cannot record the product before publishing it");
+                }
+            }
+        }
+        self.shared
+            .provenance
+            .record(output, &self.spec.rule, version);
+        true
     }
 }
 
 impl Pool {
-    /// Starts `limit` workers; finished attempts are sent to `done`.
+    /// Starts `limit` workers; finished attempts are sent to `done`. With `store`, each worker
+    /// records products in the store before publishing them.
     pub fn new(
         limit: usize,
-        rule_limits: HashMap<String, usize>,
         provenance: Arc<Provenance>,
-        store_dir: Option<PathBuf>,
+        store: Option<QueueFactory>,
         done: Sender<Report>,
     ) -> Pool {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 limit,
-                rule_limits,
                 ..State::default()
             }),
             wake: Condvar::new(),
             done,
             provenance,
             watchdog: Watchdog::start(),
-            store_dir,
+            store,
         });
         let mut pool = Pool {
             shared,
@@ -217,69 +185,43 @@ impl Pool {
         }
     }
 
-    /// Queues a job to run as soon as limits allow.
+    /// Runs a claimed job as soon as a worker is free.
     pub fn submit(&self, spec: JobSpec) {
-        let mut state = self.lock();
-        state
-            .queues
-            .entry(spec.rule.clone())
-            .or_default()
-            .push_back(spec);
-        drop(state);
+        self.lock().ready.push_back(spec);
         self.shared.wake.notify_one();
     }
 
-    /// Queues a job to run no earlier than `at` (a retry after backoff).
-    pub fn submit_at(&self, spec: JobSpec, at: Instant) {
-        self.lock().delayed.push((at, spec));
-        self.shared.wake.notify_all();
-    }
-
-    /// Applies new limits after a rules reload.
-    pub fn set_limits(&mut self, limit: usize, rule_limits: HashMap<String, usize>) {
-        {
-            let mut state = self.lock();
-            state.limit = limit;
-            state.rule_limits = rule_limits;
-        }
+    /// Applies a new worker count after a rules reload.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.lock().limit = limit;
         self.grow_to(limit);
         self.shared.wake.notify_all();
     }
 
-    /// Jobs waiting (including delayed retries).
-    pub fn queued(&self) -> usize {
-        let state = self.lock();
-        state.queues.values().map(VecDeque::len).sum::<usize>() + state.delayed.len()
+    /// Jobs handed over and not started yet.
+    pub fn waiting(&self) -> usize {
+        self.lock().ready.len()
     }
 
     /// Jobs running.
     pub fn running(&self) -> usize {
-        self.lock().running_total
+        self.lock().running
     }
 
     /// Removes every job not yet started and returns them.
     pub fn drain_queued(&self) -> Vec<JobSpec> {
-        let mut state = self.lock();
-        let mut drained: Vec<JobSpec> = std::mem::take(&mut state.queues)
-            .into_values()
-            .flatten()
-            .collect();
-        drained.extend(
-            std::mem::take(&mut state.delayed)
-                .into_iter()
-                .map(|(_, s)| s),
-        );
-        drained
+        std::mem::take(&mut self.lock().ready).into()
     }
 
-    /// Cancels one running job (a user cancelled it just as it started).
+    /// Stops one job: SIGTERM to its group now, SIGKILL after a grace (a user cancelled it,
+    /// or its claim was superseded).
     pub fn cancel(&self, job: u64) {
         if let Some(control) = self.lock().controls.get(&job) {
             self.shared.watchdog.cancel(job, control);
         }
     }
 
-    /// Cancels every running job (SIGTERM to its group, SIGKILL after a grace).
+    /// Cancels every running job.
     pub fn cancel_running(&self) {
         for (job, control) in &self.lock().controls {
             self.shared.watchdog.cancel(*job, control);
@@ -307,34 +249,26 @@ impl Shared {
 }
 
 fn worker(shared: &Shared) {
-    let mut store: Option<Store> = None;
+    let mut store: Option<Box<dyn JobQueue>> = None;
     let mut state = shared.lock();
     loop {
         if state.closing {
             return;
         }
-        let Some(spec) = state.pick(Instant::now()) else {
-            state = match state.next_delayed() {
-                Some(at) => {
-                    let wait = at.saturating_duration_since(Instant::now());
-                    shared
-                        .wake
-                        .wait_timeout(state, wait)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-                None => shared
-                    .wake
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-            };
+        if state.running >= state.limit || state.ready.is_empty() {
+            state = shared
+                .wake
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+            continue;
+        }
+        let Some(spec) = state.ready.pop_front() else {
             continue;
         };
         let control = Arc::new(JobControl::default());
         state.started += 1;
         let job = state.started;
-        state.running_total += 1;
-        *state.running.entry(spec.rule.clone()).or_default() += 1;
+        state.running += 1;
         state.controls.insert(job, control.clone());
         drop(state);
 
@@ -345,19 +279,14 @@ fn worker(shared: &Shared) {
             store: &mut store,
             spec: &spec,
             job,
-            started: false,
         };
         let outcome = runner::run(&spec, job, &control, &shared.watchdog, &mut hooks);
         let duration = started.elapsed();
 
         state = shared.lock();
-        state.running_total -= 1;
-        if let Some(n) = state.running.get_mut(&spec.rule) {
-            *n -= 1;
-        }
+        state.running -= 1;
         state.controls.remove(&job);
-        // A slot freed: another worker may now start a job this rule's limit held back.
-        shared.wake.notify_all();
+        shared.wake.notify_one();
         let _ = shared.done.send(Report::Finished(Box::new(Finished {
             spec,
             outcome,

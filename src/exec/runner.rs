@@ -51,8 +51,8 @@ pub struct JobSpec {
     pub log_path: PathBuf,
     /// 1 for the first try.
     pub attempt: u32,
-    /// The job's row in the store, when there is one.
-    pub store_id: Option<crate::store::JobId>,
+    /// The job's claim in the store (its fencing token), when jobs are recorded.
+    pub claim: Option<crate::store::queue::Claim>,
     /// Symlink view of a sequence, made before the first step and removed after the last.
     pub view: Option<crate::media::sequence::View>,
     /// What the product must be, checked with ffprobe before it is published.
@@ -229,8 +229,9 @@ pub trait JobHooks {
     /// A step's process group started (the daemon may die; a later one must be able to kill it).
     /// Returning false stops the job at once (a user cancelled it while it waited).
     fn group_started(&mut self, pgid: i32) -> bool;
-    /// The product is about to be renamed into place with this version.
-    fn publishing(&mut self, output: &Path, version: FileVersion);
+    /// The product is about to be renamed into place with this version. Returning false
+    /// discards it instead: the attempt no longer holds the job's claim.
+    fn publishing(&mut self, output: &Path, version: FileVersion) -> bool;
 }
 
 /// Runs one attempt of a job to the end. `job` is a number unique among running jobs.
@@ -532,7 +533,13 @@ fn publish(output: &OutputPaths, hooks: &mut dyn JobHooks) -> Result<PathBuf, Fa
     };
     // Recorded before the rename: the rename's own inotify event already finds it, and a crash
     // between the two is recognisable at recovery.
-    hooks.publishing(&output.final_path, version);
+    if !hooks.publishing(&output.final_path, version) {
+        let _ = std::fs::remove_file(&output.temp_path);
+        return Err(Failure::Publish(
+            "this attempt's claim was superseded (the job was claimed again or cancelled); its product was discarded"
+                .into(),
+        ));
+    }
     std::fs::rename(&output.temp_path, &output.final_path).map_err(|e| {
         Failure::Publish(format!(
             "cannot rename `{}` to `{}`: {e}",

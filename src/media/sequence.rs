@@ -201,6 +201,17 @@ pub enum OnGaps {
     Hold,
 }
 
+impl OnGaps {
+    /// The name used in `rules.yaml` and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnGaps::Warn => "warn",
+            OnGaps::Fail => "fail",
+            OnGaps::Hold => "hold",
+        }
+    }
+}
+
 impl Sequence {
     /// `sh010_comp_v001.####.tif` (`#` alone when unpadded).
     pub fn hashes_name(&self) -> OsString {

@@ -4,6 +4,7 @@ mod cli;
 mod daemon;
 mod env;
 mod media;
+mod operations;
 mod sequences;
 mod store;
 mod watch;

@@ -368,3 +368,136 @@ fn read_only_or_full_state_folders_are_clear_errors_at_start() {
     let err = stderr(&out);
     assert!(err.contains("full") || err.contains("not usable"), "{err}");
 }
+
+/// Remakes the tree `tests/data/store-v1` was recorded on (same path, contents and mtimes; see
+/// its README), with a state folder holding a copy of that v1 store.
+fn v1_fixture() -> std::path::PathBuf {
+    let root = Path::new("/tmp/shotrouter-v1-fixture");
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(root.join("shots/plates")).expect("plates");
+    std::fs::create_dir_all(root.join("shots/sh010/comp")).expect("comp");
+    std::fs::create_dir_all(root.join("state")).expect("state");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-v1");
+    std::fs::copy(data.join("rules.yaml"), root.join("rules.yaml")).expect("rules");
+    std::fs::copy(data.join("shotrouter.db"), root.join("state/shotrouter.db")).expect("db");
+    std::fs::write(root.join("shots/plates/a.txt"), "plate a\n").expect("a");
+    std::fs::write(
+        root.join("shots/plates/b.txt"),
+        "plate b, a little longer\n",
+    )
+    .expect("b");
+    for n in 1001..=1004 {
+        std::fs::write(
+            root.join(format!("shots/sh010/comp/sh010_comp.{n}.tif")),
+            format!("frame {n}\n"),
+        )
+        .expect("frame");
+    }
+    let touch = |when: &str, files: &[&str]| {
+        let status = std::process::Command::new("touch")
+            .env("TZ", "UTC")
+            .arg("-d")
+            .arg(when)
+            .args(files.iter().map(|f| root.join("shots").join(f)))
+            .status()
+            .expect("touch runs");
+        assert!(status.success());
+    };
+    touch(
+        "2026-01-02 03:04:05.123456789",
+        &["plates/a.txt", "plates/b.txt"],
+    );
+    touch(
+        "2026-01-02 03:04:06.000000001",
+        &[
+            "sh010/comp/sh010_comp.1001.tif",
+            "sh010/comp/sh010_comp.1002.tif",
+            "sh010/comp/sh010_comp.1003.tif",
+        ],
+    );
+    touch("2026-01-02 03:04:07.5", &["sh010/comp/sh010_comp.1004.tif"]);
+    root.to_path_buf()
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_shotrouter"))
+        .args(args)
+        .current_dir(dir)
+        .env("SHOTROUTER_LOG", "info")
+        .output()
+        .expect("shotrouter runs")
+}
+
+#[test]
+fn issue_9_a_store_written_by_the_previous_release_migrates_and_reruns_nothing() {
+    let _inotify = crate::daemon::INOTIFY_LIMITS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let root = v1_fixture();
+    // A restart of the daemon: catch-up finds every file unchanged since the old release ran.
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_shotrouter"))
+        .args(["watch", "--state", "state", "rules.yaml"])
+        .current_dir(&root)
+        .env("SHOTROUTER_LOG", "info")
+        .stderr(std::fs::File::create(root.join("daemon.log")).expect("log"))
+        .spawn()
+        .expect("daemon starts");
+    let log = || std::fs::read_to_string(root.join("daemon.log")).unwrap_or_default();
+    wait_until("the initial scan", Duration::from_secs(30), || {
+        log().contains("initial scan done")
+    });
+    // The sequence gathers for its settle (5 s) before catch-up decides; then all is idle.
+    wait_until("catch-up to finish", Duration::from_secs(30), || {
+        log().contains("idle:")
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("stop");
+    assert!(daemon.wait().expect("exits").success(), "{}", log());
+    assert!(!log().contains(" start "), "nothing ran again:\n{}", log());
+    // `--once` over the same tree runs nothing either: the store has every version.
+    let once = run_in(
+        &root,
+        &["watch", "--once", "--state", "state", "rules.yaml"],
+    );
+    let text = String::from_utf8_lossy(&once.stderr).into_owned();
+    assert!(once.status.success(), "{text}");
+    assert!(!text.contains(" start "), "nothing ran again:\n{text}");
+    let jobs = run_in(&root, &["jobs", "--state", "state", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&jobs.stdout).expect("JSON");
+    let mut seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["rule"].as_str().expect("rule").to_string(),
+                r["status"].as_str().expect("status").to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("comp-frames".to_string(), "done".to_string()),
+            ("copy-plates".to_string(), "done".to_string()),
+            ("copy-plates".to_string(), "done".to_string()),
+        ]
+    );
+    assert!(
+        rows.iter().any(|r| r["path"]
+            == "/tmp/shotrouter-v1-fixture/shots/sh010/comp/sh010_comp.####.tif"),
+        "{rows:?}"
+    );
+    // A changed file is new work, once.
+    std::fs::write(root.join("shots/plates/a.txt"), "plate a, re-delivered\n").expect("a");
+    let once = run_in(
+        &root,
+        &["watch", "--once", "--state", "state", "rules.yaml"],
+    );
+    let text = String::from_utf8_lossy(&once.stderr).into_owned();
+    assert!(once.status.success(), "{text}");
+    assert_eq!(text.matches(" start ").count(), 1, "{text}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -9,9 +9,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::history::{JobFilter, JobHistory};
 use super::super::{
-    FileRecord, JobDetail, JobId, JobRow, Status, StatusReport, StoreError, blob, decode_steps,
-    lossy, now_ms,
+    FileRecord, JobDetail, JobId, JobRow, Status, StatusReport, StoreError, now_ms,
 };
+use super::encoding::{blob, decode_steps, lossy};
 use super::{NEXT_QUEUE_SEQ, SqliteStore, display_path, group_of};
 use crate::os::process::GroupId;
 

@@ -6,7 +6,8 @@
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::super::queue::Abandoned;
-use super::super::{JobId, StoreError, now_ms, path_of};
+use super::super::{JobId, StoreError, now_ms};
+use super::encoding::path_of;
 use super::{NEXT_QUEUE_SEQ, SqliteStore, group_of};
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;

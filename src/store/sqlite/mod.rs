@@ -12,11 +12,14 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::StoreError;
 use super::queue::RootedPath;
-use super::{APPLICATION_ID, DB_FILE, StoreError, lossy, path_of, retry_soon};
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
+use encoding::{APPLICATION_ID, lossy, path_of, retry_soon};
 
+mod encoding;
+pub use encoding::DB_FILE;
 mod history;
 mod lease;
 mod queue;

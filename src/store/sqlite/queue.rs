@@ -11,7 +11,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::super::queue::{
     Abandoned, Answer, Claim, Ending, JobQueue, NewJob, QueuedJob, RootedPath, Write,
 };
-use super::super::{JobId, StoreError, blob, encode_steps, now_ms, path_of};
+use super::super::{JobId, StoreError, now_ms};
+use super::encoding::{blob, encode_steps, path_of};
 use super::{SqliteStore, stored};
 use crate::os::version::FileVersion;
 

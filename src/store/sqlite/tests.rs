@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
+use super::super::StoreError;
 use super::super::contract::{Backend, contract_tests};
 use super::super::history::{JobFilter, JobHistory};
 use super::super::queue::{Answer, JobQueue, NewJob, RootedPath, Write};
-use super::super::{DB_FILE, StoreError};
 use super::SqliteStore;
+use super::encoding::DB_FILE;
 use crate::os::version::FileVersion;
 
 /// One store in a temp dir; every handle is a connection of its own.

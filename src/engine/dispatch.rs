@@ -1,0 +1,546 @@
+//! From a routed file to a claimed job in a worker's hands: planning, the store record, the fair
+//! queue and the claim.
+//!
+//! Rules take turns (round-robin), so ten thousand frames for one rule do not starve the SAN
+//! copy of another; within a rule jobs keep their arrival order. A job is claimed in the store
+//! before it is handed to a worker, and only while a slot is free: at most `jobs` running plus
+//! `jobs` claimed and ready, so a worker never waits on the store between two jobs and a node
+//! never hoards work another node could run. Retries wait here, not in a worker.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::exec::runner::JobSpec;
+use crate::media::sequence::Sequence;
+use crate::os::version::FileVersion;
+use crate::route::plan;
+use crate::store::JobId;
+use crate::store::queue::{NewJob, QueuedJob, Write};
+
+use super::Engine;
+use super::outbox::Then;
+
+/// A planned job waiting for a slot: its store id when it is recorded.
+#[derive(Debug)]
+pub struct Pending {
+    /// The job's id in the store.
+    pub id: Option<JobId>,
+    /// What it runs.
+    pub spec: JobSpec,
+}
+
+/// Jobs waiting for a slot, per rule, and the slots in use.
+#[derive(Debug, Default)]
+pub struct FairQueue {
+    queues: BTreeMap<String, VecDeque<Pending>>,
+    rotation: usize,
+    delayed: Vec<(Instant, Pending)>,
+    in_use: HashMap<String, usize>,
+    in_use_total: usize,
+    limit: usize,
+    rule_limits: HashMap<String, usize>,
+}
+
+impl FairQueue {
+    /// A queue for `jobs` workers with per-rule `concurrency` limits.
+    pub fn new(jobs: usize, rule_limits: HashMap<String, usize>) -> FairQueue {
+        FairQueue {
+            limit: jobs,
+            rule_limits,
+            ..FairQueue::default()
+        }
+    }
+
+    /// Applies new limits after a reload.
+    pub fn set_limits(&mut self, jobs: usize, rule_limits: HashMap<String, usize>) {
+        self.limit = jobs;
+        self.rule_limits = rule_limits;
+    }
+
+    /// Slots: the workers plus as many claimed jobs ready to start.
+    fn capacity(&self) -> usize {
+        self.limit * 2
+    }
+
+    fn rule_has_room(&self, rule: &str) -> bool {
+        let limit = self.rule_limits.get(rule).copied().unwrap_or(usize::MAX);
+        self.in_use.get(rule).copied().unwrap_or(0) < limit
+    }
+
+    /// Whether a new job of `rule` may take a slot at once (nothing of its rule waits ahead).
+    pub fn has_slot_now(&self, rule: &str) -> bool {
+        self.in_use_total < self.capacity()
+            && self.rule_has_room(rule)
+            && self.queues.get(rule).is_none_or(VecDeque::is_empty)
+    }
+
+    /// Takes a slot for a job of `rule`.
+    pub fn reserve(&mut self, rule: &str) {
+        *self.in_use.entry(rule.to_string()).or_default() += 1;
+        self.in_use_total += 1;
+    }
+
+    /// Gives back a slot of `rule` (its job ended, or its claim was refused).
+    pub fn release(&mut self, rule: &str) {
+        if let Some(n) = self.in_use.get_mut(rule)
+            && *n > 0
+        {
+            *n -= 1;
+            self.in_use_total -= 1;
+        }
+    }
+
+    /// Queues a job behind the others of its rule.
+    pub fn push(&mut self, pending: Pending) {
+        self.queues
+            .entry(pending.spec.rule.clone())
+            .or_default()
+            .push_back(pending);
+    }
+
+    /// Queues a job to wait until `at` (a retry's backoff, a queued job's `not_before`).
+    pub fn delay(&mut self, pending: Pending, at: Instant) {
+        self.delayed.push((at, pending));
+    }
+
+    /// The earliest delayed job's time.
+    pub fn next_delayed(&self) -> Option<Instant> {
+        self.delayed.iter().map(|(at, _)| *at).min()
+    }
+
+    /// The next job allowed to take a slot now, with the slot taken.
+    pub fn pick(&mut self, now: Instant) -> Option<Pending> {
+        let mut index = 0;
+        while index < self.delayed.len() {
+            if self.delayed[index].0 <= now {
+                let (_, pending) = self.delayed.swap_remove(index);
+                self.push(pending);
+            } else {
+                index += 1;
+            }
+        }
+        if self.in_use_total >= self.capacity() {
+            return None;
+        }
+        let rules: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(r, _)| r.clone())
+            .collect();
+        for offset in 0..rules.len() {
+            let rule = &rules[(self.rotation + offset) % rules.len()];
+            if self.rule_has_room(rule) {
+                self.rotation = (self.rotation + offset + 1) % rules.len();
+                let pending = self.queues.get_mut(rule).and_then(VecDeque::pop_front)?;
+                self.reserve(rule);
+                return Some(pending);
+            }
+        }
+        None
+    }
+
+    /// Jobs waiting, delayed ones included.
+    pub fn len(&self) -> usize {
+        self.queues.values().map(VecDeque::len).sum::<usize>() + self.delayed.len()
+    }
+
+    /// Whether no job waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Jobs waiting for a retry.
+    pub fn delayed_len(&self) -> usize {
+        self.delayed.len()
+    }
+
+    /// Removes every waiting job.
+    pub fn drain(&mut self) -> Vec<Pending> {
+        let mut all: Vec<Pending> = std::mem::take(&mut self.queues)
+            .into_values()
+            .flatten()
+            .collect();
+        all.extend(
+            std::mem::take(&mut self.delayed)
+                .into_iter()
+                .map(|(_, p)| p),
+        );
+        all
+    }
+}
+
+impl Engine {
+    pub(super) fn dispatch(
+        &mut self,
+        index: usize,
+        root: usize,
+        rel: &Path,
+        version: Option<FileVersion>,
+    ) {
+        self.dispatch_subject(index, root, rel, version, None);
+    }
+
+    /// Records and queues a job of rule `index` on a file, or on a sequence whose first frame
+    /// is `rel`. A sequence is identified by its `####` path and a digest of its frames.
+    pub(super) fn dispatch_subject(
+        &mut self,
+        index: usize,
+        root: usize,
+        rel: &Path,
+        version: Option<FileVersion>,
+        sequence: Option<Sequence>,
+    ) {
+        let set = self.set.clone();
+        let rule = &set.file.rules[index];
+        let identity_rel = match &sequence {
+            Some(seq) => seq
+                .hashes_path()
+                .strip_prefix(&set.file.watch[root].path)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| seq.hashes_path()),
+            None => rel.to_path_buf(),
+        };
+        let abs = set.file.watch[root].path.join(&identity_rel);
+        if let Some(version) = version
+            && !self.ledger.record(&rule.name, &abs, version)
+        {
+            tracing::debug!(rule = %rule.name, path = %abs.display(), "this version was already dispatched");
+            return;
+        }
+        let mut spec = match self.plan_job(index, root, rel, sequence.as_ref()) {
+            Ok(spec) => spec,
+            Err(reason) => {
+                self.record_unplannable(index, root, &identity_rel, version, &reason);
+                return;
+            }
+        };
+        spec.path = abs;
+        self.outstanding += 1;
+        self.counters.planned += 1;
+        if let Some(bar) = &self.progress {
+            bar.inc_length(1);
+        }
+        match (self.store.is_some(), version) {
+            (true, Some(version)) => {
+                let claim = self.queue.has_slot_now(&rule.name);
+                if claim {
+                    self.queue.reserve(&rule.name);
+                }
+                let job = NewJob {
+                    rule: rule.name.clone(),
+                    rule_hash: rule.definition_hash.clone(),
+                    input: self.rooted(root, &identity_rel),
+                    version,
+                    steps: spec.steps.clone(),
+                    output: spec.output.as_ref().map(|o| o.final_path.clone()),
+                    unplannable: None,
+                };
+                self.outbox.push(
+                    Write::Enqueue {
+                        job: Box::new(job),
+                        claim,
+                    },
+                    Then::Enqueued {
+                        spec: Box::new(spec),
+                        reserved: claim,
+                    },
+                );
+            }
+            // Deletions and runs without a store are not recorded.
+            _ => self.queue.push(Pending { id: None, spec }),
+        }
+    }
+
+    /// A job that cannot be built (a variable without a value, `on_gaps: fail`): logged,
+    /// counted failed, and recorded as a failed job so `shotrouter jobs --status failed` shows it.
+    fn record_unplannable(
+        &mut self,
+        index: usize,
+        root: usize,
+        rel: &Path,
+        version: Option<FileVersion>,
+        reason: &str,
+    ) {
+        let rule = &self.set.file.rules[index];
+        tracing::error!(rule = %rule.name, path = %self.set.file.watch[root].path.join(rel).display(), error = %reason, "cannot build the job");
+        self.counters.failed += 1;
+        if let (true, Some(version)) = (self.store.is_some(), version) {
+            let job = NewJob {
+                rule: rule.name.clone(),
+                rule_hash: rule.definition_hash.clone(),
+                input: self.rooted(root, rel),
+                version,
+                steps: Vec::new(),
+                output: None,
+                unplannable: Some(reason.to_string()),
+            };
+            self.outbox.push(
+                Write::Enqueue {
+                    job: Box::new(job),
+                    claim: false,
+                },
+                Then::Nothing,
+            );
+        }
+    }
+
+    /// Plans rule `index` for a file (or a sequence starting at `rel`).
+    pub(super) fn plan_job(
+        &mut self,
+        index: usize,
+        root: usize,
+        rel: &Path,
+        sequence: Option<&Sequence>,
+    ) -> Result<JobSpec, String> {
+        let set = self.set.clone();
+        let rule = &set.file.rules[index];
+        let root_path = &set.file.watch[root].path;
+        self.next_job += 1;
+        let id = format!("{}-{}", self.run_tag, self.next_job);
+        let view_dir = self.options.state_dir.join("views").join(&id);
+        let input = sequence.map(|sequence| plan::SequenceInput {
+            sequence,
+            view_dir: &view_dir,
+        });
+        if rule.sequence.is_some() && input.is_none() {
+            return Err("a sequence rule needs the sequence's frames".into());
+        }
+        let planned = plan::plan(&set, index, root_path, rel, &format!("sr{id}"), input)
+            .map_err(|e| e.to_string())?;
+        if !planned.missing.is_empty() {
+            let on_gaps = rule
+                .sequence
+                .as_ref()
+                .map_or("warn", |s| s.on_gaps.as_str());
+            tracing::warn!(rule = %rule.name, path = %root_path.join(rel).display(), missing = %crate::media::sequence::format_ranges(&planned.missing), on_gaps, "sequence has missing frames");
+        }
+        Ok(JobSpec {
+            log_path: self.log_path(&rule.name, &id),
+            id,
+            rule: rule.name.clone(),
+            path: root_path.join(rel),
+            steps: planned.steps,
+            output: planned.output,
+            allowed_roots: plan::allowed_output_roots(&set),
+            timeout: rule.timeout,
+            attempt: 1,
+            claim: None,
+            view: planned.view,
+            verify: planned.verify,
+        })
+    }
+
+    fn log_path(&self, rule: &str, id: &str) -> std::path::PathBuf {
+        self.options
+            .state_dir
+            .join("logs")
+            .join(rule)
+            .join(format!("{id}.log"))
+    }
+
+    /// Names a job after its store id: its log file, and the set of jobs this engine holds.
+    pub(super) fn adopt(&mut self, spec: &mut JobSpec, id: JobId) {
+        spec.id = id.to_string();
+        spec.log_path = self.log_path(&spec.rule, &spec.id);
+        self.known.insert(id);
+    }
+
+    /// Takes slots for waiting jobs: recorded ones are claimed first (handed over once the
+    /// claim is committed), unrecorded ones go to a worker at once.
+    pub(super) fn fill(&mut self, now: Instant) {
+        while let Some(Pending { id, spec }) = self.queue.pick(now) {
+            match (id, self.store.is_some()) {
+                (Some(id), true) => self
+                    .outbox
+                    .push(Write::Claim { id }, Then::Claimed(Box::new(spec))),
+                _ => self.hand_over(spec),
+            }
+        }
+    }
+
+    /// Gives a claimed job to the workers.
+    pub(super) fn hand_over(&mut self, spec: JobSpec) {
+        self.telemetry_ready(&spec);
+        self.pool.submit(spec);
+    }
+
+    /// Takes jobs queued in the store that this engine does not hold (resumed at start-up, or
+    /// queued by `shotrouter retry`/`rerun`), planned again with the current rules.
+    pub(super) fn resume_queued(&mut self, cursor: i64) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let queued = match store.queued_since(cursor) {
+            Ok(queued) => queued,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read queued jobs from the store");
+                return;
+            }
+        };
+        for job in queued {
+            self.cursor = self.cursor.max(job.cursor);
+            if !self.known.contains(&job.id) {
+                self.resume(job);
+            }
+        }
+    }
+
+    fn resume(&mut self, job: QueuedJob) {
+        let root = self
+            .set
+            .file
+            .watch
+            .iter()
+            .position(|w| w.name == job.input.root);
+        let located = self.set.index_of(&job.rule).zip(root);
+        let Some((index, root)) = located else {
+            let reason = format!(
+                "rule `{}` or watch root `{}` is no longer in the rules",
+                job.rule, job.input.root
+            );
+            tracing::error!(job = job.id, %reason, "cannot resume a queued job");
+            self.outbox
+                .push(Write::Drop { id: job.id, reason }, Then::Nothing);
+            return;
+        };
+        let rel = job.input.rel.clone();
+        let planned = if self.set.file.rules[index].sequence.is_some() {
+            let abs = self.set.file.watch[root].path.join(&rel);
+            match super::sequences::reread_sequence(&abs) {
+                Some(seq) => {
+                    let first = rel.with_file_name(&seq.frames[0].name);
+                    self.plan_job(index, root, &first, Some(&seq))
+                }
+                None => Err("no frame of the sequence is left".to_string()),
+            }
+        } else {
+            self.plan_job(index, root, &rel, None)
+        };
+        let mut spec = match planned {
+            Ok(spec) => spec,
+            Err(reason) => {
+                tracing::error!(job = job.id, error = %reason, "cannot build the queued job");
+                self.counters.failed += 1;
+                self.outbox
+                    .push(Write::Drop { id: job.id, reason }, Then::Nothing);
+                return;
+            }
+        };
+        spec.path = self.set.file.watch[root].path.join(&rel);
+        let rule = &self.set.file.rules[index];
+        self.outbox.push(
+            Write::Replan {
+                id: job.id,
+                rule_hash: rule.definition_hash.clone(),
+                steps: spec.steps.clone(),
+                output: spec.output.as_ref().map(|o| o.final_path.clone()),
+            },
+            Then::Nothing,
+        );
+        self.adopt(&mut spec, job.id);
+        spec.attempt = job.attempts + 1;
+        tracing::info!(job = job.id, rule = %job.rule, path = %spec.path.display(), "resuming queued job");
+        self.outstanding += 1;
+        if let Some(bar) = &self.progress {
+            bar.inc_length(1);
+        }
+        let wait = Duration::from_millis((job.not_before - crate::store::now_ms()).max(0) as u64);
+        let pending = Pending {
+            id: Some(job.id),
+            spec,
+        };
+        if wait > Duration::ZERO {
+            self.queue.delay(pending, Instant::now() + wait);
+        } else {
+            self.queue.push(pending);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(rule: &str, n: u32) -> Pending {
+        Pending {
+            id: None,
+            spec: JobSpec {
+                id: format!("{rule}-{n}"),
+                rule: rule.into(),
+                path: format!("/x/{n}").into(),
+                steps: Vec::new(),
+                output: None,
+                allowed_roots: Vec::new(),
+                timeout: None,
+                log_path: "/dev/null".into(),
+                attempt: 1,
+                claim: None,
+                view: None,
+                verify: None,
+            },
+        }
+    }
+
+    fn ids(picked: &[Pending]) -> Vec<&str> {
+        picked.iter().map(|p| p.spec.id.as_str()).collect()
+    }
+
+    #[test]
+    fn rules_take_turns_within_the_slots() {
+        let mut queue = FairQueue::new(2, HashMap::new());
+        for n in 0..3 {
+            queue.push(pending("frames", n));
+        }
+        queue.push(pending("san", 0));
+        let now = Instant::now();
+        let picked: Vec<Pending> = std::iter::from_fn(|| queue.pick(now)).collect();
+        // Four slots: two workers and two claimed jobs ready.
+        assert_eq!(ids(&picked), ["frames-0", "san-0", "frames-1", "frames-2"]);
+        assert!(queue.pick(now).is_none(), "slots are full");
+        queue.release("frames");
+        assert!(queue.pick(now).is_none(), "nothing left to pick");
+    }
+
+    #[test]
+    fn a_rule_limit_holds_and_a_release_frees_a_slot() {
+        let mut queue = FairQueue::new(4, HashMap::from([("encode".to_string(), 1)]));
+        queue.push(pending("encode", 0));
+        queue.push(pending("encode", 1));
+        let now = Instant::now();
+        assert_eq!(
+            queue.pick(now).map(|p| p.spec.id).as_deref(),
+            Some("encode-0")
+        );
+        assert!(queue.pick(now).is_none(), "concurrency: 1");
+        assert!(!queue.has_slot_now("encode"));
+        queue.release("encode");
+        assert_eq!(
+            queue.pick(now).map(|p| p.spec.id).as_deref(),
+            Some("encode-1")
+        );
+    }
+
+    #[test]
+    fn delayed_jobs_wait_for_their_time() {
+        let mut queue = FairQueue::new(1, HashMap::new());
+        let now = Instant::now();
+        queue.delay(pending("r", 0), now + Duration::from_secs(5));
+        assert_eq!(queue.next_delayed(), Some(now + Duration::from_secs(5)));
+        assert!(queue.pick(now).is_none());
+        assert!(queue.pick(now + Duration::from_secs(5)).is_some());
+    }
+
+    #[test]
+    fn a_new_job_takes_a_slot_at_once_only_when_none_of_its_rule_waits() {
+        let mut queue = FairQueue::new(1, HashMap::new());
+        assert!(queue.has_slot_now("r"));
+        queue.push(pending("r", 0));
+        assert!(
+            !queue.has_slot_now("r"),
+            "it would overtake the waiting one"
+        );
+        assert!(queue.has_slot_now("other"));
+    }
+}

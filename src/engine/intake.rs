@@ -1,0 +1,259 @@
+//! Events in: a file is ready when it was closed after writing or renamed into place; a file
+//! found by a scan (a new folder, an overflow rescan, a returning root) waits until its size
+//! and mtime have held still for [`SCAN_QUIET`], since a scan cannot tell a finished file from
+//! one still being written (its close event comes first if it can). A rule's `settle:` holds a
+//! file until it has been quiet that long. At start-up, files present are the baseline on a
+//! first start; later starts catch up on files new or changed since last seen.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::engine::sequencer::Purpose;
+use crate::engine::settle::Debouncer;
+use crate::os::version::FileVersion;
+use crate::rules::EventKind;
+use crate::source::{FileEvent, Origin, SourceEvent};
+
+use super::Engine;
+
+/// How long a scanned file's size and mtime must hold still before it is dispatched.
+pub const SCAN_QUIET: Duration = Duration::from_millis(500);
+
+/// A file waiting out its quiet time.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    root: usize,
+    rel: PathBuf,
+    kind: EventKind,
+    version: Option<FileVersion>,
+    quiet: Duration,
+}
+
+/// Files waiting to be ready.
+#[derive(Default)]
+pub struct Intake {
+    /// Per (rule, file): waiting for the rule's `settle`.
+    settling: Debouncer<(String, PathBuf), Waiting>,
+    /// Per file: found by a scan, waiting to hold still.
+    scanned: Debouncer<PathBuf, Waiting>,
+}
+
+impl Intake {
+    /// When the next waiting file is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.settling.next_deadline(), self.scanned.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether no file waits.
+    pub fn is_empty(&self) -> bool {
+        self.settling.is_empty() && self.scanned.is_empty()
+    }
+
+    /// Files waiting (settling or holding still).
+    pub fn len(&self) -> usize {
+        self.settling.len() + self.scanned.len()
+    }
+}
+
+impl Engine {
+    pub(super) fn on_source(&mut self, event: SourceEvent) {
+        match event {
+            SourceEvent::File(file) => {
+                self.counters.events += 1;
+                self.on_file(file, Instant::now());
+            }
+            SourceEvent::InitialScanDone => self.initial_scan_done(),
+            SourceEvent::Overflow => self.counters.overflows += 1,
+            SourceEvent::RootLost(_) | SourceEvent::RootBack(_) => {}
+        }
+    }
+
+    fn on_file(&mut self, file: FileEvent, now: Instant) {
+        let abs = self.set.file.watch[file.root].path.join(&file.rel);
+        match file.origin {
+            Origin::InitialScan => self.on_initial(file, abs, now),
+            Origin::Scan if !self.options.once => {
+                let version = FileVersion::of(&abs);
+                if version.is_some() {
+                    let waiting = Waiting {
+                        root: file.root,
+                        rel: file.rel,
+                        kind: file.kind,
+                        version,
+                        quiet: SCAN_QUIET,
+                    };
+                    self.intake.scanned.push(abs, now + SCAN_QUIET, waiting);
+                }
+            }
+            Origin::Scan | Origin::Event => {
+                if matches!(file.kind, EventKind::CloseWrite | EventKind::MovedTo) {
+                    self.intake.scanned.remove(&abs);
+                }
+                self.on_ready(file.root, &file.rel, file.kind, now);
+            }
+        }
+    }
+
+    /// A file present at start-up: recorded as the baseline on a first start; otherwise run
+    /// by the rules for which it is new, changed, or failed last time (catch-up).
+    fn on_initial(&mut self, file: FileEvent, abs: PathBuf, now: Instant) {
+        let Some(version) = FileVersion::of(&abs) else {
+            return;
+        };
+        let set = self.set.clone();
+        set.route_into(&file.rel, file.kind, &mut self.scratch, &mut self.routed);
+        if self.routed.is_empty() {
+            return;
+        }
+        let input = self.rooted(file.root, &file.rel);
+        let mut catch_up = false;
+        for index in std::mem::take(&mut self.routed) {
+            if set.file.rules[index].sequence.is_some() {
+                let purpose = if self.first_start {
+                    Purpose::Baseline
+                } else {
+                    Purpose::CatchUp
+                };
+                self.on_frame(index, file.root, &file.rel, purpose, now);
+                continue;
+            }
+            let rule = &set.file.rules[index].name;
+            let first_start = self.first_start;
+            let wanted = !first_start
+                && self.store.as_mut().is_some_and(|store| {
+                    let own_output = store.producer(&abs, version).ok().flatten().as_deref()
+                        == Some(rule.as_str());
+                    !own_output && store.wants_catch_up(rule, &input, version).unwrap_or(true)
+                });
+            if wanted {
+                catch_up = true;
+            } else {
+                self.ledger.record(rule, &abs, version);
+            }
+        }
+        if self.first_start {
+            self.baseline.push((input, version));
+        } else if catch_up {
+            let waiting = Waiting {
+                root: file.root,
+                rel: file.rel,
+                kind: file.kind,
+                version: Some(version),
+                quiet: SCAN_QUIET,
+            };
+            self.intake.scanned.push(abs, now + SCAN_QUIET, waiting);
+        }
+    }
+
+    /// A file is ready (or deleted): route it, then dispatch or settle per rule.
+    fn on_ready(&mut self, root: usize, rel: &Path, kind: EventKind, now: Instant) {
+        let set = self.set.clone();
+        let abs = set.file.watch[root].path.join(rel);
+        set.route_into(rel, kind, &mut self.scratch, &mut self.routed);
+        if self.routed.is_empty() {
+            return;
+        }
+        let version = FileVersion::of(&abs);
+        if kind != EventKind::Delete && version.is_none() {
+            tracing::debug!(path = %abs.display(), "gone before it could be routed");
+            return;
+        }
+        let producer = version.and_then(|v| self.provenance.producer(&abs, v));
+        for index in std::mem::take(&mut self.routed) {
+            let rule = &set.file.rules[index];
+            if producer.as_deref() == Some(rule.name.as_str()) {
+                tracing::debug!(rule = %rule.name, path = %abs.display(), "skipping the rule's own output");
+                continue;
+            }
+            if rule.sequence.is_some() && kind != EventKind::Delete {
+                self.on_frame(index, root, rel, Purpose::Run, now);
+            } else if rule.settle > Duration::ZERO
+                && !self.options.once
+                && kind != EventKind::Delete
+            {
+                let waiting = Waiting {
+                    root,
+                    rel: rel.to_path_buf(),
+                    kind,
+                    version,
+                    quiet: rule.settle,
+                };
+                self.intake.settling.push(
+                    (rule.name.clone(), abs.clone()),
+                    now + rule.settle,
+                    waiting,
+                );
+            } else {
+                self.dispatch(index, root, rel, version);
+            }
+        }
+    }
+
+    /// Files whose quiet time is over: dispatched if they held still, else waiting again.
+    pub(super) fn fire_due_files(&mut self, now: Instant) {
+        for (abs, waiting) in self.intake.scanned.drain_ready(now) {
+            match FileVersion::of(&abs) {
+                Some(current) if Some(current) == waiting.version => {
+                    self.on_ready(waiting.root, &waiting.rel, waiting.kind, now)
+                }
+                Some(current) => {
+                    let deadline = now + waiting.quiet;
+                    self.intake.scanned.push(
+                        abs,
+                        deadline,
+                        Waiting {
+                            version: Some(current),
+                            ..waiting
+                        },
+                    );
+                }
+                None => {}
+            }
+        }
+        for ((rule, abs), waiting) in self.intake.settling.drain_ready(now) {
+            let current = FileVersion::of(&abs);
+            if current.is_some() && current != waiting.version {
+                // Written again during the quiet time: wait again from now.
+                let deadline = now + waiting.quiet;
+                self.intake.settling.push(
+                    (rule, abs),
+                    deadline,
+                    Waiting {
+                        version: current,
+                        ..waiting
+                    },
+                );
+                continue;
+            }
+            if let Some(index) = self.set.index_of(&rule) {
+                self.dispatch(index, waiting.root, &waiting.rel, current);
+            }
+        }
+    }
+
+    fn initial_scan_done(&mut self) {
+        if !self.first_start {
+            tracing::info!(
+                catching_up = self.intake.scanned.len(),
+                "initial scan done; files new or changed since the last run will be processed"
+            );
+            return;
+        }
+        let files = std::mem::take(&mut self.baseline);
+        let count = files.len();
+        if self.store.is_some() {
+            self.outbox.push(
+                crate::store::queue::Write::Baseline { files },
+                super::outbox::Then::Nothing,
+            );
+        }
+        tracing::info!(
+            files = count,
+            "first start: files already present are recorded as the baseline, not processed (`shotrouter rerun` or `watch --once` processes them)"
+        );
+        self.first_start = false;
+    }
+}

@@ -1,0 +1,435 @@
+//! Start, the loop, reload and stop.
+//!
+//! Start-up first cleans up after a previous run of this node that died (its claims are
+//! resolved in the store; their process groups, if provably ours, are killed and temp outputs
+//! removed), resumes the queued jobs, then catches up with files that arrived or changed while
+//! it was down. The loop handles a burst of messages, fires what is due, takes free slots, and
+//! commits the burst's writes at once. SIGINT/SIGTERM stop intake, give running jobs `--grace`,
+//! then kill them; jobs cut short are queued again for the next start.
+
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select, unbounded};
+use indicatif::ProgressBar;
+
+use crate::Error;
+use crate::exec::pool::{Pool, QueueFactory, Report};
+use crate::exec::provenance::Provenance;
+use crate::exec::runner;
+use crate::route::matcher::{RuleSet, Scratch};
+use crate::rules;
+use crate::source::{SourceEvent, Sources, WatchConfig};
+use crate::store::queue::{Answer, JobQueue};
+use crate::store::sqlite::SqliteStore;
+
+use super::dispatch::FairQueue;
+use super::outbox::{self, Then};
+use super::{Engine, HEARTBEAT, Options, STORE_POLL};
+
+/// Most messages handled in one burst before its writes are committed (group commit).
+const BATCH: usize = 64;
+
+/// How long to wait before trying a failed commit again.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
+
+/// Runs `shotrouter watch`.
+///
+/// # Errors
+/// Invalid rules (exit 2), an unusable store or watch limits (exit 2), or signal set-up
+/// failures (exit 1).
+pub fn run(options: Options) -> Result<ExitCode, Error> {
+    crate::os::program::become_subreaper();
+    let set = Arc::new(RuleSet::compile(rules::load(&options.rules_path)?)?);
+    let node = crate::store::sqlite::node_name();
+    let store: Option<Box<dyn JobQueue>> = if options.store {
+        let mut store = SqliteStore::open(&options.state_dir, &node)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        store
+            .register_roots(&roots_of(&set))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Some(Box::new(store))
+    } else {
+        None
+    };
+    let factory: Option<QueueFactory> = options.store.then(|| {
+        let dir = options.state_dir.clone();
+        let node = node.clone();
+        Arc::new(move || SqliteStore::open(&dir, &node).map(|s| Box::new(s) as Box<dyn JobQueue>))
+            as QueueFactory
+    });
+    let first_start = store.as_ref().is_none_or(|s| s.is_new());
+    let (source_tx, source_rx) = unbounded();
+    let (done_tx, done_rx) = unbounded();
+    let signals = signal_channel()?;
+    let provenance = Arc::new(Provenance::default());
+    let pool = Pool::new(set.file.jobs, provenance.clone(), factory, done_tx);
+    let progress = (options.once && std::io::stderr().is_terminal()).then(|| ProgressBar::new(0));
+    let now = Instant::now();
+    let mut engine = Engine {
+        run_tag: format!("{}", std::process::id()),
+        queue: FairQueue::new(set.file.jobs, rule_limits(&set)),
+        options,
+        set,
+        ledger: Default::default(),
+        provenance,
+        intake: Default::default(),
+        sequences: Default::default(),
+        pool,
+        store,
+        outbox: Default::default(),
+        counters: Default::default(),
+        active: Default::default(),
+        telemetry: Default::default(),
+        node,
+        started_at_ms: crate::store::now_ms(),
+        commit_retry: None,
+        next_job: 0,
+        outstanding: 0,
+        known: HashSet::new(),
+        cursor: 0,
+        next_poll: now + STORE_POLL,
+        next_heartbeat: now,
+        first_start,
+        baseline: Vec::new(),
+        scratch: Scratch::default(),
+        routed: Vec::new(),
+        progress,
+        busy: false,
+    };
+    engine.recover()?;
+    let mut watcher = None;
+    let mut reloads = crossbeam_channel::never();
+    if engine.options.once {
+        for event in crate::source::scan(&watch_config(&engine.set)) {
+            let _ = source_tx.send(SourceEvent::File(event));
+        }
+    } else {
+        watcher = Some(
+            Sources::start(watch_config(&engine.set), source_tx.clone())
+                .map_err(|e| Error::Config(e.to_string()))?,
+        );
+        reloads = super::reload::watch(&engine.options.rules_path);
+        let roots: Vec<String> = engine
+            .set
+            .file
+            .watch
+            .iter()
+            .map(|r| r.path.display().to_string())
+            .collect();
+        tracing::info!(rules = %engine.options.rules_path.display(), roots = %roots.join(", "), jobs = engine.set.file.jobs, node = %engine.node, "watching");
+    }
+    loop {
+        let wait = engine
+            .next_deadline()
+            .map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+        select! {
+            recv(source_rx) -> event => if let Ok(event) = event {
+                engine.on_source(event);
+                engine.drain(&source_rx, &done_rx, &source_tx);
+            },
+            recv(done_rx) -> report => if let Ok(report) = report {
+                engine.on_report(report, &source_tx, false);
+                engine.drain(&source_rx, &done_rx, &source_tx);
+            },
+            recv(signals) -> signal => {
+                tracing::info!(signal = signal.unwrap_or_default(), "stopping: no new jobs");
+                drop(watcher.take());
+                return Ok(engine.shut_down(&done_rx, &source_tx));
+            }
+            recv(reloads) -> _ => engine.reload(&mut watcher, &source_tx)?,
+            default(wait) => {}
+        }
+        let now = Instant::now();
+        engine.tick(now, source_rx.is_empty());
+        engine.note_idle(&source_rx);
+        if engine.options.once && engine.is_idle() && source_rx.is_empty() {
+            return Ok(engine.finish_once());
+        }
+    }
+}
+
+fn roots_of(set: &RuleSet) -> Vec<(String, std::path::PathBuf)> {
+    set.file
+        .watch
+        .iter()
+        .map(|r| (r.name.clone(), r.path.clone()))
+        .collect()
+}
+
+fn watch_config(set: &RuleSet) -> WatchConfig {
+    WatchConfig {
+        roots: set.file.watch.clone(),
+        ignore: set.ignore_set().clone(),
+        events: set.events(),
+    }
+}
+
+fn rule_limits(set: &RuleSet) -> HashMap<String, usize> {
+    set.file
+        .rules
+        .iter()
+        .filter_map(|r| r.concurrency.map(|c| (r.name.clone(), c)))
+        .collect()
+}
+
+fn signal_channel() -> Result<Receiver<i32>, Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let (tx, rx) = unbounded();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let _ = tx.send(signal);
+            }
+        })
+        .map_err(|e| Error::Runtime(format!("cannot start the signal thread: {e}")))?;
+    Ok(rx)
+}
+
+impl Engine {
+    /// Handles up to [`BATCH`] more messages that are already waiting (one burst).
+    fn drain(
+        &mut self,
+        source: &Receiver<SourceEvent>,
+        done: &Receiver<Report>,
+        source_tx: &Sender<SourceEvent>,
+    ) {
+        for _ in 1..BATCH {
+            if let Ok(report) = done.try_recv() {
+                self.on_report(report, source_tx, false);
+            } else if let Ok(event) = source.try_recv() {
+                self.on_source(event);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// After a burst: fire what is due, look in the store, take free slots, commit.
+    fn tick(&mut self, now: Instant, source_empty: bool) {
+        self.fire_due_sequences(now, source_empty);
+        self.fire_due_files(now);
+        if self.store.is_some() && now >= self.next_poll {
+            self.next_poll = now + STORE_POLL;
+            self.resume_queued(self.cursor);
+        }
+        if now >= self.next_heartbeat {
+            self.next_heartbeat = now + HEARTBEAT;
+            if let Some(store) = self.store.as_mut()
+                && let Err(e) = store.heartbeat()
+            {
+                tracing::warn!(error = %e, "cannot record this node's heartbeat");
+            }
+        }
+        self.fill(now);
+        self.flush(now);
+        self.publish_telemetry();
+    }
+
+    /// Commits the outbox and acts on the answers (which may free or take slots, so again
+    /// until nothing is left). A failed commit keeps its writes for a later try.
+    fn flush(&mut self, now: Instant) {
+        if self.commit_retry.is_some_and(|at| now < at) {
+            return;
+        }
+        self.commit_retry = None;
+        while !self.outbox.is_empty() {
+            let (writes, plan) = self.outbox.take();
+            let answers = match self.store.as_mut() {
+                Some(store) if !writes.is_empty() => match store.commit(&writes) {
+                    Ok(answers) => answers,
+                    Err(e) => {
+                        tracing::error!(error = %e, writes = writes.len(), "cannot commit to the store; trying again");
+                        self.outbox.restore(writes, plan);
+                        self.commit_retry = Some(now + COMMIT_RETRY);
+                        return;
+                    }
+                },
+                _ => writes.iter().map(outbox::unrecorded).collect(),
+            };
+            let mut answers = answers.into_iter();
+            for (sent, then) in plan {
+                let answer = if sent {
+                    answers.next().unwrap_or(Answer::Ok)
+                } else {
+                    Answer::Ok
+                };
+                self.apply(then, answer);
+            }
+            self.fill(now);
+        }
+    }
+
+    /// Start-up: this node's claims left by a previous run are resolved, their processes
+    /// killed (only if provably ours) and temp outputs removed; then every queued job resumes.
+    fn recover(&mut self) -> Result<(), Error> {
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
+        for job in &abandoned {
+            let killed = job.group.as_ref().map_or(0, |g| g.kill());
+            if let Some(temp) = &job.temp_output {
+                let _ = std::fs::remove_file(temp);
+            }
+            let resolution = if job.published {
+                "published"
+            } else {
+                "requeued"
+            };
+            tracing::warn!(job = job.id, rule = %job.rule, resolution, killed_processes = killed, "job was interrupted by the previous daemon's end");
+        }
+        self.resume_queued(-1);
+        Ok(())
+    }
+
+    /// Logs once each time all work is done: what a supervisor checks at the end of a night.
+    fn note_idle(&mut self, source: &Receiver<SourceEvent>) {
+        let idle = self.is_idle() && source.is_empty();
+        if idle && self.busy {
+            tracing::info!(
+                succeeded = self.counters.succeeded,
+                failed = self.counters.failed,
+                "idle: every job so far has finished"
+            );
+        }
+        self.busy = !idle;
+    }
+
+    fn reload(
+        &mut self,
+        watcher: &mut Option<Sources>,
+        source: &Sender<SourceEvent>,
+    ) -> Result<(), Error> {
+        let path = &self.options.rules_path;
+        let set = match rules::load(path)
+            .map_err(Error::from)
+            .and_then(|f| RuleSet::compile(f).map_err(Error::from))
+        {
+            Ok(set) => Arc::new(set),
+            Err(e) => {
+                tracing::error!("rules reload failed; the previous rules stay in force\n{e}");
+                return Ok(());
+            }
+        };
+        let rewatch = set.file.watch != self.set.file.watch
+            || set.file.ignore != self.set.file.ignore
+            || set.events() != self.set.events();
+        self.pool.set_limit(set.file.jobs);
+        self.queue.set_limits(set.file.jobs, rule_limits(&set));
+        if rewatch && let Some(store) = self.store.as_mut() {
+            store
+                .register_roots(&roots_of(&set))
+                .map_err(|e| Error::Runtime(e.to_string()))?;
+        }
+        self.set = set;
+        if rewatch {
+            drop(watcher.take());
+            *watcher = Some(
+                Sources::start(watch_config(&self.set), source.clone())
+                    .map_err(|e| Error::Config(e.to_string()))?,
+            );
+        }
+        tracing::info!(rules = %path.display(), count = self.set.file.rules.len(), rewatched = rewatch, "rules reloaded");
+        Ok(())
+    }
+
+    fn finish_once(mut self) -> ExitCode {
+        self.flush(Instant::now());
+        if let Some(bar) = &self.progress {
+            bar.finish_and_clear();
+        }
+        tracing::info!(
+            succeeded = self.counters.succeeded,
+            failed = self.counters.failed,
+            "done"
+        );
+        self.pool.shutdown();
+        if self.counters.failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+
+    /// Stops taking work, lets running jobs finish within the grace period, then kills them.
+    /// Claimed jobs that never started, and jobs the stop cut short, are queued again.
+    fn shut_down(mut self, done: &Receiver<Report>, source: &Sender<SourceEvent>) -> ExitCode {
+        let waiting = self.queue.drain().len();
+        let unstarted = self.pool.drain_queued();
+        if waiting + unstarted.len() > 0 {
+            tracing::warn!(
+                count = waiting + unstarted.len(),
+                "queued jobs not started; they run at the next start"
+            );
+        }
+        for spec in unstarted {
+            if let Some(claim) = spec.claim {
+                self.outbox.push(
+                    crate::store::queue::Write::Finish {
+                        claim,
+                        ending: crate::store::queue::Ending::Interrupted,
+                    },
+                    Then::Nothing,
+                );
+            }
+        }
+        let running = self.pool.running();
+        tracing::info!(
+            running,
+            grace_s = self.options.grace.as_secs_f64(),
+            "waiting for running jobs"
+        );
+        let deadline = Instant::now() + self.options.grace;
+        let mut cancelled = false;
+        while self.pool.running() > 0 {
+            let limit = if cancelled {
+                runner::KILL_GRACE * 2
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            };
+            match done.recv_timeout(limit) {
+                Ok(report) => self.on_report(report, source, true),
+                Err(_) if !cancelled => {
+                    tracing::warn!(
+                        running = self.pool.running(),
+                        "grace period over; killing running jobs"
+                    );
+                    self.pool.cancel_running();
+                    cancelled = true;
+                }
+                Err(_) => break,
+            }
+        }
+        while let Ok(report) = done.try_recv() {
+            self.on_report(report, source, true);
+        }
+        self.flush_until_done();
+        self.pool.shutdown();
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    }
+
+    /// The last commit at shutdown: tried a few times, since what it says (ends, interrupted
+    /// claims) is what the next start relies on.
+    fn flush_until_done(&mut self) {
+        for _ in 0..5 {
+            self.commit_retry = None;
+            self.queue.drain();
+            self.flush(Instant::now());
+            if self.outbox.is_empty() {
+                return;
+            }
+            std::thread::sleep(COMMIT_RETRY);
+        }
+        tracing::error!("cannot record the last job ends; the next start recovers them");
+    }
+}

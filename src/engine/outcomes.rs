@@ -1,0 +1,263 @@
+//! What the workers report: a step's start (recorded with the claim's token; a cancelled or
+//! superseded claim stops the attempt), and an attempt's end (done, failed, or retried after
+//! an exponential backoff), each written in the engine's next group commit.
+
+use std::time::{Duration, Instant};
+
+use crate::exec::pool::{Finished, Report};
+use crate::exec::runner::{JobSpec, Outcome};
+use crate::rules;
+use crate::source::{FileEvent, Origin, SourceEvent};
+use crate::store::queue::{Answer, Ending, Write};
+
+use super::Engine;
+use super::dispatch::Pending;
+use super::outbox::Then;
+
+/// Longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+impl Engine {
+    /// Handles a worker's report; while stopping, ends are recorded without retries or chains.
+    pub(super) fn on_report(
+        &mut self,
+        report: Report,
+        source: &crossbeam_channel::Sender<SourceEvent>,
+        stopping: bool,
+    ) {
+        match report {
+            Report::Started {
+                claim,
+                job,
+                temp_output,
+                group,
+            } => {
+                self.telemetry_started(&claim.id.to_string());
+                self.outbox.push(
+                    Write::Started {
+                        claim,
+                        group,
+                        temp_output,
+                    },
+                    Then::Started(job),
+                );
+            }
+            Report::Finished(finished) => self.on_finished(*finished, source, stopping),
+        }
+    }
+
+    fn on_finished(
+        &mut self,
+        finished: Finished,
+        source: &crossbeam_channel::Sender<SourceEvent>,
+        stopping: bool,
+    ) {
+        let Finished {
+            spec,
+            outcome,
+            duration,
+        } = finished;
+        self.queue.release(&spec.rule);
+        self.telemetry_finished(&spec.id);
+        let rule = self
+            .set
+            .index_of(&spec.rule)
+            .map(|i| &self.set.file.rules[i]);
+        let retries = rule.map_or(0, |r| r.retries);
+        let backoff = rule.map_or(rules::DEFAULT_BACKOFF, |r| r.backoff);
+        let ms = duration.as_millis() as u64;
+        let ending = match &outcome {
+            Outcome::Succeeded { published } => {
+                tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
+                self.counters.succeeded += 1;
+                // In --once there is no watcher to see the product land: route it here so
+                // chains (frames → movie → SAN copy) complete.
+                if self.options.once
+                    && let Some(product) = published
+                    && let Some((root, rel)) = self.locate(product)
+                {
+                    let _ = source.send(SourceEvent::File(FileEvent {
+                        root,
+                        rel,
+                        kind: rules::EventKind::MovedTo,
+                        origin: Origin::Event,
+                    }));
+                }
+                Ending::Done
+            }
+            Outcome::Failed(failure) => {
+                let reason = failure.to_string();
+                tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = %reason, duration_ms = ms, attempt = spec.attempt, log = %spec.log_path.display(), "end");
+                if spec.attempt <= retries {
+                    let delay = if stopping {
+                        Duration::ZERO
+                    } else {
+                        backoff
+                            .saturating_mul(1 << (spec.attempt - 1).min(16))
+                            .min(MAX_BACKOFF)
+                    };
+                    let not_before = crate::store::now_ms() + delay.as_millis() as i64;
+                    return self.retry(spec, reason, not_before, delay, stopping);
+                }
+                self.counters.failed += 1;
+                Ending::Failed { reason }
+            }
+            // Killed by this node's stop: queued again for the next start.
+            Outcome::Cancelled if stopping => {
+                tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "interrupted", "end");
+                Ending::Interrupted
+            }
+            Outcome::Cancelled => {
+                tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "cancelled", "end");
+                self.counters.failed += 1;
+                Ending::Cancelled
+            }
+        };
+        self.end(spec, ending);
+    }
+
+    /// Records an attempt's end for good.
+    fn end(&mut self, spec: JobSpec, ending: Ending) {
+        self.outstanding = self.outstanding.saturating_sub(1);
+        if let Some(bar) = &self.progress {
+            bar.inc(1);
+        }
+        if let Some(claim) = spec.claim {
+            self.outbox
+                .push(Write::Finish { claim, ending }, Then::Ended(Box::new(spec)));
+        }
+    }
+
+    /// Queues a failed attempt again after its backoff (at once while stopping: the next
+    /// start runs it).
+    fn retry(
+        &mut self,
+        spec: JobSpec,
+        reason: String,
+        not_before: i64,
+        delay: Duration,
+        stopping: bool,
+    ) {
+        self.counters.retried += 1;
+        let at = Instant::now() + delay;
+        match spec.claim {
+            Some(claim) => {
+                let ending = Ending::Retry { reason, not_before };
+                let then = if stopping {
+                    Then::Ended(Box::new(spec))
+                } else {
+                    Then::Retry(Box::new(spec), at)
+                };
+                if stopping {
+                    self.outstanding = self.outstanding.saturating_sub(1);
+                }
+                self.outbox.push(Write::Finish { claim, ending }, then);
+            }
+            None if stopping => self.outstanding = self.outstanding.saturating_sub(1),
+            None => self.requeue(spec, at),
+        }
+    }
+
+    fn requeue(&mut self, spec: JobSpec, at: Instant) {
+        tracing::info!(job = %spec.id, rule = %spec.rule, retry_in_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64, "will retry");
+        let id = spec.claim.map(|c| c.id).filter(|id| *id >= 0);
+        let spec = JobSpec {
+            attempt: spec.attempt + 1,
+            claim: None,
+            ..spec
+        };
+        self.queue.delay(Pending { id, spec }, at);
+    }
+
+    /// Acts on the store's answer to a write, once committed.
+    pub(super) fn apply(&mut self, then: Then, answer: Answer) {
+        match (then, answer) {
+            (Then::Nothing, _) => {}
+            (Then::Enqueued { mut spec, reserved }, Answer::Enqueued { id, claim }) => {
+                if id >= 0 {
+                    self.adopt(&mut spec, id);
+                }
+                match claim {
+                    Some(claim) => {
+                        spec.claim = (id >= 0).then_some(claim);
+                        spec.attempt = claim.attempt;
+                        self.hand_over(*spec);
+                    }
+                    None => {
+                        if reserved {
+                            self.queue.release(&spec.rule);
+                        }
+                        self.queue.push(Pending {
+                            id: (id >= 0).then_some(id),
+                            spec: *spec,
+                        });
+                    }
+                }
+            }
+            (Then::Enqueued { spec, reserved }, _) => {
+                // A duplicate: this version already has a job. A slot taken for it is freed.
+                tracing::debug!(rule = %spec.rule, path = %spec.path.display(), "the store already has this version");
+                if reserved {
+                    self.queue.release(&spec.rule);
+                }
+                self.outstanding = self.outstanding.saturating_sub(1);
+                if let Some(bar) = &self.progress {
+                    bar.inc(1);
+                }
+            }
+            (Then::Claimed(mut spec), Answer::Claimed(claim)) => {
+                spec.claim = (claim.id >= 0).then_some(claim);
+                spec.attempt = claim.attempt;
+                self.hand_over(*spec);
+            }
+            (Then::Claimed(spec), _) => {
+                tracing::info!(job = %spec.id, rule = %spec.rule, "not claimable any more (cancelled, or claimed elsewhere); skipped");
+                self.queue.release(&spec.rule);
+                if let Ok(id) = spec.id.parse() {
+                    self.known.remove(&id);
+                }
+                self.outstanding = self.outstanding.saturating_sub(1);
+                if let Some(bar) = &self.progress {
+                    bar.inc(1);
+                }
+            }
+            (Then::Started(job), Answer::Cancelled) => {
+                tracing::info!(job, "cancelled by a user; stopping it");
+                self.pool.cancel(job);
+            }
+            (Then::Started(job), Answer::Stale { current }) => {
+                tracing::error!(
+                    job,
+                    current_token = current,
+                    "this attempt's claim was superseded; stopping it"
+                );
+                self.pool.cancel(job);
+            }
+            (Then::Started(_), _) => {}
+            (Then::Retry(spec, at), Answer::Ok) => self.requeue(*spec, at),
+            (Then::Retry(spec, _), answer) => {
+                tracing::info!(job = %spec.id, ?answer, "not retried: cancelled by a user, or claimed again elsewhere");
+                self.forget(&spec);
+                self.outstanding = self.outstanding.saturating_sub(1);
+            }
+            (Then::Ended(spec), Answer::Stale { current }) => {
+                tracing::error!(job = %spec.id, current_token = current, "end not recorded: the job was claimed again meanwhile");
+                self.forget(&spec);
+            }
+            (Then::Ended(spec), _) => self.forget(&spec),
+        }
+    }
+
+    fn forget(&mut self, spec: &JobSpec) {
+        if let Some(claim) = spec.claim {
+            self.known.remove(&claim.id);
+        }
+    }
+
+    /// The watch root and relative path of an absolute path under a root.
+    pub(super) fn locate(&self, path: &std::path::Path) -> Option<(usize, std::path::PathBuf)> {
+        let (root, rel) = self.set.locate(path)?;
+        let index = self.set.file.watch.iter().position(|w| w.path == root)?;
+        Some((index, rel.to_path_buf()))
+    }
+}
