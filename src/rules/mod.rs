@@ -12,6 +12,7 @@
 
 pub mod diag;
 pub mod template;
+pub mod verify;
 pub mod yaml;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,12 +22,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::deliver::verify::VerifyRule;
 use crate::media::keykode::{FilmFormat, KeyKode, KeyKodeSpec};
 use crate::media::sequence::OnGaps;
 use crate::media::timecode::{TimecodeError, TimecodeSpec};
 use crate::rules::diag::{Diagnostic, Diagnostics};
 use crate::rules::template::Template;
+use crate::rules::verify::VerifyRule;
 use yaml::{Node, NodeKind, Span};
 
 /// Variables every rule can use, whatever the file.
@@ -791,7 +792,7 @@ impl<'s> Loader<'s> {
         let probe = self.field::<bool>(map, "probe").unwrap_or(false);
         if probe {
             known.extend(
-                crate::deliver::verify::PROBE_VARIABLES
+                crate::media::probe::PROBE_VARIABLES
                     .iter()
                     .map(|v| v.to_string()),
             );
@@ -978,7 +979,7 @@ impl<'s> Loader<'s> {
     /// `verify: {frames: "{seq.count}", timecode: "{timecode}", codec: prores, ...}`.
     fn verify(&mut self, map: &MapReader<'_>, known: &[String]) -> Option<VerifyRule> {
         let sub = self.submap(map, "verify", "{frames: \"{seq.count}\", codec: prores}")?;
-        let _ = self.unknown_keys(&sub, crate::deliver::verify::KEYS);
+        let _ = self.unknown_keys(&sub, crate::rules::verify::KEYS);
         let NodeKind::Map(entries) = &sub.node.kind else {
             return None;
         };
@@ -986,7 +987,7 @@ impl<'s> Loader<'s> {
         for (key, value) in entries {
             let Some(name) = key
                 .as_scalar()
-                .filter(|k| crate::deliver::verify::KEYS.contains(k))
+                .filter(|k| crate::rules::verify::KEYS.contains(k))
             else {
                 continue;
             };

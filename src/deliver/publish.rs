@@ -1,0 +1,120 @@
+//! Publishing: a product written under a hidden temp name appears at its final path in one
+//! atomic rename, never half-written, and only inside the allowed roots.
+//!
+//! The temp file sits beside the final one (route picks its name), so the rename stays on one
+//! file system. Before any command runs, the output folder is made and checked through symlinks
+//! against the watch roots and `outputs:` folders; route checked the same lexically.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::deliver::{DeliverError, Product, Step, StepContext, note};
+use crate::os::version::FileVersion;
+
+/// Where a product is written and where it is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputPaths {
+    /// The published path.
+    pub final_path: PathBuf,
+    /// The hidden temp path the commands write (`{out}`).
+    pub temp_path: PathBuf,
+}
+
+/// The step that renames the product into place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// Where products may be published: the watch roots and the `outputs:` folders.
+    pub allowed_roots: Vec<PathBuf>,
+}
+
+impl Step for Publish {
+    fn name(&self) -> &'static str {
+        "publish"
+    }
+
+    fn prepare(&self, product: &Product, log: &mut dyn Write) -> Result<(), DeliverError> {
+        prepare_output(&product.final_path, &product.temp_path, &self.allowed_roots).map_err(
+            |reason| {
+                let error = DeliverError::Publish(reason);
+                note(log, format!("== {error}"));
+                error
+            },
+        )
+    }
+
+    fn run(&self, product: &mut Product, cx: &mut StepContext<'_>) -> Result<(), DeliverError> {
+        match rename_into_place(product, cx) {
+            Ok(()) => {
+                cx.note(format!("== published {}", product.final_path.display()));
+                product.published = Some(product.final_path.clone());
+                Ok(())
+            }
+            Err(error) => {
+                cx.note(format!("== {error}"));
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Creates the output's folder and refuses one that resolves (through symlinks) outside the
+/// allowed roots; removes a stale temp file from an earlier, killed attempt.
+fn prepare_output(final_path: &Path, temp_path: &Path, allowed: &[PathBuf]) -> Result<(), String> {
+    let dir = final_path
+        .parent()
+        .ok_or_else(|| format!("output `{}` has no folder", final_path.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let real = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve `{}`: {e}", dir.display()))?;
+    let inside = allowed
+        .iter()
+        .filter_map(|root| root.canonicalize().ok())
+        .any(|root| real.starts_with(root));
+    if !inside {
+        return Err(format!(
+            "output folder `{}` resolves to `{}`, outside the watch roots and `outputs:` folders",
+            dir.display(),
+            real.display()
+        ));
+    }
+    match std::fs::remove_file(temp_path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!(
+            "cannot remove stale `{}`: {e}",
+            temp_path.display()
+        )),
+    }
+}
+
+fn rename_into_place(product: &Product, cx: &mut StepContext<'_>) -> Result<(), DeliverError> {
+    let (temp, target) = (&product.temp_path, &product.final_path);
+    let Some(version) = FileVersion::of(temp) else {
+        return Err(DeliverError::NoOutput(temp.clone()));
+    };
+    // The data first, so the name never points at contents still in the page cache when the
+    // machine loses power.
+    File::open(temp)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| DeliverError::Publish(format!("cannot flush `{}`: {e}", temp.display())))?;
+    // Recorded before the rename: the rename's own inotify event already finds it, and a crash
+    // between the two is recognisable at recovery.
+    cx.hooks.publishing(target, version);
+    std::fs::rename(temp, target).map_err(|e| {
+        DeliverError::Publish(format!(
+            "cannot rename `{}` to `{}`: {e}",
+            temp.display(),
+            target.display()
+        ))
+    })?;
+    // Then the folder, so the rename itself survives a crash. Some file systems refuse to sync
+    // a folder; the product is in place either way, so that is no reason to fail the job.
+    if let Some(dir) = target.parent()
+        && let Ok(dir) = File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
