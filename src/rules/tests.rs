@@ -1,4 +1,10 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use super::*;
+use crate::media::keykode::FilmFormat;
+use crate::media::sequence::OnGaps;
+use crate::rules::diag::Diagnostics;
 
 const HEAD: &str = "version: 1\nwatch: [shots]\n";
 
