@@ -109,11 +109,13 @@ pub(super) struct MapReader<'n> {
 }
 
 impl<'s> Loader<'s> {
+    /// Records a problem; loading carries on so every problem of the file is reported.
     pub(super) fn error(&mut self, diagnostic: Diagnostic) {
         self.errors.push(diagnostic);
     }
 
-    pub(super) fn file(&mut self, base: &Path) -> Option<RuleFile> {
+    /// The whole file: top-level keys, then each section.
+    fn file(&mut self, base: &Path) -> Option<RuleFile> {
         let root = match yaml::parse(self.source) {
             Ok(Some(root)) => root,
             Ok(None) => {
@@ -259,7 +261,8 @@ impl<'s> Loader<'s> {
         suggested
     }
 
-    pub(super) fn vars(&mut self, top: &MapReader<'_>) -> BTreeMap<String, String> {
+    /// `vars:`, checked so no user variable hides a built-in.
+    fn vars(&mut self, top: &MapReader<'_>) -> BTreeMap<String, String> {
         let vars = self
             .field::<BTreeMap<String, String>>(top, "vars")
             .unwrap_or_default();
@@ -292,6 +295,7 @@ impl<'s> Loader<'s> {
         vars
     }
 
+    /// A glob or a list of globs, each compiled as the matcher will.
     pub(super) fn globs(&mut self, map: &MapReader<'_>, key: &str) -> Option<Vec<String>> {
         let node = map.node.get(key)?;
         let mut globs = Vec::new();
@@ -360,6 +364,7 @@ impl<'s> Loader<'s> {
         }
     }
 
+    /// A template, parsed and checked against the variables the rule will have (`known`).
     pub(super) fn template(
         &mut self,
         map: &MapReader<'_>,
@@ -435,7 +440,7 @@ impl<'s> Loader<'s> {
 
     /// The position of a character inside a scalar, when the source shows the text verbatim
     /// (plain or quoted without escapes before it on one line); else the scalar's start.
-    pub(super) fn span_within(&self, node: &Node, char_offset: usize) -> Span {
+    fn span_within(&self, node: &Node, char_offset: usize) -> Span {
         let NodeKind::Scalar { text, plain } = &node.kind else {
             return node.span;
         };

@@ -39,6 +39,7 @@ const RULE_KEYS: &[&str] = &[
 ];
 
 impl Loader<'_> {
+    /// Every entry of `rules:`, in file order; duplicate names are reported at the second.
     pub(super) fn rules(
         &mut self,
         top: &MapReader<'_>,
@@ -88,7 +89,8 @@ impl Loader<'_> {
         rules
     }
 
-    pub(super) fn rule(
+    /// One rule; `None` when anything in it was reported.
+    fn rule(
         &mut self,
         map: &MapReader<'_>,
         vars: &BTreeMap<String, String>,
@@ -237,7 +239,8 @@ impl Loader<'_> {
         Some(rule)
     }
 
-    pub(super) fn regex(&mut self, map: &MapReader<'_>) -> Option<regex::bytes::Regex> {
+    /// `regex:`, compiled for path bytes.
+    fn regex(&mut self, map: &MapReader<'_>) -> Option<regex::bytes::Regex> {
         let text = self.field::<String>(map, "regex")?;
         match path_regex(&text) {
             Ok(regex) => Some(regex),
@@ -254,7 +257,8 @@ impl Loader<'_> {
         }
     }
 
-    pub(super) fn duration(&mut self, map: &MapReader<'_>, key: &str) -> Option<Duration> {
+    /// A duration key (`timeout`, `settle`, `backoff`).
+    fn duration(&mut self, map: &MapReader<'_>, key: &str) -> Option<Duration> {
         let text = self.field::<String>(map, key)?;
         match parse_duration(&text) {
             Ok(d) => Some(d),
@@ -269,7 +273,8 @@ impl Loader<'_> {
         }
     }
 
-    pub(super) fn steps(
+    /// `run:` (one argv) or `steps:` (several), each item one argv element.
+    fn steps(
         &mut self,
         map: &MapReader<'_>,
         known: &[String],
