@@ -1,5 +1,6 @@
-//! The command line: `cli` (the only clap user) parses, [`run`] dispatches to the commands,
-//! `ops` reads the store's history for the operations commands, `explain` shows what rules do.
+//! The command line: `cli` (the only clap user) parses, [`run`](crate::run) dispatches to the
+//! commands, `ops` reads the store's history for the operations commands, `explain` shows what
+//! rules do.
 
 pub mod cli;
 pub mod explain;
