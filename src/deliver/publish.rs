@@ -118,3 +118,142 @@ fn rename_into_place(product: &Product, cx: &mut StepContext<'_>) -> Result<(), 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::DeliveryHooks;
+
+    /// Records each `publishing` call with whether the final path existed then.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<(PathBuf, FileVersion, bool)>,
+    }
+
+    impl DeliveryHooks for Recorder {
+        fn publishing(&mut self, path: &Path, version: FileVersion) {
+            self.calls
+                .push((path.to_path_buf(), version, path.exists()));
+        }
+    }
+
+    fn product(dir: &Path) -> Product {
+        Product::new(
+            "review",
+            &OutputPaths {
+                final_path: dir.join("out/sh010.mov"),
+                temp_path: dir.join("out/.sh010.t.mov"),
+            },
+        )
+    }
+
+    fn run_publish(
+        product: &mut Product,
+        recorder: &mut Recorder,
+    ) -> (Result<(), DeliverError>, String) {
+        let mut log = Vec::new();
+        let step = Publish {
+            allowed_roots: vec![product.final_path.parent().expect("folder").to_path_buf()],
+        };
+        let result = step.run(
+            product,
+            &mut StepContext {
+                log: &mut log,
+                hooks: recorder,
+            },
+        );
+        (result, String::from_utf8(log).expect("utf-8 log"))
+    }
+
+    #[test]
+    fn publish_reports_the_version_then_renames() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut product = product(dir.path());
+        let step = Publish {
+            allowed_roots: vec![dir.path().to_path_buf()],
+        };
+        step.prepare(&product, &mut Vec::new())
+            .expect("inside the root");
+        std::fs::write(&product.temp_path, b"movie").expect("write temp");
+        let version = FileVersion::of(&product.temp_path).expect("temp exists");
+        let mut recorder = Recorder::default();
+        let (result, log) = run_publish(&mut product, &mut recorder);
+        result.expect("published");
+        let final_path = dir.path().join("out/sh010.mov");
+        assert_eq!(
+            recorder.calls,
+            [(final_path.clone(), version, false)],
+            "reported once, before the final path existed"
+        );
+        assert_eq!(log, format!("== published {}\n", final_path.display()));
+        assert_eq!(product.published.as_deref(), Some(final_path.as_path()));
+        assert!(!product.temp_path.exists());
+        assert_eq!(std::fs::read(&final_path).expect("published"), b"movie");
+    }
+
+    #[test]
+    fn a_product_never_written_is_no_output() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut product = product(dir.path());
+        let mut recorder = Recorder::default();
+        let (result, log) = run_publish(&mut product, &mut recorder);
+        let temp = dir.path().join("out/.sh010.t.mov");
+        assert_eq!(result, Err(DeliverError::NoOutput(temp.clone())));
+        assert_eq!(
+            log,
+            format!(
+                "== the commands exited 0 but did not write `{}`\n",
+                temp.display()
+            )
+        );
+        assert!(recorder.calls.is_empty());
+    }
+
+    #[test]
+    fn prepare_refuses_a_folder_that_leads_outside_through_a_symlink() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (root, elsewhere) = (dir.path().join("root"), dir.path().join("elsewhere"));
+        std::fs::create_dir_all(&root).expect("root");
+        std::fs::create_dir_all(&elsewhere).expect("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, root.join("out")).expect("symlink");
+        let product = product(&root);
+        let mut log = Vec::new();
+        let error = Publish {
+            allowed_roots: vec![root.clone()],
+        }
+        .prepare(&product, &mut log)
+        .expect_err("outside");
+        let real = elsewhere.canonicalize().expect("real");
+        let reason = format!(
+            "output folder `{}` resolves to `{}`, outside the watch roots and `outputs:` folders",
+            root.join("out").display(),
+            real.display()
+        );
+        assert_eq!(error, DeliverError::Publish(reason.clone()));
+        assert_eq!(
+            String::from_utf8(log).expect("utf-8"),
+            format!("== cannot publish: {reason}\n")
+        );
+    }
+
+    #[test]
+    fn prepare_removes_a_stale_temp_and_discard_removes_what_steps_made() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut product = product(dir.path());
+        std::fs::create_dir_all(dir.path().join("out")).expect("folder");
+        std::fs::write(&product.temp_path, b"half").expect("stale temp");
+        Publish {
+            allowed_roots: vec![dir.path().to_path_buf()],
+        }
+        .prepare(&product, &mut Vec::new())
+        .expect("prepared");
+        assert!(!product.temp_path.exists());
+
+        let sidecar = dir.path().join("out/.sh010.t.ale");
+        std::fs::write(&product.temp_path, b"movie").expect("temp");
+        std::fs::write(&sidecar, b"ale").expect("sidecar");
+        product.extra_files.push(sidecar.clone());
+        product.discard();
+        assert!(!product.temp_path.exists() && !sidecar.exists());
+    }
+}

@@ -184,17 +184,18 @@ fn run_attempt(
     let mut delivery = spec
         .output
         .as_ref()
-        .map(|output| (Product::new(&spec.rule, output), delivery_steps(spec)));
-    if let Some((product, steps)) = &delivery {
+        .map(|output| Delivery::new(spec, output));
+    if let Some(Delivery { product, steps }) = &delivery {
         for step in steps {
             if let Err(error) = step.prepare(product, &mut log) {
+                tracing::debug!(job = %spec.id, step = step.name(), %error, "delivery step refused the job");
                 return Outcome::Failed(error.into());
             }
         }
     }
-    let discard = |delivery: &Option<(Product, Vec<Box<dyn Step>>)>| {
-        if let Some((product, _)) = delivery {
-            product.discard();
+    let discard = |delivery: &Option<Delivery>| {
+        if let Some(delivery) = delivery {
+            delivery.product.discard();
         }
     };
     let deadline = spec.timeout.map(|t| Instant::now() + t);
@@ -227,7 +228,7 @@ fn run_attempt(
         discard(&delivery);
         return Outcome::Failed(failure);
     }
-    let Some((product, steps)) = &mut delivery else {
+    let Some(Delivery { product, steps }) = &mut delivery else {
         return Outcome::Succeeded { published: None };
     };
     let mut hooks = PublishingHook(hooks);
@@ -237,6 +238,7 @@ fn run_attempt(
     };
     for step in steps.iter() {
         if let Err(error) = step.run(product, &mut cx) {
+            tracing::debug!(job = %spec.id, step = step.name(), %error, "delivery step failed");
             product.discard();
             return Outcome::Failed(error.into());
         }
@@ -246,19 +248,29 @@ fn run_attempt(
     }
 }
 
-/// The delivery steps of a job with a product, in the order they run: verify (when the rule
-/// asks), then publish.
-fn delivery_steps(spec: &JobSpec) -> Vec<Box<dyn Step>> {
-    let mut steps: Vec<Box<dyn Step>> = Vec::new();
-    if let Some(expected) = &spec.verify {
-        steps.push(Box::new(Verify {
-            expected: expected.clone(),
+/// A job's product and the steps that deliver it once its commands have exited 0.
+struct Delivery {
+    product: Product,
+    steps: Vec<Box<dyn Step>>,
+}
+
+impl Delivery {
+    /// The steps in the order they run: verify (when the rule asks), then publish.
+    fn new(spec: &JobSpec, output: &OutputPaths) -> Delivery {
+        let mut steps: Vec<Box<dyn Step>> = Vec::new();
+        if let Some(expected) = &spec.verify {
+            steps.push(Box::new(Verify {
+                expected: expected.clone(),
+            }));
+        }
+        steps.push(Box::new(Publish {
+            allowed_roots: spec.allowed_roots.clone(),
         }));
+        Delivery {
+            product: Product::new(&spec.rule, output),
+            steps,
+        }
     }
-    steps.push(Box::new(Publish {
-        allowed_roots: spec.allowed_roots.clone(),
-    }));
-    steps
 }
 
 /// Passes delivery's durable events on to the job's hooks.
