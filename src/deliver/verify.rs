@@ -153,4 +153,31 @@ mod tests {
             ["timecode is none, expected 01:00:00:00"]
         );
     }
+
+    #[test]
+    fn a_missing_product_is_left_for_publish_to_report() {
+        struct NoHooks;
+        impl crate::deliver::DeliveryHooks for NoHooks {
+            fn publishing(&mut self, _: &std::path::Path, _: crate::os::version::FileVersion) {}
+        }
+        let mut product = Product {
+            rule: "review".into(),
+            temp_path: "/nonexistent/.sh010.t.mov".into(),
+            final_path: "/nonexistent/sh010.mov".into(),
+            published: None,
+            extra_files: Vec::new(),
+        };
+        let mut log = Vec::new();
+        let step = Verify {
+            expected: expect(&[("frames", "48")]),
+        };
+        let result = step.run(
+            &mut product,
+            &mut StepContext {
+                log: &mut log,
+                hooks: &mut NoHooks,
+            },
+        );
+        assert_eq!((result, log.as_slice()), (Ok(()), b"".as_slice()));
+    }
 }

@@ -24,7 +24,7 @@
 pub mod diag;
 mod loader;
 mod media_keys;
-pub mod model;
+mod model;
 mod path;
 mod rule_keys;
 mod syntax;

@@ -1,8 +1,8 @@
 //! The rules file as the rest of shotrouter sees it: [`RuleFile`], [`Rule`], [`WatchRoot`], the
 //! events a rule fires on, and the defaults a rule gets when it leaves a key out.
 //!
-//! Values of these types are only made by the loader, so each is already valid: globs and
-//! regexes compile, templates name known variables, durations parse.
+//! The loader checks everything as it builds these values, so a loaded [`RuleFile`] is valid:
+//! globs and regexes compile, templates name known variables, durations parse.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
