@@ -2,6 +2,25 @@
 //!
 //! Pipeline: file sources (inotify) → matcher (rules.yaml) → runner (argv via duct, never a shell).
 //! `main.rs` only parses the command line and calls [`run`].
+//!
+//! The modules are floors of one house. Each floor may use only the floors below it, never one
+//! above, so data walks down one corridor and nothing walks back up:
+//!
+//! ```text
+//! app      cli, explain, ops, run()       everything below
+//! engine   the daemon loop, settling      source, route, exec, store, rules, media, os
+//! source   file events (inotify)          rules (watch roots), os
+//! route    matcher, plan: all binding     rules, deliver, media
+//! exec     pool, runner, watchdog         deliver, store (job ids), media (views), os
+//! rules    rules.yaml → RuleFile          deliver (expectation type), media
+//! deliver  Step: verify, publish          media, os
+//! store    job queue and history          os
+//! media    sequence, timecode, keykode,   os
+//!          probe (ffprobe)
+//! os       process groups, programs, file versions, quoting
+//! ```
+//!
+//! `error` is the crate-level error that [`run`] returns; it sits with `app`.
 
 pub mod app;
 pub mod deliver;

@@ -1,6 +1,8 @@
-//! Running jobs: the worker pool (limits, fairness, delayed retries) and the runner (argv
-//! through duct in a process group, never a shell, with a watchdog for deadlines).
+//! Running jobs: the worker pool (limits, fairness, delayed retries), the runner (argv through
+//! duct in a process group, never a shell, then the delivery steps) and the watchdog (deadlines
+//! and cancels, signalled to the job's process group).
 
 pub mod pool;
 pub mod provenance;
 pub mod runner;
+pub mod watchdog;

@@ -1,12 +1,10 @@
 //! Runs one job: each step's argv through `duct` (never a shell), in its own process group,
-//! with stdout and stderr in the job's log file, a timeout, and the atomic publish of its output.
+//! with stdout and stderr in the job's log file, then the job's delivery steps (verify, publish).
 //!
-//! A failing, missing or hanging command is an [`Outcome`], never an error of the daemon. On
-//! timeout or cancel the whole group gets SIGTERM, then SIGKILL after a short grace; when a job
-//! ends, stragglers of its group are killed and reaped (the daemon is a child subreaper), so no
-//! job leaves orphans or zombies behind.
+//! A failing, missing or hanging command is an [`Outcome`], never an error of the daemon. When a
+//! step ends, stragglers of its group are killed and reaped (the daemon is a child subreaper),
+//! so no job leaves orphans or zombies behind; deadlines and cancels are the [`Watchdog`]'s.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
@@ -14,7 +12,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -22,13 +19,14 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
+use crate::deliver::publish::{OutputPaths, Publish};
+use crate::deliver::verify::Verify;
+use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext};
 use crate::os::program::resolve_program;
 use crate::os::quote::shell_quote;
 use crate::os::version::FileVersion;
-use crate::route::plan::OutputPaths;
 
-/// How long a job's group has between SIGTERM and SIGKILL.
-pub const KILL_GRACE: Duration = Duration::from_secs(3);
+pub use crate::exec::watchdog::{JobControl, KILL_GRACE, Watchdog};
 
 /// Everything needed to run one attempt of a job.
 #[derive(Debug, Clone)]
@@ -127,103 +125,6 @@ pub enum Failure {
     },
 }
 
-/// A handle on a running job, shared with the [`Watchdog`] and with whoever may cancel it.
-#[derive(Debug, Default)]
-pub struct JobControl {
-    pgid: AtomicI32,
-    cancelled: AtomicBool,
-    timed_out: AtomicBool,
-}
-
-impl JobControl {
-    fn signal(&self, signal: Signal) {
-        let pgid = self.pgid.load(Ordering::SeqCst);
-        if pgid > 0 {
-            let _ = killpg(Pid::from_raw(pgid), signal);
-        }
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst)
-    }
-}
-
-enum Alarm {
-    /// SIGTERM the job's group at the deadline (its timeout), SIGKILL after [`KILL_GRACE`].
-    Timeout(u64, Instant, Arc<JobControl>),
-    /// SIGTERM now (cancel), SIGKILL after [`KILL_GRACE`].
-    Cancel(u64, Arc<JobControl>),
-    /// The job ended: forget it.
-    Disarm(u64),
-}
-
-/// One thread that owns every running job's deadline, so workers can block in a plain `wait()`
-/// (woken directly by the kernel when their child exits) instead of polling for timeouts.
-#[derive(Debug, Clone)]
-pub struct Watchdog {
-    alarms: crossbeam_channel::Sender<Alarm>,
-}
-
-impl Watchdog {
-    /// Starts the watchdog thread; it ends when every `Watchdog` clone is dropped.
-    pub fn start() -> Watchdog {
-        let (alarms, rx) = crossbeam_channel::unbounded();
-        let spawned = std::thread::Builder::new()
-            .name("watchdog".into())
-            .spawn(move || watchdog(&rx));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the watchdog thread; timeouts will not be enforced");
-        }
-        Watchdog { alarms }
-    }
-
-    /// Asks the job to stop: SIGTERM to its group now, SIGKILL after [`KILL_GRACE`].
-    pub fn cancel(&self, job: u64, control: &Arc<JobControl>) {
-        control.cancelled.store(true, Ordering::SeqCst);
-        let _ = self.alarms.send(Alarm::Cancel(job, control.clone()));
-    }
-}
-
-fn watchdog(alarms: &crossbeam_channel::Receiver<Alarm>) {
-    // job -> (when to act next, signal to send then, control)
-    let mut armed: HashMap<u64, (Instant, Signal, Arc<JobControl>)> = HashMap::new();
-    loop {
-        let next = armed.values().map(|(at, _, _)| *at).min();
-        let received = match next {
-            Some(at) => alarms.recv_deadline(at),
-            None => alarms
-                .recv()
-                .map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
-        };
-        match received {
-            Ok(Alarm::Timeout(job, at, control)) => {
-                armed.insert(job, (at, Signal::SIGTERM, control));
-            }
-            Ok(Alarm::Cancel(job, control)) => {
-                control.signal(Signal::SIGTERM);
-                armed.insert(job, (Instant::now() + KILL_GRACE, Signal::SIGKILL, control));
-            }
-            Ok(Alarm::Disarm(job)) => {
-                armed.remove(&job);
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-        }
-        let now = Instant::now();
-        for (at, signal, control) in armed.values_mut() {
-            if *at <= now {
-                if *signal == Signal::SIGTERM {
-                    control.timed_out.store(true, Ordering::SeqCst);
-                }
-                control.signal(*signal);
-                // After SIGTERM, SIGKILL; after SIGKILL, again until the job disarms.
-                *signal = Signal::SIGKILL;
-                *at = now + KILL_GRACE;
-            }
-        }
-    }
-}
-
 /// What a running job reports as it goes, so it can be recorded durably.
 pub trait JobHooks {
     /// A step's process group started (the daemon may die; a later one must be able to kill it).
@@ -281,12 +182,23 @@ fn run_attempt(
             spec.path.display()
         ),
     );
-    if let Some(output) = &spec.output
-        && let Err(reason) = prepare_output(output, &spec.allowed_roots)
-    {
-        note(&mut log, format!("== cannot publish: {reason}"));
-        return Outcome::Failed(Failure::Publish(reason));
+    let mut delivery = spec
+        .output
+        .as_ref()
+        .map(|output| Delivery::new(spec, output));
+    if let Some(Delivery { product, steps }) = &delivery {
+        for step in steps {
+            if let Err(error) = step.prepare(product, &mut log) {
+                tracing::debug!(job = %spec.id, step = step.name(), %error, "delivery step refused the job");
+                return Outcome::Failed(error.into());
+            }
+        }
     }
+    let discard = |delivery: &Option<Delivery>| {
+        if let Some(delivery) = delivery {
+            delivery.product.discard();
+        }
+    };
     let deadline = spec.timeout.map(|t| Instant::now() + t);
     for (index, argv) in spec.steps.iter().enumerate() {
         let step = index + 1;
@@ -305,7 +217,7 @@ fn run_attempt(
                 limit: spec.timeout.unwrap_or_default(),
             },
             StepResult::Cancelled => {
-                discard_output(spec);
+                discard(&delivery);
                 return Outcome::Cancelled;
             }
             StepResult::SpawnFailed(reason) => Failure::Spawn {
@@ -314,48 +226,71 @@ fn run_attempt(
                 reason,
             },
         };
-        discard_output(spec);
+        discard(&delivery);
         return Outcome::Failed(failure);
     }
-    if let (Some(expected), Some(output)) = (&spec.verify, &spec.output)
-        && output.temp_path.exists()
-    {
-        let result = crate::deliver::verify::probe(&output.temp_path).map(|probed| {
-            let differences = expected.differences(&probed);
-            (probed, differences)
-        });
-        let failure = match result {
-            Ok((probed, differences)) if differences.is_empty() => {
-                note(&mut log, format!("== verified: {probed}"));
-                None
-            }
-            Ok((_, differences)) => Some(differences.join("; ")),
-            Err(reason) => Some(reason),
-        };
-        if let Some(reason) = failure {
-            note(
-                &mut log,
-                format!("== verification failed, not published: {reason}"),
-            );
-            discard_output(spec);
-            return Outcome::Failed(Failure::Verify(reason));
+    let Some(Delivery { product, steps }) = &mut delivery else {
+        return Outcome::Succeeded { published: None };
+    };
+    let mut hooks = PublishingHook(hooks);
+    let mut cx = StepContext {
+        log: &mut log,
+        hooks: &mut hooks,
+    };
+    for step in steps.iter() {
+        if let Err(error) = step.run(product, &mut cx) {
+            tracing::debug!(job = %spec.id, step = step.name(), %error, "delivery step failed");
+            product.discard();
+            return Outcome::Failed(error.into());
         }
     }
-    let published = match &spec.output {
-        Some(output) => match publish(output, hooks) {
-            Ok(path) => Some(path),
-            Err(failure) => {
-                note(&mut log, format!("== {failure}"));
-                discard_output(spec);
-                return Outcome::Failed(failure);
-            }
-        },
-        None => None,
-    };
-    if let Some(path) = &published {
-        note(&mut log, format!("== published {}", path.display()));
+    Outcome::Succeeded {
+        published: product.published.clone(),
     }
-    Outcome::Succeeded { published }
+}
+
+/// A job's product and the steps that deliver it once its commands have exited 0.
+struct Delivery {
+    product: Product,
+    steps: Vec<Box<dyn Step>>,
+}
+
+impl Delivery {
+    /// The steps in the order they run: verify (when the rule asks), then publish.
+    fn new(spec: &JobSpec, output: &OutputPaths) -> Delivery {
+        let mut steps: Vec<Box<dyn Step>> = Vec::new();
+        if let Some(expected) = &spec.verify {
+            steps.push(Box::new(Verify {
+                expected: expected.clone(),
+            }));
+        }
+        steps.push(Box::new(Publish {
+            allowed_roots: spec.allowed_roots.clone(),
+        }));
+        Delivery {
+            product: Product::new(&spec.rule, output),
+            steps,
+        }
+    }
+}
+
+/// Passes delivery's durable events on to the job's hooks.
+struct PublishingHook<'a>(&'a mut dyn JobHooks);
+
+impl DeliveryHooks for PublishingHook<'_> {
+    fn publishing(&mut self, path: &Path, version: FileVersion) -> bool {
+        self.0.publishing(path, version)
+    }
+}
+
+impl From<DeliverError> for Failure {
+    fn from(error: DeliverError) -> Failure {
+        match error {
+            DeliverError::NoOutput(path) => Failure::NoOutput(path),
+            DeliverError::Publish(reason) => Failure::Publish(reason),
+            DeliverError::Verify(reason) => Failure::Verify(reason),
+        }
+    }
 }
 
 enum StepResult {
@@ -440,15 +375,13 @@ fn run_step(
         Err(e) => return StepResult::SpawnFailed(e.to_string()),
     };
     let pgid = handle.pids().first().map_or(0, |&p| p as i32);
-    control.pgid.store(pgid, Ordering::SeqCst);
+    control.set_group(pgid);
     if !hooks.group_started(pgid) {
-        control.cancelled.store(true, Ordering::SeqCst);
+        control.mark_cancelled();
         control.signal(Signal::SIGKILL);
     }
     if let Some(deadline) = deadline {
-        let _ = watchdog
-            .alarms
-            .send(Alarm::Timeout(job, deadline, control.clone()));
+        watchdog.arm(job, deadline, control);
     }
     if control.is_cancelled() {
         // Cancelled while starting: the canceller saw no group yet.
@@ -457,13 +390,13 @@ fn run_step(
     // Blocks until the child exits; the watchdog's signals are what end a stuck one.
     let status = handle.wait().map(|output| output.status);
     if deadline.is_some() {
-        let _ = watchdog.alarms.send(Alarm::Disarm(job));
+        watchdog.disarm(job);
     }
-    control.pgid.store(0, Ordering::SeqCst);
+    control.set_group(0);
     reap_group(pgid);
     if control.is_cancelled() {
         StepResult::Cancelled
-    } else if control.timed_out.swap(false, Ordering::SeqCst) {
+    } else if control.take_timed_out() {
         StepResult::TimedOut
     } else {
         match status {
@@ -492,66 +425,5 @@ fn reap_group(pgid: i32) {
             return;
         }
         std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Creates the output's folder and refuses one that resolves (through symlinks) outside the
-/// allowed roots; removes a stale temp file from an earlier, killed attempt.
-fn prepare_output(output: &OutputPaths, allowed: &[PathBuf]) -> Result<(), String> {
-    let dir = output
-        .final_path
-        .parent()
-        .ok_or_else(|| format!("output `{}` has no folder", output.final_path.display()))?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-    let real = dir
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve `{}`: {e}", dir.display()))?;
-    let inside = allowed
-        .iter()
-        .filter_map(|root| root.canonicalize().ok())
-        .any(|root| real.starts_with(root));
-    if !inside {
-        return Err(format!(
-            "output folder `{}` resolves to `{}`, outside the watch roots and `outputs:` folders",
-            dir.display(),
-            real.display()
-        ));
-    }
-    match std::fs::remove_file(&output.temp_path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!(
-            "cannot remove stale `{}`: {e}",
-            output.temp_path.display()
-        )),
-    }
-}
-
-fn publish(output: &OutputPaths, hooks: &mut dyn JobHooks) -> Result<PathBuf, Failure> {
-    let Some(version) = FileVersion::of(&output.temp_path) else {
-        return Err(Failure::NoOutput(output.temp_path.clone()));
-    };
-    // Recorded before the rename: the rename's own inotify event already finds it, and a crash
-    // between the two is recognisable at recovery.
-    if !hooks.publishing(&output.final_path, version) {
-        let _ = std::fs::remove_file(&output.temp_path);
-        return Err(Failure::Publish(
-            "this attempt's claim was superseded (the job was claimed again or cancelled); its product was discarded"
-                .into(),
-        ));
-    }
-    std::fs::rename(&output.temp_path, &output.final_path).map_err(|e| {
-        Failure::Publish(format!(
-            "cannot rename `{}` to `{}`: {e}",
-            output.temp_path.display(),
-            output.final_path.display()
-        ))
-    })?;
-    Ok(output.final_path.clone())
-}
-
-fn discard_output(spec: &JobSpec) {
-    if let Some(output) = &spec.output {
-        let _ = std::fs::remove_file(&output.temp_path);
     }
 }

@@ -1,6 +1,7 @@
-//! Pure media arithmetic and naming: image sequences, SMPTE timecode, film KeyKode.
-//! Nothing here reads rules or runs processes.
+//! Media arithmetic and naming: image sequences, SMPTE timecode, film KeyKode, and what
+//! ffprobe says a file is. Nothing here reads rules, binds template variables or publishes.
 
 pub mod keykode;
+pub mod probe;
 pub mod sequence;
 pub mod timecode;

@@ -16,8 +16,6 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::rules::template::Bindings;
-
 /// A file name split around its frame number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameName {
@@ -477,20 +475,7 @@ pub fn reading(
     })
 }
 
-/// Adds the `seq.*` variables for a job over `seq`.
-pub fn bind(vars: &mut Bindings, seq: &Sequence, reading: &Reading) {
-    vars.insert("seq.first", reading.first.to_string());
-    vars.insert("seq.last", reading.last.to_string());
-    vars.insert("seq.count", reading.count.to_string());
-    vars.insert("seq.range", format!("{}-{}", reading.first, reading.last));
-    vars.insert("seq.pattern", reading.pattern.as_os_str().as_bytes());
-    vars.insert("seq.start", reading.start.to_string());
-    vars.insert("seq.hashes", seq.hashes_path().as_os_str().as_bytes());
-    vars.insert("seq.name", seq.name());
-    vars.insert("seq.missing", format_ranges(&reading.missing));
-}
-
-/// The variables a sequence rule adds.
+/// The variables a sequence rule adds (route binds them, see `route::plan`).
 pub const VARIABLES: &[&str] = &[
     "seq.first",
     "seq.last",

@@ -1,5 +1,7 @@
 //! Turns "rule R matched file F" into a concrete job: its variables, where its product goes,
-//! and each step's argv. `explain` and the daemon share this, so what `explain` shows is
+//! and each step's argv. All variable binding lives here (path parts, `vars:`, captures,
+//! `{seq.*}`, `{probe.*}`, `{timecode}`, `{keykode}`, `{out}`); the layers below only compute
+//! values. `explain` and the daemon share this, so what `explain` shows is
 //! exactly what runs.
 //!
 //! Products are written to a hidden temp name beside the final one that keeps its extension
@@ -9,8 +11,10 @@ use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
-use crate::media::sequence::{self, OnGaps, Sequence, View};
+use crate::media::probe::{self, Probed};
+use crate::media::sequence::{self, OnGaps, Reading, Sequence, View};
 use crate::route::matcher::{RuleSet, path_bindings};
 use crate::rules::normalize;
 use crate::rules::template::{Bindings, MissingVariable};
@@ -41,15 +45,6 @@ pub struct SequenceInput<'a> {
     pub sequence: &'a Sequence,
     /// Folder for this job's view, if it needs one.
     pub view_dir: &'a Path,
-}
-
-/// Where a product is written and where it is published.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputPaths {
-    /// The published path.
-    pub final_path: PathBuf,
-    /// The hidden temp path the commands write (`{out}`).
-    pub temp_path: PathBuf,
 }
 
 /// Why a matched rule cannot become a job for this file.
@@ -102,9 +97,8 @@ pub fn plan(
     let rule = &set.file.rules[rule_index];
     let mut vars = bindings(set, rule_index, root, rel);
     if rule.probe {
-        crate::deliver::verify::probe(&root.join(rel))
-            .map_err(PlanError::Probe)?
-            .bind(&mut vars);
+        let probed = probe::probe(&root.join(rel)).map_err(PlanError::Probe)?;
+        bind_probe(&mut vars, &probed);
     }
     let mut view = None;
     let mut missing = Vec::new();
@@ -120,7 +114,7 @@ pub fn plan(
             if seq_rule.on_gaps == OnGaps::Fail && !reading.missing.is_empty() {
                 return Err(PlanError::Gaps(reading.missing));
             }
-            sequence::bind(&mut vars, &frames, &reading);
+            bind_sequence(&mut vars, &frames, &reading);
             missing = reading.missing.clone();
             view = reading.view;
             Some(reading.first)
@@ -207,6 +201,37 @@ pub fn bindings(set: &RuleSet, rule_index: usize, root: &Path, rel: &Path) -> Bi
     vars
 }
 
+/// Adds the `{seq.*}` variables (every name in [`sequence::VARIABLES`]) for a job over `seq`.
+pub fn bind_sequence(vars: &mut Bindings, seq: &Sequence, reading: &Reading) {
+    vars.insert("seq.first", reading.first.to_string());
+    vars.insert("seq.last", reading.last.to_string());
+    vars.insert("seq.count", reading.count.to_string());
+    vars.insert("seq.range", format!("{}-{}", reading.first, reading.last));
+    vars.insert("seq.pattern", reading.pattern.as_os_str().as_bytes());
+    vars.insert("seq.start", reading.start.to_string());
+    vars.insert("seq.hashes", seq.hashes_path().as_os_str().as_bytes());
+    vars.insert("seq.name", seq.name());
+    vars.insert("seq.missing", sequence::format_ranges(&reading.missing));
+}
+
+/// Adds the `{probe.*}` variables (names in [`probe::PROBE_VARIABLES`]) that have a value: a
+/// file without timecode has no `{probe.timecode}`, and a rule using it then fails to plan,
+/// naming the variable.
+pub fn bind_probe(vars: &mut Bindings, probed: &Probed) {
+    let mut put = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            vars.insert(name, value);
+        }
+    };
+    put("probe.timecode", probed.timecode.clone());
+    put("probe.fps", probed.fps.map(|r| r.fraction()));
+    put("probe.width", probed.width.map(|n| n.to_string()));
+    put("probe.height", probed.height.map(|n| n.to_string()));
+    put("probe.frames", probed.frames.map(|n| n.to_string()));
+    put("probe.codec", probed.codec.clone());
+    put("probe.pix_fmt", probed.pix_fmt.clone());
+}
+
 /// A sequence rule's `expect:` range for a job with these variables.
 ///
 /// # Errors
@@ -263,5 +288,43 @@ mod tests {
             temp_path(Path::new("/s/README"), "t"),
             Some(PathBuf::from("/s/.README.t"))
         );
+    }
+
+    #[test]
+    fn bound_names_are_the_names_rules_accept() {
+        // rules checks templates against these lists at load; a name bound here but missing
+        // there (or the reverse) would be an unknown variable or a plan-time failure.
+        let names = |vars: &Bindings| vars.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>();
+        let sorted = |list: &[&str]| {
+            let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        let seq = sequence::group(
+            Path::new("/s"),
+            ["a.1001.tif", "a.1002.tif"]
+                .iter()
+                .map(std::ffi::OsStr::new),
+        )
+        .remove(0);
+        let reading = sequence::reading(&seq, None, OnGaps::Warn, Path::new("/v")).expect("frames");
+        let mut vars = Bindings::default();
+        bind_sequence(&mut vars, &seq, &reading);
+        assert_eq!(names(&vars), sorted(sequence::VARIABLES));
+
+        let probed = Probed {
+            codec: Some("prores".into()),
+            profile: None,
+            pix_fmt: Some("yuv422p10le".into()),
+            width: Some(320),
+            height: Some(180),
+            fps: crate::media::timecode::Rate::parse("24").ok(),
+            frames: Some(48),
+            timecode: Some("01:00:00:00".into()),
+            comment: None,
+        };
+        let mut vars = Bindings::default();
+        bind_probe(&mut vars, &probed);
+        assert_eq!(names(&vars), sorted(probe::PROBE_VARIABLES));
     }
 }

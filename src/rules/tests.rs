@@ -1,4 +1,10 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use super::*;
+use crate::media::keykode::FilmFormat;
+use crate::media::sequence::OnGaps;
+use crate::rules::diag::Diagnostics;
 
 const HEAD: &str = "version: 1\nwatch: [shots]\n";
 
@@ -353,4 +359,113 @@ fn impossible_timecodes_and_unknown_film_formats_are_load_errors() {
         "rules:\n  - name: r\n    match: \"**/*.tif\"\n    sequence: {expect: \"1048-1001\"}\n    run: [echo, \"{seq.first}\"]\n",
     );
     assert!(message.contains("before the first"), "{message}");
+}
+
+fn load_file(text: &str) -> Result<RuleFile, Diagnostics> {
+    parse(Path::new("rules.yaml"), text, Path::new("/show"))
+}
+
+#[test]
+fn watch_root_names_default_to_the_folder_and_sources_to_inotify() {
+    // (the `watch:` section, the names and sources it gives)
+    let cases: &[(&str, &[(&str, SourceKind)])] = &[
+        ("watch: [shots]", &[("shots", SourceKind::Inotify)]),
+        (
+            "watch:\n  - path: /mnt/plates/incoming\n  - {path: shots, name: show}",
+            &[
+                ("incoming", SourceKind::Inotify),
+                ("show", SourceKind::Inotify),
+            ],
+        ),
+        (
+            "watch:\n  - {path: shots, source: inotify}",
+            &[("shots", SourceKind::Inotify)],
+        ),
+    ];
+    for (watch, expected) in cases {
+        let file = load_file(&format!("version: 1\n{watch}\nrules: []\n"))
+            .unwrap_or_else(|e| panic!("{watch}: {e}"));
+        let got: Vec<(&str, SourceKind)> = file
+            .watch
+            .iter()
+            .map(|root| (root.name.as_str(), root.source))
+            .collect();
+        assert_eq!(got, *expected, "{watch}");
+    }
+}
+
+#[test]
+fn bad_watch_root_names_and_sources_are_positioned_errors() {
+    // (the `watch:` section, the whole rendered diagnostic)
+    let cases: &[(&str, &str)] = &[
+        (
+            "watch:\n  - path: shots\n    name: shots\n  - path: plates\n    name: shots",
+            "error: two watch roots are named `shots`
+ --> rules.yaml:6:11
+  |
+6 |     name: shots
+  |           ^
+  = note: in watch
+  = help: give each root a unique `name:`; the store records paths relative to it
+
+1 error in rules.yaml",
+        ),
+        (
+            // Two folders with the same name clash too; with no `name:` the root itself is blamed.
+            "watch:\n  - path: a/shots\n  - b/shots",
+            "error: two watch roots are named `shots`
+ --> rules.yaml:4:5
+  |
+4 |   - b/shots
+  |     ^
+  = note: in watch
+  = help: give each root a unique `name:`; the store records paths relative to it
+
+1 error in rules.yaml",
+        ),
+        (
+            "watch:\n  - path: shots\n    name: show/shots",
+            "error: watch root name `show/shots` must be non-empty, without `/` or control characters
+ --> rules.yaml:4:11
+  |
+4 |     name: show/shots
+  |           ^
+  = note: in watch
+
+1 error in rules.yaml",
+        ),
+        (
+            "watch:\n  - {path: shots, source: poll}",
+            "error: unknown variant `poll`, expected `inotify`
+ --> rules.yaml:3:27
+  |
+3 |   - {path: shots, source: poll}
+  |                           ^
+  = note: in watch
+
+1 error in rules.yaml",
+        ),
+    ];
+    for (watch, expected) in cases {
+        let diagnostics = load_file(&format!("version: 1\n{watch}\nrules: []\n"))
+            .expect_err("invalid watch root");
+        assert_eq!(diagnostics.to_string(), *expected, "{watch}");
+    }
+}
+
+#[test]
+fn a_rule_definition_hash_is_pinned_across_builds() {
+    let file = load_str(
+        "rules:\n  - name: review\n    match: \"*/comp/*.tif\"\n    sequence: {on_gaps: hold}\n    timeout: 10m\n    retries: 2\n    output: \"{dir}/{stem}.mov\"\n    run: [ffmpeg, -i, \"{path}\", \"{out}\"]\n",
+    )
+    .expect("valid");
+    let renamed = load_str(
+        "rules:\n  - name: other-name\n    match: \"*/comp/*.tif\"\n    sequence: {on_gaps: hold}\n    timeout: 10m\n    retries: 2\n    output: \"{dir}/{stem}.mov\"\n    run: [ffmpeg, -i, \"{path}\", \"{out}\"]\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        file.rules[0].definition_hash, renamed.rules[0].definition_hash,
+        "the name is not part of it"
+    );
+    assert_eq!(file.rules[0].definition_hash, "785ab04f212a6977");
 }

@@ -1,0 +1,290 @@
+//! Publishing: a product written under a hidden temp name appears at its final path in one
+//! atomic rename, never half-written, and only inside the allowed roots.
+//!
+//! The temp file sits beside the final one (route picks its name), so the rename stays on one
+//! file system. Before any command runs, the output folder is made and checked through symlinks
+//! against the watch roots and `outputs:` folders; route checked the same lexically.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::deliver::{DeliverError, Product, Step, StepContext, note};
+use crate::os::version::FileVersion;
+
+/// Where a product is written and where it is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputPaths {
+    /// The published path.
+    pub final_path: PathBuf,
+    /// The hidden temp path the commands write (`{out}`).
+    pub temp_path: PathBuf,
+}
+
+/// The step that renames the product into place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// Where products may be published: the watch roots and the `outputs:` folders.
+    pub allowed_roots: Vec<PathBuf>,
+}
+
+impl Step for Publish {
+    fn name(&self) -> &'static str {
+        "publish"
+    }
+
+    fn prepare(&self, product: &Product, log: &mut dyn Write) -> Result<(), DeliverError> {
+        prepare_output(&product.final_path, &product.temp_path, &self.allowed_roots).map_err(
+            |reason| {
+                let error = DeliverError::Publish(reason);
+                note(log, format!("== {error}"));
+                error
+            },
+        )
+    }
+
+    fn run(&self, product: &mut Product, cx: &mut StepContext<'_>) -> Result<(), DeliverError> {
+        match rename_into_place(product, cx) {
+            Ok(()) => {
+                cx.note(format!("== published {}", product.final_path.display()));
+                product.published = Some(product.final_path.clone());
+                Ok(())
+            }
+            Err(error) => {
+                cx.note(format!("== {error}"));
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Creates the output's folder and refuses one that resolves (through symlinks) outside the
+/// allowed roots; removes a stale temp file from an earlier, killed attempt.
+fn prepare_output(final_path: &Path, temp_path: &Path, allowed: &[PathBuf]) -> Result<(), String> {
+    let dir = final_path
+        .parent()
+        .ok_or_else(|| format!("output `{}` has no folder", final_path.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let real = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve `{}`: {e}", dir.display()))?;
+    let inside = allowed
+        .iter()
+        .filter_map(|root| root.canonicalize().ok())
+        .any(|root| real.starts_with(root));
+    if !inside {
+        return Err(format!(
+            "output folder `{}` resolves to `{}`, outside the watch roots and `outputs:` folders",
+            dir.display(),
+            real.display()
+        ));
+    }
+    match std::fs::remove_file(temp_path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!(
+            "cannot remove stale `{}`: {e}",
+            temp_path.display()
+        )),
+    }
+}
+
+fn rename_into_place(product: &Product, cx: &mut StepContext<'_>) -> Result<(), DeliverError> {
+    let (temp, target) = (&product.temp_path, &product.final_path);
+    let Some(version) = FileVersion::of(temp) else {
+        return Err(DeliverError::NoOutput(temp.clone()));
+    };
+    // The data first, so the name never points at contents still in the page cache when the
+    // machine loses power.
+    File::open(temp)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| DeliverError::Publish(format!("cannot flush `{}`: {e}", temp.display())))?;
+    // Recorded before the rename: the rename's own inotify event already finds it, and a crash
+    // between the two is recognisable at recovery.
+    if !cx.hooks.publishing(target, version) {
+        return Err(DeliverError::Publish(
+            "this attempt's claim was superseded (the job was claimed again or cancelled); its product was discarded"
+                .into(),
+        ));
+    }
+    std::fs::rename(temp, target).map_err(|e| {
+        DeliverError::Publish(format!(
+            "cannot rename `{}` to `{}`: {e}",
+            temp.display(),
+            target.display()
+        ))
+    })?;
+    // Then the folder, so the rename itself survives a crash. Some file systems refuse to sync
+    // a folder; the product is in place either way, so that is no reason to fail the job.
+    if let Some(dir) = target.parent()
+        && let Ok(dir) = File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::DeliveryHooks;
+
+    /// Records each `publishing` call with whether the final path existed then.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<(PathBuf, FileVersion, bool)>,
+        /// Answer as a store does when the attempt's claim is stale.
+        refuse: bool,
+    }
+
+    impl DeliveryHooks for Recorder {
+        fn publishing(&mut self, path: &Path, version: FileVersion) -> bool {
+            self.calls
+                .push((path.to_path_buf(), version, path.exists()));
+            !self.refuse
+        }
+    }
+
+    fn product(dir: &Path) -> Product {
+        Product::new(
+            "review",
+            &OutputPaths {
+                final_path: dir.join("out/sh010.mov"),
+                temp_path: dir.join("out/.sh010.t.mov"),
+            },
+        )
+    }
+
+    fn run_publish(
+        product: &mut Product,
+        recorder: &mut Recorder,
+    ) -> (Result<(), DeliverError>, String) {
+        let mut log = Vec::new();
+        let step = Publish {
+            allowed_roots: vec![product.final_path.parent().expect("folder").to_path_buf()],
+        };
+        let result = step.run(
+            product,
+            &mut StepContext {
+                log: &mut log,
+                hooks: recorder,
+            },
+        );
+        (result, String::from_utf8(log).expect("utf-8 log"))
+    }
+
+    #[test]
+    fn publish_reports_the_version_then_renames() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut product = product(dir.path());
+        let step = Publish {
+            allowed_roots: vec![dir.path().to_path_buf()],
+        };
+        step.prepare(&product, &mut Vec::new())
+            .expect("inside the root");
+        std::fs::write(&product.temp_path, b"movie").expect("write temp");
+        let version = FileVersion::of(&product.temp_path).expect("temp exists");
+        let mut recorder = Recorder::default();
+        let (result, log) = run_publish(&mut product, &mut recorder);
+        result.expect("published");
+        let final_path = dir.path().join("out/sh010.mov");
+        assert_eq!(
+            recorder.calls,
+            [(final_path.clone(), version, false)],
+            "reported once, before the final path existed"
+        );
+        assert_eq!(log, format!("== published {}\n", final_path.display()));
+        assert_eq!(product.published.as_deref(), Some(final_path.as_path()));
+        assert!(!product.temp_path.exists());
+        assert_eq!(std::fs::read(&final_path).expect("published"), b"movie");
+    }
+
+    #[test]
+    fn a_refused_publish_renames_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut product = product(dir.path());
+        Publish {
+            allowed_roots: vec![dir.path().to_path_buf()],
+        }
+        .prepare(&product, &mut Vec::new())
+        .expect("inside the root");
+        std::fs::write(&product.temp_path, b"stale movie").expect("write temp");
+        let mut recorder = Recorder {
+            refuse: true,
+            ..Recorder::default()
+        };
+        let (result, _) = run_publish(&mut product, &mut recorder);
+        assert!(
+            matches!(&result, Err(DeliverError::Publish(reason)) if reason.contains("superseded")),
+            "{result:?}"
+        );
+        assert!(!product.final_path.exists(), "nothing was published");
+        assert_eq!(recorder.calls.len(), 1);
+    }
+
+    #[test]
+    fn a_product_never_written_is_no_output() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut product = product(dir.path());
+        let mut recorder = Recorder::default();
+        let (result, log) = run_publish(&mut product, &mut recorder);
+        let temp = dir.path().join("out/.sh010.t.mov");
+        assert_eq!(result, Err(DeliverError::NoOutput(temp.clone())));
+        assert_eq!(
+            log,
+            format!(
+                "== the commands exited 0 but did not write `{}`\n",
+                temp.display()
+            )
+        );
+        assert!(recorder.calls.is_empty());
+    }
+
+    #[test]
+    fn prepare_refuses_a_folder_that_leads_outside_through_a_symlink() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (root, elsewhere) = (dir.path().join("root"), dir.path().join("elsewhere"));
+        std::fs::create_dir_all(&root).expect("root");
+        std::fs::create_dir_all(&elsewhere).expect("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, root.join("out")).expect("symlink");
+        let product = product(&root);
+        let mut log = Vec::new();
+        let error = Publish {
+            allowed_roots: vec![root.clone()],
+        }
+        .prepare(&product, &mut log)
+        .expect_err("outside");
+        let real = elsewhere.canonicalize().expect("real");
+        let reason = format!(
+            "output folder `{}` resolves to `{}`, outside the watch roots and `outputs:` folders",
+            root.join("out").display(),
+            real.display()
+        );
+        assert_eq!(error, DeliverError::Publish(reason.clone()));
+        assert_eq!(
+            String::from_utf8(log).expect("utf-8"),
+            format!("== cannot publish: {reason}\n")
+        );
+    }
+
+    #[test]
+    fn prepare_removes_a_stale_temp_and_discard_removes_what_steps_made() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut product = product(dir.path());
+        std::fs::create_dir_all(dir.path().join("out")).expect("folder");
+        std::fs::write(&product.temp_path, b"half").expect("stale temp");
+        Publish {
+            allowed_roots: vec![dir.path().to_path_buf()],
+        }
+        .prepare(&product, &mut Vec::new())
+        .expect("prepared");
+        assert!(!product.temp_path.exists());
+
+        let sidecar = dir.path().join("out/.sh010.t.ale");
+        std::fs::write(&product.temp_path, b"movie").expect("temp");
+        std::fs::write(&sidecar, b"ale").expect("sidecar");
+        product.extra_files.push(sidecar.clone());
+        product.discard();
+        assert!(!product.temp_path.exists() && !sidecar.exists());
+    }
+}

@@ -1,0 +1,484 @@
+//! Loading: a positioned YAML tree in, a [`RuleFile`] or every problem (each at its
+//! `FILE:LINE:COL`) out.
+//!
+//! The [`Loader`] reads the tree map by map through a [`MapReader`], recording each problem and
+//! carrying on, so one bad value hides no other. This file holds that machinery and the
+//! top-level keys; each section of a rule has its own file (`watch`, `rule_keys`, `media_keys`,
+//! `verify`). Cross-rule checks (duplicate names) run as the list is read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use crate::media::keykode::KeyKodeSpec;
+use crate::media::timecode::TimecodeSpec;
+use crate::rules::diag::{Diagnostic, Diagnostics};
+use crate::rules::model::{BUILTIN_VARIABLES, DEFAULT_IGNORE, RuleFile};
+use crate::rules::path::{absolute, normalize};
+use crate::rules::syntax::{compile_glob, did_you_mean};
+use crate::rules::template::Template;
+use crate::rules::yaml::{self, Node, NodeKind, Span};
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "version", "watch", "ignore", "vars", "jobs", "outputs", "rules", "timecode", "keykode",
+];
+
+/// Why a rules file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// The file could not be read.
+    #[error("cannot read rules file `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file has errors; each is positioned.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Reads and validates a rules file.
+///
+/// # Errors
+/// [`RulesError::Read`] when the file cannot be read, [`RulesError::Invalid`] with every problem.
+pub fn load(path: &Path) -> Result<RuleFile, RulesError> {
+    let source = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path
+        .parent()
+        .map(absolute)
+        .unwrap_or_else(|| absolute(Path::new(".")));
+    parse(path, &source, &base).map_err(RulesError::Invalid)
+}
+
+/// Validates rules text; relative watch paths are resolved against `base`.
+///
+/// # Errors
+/// Every problem found, positioned in `source`.
+pub fn parse(path: &Path, source: &str, base: &Path) -> Result<RuleFile, Diagnostics> {
+    let mut loader = Loader {
+        source,
+        errors: Vec::new(),
+    };
+    let file = loader.file(base);
+    if loader.errors.is_empty()
+        && let Some(file) = file
+    {
+        return Ok(file.with_path(path));
+    }
+    let mut items = loader.errors;
+    items.sort_by_key(|d| (d.span.line, d.span.column));
+    Err(Diagnostics {
+        path: path.to_path_buf(),
+        source: source.to_string(),
+        items,
+    })
+}
+
+impl RuleFile {
+    fn with_path(mut self, path: &Path) -> Self {
+        self.path = path.to_path_buf();
+        self
+    }
+}
+
+/// Top-level `timecode:` and `keykode:`, inherited by rules that give none.
+pub(super) struct Defaults {
+    pub(super) timecode: Option<TimecodeSpec>,
+    pub(super) keykode: Option<KeyKodeSpec>,
+}
+
+/// Reads a whole rules file, collecting every problem.
+pub(super) struct Loader<'s> {
+    pub(super) source: &'s str,
+    pub(super) errors: Vec<Diagnostic>,
+}
+
+/// Reads one YAML mapping field by field, recording each problem and carrying on.
+pub(super) struct MapReader<'n> {
+    pub(super) node: &'n Node,
+    /// Where the map is, e.g. `rules[2]`; empty at the top level.
+    pub(super) place: String,
+    /// The rule's name, when the map is a rule that has one.
+    pub(super) rule: Option<String>,
+}
+
+impl<'s> Loader<'s> {
+    /// Records a problem; loading carries on so every problem of the file is reported.
+    pub(super) fn error(&mut self, diagnostic: Diagnostic) {
+        self.errors.push(diagnostic);
+    }
+
+    /// The whole file: top-level keys, then each section.
+    fn file(&mut self, base: &Path) -> Option<RuleFile> {
+        let root = match yaml::parse(self.source) {
+            Ok(Some(root)) => root,
+            Ok(None) => {
+                self.error(
+                    Diagnostic::new("rules file is empty", Span { line: 1, column: 1 })
+                        .hint("start with `version: 1`"),
+                );
+                return None;
+            }
+            Err(e) => {
+                self.error(Diagnostic::new(
+                    format!("invalid YAML: {}", e.message),
+                    e.span,
+                ));
+                return None;
+            }
+        };
+        if !matches!(root.kind, NodeKind::Map(_)) {
+            self.error(Diagnostic::new(
+                "a rules file is a mapping with `version`, `watch` and `rules`",
+                root.span,
+            ));
+            return None;
+        }
+        let top = MapReader {
+            node: &root,
+            place: String::new(),
+            rule: None,
+        };
+        let _ = self.unknown_keys(&top, TOP_LEVEL_KEYS);
+
+        match top.node.get("version") {
+            None => self.error(
+                Diagnostic::new("missing `version: 1`", root.span)
+                    .hint("add `version: 1` as the first line"),
+            ),
+            Some(node) => match self.field::<u32>(&top, "version") {
+                Some(1) | None => {}
+                Some(other) => self.error(
+                    Diagnostic::new(format!("unsupported rules version `{other}`"), node.span)
+                        .hint("this shotrouter reads `version: 1`"),
+                ),
+            },
+        }
+        let watch = self.watch_roots(&top, base);
+        let ignore = self
+            .globs(&top, "ignore")
+            .unwrap_or_else(|| DEFAULT_IGNORE.iter().map(|s| s.to_string()).collect());
+        let vars = self.vars(&top);
+        let jobs = match self.field::<usize>(&top, "jobs") {
+            Some(0) => {
+                self.error(Diagnostic::new(
+                    "`jobs` must be at least 1",
+                    top.span_of("jobs"),
+                ));
+                1
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        let outputs = self
+            .field::<Vec<String>>(&top, "outputs")
+            .unwrap_or_default()
+            .iter()
+            .map(|p| normalize(&base.join(p)))
+            .collect();
+        let defaults = Defaults {
+            timecode: self.timecode(&top),
+            keykode: self.keykode(&top),
+        };
+        let rules = self.rules(&top, &vars, &defaults);
+        Some(RuleFile {
+            path: PathBuf::new(),
+            watch,
+            ignore,
+            vars,
+            jobs,
+            outputs,
+            rules,
+        })
+    }
+
+    /// Deserializes one field, reporting a type error at its value; `None` when absent or bad.
+    pub(super) fn field<T: DeserializeOwned>(
+        &mut self,
+        map: &MapReader<'_>,
+        key: &str,
+    ) -> Option<T> {
+        let node = map.node.get(key)?;
+        match yaml::from_node::<T>(node) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.error(
+                    Diagnostic::new(
+                        format!("`{key}`: {}", e.message),
+                        e.span.unwrap_or(node.span),
+                    )
+                    .context(map.at(key)),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports unknown and repeated keys; returns the known keys suggested for the typos.
+    pub(super) fn unknown_keys(
+        &mut self,
+        map: &MapReader<'_>,
+        known: &[&'static str],
+    ) -> Vec<&'static str> {
+        let mut suggested = Vec::new();
+        let NodeKind::Map(entries) = &map.node.kind else {
+            return suggested;
+        };
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for (key, _) in entries {
+            let Some(name) = key.as_scalar() else {
+                self.error(
+                    Diagnostic::new("keys must be plain names", key.span).context(map.at("")),
+                );
+                continue;
+            };
+            if let Some(first) = seen.insert(name, key.span) {
+                self.error(
+                    Diagnostic::new(format!("duplicate key `{name}`"), key.span)
+                        .context(map.at(""))
+                        .hint(format!("first given at line {}", first.line)),
+                );
+            }
+            if !known.contains(&name) {
+                let mut d =
+                    Diagnostic::new(format!("unknown key `{name}`"), key.span).context(map.at(""));
+                d = match did_you_mean(name, known.iter().copied()) {
+                    Some(best) => {
+                        suggested.push(best);
+                        d.hint(format!("did you mean `{best}`?"))
+                    }
+                    None => d.hint(format!("known keys: {}", known.join(", "))),
+                };
+                self.error(d);
+            }
+        }
+        suggested
+    }
+
+    /// `vars:`, checked so no user variable hides a built-in.
+    fn vars(&mut self, top: &MapReader<'_>) -> BTreeMap<String, String> {
+        let vars = self
+            .field::<BTreeMap<String, String>>(top, "vars")
+            .unwrap_or_default();
+        for name in vars.keys() {
+            let node = top.node.get("vars").and_then(|v| match &v.kind {
+                NodeKind::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| k.as_scalar() == Some(name))
+                    .map(|(k, _)| k),
+                _ => None,
+            });
+            let span = node.map_or(top.span_of("vars"), |n| n.span);
+            if BUILTIN_VARIABLES.contains(&name.as_str()) || name == "out" {
+                self.error(
+                    Diagnostic::new(
+                        format!("variable `{name}` would hide the built-in `{{{name}}}`"),
+                        span,
+                    )
+                    .context("in vars")
+                    .hint("choose another name"),
+                );
+            } else if Template::parse(&format!("{{{name}}}")).is_err() || name.contains('.') {
+                self.error(
+                    Diagnostic::new(format!("invalid variable name `{name}`"), span)
+                        .context("in vars")
+                        .hint("use letters, digits and `_`"),
+                );
+            }
+        }
+        vars
+    }
+
+    /// A glob or a list of globs, each compiled as the matcher will.
+    pub(super) fn globs(&mut self, map: &MapReader<'_>, key: &str) -> Option<Vec<String>> {
+        let node = map.node.get(key)?;
+        let mut globs = Vec::new();
+        for item in node.items() {
+            match yaml::from_node::<String>(item) {
+                Ok(text) => match compile_glob(&text) {
+                    Ok(_) => globs.push(text),
+                    Err(e) => self.error(
+                        Diagnostic::new(format!("invalid glob `{text}`: {}", e.kind()), item.span)
+                            .context(map.at(key))
+                            .hint("escape a literal `[`, `{` or `*` by wrapping it in brackets, e.g. `[[]`"),
+                    ),
+                },
+                Err(e) => self.error(Diagnostic::new(format!("`{key}`: {}", e.message), item.span).context(map.at(key))),
+            }
+        }
+        Some(globs)
+    }
+
+    /// A nested mapping under `key`, or an error when the value is not one.
+    pub(super) fn submap<'n>(
+        &mut self,
+        map: &MapReader<'n>,
+        key: &str,
+        example: &str,
+    ) -> Option<MapReader<'n>> {
+        let node = map.node.get(key)?;
+        if !matches!(node.kind, NodeKind::Map(_)) {
+            self.error(
+                Diagnostic::new(format!("`{key}` takes a mapping"), node.span)
+                    .context(map.at(key))
+                    .hint(format!("e.g. `{key}: {example}`")),
+            );
+            return None;
+        }
+        Some(MapReader {
+            node,
+            place: if map.place.is_empty() {
+                key.to_string()
+            } else {
+                format!("{}.{key}", map.place)
+            },
+            rule: map.rule.clone(),
+        })
+    }
+
+    /// A required scalar of a nested mapping, as written (`23.976` stays `23.976`).
+    pub(super) fn scalar(&mut self, map: &MapReader<'_>, key: &str) -> Option<String> {
+        match map.node.get(key) {
+            Some(node) => match node.as_scalar() {
+                Some(text) => Some(text.to_string()),
+                None => {
+                    self.error(
+                        Diagnostic::new(format!("`{key}` takes a single value"), node.span)
+                            .context(map.at(key)),
+                    );
+                    None
+                }
+            },
+            None => {
+                self.error(
+                    Diagnostic::new(format!("missing `{key}`"), map.node.span).context(map.at("")),
+                );
+                None
+            }
+        }
+    }
+
+    /// A template, parsed and checked against the variables the rule will have (`known`).
+    pub(super) fn template(
+        &mut self,
+        map: &MapReader<'_>,
+        node: &Node,
+        key: &str,
+        known: &[String],
+    ) -> Option<Template> {
+        let text = match &node.kind {
+            NodeKind::Scalar { text, .. } => text.clone(),
+            _ => {
+                self.error(
+                    Diagnostic::new(format!("`{key}` items must be strings"), node.span)
+                        .context(map.at(key)),
+                );
+                return None;
+            }
+        };
+        let template = match Template::parse(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(
+                    Diagnostic::new(e.to_string(), self.span_within(node, e.offset))
+                        .context(map.at(key)),
+                );
+                return None;
+            }
+        };
+        let mut ok = true;
+        for (var, offset) in template.variables() {
+            let span = self.span_within(node, offset);
+            if let Some(env) = var.strip_prefix("env.") {
+                if std::env::var_os(env).is_none() {
+                    ok = false;
+                    self.error(
+                        Diagnostic::new(format!("environment variable `{env}` is not set"), span)
+                            .context(map.at(key))
+                            .hint(format!("set `{env}` in the environment shotrouter runs in, or use a `vars:` entry")),
+                    );
+                }
+                continue;
+            }
+            if known.iter().any(|k| k == var) {
+                continue;
+            }
+            ok = false;
+            let mut d = Diagnostic::new(format!("unknown template variable `{{{var}}}`"), span)
+                .context(map.at(key));
+            d = if var == "out" {
+                d.hint("declare `output:` on the rule to get `{out}`")
+            } else if var.starts_with("seq.") && !known.iter().any(|k| k == "seq.first") {
+                d.hint("`{seq.*}` variables need `sequence:` on the rule")
+            } else if var.starts_with("probe.") {
+                d.hint("`{probe.*}` variables need `probe: true` on the rule")
+            } else if (var == "timecode" || var == "keykode") && !known.iter().any(|k| k == var) {
+                d.hint(format!("give the rule (or the file) a `{var}:` mapping"))
+            } else {
+                match did_you_mean(var, known.iter().map(String::as_str)) {
+                    Some(best) => d.hint(format!("did you mean `{{{best}}}`?")),
+                    None => d.hint(format!(
+                        "known: {}",
+                        known
+                            .iter()
+                            .map(|k| format!("{{{k}}}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )),
+                }
+            };
+            self.error(d);
+        }
+        ok.then_some(template)
+    }
+
+    /// The position of a character inside a scalar, when the source shows the text verbatim
+    /// (plain or quoted without escapes before it on one line); else the scalar's start.
+    fn span_within(&self, node: &Node, char_offset: usize) -> Span {
+        let NodeKind::Scalar { text, plain } = &node.kind else {
+            return node.span;
+        };
+        let Some(line) = self.source.lines().nth(node.span.line.saturating_sub(1)) else {
+            return node.span;
+        };
+        let raw: String = line.chars().skip(node.span.column - 1).collect();
+        let quote = usize::from(!plain);
+        let prefix: String = text.chars().take(char_offset).collect();
+        let raw_after_quote: String = raw.chars().skip(quote).collect();
+        if raw_after_quote.starts_with(&prefix) {
+            Span {
+                line: node.span.line,
+                column: node.span.column + quote + char_offset,
+            }
+        } else {
+            node.span
+        }
+    }
+}
+
+impl MapReader<'_> {
+    /// ``in rules[2].match (rule `plates`)``, or ``in jobs`` at the top level.
+    pub(super) fn at(&self, key: &str) -> String {
+        let place = match (self.place.is_empty(), key.is_empty()) {
+            (true, _) => key.to_string(),
+            (false, true) => self.place.clone(),
+            (false, false) => format!("{}.{key}", self.place),
+        };
+        match &self.rule {
+            Some(name) => format!("in {place} (rule `{name}`)"),
+            None if place.is_empty() => "at the top level".to_string(),
+            None => format!("in {place}"),
+        }
+    }
+
+    /// Where the value of `key` is, or the map itself when the key is absent.
+    pub(super) fn span_of(&self, key: &str) -> Span {
+        self.node.get(key).map_or(self.node.span, |n| n.span)
+    }
+}

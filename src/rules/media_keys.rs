@@ -1,0 +1,108 @@
+//! A rule's media keys: `sequence:` (frames gathered into one job), `timecode:` and `keykode:`
+//! (a rule's own, else the file's top-level default).
+//!
+//! Labels are checked here, at load, against `media`'s arithmetic: an impossible timecode or an
+//! unknown film format never reaches ffmpeg, which would accept it and write a wrong file.
+
+use crate::media::keykode::{FilmFormat, KeyKode, KeyKodeSpec};
+use crate::media::sequence::OnGaps;
+use crate::media::timecode::{TimecodeError, TimecodeSpec};
+use crate::rules::diag::Diagnostic;
+use crate::rules::loader::{Loader, MapReader};
+use crate::rules::model::SequenceRule;
+use crate::rules::yaml::NodeKind;
+
+impl Loader<'_> {
+    /// `timecode: {fps, start, at_frame, drop}`.
+    pub(super) fn timecode(&mut self, map: &MapReader<'_>) -> Option<TimecodeSpec> {
+        let sub = self.submap(
+            map,
+            "timecode",
+            "{fps: 24, start: \"01:00:00:00\", at_frame: 1001}",
+        )?;
+        let _ = self.unknown_keys(&sub, &["fps", "start", "at_frame", "drop"]);
+        let fps = self.scalar(&sub, "fps");
+        let start = self.scalar(&sub, "start");
+        let at_frame = self.field::<i64>(&sub, "at_frame");
+        let drop = self.field::<bool>(&sub, "drop");
+        let (fps, start) = (fps?, start?);
+        match TimecodeSpec::new(&fps, &start, at_frame, drop) {
+            Ok(spec) => Some(spec),
+            Err(e) => {
+                let (key, message, hint) = match e {
+                    TimecodeError::Fps(m) => ("fps", m, None),
+                    TimecodeError::Start(m) => (
+                        "start",
+                        m,
+                        Some("write HH:MM:SS:FF, or HH:MM:SS;FF for drop-frame at 29.97 or 59.94"),
+                    ),
+                    TimecodeError::Drop(m) => ("drop", m, None),
+                };
+                let mut d = Diagnostic::new(message, sub.span_of(key)).context(sub.at(key));
+                if let Some(hint) = hint {
+                    d = d.hint(hint);
+                }
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    /// `keykode: {start, format, at_frame}`.
+    pub(super) fn keykode(&mut self, map: &MapReader<'_>) -> Option<KeyKodeSpec> {
+        let sub = self.submap(
+            map,
+            "keykode",
+            "{start: \"KU 22 9012 1234+05\", format: 35mm-4perf, at_frame: 1001}",
+        )?;
+        let _ = self.unknown_keys(&sub, &["start", "format", "at_frame"]);
+        let start = self.scalar(&sub, "start");
+        let format = self.scalar(&sub, "format").and_then(|name| {
+            FilmFormat::parse(&name)
+                .map_err(|e| {
+                    self.error(Diagnostic::new(e, sub.span_of("format")).context(sub.at("format")))
+                })
+                .ok()
+        });
+        let at_frame = self.field::<i64>(&sub, "at_frame");
+        let (start, format) = (start?, format?);
+        match KeyKode::parse(&start, format) {
+            Ok(start) => Some(KeyKodeSpec { start, at_frame }),
+            Err(e) => {
+                self.error(Diagnostic::new(e, sub.span_of("start")).context(sub.at("start")));
+                None
+            }
+        }
+    }
+
+    /// `sequence: true` or `sequence: {expect: 1001-1048, on_gaps: hold}`.
+    pub(super) fn sequence(
+        &mut self,
+        map: &MapReader<'_>,
+        known: &[String],
+    ) -> Option<SequenceRule> {
+        let node = map.node.get("sequence")?;
+        if let NodeKind::Scalar { .. } = node.kind {
+            return self
+                .field::<bool>(map, "sequence")
+                .and_then(|on| on.then(SequenceRule::default));
+        }
+        let sub = self.submap(map, "sequence", "{expect: 1001-1048, on_gaps: hold}")?;
+        let _ = self.unknown_keys(&sub, &["expect", "on_gaps"]);
+        let on_gaps = self.field::<OnGaps>(&sub, "on_gaps").unwrap_or_default();
+        let expect = match sub.node.get("expect") {
+            Some(node) => {
+                let template = self.template(&sub, node, "expect", known)?;
+                // A literal range is checked now; one built from variables when the job fires.
+                if template.variables().next().is_none()
+                    && let Err(e) = crate::media::sequence::parse_range(template.source())
+                {
+                    self.error(Diagnostic::new(e, node.span).context(sub.at("expect")));
+                }
+                Some(template)
+            }
+            None => None,
+        };
+        Some(SequenceRule { expect, on_gaps })
+    }
+}

@@ -1,0 +1,220 @@
+//! The rules file as the rest of shotrouter sees it: [`RuleFile`], [`Rule`], [`WatchRoot`], the
+//! events a rule fires on, and the defaults a rule gets when it leaves a key out.
+//!
+//! The loader checks everything as it builds these values, so a loaded [`RuleFile`] is valid:
+//! globs and regexes compile, templates name known variables, durations parse.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::media::keykode::KeyKodeSpec;
+use crate::media::sequence::OnGaps;
+use crate::media::timecode::TimecodeSpec;
+use crate::rules::template::Template;
+use crate::rules::verify::VerifyRule;
+
+/// Variables every rule can use, whatever the file.
+pub const BUILTIN_VARIABLES: &[&str] = &[
+    "path", "rel", "root", "dir", "name", "stem", "ext", "frame", "rule",
+];
+
+/// Ignore globs used when a file gives no `ignore:` list: hidden files, temp and partial writes.
+pub const DEFAULT_IGNORE: &[&str] = &["**/.*", "**/*.tmp", "**/*.part", "**/*~"];
+
+/// Wait before a failed job's first retry when a rule gives no `backoff:`.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long a sequence waits for its next frame when its rule gives no `settle:`.
+pub const DEFAULT_SEQUENCE_SETTLE: Duration = Duration::from_secs(5);
+
+/// A file-system event a rule can fire on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A file opened for writing was closed: the normal "render wrote a frame".
+    CloseWrite,
+    /// A file was renamed into a watched folder: the "write to temp, rename into place" idiom.
+    MovedTo,
+    /// A file opened read-only was closed.
+    CloseNowrite,
+    /// A file was created (it may still be empty).
+    Create,
+    /// A file was deleted.
+    Delete,
+}
+
+impl EventKind {
+    const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of [`EventKind`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventSet(u8);
+
+impl EventSet {
+    /// `close_write` and `moved_to`: a file that is complete.
+    pub const READY: EventSet = EventSet(EventKind::CloseWrite.bit() | EventKind::MovedTo.bit());
+
+    /// Whether `kind` is in the set.
+    pub fn contains(self, kind: EventKind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+
+    /// Adds `kind`.
+    pub fn insert(&mut self, kind: EventKind) {
+        self.0 |= kind.bit();
+    }
+
+    /// The union of two sets.
+    #[must_use]
+    pub fn union(self, other: EventSet) -> EventSet {
+        EventSet(self.0 | other.0)
+    }
+}
+
+/// A folder to watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchRoot {
+    /// The root's name: what the store records paths relative to, so that machines which mount
+    /// the same tree at different places agree on a file's identity. Defaults to the folder name.
+    pub name: String,
+    /// Absolute path (relative entries are resolved against the rules file's folder).
+    pub path: PathBuf,
+    /// Whether sub-folders are watched too.
+    pub recursive: bool,
+    /// How changes under the root are noticed.
+    pub source: SourceKind,
+}
+
+/// How a watch root's changes are noticed (`source:` in `watch:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The kernel's inotify: immediate, sees only writes made through this machine's kernel.
+    #[default]
+    Inotify,
+}
+
+impl SourceKind {
+    /// The name used in `rules.yaml` and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Inotify => "inotify",
+        }
+    }
+}
+
+/// One compiled, validated rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique name.
+    pub name: String,
+    /// Globs on the path relative to the watch root; empty when only `regex` is given.
+    pub globs: Vec<String>,
+    /// Regex on the relative path, whose named captures become variables.
+    pub regex: Option<regex::bytes::Regex>,
+    /// Events the rule fires on.
+    pub events: EventSet,
+    /// argv lists run in order; `run:` is a single step.
+    pub steps: Vec<Vec<Template>>,
+    /// The product the job publishes atomically, if any.
+    pub output: Option<Template>,
+    /// Longest a job may run before its process group is killed.
+    pub timeout: Option<Duration>,
+    /// How many times a failed job is tried again.
+    pub retries: u32,
+    /// Wait before the first retry; it doubles with each further one (capped at 10 minutes).
+    pub backoff: Duration,
+    /// At most this many jobs of this rule at once.
+    pub concurrency: Option<usize>,
+    /// Whether later rules are skipped for a path this rule matched.
+    pub stop: bool,
+    /// Quiet time after the last write before the job fires.
+    pub settle: Duration,
+    /// Frames are grouped into sequences and the job runs once per sequence.
+    pub sequence: Option<SequenceRule>,
+    /// Gives `{timecode}` (the rule's own, else the file's top-level default).
+    pub timecode: Option<TimecodeSpec>,
+    /// Gives `{keykode}`.
+    pub keykode: Option<KeyKodeSpec>,
+    /// Checks on the product before it is published.
+    pub verify: Option<VerifyRule>,
+    /// The input is read with ffprobe before planning, giving `{probe.*}`.
+    pub probe: bool,
+    /// Line of the rule in the file, for messages.
+    pub line: usize,
+    /// A hash of everything that defines what the rule runs, recorded with each job.
+    pub definition_hash: String,
+}
+
+impl Rule {
+    /// A stable digest of the rule's definition (not its name or position in the file): xxh3-64
+    /// of a canonical text of its keys. It is stored with every job and compared across runs
+    /// and builds, so the hash is a specified one (not std's); a unit test pins one value, so a
+    /// change of the canonical text (or of how the toolchain formats it) cannot pass unnoticed.
+    pub(super) fn compute_hash(&self) -> String {
+        let steps: Vec<Vec<&str>> = self
+            .steps
+            .iter()
+            .map(|s| s.iter().map(Template::source).collect())
+            .collect();
+        let canonical = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.globs,
+            self.regex.as_ref().map(regex::bytes::Regex::as_str),
+            self.events,
+            steps,
+            self.output.as_ref().map(Template::source),
+            self.timeout,
+            self.retries,
+            self.backoff,
+            self.concurrency,
+            self.stop,
+            self.settle,
+            self.sequence
+                .as_ref()
+                .map(|s| (s.expect.as_ref().map(Template::source), s.on_gaps)),
+            self.timecode,
+            self.keykode,
+            self.verify.as_ref().map(|v| v
+                .checks
+                .iter()
+                .map(|(k, t)| (k, t.source()))
+                .collect::<Vec<_>>()),
+        );
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()))
+    }
+}
+
+/// `sequence:` on a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SequenceRule {
+    /// `expect: 1001-1048` (a template): fire as soon as every frame in it is present.
+    pub expect: Option<Template>,
+    /// What to do with missing frames.
+    pub on_gaps: OnGaps,
+}
+
+/// A loaded rules file.
+#[derive(Debug, Clone)]
+pub struct RuleFile {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Folders to watch.
+    pub watch: Vec<WatchRoot>,
+    /// Globs of paths never routed (relative to their watch root).
+    pub ignore: Vec<String>,
+    /// User variables.
+    pub vars: BTreeMap<String, String>,
+    /// Most jobs running at once.
+    pub jobs: usize,
+    /// Folders outside the watch roots where outputs may be written.
+    pub outputs: Vec<PathBuf>,
+    /// The rules, in file order.
+    pub rules: Vec<Rule>,
+}

@@ -1,0 +1,370 @@
+//! One entry of `rules:`: its keys read into a [`Rule`], what it matches, when it fires and what
+//! it runs, and which template variables its templates may use.
+//!
+//! The variables a rule knows grow as its keys are read (built-ins, `vars:`, captures, then
+//! `{seq.*}`, `{timecode}`, `{keykode}`, `{probe.*}`, `{out}`), so each template is checked
+//! against exactly what the job will have.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use crate::rules::diag::Diagnostic;
+use crate::rules::loader::{Defaults, Loader, MapReader};
+use crate::rules::model::{
+    BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_SEQUENCE_SETTLE, EventKind, EventSet, Rule,
+};
+use crate::rules::syntax::{parse_duration, path_regex, regex_error_summary};
+use crate::rules::template::Template;
+use crate::rules::yaml::{Node, NodeKind};
+
+const RULE_KEYS: &[&str] = &[
+    "name",
+    "match",
+    "regex",
+    "on",
+    "run",
+    "steps",
+    "timeout",
+    "retries",
+    "concurrency",
+    "stop",
+    "settle",
+    "output",
+    "backoff",
+    "sequence",
+    "timecode",
+    "keykode",
+    "verify",
+    "probe",
+];
+
+impl Loader<'_> {
+    /// Every entry of `rules:`, in file order; duplicate names are reported at the second.
+    pub(super) fn rules(
+        &mut self,
+        top: &MapReader<'_>,
+        vars: &BTreeMap<String, String>,
+        defaults: &Defaults,
+    ) -> Vec<Rule> {
+        let Some(node) = top.node.get("rules") else {
+            self.error(Diagnostic::new("missing `rules:`", top.node.span));
+            return Vec::new();
+        };
+        let NodeKind::Seq(items) = &node.kind else {
+            self.error(
+                Diagnostic::new("`rules` must be a list of rules", node.span)
+                    .hint("start each rule with `- name: ...`"),
+            );
+            return Vec::new();
+        };
+        let mut rules = Vec::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (index, item) in items.iter().enumerate() {
+            if !matches!(item.kind, NodeKind::Map(_)) {
+                self.error(Diagnostic::new(
+                    format!("rules[{index}] must be a mapping with `name`, `match` and `run`"),
+                    item.span,
+                ));
+                continue;
+            }
+            let name = item.get("name").and_then(Node::as_scalar);
+            let reader = MapReader {
+                node: item,
+                place: format!("rules[{index}]"),
+                rule: name.map(str::to_string),
+            };
+            if let (Some(name), Some(name_node)) = (name, item.get("name"))
+                && let Some(first_line) = names.insert(name.to_string(), name_node.span.line)
+            {
+                self.error(
+                    Diagnostic::new(format!("duplicate rule name `{name}`"), name_node.span)
+                        .context(reader.at("name"))
+                        .hint(format!("the first rule named `{name}` is at line {first_line}; rule names must be unique")),
+                );
+            }
+            if let Some(rule) = self.rule(&reader, vars, defaults) {
+                rules.push(rule);
+            }
+        }
+        rules
+    }
+
+    /// One rule; `None` when anything in it was reported.
+    fn rule(
+        &mut self,
+        map: &MapReader<'_>,
+        vars: &BTreeMap<String, String>,
+        defaults: &Defaults,
+    ) -> Option<Rule> {
+        let errors_before = self.errors.len();
+        let typos = self.unknown_keys(map, RULE_KEYS);
+        // A typo'd `mtach:` is reported once, as a typo, not again as a missing `match`.
+        let missing = |key: &str| map.node.get(key).is_none() && !typos.contains(&key);
+        let name = self.field::<String>(map, "name");
+        if missing("name") {
+            self.error(Diagnostic::new("rule needs a `name`", map.node.span).context(map.at("")));
+        }
+        let globs = self.globs(map, "match");
+        let regex = self.regex(map);
+        if missing("match") && missing("regex") {
+            self.error(
+                Diagnostic::new(
+                    "rule needs `match` (globs) or `regex`, or both",
+                    map.node.span,
+                )
+                .context(map.at(""))
+                .hint("e.g. `match: \"**/*.tif\"`"),
+            );
+        }
+        // `on: close_write` and `on: [close_write, moved_to]` are both accepted.
+        let kinds = match map.node.get("on").map(|n| &n.kind) {
+            Some(NodeKind::Scalar { .. }) => self.field::<EventKind>(map, "on").map(|k| vec![k]),
+            _ => self.field::<Vec<EventKind>>(map, "on"),
+        };
+        let events = match kinds {
+            Some(kinds) if !kinds.is_empty() => {
+                kinds.into_iter().fold(EventSet::default(), |mut set, k| {
+                    set.insert(k);
+                    set
+                })
+            }
+            _ => EventSet::READY,
+        };
+        let timeout = self.duration(map, "timeout");
+        let settle = self.duration(map, "settle");
+        let retries = self.field::<u32>(map, "retries").unwrap_or(0);
+        let backoff = self.duration(map, "backoff").unwrap_or(DEFAULT_BACKOFF);
+        let concurrency = self.field::<usize>(map, "concurrency");
+        if concurrency == Some(0) {
+            self.error(
+                Diagnostic::new(
+                    "`concurrency` must be at least 1",
+                    map.span_of("concurrency"),
+                )
+                .context(map.at("concurrency")),
+            );
+        }
+        let stop = self.field::<bool>(map, "stop").unwrap_or(false);
+
+        let mut known: Vec<String> = BUILTIN_VARIABLES.iter().map(|s| s.to_string()).collect();
+        known.extend(
+            vars.keys()
+                .filter(|k| !known.contains(k))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        if let Some(regex) = &regex {
+            for capture in regex.capture_names().flatten() {
+                if BUILTIN_VARIABLES.contains(&capture) || capture == "out" {
+                    self.error(
+                        Diagnostic::new(
+                            format!("capture `{capture}` would hide the built-in `{{{capture}}}`"),
+                            map.span_of("regex"),
+                        )
+                        .context(map.at("regex"))
+                        .hint("rename the capture group"),
+                    );
+                }
+                known.push(capture.to_string());
+            }
+        }
+        let sequence = self.sequence(map, &known);
+        let timecode = match map.node.get("timecode") {
+            Some(_) => self.timecode(map),
+            None => defaults.timecode.clone(),
+        };
+        let keykode = match map.node.get("keykode") {
+            Some(_) => self.keykode(map),
+            None => defaults.keykode.clone(),
+        };
+        if sequence.is_some() {
+            known.extend(
+                crate::media::sequence::VARIABLES
+                    .iter()
+                    .map(|v| v.to_string()),
+            );
+        }
+        if timecode.is_some() || map.node.get("timecode").is_some() {
+            known.push("timecode".into());
+        }
+        if keykode.is_some() || map.node.get("keykode").is_some() {
+            known.push("keykode".into());
+        }
+        let probe = self.field::<bool>(map, "probe").unwrap_or(false);
+        if probe {
+            known.extend(
+                crate::media::probe::PROBE_VARIABLES
+                    .iter()
+                    .map(|v| v.to_string()),
+            );
+        }
+        let verify = self.verify(map, &known);
+        let output = match map.node.get("output") {
+            Some(node) => self.template(map, node, "output", &known),
+            None => None,
+        };
+        if output.is_some() {
+            known.push("out".into());
+        }
+        let steps = self.steps(map, &known, &typos, output.is_some());
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let mut rule = Rule {
+            name: name?,
+            globs: globs.unwrap_or_default(),
+            regex,
+            events,
+            steps: steps?,
+            output,
+            timeout,
+            retries,
+            backoff,
+            concurrency,
+            stop,
+            settle: settle.unwrap_or(if sequence.is_some() {
+                DEFAULT_SEQUENCE_SETTLE
+            } else {
+                Duration::ZERO
+            }),
+            sequence,
+            timecode,
+            keykode,
+            verify,
+            probe,
+            line: map.node.span.line,
+            definition_hash: String::new(),
+        };
+        rule.definition_hash = rule.compute_hash();
+        Some(rule)
+    }
+
+    /// `regex:`, compiled for path bytes.
+    fn regex(&mut self, map: &MapReader<'_>) -> Option<regex::bytes::Regex> {
+        let text = self.field::<String>(map, "regex")?;
+        match path_regex(&text) {
+            Ok(regex) => Some(regex),
+            Err(e) => {
+                self.error(
+                    Diagnostic::new(
+                        format!("invalid regex: {}", regex_error_summary(&e)),
+                        map.span_of("regex"),
+                    )
+                    .context(map.at("regex")),
+                );
+                None
+            }
+        }
+    }
+
+    /// A duration key (`timeout`, `settle`, `backoff`).
+    fn duration(&mut self, map: &MapReader<'_>, key: &str) -> Option<Duration> {
+        let text = self.field::<String>(map, key)?;
+        match parse_duration(&text) {
+            Ok(d) => Some(d),
+            Err(hint) => {
+                self.error(
+                    Diagnostic::new(format!("invalid duration `{text}`"), map.span_of(key))
+                        .context(map.at(key))
+                        .hint(hint),
+                );
+                None
+            }
+        }
+    }
+
+    /// `run:` (one argv) or `steps:` (several), each item one argv element.
+    fn steps(
+        &mut self,
+        map: &MapReader<'_>,
+        known: &[String],
+        typos: &[&str],
+        has_output: bool,
+    ) -> Option<Vec<Vec<Template>>> {
+        let lists: Vec<(&Node, &str)> = match (map.node.get("run"), map.node.get("steps")) {
+            (Some(run), None) => vec![(run, "run")],
+            (None, Some(steps)) => match &steps.kind {
+                NodeKind::Seq(items) if !items.is_empty() => {
+                    items.iter().map(|s| (s, "steps")).collect()
+                }
+                _ => {
+                    self.error(
+                        Diagnostic::new(
+                            "`steps` must be a non-empty list of argv lists",
+                            steps.span,
+                        )
+                        .context(map.at(""))
+                        .hint("e.g. `steps: [[mkdir, -p, \"{dir}/review\"], [ffmpeg, ...]]`"),
+                    );
+                    return None;
+                }
+            },
+            (Some(_), Some(_)) => {
+                self.error(
+                    Diagnostic::new(
+                        "give either `run` or `steps`, not both",
+                        map.span_of("steps"),
+                    )
+                    .context(map.at("steps")),
+                );
+                return None;
+            }
+            (None, None) if typos.iter().any(|t| *t == "run" || *t == "steps") => return None,
+            (None, None) => {
+                self.error(
+                    Diagnostic::new(
+                        "rule needs `run` (one command) or `steps` (several)",
+                        map.node.span,
+                    )
+                    .context(map.at(""))
+                    .hint("e.g. `run: [ffmpeg, -i, \"{path}\", \"{out}\"]`"),
+                );
+                return None;
+            }
+        };
+        let mut steps = Vec::new();
+        for (list, key) in lists {
+            let NodeKind::Seq(items) = &list.kind else {
+                self.error(
+                    Diagnostic::new(format!("`{key}` takes an argv list, not a command line"), list.span)
+                        .context(map.at(""))
+                        .hint("write each argument as its own list item, e.g. `[ffmpeg, -i, \"{path}\"]`: nothing goes through a shell"),
+                );
+                continue;
+            };
+            if items.is_empty() {
+                self.error(
+                    Diagnostic::new(format!("empty argv in `{key}`"), list.span)
+                        .context(map.at(key))
+                        .hint("name the program to run first"),
+                );
+                continue;
+            }
+            let mut argv = Vec::new();
+            for item in items {
+                if let Some(t) = self.template(map, item, key, known) {
+                    argv.push(t);
+                }
+            }
+            if argv.first().is_some_and(|t| t.source().is_empty()) {
+                self.error(
+                    Diagnostic::new("the program name is empty", items[0].span)
+                        .context(map.at(key)),
+                );
+            }
+            steps.push(argv);
+        }
+        let uses_out = steps
+            .iter()
+            .flatten()
+            .any(|t| t.variables().any(|(v, _)| v == "out"));
+        if has_output && !uses_out {
+            self.error(
+                Diagnostic::new("rule declares `output` but no command writes `{out}`", map.span_of("output"))
+                    .context(map.at("output"))
+                    .hint("pass \"{out}\" to the command that writes the product; shotrouter renames it into place on success"),
+            );
+        }
+        Some(steps)
+    }
+}
