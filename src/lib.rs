@@ -7,8 +7,9 @@
 //! above, so data walks down one corridor and nothing walks back up:
 //!
 //! ```text
-//! app      cli, explain, ops, run()       everything below
-//! engine   the daemon loop, settling      source, route, exec, store, rules, media, os
+//! app      cli, commands, explain, ops    everything below
+//! engine   intake, sequences, dispatch,   source, route, exec, store, rules, media, os
+//!          outcomes, lifecycle, telemetry
 //! source   file events (inotify)          rules (watch roots), os
 //! route    matcher, plan: all binding     rules, deliver, media
 //! exec     pool, runner, watchdog         deliver, store (job ids), media (views), os
@@ -21,6 +22,7 @@
 //! ```
 //!
 //! `error` is the crate-level error that [`run`] returns; it sits with `app`.
+//! [`run`] itself is `app::commands::run`.
 
 pub mod app;
 pub mod deliver;
@@ -34,122 +36,5 @@ pub mod rules;
 pub mod source;
 pub mod store;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::ExitCode;
-
+pub use app::commands::run;
 pub use error::Error;
-
-use app::cli::{self, Cli, Command};
-use app::{explain, ops};
-use route::matcher::RuleSet;
-
-/// Runs one subcommand.
-///
-/// # Errors
-/// What stopped it; [`Error::exit_code`] maps it to the exit status.
-pub fn run(cli: Cli) -> Result<ExitCode, Error> {
-    match cli.command {
-        Command::Check { rules } => {
-            let set = RuleSet::compile(rules::load(&rules)?)?;
-            let roots: Vec<String> = set
-                .file
-                .watch
-                .iter()
-                .map(|r| r.path.display().to_string())
-                .collect();
-            let count = set.file.rules.len();
-            println!(
-                "{}: ok, {count} rule{}, watching {}",
-                rules.display(),
-                if count == 1 { "" } else { "s" },
-                roots.join(", ")
-            );
-            for root in &set.file.watch {
-                println!(
-                    "  root {}: {} ({})",
-                    root.name,
-                    root.path.display(),
-                    root.source.as_str()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Explain {
-            rules,
-            paths,
-            verbose,
-            json,
-            event,
-        } => {
-            let set = RuleSet::compile(rules::load(&rules)?)?;
-            let reports = explain::explain(&set, &paths, event.into(), verbose);
-            let text = if json {
-                serde_json::to_string_pretty(&reports).map_err(|e| Error::Runtime(e.to_string()))?
-                    + "\n"
-            } else {
-                explain::render_text(&reports, &set)
-            };
-            std::io::stdout()
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Status { state, json } => ops::status(&state.dir(), json),
-        Command::Jobs {
-            state,
-            status,
-            rule,
-            since,
-            limit,
-            json,
-        } => ops::jobs(
-            &state.dir(),
-            status.as_deref(),
-            rule.as_deref(),
-            since,
-            limit,
-            json,
-        ),
-        Command::Job { state, id, json } => ops::job(&state.dir(), id, json),
-        Command::Retry {
-            state,
-            ids,
-            failed,
-            rule,
-        } => ops::retry(&state.dir(), &ids, failed, rule.as_deref()),
-        Command::Cancel { state, ids } => ops::cancel(&state.dir(), &ids),
-        Command::Rerun { state, rule, since } => ops::rerun(&state.dir(), &rule, since),
-        Command::Files { state, paths, json } => ops::files(&state.dir(), &paths, json),
-        Command::Watch(args) => {
-            init_logging(args.log_format);
-            let state_dir = args.state.clone().unwrap_or_else(|| {
-                rules::absolute(&args.rules).parent().map_or_else(
-                    || PathBuf::from(".shotrouter"),
-                    |dir| dir.join(".shotrouter"),
-                )
-            });
-            engine::run(engine::Options {
-                rules_path: args.rules,
-                once: args.once,
-                grace: args.grace,
-                state_dir,
-                store: !args.no_store,
-            })
-        }
-    }
-}
-
-/// Logs go to stderr as text or JSON lines; `SHOTROUTER_LOG` sets the filter (default `info`).
-fn init_logging(format: cli::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOTROUTER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        cli::LogFormat::Text => builder.try_init(),
-        cli::LogFormat::Json => builder.json().try_init(),
-    };
-}

@@ -3,5 +3,6 @@
 //! rules do.
 
 pub mod cli;
+pub mod commands;
 pub mod explain;
 pub mod ops;

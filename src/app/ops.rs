@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::Error;
+use crate::error::Error;
 use crate::media::sequence::FrameName;
 use crate::os::quote::shell_quote;
 use crate::store::history::{JobFilter, JobHistory};

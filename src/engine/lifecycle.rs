@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
 use indicatif::ProgressBar;
 
-use crate::Error;
+use crate::error::Error;
 use crate::exec::pool::{Pool, QueueFactory, Report};
 use crate::exec::provenance::Provenance;
 use crate::exec::runner;

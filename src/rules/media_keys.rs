@@ -1,5 +1,5 @@
 //! A rule's media keys: `sequence:` (frames gathered into one job), `timecode:` and `keykode:`
-//! (a rule's own, else the file's top-level default).
+//! (a rule's own, else the file's top-level default), and `verify:` (what the product must be).
 //!
 //! Labels are checked here, at load, against `media`'s arithmetic: an impossible timecode or an
 //! unknown film format never reaches ffmpeg, which would accept it and write a wrong file.
@@ -10,6 +10,7 @@ use crate::media::timecode::{TimecodeError, TimecodeSpec};
 use crate::rules::diag::Diagnostic;
 use crate::rules::loader::{Loader, MapReader};
 use crate::rules::model::SequenceRule;
+use crate::rules::verify::{KEYS as VERIFY_KEYS, VerifyRule};
 use crate::rules::yaml::NodeKind;
 
 impl Loader<'_> {
@@ -104,5 +105,26 @@ impl Loader<'_> {
             None => None,
         };
         Some(SequenceRule { expect, on_gaps })
+    }
+}
+
+impl Loader<'_> {
+    /// `verify: {frames: "{seq.count}", timecode: "{timecode}", codec: prores, ...}`.
+    pub(super) fn verify(&mut self, map: &MapReader<'_>, known: &[String]) -> Option<VerifyRule> {
+        let sub = self.submap(map, "verify", "{frames: \"{seq.count}\", codec: prores}")?;
+        let _ = self.unknown_keys(&sub, VERIFY_KEYS);
+        let NodeKind::Map(entries) = &sub.node.kind else {
+            return None;
+        };
+        let mut checks = Vec::new();
+        for (key, value) in entries {
+            let Some(name) = key.as_scalar().filter(|k| VERIFY_KEYS.contains(k)) else {
+                continue;
+            };
+            if let Some(t) = self.template(&sub, value, name, known) {
+                checks.push((name.to_string(), t));
+            }
+        }
+        Some(VerifyRule { checks })
     }
 }
