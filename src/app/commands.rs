@@ -20,18 +20,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Check { rules } => {
             let set = RuleSet::compile(rules::load(&rules)?)?;
-            let roots: Vec<String> = set
-                .file
-                .watch
-                .iter()
-                .map(|r| r.path.display().to_string())
-                .collect();
+            let roots = set.roots_text();
             let count = set.file.rules.len();
             println!(
                 "{}: ok, {count} rule{}, watching {}",
                 rules.display(),
                 if count == 1 { "" } else { "s" },
-                roots.join(", ")
+                roots
             );
             for root in &set.file.watch {
                 println!(

@@ -155,13 +155,8 @@ fn explain_one(
         note: None,
     };
     let Some((root, rel)) = set.locate(path) else {
-        let roots: Vec<String> = set
-            .file
-            .watch
-            .iter()
-            .map(|r| r.path.display().to_string())
-            .collect();
-        report.note = Some(format!("not under any watch root ({})", roots.join(", ")));
+        let roots = set.roots_text();
+        report.note = Some(format!("not under any watch root ({})", roots));
         return report;
     };
     report.root = Some(lossy(root.as_os_str().as_bytes()));

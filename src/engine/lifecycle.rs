@@ -113,14 +113,8 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
                 .map_err(|e| Error::Config(e.to_string()))?,
         );
         reloads = super::reload::watch(&engine.options.rules_path);
-        let roots: Vec<String> = engine
-            .set
-            .file
-            .watch
-            .iter()
-            .map(|r| r.path.display().to_string())
-            .collect();
-        tracing::info!(rules = %engine.options.rules_path.display(), roots = %roots.join(", "), jobs = engine.set.file.jobs, node = %engine.node, "watching");
+        let roots = engine.set.roots_text();
+        tracing::info!(rules = %engine.options.rules_path.display(), roots = %roots, jobs = engine.set.file.jobs, node = %engine.node, "watching");
     }
     loop {
         let wait = engine

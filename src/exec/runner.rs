@@ -103,15 +103,10 @@ pub enum Failure {
         /// The OS's reason.
         reason: String,
     },
-    /// Every step succeeded but the output was not written.
-    #[error("the commands exited 0 but did not write `{}`", .0.display())]
-    NoOutput(PathBuf),
-    /// The output folder or the final rename failed, or it leads outside the allowed roots.
-    #[error("cannot publish: {0}")]
-    Publish(String),
-    /// The product was written but is not what the rule's `verify:` asks for.
-    #[error("verification failed: {0}")]
-    Verify(String),
+    /// The commands succeeded but the product could not be delivered (not written, not what
+    /// `verify:` asks for, or not publishable).
+    #[error(transparent)]
+    Deliver(#[from] DeliverError),
     /// A sequence's view could not be made.
     #[error("cannot make the sequence view: {0}")]
     View(String),
@@ -280,16 +275,6 @@ struct PublishingHook<'a>(&'a mut dyn JobHooks);
 impl DeliveryHooks for PublishingHook<'_> {
     fn publishing(&mut self, path: &Path, version: FileVersion) -> bool {
         self.0.publishing(path, version)
-    }
-}
-
-impl From<DeliverError> for Failure {
-    fn from(error: DeliverError) -> Failure {
-        match error {
-            DeliverError::NoOutput(path) => Failure::NoOutput(path),
-            DeliverError::Publish(reason) => Failure::Publish(reason),
-            DeliverError::Verify(reason) => Failure::Verify(reason),
-        }
     }
 }
 

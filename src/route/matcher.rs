@@ -130,6 +130,17 @@ impl RuleSet {
         &self.ignore
     }
 
+    /// The watch roots' paths, comma-separated, for messages and logs.
+    pub fn roots_text(&self) -> String {
+        let roots: Vec<String> = self
+            .file
+            .watch
+            .iter()
+            .map(|r| r.path.display().to_string())
+            .collect();
+        roots.join(", ")
+    }
+
     /// Every event some rule fires on.
     pub fn events(&self) -> EventSet {
         self.file

@@ -16,8 +16,8 @@ fn statuses(env: &Env) -> Vec<String> {
         .collect()
 }
 
-/// A rule that fails until the file `ok` exists beside the rules.
-fn fails_until_ok(env: &Env) {
+/// A daemon whose one job has failed: its rule fails until the file `ok` exists.
+fn daemon_with_a_failed_job(env: &Env) -> Daemon {
     env.write(
         "rules.yaml",
         format!(
@@ -26,17 +26,18 @@ fn fails_until_ok(env: &Env) {
         ),
     );
     std::fs::create_dir_all(env.path("shots/sh010")).expect("root");
+    let daemon = Daemon::start(env, &[], &[]);
+    env.write("shots/sh010/a.dat", "a");
+    wait_until("the job to fail", Duration::from_secs(20), || {
+        statuses(env) == ["failed"]
+    });
+    daemon
 }
 
 #[test]
 fn issue_9_a_retry_on_an_idle_daemon_starts_within_a_second() {
     let env = Env::new();
-    fails_until_ok(&env);
-    let daemon = Daemon::start(&env, &[], &[]);
-    env.write("shots/sh010/a.dat", "a");
-    wait_until("the job to fail", Duration::from_secs(20), || {
-        statuses(&env) == ["failed"]
-    });
+    let daemon = daemon_with_a_failed_job(&env);
     wait_until("the daemon to be idle", Duration::from_secs(20), || {
         daemon.log_text().contains("idle:")
     });
@@ -58,12 +59,7 @@ fn issue_9_a_retry_on_an_idle_daemon_starts_within_a_second() {
 #[test]
 fn issue_9_unknown_ids_and_rule_names_are_errors_with_a_suggestion() {
     let env = Env::new();
-    fails_until_ok(&env);
-    let daemon = Daemon::start(&env, &[], &[]);
-    env.write("shots/sh010/a.dat", "a");
-    wait_until("the job to fail", Duration::from_secs(20), || {
-        statuses(&env) == ["failed"]
-    });
+    let daemon = daemon_with_a_failed_job(&env);
     for (args, message) in [
         (&["retry", "999"][..], "no job 999 in the store"),
         (
