@@ -97,11 +97,16 @@ pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
     if as_json {
         return json(&report);
     }
+    let claimed = if report.claimed > 0 {
+        format!(" (and {} claimed, about to start)", report.claimed)
+    } else {
+        String::new()
+    };
     let oldest = report.oldest_queued_s.map_or(String::new(), |s| {
         format!(" (oldest waiting {})", age(s * 1000))
     });
     print(&format!(
-        "running {}, queued {}{oldest}, failed in the last 24h {}\ndone {} in the last hour ({:.1}/min), {} in the last 24h; {} files known\n",
+        "running {}{claimed}, queued {}{oldest}, failed in the last 24h {}\ndone {} in the last hour ({:.1}/min), {} in the last 24h; {} files known\n",
         report.running,
         report.queued,
         report.failed_24h,
@@ -151,7 +156,7 @@ pub fn jobs(
     let status = match status {
         Some(text) => Some(Status::parse(text).ok_or_else(|| {
             Error::Config(format!(
-                "unknown status `{text}`; use queued, running, done, failed or cancelled"
+                "unknown status `{text}`; use queued, claimed, running, done, failed or cancelled"
             ))
         })?),
         None => None,

@@ -3,9 +3,10 @@
 //!
 //! Rules take turns (round-robin), so ten thousand frames for one rule do not starve the SAN
 //! copy of another; within a rule jobs keep their arrival order. A job is claimed in the store
-//! before it is handed to a worker, and only while a slot is free: at most `jobs` running plus
-//! `jobs` claimed and ready, so a worker never waits on the store between two jobs and a node
-//! never hoards work another node could run. Retries wait here, not in a worker.
+//! before it is handed to a worker, and only while a slot is free: `jobs` running plus a few
+//! claimed and ready, as many as the workers start within one group commit (see
+//! [`FairQueue::set_prefetch`]), so a worker never waits on the store between two short jobs and
+//! a node never hoards long ones another node could run. Retries wait here, not in a worker.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
@@ -20,6 +21,9 @@ use crate::store::queue::{NewJob, QueuedJob, Write};
 
 use super::Engine;
 use super::outbox::Then;
+
+/// Most claimed jobs a node keeps ready beside its running ones.
+const MAX_PREFETCH: usize = 256;
 
 /// A planned job waiting for a slot: its store id when it is recorded.
 #[derive(Debug)]
@@ -39,6 +43,7 @@ pub struct FairQueue {
     in_use: HashMap<String, usize>,
     in_use_total: usize,
     limit: usize,
+    prefetch: usize,
     rule_limits: HashMap<String, usize>,
 }
 
@@ -47,6 +52,7 @@ impl FairQueue {
     pub fn new(jobs: usize, rule_limits: HashMap<String, usize>) -> FairQueue {
         FairQueue {
             limit: jobs,
+            prefetch: jobs,
             rule_limits,
             ..FairQueue::default()
         }
@@ -56,11 +62,18 @@ impl FairQueue {
     pub fn set_limits(&mut self, jobs: usize, rule_limits: HashMap<String, usize>) {
         self.limit = jobs;
         self.rule_limits = rule_limits;
+        self.set_prefetch(self.prefetch);
     }
 
-    /// Slots: the workers plus as many claimed jobs ready to start.
+    /// How many claimed jobs may wait ready beside the running ones: at least one per worker,
+    /// more when jobs are short (enough for the workers to start until the next commit).
+    pub fn set_prefetch(&mut self, prefetch: usize) {
+        self.prefetch = prefetch.clamp(self.limit.max(1), MAX_PREFETCH);
+    }
+
+    /// Slots: the workers plus the claimed jobs ready to start.
     fn capacity(&self) -> usize {
-        self.limit * 2
+        self.limit + self.prefetch
     }
 
     fn rule_has_room(&self, rule: &str) -> bool {
@@ -519,6 +532,24 @@ mod tests {
         assert_eq!(
             queue.pick(now).map(|p| p.spec.id).as_deref(),
             Some("encode-1")
+        );
+    }
+
+    #[test]
+    fn prefetch_is_at_least_one_per_worker_and_bounded() {
+        let mut queue = FairQueue::new(2, HashMap::new());
+        for n in 0..400 {
+            queue.push(pending("r", n));
+        }
+        let now = Instant::now();
+        queue.set_prefetch(0);
+        assert_eq!(std::iter::from_fn(|| queue.pick(now)).count(), 4);
+        queue.set_prefetch(30);
+        assert_eq!(std::iter::from_fn(|| queue.pick(now)).count(), 28);
+        queue.set_prefetch(10_000);
+        assert_eq!(
+            std::iter::from_fn(|| queue.pick(now)).count(),
+            2 + MAX_PREFETCH - 32
         );
     }
 

@@ -244,7 +244,7 @@ impl Engine {
         }
         let files = std::mem::take(&mut self.baseline);
         let count = files.len();
-        if self.store.is_some() {
+        if self.store.is_some() && !files.is_empty() {
             self.outbox.push(
                 crate::store::queue::Write::Baseline { files },
                 super::outbox::Then::Nothing,

@@ -33,6 +33,9 @@ use super::{Engine, HEARTBEAT, Options, STORE_POLL};
 /// Most messages handled in one burst before its writes are committed (group commit).
 const BATCH: usize = 64;
 
+/// Most writes one commit carries before it is made at once.
+const MAX_OUTBOX: usize = 4096;
+
 /// How long to wait before trying a failed commit again.
 const COMMIT_RETRY: Duration = Duration::from_secs(1);
 
@@ -84,9 +87,11 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         counters: Default::default(),
         active: Default::default(),
         telemetry: Default::default(),
+        next_telemetry: now,
         node,
         started_at_ms: crate::store::now_ms(),
         commit_retry: None,
+        typical_attempt: None,
         next_job: 0,
         outstanding: 0,
         known: HashSet::new(),
@@ -224,22 +229,62 @@ impl Engine {
             }
         }
         self.fill(now);
-        self.flush(now);
-        self.publish_telemetry();
+        if self.should_commit(now) {
+            self.flush(now);
+        }
+        let idle = self.is_idle();
+        self.publish_telemetry(now, idle);
+    }
+
+    /// Whether to commit now: a claim a worker may soon wait for, a write that has waited its
+    /// window, or a large outbox. Otherwise the writes wait for company (group commit).
+    fn should_commit(&self, now: Instant) -> bool {
+        if self.outbox.is_empty() {
+            return false;
+        }
+        self.store.is_none()
+            || (self.outbox.has_claims() && self.pool.waiting() < self.set.file.jobs)
+            || self.outbox.due().is_some_and(|due| due <= now)
+            || self.outbox.len() >= MAX_OUTBOX
     }
 
     /// Commits the outbox and acts on the answers (which may free or take slots, so again
     /// until nothing is left). A failed commit keeps its writes for a later try.
     fn flush(&mut self, now: Instant) {
+        self.flush_with(now, false);
+    }
+
+    /// Commits until the outbox is empty, claims that fill frees included.
+    fn flush_all(&mut self, now: Instant) {
+        self.flush_with(now, true);
+    }
+
+    fn flush_with(&mut self, now: Instant, force: bool) {
         if self.commit_retry.is_some_and(|at| now < at) {
             return;
         }
         self.commit_retry = None;
         while !self.outbox.is_empty() {
-            let (writes, plan) = self.outbox.take();
+            let whole = force
+                || self.store.is_none()
+                || self.outbox.due().is_some_and(|due| due <= now)
+                || self.outbox.len() >= MAX_OUTBOX;
+            let (writes, plan) = if whole {
+                self.outbox.take()
+            } else {
+                self.outbox.take_claims()
+            };
+            let started = Instant::now();
             let answers = match self.store.as_mut() {
                 Some(store) if !writes.is_empty() => match store.commit(&writes) {
-                    Ok(answers) => answers,
+                    Ok(answers) => {
+                        tracing::trace!(
+                            writes = writes.len(),
+                            elapsed_us = started.elapsed().as_micros() as u64,
+                            "committed"
+                        );
+                        answers
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, writes = writes.len(), "cannot commit to the store; trying again");
                         self.outbox.restore(writes, plan);
@@ -259,6 +304,9 @@ impl Engine {
                 self.apply(then, answer);
             }
             self.fill(now);
+            if !self.should_commit(now) && !force {
+                return;
+            }
         }
     }
 
@@ -337,7 +385,7 @@ impl Engine {
     }
 
     fn finish_once(mut self) -> ExitCode {
-        self.flush(Instant::now());
+        self.flush_all(Instant::now());
         if let Some(bar) = &self.progress {
             bar.finish_and_clear();
         }
@@ -418,7 +466,7 @@ impl Engine {
         for _ in 0..5 {
             self.commit_retry = None;
             self.queue.drain();
-            self.flush(Instant::now());
+            self.flush_all(Instant::now());
             if self.outbox.is_empty() {
                 return;
             }

@@ -82,11 +82,15 @@ pub struct Engine {
     /// Jobs in workers' hands, for the telemetry snapshot.
     active: std::collections::BTreeMap<String, telemetry::ActiveJob>,
     telemetry: TelemetryHandle,
+    /// When a busy engine next publishes its telemetry.
+    next_telemetry: Instant,
     /// This node's name in the store.
     node: String,
     started_at_ms: i64,
     /// When a commit that failed is tried again (the database is waited for, never skipped).
     commit_retry: Option<Instant>,
+    /// How long attempts take, on average lately: how far ahead to claim.
+    typical_attempt: Option<Duration>,
     run_tag: String,
     next_job: u64,
     /// Jobs planned whose last attempt has not finished.
@@ -130,6 +134,7 @@ impl Engine {
             self.queue.next_delayed(),
             store,
             self.commit_retry,
+            self.outbox.due(),
         ]
         .into_iter()
         .flatten()

@@ -1,13 +1,15 @@
 //! The writes of one burst of work, committed to the store in one transaction (group commit),
 //! each paired with what the engine does once the store has answered it.
 //!
-//! Nothing is handed to a worker before its claim is committed. A step's start and the same
-//! attempt's end in one burst become one write: the start is dropped (the end records both).
+//! Nothing is handed to a worker before its claim is committed. A claim a worker is waiting for
+//! is committed at once; every other write may wait up to [`COMMIT_WINDOW`] for company, so a
+//! flood costs a few dozen commits a second, not several per job. A step's start and the same
+//! attempt's end in one commit become one write: the start is dropped (the end records both).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::exec::runner::JobSpec;
-use crate::store::queue::{Answer, Claim, Ending, Write};
+use crate::store::queue::{Answer, Claim, Write};
 
 /// What to do with the store's answer to a write.
 #[derive(Debug)]
@@ -32,21 +34,53 @@ pub enum Then {
     Ended(Box<JobSpec>),
 }
 
+/// Longest a write waits for others to share its commit. A crash loses at most this much of
+/// the record (the starts and ends of that moment), which recovery handles like any crash.
+pub const COMMIT_WINDOW: Duration = Duration::from_millis(10);
+
+/// Longest a step's start waits for company: until it is written, a crash leaves that step's
+/// processes unknown to the next start, so this window is kept short.
+pub const START_WINDOW: Duration = Duration::from_millis(2);
+
 /// Writes waiting for the next commit.
 #[derive(Debug, Default)]
 pub struct Outbox {
     writes: Vec<Option<Write>>,
     then: Vec<Then>,
+    /// When the oldest waiting write was added.
+    since: Option<Instant>,
+    /// When the oldest waiting step start was added.
+    started_since: Option<Instant>,
+    /// Claims among the waiting writes (a new job claimed at enqueue, or a waiting one).
+    claims: usize,
 }
 
 impl Outbox {
     /// Adds a write.
     pub fn push(&mut self, write: Write, then: Then) {
-        if let Write::Finish { claim, .. } = &write {
-            self.drop_started(*claim);
+        match &write {
+            Write::Finish { claim, .. } => self.drop_started(*claim),
+            Write::Enqueue { claim: true, .. } | Write::Claim { .. } => self.claims += 1,
+            Write::Started { .. } => {
+                self.started_since.get_or_insert_with(Instant::now);
+            }
+            _ => {}
         }
+        self.since.get_or_insert_with(Instant::now);
         self.writes.push(Some(write));
         self.then.push(then);
+    }
+
+    /// Whether a claim waits to be committed.
+    pub fn has_claims(&self) -> bool {
+        self.claims > 0
+    }
+
+    /// When the waiting writes must be committed at the latest.
+    pub fn due(&self) -> Option<Instant> {
+        let start = self.started_since.map(|at| at + START_WINDOW);
+        let any = self.since.map(|at| at + COMMIT_WINDOW);
+        start.into_iter().chain(any).min()
     }
 
     /// A start not yet written is superseded by the attempt's end.
@@ -68,6 +102,12 @@ impl Outbox {
         }
         old_writes.append(&mut self.writes);
         old_then.append(&mut self.then);
+        self.claims = old_writes
+            .iter()
+            .flatten()
+            .filter(|w| matches!(w, Write::Enqueue { claim: true, .. } | Write::Claim { .. }))
+            .count();
+        self.since = (!old_writes.is_empty()).then(Instant::now);
         self.writes = old_writes;
         self.then = old_then;
     }
@@ -77,11 +117,52 @@ impl Outbox {
         self.writes.is_empty()
     }
 
+    /// Writes waiting.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Takes only the writes that hand work to a worker (new jobs, claims, and the re-plans
+    /// that must precede their claims), in order, leaving the records of starts and ends for
+    /// their window: a claim a worker waits for is not slowed by writes nobody waits for.
+    pub fn take_claims(&mut self) -> (Vec<Write>, Vec<(bool, Then)>) {
+        let mut kept_writes = Vec::new();
+        let mut kept_then = Vec::new();
+        let mut writes = Vec::new();
+        let mut plan = Vec::new();
+        for (write, then) in std::mem::take(&mut self.writes)
+            .into_iter()
+            .zip(std::mem::take(&mut self.then))
+        {
+            let urgent = matches!(
+                write,
+                Some(Write::Enqueue { .. } | Write::Claim { .. } | Write::Replan { .. })
+            );
+            if urgent {
+                plan.push((true, then));
+                writes.extend(write);
+            } else {
+                kept_writes.push(write);
+                kept_then.push(then);
+            }
+        }
+        self.claims = 0;
+        if kept_writes.is_empty() {
+            self.since = None;
+        }
+        self.writes = kept_writes;
+        self.then = kept_then;
+        (writes, plan)
+    }
+
     /// Takes the writes to commit and what to do with each answer, in order; dropped writes
     /// are answered `Ok` without reaching the store.
     pub fn take(&mut self) -> (Vec<Write>, Vec<(bool, Then)>) {
         let writes = std::mem::take(&mut self.writes);
         let then = std::mem::take(&mut self.then);
+        self.since = None;
+        self.started_since = None;
+        self.claims = 0;
         let mut kept = Vec::with_capacity(writes.len());
         let mut plan = Vec::with_capacity(writes.len());
         for (write, then) in writes.into_iter().zip(then) {
@@ -112,14 +193,10 @@ pub fn unrecorded(write: &Write) -> Answer {
     }
 }
 
-/// Whether an attempt's end asks for a retry (the store's answer then says whether it may).
-pub fn is_retry(ending: &Ending) -> bool {
-    matches!(ending, Ending::Retry { .. })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::queue::Ending;
 
     fn claim(id: i64) -> Claim {
         Claim {

@@ -59,6 +59,7 @@ impl Engine {
         } = finished;
         self.queue.release(&spec.rule);
         self.telemetry_finished(&spec.id);
+        self.note_duration(duration);
         let rule = self
             .set
             .index_of(&spec.rule)
@@ -246,6 +247,22 @@ impl Engine {
             }
             (Then::Ended(spec), _) => self.forget(&spec),
         }
+    }
+
+    /// Follows how long attempts take (a moving average) and claims as many ahead as the
+    /// workers start within one group commit: dozens for a flood of quick copies, none beyond
+    /// one per worker for encodes that take minutes.
+    fn note_duration(&mut self, duration: Duration) {
+        let typical = match self.typical_attempt {
+            Some(typical) => (typical * 7 + duration) / 8,
+            None => duration,
+        };
+        self.typical_attempt = Some(typical);
+        let jobs = self.set.file.jobs;
+        let per_window =
+            super::outbox::COMMIT_WINDOW.as_nanos() * jobs as u128 / typical.as_nanos().max(1);
+        self.queue
+            .set_prefetch(jobs + usize::try_from(per_window).unwrap_or(usize::MAX / 2));
     }
 
     fn forget(&mut self, spec: &JobSpec) {

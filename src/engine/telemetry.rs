@@ -1,7 +1,8 @@
 //! A snapshot of what the engine is doing, readable by anything in the process (an HTTP server,
 //! a progress bar) without touching the database: counters since start, queue depths, and the
 //! jobs in workers' hands with the times they were claimed and started. The engine publishes
-//! a fresh copy after each burst of work; readers clone it under a short read lock.
+//! a fresh copy at most every [`PUBLISH_EVERY`] while busy, and whenever it goes idle; readers
+//! clone it under a short read lock.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -12,6 +13,10 @@ use crate::exec::runner::JobSpec;
 use crate::store::now_ms;
 
 use super::Engine;
+
+/// How often a busy engine publishes a new snapshot: often enough for a live page, rarely
+/// enough that copying it costs nothing during a flood.
+pub const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Counts since the engine started.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -116,8 +121,12 @@ impl Engine {
         self.active.remove(id);
     }
 
-    /// Publishes the current state for readers.
-    pub(super) fn publish_telemetry(&self) {
+    /// Publishes the current state for readers, unless a busy engine did so very recently.
+    pub(super) fn publish_telemetry(&mut self, now: std::time::Instant, idle: bool) {
+        if !idle && now < self.next_telemetry {
+            return;
+        }
+        self.next_telemetry = now + PUBLISH_EVERY;
         self.telemetry.publish(Telemetry {
             node: self.node.clone(),
             started_at_ms: self.started_at_ms,

@@ -100,6 +100,16 @@ fn after_a_sigkill_no_process_of_the_old_jobs_groups_survives_the_restart() {
         Duration::from_secs(20),
         || std::fs::read_to_string(env.path("pids")).is_ok_and(|t| t.lines().count() == 3),
     );
+    // A start is recorded within a few milliseconds (docs/operations.md names the window);
+    // the promise is about a job whose start the store has.
+    wait_until(
+        "the job's start to be recorded",
+        Duration::from_secs(5),
+        || {
+            let out = env.run(&["jobs", "--json"]);
+            String::from_utf8_lossy(&out.stdout).contains("\"running\"")
+        },
+    );
     daemon.kill_hard();
     let pids: Vec<i32> = std::fs::read_to_string(env.path("pids"))
         .expect("pids")

@@ -33,6 +33,9 @@ pub struct SqliteStore {
     path: PathBuf,
     node: String,
     created: bool,
+    /// Whether rows migrated from the previous release may still need upgrading (checked at
+    /// open; an enqueue skips the legacy look-up when there are none).
+    has_legacy: bool,
 }
 
 /// This machine's name, the default node name: the kernel's hostname.
@@ -112,6 +115,7 @@ impl SqliteStore {
             path,
             node: node.to_string(),
             created: created.unwrap_or(false),
+            has_legacy: false,
         };
         store.configure()?;
         // An up-to-date store is opened without a write: the CLI must not queue behind the
@@ -119,6 +123,14 @@ impl SqliteStore {
         if !store.check_identity()? && may_migrate {
             schema::migrate(&mut store.conn, APPLICATION_ID)?;
         }
+        store.has_legacy = store
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM files WHERE legacy = 1)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(true);
         Ok(store)
     }
 
