@@ -168,7 +168,11 @@ pub fn jobs(
         since_ms,
         limit,
     };
-    let rows = open(dir)?.jobs(&filter).map_err(runtime)?;
+    let history = open(dir)?;
+    if let Some(rule) = rule {
+        check_rule(history.as_ref(), rule)?;
+    }
+    let rows = history.jobs(&filter).map_err(runtime)?;
     if as_json {
         return json(&rows);
     }
@@ -183,7 +187,7 @@ pub fn job(dir: &Path, id: JobId, as_json: bool) -> Result<ExitCode, Error> {
     let detail = open(dir)?
         .job(id)
         .map_err(runtime)?
-        .ok_or_else(|| Error::Runtime(format!("no job {id}")))?;
+        .ok_or_else(|| Error::Config(format!("no job {id} in the store")))?;
     let log_path = dir
         .join("logs")
         .join(&detail.row.rule)
@@ -340,9 +344,9 @@ fn sequence_of(
     let Some(parsed) = FrameName::parse(name.as_encoded_bytes()) else {
         return Ok(None);
     };
-    let mut pads = vec![parsed.digits.len(), 1];
-    pads.dedup();
-    for pad in pads {
+    // The padding the frame is written with first, then any shorter one: `10000` belongs to
+    // a `####` sequence, and `7` may belong to any.
+    for pad in (1..=parsed.digits.len()).rev() {
         let mut hashes = parsed.head.clone();
         hashes.extend(std::iter::repeat_n(b'#', pad));
         hashes.extend_from_slice(&parsed.tail);
@@ -365,62 +369,72 @@ pub fn files(dir: &Path, paths: &[PathBuf], as_json: bool) -> Result<ExitCode, E
     let mut out = String::new();
     for path in paths {
         let abs = crate::rules::absolute(path);
-        let mut record = store.file(&abs).map_err(runtime)?;
+        let record = store.file(&abs).map_err(runtime)?;
+        let sequence = sequence_of(store.as_ref(), &abs)?;
         let _ = writeln!(out, "{}", shell_quote(abs.as_os_str().as_encoded_bytes()));
-        if record.is_none()
-            && let Some((sequence, found)) = sequence_of(store.as_ref(), &abs)?
-        {
-            let _ = writeln!(
-                out,
-                "  a frame of the sequence {}",
-                shell_quote(sequence.as_os_str().as_encoded_bytes())
-            );
-            record = Some(found);
-        }
-        match &record {
-            None => {
+        match (&record, &sequence) {
+            (None, None) => {
                 let _ = writeln!(
                     out,
                     "  not known to the store (no rule ran on it, or it arrived while nothing watched)"
                 );
             }
-            Some(r) => {
-                if let Some((_, ino, size, mtime)) = r.version {
-                    let _ = writeln!(
-                        out,
-                        "  last seen: inode {ino} size {size} mtime {}{}",
-                        mtime / 1_000_000_000,
-                        if r.baseline {
-                            " (baseline: present at first start, not run)"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-                if let Some((rule, job)) = &r.produced_by {
-                    let _ = writeln!(out, "  made by shotrouter: rule `{rule}`, job {job}");
-                }
-                if !r.jobs.is_empty() {
-                    for line in table(&r.jobs).lines() {
-                        let _ = writeln!(out, "  {line}");
-                    }
-                }
-                for job in &r.jobs {
-                    if let Some(product) = &job.output {
-                        let _ = writeln!(
-                            out,
-                            "  product of job {}: {}",
-                            job.id,
-                            shell_quote(product.as_bytes())
-                        );
-                    }
-                }
-            }
+            (Some(r), _) => describe_file(&mut out, r),
+            (None, Some(_)) => {}
         }
-        records.push(record);
+        if let Some((hashes, r)) = &sequence {
+            let _ = writeln!(
+                out,
+                "  a frame of the sequence {}",
+                shell_quote(hashes.as_os_str().as_encoded_bytes())
+            );
+            describe_file(&mut out, r);
+        }
+        // JSON: the file's own record when there is one, then its sequence's; `null` for a
+        // path the store knows nothing of.
+        let before = records.len();
+        records.extend(record.map(Some));
+        records.extend(sequence.map(|(_, r)| Some(r)));
+        if records.len() == before {
+            records.push(None);
+        }
     }
     if as_json {
         return json(&records);
     }
     print(&out)
+}
+
+/// What `files` prints of one record: its version, who made it, its jobs and their products.
+fn describe_file(out: &mut String, r: &FileRecord) {
+    if let Some((_, ino, size, mtime)) = r.version {
+        let _ = writeln!(
+            out,
+            "  last seen: inode {ino} size {size} mtime {}{}",
+            mtime / 1_000_000_000,
+            if r.baseline {
+                " (baseline: present at first start, not run)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some((rule, job)) = &r.produced_by {
+        let _ = writeln!(out, "  made by shotrouter: rule `{rule}`, job {job}");
+    }
+    if !r.jobs.is_empty() {
+        for line in table(&r.jobs).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    for job in &r.jobs {
+        if let Some(product) = &job.output {
+            let _ = writeln!(
+                out,
+                "  product of job {}: {}",
+                job.id,
+                shell_quote(product.as_bytes())
+            );
+        }
+    }
 }

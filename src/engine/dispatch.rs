@@ -23,7 +23,7 @@ use super::Engine;
 use super::outbox::Then;
 
 /// Most claimed jobs a node keeps ready beside its running ones.
-const MAX_PREFETCH: usize = 256;
+const MAX_PREFETCH: usize = 64;
 
 /// A planned job waiting for a slot: its store id when it is recorded.
 #[derive(Debug)]
@@ -42,6 +42,9 @@ pub struct FairQueue {
     delayed: Vec<(Instant, Pending)>,
     in_use: HashMap<String, usize>,
     in_use_total: usize,
+    /// New jobs per rule whose record (without a claim) is not committed yet: they are ahead
+    /// of any job that arrives after them.
+    unqueued: HashMap<String, usize>,
     limit: usize,
     prefetch: usize,
     rule_limits: HashMap<String, usize>,
@@ -86,6 +89,19 @@ impl FairQueue {
         self.in_use_total < self.capacity()
             && self.rule_has_room(rule)
             && self.queues.get(rule).is_none_or(VecDeque::is_empty)
+            && self.unqueued.get(rule).copied().unwrap_or(0) == 0
+    }
+
+    /// A new job of `rule` is being recorded without a claim: later ones wait behind it.
+    pub fn note_unqueued(&mut self, rule: &str) {
+        *self.unqueued.entry(rule.to_string()).or_default() += 1;
+    }
+
+    /// Its record is committed (it joins the queue, or was a duplicate).
+    pub fn forget_unqueued(&mut self, rule: &str) {
+        if let Some(n) = self.unqueued.get_mut(rule) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// Takes a slot for a job of `rule`.
@@ -240,6 +256,8 @@ impl Engine {
                 let claim = self.queue.has_slot_now(&rule.name);
                 if claim {
                     self.queue.reserve(&rule.name);
+                } else {
+                    self.queue.note_unqueued(&rule.name);
                 }
                 let job = NewJob {
                     rule: rule.name.clone(),
@@ -363,6 +381,9 @@ impl Engine {
     /// Takes slots for waiting jobs: recorded ones are claimed first (handed over once the
     /// claim is committed), unrecorded ones go to a worker at once.
     pub(super) fn fill(&mut self, now: Instant) {
+        if self.stopping {
+            return;
+        }
         while let Some(Pending { id, spec }) = self.queue.pick(now) {
             match (id, self.store.is_some()) {
                 (Some(id), true) => self
@@ -373,8 +394,22 @@ impl Engine {
         }
     }
 
-    /// Gives a claimed job to the workers.
+    /// Gives a claimed job to the workers; while stopping, gives the claim back instead (the
+    /// job is queued for the next start).
     pub(super) fn hand_over(&mut self, spec: JobSpec) {
+        if self.stopping {
+            self.outstanding = self.outstanding.saturating_sub(1);
+            if let Some(claim) = spec.claim {
+                self.outbox.push(
+                    Write::Finish {
+                        claim,
+                        ending: crate::store::queue::Ending::Interrupted,
+                    },
+                    Then::Nothing,
+                );
+            }
+            return;
+        }
         self.telemetry_ready(&spec);
         self.pool.submit(spec);
     }

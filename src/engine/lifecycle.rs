@@ -104,6 +104,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         routed: Vec::new(),
         progress,
         busy: false,
+        stopping: false,
     };
     engine.recover()?;
     let mut watcher = None;
@@ -405,6 +406,7 @@ impl Engine {
     /// Stops taking work, lets running jobs finish within the grace period, then kills them.
     /// Claimed jobs that never started, and jobs the stop cut short, are queued again.
     fn shut_down(mut self, done: &Receiver<Report>, source: &Sender<SourceEvent>) -> ExitCode {
+        self.stopping = true;
         let waiting = self.queue.drain().len();
         let unstarted = self.pool.drain_queued();
         if waiting + unstarted.len() > 0 {

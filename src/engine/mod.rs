@@ -110,6 +110,9 @@ pub struct Engine {
     progress: Option<ProgressBar>,
     /// Whether work was pending at the last check, to log the moment the queue drains.
     busy: bool,
+    /// Set at SIGINT/SIGTERM: nothing more is handed to a worker; claims granted meanwhile are
+    /// given back (queued for the next start).
+    stopping: bool,
 }
 
 impl Engine {
@@ -133,8 +136,8 @@ impl Engine {
             self.sequences.next_deadline(),
             self.queue.next_delayed(),
             store,
-            self.commit_retry,
-            self.outbox.due(),
+            // While a failed commit waits for its retry, the outbox's own window is moot.
+            self.commit_retry.or(self.outbox.due()),
         ]
         .into_iter()
         .flatten()

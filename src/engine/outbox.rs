@@ -123,7 +123,7 @@ impl Outbox {
     }
 
     /// Takes only the writes that hand work to a worker (new jobs, claims, and the re-plans
-    /// that must precede their claims), in order, leaving the records of starts and ends for
+    /// that must precede their claims) and the records they must follow, in order, leaving the records of starts and ends for
     /// their window: a claim a worker waits for is not slowed by writes nobody waits for.
     pub fn take_claims(&mut self) -> (Vec<Write>, Vec<(bool, Then)>) {
         let mut kept_writes = Vec::new();
@@ -134,9 +134,16 @@ impl Outbox {
             .into_iter()
             .zip(std::mem::take(&mut self.then))
         {
+            // A baseline rides with them too: it must not overwrite a newer record of the same
+            // file written by an enqueue after it.
             let urgent = matches!(
                 write,
-                Some(Write::Enqueue { .. } | Write::Claim { .. } | Write::Replan { .. })
+                Some(
+                    Write::Enqueue { .. }
+                        | Write::Claim { .. }
+                        | Write::Replan { .. }
+                        | Write::Baseline { .. }
+                )
             );
             if urgent {
                 plan.push((true, then));

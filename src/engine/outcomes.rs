@@ -184,6 +184,13 @@ impl Engine {
                         spec.attempt = claim.attempt;
                         self.hand_over(*spec);
                     }
+                    None if self.stopping => {
+                        if reserved {
+                            self.queue.release(&spec.rule);
+                        }
+                        // Recorded as queued: the next start runs it.
+                        self.outstanding = self.outstanding.saturating_sub(1);
+                    }
                     None => {
                         if reserved {
                             self.queue.release(&spec.rule);
@@ -200,6 +207,8 @@ impl Engine {
                 tracing::debug!(rule = %spec.rule, path = %spec.path.display(), "the store already has this version");
                 if reserved {
                     self.queue.release(&spec.rule);
+                } else {
+                    self.queue.forget_unqueued(&spec.rule);
                 }
                 self.outstanding = self.outstanding.saturating_sub(1);
                 if let Some(bar) = &self.progress {

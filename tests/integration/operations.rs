@@ -62,6 +62,11 @@ fn issue_9_unknown_ids_and_rule_names_are_errors_with_a_suggestion() {
     let daemon = daemon_with_a_failed_job(&env);
     for (args, message) in [
         (&["retry", "999"][..], "no job 999 in the store"),
+        (&["job", "999"][..], "no job 999 in the store"),
+        (
+            &["jobs", "--rule", "convret"][..],
+            "no job of rule `convret` in the store; did you mean `convert`?",
+        ),
         (
             &["cancel", "999", "998"][..],
             "no jobs 999, 998 in the store",
