@@ -61,8 +61,9 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let factory: Option<QueueFactory> = options.store.then(|| {
         let dir = options.state_dir.clone();
         let node = node.clone();
-        Arc::new(move || SqliteStore::open(&dir, &node).map(|s| Box::new(s) as Box<dyn JobQueue>))
-            as QueueFactory
+        Arc::new(move || {
+            SqliteStore::open_for_worker(&dir, &node).map(|s| Box::new(s) as Box<dyn JobQueue>)
+        }) as QueueFactory
     });
     let first_start = store.as_ref().is_none_or(|s| s.is_new());
     let (source_tx, source_rx) = unbounded();

@@ -18,6 +18,7 @@ use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
 use encoding::{APPLICATION_ID, lossy, path_of, retry_soon};
 
+mod checkpoint;
 mod encoding;
 pub use encoding::DB_FILE;
 mod history;
@@ -36,6 +37,8 @@ pub struct SqliteStore {
     /// Whether rows migrated from the previous release may still need upgrading (checked at
     /// open; an enqueue skips the legacy look-up when there are none).
     has_legacy: bool,
+    /// The engine's connection checkpoints the log from a thread of its own.
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// This machine's name, the default node name: the kernel's hostname.
@@ -72,7 +75,26 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )
         .map_err(|e| folder(&e))?;
-        SqliteStore::start(conn, path, node, Some(!existed))
+        let mut store = SqliteStore::start(conn, path, node, Some(!existed))?;
+        store.conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        store._checkpointer = checkpoint::Checkpointer::start(&store.path);
+        Ok(store)
+    }
+
+    /// Opens the store a daemon has opened with [`open`](Self::open), for one of its workers:
+    /// no migration, no checkpoints of its own (the daemon's connection runs them).
+    ///
+    /// # Errors
+    /// As [`open_existing`](Self::open_existing).
+    pub fn open_for_worker(dir: &Path, node: &str) -> Result<SqliteStore, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing(dir.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let store = SqliteStore::start(conn, path, node, None)?;
+        store.conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        Ok(store)
     }
 
     /// Opens an existing store for the operations CLI, never creating nor migrating one: the
@@ -116,6 +138,7 @@ impl SqliteStore {
             node: node.to_string(),
             created: created.unwrap_or(false),
             has_legacy: false,
+            _checkpointer: None,
         };
         store.configure()?;
         // An up-to-date store is opened without a write: the CLI must not queue behind the
