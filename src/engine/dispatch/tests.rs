@@ -1,0 +1,100 @@
+use super::*;
+
+fn pending(rule: &str, n: u32) -> Pending {
+    Pending {
+        id: None,
+        spec: JobSpec {
+            id: format!("{rule}-{n}"),
+            rule: rule.into(),
+            path: format!("/x/{n}").into(),
+            steps: Vec::new(),
+            output: None,
+            allowed_roots: Vec::new(),
+            timeout: None,
+            log_path: "/dev/null".into(),
+            attempt: 1,
+            claim: None,
+            view: None,
+            verify: None,
+        },
+    }
+}
+
+fn ids(picked: &[Pending]) -> Vec<&str> {
+    picked.iter().map(|p| p.spec.id.as_str()).collect()
+}
+
+#[test]
+fn rules_take_turns_within_the_slots() {
+    let mut queue = FairQueue::new(2, HashMap::new());
+    for n in 0..3 {
+        queue.push(pending("frames", n));
+    }
+    queue.push(pending("san", 0));
+    let now = Instant::now();
+    let picked: Vec<Pending> = std::iter::from_fn(|| queue.pick(now)).collect();
+    // Four slots: two workers and two claimed jobs ready.
+    assert_eq!(ids(&picked), ["frames-0", "san-0", "frames-1", "frames-2"]);
+    assert!(queue.pick(now).is_none(), "slots are full");
+    queue.release("frames");
+    assert!(queue.pick(now).is_none(), "nothing left to pick");
+}
+
+#[test]
+fn a_rule_limit_holds_and_a_release_frees_a_slot() {
+    let mut queue = FairQueue::new(4, HashMap::from([("encode".to_string(), 1)]));
+    queue.push(pending("encode", 0));
+    queue.push(pending("encode", 1));
+    let now = Instant::now();
+    assert_eq!(
+        queue.pick(now).map(|p| p.spec.id).as_deref(),
+        Some("encode-0")
+    );
+    assert!(queue.pick(now).is_none(), "concurrency: 1");
+    assert!(!queue.has_slot_now("encode"));
+    queue.release("encode");
+    assert_eq!(
+        queue.pick(now).map(|p| p.spec.id).as_deref(),
+        Some("encode-1")
+    );
+}
+
+#[test]
+fn prefetch_is_at_least_one_per_worker_and_bounded() {
+    let mut queue = FairQueue::new(2, HashMap::new());
+    for n in 0..400 {
+        queue.push(pending("r", n));
+    }
+    let now = Instant::now();
+    queue.set_prefetch(0);
+    assert_eq!(std::iter::from_fn(|| queue.pick(now)).count(), 4);
+    queue.set_prefetch(30);
+    assert_eq!(std::iter::from_fn(|| queue.pick(now)).count(), 28);
+    queue.set_prefetch(10_000);
+    assert_eq!(
+        std::iter::from_fn(|| queue.pick(now)).count(),
+        2 + MAX_PREFETCH - 32
+    );
+}
+
+#[test]
+fn delayed_jobs_wait_for_their_time() {
+    let mut queue = FairQueue::new(1, HashMap::new());
+    let now = Instant::now();
+    queue.delay(pending("r", 0), now + Duration::from_secs(5));
+    assert_eq!(queue.next_delayed(), Some(now + Duration::from_secs(5)));
+    assert!(queue.pick(now).is_none());
+    assert!(queue.pick(now + Duration::from_secs(5)).is_some());
+}
+
+#[test]
+fn a_new_job_takes_a_slot_at_once_only_when_none_of_its_rule_waits() {
+    let mut queue = FairQueue::new(1, HashMap::new());
+    assert!(queue.has_slot_now("r"));
+    queue.push(pending("r", 0));
+    assert!(
+        !queue.has_slot_now("r"),
+        "it would overtake the waiting one"
+    );
+    assert!(queue.has_slot_now("other"));
+}
