@@ -9,7 +9,11 @@ use crate::rules::EventKind;
 
 /// Routes files arriving in a shot tree to the jobs that must run on them.
 #[derive(Debug, Parser)]
-#[command(name = "shotrouter", version, propagate_version = true)]
+#[command(
+    name = "shotrouter",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SHOTROUTER_COMMIT"), ")"),
+    propagate_version = true
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

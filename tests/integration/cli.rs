@@ -214,3 +214,32 @@ fn explain_groups_given_frames_into_sequences_with_one_job_each() {
     );
     assert!(text.contains("-timecode 01:00:00:00"), "{text}");
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let env = Env::new();
+    let out = env.run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "shotrouter {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Ok(head) = head
+        .as_ref()
+        .map(|h| String::from_utf8_lossy(&h.stdout).trim().to_string())
+        && !head.is_empty()
+    {
+        assert!(
+            text.contains(&format!("(commit {head}")),
+            "{text} (HEAD is {head})"
+        );
+    }
+}
