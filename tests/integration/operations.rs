@@ -39,7 +39,10 @@ fn issue_9_a_retry_on_an_idle_daemon_starts_within_a_second() {
     let env = Env::new();
     let daemon = daemon_with_a_failed_job(&env);
     wait_until("the daemon to be idle", Duration::from_secs(20), || {
-        daemon.log_text().contains("idle:")
+        daemon
+            .log_text()
+            .lines()
+            .any(|l| l.contains("idle:") && l.contains("failed=1"))
     });
     env.write("ok", "");
     let out = env.run(&["retry", "--failed"]);

@@ -234,8 +234,12 @@ fn a_product_that_fails_verification_is_not_published() {
         &frames_in(&env.path("stage")),
         &env.path("shots/sh060/comp"),
     );
+    // Not merely "idle:": the daemon may report idle once before the frames arrive.
     wait_until("the job to fail", LIMIT, || {
-        daemon.log_text().contains("idle:")
+        daemon
+            .log_text()
+            .lines()
+            .any(|l| l.contains("idle:") && l.contains("failed=1"))
     });
     let failed = jobs(&env, "failed");
     assert!(failed.contains("frames is 5, expected 12"), "{failed}");

@@ -458,7 +458,9 @@ fn issue_9_a_store_written_by_the_previous_release_migrates_and_reruns_nothing()
     });
     // The sequence gathers for its settle (5 s) before catch-up decides; then all is idle.
     wait_until("catch-up to finish", Duration::from_secs(30), || {
-        log().contains("idle:")
+        let text = log();
+        let scanned = text.find("initial scan done").unwrap_or(usize::MAX);
+        text.rfind("idle:").is_some_and(|idle| idle > scanned)
     });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon.id() as i32),
