@@ -1,23 +1,34 @@
-//! Events in: a file is ready when it was closed after writing or renamed into place; a file
-//! found by a scan (a new folder, an overflow rescan, a returning root) waits until its size
-//! and mtime have held still for [`SCAN_QUIET`], since a scan cannot tell a finished file from
-//! one still being written (its close event comes first if it can). A rule's `settle:` holds a
-//! file until it has been quiet that long. At start-up, files present are the baseline on a
-//! first start; later starts catch up on files new or changed since last seen.
+//! Events in: a file is ready when it was closed after writing or renamed into place. A file
+//! found by a scan (a new folder, an overflow rescan, a returning root, a catch-up at start)
+//! cannot tell a finished file from one whose writer stalled, so the kernel is asked
+//! ([`lease::writers`]): nobody writing means ready now; a writer means wait for its close,
+//! which arrives because the folder is watched before it is scanned (asking again every
+//! [`WRITER_RECHECK`] in case it does not); when the kernel cannot say (not the file's owner
+//! and no `CAP_LEASE`), the file must hold its size and mtime for [`SCAN_QUIET`]. A rule's
+//! `settle:` holds a file until it has been quiet that long. At start-up, files present are
+//! the baseline on a first start; later starts catch up on files new or changed since.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::engine::sequencer::Purpose;
 use crate::engine::settle::Debouncer;
+use crate::os::lease::{self, Writers};
 use crate::os::version::FileVersion;
 use crate::rules::EventKind;
 use crate::source::{FileEvent, Origin, SourceEvent};
 
 use super::Engine;
 
-/// How long a scanned file's size and mtime must hold still before it is dispatched.
-pub const SCAN_QUIET: Duration = Duration::from_millis(500);
+/// How long a scanned file's size and mtime must hold still before it is dispatched, when the
+/// kernel cannot say whether it is still open for writing. Long on purpose: a copy or render
+/// that stalls (a busy file server, a paused artist's export) must not fire on half a file,
+/// and writer stalls of 10 s are common; only files found by a scan ever wait this long.
+pub const SCAN_QUIET: Duration = Duration::from_secs(15);
+
+/// While a scanned file's writer has it open, how often the kernel is asked again (its close
+/// event normally comes first).
+pub const WRITER_RECHECK: Duration = Duration::from_secs(1);
 
 /// A file waiting out its quiet time.
 #[derive(Debug, Clone)]
@@ -76,17 +87,7 @@ impl Engine {
         match file.origin {
             Origin::InitialScan => self.on_initial(file, abs, now),
             Origin::Scan if !self.options.once => {
-                let version = FileVersion::of(&abs);
-                if version.is_some() {
-                    let waiting = Waiting {
-                        root: file.root,
-                        rel: file.rel,
-                        kind: file.kind,
-                        version,
-                        quiet: SCAN_QUIET,
-                    };
-                    self.intake.scanned.push(abs, now + SCAN_QUIET, waiting);
-                }
+                self.hold_until_complete(abs, file.root, file.rel, file.kind, now)
             }
             Origin::Scan | Origin::Event => {
                 if matches!(file.kind, EventKind::CloseWrite | EventKind::MovedTo) {
@@ -137,14 +138,35 @@ impl Engine {
         if self.first_start {
             self.baseline.push((input, version));
         } else if catch_up {
+            self.hold_until_complete(abs, file.root, file.rel, file.kind, now);
+        }
+    }
+
+    /// A file found by a scan: ready now if nobody writes it, else held until its writer
+    /// closes it or (when the kernel cannot say) until it has held still for [`SCAN_QUIET`].
+    fn hold_until_complete(
+        &mut self,
+        abs: PathBuf,
+        root: usize,
+        rel: PathBuf,
+        kind: EventKind,
+        now: Instant,
+    ) {
+        let quiet = match lease::writers(&abs) {
+            Writers::None => return self.on_ready(root, &rel, kind, now),
+            Writers::Open => WRITER_RECHECK,
+            Writers::Unknown => SCAN_QUIET,
+        };
+        let version = FileVersion::of(&abs);
+        if version.is_some() {
             let waiting = Waiting {
-                root: file.root,
-                rel: file.rel,
-                kind: file.kind,
-                version: Some(version),
-                quiet: SCAN_QUIET,
+                root,
+                rel,
+                kind,
+                version,
+                quiet,
             };
-            self.intake.scanned.push(abs, now + SCAN_QUIET, waiting);
+            self.intake.scanned.push(abs, now + quiet, waiting);
         }
     }
 
@@ -195,22 +217,36 @@ impl Engine {
     /// Files whose quiet time is over: dispatched if they held still, else waiting again.
     pub(super) fn fire_due_files(&mut self, now: Instant) {
         for (abs, waiting) in self.intake.scanned.drain_ready(now) {
+            let writers = lease::writers(&abs);
             match FileVersion::of(&abs) {
-                Some(current) if Some(current) == waiting.version => {
+                None => {}
+                Some(_) if writers == Writers::None => {
+                    self.on_ready(waiting.root, &waiting.rel, waiting.kind, now)
+                }
+                Some(current)
+                    if writers == Writers::Unknown
+                        && waiting.quiet == SCAN_QUIET
+                        && Some(current) == waiting.version =>
+                {
                     self.on_ready(waiting.root, &waiting.rel, waiting.kind, now)
                 }
                 Some(current) => {
-                    let deadline = now + waiting.quiet;
+                    // Still written, or changed during its quiet time: ask again later.
+                    let quiet = if writers == Writers::Open {
+                        WRITER_RECHECK
+                    } else {
+                        SCAN_QUIET
+                    };
                     self.intake.scanned.push(
                         abs,
-                        deadline,
+                        now + quiet,
                         Waiting {
                             version: Some(current),
+                            quiet,
                             ..waiting
                         },
                     );
                 }
-                None => {}
             }
         }
         for ((rule, abs), waiting) in self.intake.settling.drain_ready(now) {

@@ -2,6 +2,7 @@
 //! can be killed safely after a crash.
 
 pub mod fs_kind;
+pub mod lease;
 pub mod process;
 pub mod program;
 pub mod quote;

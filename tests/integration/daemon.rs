@@ -11,19 +11,29 @@ use crate::env::{Env, wait_until};
 /// The compiled argv-recording helper (built once per test run with the system C compiler).
 pub fn argvdump() -> &'static Path {
     static HELPER: OnceLock<PathBuf> = OnceLock::new();
-    HELPER.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("argvdump");
-        let source =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/helpers/argvdump.c");
-        let status = std::process::Command::new("cc")
-            .args(["-O2", "-o"])
-            .arg(&out)
-            .arg(&source)
-            .status()
-            .expect("a C compiler (cc) builds the test helper");
-        assert!(status.success(), "compiling {}", source.display());
-        out
-    })
+    HELPER.get_or_init(|| compile_helper("argvdump"))
+}
+
+/// The compiled stalling writer (`helpers/slowwriter.c`).
+pub fn slowwriter() -> &'static Path {
+    static HELPER: OnceLock<PathBuf> = OnceLock::new();
+    HELPER.get_or_init(|| compile_helper("slowwriter"))
+}
+
+/// Builds `helpers/NAME.c` with the system C compiler into the test binary's temp folder.
+fn compile_helper(name: &str) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/integration/helpers")
+        .join(format!("{name}.c"));
+    let status = std::process::Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(&source)
+        .status()
+        .expect("a C compiler (cc) builds the test helper");
+    assert!(status.success(), "compiling {}", source.display());
+    out
 }
 
 /// The records of an argvdump log: each call's arguments, as bytes.

@@ -1,0 +1,100 @@
+//! The hardening guarantees: nothing fired on a partial file, nothing published stale, a moved
+//! file followed rather than re-run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use crate::daemon::{Daemon, argvdump, records, slowwriter};
+use crate::env::{Env, wait_until};
+
+const MB: usize = 1 << 20;
+
+/// Each `.dat` is recorded (argvdump) and copied beside itself as `.copy`.
+fn copy_rules(env: &Env) -> String {
+    format!(
+        "version: 1\nwatch: [shots]\njobs: 4\nrules:\n  - name: copy\n    match: \"**/*.dat\"\n    output: \"{{dir}}/{{stem}}.copy\"\n    steps: [[{}, {}, \"{{rel}}\"], [cp, \"{{path}}\", \"{{out}}\"]]\n",
+        argvdump().display(),
+        env.path("dump.log").display()
+    )
+}
+
+/// A `slowwriter` child: writes 3 MB of `a`, stalls until `go` exists, then ends with 5 MB of `b`.
+struct StalledWriter {
+    child: Child,
+    ready: PathBuf,
+}
+
+impl StalledWriter {
+    fn start(mode: &str, path: &Path, go: &Path) -> StalledWriter {
+        let ready = path.with_extension("ready");
+        let child = Command::new(slowwriter())
+            .arg(mode)
+            .arg(path)
+            .arg((3 * MB).to_string())
+            .arg((8 * MB).to_string())
+            .arg(&ready)
+            .arg(go)
+            .spawn()
+            .expect("writer starts");
+        wait_until("the writer's first half", Duration::from_secs(20), || {
+            ready.exists()
+        });
+        StalledWriter { child, ready }
+    }
+
+    fn finish(mut self) {
+        let status = self.child.wait().expect("writer ends");
+        assert!(status.success(), "writer failed: {status}");
+        let _ = std::fs::remove_file(self.ready);
+    }
+}
+
+fn full_content() -> Vec<u8> {
+    let mut expected = vec![b'a'; 3 * MB];
+    expected.resize(8 * MB, b'b');
+    expected
+}
+
+#[test]
+fn files_found_by_a_scan_fire_once_on_their_final_content_after_a_12s_writer_stall() {
+    let env = Env::new();
+    env.write("rules.yaml", copy_rules(&env));
+    std::fs::create_dir_all(env.path("shots/c")).expect("root");
+    // A first start records the (empty) baseline, so the next start catches up.
+    assert_eq!(Daemon::start(&env, &[], &[]).stop(), Some(0));
+
+    let go = env.path("go");
+    // A render still writing when the daemon starts (found by the start-up catch-up).
+    let at_start = StalledWriter::start("write", &env.path("shots/c/late.dat"), &go);
+    let daemon = Daemon::start(&env, &[], &[]);
+    // Folders moved into the tree while a copy (and an mmap writer) still fill them.
+    let mut writers = vec![at_start];
+    for (mode, folder) in [("write", "a"), ("mmap", "b")] {
+        let stage = env.path(format!("stage/{folder}"));
+        std::fs::create_dir_all(&stage).expect("stage");
+        writers.push(StalledWriter::start(mode, &stage.join("plate.dat"), &go));
+        std::fs::rename(&stage, env.path(format!("shots/{folder}"))).expect("move in");
+    }
+    // The stall: 12 s in which no job may start, checked all along.
+    let stall = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < stall {
+        assert!(
+            records(&env.path("dump.log")).is_empty(),
+            "a job fired on a file still being written:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&go, b"").expect("go");
+    for writer in writers {
+        writer.finish();
+    }
+    daemon.wait_idle_with(3, Duration::from_secs(60));
+    assert_eq!(records(&env.path("dump.log")).len(), 3, "one job per file");
+    for copy in ["c/late.copy", "a/plate.copy", "b/plate.copy"] {
+        let published = std::fs::read(env.path("shots").join(copy)).expect("published");
+        assert!(published == full_content(), "{copy} is the final content");
+    }
+    assert_eq!(daemon.stop(), Some(0));
+}
