@@ -96,6 +96,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         next_job: 0,
         outstanding: 0,
         known: HashSet::new(),
+        attempts: HashMap::new(),
         cursor: 0,
         next_poll: now + STORE_POLL,
         next_heartbeat: now,

@@ -21,7 +21,7 @@ pub mod sequences;
 pub mod settle;
 pub mod telemetry;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,6 +97,8 @@ pub struct Engine {
     outstanding: usize,
     /// Store jobs this engine holds (waiting, claimed or running): not resumed twice.
     known: HashSet<JobId>,
+    /// The pool's handle on each running attempt, by job: to stop one the store superseded.
+    attempts: HashMap<JobId, u64>,
     /// Where the poll for jobs queued by someone else stands.
     cursor: i64,
     next_poll: Instant,

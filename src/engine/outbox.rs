@@ -185,6 +185,7 @@ pub fn unrecorded(write: &Write) -> Answer {
     match write {
         Write::Enqueue { claim, .. } => Answer::Enqueued {
             id: -1,
+            superseded: Vec::new(),
             claim: claim.then_some(Claim {
                 id: -1,
                 token: 0,

@@ -8,6 +8,7 @@ use crate::exec::pool::{Finished, Report};
 use crate::exec::runner::{JobSpec, Outcome};
 use crate::rules;
 use crate::source::{FileEvent, Origin, SourceEvent};
+use crate::store::JobId;
 use crate::store::queue::{Answer, Ending, Write};
 
 use super::Engine;
@@ -32,6 +33,7 @@ impl Engine {
                 temp_output,
                 group,
             } => {
+                self.attempts.insert(claim.id, job);
                 self.telemetry_started(&claim.id.to_string());
                 self.outbox.push(
                     Write::Started {
@@ -58,6 +60,9 @@ impl Engine {
             duration,
         } = finished;
         self.queue.release(&spec.rule);
+        if let Some(claim) = spec.claim {
+            self.attempts.remove(&claim.id);
+        }
         self.telemetry_finished(&spec.id);
         self.note_duration(duration);
         let rule = self
@@ -174,7 +179,15 @@ impl Engine {
     pub(super) fn apply(&mut self, then: Then, answer: Answer) {
         match (then, answer) {
             (Then::Nothing, _) => {}
-            (Then::Enqueued { mut spec, reserved }, Answer::Enqueued { id, claim }) => {
+            (
+                Then::Enqueued { mut spec, reserved },
+                Answer::Enqueued {
+                    id,
+                    claim,
+                    superseded,
+                },
+            ) => {
+                self.stop_superseded(&superseded, id, &spec);
                 if id >= 0 {
                     self.adopt(&mut spec, id);
                 }
@@ -272,6 +285,18 @@ impl Engine {
             super::outbox::COMMIT_WINDOW.as_nanos() * jobs as u128 / typical.as_nanos().max(1);
         self.queue
             .set_prefetch(jobs + usize::try_from(per_window).unwrap_or(usize::MAX / 2));
+    }
+
+    /// Stops the attempts of jobs a newer version of their input superseded: the store already
+    /// refuses their publish, so killing them only saves the machine's time.
+    fn stop_superseded(&mut self, superseded: &[JobId], by: JobId, spec: &JobSpec) {
+        for old in superseded {
+            let running = self.attempts.get(old).copied();
+            tracing::info!(job = old, superseded_by = by, rule = %spec.rule, path = %spec.path.display(), running = running.is_some(), "superseded: a newer version of its input arrived");
+            if let Some(handle) = running {
+                self.pool.cancel(handle);
+            }
+        }
     }
 
     fn forget(&mut self, spec: &JobSpec) {

@@ -84,7 +84,9 @@ pub enum Ending {
 #[derive(Debug, Clone)]
 pub enum Write {
     /// Records a job unless the same (rule, input, version) already has one (a unique index,
-    /// `INSERT … ON CONFLICT DO NOTHING`); with `claim`, also claims it for this node.
+    /// `INSERT … ON CONFLICT DO NOTHING`); with `claim`, also claims it for this node. A new
+    /// version supersedes (cancels) the rule's unfinished jobs on older versions of the input,
+    /// so a product of old content is never published over one of new content.
     Enqueue {
         /// The job.
         job: Box<NewJob>,
@@ -148,6 +150,10 @@ pub enum Answer {
         id: JobId,
         /// The claim.
         claim: Option<Claim>,
+        /// Unfinished jobs of the same rule on an older version of the same input, cancelled
+        /// by this one: their attempts can no longer publish or record an end, and whoever
+        /// runs them should stop them.
+        superseded: Vec<JobId>,
     },
     /// The same (rule, input, version) already has a job: nothing was written.
     Duplicate,

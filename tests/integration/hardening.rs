@@ -98,3 +98,46 @@ fn files_found_by_a_scan_fire_once_on_their_final_content_after_a_12s_writer_sta
     }
     assert_eq!(daemon.stop(), Some(0));
 }
+
+fn jobs_json(env: &Env) -> Vec<serde_json::Value> {
+    let out = env.run(&["jobs", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::env::stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn a_new_version_stops_the_job_on_the_old_one_and_only_the_new_product_is_published() {
+    let env = Env::new();
+    env.write("rules.yaml", copy_rules(&env));
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    // Each job's first step takes 3 s, long enough to write a new version meanwhile.
+    let daemon = Daemon::start(&env, &[], &[("ARGVDUMP_SLEEP_MS", "3000")]);
+    env.write("shots/plate.dat", "version one");
+    wait_until("the first job to start", Duration::from_secs(20), || {
+        jobs_json(&env).iter().any(|j| j["status"] == "running")
+    });
+    env.write("shots/plate.dat", "version two, re-exported");
+    daemon.wait_idle_with(1, Duration::from_secs(30));
+    assert_eq!(
+        std::fs::read_to_string(env.path("shots/plate.copy")).expect("published"),
+        "version two, re-exported"
+    );
+    let jobs = jobs_json(&env);
+    let statuses: Vec<_> = jobs
+        .iter()
+        .map(|j| j["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(statuses.len(), 2, "{jobs:?}");
+    assert!(
+        statuses.contains(&"done") && statuses.contains(&"cancelled"),
+        "{jobs:?}"
+    );
+    // The old attempt was stopped in its first step: only the new job ever got past it.
+    assert_eq!(records(&env.path("dump.log")).len(), 1);
+    assert!(
+        daemon
+            .log_text()
+            .contains("superseded: a newer version of its input arrived")
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}

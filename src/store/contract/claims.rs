@@ -107,6 +107,54 @@ pub(crate) fn a_cancel_while_claimed_stops_the_attempt(b: &dyn Backend) {
     );
 }
 
+/// A new version of an input cancels the rule's unfinished jobs on older versions (queued or
+/// running): the old attempt can neither publish nor record an end. Other rules, other files
+/// and a rerun of the same version are untouched.
+pub(crate) fn a_newer_version_supersedes_unfinished_jobs(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let running = claimed(&mut *q, "a.tif", version(7, 10));
+    let (other_rule, _) = enqueued(one(
+        &mut *q,
+        enqueue("proxy", "a.tif", version(7, 10), false),
+    ));
+    let (other_file, _) = enqueued(one(
+        &mut *q,
+        enqueue("review", "b.tif", version(9, 10), false),
+    ));
+    let answer = one(&mut *q, enqueue("review", "a.tif", version(7, 20), false));
+    let Answer::Enqueued { id, superseded, .. } = answer else {
+        panic!("expected Enqueued, got {answer:?}");
+    };
+    assert_eq!(superseded, vec![running.id]);
+    let product = b.scratch().join("a.mov");
+    std::fs::write(&product, b"old content").expect("product");
+    let product_version = FileVersion::of(&product).expect("exists");
+    assert!(matches!(
+        q.publishing(running, "review", &product, product_version),
+        Err(crate::store::StoreError::Stale { .. })
+    ));
+    assert_eq!(finish(&mut *q, running, Ending::Done), Answer::Cancelled);
+    let h = b.history();
+    let row = h.job(running.id).expect("read").expect("exists").row;
+    assert_eq!(row.status, "cancelled");
+    assert!(
+        row.result
+            .as_deref()
+            .is_some_and(|r| r.contains(&format!("superseded by job {id}"))),
+        "{row:?}"
+    );
+    for untouched in [other_rule, other_file, id] {
+        assert_eq!(status_of(&*h, untouched), "queued");
+    }
+    // The newest version's job supersedes the queued one in turn.
+    let answer = one(&mut *q, enqueue("review", "a.tif", version(7, 30), false));
+    let Answer::Enqueued { superseded, .. } = answer else {
+        panic!("expected Enqueued, got {answer:?}");
+    };
+    assert_eq!(superseded, vec![id]);
+    assert_eq!(one(&mut *q, Write::Claim { id }), Answer::NotClaimable);
+}
+
 /// An attempt may end without its start recorded; an unplannable job is failed at once.
 pub(crate) fn a_finish_without_a_start_records_the_end(b: &dyn Backend) {
     let mut q = b.queue("a");

@@ -36,6 +36,7 @@ macro_rules! contract_tests {
             claim_comes_before_running,
             a_stale_token_is_refused,
             a_cancel_while_claimed_stops_the_attempt,
+            a_newer_version_supersedes_unfinished_jobs,
             a_finish_without_a_start_records_the_end,
             retry_and_interruption_queue_again,
             the_cursor_sees_what_others_queued,
@@ -108,7 +109,7 @@ fn one(q: &mut dyn JobQueue, write: Write) -> Answer {
 
 fn enqueued(answer: Answer) -> (JobId, Option<Claim>) {
     match answer {
-        Answer::Enqueued { id, claim } => (id, claim),
+        Answer::Enqueued { id, claim, .. } => (id, claim),
         other => panic!("expected Enqueued, got {other:?}"),
     }
 }
@@ -162,7 +163,11 @@ pub(crate) fn enqueue_is_idempotent(b: &dyn Backend) {
     let mut ids = vec![id, newer, other_rule];
     ids.dedup();
     assert_eq!(ids.len(), 3);
-    assert_eq!(queued_ids(q, -1), [id, newer, other_rule]);
+    assert_eq!(
+        queued_ids(q, -1),
+        [newer, other_rule],
+        "the newer version superseded the first"
+    );
 }
 
 /// Baseline files are known and not run; new, changed and failed versions are caught up.

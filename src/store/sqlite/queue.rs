@@ -371,16 +371,32 @@ fn enqueue(
             |r| r.get(0),
         )
         .optional()?;
-    Ok(match id {
-        None => Answer::Duplicate,
-        Some(id) => Answer::Enqueued {
+    let Some(id) = id else {
+        return Ok(Answer::Duplicate);
+    };
+    // A rerun (a new generation of the same version) does not cancel the job it repeats.
+    let superseded = tx
+        .prepare_cached(
+            "UPDATE jobs SET status = 'cancelled', finished_at = ?4,
+                 exit_status = 'superseded by job ' || ?3 || ': a newer version of the input arrived'
+             WHERE file_id = ?1 AND rule = ?2 AND id < ?3
+                 AND status IN ('queued', 'claimed', 'running')
+                 AND NOT (ino = ?5 AND size = ?6 AND mtime_ns = ?7)
+             RETURNING id",
+        )?
+        .query_map(
+            params![file_id, job.rule, id, now, ino, size, mtime],
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<Vec<JobId>>>()?;
+    Ok(Answer::Enqueued {
+        id,
+        claim: claim.then_some(Claim {
             id,
-            claim: claim.then_some(Claim {
-                id,
-                token: 1,
-                attempt: 1,
-            }),
-        },
+            token: 1,
+            attempt: 1,
+        }),
+        superseded,
     })
 }
 
