@@ -16,6 +16,7 @@ use crate::exec::runner::JobSpec;
 use crate::media::sequence::Sequence;
 use crate::os::version::FileVersion;
 use crate::route::plan;
+use crate::rules::OnRename;
 use crate::store::JobId;
 use crate::store::queue::{NewJob, QueuedJob, Write};
 
@@ -267,6 +268,7 @@ impl Engine {
                     steps: spec.steps.clone(),
                     output: spec.output.as_ref().map(|o| o.final_path.clone()),
                     unplannable: None,
+                    follow_moves: rule.on_rename == OnRename::Follow && single_link(&spec.path),
                 };
                 self.outbox.push(
                     Write::Enqueue {
@@ -306,6 +308,7 @@ impl Engine {
                 steps: Vec::new(),
                 output: None,
                 unplannable: Some(reason.to_string()),
+                follow_moves: false,
             };
             self.outbox.push(
                 Write::Enqueue {
@@ -509,3 +512,10 @@ impl Engine {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `path` is the only name of its file (a sequence's `####` path, which is no file,
+/// counts as one): a file with other hard links was not moved, its old name still holds it.
+fn single_link(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or(true, |m| m.nlink() <= 1)
+}

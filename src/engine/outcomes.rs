@@ -215,9 +215,14 @@ impl Engine {
                     }
                 }
             }
-            (Then::Enqueued { spec, reserved }, _) => {
-                // A duplicate: this version already has a job. A slot taken for it is freed.
-                tracing::debug!(rule = %spec.rule, path = %spec.path.display(), "the store already has this version");
+            (Then::Enqueued { spec, reserved }, answer) => {
+                // A duplicate (this version already has a job) or a move the store followed.
+                // A slot taken for it is freed.
+                if let Answer::Moved { from } = answer {
+                    tracing::info!(rule = %spec.rule, path = %spec.path.display(), from = %from.rel.display(), from_root = %from.root, "moved: this content already succeeded under its old name; the store follows it, nothing runs");
+                } else {
+                    tracing::debug!(rule = %spec.rule, path = %spec.path.display(), "the store already has this version");
+                }
                 if reserved {
                     self.queue.release(&spec.rule);
                 } else {

@@ -109,6 +109,19 @@ impl SourceKind {
     }
 }
 
+/// `on_rename:` on a rule: whether a file renamed (or whose folder was renamed) within the
+/// tree runs the rule again when its contents already succeeded under the old name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRename {
+    /// The store follows the file to its new name; nothing runs. The default, unless the
+    /// rule lists `moved_to` in `on:` itself.
+    #[default]
+    Follow,
+    /// Run again on the new name (the product is named after the input, say).
+    Rerun,
+}
+
 /// One compiled, validated rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -146,6 +159,9 @@ pub struct Rule {
     pub verify: Option<VerifyRule>,
     /// The input is read with ffprobe before planning, giving `{probe.*}`.
     pub probe: bool,
+    /// What a file renamed within the tree does when this rule already ran on its contents.
+    /// Not part of the definition hash: it decides when the rule fires, not what it runs.
+    pub on_rename: OnRename,
     /// Line of the rule in the file, for messages.
     pub line: usize,
     /// A hash of everything that defines what the rule runs, recorded with each job.

@@ -11,7 +11,8 @@ use std::time::Duration;
 use crate::rules::diag::Diagnostic;
 use crate::rules::loader::{Defaults, Loader, MapReader};
 use crate::rules::model::{
-    BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_SEQUENCE_SETTLE, EventKind, EventSet, Rule,
+    BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_SEQUENCE_SETTLE, EventKind, EventSet, OnRename,
+    Rule,
 };
 use crate::rules::syntax::{parse_duration, path_regex, regex_error_summary};
 use crate::rules::template::Template;
@@ -36,6 +37,7 @@ const RULE_KEYS: &[&str] = &[
     "keykode",
     "verify",
     "probe",
+    "on_rename",
 ];
 
 impl Loader<'_> {
@@ -121,6 +123,16 @@ impl Loader<'_> {
             Some(NodeKind::Scalar { .. }) => self.field::<EventKind>(map, "on").map(|k| vec![k]),
             _ => self.field::<Vec<EventKind>>(map, "on"),
         };
+        let asks_for_renames = kinds
+            .as_ref()
+            .is_some_and(|k| k.contains(&EventKind::MovedTo));
+        let on_rename = self
+            .field::<OnRename>(map, "on_rename")
+            .unwrap_or(if asks_for_renames {
+                OnRename::Rerun
+            } else {
+                OnRename::Follow
+            });
         let events = match kinds {
             Some(kinds) if !kinds.is_empty() => {
                 kinds.into_iter().fold(EventSet::default(), |mut set, k| {
@@ -232,6 +244,7 @@ impl Loader<'_> {
             keykode,
             verify,
             probe,
+            on_rename,
             line: map.node.span.line,
             definition_hash: String::new(),
         };

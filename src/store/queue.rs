@@ -55,6 +55,11 @@ pub struct NewJob {
     pub output: Option<PathBuf>,
     /// A job that cannot be planned is recorded as failed at once with this reason.
     pub unplannable: Option<String>,
+    /// When this exact version already succeeded for this rule under another path (the file
+    /// was renamed, or its folder was), record the move instead of a job
+    /// ([`Answer::Moved`]). False when the rule asks to run again on renames, or the file
+    /// has other hard links (the old path still holds the same content).
+    pub follow_moves: bool,
 }
 
 /// How an attempt ended, as the engine reports it.
@@ -157,6 +162,12 @@ pub enum Answer {
     },
     /// The same (rule, input, version) already has a job: nothing was written.
     Duplicate,
+    /// This version succeeded for the rule under another path, which the store now records
+    /// as this one: the file was moved, nothing is to run.
+    Moved {
+        /// Where the file was.
+        from: RootedPath,
+    },
     /// Claimed for this node.
     Claimed(Claim),
     /// Not claimable: cancelled by a user, already claimed or finished, or gone.

@@ -141,3 +141,68 @@ fn a_new_version_stops_the_job_on_the_old_one_and_only_the_new_product_is_publis
     );
     assert_eq!(daemon.stop(), Some(0));
 }
+
+#[test]
+fn renamed_files_and_folders_are_followed_not_run_again_unless_the_rule_asks() {
+    let env = Env::new();
+    let rules = copy_rules(&env)
+        + &format!(
+            "  - name: rerun-on-rename\n    match: \"**/*.rr\"\n    on: [close_write, moved_to]\n    run: [{}, {}, \"{{rel}}\"]\n",
+            argvdump().display(),
+            env.path("dump.log").display()
+        );
+    env.write("rules.yaml", rules);
+    std::fs::create_dir_all(env.path("shots/sh010")).expect("root");
+    let daemon = Daemon::start(&env, &[], &[]);
+    env.write("shots/sh010/plate.dat", "plate");
+    env.write("shots/sh010/matte.dat", "matte");
+    env.write("shots/sh010/notes.rr", "notes");
+    daemon.wait_idle_with(3, Duration::from_secs(30));
+    let moved = || daemon.log_text().matches("moved: this content").count();
+    // A renamed file, then its renamed folder: the store follows, nothing runs.
+    std::fs::rename(
+        env.path("shots/sh010/plate.dat"),
+        env.path("shots/sh010/plate_final.dat"),
+    )
+    .expect("rename");
+    wait_until("the rename to be followed", Duration::from_secs(20), || {
+        moved() == 1
+    });
+    std::fs::rename(env.path("shots/sh010"), env.path("shots/sh020")).expect("rename folder");
+    wait_until(
+        "the folder's files to be followed",
+        Duration::from_secs(20),
+        || moved() == 3,
+    );
+    // A temp name renamed into place still fires, as does the rule that asks for renames.
+    env.write("shots/sh020/.incoming.tmp", "new plate");
+    std::fs::rename(
+        env.path("shots/sh020/.incoming.tmp"),
+        env.path("shots/sh020/new.dat"),
+    )
+    .expect("rename into place");
+    daemon.wait_idle_with(5, Duration::from_secs(30));
+    let rels: Vec<String> = records(&env.path("dump.log"))
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r[0]).into_owned())
+        .collect();
+    let mut sorted = rels.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "sh010/matte.dat",
+            "sh010/notes.rr",
+            "sh010/plate.dat",
+            "sh020/new.dat",
+            "sh020/notes.rr"
+        ],
+        "{rels:?}"
+    );
+    // The history followed the file to its new name.
+    let out = env.run(&["files", "shots/sh020/plate_final.dat"]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::env::stderr(&out));
+    let shown = crate::env::stdout(&out);
+    assert!(shown.contains("copy") && shown.contains("done"), "{shown}");
+    assert_eq!(daemon.stop(), Some(0));
+}

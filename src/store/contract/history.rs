@@ -6,7 +6,7 @@ use std::path::Path;
 use super::super::history::JobFilter;
 use super::super::queue::{Answer, Ending, Write};
 use super::super::{JobId, Status};
-use super::{Backend, at, claimed, enqueue, enqueued, finish, one, queued_ids, version};
+use super::{Backend, at, claimed, enqueue, enqueued, finish, new_job, one, queued_ids, version};
 
 /// Counts, filters, details and rule names, as `status`, `jobs` and `job` show them.
 pub(crate) fn history_reports_and_filters(b: &dyn Backend) {
@@ -113,6 +113,58 @@ pub(crate) fn history_finds_files_by_absolute_path(b: &dyn Backend) {
             .expect("q")
             .is_none()
     );
+}
+
+/// A file renamed within the tree (same inode, size and mtime) whose version succeeded for the
+/// rule is followed: its record and history move to the new name and nothing is queued. A
+/// rule that asks for renames, a version that failed, or another rule still get a job.
+pub(crate) fn a_renamed_file_is_followed_not_run_again(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let shots = b.scratch().join("shots");
+    q.register_roots(&[("shots".into(), shots.clone())])
+        .expect("roots");
+    let claim = claimed(&mut *q, "sh010/a.tif", version(7, 10));
+    assert_eq!(finish(&mut *q, claim, Ending::Done), Answer::Ok);
+    assert_eq!(
+        one(
+            &mut *q,
+            enqueue("review", "sh020/a.tif", version(7, 10), false)
+        ),
+        Answer::Moved {
+            from: at("sh010/a.tif")
+        }
+    );
+    let h = b.history();
+    let moved = h
+        .file(&shots.join("sh020/a.tif"))
+        .expect("q")
+        .expect("known");
+    assert_eq!(moved.jobs.len(), 1, "the history moved with the file");
+    assert_eq!(moved.jobs[0].id, claim.id);
+    assert!(h.file(&shots.join("sh010/a.tif")).expect("q").is_none());
+    // Another rule never ran on it: it gets its job.
+    let (_, _) = enqueued(one(
+        &mut *q,
+        enqueue("proxy", "sh020/a.tif", version(7, 10), false),
+    ));
+    // A rule that asks for renames runs again.
+    let mut job = new_job("review", "sh030/a.tif", version(7, 10));
+    job.follow_moves = false;
+    let write = Write::Enqueue {
+        job: Box::new(job),
+        claim: false,
+    };
+    let (_, _) = enqueued(one(&mut *q, write));
+    // A version that failed is not followed.
+    let failed = claimed(&mut *q, "sh010/b.tif", version(8, 10));
+    let ending = Ending::Failed {
+        reason: "exited with status 1".into(),
+    };
+    assert_eq!(finish(&mut *q, failed, ending), Answer::Ok);
+    let (_, _) = enqueued(one(
+        &mut *q,
+        enqueue("review", "sh020/b.tif", version(8, 10), false),
+    ));
 }
 
 /// `rerun` queues a new generation of the latest version; the engine's enqueue of that version

@@ -48,6 +48,7 @@ macro_rules! contract_tests {
             producer_knows_published_versions,
             history_reports_and_filters,
             history_finds_files_by_absolute_path,
+            a_renamed_file_is_followed_not_run_again,
             rerun_adds_a_generation,
         );
     };
@@ -91,6 +92,7 @@ fn new_job(rule: &str, rel: &str, v: FileVersion) -> NewJob {
         ]],
         output: None,
         unplannable: None,
+        follow_moves: true,
     }
 }
 

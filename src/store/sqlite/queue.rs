@@ -332,7 +332,15 @@ fn enqueue(
     job: &NewJob,
     claim: bool,
 ) -> rusqlite::Result<Answer> {
+    let moved = if job.follow_moves && job.unplannable.is_none() {
+        follow_move(tx, job)?
+    } else {
+        None
+    };
     let file_id = upsert_file(tx, &job.input, job.version, false, now, legacy)?;
+    if let Some(from) = moved {
+        return Ok(Answer::Moved { from });
+    }
     let (ino, size, mtime) = stored(job.version);
     let claim = claim && job.unplannable.is_none();
     let (status, token, claimer, attempts, claimed_at, finished_at) =
@@ -429,6 +437,63 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
     } else {
         refusal(tx, claim.id)
     }
+}
+
+/// When `job`'s version succeeded for its rule under another path that still records that
+/// version, moves that file's record (and so its history) to the job's path and returns where
+/// it was. When a record already holds the new path (a file renamed over another), the moved
+/// file's jobs join it instead; no job is ever deleted.
+fn follow_move(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<RootedPath>> {
+    let (ino, size, mtime) = stored(job.version);
+    let found: Option<(i64, String, Vec<u8>)> = tx
+        .prepare_cached(
+            "SELECT f.id, f.root, f.rel FROM files f
+             WHERE f.ino = ?1 AND f.size = ?2 AND f.mtime_ns = ?3 AND f.legacy = 0
+                 AND NOT (f.root = ?4 AND f.rel = ?5)
+                 AND EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = f.id AND j.rule = ?6
+                     AND j.ino = ?1 AND j.size = ?2 AND j.mtime_ns = ?3 AND j.status = 'done')
+             LIMIT 1",
+        )?
+        .query_row(
+            params![
+                ino,
+                size,
+                mtime,
+                job.input.root,
+                blob(&job.input.rel),
+                job.rule
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((old_id, root, rel)) = found else {
+        return Ok(None);
+    };
+    let existing: Option<i64> = tx
+        .prepare_cached("SELECT id FROM files WHERE root = ?1 AND rel = ?2")?
+        .query_row(params![job.input.root, blob(&job.input.rel)], |r| r.get(0))
+        .optional()?;
+    match existing {
+        None => {
+            tx.prepare_cached("UPDATE files SET root = ?2, rel = ?3 WHERE id = ?1")?
+                .execute(params![old_id, job.input.root, blob(&job.input.rel)])?;
+        }
+        Some(existing) => {
+            // `OR IGNORE`: a job whose key the record already has stays where it was, and
+            // so does the old record then.
+            tx.prepare_cached("UPDATE OR IGNORE jobs SET file_id = ?1 WHERE file_id = ?2")?
+                .execute(params![existing, old_id])?;
+            tx.prepare_cached(
+                "DELETE FROM files WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM jobs WHERE file_id = ?1)",
+            )?
+            .execute([old_id])?;
+        }
+    }
+    Ok(Some(RootedPath {
+        root,
+        rel: path_of(rel),
+    }))
 }
 
 /// Why a fenced write changed nothing: a user's cancel, or a newer claim.

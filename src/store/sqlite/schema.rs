@@ -26,11 +26,16 @@
 //!   `max + 1` for jobs queued by someone else. Migrated jobs keep theirs only while queued.
 //! - v1 jobs left `running` keep `node = NULL`: the first node to `recover` takes them over
 //!   (v1 was single-node).
+//!
+//! # Version 3
+//!
+//! An index of files by version, `(ino, size, mtime_ns)`: a file renamed within the tree is
+//! found under its old path and the store follows it (see `enqueue`'s `follow_moves`).
 
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema this build writes.
-pub(super) const SCHEMA_VERSION: i32 = 2;
+pub(super) const SCHEMA_VERSION: i32 = 3;
 
 /// Version 1, verbatim from the previous release.
 const V1: &str = "CREATE TABLE files (
@@ -154,7 +159,10 @@ const V2: &str = "CREATE TABLE roots (
     CREATE INDEX jobs_by_finish ON jobs(finished_at) WHERE finished_at IS NOT NULL;
     CREATE INDEX jobs_by_queue ON jobs(queue_seq) WHERE queue_seq > 0;";
 
-const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: files found by content, so a renamed file is followed rather than run again.
+const V3: &str = "CREATE INDEX files_by_content ON files(ino, size, mtime_ns);";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Brings the schema to [`SCHEMA_VERSION`] and stamps `application_id`, in one transaction.
 /// The caller has checked the file is ours and not newer; the version is read again inside the

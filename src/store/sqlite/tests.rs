@@ -11,6 +11,7 @@ use super::super::history::{JobFilter, JobHistory};
 use super::super::queue::{Answer, JobQueue, NewJob, RootedPath, Write};
 use super::SqliteStore;
 use super::encoding::DB_FILE;
+use super::schema::SCHEMA_VERSION;
 use crate::os::version::FileVersion;
 
 /// One store in a temp dir; every handle is a connection of its own.
@@ -92,7 +93,7 @@ fn foreign_and_newer_files_are_refused_and_untouched() {
             err,
             StoreError::TooNew {
                 found: 99,
-                supported: 2,
+                supported: SCHEMA_VERSION,
                 ..
             }
         ),
@@ -146,7 +147,7 @@ fn a_v1_store_is_migrated_in_place_and_keyed_under_its_root() {
         .conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 2);
+    assert_eq!(version, SCHEMA_VERSION);
     assert!(!store.is_new());
     let all = JobFilter {
         limit: 10,
@@ -219,7 +220,7 @@ fn the_cli_leaves_a_v1_store_to_the_daemon() {
             err,
             StoreError::Outdated {
                 found: 1,
-                current: 2,
+                current: SCHEMA_VERSION,
                 ..
             }
         ),
@@ -281,6 +282,7 @@ fn a_v1_store_catches_up_nothing_it_already_ran() {
         steps: vec![vec!["true".into()]],
         output: None,
         unplannable: None,
+        follow_moves: true,
     };
     let answers = store
         .commit(&[Write::Enqueue {
@@ -306,6 +308,7 @@ fn a_legacy_file_met_first_by_an_event_is_a_duplicate_too() {
         steps: vec![],
         output: None,
         unplannable: None,
+        follow_moves: true,
     };
     let enqueue = Write::Enqueue {
         job: Box::new(again),
@@ -338,6 +341,7 @@ fn a_legacy_row_joins_the_row_this_release_recorded_first() {
         steps: vec![],
         output: None,
         unplannable: None,
+        follow_moves: true,
     };
     let answers = store
         .commit(&[Write::Enqueue {
@@ -402,4 +406,14 @@ fn the_hot_path_uses_indexes() {
     assert!(!cursor.contains("SCAN jobs"), "{cursor}");
     let next = plan(&format!("SELECT {}", super::NEXT_QUEUE_SEQ));
     assert!(next.contains("jobs_by_queue"), "{next}");
+    let moved = plan(
+        "SELECT f.id FROM files f WHERE f.ino = 1 AND f.size = 1 AND f.mtime_ns = 1
+             AND f.legacy = 0 AND NOT (f.root = 'r' AND f.rel = x'61')
+             AND EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = f.id AND j.rule = 'x'
+                 AND j.ino = 1 AND j.size = 1 AND j.mtime_ns = 1 AND j.status = 'done')",
+    );
+    assert!(
+        moved.contains("files_by_content") && moved.contains("jobs_by_version"),
+        "{moved}"
+    );
 }
