@@ -269,6 +269,7 @@ impl Engine {
                     output: spec.output.as_ref().map(|o| o.final_path.clone()),
                     unplannable: None,
                     follow_moves: rule.on_rename == OnRename::Follow && single_link(&spec.path),
+                    baseline_runs: self.options.once,
                 };
                 self.outbox.push(
                     Write::Enqueue {
@@ -309,6 +310,7 @@ impl Engine {
                 output: None,
                 unplannable: Some(reason.to_string()),
                 follow_moves: false,
+                baseline_runs: true,
             };
             self.outbox.push(
                 Write::Enqueue {

@@ -93,7 +93,13 @@ impl Engine {
                 if matches!(file.kind, EventKind::CloseWrite | EventKind::MovedTo) {
                     self.intake.scanned.remove(&abs);
                 }
-                self.on_ready(file.root, &file.rel, file.kind, now);
+                self.on_ready(
+                    file.root,
+                    &file.rel,
+                    file.kind,
+                    now,
+                    file.origin == Origin::Scan,
+                );
             }
         }
     }
@@ -131,7 +137,8 @@ impl Engine {
                 });
             if wanted {
                 catch_up = true;
-            } else {
+            } else if self.store.is_none() {
+                // With a store, the store knows this version: it refuses a later duplicate.
                 self.ledger.record(rule, &abs, version);
             }
         }
@@ -153,7 +160,7 @@ impl Engine {
         now: Instant,
     ) {
         let quiet = match lease::writers(&abs) {
-            Writers::None => return self.on_ready(root, &rel, kind, now),
+            Writers::None => return self.on_ready(root, &rel, kind, now, true),
             Writers::Open => WRITER_RECHECK,
             Writers::Unknown => SCAN_QUIET,
         };
@@ -170,10 +177,17 @@ impl Engine {
         }
     }
 
-    /// A file is ready (or deleted): route it, then dispatch or settle per rule.
-    fn on_ready(&mut self, root: usize, rel: &Path, kind: EventKind, now: Instant) {
+    /// A file is ready (or deleted): route it, then dispatch or settle per rule. A product of
+    /// this daemon's own jobs is recognised from memory by its one event (which consumes the
+    /// record when a store holds it too); a `scanned` file asks the store.
+    fn on_ready(&mut self, root: usize, rel: &Path, kind: EventKind, now: Instant, scanned: bool) {
         let set = self.set.clone();
         let abs = set.file.watch[root].path.join(rel);
+        let published = if self.store.is_some() {
+            self.provenance.take(&abs)
+        } else {
+            self.provenance.get(&abs)
+        };
         set.route_into(rel, kind, &mut self.scratch, &mut self.routed);
         if self.routed.is_empty() {
             return;
@@ -183,7 +197,14 @@ impl Engine {
             tracing::debug!(path = %abs.display(), "gone before it could be routed");
             return;
         }
-        let producer = version.and_then(|v| self.provenance.producer(&abs, v));
+        let producer = match (published, version) {
+            (Some((rule, made)), Some(version)) if made == version => Some(rule),
+            (_, Some(version)) if scanned => self
+                .store
+                .as_ref()
+                .and_then(|store| store.producer(&abs, version).ok().flatten()),
+            _ => None,
+        };
         for index in std::mem::take(&mut self.routed) {
             let rule = &set.file.rules[index];
             if producer.as_deref() == Some(rule.name.as_str()) {
@@ -221,14 +242,14 @@ impl Engine {
             match FileVersion::of(&abs) {
                 None => {}
                 Some(_) if writers == Writers::None => {
-                    self.on_ready(waiting.root, &waiting.rel, waiting.kind, now)
+                    self.on_ready(waiting.root, &waiting.rel, waiting.kind, now, true)
                 }
                 Some(current)
                     if writers == Writers::Unknown
                         && waiting.quiet == SCAN_QUIET
                         && Some(current) == waiting.version =>
                 {
-                    self.on_ready(waiting.root, &waiting.rel, waiting.kind, now)
+                    self.on_ready(waiting.root, &waiting.rel, waiting.kind, now, true)
                 }
                 Some(current) => {
                     // Still written, or changed during its quiet time: ask again later.

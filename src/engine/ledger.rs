@@ -1,8 +1,11 @@
-//! What the daemon has already done, in memory: which version of which file each rule was
-//! dispatched for.
+//! What the daemon has dispatched and the store has not answered yet, in memory: which version
+//! of which file each rule was dispatched for.
 //!
-//! A version is (device, inode, size, mtime): a rescan or a duplicate event finds the same
-//! version and dispatches nothing; a re-rendered file is a new version and runs again.
+//! A version is (inode, size, mtime): a duplicate event finds the same version and dispatches
+//! nothing; a re-rendered file is a new version and runs again. With a store, an entry lives
+//! only until the store has answered its enqueue (the store then knows the version, and
+//! refuses a duplicate itself), so memory follows the work in flight, not every path ever
+//! seen. Without a store it is the only record and keeps every entry.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +36,13 @@ impl Ledger {
                 true
             }
         }
+    }
+
+    /// Drops the entry of `rule` on `path`: the store now holds it.
+    pub fn forget(&mut self, rule: &str, path: &Path) {
+        // Keyed by owned strings; a look-up without allocating would need a borrowed key type.
+        self.dispatched
+            .remove(&(rule.to_string(), path.to_path_buf()));
     }
 
     /// Number of (rule, path) pairs known.

@@ -187,6 +187,7 @@ impl Engine {
                     superseded,
                 },
             ) => {
+                self.ledger.forget(&spec.rule, &spec.path);
                 self.stop_superseded(&superseded, id, &spec);
                 if id >= 0 {
                     self.adopt(&mut spec, id);
@@ -216,6 +217,7 @@ impl Engine {
                 }
             }
             (Then::Enqueued { spec, reserved }, answer) => {
+                self.ledger.forget(&spec.rule, &spec.path);
                 // A duplicate (this version already has a job) or a move the store followed.
                 // A slot taken for it is freed.
                 if let Answer::Moved { from } = answer {

@@ -108,7 +108,9 @@ impl Engine {
             };
             match gathering.purpose {
                 Purpose::Baseline => {
-                    self.ledger.record(&key.rule, &identity, version);
+                    if self.store.is_none() {
+                        self.ledger.record(&key.rule, &identity, version);
+                    }
                     if self.store.is_some() {
                         let files = vec![(rooted.clone(), version)];
                         self.outbox.push(Write::Baseline { files }, Then::Nothing);
@@ -122,7 +124,9 @@ impl Engine {
                             .unwrap_or(true)
                     });
                     if !wanted {
-                        self.ledger.record(&key.rule, &identity, version);
+                        if self.store.is_none() {
+                            self.ledger.record(&key.rule, &identity, version);
+                        }
                         continue;
                     }
                 }

@@ -22,6 +22,17 @@ impl Provenance {
             .insert(path.to_path_buf(), (rule.to_string(), version));
     }
 
+    /// What was published at `path` (the rule and the version), removing the record: its
+    /// event has come, and the store keeps the record for any later scan.
+    pub fn take(&self, path: &Path) -> Option<(String, FileVersion)> {
+        self.lock().remove(path)
+    }
+
+    /// What was published at `path`, keeping the record (without a store it is the only one).
+    pub fn get(&self, path: &Path) -> Option<(String, FileVersion)> {
+        self.lock().get(path).cloned()
+    }
+
     /// The rule that produced this exact version of `path`, if shotrouter did.
     pub fn producer(&self, path: &Path, version: FileVersion) -> Option<String> {
         self.lock()

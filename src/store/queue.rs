@@ -60,6 +60,10 @@ pub struct NewJob {
     /// ([`Answer::Moved`]). False when the rule asks to run again on renames, or the file
     /// has other hard links (the old path still holds the same content).
     pub follow_moves: bool,
+    /// Run even when the input's record holds this very version as baseline (present at the
+    /// first start, never to run): `watch --once` processes what is there. Otherwise such an
+    /// enqueue is a [`Answer::Duplicate`], so a rescan never runs the baseline.
+    pub baseline_runs: bool,
 }
 
 /// How an attempt ended, as the engine reports it.

@@ -93,6 +93,7 @@ fn new_job(rule: &str, rel: &str, v: FileVersion) -> NewJob {
         output: None,
         unplannable: None,
         follow_moves: true,
+        baseline_runs: false,
     }
 }
 
@@ -195,7 +196,19 @@ pub(crate) fn baseline_and_catch_up(b: &dyn Backend) {
         wants(q, "new.tif", version(1, 10)).expect("q"),
         "arrived while down"
     );
-    let claim = claimed(q, "f.tif", version(6, 10));
+    assert_eq!(
+        one(q, enqueue("review", "f.tif", version(6, 10), true)),
+        Answer::Duplicate,
+        "an event for a baseline version (a rescan) runs nothing"
+    );
+    let mut job = new_job("review", "f.tif", version(6, 10));
+    job.baseline_runs = true;
+    let write = Write::Enqueue {
+        job: Box::new(job),
+        claim: true,
+    };
+    let (_, claim) = enqueued(one(q, write));
+    let claim = claim.expect("`watch --once` runs the baseline");
     let failed = Ending::Failed {
         reason: "exited with status 1".into(),
     };

@@ -332,6 +332,9 @@ fn enqueue(
     job: &NewJob,
     claim: bool,
 ) -> rusqlite::Result<Answer> {
+    if !job.baseline_runs && is_baseline(tx, job)? {
+        return Ok(Answer::Duplicate);
+    }
     let moved = if job.follow_moves && job.unplannable.is_none() {
         follow_move(tx, job)?
     } else {
@@ -437,6 +440,22 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
     } else {
         refusal(tx, claim.id)
     }
+}
+
+/// Whether the input's record holds exactly this version as baseline: known, never to run.
+fn is_baseline(tx: &Connection, job: &NewJob) -> rusqlite::Result<bool> {
+    let (ino, size, mtime) = stored(job.version);
+    Ok(tx
+        .prepare_cached(
+            "SELECT 1 FROM files WHERE root = ?1 AND rel = ?2 AND baseline = 1
+                 AND ino = ?3 AND size = ?4 AND mtime_ns = ?5",
+        )?
+        .query_row(
+            params![job.input.root, blob(&job.input.rel), ino, size, mtime],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// When `job`'s version succeeded for its rule under another path that still records that

@@ -283,6 +283,7 @@ fn a_v1_store_catches_up_nothing_it_already_ran() {
         output: None,
         unplannable: None,
         follow_moves: true,
+        baseline_runs: false,
     };
     let answers = store
         .commit(&[Write::Enqueue {
@@ -309,6 +310,7 @@ fn a_legacy_file_met_first_by_an_event_is_a_duplicate_too() {
         output: None,
         unplannable: None,
         follow_moves: true,
+        baseline_runs: false,
     };
     let enqueue = Write::Enqueue {
         job: Box::new(again),
@@ -342,6 +344,7 @@ fn a_legacy_row_joins_the_row_this_release_recorded_first() {
         output: None,
         unplannable: None,
         follow_moves: true,
+        baseline_runs: false,
     };
     let answers = store
         .commit(&[Write::Enqueue {
