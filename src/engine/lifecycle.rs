@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::exec::pool::{Pool, QueueFactory, Report};
 use crate::exec::provenance::Provenance;
 use crate::exec::runner;
+use crate::os::owner_lock::OwnerLock;
 use crate::route::matcher::{RuleSet, Scratch};
 use crate::rules;
 use crate::source::{SourceEvent, Sources, WatchConfig};
@@ -48,6 +49,12 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     crate::os::program::become_subreaper();
     let set = Arc::new(RuleSet::compile(rules::load(&options.rules_path)?)?);
     let node = crate::store::sqlite::node_name();
+    // Held until this function returns: the kernel releases it however the daemon ends.
+    let _owner = if options.store {
+        Some(own_store(&options.state_dir, &node)?)
+    } else {
+        None
+    };
     let store: Option<Box<dyn JobQueue>> = if options.store {
         let mut store = SqliteStore::open(&options.state_dir, &node)
             .map_err(|e| Error::Config(e.to_string()))?;
@@ -153,6 +160,14 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
             return Ok(engine.finish_once());
         }
     }
+}
+
+/// Takes the store's owner lock: one daemon per state folder, a second one exits 2 naming the
+/// first. `--no-store` runs keep no store and take no lock.
+fn own_store(dir: &std::path::Path, node: &str) -> Result<OwnerLock, Error> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Config(format!("cannot create `{}`: {e}", dir.display())))?;
+    OwnerLock::acquire(dir, node, "shotrouter watch").map_err(|e| Error::Config(e.to_string()))
 }
 
 fn roots_of(set: &RuleSet) -> Vec<(String, std::path::PathBuf)> {

@@ -3,6 +3,7 @@
 mod cli;
 mod daemon;
 mod env;
+mod hardening_run;
 mod media;
 mod operations;
 mod sequences;
