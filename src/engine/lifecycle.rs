@@ -19,7 +19,6 @@ use indicatif::ProgressBar;
 use crate::error::Error;
 use crate::exec::pool::{Pool, QueueFactory, Report};
 use crate::exec::provenance::Provenance;
-use crate::exec::runner;
 use crate::os::owner_lock::OwnerLock;
 use crate::route::matcher::{RuleSet, Scratch};
 use crate::rules;
@@ -39,6 +38,14 @@ const MAX_OUTBOX: usize = 4096;
 
 /// How long to wait before trying a failed commit again.
 const COMMIT_RETRY: Duration = Duration::from_secs(1);
+
+/// At a stop, how long a job's group has between the SIGTERM that ends its grace and SIGKILL.
+/// The grace was its time to finish; the whole stop must end within `--grace` plus a second.
+const STOP_KILL_AFTER: Duration = Duration::from_millis(400);
+
+/// At a stop, how long after the grace the daemon waits for killed jobs to report before it
+/// records what it has and exits (the rest is recovered at the next start).
+const STOP_REPORT_WAIT: Duration = Duration::from_millis(700);
 
 /// Runs `shotrouter watch`.
 ///
@@ -146,9 +153,10 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
                 engine.drain(&source_rx, &done_rx, &source_tx);
             },
             recv(signals) -> signal => {
+                let signalled = Instant::now();
                 tracing::info!(signal = signal.unwrap_or_default(), "stopping: no new jobs");
                 drop(watcher.take());
-                return Ok(engine.shut_down(&done_rx, &source_tx));
+                return Ok(engine.shut_down(&done_rx, &source_tx, signalled));
             }
             recv(reloads) -> _ => engine.reload(&mut watcher, &source_tx)?,
             default(wait) => {}
@@ -419,9 +427,15 @@ impl Engine {
         }
     }
 
-    /// Stops taking work, lets running jobs finish within the grace period, then kills them.
-    /// Claimed jobs that never started, and jobs the stop cut short, are queued again.
-    fn shut_down(mut self, done: &Receiver<Report>, source: &Sender<SourceEvent>) -> ExitCode {
+    /// Stops taking work, lets running jobs finish within the grace period (counted from the
+    /// signal), then kills them. Claimed jobs that never started, and jobs the stop cut short,
+    /// are queued again, their attempt not counted. Ends within `--grace` plus about a second.
+    fn shut_down(
+        mut self,
+        done: &Receiver<Report>,
+        source: &Sender<SourceEvent>,
+        signalled: Instant,
+    ) -> ExitCode {
         self.stopping = true;
         let waiting = self.queue.drain().len();
         let unstarted = self.pool.drain_queued();
@@ -448,22 +462,19 @@ impl Engine {
             grace_s = self.options.grace.as_secs_f64(),
             "waiting for running jobs"
         );
-        let deadline = Instant::now() + self.options.grace;
+        let deadline = signalled + self.options.grace;
+        let last_report = deadline + STOP_REPORT_WAIT;
         let mut cancelled = false;
         while self.pool.running() > 0 {
-            let limit = if cancelled {
-                runner::KILL_GRACE * 2
-            } else {
-                deadline.saturating_duration_since(Instant::now())
-            };
-            match done.recv_timeout(limit) {
+            let until = if cancelled { last_report } else { deadline };
+            match done.recv_deadline(until) {
                 Ok(report) => self.on_report(report, source, true),
                 Err(_) if !cancelled => {
                     tracing::warn!(
                         running = self.pool.running(),
                         "grace period over; killing running jobs"
                     );
-                    self.pool.cancel_running();
+                    self.pool.cancel_running(STOP_KILL_AFTER);
                     cancelled = true;
                 }
                 Err(_) => break,

@@ -76,7 +76,8 @@ pub enum Ending {
     },
     /// Stopped by a user's cancel.
     Cancelled,
-    /// Cut short by this node's shutdown: queued again for the next start, the attempt counts.
+    /// Cut short by this node's graceful stop (or claimed and never started before it):
+    /// queued again for the next start, the attempt not counted.
     Interrupted,
 }
 
