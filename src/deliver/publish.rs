@@ -5,8 +5,10 @@
 //! file system. Before any command runs, the output folder is made and checked through symlinks
 //! against the watch roots and `outputs:` folders; route checked the same lexically.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::deliver::{DeliverError, Product, Step, StepContext, note};
@@ -19,6 +21,28 @@ pub struct OutputPaths {
     pub final_path: PathBuf,
     /// The hidden temp path the commands write (`{out}`).
     pub temp_path: PathBuf,
+}
+
+/// `dir/.name.TAG.ext` for `dir/name.ext`: hidden (ignored by the default rules), in the same
+/// folder (so the final rename is atomic), with the same extension (so ffmpeg picks the format).
+pub fn temp_beside(final_path: &Path, tag: &str) -> Option<PathBuf> {
+    let stem = final_path.file_stem()?;
+    let mut name = b".".to_vec();
+    name.extend_from_slice(stem.as_bytes());
+    name.extend_from_slice(b".");
+    name.extend_from_slice(tag.as_bytes());
+    if let Some(ext) = final_path.extension() {
+        name.push(b'.');
+        name.extend_from_slice(ext.as_bytes());
+    }
+    Some(final_path.with_file_name(OsString::from_vec(name)))
+}
+
+/// The temp tag of job `id`'s attempt under claim `token`: the store can name every temp output
+/// a job's attempts may have written from its row alone, so a start-up after a crash finds them
+/// even when no start was recorded, and a user's own file never has such a name by chance.
+pub fn claim_tag(id: i64, token: i64) -> String {
+    format!("srjob{id}-{token}")
 }
 
 /// The step that renames the product into place.

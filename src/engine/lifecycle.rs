@@ -19,7 +19,7 @@ use indicatif::ProgressBar;
 use crate::error::Error;
 use crate::exec::pool::{Pool, QueueFactory, Report};
 use crate::exec::provenance::Provenance;
-use crate::os::owner_lock::OwnerLock;
+use crate::os::owner_lock::{LockError, OwnerLock};
 use crate::route::matcher::{RuleSet, Scratch};
 use crate::rules;
 use crate::source::{SourceEvent, Sources, WatchConfig};
@@ -173,9 +173,17 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
 /// Takes the store's owner lock: one daemon per state folder, a second one exits 2 naming the
 /// first. `--no-store` runs keep no store and take no lock.
 fn own_store(dir: &std::path::Path, node: &str) -> Result<OwnerLock, Error> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::Config(format!("cannot create `{}`: {e}", dir.display())))?;
-    OwnerLock::acquire(dir, node, "shotrouter watch").map_err(|e| Error::Config(e.to_string()))
+    let unusable = |reason: String| {
+        Error::Config(format!(
+            "state folder `{}` is not usable: {reason}",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| unusable(e.to_string()))?;
+    OwnerLock::acquire(dir, node, "shotrouter watch").map_err(|e| match e {
+        e @ LockError::Held { .. } => Error::Config(e.to_string()),
+        e @ LockError::Io { .. } => unusable(e.to_string()),
+    })
 }
 
 fn roots_of(set: &RuleSet) -> Vec<(String, std::path::PathBuf)> {
@@ -336,7 +344,8 @@ impl Engine {
     }
 
     /// Start-up: this node's claims left by a previous run are resolved, their processes
-    /// killed (only if provably ours) and temp outputs removed; then every queued job resumes.
+    /// killed (only if provably ours, or found writing their temp output) and every temp output
+    /// their attempts may have made removed; then every queued job resumes.
     fn recover(&mut self) -> Result<(), Error> {
         let Some(store) = self.store.as_mut() else {
             return Ok(());
@@ -344,9 +353,6 @@ impl Engine {
         let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
         for job in &abandoned {
             let killed = job.group.as_ref().map_or(0, |g| g.kill());
-            if let Some(temp) = &job.temp_output {
-                let _ = std::fs::remove_file(temp);
-            }
             let resolution = if job.published {
                 "published"
             } else {
@@ -354,6 +360,7 @@ impl Engine {
             };
             tracing::warn!(job = job.id, rule = %job.rule, resolution, killed_processes = killed, "job was interrupted by the previous daemon's end");
         }
+        crate::exec::temps::sweep(&abandoned);
         self.resume_queued(-1);
         Ok(())
     }

@@ -275,9 +275,10 @@ fn worker(shared: &Shared) {
                 .unwrap_or_else(PoisonError::into_inner);
             continue;
         }
-        let Some(spec) = state.ready.pop_front() else {
+        let Some(mut spec) = state.ready.pop_front() else {
             continue;
         };
+        crate::exec::temps::bind_claim(&mut spec);
         let control = Arc::new(JobControl::default());
         state.started += 1;
         let job = state.started;

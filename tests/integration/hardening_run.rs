@@ -145,3 +145,112 @@ fn a_stop_ends_within_grace_plus_a_second_and_the_interrupted_attempt_is_not_cou
     assert_eq!(job["attempts"], 1, "{job}");
     assert_eq!(daemon.stop(), Some(0));
 }
+
+/// Every hidden file under `dir` (temp outputs are hidden; the test's own files are not).
+fn hidden_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if entry.file_type().expect("type").is_dir() {
+            found.extend(hidden_files(&path));
+        } else if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Paths of the jobs with one of `statuses`.
+fn paths_with(rows: &[serde_json::Value], statuses: &[&str]) -> Vec<String> {
+    rows.iter()
+        .filter(|j| statuses.iter().any(|s| j["status"] == *s))
+        .map(|j| j["path"].as_str().expect("path").to_string())
+        .collect()
+}
+
+#[test]
+fn sigkills_in_a_burst_leave_no_temp_output_and_rerun_only_what_was_in_flight() {
+    const FILES: usize = 36;
+    let env = Env::new();
+    let invocations = env.path("invocations.log");
+    // Each invocation appends its input to the log, then writes its output a moment later from
+    // a process in a session of its own: killing the job's recorded group does not reach it,
+    // as with a converter orphaned before its group was recorded.
+    let script = env.write(
+        "convert.sh",
+        "printf '%s\\n' \"$1\" >> \"$3\"\nsetsid sh -c 'sleep 0.3; cp \"$1\" \"$2\"' copy \"$1\" \"$2\" &\nwait\n",
+    );
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\njobs: 4\nrules:\n  - name: slow\n    match: \"**/*.dat\"\n    output: \"{{dir}}/out/{{stem}}.out\"\n    run: [sh, \"{}\", \"{{path}}\", \"{{out}}\", \"{}\"]\n",
+            script.display(),
+            invocations.display()
+        ),
+    );
+    mkdir(&env.path("shots/sq010"));
+    let mut daemon = Daemon::start(&env, &[], &[]);
+    for i in 0..FILES {
+        env.write(format!("shots/sq010/f{i:03}.dat"), format!("frame {i}"));
+    }
+    let mut in_flight: Vec<String> = Vec::new();
+    for round in 1..=3 {
+        wait_until(
+            "jobs to run before the kill",
+            Duration::from_secs(60),
+            || {
+                let rows = jobs(&env);
+                paths_with(&rows, &["done"]).len() >= round * FILES / 5
+                    && !paths_with(&rows, &["running"]).is_empty()
+            },
+        );
+        daemon.kill_hard();
+        // The store as the kill left it: what was claimed or running may run again.
+        let rows = jobs(&env);
+        let flying = paths_with(&rows, &["claimed", "running"]);
+        assert!(!flying.is_empty());
+        in_flight.extend(flying);
+        daemon = Daemon::start(&env, &[], &[]);
+    }
+    wait_until("every job to be done", Duration::from_secs(120), || {
+        paths_with(&jobs(&env), &["done"]).len() == FILES
+    });
+    let rows = jobs(&env);
+    assert_eq!(rows.len(), FILES, "one job per file: {rows:?}");
+    let mut done = paths_with(&rows, &["done"]);
+    done.sort();
+    done.dedup();
+    assert_eq!(done.len(), FILES, "each file done exactly once");
+    for i in 0..FILES {
+        let product = env.path(format!("shots/sq010/out/f{i:03}.out"));
+        assert_eq!(
+            std::fs::read_to_string(&product).expect("product"),
+            format!("frame {i}")
+        );
+    }
+    // Every start-up swept before running, and the last run left nothing either.
+    assert_eq!(
+        hidden_files(&env.path("shots")),
+        Vec::<std::path::PathBuf>::new()
+    );
+    let log = std::fs::read_to_string(&invocations).expect("invocations");
+    let mut runs: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for line in log.lines() {
+        *runs.entry(line).or_insert(0) += 1;
+    }
+    assert_eq!(runs.len(), FILES);
+    let reruns: usize = runs.values().map(|n| n - 1).sum();
+    eprintln!(
+        "{FILES} jobs, 3 SIGKILLs: {} in flight at the kills, {reruns} re-runs",
+        in_flight.len()
+    );
+    for (path, n) in &runs {
+        let flying = in_flight.iter().filter(|p| p == path).count();
+        assert!(
+            n - 1 <= flying,
+            "{path} ran {n} times but was in flight at {flying} kills"
+        );
+    }
+    assert!(reruns <= in_flight.len());
+    assert_eq!(daemon.stop(), Some(0));
+}
