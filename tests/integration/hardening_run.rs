@@ -254,3 +254,65 @@ fn sigkills_in_a_burst_leave_no_temp_output_and_rerun_only_what_was_in_flight() 
     assert!(reruns <= in_flight.len());
     assert_eq!(daemon.stop(), Some(0));
 }
+
+#[test]
+fn an_output_folder_swapped_for_a_symlink_while_its_job_runs_gets_nothing_outside() {
+    let env = Env::new();
+    let outside = env.path("outside");
+    mkdir(&outside);
+    let (started, go) = (env.path("started"), env.path("go"));
+    // The converter says it started, waits for the test's go, then writes `{out}`.
+    let script = env.write(
+        "convert.sh",
+        "touch \"$3\"\nwhile [ ! -e \"$4\" ]; do sleep 0.02; done\ncp \"$1\" \"$2\"\n",
+    );
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nrules:\n  - name: convert\n    match: \"**/*.dat\"\n    output: \"{{dir}}/out/{{stem}}.out\"\n    run: [sh, \"{}\", \"{{path}}\", \"{{out}}\", \"{}\", \"{}\"]\n",
+            script.display(),
+            started.display(),
+            go.display()
+        ),
+    );
+    mkdir(&env.path("shots/sh010/out"));
+    let daemon = Daemon::start(&env, &[], &[]);
+    env.write("shots/sh010/a.dat", "a");
+    wait_until("the converter to start", Duration::from_secs(20), || {
+        started.exists()
+    });
+    std::fs::rename(env.path("shots/sh010/out"), env.path("shots/sh010/moved")).expect("move");
+    std::os::unix::fs::symlink(&outside, env.path("shots/sh010/out")).expect("swap");
+    std::fs::write(&go, "").expect("go");
+    wait_until("the job to end", Duration::from_secs(20), || {
+        jobs(&env)
+            .iter()
+            .any(|j| j["status"] == "failed" || j["status"] == "done")
+    });
+    let rows = jobs(&env);
+    let outside_entries: Vec<_> = std::fs::read_dir(&outside)
+        .expect("outside")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        outside_entries.is_empty(),
+        "written outside: {outside_entries:?}"
+    );
+    let moved_product = env.path("shots/sh010/moved/a.out").exists();
+    let result = rows[0]["result"].as_str().unwrap_or_default().to_string();
+    assert!(
+        (rows[0]["status"] == "failed" && result.contains("was moved to")) || moved_product,
+        "{rows:?}"
+    );
+    eprintln!(
+        "swapped output folder: status {}, {result}",
+        rows[0]["status"]
+    );
+    assert_eq!(
+        hidden_files(&env.path("shots")),
+        Vec::<std::path::PathBuf>::new(),
+        "the temp output was removed through the handle"
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
