@@ -12,13 +12,13 @@
 //!          outcomes, lifecycle, telemetry
 //! source   file events (inotify)          rules (watch roots), os
 //! route    matcher, plan: all binding     rules, deliver, media
-//! exec     pool, runner, watchdog         deliver, store (job ids), media (views), os
+//! exec     pool, runner, watchdog, temps  deliver, store (job ids), media (views), os
 //! rules    rules.yaml → RuleFile          deliver (expectation type), media
 //! deliver  Step: verify, publish          media, os
 //! store    job queue and history          os
 //! media    sequence, timecode, keykode,   os
 //!          probe (ffprobe)
-//! os       process groups, programs, file versions, quoting
+//! os       process groups, programs, file versions, quoting, owner lock, folder handles
 //! ```
 //!
 //! `error` is the crate-level error that [`run`] returns; it sits with `app`.

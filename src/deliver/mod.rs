@@ -9,9 +9,12 @@
 pub mod publish;
 pub mod verify;
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::os::dir_handle::DirHandle;
 use crate::os::version::FileVersion;
 use publish::OutputPaths;
 
@@ -30,6 +33,9 @@ pub struct Product {
     /// Files a step wrote besides the product (a sidecar, a hash list), so that clean-up after a
     /// failure and the job's record can find them.
     pub extra_files: Vec<PathBuf>,
+    /// The output folder, opened and checked by `Publish::prepare`: the temp file is written,
+    /// read, renamed and removed through it, never by a path that could be swapped meanwhile.
+    pub dir: Option<Arc<DirHandle>>,
 }
 
 impl Product {
@@ -41,13 +47,36 @@ impl Product {
             final_path: output.final_path.clone(),
             published: None,
             extra_files: Vec::new(),
+            dir: None,
+        }
+    }
+
+    /// The temp file's name in its folder.
+    pub fn temp_name(&self) -> &OsStr {
+        self.temp_path.file_name().unwrap_or_default()
+    }
+
+    /// The path to open the temp file by: through the checked folder's handle once there is
+    /// one (`/proc/<pid>/fd/<n>/.name`, what commands get as `{out}`), else its plain path.
+    pub fn temp_access(&self) -> PathBuf {
+        match &self.dir {
+            Some(dir) => dir.via(self.temp_name()),
+            None => self.temp_path.clone(),
         }
     }
 
     /// Removes what a failed or cancelled job leaves behind: the temp file and any extra files.
     /// A published product stays: once visible, it is someone else's.
     pub fn discard(&self) {
-        for path in std::iter::once(&self.temp_path).chain(&self.extra_files) {
+        match &self.dir {
+            Some(dir) => {
+                let _ = dir.remove(self.temp_name());
+            }
+            None => {
+                let _ = std::fs::remove_file(&self.temp_path);
+            }
+        }
+        for path in &self.extra_files {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -87,11 +116,12 @@ pub trait Step {
     fn name(&self) -> &'static str;
 
     /// Checks made before any command runs, so a job that could never be delivered wastes no
-    /// render (an output folder outside the allowed roots). The default checks nothing.
+    /// render (an output folder outside the allowed roots); a step may keep what it opened for
+    /// the check in the product. The default checks nothing.
     ///
     /// # Errors
     /// Why the product could not be delivered; the step has logged it.
-    fn prepare(&self, product: &Product, log: &mut dyn Write) -> Result<(), DeliverError> {
+    fn prepare(&self, product: &mut Product, log: &mut dyn Write) -> Result<(), DeliverError> {
         let _ = (product, log);
         Ok(())
     }

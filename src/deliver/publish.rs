@@ -2,14 +2,22 @@
 //! atomic rename, never half-written, and only inside the allowed roots.
 //!
 //! The temp file sits beside the final one (route picks its name), so the rename stays on one
-//! file system. Before any command runs, the output folder is made and checked through symlinks
-//! against the watch roots and `outputs:` folders; route checked the same lexically.
+//! file system. Before any command runs, the output folder is made and opened one component at
+//! a time from its root, each handle checked (symlinks followed) against the watch roots and
+//! `outputs:` folders; route checked the same lexically. From then on the product is written,
+//! renamed and flushed through that handle ([`DirHandle`]), so a folder swapped for a symlink
+//! while the job runs cannot send it anywhere else; a folder moved meanwhile fails the job.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use crate::deliver::{DeliverError, Product, Step, StepContext, note};
+use crate::os::dir_handle::DirHandle;
 use crate::os::version::FileVersion;
 
 /// Where a product is written and where it is published.
@@ -19,6 +27,28 @@ pub struct OutputPaths {
     pub final_path: PathBuf,
     /// The hidden temp path the commands write (`{out}`).
     pub temp_path: PathBuf,
+}
+
+/// `dir/.name.TAG.ext` for `dir/name.ext`: hidden (ignored by the default rules), in the same
+/// folder (so the final rename is atomic), with the same extension (so ffmpeg picks the format).
+pub fn temp_beside(final_path: &Path, tag: &str) -> Option<PathBuf> {
+    let stem = final_path.file_stem()?;
+    let mut name = b".".to_vec();
+    name.extend_from_slice(stem.as_bytes());
+    name.extend_from_slice(b".");
+    name.extend_from_slice(tag.as_bytes());
+    if let Some(ext) = final_path.extension() {
+        name.push(b'.');
+        name.extend_from_slice(ext.as_bytes());
+    }
+    Some(final_path.with_file_name(OsString::from_vec(name)))
+}
+
+/// The temp tag of job `id`'s attempt under claim `token`: the store can name every temp output
+/// a job's attempts may have written from its row alone, so a start-up after a crash finds them
+/// even when no start was recorded, and a user's own file never has such a name by chance.
+pub fn claim_tag(id: i64, token: i64) -> String {
+    format!("srjob{id}-{token}")
 }
 
 /// The step that renames the product into place.
@@ -33,17 +63,24 @@ impl Step for Publish {
         "publish"
     }
 
-    fn prepare(&self, product: &Product, log: &mut dyn Write) -> Result<(), DeliverError> {
-        prepare_output(&product.final_path, &product.temp_path, &self.allowed_roots).map_err(
-            |reason| {
+    fn prepare(&self, product: &mut Product, log: &mut dyn Write) -> Result<(), DeliverError> {
+        match prepare_output(&product.final_path, &product.temp_path, &self.allowed_roots) {
+            Ok(dir) => {
+                product.dir = Some(Arc::new(dir));
+                Ok(())
+            }
+            Err(reason) => {
                 let error = DeliverError::Publish(reason);
                 note(log, format!("== {error}"));
-                error
-            },
-        )
+                Err(error)
+            }
+        }
     }
 
     fn run(&self, product: &mut Product, cx: &mut StepContext<'_>) -> Result<(), DeliverError> {
+        if product.dir.is_none() {
+            self.prepare(product, cx.log)?;
+        }
         match rename_into_place(product, cx) {
             Ok(()) => {
                 cx.note(format!("== published {}", product.final_path.display()));
@@ -58,47 +95,74 @@ impl Step for Publish {
     }
 }
 
-/// Creates the output's folder and refuses one that resolves (through symlinks) outside the
-/// allowed roots; removes a stale temp file from an earlier, killed attempt.
-fn prepare_output(final_path: &Path, temp_path: &Path, allowed: &[PathBuf]) -> Result<(), String> {
+/// Makes and opens the output's folder from the allowed root it lies in, refusing one that
+/// resolves (through symlinks) outside the allowed roots; removes a stale temp file from an
+/// earlier, killed attempt. Returns the checked folder's handle.
+fn prepare_output(
+    final_path: &Path,
+    temp_path: &Path,
+    allowed: &[PathBuf],
+) -> Result<DirHandle, String> {
     let dir = final_path
         .parent()
         .ok_or_else(|| format!("output `{}` has no folder", final_path.display()))?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-    let real = dir
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve `{}`: {e}", dir.display()))?;
-    let inside = allowed
+    let root = allowed
+        .iter()
+        .filter(|root| dir.starts_with(root))
+        .max_by_key(|root| root.as_os_str().len())
+        .ok_or_else(|| {
+            format!(
+                "output folder `{}` is outside the watch roots and `outputs:` folders",
+                dir.display()
+            )
+        })?;
+    std::fs::create_dir_all(root)
+        .map_err(|e| format!("cannot create `{}`: {e}", root.display()))?;
+    let real_roots: Vec<PathBuf> = allowed
         .iter()
         .filter_map(|root| root.canonicalize().ok())
-        .any(|root| real.starts_with(root));
-    if !inside {
-        return Err(format!(
-            "output folder `{}` resolves to `{}`, outside the watch roots and `outputs:` folders",
-            dir.display(),
-            real.display()
-        ));
-    }
-    match std::fs::remove_file(temp_path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!(
-            "cannot remove stale `{}`: {e}",
-            temp_path.display()
-        )),
-    }
+        .collect();
+    let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
+    let handle = DirHandle::open_checked(root, rel, &real_roots)?;
+    let name = temp_path.file_name().unwrap_or_default();
+    handle
+        .remove(name)
+        .map_err(|e| format!("cannot remove stale `{}`: {e}", temp_path.display()))?;
+    Ok(handle)
 }
 
 fn rename_into_place(product: &Product, cx: &mut StepContext<'_>) -> Result<(), DeliverError> {
     let (temp, target) = (&product.temp_path, &product.final_path);
-    let Some(version) = FileVersion::of(temp) else {
+    let Some(dir) = product.dir.as_deref() else {
+        return Err(DeliverError::Publish(format!(
+            "the folder of `{}` was not opened",
+            target.display()
+        )));
+    };
+    let via = product.temp_access();
+    let Some(version) = FileVersion::of(&via) else {
         return Err(DeliverError::NoOutput(temp.clone()));
     };
     // The data first, so the name never points at contents still in the page cache when the
     // machine loses power.
-    File::open(temp)
+    File::open(&via)
         .and_then(|file| file.sync_all())
         .map_err(|e| DeliverError::Publish(format!("cannot flush `{}`: {e}", temp.display())))?;
+    // The product is renamed within the checked folder whatever its path leads to now; but a
+    // folder moved while the job ran is no longer where the product is expected: not published.
+    let now = dir.real_path().map_err(|e| {
+        DeliverError::Publish(format!(
+            "cannot locate the output folder of `{}`: {e}",
+            target.display()
+        ))
+    })?;
+    if now != dir.checked_path() {
+        return Err(DeliverError::Publish(format!(
+            "the output folder `{}` was moved to `{}` while the job ran; not published there",
+            dir.checked_path().display(),
+            now.display()
+        )));
+    }
     // Recorded before the rename: the rename's own inotify event already finds it, and a crash
     // between the two is recognisable at recovery.
     if !cx.hooks.publishing(target, version) {
@@ -107,7 +171,8 @@ fn rename_into_place(product: &Product, cx: &mut StepContext<'_>) -> Result<(), 
                 .into(),
         ));
     }
-    std::fs::rename(temp, target).map_err(|e| {
+    let final_name = target.file_name().unwrap_or_default();
+    dir.rename(product.temp_name(), final_name).map_err(|e| {
         DeliverError::Publish(format!(
             "cannot rename `{}` to `{}`: {e}",
             temp.display(),
@@ -116,11 +181,7 @@ fn rename_into_place(product: &Product, cx: &mut StepContext<'_>) -> Result<(), 
     })?;
     // Then the folder, so the rename itself survives a crash. Some file systems refuse to sync
     // a folder; the product is in place either way, so that is no reason to fail the job.
-    if let Some(dir) = target.parent()
-        && let Ok(dir) = File::open(dir)
-    {
-        let _ = dir.sync_all();
-    }
+    let _ = dir.sync();
     Ok(())
 }
 
@@ -180,7 +241,7 @@ mod tests {
         let step = Publish {
             allowed_roots: vec![dir.path().to_path_buf()],
         };
-        step.prepare(&product, &mut Vec::new())
+        step.prepare(&mut product, &mut Vec::new())
             .expect("inside the root");
         std::fs::write(&product.temp_path, b"movie").expect("write temp");
         let version = FileVersion::of(&product.temp_path).expect("temp exists");
@@ -206,7 +267,7 @@ mod tests {
         Publish {
             allowed_roots: vec![dir.path().to_path_buf()],
         }
-        .prepare(&product, &mut Vec::new())
+        .prepare(&mut product, &mut Vec::new())
         .expect("inside the root");
         std::fs::write(&product.temp_path, b"stale movie").expect("write temp");
         let mut recorder = Recorder {
@@ -247,12 +308,12 @@ mod tests {
         std::fs::create_dir_all(&root).expect("root");
         std::fs::create_dir_all(&elsewhere).expect("elsewhere");
         std::os::unix::fs::symlink(&elsewhere, root.join("out")).expect("symlink");
-        let product = product(&root);
+        let mut product = product(&root);
         let mut log = Vec::new();
         let error = Publish {
             allowed_roots: vec![root.clone()],
         }
-        .prepare(&product, &mut log)
+        .prepare(&mut product, &mut log)
         .expect_err("outside");
         let real = elsewhere.canonicalize().expect("real");
         let reason = format!(
@@ -276,7 +337,7 @@ mod tests {
         Publish {
             allowed_roots: vec![dir.path().to_path_buf()],
         }
-        .prepare(&product, &mut Vec::new())
+        .prepare(&mut product, &mut Vec::new())
         .expect("prepared");
         assert!(!product.temp_path.exists());
 

@@ -25,10 +25,11 @@ impl Step for Verify {
 
     fn run(&self, product: &mut Product, cx: &mut StepContext<'_>) -> Result<(), DeliverError> {
         // No product at all is publishing's to report: "did not write" says more than ffprobe.
-        if !product.temp_path.exists() {
+        let temp = product.temp_access();
+        if !temp.exists() {
             return Ok(());
         }
-        let result = probe::probe(&product.temp_path).map(|probed| {
+        let result = probe::probe(&temp).map(|probed| {
             let differences = self.expected.differences(&probed);
             (probed, differences)
         });
@@ -172,6 +173,7 @@ mod tests {
             final_path: "/nonexistent/sh010.mov".into(),
             published: None,
             extra_files: Vec::new(),
+            dir: None,
         };
         let mut log = Vec::new();
         let step = Verify {

@@ -19,7 +19,7 @@ use indicatif::ProgressBar;
 use crate::error::Error;
 use crate::exec::pool::{Pool, QueueFactory, Report};
 use crate::exec::provenance::Provenance;
-use crate::exec::runner;
+use crate::os::owner_lock::{LockError, OwnerLock};
 use crate::route::matcher::{RuleSet, Scratch};
 use crate::rules;
 use crate::source::{SourceEvent, Sources, WatchConfig};
@@ -39,6 +39,14 @@ const MAX_OUTBOX: usize = 4096;
 /// How long to wait before trying a failed commit again.
 const COMMIT_RETRY: Duration = Duration::from_secs(1);
 
+/// At a stop, how long a job's group has between the SIGTERM that ends its grace and SIGKILL.
+/// The grace was its time to finish; the whole stop must end within `--grace` plus a second.
+const STOP_KILL_AFTER: Duration = Duration::from_millis(400);
+
+/// At a stop, how long after the grace the daemon waits for killed jobs to report before it
+/// records what it has and exits (the rest is recovered at the next start).
+const STOP_REPORT_WAIT: Duration = Duration::from_millis(700);
+
 /// Runs `shotrouter watch`.
 ///
 /// # Errors
@@ -48,6 +56,12 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     crate::os::program::become_subreaper();
     let set = Arc::new(RuleSet::compile(rules::load(&options.rules_path)?)?);
     let node = crate::store::sqlite::node_name();
+    // Held until this function returns: the kernel releases it however the daemon ends.
+    let _owner = if options.store {
+        Some(own_store(&options.state_dir, &node)?)
+    } else {
+        None
+    };
     let store: Option<Box<dyn JobQueue>> = if options.store {
         let mut store = SqliteStore::open(&options.state_dir, &node)
             .map_err(|e| Error::Config(e.to_string()))?;
@@ -140,9 +154,10 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
                 engine.drain(&source_rx, &done_rx, &source_tx);
             },
             recv(signals) -> signal => {
+                let signalled = Instant::now();
                 tracing::info!(signal = signal.unwrap_or_default(), "stopping: no new jobs");
                 drop(watcher.take());
-                return Ok(engine.shut_down(&done_rx, &source_tx));
+                return Ok(engine.shut_down(&done_rx, &source_tx, signalled));
             }
             recv(reloads) -> _ => engine.reload(&mut watcher, &source_tx)?,
             default(wait) => {}
@@ -154,6 +169,22 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
             return Ok(engine.finish_once());
         }
     }
+}
+
+/// Takes the store's owner lock: one daemon per state folder, a second one exits 2 naming the
+/// first. `--no-store` runs keep no store and take no lock.
+fn own_store(dir: &std::path::Path, node: &str) -> Result<OwnerLock, Error> {
+    let unusable = |reason: String| {
+        Error::Config(format!(
+            "state folder `{}` is not usable: {reason}",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| unusable(e.to_string()))?;
+    OwnerLock::acquire(dir, node, "shotrouter watch").map_err(|e| match e {
+        e @ LockError::Held { .. } => Error::Config(e.to_string()),
+        e @ LockError::Io { .. } => unusable(e.to_string()),
+    })
 }
 
 fn roots_of(set: &RuleSet) -> Vec<(String, std::path::PathBuf)> {
@@ -314,7 +345,8 @@ impl Engine {
     }
 
     /// Start-up: this node's claims left by a previous run are resolved, their processes
-    /// killed (only if provably ours) and temp outputs removed; then every queued job resumes.
+    /// killed (only if provably ours, or found writing their temp output) and every temp output
+    /// their attempts may have made removed; then every queued job resumes.
     fn recover(&mut self) -> Result<(), Error> {
         let Some(store) = self.store.as_mut() else {
             return Ok(());
@@ -322,9 +354,6 @@ impl Engine {
         let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
         for job in &abandoned {
             let killed = job.group.as_ref().map_or(0, |g| g.kill());
-            if let Some(temp) = &job.temp_output {
-                let _ = std::fs::remove_file(temp);
-            }
             let resolution = if job.published {
                 "published"
             } else {
@@ -332,6 +361,7 @@ impl Engine {
             };
             tracing::warn!(job = job.id, rule = %job.rule, resolution, killed_processes = killed, "job was interrupted by the previous daemon's end");
         }
+        crate::exec::temps::sweep(&abandoned);
         self.resume_queued(-1);
         Ok(())
     }
@@ -405,9 +435,15 @@ impl Engine {
         }
     }
 
-    /// Stops taking work, lets running jobs finish within the grace period, then kills them.
-    /// Claimed jobs that never started, and jobs the stop cut short, are queued again.
-    fn shut_down(mut self, done: &Receiver<Report>, source: &Sender<SourceEvent>) -> ExitCode {
+    /// Stops taking work, lets running jobs finish within the grace period (counted from the
+    /// signal), then kills them. Claimed jobs that never started, and jobs the stop cut short,
+    /// are queued again, their attempt not counted. Ends within `--grace` plus about a second.
+    fn shut_down(
+        mut self,
+        done: &Receiver<Report>,
+        source: &Sender<SourceEvent>,
+        signalled: Instant,
+    ) -> ExitCode {
         self.stopping = true;
         let waiting = self.queue.drain().len();
         let unstarted = self.pool.drain_queued();
@@ -434,22 +470,19 @@ impl Engine {
             grace_s = self.options.grace.as_secs_f64(),
             "waiting for running jobs"
         );
-        let deadline = Instant::now() + self.options.grace;
+        let deadline = signalled + self.options.grace;
+        let last_report = deadline + STOP_REPORT_WAIT;
         let mut cancelled = false;
         while self.pool.running() > 0 {
-            let limit = if cancelled {
-                runner::KILL_GRACE * 2
-            } else {
-                deadline.saturating_duration_since(Instant::now())
-            };
-            match done.recv_timeout(limit) {
+            let until = if cancelled { last_report } else { deadline };
+            match done.recv_deadline(until) {
                 Ok(report) => self.on_report(report, source, true),
                 Err(_) if !cancelled => {
                     tracing::warn!(
                         running = self.pool.running(),
                         "grace period over; killing running jobs"
                     );
-                    self.pool.cancel_running();
+                    self.pool.cancel_running(STOP_KILL_AFTER);
                     cancelled = true;
                 }
                 Err(_) => break,

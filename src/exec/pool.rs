@@ -221,17 +221,30 @@ impl Pool {
         }
     }
 
-    /// Cancels every running job.
-    pub fn cancel_running(&self) {
+    /// Stops every running job: SIGTERM now, SIGKILL after `kill_after`.
+    pub fn cancel_running(&self, kill_after: Duration) {
         for (job, control) in &self.lock().controls {
-            self.shared.watchdog.cancel(*job, control);
+            self.shared.watchdog.stop(*job, control, kill_after);
         }
     }
 
-    /// Stops the workers once they are idle; call after draining and cancelling.
+    /// Stops the workers once they are idle; call after draining and cancelling. Workers still
+    /// running a job (a process that outlived SIGKILL, stuck in the kernel) are not waited for:
+    /// the daemon's stop must end on time, and the next start recovers their claims.
     pub fn shutdown(mut self) {
-        self.lock().closing = true;
+        let running = {
+            let mut state = self.lock();
+            state.closing = true;
+            state.running
+        };
         self.shared.wake.notify_all();
+        if running > 0 {
+            tracing::warn!(
+                running,
+                "jobs still running at exit; the next start recovers them"
+            );
+            return;
+        }
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
@@ -262,9 +275,10 @@ fn worker(shared: &Shared) {
                 .unwrap_or_else(PoisonError::into_inner);
             continue;
         }
-        let Some(spec) = state.ready.pop_front() else {
+        let Some(mut spec) = state.ready.pop_front() else {
             continue;
         };
+        crate::exec::temps::bind_claim(&mut spec);
         let control = Arc::new(JobControl::default());
         state.started += 1;
         let job = state.started;

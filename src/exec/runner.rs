@@ -181,12 +181,39 @@ fn run_attempt(
         .output
         .as_ref()
         .map(|output| Delivery::new(spec, output));
-    if let Some(Delivery { product, steps }) = &delivery {
-        for step in steps {
+    let mut steps_argv = std::borrow::Cow::Borrowed(&spec.steps);
+    if let Some(Delivery { product, steps }) = &mut delivery {
+        for step in steps.iter() {
             if let Err(error) = step.prepare(product, &mut log) {
                 tracing::debug!(job = %spec.id, step = step.name(), %error, "delivery step refused the job");
                 return Outcome::Failed(error.into());
             }
+        }
+        // `{out}` reaches the checked folder through its handle, not by a path that could be
+        // swapped for a symlink while the commands run.
+        let via = product.temp_access();
+        if via != product.temp_path {
+            note(
+                &mut log,
+                format!(
+                    "== {{out}} {} is written as {} (the checked folder's handle)",
+                    product.temp_path.display(),
+                    via.display()
+                ),
+            );
+            let (from, to) = (product.temp_path.as_os_str(), via.as_os_str());
+            steps_argv = std::borrow::Cow::Owned(
+                spec.steps
+                    .iter()
+                    .map(|argv| {
+                        argv.iter()
+                            .map(|arg| {
+                                crate::exec::temps::replace_all(arg, from.as_bytes(), to.as_bytes())
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            );
         }
     }
     let discard = |delivery: &Option<Delivery>| {
@@ -195,7 +222,7 @@ fn run_attempt(
         }
     };
     let deadline = spec.timeout.map(|t| Instant::now() + t);
-    for (index, argv) in spec.steps.iter().enumerate() {
+    for (index, argv) in steps_argv.iter().enumerate() {
         let step = index + 1;
         let display: Vec<String> = argv.iter().map(|a| shell_quote(a.as_bytes())).collect();
         note(&mut log, format!("$ {}", display.join(" ")));

@@ -57,8 +57,8 @@ impl JobControl {
 enum Alarm {
     /// SIGTERM the job's group at the deadline (its timeout), SIGKILL after [`KILL_GRACE`].
     Timeout(u64, Instant, Arc<JobControl>),
-    /// SIGTERM now (cancel), SIGKILL after [`KILL_GRACE`].
-    Cancel(u64, Arc<JobControl>),
+    /// SIGTERM now (cancel or stop), SIGKILL after the given delay.
+    Cancel(u64, Arc<JobControl>, Duration),
     /// The job ended: forget it.
     Disarm(u64),
 }
@@ -85,8 +85,16 @@ impl Watchdog {
 
     /// Asks the job to stop: SIGTERM to its group now, SIGKILL after [`KILL_GRACE`].
     pub fn cancel(&self, job: u64, control: &Arc<JobControl>) {
+        self.stop(job, control, KILL_GRACE);
+    }
+
+    /// Asks the job to stop: SIGTERM to its group now, SIGKILL after `kill_after` (the daemon's
+    /// own stop, whose grace was the job's time to finish, allows a short one).
+    pub fn stop(&self, job: u64, control: &Arc<JobControl>, kill_after: Duration) {
         control.mark_cancelled();
-        let _ = self.alarms.send(Alarm::Cancel(job, control.clone()));
+        let _ = self
+            .alarms
+            .send(Alarm::Cancel(job, control.clone(), kill_after));
     }
 
     /// Signals the job's group at `deadline` unless [`disarm`](Self::disarm)ed first.
@@ -117,9 +125,9 @@ fn watch(alarms: &crossbeam_channel::Receiver<Alarm>) {
             Ok(Alarm::Timeout(job, at, control)) => {
                 armed.insert(job, (at, Signal::SIGTERM, control));
             }
-            Ok(Alarm::Cancel(job, control)) => {
+            Ok(Alarm::Cancel(job, control, kill_after)) => {
                 control.signal(Signal::SIGTERM);
-                armed.insert(job, (Instant::now() + KILL_GRACE, Signal::SIGKILL, control));
+                armed.insert(job, (Instant::now() + kill_after, Signal::SIGKILL, control));
             }
             Ok(Alarm::Disarm(job)) => {
                 armed.remove(&job);

@@ -1,8 +1,10 @@
 //! Thin wrappers over what Linux offers that the layers above share: process groups that
-//! can be killed safely after a crash.
+//! can be killed safely after a crash, and a lock that names its owner.
 
+pub mod dir_handle;
 pub mod fs_kind;
 pub mod lease;
+pub mod owner_lock;
 pub mod process;
 pub mod program;
 pub mod quote;

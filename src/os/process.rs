@@ -60,6 +60,50 @@ impl GroupId {
     }
 }
 
+/// SIGKILLs every live process of this user whose command line has an argument containing one
+/// of `needles` (whole group when the process leads one, as each job step does), and returns
+/// their ids. For converters orphaned before their group was recorded: their `{out}` argument
+/// names a temp output only they write. Never signals this process.
+pub fn kill_mentioning(needles: &[Vec<u8>]) -> Vec<i32> {
+    if needles.is_empty() {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id() as i32;
+    let mut killed = Vec::new();
+    for pid in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|&pid| pid != me)
+    {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let mentions = cmdline.split(|&b| b == 0).any(|arg| {
+            needles
+                .iter()
+                .any(|n| !n.is_empty() && arg.windows(n.len()).any(|w| w == n.as_slice()))
+        });
+        let Some(stat) = stat(pid).filter(|s| s.state != 'Z') else {
+            continue;
+        };
+        if !mentions {
+            continue;
+        }
+        let signalled = if stat.pgrp == pid {
+            nix::sys::signal::killpg(Pid::from_raw(pid), Signal::SIGKILL)
+        } else {
+            kill(Pid::from_raw(pid), Signal::SIGKILL)
+        };
+        if signalled.is_ok() {
+            killed.push(pid);
+        }
+    }
+    killed
+}
+
 struct Stat {
     state: char,
     pgrp: i32,

@@ -8,7 +8,7 @@
 //! (ffmpeg picks the container from it), and renamed into place only on success.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::deliver::publish::OutputPaths;
@@ -259,19 +259,13 @@ pub fn allowed_output_roots(set: &RuleSet) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `dir/.name.TAG.ext` for `dir/name.ext`: hidden (ignored by the default rules), in the same
-/// folder (so the final rename is atomic), with the same extension (so ffmpeg picks the format).
+/// `dir/.name.TAG.ext` for `dir/name.ext` (see [`publish::temp_beside`]). A claimed job's
+/// attempt runs under a name made from its claim instead ([`publish::claim_tag`]).
+///
+/// [`publish::temp_beside`]: crate::deliver::publish::temp_beside
+/// [`publish::claim_tag`]: crate::deliver::publish::claim_tag
 pub fn temp_path(final_path: &Path, tag: &str) -> Option<PathBuf> {
-    let stem = final_path.file_stem()?;
-    let mut name = b".".to_vec();
-    name.extend_from_slice(stem.as_bytes());
-    name.extend_from_slice(b".");
-    name.extend_from_slice(tag.as_bytes());
-    if let Some(ext) = final_path.extension() {
-        name.push(b'.');
-        name.extend_from_slice(ext.as_bytes());
-    }
-    Some(final_path.with_file_name(OsString::from_vec(name)))
+    crate::deliver::publish::temp_beside(final_path, tag)
 }
 
 #[cfg(test)]

@@ -85,7 +85,8 @@ pub enum Ending {
     },
     /// Stopped by a user's cancel.
     Cancelled,
-    /// Cut short by this node's shutdown: queued again for the next start, the attempt counts.
+    /// Cut short by this node's graceful stop (or claimed and never started before it):
+    /// queued again for the next start, the attempt not counted.
     Interrupted,
 }
 
@@ -214,6 +215,11 @@ pub struct Abandoned {
     pub group: Option<GroupId>,
     /// Its temp output, to delete.
     pub temp_output: Option<PathBuf>,
+    /// Its product's final path, if it has one: its attempts' temp outputs are named after it
+    /// and after their claim token, so they can be found even when no start was recorded.
+    pub output: Option<PathBuf>,
+    /// The token of its last claim (every earlier one is lower).
+    pub token: i64,
     /// Whether its product had been published (recorded done, not run again); otherwise it
     /// was queued again, the interrupted attempt counted.
     pub published: bool,

@@ -4,6 +4,7 @@ mod cli;
 mod daemon;
 mod env;
 mod hardening;
+mod hardening_run;
 mod media;
 mod operations;
 mod sequences;

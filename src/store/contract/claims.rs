@@ -212,9 +212,47 @@ pub(crate) fn retry_and_interruption_queue_again(b: &dyn Backend) {
     assert_eq!((second.token, second.attempt), (2, 2));
     assert_eq!(finish(q, second, Ending::Interrupted), Answer::Ok);
     let queued = q.queued_since(-1).expect("queued");
-    assert_eq!((queued[0].attempts, queued[0].not_before), (2, 0));
+    assert_eq!(
+        (queued[0].attempts, queued[0].not_before),
+        (1, 0),
+        "the interrupted attempt is not counted"
+    );
     assert_eq!(
         finish(q, second, Ending::Done),
+        Answer::Stale { current: 2 }
+    );
+}
+
+/// An attempt a graceful stop cut short (`Interrupted`) gives its count back; one a crash cut
+/// short (found by `recover`) keeps it.
+pub(crate) fn an_interrupted_attempt_is_not_counted(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let q = &mut *q;
+    let claim = claimed(q, "a.tif", version(7, 10));
+    let started = Write::Started {
+        claim,
+        group: None,
+        temp_output: Some(b.scratch().join(".a.sr1-1.mov")),
+    };
+    assert_eq!(one(q, started), Answer::Ok);
+    assert_eq!(finish(q, claim, Ending::Interrupted), Answer::Ok);
+    let queued = q.queued_since(-1).expect("queued");
+    assert_eq!((queued[0].id, queued[0].attempts), (claim.id, 0));
+    let Answer::Claimed(again) = one(q, Write::Claim { id: claim.id }) else {
+        panic!("claimable again");
+    };
+    assert_eq!(
+        (again.token, again.attempt),
+        (2, 1),
+        "still the first attempt"
+    );
+    let mut restarted = b.queue("a");
+    let found = restarted.recover().expect("recover");
+    assert_eq!(found.len(), 1);
+    let queued = q.queued_since(-1).expect("queued");
+    assert_eq!(queued[0].attempts, 1, "a crash's attempt counts");
+    assert_eq!(
+        finish(q, again, Ending::Interrupted),
         Answer::Stale { current: 2 }
     );
 }

@@ -39,6 +39,7 @@ macro_rules! contract_tests {
             a_newer_version_supersedes_unfinished_jobs,
             a_finish_without_a_start_records_the_end,
             retry_and_interruption_queue_again,
+            an_interrupted_attempt_is_not_counted,
             the_cursor_sees_what_others_queued,
             recovery_takes_only_this_nodes_claims,
             expiry_spares_nodes_with_a_fresh_heartbeat,

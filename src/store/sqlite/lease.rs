@@ -20,10 +20,11 @@ struct Held {
     temp_output: Option<Vec<u8>>,
     output: Option<Vec<u8>>,
     published: [Option<i64>; 3],
+    token: i64,
 }
 
 const HELD_SQL: &str = "SELECT id, rule, pgid, leader_start, boot_id, temp_output, output,
-        publish_ino, publish_size, publish_mtime_ns
+        publish_ino, publish_size, publish_mtime_ns, token
     FROM jobs WHERE status IN ('claimed', 'running')";
 
 fn held(tx: &Connection, sql: &str, param: &dyn rusqlite::ToSql) -> rusqlite::Result<Vec<Held>> {
@@ -36,6 +37,7 @@ fn held(tx: &Connection, sql: &str, param: &dyn rusqlite::ToSql) -> rusqlite::Re
             temp_output: r.get(5)?,
             output: r.get(6)?,
             published: [r.get(7)?, r.get(8)?, r.get(9)?],
+            token: r.get(10)?,
         })
     })?;
     rows.collect()
@@ -89,6 +91,8 @@ impl SqliteStore {
                 rule: job.rule,
                 group: job.group,
                 temp_output: job.temp_output.map(path_of),
+                output: job.output.map(path_of),
+                token: job.token,
                 published,
             });
         }
@@ -118,6 +122,8 @@ impl SqliteStore {
                 rule: job.rule,
                 group: job.group,
                 temp_output: job.temp_output.map(path_of),
+                output: job.output.map(path_of),
+                token: job.token,
                 published: false,
             });
         }

@@ -419,12 +419,14 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
         Ending::Retry { reason, not_before } => ("queued", Some(reason.as_str()), *not_before),
         Ending::Interrupted => ("queued", Some("interrupted: this node shut down"), 0),
     };
+    // An attempt this node's stop cut short gives its count back (its claim raised it).
+    let uncount = i64::from(*ending == Ending::Interrupted);
     // The queue_seq stays: the engine queued it again itself and knows it.
     let changed = tx
         .prepare_cached(
             "UPDATE jobs SET status = ?3, exit_status = ?4, not_before = ?5, finished_at = ?6,
                  started_at = coalesce(started_at, ?6), temp_output = NULL, pgid = NULL,
-                 leader_start = NULL, boot_id = NULL
+                 leader_start = NULL, boot_id = NULL, attempts = max(attempts - ?7, 0)
              WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
         )?
         .execute(params![
@@ -433,7 +435,8 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
             status,
             reason,
             not_before,
-            now
+            now,
+            uncount
         ])?;
     if changed == 1 {
         Ok(Answer::Ok)
