@@ -126,10 +126,9 @@ impl<'s> Loader<'s> {
                 return None;
             }
             Err(e) => {
-                self.error(Diagnostic::new(
-                    format!("invalid YAML: {}", e.message),
-                    e.span,
-                ));
+                let mut d = Diagnostic::new(format!("invalid YAML: {}", e.message), e.span);
+                d.hint = e.hint;
+                self.error(d);
                 return None;
             }
         };
