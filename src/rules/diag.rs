@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::rules::lines::Lines;
 use crate::rules::yaml::Span;
 
 /// One problem in a rules file.
@@ -60,11 +61,12 @@ pub struct Diagnostics {
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines = Lines::new(&self.source);
         for (i, item) in self.items.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            render(f, &self.path, &self.source, item)?;
+            render(f, &self.path, &lines, item)?;
         }
         let count = self.items.len();
         write!(
@@ -81,13 +83,13 @@ impl std::error::Error for Diagnostics {}
 fn render(
     f: &mut fmt::Formatter<'_>,
     path: &std::path::Path,
-    source: &str,
+    lines: &Lines<'_>,
     d: &Diagnostic,
 ) -> fmt::Result {
     let Span { line, column } = d.span;
     writeln!(f, "error: {}", d.message)?;
     writeln!(f, " --> {}:{line}:{column}", path.display())?;
-    if let Some(text) = source.lines().nth(line.saturating_sub(1)) {
+    if let Some(text) = lines.line(line) {
         let gutter = " ".repeat(line.to_string().len());
         // Keep tabs as tabs so the caret lines up under the same character.
         let pad: String = text
