@@ -104,9 +104,17 @@ impl Daemon {
         wait_until(
             "the daemon to place its watches",
             Duration::from_secs(30),
-            || daemon.log_text().contains(" watching "),
+            || {
+                let log = daemon.log_text();
+                log.contains(" watching ") || log.contains("\"message\":\"watching\"")
+            },
         );
         daemon
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The daemon's log so far.

@@ -3,6 +3,7 @@
 mod cli;
 mod daemon;
 mod env;
+mod hardening_rules;
 mod media;
 mod operations;
 mod sequences;
