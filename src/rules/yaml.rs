@@ -161,8 +161,26 @@ fn alias_name(source: &str, index: usize) -> String {
         .collect()
 }
 
+/// What a node costs to copy: its nodes, and the levels of lists and mappings it nests.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    size: usize,
+    height: usize,
+}
+
+impl Cost {
+    const SCALAR: Cost = Cost { size: 1, height: 0 };
+    const EMPTY_COLLECTION: Cost = Cost { size: 1, height: 1 };
+
+    /// This collection's cost once `child` is in it.
+    fn add(&mut self, child: Cost) {
+        self.size = self.size.saturating_add(child.size);
+        self.height = self.height.max(child.height + 1);
+    }
+}
+
 enum Partial {
-    Seq(Span, Vec<Node>, usize, usize),
+    Seq(Span, Vec<Node>, usize, Cost),
     Map(MapBuilder),
 }
 
@@ -174,8 +192,8 @@ struct MapBuilder {
     merges: Vec<Node>,
     pending_key: Option<Node>,
     anchor: usize,
-    /// Nodes in the mapping so far, itself included.
-    size: usize,
+    /// The mapping so far.
+    cost: Cost,
 }
 
 /// Turns the parser's event stream into a [`Node`] tree, resolving aliases and `<<` merge keys,
@@ -184,8 +202,8 @@ struct TreeBuilder<'s> {
     /// The text, to name an alias in an error.
     source: &'s str,
     stack: Vec<Partial>,
-    /// Each anchored node with its size in nodes, which an alias copies.
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Each anchored node with what an alias of it copies.
+    anchors: HashMap<usize, (Node, Cost)>,
     root: Option<Node>,
     error: Option<SyntaxError>,
     /// Nodes written in the document so far (scalars and collections, not alias copies).
@@ -195,18 +213,18 @@ struct TreeBuilder<'s> {
 }
 
 impl TreeBuilder<'_> {
-    fn push_value(&mut self, node: Node, anchor: usize, size: usize) {
+    fn push_value(&mut self, node: Node, anchor: usize, cost: Cost) {
         if anchor != 0 {
-            self.anchors.insert(anchor, (node.clone(), size));
+            self.anchors.insert(anchor, (node.clone(), cost));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Partial::Seq(_, items, _, total)) => {
-                *total += size;
+                total.add(cost);
                 items.push(node);
             }
             Some(Partial::Map(map)) => {
-                map.size += size;
+                map.cost.add(cost);
                 match map.pending_key.take() {
                     None => {
                         map.first_key.get_or_insert(node.span);
@@ -239,9 +257,10 @@ impl TreeBuilder<'_> {
         self.stack.push(partial);
     }
 
-    /// Copies the anchored node an alias names, unless that would exceed the budget.
+    /// Copies the anchored node an alias names, unless that would exceed the budget or nest
+    /// deeper than [`MAX_DEPTH`] (aliases of deep anchors inside deep anchors add up).
     fn alias(&mut self, id: usize, span: Span, mark: Marker) {
-        let Some((node, size)) = self.anchors.get(&id) else {
+        let Some((node, cost)) = self.anchors.get(&id) else {
             self.error = Some(SyntaxError {
                 message: "alias names an unknown anchor".into(),
                 span,
@@ -251,7 +270,22 @@ impl TreeBuilder<'_> {
         };
         let budget =
             ALIAS_NODE_FLOOR.max(self.written.saturating_mul(ALIAS_NODES_PER_WRITTEN_NODE));
-        let size = *size;
+        let (size, height) = (cost.size, cost.height);
+        if self.stack.len() + height > MAX_DEPTH {
+            let name = alias_name(self.source, mark.index());
+            self.error = Some(SyntaxError {
+                message: format!(
+                    "alias `{name}` would nest {height} levels inside {}, deeper than \
+                     {MAX_DEPTH} levels",
+                    self.stack.len()
+                ),
+                span,
+                hint: Some(
+                    "a rules file needs a handful of levels; write the shared values out".into(),
+                ),
+            });
+            return;
+        }
         if self.copied.saturating_add(size) > budget {
             let name = alias_name(self.source, mark.index());
             self.error = Some(SyntaxError {
@@ -269,9 +303,9 @@ impl TreeBuilder<'_> {
             return;
         }
         self.copied += size;
-        let mut node = node.clone();
+        let (mut node, cost) = (node.clone(), *cost);
         node.span = span;
-        self.push_value(node, 0, size);
+        self.push_value(node, 0, cost);
     }
 }
 
@@ -319,12 +353,13 @@ impl MarkedEventReceiver for TreeBuilder<'_> {
                         span,
                     },
                     anchor,
-                    1,
+                    Cost::SCALAR,
                 );
             }
-            Event::SequenceStart(anchor, _) => {
-                self.open(Partial::Seq(span, Vec::new(), anchor, 1), span)
-            }
+            Event::SequenceStart(anchor, _) => self.open(
+                Partial::Seq(span, Vec::new(), anchor, Cost::EMPTY_COLLECTION),
+                span,
+            ),
             Event::MappingStart(anchor, _) => self.open(
                 Partial::Map(MapBuilder {
                     first_key: None,
@@ -332,19 +367,19 @@ impl MarkedEventReceiver for TreeBuilder<'_> {
                     merges: Vec::new(),
                     pending_key: None,
                     anchor,
-                    size: 1,
+                    cost: Cost::EMPTY_COLLECTION,
                 }),
                 span,
             ),
             Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor, size) = match self.stack.pop() {
-                    Some(Partial::Seq(span, items, anchor, size)) => (
+                let (node, anchor, cost) = match self.stack.pop() {
+                    Some(Partial::Seq(span, items, anchor, cost)) => (
                         Node {
                             kind: NodeKind::Seq(items),
                             span,
                         },
                         anchor,
-                        size,
+                        cost,
                     ),
                     Some(Partial::Map(mut map)) => {
                         apply_merges(&mut map.entries, map.merges);
@@ -355,12 +390,12 @@ impl MarkedEventReceiver for TreeBuilder<'_> {
                                 span: map.first_key.unwrap_or(span),
                             },
                             map.anchor,
-                            map.size,
+                            map.cost,
                         )
                     }
                     None => return,
                 };
-                self.push_value(node, anchor, size);
+                self.push_value(node, anchor, cost);
             }
             Event::Alias(id) => self.alias(id, span, mark),
             Event::Nothing
@@ -460,6 +495,22 @@ mod tests {
         );
         let fine = format!("{}{}\n", "[".repeat(100), "]".repeat(100));
         assert!(parse(&fine).is_ok());
+    }
+
+    #[test]
+    fn aliases_cannot_stack_deep_anchors_past_the_cap() {
+        // Each anchor wraps the previous one in 200 more levels: few nodes, but the second
+        // alias would nest `*a1` (201 levels) inside 201.
+        let mut text = String::from("a0: &a0 [x]\n");
+        for i in 1..4 {
+            let open = "[".repeat(200);
+            let close = "]".repeat(200);
+            text.push_str(&format!("a{i}: &a{i} {open}*a{}{close}\n", i - 1));
+        }
+        let err = parse(&text).expect_err("too deep through aliases");
+        assert!(err.message.contains("alias `*a1`"), "{}", err.message);
+        assert!(err.message.contains("deeper than 256"), "{}", err.message);
+        assert_eq!(err.span.line, 3);
     }
 
     #[test]
