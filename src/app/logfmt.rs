@@ -120,3 +120,82 @@ impl Visit for FieldsOf {
         self.rest.push_str(&log_bytes(value));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::TextFormat;
+
+    /// A writer into a shared buffer, as `MakeWriter` wants it.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The text the event format writes for what `emit` logs, timestamps cut off.
+    fn logged(emit: impl FnOnce()) -> Vec<String> {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .event_format(TextFormat)
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let bytes = buffer.0.lock().expect("buffer").clone();
+        String::from_utf8(bytes)
+            .expect("UTF-8")
+            .lines()
+            .map(|l| l.split_once(' ').expect("timestamp").1.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn layout_is_level_target_message_fields() {
+        let lines = logged(|| {
+            tracing::info!(job = 3, rule = "review", status = "ok", "end");
+            tracing::warn!(
+                succeeded = 3,
+                failed = 0,
+                "idle: every job so far has finished"
+            );
+        });
+        assert_eq!(
+            lines,
+            [
+                " INFO shotrouter::app::logfmt::tests: end job=3 rule=review status=ok",
+                " WARN shotrouter::app::logfmt::tests: idle: every job so far has finished succeeded=3 failed=0",
+            ]
+        );
+    }
+
+    #[test]
+    fn values_and_messages_never_break_the_line() {
+        let path = std::path::Path::new("/shots/x status=ok job=1\nend\x1b[2J.exr");
+        let error = std::io::Error::other("disk \"full\"\n");
+        let lines = logged(|| {
+            tracing::error!(path = %path.display(), error = %error, "cannot run\nstep 2");
+        });
+        assert_eq!(
+            lines,
+            [concat!(
+                "ERROR shotrouter::app::logfmt::tests: \"cannot run\\nstep 2\" ",
+                "path=\"/shots/x status=ok job=1\\nend\\e[2J.exr\" error=\"disk \\\"full\\\"\\n\""
+            )]
+        );
+    }
+}
