@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::app::cli::{self, Cli, Command};
+use crate::app::logfmt::TextFormat;
 use crate::app::{explain, ops};
 use crate::engine;
 use crate::error::Error;
@@ -104,6 +105,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
 }
 
 /// Logs go to stderr as text or JSON lines; `SHOTROUTER_LOG` sets the filter (default `info`).
+/// Text lines come from [`TextFormat`], which quotes every value so one event is one line.
 fn init_logging(format: cli::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOTROUTER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -112,7 +114,7 @@ fn init_logging(format: cli::LogFormat) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
-        cli::LogFormat::Text => builder.try_init(),
+        cli::LogFormat::Text => builder.event_format(TextFormat).try_init(),
         cli::LogFormat::Json => builder.json().try_init(),
     };
 }

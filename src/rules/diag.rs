@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::rules::lines::Lines;
 use crate::rules::yaml::Span;
 
 /// One problem in a rules file.
@@ -60,11 +61,12 @@ pub struct Diagnostics {
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines = Lines::new(&self.source);
         for (i, item) in self.items.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            render(f, &self.path, &self.source, item)?;
+            render(f, &self.path, &lines, item)?;
         }
         let count = self.items.len();
         write!(
@@ -78,26 +80,37 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// How many characters of a source line a diagnostic shows, around its column.
+const SNIPPET_CHARS: usize = 160;
+
 fn render(
     f: &mut fmt::Formatter<'_>,
     path: &std::path::Path,
-    source: &str,
+    lines: &Lines<'_>,
     d: &Diagnostic,
 ) -> fmt::Result {
     let Span { line, column } = d.span;
     writeln!(f, "error: {}", d.message)?;
     writeln!(f, " --> {}:{line}:{column}", path.display())?;
-    if let Some(text) = source.lines().nth(line.saturating_sub(1)) {
+    // A long line (generated, or a whole file in flow style) is shown as a window around the
+    // column, so one diagnostic stays a few lines however long the source line is.
+    let from = column.saturating_sub(SNIPPET_CHARS / 2).max(1);
+    if let Some(rest) = lines.rest_of_line(line, from) {
         let gutter = " ".repeat(line.to_string().len());
+        let mut shown: String = rest.chars().take(SNIPPET_CHARS).collect();
+        if shown.len() < rest.len() {
+            shown.push('…');
+        }
+        let (lead, lead_pad) = if from > 1 { ("…", " ") } else { ("", "") };
         // Keep tabs as tabs so the caret lines up under the same character.
-        let pad: String = text
+        let pad: String = shown
             .chars()
-            .take(column.saturating_sub(1))
+            .take(column - from)
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
         writeln!(f, "{gutter} |")?;
-        writeln!(f, "{line} | {text}")?;
-        writeln!(f, "{gutter} | {pad}^")?;
+        writeln!(f, "{line} | {lead}{shown}")?;
+        writeln!(f, "{gutter} | {lead_pad}{pad}^")?;
     }
     let gutter = " ".repeat(line.to_string().len());
     if let Some(context) = &d.context {
@@ -141,5 +154,26 @@ error: invalid glob `plate_[0-9.exr`: unclosed character class; missing ']'
 
 1 error in rules.yaml";
         assert_eq!(diags.to_string(), expected);
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_column() {
+        let source = format!("x: [{}bad]\n", "a, ".repeat(1000));
+        let column = source.find("bad").expect("bad") + 1;
+        let diags = Diagnostics {
+            path: PathBuf::from("rules.yaml"),
+            source: source.clone(),
+            items: vec![Diagnostic::new("bad value", Span { line: 1, column })],
+        };
+        let text = diags.to_string();
+        let snippet = text.lines().nth(3).expect("snippet");
+        let caret = text.lines().nth(4).expect("caret");
+        assert!(
+            snippet.starts_with("1 | …") && snippet.ends_with("bad]"),
+            "{snippet}"
+        );
+        assert!(snippet.chars().count() < SNIPPET_CHARS + 10, "{snippet}");
+        let at = caret.chars().count() - 1;
+        assert_eq!(snippet.chars().nth(at), Some('b'), "{snippet}\n{caret}");
     }
 }

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::media::keykode::KeyKodeSpec;
 use crate::media::timecode::TimecodeSpec;
 use crate::rules::diag::{Diagnostic, Diagnostics};
+use crate::rules::lines::Lines;
 use crate::rules::model::{BUILTIN_VARIABLES, DEFAULT_IGNORE, RuleFile};
 use crate::rules::path::{absolute, normalize};
 use crate::rules::syntax::{compile_glob, did_you_mean};
@@ -63,6 +64,7 @@ pub fn load(path: &Path) -> Result<RuleFile, RulesError> {
 pub fn parse(path: &Path, source: &str, base: &Path) -> Result<RuleFile, Diagnostics> {
     let mut loader = Loader {
         source,
+        lines: Lines::new(source),
         errors: Vec::new(),
     };
     let file = loader.file(base);
@@ -96,6 +98,8 @@ pub(super) struct Defaults {
 /// Reads a whole rules file, collecting every problem.
 pub(super) struct Loader<'s> {
     pub(super) source: &'s str,
+    /// The source's lines, indexed once for [`Loader::span_within`].
+    lines: Lines<'s>,
     pub(super) errors: Vec<Diagnostic>,
 }
 
@@ -126,10 +130,9 @@ impl<'s> Loader<'s> {
                 return None;
             }
             Err(e) => {
-                self.error(Diagnostic::new(
-                    format!("invalid YAML: {}", e.message),
-                    e.span,
-                ));
+                let mut d = Diagnostic::new(format!("invalid YAML: {}", e.message), e.span);
+                d.hint = e.hint;
+                self.error(d);
                 return None;
             }
         };
@@ -266,15 +269,20 @@ impl<'s> Loader<'s> {
         let vars = self
             .field::<BTreeMap<String, String>>(top, "vars")
             .unwrap_or_default();
+        // Where each name is written, indexed once: a search per name is quadratic.
+        let mut written: HashMap<&str, Span> = HashMap::new();
+        if let Some(NodeKind::Map(entries)) = top.node.get("vars").map(|v| &v.kind) {
+            for (key, _) in entries {
+                if let Some(name) = key.as_scalar() {
+                    written.entry(name).or_insert(key.span);
+                }
+            }
+        }
         for name in vars.keys() {
-            let node = top.node.get("vars").and_then(|v| match &v.kind {
-                NodeKind::Map(entries) => entries
-                    .iter()
-                    .find(|(k, _)| k.as_scalar() == Some(name))
-                    .map(|(k, _)| k),
-                _ => None,
-            });
-            let span = node.map_or(top.span_of("vars"), |n| n.span);
+            let span = written
+                .get(name.as_str())
+                .copied()
+                .unwrap_or_else(|| top.span_of("vars"));
             if BUILTIN_VARIABLES.contains(&name.as_str()) || name == "out" {
                 self.error(
                     Diagnostic::new(
@@ -444,14 +452,18 @@ impl<'s> Loader<'s> {
         let NodeKind::Scalar { text, plain } = &node.kind else {
             return node.span;
         };
-        let Some(line) = self.source.lines().nth(node.span.line.saturating_sub(1)) else {
+        let Some(raw) = self.lines.rest_of_line(node.span.line, node.span.column) else {
             return node.span;
         };
-        let raw: String = line.chars().skip(node.span.column - 1).collect();
+        // Compared char by char, as far as the offset only: the work stays proportional to the
+        // template, not to its line (a whole file may be one flow-style line).
         let quote = usize::from(!plain);
-        let prefix: String = text.chars().take(char_offset).collect();
-        let raw_after_quote: String = raw.chars().skip(quote).collect();
-        if raw_after_quote.starts_with(&prefix) {
+        let mut raw = raw.chars().skip(quote);
+        if text
+            .chars()
+            .take(char_offset)
+            .all(|c| raw.next() == Some(c))
+        {
             Span {
                 line: node.span.line,
                 column: node.span.column + quote + char_offset,

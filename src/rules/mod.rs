@@ -22,6 +22,7 @@
 //! are written), `template`, `diag` and `yaml` (the positioned tree).
 
 pub mod diag;
+mod lines;
 mod loader;
 mod media_keys;
 mod model;

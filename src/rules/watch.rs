@@ -39,6 +39,7 @@ impl Loader<'_> {
             return Vec::new();
         };
         let mut roots = Vec::new();
+        let mut names = std::collections::HashSet::new();
         for item in node.items() {
             let raw = match &item.kind {
                 NodeKind::Scalar { text, .. } => Ok(RawWatch {
@@ -67,7 +68,7 @@ impl Loader<'_> {
                             Diagnostic::new(format!("watch root name `{name}` must be non-empty, without `/` or control characters"), span)
                                 .context("in watch"),
                         );
-                    } else if roots.iter().any(|r: &WatchRoot| r.name == name) {
+                    } else if !names.insert(name.clone()) {
                         self.error(
                             Diagnostic::new(format!("two watch roots are named `{name}`"), span)
                                 .context("in watch")

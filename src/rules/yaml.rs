@@ -7,7 +7,7 @@
 //! every node lets any error found later (a bad regex, an unknown template variable) point at
 //! the exact scalar, and lets each rule be deserialized on its own so one bad rule hides no other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -59,14 +59,31 @@ pub enum NodeKind {
     Map(Vec<(Node, Node)>),
 }
 
-/// A YAML syntax error.
+/// A YAML syntax error, or a document past the limits below.
 #[derive(Debug, Clone)]
 pub struct SyntaxError {
     /// What the scanner said.
     pub message: String,
     /// Where it said it.
     pub span: Span,
+    /// How to fix it, when we know.
+    pub hint: Option<String>,
 }
+
+/// The deepest nesting of sequences and mappings accepted. A rules file needs about six levels;
+/// the cap keeps every recursive walk of the tree (clone, drop, the deserializer) far from the
+/// end of the stack, whatever the document.
+pub const MAX_DEPTH: usize = 256;
+
+/// Aliases may copy this many nodes whatever the document's size. Each copied node costs about
+/// 50 bytes, so a document of aliases of aliases (a "billion laughs") stops before 100 MB
+/// instead of eating all memory; a real rules file sharing settings through `<<: *defaults`
+/// copies a few nodes per rule.
+pub const ALIAS_NODE_FLOOR: usize = 1_000_000;
+
+/// Above [`ALIAS_NODE_FLOOR`], aliases may copy this many nodes for each node written in the
+/// document: every rule of a large file may still merge a defaults block several times its size.
+pub const ALIAS_NODES_PER_WRITTEN_NODE: usize = 4;
 
 impl Node {
     /// The value under `key` when this node is a mapping.
@@ -99,23 +116,71 @@ impl Node {
 
 /// Parses one YAML document; `Ok(None)` for an empty one.
 ///
+/// Events are pulled one at a time (yaml-rust2's own `load` recurses once per level, which a
+/// deep document would overflow), and parsing stops at the first error.
+///
 /// # Errors
-/// Returns the scanner's error, positioned, for malformed YAML.
+/// Returns the scanner's error, positioned, for malformed YAML; an error at the offending alias
+/// or collection when the document is nested deeper than [`MAX_DEPTH`] or its aliases copy more
+/// nodes than the budget allows.
 pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
-    let mut builder = TreeBuilder::default();
+    let mut builder = TreeBuilder {
+        source,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        root: None,
+        error: None,
+        written: 0,
+        copied: 0,
+    };
     let mut parser = Parser::new_from_str(source);
-    parser.load(&mut builder, false).map_err(|e| SyntaxError {
-        message: e.info().to_string(),
-        span: Span::from_marker(*e.marker()),
-    })?;
-    if let Some(message) = builder.error {
-        return Err(message);
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
+            message: e.info().to_string(),
+            span: Span::from_marker(*e.marker()),
+            hint: None,
+        })?;
+        let end = matches!(event, Event::DocumentEnd | Event::StreamEnd);
+        builder.on_event(event, mark);
+        if let Some(error) = builder.error.take() {
+            return Err(error);
+        }
+        if end {
+            return Ok(builder.root);
+        }
     }
-    Ok(builder.root)
+}
+
+/// The text of the alias starting at char `index` (`*name`), for an error message.
+fn alias_name(source: &str, index: usize) -> String {
+    source
+        .chars()
+        .skip(index)
+        .take(200)
+        .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+        .collect()
+}
+
+/// What a node costs to copy: its nodes, and the levels of lists and mappings it nests.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    size: usize,
+    height: usize,
+}
+
+impl Cost {
+    const SCALAR: Cost = Cost { size: 1, height: 0 };
+    const EMPTY_COLLECTION: Cost = Cost { size: 1, height: 1 };
+
+    /// This collection's cost once `child` is in it.
+    fn add(&mut self, child: Cost) {
+        self.size = self.size.saturating_add(child.size);
+        self.height = self.height.max(child.height + 1);
+    }
 }
 
 enum Partial {
-    Seq(Span, Vec<Node>, usize),
+    Seq(Span, Vec<Node>, usize, Cost),
     Map(MapBuilder),
 }
 
@@ -127,42 +192,132 @@ struct MapBuilder {
     merges: Vec<Node>,
     pending_key: Option<Node>,
     anchor: usize,
+    /// The mapping so far.
+    cost: Cost,
 }
 
-/// Turns the parser's event stream into a [`Node`] tree, resolving aliases and `<<` merge keys.
-#[derive(Default)]
-struct TreeBuilder {
+/// Turns the parser's event stream into a [`Node`] tree, resolving aliases and `<<` merge keys,
+/// within [`MAX_DEPTH`] and the alias budget.
+struct TreeBuilder<'s> {
+    /// The text, to name an alias in an error.
+    source: &'s str,
     stack: Vec<Partial>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node with what an alias of it copies.
+    anchors: HashMap<usize, (Node, Cost)>,
     root: Option<Node>,
     error: Option<SyntaxError>,
+    /// Nodes written in the document so far (scalars and collections, not alias copies).
+    written: usize,
+    /// Nodes copied by aliases so far.
+    copied: usize,
 }
 
-impl TreeBuilder {
-    fn push_value(&mut self, node: Node, anchor: usize) {
+impl TreeBuilder<'_> {
+    fn push_value(&mut self, node: Node, anchor: usize, cost: Cost) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), cost));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
-            Some(Partial::Seq(_, items, _)) => items.push(node),
-            Some(Partial::Map(map)) => match map.pending_key.take() {
-                None => {
-                    map.first_key.get_or_insert(node.span);
-                    map.pending_key = Some(node);
+            Some(Partial::Seq(_, items, _, total)) => {
+                total.add(cost);
+                items.push(node);
+            }
+            Some(Partial::Map(map)) => {
+                map.cost.add(cost);
+                match map.pending_key.take() {
+                    None => {
+                        map.first_key.get_or_insert(node.span);
+                        map.pending_key = Some(node);
+                    }
+                    Some(key) if matches!(&key.kind, NodeKind::Scalar { text, plain: true } if text == "<<") =>
+                    {
+                        map.merges.push(node);
+                    }
+                    Some(key) => map.entries.push((key, node)),
                 }
-                Some(key) if matches!(&key.kind, NodeKind::Scalar { text, plain: true } if text == "<<") =>
-                {
-                    map.merges.push(node);
-                }
-                Some(key) => map.entries.push((key, node)),
-            },
+            }
         }
+    }
+
+    /// Opens a collection unless that would nest deeper than [`MAX_DEPTH`].
+    fn open(&mut self, partial: Partial, span: Span) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.error = Some(SyntaxError {
+                message: format!("YAML nested deeper than {MAX_DEPTH} levels"),
+                span,
+                hint: Some(
+                    "a rules file needs a handful of levels; this looks generated or corrupt"
+                        .into(),
+                ),
+            });
+            return;
+        }
+        self.written += 1;
+        self.stack.push(partial);
+    }
+
+    /// Copies the anchored node an alias names, unless that would exceed the budget or nest
+    /// deeper than [`MAX_DEPTH`] (aliases of deep anchors inside deep anchors add up).
+    fn alias(&mut self, id: usize, span: Span, mark: Marker) {
+        let Some((node, cost)) = self.anchors.get(&id) else {
+            self.error = Some(SyntaxError {
+                message: "alias names an unknown anchor".into(),
+                span,
+                hint: Some("define the anchor (`&name`) before the alias (`*name`)".into()),
+            });
+            return;
+        };
+        let budget =
+            ALIAS_NODE_FLOOR.max(self.written.saturating_mul(ALIAS_NODES_PER_WRITTEN_NODE));
+        let (size, height) = (cost.size, cost.height);
+        if self.stack.len() + height > MAX_DEPTH {
+            let name = alias_name(self.source, mark.index());
+            self.error = Some(SyntaxError {
+                message: format!(
+                    "alias `{name}` would nest {height} levels inside {}, deeper than \
+                     {MAX_DEPTH} levels",
+                    self.stack.len()
+                ),
+                span,
+                hint: Some(
+                    "a rules file needs a handful of levels; write the shared values out".into(),
+                ),
+            });
+            return;
+        }
+        if self.copied.saturating_add(size) > budget {
+            let name = alias_name(self.source, mark.index());
+            self.error = Some(SyntaxError {
+                message: format!(
+                    "alias `{name}` would copy {size} more nodes, past the limit of {budget} \
+                     nodes copied by aliases (aliases of aliases grow exponentially)"
+                ),
+                span,
+                hint: Some(format!(
+                    "write the shared values out, or alias them fewer times; aliases may copy \
+                     {ALIAS_NODE_FLOOR} nodes, or {ALIAS_NODES_PER_WRITTEN_NODE} per node \
+                     written when that is more"
+                )),
+            });
+            return;
+        }
+        self.copied += size;
+        let (mut node, cost) = (node.clone(), *cost);
+        node.span = span;
+        self.push_value(node, 0, cost);
     }
 }
 
 /// Appends the entries of `<<` merge sources whose keys are not set explicitly.
 fn apply_merges(entries: &mut Vec<(Node, Node)>, merges: Vec<Node>) {
+    if merges.is_empty() {
+        return;
+    }
+    let mut present: HashSet<String> = entries
+        .iter()
+        .filter_map(|(k, _)| k.as_scalar().map(str::to_string))
+        .collect();
     for value in merges {
         let sources: Vec<&Node> = match &value.kind {
             NodeKind::Seq(items) => items.iter().collect(),
@@ -173,10 +328,11 @@ fn apply_merges(entries: &mut Vec<(Node, Node)>, merges: Vec<Node>) {
                 continue;
             };
             for (k, v) in merged {
-                let present = entries.iter().any(|(existing, _)| {
-                    existing.as_scalar().is_some() && existing.as_scalar() == k.as_scalar()
-                });
-                if !present {
+                let fresh = match k.as_scalar() {
+                    Some(name) => present.insert(name.to_string()),
+                    None => true,
+                };
+                if fresh {
                     entries.push((k.clone(), v.clone()));
                 }
             }
@@ -184,38 +340,46 @@ fn apply_merges(entries: &mut Vec<(Node, Node)>, merges: Vec<Node>) {
     }
 }
 
-impl MarkedEventReceiver for TreeBuilder {
+impl MarkedEventReceiver for TreeBuilder<'_> {
     fn on_event(&mut self, event: Event, mark: Marker) {
         let span = Span::from_marker(mark);
         match event {
             Event::Scalar(text, style, anchor, _tag) => {
                 let plain = style == TScalarStyle::Plain;
+                self.written += 1;
                 self.push_value(
                     Node {
                         kind: NodeKind::Scalar { text, plain },
                         span,
                     },
                     anchor,
+                    Cost::SCALAR,
                 );
             }
-            Event::SequenceStart(anchor, _) => {
-                self.stack.push(Partial::Seq(span, Vec::new(), anchor))
-            }
-            Event::MappingStart(anchor, _) => self.stack.push(Partial::Map(MapBuilder {
-                first_key: None,
-                entries: Vec::new(),
-                merges: Vec::new(),
-                pending_key: None,
-                anchor,
-            })),
+            Event::SequenceStart(anchor, _) => self.open(
+                Partial::Seq(span, Vec::new(), anchor, Cost::EMPTY_COLLECTION),
+                span,
+            ),
+            Event::MappingStart(anchor, _) => self.open(
+                Partial::Map(MapBuilder {
+                    first_key: None,
+                    entries: Vec::new(),
+                    merges: Vec::new(),
+                    pending_key: None,
+                    anchor,
+                    cost: Cost::EMPTY_COLLECTION,
+                }),
+                span,
+            ),
             Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match self.stack.pop() {
-                    Some(Partial::Seq(span, items, anchor)) => (
+                let (node, anchor, cost) = match self.stack.pop() {
+                    Some(Partial::Seq(span, items, anchor, cost)) => (
                         Node {
                             kind: NodeKind::Seq(items),
                             span,
                         },
                         anchor,
+                        cost,
                     ),
                     Some(Partial::Map(mut map)) => {
                         apply_merges(&mut map.entries, map.merges);
@@ -226,25 +390,14 @@ impl MarkedEventReceiver for TreeBuilder {
                                 span: map.first_key.unwrap_or(span),
                             },
                             map.anchor,
+                            map.cost,
                         )
                     }
                     None => return,
                 };
-                self.push_value(node, anchor);
+                self.push_value(node, anchor, cost);
             }
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => {
-                    let mut node = node.clone();
-                    node.span = span;
-                    self.push_value(node, 0);
-                }
-                None => {
-                    self.error.get_or_insert(SyntaxError {
-                        message: "alias names an unknown anchor".into(),
-                        span,
-                    });
-                }
-            },
+            Event::Alias(id) => self.alias(id, span, mark),
             Event::Nothing
             | Event::StreamStart
             | Event::StreamEnd
@@ -277,6 +430,99 @@ mod tests {
         let root = node("rules:\n  - name: x\n    retries: 1\n");
         let rule = &root.get("rules").expect("rules").items()[0];
         assert_eq!(rule.span, Span { line: 2, column: 5 });
+    }
+
+    /// The classic "billion laughs": nine levels of nine aliases, 10^9 scalars if expanded.
+    fn billion_laughs() -> String {
+        let mut text = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+            let aliases = vec![format!("*{prev}"); 9].join(",");
+            text.push_str(&format!("{name}: &{name} [{aliases}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn alias_bomb_stops_at_the_alias_that_breaks_the_budget() {
+        let text = billion_laughs();
+        assert!(text.len() < 600, "{} bytes", text.len());
+        let err = parse(&text).expect_err("over budget");
+        // Copies so far: b 90, c 819, d 7,380, e 66,429, f 597,870 = 672,588; one `*f`
+        // (597,871 nodes) more passes 1,000,000: the first alias on line 7 (`g: &g [*f,...`).
+        assert_eq!(err.span, Span { line: 7, column: 8 }, "{err:?}");
+        assert!(err.message.contains("alias `*f`"), "{}", err.message);
+        assert!(err.message.contains("1000000"), "{}", err.message);
+        assert!(err.hint.expect("hint").contains("alias"));
+    }
+
+    #[test]
+    fn aliases_within_the_budget_still_resolve() {
+        let root = node("base: &b {x: 1, y: [2, 3]}\nuse: {<<: *b, x: 9}\ncopy: *b\n");
+        let used = root.get("use").expect("use");
+        assert_eq!(used.get("x").and_then(Node::as_scalar), Some("9"));
+        assert_eq!(used.get("y").expect("merged y").items().len(), 2);
+        let copy = root.get("copy").expect("copy");
+        assert_eq!(copy.span, Span { line: 3, column: 7 });
+        assert_eq!(copy.get("x").and_then(Node::as_scalar), Some("1"));
+    }
+
+    #[test]
+    fn deep_block_nesting_is_refused_at_the_level_past_the_cap() {
+        // 100,000 levels of `- ` on one line: yaml-rust2's recursive `load` would overflow.
+        let text = format!("{}x\n", "- ".repeat(100_000));
+        let err = parse(&text).expect_err("too deep");
+        assert!(err.message.contains("deeper than 256"), "{}", err.message);
+        assert_eq!(
+            err.span,
+            Span {
+                line: 1,
+                column: 2 * MAX_DEPTH + 1
+            }
+        );
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused() {
+        let text = format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let err = parse(&text).expect_err("too deep");
+        assert_eq!(err.span.line, 1);
+        let at_cap = format!("{}{}\n", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(
+            parse(&at_cap).is_err(),
+            "the scanner itself stops at 255 flow levels"
+        );
+        let fine = format!("{}{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(parse(&fine).is_ok());
+    }
+
+    #[test]
+    fn aliases_cannot_stack_deep_anchors_past_the_cap() {
+        // Each anchor wraps the previous one in 200 more levels: few nodes, but the second
+        // alias would nest `*a1` (201 levels) inside 201.
+        let mut text = String::from("a0: &a0 [x]\n");
+        for i in 1..4 {
+            let open = "[".repeat(200);
+            let close = "]".repeat(200);
+            text.push_str(&format!("a{i}: &a{i} {open}*a{}{close}\n", i - 1));
+        }
+        let err = parse(&text).expect_err("too deep through aliases");
+        assert!(err.message.contains("alias `*a1`"), "{}", err.message);
+        assert!(err.message.contains("deeper than 256"), "{}", err.message);
+        assert_eq!(err.span.line, 3);
+    }
+
+    #[test]
+    fn nesting_at_the_cap_is_accepted() {
+        let text = format!("{}x\n", "- ".repeat(MAX_DEPTH));
+        let mut node = &parse(&text).expect("valid").expect("non-empty");
+        let mut depth = 0;
+        while let NodeKind::Seq(items) = &node.kind {
+            depth += 1;
+            node = &items[0];
+        }
+        assert_eq!(depth, MAX_DEPTH);
     }
 
     #[test]

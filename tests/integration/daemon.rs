@@ -114,7 +114,10 @@ impl Daemon {
         wait_until(
             "the daemon to place its watches",
             Duration::from_secs(30),
-            || daemon.log_text().contains(" watching "),
+            || {
+                let log = daemon.log_text();
+                log.contains(" watching ") || log.contains("\"message\":\"watching\"")
+            },
         );
         daemon
     }

@@ -4,6 +4,7 @@ mod cli;
 mod daemon;
 mod env;
 mod hardening;
+mod hardening_rules;
 mod hardening_run;
 mod media;
 mod operations;
