@@ -152,6 +152,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tell the daemon that files are complete, so they are routed at once (a farm's post-task
+    /// script, a publish tool): no waiting for a polling pass or a quiet time.
+    #[command(
+        after_help = "Example:\n  shotrouter notify --state /mnt/shows/bigfish/.shotrouter shots/sh010/plates/sh010_plate.mxf\n\nThe daemon takes the notices within half a second. Exit status: 0 all taken, 2 a path is\nmissing or under no watch root of the store."
+    )]
+    Notify {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
+        /// Complete files (relative paths are taken from the current folder).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Watch the shot tree and run the jobs each arriving file triggers.
     #[command(
         after_help = "Examples:\n  shotrouter watch rules/demo.yaml\n  shotrouter watch --once rules/demo.yaml     # process what is there now, then exit\n\nStop with SIGINT or SIGTERM: running jobs get --grace to finish."

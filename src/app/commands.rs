@@ -85,6 +85,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Cancel { state, ids } => ops::cancel(&state.dir(), &ids),
         Command::Rerun { state, rule, since } => ops::rerun(&state.dir(), &rule, since),
         Command::Files { state, paths, json } => ops::files(&state.dir(), &paths, json),
+        Command::Notify { state, paths } => ops::notify(&state.dir(), &paths),
         Command::Watch(args) => {
             init_logging(args.log_format);
             let state_dir = args.state.clone().unwrap_or_else(|| {

@@ -359,6 +359,47 @@ fn sequence_of(
     Ok(None)
 }
 
+/// `shotrouter notify`: records the files as complete for the daemon to route at once. Every
+/// path is checked first, so a typo records nothing.
+///
+/// # Errors
+/// No store, a missing file or one under no registered watch root (exit 2), a database error.
+pub fn notify(dir: &Path, paths: &[PathBuf]) -> Result<ExitCode, Error> {
+    let abs: Vec<PathBuf> = paths.iter().map(|p| crate::rules::absolute(p)).collect();
+    let missing: Vec<String> = abs
+        .iter()
+        .filter(|p| !p.is_file())
+        .map(|p| shell_quote(p.as_os_str().as_encoded_bytes()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Config(format!(
+            "not a file: {}; nothing was recorded",
+            missing.join(" ")
+        )));
+    }
+    let mut store = open(dir)?;
+    let taken = store.notify(&abs).map_err(runtime)?;
+    let outside: Vec<String> = abs
+        .iter()
+        .zip(&taken)
+        .filter(|(_, taken)| !**taken)
+        .map(|(p, _)| shell_quote(p.as_os_str().as_encoded_bytes()))
+        .collect();
+    let count = taken.iter().filter(|t| **t).count();
+    let out = format!(
+        "notified: {count} file{}\n",
+        if count == 1 { "" } else { "s" }
+    );
+    if !outside.is_empty() {
+        print(&out)?;
+        return Err(Error::Config(format!(
+            "under no watch root of this store (has its daemon started with these roots?): {}",
+            outside.join(" ")
+        )));
+    }
+    print(&out)
+}
+
 /// `shotrouter files`.
 ///
 /// # Errors

@@ -291,6 +291,35 @@ impl Engine {
         }
     }
 
+    /// Files a producer declared complete (`shotrouter notify`): routed at once, as if their
+    /// close had been seen, without waiting for the source to notice them.
+    pub(super) fn take_notices(&mut self, now: Instant) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let notices = match store.take_notices() {
+            Ok(notices) => notices,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the notices of producers");
+                return;
+            }
+        };
+        for notice in notices {
+            let Some(root) = self
+                .set
+                .file
+                .watch
+                .iter()
+                .position(|w| w.name == notice.root)
+            else {
+                tracing::warn!(root = %notice.root, path = %notice.rel.display(), "notice for a root these rules do not watch; ignored");
+                continue;
+            };
+            tracing::info!(root = %notice.root, path = %notice.rel.display(), "notified complete by a producer");
+            self.on_ready(root, &notice.rel, EventKind::CloseWrite, now, false);
+        }
+    }
+
     fn initial_scan_done(&mut self) {
         if !self.first_start {
             tracing::info!(

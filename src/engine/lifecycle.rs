@@ -253,6 +253,7 @@ impl Engine {
         if self.store.is_some() && now >= self.next_poll {
             self.next_poll = now + STORE_POLL;
             self.resume_queued(self.cursor);
+            self.take_notices(now);
         }
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + HEARTBEAT;

@@ -35,6 +35,14 @@ pub trait JobHistory {
     /// Database errors.
     fn jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRow>, StoreError>;
 
+    /// Tells the daemon that these files are complete (a farm's post-task, a publish tool):
+    /// it routes them at once instead of waiting for its source to notice. Returns, per path,
+    /// whether it was taken (`false`: not under any watch root the daemon registered).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn notify(&mut self, paths: &[std::path::PathBuf]) -> Result<Vec<bool>, StoreError>;
+
     /// Everything about one job; `None` when there is no such job.
     ///
     /// # Errors

@@ -273,6 +273,13 @@ pub trait JobQueue: Send {
     /// Database errors.
     fn heartbeat(&mut self) -> Result<(), StoreError>;
 
+    /// Takes the files producers declared complete (`shotrouter notify`) since the last call,
+    /// oldest first; each is returned once.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError>;
+
     /// Queues again the claims of nodes whose last heartbeat is older than `lease_ms`, and
     /// returns them (their attempt counts).
     ///

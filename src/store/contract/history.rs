@@ -167,6 +167,28 @@ pub(crate) fn a_renamed_file_is_followed_not_run_again(b: &dyn Backend) {
     ));
 }
 
+/// `notify` records files under a registered root for the daemon, which takes each once, in
+/// order; a path under no root is refused and recorded nowhere.
+pub(crate) fn notices_reach_the_daemon_once(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let shots = b.scratch().join("shots");
+    q.register_roots(&[("shots".into(), shots.clone())])
+        .expect("roots");
+    assert!(q.take_notices().expect("take").is_empty());
+    let mut h = b.history();
+    let paths = [
+        shots.join("sh010/b.mxf"),
+        b.scratch().join("elsewhere/x.mxf"),
+        shots.join("sh010/a b\n.mxf"),
+    ];
+    assert_eq!(h.notify(&paths).expect("notify"), [true, false, true]);
+    assert_eq!(
+        q.take_notices().expect("take"),
+        [at("sh010/b.mxf"), at("sh010/a b\n.mxf")]
+    );
+    assert!(q.take_notices().expect("take").is_empty(), "each once");
+}
+
 /// `rerun` queues a new generation of the latest version; the engine's enqueue of that version
 /// is still a duplicate, and inputs with a job waiting are skipped.
 pub(crate) fn rerun_adds_a_generation(b: &dyn Backend) {

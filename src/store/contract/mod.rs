@@ -50,6 +50,7 @@ macro_rules! contract_tests {
             history_reports_and_filters,
             history_finds_files_by_absolute_path,
             a_renamed_file_is_followed_not_run_again,
+            notices_reach_the_daemon_once,
             rerun_adds_a_generation,
         );
     };

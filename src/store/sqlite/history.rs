@@ -242,6 +242,25 @@ impl JobHistory for SqliteStore {
         Ok(requeued)
     }
 
+    fn notify(&mut self, paths: &[std::path::PathBuf]) -> Result<Vec<bool>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut taken = Vec::with_capacity(paths.len());
+        for path in paths {
+            let at = SqliteStore::rooted(&tx, path)?;
+            if at.root.is_empty() {
+                taken.push(false);
+                continue;
+            }
+            tx.prepare_cached("INSERT INTO notices (root, rel, at) VALUES (?1, ?2, ?3)")?
+                .execute(params![at.root, blob(&at.rel), now_ms()])?;
+            taken.push(true);
+        }
+        tx.commit()?;
+        Ok(taken)
+    }
+
     fn cancel(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Option<GroupId>)>, StoreError> {
         let tx = self
             .conn

@@ -109,6 +109,30 @@ impl JobQueue for SqliteStore {
         Ok(())
     }
 
+    fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "DELETE FROM notices WHERE id <= (SELECT max(id) FROM notices)
+             RETURNING id, root, rel",
+        )?;
+        let mut taken = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        taken.sort_by_key(|(id, _, _)| *id);
+        Ok(taken
+            .into_iter()
+            .map(|(_, root, rel)| RootedPath {
+                root,
+                rel: path_of(rel),
+            })
+            .collect())
+    }
+
     fn recover(&mut self) -> Result<Vec<Abandoned>, StoreError> {
         self.recover_claims()
     }

@@ -30,7 +30,8 @@
 //! # Version 3
 //!
 //! An index of files by version, `(ino, size, mtime_ns)`: a file renamed within the tree is
-//! found under its old path and the store follows it (see `enqueue`'s `follow_moves`).
+//! found under its old path and the store follows it (see `enqueue`'s `follow_moves`). A
+//! `notices` table: files a producer declared complete, for the daemon to route at once.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -159,8 +160,15 @@ const V2: &str = "CREATE TABLE roots (
     CREATE INDEX jobs_by_finish ON jobs(finished_at) WHERE finished_at IS NOT NULL;
     CREATE INDEX jobs_by_queue ON jobs(queue_seq) WHERE queue_seq > 0;";
 
-/// Version 3: files found by content, so a renamed file is followed rather than run again.
-const V3: &str = "CREATE INDEX files_by_content ON files(ino, size, mtime_ns);";
+/// Version 3: files found by content, so a renamed file is followed rather than run again;
+/// notices from producers (`shotrouter notify`), taken by the daemon.
+const V3: &str = "CREATE INDEX files_by_content ON files(ino, size, mtime_ns);
+    CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        root TEXT NOT NULL,
+        rel BLOB NOT NULL,
+        at INTEGER NOT NULL
+    );";
 
 const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
