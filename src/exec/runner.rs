@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -207,9 +207,7 @@ fn run_attempt(
                     .iter()
                     .map(|argv| {
                         argv.iter()
-                            .map(|arg| {
-                                crate::exec::temps::replace_all(arg, from.as_bytes(), to.as_bytes())
-                            })
+                            .map(|arg| replace_all(arg, from.as_bytes(), to.as_bytes()))
                             .collect()
                     })
                     .collect(),
@@ -438,4 +436,24 @@ fn reap_group(pgid: i32) {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// `text` with every `from` replaced by `to`.
+pub(crate) fn replace_all(text: &OsString, from: &[u8], to: &[u8]) -> OsString {
+    let bytes = text.as_bytes();
+    if from.is_empty() || !bytes.windows(from.len()).any(|w| w == from) {
+        return text.clone();
+    }
+    let mut out = Vec::with_capacity(bytes.len() + to.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at..].starts_with(from) {
+            out.extend_from_slice(to);
+            at += from.len();
+        } else {
+            out.push(bytes[at]);
+            at += 1;
+        }
+    }
+    OsString::from_vec(out)
 }

@@ -7,12 +7,11 @@
 //! recorded is found by that name on its command line and killed, and the file is removed. A
 //! user's own file never has such a name, and no live job does: the store has one daemon.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::deliver::publish::{claim_tag, temp_beside};
-use crate::exec::runner::JobSpec;
+use crate::exec::runner::{JobSpec, replace_all};
 use crate::store::queue::Abandoned;
 
 /// Renames a claimed job's temp output after its claim, in its argv too (every occurrence of
@@ -33,26 +32,6 @@ pub fn bind_claim(spec: &mut JobSpec) {
             *arg = replace_all(arg, old.as_os_str().as_bytes(), temp.as_os_str().as_bytes());
         }
     }
-}
-
-/// `text` with every `from` replaced by `to`.
-pub(crate) fn replace_all(text: &OsString, from: &[u8], to: &[u8]) -> OsString {
-    let bytes = text.as_bytes();
-    if from.is_empty() || !bytes.windows(from.len()).any(|w| w == from) {
-        return text.clone();
-    }
-    let mut out = Vec::with_capacity(bytes.len() + to.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        if bytes[at..].starts_with(from) {
-            out.extend_from_slice(to);
-            at += from.len();
-        } else {
-            out.push(bytes[at]);
-            at += 1;
-        }
-    }
-    OsString::from_vec(out)
 }
 
 /// Every temp output the attempts of an abandoned job may have written: one per claim token.
