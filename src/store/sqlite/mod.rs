@@ -20,6 +20,7 @@ use encoding::{APPLICATION_ID, lossy, path_of, retry_soon};
 
 mod checkpoint;
 mod encoding;
+mod enqueue;
 pub use encoding::DB_FILE;
 mod history;
 mod lease;

@@ -1,0 +1,224 @@
+//! Recording a new job and the file it is on: the idempotent insert, the checks that make an
+//! enqueue a no-op (a baseline version, a move the store follows) and the supersession of
+//! older versions' unfinished jobs.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::super::JobId;
+use super::super::queue::{Answer, Claim, NewJob, RootedPath};
+use super::encoding::{blob, encode_steps, path_of};
+use super::stored;
+use crate::os::version::FileVersion;
+
+pub(super) fn enqueue(
+    tx: &Connection,
+    node: &str,
+    now: i64,
+    legacy: bool,
+    job: &NewJob,
+    claim: bool,
+) -> rusqlite::Result<Answer> {
+    if !job.baseline_runs && is_baseline(tx, job)? {
+        return Ok(Answer::Duplicate);
+    }
+    let moved = if job.follow_moves && job.unplannable.is_none() {
+        follow_move(tx, job)?
+    } else {
+        None
+    };
+    let file_id = upsert_file(tx, &job.input, job.version, false, now, legacy)?;
+    if let Some(from) = moved {
+        return Ok(Answer::Moved { from });
+    }
+    let (ino, size, mtime) = stored(job.version);
+    let claim = claim && job.unplannable.is_none();
+    let (status, token, claimer, attempts, claimed_at, finished_at) =
+        match (&job.unplannable, claim) {
+            (Some(_), _) => ("failed", 0, None, 0, None, Some(now)),
+            (None, true) => ("claimed", 1, Some(node), 1, Some(now), None),
+            (None, false) => ("queued", 0, None, 0, None, None),
+        };
+    // With DO NOTHING, RETURNING yields no row at all for a conflict: that is the duplicate.
+    let id: Option<JobId> = tx
+        .prepare_cached(
+            "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, status, token, node,
+                 attempts, steps, output, exit_status, created_at, claimed_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             ON CONFLICT DO NOTHING RETURNING id",
+        )?
+        .query_row(
+            params![
+                job.rule,
+                job.rule_hash,
+                file_id,
+                ino,
+                size,
+                mtime,
+                status,
+                token,
+                claimer,
+                attempts,
+                encode_steps(&job.steps),
+                job.output.as_deref().map(blob),
+                job.unplannable,
+                now,
+                claimed_at,
+                finished_at
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(id) = id else {
+        return Ok(Answer::Duplicate);
+    };
+    // A rerun (a new generation of the same version) does not cancel the job it repeats.
+    let superseded = tx
+        .prepare_cached(
+            "UPDATE jobs SET status = 'cancelled', finished_at = ?4,
+                 exit_status = 'superseded by job ' || ?3 || ': a newer version of the input arrived'
+             WHERE file_id = ?1 AND rule = ?2 AND id < ?3
+                 AND status IN ('queued', 'claimed', 'running')
+                 AND NOT (ino = ?5 AND size = ?6 AND mtime_ns = ?7)
+             RETURNING id",
+        )?
+        .query_map(
+            params![file_id, job.rule, id, now, ino, size, mtime],
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<Vec<JobId>>>()?;
+    Ok(Answer::Enqueued {
+        id,
+        claim: claim.then_some(Claim {
+            id,
+            token: 1,
+            attempt: 1,
+        }),
+        superseded,
+    })
+}
+
+/// Whether the input's record holds exactly this version as baseline: known, never to run.
+fn is_baseline(tx: &Connection, job: &NewJob) -> rusqlite::Result<bool> {
+    let (ino, size, mtime) = stored(job.version);
+    Ok(tx
+        .prepare_cached(
+            "SELECT 1 FROM files WHERE root = ?1 AND rel = ?2 AND baseline = 1
+                 AND ino = ?3 AND size = ?4 AND mtime_ns = ?5",
+        )?
+        .query_row(
+            params![job.input.root, blob(&job.input.rel), ino, size, mtime],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// When `job`'s version succeeded for its rule under another path that still records that
+/// version, moves that file's record (and so its history) to the job's path and returns where
+/// it was. When a record already holds the new path (a file renamed over another), the moved
+/// file's jobs join it instead; no job is ever deleted.
+fn follow_move(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<RootedPath>> {
+    let (ino, size, mtime) = stored(job.version);
+    let found: Option<(i64, String, Vec<u8>)> = tx
+        .prepare_cached(
+            "SELECT f.id, f.root, f.rel FROM files f
+             WHERE f.ino = ?1 AND f.size = ?2 AND f.mtime_ns = ?3 AND f.legacy = 0
+                 AND NOT (f.root = ?4 AND f.rel = ?5)
+                 AND EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = f.id AND j.rule = ?6
+                     AND j.ino = ?1 AND j.size = ?2 AND j.mtime_ns = ?3 AND j.status = 'done')
+             LIMIT 1",
+        )?
+        .query_row(
+            params![
+                ino,
+                size,
+                mtime,
+                job.input.root,
+                blob(&job.input.rel),
+                job.rule
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((old_id, root, rel)) = found else {
+        return Ok(None);
+    };
+    let existing: Option<i64> = tx
+        .prepare_cached("SELECT id FROM files WHERE root = ?1 AND rel = ?2")?
+        .query_row(params![job.input.root, blob(&job.input.rel)], |r| r.get(0))
+        .optional()?;
+    match existing {
+        None => {
+            tx.prepare_cached("UPDATE files SET root = ?2, rel = ?3 WHERE id = ?1")?
+                .execute(params![old_id, job.input.root, blob(&job.input.rel)])?;
+        }
+        Some(existing) => {
+            // `OR IGNORE`: a job whose key the record already has stays where it was, and
+            // so does the old record then.
+            tx.prepare_cached("UPDATE OR IGNORE jobs SET file_id = ?1 WHERE file_id = ?2")?
+                .execute(params![existing, old_id])?;
+            tx.prepare_cached(
+                "DELETE FROM files WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM jobs WHERE file_id = ?1)",
+            )?
+            .execute([old_id])?;
+        }
+    }
+    Ok(Some(RootedPath {
+        root,
+        rel: path_of(rel),
+    }))
+}
+
+/// Records this version of a file and returns its row id. A legacy row (from v1) whose size and
+/// mtime match is the same contents: its jobs of that version take the new inode first, so the
+/// unique index recognises them.
+pub(super) fn upsert_file(
+    tx: &Connection,
+    path: &RootedPath,
+    version: FileVersion,
+    baseline: bool,
+    now: i64,
+    legacy: bool,
+) -> rusqlite::Result<i64> {
+    // Only a store migrated from the previous release has legacy rows; skip the look-up else.
+    if legacy {
+        upgrade_legacy(tx, &path.root, &path.rel, version)?;
+    }
+    let (ino, size, mtime) = stored(version);
+    tx.prepare_cached(
+        "INSERT INTO files (root, rel, ino, size, mtime_ns, baseline, seen_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(root, rel) DO UPDATE SET ino = excluded.ino, size = excluded.size,
+             mtime_ns = excluded.mtime_ns, legacy = 0, baseline = excluded.baseline,
+             seen_at = excluded.seen_at
+         RETURNING id",
+    )?
+    .query_row(
+        params![path.root, blob(&path.rel), ino, size, mtime, baseline, now],
+        |r| r.get(0),
+    )
+}
+
+/// Moves the jobs of a legacy file row's current version to the presented inode, when the
+/// presented version has the same size and mtime. `OR IGNORE`: a job already recorded with the
+/// new inode wins over its legacy twin, which then keeps the old one.
+pub(super) fn upgrade_legacy(
+    tx: &Connection,
+    root: &str,
+    rel: &Path,
+    version: FileVersion,
+) -> rusqlite::Result<()> {
+    let (ino, size, mtime) = stored(version);
+    tx.prepare_cached(
+        "UPDATE OR IGNORE jobs SET ino = ?3
+         WHERE file_id = (SELECT id FROM files
+                 WHERE root = ?1 AND rel = ?2 AND legacy = 1 AND size = ?4 AND mtime_ns = ?5)
+             AND ino = (SELECT ino FROM files WHERE root = ?1 AND rel = ?2)
+             AND size = ?4 AND mtime_ns = ?5",
+    )?
+    .execute(params![root, blob(rel), ino, size, mtime])?;
+    Ok(())
+}
