@@ -16,6 +16,7 @@
 
 mod index;
 mod pass;
+mod roots;
 
 use std::thread::JoinHandle;
 use std::time::Instant;

@@ -21,26 +21,12 @@ use std::time::{Duration, Instant};
 use crate::os::version::FileVersion;
 use crate::rules::{EventKind, PollSettings};
 use crate::source::poll::index::{Folder, Folders, Kind, Listing, Stamp};
+use crate::source::poll::roots::RootState;
 use crate::source::{FileEvent, Origin, Sink, SourceEvent, WatchConfig};
 
 /// A folder stays hot (looked at every `hot` interval) this many `cold` intervals after its
 /// entries last changed: long enough to cover a render's gaps between frames.
 const HOT_FOR_COLD_INTERVALS: u32 = 10;
-
-/// The state of one watch root.
-#[derive(Debug)]
-struct RootState {
-    /// Index in the whole configuration.
-    index: usize,
-    /// The root's folder, once it was first listed.
-    top: Option<u32>,
-    /// The `statfs` magic of the file system the root was on (0: not known yet).
-    magic: u64,
-    /// The root's device when last seen well.
-    dev: Option<u64>,
-    /// Reported lost; looked at every `hot` interval for its return.
-    lost: bool,
-}
 
 /// A file seen but not yet complete: it must hold still for the quiet time.
 #[derive(Debug)]
@@ -70,11 +56,11 @@ struct Moves {
 
 /// The poller of some roots: the index, files not yet complete, and where it reports.
 pub(super) struct Poller {
-    config: WatchConfig,
-    roots: Vec<RootState>,
-    folders: Folders,
+    pub(super) config: WatchConfig,
+    pub(super) roots: Vec<RootState>,
+    pub(super) folders: Folders,
     pending: HashMap<(u32, OsString), Pending>,
-    sink: Sink,
+    pub(super) sink: Sink,
 }
 
 impl Poller {
@@ -98,11 +84,11 @@ impl Poller {
         }
     }
 
-    fn settings(&self, root: usize) -> PollSettings {
+    pub(super) fn settings(&self, root: usize) -> PollSettings {
         self.config.roots[root].poll
     }
 
-    fn root_path(&self, root: usize) -> &Path {
+    pub(super) fn root_path(&self, root: usize) -> &Path {
         &self.config.roots[root].path
     }
 
@@ -122,29 +108,6 @@ impl Poller {
         }
         self.pass(now);
         self.sink.initial_scan_done();
-    }
-
-    /// Makes the root's folder (listed on this pass) and notes its file system.
-    fn attach_root(&mut self, slot: usize, now: Instant, initial: bool) {
-        let index = self.roots[slot].index;
-        if let Ok(kind) = crate::os::fs_kind::detect(self.root_path(index)) {
-            self.roots[slot].magic = kind.magic;
-        }
-        self.roots[slot].dev = std::fs::metadata(self.root_path(index))
-            .ok()
-            .map(|m| std::os::unix::fs::MetadataExt::dev(&m));
-        let id = self.folders.insert(Folder {
-            root: index,
-            rel: PathBuf::new(),
-            parent: None,
-            stamp: None,
-            listing: Listing::default(),
-            changed_at: None,
-            next_check: now,
-            failing: false,
-            initial,
-        });
-        self.roots[slot].top = Some(id);
     }
 
     /// One pass at `now`: roots' health, due folders, then files not yet complete.
@@ -503,83 +466,6 @@ impl Poller {
                 continue;
             }
             pending.next = (pending.since + settings.quiet).min(now + settings.hot);
-        }
-    }
-
-    fn is_lost(&self, root: usize) -> bool {
-        self.roots.iter().any(|r| r.index == root && r.lost)
-    }
-
-    fn root_dev_changed(&mut self, root: usize, dev: u64) -> bool {
-        let Some(state) = self.roots.iter_mut().find(|r| r.index == root) else {
-            return false;
-        };
-        match state.dev {
-            Some(known) => known != dev,
-            None => {
-                state.dev = Some(dev);
-                false
-            }
-        }
-    }
-
-    /// Reports a root lost, keeping everything known of it.
-    fn lose_root(&mut self, root: usize, why: &str) {
-        let Some(state) = self.roots.iter_mut().find(|r| r.index == root) else {
-            return;
-        };
-        if state.lost {
-            return;
-        }
-        state.lost = true;
-        let path = self.config.roots[root].path.clone();
-        tracing::error!(root = %path.display(), reason = %why, "watch root lost (unreachable, unmounted or emptied); nothing under it is read as deleted, and it is diffed against what was known when it returns");
-        self.sink.send(SourceEvent::RootLost(path));
-    }
-
-    /// A lost root is back when it can be listed, is on the same kind of file system as
-    /// before, and is not empty (unless it was): then every folder is looked at in this pass.
-    fn try_return(&mut self, slot: usize, now: Instant) {
-        let index = self.roots[slot].index;
-        let path = self.root_path(index).to_path_buf();
-        let Ok(meta) = std::fs::metadata(&path) else {
-            return;
-        };
-        let Ok(kind) = crate::os::fs_kind::detect(&path) else {
-            return;
-        };
-        let state = &self.roots[slot];
-        if !meta.is_dir() || (state.magic != 0 && kind.magic != state.magic) {
-            return;
-        }
-        let Ok(mut entries) = std::fs::read_dir(&path) else {
-            return;
-        };
-        let top = state.top;
-        let knew = top
-            .and_then(|id| self.folders.get(id))
-            .is_some_and(|f| !f.listing.is_empty());
-        if knew && entries.next().is_none() {
-            return;
-        }
-        let dev = std::os::unix::fs::MetadataExt::dev(&meta);
-        let old_dev = self.roots[slot].dev;
-        self.roots[slot].lost = false;
-        self.roots[slot].dev = Some(dev);
-        tracing::info!(root = %path.display(), "watch root is back; comparing it with what was known");
-        self.sink.send(SourceEvent::RootBack(path));
-        match top {
-            None => self.attach_root(slot, now, true),
-            Some(_) => {
-                for folder in self.folders.iter_mut().filter(|f| f.root == index) {
-                    folder.next_check = now;
-                    if let Some(stamp) = folder.stamp.as_mut()
-                        && Some(stamp.dev) == old_dev
-                    {
-                        stamp.dev = dev;
-                    }
-                }
-            }
         }
     }
 
