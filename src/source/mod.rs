@@ -135,7 +135,7 @@ impl Sources {
     pub fn start(config: WatchConfig, sink: Sender<SourceEvent>) -> Result<Sources, SourceError> {
         let choices: Vec<Choice> = config.roots.iter().map(choose).collect();
         for (root, choice) in config.roots.iter().zip(&choices) {
-            tracing::info!(root = %root.name, path = %root.path.display(), fs = %choice.fs, source = %choice.source.as_str(), chosen = if choice.configured == SourceKind::Auto { "auto" } else { "forced" }, missing = choice.missing, "watch root");
+            tracing::info!(root = %root.name, path = %root.path.display(), fs = %choice.fs, source = %choice.source.as_str(), chosen = %if choice.configured == SourceKind::Auto { "auto" } else { "forced" }, missing = choice.missing, "watch root");
             if let Some(warning) = choice.warning() {
                 tracing::warn!(root = %root.name, path = %root.path.display(), "{warning}");
             }

@@ -5,6 +5,7 @@ mod daemon;
 mod env;
 mod media;
 mod operations;
+mod poll;
 mod sequences;
 mod store;
 mod watch;

@@ -381,8 +381,17 @@ impl Poller {
     /// Reports the pass's deletions and starts watching what arrived.
     fn resolve(&mut self, moves: Moves, now: Instant) {
         let gone_inodes: HashSet<u64> = moves.gone.iter().map(|g| g.2).collect();
+        // A name that is there again (its folder was replaced) was not deleted.
+        let arrived_paths: HashSet<(usize, PathBuf)> = moves
+            .arrived
+            .iter()
+            .filter_map(|(folder, name, _, _)| {
+                let f = self.folders.get(*folder)?;
+                Some((f.root, f.rel.join(name)))
+            })
+            .collect();
         for (root, rel, _, report) in moves.gone {
-            if report {
+            if report && !arrived_paths.contains(&(root, rel.clone())) {
                 self.emit(root, rel, EventKind::Delete, Origin::Event);
             }
         }
