@@ -5,17 +5,21 @@
 //! Needs `/dev/fuse` and `bindfs` (`scripts/deps` installs them); where a FUSE file system
 //! cannot be mounted, each test says why and skips.
 
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::daemon::{Daemon, argvdump, counts, records};
 use crate::env::{Env, wait_until};
 
-/// A bindfs mount of `backing` at `mount`, unmounted when dropped (panics included).
+/// A bindfs mount of `backing` at `mount`, unmounted when dropped (panics included). bindfs
+/// runs in the foreground as the test's child, so a test can kill it like a crashed server.
 struct Fuse {
     backing: PathBuf,
     mount: PathBuf,
+    bindfs: std::cell::RefCell<Option<Child>>,
 }
 
 impl Fuse {
@@ -25,6 +29,7 @@ impl Fuse {
         let fuse = Fuse {
             backing: env.path("backing"),
             mount: env.path("mnt"),
+            bindfs: std::cell::RefCell::new(None),
         };
         std::fs::create_dir_all(&fuse.backing).expect("backing folder");
         std::fs::create_dir_all(&fuse.mount).expect("mount point");
@@ -41,23 +46,44 @@ impl Fuse {
         }
     }
 
-    /// (Re)mounts the backing folder.
+    /// (Re)mounts the backing folder and waits until the mount is there.
     fn attach(&self) -> Result<(), String> {
-        let out = Command::new("bindfs")
+        let mut child = Command::new("bindfs")
+            .arg("-f")
             .arg(&self.backing)
             .arg(&self.mount)
-            .output()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| format!("bindfs: {e} (install `bindfs` and `fuse3`: scripts/deps)"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "bindfs failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.mounted() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    let _ = stderr.read_to_string(&mut err);
+                }
+                return Err(format!("bindfs exited ({status}): {}", err.trim()));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("bindfs did not mount within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        *self.bindfs.borrow_mut() = Some(child);
         Ok(())
     }
 
-    /// Unmounts it: the mount point is left as an empty local folder.
+    /// Whether the mount point is a mount now (its device differs from its parent's).
+    fn mounted(&self) -> bool {
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        let parent = self.mount.parent().expect("has a parent");
+        matches!((dev(&self.mount), dev(parent)), (Some(a), Some(b)) if a != b)
+    }
+
+    /// Unmounts it cleanly: the mount point is left as an empty local folder.
     fn detach(&self) {
         let status = Command::new("fusermount3")
             .arg("-u")
@@ -65,6 +91,18 @@ impl Fuse {
             .status()
             .expect("fusermount3 runs");
         assert!(status.success(), "unmounting {}", self.mount.display());
+        if let Some(mut child) = self.bindfs.borrow_mut().take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills bindfs, as a file server crashes: the mount answers "transport endpoint is not
+    /// connected" until it is unmounted.
+    fn crash(&self) {
+        if let Some(mut child) = self.bindfs.borrow_mut().take() {
+            child.kill().expect("kill bindfs");
+            let _ = child.wait();
+        }
     }
 
     /// A path in the backing folder (where the "remote" writers write).
@@ -79,13 +117,34 @@ impl Drop for Fuse {
         let _ = Command::new("fusermount3")
             .args(["-u", "-z"])
             .arg(&self.mount)
+            .stderr(Stdio::null())
             .status();
+        if let Some(mut child) = self.bindfs.borrow_mut().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 fn write(path: &Path, contents: &[u8]) {
     std::fs::create_dir_all(path.parent().expect("has a folder")).expect("mkdir");
     std::fs::write(path, contents).expect("write");
+}
+
+/// Sets a file's mtime `days` back, as `cp -p` of an old plate leaves it.
+fn age(path: &Path, days: u64) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(86_400 * days)))
+        .expect("set mtime");
+}
+
+/// Writes a file finished long ago (a file written just before start-up is watched until it
+/// holds still, and then processed, not recorded as the first start's baseline).
+fn write_old(path: &Path, contents: &[u8]) {
+    write(path, contents);
+    age(path, 30);
 }
 
 /// Rules over the FUSE mount (as root `shots`) and a local folder (`local`): every `*.exr`
@@ -130,9 +189,11 @@ fn auto_polls_a_fuse_mount_with_default_settings_and_routes_every_file_once() {
     let Some(fuse) = Fuse::mount(&env) else {
         return;
     };
-    write(&fuse.remote("sh010/old.exr"), b"old");
-    write(&fuse.remote("sh010/keep.exr"), b"keep");
+    write_old(&fuse.remote("sh010/old.exr"), b"old");
+    write_old(&fuse.remote("sh010/keep.exr"), b"keep");
     env.write("rules.yaml", rules(&env, ""));
+    let check = crate::env::stdout(&env.run(&["check", "rules.yaml"]));
+    assert!(check.contains(" (fs=fuse source=poll (auto))\n"), "{check}");
     let daemon = Daemon::start(&env, &[], &[]);
 
     // One start-up line per root names its file system and the source `auto` chose.
@@ -175,11 +236,7 @@ fn auto_polls_a_fuse_mount_with_default_settings_and_routes_every_file_once() {
     write(&fuse.remote("sh030/c.exr.tmp"), b"c");
     std::fs::rename(fuse.remote("sh030/c.exr.tmp"), fuse.remote("sh030/c.exr")).expect("mv");
     let plate = env.write("plate.exr", b"plate");
-    std::fs::File::options()
-        .write(true)
-        .open(&plate)
-        .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(86_400 * 400)))
-        .expect("old mtime");
+    age(&plate, 400);
     let cp = Command::new("cp")
         .arg("-p")
         .arg(&plate)
@@ -245,16 +302,15 @@ fn a_restart_runs_what_arrived_while_down_and_nothing_twice() {
 }
 
 #[test]
-fn an_unmounted_share_is_lost_not_deleted_and_diffed_when_it_returns() {
+fn an_unmounted_or_crashed_share_is_lost_not_deleted_and_diffed_when_it_returns() {
     let env = Env::new();
     let Some(fuse) = Fuse::mount(&env) else {
         return;
     };
     for i in 0..20 {
-        write(&fuse.remote(&format!("sh010/f{i:02}.exr")), b"x");
+        write_old(&fuse.remote(&format!("sh010/f{i:02}.exr")), b"x");
     }
     env.write("rules.yaml", rules(&env, FAST));
-    // A first run records the tree as done; the test runs on the second.
     let daemon = Daemon::start(&env, &[], &[]);
     write(&fuse.remote("sh010/new.exr"), b"n");
     daemon.wait_idle_with(1, Duration::from_secs(20));
@@ -278,6 +334,27 @@ fn an_unmounted_share_is_lost_not_deleted_and_diffed_when_it_returns() {
     assert_eq!(
         records(&dump).len(),
         2,
+        "nothing re-run: {:?}",
+        records(&dump)
+    );
+
+    // The file server crashes: every look fails (ENOTCONN) until it is mounted again.
+    fuse.crash();
+    wait_until("the crash to be noticed", Duration::from_secs(20), || {
+        daemon.log_text().matches("watch root lost").count() == 2
+    });
+    write(&fuse.remote("sh020/after-crash.exr"), b"c");
+    std::thread::sleep(Duration::from_secs(2));
+    fuse.detach();
+    fuse.attach().expect("remount");
+    wait_until("the second return", Duration::from_secs(20), || {
+        daemon.log_text().matches("watch root is back").count() == 2
+    });
+    daemon.wait_idle_with(3, Duration::from_secs(20));
+    assert_eq!(count_of(&dump, "sh020/after-crash.exr"), 1);
+    assert_eq!(
+        records(&dump).len(),
+        3,
         "nothing re-run: {:?}",
         records(&dump)
     );

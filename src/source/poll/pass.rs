@@ -16,7 +16,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::DirEntryExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::os::version::FileVersion;
 use crate::rules::{EventKind, PollSettings};
@@ -27,6 +27,10 @@ use crate::source::{FileEvent, Origin, Sink, SourceEvent, WatchConfig};
 /// A folder stays hot (looked at every `hot` interval) this many `cold` intervals after its
 /// entries last changed: long enough to cover a render's gaps between frames.
 const HOT_FOR_COLD_INTERVALS: u32 = 10;
+
+/// A file found at start-up whose mtime is within the quiet time and this margin of now may
+/// still be being written; it is watched until it holds still.
+const RECENT_MARGIN: Duration = Duration::from_secs(2);
 
 /// A file seen but not yet complete: it must hold still for the quiet time.
 #[derive(Debug)]
@@ -40,6 +44,9 @@ struct Pending {
     /// `moved_to` when its inode left another name in the same pass (a rename), else
     /// `close_write`.
     kind: EventKind,
+    /// `initial_scan` for a file the initial pass found still changing: once still, it is
+    /// reported as the initial scan's, so the engine compares it with the store.
+    origin: Origin,
 }
 
 /// What a pass saw come and go, resolved at its end: a name that arrives with an inode that
@@ -92,7 +99,8 @@ impl Poller {
         &self.config.roots[root].path
     }
 
-    /// The initial pass: lists every folder, reports every file as found by the initial scan,
+    /// The initial pass: lists every folder, reports every file as found by the initial scan
+    /// (a file that may still be being written: once it held still),
     /// then that the scan is done. A root that cannot be listed is waited for.
     pub fn initial_pass(&mut self, now: Instant) {
         for slot in 0..self.roots.len() {
@@ -278,7 +286,8 @@ impl Poller {
                             parent: Some(id),
                             stamp: None,
                             listing: Listing::default(),
-                            changed_at: Some(now),
+                            // Found at start-up, it has not changed as far as we know.
+                            changed_at: (!initial).then_some(now),
                             next_check: now,
                             failing: false,
                             initial,
@@ -297,12 +306,7 @@ impl Poller {
                             let watched = !self.config.ignore.is_match(&child_rel);
                             if initial {
                                 if watched {
-                                    self.emit(
-                                        root,
-                                        child_rel,
-                                        EventKind::CloseWrite,
-                                        Origin::InitialScan,
-                                    );
+                                    self.found_at_start(id, name.clone(), child_rel, now);
                                 }
                             } else {
                                 moves.arrived.push((id, name.clone(), ino, watched));
@@ -339,6 +343,36 @@ impl Poller {
             folder.initial = false;
         }
         self.schedule(id, now, changed, settings);
+    }
+
+    /// A file found by the initial pass: reported at once, unless its mtime says it may still
+    /// be being written (then it is reported once it held still). The mtime is only a hint
+    /// here, for which files to watch: a clock skewed between server and client makes it
+    /// wait for nothing or not at all, never lose a file.
+    fn found_at_start(&mut self, folder: u32, name: OsString, rel: PathBuf, now: Instant) {
+        let root = self.folders.get(folder).map_or(0, |f| f.root);
+        let abs = self.root_path(root).join(&rel);
+        let quiet = self.settings(root).quiet;
+        let recent = std::fs::symlink_metadata(&abs)
+            .and_then(|m| m.modified())
+            .is_ok_and(|mtime| match SystemTime::now().duration_since(mtime) {
+                Ok(age) => age < quiet + RECENT_MARGIN,
+                Err(_) => true, // in the future: a skewed clock, or being written now
+            });
+        if !recent {
+            self.emit(root, rel, EventKind::CloseWrite, Origin::InitialScan);
+            return;
+        }
+        self.pending.insert(
+            (folder, name),
+            Pending {
+                version: None,
+                since: now,
+                next: now,
+                kind: EventKind::CloseWrite,
+                origin: Origin::InitialScan,
+            },
+        );
     }
 
     /// Forgets folder `id` and everything below it, noting its files as gone.
@@ -415,6 +449,7 @@ impl Poller {
                     } else {
                         EventKind::CloseWrite
                     },
+                    origin: Origin::Event,
                 },
             );
         }
@@ -469,9 +504,9 @@ impl Poller {
                 pending.version = Some(current);
                 pending.since = now;
             } else if now.saturating_duration_since(pending.since) >= settings.quiet {
-                let kind = pending.kind;
+                let (kind, origin) = (pending.kind, pending.origin);
                 self.pending.remove(&key);
-                self.emit(root, rel, kind, Origin::Event);
+                self.emit(root, rel, kind, origin);
                 continue;
             }
             pending.next = (pending.since + settings.quiet).min(now + settings.hot);

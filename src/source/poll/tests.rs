@@ -35,7 +35,7 @@ impl Fixture {
         let root = dir.path().join("root");
         std::fs::create_dir(&root).expect("mkdir");
         for rel in files {
-            write(&root.join(rel), b"x");
+            write_old(&root.join(rel), b"x");
         }
         let mut ignore = GlobSetBuilder::new();
         ignore.add(Glob::new("**/*.tmp").expect("glob"));
@@ -143,6 +143,17 @@ fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).expect("write");
 }
 
+/// Writes a file last modified a year ago (long finished, as most of a tree is at start-up).
+fn write_old(path: &Path, bytes: &[u8]) {
+    write(path, bytes);
+    let old = SystemTime::now() - Duration::from_secs(86_400 * 365);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_modified(old))
+        .expect("set mtime");
+}
+
 fn file_event(rel: &str, kind: EventKind) -> FileEvent {
     FileEvent {
         root: 0,
@@ -170,13 +181,7 @@ fn new_files_are_found_by_listing_and_reported_once_after_holding_still() {
     // A new nested folder, a quiet old folder, a file with an old mtime (as `cp -p` leaves),
     // an ignored temp file.
     write(&f.path("sh030/comp/v001/b.exr"), b"b");
-    write(&f.path("sh020/old-mtime.exr"), b"o");
-    let old = SystemTime::now() - Duration::from_secs(86_400 * 365);
-    std::fs::File::options()
-        .write(true)
-        .open(f.path("sh020/old-mtime.exr"))
-        .and_then(|file| file.set_modified(old))
-        .expect("set mtime");
+    write_old(&f.path("sh020/old-mtime.exr"), b"o");
     write(&f.path("sh020/partial.tmp"), b"t");
     let mut want = vec!["sh020/old-mtime.exr", "sh030/comp/v001/b.exr"];
     let mut got = Vec::new();
@@ -230,6 +235,57 @@ fn a_growing_file_is_reported_once_complete() {
         Some(&file("render/frame.0001.exr", EventKind::CloseWrite))
     );
     assert_eq!(f.quiet_for(SETTINGS.cold * 2), vec![]);
+}
+
+#[test]
+fn a_file_still_growing_at_start_up_is_reported_with_the_initial_scan_once_complete() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("growing.exr");
+    let writer_path = path.clone();
+    let writer = std::thread::spawn(move || {
+        let mut out = std::fs::File::create(&writer_path).expect("create");
+        for _ in 0..8 {
+            out.write_all(&[7u8; 1000]).expect("append");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let config = WatchConfig {
+        roots: vec![WatchRoot {
+            name: "root".into(),
+            path: dir.path().to_path_buf(),
+            recursive: true,
+            source: SourceKind::Poll,
+            poll: SETTINGS,
+        }],
+        ignore: globset::GlobSet::empty(),
+        events: EventSet::READY,
+    };
+    let (tx, rx) = unbounded();
+    let merge = Arc::new(Merge {
+        engine: tx,
+        pending: AtomicUsize::new(1),
+    });
+    let source = PollSource::start(&config, vec![0], Sink::new(merge)).expect("start");
+    let first = rx.recv_timeout(Duration::from_secs(10)).expect("an event");
+    assert_eq!(
+        first,
+        SourceEvent::InitialScanDone,
+        "the growing file waits"
+    );
+    let next = rx.recv_timeout(Duration::from_secs(10)).expect("the file");
+    assert!(writer.is_finished(), "reported while still being written");
+    writer.join().expect("writer");
+    assert_eq!(
+        next,
+        SourceEvent::File(FileEvent {
+            root: 0,
+            rel: PathBuf::from("growing.exr"),
+            kind: EventKind::CloseWrite,
+            origin: Origin::InitialScan,
+        })
+    );
+    drop(source);
 }
 
 #[test]
