@@ -1,5 +1,5 @@
 //! Where file events come from: one [`FileSource`] per source kind (inotify, poll; `auto` is
-//! resolved per root by [`choose`]), merged by [`Sources`].
+//! resolved per root by [`mod@choose`]), merged by [`Sources`].
 //!
 //! Sources report [`SourceEvent`]s into a [`Sink`], always naming a root by its index in the
 //! full [`WatchConfig::roots`]. The engine sees one stream: exactly one
