@@ -211,6 +211,36 @@ fn new_files_are_found_by_listing_and_reported_once_after_holding_still() {
 }
 
 #[test]
+fn names_with_spaces_quotes_newlines_and_invalid_utf8_survive() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut f = Fixture::start(&[], true);
+    let name = std::ffi::OsStr::from_bytes(b"it's a \"frame\"\n\xff.exr");
+    let rel = Path::new("sh 010").join(name);
+    write(&f.root.join(&rel), b"x");
+    let events = f.until("the odd name", |e| matches!(e, SourceEvent::File(_)));
+    assert_eq!(
+        events,
+        vec![SourceEvent::File(FileEvent {
+            root: 0,
+            rel: rel.clone(),
+            kind: EventKind::CloseWrite,
+            origin: Origin::Event,
+        })]
+    );
+    std::fs::remove_file(f.root.join(&rel)).expect("rm");
+    let events = f.until("its deletion", |e| matches!(e, SourceEvent::File(_)));
+    assert_eq!(
+        events,
+        vec![SourceEvent::File(FileEvent {
+            root: 0,
+            rel,
+            kind: EventKind::Delete,
+            origin: Origin::Event,
+        })]
+    );
+}
+
+#[test]
 fn a_growing_file_is_reported_once_complete() {
     let mut f = Fixture::start(&[], true);
     let path = f.path("render/frame.0001.exr");
