@@ -398,3 +398,26 @@ fn a_folder_replaced_by_another_of_the_same_name_is_routed_anew() {
     assert_eq!(count_of(&deletes, "sh010/b.exr"), 1);
     assert_eq!(daemon.stop(), Some(0));
 }
+
+#[test]
+fn inotify_forced_on_a_fuse_mount_is_warned_about() {
+    let env = Env::new();
+    let Some(_fuse) = Fuse::mount(&env) else {
+        return;
+    };
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch:\n  - path: mnt\n    name: shots\n    source: inotify\nrules: []\n",
+    );
+    let out = env.run(&["check", "rules.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = crate::env::stdout(&out);
+    assert!(
+        text.contains(" (fs=fuse source=inotify (forced))\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: root shots: ") && text.contains("remote writers will not be seen"),
+        "{text}"
+    );
+}
