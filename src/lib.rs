@@ -1,6 +1,6 @@
 //! shotrouter: routes files arriving in a studio's shot tree to the jobs that must run on them.
 //!
-//! Pipeline: file sources (inotify) → matcher (rules.yaml) → runner (argv via duct, never a shell).
+//! Pipeline: file sources (inotify, polling) → matcher (rules.yaml) → runner (argv via duct, never a shell).
 //! `main.rs` only parses the command line and calls [`run`].
 //!
 //! The modules are floors of one house. Each floor may use only the floors below it, never one
@@ -10,7 +10,7 @@
 //! app      cli, commands, explain, ops    everything below
 //! engine   intake, sequences, dispatch,   source, route, exec, store, rules, media, os
 //!          outcomes, lifecycle, telemetry
-//! source   file events (inotify)          rules (watch roots), os
+//! source   file events (inotify, poll)    rules (watch roots), os
 //! route    matcher, plan: all binding     rules, deliver, media
 //! exec     pool, runner, watchdog, temps  deliver, store (job ids), media (views), os
 //! rules    rules.yaml → RuleFile          deliver (expectation type), media

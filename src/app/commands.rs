@@ -30,12 +30,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 roots
             );
             for root in &set.file.watch {
+                let choice = crate::source::choose::choose(root);
                 println!(
                     "  root {}: {} ({})",
                     root.name,
                     root.path.display(),
-                    root.source.as_str()
+                    choice.describe()
                 );
+                if let Some(warning) = choice.warning() {
+                    println!("  warning: root {}: {warning}", root.name);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

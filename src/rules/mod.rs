@@ -36,8 +36,9 @@ pub mod yaml;
 
 pub use loader::{RulesError, load, parse};
 pub use model::{
-    BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_IGNORE, DEFAULT_SEQUENCE_SETTLE, EventKind,
-    EventSet, OnRename, Rule, RuleFile, SequenceRule, SourceKind, WatchRoot,
+    BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_IGNORE, DEFAULT_POLL, DEFAULT_SEQUENCE_SETTLE,
+    EventKind, EventSet, OnRename, PollSettings, Rule, RuleFile, SequenceRule, SourceKind,
+    WatchRoot,
 };
 pub use path::{absolute, normalize};
 pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};

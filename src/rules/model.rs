@@ -89,22 +89,31 @@ pub struct WatchRoot {
     pub recursive: bool,
     /// How changes under the root are noticed.
     pub source: SourceKind,
+    /// How a polled root is polled (used when `source` is, or `auto` resolves to, `poll`).
+    pub poll: PollSettings,
 }
 
 /// How a watch root's changes are noticed (`source:` in `watch:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
-    /// The kernel's inotify: immediate, sees only writes made through this machine's kernel.
+    /// Chosen at start from the root's file system: inotify on a local one, polling on a
+    /// network or FUSE one, where inotify would see only this machine's own writes.
     #[default]
+    Auto,
+    /// The kernel's inotify: immediate, sees only writes made through this machine's kernel.
     Inotify,
+    /// Polling folder times and listings: sees every writer of a network file system.
+    Poll,
 }
 
 impl SourceKind {
     /// The name used in `rules.yaml` and in logs.
     pub fn as_str(self) -> &'static str {
         match self {
+            SourceKind::Auto => "auto",
             SourceKind::Inotify => "inotify",
+            SourceKind::Poll => "poll",
         }
     }
 }
@@ -120,6 +129,34 @@ pub enum OnRename {
     Follow,
     /// Run again on the new name (the product is named after the input, say).
     Rerun,
+}
+
+/// `poll:` on a watch root: how often folders are looked at, and how long a new file must hold
+/// still before it counts as complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PollSettings {
+    /// Between looks at a folder that changed recently (and at files not yet complete).
+    pub hot: Duration,
+    /// Between looks at every other folder: the longest a file arriving in a quiet folder
+    /// waits before it is noticed.
+    pub cold: Duration,
+    /// How long a new file's size and mtime must hold still before it counts as complete.
+    pub quiet: Duration,
+}
+
+/// Defaults of `poll:`. The quiet time outlasts an NFS client's shortest attribute cache
+/// (`acregmin`, 3 s by default) three times over, so a writer that pauses for less than that
+/// between writes is not mistaken for a finished one through a stale cached size.
+pub const DEFAULT_POLL: PollSettings = PollSettings {
+    hot: Duration::from_secs(2),
+    cold: Duration::from_secs(30),
+    quiet: Duration::from_secs(10),
+};
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        DEFAULT_POLL
+    }
 }
 
 /// One compiled, validated rule.

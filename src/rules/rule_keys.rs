@@ -270,8 +270,8 @@ impl Loader<'_> {
         }
     }
 
-    /// A duration key (`timeout`, `settle`, `backoff`).
-    fn duration(&mut self, map: &MapReader<'_>, key: &str) -> Option<Duration> {
+    /// A duration key (`timeout`, `settle`, `backoff`, `poll.hot`...).
+    pub(super) fn duration(&mut self, map: &MapReader<'_>, key: &str) -> Option<Duration> {
         let text = self.field::<String>(map, key)?;
         match parse_duration(&text) {
             Ok(d) => Some(d),

@@ -43,7 +43,8 @@ fn minimal_file_loads_with_defaults() {
             name: "shots".into(),
             path: PathBuf::from("/show/shots"),
             recursive: true,
-            source: SourceKind::Inotify,
+            source: SourceKind::Auto,
+            poll: crate::rules::DEFAULT_POLL,
         }]
     );
     assert_eq!(file.ignore, DEFAULT_IGNORE);
@@ -366,20 +367,21 @@ fn load_file(text: &str) -> Result<RuleFile, Diagnostics> {
 }
 
 #[test]
-fn watch_root_names_default_to_the_folder_and_sources_to_inotify() {
+fn watch_root_names_default_to_the_folder_and_sources_to_auto() {
     // (the `watch:` section, the names and sources it gives)
     let cases: &[(&str, &[(&str, SourceKind)])] = &[
-        ("watch: [shots]", &[("shots", SourceKind::Inotify)]),
+        ("watch: [shots]", &[("shots", SourceKind::Auto)]),
         (
             "watch:\n  - path: /mnt/plates/incoming\n  - {path: shots, name: show}",
-            &[
-                ("incoming", SourceKind::Inotify),
-                ("show", SourceKind::Inotify),
-            ],
+            &[("incoming", SourceKind::Auto), ("show", SourceKind::Auto)],
         ),
         (
-            "watch:\n  - {path: shots, source: inotify}",
-            &[("shots", SourceKind::Inotify)],
+            "watch:\n  - {path: shots, source: inotify}\n  - {path: nas, source: poll}\n  - {path: any, source: auto}",
+            &[
+                ("shots", SourceKind::Inotify),
+                ("nas", SourceKind::Poll),
+                ("any", SourceKind::Auto),
+            ],
         ),
     ];
     for (watch, expected) in cases {
@@ -435,13 +437,87 @@ fn bad_watch_root_names_and_sources_are_positioned_errors() {
 1 error in rules.yaml",
         ),
         (
-            "watch:\n  - {path: shots, source: poll}",
-            "error: unknown variant `poll`, expected `inotify`
+            "watch:\n  - {path: shots, source: fast}",
+            "error: `source`: unknown variant `fast`, expected one of `auto`, `inotify`, `poll`
  --> rules.yaml:3:27
   |
-3 |   - {path: shots, source: poll}
+3 |   - {path: shots, source: fast}
   |                           ^
+  = note: in watch.source
+
+1 error in rules.yaml",
+        ),
+        (
+            "watch:\n  - path: shots\n    sorce: poll",
+            "error: unknown key `sorce`
+ --> rules.yaml:4:5
+  |
+4 |     sorce: poll
+  |     ^
   = note: in watch
+  = help: did you mean `source`?
+
+1 error in rules.yaml",
+        ),
+        (
+            "watch:\n  - path: shots\n    source: inotify\n    poll: {hot: 1s}",
+            "error: `poll:` settings on a root whose `source` is `inotify` would do nothing
+ --> rules.yaml:5:12
+  |
+5 |     poll: {hot: 1s}
+  |            ^
+  = note: in watch
+  = help: set `source: poll` (or leave `source` out: `auto` polls network file systems), or remove `poll:`
+
+1 error in rules.yaml",
+        ),
+        (
+            "watch:\n  - path: shots\n    poll: {hot: 2, cold: 1ms, quick: 5s}",
+            "error: invalid duration `2`
+ --> rules.yaml:4:17
+  |
+4 |     poll: {hot: 2, cold: 1ms, quick: 5s}
+  |                 ^
+  = note: in watch.poll.hot
+  = help: add a unit: `2s`, `2m` or `2ms`
+
+error: `cold` must be at least 50ms
+ --> rules.yaml:4:26
+  |
+4 |     poll: {hot: 2, cold: 1ms, quick: 5s}
+  |                          ^
+  = note: in watch.poll.cold
+
+error: unknown key `quick`
+ --> rules.yaml:4:31
+  |
+4 |     poll: {hot: 2, cold: 1ms, quick: 5s}
+  |                               ^
+  = note: in watch.poll
+  = help: did you mean `quiet`?
+
+3 errors in rules.yaml",
+        ),
+        (
+            "watch:\n  - path: shots\n    poll: {hot: 1m}",
+            "error: `hot` (1m) is longer than `cold` (30s): recently changed folders would be looked at less often than quiet ones
+ --> rules.yaml:4:17
+  |
+4 |     poll: {hot: 1m}
+  |                 ^
+  = note: in watch.poll.hot
+
+1 error in rules.yaml",
+        ),
+        (
+            "watch:\n  - poll: 3s",
+            "error: missing `path`
+ --> rules.yaml:3:5
+  |
+3 |   - poll: 3s
+  |     ^
+  = note: in watch
+  = help: e.g. `- path: shots`
 
 1 error in rules.yaml",
         ),

@@ -424,6 +424,7 @@ mod tests {
                 path,
                 recursive: true,
                 source: SourceKind::Inotify,
+                poll: crate::rules::DEFAULT_POLL,
             }
         };
         let config = WatchConfig {

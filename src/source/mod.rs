@@ -1,12 +1,15 @@
-//! Where file events come from: one [`FileSource`] per `source:` kind, merged by [`Sources`].
+//! Where file events come from: one [`FileSource`] per source kind (inotify, poll; `auto` is
+//! resolved per root by [`mod@choose`]), merged by [`Sources`].
 //!
 //! Sources report [`SourceEvent`]s into a [`Sink`], always naming a root by its index in the
 //! full [`WatchConfig::roots`]. The engine sees one stream: exactly one
 //! [`SourceEvent::InitialScanDone`], sent once every source has reported its initial scan, after
 //! all of their initial-scan files. Stopping [`Sources`] stops every source and joins its threads.
 
+pub mod choose;
 pub mod event;
 pub mod inotify;
+pub mod poll;
 pub mod scan;
 
 use std::io;
@@ -19,7 +22,9 @@ pub use event::{FileEvent, Origin, SourceEvent, WatchConfig};
 pub use scan::scan;
 
 use crate::rules::SourceKind;
+use choose::{Choice, choose};
 use inotify::InotifySource;
+use poll::PollSource;
 
 /// A running file source over some of the watch roots.
 ///
@@ -128,15 +133,15 @@ impl Sources {
     /// The first [`SourceError`] of a source that cannot start (inotify unavailable, too few
     /// watches); the sources already started are stopped.
     pub fn start(config: WatchConfig, sink: Sender<SourceEvent>) -> Result<Sources, SourceError> {
-        let groups = group_by_kind(&config);
-        let sources = Sources::start_groups(&config, groups, sink, start_source)?;
-        for source in &sources.sources {
-            for &index in source.roots() {
-                let root = &config.roots[index];
-                tracing::info!(root = %root.name, path = %root.path.display(), source = %source.kind().as_str(), "watch root");
+        let choices: Vec<Choice> = config.roots.iter().map(choose).collect();
+        for (root, choice) in config.roots.iter().zip(&choices) {
+            tracing::info!(root = %root.name, path = %root.path.display(), fs = %choice.fs, source = %choice.source.as_str(), chosen = %if choice.configured == SourceKind::Auto { "auto" } else { "forced" }, missing = choice.missing, "watch root");
+            if let Some(warning) = choice.warning() {
+                tracing::warn!(root = %root.name, path = %root.path.display(), "{warning}");
             }
         }
-        Ok(sources)
+        let kinds: Vec<SourceKind> = choices.iter().map(|c| c.source).collect();
+        Sources::start_groups(&config, group_by_kind(&kinds), sink, start_source)
     }
 
     /// Starts one source per group through `start_one`, merging their initial-scan reports.
@@ -182,13 +187,13 @@ impl Drop for Sources {
     }
 }
 
-/// The roots of each `source:` kind, in order of first appearance.
-fn group_by_kind(config: &WatchConfig) -> Vec<(SourceKind, Vec<usize>)> {
+/// The roots of each chosen source kind (one per root, in order), in order of first appearance.
+fn group_by_kind(kinds: &[SourceKind]) -> Vec<(SourceKind, Vec<usize>)> {
     let mut groups: Vec<(SourceKind, Vec<usize>)> = Vec::new();
-    for (index, root) in config.roots.iter().enumerate() {
-        match groups.iter_mut().find(|(kind, _)| *kind == root.source) {
+    for (index, &source) in kinds.iter().enumerate() {
+        match groups.iter_mut().find(|(kind, _)| *kind == source) {
             Some((_, roots)) => roots.push(index),
-            None => groups.push((root.source, vec![index])),
+            None => groups.push((source, vec![index])),
         }
     }
     groups
@@ -202,6 +207,11 @@ fn start_source(
 ) -> Result<Box<dyn FileSource>, SourceError> {
     match kind {
         SourceKind::Inotify => Ok(Box::new(InotifySource::start(config, roots, sink)?)),
+        // `auto` is resolved by `choose` before grouping; polling is the choice that never
+        // misses a writer, should an unresolved one ever arrive.
+        SourceKind::Poll | SourceKind::Auto => {
+            Ok(Box::new(PollSource::start(config, roots, sink)?))
+        }
     }
 }
 

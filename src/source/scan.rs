@@ -103,6 +103,7 @@ mod tests {
             path: dir.path().join(name),
             recursive,
             source: SourceKind::Inotify,
+            poll: crate::rules::DEFAULT_POLL,
         };
         let mut ignore = GlobSetBuilder::new();
         ignore.add(Glob::new("**/*.tmp").expect("glob"));

@@ -30,6 +30,7 @@ fn roots(files: &[&[&str]]) -> (tempfile::TempDir, WatchConfig) {
             path,
             recursive: true,
             source: SourceKind::Inotify,
+            poll: crate::rules::DEFAULT_POLL,
         });
     }
     let config = WatchConfig {
@@ -154,10 +155,12 @@ impl FileSource for GatedSource {
 
 #[test]
 fn roots_are_grouped_by_kind_in_order_keeping_their_indices() {
-    let (_dir, config) = roots(&[&[], &[], &[]]);
     assert_eq!(
-        group_by_kind(&config),
-        vec![(SourceKind::Inotify, vec![0, 1, 2])]
+        group_by_kind(&[SourceKind::Inotify, SourceKind::Poll, SourceKind::Inotify]),
+        vec![
+            (SourceKind::Inotify, vec![0, 2]),
+            (SourceKind::Poll, vec![1])
+        ]
     );
 }
 

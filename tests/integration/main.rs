@@ -8,6 +8,7 @@ mod hardening_rules;
 mod hardening_run;
 mod media;
 mod operations;
+mod poll;
 mod sequences;
 mod store;
 mod watch;
