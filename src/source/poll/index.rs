@@ -195,6 +195,21 @@ impl Folders {
     }
 }
 
+/// The state of one watch root.
+#[derive(Debug)]
+pub(super) struct RootState {
+    /// Index in the whole configuration.
+    pub(super) index: usize,
+    /// The root's folder, once it was first listed.
+    pub(super) top: Option<u32>,
+    /// The `statfs` magic of the file system the root was on (0: not known yet).
+    pub(super) magic: u64,
+    /// The root's device when last seen well.
+    pub(super) dev: Option<u64>,
+    /// Reported lost; looked at every `hot` interval for its return.
+    pub(super) lost: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,8 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::os::version::FileVersion;
 use crate::rules::{EventKind, PollSettings};
-use crate::source::poll::index::{Folder, Folders, Kind, Listing, Stamp};
-use crate::source::poll::roots::RootState;
+use crate::source::poll::index::{Folder, Folders, Kind, Listing, RootState, Stamp};
 use crate::source::{FileEvent, Origin, Sink, SourceEvent, WatchConfig};
 
 /// A folder stays hot (looked at every `hot` interval) this many `cold` intervals after its

@@ -10,21 +10,6 @@ use crate::source::SourceEvent;
 use crate::source::poll::index::{Folder, Listing};
 use crate::source::poll::pass::Poller;
 
-/// The state of one watch root.
-#[derive(Debug)]
-pub(super) struct RootState {
-    /// Index in the whole configuration.
-    pub(super) index: usize,
-    /// The root's folder, once it was first listed.
-    pub(super) top: Option<u32>,
-    /// The `statfs` magic of the file system the root was on (0: not known yet).
-    pub(super) magic: u64,
-    /// The root's device when last seen well.
-    pub(super) dev: Option<u64>,
-    /// Reported lost; looked at every `hot` interval for its return.
-    pub(super) lost: bool,
-}
-
 impl Poller {
     /// Makes the root's folder (listed on this pass) and notes its file system.
     pub(super) fn attach_root(&mut self, slot: usize, now: Instant, initial: bool) {
