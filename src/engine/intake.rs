@@ -78,6 +78,7 @@ impl Engine {
             }
             SourceEvent::InitialScanDone => self.initial_scan_done(),
             SourceEvent::Overflow => self.counters.overflows += 1,
+            SourceEvent::Health { topic, problem } => self.note_health(topic, problem),
             SourceEvent::RootLost(_) | SourceEvent::RootBack(_) => {}
         }
     }
@@ -318,6 +319,24 @@ impl Engine {
             tracing::info!(root = %notice.root, path = %notice.rel.display(), "notified complete by a producer");
             self.on_ready(root, &notice.rel, EventKind::CloseWrite, now, false);
         }
+    }
+
+    /// A source's report on how well it covers the tree: logged on each change and kept as
+    /// this node's health (shown by `shotrouter status`).
+    fn note_health(&mut self, topic: &'static str, problem: Option<String>) {
+        match problem {
+            Some(problem) => {
+                tracing::error!(topic, problem = %problem, "degraded");
+                self.health.insert(topic, problem);
+            }
+            None => {
+                if self.health.remove(topic).is_some() {
+                    tracing::info!(topic, "no longer degraded");
+                }
+            }
+        }
+        // Recorded with the next heartbeat, at once.
+        self.next_heartbeat = Instant::now();
     }
 
     fn initial_scan_done(&mut self) {

@@ -111,6 +111,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         outstanding: 0,
         known: HashSet::new(),
         attempts: HashMap::new(),
+        health: Default::default(),
         cursor: 0,
         next_poll: now + STORE_POLL,
         next_heartbeat: now,

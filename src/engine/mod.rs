@@ -99,6 +99,9 @@ pub struct Engine {
     known: HashSet<JobId>,
     /// The pool's handle on each running attempt, by job: to stop one the store superseded.
     attempts: HashMap<JobId, u64>,
+    /// What the sources say is wrong with their coverage, per topic (see
+    /// [`SourceEvent::Health`](crate::source::SourceEvent::Health)).
+    health: std::collections::BTreeMap<&'static str, String>,
     /// Where the poll for jobs queued by someone else stands.
     cursor: i64,
     next_poll: Instant,

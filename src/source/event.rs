@@ -23,6 +23,16 @@ pub enum SourceEvent {
     RootBack(PathBuf),
     /// The kernel queue overflowed; a rescan follows.
     Overflow,
+    /// How well a part of the tree is covered: `problem` says what is wrong (which folders
+    /// are not watched and why, what to change), `None` that it is fine again. The engine
+    /// keeps the latest per `topic`, shows them as the node's health in `status`, and logs
+    /// each change.
+    Health {
+        /// What the report is about, e.g. `inotify watches`, `mounts`, `long paths`.
+        topic: &'static str,
+        /// What is wrong, or `None` when it is fine again.
+        problem: Option<String>,
+    },
 }
 
 /// A file under a watch root.
