@@ -105,7 +105,7 @@ pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
     let oldest = report.oldest_queued_s.map_or(String::new(), |s| {
         format!(" (oldest waiting {})", age(s * 1000))
     });
-    print(&format!(
+    let mut out = format!(
         "running {}{claimed}, queued {}{oldest}, failed in the last 24h {}\ndone {} in the last hour ({:.1}/min), {} in the last 24h; {} files known\n",
         report.running,
         report.queued,
@@ -114,7 +114,25 @@ pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
         report.done_1h as f64 / 60.0,
         report.done_24h,
         report.files
-    ))
+    );
+    for node in &report.nodes {
+        // A heartbeat comes every 10 s: a minute without one means no daemon runs there.
+        let seen = if node.last_seen_s < 60 {
+            "running".to_string()
+        } else {
+            format!(
+                "not running (last seen {} ago)",
+                age(node.last_seen_s * 1000)
+            )
+        };
+        let _ = writeln!(out, "node {}: {seen}", node.name);
+        if let Some(health) = &node.health
+            && node.last_seen_s < 60
+        {
+            let _ = writeln!(out, "  DEGRADED: {health}");
+        }
+    }
+    print(&out)
 }
 
 fn table(rows: &[JobRow]) -> String {

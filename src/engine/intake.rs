@@ -193,7 +193,13 @@ impl Engine {
         if self.routed.is_empty() {
             return;
         }
-        let version = FileVersion::of(&abs);
+        // A deletion has no version: whatever is at the path now (a file renamed into its
+        // place meanwhile) is another file, with its own event.
+        let version = if kind == EventKind::Delete {
+            None
+        } else {
+            FileVersion::of(&abs)
+        };
         if kind != EventKind::Delete && version.is_none() {
             tracing::debug!(path = %abs.display(), "gone before it could be routed");
             return;

@@ -258,8 +258,16 @@ impl Engine {
         }
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + HEARTBEAT;
+            let health = (!self.health.is_empty()).then(|| {
+                let parts: Vec<String> = self
+                    .health
+                    .iter()
+                    .map(|(t, p)| format!("{t}: {p}"))
+                    .collect();
+                parts.join("; ")
+            });
             if let Some(store) = self.store.as_mut()
-                && let Err(e) = store.heartbeat()
+                && let Err(e) = store.heartbeat(health.as_deref())
             {
                 tracing::warn!(error = %e, "cannot record this node's heartbeat");
             }

@@ -207,6 +207,19 @@ pub struct StatusReport {
     pub oldest_queued_s: Option<i64>,
     /// Files known.
     pub files: u64,
+    /// The nodes that ran a daemon on this store, most recently seen first.
+    pub nodes: Vec<NodeReport>,
+}
+
+/// A node of `shotrouter status`: when its daemon was last alive and what it cannot cover.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeReport {
+    /// Its name (the host name, by default).
+    pub name: String,
+    /// Seconds since its last heartbeat (every 10 s while its daemon runs).
+    pub last_seen_s: i64,
+    /// What is wrong with its coverage of the tree, when something is (`degraded`).
+    pub health: Option<String>,
 }
 
 /// What the store knows of one file.

@@ -267,11 +267,12 @@ pub trait JobQueue: Send {
     /// Database errors.
     fn recover(&mut self) -> Result<Vec<Abandoned>, StoreError>;
 
-    /// Tells the store this node is alive; its claims stay leased to it.
+    /// Tells the store this node is alive (its claims stay leased to it) and how well it
+    /// covers its tree: `health` is what is wrong (`None`: nothing), shown by `status`.
     ///
     /// # Errors
     /// Database errors.
-    fn heartbeat(&mut self) -> Result<(), StoreError>;
+    fn heartbeat(&mut self, health: Option<&str>) -> Result<(), StoreError>;
 
     /// Takes the files producers declared complete (`shotrouter notify`) since the last call,
     /// oldest first; each is returned once.

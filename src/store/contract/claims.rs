@@ -350,7 +350,19 @@ pub(crate) fn recovery_takes_only_this_nodes_claims(b: &dyn Backend) {
 /// `expire` requeues the claims of nodes whose heartbeat lapsed, and only those.
 pub(crate) fn expiry_spares_nodes_with_a_fresh_heartbeat(b: &dyn Backend) {
     let (mut alive, mut silent) = (b.queue("alive"), b.queue("silent"));
-    alive.heartbeat().expect("heartbeat");
+    alive
+        .heartbeat(Some("inotify watches: 3 folders are not watched"))
+        .expect("heartbeat");
+    let nodes = b.history().status().expect("status").nodes;
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].name, "alive");
+    assert!(nodes[0].last_seen_s < 60);
+    assert_eq!(
+        nodes[0].health.as_deref(),
+        Some("inotify watches: 3 folders are not watched")
+    );
+    alive.heartbeat(None).expect("heartbeat");
+    assert_eq!(b.history().status().expect("status").nodes[0].health, None);
     let kept = claimed(&mut *alive, "a.tif", version(7, 10));
     let lost = claimed(&mut *silent, "b.tif", version(8, 10));
     let mut watcher = b.queue("watcher");

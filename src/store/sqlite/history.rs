@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::history::{JobFilter, JobHistory};
 use super::super::{
-    FileRecord, JobDetail, JobId, JobRow, Status, StatusReport, StoreError, now_ms,
+    FileRecord, JobDetail, JobId, JobRow, NodeReport, Status, StatusReport, StoreError, now_ms,
 };
 use super::encoding::{blob, decode_steps, lossy};
 use super::{NEXT_QUEUE_SEQ, SqliteStore, display_path, group_of};
@@ -72,6 +72,7 @@ impl JobHistory for SqliteStore {
             done_24h: 0,
             oldest_queued_s: None,
             files: 0,
+            nodes: Vec::new(),
         };
         let mut stmt = self.conn.prepare(
             "SELECT status, count(*) FROM jobs
@@ -107,6 +108,17 @@ impl JobHistory for SqliteStore {
             .conn
             .query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))?
             as u64;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, heartbeat_at, health FROM nodes ORDER BY heartbeat_at DESC")?;
+        let nodes = stmt.query_map([], |r| {
+            Ok(NodeReport {
+                name: r.get(0)?,
+                last_seen_s: (now - r.get::<_, i64>(1)?) / 1000,
+                health: r.get(2)?,
+            })
+        })?;
+        report.nodes = nodes.collect::<rusqlite::Result<_>>()?;
         Ok(report)
     }
 

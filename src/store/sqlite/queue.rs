@@ -138,13 +138,14 @@ impl JobQueue for SqliteStore {
         self.recover_claims()
     }
 
-    fn heartbeat(&mut self) -> Result<(), StoreError> {
+    fn heartbeat(&mut self, health: Option<&str>) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO nodes (name, heartbeat_at) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                "INSERT INTO nodes (name, heartbeat_at, health) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
+                     health = excluded.health",
             )?
-            .execute(params![self.node, now_ms()])?;
+            .execute(params![self.node, now_ms(), health])?;
         Ok(())
     }
 

@@ -31,7 +31,8 @@
 //!
 //! An index of files by version, `(ino, size, mtime_ns)`: a file renamed within the tree is
 //! found under its old path and the store follows it (see `enqueue`'s `follow_moves`). A
-//! `notices` table: files a producer declared complete, for the daemon to route at once.
+//! `notices` table: files a producer declared complete, for the daemon to route at once. A
+//! node's `health`: what part of the tree it cannot cover, as its heartbeat last said.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -168,7 +169,8 @@ const V3: &str = "CREATE INDEX files_by_content ON files(ino, size, mtime_ns);
         root TEXT NOT NULL,
         rel BLOB NOT NULL,
         at INTEGER NOT NULL
-    );";
+    );
+    ALTER TABLE nodes ADD COLUMN health TEXT;";
 
 const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
