@@ -427,3 +427,39 @@ fn inotify_forced_on_a_fuse_mount_is_warned_about() {
         "{text}"
     );
 }
+
+#[test]
+fn notify_routes_a_complete_file_at_once_without_waiting_for_a_pass() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("share/sh010")).expect("root");
+    // Passes so rare that only the notice can route the file within the test.
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch:\n  - path: share\n    source: poll\n    poll: {{hot: 1h, cold: 1h, quiet: 1h}}\nrules:\n  - name: record\n    match: \"**/*.mxf\"\n    run: [{}, {}, \"{{rel}}\"]\n",
+            argvdump().display(),
+            env.path("dump.log").display()
+        ),
+    );
+    let daemon = Daemon::start(&env, &[], &[]);
+    let plate = env.write("share/sh010/plate 01.mxf", "plate");
+    let out = env.run(&["notify", plate.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::env::stderr(&out));
+    assert_eq!(crate::env::stdout(&out), "notified: 1 file\n");
+    daemon.wait_idle_with(1, Duration::from_secs(10));
+    assert_eq!(count_of(&env.path("dump.log"), "sh010/plate 01.mxf"), 1);
+    assert!(
+        daemon
+            .log_text()
+            .contains("notified complete by a producer")
+    );
+    // A typo or a path outside the roots records nothing and says so.
+    let out = env.run(&["notify", "share/sh010/nosuch.mxf"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(crate::env::stderr(&out).contains("not a file"));
+    let elsewhere = env.write("elsewhere.mxf", "x");
+    let out = env.run(&["notify", elsewhere.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(crate::env::stderr(&out).contains("under no watch root"));
+    assert_eq!(daemon.stop(), Some(0));
+}
