@@ -95,3 +95,50 @@ fn report(swept: Swept, keep: Duration) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aged(path: &Path, age: Duration) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, "log\n").expect("write");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(path)
+            .expect("open");
+        file.set_modified(SystemTime::now() - age)
+            .expect("set mtime");
+    }
+
+    #[test]
+    fn only_old_job_logs_go_never_a_link_or_its_target() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let logs = dir.path().join("logs");
+        let day = Duration::from_secs(86_400);
+        let old = logs.join("rule/1.log");
+        let young = logs.join("rule/2.log");
+        let target = dir.path().join("precious.log");
+        aged(&old, 31 * day);
+        aged(&young, 29 * day);
+        aged(&target, 90 * day);
+        let link = logs.join("rule/3.log");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+
+        let swept = sweep(&logs, 30 * day, SystemTime::now());
+        assert_eq!(
+            swept,
+            Swept {
+                removed: 1,
+                failed: 0
+            }
+        );
+        assert!(!old.exists());
+        assert!(young.exists());
+        assert!(link.symlink_metadata().is_ok(), "the link was removed");
+        assert!(target.exists(), "the link's target was removed");
+
+        let missing = sweep(&dir.path().join("nothing"), day, SystemTime::now());
+        assert_eq!(missing, Swept::default());
+    }
+}

@@ -183,8 +183,8 @@ fn seconds(span: &str) -> u64 {
 /// The value of `key=` in the unit file (the last one, as systemd reads it).
 fn unit_value<'a>(unit: &'a str, key: &str) -> &'a str {
     unit.lines()
-        .filter_map(|line| line.strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
         .unwrap_or_else(|| panic!("the unit has no {key}="))
 }
 
