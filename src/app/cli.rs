@@ -170,6 +170,21 @@ pub enum Command {
         after_help = "Examples:\n  shotrouter watch rules/demo.yaml\n  shotrouter watch --once rules/demo.yaml     # process what is there now, then exit\n\nStop with SIGINT or SIGTERM: running jobs get --grace to finish."
     )]
     Watch(WatchArgs),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    #[command(
+        after_help = "Examples:\n  shotrouter completions bash > ~/.local/share/bash-completion/completions/shotrouter\n  shotrouter completions zsh > ~/.zfunc/_shotrouter\n  shotrouter completions fish > ~/.config/fish/completions/shotrouter.fish\n\nThe Debian package installs all three."
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Write one man page per subcommand into DIR (for packagers: `packaging/build-deb`).
+    #[command(hide = true)]
+    Manpages {
+        /// The folder the pages go to (created if missing).
+        dir: PathBuf,
+    },
 }
 
 /// Where the operations commands find the store.
@@ -216,6 +231,10 @@ pub struct WatchArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Delete job logs (`STATE/logs/<rule>/<job>.log`) older than this, at start and hourly
+    /// (e.g. `30d`, `12h`); `0` keeps them forever.
+    #[arg(long, default_value = "30d", value_parser = parse_keep)]
+    pub keep_logs: Duration,
 }
 
 /// Log output formats.
@@ -225,6 +244,17 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
+}
+
+/// Shells `shotrouter completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU bash (bash-completion).
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// `--event` values.
@@ -252,6 +282,14 @@ impl From<EventArg> for EventKind {
             EventArg::Delete => EventKind::Delete,
         }
     }
+}
+
+/// `--keep-logs`: a duration, or `0` (forever, kept as zero).
+fn parse_keep(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::app::cli::{self, Cli, Command};
 use crate::app::logfmt::TextFormat;
-use crate::app::{explain, ops};
+use crate::app::{explain, ops, packaging};
 use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
@@ -90,6 +90,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Rerun { state, rule, since } => ops::rerun(&state.dir(), &rule, since),
         Command::Files { state, paths, json } => ops::files(&state.dir(), &paths, json),
         Command::Notify { state, paths } => ops::notify(&state.dir(), &paths),
+        Command::Completions { shell } => packaging::completions(shell),
+        Command::Manpages { dir } => packaging::manpages(&dir),
         Command::Watch(args) => {
             init_logging(args.log_format);
             let state_dir = args.state.clone().unwrap_or_else(|| {
@@ -104,6 +106,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 grace: args.grace,
                 state_dir,
                 store: !args.no_store,
+                keep_logs: (!args.keep_logs.is_zero()).then_some(args.keep_logs),
             })
         }
     }

@@ -62,6 +62,9 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     } else {
         None
     };
+    if let Some(keep) = options.keep_logs {
+        super::retention::start(options.state_dir.join("logs"), keep);
+    }
     let store: Option<Box<dyn JobQueue>> = if options.store {
         let mut store = SqliteStore::open(&options.state_dir, &node)
             .map_err(|e| Error::Config(e.to_string()))?;

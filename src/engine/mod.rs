@@ -6,7 +6,7 @@
 //! Split by concept, each file an `impl Engine` block: [`intake`] (events, settling, scans,
 //! catch-up), [`sequences`] (frames gathered into sequences), [`dispatch`] (planning, the fair
 //! queue, claims), [`outcomes`] (ends of attempts, retries, backoff), [`lifecycle`] (start,
-//! the loop, reload, shutdown), [`outbox`] (the writes of one burst of work, committed at once)
+//! the loop, reload, shutdown), [`retention`] (old job logs deleted, on a thread of its own), [`outbox`] (the writes of one burst of work, committed at once)
 //! and [`telemetry`] (a snapshot anyone may read without the database).
 
 pub mod dispatch;
@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod outbox;
 pub mod outcomes;
 pub mod reload;
+pub mod retention;
 pub mod sequencer;
 pub mod sequences;
 pub mod settle;
@@ -56,6 +57,9 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Whether jobs are recorded in the store (off only for throwaway runs and benchmarks).
     pub store: bool,
+    /// Job logs older than this are deleted at start and hourly ([`retention`]); `None` keeps
+    /// them forever.
+    pub keep_logs: Option<Duration>,
 }
 
 /// How often the store is asked for jobs queued by someone else (`retry`, `rerun`): queued

@@ -8,6 +8,7 @@ mod hardening_rules;
 mod hardening_run;
 mod media;
 mod operations;
+mod packaging;
 mod poll;
 mod sequences;
 mod store;
