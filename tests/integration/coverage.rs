@@ -222,5 +222,16 @@ fn a_folder_deeper_than_the_path_limit_is_reported_and_the_rest_still_runs() {
     env.write("shots/ok.dat", "x");
     wait_for_files(&env, 1, Duration::from_secs(30));
     assert!(counts(&env.path("dump.log")).contains_key(b"ok.dat".as_slice()));
+
+    // Shortened (here: removed), the report ends.
+    let status = Command::new("rm")
+        .arg("-rf")
+        .arg(env.path("shots").join(&name))
+        .status()
+        .expect("rm runs");
+    assert!(status.success());
+    wait_until("the report to end", Duration::from_secs(20), || {
+        daemon.log_text().contains("no longer degraded")
+    });
     assert_eq!(daemon.stop(), Some(0));
 }

@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
+use nix::fcntl::AtFlags;
 use nix::libc::ENOSPC;
+use nix::sys::stat::fstatat;
 
 use crate::rules::EventKind;
 use crate::source::inotify::attach::watch_limit;
@@ -27,6 +29,7 @@ impl Tree {
     /// Lists every polled folder, reports the files that are ready, and watches (or polls)
     /// folders that appeared in them.
     pub(super) fn poll_uncovered(&mut self) {
+        self.prune_too_long();
         for why in [Why::NoWatch, Why::Remote] {
             for (root, rel) in self.polled.folders(why) {
                 let abs = self.config.roots[root].path.join(&rel);
@@ -98,6 +101,20 @@ impl Tree {
         if self.too_long.insert(abs.to_path_buf()) {
             tracing::error!(path = %shorten(abs), bytes = abs.as_os_str().len(), "folder is deeper than the kernel's path limit ({PATH_MAX} bytes): it cannot be watched or listed, and files in it cannot be routed; shorten the tree there");
         }
+    }
+
+    /// Forgets too-deep folders that are gone (their parent, within the limit, no longer
+    /// holds them), so the report ends when the tree is shortened.
+    fn prune_too_long(&mut self) {
+        self.too_long.retain(|path| {
+            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+                return false;
+            };
+            let Ok(dir) = std::fs::File::open(parent) else {
+                return parent.exists();
+            };
+            fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+        });
     }
 
     /// Sends a [`SourceEvent::Health`] for each topic whose number of folders changed.

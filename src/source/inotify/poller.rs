@@ -141,13 +141,25 @@ impl Polled {
         self.folders.values().filter(|f| f.why == why).count()
     }
 
-    /// Looks at one folder (`abs` is where it is); `None` when it cannot be listed (gone, or
-    /// unreachable: it is then dropped and its parent's next look finds it again).
+    /// Looks at one folder (`abs` is where it is); `None` when it cannot be listed: a folder
+    /// gone is dropped (its parent's next look finds what replaced it), a remote one that does
+    /// not answer is kept.
     pub(super) fn look(&mut self, root: usize, rel: &Path, abs: &Path) -> Option<Look> {
         let key = (root, rel.to_path_buf());
-        let Ok(listing) = list(abs) else {
-            self.folders.remove(&key);
-            return None;
+        let listing = match list(abs) {
+            Ok(listing) => listing,
+            // A remote folder that does not answer (a crashed FUSE daemon, an NFS server
+            // away) is kept and looked at again: nothing above it would find it again.
+            Err(e)
+                if e.kind() != io::ErrorKind::NotFound
+                    && self.folders.get(&key).is_some_and(|f| f.why == Why::Remote) =>
+            {
+                return None;
+            }
+            Err(_) => {
+                self.folders.remove(&key);
+                return None;
+            }
         };
         let folder = self.folders.get_mut(&key)?;
         let mut ready = Vec::new();
