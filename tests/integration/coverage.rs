@@ -183,6 +183,36 @@ fn a_file_system_mounted_under_a_root_after_start_is_watched_and_followed_throug
 }
 
 #[test]
+fn a_fuse_file_system_mounted_under_a_root_after_start_is_polled() {
+    let env = Env::new();
+    env.write("rules.yaml", rules(&env));
+    let point = env.path("shots/share");
+    std::fs::create_dir_all(&point).expect("mount point");
+    let daemon = Daemon::start(&env, &[], &[]);
+    let Some(fuse) = crate::poll::Fuse::mount_at(&env, point) else {
+        return;
+    };
+    wait_until("the mount's line", Duration::from_secs(10), || {
+        let log = daemon.log_text();
+        log.contains("watch mount") && log.contains("source=poll")
+    });
+    // Written through the backing folder, as another machine writes to a share: the mount's
+    // inotify hears nothing of it.
+    for rel in ["a.dat", "sh010/b.dat", "sh010/deeper/c.dat"] {
+        let path = fuse.remote(rel);
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
+        std::fs::write(path, b"x").expect("write");
+    }
+    wait_for_files(&env, 3, Duration::from_secs(30));
+    let counts = counts(&env.path("dump.log"));
+    assert!(
+        counts.contains_key(b"share/sh010/deeper/c.dat".as_slice()),
+        "{counts:?}"
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+#[test]
 fn a_folder_deeper_than_the_path_limit_is_reported_and_the_rest_still_runs() {
     let env = Env::new();
     env.write("rules.yaml", rules(&env));
