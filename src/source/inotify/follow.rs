@@ -8,7 +8,7 @@
 //! under a root (`source: auto`) is polled, since inotify would hear only this machine's
 //! writes there; each mount gets one log line, like the start-up `watch root` line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::rules::WatchRoot;
 use crate::source::choose::choose;
@@ -24,7 +24,7 @@ impl Tree {
                 let points: Vec<_> = table.points().cloned().collect();
                 self.mounts = Some(table);
                 for point in points {
-                    if let Some(root) = self.root_above(&point) {
+                    if let Some((root, _)) = self.under_root(&point) {
                         self.pick_source(root, &point, true);
                     }
                 }
@@ -55,16 +55,12 @@ impl Tree {
         };
         // A BTreeSet: a mount point comes before the ones below it.
         for point in changed {
-            let Some(root) = self.root_above(&point) else {
+            let Some((root, rel)) = self.under_root(&point) else {
                 continue;
             };
             if self.lost.contains(&root) {
                 continue;
             }
-            let Ok(rel) = point.strip_prefix(&self.config.roots[root].path) else {
-                continue;
-            };
-            let rel = rel.to_path_buf();
             // The watches there are on what was there before: useless now (and gone with an
             // unmounted file system).
             self.drop_subtree(&point);
@@ -114,11 +110,19 @@ impl Tree {
         }
     }
 
-    /// The root (of this source) strictly above `path`.
-    fn root_above(&self, path: &Path) -> Option<usize> {
-        self.roots.iter().copied().find(|&r| {
+    /// The root (of this source) strictly above `path`, and `path` relative to it; `None`
+    /// also when the folder is not one to watch (ignored, or below a root watched without its
+    /// sub-folders).
+    fn under_root(&self, path: &Path) -> Option<(usize, PathBuf)> {
+        let root = self.roots.iter().copied().find(|&r| {
             let root = &self.config.roots[r].path;
             path != root && path.starts_with(root)
-        })
+        })?;
+        let rel = path.strip_prefix(&self.config.roots[root].path).ok()?;
+        let ignored = rel
+            .ancestors()
+            .any(|a| !a.as_os_str().is_empty() && self.config.ignore.is_match(a));
+        let ours = self.config.roots[root].recursive && !ignored;
+        ours.then(|| (root, rel.to_path_buf()))
     }
 }
