@@ -2,7 +2,8 @@
 //! list a root with it (the inotify source places a watch on each folder before listing it).
 //!
 //! Ignored folders are not entered and ignored files not reported; a folder that cannot be
-//! read is skipped, since a scan reports what is there, not what went wrong.
+//! read is skipped, since a scan reports what is there, not what went wrong; one deeper than
+//! the kernel's path limit is logged as an error, since it cannot be routed at all.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,17 @@ pub fn scan(config: &WatchConfig) -> Vec<FileEvent> {
             &config.ignore,
             &mut found,
             index,
-            |_, _| Ok(true),
+            |abs, _| {
+                // The kernel refuses such a path: say so rather than list less in silence.
+                if abs.as_os_str().len() >= 4096 {
+                    tracing::error!(
+                        bytes = abs.as_os_str().len(),
+                        "a folder is deeper than the kernel's path limit (4096 bytes) and is not listed; shorten the tree there"
+                    );
+                    return Ok(false);
+                }
+                Ok(true)
+            },
         );
     }
     found

@@ -79,7 +79,8 @@ pub fn counts(log: &Path) -> HashMap<Vec<u8>, usize> {
 pub struct Daemon {
     child: Child,
     log: PathBuf,
-    _inotify: std::sync::RwLockReadGuard<'static, ()>,
+    /// `None` for a daemon started by a test that holds [`INOTIFY_LIMITS`] exclusively.
+    _inotify: Option<std::sync::RwLockReadGuard<'static, ()>>,
 }
 
 /// inotify's per-user limits are machine-wide: tests that run a watcher share this lock, and the
@@ -89,6 +90,24 @@ pub static INOTIFY_LIMITS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 impl Daemon {
     /// Starts `shotrouter watch ARGS... rules.yaml` in `env` and waits until its watches are placed.
     pub fn start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
+        let inotify = INOTIFY_LIMITS
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Daemon::start_with(env, extra, vars, Some(inotify))
+    }
+
+    /// Starts a daemon as [`Daemon::start`] does, for a test that already holds
+    /// [`INOTIFY_LIMITS`] exclusively (it changes the limits while the daemon runs).
+    pub fn start_holding_limits(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(env, extra, vars, None)
+    }
+
+    fn start_with(
+        env: &Env,
+        extra: &[&str],
+        vars: &[(&str, &str)],
+        inotify: Option<std::sync::RwLockReadGuard<'static, ()>>,
+    ) -> Daemon {
         let log = env.path("daemon.log");
         let mut args = vec!["watch"];
         args.extend_from_slice(extra);
@@ -102,9 +121,6 @@ impl Daemon {
         for (k, v) in vars {
             command.env(k, v);
         }
-        let inotify = INOTIFY_LIMITS
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let child = command.spawn().expect("daemon starts");
         let daemon = Daemon {
             child,

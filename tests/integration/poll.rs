@@ -16,7 +16,7 @@ use crate::env::{Env, wait_until};
 
 /// A bindfs mount of `backing` at `mount`, unmounted when dropped (panics included). bindfs
 /// runs in the foreground as the test's child, so a test can kill it like a crashed server.
-struct Fuse {
+pub struct Fuse {
     backing: PathBuf,
     mount: PathBuf,
     bindfs: std::cell::RefCell<Option<Child>>,
@@ -26,9 +26,15 @@ impl Fuse {
     /// Mounts `env/backing` at `env/mnt`; `None` (with the reason printed) where FUSE cannot
     /// be mounted.
     fn mount(env: &Env) -> Option<Fuse> {
+        Fuse::mount_at(env, env.path("mnt"))
+    }
+
+    /// Mounts `env/backing` at `mount`; `None` (with the reason printed) where FUSE cannot
+    /// be mounted.
+    pub fn mount_at(env: &Env, mount: PathBuf) -> Option<Fuse> {
         let fuse = Fuse {
             backing: env.path("backing"),
-            mount: env.path("mnt"),
+            mount,
             bindfs: std::cell::RefCell::new(None),
         };
         std::fs::create_dir_all(&fuse.backing).expect("backing folder");
@@ -106,7 +112,7 @@ impl Fuse {
     }
 
     /// A path in the backing folder (where the "remote" writers write).
-    fn remote(&self, rel: &str) -> PathBuf {
+    pub fn remote(&self, rel: &str) -> PathBuf {
         self.backing.join(rel)
     }
 }
