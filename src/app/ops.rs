@@ -409,9 +409,8 @@ pub fn notify(dir: &Path, paths: &[PathBuf]) -> Result<ExitCode, Error> {
         if count == 1 { "" } else { "s" }
     );
     if !outside.is_empty() {
-        print(&out)?;
         return Err(Error::Config(format!(
-            "under no watch root of this store (has its daemon started with these roots?): {}",
+            "under no watch root of this store (has its daemon started with these roots?): {}; nothing was recorded",
             outside.join(" ")
         )));
     }

@@ -167,7 +167,7 @@ fn rename_into_place(product: &Product, cx: &mut StepContext<'_>) -> Result<(), 
     // between the two is recognisable at recovery.
     if !cx.hooks.publishing(target, version) {
         return Err(DeliverError::Publish(
-            "this attempt's claim was superseded (the job was claimed again or cancelled); its product was discarded"
+            "the store did not confirm this attempt's claim (claimed again, cancelled, superseded by a newer version, or the store unreachable: see the daemon's log); its product was discarded"
                 .into(),
         ));
     }

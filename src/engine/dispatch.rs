@@ -268,7 +268,14 @@ impl Engine {
                     steps: spec.steps.clone(),
                     output: spec.output.as_ref().map(|o| o.final_path.clone()),
                     unplannable: None,
-                    follow_moves: rule.on_rename == OnRename::Follow && single_link(&spec.path),
+                    follow_moves: rule.on_rename == OnRename::Follow
+                        && match &sequence {
+                            Some(seq) => seq
+                                .frames
+                                .iter()
+                                .all(|f| single_link(&seq.dir.join(&f.name))),
+                            None => single_link(&spec.path),
+                        },
                     baseline_runs: self.options.once,
                 };
                 self.outbox.push(
@@ -515,9 +522,9 @@ impl Engine {
 #[cfg(test)]
 mod tests;
 
-/// Whether `path` is the only name of its file (a sequence's `####` path, which is no file,
-/// counts as one): a file with other hard links was not moved, its old name still holds it.
+/// Whether `path` is the only name of its file: a file with other hard links (a publish
+/// that links frames instead of copying them) was not moved, its old name still holds it.
 fn single_link(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).map_or(true, |m| m.nlink() <= 1)
+    std::fs::metadata(path).is_ok_and(|m| m.nlink() <= 1)
 }

@@ -120,7 +120,7 @@ impl Engine {
         let mut catch_up = false;
         for index in std::mem::take(&mut self.routed) {
             if set.file.rules[index].sequence.is_some() {
-                let purpose = if self.first_start {
+                let purpose = if self.began_first {
                     Purpose::Baseline
                 } else {
                     Purpose::CatchUp
@@ -129,8 +129,7 @@ impl Engine {
                 continue;
             }
             let rule = &set.file.rules[index].name;
-            let first_start = self.first_start;
-            let wanted = !first_start
+            let wanted = !self.began_first
                 && self.store.as_mut().is_some_and(|store| {
                     let own_output = store.producer(&abs, version).ok().flatten().as_deref()
                         == Some(rule.as_str());
@@ -145,6 +144,15 @@ impl Engine {
         }
         if self.first_start {
             self.baseline.push((input, version));
+        } else if self.began_first {
+            // A root first listed after the initial scan of a first start.
+            if self.store.is_some() {
+                let files = vec![(input, version)];
+                self.outbox.push(
+                    crate::store::queue::Write::Baseline { files },
+                    super::outbox::Then::Nothing,
+                );
+            }
         } else if catch_up {
             self.hold_until_complete(abs, file.root, file.rel, file.kind, now);
         }
@@ -184,7 +192,10 @@ impl Engine {
     fn on_ready(&mut self, root: usize, rel: &Path, kind: EventKind, now: Instant, scanned: bool) {
         let set = self.set.clone();
         let abs = set.file.watch[root].path.join(rel);
-        let published = if self.store.is_some() {
+        // A product's publish ends in one complete-file event (the rename into place); other
+        // kinds (a poller's `create` first) leave the record for it.
+        let completes = matches!(kind, EventKind::CloseWrite | EventKind::MovedTo);
+        let published = if self.store.is_some() && completes {
             self.provenance.take(&abs)
         } else {
             self.provenance.get(&abs)

@@ -119,6 +119,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         next_poll: now + STORE_POLL,
         next_heartbeat: now,
         first_start,
+        began_first: first_start,
         baseline: Vec::new(),
         scratch: Scratch::default(),
         routed: Vec::new(),

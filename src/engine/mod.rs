@@ -112,6 +112,9 @@ pub struct Engine {
     next_heartbeat: Instant,
     /// Whether this start records a baseline instead of catching up.
     first_start: bool,
+    /// Whether this run began as a first start: a root first listed after the initial scan
+    /// (a share that was down) is then a baseline too, not a flood of catch-up work.
+    began_first: bool,
     /// Files of the initial scan, written to the store in one go at its end.
     baseline: Vec<(RootedPath, crate::os::version::FileVersion)>,
     scratch: Scratch,

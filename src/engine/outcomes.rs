@@ -252,7 +252,10 @@ impl Engine {
                 }
             }
             (Then::Started(job), Answer::Cancelled) => {
-                tracing::info!(job, "cancelled by a user; stopping it");
+                tracing::info!(
+                    job,
+                    "cancelled (by a user, or superseded by a newer version of its input); stopping it"
+                );
                 self.pool.cancel(job);
             }
             (Then::Started(job), Answer::Stale { current }) => {

@@ -113,11 +113,15 @@ impl JobHooks for WorkerHooks<'_> {
         let Some(open) = self.shared.store.as_ref() else {
             return true;
         };
+        // The claim is checked at the publish or nothing is published: a product that cannot
+        // be shown current (the store unreachable) might be stale, and the attempt's failure
+        // is retried as the rule says.
         if self.store.is_none() {
             match open() {
                 Ok(store) => *self.store = Some(store),
                 Err(e) => {
-                    tracing::warn!(job = claim.id, error = %e, "cannot open the store to record the product");
+                    tracing::error!(job = claim.id, error = %e, "not publishing: cannot open the store to check the claim");
+                    return false;
                 }
             }
         }
@@ -129,7 +133,8 @@ impl JobHooks for WorkerHooks<'_> {
                     return false;
                 }
                 Err(e) => {
-                    tracing::warn!(job = claim.id, error = %e, "cannot record the product before publishing it");
+                    tracing::error!(job = claim.id, error = %e, "not publishing: cannot check the claim in the store");
+                    return false;
                 }
             }
         }

@@ -99,9 +99,15 @@ pub fn detect(dir: &Path) -> std::io::Result<FsKind> {
     let magic = nix::sys::statfs::statfs(dir)
         .map_err(std::io::Error::from)?
         .filesystem_type()
-        .0 as u64;
+        .0 as u32 as u64;
     let dev = std::fs::metadata(dir)?.dev();
     Ok(classify(magic, mount_type(dev).as_deref()))
+}
+
+/// Whether a `statfs` magic number is a local file system, where every write goes through
+/// this kernel (so what it says of open files is the whole truth).
+pub fn is_local_magic(magic: u64) -> bool {
+    LOCAL.iter().any(|(m, _)| *m == magic)
 }
 
 /// Classifies a magic number, named by its mountinfo type when one is known.
@@ -151,7 +157,7 @@ fn mount_type(dev: u64) -> Option<String> {
 /// The kind of a network or FUSE file system `dir` is on, or `None` for a local one (or one
 /// that cannot be looked at).
 pub fn network_kind(dir: &Path) -> Option<&'static str> {
-    let magic = nix::sys::statfs::statfs(dir).ok()?.filesystem_type().0 as u64;
+    let magic = nix::sys::statfs::statfs(dir).ok()?.filesystem_type().0 as u32 as u64;
     REMOTE
         .iter()
         .find(|(m, _)| *m == magic)

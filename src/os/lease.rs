@@ -9,7 +9,9 @@
 //! Taking a lease needs the file's owner or `CAP_LEASE` (the packaged service unit grants it);
 //! without either, or on a file system without leases, the answer is [`Writers::Unknown`] and
 //! the caller falls back to waiting for stillness. Writers on *other* machines are never
-//! visible this way: that is what the polling source's quiet time is for.
+//! visible this way, so on anything but a local file system the answer is `Unknown` too (NFSv4
+//! and SMB clients even refuse every lease the server has not delegated, which would read as
+//! "still written" forever).
 //!
 //! The crate's only `unsafe`: nix does not wrap `F_SETLEASE`, so two `libc::fcntl` calls on a
 //! descriptor owned here, with integer arguments.
@@ -36,6 +38,10 @@ pub enum Writers {
 
 /// Asks the kernel whether `path` is open for writing anywhere on this machine.
 pub fn writers(path: &Path) -> Writers {
+    // Only regular files: opening a device node can have effects of its own (a tape rewinds).
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Writers::Unknown;
+    }
     quiet_lease_breaks();
     // Non-blocking, so a FIFO that matched a rule never blocks the daemon in `open`.
     let Ok(file) = File::options()
@@ -46,6 +52,13 @@ pub fn writers(path: &Path) -> Writers {
         return Writers::Unknown;
     };
     if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Writers::Unknown;
+    }
+    // On NFS, SMB and FUSE the lease speaks only for this machine (NFSv4 and SMB even refuse
+    // it whenever the server granted no delegation or oplock): no answer there.
+    let local = nix::sys::statfs::fstatfs(&file)
+        .is_ok_and(|fs| crate::os::fs_kind::is_local_magic(fs.filesystem_type().0 as u32 as u64));
+    if !local {
         return Writers::Unknown;
     }
     let fd = file.as_raw_fd();

@@ -481,7 +481,7 @@ fn bad_watch_root_names_and_sources_are_positioned_errors() {
   = note: in watch.poll.hot
   = help: add a unit: `2s`, `2m` or `2ms`
 
-error: `cold` must be at least 50ms
+error: `cold` must be between 50ms and 24h
  --> rules.yaml:4:26
   |
 4 |     poll: {hot: 2, cold: 1ms, quick: 5s}

@@ -20,6 +20,9 @@ const POLL_KEYS: &[&str] = &["hot", "cold", "quiet"];
 
 /// The shortest poll interval or quiet time accepted: below it a poller only burns CPU.
 const MIN_POLL: Duration = Duration::from_millis(50);
+/// The longest `poll:` interval: a day. Longer would be no watching at all, and far longer
+/// would overflow the clock arithmetic of the schedule.
+const MAX_POLL: Duration = Duration::from_secs(86_400);
 
 impl Loader<'_> {
     /// Every watch root, each checked; an empty list only when something was reported.
@@ -150,13 +153,10 @@ impl Loader<'_> {
             let Some(value) = self.duration(&map, key) else {
                 continue;
             };
-            if value < MIN_POLL {
+            if !(MIN_POLL..=MAX_POLL).contains(&value) {
                 self.error(
                     Diagnostic::new(
-                        format!(
-                            "`{key}` must be at least {}",
-                            humantime::format_duration(MIN_POLL)
-                        ),
+                        format!("`{key}` must be between 50ms and 24h"),
                         map.span_of(key),
                     )
                     .context(map.at(key)),

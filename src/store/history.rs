@@ -37,7 +37,8 @@ pub trait JobHistory {
 
     /// Tells the daemon that these files are complete (a farm's post-task, a publish tool):
     /// it routes them at once instead of waiting for its source to notice. Returns, per path,
-    /// whether it was taken (`false`: not under any watch root the daemon registered).
+    /// whether it is under a watch root the daemon registered; records them only when all are
+    /// (a typo records nothing).
     ///
     /// # Errors
     /// Database errors.

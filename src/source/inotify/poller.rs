@@ -142,20 +142,15 @@ impl Polled {
     }
 
     /// Looks at one folder (`abs` is where it is); `None` when it cannot be listed: a folder
-    /// gone is dropped (its parent's next look finds what replaced it), a remote one that does
-    /// not answer is kept.
+    /// gone is dropped (its parent's next look finds what replaced it); any other failure (a
+    /// remote folder that does not answer, too many open files) keeps it, to look again.
     pub(super) fn look(&mut self, root: usize, rel: &Path, abs: &Path) -> Option<Look> {
         let key = (root, rel.to_path_buf());
         let listing = match list(abs) {
             Ok(listing) => listing,
             // A remote folder that does not answer (a crashed FUSE daemon, an NFS server
             // away) is kept and looked at again: nothing above it would find it again.
-            Err(e)
-                if e.kind() != io::ErrorKind::NotFound
-                    && self.folders.get(&key).is_some_and(|f| f.why == Why::Remote) =>
-            {
-                return None;
-            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return None,
             Err(_) => {
                 self.folders.remove(&key);
                 return None;

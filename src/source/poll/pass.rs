@@ -413,7 +413,8 @@ impl Poller {
 
     /// Reports the pass's deletions and starts watching what arrived.
     fn resolve(&mut self, moves: Moves, now: Instant) {
-        let gone_inodes: HashSet<u64> = moves.gone.iter().map(|g| g.2).collect();
+        // Paired within one root (one device) only: an inode number means nothing across them.
+        let gone_inodes: HashSet<(usize, u64)> = moves.gone.iter().map(|g| (g.0, g.2)).collect();
         // A name that is there again (its folder was replaced) was not deleted.
         let arrived_paths: HashSet<(usize, PathBuf)> = moves
             .arrived
@@ -432,7 +433,10 @@ impl Poller {
             if !watched {
                 continue;
             }
-            let moved = gone_inodes.contains(&ino);
+            let moved = self
+                .folders
+                .get(folder)
+                .is_some_and(|f| gone_inodes.contains(&(f.root, ino)));
             if !moved && let Some(f) = self.folders.get(folder) {
                 let (root, rel) = (f.root, f.rel.join(&name));
                 self.emit(root, rel, EventKind::Create, Origin::Event);
@@ -513,6 +517,13 @@ impl Poller {
     }
 
     fn emit(&self, root: usize, rel: PathBuf, kind: EventKind, origin: Origin) {
+        // A "move" is a guess from a reused inode number: a rule that fires only on complete
+        // writes must still hear of the file.
+        let kind = if kind == EventKind::MovedTo && !self.config.events.contains(kind) {
+            EventKind::CloseWrite
+        } else {
+            kind
+        };
         if origin != Origin::InitialScan && !self.config.events.contains(kind) {
             return;
         }
@@ -536,7 +547,12 @@ fn list(abs: &Path) -> io::Result<Vec<(OsString, u64, Kind)>> {
     let mut items = Vec::new();
     for entry in std::fs::read_dir(abs)? {
         let entry = entry?;
-        let file_type = entry.file_type()?;
+        // An entry deleted between the listing and this look is simply not there.
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         let kind = if file_type.is_dir() {
             Kind::Dir(u32::MAX)
         } else if file_type.is_file() {

@@ -155,6 +155,18 @@ pub(crate) fn a_renamed_file_is_followed_not_run_again(b: &dyn Backend) {
         claim: false,
     };
     let (_, _) = enqueued(one(&mut *q, write));
+    // A file whose other rule still has a job running there is not moved under it.
+    let done = claimed(&mut *q, "sh010/c.tif", version(9, 10));
+    assert_eq!(finish(&mut *q, done, Ending::Done), Answer::Ok);
+    let (_, busy) = enqueued(one(
+        &mut *q,
+        enqueue("proxy", "sh010/c.tif", version(9, 10), true),
+    ));
+    assert!(busy.is_some());
+    let (_, _) = enqueued(one(
+        &mut *q,
+        enqueue("review", "sh020/c.tif", version(9, 10), false),
+    ));
     // A version that failed is not followed.
     let failed = claimed(&mut *q, "sh010/b.tif", version(8, 10));
     let ending = Ending::Failed {
@@ -182,6 +194,9 @@ pub(crate) fn notices_reach_the_daemon_once(b: &dyn Backend) {
         shots.join("sh010/a b\n.mxf"),
     ];
     assert_eq!(h.notify(&paths).expect("notify"), [true, false, true]);
+    assert!(q.take_notices().expect("take").is_empty(), "all or nothing");
+    let paths = [paths[0].clone(), paths[2].clone()];
+    assert_eq!(h.notify(&paths).expect("notify"), [true, true]);
     assert_eq!(
         q.take_notices().expect("take"),
         [at("sh010/b.mxf"), at("sh010/a b\n.mxf")]

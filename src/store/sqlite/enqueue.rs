@@ -117,8 +117,9 @@ fn is_baseline(tx: &Connection, job: &NewJob) -> rusqlite::Result<bool> {
 
 /// When `job`'s version succeeded for its rule under another path that still records that
 /// version, moves that file's record (and so its history) to the job's path and returns where
-/// it was. When a record already holds the new path (a file renamed over another), the moved
-/// file's jobs join it instead; no job is ever deleted.
+/// it was. Only a plain move is followed: when the old record still has unfinished jobs (of any
+/// rule: their commands name the old path) or the new path already has a record (a file
+/// renamed over another, whose jobs must be superseded), the job runs as usual.
 fn follow_move(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<RootedPath>> {
     let (ino, size, mtime) = stored(job.version);
     let found: Option<(i64, String, Vec<u8>)> = tx
@@ -128,6 +129,8 @@ fn follow_move(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<RootedP
                  AND NOT (f.root = ?4 AND f.rel = ?5)
                  AND EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = f.id AND j.rule = ?6
                      AND j.ino = ?1 AND j.size = ?2 AND j.mtime_ns = ?3 AND j.status = 'done')
+                 AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.file_id = f.id
+                     AND a.status IN ('queued', 'claimed', 'running'))
              LIMIT 1",
         )?
         .query_row(
@@ -145,27 +148,15 @@ fn follow_move(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<RootedP
     let Some((old_id, root, rel)) = found else {
         return Ok(None);
     };
-    let existing: Option<i64> = tx
+    let taken: Option<i64> = tx
         .prepare_cached("SELECT id FROM files WHERE root = ?1 AND rel = ?2")?
         .query_row(params![job.input.root, blob(&job.input.rel)], |r| r.get(0))
         .optional()?;
-    match existing {
-        None => {
-            tx.prepare_cached("UPDATE files SET root = ?2, rel = ?3 WHERE id = ?1")?
-                .execute(params![old_id, job.input.root, blob(&job.input.rel)])?;
-        }
-        Some(existing) => {
-            // `OR IGNORE`: a job whose key the record already has stays where it was, and
-            // so does the old record then.
-            tx.prepare_cached("UPDATE OR IGNORE jobs SET file_id = ?1 WHERE file_id = ?2")?
-                .execute(params![existing, old_id])?;
-            tx.prepare_cached(
-                "DELETE FROM files WHERE id = ?1
-                 AND NOT EXISTS (SELECT 1 FROM jobs WHERE file_id = ?1)",
-            )?
-            .execute([old_id])?;
-        }
+    if taken.is_some() {
+        return Ok(None);
     }
+    tx.prepare_cached("UPDATE files SET root = ?2, rel = ?3 WHERE id = ?1")?
+        .execute(params![old_id, job.input.root, blob(&job.input.rel)])?;
     Ok(Some(RootedPath {
         root,
         rel: path_of(rel),

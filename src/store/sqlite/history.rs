@@ -258,18 +258,18 @@ impl JobHistory for SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut taken = Vec::with_capacity(paths.len());
-        for path in paths {
-            let at = SqliteStore::rooted(&tx, path)?;
-            if at.root.is_empty() {
-                taken.push(false);
-                continue;
+        let rooted = paths
+            .iter()
+            .map(|path| SqliteStore::rooted(&tx, path))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let taken: Vec<bool> = rooted.iter().map(|at| !at.root.is_empty()).collect();
+        if taken.iter().all(|t| *t) {
+            for at in &rooted {
+                tx.prepare_cached("INSERT INTO notices (root, rel, at) VALUES (?1, ?2, ?3)")?
+                    .execute(params![at.root, blob(&at.rel), now_ms()])?;
             }
-            tx.prepare_cached("INSERT INTO notices (root, rel, at) VALUES (?1, ?2, ?3)")?
-                .execute(params![at.root, blob(&at.rel), now_ms()])?;
-            taken.push(true);
+            tx.commit()?;
         }
-        tx.commit()?;
         Ok(taken)
     }
 
