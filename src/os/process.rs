@@ -5,6 +5,8 @@
 //! someone else's processes. A [`GroupId`] also records the boot and the start time of the group's
 //! leader; only processes of that boot, in that group, started no earlier than the leader, are ours.
 
+use std::os::unix::ffi::OsStrExt;
+
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -63,7 +65,9 @@ impl GroupId {
 /// SIGKILLs every live process of this user whose command line has an argument containing one
 /// of `needles` (whole group when the process leads one, as each job step does), and returns
 /// their ids. For converters orphaned before their group was recorded: their `{out}` argument
-/// names a temp output only they write. Never signals this process.
+/// names a temp output only they write, through `/proc/<daemon>/fd/…` of the daemon that died;
+/// an argument through a live process's `/proc` entry belongs to another daemon (another
+/// show's store may use the same job ids and names) and is spared. Never signals this process.
 pub fn kill_mentioning(needles: &[Vec<u8>]) -> Vec<i32> {
     if needles.is_empty() {
         return Vec::new();
@@ -85,13 +89,14 @@ pub fn kill_mentioning(needles: &[Vec<u8>]) -> Vec<i32> {
             needles
                 .iter()
                 .any(|n| !n.is_empty() && arg.windows(n.len()).any(|w| w == n.as_slice()))
+                && !through_a_live_process(arg)
         });
+        if !mentions || !owned_by_me(pid) {
+            continue;
+        }
         let Some(stat) = stat(pid).filter(|s| s.state != 'Z') else {
             continue;
         };
-        if !mentions {
-            continue;
-        }
         let signalled = if stat.pgrp == pid {
             nix::sys::signal::killpg(Pid::from_raw(pid), Signal::SIGKILL)
         } else {
@@ -102,6 +107,29 @@ pub fn kill_mentioning(needles: &[Vec<u8>]) -> Vec<i32> {
         }
     }
     killed
+}
+
+/// Whether `arg` reaches a file through `/proc/<pid>/…` of a process that is alive.
+fn through_a_live_process(arg: &[u8]) -> bool {
+    let Some(rest) = arg.strip_prefix(b"/proc/") else {
+        return false;
+    };
+    let digits: Vec<u8> = rest
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    !digits.is_empty()
+        && std::path::Path::new("/proc")
+            .join(std::ffi::OsStr::from_bytes(&digits))
+            .exists()
+}
+
+/// Whether process `pid` runs as this process's effective user.
+fn owned_by_me(pid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let uid = |path: &str| std::fs::metadata(path).map(|m| m.uid()).ok();
+    uid(&format!("/proc/{pid}")).is_some_and(|theirs| Some(theirs) == uid("/proc/self"))
 }
 
 struct Stat {
