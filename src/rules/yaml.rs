@@ -132,6 +132,7 @@ pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
         error: None,
         written: 0,
         copied: 0,
+        kept: 0,
     };
     let mut parser = Parser::new_from_str(source);
     loop {
@@ -210,11 +211,29 @@ struct TreeBuilder<'s> {
     written: usize,
     /// Nodes copied by aliases so far.
     copied: usize,
+    /// Nodes kept for anchors so far (each anchored node is kept whole, nested ones again).
+    kept: usize,
 }
 
 impl TreeBuilder<'_> {
     fn push_value(&mut self, node: Node, anchor: usize, cost: Cost) {
         if anchor != 0 {
+            // Keeping the anchored node is a copy too: anchors nested in anchors would
+            // otherwise cost the document's size once per level, outside the budget.
+            let budget =
+                ALIAS_NODE_FLOOR.max(self.written.saturating_mul(ALIAS_NODES_PER_WRITTEN_NODE));
+            self.kept = self.kept.saturating_add(cost.size);
+            if self.kept > budget && self.error.is_none() {
+                self.error = Some(SyntaxError {
+                    message: format!(
+                        "anchors and aliases would copy more than {budget} nodes (anchors nested \
+                         in anchors are kept once per level)"
+                    ),
+                    span: node.span,
+                    hint: Some("write the shared values out, or nest fewer anchors".into()),
+                });
+                return;
+            }
             self.anchors.insert(anchor, (node.clone(), cost));
         }
         match self.stack.last_mut() {
@@ -455,6 +474,26 @@ mod tests {
         assert!(err.message.contains("alias `*f`"), "{}", err.message);
         assert!(err.message.contains("1000000"), "{}", err.message);
         assert!(err.hint.expect("hint").contains("alias"));
+    }
+
+    #[test]
+    fn anchors_nested_in_anchors_count_against_the_budget() {
+        // 200 nested anchors around 10,000 scalars: keeping each anchored node whole would hold
+        // 2,000,000 nodes for a document of 10,200.
+        let mut text = String::from("deep: ");
+        for level in 0..200 {
+            text.push_str(&format!("&a{level} ["));
+        }
+        text.push_str(&vec!["x"; 10_000].join(", "));
+        text.push_str(&"]".repeat(200));
+        text.push('\n');
+        let err = parse(&text).expect_err("over budget");
+        assert!(
+            err.message.contains("anchors nested in anchors"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.span.line, 1);
     }
 
     #[test]
