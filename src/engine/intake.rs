@@ -20,6 +20,9 @@ use crate::source::{FileEvent, Origin, SourceEvent};
 
 use super::Engine;
 
+/// How many baseline files the outbox gets at once during a first start's initial scan.
+pub const BASELINE_CHUNK: usize = 10_000;
+
 /// How long a scanned file's size and mtime must hold still before it is dispatched, when the
 /// kernel cannot say whether it is still open for writing. Long on purpose: a copy or render
 /// that stalls (a busy file server, a paused artist's export) must not fire on half a file,
@@ -143,7 +146,12 @@ impl Engine {
             }
         }
         if self.first_start {
-            self.baseline.push((input, version));
+            if self.store.is_some() {
+                self.baseline.push((input, version));
+                if self.baseline.len() >= BASELINE_CHUNK {
+                    self.flush_baseline();
+                }
+            }
         } else if self.began_first {
             // A root first listed after the initial scan of a first start.
             if self.store.is_some() {
@@ -356,7 +364,20 @@ impl Engine {
         self.next_heartbeat = Instant::now();
     }
 
+    /// Hands the baseline gathered so far to the outbox, in one write.
+    fn flush_baseline(&mut self) {
+        let files = std::mem::take(&mut self.baseline);
+        self.baselined += files.len();
+        if !files.is_empty() {
+            self.outbox.push(
+                crate::store::queue::Write::Baseline { files },
+                super::outbox::Then::Nothing,
+            );
+        }
+    }
+
     fn initial_scan_done(&mut self) {
+        self.initial_done = true;
         if !self.first_start {
             tracing::info!(
                 catching_up = self.intake.scanned.len(),
@@ -364,16 +385,9 @@ impl Engine {
             );
             return;
         }
-        let files = std::mem::take(&mut self.baseline);
-        let count = files.len();
-        if self.store.is_some() && !files.is_empty() {
-            self.outbox.push(
-                crate::store::queue::Write::Baseline { files },
-                super::outbox::Then::Nothing,
-            );
-        }
+        self.flush_baseline();
         tracing::info!(
-            files = count,
+            files = self.baselined,
             "first start: files already present are recorded as the baseline, not processed (`shotrouter rerun` or `watch --once` processes them)"
         );
         self.first_start = false;

@@ -121,6 +121,8 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         first_start,
         began_first: first_start,
         baseline: Vec::new(),
+        baselined: 0,
+        initial_done: false,
         scratch: Scratch::default(),
         routed: Vec::new(),
         progress,
@@ -383,14 +385,16 @@ impl Engine {
     /// Logs once each time all work is done: what a supervisor checks at the end of a night.
     fn note_idle(&mut self, source: &Receiver<SourceEvent>) {
         let idle = self.is_idle() && source.is_empty();
-        if idle && self.busy {
+        if idle && self.busy && self.initial_done {
             tracing::info!(
                 succeeded = self.counters.succeeded,
                 failed = self.counters.failed,
                 "idle: every job so far has finished"
             );
         }
-        self.busy = !idle;
+        // Before the initial scan is done, idle moments are not reported, but the first idle
+        // after it is.
+        self.busy = !idle || !self.initial_done;
     }
 
     fn reload(

@@ -115,8 +115,13 @@ pub struct Engine {
     /// Whether this run began as a first start: a root first listed after the initial scan
     /// (a share that was down) is then a baseline too, not a flood of catch-up work.
     began_first: bool,
-    /// Files of the initial scan, written to the store in one go at its end.
+    /// Files of the initial scan not yet handed to the outbox as baseline (in chunks of
+    /// [`intake::BASELINE_CHUNK`], so a tree of millions never sits in memory at once).
     baseline: Vec<(RootedPath, crate::os::version::FileVersion)>,
+    /// Files recorded as the baseline so far.
+    baselined: usize,
+    /// Whether every source has reported its initial scan (idle is reported only after).
+    initial_done: bool,
     scratch: Scratch,
     routed: Vec<usize>,
     progress: Option<ProgressBar>,
