@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::app::cli::{self, Cli, Command};
 use crate::app::style::{self, ColorChoice};
-use crate::app::{explain, logging, ops, packaging, watch_status};
+use crate::app::{explain, logging, ops, packaging, status, watch_status};
 use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
@@ -77,7 +77,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             if watch {
                 watch_status::run(&state.dir(), every)
             } else {
-                ops::status(&state.dir(), json)
+                status::status(&state.dir(), json)
             }
         }
         Command::Jobs {

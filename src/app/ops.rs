@@ -1,4 +1,5 @@
-//! The operations commands: `status`, `jobs`, `job`, `retry`, `cancel`, `rerun`, `files`.
+//! The operations commands: `jobs`, `job`, `retry`, `cancel`, `rerun`, `files`, `notify`
+//! (`status` is in [`status`](crate::app::status)).
 //! They read and write the store while the daemon runs (WAL: no lock errors), and print for a
 //! supervisor at the end of a night, or JSON for scripts.
 
@@ -11,16 +12,16 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::app::human::{duration_ms, local_datetime_ns, local_time_ms, size};
-use crate::app::style::{Paint, paint, status_paint};
+use crate::app::style::{paint, status_paint};
 use crate::app::table::{self, Column};
 use crate::error::Error;
 use crate::media::sequence::FrameName;
 use crate::os::quote::shell_quote;
 use crate::store::history::{JobFilter, JobHistory};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{self, FileRecord, JobId, JobRow, Status, StatusReport};
+use crate::store::{self, FileRecord, JobId, JobRow, Status};
 
-fn open(dir: &Path) -> Result<Box<dyn JobHistory>, Error> {
+pub(crate) fn open(dir: &Path) -> Result<Box<dyn JobHistory>, Error> {
     SqliteStore::open_existing(dir)
         .map(|s| Box::new(s) as Box<dyn JobHistory>)
         .map_err(|e| Error::Config(e.to_string()))
@@ -65,89 +66,19 @@ fn check_rule(history: &dyn JobHistory, rule: &str) -> Result<(), Error> {
     )))
 }
 
-fn runtime(e: impl std::fmt::Display) -> Error {
+pub(crate) fn runtime(e: impl std::fmt::Display) -> Error {
     Error::Runtime(e.to_string())
 }
 
-fn print(text: &str) -> Result<ExitCode, Error> {
+pub(crate) fn print(text: &str) -> Result<ExitCode, Error> {
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn json(value: &impl serde::Serialize) -> Result<ExitCode, Error> {
+pub(crate) fn json(value: &impl serde::Serialize) -> Result<ExitCode, Error> {
     print(&(serde_json::to_string_pretty(value).map_err(runtime)? + "\n"))
-}
-
-/// `shotrouter status`.
-///
-/// # Errors
-/// No store, or a database error.
-pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
-    let report = open(dir)?.status().map_err(runtime)?;
-    if as_json {
-        return json(&report);
-    }
-    print(&status_text(&report))
-}
-
-/// Reads the status report for `status --watch`.
-///
-/// # Errors
-/// No store, or a database error.
-pub fn status_report(dir: &Path) -> Result<StatusReport, Error> {
-    open(dir)?.status().map_err(runtime)
-}
-
-/// What `status` prints of a report.
-pub fn status_text(report: &StatusReport) -> String {
-    let claimed = if report.claimed > 0 {
-        format!(" (and {} claimed, about to start)", report.claimed)
-    } else {
-        String::new()
-    };
-    let oldest = report.oldest_queued_s.map_or(String::new(), |s| {
-        format!(" (oldest waiting {})", duration_ms(s * 1000))
-    });
-    let failed = format!("failed in the last 24h {}", report.failed_24h);
-    let failed = if report.failed_24h > 0 {
-        paint(&failed, Paint::Red)
-    } else {
-        failed
-    };
-    let mut out = format!(
-        "running {}{claimed}, queued {}{oldest}, {failed}\ndone {} in the last hour ({:.1}/min), {} in the last 24h; {} files known\n",
-        report.running,
-        report.queued,
-        report.done_1h,
-        report.done_1h as f64 / 60.0,
-        report.done_24h,
-        report.files
-    );
-    let now = store::now_ms();
-    for node in &report.nodes {
-        // A heartbeat comes every 10 s: a minute without one means no daemon runs there.
-        let seen = if node.last_seen_s < 60 {
-            paint("running", Paint::Green)
-        } else {
-            paint(
-                &format!(
-                    "not running (last seen {}, {} ago)",
-                    local_time_ms(now - node.last_seen_s * 1000, now),
-                    duration_ms(node.last_seen_s * 1000)
-                ),
-                Paint::Red,
-            )
-        };
-        let _ = writeln!(out, "node {}: {seen}", node.name);
-        if let Some(health) = &node.health
-            && node.last_seen_s < 60
-        {
-            let _ = writeln!(out, "  {}: {health}", paint("DEGRADED", Paint::Red));
-        }
-    }
-    out
 }
 
 /// The jobs table's columns: the free-text ones (rule, result, path) give way to a narrow

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::app::human::local_time_ms;
-use crate::app::ops;
+use crate::app::status;
 use crate::error::Error;
 use crate::store;
 
@@ -27,13 +27,13 @@ pub fn run(dir: &Path, every: Duration) -> Result<ExitCode, Error> {
             .map_err(|e| Error::Runtime(format!("cannot catch signal {signal}: {e}")))?;
     }
     // A missing store is an error to act on, not a block to repeat.
-    ops::status_report(dir)?;
+    status::status_report(dir)?;
     let terminal = std::io::stdout().is_terminal();
     let mut shown = 0;
     while !stop.load(Ordering::Relaxed) {
         let now = store::now_ms();
-        let body = match ops::status_report(dir) {
-            Ok(report) => ops::status_text(&report),
+        let body = match status::status_report(dir) {
+            Ok(report) => status::status_text(&report),
             Err(e) => format!("cannot read the store (trying again): {e}\n"),
         };
         let block = format!(

@@ -280,3 +280,55 @@ fn no_tracing_call_logs_debug_text() {
         offenders.join("\n")
     );
 }
+
+/// `watch --once` on a terminal (a pty from util-linux's `script`): every log line is written
+/// with the progress bar lifted (`ESC[2K` clears the bar's line first), so no line starts
+/// after the bar's text and the bar is redrawn below the lines.
+#[test]
+fn watch_once_keeps_its_progress_bar_below_the_log_lines() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux `script` (a pty) is not installed");
+        return;
+    }
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch: [shots]\njobs: 2\nrules:\n  - name: slow\n    match: \"**/*.dat\"\n    run: [sleep, \"0.05\"]\n",
+    );
+    for i in 0..12 {
+        env.write(format!("shots/f{i}.dat"), "a");
+    }
+    let command = format!(
+        "SHOTROUTER_LOG=info {} watch --once --no-store rules.yaml",
+        env!("CARGO_BIN_EXE_shotrouter")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(env.root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("12/12"), "no progress bar drawn: {text:?}");
+    let mut logged = 0;
+    for line in text.split('\n').filter(|l| l.contains("INFO")) {
+        logged += 1;
+        let before = &line[..line.find("20").expect("timestamp")];
+        assert!(
+            before.is_empty() || before.ends_with("\r\x1b[2K"),
+            "a log line written after the bar's text: {line:?}"
+        );
+    }
+    assert!(logged >= 12, "{text:?}");
+}
