@@ -135,7 +135,8 @@ fn took(r: &JobRow, now: i64) -> String {
     }
 }
 
-fn table(rows: &[JobRow]) -> String {
+/// The jobs table, `indent` columns narrower than the terminal (`files` indents it).
+fn table(rows: &[JobRow], indent: u16) -> String {
     let now = store::now_ms();
     let rows: Vec<Vec<String>> = rows
         .iter()
@@ -152,7 +153,11 @@ fn table(rows: &[JobRow]) -> String {
             ]
         })
         .collect();
-    table::render(&JOB_COLUMNS, &rows, table::width())
+    table::render(
+        &JOB_COLUMNS,
+        &rows,
+        table::width().map(|w| w.saturating_sub(indent)),
+    )
 }
 
 /// `shotrouter jobs`.
@@ -190,7 +195,7 @@ pub fn jobs(
     if as_json {
         return json(&rows);
     }
-    print(&table(&rows))
+    print(&table(&rows, 0))
 }
 
 /// `shotrouter job ID`.
@@ -535,7 +540,7 @@ fn describe_file(out: &mut String, r: &FileRecord) {
         let _ = writeln!(out, "  made by shotrouter: rule `{rule}`, job {job}");
     }
     if !r.jobs.is_empty() {
-        for line in table(&r.jobs).lines() {
+        for line in table(&r.jobs, 2).lines() {
             let _ = writeln!(out, "  {line}");
         }
     }
