@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::app::style::ColorChoice;
 use crate::rules::EventKind;
 
 /// Routes files arriving in a shot tree to the jobs that must run on them.
@@ -18,6 +19,15 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Colour: `auto` (on a terminal, unless `NO_COLOR` is set), `always` or `never`.
+    #[arg(
+        long,
+        value_enum,
+        global = true,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorChoice,
 }
 
 /// The subcommands.
@@ -52,7 +62,9 @@ pub enum Command {
         event: EventArg,
     },
     /// What the daemon is doing: running, queued, failed, throughput.
-    #[command(after_help = "Example:\n  shotrouter status --state /mnt/shows/bigfish/.shotrouter")]
+    #[command(
+        after_help = "Examples:\n  shotrouter status --state /mnt/shows/bigfish/.shotrouter\n  shotrouter status --watch     # refresh every 2 s until Ctrl-C"
+    )]
     Status {
         /// Where the store is.
         #[command(flatten)]
@@ -60,6 +72,16 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Print again every `--every` until Ctrl-C: in place on a terminal, one block after
+        /// another into a pipe or file.
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
+        /// With `--watch`: how often.
+        #[arg(long, default_value = "2s", value_parser = parse_duration, requires = "watch")]
+        every: Duration,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
     },
     /// List jobs, newest first.
     #[command(
@@ -84,6 +106,9 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
     },
     /// Everything about one job, with the end of its log.
     #[command(after_help = "Example:\n  shotrouter job 1234")]
@@ -96,6 +121,9 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
     },
     /// Queue failed or cancelled jobs again (planned again with the current rules).
     #[command(
@@ -113,6 +141,12 @@ pub enum Command {
         /// With `--failed`: only this rule's.
         #[arg(long)]
         rule: Option<String>,
+        /// Print JSON: the ids queued again and those that were not.
+        #[arg(long)]
+        json: bool,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
     },
     /// Cancel queued or running jobs; a running job's process group is killed.
     #[command(after_help = "Example:\n  shotrouter cancel 1234")]
@@ -123,6 +157,12 @@ pub enum Command {
         /// Job ids.
         #[arg(required = true)]
         ids: Vec<i64>,
+        /// Print JSON: the ids cancelled and those that were not.
+        #[arg(long)]
+        json: bool,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
     },
     /// Run a rule again on the files it ran on (after editing it, say).
     #[command(after_help = "Example:\n  shotrouter rerun --rule review-quicktime --since 24h")]
@@ -136,6 +176,12 @@ pub enum Command {
         /// Only files it ran on within this long.
         #[arg(long, value_parser = parse_duration)]
         since: Option<Duration>,
+        /// Print JSON: the rule and how many jobs were queued.
+        #[arg(long)]
+        json: bool,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
     },
     /// What the store knows of a file: its jobs, their outputs, whether shotrouter made it.
     #[command(
@@ -151,6 +197,9 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
     },
     /// Tell the daemon that files are complete, so they are routed at once (a farm's post-task
     /// script, a publish tool): no waiting for a polling pass or a quiet time.
@@ -164,6 +213,9 @@ pub enum Command {
         /// Complete files (relative paths are taken from the current folder).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
     },
     /// Watch the shot tree and run the jobs each arriving file triggers.
     #[command(
@@ -235,6 +287,33 @@ pub struct WatchArgs {
     /// (e.g. `30d`, `12h`); `0` keeps them forever.
     #[arg(long, default_value = "30d", value_parser = parse_keep)]
     pub keep_logs: Duration,
+    /// Log verbosity.
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+/// `-q`/`-v`: the log filter when `SHOTROUTER_LOG` is not set (it wins: it can name modules).
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct Verbosity {
+    /// Only warnings and errors in the log.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More in the log: `-v` shotrouter's debug lines, `-vv` its trace lines and the libraries'
+    /// debug lines.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Verbosity {
+    /// The `tracing` filter these flags ask for.
+    pub fn filter(self) -> &'static str {
+        match (self.quiet, self.verbose) {
+            (true, _) => "warn",
+            (false, 0) => "info",
+            (false, 1) => "info,shotrouter=debug",
+            (false, _) => "debug,shotrouter=trace",
+        }
+    }
 }
 
 /// Log output formats.

@@ -1,13 +1,15 @@
 //! The subcommands: each parsed command runs here, against the library's layers, and returns
-//! the exit status; logging is set up here for the daemon.
+//! the exit status.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+
+use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::app::cli::{self, Cli, Command};
-use crate::app::logfmt::TextFormat;
-use crate::app::{explain, ops, packaging};
+use crate::app::style::{self, ColorChoice};
+use crate::app::{explain, logging, ops, packaging, status, watch_status};
 use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
@@ -18,6 +20,7 @@ use crate::rules;
 /// # Errors
 /// What stopped it; [`Error::exit_code`] maps it to the exit status.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    style::set(cli.color);
     match cli.command {
         Command::Check { rules } => {
             let set = RuleSet::compile(rules::load(&rules)?)?;
@@ -63,7 +66,20 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { state, json } => ops::status(&state.dir(), json),
+        Command::Status {
+            state,
+            json,
+            watch,
+            every,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, cli.color);
+            if watch {
+                watch_status::run(&state.dir(), every)
+            } else {
+                status::status(&state.dir(), json)
+            }
+        }
         Command::Jobs {
             state,
             status,
@@ -71,35 +87,94 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             since,
             limit,
             json,
-        } => ops::jobs(
-            &state.dir(),
-            status.as_deref(),
-            rule.as_deref(),
-            since,
-            limit,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, cli.color);
+            ops::jobs(
+                &state.dir(),
+                status.as_deref(),
+                rule.as_deref(),
+                since,
+                limit,
+                json,
+            )
+        }
+        Command::Job {
+            state,
+            id,
             json,
-        ),
-        Command::Job { state, id, json } => ops::job(&state.dir(), id, json),
+            verbosity,
+        } => {
+            quiet_logs(verbosity, cli.color);
+            ops::job(&state.dir(), id, json)
+        }
         Command::Retry {
             state,
             ids,
             failed,
             rule,
-        } => ops::retry(&state.dir(), &ids, failed, rule.as_deref()),
-        Command::Cancel { state, ids } => ops::cancel(&state.dir(), &ids),
-        Command::Rerun { state, rule, since } => ops::rerun(&state.dir(), &rule, since),
-        Command::Files { state, paths, json } => ops::files(&state.dir(), &paths, json),
-        Command::Notify { state, paths } => ops::notify(&state.dir(), &paths),
+            json,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, cli.color);
+            ops::retry(&state.dir(), &ids, failed, rule.as_deref(), json)
+        }
+        Command::Cancel {
+            state,
+            ids,
+            json,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, cli.color);
+            ops::cancel(&state.dir(), &ids, json)
+        }
+        Command::Rerun {
+            state,
+            rule,
+            since,
+            json,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, cli.color);
+            ops::rerun(&state.dir(), &rule, since, json)
+        }
+        Command::Files {
+            state,
+            paths,
+            json,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, cli.color);
+            ops::files(&state.dir(), &paths, json)
+        }
+        Command::Notify {
+            state,
+            paths,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, cli.color);
+            ops::notify(&state.dir(), &paths)
+        }
         Command::Completions { shell } => packaging::completions(shell),
         Command::Manpages { dir } => packaging::manpages(&dir),
         Command::Watch(args) => {
-            init_logging(args.log_format);
+            // The bar is drawn only by `--once` on a terminal; the log lifts it for each line.
+            let progress =
+                (args.once && std::io::stderr().is_terminal()).then(|| ProgressBar::new(0));
+            logging::init(args.log_format, args.verbosity, cli.color, progress.clone());
             let state_dir = args.state.clone().unwrap_or_else(|| {
                 rules::absolute(&args.rules).parent().map_or_else(
                     || PathBuf::from(".shotrouter"),
                     |dir| dir.join(".shotrouter"),
                 )
             });
+            tracing::debug!(
+                rules = %args.rules.display(),
+                state = %state_dir.display(),
+                once = args.once,
+                store = !args.no_store,
+                "starting"
+            );
             engine::run(engine::Options {
                 rules_path: args.rules,
                 once: args.once,
@@ -107,22 +182,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 state_dir,
                 store: !args.no_store,
                 keep_logs: (!args.keep_logs.is_zero()).then_some(args.keep_logs),
+                progress,
             })
         }
     }
 }
 
-/// Logs go to stderr as text or JSON lines; `SHOTROUTER_LOG` sets the filter (default `info`).
-/// Text lines come from [`TextFormat`], which quotes every value so one event is one line.
-fn init_logging(format: cli::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOTROUTER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        cli::LogFormat::Text => builder.event_format(TextFormat).try_init(),
-        cli::LogFormat::Json => builder.json().try_init(),
-    };
+/// The operations commands log only what goes wrong below them (and more with `-v`).
+fn quiet_logs(verbosity: cli::Verbosity, color: ColorChoice) {
+    logging::init(cli::LogFormat::Text, verbosity, color, None);
 }

@@ -1,11 +1,19 @@
 //! The command line: `cli` (the clap types) parses, [`run`](crate::run) dispatches to the
-//! commands, `ops` reads the store's history for the operations commands, `explain` shows what
-//! rules do, `logfmt` writes the text log's lines, `packaging` writes the completion scripts and
-//! man pages a package ships.
+//! commands, `ops` and `status` read the store's history for the operations commands, `explain`
+//! shows what rules do, `logfmt` writes the text log's lines and `logging` installs it,
+//! `packaging` writes the completion scripts and man pages a package ships; `table`, `human`
+//! and `style` shape text output (widths, times and sizes, colour), `watch_status` repeats
+//! `status`.
 
 pub mod cli;
 pub mod commands;
 pub mod explain;
+pub mod human;
 pub mod logfmt;
+pub mod logging;
 pub mod ops;
 pub mod packaging;
+pub mod status;
+pub mod style;
+pub mod table;
+pub mod watch_status;

@@ -1,4 +1,5 @@
-//! The operations commands: `status`, `jobs`, `job`, `retry`, `cancel`, `rerun`, `files`.
+//! The operations commands: `jobs`, `job`, `retry`, `cancel`, `rerun`, `files`, `notify`
+//! (`status` is in [`status`](crate::app::status)).
 //! They read and write the store while the daemon runs (WAL: no lock errors), and print for a
 //! supervisor at the end of a night, or JSON for scripts.
 
@@ -10,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::app::human::{duration_ms, local_datetime_ns, local_time_ms, size};
+use crate::app::style::{paint, status_paint};
+use crate::app::table::{self, Column};
 use crate::error::Error;
 use crate::media::sequence::FrameName;
 use crate::os::quote::shell_quote;
@@ -17,7 +21,7 @@ use crate::store::history::{JobFilter, JobHistory};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{self, FileRecord, JobId, JobRow, Status};
 
-fn open(dir: &Path) -> Result<Box<dyn JobHistory>, Error> {
+pub(crate) fn open(dir: &Path) -> Result<Box<dyn JobHistory>, Error> {
     SqliteStore::open_existing(dir)
         .map(|s| Box::new(s) as Box<dyn JobHistory>)
         .map_err(|e| Error::Config(e.to_string()))
@@ -62,101 +66,98 @@ fn check_rule(history: &dyn JobHistory, rule: &str) -> Result<(), Error> {
     )))
 }
 
-fn runtime(e: impl std::fmt::Display) -> Error {
+pub(crate) fn runtime(e: impl std::fmt::Display) -> Error {
     Error::Runtime(e.to_string())
 }
 
-fn print(text: &str) -> Result<ExitCode, Error> {
+pub(crate) fn print(text: &str) -> Result<ExitCode, Error> {
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn json(value: &impl serde::Serialize) -> Result<ExitCode, Error> {
+pub(crate) fn json(value: &impl serde::Serialize) -> Result<ExitCode, Error> {
     print(&(serde_json::to_string_pretty(value).map_err(runtime)? + "\n"))
 }
 
-/// `1h02m`, `3m12s`, `45s`.
-fn age(ms: i64) -> String {
-    let s = (ms / 1000).max(0);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+/// The jobs table's columns: the free-text ones (rule, result, path) give way to a narrow
+/// terminal, the short ones never do.
+const JOB_COLUMNS: [Column; 8] = [
+    Column {
+        name: "ID",
+        right: true,
+        shrinks: false,
+    },
+    Column {
+        name: "STATUS",
+        right: false,
+        shrinks: false,
+    },
+    Column {
+        name: "RULE",
+        right: false,
+        shrinks: true,
+    },
+    Column {
+        name: "TRY",
+        right: true,
+        shrinks: false,
+    },
+    Column {
+        name: "CREATED",
+        right: false,
+        shrinks: false,
+    },
+    Column {
+        name: "TOOK",
+        right: true,
+        shrinks: false,
+    },
+    Column {
+        name: "RESULT",
+        right: false,
+        shrinks: true,
+    },
+    Column {
+        name: "PATH",
+        right: false,
+        shrinks: true,
+    },
+];
+
+/// How long a job ran (or has been running); empty before it started.
+fn took(r: &JobRow, now: i64) -> String {
+    match (r.started_at, r.finished_at) {
+        (Some(start), Some(end)) => duration_ms(end - start),
+        (Some(start), None) if r.status == "running" => format!("{}…", duration_ms(now - start)),
+        _ => String::new(),
     }
 }
 
-/// `shotrouter status`.
-///
-/// # Errors
-/// No store, or a database error.
-pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
-    let report = open(dir)?.status().map_err(runtime)?;
-    if as_json {
-        return json(&report);
-    }
-    let claimed = if report.claimed > 0 {
-        format!(" (and {} claimed, about to start)", report.claimed)
-    } else {
-        String::new()
-    };
-    let oldest = report.oldest_queued_s.map_or(String::new(), |s| {
-        format!(" (oldest waiting {})", age(s * 1000))
-    });
-    let mut out = format!(
-        "running {}{claimed}, queued {}{oldest}, failed in the last 24h {}\ndone {} in the last hour ({:.1}/min), {} in the last 24h; {} files known\n",
-        report.running,
-        report.queued,
-        report.failed_24h,
-        report.done_1h,
-        report.done_1h as f64 / 60.0,
-        report.done_24h,
-        report.files
-    );
-    for node in &report.nodes {
-        // A heartbeat comes every 10 s: a minute without one means no daemon runs there.
-        let seen = if node.last_seen_s < 60 {
-            "running".to_string()
-        } else {
-            format!(
-                "not running (last seen {} ago)",
-                age(node.last_seen_s * 1000)
-            )
-        };
-        let _ = writeln!(out, "node {}: {seen}", node.name);
-        if let Some(health) = &node.health
-            && node.last_seen_s < 60
-        {
-            let _ = writeln!(out, "  DEGRADED: {health}");
-        }
-    }
-    print(&out)
-}
-
-fn table(rows: &[JobRow]) -> String {
+/// The jobs table, `indent` columns narrower than the terminal (`files` indents it).
+fn table(rows: &[JobRow], indent: u16) -> String {
     let now = store::now_ms();
-    let mut out = format!(
-        "{:>8}  {:<9}  {:<22}  {:>3}  {:>7}  {:<34}  {}\n",
-        "ID", "STATUS", "RULE", "TRY", "AGE", "RESULT", "PATH"
-    );
-    for r in rows {
-        let result = r.result.clone().unwrap_or_default();
-        let result: String = result.chars().take(34).collect();
-        let _ = writeln!(
-            out,
-            "{:>8}  {:<9}  {:<22}  {:>3}  {:>7}  {:<34}  {}",
-            r.id,
-            r.status,
-            r.rule,
-            r.attempts,
-            age(now - r.created_at),
-            result,
-            shell_quote(r.path.as_bytes())
-        );
-    }
-    out
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.status.clone(),
+                r.rule.clone(),
+                r.attempts.to_string(),
+                local_time_ms(r.created_at, now),
+                took(r, now),
+                r.result.clone().unwrap_or_default(),
+                shell_quote(r.path.as_bytes()),
+            ]
+        })
+        .collect();
+    table::render(
+        &JOB_COLUMNS,
+        &rows,
+        table::width().map(|w| w.saturating_sub(indent)),
+    )
 }
 
 /// `shotrouter jobs`.
@@ -194,7 +195,7 @@ pub fn jobs(
     if as_json {
         return json(&rows);
     }
-    print(&table(&rows))
+    print(&table(&rows, 0))
 }
 
 /// `shotrouter job ID`.
@@ -215,18 +216,22 @@ pub fn job(dir: &Path, id: JobId, as_json: bool) -> Result<ExitCode, Error> {
     }
     let r = &detail.row;
     let mut out = String::new();
+    let status = match status_paint(&r.status) {
+        Some(p) => paint(&r.status, p),
+        None => r.status.clone(),
+    };
     let _ = writeln!(
         out,
-        "job {}  {}  rule {} (definition {})",
-        r.id, r.status, r.rule, detail.rule_hash
+        "job {}  {status}  rule {} (definition {})",
+        r.id, r.rule, detail.rule_hash
     );
     let _ = writeln!(out, "file      {}", shell_quote(r.path.as_bytes()));
-    if let Some((_, ino, size, mtime)) = detail.input {
+    if let Some((_, ino, bytes, mtime)) = detail.input {
         let _ = writeln!(
             out,
-            "version   inode {ino} size {size} mtime {}.{:09}",
-            mtime / 1_000_000_000,
-            mtime % 1_000_000_000
+            "version   inode {ino} size {} ({bytes} bytes) modified {}",
+            size(bytes),
+            local_datetime_ns(mtime)
         );
     }
     let _ = writeln!(out, "attempts  {}", r.attempts);
@@ -237,12 +242,17 @@ pub fn job(dir: &Path, id: JobId, as_json: bool) -> Result<ExitCode, Error> {
         let _ = writeln!(out, "output    {}", shell_quote(output.as_bytes()));
     }
     let now = store::now_ms();
-    let _ = writeln!(out, "created   {} ago", age(now - r.created_at));
+    let when = |t: i64| format!("{} ({} ago)", local_time_ms(t, now), duration_ms(now - t));
+    let _ = writeln!(out, "created   {}", when(r.created_at));
     if let Some(t) = r.started_at {
-        let _ = writeln!(out, "started   {} ago", age(now - t));
+        let _ = writeln!(out, "started   {}", when(t));
     }
     if let Some(t) = r.finished_at {
-        let _ = writeln!(out, "finished  {} ago", age(now - t));
+        let _ = writeln!(out, "finished  {}", when(t));
+    }
+    let ran = took(r, now);
+    if !ran.is_empty() {
+        let _ = writeln!(out, "took      {ran}");
     }
     for (i, step) in detail.raw_steps.iter().enumerate() {
         let argv: Vec<String> = step.iter().map(|a| shell_quote(a)).collect();
@@ -268,6 +278,7 @@ pub fn retry(
     ids: &[JobId],
     failed: bool,
     rule: Option<&str>,
+    as_json: bool,
 ) -> Result<ExitCode, Error> {
     if ids.is_empty() && !failed {
         return Err(Error::Config("name job ids, or give --failed".into()));
@@ -280,6 +291,17 @@ pub fn retry(
     let requeued = history
         .retry(ids, failed.then_some(rule))
         .map_err(runtime)?;
+    let refused: Vec<Refused> = ids
+        .iter()
+        .filter(|id| !requeued.contains(id))
+        .map(|&id| Refused {
+            id,
+            reason: "only failed or cancelled jobs are retried",
+        })
+        .collect();
+    if as_json {
+        return json(&serde_json::json!({ "queued": requeued, "not_queued": refused }));
+    }
     let listed: Vec<String> = requeued.iter().map(ToString::to_string).collect();
     let mut out = format!(
         "queued again: {} job{} {}\n",
@@ -287,13 +309,25 @@ pub fn retry(
         if requeued.len() == 1 { "" } else { "s" },
         listed.join(" ")
     );
-    for id in ids.iter().filter(|id| !requeued.contains(id)) {
-        let _ = writeln!(
-            out,
-            "not queued again {id}: only failed or cancelled jobs are retried"
-        );
+    for r in &refused {
+        let _ = writeln!(out, "not queued again {}: {}", r.id, r.reason);
     }
     print(&out)
+}
+
+/// A job `retry` or `cancel` was asked for and left as it was, and why.
+#[derive(serde::Serialize)]
+struct Refused {
+    id: JobId,
+    reason: &'static str,
+}
+
+/// A job `cancel` cancelled; `stopped_processes` counts the processes of its running attempt
+/// that were signalled.
+#[derive(serde::Serialize)]
+struct Cancelled {
+    id: JobId,
+    stopped_processes: usize,
 }
 
 /// `shotrouter cancel`: marks the jobs cancelled, then stops running ones (SIGTERM to the group,
@@ -301,11 +335,11 @@ pub fn retry(
 ///
 /// # Errors
 /// No store, or a database error.
-pub fn cancel(dir: &Path, ids: &[JobId]) -> Result<ExitCode, Error> {
+pub fn cancel(dir: &Path, ids: &[JobId], as_json: bool) -> Result<ExitCode, Error> {
     let mut history = open(dir)?;
     check_ids(history.as_ref(), ids)?;
     let cancelled = history.cancel(ids).map_err(runtime)?;
-    let mut out = String::new();
+    let mut done = Vec::new();
     for (id, group) in &cancelled {
         let mut killed = 0;
         if let Some(group) = group {
@@ -316,21 +350,37 @@ pub fn cancel(dir: &Path, ids: &[JobId]) -> Result<ExitCode, Error> {
             }
             group.kill();
         }
+        done.push(Cancelled {
+            id: *id,
+            stopped_processes: killed,
+        });
+    }
+    let refused: Vec<Refused> = ids
+        .iter()
+        .filter(|id| !cancelled.iter().any(|(c, _)| c == *id))
+        .map(|&id| Refused {
+            id,
+            reason: "not queued or running",
+        })
+        .collect();
+    if as_json {
+        return json(&serde_json::json!({ "cancelled": done, "not_cancelled": refused }));
+    }
+    let mut out = String::new();
+    for c in &done {
         let _ = writeln!(
             out,
-            "cancelled {id}{}",
-            if killed > 0 {
-                format!(" (stopped {killed} processes)")
+            "cancelled {}{}",
+            c.id,
+            if c.stopped_processes > 0 {
+                format!(" (stopped {} processes)", c.stopped_processes)
             } else {
                 String::new()
             }
         );
     }
-    for id in ids
-        .iter()
-        .filter(|id| !cancelled.iter().any(|(c, _)| c == *id))
-    {
-        let _ = writeln!(out, "not cancelled {id}: not queued or running");
+    for r in &refused {
+        let _ = writeln!(out, "not cancelled {}: {}", r.id, r.reason);
     }
     print(&out)
 }
@@ -339,11 +389,19 @@ pub fn cancel(dir: &Path, ids: &[JobId]) -> Result<ExitCode, Error> {
 ///
 /// # Errors
 /// No store, or a database error.
-pub fn rerun(dir: &Path, rule: &str, since: Option<Duration>) -> Result<ExitCode, Error> {
+pub fn rerun(
+    dir: &Path,
+    rule: &str,
+    since: Option<Duration>,
+    as_json: bool,
+) -> Result<ExitCode, Error> {
     let since_ms = since.map(|d| store::now_ms() - d.as_millis() as i64);
     let mut history = open(dir)?;
     check_rule(history.as_ref(), rule)?;
     let count = history.rerun(rule, since_ms).map_err(runtime)?;
+    if as_json {
+        return json(&serde_json::json!({ "rule": rule, "queued": count }));
+    }
     print(&format!(
         "queued {count} job{} of rule `{rule}`; the daemon plans them with the current rules\n",
         if count == 1 { "" } else { "s" }
@@ -465,11 +523,12 @@ pub fn files(dir: &Path, paths: &[PathBuf], as_json: bool) -> Result<ExitCode, E
 
 /// What `files` prints of one record: its version, who made it, its jobs and their products.
 fn describe_file(out: &mut String, r: &FileRecord) {
-    if let Some((_, ino, size, mtime)) = r.version {
+    if let Some((_, ino, bytes, mtime)) = r.version {
         let _ = writeln!(
             out,
-            "  last seen: inode {ino} size {size} mtime {}{}",
-            mtime / 1_000_000_000,
+            "  last seen: inode {ino} size {} modified {}{}",
+            size(bytes),
+            local_datetime_ns(mtime),
             if r.baseline {
                 " (baseline: present at first start, not run)"
             } else {
@@ -481,7 +540,7 @@ fn describe_file(out: &mut String, r: &FileRecord) {
         let _ = writeln!(out, "  made by shotrouter: rule `{rule}`, job {job}");
     }
     if !r.jobs.is_empty() {
-        for line in table(&r.jobs).lines() {
+        for line in table(&r.jobs, 2).lines() {
             let _ = writeln!(out, "  {line}");
         }
     }

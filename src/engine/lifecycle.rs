@@ -8,13 +8,11 @@
 //! then kill them; jobs cut short are queued again for the next start.
 
 use std::collections::{HashMap, HashSet};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
-use indicatif::ProgressBar;
 
 use crate::error::Error;
 use crate::exec::pool::{Pool, QueueFactory, Report};
@@ -88,7 +86,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let signals = signal_channel()?;
     let provenance = Arc::new(Provenance::default());
     let pool = Pool::new(set.file.jobs, provenance.clone(), factory, done_tx);
-    let progress = (options.once && std::io::stderr().is_terminal()).then(|| ProgressBar::new(0));
+    let progress = options.progress.clone().filter(|_| options.once);
     let now = Instant::now();
     let mut engine = Engine {
         run_tag: format!("{}", std::process::id()),

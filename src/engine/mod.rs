@@ -60,6 +60,9 @@ pub struct Options {
     /// Job logs older than this are deleted at start and hourly ([`retention`]); `None` keeps
     /// them forever.
     pub keep_logs: Option<Duration>,
+    /// `--once`'s progress bar, made by the caller so its log can keep the bar below its lines;
+    /// `None` draws none.
+    pub progress: Option<ProgressBar>,
 }
 
 /// How often the store is asked for jobs queued by someone else (`retry`, `rerun`): queued

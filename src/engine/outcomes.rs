@@ -269,7 +269,11 @@ impl Engine {
             (Then::Started(_), _) => {}
             (Then::Retry(spec, at), Answer::Ok) => self.requeue(*spec, at),
             (Then::Retry(spec, _), answer) => {
-                tracing::info!(job = %spec.id, ?answer, "not retried: cancelled by a user, or claimed again elsewhere");
+                tracing::info!(
+                    job = %spec.id,
+                    store_said = answer_word(&answer),
+                    "not retried: cancelled by a user, or claimed again elsewhere"
+                );
                 self.forget(&spec);
                 self.outstanding = self.outstanding.saturating_sub(1);
             }
@@ -320,5 +324,19 @@ impl Engine {
         let (root, rel) = self.set.locate(path)?;
         let index = self.set.file.watch.iter().position(|w| w.path == root)?;
         Some((index, rel.to_path_buf()))
+    }
+}
+
+/// The store's answer in a word for the log (its Debug text, `Cancelled`, is Rust's, not ours).
+fn answer_word(answer: &Answer) -> &'static str {
+    match answer {
+        Answer::Ok => "ok",
+        Answer::Enqueued { .. } => "enqueued",
+        Answer::Duplicate => "duplicate",
+        Answer::Moved { .. } => "moved",
+        Answer::Claimed(_) => "claimed",
+        Answer::NotClaimable => "not claimable",
+        Answer::Cancelled => "cancelled",
+        Answer::Stale { .. } => "claimed again elsewhere",
     }
 }

@@ -84,8 +84,8 @@ pub enum Failure {
     },
     /// A step ran longer than the rule's `timeout`.
     #[error(
-        "step {step} timed out after {:?}; its process group was killed",
-        limit
+        "step {step} timed out after {}; its process group was killed",
+        humantime::format_duration(*limit)
     )]
     TimedOut {
         /// 1-based step number.

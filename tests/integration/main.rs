@@ -1,6 +1,7 @@
 //! The single integration-test binary: real binary, real temp folders, real processes.
 
 mod cli;
+mod cli_output;
 mod coverage;
 mod daemon;
 mod env;

@@ -1,0 +1,82 @@
+//! `shotrouter status`: what the daemon is doing, in two lines and a line per node; also the
+//! block `status --watch` repeats.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::app::human::{duration_ms, local_time_ms};
+use crate::app::ops::{json, open, print, runtime};
+use crate::app::style::{Paint, paint};
+use crate::error::Error;
+use crate::store::{self, StatusReport};
+
+/// `shotrouter status`.
+///
+/// # Errors
+/// No store, or a database error.
+pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
+    let report = open(dir)?.status().map_err(runtime)?;
+    if as_json {
+        return json(&report);
+    }
+    print(&status_text(&report))
+}
+
+/// Reads the status report for `status --watch`.
+///
+/// # Errors
+/// No store, or a database error.
+pub fn status_report(dir: &Path) -> Result<StatusReport, Error> {
+    open(dir)?.status().map_err(runtime)
+}
+
+/// What `status` prints of a report.
+pub fn status_text(report: &StatusReport) -> String {
+    let claimed = if report.claimed > 0 {
+        format!(" (and {} claimed, about to start)", report.claimed)
+    } else {
+        String::new()
+    };
+    let oldest = report.oldest_queued_s.map_or(String::new(), |s| {
+        format!(" (oldest waiting {})", duration_ms(s * 1000))
+    });
+    let failed = format!("failed in the last 24h {}", report.failed_24h);
+    let failed = if report.failed_24h > 0 {
+        paint(&failed, Paint::Red)
+    } else {
+        failed
+    };
+    let mut out = format!(
+        "running {}{claimed}, queued {}{oldest}, {failed}\ndone {} in the last hour ({:.1}/min), {} in the last 24h; {} files known\n",
+        report.running,
+        report.queued,
+        report.done_1h,
+        report.done_1h as f64 / 60.0,
+        report.done_24h,
+        report.files
+    );
+    let now = store::now_ms();
+    for node in &report.nodes {
+        // A heartbeat comes every 10 s: a minute without one means no daemon runs there.
+        let seen = if node.last_seen_s < 60 {
+            paint("running", Paint::Green)
+        } else {
+            paint(
+                &format!(
+                    "not running (last seen {}, {} ago)",
+                    local_time_ms(now - node.last_seen_s * 1000, now),
+                    duration_ms(node.last_seen_s * 1000)
+                ),
+                Paint::Red,
+            )
+        };
+        let _ = writeln!(out, "node {}: {seen}", node.name);
+        if let Some(health) = &node.health
+            && node.last_seen_s < 60
+        {
+            let _ = writeln!(out, "  {}: {health}", paint("DEGRADED", Paint::Red));
+        }
+    }
+    out
+}
