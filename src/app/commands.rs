@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::app::cli::{self, Cli, Command};
 use crate::app::logfmt::TextFormat;
-use crate::app::{explain, ops, packaging};
+use crate::app::{check, explain, ops, packaging};
 use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
@@ -19,30 +19,11 @@ use crate::rules;
 /// What stopped it; [`Error::exit_code`] maps it to the exit status.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
-        Command::Check { rules } => {
-            let set = RuleSet::compile(rules::load(&rules)?)?;
-            let roots = set.roots_text();
-            let count = set.file.rules.len();
-            println!(
-                "{}: ok, {count} rule{}, watching {}",
-                rules.display(),
-                if count == 1 { "" } else { "s" },
-                roots
-            );
-            for root in &set.file.watch {
-                let choice = crate::source::choose::choose(root);
-                println!(
-                    "  root {}: {} ({})",
-                    root.name,
-                    root.path.display(),
-                    choice.describe()
-                );
-                if let Some(warning) = choice.warning() {
-                    println!("  warning: root {}: {warning}", root.name);
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Check {
+            rules,
+            strict,
+            json,
+        } => check::check(&rules, strict, json),
         Command::Explain {
             rules,
             paths,
@@ -61,7 +42,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             std::io::stdout()
                 .write_all(text.as_bytes())
                 .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
-            Ok(ExitCode::SUCCESS)
+            Ok(if explain::any_failed(&reports) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Status { state, json } => ops::status(&state.dir(), json),
         Command::Jobs {
