@@ -74,7 +74,7 @@ pub fn probe(path: &Path, what: &str) -> Result<Probed, String> {
         .stderr_capture()
         .unchecked()
         .start()
-        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
+        .map_err(|e| format!("cannot run ffprobe on {what}: {e}"))?;
     let output = match handle.wait_timeout(PROBE_TIMEOUT) {
         Ok(Some(output)) => output.clone(),
         Ok(None) => {

@@ -80,8 +80,9 @@ pub fn parse(path: &Path, source: &str, base: &Path) -> Result<RuleFile, Diagnos
         file.warnings = report;
         return Ok(file);
     }
-    // Warnings are shown with the errors: a missing program is worth knowing while fixing.
-    report.items.extend(loader.errors);
+    // A file with errors reports only those: its warnings come once it loads, so an error
+    // report (and the daemon's reload log) stays about what stops the file.
+    report.items = loader.errors;
     report.items.sort_by_key(|d| (d.span.line, d.span.column));
     Err(report)
 }

@@ -41,7 +41,7 @@ fn check_accepts_a_valid_file_with_a_summary() {
 #[test]
 fn check_prints_every_error_and_exits_2() {
     let env = Env::new();
-    env.write("rules.yaml", "version: 1\nwatch: [shots]\nrules:\n  - name: a\n    match: \"[\"\n    run: [echo, \"{stme}\"]\n");
+    env.write("rules.yaml", "version: 1\nwatch: [shots]\nrules:\n  - name: a\n    match: \"[\"\n    run: [x, \"{stme}\"]\n");
     let out = env.run(&["check", "rules.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
