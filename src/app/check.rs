@@ -188,7 +188,7 @@ fn report_of(path: &Path, set: &RuleSet, strict: bool) -> Report {
         });
     }
     Report {
-        ok: !(strict && !warnings.is_empty()),
+        ok: !strict || warnings.is_empty(),
         file: lossy(path),
         rules: set.file.rules.len(),
         errors: Vec::new(),
