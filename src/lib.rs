@@ -13,7 +13,7 @@
 //! source   file events (inotify, poll)    rules (watch roots), os
 //! route    matcher, plan: all binding     rules, deliver, media
 //! exec     pool, runner, watchdog, temps  deliver, store (job ids), media (views), os
-//! rules    rules.yaml → RuleFile          deliver (expectation type), media
+//! rules    rules.yaml → RuleFile          deliver (expectation type), media, os (PATH lookup)
 //! deliver  Step: verify, publish          media, os
 //! store    job queue and history          os
 //! media    sequence, timecode, keykode,   os

@@ -33,17 +33,23 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Load and validate a rules file; print every error with its line and column.
+    /// Load and validate a rules file; print every error and warning with its line and column.
     #[command(
-        after_help = "Example:\n  shotrouter check rules/demo.yaml\n\nExit status: 0 valid, 2 invalid."
+        after_help = "Example:\n  shotrouter check rules/demo.yaml\n  shotrouter check --strict --json rules/demo.yaml\n\nExit status: 0 valid (warnings allowed), 2 invalid (or any warning with --strict)."
     )]
     Check {
         /// The rules file.
         rules: PathBuf,
+        /// Treat warnings (a program not on PATH, a missing watch root...) as errors: exit 2.
+        #[arg(long)]
+        strict: bool,
+        /// Print one JSON object (ok, errors, warnings, roots) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show which rules a path would trigger and the exact commands, without running anything.
     #[command(
-        after_help = "Example:\n  shotrouter explain rules/demo.yaml demo/shots/sh010/renders/beauty/sh010_beauty.1001.tif\n  shotrouter explain -v --json rules/demo.yaml shots/sh010/plate.mxf"
+        after_help = "Example:\n  shotrouter explain rules/demo.yaml demo/shots/sh010/renders/beauty/sh010_beauty.1001.tif\n  shotrouter explain -v --json rules/demo.yaml shots/sh010/plate.mxf\n\nExit status: 0 explained, 1 a path is under no watch root or a command cannot be built for it, 2 invalid rules."
     )]
     Explain {
         /// The rules file.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::app::cli::{self, Cli, Command};
 use crate::app::style::{self, ColorChoice};
-use crate::app::{explain, logging, ops, packaging, status, watch_status};
+use crate::app::{check, explain, logging, ops, packaging, status, watch_status};
 use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
@@ -22,30 +22,11 @@ use crate::rules;
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     style::set(cli.color);
     match cli.command {
-        Command::Check { rules } => {
-            let set = RuleSet::compile(rules::load(&rules)?)?;
-            let roots = set.roots_text();
-            let count = set.file.rules.len();
-            println!(
-                "{}: ok, {count} rule{}, watching {}",
-                rules.display(),
-                if count == 1 { "" } else { "s" },
-                roots
-            );
-            for root in &set.file.watch {
-                let choice = crate::source::choose::choose(root);
-                println!(
-                    "  root {}: {} ({})",
-                    root.name,
-                    root.path.display(),
-                    choice.describe()
-                );
-                if let Some(warning) = choice.warning() {
-                    println!("  warning: root {}: {warning}", root.name);
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Check {
+            rules,
+            strict,
+            json,
+        } => check::check(&rules, strict, json),
         Command::Explain {
             rules,
             paths,
@@ -64,7 +45,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             std::io::stdout()
                 .write_all(text.as_bytes())
                 .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
-            Ok(ExitCode::SUCCESS)
+            Ok(if explain::any_failed(&reports) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Status {
             state,

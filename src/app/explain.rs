@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use std::collections::HashSet;
+use std::ffi::OsString;
+
 use crate::media::sequence::{self, Sequence};
 use crate::os::quote::shell_quote;
 use crate::route::matcher::RuleSet;
@@ -14,6 +17,9 @@ use crate::rules::{self, EventKind};
 
 /// Where views would go; `explain` creates nothing, this only fills `{seq.pattern}`.
 const EXPLAIN_VIEWS: &str = "$STATE/views/JOB";
+
+/// A sequence found for a sequence rule: (rule index, the sequence, the frame names given).
+type Grouped = (usize, Sequence, HashSet<OsString>);
 
 /// What one path would trigger.
 #[derive(Debug, Serialize)]
@@ -51,6 +57,16 @@ pub struct MatchReport {
     /// For a sequence rule: the sequence this file is a frame of (the job is the sequence's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sequence: Option<SequenceSummary>,
+    /// What the product must be before it is published (`verify:`), expanded for this job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<std::collections::BTreeMap<String, String>>,
+    /// Longest the job may run (`timeout:`), e.g. `10m`; absent when unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Quiet time after the last write before the job fires (`settle:`), e.g. `2s`.
+    pub settle: String,
+    /// How many times a failed job is tried again (`retries:`).
+    pub retries: u32,
     #[serde(skip)]
     display_steps: Vec<String>,
     /// Whether an earlier path already showed this sequence's job (text output shows it once).
@@ -65,8 +81,10 @@ pub struct SequenceSummary {
     pub sequence: String,
     /// Frame numbers among the given paths, as ranges.
     pub frames: String,
-    /// How many frames were given.
+    /// How many of its frames were given.
     pub count: usize,
+    /// How many more frames of it are already in its folder (the daemon's job has them too).
+    pub found: usize,
     /// Missing frames, as ranges (empty when complete).
     pub missing: String,
 }
@@ -104,9 +122,11 @@ pub fn explain(
         .collect()
 }
 
-/// Sequences among the given paths, per sequence rule: (rule index, sequence).
-fn group_sequences(set: &RuleSet, paths: &[PathBuf], event: EventKind) -> Vec<(usize, Sequence)> {
-    let mut by_folder: std::collections::BTreeMap<(usize, PathBuf), Vec<std::ffi::OsString>> =
+/// Sequences among the given paths, per sequence rule: (rule index, sequence, names given).
+/// Each sequence's folder is listed too, so one frame given shows the sequence the daemon would
+/// fire on, with the frames already there.
+fn group_sequences(set: &RuleSet, paths: &[PathBuf], event: EventKind) -> Vec<Grouped> {
+    let mut by_folder: std::collections::BTreeMap<(usize, PathBuf), HashSet<OsString>> =
         Default::default();
     for path in paths {
         let Some((_, rel)) = set.locate(path) else {
@@ -122,18 +142,50 @@ fn group_sequences(set: &RuleSet, paths: &[PathBuf], event: EventKind) -> Vec<(u
                 by_folder
                     .entry((index, dir.to_path_buf()))
                     .or_default()
-                    .push(name.to_os_string());
+                    .insert(name.to_os_string());
             }
         }
     }
     by_folder
         .into_iter()
-        .flat_map(|((index, dir), names)| {
+        .flat_map(|((index, dir), given)| {
+            let mut names: Vec<OsString> = given.iter().cloned().collect();
+            names.extend(
+                folder_frames(set, index, &dir, event).filter(|name| !given.contains(name)),
+            );
             sequence::group(&dir, names.iter().map(|n| n.as_os_str()))
                 .into_iter()
-                .map(move |s| (index, s))
+                .map(|s| (index, s, given.clone()))
+                .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// The files already in `dir` that rule `index` would take (not ignored, routed to it).
+fn folder_frames<'a>(
+    set: &'a RuleSet,
+    index: usize,
+    dir: &Path,
+    event: EventKind,
+) -> impl Iterator<Item = OsString> + 'a {
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let dir = dir.to_path_buf();
+    entries.filter_map(move |entry| {
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            return None;
+        }
+        let path = dir.join(entry.file_name());
+        let (_, rel) = set.locate(&path)?;
+        (!set.is_ignored(rel) && set.route(rel, event).contains(&index)).then(|| entry.file_name())
+    })
+}
+
+/// Whether any path was under no watch root, or any matched rule could not build its commands:
+/// `explain` then exits 1, so a script can tell "this would fail" from "this is fine".
+pub fn any_failed(reports: &[PathReport]) -> bool {
+    reports.iter().any(|r| {
+        (r.root.is_none() && r.note.is_some()) || r.matches.iter().any(|m| m.error.is_some())
+    })
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -145,7 +197,7 @@ fn explain_one(
     path: &Path,
     event: EventKind,
     verbose: bool,
-    sequences: &[(usize, Sequence)],
+    sequences: &[Grouped],
 ) -> PathReport {
     let mut report = PathReport {
         path: lossy(path.as_os_str().as_bytes()),
@@ -169,32 +221,45 @@ fn explain_one(
     }
     let fired = set.route(rel, event);
     for &index in &fired {
+        let rule = &set.file.rules[index];
         let mut m = MatchReport {
-            rule: set.file.rules[index].name.clone(),
+            rule: rule.name.clone(),
             vars: Default::default(),
             output: None,
             steps: Vec::new(),
             error: None,
             sequence: None,
+            verify: None,
+            timeout: rule
+                .timeout
+                .map(|t| humantime::format_duration(t).to_string()),
+            settle: humantime::format_duration(rule.settle).to_string(),
+            retries: rule.retries,
             display_steps: Vec::new(),
             repeat: false,
         };
         let name = path.file_name().unwrap_or_default();
         let sequence = sequences
             .iter()
-            .find(|(i, s)| {
+            .find(|(i, s, _)| {
                 *i == index
                     && Some(s.dir.as_path()) == path.parent()
                     && s.frames.iter().any(|f| f.name == name)
             })
-            .map(|(_, s)| s);
+            .map(|(_, s, given)| (s, given));
         let planned = match (&set.file.rules[index].sequence, sequence) {
-            (Some(_), Some(seq)) => {
+            (Some(_), Some((seq, given))) => {
                 let first = rel.with_file_name(&seq.frames[0].name);
+                let count = seq
+                    .frames
+                    .iter()
+                    .filter(|f| given.contains(&f.name))
+                    .count();
                 m.sequence = Some(SequenceSummary {
                     sequence: lossy(seq.hashes_path().as_os_str().as_bytes()),
                     frames: sequence::format_ranges(&ranges_of(seq)),
-                    count: seq.frames.len(),
+                    count,
+                    found: seq.frames.len() - count,
                     missing: sequence::format_ranges(&seq.missing(None)),
                 });
                 let input = plan::SequenceInput {
@@ -213,6 +278,7 @@ fn explain_one(
                     .iter()
                     .map(|(k, v)| (k.to_string(), lossy(v)))
                     .collect();
+                m.verify = plan.verify.map(|v| v.checks.into_iter().collect());
                 m.output = plan
                     .output
                     .map(|o| lossy(o.final_path.as_os_str().as_bytes()));
@@ -333,9 +399,14 @@ pub fn render_text(reports: &[PathReport], set: &RuleSet) -> String {
                 } else {
                     format!(", missing {}", seq.missing)
                 };
+                let found = if seq.found == 0 {
+                    String::new()
+                } else {
+                    format!(", {} more in the folder", seq.found)
+                };
                 let _ = writeln!(
                     out,
-                    "    sequence: {} frames {} ({} given{missing})",
+                    "    sequence: {} frames {} ({} given{found}{missing})",
                     shell_quote(seq.sequence.as_bytes()),
                     seq.frames,
                     seq.count
@@ -354,6 +425,20 @@ pub fn render_text(reports: &[PathReport], set: &RuleSet) -> String {
             if let Some(output) = &m.output {
                 let _ = writeln!(out, "    output: {}", shell_quote(output.as_bytes()));
             }
+            if let Some(verify) = &m.verify {
+                let checks: Vec<String> = verify
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", shell_quote(v.as_bytes())))
+                    .collect();
+                let _ = writeln!(out, "    verify: {}", checks.join(" "));
+            }
+            let _ = writeln!(
+                out,
+                "    settle: {}, timeout: {}, retries: {}",
+                m.settle,
+                m.timeout.as_deref().unwrap_or("none"),
+                m.retries
+            );
             if let Some(error) = &m.error {
                 let _ = writeln!(out, "    error: {error}");
             }

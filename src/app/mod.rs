@@ -5,6 +5,7 @@
 //! and `style` shape text output (widths, times and sizes, colour), `watch_status` repeats
 //! `status`.
 
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod explain;

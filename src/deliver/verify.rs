@@ -29,7 +29,7 @@ impl Step for Verify {
         if !temp.exists() {
             return Ok(());
         }
-        let result = probe::probe(&temp).map(|probed| {
+        let result = probe::probe(&temp, "the product").map(|probed| {
             let differences = self.expected.differences(&probed);
             (probed, differences)
         });

@@ -53,6 +53,10 @@ const STOP_REPORT_WAIT: Duration = Duration::from_millis(700);
 pub fn run(options: Options) -> Result<ExitCode, Error> {
     crate::os::program::become_subreaper();
     let set = Arc::new(RuleSet::compile(rules::load(&options.rules_path)?)?);
+    // Warnings do not stop the daemon (a missing root is waited for): each is logged once.
+    for warning in set.file.warnings.one_line_each() {
+        tracing::warn!("rules: {warning}");
+    }
     let node = crate::store::sqlite::node_name();
     // Held until this function returns: the kernel releases it however the daemon ends.
     let _owner = if options.store {
@@ -405,7 +409,12 @@ impl Engine {
             .map_err(Error::from)
             .and_then(|f| RuleSet::compile(f).map_err(Error::from))
         {
-            Ok(set) => Arc::new(set),
+            Ok(set) => {
+                for warning in set.file.warnings.one_line_each() {
+                    tracing::warn!("rules: {warning}");
+                }
+                Arc::new(set)
+            }
             Err(e) => {
                 tracing::error!("rules reload failed; the previous rules stay in force\n{e}");
                 return Ok(());

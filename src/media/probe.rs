@@ -52,11 +52,12 @@ pub struct Probed {
     pub comment: Option<String>,
 }
 
-/// Runs ffprobe on `path`.
+/// Runs ffprobe on `path`; `what` names the file in errors ("the input `a.mov`", "the
+/// product"), since the same probe reads a rule's input and a job's product.
 ///
 /// # Errors
 /// ffprobe could not run, failed, or printed something that is not its JSON.
-pub fn probe(path: &Path) -> Result<Probed, String> {
+pub fn probe(path: &Path, what: &str) -> Result<Probed, String> {
     let args: Vec<OsString> = vec![
         "-v".into(),
         "error".into(),
@@ -73,7 +74,7 @@ pub fn probe(path: &Path) -> Result<Probed, String> {
         .stderr_capture()
         .unchecked()
         .start()
-        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
+        .map_err(|e| format!("cannot run ffprobe on {what}: {e}"))?;
     let output = match handle.wait_timeout(PROBE_TIMEOUT) {
         Ok(Some(output)) => output.clone(),
         Ok(None) => {
@@ -84,12 +85,12 @@ pub fn probe(path: &Path) -> Result<Probed, String> {
     };
     if !output.status.success() {
         return Err(format!(
-            "ffprobe cannot read the product ({}): {}",
+            "ffprobe cannot read {what} ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    parse_probe(&output.stdout)
+    parse_probe(&output.stdout).map_err(|e| format!("{what}: {e}"))
 }
 
 /// Reads ffprobe's JSON.
@@ -103,7 +104,7 @@ pub fn parse_probe(json: &[u8]) -> Result<Probed, String> {
     let video = streams
         .iter()
         .find(|s| s["codec_type"] == "video")
-        .ok_or("the product has no video stream")?;
+        .ok_or("no video stream")?;
     let text = |v: &Value| v.as_str().map(str::to_string);
     let number = |v: &Value| {
         v.as_u64()

@@ -29,9 +29,47 @@ const NAMED_RATES: &[(&str, Rate)] = &[
     ("47.952", Rate::ntsc(48)),
     ("47.95", Rate::ntsc(48)),
     ("59.94", Rate::ntsc(60)),
+    ("119.88", Rate::ntsc(120)),
+];
+
+/// The rates cameras, renders and deliveries use. Any whole rate up to 1000 and any fraction
+/// parse (a rate is a rate), but one outside this list is more often a typo (`2.997`, `23`)
+/// than a choice, so `check` warns about it.
+const KNOWN_RATES: &[Rate] = &[
+    Rate { num: 12, den: 1 },
+    Rate { num: 15, den: 1 },
+    Rate::ntsc(24),
+    Rate { num: 24, den: 1 },
+    Rate { num: 25, den: 1 },
+    Rate::ntsc(30),
+    Rate { num: 30, den: 1 },
+    Rate::ntsc(48),
+    Rate { num: 48, den: 1 },
+    Rate { num: 50, den: 1 },
+    Rate::ntsc(60),
+    Rate { num: 60, den: 1 },
+    Rate { num: 72, den: 1 },
+    Rate { num: 96, den: 1 },
+    Rate { num: 100, den: 1 },
+    Rate::ntsc(120),
+    Rate { num: 120, den: 1 },
 ];
 
 impl Rate {
+    /// Whether this is one of the rates in use in film, video and animation (12 to 120 fps).
+    pub fn is_known(self) -> bool {
+        KNOWN_RATES.contains(&self)
+    }
+
+    /// The known rates, as a rules file writes them, for messages.
+    pub fn known_text() -> String {
+        KNOWN_RATES
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// `n`×1000/1001: the NTSC-family rate whose nominal rate is `n`.
     pub const fn ntsc(n: u32) -> Rate {
         Rate {

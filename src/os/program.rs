@@ -2,9 +2,9 @@
 //! can use `posix_spawn`), and the daemon as the reaper of its jobs' orphans.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Makes this process the reaper of its jobs' orphaned descendants, so that none is left as a
 /// zombie where PID 1 does not reap (containers).
@@ -14,12 +14,26 @@ pub fn become_subreaper() {
     }
 }
 
+/// Where a bare program name is found in `PATH`, searched in order as `execvp` does; `None`
+/// when no folder of `PATH` holds an executable file of that name.
+pub fn find_program(program: &OsStr) -> Option<PathBuf> {
+    let search = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+/// Whether `path` is a file someone may execute (what `execvp` needs, short of permissions).
+pub fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// The absolute path of a bare program name, found in `PATH` as `execvp` would. With an absolute
 /// program std starts the child with `posix_spawn` (no copy of the daemon's memory); given a bare
 /// name together with an environment (duct always passes one) it must `fork`, which copies the
 /// page tables of a daemon holding a large queue on every job. Lookups are cached per thread.
 pub fn resolve_program(program: &OsString) -> OsString {
-    use std::os::unix::fs::PermissionsExt;
     thread_local! {
         static FOUND: std::cell::RefCell<HashMap<OsString, OsString>> = std::cell::RefCell::new(HashMap::new());
     }
@@ -29,15 +43,7 @@ pub fn resolve_program(program: &OsString) -> OsString {
     if let Some(found) = FOUND.with(|cache| cache.borrow().get(program).cloned()) {
         return found;
     }
-    let search = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&search)
-        .map(|dir| dir.join(program))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .map(PathBuf::into_os_string);
-    match found {
+    match find_program(program).map(PathBuf::into_os_string) {
         Some(path) => {
             FOUND.with(|cache| cache.borrow_mut().insert(program.clone(), path.clone()));
             path

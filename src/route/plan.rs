@@ -97,7 +97,9 @@ pub fn plan(
     let rule = &set.file.rules[rule_index];
     let mut vars = bindings(set, rule_index, root, rel);
     if rule.probe {
-        let probed = probe::probe(&root.join(rel)).map_err(PlanError::Probe)?;
+        let input = root.join(rel);
+        let what = format!("the input `{}`", input.display());
+        let probed = probe::probe(&input, &what).map_err(PlanError::Probe)?;
         bind_probe(&mut vars, &probed);
     }
     let mut view = None;

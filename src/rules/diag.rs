@@ -9,9 +9,35 @@ use std::path::PathBuf;
 use crate::rules::lines::Lines;
 use crate::rules::yaml::Span;
 
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The file is not loaded.
+    #[default]
+    Error,
+    /// The file loads, but something will likely fail or wait when files arrive (a program not
+    /// on `PATH`, a missing watch root); `check --strict` treats it as an error.
+    Warning,
+}
+
+impl Severity {
+    /// `error` or `warning`, as printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
 /// One problem in a rules file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The name of the rule it is in, when it is in one (for `check --json`).
+    pub rule: Option<String>,
     /// What is wrong, lowercase, user text in backticks.
     pub message: String,
     /// Where, in the file's text.
@@ -26,6 +52,8 @@ impl Diagnostic {
     /// A diagnostic with only a message and a position.
     pub fn new(message: impl Into<String>, span: Span) -> Self {
         Diagnostic {
+            severity: Severity::Error,
+            rule: None,
             message: message.into(),
             span,
             context: None,
@@ -37,6 +65,13 @@ impl Diagnostic {
     #[must_use]
     pub fn context(mut self, context: impl Into<String>) -> Self {
         self.context = Some(context.into());
+        self
+    }
+
+    /// The same problem as a warning.
+    #[must_use]
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
         self
     }
 
@@ -68,13 +103,61 @@ impl fmt::Display for Diagnostics {
             }
             render(f, &self.path, &lines, item)?;
         }
-        let count = self.items.len();
-        write!(
-            f,
-            "\n{count} error{} in {}",
-            if count == 1 { "" } else { "s" },
-            self.path.display()
-        )
+        write!(f, "\n{} in {}", self.tally(), self.path.display())
+    }
+}
+
+impl Diagnostics {
+    /// No problems in `path` yet.
+    pub fn empty(path: PathBuf, source: String) -> Self {
+        Diagnostics {
+            path,
+            source,
+            items: Vec::new(),
+        }
+    }
+
+    /// Each item on one line, `FILE:LINE:COL: message (note; help: hint)`, for a log.
+    pub fn one_line_each(&self) -> impl Iterator<Item = String> + '_ {
+        self.items.iter().map(|d| {
+            let mut text = format!(
+                "{}:{}:{}: {}",
+                self.path.display(),
+                d.span.line,
+                d.span.column,
+                d.message
+            );
+            let notes: Vec<String> = d
+                .context
+                .iter()
+                .cloned()
+                .chain(d.hint.iter().map(|h| format!("help: {h}")))
+                .collect();
+            if !notes.is_empty() {
+                text.push_str(&format!(" ({})", notes.join("; ")));
+            }
+            text
+        })
+    }
+
+    /// How many of the items are of `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.items.iter().filter(|d| d.severity == severity).count()
+    }
+
+    /// `2 errors`, `1 warning`, `1 error and 3 warnings`.
+    fn tally(&self) -> String {
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let (errors, warnings) = (self.count(Severity::Error), self.count(Severity::Warning));
+        match (errors, warnings) {
+            (_, 0) => plural(errors, "error"),
+            (0, _) => plural(warnings, "warning"),
+            _ => format!(
+                "{} and {}",
+                plural(errors, "error"),
+                plural(warnings, "warning")
+            ),
+        }
     }
 }
 
@@ -90,7 +173,7 @@ fn render(
     d: &Diagnostic,
 ) -> fmt::Result {
     let Span { line, column } = d.span;
-    writeln!(f, "error: {}", d.message)?;
+    writeln!(f, "{}: {}", d.severity.as_str(), d.message)?;
     writeln!(f, " --> {}:{line}:{column}", path.display())?;
     // A long line (generated, or a whole file in flow style) is shown as a window around the
     // column, so one diagnostic stays a few lines however long the source line is.

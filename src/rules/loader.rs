@@ -66,27 +66,25 @@ pub fn parse(path: &Path, source: &str, base: &Path) -> Result<RuleFile, Diagnos
         source,
         lines: Lines::new(source),
         errors: Vec::new(),
+        warnings: Vec::new(),
+        captures_unknown: false,
     };
     let file = loader.file(base);
+    let mut report = Diagnostics::empty(path.to_path_buf(), source.to_string());
+    report.items = loader.warnings;
     if loader.errors.is_empty()
-        && let Some(file) = file
+        && let Some(mut file) = file
     {
-        return Ok(file.with_path(path));
+        report.items.sort_by_key(|d| (d.span.line, d.span.column));
+        file.path = path.to_path_buf();
+        file.warnings = report;
+        return Ok(file);
     }
-    let mut items = loader.errors;
-    items.sort_by_key(|d| (d.span.line, d.span.column));
-    Err(Diagnostics {
-        path: path.to_path_buf(),
-        source: source.to_string(),
-        items,
-    })
-}
-
-impl RuleFile {
-    fn with_path(mut self, path: &Path) -> Self {
-        self.path = path.to_path_buf();
-        self
-    }
+    // A file with errors reports only those: its warnings come once it loads, so an error
+    // report (and the daemon's reload log) stays about what stops the file.
+    report.items = loader.errors;
+    report.items.sort_by_key(|d| (d.span.line, d.span.column));
+    Err(report)
 }
 
 /// Top-level `timecode:` and `keykode:`, inherited by rules that give none.
@@ -101,6 +99,11 @@ pub(super) struct Loader<'s> {
     /// The source's lines, indexed once for [`Loader::span_within`].
     lines: Lines<'s>,
     pub(super) errors: Vec<Diagnostic>,
+    /// Problems that do not stop the file from loading (see [`crate::rules::diag::Severity::Warning`]).
+    pub(super) warnings: Vec<Diagnostic>,
+    /// Set while reading a rule whose `regex:` did not compile: its captures are unknown, so a
+    /// template naming one is not reported (with a misleading "did you mean") on top.
+    pub(super) captures_unknown: bool,
 }
 
 /// Reads one YAML mapping field by field, recording each problem and carrying on.
@@ -116,6 +119,11 @@ impl<'s> Loader<'s> {
     /// Records a problem; loading carries on so every problem of the file is reported.
     pub(super) fn error(&mut self, diagnostic: Diagnostic) {
         self.errors.push(diagnostic);
+    }
+
+    /// Records a problem that does not stop the file from loading.
+    pub(super) fn warn(&mut self, diagnostic: Diagnostic) {
+        self.warnings.push(diagnostic.warning());
     }
 
     /// The whole file: top-level keys, then each section.
@@ -192,6 +200,7 @@ impl<'s> Loader<'s> {
         let rules = self.rules(&top, &vars, &defaults);
         Some(RuleFile {
             path: PathBuf::new(),
+            warnings: Diagnostics::empty(PathBuf::new(), String::new()),
             watch,
             ignore,
             vars,
@@ -418,6 +427,9 @@ impl<'s> Loader<'s> {
                 continue;
             }
             ok = false;
+            if self.captures_unknown {
+                continue;
+            }
             let mut d = Diagnostic::new(format!("unknown template variable `{{{var}}}`"), span)
                 .context(map.at(key));
             d = if var == "out" {

@@ -6,7 +6,7 @@
 
 use crate::media::keykode::{FilmFormat, KeyKode, KeyKodeSpec};
 use crate::media::sequence::OnGaps;
-use crate::media::timecode::{TimecodeError, TimecodeSpec};
+use crate::media::timecode::{Rate, TimecodeError, TimecodeSpec};
 use crate::rules::diag::Diagnostic;
 use crate::rules::loader::{Loader, MapReader};
 use crate::rules::model::SequenceRule;
@@ -28,7 +28,10 @@ impl Loader<'_> {
         let drop = self.field::<bool>(&sub, "drop");
         let (fps, start) = (fps?, start?);
         match TimecodeSpec::new(&fps, &start, at_frame, drop) {
-            Ok(spec) => Some(spec),
+            Ok(spec) => {
+                self.known_rate(&sub, spec.counting.rate, &fps);
+                Some(spec)
+            }
             Err(e) => {
                 let (key, message, hint) = match e {
                     TimecodeError::Fps(m) => ("fps", m, None),
@@ -122,9 +125,36 @@ impl Loader<'_> {
                 continue;
             };
             if let Some(t) = self.template(&sub, value, name, known) {
+                if name == "fps" && t.variables().next().is_none() {
+                    match Rate::parse(t.source()) {
+                        Ok(rate) => self.known_rate(&sub, rate, t.source()),
+                        Err(e) => self.warn(
+                            Diagnostic::new(e, value.span)
+                                .context(sub.at("fps"))
+                                .hint("no product can match it, so every job would fail its check"),
+                        ),
+                    }
+                }
                 checks.push((name.to_string(), t));
             }
         }
         Some(VerifyRule { checks })
+    }
+
+    /// Warns about an `fps:` that parses but is no rate in use, most likely a typo.
+    fn known_rate(&mut self, map: &MapReader<'_>, rate: Rate, written: &str) {
+        if !rate.is_known() {
+            self.warn(
+                Diagnostic::new(
+                    format!("`{written}` fps is not a known frame rate"),
+                    map.span_of("fps"),
+                )
+                .context(map.at("fps"))
+                .hint(format!(
+                    "known rates: {}; a fraction like 30000/1001 is exact",
+                    Rate::known_text()
+                )),
+            );
+        }
     }
 }

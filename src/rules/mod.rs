@@ -3,7 +3,9 @@
 //! A rules file is read field by field from a positioned YAML tree, so each error names
 //! `FILE:LINE:COL` of the offending value and the rule it belongs to, and all errors of a file
 //! are reported together. What loads here cannot fail later for a reason visible now: globs and
-//! regexes compile, every template variable has a source, durations parse.
+//! regexes compile, every template variable has a source, durations parse. What loads but will
+//! likely fail or wait on this machine (a program not on `PATH`, a missing watch root) is a
+//! warning, kept in [`RuleFile::warnings`]: `check --strict` refuses it, the daemon logs it.
 //!
 //! When a file is ready: a rule fires on `close_write` (a file opened for writing was closed)
 //! and `moved_to` (a file was renamed into a watched folder) unless its `on:` says otherwise; a
@@ -45,3 +47,5 @@ pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod warning_tests;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::media::keykode::KeyKodeSpec;
 use crate::media::sequence::OnGaps;
 use crate::media::timecode::TimecodeSpec;
+use crate::rules::diag::Diagnostics;
 use crate::rules::template::Template;
 use crate::rules::verify::VerifyRule;
 
@@ -270,4 +271,7 @@ pub struct RuleFile {
     pub outputs: Vec<PathBuf>,
     /// The rules, in file order.
     pub rules: Vec<Rule>,
+    /// What `check` warns about (a program not on `PATH`, a missing root): the file loads, but
+    /// something will likely fail or wait; the daemon logs each at start.
+    pub warnings: Diagnostics,
 }

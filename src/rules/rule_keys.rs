@@ -84,9 +84,17 @@ impl Loader<'_> {
                         .hint(format!("the first rule named `{name}` is at line {first_line}; rule names must be unique")),
                 );
             }
-            if let Some(rule) = self.rule(&reader, vars, defaults) {
-                rules.push(rule);
+            let before = (self.errors.len(), self.warnings.len());
+            let rule = self.rule(&reader, vars, defaults);
+            if let Some(name) = name {
+                for d in self.errors[before.0..]
+                    .iter_mut()
+                    .chain(&mut self.warnings[before.1..])
+                {
+                    d.rule.get_or_insert_with(|| name.to_string());
+                }
             }
+            rules.extend(rule);
         }
         rules
     }
@@ -108,6 +116,7 @@ impl Loader<'_> {
         }
         let globs = self.globs(map, "match");
         let regex = self.regex(map);
+        self.captures_unknown = map.node.get("regex").is_some() && regex.is_none();
         if missing("match") && missing("regex") {
             self.error(
                 Diagnostic::new(
@@ -219,6 +228,14 @@ impl Loader<'_> {
             known.push("out".into());
         }
         let steps = self.steps(map, &known, &typos, output.is_some());
+        self.captures_unknown = false;
+        if verify.is_some() && output.is_none() {
+            self.warn(
+                Diagnostic::new("`verify` checks the product, but the rule declares no `output`: nothing will be verified", map.span_of("verify"))
+                    .context(map.at("verify"))
+                    .hint("declare `output:` and pass \"{out}\" to the command that writes the product"),
+            );
+        }
         if self.errors.len() > errors_before {
             return None;
         }
@@ -250,6 +267,42 @@ impl Loader<'_> {
         };
         rule.definition_hash = rule.compute_hash();
         Some(rule)
+    }
+
+    /// Warns when a step's program, written literally, is not found where the job would look:
+    /// on `PATH` for a bare name, at its path for an absolute one. A program built from a
+    /// template (`{var}`) or relative to the job's folder is known only when the job runs.
+    fn program_on_path(&mut self, map: &MapReader<'_>, node: &Node, key: &str) {
+        let Some(program) = node.as_scalar() else {
+            return;
+        };
+        if program.is_empty() || program.contains('{') || program.contains('}') {
+            return;
+        }
+        let (message, hint) = if program.starts_with('/') {
+            if crate::os::program::is_executable(std::path::Path::new(program)) {
+                return;
+            }
+            (
+                format!("program `{program}` is not an executable file"),
+                "install it there, or fix the path".to_string(),
+            )
+        } else if program.contains('/') {
+            return;
+        } else {
+            if crate::os::program::find_program(std::ffi::OsStr::new(program)).is_some() {
+                return;
+            }
+            (
+                format!("program `{program}` is not found on PATH"),
+                "check the spelling, install it, or write its full path; jobs run with the daemon's `PATH`, which may differ from this shell's".to_string(),
+            )
+        };
+        self.warn(
+            Diagnostic::new(message, node.span)
+                .context(map.at(key))
+                .hint(hint),
+        );
     }
 
     /// `regex:`, compiled for path bytes.
@@ -353,6 +406,7 @@ impl Loader<'_> {
                 );
                 continue;
             }
+            self.program_on_path(map, &items[0], key);
             let mut argv = Vec::new();
             for item in items {
                 if let Some(t) = self.template(map, item, key, known) {

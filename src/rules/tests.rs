@@ -22,6 +22,7 @@ fn errors(body: &str) -> Vec<(usize, usize, String)> {
         .expect_err("expected errors")
         .items
         .into_iter()
+        .filter(|d| d.severity == crate::rules::diag::Severity::Error)
         .map(|d| (d.span.line, d.span.column, d.message))
         .collect()
 }

@@ -62,6 +62,26 @@ impl Loader<'_> {
                         .hint("give each root a unique `name:`; the store records paths relative to it"),
                 );
             }
+            let path_span = item.get("path").map_or(item.span, |n| n.span);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => self.warn(
+                    Diagnostic::new(format!("watch root `{}` is not a folder", path.display()), path_span)
+                        .context("in watch")
+                        .hint("a watch root is a folder; files arriving in it are routed"),
+                ),
+                Err(e) => self.warn(
+                    Diagnostic::new(
+                        match e.kind() {
+                            std::io::ErrorKind::NotFound => format!("watch root `{}` does not exist", path.display()),
+                            _ => format!("watch root `{}` cannot be looked at: {e}", path.display()),
+                        },
+                        path_span,
+                    )
+                        .context("in watch")
+                        .hint("the daemon waits for it and watches it once it appears; create or mount it, or fix the path"),
+                ),
+            }
             roots.push(WatchRoot {
                 name,
                 path,

@@ -70,6 +70,34 @@ pub struct SyntaxError {
     pub hint: Option<String>,
 }
 
+/// The scanner's error, moved onto the tab it complains about: the scanner reports a tab at the
+/// start of the value it was reading, often a line above the tab itself.
+fn scanner_error(source: &str, info: &str, span: Span) -> SyntaxError {
+    if !info.contains("tab") {
+        return SyntaxError {
+            message: info.to_string(),
+            span,
+            hint: None,
+        };
+    }
+    let tab = source
+        .lines()
+        .enumerate()
+        .skip(span.line.saturating_sub(1))
+        .find_map(|(i, line)| {
+            let column = line.chars().position(|c| c == '\t')?;
+            Some(Span {
+                line: i + 1,
+                column: column + 1,
+            })
+        });
+    SyntaxError {
+        message: info.to_string(),
+        span: tab.unwrap_or(span),
+        hint: Some("indent with spaces: YAML does not allow tabs there".into()),
+    }
+}
+
 /// The deepest nesting of sequences and mappings accepted. A rules file needs about six levels;
 /// the cap keeps every recursive walk of the tree (clone, drop, the deserializer) far from the
 /// end of the stack, whatever the document.
@@ -136,11 +164,9 @@ pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     };
     let mut parser = Parser::new_from_str(source);
     loop {
-        let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
-            message: e.info().to_string(),
-            span: Span::from_marker(*e.marker()),
-            hint: None,
-        })?;
+        let (event, mark) = parser
+            .next_token()
+            .map_err(|e| scanner_error(source, e.info(), Span::from_marker(*e.marker())))?;
         let end = matches!(event, Event::DocumentEnd | Event::StreamEnd);
         builder.on_event(event, mark);
         if let Some(error) = builder.error.take() {

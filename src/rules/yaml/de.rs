@@ -83,10 +83,34 @@ impl std::error::Error for DeError {}
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         DeError {
-            message: msg.to_string(),
+            message: plain_words(&msg.to_string()),
             span: None,
         }
     }
+}
+
+/// serde's message with Rust's type names (`expected u32`, `a map`) said in the words of a
+/// rules file, for people who write YAML, not Rust.
+fn plain_words(message: &str) -> String {
+    let Some(at) = message.rfind("expected ") else {
+        return message.to_string();
+    };
+    let (head, wanted) = message.split_at(at + "expected ".len());
+    let words = match wanted {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number ≥ 0",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a boolean" => "`true` or `false`",
+        "a sequence" => "a list",
+        "a map" => "a mapping",
+        "a character" => "a single character",
+        other if other.starts_with("struct ") => "a mapping",
+        other if other.starts_with("a sequence") => "a list",
+        _ => return message.to_string(),
+    };
+    format!("{head}{words}")
+        .replace("invalid type: map", "invalid type: mapping")
+        .replace("invalid type: sequence", "invalid type: list")
 }
 
 /// Deserializes `T` from `node`, blaming any error on the innermost node it came from.
