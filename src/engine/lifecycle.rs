@@ -148,11 +148,17 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         tracing::info!(rules = %engine.options.rules_path.display(), roots = %roots, jobs = engine.set.file.jobs, node = %engine.node, "watching");
     }
     loop {
+        // `--once` over a tree with nothing to do (and no store to poll) must still wake up to
+        // see that it is done.
+        let longest = if engine.options.once {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(3600)
+        };
         let wait = engine
             .next_deadline()
-            .map_or(Duration::from_secs(3600), |d| {
-                d.saturating_duration_since(Instant::now())
-            });
+            .map_or(longest, |d| d.saturating_duration_since(Instant::now()))
+            .min(longest);
         select! {
             recv(source_rx) -> event => if let Ok(event) = event {
                 engine.on_source(event);

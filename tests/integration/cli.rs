@@ -250,3 +250,28 @@ fn version_names_the_commit_it_was_built_from() {
         );
     }
 }
+
+#[test]
+fn watch_once_over_an_empty_tree_without_a_store_exits_at_once() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch: [shots]\nrules:\n  - name: r\n    match: \"**/*.dat\"\n    run: [\"true\"]\n",
+    );
+    let mut child = env
+        .command(&["watch", "--once", "--no-store", "rules.yaml"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    let mut status = None;
+    crate::env::wait_until(
+        "watch --once to exit",
+        std::time::Duration::from_secs(10),
+        || {
+            status = child.try_wait().expect("wait");
+            status.is_some()
+        },
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
