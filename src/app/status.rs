@@ -59,8 +59,15 @@ pub fn status_text(report: &StatusReport) -> String {
     let now = store::now_ms();
     for node in &report.nodes {
         // A heartbeat comes every 10 s: a minute without one means no daemon runs there.
+        // A daemon stopped a moment ago still looks fresh: say what is known, not "running".
         let seen = if node.last_seen_s < 60 {
-            paint("running", Paint::Green)
+            paint(
+                &format!(
+                    "heartbeat {} ago (a daemon beats every 10 s while it runs)",
+                    duration_ms(node.last_seen_s * 1000)
+                ),
+                Paint::Green,
+            )
         } else {
             paint(
                 &format!(
