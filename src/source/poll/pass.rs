@@ -345,7 +345,8 @@ impl Poller {
     }
 
     /// A file found by the initial pass: reported at once, unless its mtime says it may still
-    /// be being written (then it is reported once it held still). The mtime is only a hint
+    /// be being written (then it is reported once it held still, after the initial scan, as a
+    /// file that arrived: the engine runs it unless the store already has that version). The mtime is only a hint
     /// here, for which files to watch: a clock skewed between server and client makes it
     /// wait for nothing or not at all, never lose a file.
     fn found_at_start(&mut self, folder: u32, name: OsString, rel: PathBuf, now: Instant) {
@@ -369,7 +370,7 @@ impl Poller {
                 since: now,
                 next: now,
                 kind: EventKind::CloseWrite,
-                origin: Origin::InitialScan,
+                origin: Origin::Event,
             },
         );
     }

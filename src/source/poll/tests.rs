@@ -312,7 +312,7 @@ fn a_file_still_growing_at_start_up_is_reported_with_the_initial_scan_once_compl
             root: 0,
             rel: PathBuf::from("growing.exr"),
             kind: EventKind::CloseWrite,
-            origin: Origin::InitialScan,
+            origin: Origin::Event,
         })
     );
     drop(source);
