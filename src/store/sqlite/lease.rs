@@ -23,6 +23,21 @@ struct Held {
     token: i64,
 }
 
+impl Held {
+    /// What the engine must clean up after this claim, once it is given back.
+    fn abandoned(self, published: bool) -> Abandoned {
+        Abandoned {
+            id: self.id,
+            rule: self.rule,
+            group: self.group,
+            temp_output: self.temp_output.map(path_of),
+            output: self.output.map(path_of),
+            token: self.token,
+            published,
+        }
+    }
+}
+
 const HELD_SQL: &str = "SELECT id, rule, pgid, leader_start, boot_id, temp_output, output,
         publish_ino, publish_size, publish_mtime_ns, token
     FROM jobs WHERE status IN ('claimed', 'running')";
@@ -86,15 +101,7 @@ impl SqliteStore {
             } else {
                 requeue(&tx, job.id, "interrupted: the daemon stopped")?;
             }
-            abandoned.push(Abandoned {
-                id: job.id,
-                rule: job.rule,
-                group: job.group,
-                temp_output: job.temp_output.map(path_of),
-                output: job.output.map(path_of),
-                token: job.token,
-                published,
-            });
+            abandoned.push(job.abandoned(published));
         }
         tx.commit()?;
         Ok(abandoned)
@@ -117,15 +124,7 @@ impl SqliteStore {
                 job.id,
                 "interrupted: its node stopped sending heartbeats",
             )?;
-            abandoned.push(Abandoned {
-                id: job.id,
-                rule: job.rule,
-                group: job.group,
-                temp_output: job.temp_output.map(path_of),
-                output: job.output.map(path_of),
-                token: job.token,
-                published: false,
-            });
+            abandoned.push(job.abandoned(false));
         }
         tx.commit()?;
         Ok(abandoned)
