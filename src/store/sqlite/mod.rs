@@ -19,6 +19,7 @@ use crate::os::version::FileVersion;
 use encoding::{APPLICATION_ID, lossy, path_of, retry_soon};
 
 mod checkpoint;
+mod cluster;
 mod encoding;
 mod enqueue;
 pub use encoding::DB_FILE;
