@@ -79,7 +79,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
             "watcher+worker"
         };
         store
-            .register_node(role)
+            .register_node(role, super::LEASE.as_millis() as i64)
             .map_err(|e| Error::Config(e.to_string()))?;
         Some(Box::new(store))
     } else {

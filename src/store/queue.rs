@@ -316,8 +316,9 @@ pub trait JobQueue: Send {
     /// Database errors.
     fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError>;
 
-    /// Queues again the claims of nodes whose last heartbeat is older than `lease_ms`, and
-    /// returns them (their attempt counts).
+    /// Queues again the claims of nodes whose last heartbeat is older than their lease (as
+    /// they registered it, else `lease_ms`), and returns them (their attempt counts). The
+    /// store's clock decides, never the caller's.
     ///
     /// # Errors
     /// Database errors.
@@ -378,9 +379,11 @@ pub trait JobQueue: Send {
     /// Database errors.
     fn lost_claims(&mut self, claims: &[Claim]) -> Result<Vec<JobId>, StoreError>;
 
-    /// Records what this node does (`watcher`, `worker`, `watcher+worker`), shown by `status`.
+    /// Records what this node does (`watcher`, `worker`, `watcher+worker`), shown by `status`,
+    /// and its lease: its claims are queued again by [`JobQueue::expire`] once its last
+    /// heartbeat is older than `lease_ms` (it heartbeats well within it).
     ///
     /// # Errors
     /// Database errors.
-    fn register_node(&mut self, role: &str) -> Result<(), StoreError>;
+    fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError>;
 }

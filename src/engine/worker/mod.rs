@@ -26,7 +26,8 @@ use crate::store::JobId;
 use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
 use plan::{PathMap, Retries};
 
-/// How often the worker tells the store it is alive, and looks for expired leases.
+/// Most time between two heartbeats (and looks for other nodes' expired leases); a short
+/// `--lease` heartbeats at a third of it.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// How often it asks which of its claims it lost (cancelled, superseded, expired).
@@ -97,7 +98,7 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
     let mut store = (options.store)().map_err(|e| Error::Config(e.to_string()))?;
     let role = "worker";
     store
-        .register_node(role)
+        .register_node(role, options.lease.as_millis() as i64)
         .map_err(|e| Error::Config(e.to_string()))?;
     let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
     for job in &abandoned {
@@ -162,7 +163,7 @@ fn waker(open: QueueFactory) -> Receiver<()> {
 
 impl Worker {
     fn run_loop(&mut self, done: &Receiver<Report>, signals: &Receiver<i32>, wake: &Receiver<()>) {
-        let beat = tick(HEARTBEAT);
+        let beat = tick((self.options.lease / 3).clamp(Duration::from_millis(100), HEARTBEAT));
         let lost = tick(LOST_CHECK);
         let idle = tick(IDLE_POLL);
         let mut stop_deadline: Option<Instant> = None;

@@ -166,14 +166,14 @@ impl SqliteStore {
         Ok(lost)
     }
 
-    pub(super) fn set_role(&mut self, role: &str) -> Result<(), StoreError> {
+    pub(super) fn set_role(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO nodes (name, heartbeat_at, role) VALUES (?1, ?2, ?3)
+                "INSERT INTO nodes (name, heartbeat_at, role, lease_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-                     role = excluded.role",
+                     role = excluded.role, lease_ms = excluded.lease_ms",
             )?
-            .execute(params![self.node, now_ms(), role])?;
+            .execute(params![self.node, now_ms(), role, lease_ms])?;
         Ok(())
     }
 }

@@ -266,8 +266,8 @@ impl JobQueue for SqliteStore {
         self.lost(claims)
     }
 
-    fn register_node(&mut self, role: &str) -> Result<(), StoreError> {
-        self.set_role(role)
+    fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
+        self.set_role(role, lease_ms)
     }
 }
 

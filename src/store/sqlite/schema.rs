@@ -38,7 +38,8 @@
 //!
 //! What workers on other machines need (`shotrouter worker`): a job's `tags` (a worker takes
 //! it only when it holds them all), its rule's cluster-wide `concurrency`, and its `plan` (how
-//! to run it without the rules file); a node's `role`.
+//! to run it without the rules file); a node's `role` and its `lease_ms` (how long its claims
+//! outlive its last heartbeat: each node heartbeats at a third of its own lease).
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -183,7 +184,8 @@ const V3: &str = "CREATE INDEX files_by_content ON files(ino, size, mtime_ns);
 const V4: &str = "ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '';
     ALTER TABLE jobs ADD COLUMN concurrency INTEGER;
     ALTER TABLE jobs ADD COLUMN plan TEXT;
-    ALTER TABLE nodes ADD COLUMN role TEXT;";
+    ALTER TABLE nodes ADD COLUMN role TEXT;
+    ALTER TABLE nodes ADD COLUMN lease_ms INTEGER;";
 
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
