@@ -22,8 +22,8 @@ use crate::error::Error;
 use crate::exec::pool::{Finished, Pool, QueueFactory, Report};
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::{JobSpec, Outcome};
-use crate::store::JobId;
 use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
+use crate::store::{JobId, StoreError};
 use plan::{PathMap, Retries};
 
 /// Most time between two heartbeats (and looks for other nodes' expired leases); a short
@@ -95,7 +95,10 @@ struct Worker {
 /// A store that cannot be opened at start (exit 2) or signal set-up failures.
 pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
     crate::os::program::become_subreaper();
-    let mut store = (options.store)().map_err(|e| Error::Config(e.to_string()))?;
+    let signals = super::lifecycle::signal_channel()?;
+    let Some(mut store) = first_connection(&options.store, &signals)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let role = "worker";
     store
         .register_node(role, options.lease.as_millis() as i64)
@@ -113,7 +116,6 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         Some(options.store.clone()),
         done_tx,
     );
-    let signals = super::lifecycle::signal_channel()?;
     let wake = waker(options.store.clone());
     tracing::info!(node = %options.node, jobs = options.jobs, tags = %options.tags.join(","), "worker started");
     let mut worker = Worker {
@@ -130,6 +132,31 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
     worker.pool.shutdown();
     tracing::info!("worker stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store at start: a store that is not there yet (its watcher has not created it, the
+/// database is restarting) is waited for, with backoff; one that can never work (a newer
+/// schema, a foreign file) is an error. `None` when stopped while waiting.
+fn first_connection(
+    open: &QueueFactory,
+    signals: &Receiver<i32>,
+) -> Result<Option<Box<dyn JobQueue>>, Error> {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match open() {
+            Ok(store) => return Ok(Some(store)),
+            Err(e @ (StoreError::TooNew { .. } | StoreError::Foreign { .. })) => {
+                return Err(Error::Config(e.to_string()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "store not reachable yet; waiting for it");
+            }
+        }
+        if signals.recv_timeout(wait).is_ok() {
+            return Ok(None);
+        }
+        wait = (wait * 2).min(MAX_RECONNECT);
+    }
 }
 
 /// A thread that waits on the store for signs of new work (PostgreSQL's LISTEN) and passes
