@@ -317,3 +317,97 @@ fn issue_12_workers_killed_at_random_lose_nothing_and_repeat_only_what_they_held
         Duration::from_millis(1500),
     );
 }
+
+/// A bind mount of `from` at `at`, undone when dropped: a second machine's view of the tree.
+struct BindMount(PathBuf);
+
+impl BindMount {
+    fn new(from: &Path, at: &Path) -> BindMount {
+        std::fs::create_dir_all(at).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(at)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "bind mount (the tests run as root)");
+        BindMount(at.to_path_buf())
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn issue_12_workers_map_the_tree_where_their_machine_mounts_it_and_decline_what_they_cannot() {
+    let env = Env::new();
+    write_rules(&env, 0);
+    let _watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let store = sqlite_store(&env);
+    let _a = BindMount::new(&env.path("shots"), &env.path("farm-a/shots"));
+    let _b = BindMount::new(&env.path("shots"), &env.path("farm-b/mnt/show"));
+
+    // A worker whose mapping points nowhere declines the job without spending an attempt.
+    let map = |p: &str| format!("shots={}", env.path(p).display());
+    let lost = Worker::start(&env, &store, "lost", &["--map", &map("nowhere")]);
+    let first = arrive(&env, 1);
+    wait_until(
+        "the lost worker to decline",
+        Duration::from_secs(20),
+        || lost.log_text().contains("declined"),
+    );
+    assert_eq!(lost.stop(), Some(0));
+    let row = &jobs(&env, &[])[0];
+    assert_eq!(
+        (row["status"].as_str(), row["attempts"].as_u64()),
+        (Some("queued"), Some(0))
+    );
+    assert!(
+        row["result"]
+            .as_str()
+            .is_some_and(|r| r.contains("missing on this worker")),
+        "{row}"
+    );
+
+    let mut all = first;
+    for (name, mount) in [("a", "farm-a/shots"), ("b", "farm-b/mnt/show")] {
+        let worker = Worker::start(&env, &store, name, &["--map", &map(mount)]);
+        if name == "b" {
+            all.extend(
+                (0..3)
+                    .map(|i| {
+                        let rel = format!("sh900/b{i}.dat");
+                        env.write(format!("shots/{rel}"), &rel);
+                        rel
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+        wait_until(
+            &format!("worker {name} to run its jobs"),
+            Duration::from_secs(30),
+            || {
+                jobs(&env, &[])
+                    .iter()
+                    .filter(|r| r["status"] == "done")
+                    .count()
+                    == all.len()
+            },
+        );
+        let log = worker.log_text();
+        assert!(
+            log.contains(&env.path(mount).display().to_string()),
+            "worker {name} ran on its own mount: {log}"
+        );
+        assert_eq!(worker.stop(), Some(0));
+    }
+    assert_each_done_once(&env, &[], &all);
+    let rows = jobs(&env, &[]);
+    assert!(rows.iter().any(|r| r["node"] == "a") && rows.iter().any(|r| r["node"] == "b"));
+}
