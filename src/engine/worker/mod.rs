@@ -149,7 +149,7 @@ fn first_connection(
                 return Err(Error::Config(e.to_string()));
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?wait, "store not reachable yet; waiting for it");
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "store not reachable yet; waiting for it");
             }
         }
         if signals.recv_timeout(wait).is_ok() {
@@ -205,7 +205,7 @@ impl Worker {
                     if self.stopping {
                         break;
                     }
-                    tracing::info!(running = self.held.len(), grace = ?self.options.grace, "stopping: no new claims; running jobs get their grace");
+                    tracing::info!(running = self.held.len(), grace_ms = self.options.grace.as_millis() as u64, "stopping: no new claims; running jobs get their grace");
                     self.stopping = true;
                     stop_deadline = Some(Instant::now() + self.options.grace);
                 }
@@ -240,7 +240,7 @@ impl Worker {
                     self.reconnect_wait = Duration::from_millis(500);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?self.reconnect_wait, "store unreachable; running jobs continue, their ends wait");
+                    tracing::warn!(error = %e, retry_in_ms = self.reconnect_wait.as_millis() as u64, "store unreachable; running jobs continue, their ends wait");
                     self.reconnect_at = Instant::now() + self.reconnect_wait;
                     self.reconnect_wait = (self.reconnect_wait * 2).min(MAX_RECONNECT);
                 }
