@@ -184,19 +184,19 @@ class Cluster:
         return self.spawn(["worker", "--store", self.store, "--name", name, "--jobs", jobs], self.tmp / f"{name}.log")
 
     def rows(self):
-        """(status, created_at, started_at, finished_at, path under the tree) of every job."""
+        """(status, created_at, started_at, finished_at, path under the tree, node) of every job."""
         if self.backend == "sqlite" or takes_store("jobs"):
             where = ["--state", self.store] if self.backend == "sqlite" else ["--store", self.store]
             done = subprocess.run([BIN, "jobs", "--json", "--limit", "10000000", *where], capture_output=True)
             if done.returncode != 0:
                 raise RuntimeError(f"shotrouter jobs: {done.stderr.decode(errors='replace')}")
             prefix = f"{self.tree}/"
-            return [(r["status"], r["created_at"], r.get("started_at"), r.get("finished_at"), r["path"].removeprefix(prefix)) for r in json.loads(done.stdout)]
-        out = self.server.psql(self.db, "SELECT j.status, j.created_at, j.started_at, j.finished_at, convert_from(f.rel, 'UTF8') FROM jobs j JOIN files f ON f.id = j.file_id")
+            return [(r["status"], r["created_at"], r.get("started_at"), r.get("finished_at"), r["path"].removeprefix(prefix), r.get("node")) for r in json.loads(done.stdout)]
+        out = self.server.psql(self.db, "SELECT j.status, j.created_at, j.started_at, j.finished_at, convert_from(f.rel, 'UTF8'), j.node FROM jobs j JOIN files f ON f.id = j.file_id")
         rows = []
         for line in out.splitlines():
-            status, created, started, finished, ident = line.split("\t")
-            rows.append((status, int(created), int(started) if started else None, int(finished) if finished else None, ident))
+            status, created, started, finished, rel, node = line.split("\t")
+            rows.append((status, int(created), int(started) if started else None, int(finished) if finished else None, rel, node))
         return rows
 
     def count(self, status):
@@ -224,9 +224,26 @@ def write_files(tree, n, folders=10):
             f.write(b"x")
 
 
+def split_time(rows):
+    """Where a worker's time goes, from the store's stamps (each is the commit of a write):
+    mean ms from a job's `started_at` to its `finished_at` (the step, plus the end's commit),
+    and mean ms from one job's `finished_at` to the next `started_at` on the same node (the
+    claim, the spawn, the start's commit). Meaningful for --jobs 1 workers."""
+    by_node = {}
+    for r in rows:
+        by_node.setdefault(r[5], []).append((r[2], r[3]))
+    runs, gaps = [], []
+    for spans in by_node.values():
+        spans.sort()
+        runs += [f - s for s, f in spans]
+        gaps += [b[0] - a[1] for a, b in zip(spans, spans[1:])]
+    mean = lambda v: sum(v) / len(v) if v else float("nan")
+    return mean(runs), mean(gaps)
+
+
 def queued_then_run(backend, server, command, n, workers, jobs_each, work_s):
     """Writes n files, waits until all are queued, starts the workers; (elapsed from the
-    spawn, elapsed from the first start) in seconds."""
+    spawn, elapsed from the first start) in seconds, and split_time's figures."""
     cluster = Cluster(backend, server, command)
     try:
         write_files(cluster.tree, n)
@@ -239,14 +256,14 @@ def queued_then_run(backend, server, command, n, workers, jobs_each, work_s):
         rows = [r for r in cluster.rows() if r[0] == "done"]
         last = max(r[3] for r in rows)
         first = min(r[2] for r in rows)
-        return (last - t0) / 1000, (last - first) / 1000
+        return (last - t0) / 1000, (last - first) / 1000, *split_time(rows)
     finally:
         cluster.stop()
 
 
 def coordination(backends, server, n, counts, repeat):
     print(f"\n1. coordination overhead: {n} jobs of `sleep 0.2`, queued before the workers start; each worker --jobs 1")
-    print(f"   {'backend':10} {'workers':>7} {'ideal/s':>8} {'jobs/s':>8} {'of ideal':>9} {'steady/s':>9} {'of ideal':>9}   runs (of ideal)")
+    print(f"   {'backend':10} {'workers':>7} {'ideal/s':>8} {'jobs/s':>8} {'of ideal':>9} {'steady/s':>9} {'of ideal':>9} {'run ms':>7} {'gap ms':>7}   runs (of ideal)")
     results = {}
     for workers in counts:
         for _ in range(repeat):
@@ -255,10 +272,10 @@ def coordination(backends, server, n, counts, repeat):
         for backend in backends:
             runs = results[(backend, workers)]
             ideal = workers * 5.0
-            elapsed, steady = sorted(runs)[len(runs) // 2]
+            elapsed, steady, run_ms, gap_ms = sorted(runs)[len(runs) // 2]
             rate, steady_rate = n / elapsed, n / steady
-            all_runs = " ".join(f"{n / e / ideal:.0%}" for e, _ in runs)
-            print(f"   {backend:10} {workers:7d} {ideal:8.1f} {rate:8.2f} {rate / ideal:9.1%} {steady_rate:9.2f} {steady_rate / ideal:9.1%}   {all_runs}", flush=True)
+            all_runs = " ".join(f"{n / r[0] / ideal:.0%}" for r in runs)
+            print(f"   {backend:10} {workers:7d} {ideal:8.1f} {rate:8.2f} {rate / ideal:9.1%} {steady_rate:9.2f} {steady_rate / ideal:9.1%} {run_ms:7.1f} {gap_ms:7.1f}   {all_runs}", flush=True)
     return results
 
 
@@ -267,8 +284,8 @@ def trivial(backends, server, n, repeat):
     rates = {b: [] for b in backends}
     for _ in range(repeat):
         for backend in backends:
-            elapsed, _ = queued_then_run(backend, server, ["true"], n, 1, 4, 0.002)
-            rates[backend].append(n / elapsed)
+            elapsed = queued_then_run(backend, server, ["true"], n, 1, 4, 0.002)
+            rates[backend].append(n / elapsed[0])
     med = {b: sorted(r)[len(r) // 2] for b, r in rates.items()}
     for backend in backends:
         runs = " ".join(f"{r:.0f}" for r in rates[backend])
@@ -321,6 +338,7 @@ def latency(backends, server, n, stamp, seed):
 
 
 def main():
+    global BIN
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs-count", type=int, default=1000, help="jobs per coordination run (issue 12: 1,000)")
     ap.add_argument("--workers", default="1,2,4,8", help="worker counts for the coordination runs")
@@ -331,7 +349,9 @@ def main():
     ap.add_argument("--only", choices=["coordination", "trivial", "latency"], help="run one part")
     ap.add_argument("--pg-synchronous-commit", default="off", choices=["on", "off"], help="the server's synchronous_commit (off matches SQLite's synchronous=NORMAL)")
     ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--bin", type=Path, default=ROOT / "target/release/shotrouter", help="the shotrouter to measure (default: this tree's release build)")
     args = ap.parse_args()
+    BIN = args.bin.resolve()
     backends = [b for b in args.backends.split(",") if b]
     server = None
     stamp = scratch("sr-bench-bin-") / "stamp_wall"
