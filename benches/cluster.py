@@ -85,7 +85,7 @@ def pg_bin():
 class PgServer:
     """A PostgreSQL server of this run only, in a temp folder; `stop()` is idempotent."""
 
-    def __init__(self, synchronous_commit):
+    def __init__(self, synchronous_commit, options=()):
         self.bin = pg_bin()
         self.dir = scratch("sr-bench-pg-")
         self.data = self.dir / "data"
@@ -98,7 +98,7 @@ class PgServer:
         (self.data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
         for _ in range(3):
             port = free_port()
-            options = f"-p {port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c synchronous_commit={synchronous_commit}"
+            options = f"-p {port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c synchronous_commit={synchronous_commit}" + "".join(f" -c {o}" for o in options)
             done = self.run("pg_ctl", "-D", self.data, "-l", self.dir / "server.log", "-w", "-t", "60", "-o", options, "start", check=False)
             if done.returncode == 0:
                 self.port = port
@@ -348,6 +348,8 @@ def main():
     ap.add_argument("--backends", default="sqlite,postgres", help="sqlite, postgres or both")
     ap.add_argument("--only", choices=["coordination", "trivial", "latency"], help="run one part")
     ap.add_argument("--pg-synchronous-commit", default="off", choices=["on", "off"], help="the server's synchronous_commit (off matches SQLite's synchronous=NORMAL)")
+    ap.add_argument("--pg-option", action="append", default=[], metavar="NAME=VALUE", help="another server setting (e.g. log_min_duration_statement=0 to profile)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp folders (stores, logs, the server's log) and print where")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--bin", type=Path, default=ROOT / "target/release/shotrouter", help="the shotrouter to measure (default: this tree's release build)")
     args = ap.parse_args()
@@ -363,7 +365,7 @@ def main():
                 print("PostgreSQL not measured: this build's `watch` has no --store (the PostgreSQL store is not wired in)")
                 backends.remove("postgres")
             else:
-                server = PgServer(args.pg_synchronous_commit)
+                server = PgServer(args.pg_synchronous_commit, args.pg_option)
                 print(f"PostgreSQL {server.bin} on 127.0.0.1:{server.port}, synchronous_commit={args.pg_synchronous_commit}")
         print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; backends: {', '.join(backends)}")
         if args.only in (None, "coordination"):
@@ -376,8 +378,11 @@ def main():
     finally:
         if server is not None:
             server.stop()
-        for path in KEEP:
-            shutil.rmtree(path, ignore_errors=True)
+        if args.keep:
+            print("kept:", *KEEP, sep="\n  ")
+        else:
+            for path in KEEP:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":
