@@ -140,6 +140,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             quiet_logs(verbosity, cli.color);
             ops::notify(&state.dir(), &paths)
         }
+        Command::Worker(args) => worker(args, cli.color),
         Command::Completions { shell } => packaging::completions(shell),
         Command::Manpages { dir } => packaging::manpages(&dir),
         Command::Watch(args) => {
@@ -166,11 +167,37 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 grace: args.grace,
                 state_dir,
                 store: !args.no_store,
+                no_run: args.no_run,
                 keep_logs: (!args.keep_logs.is_zero()).then_some(args.keep_logs),
                 progress,
             })
         }
     }
+}
+
+/// Runs `shotrouter worker`.
+fn worker(args: cli::WorkerArgs, color: ColorChoice) -> Result<ExitCode, Error> {
+    logging::init(args.log_format, args.verbosity, color, None);
+    let node = args
+        .name
+        .unwrap_or_else(|| format!("{}-worker", crate::store::sqlite::node_name()));
+    let folder = PathBuf::from(&args.store);
+    let state_dir = args.state.unwrap_or_else(|| folder.clone());
+    let open_node = node.clone();
+    let store: crate::exec::pool::QueueFactory = std::sync::Arc::new(move || {
+        crate::store::sqlite::SqliteStore::open_for_worker(&folder, &open_node)
+            .map(|s| Box::new(s) as Box<dyn crate::store::queue::JobQueue>)
+    });
+    engine::worker::run(engine::worker::WorkerOptions {
+        store,
+        node,
+        state_dir,
+        jobs: args.jobs.max(1),
+        map: engine::worker::plan::PathMap { entries: args.map },
+        tags: args.tags,
+        grace: args.grace,
+        lease: args.lease,
+    })
 }
 
 /// The operations commands log only what goes wrong below them (and more with `-v`).

@@ -81,9 +81,9 @@ pub(crate) fn json(value: &impl serde::Serialize) -> Result<ExitCode, Error> {
     print(&(serde_json::to_string_pretty(value).map_err(runtime)? + "\n"))
 }
 
-/// The jobs table's columns: the free-text ones (rule, result, path) give way to a narrow
+/// The jobs table's columns: the free-text ones (rule, node, result, path) give way to a narrow
 /// terminal, the short ones never do.
-const JOB_COLUMNS: [Column; 8] = [
+const JOB_COLUMNS: [Column; 9] = [
     Column {
         name: "ID",
         right: true,
@@ -115,6 +115,11 @@ const JOB_COLUMNS: [Column; 8] = [
         shrinks: false,
     },
     Column {
+        name: "NODE",
+        right: false,
+        shrinks: true,
+    },
+    Column {
         name: "RESULT",
         right: false,
         shrinks: true,
@@ -125,6 +130,9 @@ const JOB_COLUMNS: [Column; 8] = [
         shrinks: true,
     },
 ];
+
+/// Where `NODE` is in [`JOB_COLUMNS`].
+const NODE_COLUMN: usize = 6;
 
 /// How long a job ran (or has been running); empty before it started.
 fn took(r: &JobRow, now: i64) -> String {
@@ -138,23 +146,37 @@ fn took(r: &JobRow, now: i64) -> String {
 /// The jobs table, `indent` columns narrower than the terminal (`files` indents it).
 fn table(rows: &[JobRow], indent: u16) -> String {
     let now = store::now_ms();
+    // The node column only where jobs ran on more than one node (workers on a shared store).
+    let mut nodes: Vec<&str> = rows.iter().filter_map(|r| r.node.as_deref()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let with_node = nodes.len() > 1;
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            vec![
+            let mut row = vec![
                 r.id.to_string(),
                 r.status.clone(),
                 r.rule.clone(),
                 r.attempts.to_string(),
                 local_time_ms(r.created_at, now),
                 took(r, now),
+                r.node.clone().unwrap_or_default(),
                 r.result.clone().unwrap_or_default(),
                 shell_quote(r.path.as_bytes()),
-            ]
+            ];
+            if !with_node {
+                row.remove(NODE_COLUMN);
+            }
+            row
         })
         .collect();
+    let mut columns = JOB_COLUMNS.to_vec();
+    if !with_node {
+        columns.remove(NODE_COLUMN);
+    }
     table::render(
-        &JOB_COLUMNS,
+        &columns,
         &rows,
         table::width().map(|w| w.saturating_sub(indent)),
     )

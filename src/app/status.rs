@@ -58,7 +58,8 @@ pub fn status_text(report: &StatusReport) -> String {
     );
     let now = store::now_ms();
     for node in &report.nodes {
-        // A heartbeat comes every 10 s: a minute without one means no daemon runs there.
+        // A heartbeat comes every 10 s (every 5 s or less from a worker): a minute without one
+        // means no daemon runs there.
         // A daemon stopped a moment ago still looks fresh: say what is known, not "running".
         let seen = if node.last_seen_s < 60 {
             paint(
@@ -78,7 +79,13 @@ pub fn status_text(report: &StatusReport) -> String {
                 Paint::Red,
             )
         };
-        let _ = writeln!(out, "node {}: {seen}", node.name);
+        let role = node.role.as_deref().unwrap_or("node");
+        let jobs = match node.running {
+            0 => String::new(),
+            1 => ", 1 job".to_string(),
+            n => format!(", {n} jobs"),
+        };
+        let _ = writeln!(out, "{role} {}: {seen}{jobs}", node.name);
         if let Some(health) = &node.health
             && node.last_seen_s < 60
         {

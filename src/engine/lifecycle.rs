@@ -73,6 +73,14 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         store
             .register_roots(&roots_of(&set))
             .map_err(|e| Error::Config(e.to_string()))?;
+        let role = if options.no_run {
+            "watcher"
+        } else {
+            "watcher+worker"
+        };
+        store
+            .register_node(role, super::LEASE.as_millis() as i64)
+            .map_err(|e| Error::Config(e.to_string()))?;
         Some(Box::new(store))
     } else {
         None
@@ -202,7 +210,7 @@ fn own_store(dir: &std::path::Path, node: &str) -> Result<OwnerLock, Error> {
     })
 }
 
-fn roots_of(set: &RuleSet) -> Vec<(String, std::path::PathBuf)> {
+pub(super) fn roots_of(set: &RuleSet) -> Vec<(String, std::path::PathBuf)> {
     set.file
         .watch
         .iter()
@@ -226,7 +234,7 @@ fn rule_limits(set: &RuleSet) -> HashMap<String, usize> {
         .collect()
 }
 
-fn signal_channel() -> Result<Receiver<i32>, Error> {
+pub(super) fn signal_channel() -> Result<Receiver<i32>, Error> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let (tx, rx) = unbounded();
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
@@ -280,10 +288,18 @@ impl Engine {
                     .collect();
                 parts.join("; ")
             });
-            if let Some(store) = self.store.as_mut()
-                && let Err(e) = store.heartbeat(health.as_deref())
-            {
-                tracing::warn!(error = %e, "cannot record this node's heartbeat");
+            if let Some(store) = self.store.as_mut() {
+                let beat = store
+                    .heartbeat(health.as_deref())
+                    .and_then(|()| store.expire(super::LEASE.as_millis() as i64));
+                match beat {
+                    Ok(expired) => {
+                        for job in expired {
+                            tracing::warn!(job = job.id, rule = %job.rule, "queued again: the node that ran it stopped heartbeating");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot record this node's heartbeat"),
+                }
             }
         }
         self.fill(now);

@@ -21,6 +21,7 @@ pub mod sequencer;
 pub mod sequences;
 pub mod settle;
 pub mod telemetry;
+pub mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Whether jobs are recorded in the store (off only for throwaway runs and benchmarks).
     pub store: bool,
+    /// Watch and enqueue only (`watch --no-run`): workers run every job.
+    pub no_run: bool,
     /// Job logs older than this are deleted at start and hourly ([`retention`]); `None` keeps
     /// them forever.
     pub keep_logs: Option<Duration>,
@@ -68,6 +71,10 @@ pub struct Options {
 /// How often the store is asked for jobs queued by someone else (`retry`, `rerun`): queued
 /// work from the CLI starts within this time.
 const STORE_POLL: Duration = Duration::from_millis(500);
+
+/// A node whose heartbeat is older than this loses its claims: any other node queues them
+/// again (three missed heartbeats of a watcher, six of a worker).
+const LEASE: Duration = Duration::from_secs(30);
 
 /// How often this node tells the store it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(10);

@@ -198,11 +198,11 @@ impl Engine {
                         spec.attempt = claim.attempt;
                         self.hand_over(*spec);
                     }
-                    None if self.stopping => {
+                    None if self.stopping || self.leaves_to_workers(&spec.rule) => {
                         if reserved {
                             self.queue.release(&spec.rule);
                         }
-                        // Recorded as queued: the next start runs it.
+                        // Recorded as queued: the next start, or a worker, runs it.
                         self.outstanding = self.outstanding.saturating_sub(1);
                     }
                     None => {

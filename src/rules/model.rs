@@ -181,8 +181,11 @@ pub struct Rule {
     pub retries: u32,
     /// Wait before the first retry; it doubles with each further one (capped at 10 minutes).
     pub backoff: Duration,
-    /// At most this many jobs of this rule at once.
+    /// At most this many jobs of this rule at once (across every node, on a shared store).
     pub concurrency: Option<usize>,
+    /// Only nodes holding every one of these tags run the rule's jobs (`worker --tags`). Not
+    /// part of the definition hash: it decides where the rule runs, not what.
+    pub tags: Vec<String>,
     /// Whether later rules are skipped for a path this rule matched.
     pub stop: bool,
     /// Quiet time after the last write before the job fires.

@@ -38,9 +38,30 @@ const RULE_KEYS: &[&str] = &[
     "verify",
     "probe",
     "on_rename",
+    "tags",
 ];
 
 impl Loader<'_> {
+    /// `tags:`: only workers holding every one of them run the rule's jobs. A tag is a word
+    /// (letters, digits, `_`, `-`, `.`), as `shotrouter worker --tags` takes them.
+    fn tags(&mut self, map: &MapReader<'_>) -> Vec<String> {
+        let tags = self.field::<Vec<String>>(map, "tags").unwrap_or_default();
+        for tag in &tags {
+            let word = !tag.is_empty()
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !word {
+                self.error(
+                    Diagnostic::new(format!("tag `{tag}` is not a word"), map.span_of("tags"))
+                        .context(map.at("tags"))
+                        .hint("use letters, digits, `_`, `-` and `.`, e.g. `tags: [gpu, linux]`"),
+                );
+            }
+        }
+        tags
+    }
+
     /// Every entry of `rules:`, in file order; duplicate names are reported at the second.
     pub(super) fn rules(
         &mut self,
@@ -166,6 +187,7 @@ impl Loader<'_> {
             );
         }
         let stop = self.field::<bool>(map, "stop").unwrap_or(false);
+        let tags = self.tags(map);
 
         let mut known: Vec<String> = BUILTIN_VARIABLES.iter().map(|s| s.to_string()).collect();
         known.extend(
@@ -250,6 +272,7 @@ impl Loader<'_> {
             retries,
             backoff,
             concurrency,
+            tags,
             stop,
             settle: settle.unwrap_or(if sequence.is_some() {
                 DEFAULT_SEQUENCE_SETTLE

@@ -254,6 +254,10 @@ pub struct NodeReport {
     pub last_seen_s: i64,
     /// What is wrong with its coverage of the tree, when something is (`degraded`).
     pub health: Option<String>,
+    /// What it does: `watcher`, `worker` or `watcher+worker` (unknown for older nodes).
+    pub role: Option<String>,
+    /// Jobs it has claimed or runs now.
+    pub running: u64,
 }
 
 /// What the store knows of one file.

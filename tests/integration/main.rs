@@ -3,6 +3,7 @@
 mod check_explain;
 mod cli;
 mod cli_output;
+mod cluster;
 mod coverage;
 mod daemon;
 mod env;

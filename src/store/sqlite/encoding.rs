@@ -21,3 +21,22 @@ pub(super) fn retry_soon(attempts: i32) -> bool {
     std::thread::sleep(PAUSE);
     true
 }
+
+/// Tags as stored: sorted, each between commas (`,gpu,linux,`), so "holds tag t" is a
+/// substring test on `,t,`; empty for none.
+pub(super) fn encode_tags(tags: &[String]) -> String {
+    if tags.is_empty() {
+        return String::new();
+    }
+    let mut sorted: Vec<&str> = tags.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    format!(",{},", sorted.join(","))
+}
+
+pub(super) fn decode_tags(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -16,6 +16,7 @@ use crate::store::encoding::{display_path, group_of, stored};
 use encoding::{APPLICATION_ID, path_of, retry_soon};
 
 mod checkpoint;
+mod cluster;
 mod encoding;
 mod enqueue;
 pub use encoding::DB_FILE;
