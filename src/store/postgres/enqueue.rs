@@ -45,13 +45,20 @@ pub(super) fn enqueue(
     };
     let steps = encode_steps(&job.steps);
     let output = job.output.as_deref().map(blob);
+    let mut tags = job.tags.clone();
+    tags.sort_unstable();
+    tags.dedup();
+    let concurrency = job.concurrency.map(|n| n.min(i32::MAX as u32) as i32);
+    let plan = (!job.plan.is_empty()).then_some(job.plan.as_str());
     // With DO NOTHING, RETURNING yields no row at all for a conflict: that is the duplicate.
     let row = tx.query_opt(
         &format!(
             "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, status, token, node,
-                 attempts, steps, output, exit_status, created_at, claimed_at, finished_at)
+                 attempts, steps, output, exit_status, created_at, claimed_at, finished_at,
+                 tags, concurrency, plan)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {NOW_MS},
-                 CASE WHEN $14 THEN {NOW_MS} END, CASE WHEN $15 THEN {NOW_MS} END)
+                 CASE WHEN $14 THEN {NOW_MS} END, CASE WHEN $15 THEN {NOW_MS} END,
+                 $16, $17, $18)
              ON CONFLICT DO NOTHING RETURNING id"
         ),
         &[
@@ -70,6 +77,9 @@ pub(super) fn enqueue(
             &job.unplannable,
             &claimed,
             &finished,
+            &tags,
+            &concurrency,
+            &plan,
         ],
     )?;
     let Some(row) = row else {

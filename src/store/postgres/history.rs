@@ -99,8 +99,10 @@ impl JobHistory for PgStore {
             .query_one("SELECT count(*) FROM files", &[])?
             .get::<_, i64>(0) as u64;
         let nodes = client.query(
-            "SELECT name, floor(extract(epoch from now() - heartbeat_at))::bigint, health
-             FROM nodes ORDER BY heartbeat_at DESC",
+            "SELECT n.name, floor(extract(epoch from now() - n.heartbeat_at))::bigint, n.health,
+                 n.role, (SELECT count(*) FROM jobs j
+                     WHERE j.status IN ('claimed', 'running') AND j.node = n.name)
+             FROM nodes n ORDER BY n.heartbeat_at DESC",
             &[],
         )?;
         report.nodes = nodes
@@ -109,6 +111,8 @@ impl JobHistory for PgStore {
                 name: r.get(0),
                 last_seen_s: r.get(1),
                 health: r.get(2),
+                role: r.get(3),
+                running: r.get::<_, i64>(4) as u64,
             })
             .collect();
         Ok(report)

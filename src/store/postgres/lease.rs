@@ -117,12 +117,14 @@ impl PgStore {
     }
 
     /// See [`JobQueue::expire`](super::super::queue::JobQueue::expire). A node with no
-    /// heartbeat row at all counts as lapsed; the lease is measured by the database's clock.
+    /// heartbeat row at all counts as lapsed; each node's own lease (`register_node`) wins over
+    /// `lease_ms`, and the database's clock measures it.
     pub(super) fn expire_claims(&mut self, lease_ms: i64) -> Result<Vec<Abandoned>, StoreError> {
         self.requeueing(|tx| {
             let sql = format!(
                 "{HELD_SQL} AND (node IS NULL OR node NOT IN (SELECT name FROM nodes
-                     WHERE heartbeat_at >= now() - $1::bigint * interval '1 millisecond'))
+                     WHERE heartbeat_at + coalesce(lease_ms, $1::bigint) * interval '1 millisecond'
+                         >= now()))
                  ORDER BY id FOR UPDATE SKIP LOCKED"
             );
             let mut found = Vec::new();

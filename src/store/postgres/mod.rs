@@ -20,6 +20,7 @@ use super::encoding::path_of;
 use super::location::PgLocation;
 use super::queue::RootedPath;
 
+mod cluster;
 mod enqueue;
 mod history;
 mod lease;

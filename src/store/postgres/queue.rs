@@ -11,7 +11,8 @@ use postgres::error::SqlState;
 
 use super::super::encoding::{blob, encode_steps, path_of, stored};
 use super::super::queue::{
-    Abandoned, Answer, Claim, Ending, JobQueue, QueuedJob, RootedPath, Write,
+    Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Ending, JobQueue, QueuedJob, RootedPath,
+    Write,
 };
 use super::super::{JobId, StoreError, now_ms};
 use super::enqueue::{enqueue, upsert_file};
@@ -239,6 +240,27 @@ impl JobQueue for PgStore {
         )?;
         Ok(found.map(|r| r.get(0)))
     }
+
+    fn claim_next(
+        &mut self,
+        tags: &[String],
+        roots: &[String],
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        self.claim_next_jobs(tags, roots, limit)
+    }
+
+    fn wait_for_work(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError> {
+        self.wait_for_notification(timeout)
+    }
+
+    fn lost_claims(&mut self, claims: &[Claim]) -> Result<Vec<JobId>, StoreError> {
+        self.lost(claims)
+    }
+
+    fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
+        self.set_role(role, lease_ms)
+    }
 }
 
 /// Applies one write of a group commit; `queues` is set when it queued a job.
@@ -361,26 +383,39 @@ fn finish(
     claim: Claim,
     ending: &Ending,
 ) -> Result<Answer, postgres::Error> {
-    let (status, reason, not_before) = match ending {
-        Ending::Done => ("done", None, 0),
-        Ending::Failed { reason } => ("failed", Some(reason.as_str()), 0),
-        Ending::Cancelled => ("cancelled", Some("cancelled"), 0),
-        Ending::Retry { reason, not_before } => ("queued", Some(reason.as_str()), *not_before),
-        Ending::Interrupted => ("queued", Some("interrupted: this node shut down"), 0),
+    // `not_before` as reported (the engine's clock; `None`: the database's now + the delay)
+    // and the delay after which the job is due, in the database's clock.
+    let (status, reason, not_before, delay_ms) = match ending {
+        Ending::Done => ("done", None, Some(0), 0),
+        Ending::Failed { reason } => ("failed", Some(reason.as_str()), Some(0), 0),
+        Ending::Cancelled => ("cancelled", Some("cancelled"), Some(0), 0),
+        // The engine says when in its own clock; the database is told how long from now, so
+        // the due time is in its clock (this machine's clock only measures the delay).
+        Ending::Retry { reason, not_before } => (
+            "queued",
+            Some(reason.as_str()),
+            Some(*not_before),
+            (*not_before - now_ms()).max(0),
+        ),
+        Ending::Interrupted => (
+            "queued",
+            Some("interrupted: this node shut down"),
+            Some(0),
+            0,
+        ),
+        Ending::Declined { reason } => ("queued", Some(reason.as_str()), None, DECLINE_MS),
     };
-    // The engine says when in its own clock; the database is told how long from now, so the
-    // due time is in the database's clock (this machine's clock only measures the delay).
-    let delay_ms = if not_before > 0 {
-        (not_before - now_ms()).max(0)
-    } else {
-        0
-    };
-    // An attempt this node's stop cut short gives its count back (its claim raised it).
-    let uncount = i32::from(*ending == Ending::Interrupted);
+    // An attempt this node's stop cut short, or that it could not run, gives its count back
+    // (its claim raised it).
+    let uncount = i32::from(matches!(
+        ending,
+        Ending::Interrupted | Ending::Declined { .. }
+    ));
     // The queue_seq stays: the engine queued it again itself and knows it.
     let changed = tx.execute(
         &format!(
-            "UPDATE jobs SET status = $3, exit_status = $4, not_before = $5,
+            "UPDATE jobs SET status = $3, exit_status = $4,
+                 not_before = coalesce($5::bigint, {NOW_MS} + $6::bigint),
                  due_at = now() + $6::bigint * interval '1 millisecond',
                  finished_at = {NOW_MS}, started_at = coalesce(started_at, {NOW_MS}),
                  temp_output = NULL, pgid = NULL, leader_start = NULL, boot_id = NULL,

@@ -10,12 +10,14 @@
 //!
 //! The SQLite v3 schema with PostgreSQL types, and what scale-out needs:
 //! - `roots` is keyed by (node, name): each machine mounts a root where it likes.
-//! - `nodes` has a `role` (`watcher`, `worker`, `watcher+worker`) and the heartbeat is a
-//!   `timestamptz` of the database's clock.
+//! - `nodes` has a `role` (`watcher`, `worker`, `watcher+worker`) and a `lease_ms` (how long
+//!   its claims outlive its last heartbeat), and the heartbeat is a `timestamptz` of the
+//!   database's clock.
 //! - `jobs` has `due_at`, the database time before which a queued job is not claimed (the
 //!   engine's `not_before` is kept beside it as reported, in its own clock), and what a worker
-//!   needs without the rules: `tags` (only workers holding all of them take it),
-//!   `concurrency` (the rule's cluster-wide limit) and `plan` (opaque JSON).
+//!   needs without the rules: `tags` (sorted; only workers holding all of them take it),
+//!   `concurrency` (the rule's cluster-wide limit) and `plan` (opaque JSON; `NULL` when no
+//!   worker can run the job).
 //! - `queue_seq` is given under an advisory lock (see `NEXT_QUEUE_SEQ`), so in commit order.
 
 use postgres::Client;
@@ -43,7 +45,8 @@ const V1: &str = "CREATE TABLE roots (
         name TEXT PRIMARY KEY,
         heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         health TEXT,
-        role TEXT
+        role TEXT,
+        lease_ms BIGINT
     );
     CREATE TABLE files (
         id BIGSERIAL PRIMARY KEY,
@@ -79,7 +82,7 @@ const V1: &str = "CREATE TABLE roots (
         queue_seq BIGINT NOT NULL DEFAULT 0,
         tags TEXT[] NOT NULL DEFAULT '{}',
         concurrency INTEGER,
-        plan TEXT NOT NULL DEFAULT ''
+        plan TEXT
     );
     CREATE UNIQUE INDEX jobs_by_version ON jobs(file_id, rule, ino, size, mtime_ns, generation);
     CREATE INDEX jobs_active ON jobs(status, node) WHERE status IN ('queued', 'claimed', 'running');

@@ -81,6 +81,9 @@ fn job(rel: &str, ino: u64) -> Write {
             unplannable: None,
             follow_moves: false,
             baseline_runs: false,
+            tags: Vec::new(),
+            concurrency: None,
+            plan: String::new(),
         }),
         claim: false,
     }
