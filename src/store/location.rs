@@ -76,6 +76,19 @@ pub fn open_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>, Store
     })
 }
 
+/// Opens the store at `loc` for one of a worker's connections: an SQLite store must exist (the
+/// watcher on this machine made it, and migrates it); a PostgreSQL one is created or upgraded
+/// as by [`open_queue`], since workers may start before any watcher.
+///
+/// # Errors
+/// Whatever the backend's open reports.
+pub fn open_worker_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open_for_worker(dir, node)?),
+        Location::Postgres(pg) => Box::new(PgStore::open(pg, node)?),
+    })
+}
+
 /// Opens an existing store at `loc` for the operations commands; never creates nor upgrades one.
 ///
 /// # Errors

@@ -16,7 +16,7 @@ pub mod postgres;
 pub mod queue;
 pub mod sqlite;
 
-pub use location::{Location, open_history, open_queue};
+pub use location::{Location, open_history, open_queue, open_worker_queue};
 
 /// A job's id in the store.
 pub type JobId = i64;

@@ -187,7 +187,7 @@ impl TestServer {
     fn try_start(&self) -> Result<(), String> {
         let log = self.dir.path().join("server.log");
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
@@ -266,6 +266,13 @@ impl TestServer {
             .batch_execute(&format!("CREATE DATABASE {name} OWNER {PASSWORD_USER}"))
             .expect("create database");
         name
+    }
+
+    /// Starts the stopped server again, on the same port (the tests of a restart).
+    pub fn start_again(&self) {
+        if let Err(e) = self.try_start() {
+            panic!("PostgreSQL did not start again: {e}");
+        }
     }
 
     /// Stops the server now (the tests of an unreachable store).

@@ -315,3 +315,158 @@ fn a_dropped_connection_is_opened_again() {
         .nodes;
     assert_eq!(nodes[0].health.as_deref(), Some("back"));
 }
+
+fn portable(rel: &str, ino: u64, concurrency: Option<u32>) -> Write {
+    let Write::Enqueue { mut job, claim } = job(rel, ino) else {
+        unreachable!("job() enqueues")
+    };
+    job.plan = "{}".into();
+    job.concurrency = concurrency;
+    if concurrency.is_some() {
+        job.rule = "dnx".into();
+    }
+    Write::Enqueue { job, claim }
+}
+
+#[test]
+fn an_idle_worker_is_woken_by_an_enqueue_on_another_connection() {
+    let pg = Pg::new();
+    let mut watcher = PgStore::open(&pg.loc, "watcher").expect("opens");
+    let mut worker = PgStore::open(&pg.loc, "worker").expect("opens");
+    assert!(worker.claim_next(&[], &[], 1).expect("claim").is_empty());
+    assert!(
+        !worker
+            .wait_for_work(std::time::Duration::from_millis(100))
+            .expect("wait"),
+        "nothing queued"
+    );
+    let woken = std::thread::scope(|s| {
+        let waiter = s.spawn(move || {
+            let woke = worker
+                .wait_for_work(std::time::Duration::from_secs(60))
+                .expect("wait");
+            (woke, worker.claim_next(&[], &[], 1).expect("claim"))
+        });
+        watcher
+            .commit(&[portable("a.tif", 1, None)])
+            .expect("enqueue");
+        waiter.join().expect("waiter")
+    });
+    assert!(
+        woken.0,
+        "woken by the notification, not the minute's timeout"
+    );
+    assert_eq!(woken.1.len(), 1, "and the job is there to claim");
+}
+
+#[test]
+fn racing_workers_keep_the_cluster_wide_limit_and_take_each_job_once() {
+    let pg = Pg::new();
+    let mut watcher = PgStore::open(&pg.loc, "watcher").expect("opens");
+    let writes: Vec<Write> = (0..60)
+        .map(|i| portable(&format!("f{i}.tif"), i, (i % 2 == 0).then_some(3)))
+        .collect();
+    watcher.commit(&writes).expect("enqueue");
+    let loc = &pg.loc;
+    let taken: Vec<Vec<i64>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..6)
+            .map(|n| {
+                s.spawn(move || {
+                    let mut q = PgStore::open(loc, &format!("w{n}")).expect("opens");
+                    let mut sql = loc.connect().expect("connects");
+                    let mut mine = Vec::new();
+                    let mut idle = 0;
+                    while idle < 3 {
+                        let got = q.claim_next(&[], &[], 2).expect("claim");
+                        let held: i64 = sql
+                            .query_one(
+                                "SELECT count(*) FROM jobs
+                                 WHERE rule = 'dnx' AND status IN ('claimed', 'running')",
+                                &[],
+                            )
+                            .expect("count")
+                            .get(0);
+                        assert!(held <= 3, "{held} dnx jobs held at once");
+                        idle = if got.is_empty() { idle + 1 } else { 0 };
+                        for job in got {
+                            mine.push(job.claim.id);
+                            let done = Write::Finish {
+                                claim: job.claim,
+                                ending: Ending::Done,
+                            };
+                            assert_eq!(q.commit(&[done]).expect("finish"), [Answer::Ok]);
+                        }
+                        if idle > 0 {
+                            let _ = q.wait_for_work(std::time::Duration::from_millis(50));
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .collect()
+    });
+    let mut all: Vec<i64> = taken.concat();
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!((before, all.len()), (60, 60), "every job once, none twice");
+    let done: i64 = pg
+        .sql()
+        .query_one("SELECT count(*) FROM jobs WHERE status = 'done'", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(done, 60);
+}
+
+#[test]
+fn retried_and_declined_jobs_are_due_by_the_database_clock() {
+    let pg = Pg::new();
+    let mut q = PgStore::open(&pg.loc, "w").expect("opens");
+    q.commit(&[portable("a.tif", 1, None), portable("b.tif", 2, None)])
+        .expect("enqueue");
+    let got = q.claim_next(&[], &[], 2).expect("claim");
+    assert_eq!(got.len(), 2);
+    let soon = Ending::Retry {
+        reason: "exited with status 1".into(),
+        not_before: now_ms() - 1_000,
+    };
+    let declined = Ending::Declined {
+        reason: "root `shots` is not mounted here".into(),
+    };
+    let answers = q
+        .commit(&[
+            Write::Finish {
+                claim: got[0].claim,
+                ending: soon,
+            },
+            Write::Finish {
+                claim: got[1].claim,
+                ending: declined,
+            },
+        ])
+        .expect("finish");
+    assert_eq!(answers, [Answer::Ok, Answer::Ok]);
+    let again = q.claim_next(&[], &[], 2).expect("claim");
+    assert_eq!(
+        again.iter().map(|j| j.claim.id).collect::<Vec<_>>(),
+        [got[0].claim.id],
+        "the retry is due, the declined job waits"
+    );
+    // Ten seconds pass, by the database's clock.
+    pg.sql()
+        .execute(
+            "UPDATE jobs SET due_at = due_at - interval '10 seconds' WHERE id = $1",
+            &[&got[1].claim.id],
+        )
+        .expect("time passes");
+    let later = q.claim_next(&[], &[], 2).expect("claim");
+    assert_eq!(later.len(), 1);
+    assert_eq!(
+        (later[0].claim.id, later[0].claim.attempt),
+        (got[1].claim.id, 1)
+    );
+}
