@@ -28,6 +28,10 @@ use super::dispatch::FairQueue;
 use super::outbox::{self, Then};
 use super::{Engine, HEARTBEAT, Options, STORE_POLL};
 
+/// How often the engine asks which of its running claims it lost (cancelled from another
+/// machine, or taken over after its lease lapsed).
+const LOST_CHECK: Duration = Duration::from_secs(1);
+
 /// Most messages handled in one burst before its writes are committed (group commit).
 const BATCH: usize = 64;
 
@@ -124,6 +128,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         outstanding: 0,
         known: HashSet::new(),
         attempts: HashMap::new(),
+        next_lost_check: now,
         health: Default::default(),
         cursor: 0,
         next_poll: now + STORE_POLL,
@@ -277,6 +282,10 @@ impl Engine {
             self.next_poll = now + STORE_POLL;
             self.resume_queued(self.cursor);
             self.take_notices(now);
+        }
+        if now >= self.next_lost_check {
+            self.next_lost_check = now + LOST_CHECK;
+            self.stop_lost();
         }
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + HEARTBEAT;

@@ -111,8 +111,11 @@ pub struct Engine {
     outstanding: usize,
     /// Store jobs this engine holds (waiting, claimed or running): not resumed twice.
     known: HashSet<JobId>,
-    /// The pool's handle on each running attempt, by job: to stop one the store superseded.
-    attempts: HashMap<JobId, u64>,
+    /// The pool's handle on each running attempt and its claim, by job: to stop one the store
+    /// superseded, or one cancelled or taken over from another machine.
+    attempts: HashMap<JobId, (u64, crate::store::queue::Claim)>,
+    /// When to ask the store next which running claims this node lost.
+    next_lost_check: Instant,
     /// What the sources say is wrong with their coverage, per topic (see
     /// [`SourceEvent::Health`](crate::source::SourceEvent::Health)).
     health: std::collections::BTreeMap<&'static str, String>,

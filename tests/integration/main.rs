@@ -13,6 +13,7 @@ mod hardening_run;
 mod media;
 mod operations;
 mod packaging;
+mod pg;
 mod poll;
 mod sequences;
 mod store;
