@@ -378,6 +378,10 @@ fn run_step(
         .before_spawn(|command| {
             // Its own process group, so a timeout reaches everything the command spawned.
             command.process_group(0);
+            // The store's credentials are shotrouter's, never a job's.
+            for secret in STORE_SECRETS {
+                command.env_remove(secret);
+            }
             Ok(())
         });
     let handle = match expression.start() {
@@ -437,6 +441,10 @@ fn reap_group(pgid: i32) {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Variables that may hold the store's password (or a URL with it): removed from every job's
+/// environment, so no converter, and no `ps e` of one, ever sees them.
+const STORE_SECRETS: [&str; 3] = ["PGPASSWORD", "SHOTROUTER_STORE", "PGPASSFILE"];
 
 /// `text` with every `from` replaced by `to`.
 pub(crate) fn replace_all(text: &OsString, from: &[u8], to: &[u8]) -> OsString {

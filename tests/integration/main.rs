@@ -14,6 +14,7 @@ mod media;
 mod operations;
 mod packaging;
 mod pg;
+mod pg_cluster;
 mod poll;
 mod sequences;
 mod store;
