@@ -6,6 +6,7 @@
 //! of processes, rules or the store. Invariant: the final path is touched only by `Publish`, and
 //! only after every step before it has passed.
 
+pub mod ale;
 pub mod publish;
 pub mod verify;
 
@@ -145,6 +146,9 @@ pub enum DeliverError {
     /// The product was written but is not what the rule's `verify:` asks for.
     #[error("verification failed: {0}")]
     Verify(String),
+    /// The ALE beside the product could not be written or published.
+    #[error("ale: {0}")]
+    Ale(String),
 }
 
 /// Appends `line` and a newline to `log` in one write (an unbuffered `writeln!` would issue one

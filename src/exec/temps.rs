@@ -107,6 +107,7 @@ mod tests {
             output: Some(OutputPaths {
                 final_path: "/s/out/a.mov".into(),
                 temp_path: planned,
+                ale: None,
             }),
             allowed_roots: vec!["/s".into()],
             timeout: None,

@@ -11,6 +11,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::deliver::ale::{AleClip, AleSheet};
 use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
 use crate::media::probe::{self, Probed};
@@ -79,6 +80,9 @@ pub enum PlanError {
     /// The KeyKode of the job's first frame is out of range.
     #[error("keykode: {0}")]
     KeyKode(String),
+    /// The ALE cannot be made for this job.
+    #[error("ale: {0}")]
+    Ale(String),
 }
 
 /// Plans rule `rule_index` for the file `root`/`rel` (a sequence's first frame when
@@ -104,6 +108,8 @@ pub fn plan(
     }
     let mut view = None;
     let mut missing = Vec::new();
+    // A sequence job's first frame and frame count: the clip an ALE describes.
+    let mut clip = None;
     let first_frame = match (sequence, &rule.sequence) {
         (Some(input), Some(seq_rule)) => {
             let range = expect_range(rule, &vars)?;
@@ -118,6 +124,7 @@ pub fn plan(
             }
             bind_sequence(&mut vars, &frames, &reading);
             missing = reading.missing.clone();
+            clip = Some((reading.first, reading.count));
             view = reading.view;
             Some(reading.first)
         }
@@ -130,12 +137,17 @@ pub fn plan(
         vars.insert("timecode", spec.at(first, first));
     }
     if let (Some(spec), Some(first)) = (&rule.keykode, first_frame) {
-        vars.insert(
-            "keykode",
-            spec.at(first, first)
-                .map_err(PlanError::KeyKode)?
-                .to_string(),
-        );
+        let keykode = spec.at(first, first).map_err(PlanError::KeyKode)?;
+        vars.insert("keykode", keykode.to_string());
+        for (name, value) in keykode.parts(spec.codes) {
+            vars.insert(name, value);
+        }
+    }
+    bind_frame(&mut vars, rule, first_frame)?;
+    if let Some(avid) = &rule.avid {
+        for (name, value) in avid.variables() {
+            vars.insert(name, value);
+        }
     }
     let output = match &rule.output {
         Some(template) => {
@@ -154,9 +166,17 @@ pub fn plan(
             let temp_path = temp_path(&final_path, job_tag)
                 .ok_or_else(|| PlanError::NoFileName(final_path.clone()))?;
             vars.insert("out", temp_path.as_os_str().as_bytes());
+            let ale = match (&rule.ale, clip) {
+                (Some(template), Some((first, count))) => {
+                    let path = normalize(&root.join(PathBuf::from(template.expand(&vars)?)));
+                    Some(ale_sheet(rule, path, &final_path, first, count)?)
+                }
+                _ => None,
+            };
             Some(OutputPaths {
                 final_path,
                 temp_path,
+                ale,
             })
         }
         None => None,
@@ -171,6 +191,13 @@ pub fn plan(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let verify = rule.verify.as_ref().map(|v| v.expand(&vars)).transpose()?;
+    let verify = verify.map(|mut v| {
+        v.perfs_per_frame = rule
+            .keykode
+            .as_ref()
+            .and_then(|k| u32::try_from(k.start.format.perfs_per_frame()).ok());
+        v
+    });
     Ok(Plan {
         rule: rule_index,
         vars,
@@ -201,6 +228,94 @@ pub fn bindings(set: &RuleSet, rule_index: usize, root: &Path, rel: &Path) -> Bi
         }
     }
     vars
+}
+
+/// The ALE of a sequence job whose product is `product`: one clip, `count` frames from
+/// `first`, named after the product; `End` and `KN End` are those of the frame after the last.
+///
+/// # Errors
+/// The ALE is not beside the product, or the last KeyKode is out of range.
+fn ale_sheet(
+    rule: &crate::rules::Rule,
+    path: PathBuf,
+    product: &Path,
+    first: i64,
+    count: usize,
+) -> Result<AleSheet, PlanError> {
+    if path.parent() != product.parent() || path.file_name().is_none() {
+        return Err(PlanError::Ale(format!(
+            "`{}` is not beside the product `{}`; write it in the same folder, e.g. `ale: \"{{dir}}/{{seq.name}}.ale\"` with `output:` in `{{dir}}`",
+            path.display(),
+            product.display()
+        )));
+    }
+    let Some(tc) = &rule.timecode else {
+        return Err(PlanError::Ale("the rule has no `timecode:`".into()));
+    };
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    let after = first.saturating_add(count);
+    let keykode = match &rule.keykode {
+        Some(spec) => {
+            let at = |frame| spec.at(frame, first).map(|k| k.to_string());
+            let start = at(first).map_err(PlanError::KeyKode)?;
+            let end = at(after).map_err(PlanError::KeyKode)?;
+            let duration = spec
+                .start
+                .format
+                .feet_frames(count)
+                .unwrap_or_else(|| count.to_string());
+            Some([start, end, duration])
+        }
+        None => None,
+    };
+    let lossy = |p: Option<&std::ffi::OsStr>| p.map(|s| s.to_string_lossy().into_owned());
+    let name = lossy(product.file_stem()).unwrap_or_default();
+    let mut fps = tc.counting.rate.to_string();
+    if fps.contains('/') {
+        fps = format!("{:.3}", tc.counting.rate.fps());
+    }
+    Ok(AleSheet {
+        final_path: path,
+        fps,
+        video_format: "1080".to_string(),
+        clips: vec![AleClip {
+            tape: name.clone(),
+            name,
+            source_file: lossy(product.file_name()).unwrap_or_default(),
+            start: tc.at(first, first),
+            end: tc.at(after, first),
+            keykode,
+        }],
+    })
+}
+
+/// Adds `{frame.timecode}` and `{frame.keykode}`: the labels of the file's own frame number
+/// (`{frame}`), where `{timecode}`/`{keykode}` are those of the job's first frame. A file name
+/// without a frame number binds neither, and a rule using them fails to plan, naming it.
+///
+/// # Errors
+/// The frame's KeyKode is out of range.
+pub fn bind_frame(
+    vars: &mut Bindings,
+    rule: &crate::rules::Rule,
+    first_frame: Option<i64>,
+) -> Result<(), PlanError> {
+    let Some(frame) = vars
+        .get("frame")
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .and_then(|f| f.parse::<i64>().ok())
+    else {
+        return Ok(());
+    };
+    let first = first_frame.unwrap_or(frame);
+    if let Some(spec) = &rule.timecode {
+        vars.insert("frame.timecode", spec.at(frame, first));
+    }
+    if let Some(spec) = &rule.keykode {
+        let keykode = spec.at(frame, first).map_err(PlanError::KeyKode)?;
+        vars.insert("frame.keykode", keykode.to_string());
+    }
+    Ok(())
 }
 
 /// Adds the `{seq.*}` variables (every name in [`sequence::VARIABLES`]) for a job over `seq`.

@@ -8,6 +8,7 @@ use crate::rules::template::{Bindings, MissingVariable, Template};
 /// The properties `verify:` can check, by their key in the rules file.
 pub const KEYS: &[&str] = &[
     "frames", "timecode", "codec", "profile", "pix_fmt", "width", "height", "fps", "comment",
+    "keykode",
 ];
 
 /// A rule's `verify:` mapping: key → template of the expected value.
@@ -31,6 +32,9 @@ impl VerifyRule {
                     .map(|v| (key.clone(), v.to_string_lossy().into_owned()))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Expectations { checks })
+        Ok(Expectations {
+            checks,
+            perfs_per_frame: None,
+        })
     }
 }
