@@ -51,7 +51,10 @@ impl Step for Verify {
             match image_header::read(&temp) {
                 Ok((kind, codes)) => {
                     differences.extend(from_header.header_differences(&codes));
-                    seen.push(format!("{kind:?} header {}", show_codes(&codes)));
+                    seen.push(format!(
+                        "{kind} header {}",
+                        show_codes(&codes, self.expected.perfs_per_frame)
+                    ));
                 }
                 Err(e) => differences.push(e.to_string()),
             }
@@ -75,8 +78,9 @@ impl Step for Verify {
     }
 }
 
-/// `timecode 01:00:41:17, keykode 22 9012 1234+05 (mfg 1, type 22)`, for the job log.
-fn show_codes(codes: &HeaderCodes) -> String {
+/// `timecode 01:00:41:17, keykode 22 9012 1234+05 (mfg 1, type 22)`, for the job log; a DPX
+/// header's perforation offset is shown in frames of the rule's film format.
+fn show_codes(codes: &HeaderCodes, perfs_per_frame: Option<u32>) -> String {
     let tc = codes
         .timecode
         .map_or_else(|| "none".to_string(), |t| t.to_string());
@@ -85,7 +89,7 @@ fn show_codes(codes: &HeaderCodes) -> String {
         |k| {
             format!(
                 "{} (mfg {}, type {})",
-                k.display(k.perfs_per_frame.unwrap_or(1)),
+                k.display(k.perfs_per_frame.or(perfs_per_frame).unwrap_or(1)),
                 k.mfg,
                 k.film_type
             )

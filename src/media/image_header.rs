@@ -19,6 +19,15 @@ pub enum ImageKind {
     Exr,
 }
 
+impl fmt::Display for ImageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ImageKind::Dpx => "DPX",
+            ImageKind::Exr => "EXR",
+        })
+    }
+}
+
 /// What a header says about the frame's place in time and on film.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderCodes {
@@ -126,7 +135,7 @@ pub enum ImageHeaderError {
     #[error("`{}` is neither a DPX nor an OpenEXR image", .0.display())]
     NotAnImage(std::path::PathBuf),
     /// The header ends early or an attribute runs past it.
-    #[error("`{}` has a truncated {kind:?} header", path.display())]
+    #[error("`{}` has a truncated {kind} header", path.display())]
     Truncated {
         /// The file.
         path: std::path::PathBuf,
