@@ -86,11 +86,21 @@ impl AleSheet {
 }
 
 /// The hidden name the ALE is written under before it is published: the product's temp name
-/// with `.ale`, so a killed attempt's leftovers are found and ignored like the product's.
+/// with `.ale`, so a killed attempt's leftovers are found (and ignored) like the product's.
 fn temp_name(product: &Product) -> OsString {
-    let mut name = product.temp_name().as_bytes().to_vec();
+    ale_temp_name(product.temp_name())
+}
+
+fn ale_temp_name(product_temp: &std::ffi::OsStr) -> OsString {
+    let mut name = product_temp.as_bytes().to_vec();
     name.extend_from_slice(b".ale");
     OsString::from_vec(name)
+}
+
+/// Where an attempt whose product temp file is `product_temp` writes its ALE before publishing:
+/// what a sweep after a crash removes besides the product's temp file.
+pub fn temp_beside(product_temp: &std::path::Path) -> Option<PathBuf> {
+    Some(product_temp.with_file_name(ale_temp_name(product_temp.file_name()?)))
 }
 
 /// Writes the ALE under its temp name, before the product is published.

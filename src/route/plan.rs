@@ -249,6 +249,12 @@ fn ale_sheet(
             product.display()
         )));
     }
+    if path == product {
+        return Err(PlanError::Ale(format!(
+            "`{}` is the product itself; give the ALE its own name, e.g. with `.ale`",
+            path.display()
+        )));
+    }
     let Some(tc) = &rule.timecode else {
         return Err(PlanError::Ale("the rule has no `timecode:`".into()));
     };
@@ -452,6 +458,17 @@ mod tests {
         assert!(
             matches!(&elsewhere, Err(PlanError::Ale(m)) if m.contains("not beside the product")),
             "{elsewhere:?}"
+        );
+        let itself = ale_sheet(
+            &rule,
+            "/s/sh010.mxf".into(),
+            Path::new("/s/sh010.mxf"),
+            1001,
+            4,
+        );
+        assert!(
+            matches!(&itself, Err(PlanError::Ale(m)) if m.contains("the product itself")),
+            "{itself:?}"
         );
     }
 
