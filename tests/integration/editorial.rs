@@ -449,3 +449,51 @@ rules:
 "
     );
 }
+
+#[test]
+fn a_big_endian_dpx_is_verified_from_its_header_too() {
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        r#"version: 1
+watch: [shots]
+timecode: {fps: 29.97, start: "00:00:33;11", at_frame: 1001}
+keykode: {start: "KU 22 9012 1234+00", format: 35mm-3perf, at_frame: 1001, mfg: 1, type: 22}
+rules:
+  - name: stamp
+    match: "scan/*.dpx"
+    output: "{root}/stamped/{name}"
+    run: [oiiotool, "{path}", --attrib, oiio:Endian, big,
+          --attrib:type=keycode, smpte:KeyCode, "{keykode.mfg},{keykode.type},{keykode.prefix},{keykode.count},{keykode.perf_offset},{keykode.perfs_per_frame},{keykode.perfs_per_count}",
+          -o, "{out}"]
+    verify: {keykode: "{frame.keykode}"}
+"#,
+    );
+    // 3-perf, 22 frames on: the key falls between frames, so the offset keeps 2 perforations.
+    frames(&env.path("shots/scan"), "plate", "dpx", 1023, 1);
+    let out = env.run(&["watch", "--once", "rules.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stamped = env.path("shots/stamped/plate.1023.dpx");
+    let bytes = std::fs::read(&stamped).expect("published");
+    assert_eq!(&bytes[..4], b"SDPX", "big-endian");
+    let (keykode, perfs) = keykode_vector("35mm-3perf", "KU 22 9012 1234+00", 22);
+    assert_eq!(keykode, "KU 22 9012 1235+00.2");
+    // DPX stores no perforations per frame: oiiotool reports its own default after these five.
+    let read = oiio_attribute(&stamped, "smpte:KeyCode");
+    assert!(
+        read.starts_with(&format!("1, 22, 229012, 1235, {perfs}, ")),
+        "{read}"
+    );
+    let log = std::fs::read_dir(env.path(".shotrouter/logs/stamp"))
+        .expect("job logs")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("log"))
+        .collect::<String>();
+    // ffmpeg's DPX writer leaves a stray value in the TV header; both readers see the same one.
+    let timecode = oiio_attribute(&stamped, "smpte:TimeCode");
+    assert!(
+        log.contains(&format!(
+            "== verified: DPX header timecode {timecode}, keykode 22 9012 1235+00.2 (mfg 1, type 22)"
+        )),
+        "{log}"
+    );
+}
