@@ -212,3 +212,40 @@ fn new_keys_leave_the_hash_of_rules_without_them_alone_and_change_it_when_set() 
     let spec = &load(&base).expect("valid").rules[0];
     assert!(!format!("{:?}", spec.keykode).contains("codes"));
 }
+
+#[test]
+fn a_typo_in_an_editorial_variable_gets_a_did_you_mean() {
+    let text = format!(
+        "{HEAD}  - name: r\n    match: \"**/*.dpx\"\n    keykode: {{start: \"KU 22 9012 1234+05\", format: 35mm-4perf}}\n    avid: {{codec: \"DNxHD 36\", fps: 24}}\n    run: [x, \"{{keykode.cout}}\", \"{{avid.bitrat}}\", \"{{avid.pix_fmt}}\"]\n"
+    );
+    let hints: Vec<_> = load(&text)
+        .expect_err("typos")
+        .items
+        .into_iter()
+        .map(|d| (d.message, d.hint.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        hints,
+        [
+            (
+                "unknown template variable `{keykode.cout}`".to_string(),
+                "did you mean `{keykode.count}`?".to_string()
+            ),
+            (
+                "unknown template variable `{avid.bitrat}`".to_string(),
+                "did you mean `{avid.bitrate}`?".to_string()
+            ),
+        ]
+    );
+    let without =
+        format!("{HEAD}  - name: r\n    match: \"**/*.dpx\"\n    run: [x, \"{{avid.pix_fmt}}\"]\n");
+    let errors = load(&without).expect_err("no avid").items;
+    assert!(
+        errors[0]
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("need `avid:"),
+        "{errors:#?}"
+    );
+}

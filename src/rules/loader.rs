@@ -504,7 +504,7 @@ fn media_variable_hint(var: &str, known: &[String]) -> Option<String> {
         "keykode"
     } else if var == "frame.timecode" {
         "timecode"
-    } else if var.starts_with("avid.") {
+    } else if var.starts_with("avid.") && !has("avid.profile") {
         return Some(
             "`{avid.*}` variables need `avid: {codec: \"DNxHD 175x\", fps: 23.976}` on the rule"
                 .into(),
