@@ -1,6 +1,7 @@
 //! What happens to a product after its commands exit 0 and before anyone may see it: a list of
-//! [`Step`]s run in order (verification with ffprobe, then the temp-then-rename publish; copies
-//! with hashes, ASC MHL and sidecars are further steps to come).
+//! [`Step`]s run in order (verification with ffprobe or an image's own header, an ALE's temp
+//! file, the temp-then-rename publish, the ALE's rename; copies with hashes and ASC MHL are
+//! further steps to come).
 //!
 //! exec decides when steps run and turns their errors into the job's outcome; steps know nothing
 //! of processes, rules or the store. Invariant: the final path is touched only by `Publish`, and

@@ -4,8 +4,10 @@
 //! ffmpeg exits 0 after writing a short movie (a gap in the frames), a movie without timecode
 //! (a label it could not parse) or the wrong pixel format, so exit status proves nothing. Each
 //! check compares one property ffprobe reports with the job's expectation; a product that
-//! fails is not published and the job fails naming every difference. The expectations arrive
-//! already expanded (route binds them); ffprobe itself is `media::probe`.
+//! fails is not published and the job fails naming every difference. The timecode and KeyKode
+//! of a DPX or EXR product are read from its own header instead (ffprobe reads neither). The
+//! expectations arrive already expanded (route binds them); ffprobe itself is `media::probe`,
+//! the header reader `media::image_header`.
 
 use crate::deliver::{DeliverError, Product, Step, StepContext};
 use crate::media::image_header::{self, HeaderCodes};

@@ -1,7 +1,8 @@
 //! Turns "rule R matched file F" into a concrete job: its variables, where its product goes,
 //! and each step's argv. All variable binding lives here (path parts, `vars:`, captures,
-//! `{seq.*}`, `{probe.*}`, `{timecode}`, `{keykode}`, `{out}`); the layers below only compute
-//! values. `explain` and the daemon share this, so what `explain` shows is
+//! `{seq.*}`, `{probe.*}`, `{timecode}`, `{keykode}` and its parts, `{frame.*}`, `{avid.*}`,
+//! `{out}`), and so does the ALE a sequence job publishes beside its product; the layers below
+//! only compute values. `explain` and the daemon share this, so what `explain` shows is
 //! exactly what runs.
 //!
 //! Products are written to a hidden temp name beside the final one that keeps its extension

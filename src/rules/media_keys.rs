@@ -1,5 +1,6 @@
 //! A rule's media keys: `sequence:` (frames gathered into one job), `timecode:` and `keykode:`
-//! (a rule's own, else the file's top-level default), and `verify:` (what the product must be).
+//! (a rule's own, else the file's top-level default), `avid:` (a DNxHD/DNxHR name at a rate),
+//! and `verify:` (what the product must be).
 //!
 //! Labels are checked here, at load, against `media`'s arithmetic: an impossible timecode or an
 //! unknown film format never reaches ffmpeg, which would accept it and write a wrong file.

@@ -2,8 +2,8 @@
 //! it runs, and which template variables its templates may use.
 //!
 //! The variables a rule knows grow as its keys are read (built-ins, `vars:`, captures, then
-//! `{seq.*}`, `{timecode}`, `{keykode}`, `{probe.*}`, `{out}`), so each template is checked
-//! against exactly what the job will have.
+//! `{seq.*}`, `{timecode}`, `{keykode}` and their `{frame.*}`/`{keykode.*}`, `{avid.*}`,
+//! `{probe.*}`, `{out}`), so each template is checked against exactly what the job will have.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

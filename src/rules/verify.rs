@@ -1,6 +1,6 @@
 //! `verify:` on a rule: which properties of the product are checked, each a template of the
 //! expected value, and its expansion for one job (`rules::media_keys` reads it from the file);
-//! the comparison with what ffprobe reports is `deliver::verify`'s.
+//! the comparison with what ffprobe (or a DPX/EXR header) reports is `deliver::verify`'s.
 
 use crate::deliver::verify::Expectations;
 use crate::rules::template::{Bindings, MissingVariable, Template};
