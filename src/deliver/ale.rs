@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use crate::deliver::{DeliverError, Product, Step, StepContext};
 
 /// One row of the `Data` section: a clip as the Avid logs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AleClip {
     /// `Name`: the clip's name in the bin.
     pub name: String,
