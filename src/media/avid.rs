@@ -121,7 +121,7 @@ fn accepted_1080p(pix_fmt: &str) -> impl Iterator<Item = (u32, u32)> + '_ {
     })
 }
 
-/// Whether the DNxHR grid has `profile` with `pix_fmt` accepted at any size: (cid).
+/// The CID ffmpeg wrote for `profile` with `pix_fmt`, when the DNxHR grid shows it accepted.
 fn dnxhr_cid(profile: &str, pix_fmt: &str) -> Option<u32> {
     DNXHR_GRID.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split(',').collect();
@@ -131,7 +131,7 @@ fn dnxhr_cid(profile: &str, pix_fmt: &str) -> Option<u32> {
     })
 }
 
-/// The DNxHD names Avid uses at `rate`, in table order.
+/// The DNxHD names Avid uses at the rate `RATES[index]`, in table order.
 fn names_at(index: usize) -> Vec<String> {
     DNXHD_1080P
         .iter()
