@@ -30,9 +30,9 @@ const FORMAT_EDITORIAL: u32 = 2;
 /// What the watcher knew when it planned the job, beyond its argv.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortablePlan {
-    /// [`FORMAT`].
+    /// The plan's format: 1, or 2 when it carries an ALE or a DPX KeyKode check.
     pub format: u32,
-    /// The watcher's roots: (name, path on the watcher), escaped text ([`escape`]).
+    /// The watcher's roots: (name, path on the watcher), escaped text (`%` and non-UTF-8 bytes escaped).
     pub roots: Vec<(String, String)>,
     /// Output folders outside the roots, on the watcher.
     pub outputs: Vec<String>,
@@ -51,7 +51,7 @@ pub struct PortablePlan {
     /// Perforations per frame of the rule's film format, for a DPX header's KeyKode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perfs_per_frame: Option<u32>,
-    /// The ALE published beside the product: its path on the watcher ([`escape`]d) and rows.
+    /// The ALE published beside the product: its path on the watcher (escaped as `roots`) and rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ale: Option<PortableAle>,
 }
@@ -59,7 +59,7 @@ pub struct PortablePlan {
 /// An [`AleSheet`] with its path in text form.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortableAle {
-    /// The ALE's final path on the watcher, escaped text ([`escape`]).
+    /// The ALE's final path on the watcher, escaped text (`%` and non-UTF-8 bytes escaped).
     pub path: String,
     /// `FPS`.
     pub fps: String,
