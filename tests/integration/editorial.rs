@@ -1,7 +1,9 @@
-//! Editorial deliveries with independent tools: ALEs read back by OpenTimelineIO's ALE adapter,
-//! DPX/EXR frames stamped by the example show's rule read back by `oiiotool` and `exrheader`
-//! and by shotrouter's own header verify (against the shared timecode and KeyKode vectors), a
-//! wrongly stamped frame refused, and Avid names turned into a DNxHD ffmpeg accepts.
+//! Editorial deliveries with independent tools: ALEs read back by OpenTimelineIO's ALE adapter
+//! (and, beside the example show's Avid MXF, checked against what ffprobe reads from the MXF
+//! and the review movie), DPX/EXR frames stamped by the example show's rule read back by
+//! `oiiotool` and `exrheader` and by shotrouter's own header verify (against the shared
+//! timecode and KeyKode vectors), a wrongly stamped frame refused, and Avid names turned into a
+//! DNxHD ffmpeg accepts.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use crate::daemon::Daemon;
 use crate::env::{Env, stderr, stdout};
+use crate::media::{decoded_frames, deliver, frames_in, probe, render_tiffs, timecode};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -247,6 +250,7 @@ fn example_show(env: &Env) {
         &env.path("shots").to_string_lossy(),
     );
     let text = replace(text, "/mnt/san/bigfish", &env.path("san").to_string_lossy());
+    let text = replace(text, "settle: 10s", "settle: 1s");
     let text = replace(
         text,
         r#"timecode: {fps: 24, start: "01:00:00:00", at_frame: 1001}"#,
@@ -299,20 +303,58 @@ fn exrheader(path: &Path) -> String {
 }
 
 #[test]
-fn example_show_stamps_dpx_and_exr_frames_that_independent_readers_and_verify_agree_on() {
+fn example_show_stamps_plates_and_writes_an_ale_that_agrees_with_its_products() {
     let env = Env::new();
     example_show(&env);
     let stage = env.path("stage");
     let mut made = frames(&stage, "A001 \"plate\" $(x)", "dpx", 1439, 2);
     made.extend(frames(&stage, "A001 \"plate\" $(x)", "exr", 1439, 2));
+    // DNxHD is bound to HD sizes: 8 comp frames at 1920x1080 for the Avid MXF and its ALE.
+    render_tiffs(
+        &env.path("comp"),
+        "sh0010_comp_v003",
+        1001,
+        8,
+        "1920x1080",
+        "testsrc2",
+    );
     let daemon = Daemon::start(&env, &[], &[]);
     let scan = env.path("shots/sq010/sh0010/plates/scan");
     std::fs::create_dir_all(&scan).expect("mkdir");
     for frame in &made {
         std::fs::rename(frame, scan.join(frame.file_name().expect("name"))).expect("move in");
     }
-    daemon.wait_idle_with(4, LIMIT);
+    deliver(
+        &frames_in(&env.path("comp")),
+        &env.path("shots/sq010/sh0010/comp/v003"),
+    );
+    // 4 stamped plates; the review movie, the Avid MXF and their two SAN copies.
+    daemon.wait_idle_with(8, LIMIT);
     daemon.stop();
+
+    // The ALE beside the MXF, read by OpenTimelineIO, against the MXF and the review movie as
+    // ffprobe reads them: the same clip, start timecode and length, and the KeyKode the movie's
+    // comment carries.
+    let avid = env.path("shots/sq010/sh0010/editorial/avid");
+    let mxf = probe(&avid.join("sh0010_comp_v003.mxf"));
+    let review = probe(&env.path("shots/sq010/sh0010/review/sh0010_comp_v003.mov"));
+    let read = read_ale(&avid.join("sh0010_comp_v003.ale"));
+    assert_eq!(read["header"]["FPS"], "24");
+    let clip = &read["clips"][0];
+    assert_eq!(clip["name"], "sh0010_comp_v003");
+    assert_eq!(clip["source_file"], "sh0010_comp_v003.mxf");
+    assert_eq!(clip["start"].as_str(), Some(timecode(&mxf).as_str()));
+    assert_eq!(timecode(&mxf), timecode_vector("24", false, 1001));
+    assert_eq!(clip["frames"].as_u64(), Some(decoded_frames(&mxf)));
+    let comment = review["format"]["tags"]["comment"].as_str().unwrap_or("");
+    assert_eq!(
+        Some(comment),
+        clip["columns"]["KN Start"]
+            .as_str()
+            .map(|k| format!("KeyKode {k}"))
+            .as_deref()
+    );
+    assert_eq!(clip["columns"]["KN Duration"], "0+08");
 
     let stamped = env.path("shots/sq010/sh0010/plates/stamped");
     for (frame, offset) in [(1439, 0), (1440, 1)] {
