@@ -108,6 +108,9 @@ pub struct Expectations {
     /// Perforations per frame of the rule's film format: turns a header's perforation offset
     /// into the frames an expected KeyKode is written in (DPX does not store it).
     pub perfs_per_frame: Option<u32>,
+    /// The rule's stock codes (manufacturer, film type), when `keykode:` gives them: a header's
+    /// KeyKode must carry the same.
+    pub stock_codes: Option<(u32, u32)>,
 }
 
 /// The checks a DPX or EXR header answers.
@@ -124,6 +127,7 @@ impl Expectations {
         let with = |checks| Expectations {
             checks,
             perfs_per_frame: self.perfs_per_frame,
+            stock_codes: self.stock_codes,
         };
         (with(header), with(rest))
     }
@@ -155,6 +159,14 @@ impl Expectations {
                         out.push(format!(
                             "keykode in the header is {got}, expected {}",
                             without_stock(want)
+                        ));
+                    }
+                    if let Some((mfg, film_type)) = self.stock_codes
+                        && (k.mfg, k.film_type) != (mfg, film_type)
+                    {
+                        out.push(format!(
+                            "keykode in the header is of stock mfg {}, type {}; the rule's is mfg {mfg}, type {film_type}",
+                            k.mfg, k.film_type
                         ));
                     }
                     if let (Some(have), Some(rule)) = (k.perfs_per_frame, self.perfs_per_frame)
@@ -244,6 +256,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             perfs_per_frame: None,
+            stock_codes: None,
         }
     }
 
@@ -304,11 +317,13 @@ mod tests {
             ("keykode", "KU 22 9012 1234+06"),
         ]);
         wrong.perfs_per_frame = Some(4);
+        wrong.stock_codes = Some((1, 33));
         assert_eq!(
             wrong.header_differences(&codes),
             [
                 "timecode in the header is 01:00:41:17, expected 01:00:41:18",
-                "keykode in the header is 22 9012 1234+05, expected 22 9012 1234+06"
+                "keykode in the header is 22 9012 1234+05, expected 22 9012 1234+06",
+                "keykode in the header is of stock mfg 1, type 22; the rule's is mfg 1, type 33"
             ]
         );
         assert_eq!(

@@ -197,6 +197,11 @@ pub fn plan(
             .keykode
             .as_ref()
             .and_then(|k| u32::try_from(k.start.format.perfs_per_frame()).ok());
+        v.stock_codes = rule
+            .keykode
+            .as_ref()
+            .and_then(|k| k.codes)
+            .map(|c| (u32::from(c.mfg), u32::from(c.film_type)));
         v
     });
     Ok(Plan {

@@ -35,6 +35,7 @@ impl VerifyRule {
         Ok(Expectations {
             checks,
             perfs_per_frame: None,
+            stock_codes: None,
         })
     }
 }

@@ -419,9 +419,9 @@ rules:
   - name: stamp
     match: "scan/*.dpx"
     output: "{root}/stamped/{name}"
-    # The timecode of frame 1001 on every frame, and the KeyKode's perforation offset off by 4.
+    # The timecode of frame 1001 on every frame, another maker, and the perforations off by 4.
     run: [oiiotool, "{path}", --attrib:type=timecode, smpte:TimeCode, "00:00:41:17",
-          --attrib:type=keycode, smpte:KeyCode, "{keykode.mfg},{keykode.type},{keykode.prefix},{keykode.count},24,4,64",
+          --attrib:type=keycode, smpte:KeyCode, "2,{keykode.type},{keykode.prefix},{keykode.count},24,4,64",
           -o, "{out}"]
     verify: {timecode: "{frame.timecode}", keykode: "{frame.keykode}"}
 "#,
@@ -432,7 +432,7 @@ rules:
     let failed = jobs(&env, "failed");
     assert!(
         failed.contains(
-            "verification failed: timecode in the header is 00:00:41:17, expected 00:00:59:23; keykode in the header is 22 9012 1234+06, expected 22 9012 1234+05"
+            "verification failed: timecode in the header is 00:00:41:17, expected 00:00:59:23; keykode in the header is 22 9012 1234+06, expected 22 9012 1234+05; keykode in the header is of stock mfg 2, type 22; the rule's is mfg 1, type 22"
         ),
         "{failed}"
     );

@@ -23,8 +23,8 @@ use crate::store::queue::ClaimedJob;
 /// later format is written as format 1, so older workers keep taking it.
 const FORMAT: u32 = 2;
 
-/// Format 2: a DPX KeyKode check's perforations per frame and an ALE beside the product,
-/// which a format-1 worker would silently drop.
+/// Format 2: a KeyKode header check's perforations per frame and stock codes, and an ALE
+/// beside the product, which a format-1 worker would silently drop.
 const FORMAT_EDITORIAL: u32 = 2;
 
 /// What the watcher knew when it planned the job, beyond its argv.
@@ -51,6 +51,9 @@ pub struct PortablePlan {
     /// Perforations per frame of the rule's film format, for a DPX header's KeyKode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perfs_per_frame: Option<u32>,
+    /// The rule's KeyKode stock codes (manufacturer, film type), for a header's KeyKode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_codes: Option<(u32, u32)>,
     /// The ALE published beside the product: its path on the watcher (escaped as `roots`) and rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ale: Option<PortableAle>,
@@ -89,13 +92,15 @@ impl PortablePlan {
                 clips: sheet.clips.clone(),
             });
         let perfs_per_frame = spec.verify.as_ref().and_then(|v| v.perfs_per_frame);
+        let stock_codes = spec.verify.as_ref().and_then(|v| v.stock_codes);
         PortablePlan {
-            format: if ale.is_some() || perfs_per_frame.is_some() {
+            format: if ale.is_some() || perfs_per_frame.is_some() || stock_codes.is_some() {
                 FORMAT_EDITORIAL
             } else {
                 1
             },
             perfs_per_frame,
+            stock_codes,
             ale,
             roots: roots.iter().map(|(n, p)| (n.clone(), escape(p))).collect(),
             outputs: outputs.iter().map(|p| escape(p)).collect(),
@@ -299,6 +304,7 @@ pub fn job_spec(
         verify: plan.verify.map(|checks| Expectations {
             checks,
             perfs_per_frame: plan.perfs_per_frame,
+            stock_codes: plan.stock_codes,
         }),
     };
     Ok((spec, retries))
@@ -434,6 +440,7 @@ mod tests {
             verify: Some(Expectations {
                 checks: vec![("keykode".into(), "KU 22 9012 1234+05".into())],
                 perfs_per_frame: Some(4),
+                stock_codes: Some((1, 22)),
             }),
         };
         let roots = [("shots".to_string(), watcher.path().to_path_buf())];
@@ -461,7 +468,11 @@ mod tests {
         let sheet = mapped.output.and_then(|o| o.ale).expect("the ALE travels");
         assert_eq!(sheet.final_path, farm.path().join("a.ale"));
         assert_eq!(sheet.clips, [clip]);
-        assert_eq!(mapped.verify.and_then(|v| v.perfs_per_frame), Some(4));
+        let verify = mapped.verify.expect("verify");
+        assert_eq!(
+            (verify.perfs_per_frame, verify.stock_codes),
+            (Some(4), Some((1, 22)))
+        );
 
         // Without either, the plan is the one format-1 workers already read.
         spec.output.as_mut().expect("output").ale = None;
