@@ -61,7 +61,8 @@ impl Step for Verify {
                 Err(e) => differences.push(e.to_string()),
             }
         }
-        if !from_probe.checks.is_empty() {
+        // ffprobe also runs when nothing else would: a product it cannot read is no product.
+        if !from_probe.checks.is_empty() || from_header.checks.is_empty() {
             match probe::probe(&temp, "the product") {
                 Ok(probed) => {
                     differences.extend(from_probe.differences(&probed));
