@@ -116,6 +116,7 @@ rules:
   - name: clip24
     match: "r24/*.dpx"
     sequence: true
+    settle: 200ms
     timecode: {fps: 24, start: "00:00:00:00", at_frame: 1001}
     keykode: {start: "KL 10 0001 0100+00", format: 65mm-5perf-120, at_frame: 1001}
     output: "{root}/out/{seq.name}.mov"
@@ -124,6 +125,7 @@ rules:
   - name: clip23976
     match: "r23976/*.dpx"
     sequence: true
+    settle: 200ms
     timecode: {fps: 23.976, start: "00:00:00:01", at_frame: 1001}
     keykode: {start: "KU 22 9012 1234+00", format: 35mm-3perf, at_frame: 1001}
     output: "{root}/out/{seq.name}.mov"
@@ -132,6 +134,7 @@ rules:
   - name: clip2997df
     match: "r2997/*.dpx"
     sequence: true
+    settle: 200ms
     timecode: {fps: 29.97, start: "00:00:59;29", at_frame: 1001}
     keykode: {start: "KJ 23 1234 5678+31", format: 35mm-2perf, at_frame: 1001}
     output: "{root}/out/{seq.name}.mov"
