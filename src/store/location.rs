@@ -65,6 +65,10 @@ impl fmt::Display for Location {
     }
 }
 
+/// Environment variables that may hold the store's password: whoever starts a job's command
+/// removes them from its environment, so a converter never sees the password.
+pub const SECRET_ENV: &[&str] = &["SHOTROUTER_STORE", "PGPASSWORD"];
+
 /// Opens the engine's side of the store at `loc` for node `node`, creating or upgrading it.
 ///
 /// # Errors
@@ -136,7 +140,7 @@ impl fmt::Display for PgLocation {
             write!(
                 f,
                 "postgres://{user}{secret}@/{db}?host={}&port={}",
-                encode(&self.host),
+                encode_value(&self.host),
                 self.port
             )?;
         } else if self.host.contains(':') {
@@ -156,7 +160,7 @@ impl fmt::Display for PgLocation {
             && let Some(file) = &self.passfile
         {
             let sep = if self.host.starts_with('/') { '&' } else { '?' };
-            write!(f, "{sep}passfile={}", encode(&file.to_string_lossy()))?;
+            write!(f, "{sep}passfile={}", encode_value(&file.to_string_lossy()))?;
         }
         Ok(())
     }
@@ -446,9 +450,18 @@ fn decode(text: &str) -> Result<String, String> {
 
 /// Percent-encodes what would change the meaning of a URL part.
 fn encode(text: &str) -> String {
+    encode_keeping(text, b"-._~")
+}
+
+/// Percent-encodes a query parameter's value, keeping `/` (paths read better).
+fn encode_value(text: &str) -> String {
+    encode_keeping(text, b"-._~/")
+}
+
+fn encode_keeping(text: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -553,7 +566,7 @@ mod tests {
         assert_eq!(socket.host, "/run/pg");
         assert_eq!(
             socket.to_string(),
-            "postgres://u@/shots?host=%2Frun%2Fpg&port=5432"
+            "postgres://u@/shots?host=/run/pg&port=5432"
         );
     }
 

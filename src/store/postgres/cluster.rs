@@ -19,6 +19,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use super::super::encoding::{decode_steps, path_of};
 use super::super::queue::{Claim, ClaimedJob, RootedPath};
 use super::super::{JobId, StoreError};
+use super::cached::Cached;
 use super::queue::retryable;
 use super::{CHANNEL, NOW_MS, PgStore};
 
@@ -53,7 +54,9 @@ impl PgStore {
         self.listen(&mut client)?;
         let mut tries = 0;
         loop {
-            match claim_once(&mut client, &self.node, tags, roots, limit) {
+            let mut statements = self.statements.borrow_mut();
+            let tx = Cached::new(client.transaction()?, &mut statements);
+            match claim_once(tx, &self.node, tags, roots, limit) {
                 Err(e) if retryable(&e) && tries < 5 => tries += 1,
                 other => return Ok(other?),
             }
@@ -100,13 +103,12 @@ impl PgStore {
 
 /// One claiming transaction.
 fn claim_once(
-    client: &mut postgres::Client,
+    mut tx: Cached<'_, '_>,
     node: &str,
     tags: &[String],
     roots: &[String],
     limit: usize,
 ) -> Result<Vec<ClaimedJob>, postgres::Error> {
-    let mut tx = client.transaction()?;
     let candidates = tx.query(
         "SELECT j.id, j.rule, j.concurrency FROM jobs j JOIN files f ON f.id = j.file_id
          WHERE j.status = 'queued' AND j.due_at <= now() AND j.plan IS NOT NULL

@@ -3,16 +3,15 @@
 //! checks that make an enqueue a no-op (a baseline version, a move the store follows) and the
 //! supersession of older versions' unfinished jobs.
 
-use postgres::Transaction;
-
 use super::super::JobId;
 use super::super::encoding::{blob, encode_steps, path_of, stored};
 use super::super::queue::{Answer, Claim, NewJob, RootedPath};
 use super::NOW_MS;
+use super::cached::Cached;
 use crate::os::version::FileVersion;
 
 pub(super) fn enqueue(
-    tx: &mut Transaction<'_>,
+    tx: &mut Cached<'_, '_>,
     node: &str,
     job: &NewJob,
     claim: bool,
@@ -116,7 +115,7 @@ pub(super) fn enqueue(
 }
 
 /// Whether the input's record holds exactly this version as baseline: known, never to run.
-fn is_baseline(tx: &mut Transaction<'_>, job: &NewJob) -> Result<bool, postgres::Error> {
+fn is_baseline(tx: &mut Cached<'_, '_>, job: &NewJob) -> Result<bool, postgres::Error> {
     let (ino, size, mtime) = stored(job.version);
     Ok(tx
         .query_opt(
@@ -131,7 +130,7 @@ fn is_baseline(tx: &mut Transaction<'_>, job: &NewJob) -> Result<bool, postgres:
 /// version, moves that file's record (and so its history) to the job's path and returns where
 /// it was; only a plain move is followed (see the SQLite backend's `follow_move`).
 fn follow_move(
-    tx: &mut Transaction<'_>,
+    tx: &mut Cached<'_, '_>,
     job: &NewJob,
 ) -> Result<Option<RootedPath>, postgres::Error> {
     let (ino, size, mtime) = stored(job.version);
@@ -171,7 +170,7 @@ fn follow_move(
 
 /// Records this version of a file and returns its row id.
 pub(super) fn upsert_file(
-    tx: &mut Transaction<'_>,
+    tx: &mut Cached<'_, '_>,
     path: &RootedPath,
     version: FileVersion,
     baseline: bool,

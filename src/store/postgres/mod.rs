@@ -20,6 +20,7 @@ use super::encoding::path_of;
 use super::location::PgLocation;
 use super::queue::RootedPath;
 
+mod cached;
 mod cluster;
 mod enqueue;
 mod history;
@@ -56,6 +57,8 @@ pub struct PgStore {
     created: bool,
     /// Whether this connection has run `LISTEN` (a new connection has not).
     listening: Cell<bool>,
+    /// The statements prepared on this connection.
+    statements: RefCell<cached::Statements>,
 }
 
 impl PgStore {
@@ -73,6 +76,7 @@ impl PgStore {
             node: node.to_string(),
             created,
             listening: Cell::new(false),
+            statements: RefCell::default(),
         })
     }
 
@@ -90,6 +94,7 @@ impl PgStore {
             node: super::sqlite::node_name(),
             created: false,
             listening: Cell::new(false),
+            statements: RefCell::default(),
         })
     }
 
@@ -104,6 +109,7 @@ impl PgStore {
         if client.is_closed() {
             *client = self.location.connect()?;
             self.listening.set(false);
+            self.statements.borrow_mut().clear();
         }
         Ok(client)
     }

@@ -15,6 +15,7 @@ use super::super::queue::{
     Write,
 };
 use super::super::{JobId, StoreError, now_ms};
+use super::cached::Cached;
 use super::enqueue::{enqueue, upsert_file};
 use super::{CHANNEL, NOW_MS, PgStore, rooted};
 use crate::os::version::FileVersion;
@@ -68,9 +69,10 @@ impl JobQueue for PgStore {
             return Ok(Vec::new());
         }
         let mut client = self.client()?;
+        let mut statements = self.statements.borrow_mut();
         let mut tries = 0;
         loop {
-            let mut tx = client.transaction()?;
+            let mut tx = Cached::new(client.transaction()?, &mut statements);
             let mut queues = false;
             let applied: Result<Vec<Answer>, postgres::Error> = writes
                 .iter()
@@ -78,7 +80,7 @@ impl JobQueue for PgStore {
                 .collect();
             let committed = applied.and_then(|answers| {
                 if queues {
-                    notify(&mut tx)?;
+                    tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
                 }
                 tx.commit()?;
                 Ok(answers)
@@ -265,7 +267,7 @@ impl JobQueue for PgStore {
 
 /// Applies one write of a group commit; `queues` is set when it queued a job.
 fn apply(
-    tx: &mut Transaction<'_>,
+    tx: &mut Cached<'_, '_>,
     node: &str,
     write: &Write,
     queues: &mut bool,
@@ -379,7 +381,7 @@ fn apply(
 }
 
 fn finish(
-    tx: &mut Transaction<'_>,
+    tx: &mut Cached<'_, '_>,
     claim: Claim,
     ending: &Ending,
 ) -> Result<Answer, postgres::Error> {
@@ -440,7 +442,7 @@ fn finish(
 }
 
 /// Why a fenced write changed nothing: a user's cancel, or a newer claim.
-fn refusal(tx: &mut Transaction<'_>, id: JobId) -> Result<Answer, postgres::Error> {
+fn refusal(tx: &mut Cached<'_, '_>, id: JobId) -> Result<Answer, postgres::Error> {
     let row = tx.query_opt("SELECT status, token FROM jobs WHERE id = $1", &[&id])?;
     Ok(match row {
         Some(row) if row.get::<_, &str>(0) == "cancelled" => Answer::Cancelled,
