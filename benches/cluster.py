@@ -28,7 +28,7 @@ PostgreSQL: the driver starts its own server as the tests do (initdb into a temp
 store (commits survive a crash of the process, not of the machine);
 `--pg-synchronous-commit on` measures the stock setting.
 """
-import argparse, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, functools, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,6 +137,7 @@ class PgServer:
             self.port = None
 
 
+@functools.cache
 def takes_store(command):
     """Whether this build's `shotrouter COMMAND` has a `--store` option."""
     out = subprocess.run([BIN, command, "--help"], capture_output=True, text=True).stdout
@@ -165,8 +166,11 @@ class Cluster:
         self.procs = []
         log = self.tmp / "watch.log"
         self.watcher = self.spawn(["watch", "--no-run", *watch_store, rules], log)
-        wait_for("the watcher to place its watches", lambda: " watching " in log.read_text(errors="replace") or self.dead(self.watcher, log), 30)
-        self.dead(self.watcher, log)
+        try:
+            wait_for("the watcher to place its watches", lambda: " watching " in log.read_text(errors="replace") or self.dead(self.watcher, log), 30)
+        except BaseException:
+            self.stop()
+            raise
 
     def spawn(self, args, log):
         proc = subprocess.Popen([BIN, *map(str, args)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env={**os.environ, "SHOTROUTER_LOG": "info"})
