@@ -253,15 +253,45 @@ pub enum Command {
 /// Where the operations commands find the store.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StateArgs {
-    /// The state folder (as given to `watch --state`).
+    /// The state folder (as given to `watch --state`); with a PostgreSQL `--store`, where this
+    /// machine's job logs are.
     #[arg(long, env = "SHOTROUTER_STATE", conflicts_with = "rules")]
     pub state: Option<PathBuf>,
     /// The rules file; its default state folder `.shotrouter/` beside it is used.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// The shared store: a `postgres://` URL (the password from a passfile or `PGPASSWORD`,
+    /// never the command line), or a state folder.
+    #[arg(long, env = "SHOTROUTER_STORE", conflicts_with = "rules")]
+    pub store: Option<String>,
 }
 
 impl StateArgs {
+    /// Where the store is: `--store`, else the state folder.
+    ///
+    /// # Errors
+    /// A `--store` URL that cannot be used.
+    pub fn location(&self) -> Result<crate::store::Location, crate::error::Error> {
+        match &self.store {
+            Some(value) => crate::store::Location::parse(value)
+                .map_err(|e| crate::error::Error::Config(e.to_string())),
+            None => Ok(crate::store::Location::Folder(self.dir())),
+        }
+    }
+
+    /// This machine's job logs: the state folder, unless only a PostgreSQL store was given.
+    pub fn logs(&self) -> Option<PathBuf> {
+        match (&self.store, &self.state, &self.rules) {
+            (Some(store), None, None)
+                if store.starts_with("postgres://") || store.starts_with("postgresql://") =>
+            {
+                None
+            }
+            (Some(store), None, None) => Some(PathBuf::from(store)),
+            _ => Some(self.dir()),
+        }
+    }
+
     /// The state folder: `--state`, else beside `--rules`, else `./.shotrouter`.
     pub fn dir(&self) -> PathBuf {
         match (&self.state, &self.rules) {
@@ -335,6 +365,10 @@ pub struct WatchArgs {
     /// Where the job store and job logs go (default: `.shotrouter/` beside the rules file).
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// The job store, when it is not the SQLite one in the state folder: a `postgres://` URL
+    /// shared with other watchers and workers (docs/scale-out.md).
+    #[arg(long, env = "SHOTROUTER_STORE", conflicts_with = "no_store")]
+    pub store: Option<String>,
     /// Keep no job store: nothing survives a restart (for throwaway runs and benchmarks).
     #[arg(long)]
     pub no_store: bool,

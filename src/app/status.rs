@@ -1,8 +1,8 @@
 //! `shotrouter status`: what the daemon is doing, in two lines and a line per node; also the
 //! block `status --watch` repeats.
 
+use crate::store::Location;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::app::human::{duration_ms, local_time_ms};
@@ -15,8 +15,8 @@ use crate::store::{self, StatusReport};
 ///
 /// # Errors
 /// No store, or a database error.
-pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
-    let report = open(dir)?.status().map_err(runtime)?;
+pub fn status(store: &Location, as_json: bool) -> Result<ExitCode, Error> {
+    let report = open(store)?.status().map_err(runtime)?;
     if as_json {
         return json(&report);
     }
@@ -27,8 +27,8 @@ pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
 ///
 /// # Errors
 /// No store, or a database error.
-pub fn status_report(dir: &Path) -> Result<StatusReport, Error> {
-    open(dir)?.status().map_err(runtime)
+pub fn status_report(store: &Location) -> Result<StatusReport, Error> {
+    open(store)?.status().map_err(runtime)
 }
 
 /// What `status` prints of a report.

@@ -22,7 +22,6 @@ use crate::route::matcher::{RuleSet, Scratch};
 use crate::rules;
 use crate::source::{SourceEvent, Sources, WatchConfig};
 use crate::store::queue::{Answer, JobQueue};
-use crate::store::sqlite::SqliteStore;
 
 use super::dispatch::FairQueue;
 use super::outbox::{self, Then};
@@ -72,7 +71,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         super::retention::start(options.state_dir.join("logs"), keep);
     }
     let store: Option<Box<dyn JobQueue>> = if options.store {
-        let mut store = SqliteStore::open(&options.state_dir, &node)
+        let mut store = crate::store::open_queue(&options.location, &node)
             .map_err(|e| Error::Config(e.to_string()))?;
         store
             .register_roots(&roots_of(&set))
@@ -85,16 +84,14 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         store
             .register_node(role, super::LEASE.as_millis() as i64)
             .map_err(|e| Error::Config(e.to_string()))?;
-        Some(Box::new(store))
+        Some(store)
     } else {
         None
     };
     let factory: Option<QueueFactory> = options.store.then(|| {
-        let dir = options.state_dir.clone();
+        let location = options.location.clone();
         let node = node.clone();
-        Arc::new(move || {
-            SqliteStore::open_for_worker(&dir, &node).map(|s| Box::new(s) as Box<dyn JobQueue>)
-        }) as QueueFactory
+        Arc::new(move || crate::store::open_worker_queue(&location, &node)) as QueueFactory
     });
     let first_start = store.as_ref().is_none_or(|s| s.is_new());
     let (source_tx, source_rx) = unbounded();

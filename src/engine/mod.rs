@@ -58,6 +58,8 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Whether jobs are recorded in the store (off only for throwaway runs and benchmarks).
     pub store: bool,
+    /// Where the store is: the SQLite store in `state_dir`, or a shared PostgreSQL database.
+    pub location: crate::store::Location,
     /// Watch and enqueue only (`watch --no-run`): workers run every job.
     pub no_run: bool,
     /// Job logs older than this are deleted at start and hourly ([`retention`]); `None` keeps

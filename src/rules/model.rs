@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::media::avid::AvidCodec;
 use crate::media::keykode::KeyKodeSpec;
 use crate::media::sequence::OnGaps;
 use crate::media::timecode::TimecodeSpec;
@@ -198,6 +199,10 @@ pub struct Rule {
     pub keykode: Option<KeyKodeSpec>,
     /// Checks on the product before it is published.
     pub verify: Option<VerifyRule>,
+    /// `avid:`: an Avid DNxHD/DNxHR name at a rate, giving `{avid.*}`.
+    pub avid: Option<AvidCodec>,
+    /// `ale:`: where the Avid Log Exchange describing the product is written, beside it.
+    pub ale: Option<Template>,
     /// The input is read with ffprobe before planning, giving `{probe.*}`.
     pub probe: bool,
     /// What a file renamed within the tree does when this rule already ran on its contents.
@@ -244,6 +249,14 @@ impl Rule {
                 .map(|(k, t)| (k, t.source()))
                 .collect::<Vec<_>>()),
         );
+        // Keys added later are appended only when set, so rules without them keep their hash.
+        let mut canonical = canonical;
+        if let Some(avid) = &self.avid {
+            canonical.push_str(&format!("|avid:{avid:?}"));
+        }
+        if let Some(ale) = &self.ale {
+            canonical.push_str(&format!("|ale:{}", ale.source()));
+        }
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()))
     }
 }

@@ -12,21 +12,27 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::deliver::ale::{AleClip, AleSheet};
 use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
 use crate::exec::runner::{JobSpec, replace_all};
 use crate::media::sequence::View;
 use crate::store::queue::ClaimedJob;
 
-/// The plan's format; a worker refuses plans of a newer one.
-const FORMAT: u32 = 1;
+/// The plan's format; a worker refuses plans of a newer one. A plan that needs nothing of a
+/// later format is written as format 1, so older workers keep taking it.
+const FORMAT: u32 = 2;
+
+/// Format 2: a KeyKode header check's perforations per frame and stock codes, and an ALE
+/// beside the product, which a format-1 worker would silently drop.
+const FORMAT_EDITORIAL: u32 = 2;
 
 /// What the watcher knew when it planned the job, beyond its argv.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortablePlan {
-    /// [`FORMAT`].
+    /// The plan's format: 1, or 2 when it carries an ALE or a DPX KeyKode check.
     pub format: u32,
-    /// The watcher's roots: (name, path on the watcher), escaped text ([`escape`]).
+    /// The watcher's roots: (name, path on the watcher), escaped text (`%` and non-UTF-8 bytes escaped).
     pub roots: Vec<(String, String)>,
     /// Output folders outside the roots, on the watcher.
     pub outputs: Vec<String>,
@@ -42,6 +48,28 @@ pub struct PortablePlan {
     pub verify: Option<Vec<(String, String)>>,
     /// A sequence's view folder and its links, on the watcher.
     pub view: Option<(String, Vec<(String, String)>)>,
+    /// Perforations per frame of the rule's film format, for a DPX header's KeyKode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perfs_per_frame: Option<u32>,
+    /// The rule's KeyKode stock codes (manufacturer, film type), for a header's KeyKode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_codes: Option<(u32, u32)>,
+    /// The ALE published beside the product: its path on the watcher (escaped as `roots`) and rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ale: Option<PortableAle>,
+}
+
+/// An [`AleSheet`] with its path in text form.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortableAle {
+    /// The ALE's final path on the watcher, escaped text (`%` and non-UTF-8 bytes escaped).
+    pub path: String,
+    /// `FPS`.
+    pub fps: String,
+    /// `VIDEO_FORMAT`.
+    pub video_format: String,
+    /// The rows.
+    pub clips: Vec<AleClip>,
 }
 
 impl PortablePlan {
@@ -53,8 +81,27 @@ impl PortablePlan {
         retries: u32,
         backoff: Duration,
     ) -> PortablePlan {
+        let ale = spec
+            .output
+            .as_ref()
+            .and_then(|o| o.ale.as_ref())
+            .map(|sheet| PortableAle {
+                path: escape(&sheet.final_path),
+                fps: sheet.fps.clone(),
+                video_format: sheet.video_format.clone(),
+                clips: sheet.clips.clone(),
+            });
+        let perfs_per_frame = spec.verify.as_ref().and_then(|v| v.perfs_per_frame);
+        let stock_codes = spec.verify.as_ref().and_then(|v| v.stock_codes);
         PortablePlan {
-            format: FORMAT,
+            format: if ale.is_some() || perfs_per_frame.is_some() || stock_codes.is_some() {
+                FORMAT_EDITORIAL
+            } else {
+                1
+            },
+            perfs_per_frame,
+            stock_codes,
+            ale,
             roots: roots.iter().map(|(n, p)| (n.clone(), escape(p))).collect(),
             outputs: outputs.iter().map(|p| escape(p)).collect(),
             output: spec
@@ -207,10 +254,20 @@ pub fn job_spec(
             path.display()
         ));
     }
+    let ale = match &plan.ale {
+        Some(ale) => Some(AleSheet {
+            final_path: mapped(&unescape(&ale.path))?,
+            fps: ale.fps.clone(),
+            video_format: ale.video_format.clone(),
+            clips: ale.clips.clone(),
+        }),
+        None => None,
+    };
     let output = match &plan.output {
         Some((final_path, temp_path)) => Some(OutputPaths {
             final_path: mapped(&unescape(final_path))?,
             temp_path: mapped(&unescape(temp_path))?,
+            ale,
         }),
         None => None,
     };
@@ -244,7 +301,11 @@ pub fn job_spec(
         attempt: job.claim.attempt,
         claim: Some(job.claim),
         view,
-        verify: plan.verify.map(|checks| Expectations { checks }),
+        verify: plan.verify.map(|checks| Expectations {
+            checks,
+            perfs_per_frame: plan.perfs_per_frame,
+            stock_codes: plan.stock_codes,
+        }),
     };
     Ok((spec, retries))
 }
@@ -339,6 +400,90 @@ mod tests {
             let path = PathBuf::from(OsString::from_vec(raw.to_vec()));
             assert_eq!(unescape(&escape(&path)), path);
         }
+    }
+
+    #[test]
+    fn an_ale_and_a_dpx_keykode_check_travel_to_a_worker_mapped() {
+        let watcher = tempfile::tempdir().expect("dir");
+        let farm = tempfile::tempdir().expect("dir");
+        std::fs::write(farm.path().join("a.1001.dpx"), b"frame").expect("input");
+        let on_watcher = |name: &str| watcher.path().join(name);
+        let clip = AleClip {
+            name: "a".into(),
+            tape: "a".into(),
+            source_file: "a.mxf".into(),
+            start: "01:00:00:00".into(),
+            end: "01:00:00:01".into(),
+            keykode: None,
+        };
+        let mut spec = JobSpec {
+            id: "1".into(),
+            rule: "r".into(),
+            path: on_watcher("a.1001.dpx"),
+            steps: vec![vec!["cp".into()]],
+            output: Some(OutputPaths {
+                final_path: on_watcher("a.mxf"),
+                temp_path: on_watcher(".a.t.mxf"),
+                ale: Some(AleSheet {
+                    final_path: on_watcher("a.ale"),
+                    fps: "24".into(),
+                    video_format: "1080".into(),
+                    clips: vec![clip.clone()],
+                }),
+            }),
+            allowed_roots: vec![watcher.path().to_path_buf()],
+            timeout: None,
+            log_path: "/l".into(),
+            attempt: 1,
+            claim: None,
+            view: None,
+            verify: Some(Expectations {
+                checks: vec![("keykode".into(), "KU 22 9012 1234+05".into())],
+                perfs_per_frame: Some(4),
+                stock_codes: Some((1, 22)),
+            }),
+        };
+        let roots = [("shots".to_string(), watcher.path().to_path_buf())];
+        let plan = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
+        assert_eq!(plan.format, FORMAT_EDITORIAL, "older workers refuse it");
+        let job = ClaimedJob {
+            claim: crate::store::queue::Claim {
+                id: 1,
+                token: 1,
+                attempt: 1,
+            },
+            rule: "r".into(),
+            input: crate::store::queue::RootedPath {
+                root: "shots".into(),
+                rel: "a.1001.dpx".into(),
+            },
+            steps: spec.steps.clone(),
+            output: Some(on_watcher("a.mxf")),
+            plan: plan.to_text(),
+        };
+        let map = PathMap {
+            entries: vec![("shots".into(), farm.path().to_path_buf())],
+        };
+        let (mapped, _) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
+        let sheet = mapped.output.and_then(|o| o.ale).expect("the ALE travels");
+        assert_eq!(sheet.final_path, farm.path().join("a.ale"));
+        assert_eq!(sheet.clips, [clip]);
+        let verify = mapped.verify.expect("verify");
+        assert_eq!(
+            (verify.perfs_per_frame, verify.stock_codes),
+            (Some(4), Some((1, 22)))
+        );
+
+        // Without either, the plan is the one format-1 workers already read.
+        spec.output.as_mut().expect("output").ale = None;
+        spec.verify = None;
+        let plain = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
+        assert_eq!(plain.format, 1);
+        let text = plain.to_text();
+        assert!(
+            !text.contains("\"ale\"") && !text.contains("\"perfs_per_frame\""),
+            "{text}"
+        );
     }
 
     #[test]

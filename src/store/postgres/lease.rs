@@ -118,13 +118,16 @@ impl PgStore {
 
     /// See [`JobQueue::expire`](super::super::queue::JobQueue::expire). A node with no
     /// heartbeat row at all counts as lapsed; each node's own lease (`register_node`) wins over
-    /// `lease_ms`, and the database's clock measures it.
+    /// `lease_ms`, and the database's clock measures it. A lease runs from the later of the
+    /// node's last heartbeat and the server's start: while the database was down no node could
+    /// heartbeat, so a restart gives every node a whole lease to come back before its claims
+    /// are taken (otherwise the first node to reconnect would requeue every running job).
     pub(super) fn expire_claims(&mut self, lease_ms: i64) -> Result<Vec<Abandoned>, StoreError> {
         self.requeueing(|tx| {
             let sql = format!(
                 "{HELD_SQL} AND (node IS NULL OR node NOT IN (SELECT name FROM nodes
-                     WHERE heartbeat_at + coalesce(lease_ms, $1::bigint) * interval '1 millisecond'
-                         >= now()))
+                     WHERE greatest(heartbeat_at, pg_postmaster_start_time())
+                         + coalesce(lease_ms, $1::bigint) * interval '1 millisecond' >= now()))
                  ORDER BY id FOR UPDATE SKIP LOCKED"
             );
             let mut found = Vec::new();
