@@ -65,10 +65,6 @@ impl fmt::Display for Location {
     }
 }
 
-/// Environment variables that may hold the store's password: whoever starts a job's command
-/// removes them from its environment, so a converter never sees the password.
-pub const SECRET_ENV: &[&str] = &["SHOTROUTER_STORE", "PGPASSWORD"];
-
 /// Opens the engine's side of the store at `loc` for node `node`, creating or upgrading it.
 ///
 /// # Errors
