@@ -15,6 +15,7 @@ pub mod location;
 pub mod postgres;
 pub mod queue;
 pub mod sqlite;
+mod url;
 
 pub use location::{Location, open_history, open_queue, open_worker_queue};
 
