@@ -160,7 +160,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 store = !args.no_store,
                 "starting"
             );
-            engine::run(engine::Options {
+            let telemetry = engine::telemetry::TelemetryHandle::default();
+            let metrics = args.metrics_file.clone().map(|path| {
+                super::metrics_file::start(path, args.metrics_every, &state_dir, &telemetry)
+            });
+            let code = engine::run(engine::Options {
                 rules_path: args.rules,
                 once: args.once,
                 grace: args.grace,
@@ -168,7 +172,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 store: !args.no_store,
                 keep_logs: (!args.keep_logs.is_zero()).then_some(args.keep_logs),
                 progress,
-            })
+                telemetry,
+            });
+            if let Some(metrics) = metrics {
+                metrics.finish();
+            }
+            code
         }
     }
 }

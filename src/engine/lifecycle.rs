@@ -92,6 +92,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let pool = Pool::new(set.file.jobs, provenance.clone(), factory, done_tx);
     let progress = options.progress.clone().filter(|_| options.once);
     let now = Instant::now();
+    let telemetry = options.telemetry.clone();
     let mut engine = Engine {
         run_tag: format!("{}", std::process::id()),
         queue: FairQueue::new(set.file.jobs, rule_limits(&set)),
@@ -106,7 +107,8 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         outbox: Default::default(),
         counters: Default::default(),
         active: Default::default(),
-        telemetry: Default::default(),
+        telemetry,
+        timings: super::telemetry::Timings::new(),
         next_telemetry: now,
         node,
         started_at_ms: crate::store::now_ms(),
@@ -336,6 +338,7 @@ impl Engine {
             let answers = match self.store.as_mut() {
                 Some(store) if !writes.is_empty() => match store.commit(&writes) {
                     Ok(answers) => {
+                        self.timings.commits.observe(started.elapsed());
                         tracing::trace!(
                             writes = writes.len(),
                             elapsed_us = started.elapsed().as_micros() as u64,
@@ -450,6 +453,7 @@ impl Engine {
 
     fn finish_once(mut self) -> ExitCode {
         self.flush_all(Instant::now());
+        self.publish_telemetry(Instant::now(), true);
         if let Some(bar) = &self.progress {
             bar.finish_and_clear();
         }
@@ -523,6 +527,7 @@ impl Engine {
             self.on_report(report, source, true);
         }
         self.flush_until_done();
+        self.publish_telemetry(Instant::now(), true);
         self.pool.shutdown();
         tracing::info!("stopped");
         ExitCode::SUCCESS

@@ -63,6 +63,9 @@ pub struct Options {
     /// `--once`'s progress bar, made by the caller so its log can keep the bar below its lines;
     /// `None` draws none.
     pub progress: Option<ProgressBar>,
+    /// Where the engine publishes its telemetry snapshot; the caller keeps a clone to read it
+    /// (metrics, an HTTP server).
+    pub telemetry: TelemetryHandle,
 }
 
 /// How often the store is asked for jobs queued by someone else (`retry`, `rerun`): queued
@@ -89,6 +92,8 @@ pub struct Engine {
     /// Jobs in workers' hands, for the telemetry snapshot.
     active: std::collections::BTreeMap<String, telemetry::ActiveJob>,
     telemetry: TelemetryHandle,
+    /// Histograms of attempt, commit and poll-pass durations, for the telemetry snapshot.
+    timings: telemetry::Timings,
     /// When a busy engine next publishes its telemetry.
     next_telemetry: Instant,
     /// This node's name in the store.

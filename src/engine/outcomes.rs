@@ -65,6 +65,15 @@ impl Engine {
         }
         self.telemetry_finished(&spec.id);
         self.note_duration(duration);
+        self.timings.observe_job(&spec.rule, duration);
+        if matches!(
+            &outcome,
+            Outcome::Failed(crate::exec::runner::Failure::Deliver(
+                crate::deliver::DeliverError::Verify(_)
+            ))
+        ) {
+            self.counters.verify_failed += 1;
+        }
         let rule = self
             .set
             .index_of(&spec.rule)

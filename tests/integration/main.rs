@@ -10,6 +10,7 @@ mod hardening;
 mod hardening_rules;
 mod hardening_run;
 mod media;
+mod metrics;
 mod operations;
 mod packaging;
 mod poll;

@@ -1,0 +1,91 @@
+//! `watch --metrics-file`: the Prometheus text of [`crate::http::metrics`] written to a file
+//! every so often and at exit, for node_exporter's textfile collector. Its own thread, its own
+//! read-only store connection: a slow disk or a busy database never holds up the engine.
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, bounded};
+
+use crate::engine::telemetry::TelemetryHandle;
+use crate::store::sqlite::SqliteStore;
+
+/// The writer thread; [`MetricsFile::finish`] writes once more and stops it.
+pub struct MetricsFile {
+    stop: Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts writing `path` every `every` from the store in `state_dir` and `telemetry`.
+pub fn start(
+    path: PathBuf,
+    every: Duration,
+    state_dir: &Path,
+    telemetry: &TelemetryHandle,
+) -> MetricsFile {
+    let (stop, stopped) = bounded::<()>(1);
+    let state_dir = state_dir.to_path_buf();
+    let telemetry = telemetry.clone();
+    let thread = std::thread::Builder::new()
+        .name("metrics-file".into())
+        .spawn(move || {
+            let mut store = None;
+            loop {
+                let last = stopped.recv_timeout(every).is_ok();
+                write(&path, &state_dir, &telemetry, &mut store);
+                if last {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| tracing::error!(error = %e, "cannot start the metrics-file thread"))
+        .ok();
+    MetricsFile { stop, thread }
+}
+
+impl MetricsFile {
+    /// Writes the file a last time (the engine's final snapshot) and stops the thread.
+    pub fn finish(mut self) {
+        let _ = self.stop.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One rewrite: to a temp file beside `path`, then renamed over it, so a collector never
+/// reads half a page. Failures are logged; the next round tries again.
+fn write(
+    path: &Path,
+    state_dir: &Path,
+    telemetry: &TelemetryHandle,
+    store: &mut Option<SqliteStore>,
+) {
+    if store.is_none() {
+        match SqliteStore::open_existing(state_dir) {
+            Ok(opened) => *store = Some(opened),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics file: cannot open the job store yet");
+                return;
+            }
+        }
+    }
+    let Some(history) = store.as_ref() else {
+        return;
+    };
+    let snapshot = telemetry.snapshot();
+    let text = match crate::http::metrics::render(Some(&snapshot), history) {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics file: cannot render the metrics");
+            return;
+        }
+    };
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".tmp");
+    let temp = PathBuf::from(temp);
+    if let Err(e) = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path)) {
+        tracing::warn!(error = %e, path = %path.display(), "metrics file: cannot write it");
+    }
+}
