@@ -132,6 +132,8 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         progress,
         busy: false,
         stopping: false,
+        sd: None,
+        next_watchdog: None,
     };
     engine.recover()?;
     let mut watcher = None;
@@ -148,6 +150,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         reloads = super::reload::watch(&engine.options.rules_path);
         let roots = engine.set.roots_text();
         tracing::info!(rules = %engine.options.rules_path.display(), roots = %roots, jobs = engine.set.file.jobs, node = %engine.node, "watching");
+        engine.sd_ready();
     }
     loop {
         // `--once` over a tree with nothing to do (and no store to poll) must still wake up to
@@ -173,6 +176,9 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
             recv(signals) -> signal => {
                 let signalled = Instant::now();
                 tracing::info!(signal = signal.unwrap_or_default(), "stopping: no new jobs");
+                if let Some(sd) = &engine.sd {
+                    sd.notify("STOPPING=1");
+                }
                 drop(watcher.take());
                 return Ok(engine.shut_down(&done_rx, &source_tx, signalled));
             }
@@ -288,6 +294,13 @@ impl Engine {
                 tracing::warn!(error = %e, "cannot record this node's heartbeat");
             }
         }
+        if let (Some(at), Some(sd)) = (self.next_watchdog, &self.sd)
+            && now >= at
+        {
+            // Sent from the loop itself: an engine that stops looping stops pinging.
+            sd.notify("WATCHDOG=1");
+            self.next_watchdog = sd.watchdog_every().map(|every| now + every);
+        }
         self.fill(now);
         if self.should_commit(now) {
             self.flush(now);
@@ -391,6 +404,17 @@ impl Engine {
         crate::exec::temps::sweep(&abandoned);
         self.resume_queued(-1);
         Ok(())
+    }
+
+    /// Tells systemd (under `Type=notify`) that the watcher and the store are up, and starts
+    /// the watchdog pings it asks for.
+    fn sd_ready(&mut self) {
+        self.sd = crate::os::sd_notify::SdNotify::from_env();
+        if let Some(sd) = &self.sd {
+            sd.notify("READY=1");
+            self.next_watchdog = sd.watchdog_every().map(|every| Instant::now() + every);
+            tracing::debug!(watchdog = ?sd.watchdog_every(), "told systemd we are ready");
+        }
     }
 
     /// Logs once each time all work is done: what a supervisor checks at the end of a night.

@@ -133,6 +133,10 @@ pub struct Engine {
     scratch: Scratch,
     routed: Vec<usize>,
     progress: Option<ProgressBar>,
+    /// systemd's notify socket, when the daemon runs under `Type=notify`.
+    sd: Option<crate::os::sd_notify::SdNotify>,
+    /// When the next `WATCHDOG=1` is due, when systemd asks for pings.
+    next_watchdog: Option<Instant>,
     /// Whether work was pending at the last check, to log the moment the queue drains.
     busy: bool,
     /// Set at SIGINT/SIGTERM: nothing more is handed to a worker; claims granted meanwhile are
@@ -150,7 +154,7 @@ impl Engine {
     }
 
     /// The earliest moment something is due: a settle, a scanned file, a sequence, a retry,
-    /// the store poll or the heartbeat.
+    /// the store poll, the heartbeat or systemd's watchdog ping.
     fn next_deadline(&self) -> Option<Instant> {
         let store = self
             .store
@@ -161,6 +165,7 @@ impl Engine {
             self.sequences.next_deadline(),
             self.queue.next_delayed(),
             store,
+            self.next_watchdog,
             // While a failed commit waits for its retry, the outbox's own window is moot.
             self.commit_retry.or(self.outbox.due()),
         ]

@@ -372,6 +372,10 @@ fn run_step(
     };
     let expression = duct::cmd(resolve_program(&argv[0]), &argv[1..])
         .stdin_null()
+        // systemd's notify socket is the daemon's: a job must not report readiness for it.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .stdout_file(stdout)
         .stderr_file(stderr)
         .unchecked()
