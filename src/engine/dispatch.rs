@@ -372,6 +372,8 @@ impl Engine {
             claim: None,
             view: planned.view,
             verify: planned.verify,
+            progress: rule.progress.is_some(),
+            total_frames: planned.frames,
         })
     }
 

@@ -110,6 +110,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         telemetry,
         timings: super::telemetry::Timings::new(),
         next_telemetry: now,
+        telemetry_stale: false,
         node,
         started_at_ms: crate::store::now_ms(),
         commit_retry: None,

@@ -96,6 +96,8 @@ pub struct Engine {
     timings: telemetry::Timings,
     /// When a busy engine next publishes its telemetry.
     next_telemetry: Instant,
+    /// Whether the snapshot lags behind (a publish was skipped): due at `next_telemetry`.
+    telemetry_stale: bool,
     /// This node's name in the store.
     node: String,
     started_at_ms: i64,
@@ -166,6 +168,7 @@ impl Engine {
             self.queue.next_delayed(),
             store,
             self.next_watchdog,
+            self.telemetry_stale.then_some(self.next_telemetry),
             // While a failed commit waits for its retry, the outbox's own window is moot.
             self.commit_retry.or(self.outbox.due()),
         ]

@@ -44,6 +44,7 @@ impl Engine {
                     Then::Started(job),
                 );
             }
+            Report::Progress { id, progress } => self.telemetry_progress(&id, progress),
             Report::Finished(finished) => self.on_finished(*finished, source, stopping),
         }
     }

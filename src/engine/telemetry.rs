@@ -9,6 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::Serialize;
 
+use crate::exec::progress::StepProgress;
 use crate::exec::runner::JobSpec;
 use crate::store::now_ms;
 
@@ -152,6 +153,19 @@ pub struct ActiveJob {
     pub claimed_at_ms: i64,
     /// When its first step started, unix ms; `None` while it waits for a free worker.
     pub started_at_ms: Option<i64>,
+    /// Progress of an ffmpeg step that reports it (`progress: ffmpeg`), refreshed ~1/s.
+    pub progress: Option<Progress>,
+}
+
+/// How far an ffmpeg step got, from its `-progress` output.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Frames written so far.
+    pub frame: u64,
+    /// Frames the step will write, when known (a sequence's length, a probed duration).
+    pub total_frames: Option<u64>,
+    /// Encoding speed, frames per second × 1000.
+    pub fps_milli: u32,
 }
 
 /// The snapshot.
@@ -211,8 +225,20 @@ impl Engine {
                 attempt: spec.attempt,
                 claimed_at_ms: now_ms(),
                 started_at_ms: None,
+                progress: None,
             },
         );
+    }
+
+    pub(super) fn telemetry_progress(&mut self, id: &str, step: StepProgress) {
+        if let Some(job) = self.active.get_mut(id) {
+            job.progress = Some(Progress {
+                frame: step.frame,
+                total_frames: step.total_frames,
+                fps_milli: step.fps_milli,
+            });
+            self.telemetry_stale = true;
+        }
     }
 
     pub(super) fn telemetry_started(&mut self, id: &str) {
@@ -228,8 +254,12 @@ impl Engine {
     /// Publishes the current state for readers, unless a busy engine did so very recently.
     pub(super) fn publish_telemetry(&mut self, now: std::time::Instant, idle: bool) {
         if !idle && now < self.next_telemetry {
+            // Published at the deadline even if nothing else wakes the engine before it (the
+            // last progress of a job before a quiet spell).
+            self.telemetry_stale = true;
             return;
         }
+        self.telemetry_stale = false;
         self.next_telemetry = now + PUBLISH_EVERY;
         self.telemetry.publish(Telemetry {
             node: self.node.clone(),
@@ -266,6 +296,11 @@ mod tests {
                 attempt: 2,
                 claimed_at_ms: 1_000,
                 started_at_ms: Some(1_005),
+                progress: Some(Progress {
+                    frame: 12,
+                    total_frames: Some(48),
+                    fps_milli: 24_000,
+                }),
             },
         );
         handle.publish(telemetry.clone());
@@ -275,6 +310,7 @@ mod tests {
         assert_eq!(json["counters"]["succeeded"], 3);
         assert_eq!(json["active"]["7"]["started_at_ms"], 1_005);
         assert_eq!(json["active"]["7"]["path"], "sh010/a b.tif");
+        assert_eq!(json["active"]["7"]["progress"]["total_frames"], 48);
     }
 
     #[test]

@@ -39,8 +39,8 @@ pub mod yaml;
 pub use loader::{RulesError, load, parse};
 pub use model::{
     BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_IGNORE, DEFAULT_POLL, DEFAULT_SEQUENCE_SETTLE,
-    EventKind, EventSet, OnRename, PollSettings, Rule, RuleFile, SequenceRule, SourceKind,
-    WatchRoot,
+    EventKind, EventSet, OnRename, PollSettings, ProgressKind, Rule, RuleFile, SequenceRule,
+    SourceKind, WatchRoot,
 };
 pub use path::{absolute, normalize};
 pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};

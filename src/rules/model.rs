@@ -132,6 +132,15 @@ pub enum OnRename {
     Rerun,
 }
 
+/// `progress:` on a rule: where its steps' progress is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressKind {
+    /// shotrouter adds `-progress FILE -nostats` after `ffmpeg` in each ffmpeg step and reads
+    /// the frame count and speed ffmpeg writes there.
+    Ffmpeg,
+}
+
 /// `poll:` on a watch root: how often folders are looked at, and how long a new file must hold
 /// still before it counts as complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -200,6 +209,9 @@ pub struct Rule {
     /// What a file renamed within the tree does when this rule already ran on its contents.
     /// Not part of the definition hash: it decides when the rule fires, not what it runs.
     pub on_rename: OnRename,
+    /// Where its steps' progress is read from (`progress: ffmpeg`). Not part of the definition
+    /// hash: it adds reporting arguments, not work.
+    pub progress: Option<ProgressKind>,
     /// Line of the rule in the file, for messages.
     pub line: usize,
     /// A hash of everything that defines what the rule runs, recorded with each job.

@@ -12,7 +12,7 @@ use crate::rules::diag::Diagnostic;
 use crate::rules::loader::{Defaults, Loader, MapReader};
 use crate::rules::model::{
     BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_SEQUENCE_SETTLE, EventKind, EventSet, OnRename,
-    Rule,
+    ProgressKind, Rule,
 };
 use crate::rules::syntax::{parse_duration, path_regex, regex_error_summary};
 use crate::rules::template::Template;
@@ -38,6 +38,7 @@ const RULE_KEYS: &[&str] = &[
     "verify",
     "probe",
     "on_rename",
+    "progress",
 ];
 
 impl Loader<'_> {
@@ -151,6 +152,7 @@ impl Loader<'_> {
             }
             _ => EventSet::READY,
         };
+        let progress = self.field::<ProgressKind>(map, "progress");
         let timeout = self.duration(map, "timeout");
         let settle = self.duration(map, "settle");
         let retries = self.field::<u32>(map, "retries").unwrap_or(0);
@@ -262,6 +264,7 @@ impl Loader<'_> {
             verify,
             probe,
             on_rename,
+            progress,
             line: map.node.span.line,
             definition_hash: String::new(),
         };

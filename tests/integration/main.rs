@@ -14,6 +14,7 @@ mod metrics;
 mod operations;
 mod packaging;
 mod poll;
+mod progress;
 mod sd_notify;
 mod sequences;
 mod store;
