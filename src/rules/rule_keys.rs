@@ -39,6 +39,7 @@ const RULE_KEYS: &[&str] = &[
     "probe",
     "on_rename",
     "progress",
+    "notify",
 ];
 
 impl Loader<'_> {
@@ -153,6 +154,7 @@ impl Loader<'_> {
             _ => EventSet::READY,
         };
         let progress = self.field::<ProgressKind>(map, "progress");
+        let notify = self.notify(map);
         let timeout = self.duration(map, "timeout");
         let settle = self.duration(map, "settle");
         let retries = self.field::<u32>(map, "retries").unwrap_or(0);
@@ -265,6 +267,7 @@ impl Loader<'_> {
             probe,
             on_rename,
             progress,
+            notify,
             line: map.node.span.line,
             definition_hash: String::new(),
         };
