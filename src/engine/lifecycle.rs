@@ -45,6 +45,9 @@ const STOP_KILL_AFTER: Duration = Duration::from_millis(400);
 /// records what it has and exits (the rest is recovered at the next start).
 const STOP_REPORT_WAIT: Duration = Duration::from_millis(700);
 
+/// At exit, how long notifications still waiting may take to be delivered.
+const NOTIFY_GRACE: Duration = Duration::from_secs(2);
+
 /// Runs `shotrouter watch`.
 ///
 /// # Errors
@@ -135,6 +138,8 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         stopping: false,
         sd: None,
         next_watchdog: None,
+        notifier: Default::default(),
+        stuck: Default::default(),
     };
     engine.recover()?;
     let mut watcher = None;
@@ -302,6 +307,7 @@ impl Engine {
             sd.notify("WATCHDOG=1");
             self.next_watchdog = sd.watchdog_every().map(|every| now + every);
         }
+        self.check_stuck(now);
         self.fill(now);
         if self.should_commit(now) {
             self.flush(now);
@@ -488,6 +494,7 @@ impl Engine {
             "done"
         );
         self.pool.shutdown();
+        self.notifier.finish(NOTIFY_GRACE);
         if self.counters.failed == 0 {
             ExitCode::SUCCESS
         } else {
@@ -554,6 +561,7 @@ impl Engine {
         self.flush_until_done();
         self.publish_telemetry(Instant::now(), true);
         self.pool.shutdown();
+        self.notifier.finish(NOTIFY_GRACE);
         tracing::info!("stopped");
         ExitCode::SUCCESS
     }

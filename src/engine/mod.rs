@@ -6,13 +6,15 @@
 //! Split by concept, each file an `impl Engine` block: [`intake`] (events, settling, scans,
 //! catch-up), [`sequences`] (frames gathered into sequences), [`dispatch`] (planning, the fair
 //! queue, claims), [`outcomes`] (ends of attempts, retries, backoff), [`lifecycle`] (start,
-//! the loop, reload, shutdown), [`retention`] (old job logs deleted, on a thread of its own), [`outbox`] (the writes of one burst of work, committed at once)
+//! the loop, reload, shutdown), [`retention`] (old job logs deleted, on a thread of its own), [`outbox`] (the writes of one burst of work, committed at once), [`notify`] (when `notify:`
+//! targets are told)
 //! and [`telemetry`] (a snapshot anyone may read without the database).
 
 pub mod dispatch;
 pub mod intake;
 pub mod ledger;
 pub mod lifecycle;
+pub mod notify;
 pub mod outbox;
 pub mod outcomes;
 pub mod reload;
@@ -135,6 +137,10 @@ pub struct Engine {
     scratch: Scratch,
     routed: Vec<usize>,
     progress: Option<ProgressBar>,
+    /// Delivers `notify:` notifications on its own thread.
+    notifier: crate::exec::notifier::Notifier,
+    /// Queued jobs watched for `stuck` notifications.
+    stuck: notify::StuckWatch,
     /// systemd's notify socket, when the daemon runs under `Type=notify`.
     sd: Option<crate::os::sd_notify::SdNotify>,
     /// When the next `WATCHDOG=1` is due, when systemd asks for pings.
@@ -168,6 +174,9 @@ impl Engine {
             self.queue.next_delayed(),
             store,
             self.next_watchdog,
+            self.stuck
+                .next_check
+                .filter(|_| !self.queue.is_empty() || !self.active.is_empty()),
             self.telemetry_stale.then_some(self.next_telemetry),
             // While a failed commit waits for its retry, the outbox's own window is moot.
             self.commit_retry.or(self.outbox.due()),

@@ -11,6 +11,7 @@ mod hardening_rules;
 mod hardening_run;
 mod media;
 mod metrics;
+mod notify;
 mod operations;
 mod packaging;
 mod poll;
