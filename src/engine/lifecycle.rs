@@ -420,7 +420,8 @@ impl Engine {
         if let Some(sd) = &self.sd {
             sd.notify("READY=1");
             self.next_watchdog = sd.watchdog_every().map(|every| Instant::now() + every);
-            tracing::debug!(watchdog = ?sd.watchdog_every(), "told systemd we are ready");
+            let watchdog_ms = sd.watchdog_every().map(|d| d.as_millis() as u64);
+            tracing::debug!(watchdog_ms, "told systemd we are ready");
         }
     }
 
