@@ -219,3 +219,43 @@ fn a_job_queued_longer_than_stuck_after_is_reported_once() {
         "{lines}"
     );
 }
+
+#[test]
+fn a_product_failing_verification_is_counted_and_notified_for_each_attempt() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    env.write("shots/a.txt", "not a movie");
+    let received = env.path("verify.jsonl");
+    // `cp` writes a text file where a ProRes movie is expected: ffprobe refuses it.
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nrules:\n  - name: review\n    match: \"*.txt\"\n    output: \"{{dir}}/{{stem}}.mov\"\n    run: [cp, \"{{path}}\", \"{{out}}\"]\n    verify: {{codec: prores}}\n    retries: 1\n    backoff: 10ms\n    notify: {{on: [verify_failed], command: [sh, -c, 'cat >> \"$1\"; echo >> \"$1\"', sh, \"{}\"]}}\n",
+            received.display()
+        ),
+    );
+    let out = env.run(&["watch", "--once", "--metrics-file", "m.prom", "rules.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines = std::fs::read_to_string(&received).expect("the command ran");
+    let notices: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON on stdin"))
+        .collect();
+    let attempts: Vec<u64> = notices
+        .iter()
+        .filter_map(|n| n["attempt"].as_u64())
+        .collect();
+    assert_eq!(attempts, [1, 2], "each attempt: {lines}");
+    assert!(
+        notices.iter().all(|n| n["event"] == "verify_failed"
+            && n["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("verification failed"))),
+        "{lines}"
+    );
+    let metrics = std::fs::read_to_string(env.path("m.prom")).expect("metrics");
+    assert!(
+        metrics.contains("\nshotrouter_verify_failures_total 2\n"),
+        "{metrics}"
+    );
+}
