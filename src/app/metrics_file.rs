@@ -62,6 +62,11 @@ fn write(
     telemetry: &TelemetryHandle,
     store: &mut Option<SqliteStore>,
 ) {
+    let snapshot = telemetry.snapshot();
+    // Until the engine has published once, its store may not be made or upgraded yet.
+    if snapshot.started_at_ms == 0 {
+        return;
+    }
     if store.is_none() {
         match SqliteStore::open_existing(state_dir) {
             Ok(opened) => *store = Some(opened),
@@ -74,7 +79,6 @@ fn write(
     let Some(history) = store.as_ref() else {
         return;
     };
-    let snapshot = telemetry.snapshot();
     let text = match crate::http::metrics::render(Some(&snapshot), history) {
         Ok(text) => text,
         Err(e) => {
