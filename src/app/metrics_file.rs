@@ -79,7 +79,13 @@ fn write(
     let Some(history) = store.as_ref() else {
         return;
     };
-    let text = match crate::http::metrics::render(Some(&snapshot), history) {
+    let started = std::time::Instant::now();
+    let rendered = crate::http::metrics::render(Some(&snapshot), history);
+    tracing::debug!(
+        render_us = started.elapsed().as_micros() as u64,
+        "metrics rendered"
+    );
+    let text = match rendered {
         Ok(text) => text,
         Err(e) => {
             tracing::warn!(error = %e, "metrics file: cannot render the metrics");
