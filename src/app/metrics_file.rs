@@ -9,7 +9,8 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, bounded};
 
 use crate::engine::telemetry::TelemetryHandle;
-use crate::store::sqlite::SqliteStore;
+use crate::store::Location;
+use crate::store::history::JobHistory;
 
 /// The writer thread; [`MetricsFile::finish`] writes once more and stops it.
 pub struct MetricsFile {
@@ -17,15 +18,15 @@ pub struct MetricsFile {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Starts writing `path` every `every` from the store in `state_dir` and `telemetry`.
+/// Starts writing `path` every `every` from the store at `location` and `telemetry`.
 pub fn start(
     path: PathBuf,
     every: Duration,
-    state_dir: &Path,
+    location: &Location,
     telemetry: &TelemetryHandle,
 ) -> MetricsFile {
     let (stop, stopped) = bounded::<()>(1);
-    let state_dir = state_dir.to_path_buf();
+    let location = location.clone();
     let telemetry = telemetry.clone();
     let thread = std::thread::Builder::new()
         .name("metrics-file".into())
@@ -33,7 +34,7 @@ pub fn start(
             let mut store = None;
             loop {
                 let last = stopped.recv_timeout(every).is_ok();
-                write(&path, &state_dir, &telemetry, &mut store);
+                write(&path, &location, &telemetry, &mut store);
                 if last {
                     return;
                 }
@@ -58,9 +59,9 @@ impl MetricsFile {
 /// reads half a page. Failures are logged; the next round tries again.
 fn write(
     path: &Path,
-    state_dir: &Path,
+    location: &Location,
     telemetry: &TelemetryHandle,
-    store: &mut Option<SqliteStore>,
+    store: &mut Option<Box<dyn JobHistory + Send>>,
 ) {
     let snapshot = telemetry.snapshot();
     // Until the engine has published once, its store may not be made or upgraded yet.
@@ -68,7 +69,7 @@ fn write(
         return;
     }
     if store.is_none() {
-        match SqliteStore::open_existing(state_dir) {
+        match crate::store::open_history(location) {
             Ok(opened) => *store = Some(opened),
             Err(e) => {
                 tracing::warn!(error = %e, "metrics file: cannot open the job store yet");
@@ -76,7 +77,7 @@ fn write(
             }
         }
     }
-    let Some(history) = store.as_ref() else {
+    let Some(history) = store.as_deref() else {
         return;
     };
     let started = std::time::Instant::now();
