@@ -29,6 +29,10 @@ pub enum MetricsError {
     Encode(#[from] std::fmt::Error),
 }
 
+/// The `Content-Type` to serve [`render`]'s text with: `prometheus-client` writes the
+/// OpenMetrics text format (which Prometheus's classic text parser also reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// Every job state, so a state with no job still shows as 0 for each rule (an alert on
 /// `failed > 0` needs the series to exist).
 const STATES: [Status; 6] = [
