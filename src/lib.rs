@@ -29,6 +29,7 @@ pub mod deliver;
 pub mod engine;
 pub mod error;
 pub mod exec;
+pub mod http;
 pub mod media;
 pub mod os;
 pub mod route;

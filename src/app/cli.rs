@@ -382,6 +382,14 @@ pub struct WatchArgs {
     /// (e.g. `30d`, `12h`); `0` keeps them forever.
     #[arg(long, default_value = "30d", value_parser = parse_keep)]
     pub keep_logs: Duration,
+    /// Write the Prometheus metrics (the text `/metrics` serves) to this file every
+    /// `--metrics-every` and at exit, replacing it atomically: for node_exporter's textfile
+    /// collector on hosts that serve no HTTP.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_store")]
+    pub metrics_file: Option<PathBuf>,
+    /// How often `--metrics-file` is rewritten.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, requires = "metrics_file")]
+    pub metrics_every: Duration,
     /// Log verbosity.
     #[command(flatten)]
     pub verbosity: Verbosity,

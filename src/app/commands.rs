@@ -166,7 +166,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                     .map_err(|e| Error::Config(e.to_string()))?,
                 None => crate::store::Location::Folder(state_dir.clone()),
             };
-            engine::run(engine::Options {
+            let telemetry = engine::telemetry::TelemetryHandle::default();
+            let metrics = args.metrics_file.clone().map(|path| {
+                super::metrics_file::start(path, args.metrics_every, &location, &telemetry)
+            });
+            let code = engine::run(engine::Options {
                 location,
                 rules_path: args.rules,
                 once: args.once,
@@ -176,7 +180,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 no_run: args.no_run,
                 keep_logs: (!args.keep_logs.is_zero()).then_some(args.keep_logs),
                 progress,
-            })
+                telemetry,
+            });
+            if let Some(metrics) = metrics {
+                metrics.finish();
+            }
+            code
         }
     }
 }

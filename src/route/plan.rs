@@ -38,6 +38,9 @@ pub struct Plan {
     pub verify: Option<Expectations>,
     /// A sequence's missing frames, as ranges (empty when complete or not a sequence).
     pub missing: Vec<(i64, i64)>,
+    /// Frames the input holds, when known (a sequence's length, or the probed count): how far
+    /// an ffmpeg step's progress has to go.
+    pub frames: Option<u64>,
 }
 
 /// The frames a sequence job runs on, and where its view would go.
@@ -101,11 +104,13 @@ pub fn plan(
 ) -> Result<Plan, PlanError> {
     let rule = &set.file.rules[rule_index];
     let mut vars = bindings(set, rule_index, root, rel);
+    let mut frames_known = None;
     if rule.probe {
         let input = root.join(rel);
         let what = format!("the input `{}`", input.display());
         let probed = probe::probe(&input, &what).map_err(PlanError::Probe)?;
         bind_probe(&mut vars, &probed);
+        frames_known = probed.frames;
     }
     let mut view = None;
     let mut missing = Vec::new();
@@ -126,6 +131,7 @@ pub fn plan(
             bind_sequence(&mut vars, &frames, &reading);
             missing = reading.missing.clone();
             clip = Some((reading.first, reading.count));
+            frames_known = Some(reading.count as u64);
             view = reading.view;
             Some(reading.first)
         }
@@ -212,6 +218,7 @@ pub fn plan(
         view,
         verify,
         missing,
+        frames: frames_known,
     })
 }
 

@@ -20,7 +20,7 @@
 //! `probe: true`. `{{` and `}}` are literal braces. The full reference is `docs/rules.md`.
 //!
 //! Files: `model` (the types), `loader` (the YAML tree to the model, with diagnostics), one file
-//! per section (`watch`, `rule_keys`, `media_keys`, `verify`), `syntax` and `path` (how values
+//! per section (`watch`, `rule_keys`, `media_keys`, `verify`, `notify`), `syntax` and `path` (how values
 //! are written), `template`, `diag` and `yaml` (the positioned tree).
 
 pub mod diag;
@@ -28,6 +28,7 @@ mod lines;
 mod loader;
 mod media_keys;
 mod model;
+mod notify;
 mod path;
 mod rule_keys;
 mod syntax;
@@ -39,9 +40,10 @@ pub mod yaml;
 pub use loader::{RulesError, load, parse};
 pub use model::{
     BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_IGNORE, DEFAULT_POLL, DEFAULT_SEQUENCE_SETTLE,
-    EventKind, EventSet, OnRename, PollSettings, Rule, RuleFile, SequenceRule, SourceKind,
-    WatchRoot,
+    EventKind, EventSet, OnRename, PollSettings, ProgressKind, Rule, RuleFile, SequenceRule,
+    SourceKind, WatchRoot,
 };
+pub use notify::{DEFAULT_STUCK_AFTER, NOTIFY_VARIABLES, NotifyEvent, NotifyTarget};
 pub use path::{absolute, normalize};
 pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 

@@ -133,6 +133,15 @@ pub enum OnRename {
     Rerun,
 }
 
+/// `progress:` on a rule: where its steps' progress is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressKind {
+    /// shotrouter adds `-progress FILE -nostats` after `ffmpeg` in each ffmpeg step and reads
+    /// the frame count and speed ffmpeg writes there.
+    Ffmpeg,
+}
+
 /// `poll:` on a watch root: how often folders are looked at, and how long a new file must hold
 /// still before it counts as complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -208,6 +217,12 @@ pub struct Rule {
     /// What a file renamed within the tree does when this rule already ran on its contents.
     /// Not part of the definition hash: it decides when the rule fires, not what it runs.
     pub on_rename: OnRename,
+    /// Where its steps' progress is read from (`progress: ffmpeg`). Not part of the definition
+    /// hash: it adds reporting arguments, not work.
+    pub progress: Option<ProgressKind>,
+    /// Its own `notify:` entries, replacing the file's; `None` uses the file's. Not part of the
+    /// definition hash: it tells people, it does not change what runs.
+    pub notify: Option<Vec<super::NotifyTarget>>,
     /// Line of the rule in the file, for messages.
     pub line: usize,
     /// A hash of everything that defines what the rule runs, recorded with each job.
@@ -215,6 +230,11 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The `notify:` entries that apply to this rule: its own, else the file's.
+    pub fn notify_targets<'a>(&'a self, file: &'a RuleFile) -> &'a [super::NotifyTarget] {
+        self.notify.as_deref().unwrap_or(&file.notify)
+    }
+
     /// A stable digest of the rule's definition (not its name or position in the file): xxh3-64
     /// of a canonical text of its keys. It is stored with every job and compared across runs
     /// and builds, so the hash is a specified one (not std's); a unit test pins one value, so a
@@ -287,6 +307,8 @@ pub struct RuleFile {
     pub outputs: Vec<PathBuf>,
     /// The rules, in file order.
     pub rules: Vec<Rule>,
+    /// The file's `notify:` entries, for rules without their own.
+    pub notify: Vec<super::NotifyTarget>,
     /// What `check` warns about (a program not on `PATH`, a missing root): the file loads, but
     /// something will likely fail or wait; the daemon logs each at start.
     pub warnings: Diagnostics,

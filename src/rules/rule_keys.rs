@@ -13,7 +13,7 @@ use crate::rules::diag::Diagnostic;
 use crate::rules::loader::{Defaults, Loader, MapReader};
 use crate::rules::model::{
     BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_SEQUENCE_SETTLE, EventKind, EventSet, OnRename,
-    Rule,
+    ProgressKind, Rule,
 };
 use crate::rules::syntax::{parse_duration, path_regex, regex_error_summary};
 use crate::rules::template::Template;
@@ -42,6 +42,8 @@ const RULE_KEYS: &[&str] = &[
     "tags",
     "avid",
     "ale",
+    "progress",
+    "notify",
 ];
 
 impl Loader<'_> {
@@ -175,6 +177,8 @@ impl Loader<'_> {
             }
             _ => EventSet::READY,
         };
+        let progress = self.field::<ProgressKind>(map, "progress");
+        let notify = self.notify(map);
         let timeout = self.duration(map, "timeout");
         let settle = self.duration(map, "settle");
         let retries = self.field::<u32>(map, "retries").unwrap_or(0);
@@ -317,6 +321,8 @@ impl Loader<'_> {
             ale,
             probe,
             on_rename,
+            progress,
+            notify,
             line: map.node.span.line,
             definition_hash: String::new(),
         };

@@ -63,6 +63,13 @@ pub trait JobHistory {
     /// Database errors.
     fn rule_names(&self) -> Result<Vec<String>, StoreError>;
 
+    /// How many jobs each rule has in each status (one grouped count, for metrics); pairs with
+    /// no job are left out.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn counts_by_rule_and_status(&self) -> Result<Vec<(String, Status, u64)>, StoreError>;
+
     /// Queues failed or cancelled jobs again (with `failed_of_rule`, also every failed job of
     /// that rule, or of every rule with `Some(None)`); returns the ids queued again.
     ///

@@ -306,6 +306,9 @@ pub fn job_spec(
             perfs_per_frame: plan.perfs_per_frame,
             stock_codes: plan.stock_codes,
         }),
+        // A worker has no telemetry snapshot to show progress in (yet): its plan carries none.
+        progress: false,
+        total_frames: None,
     };
     Ok((spec, retries))
 }
@@ -437,6 +440,8 @@ mod tests {
             attempt: 1,
             claim: None,
             view: None,
+            progress: false,
+            total_frames: None,
             verify: Some(Expectations {
                 checks: vec![("keykode".into(), "KU 22 9012 1234+05".into())],
                 perfs_per_frame: Some(4),

@@ -82,6 +82,25 @@ pub(crate) fn history_reports_and_filters(b: &dyn Backend) {
     assert_eq!(detail.row.path, "shots:b.tif", "root not registered");
     assert!(h.job(queued + 1000).expect("read").is_none());
     assert_eq!(h.rule_names().expect("rules"), ["avid", "review"]);
+    let mut counts: Vec<(String, &str, u64)> = h
+        .counts_by_rule_and_status()
+        .expect("counts")
+        .into_iter()
+        .map(|(rule, status, n)| (rule, status.as_str(), n))
+        .collect();
+    counts.sort();
+    let want = [
+        ("avid", "queued", 1),
+        ("review", "claimed", 1),
+        ("review", "done", 1),
+        ("review", "failed", 1),
+        ("review", "running", 1),
+    ];
+    let want: Vec<(String, &str, u64)> = want
+        .into_iter()
+        .map(|(r, s, n)| (r.to_string(), s, n))
+        .collect();
+    assert_eq!(counts, want);
 }
 
 /// Paths are stored under their root and found by the absolute path on this node.

@@ -217,6 +217,21 @@ impl JobHistory for PgStore {
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
+    fn counts_by_rule_and_status(&self) -> Result<Vec<(String, Status, u64)>, StoreError> {
+        let rows = self.client()?.query(
+            "SELECT rule, status, count(*) FROM jobs GROUP BY rule, status",
+            &[],
+        )?;
+        // A status this build does not know (a newer schema) is not a count it can name.
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let status = Status::parse(r.get(1))?;
+                Some((r.get(0), status, r.get::<_, i64>(2) as u64))
+            })
+            .collect())
+    }
+
     fn retry(
         &mut self,
         ids: &[JobId],

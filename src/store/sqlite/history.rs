@@ -223,6 +223,28 @@ impl JobHistory for SqliteStore {
         Ok(names.collect::<Result<_, _>>()?)
     }
 
+    fn counts_by_rule_and_status(&self) -> Result<Vec<(String, Status, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rule, status, count(*) FROM jobs GROUP BY rule, status")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut counts = Vec::new();
+        for row in rows {
+            let (rule, status, n) = row?;
+            // A status this build does not know (a newer schema) is not a count it can name.
+            if let Some(status) = Status::parse(&status) {
+                counts.push((rule, status, n as u64));
+            }
+        }
+        Ok(counts)
+    }
+
     fn retry(
         &mut self,
         ids: &[JobId],
