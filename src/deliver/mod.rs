@@ -1,11 +1,14 @@
 //! What happens to a product after its commands exit 0 and before anyone may see it: a list of
 //! [`Step`]s run in order (verification with ffprobe, then the temp-then-rename publish; copies
-//! with hashes, ASC MHL and sidecars are further steps to come).
+//! with hashes and ASC MHL (`copy`, `mhl`); sidecars are further steps to come).
 //!
 //! exec decides when steps run and turns their errors into the job's outcome; steps know nothing
 //! of processes, rules or the store. Invariant: the final path is touched only by `Publish`, and
 //! only after every step before it has passed.
 
+pub mod copy;
+pub mod hash;
+pub mod mhl;
 pub mod publish;
 pub mod verify;
 
@@ -145,6 +148,9 @@ pub enum DeliverError {
     /// The product was written but is not what the rule's `verify:` asks for.
     #[error("verification failed: {0}")]
     Verify(String),
+    /// A `copy:` or `move:` did not deliver a verified file (the message says what was left).
+    #[error("{0}")]
+    Transfer(String),
 }
 
 /// Appends `line` and a newline to `log` in one write (an unbuffered `writeln!` would issue one
