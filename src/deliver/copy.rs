@@ -48,6 +48,19 @@ impl TransferKind {
     }
 }
 
+/// A job's copy or move as route plans it: every path expanded and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferPlan {
+    /// Copy or move.
+    pub kind: TransferKind,
+    /// The destination file, inside the watch roots or `outputs:` folders.
+    pub to: PathBuf,
+    /// The hashes to compute (at least one).
+    pub hashes: Vec<HashKind>,
+    /// The folder whose ASC MHL history records the delivery (`mhl: true`).
+    pub mhl_root: Option<PathBuf>,
+}
+
 /// One verified copy or move to a destination file, as a job runs it.
 #[derive(Debug)]
 pub struct Transfer {
@@ -81,6 +94,18 @@ pub struct Delivered {
 }
 
 impl Transfer {
+    /// The transfer `plan` describes, for the attempt tagged `tag`; nothing is opened yet.
+    pub fn planned(plan: &TransferPlan, allowed_roots: Vec<PathBuf>, tag: String) -> Transfer {
+        Transfer::new(
+            plan.kind,
+            plan.to.clone(),
+            plan.hashes.clone(),
+            plan.mhl_root.clone(),
+            allowed_roots,
+            tag,
+        )
+    }
+
     /// A transfer to `to`; nothing is opened yet.
     pub fn new(
         kind: TransferKind,

@@ -372,6 +372,7 @@ impl Engine {
             claim: None,
             view: planned.view,
             verify: planned.verify,
+            transfer: planned.transfer,
         })
     }
 

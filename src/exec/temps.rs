@@ -119,6 +119,7 @@ mod tests {
             }),
             view: None,
             verify: None,
+            transfer: None,
         };
         bind_claim(&mut spec);
         let temp = PathBuf::from("/s/out/.a.srjob7-3.mov");

@@ -11,6 +11,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::deliver::copy::TransferPlan;
 use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
 use crate::media::probe::{self, Probed};
@@ -36,6 +37,8 @@ pub struct Plan {
     pub verify: Option<Expectations>,
     /// A sequence's missing frames, as ranges (empty when complete or not a sequence).
     pub missing: Vec<(i64, i64)>,
+    /// The rule's `copy:`/`move:`, with its destination expanded and checked.
+    pub transfer: Option<TransferPlan>,
 }
 
 /// The frames a sequence job runs on, and where its view would go.
@@ -171,6 +174,10 @@ pub fn plan(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let verify = rule.verify.as_ref().map(|v| v.expand(&vars)).transpose()?;
+    let transfer = match &rule.transfer {
+        Some(t) => Some(transfer_plan(set, t, root, &vars)?),
+        None => None,
+    };
     Ok(Plan {
         rule: rule_index,
         vars,
@@ -179,6 +186,47 @@ pub fn plan(
         view,
         verify,
         missing,
+        transfer,
+    })
+}
+
+/// A `copy:`/`move:` for this job: `to:` expanded, made absolute (relative to the watch root),
+/// kept inside the allowed roots, and its ASC MHL folder found: the first folder below the
+/// allowed root the destination lies in (the root itself for a file directly in it).
+fn transfer_plan(
+    set: &RuleSet,
+    rule: &crate::rules::transfer::TransferRule,
+    root: &Path,
+    vars: &Bindings,
+) -> Result<TransferPlan, PlanError> {
+    let to = normalize(&root.join(PathBuf::from(rule.to.expand(vars)?)));
+    let allowed = allowed_output_roots(set);
+    let Some(base) = allowed
+        .iter()
+        .filter(|a| to.starts_with(a) && to != **a)
+        .max_by_key(|a| a.as_os_str().len())
+    else {
+        return Err(PlanError::OutsideRoots {
+            output: to,
+            allowed,
+        });
+    };
+    if to.file_name().is_none() {
+        return Err(PlanError::NoFileName(to));
+    }
+    let mhl_root = rule.mhl.then(|| {
+        let below = to.strip_prefix(base).unwrap_or(Path::new(""));
+        let mut parts = below.components();
+        match (parts.next(), parts.next()) {
+            (Some(first), Some(_)) => base.join(first),
+            _ => base.clone(),
+        }
+    });
+    Ok(TransferPlan {
+        kind: rule.kind,
+        to,
+        hashes: rule.hashes.clone(),
+        mhl_root,
     })
 }
 

@@ -16,6 +16,7 @@ fn pending(rule: &str, n: u32) -> Pending {
             claim: None,
             view: None,
             verify: None,
+            transfer: None,
         },
     }
 }
