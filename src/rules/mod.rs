@@ -49,4 +49,6 @@ pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod transfer_tests;
+#[cfg(test)]
 mod warning_tests;
