@@ -5,6 +5,7 @@ mod cli;
 mod cli_output;
 mod coverage;
 mod daemon;
+mod deliveries;
 mod env;
 mod hardening;
 mod hardening_rules;
