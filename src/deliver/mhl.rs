@@ -2,7 +2,7 @@
 //! hash list naming the delivered file) to `<folder>/ascmhl/` and its C4 id to the chain file
 //! `ascmhl_chain.xml`, in the format the ASC's reference tool (`ascmhl verify`) checks.
 //!
-//! Deliveries into one folder are serialised by an exclusive `flock` on `ascmhl/.shotrouter.lock`
+//! Deliveries into one folder are serialised by an exclusive `flock` on `ascmhl/shotrouter.lock`
 //! (across processes and machines that honour it), held from the check of the history through
 //! the rename of the copy to the written chain: the generation numbers stay a sequence and the
 //! chain never loses an entry. Each file is written under a hidden temp name, flushed and renamed.
@@ -23,7 +23,7 @@ pub const FOLDER: &str = "ascmhl";
 /// The chain file inside [`FOLDER`].
 pub const CHAIN: &str = "ascmhl_chain.xml";
 /// The lock file inside [`FOLDER`] (ignored by `ascmhl`, which reads only `.mhl` files there).
-pub const LOCK: &str = ".shotrouter.lock";
+pub const LOCK: &str = "shotrouter.lock";
 
 /// What a generation records about one delivered file.
 #[derive(Debug, Clone, PartialEq, Eq)]
