@@ -390,3 +390,52 @@ fn twenty_concurrent_deliveries_into_one_mhl_folder_keep_a_history_that_verifies
         );
     }
 }
+
+#[test]
+fn two_daemons_delivering_into_one_mhl_folder_share_one_history() {
+    let env = Env::new();
+    let san = env.path("san");
+    let clip = env.path("staging/clip.mov");
+    make_media(&clip, 1);
+    let clip = std::fs::read(&clip).expect("clip");
+    // Two processes, each with its own rules, tree and store, into the same SAN folder.
+    for side in ["a", "b"] {
+        env.write(
+            format!("{side}/rules.yaml"),
+            format!(
+                "version: 1\nwatch: [shots]\noutputs: [{0}]\njobs: 4\nrules:\n  - name: san\n    match: \"**/*.mov\"\n    copy: {{to: \"{0}/day1/{side}/{{rel}}\", hash: xxh64, mhl: true}}\n",
+                san.display()
+            ),
+        );
+        for i in 0..10 {
+            env.write(format!("{side}/shots/sh{i:03}.mov"), &clip);
+        }
+    }
+    let mut children: Vec<std::process::Child> = ["a", "b"]
+        .iter()
+        .map(|side| {
+            env.command(&["watch", "--once", &format!("{side}/rules.yaml")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("shotrouter starts")
+        })
+        .collect();
+    for child in &mut children {
+        assert_eq!(child.wait().expect("exits").code(), Some(0));
+    }
+    assert_verifies(&san.join("day1"));
+    let chain = std::fs::read_to_string(san.join("day1/ascmhl/ascmhl_chain.xml")).expect("chain");
+    let numbers: Vec<usize> = (1..=20)
+        .map(|n| {
+            chain
+                .matches(&format!("<hashlist sequencenr=\"{n}\">"))
+                .count()
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        vec![1; 20],
+        "generations 1 to 20, once each: {chain}"
+    );
+}
