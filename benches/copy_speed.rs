@@ -3,8 +3,8 @@
 //!
 //! `cargo bench --bench copy_speed` copies a 1 GiB file that sits in the page cache; set
 //! `COPY_SPEED_MIB` for another size and `COPY_SPEED_DIR` for another folder (the default is
-//! the system temp folder). Each contender runs `COPY_SPEED_RUNS` times (default 3); the median
-//! is reported. `cp` does not flush, shotrouter does (and reads the copy back): `cp + sync` is
+//! the system temp folder). Each contender runs `COPY_SPEED_RUNS` times (default 3), in turn
+//! and each after a `sync`; the median is reported. `cp` does not flush, shotrouter does (and reads the copy back): `cp + sync` is
 //! `cp` followed by `sync FILE`, the like-for-like durability.
 
 use std::ffi::OsStr;
@@ -35,38 +35,43 @@ fn main() {
     let handle = DirHandle::open_checked(&real, Path::new(""), std::slice::from_ref(&real))
         .expect("open out");
 
-    let cp = median(runs, || {
+    let cp = |sync: bool| {
         let target = out.join("cp.bin");
         let started = Instant::now();
         let status = Command::new("cp").arg(&source).arg(&target).status();
         assert!(status.is_ok_and(|s| s.success()), "cp failed");
+        if sync {
+            let status = Command::new("sync").arg(&target).status();
+            assert!(status.is_ok_and(|s| s.success()), "sync failed");
+        }
         let elapsed = started.elapsed();
         std::fs::remove_file(&target).expect("rm");
         elapsed
-    });
-    let cp_sync = median(runs, || {
-        let target = out.join("cp.bin");
-        let started = Instant::now();
-        let status = Command::new("cp").arg(&source).arg(&target).status();
-        assert!(status.is_ok_and(|s| s.success()), "cp failed");
-        let status = Command::new("sync").arg(&target).status();
-        assert!(status.is_ok_and(|s| s.success()), "sync failed");
-        let elapsed = started.elapsed();
-        std::fs::remove_file(&target).expect("rm");
-        elapsed
-    });
-    let ours = |kinds: &[HashKind]| {
-        median(runs, || {
-            let started = Instant::now();
-            copy_verified(&source, &handle, OsStr::new(".copy.bin"), kinds).expect("copy");
-            let elapsed = started.elapsed();
-            handle.remove(OsStr::new(".copy.bin")).expect("rm");
-            elapsed
-        })
     };
-    let xxh64 = ours(&[HashKind::Xxh64]);
-    let xxh3 = ours(&[HashKind::Xxh3]);
-    let all = ours(&HashKind::ALL);
+    let ours = |kinds: &[HashKind]| {
+        let started = Instant::now();
+        copy_verified(&source, &handle, OsStr::new(".copy.bin"), kinds).expect("copy");
+        let elapsed = started.elapsed();
+        handle.remove(OsStr::new(".copy.bin")).expect("rm");
+        elapsed
+    };
+    // Round robin, each measurement after a `sync`: a contender neither inherits another's
+    // dirty pages nor meets the disk in another mood than the others did.
+    let mut times: [Vec<Duration>; 5] = Default::default();
+    for _ in 0..runs {
+        let contenders: [&dyn Fn() -> Duration; 5] = [
+            &|| cp(false),
+            &|| cp(true),
+            &|| ours(&[HashKind::Xxh64]),
+            &|| ours(&[HashKind::Xxh3]),
+            &|| ours(&HashKind::ALL),
+        ];
+        for (slot, run) in times.iter_mut().zip(contenders) {
+            let _ = Command::new("sync").status();
+            slot.push(run());
+        }
+    }
+    let [cp, cp_sync, xxh64, xxh3, all] = times.map(median);
 
     let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
     println!(
@@ -115,8 +120,7 @@ fn write_source(path: &Path, mib: usize) {
     file.flush().expect("flush");
 }
 
-fn median(runs: usize, mut once: impl FnMut() -> Duration) -> Duration {
-    let mut times: Vec<Duration> = (0..runs).map(|_| once()).collect();
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
 }
