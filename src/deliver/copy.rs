@@ -391,11 +391,13 @@ pub fn copy_verified(
         .create_new(true)
         .open(&temp_via)
         .map_err(|e| format!("cannot create the temp file: {e}"))?;
-    let (bytes, written) =
-        pipe(&mut input, kinds, |block| output.write_all(block)).map_err(|e| match e {
-            PipeError::Read(e) => format!("cannot read `{}`: {e}", source.display()),
-            PipeError::Sink(e) => format!("cannot write the copy: {e}"),
-        })?;
+    let (bytes, written) = pipe(&mut input, kinds, HashSide::Reader, |block| {
+        output.write_all(block)
+    })
+    .map_err(|e| match e {
+        PipeError::Read(e) => format!("cannot read `{}`: {e}", source.display()),
+        PipeError::Sink(e) => format!("cannot write the copy: {e}"),
+    })?;
     output
         .sync_all()
         .map_err(|e| format!("cannot flush the copy to disk: {e}"))?;
@@ -411,14 +413,15 @@ pub fn copy_verified(
     }
     let mut back =
         File::open(&temp_via).map_err(|e| format!("cannot reopen the copy to verify it: {e}"))?;
-    let (back_bytes, read_back) = pipe(&mut back, kinds, |_| Ok(())).map_err(|e| {
-        format!(
-            "cannot read the copy back: {}",
-            match e {
-                PipeError::Read(e) | PipeError::Sink(e) => e,
-            }
-        )
-    })?;
+    let (back_bytes, read_back) =
+        pipe(&mut back, kinds, HashSide::Consumer, |_| Ok(())).map_err(|e| {
+            format!(
+                "cannot read the copy back: {}",
+                match e {
+                    PipeError::Read(e) | PipeError::Sink(e) => e,
+                }
+            )
+        })?;
     if back_bytes != bytes || read_back != written {
         let show = |h: &[(HashKind, String)]| {
             h.iter()
@@ -446,13 +449,25 @@ enum PipeError {
     Sink(std::io::Error),
 }
 
-/// Reads `input` to its end in [`BLOCK`]s on a helper thread, which hashes each block, while
-/// this thread hands the blocks to `sink`: reading, hashing and writing overlap.
+/// Each requested hash of a stream, as [`Hashes::finish`] gives them.
+type Digests = Vec<(HashKind, String)>;
+
+/// Where a [`pipe`] hashes the blocks: beside the reads when the consumer has work of its own
+/// (writing the copy), else beside the consumer (a read-back), so both threads stay busy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HashSide {
+    Reader,
+    Consumer,
+}
+
+/// Reads `input` to its end in [`BLOCK`]s on a helper thread while this thread hands the blocks
+/// to `sink`; the blocks are hashed on `side`. Reading, hashing and writing overlap.
 fn pipe(
     input: &mut File,
     kinds: &[HashKind],
+    side: HashSide,
     mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
-) -> Result<(u64, Vec<(HashKind, String)>), PipeError> {
+) -> Result<(u64, Digests), PipeError> {
     const IN_FLIGHT: usize = 3;
     let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(IN_FLIGHT);
     let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(IN_FLIGHT);
@@ -460,31 +475,33 @@ fn pipe(
         let _ = empty_tx.send(vec![0u8; BLOCK]);
     }
     std::thread::scope(|scope| {
-        let reader = scope.spawn(
-            move || -> Result<(u64, Vec<(HashKind, String)>), std::io::Error> {
-                let mut hashes = Hashes::new(kinds);
-                let mut total = 0u64;
-                while let Ok(mut buffer) = empty_rx.recv() {
-                    let filled = fill(input, &mut buffer)?;
-                    if filled == 0 {
-                        break;
-                    }
-                    hashes.update(&buffer[..filled]);
-                    total += filled as u64;
-                    if full_tx.send((buffer, filled)).is_err() {
-                        break;
-                    }
+        let reader = scope.spawn(move || -> std::io::Result<(u64, Option<Digests>)> {
+            let mut hashes = (side == HashSide::Reader).then(|| Hashes::new(kinds));
+            let mut total = 0u64;
+            while let Ok(mut buffer) = empty_rx.recv() {
+                let filled = fill(input, &mut buffer)?;
+                if filled == 0 {
+                    break;
                 }
-                Ok((total, hashes.finish()))
-            },
-        );
+                if let Some(hashes) = &mut hashes {
+                    hashes.update(&buffer[..filled]);
+                }
+                total += filled as u64;
+                if full_tx.send((buffer, filled)).is_err() {
+                    break;
+                }
+            }
+            Ok((total, hashes.map(Hashes::finish)))
+        });
+        let mut hashes = (side == HashSide::Consumer).then(|| Hashes::new(kinds));
         let mut sink_error = None;
         for (buffer, filled) in full_rx.iter() {
-            if sink_error.is_none()
-                && let Err(e) = sink(&buffer[..filled])
-            {
+            if let Some(hashes) = &mut hashes {
+                hashes.update(&buffer[..filled]);
+            }
+            if let Err(e) = sink(&buffer[..filled]) {
                 sink_error = Some(e);
-                // Stop the reader: it waits for an empty buffer that never comes.
+                // Stop the reader: its next send or receive finds the channels closed.
                 break;
             }
             let _ = empty_tx.send(buffer);
@@ -497,7 +514,12 @@ fn pipe(
         match (sink_error, read) {
             (Some(e), _) => Err(PipeError::Sink(e)),
             (None, Err(e)) => Err(PipeError::Read(e)),
-            (None, Ok(done)) => Ok(done),
+            (None, Ok((total, from_reader))) => Ok((
+                total,
+                from_reader
+                    .or_else(|| hashes.map(Hashes::finish))
+                    .unwrap_or_default(),
+            )),
         }
     })
 }
@@ -626,6 +648,23 @@ mod tests {
             "{error}"
         );
         assert_eq!(std::fs::read(&source).expect("kept"), b"newer media");
+    }
+
+    #[test]
+    fn a_move_onto_itself_is_refused_and_keeps_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let source = dir.path().join("out/x.mov");
+        std::fs::create_dir_all(dir.path().join("out")).expect("folder");
+        std::fs::write(&source, b"media").expect("source");
+        let step = transfer(TransferKind::Move, dir.path(), "out/x.mov", false);
+        let error = step
+            .deliver(&source, &mut Vec::new(), &mut Accept)
+            .expect_err("onto itself");
+        assert!(
+            error.to_string().contains("is the destination itself"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(&source).expect("kept"), b"media");
     }
 
     #[test]
