@@ -354,6 +354,10 @@ fn same_file(a: &Path, b: &Path) -> std::io::Result<bool> {
     Ok(a.dev() == b.dev() && a.ino() == b.ino())
 }
 
+fn is_regular(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.is_file())
+}
+
 fn version_of(file: &File) -> std::io::Result<FileVersion> {
     let meta = file.metadata()?;
     Ok(FileVersion {
@@ -376,11 +380,17 @@ pub fn copy_verified(
     kinds: &[HashKind],
 ) -> Result<Delivered, String> {
     let started = Instant::now();
+    // Checked before opening: opening a FIFO would wait for a writer.
+    match std::fs::metadata(source) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(format!("`{}` is not a regular file", source.display())),
+        Err(e) => return Err(format!("cannot open `{}`: {e}", source.display())),
+    }
     let mut input =
         File::open(source).map_err(|e| format!("cannot open `{}`: {e}", source.display()))?;
     let before =
         version_of(&input).map_err(|e| format!("cannot stat `{}`: {e}", source.display()))?;
-    if !std::fs::metadata(source).is_ok_and(|m| m.is_file()) {
+    if !is_regular(&input) {
         return Err(format!("`{}` is not a regular file", source.display()));
     }
     let temp_via = dir.via(temp_name);
