@@ -5,7 +5,8 @@
 //! `COPY_SPEED_MIB` for another size and `COPY_SPEED_DIR` for another folder (the default is
 //! the system temp folder). Each contender runs `COPY_SPEED_RUNS` times (default 3), in turn
 //! and each after a `sync`; the median is reported. `cp` does not flush, shotrouter does (and reads the copy back): `cp + sync` is
-//! `cp` followed by `sync FILE`, the like-for-like durability.
+//! `cp` followed by `sync FILE`, the like-for-like durability, and `cp + sync + xxh64 of the
+//! copy` (a read-back hashed, as `cp && sync && xxhsum` would) the like-for-like verified copy.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shotrouter::deliver::copy::copy_verified;
-use shotrouter::deliver::hash::HashKind;
+use shotrouter::deliver::hash::{HashKind, Hashes};
 use shotrouter::os::dir_handle::DirHandle;
 
 fn main() {
@@ -35,14 +36,28 @@ fn main() {
     let handle = DirHandle::open_checked(&real, Path::new(""), std::slice::from_ref(&real))
         .expect("open out");
 
-    let cp = |sync: bool| {
+    let cp = |sync: Then| {
         let target = out.join("cp.bin");
         let started = Instant::now();
         let status = Command::new("cp").arg(&source).arg(&target).status();
         assert!(status.is_ok_and(|s| s.success()), "cp failed");
-        if sync {
+        if sync != Then::Nothing {
             let status = Command::new("sync").arg(&target).status();
             assert!(status.is_ok_and(|s| s.success()), "sync failed");
+        }
+        if sync == Then::SyncAndHash {
+            // What `xxhsum -H64` on the copy does: read it back once, hashed.
+            let mut file = std::fs::File::open(&target).expect("copy");
+            let mut hashes = Hashes::new(&[HashKind::Xxh64]);
+            let mut buffer = vec![0u8; 8 << 20];
+            loop {
+                let n = std::io::Read::read(&mut file, &mut buffer).expect("read back");
+                if n == 0 {
+                    break;
+                }
+                hashes.update(&buffer[..n]);
+            }
+            std::hint::black_box(hashes.finish());
         }
         let elapsed = started.elapsed();
         std::fs::remove_file(&target).expect("rm");
@@ -57,11 +72,12 @@ fn main() {
     };
     // Round robin, each measurement after a `sync`: a contender neither inherits another's
     // dirty pages nor meets the disk in another mood than the others did.
-    let mut times: [Vec<Duration>; 5] = Default::default();
+    let mut times: [Vec<Duration>; 6] = Default::default();
     for _ in 0..runs {
-        let contenders: [&dyn Fn() -> Duration; 5] = [
-            &|| cp(false),
-            &|| cp(true),
+        let contenders: [&dyn Fn() -> Duration; 6] = [
+            &|| cp(Then::Nothing),
+            &|| cp(Then::Sync),
+            &|| cp(Then::SyncAndHash),
             &|| ours(&[HashKind::Xxh64]),
             &|| ours(&[HashKind::Xxh3]),
             &|| ours(&HashKind::ALL),
@@ -71,7 +87,7 @@ fn main() {
             slot.push(run());
         }
     }
-    let [cp, cp_sync, xxh64, xxh3, all] = times.map(median);
+    let [cp, cp_sync, cp_verified, xxh64, xxh3, all] = times.map(median);
 
     let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
     println!(
@@ -89,9 +105,18 @@ fn main() {
         );
     };
     show("cp + sync FILE", cp_sync);
+    show("cp + sync + xxh64 of the copy", cp_verified);
     show("shotrouter copy, xxh64 (verified)", xxh64);
     show("shotrouter copy, xxh3 (verified)", xxh3);
     show("shotrouter copy, all four (verified)", all);
+}
+
+/// What follows `cp` in a contender.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Nothing,
+    Sync,
+    SyncAndHash,
 }
 
 fn env_or(name: &str, default: usize) -> usize {
