@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shotrouter::deliver::copy::copy_verified;
+use shotrouter::deliver::copy::{Overlap, copy_verified_with};
 use shotrouter::deliver::hash::{HashKind, Hashes};
 use shotrouter::os::dir_handle::DirHandle;
 
@@ -63,24 +63,26 @@ fn main() {
         std::fs::remove_file(&target).expect("rm");
         elapsed
     };
-    let ours = |kinds: &[HashKind]| {
+    let ours = |kinds: &[HashKind], overlap: Overlap| {
         let started = Instant::now();
-        copy_verified(&source, &handle, OsStr::new(".copy.bin"), kinds).expect("copy");
+        copy_verified_with(&source, &handle, OsStr::new(".copy.bin"), kinds, overlap)
+            .expect("copy");
         let elapsed = started.elapsed();
         handle.remove(OsStr::new(".copy.bin")).expect("rm");
         elapsed
     };
     // Round robin, each measurement after a `sync`: a contender neither inherits another's
     // dirty pages nor meets the disk in another mood than the others did.
-    let mut times: [Vec<Duration>; 6] = Default::default();
+    let mut times: [Vec<Duration>; 7] = Default::default();
     for round in 0..runs {
-        let contenders: [&dyn Fn() -> Duration; 6] = [
+        let contenders: [&dyn Fn() -> Duration; 7] = [
             &|| cp(Then::Nothing),
             &|| cp(Then::Sync),
             &|| cp(Then::SyncAndHash),
-            &|| ours(&[HashKind::Xxh64]),
-            &|| ours(&[HashKind::Xxh3]),
-            &|| ours(&HashKind::ALL),
+            &|| ours(&[HashKind::Xxh64], Overlap::Threads),
+            &|| ours(&[HashKind::Xxh64], Overlap::Single),
+            &|| ours(&[HashKind::Xxh3], Overlap::Threads),
+            &|| ours(&HashKind::ALL, Overlap::Threads),
         ];
         // Each round starts with another contender, so none always runs right after the same one.
         for offset in 0..contenders.len() {
@@ -89,7 +91,7 @@ fn main() {
             times[index].push(contenders[index]());
         }
     }
-    let [cp, cp_sync, cp_verified, xxh64, xxh3, all] = times.map(median);
+    let [cp, cp_sync, cp_verified, xxh64, xxh64_single, xxh3, all] = times.map(median);
 
     let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
     println!(
@@ -109,6 +111,7 @@ fn main() {
     show("cp + sync FILE", cp_sync);
     show("cp + sync + xxh64 of the copy", cp_verified);
     show("shotrouter copy, xxh64 (verified)", xxh64);
+    show("  the same, one thread", xxh64_single);
     show("shotrouter copy, xxh3 (verified)", xxh3);
     show("shotrouter copy, all four (verified)", all);
 }

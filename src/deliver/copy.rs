@@ -379,6 +379,31 @@ pub fn copy_verified(
     temp_name: &OsStr,
     kinds: &[HashKind],
 ) -> Result<Delivered, String> {
+    copy_verified_with(source, dir, temp_name, kinds, Overlap::Threads)
+}
+
+/// How a copy overlaps its reads, hashing and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlap {
+    /// A reading thread beside the writing one, handing blocks over (the default): fastest on
+    /// an idle machine.
+    Threads,
+    /// One thread reads, hashes and writes in turn: no hand-over waits for the scheduler, which
+    /// matters on a machine whose cores are all busy.
+    Single,
+}
+
+/// [`copy_verified`] with the given [`Overlap`] (the benchmark compares both).
+///
+/// # Errors
+/// As [`copy_verified`].
+pub fn copy_verified_with(
+    source: &Path,
+    dir: &DirHandle,
+    temp_name: &OsStr,
+    kinds: &[HashKind],
+    overlap: Overlap,
+) -> Result<Delivered, String> {
     let started = Instant::now();
     // Checked before opening: opening a FIFO would wait for a writer.
     match std::fs::metadata(source) {
@@ -401,7 +426,7 @@ pub fn copy_verified(
         .create_new(true)
         .open(&temp_via)
         .map_err(|e| format!("cannot create the temp file: {e}"))?;
-    let (bytes, written) = pipe(&mut input, kinds, HashSide::Reader, |block| {
+    let (bytes, written) = pipe(&mut input, kinds, HashSide::Reader, overlap, |block| {
         output.write_all(block)
     })
     .map_err(|e| match e {
@@ -423,15 +448,15 @@ pub fn copy_verified(
     }
     let mut back =
         File::open(&temp_via).map_err(|e| format!("cannot reopen the copy to verify it: {e}"))?;
-    let (back_bytes, read_back) =
-        pipe(&mut back, kinds, HashSide::Consumer, |_| Ok(())).map_err(|e| {
-            format!(
-                "cannot read the copy back: {}",
-                match e {
-                    PipeError::Read(e) | PipeError::Sink(e) => e,
-                }
-            )
-        })?;
+    let (back_bytes, read_back) = pipe(&mut back, kinds, HashSide::Consumer, overlap, |_| Ok(()))
+        .map_err(|e| {
+        format!(
+            "cannot read the copy back: {}",
+            match e {
+                PipeError::Read(e) | PipeError::Sink(e) => e,
+            }
+        )
+    })?;
     if back_bytes != bytes || read_back != written {
         let show = |h: &[(HashKind, String)]| {
             h.iter()
@@ -476,8 +501,23 @@ fn pipe(
     input: &mut File,
     kinds: &[HashKind],
     side: HashSide,
+    overlap: Overlap,
     mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(u64, Digests), PipeError> {
+    if overlap == Overlap::Single {
+        let mut hashes = Hashes::new(kinds);
+        let mut buffer = vec![0u8; BLOCK];
+        let mut total = 0u64;
+        loop {
+            let filled = fill(input, &mut buffer).map_err(PipeError::Read)?;
+            if filled == 0 {
+                return Ok((total, hashes.finish()));
+            }
+            hashes.update(&buffer[..filled]);
+            sink(&buffer[..filled]).map_err(PipeError::Sink)?;
+            total += filled as u64;
+        }
+    }
     const IN_FLIGHT: usize = 3;
     let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(IN_FLIGHT);
     let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(IN_FLIGHT);
