@@ -334,6 +334,54 @@ mod tests {
         );
     }
 
+    fn transfer_of(to: &str, mhl: bool) -> Result<TransferPlan, PlanError> {
+        let text = format!(
+            "version: 1\nwatch: [/show/shots]\noutputs: [/san]\nrules:\n  - name: r\n    regex: '^(?P<shot>sh\\d+)/'\n    copy: {{to: \"{to}\", hash: [md5, xxh64], mhl: {mhl}}}\n"
+        );
+        let set = RuleSet::compile(
+            crate::rules::parse(Path::new("r.yaml"), &text, Path::new("/")).expect("valid"),
+        )
+        .expect("compiles");
+        plan(
+            &set,
+            0,
+            Path::new("/show/shots"),
+            Path::new("sh010/a b.mov"),
+            "t",
+            None,
+        )
+        .map(|p| p.transfer.expect("a transfer"))
+    }
+
+    #[test]
+    fn a_transfer_lands_inside_the_roots_with_its_mhl_folder_below_the_root() {
+        let planned = transfer_of("/san/day1/{shot}/{name}", true).expect("planned");
+        assert_eq!(planned.to, PathBuf::from("/san/day1/sh010/a b.mov"));
+        assert_eq!(planned.mhl_root, Some(PathBuf::from("/san/day1")));
+        assert_eq!(
+            planned.hashes,
+            [
+                crate::deliver::hash::HashKind::Md5,
+                crate::deliver::hash::HashKind::Xxh64
+            ]
+        );
+        // Relative to the watch root; a file directly in a root keeps its history in the root.
+        let planned = transfer_of("copies/{name}", true).expect("planned");
+        assert_eq!(planned.to, PathBuf::from("/show/shots/copies/a b.mov"));
+        assert_eq!(planned.mhl_root, Some(PathBuf::from("/show/shots/copies")));
+        let planned = transfer_of("/san/{name}", true).expect("planned");
+        assert_eq!(planned.mhl_root, Some(PathBuf::from("/san")));
+        assert_eq!(
+            transfer_of("/san/{name}", false).expect("planned").mhl_root,
+            None
+        );
+        let outside = transfer_of("/san/../etc/{name}", false).expect_err("outside");
+        assert!(
+            matches!(outside, PlanError::OutsideRoots { .. }),
+            "{outside}"
+        );
+    }
+
     #[test]
     fn bound_names_are_the_names_rules_accept() {
         // rules checks templates against these lists at load; a name bound here but missing
