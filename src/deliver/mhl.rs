@@ -105,7 +105,11 @@ pub fn record<E>(
     );
     write_replacing(&folder, &name, xml.as_bytes()).map_err(after)?;
     let chain = chain_with(&history.chain, number, &name, &c4_id(xml.as_bytes()));
-    write_replacing(&folder, CHAIN, chain.as_bytes()).map_err(after)?;
+    if let Err(reason) = write_replacing(&folder, CHAIN, chain.as_bytes()) {
+        // A generation the chain does not list would be read as history yet not checked.
+        let _ = std::fs::remove_file(folder.join(&name));
+        return Err(after(reason));
+    }
     if let Ok(dir) = File::open(&folder) {
         let _ = dir.sync_all();
     }
