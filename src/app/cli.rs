@@ -228,6 +228,11 @@ pub enum Command {
         after_help = "Examples:\n  shotrouter watch rules/demo.yaml\n  shotrouter watch --once rules/demo.yaml     # process what is there now, then exit\n\nStop with SIGINT or SIGTERM: running jobs get --grace to finish."
     )]
     Watch(WatchArgs),
+    /// Run jobs that watchers queued in a shared store, on this machine (a farm node).
+    #[command(
+        after_help = "Examples:\n  shotrouter worker --store postgres://shotrouter@db/shotrouter --jobs 4 --map shots=/mnt/shots\n  shotrouter worker --store /srv/show/.shotrouter --name encode-1 --tags gpu\n\nNo rules file: each job carries its planned commands. A job whose tree this machine cannot\nmap, or whose input is missing here, is left to another node. Stop with SIGINT or SIGTERM:\nrunning jobs get --grace to finish."
+    )]
+    Worker(WorkerArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     #[command(
         after_help = "Examples:\n  shotrouter completions bash > ~/.local/share/bash-completion/completions/shotrouter\n  shotrouter completions zsh > ~/.zfunc/_shotrouter\n  shotrouter completions fish > ~/.config/fish/completions/shotrouter.fish\n\nThe Debian package installs all three."
@@ -248,15 +253,45 @@ pub enum Command {
 /// Where the operations commands find the store.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StateArgs {
-    /// The state folder (as given to `watch --state`).
+    /// The state folder (as given to `watch --state`); with a PostgreSQL `--store`, where this
+    /// machine's job logs are.
     #[arg(long, env = "SHOTROUTER_STATE", conflicts_with = "rules")]
     pub state: Option<PathBuf>,
     /// The rules file; its default state folder `.shotrouter/` beside it is used.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// The shared store: a `postgres://` URL (the password from a passfile or `PGPASSWORD`,
+    /// never the command line), or a state folder.
+    #[arg(long, env = "SHOTROUTER_STORE", conflicts_with = "rules")]
+    pub store: Option<String>,
 }
 
 impl StateArgs {
+    /// Where the store is: `--store`, else the state folder.
+    ///
+    /// # Errors
+    /// A `--store` URL that cannot be used.
+    pub fn location(&self) -> Result<crate::store::Location, crate::error::Error> {
+        match &self.store {
+            Some(value) => crate::store::Location::parse(value)
+                .map_err(|e| crate::error::Error::Config(e.to_string())),
+            None => Ok(crate::store::Location::Folder(self.dir())),
+        }
+    }
+
+    /// This machine's job logs: the state folder, unless only a PostgreSQL store was given.
+    pub fn logs(&self) -> Option<PathBuf> {
+        match (&self.store, &self.state, &self.rules) {
+            (Some(store), None, None)
+                if store.starts_with("postgres://") || store.starts_with("postgresql://") =>
+            {
+                None
+            }
+            (Some(store), None, None) => Some(PathBuf::from(store)),
+            _ => Some(self.dir()),
+        }
+    }
+
     /// The state folder: `--state`, else beside `--rules`, else `./.shotrouter`.
     pub fn dir(&self) -> PathBuf {
         match (&self.state, &self.rules) {
@@ -267,6 +302,53 @@ impl StateArgs {
             (None, None) => PathBuf::from(".shotrouter"),
         }
     }
+}
+
+/// Options of `shotrouter worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// The shared store: a `postgres://` URL, or the state folder of a watcher on this machine.
+    #[arg(long, env = "SHOTROUTER_STORE")]
+    pub store: String,
+    /// Jobs at once on this node.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Where a watcher's root is mounted here: `ROOT=PATH`, ROOT a root's `name:` or its path on
+    /// the watcher (repeat for each); roots mounted at the same path need none.
+    #[arg(long = "map", value_name = "ROOT=PATH", value_parser = parse_map)]
+    pub map: Vec<(String, PathBuf)>,
+    /// Tags this node holds (comma-separated): it also takes jobs of rules with these `tags:`.
+    #[arg(long, value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// This node's name, unique in the cluster (default: the host name and `-worker`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where job logs and sequence views go on this machine (default: the store's folder for
+    /// SQLite, else `/var/lib/shotrouter/worker` as root or `~/.local/state/shotrouter`).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// How long running jobs may finish after SIGINT/SIGTERM before they are killed.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// A node whose heartbeat is older than this loses its claims to the others.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub lease: Duration,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log verbosity.
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+fn parse_map(text: &str) -> Result<(String, PathBuf), String> {
+    let (root, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not ROOT=PATH"))?;
+    if root.is_empty() || path.is_empty() {
+        return Err(format!("`{text}` is not ROOT=PATH"));
+    }
+    Ok((root.to_string(), PathBuf::from(path)))
 }
 
 /// Options of `shotrouter watch`.
@@ -283,9 +365,16 @@ pub struct WatchArgs {
     /// Where the job store and job logs go (default: `.shotrouter/` beside the rules file).
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// The job store, when it is not the SQLite one in the state folder: a `postgres://` URL
+    /// shared with other watchers and workers (docs/scale-out.md).
+    #[arg(long, env = "SHOTROUTER_STORE", conflicts_with = "no_store")]
+    pub store: Option<String>,
     /// Keep no job store: nothing survives a restart (for throwaway runs and benchmarks).
     #[arg(long)]
     pub no_store: bool,
+    /// Watch and enqueue only: `shotrouter worker` nodes run every job.
+    #[arg(long, conflicts_with_all = ["no_store", "once"])]
+    pub no_run: bool,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,

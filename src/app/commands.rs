@@ -60,9 +60,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         } => {
             quiet_logs(verbosity, cli.color);
             if watch {
-                watch_status::run(&state.dir(), every)
+                watch_status::run(&state.location()?, every)
             } else {
-                status::status(&state.dir(), json)
+                status::status(&state.location()?, json)
             }
         }
         Command::Jobs {
@@ -76,7 +76,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         } => {
             quiet_logs(verbosity, cli.color);
             ops::jobs(
-                &state.dir(),
+                &state.location()?,
                 status.as_deref(),
                 rule.as_deref(),
                 since,
@@ -91,7 +91,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             verbosity,
         } => {
             quiet_logs(verbosity, cli.color);
-            ops::job(&state.dir(), id, json)
+            ops::job(&state.location()?, state.logs().as_deref(), id, json)
         }
         Command::Retry {
             state,
@@ -102,7 +102,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             verbosity,
         } => {
             quiet_logs(verbosity, cli.color);
-            ops::retry(&state.dir(), &ids, failed, rule.as_deref(), json)
+            ops::retry(&state.location()?, &ids, failed, rule.as_deref(), json)
         }
         Command::Cancel {
             state,
@@ -111,7 +111,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             verbosity,
         } => {
             quiet_logs(verbosity, cli.color);
-            ops::cancel(&state.dir(), &ids, json)
+            ops::cancel(&state.location()?, &ids, json)
         }
         Command::Rerun {
             state,
@@ -121,7 +121,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             verbosity,
         } => {
             quiet_logs(verbosity, cli.color);
-            ops::rerun(&state.dir(), &rule, since, json)
+            ops::rerun(&state.location()?, &rule, since, json)
         }
         Command::Files {
             state,
@@ -130,7 +130,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             verbosity,
         } => {
             quiet_logs(verbosity, cli.color);
-            ops::files(&state.dir(), &paths, json)
+            ops::files(&state.location()?, &paths, json)
         }
         Command::Notify {
             state,
@@ -138,8 +138,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             verbosity,
         } => {
             quiet_logs(verbosity, cli.color);
-            ops::notify(&state.dir(), &paths)
+            ops::notify(&state.location()?, &paths)
         }
+        Command::Worker(args) => worker(args, cli.color),
         Command::Completions { shell } => packaging::completions(shell),
         Command::Manpages { dir } => packaging::manpages(&dir),
         Command::Watch(args) => {
@@ -160,17 +161,71 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 store = !args.no_store,
                 "starting"
             );
+            let location = match &args.store {
+                Some(value) => crate::store::Location::parse(value)
+                    .map_err(|e| Error::Config(e.to_string()))?,
+                None => crate::store::Location::Folder(state_dir.clone()),
+            };
             engine::run(engine::Options {
+                location,
                 rules_path: args.rules,
                 once: args.once,
                 grace: args.grace,
                 state_dir,
                 store: !args.no_store,
+                no_run: args.no_run,
                 keep_logs: (!args.keep_logs.is_zero()).then_some(args.keep_logs),
                 progress,
             })
         }
     }
+}
+
+/// Runs `shotrouter worker`.
+fn worker(args: cli::WorkerArgs, color: ColorChoice) -> Result<ExitCode, Error> {
+    logging::init(args.log_format, args.verbosity, color, None);
+    let node = args
+        .name
+        .unwrap_or_else(|| format!("{}-worker", crate::store::sqlite::node_name()));
+    let location =
+        crate::store::Location::parse(&args.store).map_err(|e| Error::Config(e.to_string()))?;
+    let state_dir = match (args.state, &location) {
+        (Some(dir), _) => dir,
+        (None, crate::store::Location::Folder(dir)) => dir.clone(),
+        (None, crate::store::Location::Postgres(_)) => default_worker_state(),
+    };
+    tracing::debug!(store = %location, state = %state_dir.display(), "worker store");
+    let open_node = node.clone();
+    let store: crate::exec::pool::QueueFactory =
+        std::sync::Arc::new(move || crate::store::open_worker_queue(&location, &open_node));
+    engine::worker::run(engine::worker::WorkerOptions {
+        store,
+        node,
+        state_dir,
+        jobs: args.jobs.max(1),
+        map: engine::worker::plan::PathMap { entries: args.map },
+        tags: args.tags,
+        grace: args.grace,
+        lease: args.lease,
+    })
+}
+
+/// Where a worker on a PostgreSQL store keeps job logs and sequence views by default: the
+/// service's folder when run as root, else the user's state folder.
+fn default_worker_state() -> PathBuf {
+    // /proc/self is owned by the process's effective user.
+    let root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if root {
+        return PathBuf::from("/var/lib/shotrouter/worker");
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map_or_else(
+            || PathBuf::from(".shotrouter-worker"),
+            |d| d.join("shotrouter"),
+        )
 }
 
 /// The operations commands log only what goes wrong below them (and more with `-v`).

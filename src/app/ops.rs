@@ -18,12 +18,11 @@ use crate::error::Error;
 use crate::media::sequence::FrameName;
 use crate::os::quote::shell_quote;
 use crate::store::history::{JobFilter, JobHistory};
-use crate::store::sqlite::SqliteStore;
-use crate::store::{self, FileRecord, JobId, JobRow, Status};
+use crate::store::{self, FileRecord, JobId, JobRow, Location, Status};
 
-pub(crate) fn open(dir: &Path) -> Result<Box<dyn JobHistory>, Error> {
-    SqliteStore::open_existing(dir)
-        .map(|s| Box::new(s) as Box<dyn JobHistory>)
+pub(crate) fn open(store: &Location) -> Result<Box<dyn JobHistory>, Error> {
+    store::open_history(store)
+        .map(|s| s as Box<dyn JobHistory>)
         .map_err(|e| Error::Config(e.to_string()))
 }
 
@@ -81,9 +80,9 @@ pub(crate) fn json(value: &impl serde::Serialize) -> Result<ExitCode, Error> {
     print(&(serde_json::to_string_pretty(value).map_err(runtime)? + "\n"))
 }
 
-/// The jobs table's columns: the free-text ones (rule, result, path) give way to a narrow
+/// The jobs table's columns: the free-text ones (rule, node, result, path) give way to a narrow
 /// terminal, the short ones never do.
-const JOB_COLUMNS: [Column; 8] = [
+const JOB_COLUMNS: [Column; 9] = [
     Column {
         name: "ID",
         right: true,
@@ -115,6 +114,11 @@ const JOB_COLUMNS: [Column; 8] = [
         shrinks: false,
     },
     Column {
+        name: "NODE",
+        right: false,
+        shrinks: true,
+    },
+    Column {
         name: "RESULT",
         right: false,
         shrinks: true,
@@ -125,6 +129,9 @@ const JOB_COLUMNS: [Column; 8] = [
         shrinks: true,
     },
 ];
+
+/// Where `NODE` is in [`JOB_COLUMNS`].
+const NODE_COLUMN: usize = 6;
 
 /// How long a job ran (or has been running); empty before it started.
 fn took(r: &JobRow, now: i64) -> String {
@@ -138,23 +145,37 @@ fn took(r: &JobRow, now: i64) -> String {
 /// The jobs table, `indent` columns narrower than the terminal (`files` indents it).
 fn table(rows: &[JobRow], indent: u16) -> String {
     let now = store::now_ms();
+    // The node column only where jobs ran on more than one node (workers on a shared store).
+    let mut nodes: Vec<&str> = rows.iter().filter_map(|r| r.node.as_deref()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let with_node = nodes.len() > 1;
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            vec![
+            let mut row = vec![
                 r.id.to_string(),
                 r.status.clone(),
                 r.rule.clone(),
                 r.attempts.to_string(),
                 local_time_ms(r.created_at, now),
                 took(r, now),
+                r.node.clone().unwrap_or_default(),
                 r.result.clone().unwrap_or_default(),
                 shell_quote(r.path.as_bytes()),
-            ]
+            ];
+            if !with_node {
+                row.remove(NODE_COLUMN);
+            }
+            row
         })
         .collect();
+    let mut columns = JOB_COLUMNS.to_vec();
+    if !with_node {
+        columns.remove(NODE_COLUMN);
+    }
     table::render(
-        &JOB_COLUMNS,
+        &columns,
         &rows,
         table::width().map(|w| w.saturating_sub(indent)),
     )
@@ -165,7 +186,7 @@ fn table(rows: &[JobRow], indent: u16) -> String {
 /// # Errors
 /// An unknown `--status`, no store, or a database error.
 pub fn jobs(
-    dir: &Path,
+    store: &Location,
     status: Option<&str>,
     rule: Option<&str>,
     since: Option<Duration>,
@@ -187,7 +208,7 @@ pub fn jobs(
         since_ms,
         limit,
     };
-    let history = open(dir)?;
+    let history = open(store)?;
     if let Some(rule) = rule {
         check_rule(history.as_ref(), rule)?;
     }
@@ -202,12 +223,18 @@ pub fn jobs(
 ///
 /// # Errors
 /// An unknown id (exit 1), no store, or a database error.
-pub fn job(dir: &Path, id: JobId, as_json: bool) -> Result<ExitCode, Error> {
-    let detail = open(dir)?
+pub fn job(
+    store: &Location,
+    logs: Option<&Path>,
+    id: JobId,
+    as_json: bool,
+) -> Result<ExitCode, Error> {
+    let detail = open(store)?
         .job(id)
         .map_err(runtime)?
         .ok_or_else(|| Error::Config(format!("no job {id} in the store")))?;
-    let log_path = dir
+    let log_path = logs
+        .unwrap_or(Path::new("STATE"))
         .join("logs")
         .join(&detail.row.rule)
         .join(format!("{id}.log"));
@@ -258,7 +285,11 @@ pub fn job(dir: &Path, id: JobId, as_json: bool) -> Result<ExitCode, Error> {
         let argv: Vec<String> = step.iter().map(|a| shell_quote(a)).collect();
         let _ = writeln!(out, "step {}    {}", i + 1, argv.join(" "));
     }
-    let _ = writeln!(out, "log       {}", log_path.display());
+    let on_node = match (&r.node, logs.is_some()) {
+        (Some(node), false) => format!(" (on node {node}; give --state for this machine's logs)"),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "log       {}{on_node}", log_path.display());
     if let Ok(text) = std::fs::read(&log_path) {
         let text = String::from_utf8_lossy(&text);
         let lines: Vec<&str> = text.lines().collect();
@@ -274,7 +305,7 @@ pub fn job(dir: &Path, id: JobId, as_json: bool) -> Result<ExitCode, Error> {
 /// # Errors
 /// Nothing to retry was named, no store, or a database error.
 pub fn retry(
-    dir: &Path,
+    store: &Location,
     ids: &[JobId],
     failed: bool,
     rule: Option<&str>,
@@ -283,7 +314,7 @@ pub fn retry(
     if ids.is_empty() && !failed {
         return Err(Error::Config("name job ids, or give --failed".into()));
     }
-    let mut history = open(dir)?;
+    let mut history = open(store)?;
     check_ids(history.as_ref(), ids)?;
     if let Some(rule) = rule {
         check_rule(history.as_ref(), rule)?;
@@ -335,8 +366,8 @@ struct Cancelled {
 ///
 /// # Errors
 /// No store, or a database error.
-pub fn cancel(dir: &Path, ids: &[JobId], as_json: bool) -> Result<ExitCode, Error> {
-    let mut history = open(dir)?;
+pub fn cancel(store: &Location, ids: &[JobId], as_json: bool) -> Result<ExitCode, Error> {
+    let mut history = open(store)?;
     check_ids(history.as_ref(), ids)?;
     let cancelled = history.cancel(ids).map_err(runtime)?;
     let mut done = Vec::new();
@@ -390,13 +421,13 @@ pub fn cancel(dir: &Path, ids: &[JobId], as_json: bool) -> Result<ExitCode, Erro
 /// # Errors
 /// No store, or a database error.
 pub fn rerun(
-    dir: &Path,
+    store: &Location,
     rule: &str,
     since: Option<Duration>,
     as_json: bool,
 ) -> Result<ExitCode, Error> {
     let since_ms = since.map(|d| store::now_ms() - d.as_millis() as i64);
-    let mut history = open(dir)?;
+    let mut history = open(store)?;
     check_rule(history.as_ref(), rule)?;
     let count = history.rerun(rule, since_ms).map_err(runtime)?;
     if as_json {
@@ -440,7 +471,7 @@ fn sequence_of(
 ///
 /// # Errors
 /// No store, a missing file or one under no registered watch root (exit 2), a database error.
-pub fn notify(dir: &Path, paths: &[PathBuf]) -> Result<ExitCode, Error> {
+pub fn notify(store: &Location, paths: &[PathBuf]) -> Result<ExitCode, Error> {
     let abs: Vec<PathBuf> = paths.iter().map(|p| crate::rules::absolute(p)).collect();
     let missing: Vec<String> = abs
         .iter()
@@ -453,7 +484,7 @@ pub fn notify(dir: &Path, paths: &[PathBuf]) -> Result<ExitCode, Error> {
             missing.join(" ")
         )));
     }
-    let mut store = open(dir)?;
+    let mut store = open(store)?;
     let taken = store.notify(&abs).map_err(runtime)?;
     let outside: Vec<String> = abs
         .iter()
@@ -479,8 +510,8 @@ pub fn notify(dir: &Path, paths: &[PathBuf]) -> Result<ExitCode, Error> {
 ///
 /// # Errors
 /// No store, or a database error.
-pub fn files(dir: &Path, paths: &[PathBuf], as_json: bool) -> Result<ExitCode, Error> {
-    let store = open(dir)?;
+pub fn files(store: &Location, paths: &[PathBuf], as_json: bool) -> Result<ExitCode, Error> {
+    let store = open(store)?;
     let mut records = Vec::new();
     let mut out = String::new();
     for path in paths {

@@ -1,8 +1,8 @@
 //! `shotrouter status`: what the daemon is doing, in two lines and a line per node; also the
 //! block `status --watch` repeats.
 
+use crate::store::Location;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::app::human::{duration_ms, local_time_ms};
@@ -15,8 +15,8 @@ use crate::store::{self, StatusReport};
 ///
 /// # Errors
 /// No store, or a database error.
-pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
-    let report = open(dir)?.status().map_err(runtime)?;
+pub fn status(store: &Location, as_json: bool) -> Result<ExitCode, Error> {
+    let report = open(store)?.status().map_err(runtime)?;
     if as_json {
         return json(&report);
     }
@@ -27,8 +27,8 @@ pub fn status(dir: &Path, as_json: bool) -> Result<ExitCode, Error> {
 ///
 /// # Errors
 /// No store, or a database error.
-pub fn status_report(dir: &Path) -> Result<StatusReport, Error> {
-    open(dir)?.status().map_err(runtime)
+pub fn status_report(store: &Location) -> Result<StatusReport, Error> {
+    open(store)?.status().map_err(runtime)
 }
 
 /// What `status` prints of a report.
@@ -58,7 +58,8 @@ pub fn status_text(report: &StatusReport) -> String {
     );
     let now = store::now_ms();
     for node in &report.nodes {
-        // A heartbeat comes every 10 s: a minute without one means no daemon runs there.
+        // A heartbeat comes every 10 s (every 5 s or less from a worker): a minute without one
+        // means no daemon runs there.
         // A daemon stopped a moment ago still looks fresh: say what is known, not "running".
         let seen = if node.last_seen_s < 60 {
             paint(
@@ -78,7 +79,13 @@ pub fn status_text(report: &StatusReport) -> String {
                 Paint::Red,
             )
         };
-        let _ = writeln!(out, "node {}: {seen}", node.name);
+        let role = node.role.as_deref().unwrap_or("node");
+        let jobs = match node.running {
+            0 => String::new(),
+            1 => ", 1 job".to_string(),
+            n => format!(", {n} jobs"),
+        };
+        let _ = writeln!(out, "{role} {}: {seen}{jobs}", node.name);
         if let Some(health) = &node.health
             && node.last_seen_s < 60
         {

@@ -3,8 +3,8 @@
 //! back up over the lines it printed, counting the ones the terminal wrapped); into a pipe or
 //! file each report is a new block after a blank line, so a log of the night reads in order.
 
+use crate::store::Location;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,19 +20,19 @@ use crate::store;
 /// # Errors
 /// No store at the start (a store that fails later is reported in the block and retried), or
 /// signals that cannot be caught.
-pub fn run(dir: &Path, every: Duration) -> Result<ExitCode, Error> {
+pub fn run(store: &Location, every: Duration) -> Result<ExitCode, Error> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| Error::Runtime(format!("cannot catch signal {signal}: {e}")))?;
     }
     // A missing store is an error to act on, not a block to repeat.
-    status::status_report(dir)?;
+    status::status_report(store)?;
     let terminal = std::io::stdout().is_terminal();
     let mut shown = 0;
     while !stop.load(Ordering::Relaxed) {
         let now = store::now_ms();
-        let body = match status::status_report(dir) {
+        let body = match status::status_report(store) {
             Ok(report) => status::status_text(&report),
             Err(e) => format!("cannot read the store (trying again): {e}\n"),
         };

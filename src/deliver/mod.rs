@@ -1,11 +1,13 @@
 //! What happens to a product after its commands exit 0 and before anyone may see it: a list of
-//! [`Step`]s run in order (verification with ffprobe, then the temp-then-rename publish; copies
-//! with hashes and ASC MHL (`copy`, `mhl`); sidecars are further steps to come).
+//! [`Step`]s run in order (verification with ffprobe or an image's own header, an ALE's temp
+//! file, the temp-then-rename publish, the ALE's rename, then a verified copy or move with its
+//! ASC MHL record (`copy`, `mhl`)).
 //!
 //! exec decides when steps run and turns their errors into the job's outcome; steps know nothing
 //! of processes, rules or the store. Invariant: the final path is touched only by `Publish`, and
 //! only after every step before it has passed.
 
+pub mod ale;
 pub mod copy;
 pub mod hash;
 pub mod mhl;
@@ -151,6 +153,9 @@ pub enum DeliverError {
     /// A `copy:` or `move:` did not deliver a verified file (the message says what was left).
     #[error("{0}")]
     Transfer(String),
+    /// The ALE beside the product could not be written or published.
+    #[error("ale: {0}")]
+    Ale(String),
 }
 
 /// Appends `line` and a newline to `log` in one write (an unbuffered `writeln!` would issue one

@@ -27,6 +27,8 @@ pub struct OutputPaths {
     pub final_path: PathBuf,
     /// The hidden temp path the commands write (`{out}`).
     pub temp_path: PathBuf,
+    /// The ALE published beside the product, when the rule has `ale:`.
+    pub ale: Option<crate::deliver::ale::AleSheet>,
 }
 
 /// `dir/.name.TAG.ext` for `dir/name.ext`: hidden (ignored by the default rules), in the same
@@ -212,6 +214,7 @@ mod tests {
             &OutputPaths {
                 final_path: dir.join("out/sh010.mov"),
                 temp_path: dir.join("out/.sh010.t.mov"),
+                ale: None,
             },
         )
     }

@@ -4,10 +4,13 @@
 //! ffmpeg exits 0 after writing a short movie (a gap in the frames), a movie without timecode
 //! (a label it could not parse) or the wrong pixel format, so exit status proves nothing. Each
 //! check compares one property ffprobe reports with the job's expectation; a product that
-//! fails is not published and the job fails naming every difference. The expectations arrive
-//! already expanded (route binds them); ffprobe itself is `media::probe`.
+//! fails is not published and the job fails naming every difference. The timecode and KeyKode
+//! of a DPX or EXR product are read from its own header instead (ffprobe reads neither). The
+//! expectations arrive already expanded (route binds them); ffprobe itself is `media::probe`,
+//! the header reader `media::image_header`.
 
 use crate::deliver::{DeliverError, Product, Step, StepContext};
+use crate::media::image_header::{self, HeaderCodes};
 use crate::media::probe::{self, Probed};
 use crate::media::timecode::Rate;
 
@@ -16,6 +19,15 @@ use crate::media::timecode::Rate;
 pub struct Verify {
     /// What this job's product must be.
     pub expected: Expectations,
+}
+
+/// `22 9012 1234+05` of `KU 22 9012 1234+05`: the part of a KeyKode a header stores as digits.
+fn without_stock(keykode: &str) -> &str {
+    let keykode = keykode.trim();
+    match keykode.split_once(char::is_whitespace) {
+        Some((first, rest)) if !first.bytes().all(|b| b.is_ascii_digit()) => rest.trim_start(),
+        _ => keykode,
+    }
 }
 
 impl Step for Verify {
@@ -29,21 +41,64 @@ impl Step for Verify {
         if !temp.exists() {
             return Ok(());
         }
-        let result = probe::probe(&temp, "the product").map(|probed| {
-            let differences = self.expected.differences(&probed);
-            (probed, differences)
-        });
-        let reason = match result {
-            Ok((probed, differences)) if differences.is_empty() => {
-                cx.note(format!("== verified: {probed}"));
-                return Ok(());
-            }
-            Ok((_, differences)) => differences.join("; "),
-            Err(reason) => reason,
+        // A DPX or EXR product's timecode and KeyKode are read from its header (ffprobe reads
+        // no KeyKode and nothing of EXR's); everything else is ffprobe's.
+        let (from_header, from_probe) = match image_header::kind_of(&temp) {
+            Some(_) => self.expected.split_header_checks(),
+            None => (Expectations::default(), self.expected.clone()),
         };
+        let mut seen = Vec::new();
+        let mut differences = Vec::new();
+        if !from_header.checks.is_empty() {
+            match image_header::read(&temp) {
+                Ok((kind, codes)) => {
+                    differences.extend(from_header.header_differences(&codes));
+                    seen.push(format!(
+                        "{kind} header {}",
+                        show_codes(&codes, self.expected.perfs_per_frame)
+                    ));
+                }
+                Err(e) => differences.push(e.to_string()),
+            }
+        }
+        // ffprobe also runs when nothing else would: a product it cannot read is no product.
+        if !from_probe.checks.is_empty() || from_header.checks.is_empty() {
+            match probe::probe(&temp, "the product") {
+                Ok(probed) => {
+                    differences.extend(from_probe.differences(&probed));
+                    seen.push(probed.to_string());
+                }
+                Err(reason) => differences.push(reason),
+            }
+        }
+        if differences.is_empty() {
+            cx.note(format!("== verified: {}", seen.join("; ")));
+            return Ok(());
+        }
+        let reason = differences.join("; ");
         cx.note(format!("== verification failed, not published: {reason}"));
         Err(DeliverError::Verify(reason))
     }
+}
+
+/// `timecode 01:00:41:17, keykode 22 9012 1234+05 (mfg 1, type 22)`, for the job log; a DPX
+/// header's perforation offset is shown in frames of the rule's film format.
+fn show_codes(codes: &HeaderCodes, perfs_per_frame: Option<u32>) -> String {
+    let tc = codes
+        .timecode
+        .map_or_else(|| "none".to_string(), |t| t.to_string());
+    let kk = codes.keykode.map_or_else(
+        || "none".to_string(),
+        |k| {
+            format!(
+                "{} (mfg {}, type {})",
+                k.display(k.perfs_per_frame.or(perfs_per_frame).unwrap_or(1)),
+                k.mfg,
+                k.film_type
+            )
+        },
+    );
+    format!("timecode {tc}, keykode {kk}")
 }
 
 /// What one job's product must be.
@@ -51,9 +106,84 @@ impl Step for Verify {
 pub struct Expectations {
     /// (key, expected value).
     pub checks: Vec<(String, String)>,
+    /// Perforations per frame of the rule's film format: turns a header's perforation offset
+    /// into the frames an expected KeyKode is written in (DPX does not store it).
+    pub perfs_per_frame: Option<u32>,
+    /// The rule's stock codes (manufacturer, film type), when `keykode:` gives them: a header's
+    /// KeyKode must carry the same.
+    pub stock_codes: Option<(u32, u32)>,
 }
 
+/// The checks a DPX or EXR header answers.
+const HEADER_KEYS: &[&str] = &["timecode", "keykode"];
+
 impl Expectations {
+    /// (checks the image header answers, the rest).
+    fn split_header_checks(&self) -> (Expectations, Expectations) {
+        let (header, rest) = self
+            .checks
+            .iter()
+            .cloned()
+            .partition(|(key, _)| HEADER_KEYS.contains(&key.as_str()));
+        let with = |checks| Expectations {
+            checks,
+            perfs_per_frame: self.perfs_per_frame,
+            stock_codes: self.stock_codes,
+        };
+        (with(header), with(rest))
+    }
+
+    /// Every difference between an image header's codes and the expectations. An expected
+    /// KeyKode's stock letters are not compared: headers store the stock as numbers.
+    pub fn header_differences(&self, codes: &HeaderCodes) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, want) in &self.checks {
+            match key.as_str() {
+                "timecode" => {
+                    let got = codes.timecode.map(|t| t.to_string());
+                    if got.as_deref() != Some(want.trim()) {
+                        out.push(format!(
+                            "timecode in the header is {}, expected {want}",
+                            got.as_deref().unwrap_or("none")
+                        ));
+                    }
+                }
+                "keykode" => {
+                    let Some(k) = codes.keykode else {
+                        out.push(format!("keykode in the header is none, expected {want}"));
+                        continue;
+                    };
+                    let ppf = k.perfs_per_frame.or(self.perfs_per_frame).unwrap_or(1);
+                    let got = k.display(ppf);
+                    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+                    if squeeze(&got) != squeeze(without_stock(want)) {
+                        out.push(format!(
+                            "keykode in the header is {got}, expected {}",
+                            without_stock(want)
+                        ));
+                    }
+                    if let Some((mfg, film_type)) = self.stock_codes
+                        && (k.mfg, k.film_type) != (mfg, film_type)
+                    {
+                        out.push(format!(
+                            "keykode in the header is of stock mfg {}, type {}; the rule's is mfg {mfg}, type {film_type}",
+                            k.mfg, k.film_type
+                        ));
+                    }
+                    if let (Some(have), Some(rule)) = (k.perfs_per_frame, self.perfs_per_frame)
+                        && have != rule
+                    {
+                        out.push(format!(
+                            "keykode in the header counts {have} perforations per frame, the rule's film format {rule}"
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Every difference between `probed` and the expectations; empty when the product is right.
     pub fn differences(&self, probed: &Probed) -> Vec<String> {
         let mut out = Vec::new();
@@ -81,6 +211,11 @@ impl Expectations {
                 "timecode" => (
                     show(&probed.timecode),
                     probed.timecode.as_deref() == Some(want.as_str()),
+                ),
+                "keykode" => (
+                    "none (ffprobe reads no KeyKode; only a DPX or EXR product's header carries it)"
+                        .to_string(),
+                    false,
                 ),
                 "comment" => (
                     show(&probed.comment),
@@ -121,6 +256,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            perfs_per_frame: None,
+            stock_codes: None,
         }
     }
 
@@ -152,6 +289,50 @@ mod tests {
         assert_eq!(
             expect(&[("timecode", "01:00:00:00")]).differences(&none),
             ["timecode is none, expected 01:00:00:00"]
+        );
+    }
+
+    #[test]
+    fn header_codes_are_compared_without_the_stock_letters() {
+        use crate::media::image_header::{HeaderKeyKode, HeaderTimecode};
+        let codes = HeaderCodes {
+            timecode: HeaderTimecode::from_bcd(0x0100_4117),
+            keykode: Some(HeaderKeyKode {
+                mfg: 1,
+                film_type: 22,
+                prefix: 229012,
+                count: 1234,
+                perf_offset: 20,
+                perfs_per_frame: None,
+                perfs_per_count: None,
+            }),
+        };
+        let mut want = expect(&[
+            ("timecode", "01:00:41:17"),
+            ("keykode", "KU 22 9012 1234+05"),
+        ]);
+        want.perfs_per_frame = Some(4);
+        assert!(want.header_differences(&codes).is_empty());
+        let mut wrong = expect(&[
+            ("timecode", "01:00:41:18"),
+            ("keykode", "KU 22 9012 1234+06"),
+        ]);
+        wrong.perfs_per_frame = Some(4);
+        wrong.stock_codes = Some((1, 33));
+        assert_eq!(
+            wrong.header_differences(&codes),
+            [
+                "timecode in the header is 01:00:41:17, expected 01:00:41:18",
+                "keykode in the header is 22 9012 1234+05, expected 22 9012 1234+06",
+                "keykode in the header is of stock mfg 1, type 22; the rule's is mfg 1, type 33"
+            ]
+        );
+        assert_eq!(
+            want.header_differences(&HeaderCodes::default()),
+            [
+                "timecode in the header is none, expected 01:00:41:17",
+                "keykode in the header is none, expected KU 22 9012 1234+05"
+            ]
         );
     }
 

@@ -22,6 +22,7 @@ use crate::store::queue::{NewJob, QueuedJob, Write};
 
 use super::Engine;
 use super::outbox::Then;
+use super::worker::plan::PortablePlan;
 
 /// Most claimed jobs a node keeps ready beside its running ones.
 const MAX_PREFETCH: usize = 64;
@@ -254,12 +255,20 @@ impl Engine {
         }
         match (self.store.is_some(), version) {
             (true, Some(version)) => {
-                let claim = self.queue.has_slot_now(&rule.name);
+                let to_workers = self.leaves_to_workers(&rule.name);
+                let claim = !to_workers && self.queue.has_slot_now(&rule.name);
                 if claim {
                     self.queue.reserve(&rule.name);
-                } else {
+                } else if !to_workers {
                     self.queue.note_unqueued(&rule.name);
                 }
+                let plan = PortablePlan::of(
+                    &spec,
+                    &super::lifecycle::roots_of(&self.set),
+                    &self.set.file.outputs,
+                    rule.retries,
+                    rule.backoff,
+                );
                 let job = NewJob {
                     rule: rule.name.clone(),
                     rule_hash: rule.definition_hash.clone(),
@@ -277,6 +286,9 @@ impl Engine {
                             None => single_link(&spec.path),
                         },
                     baseline_runs: self.options.once,
+                    tags: rule.tags.clone(),
+                    concurrency: rule.concurrency.map(|n| n as u32),
+                    plan: plan.to_text(),
                 };
                 self.outbox.push(
                     Write::Enqueue {
@@ -318,6 +330,9 @@ impl Engine {
                 unplannable: Some(reason.to_string()),
                 follow_moves: false,
                 baseline_runs: true,
+                tags: Vec::new(),
+                concurrency: None,
+                plan: String::new(),
             };
             self.outbox.push(
                 Write::Enqueue {
@@ -374,6 +389,16 @@ impl Engine {
             verify: planned.verify,
             transfer: planned.transfer,
         })
+    }
+
+    /// Whether this node leaves a rule's jobs to workers instead of running them itself:
+    /// `watch --no-run`, or a rule with `tags:` (only workers hold tags).
+    pub(super) fn leaves_to_workers(&self, rule: &str) -> bool {
+        self.options.no_run
+            || self
+                .set
+                .index_of(rule)
+                .is_some_and(|i| !self.set.file.rules[i].tags.is_empty())
     }
 
     fn log_path(&self, rule: &str, id: &str) -> std::path::PathBuf {
@@ -442,7 +467,7 @@ impl Engine {
         };
         for job in queued {
             self.cursor = self.cursor.max(job.cursor);
-            if !self.known.contains(&job.id) {
+            if !self.known.contains(&job.id) && !self.leaves_to_workers(&job.rule) {
                 self.resume(job);
             }
         }
@@ -455,12 +480,13 @@ impl Engine {
             .watch
             .iter()
             .position(|w| w.name == job.input.root);
-        let located = self.set.index_of(&job.rule).zip(root);
-        let Some((index, root)) = located else {
-            let reason = format!(
-                "rule `{}` or watch root `{}` is no longer in the rules",
-                job.rule, job.input.root
-            );
+        let Some(root) = root else {
+            // Another watcher's tree (a shared store): its watcher or a worker runs it.
+            tracing::debug!(job = job.id, root = %job.input.root, "queued job of a root this node does not watch; left to others");
+            return;
+        };
+        let Some(index) = self.set.index_of(&job.rule) else {
+            let reason = format!("rule `{}` is no longer in the rules", job.rule);
             tracing::error!(job = job.id, %reason, "cannot resume a queued job");
             self.outbox
                 .push(Write::Drop { id: job.id, reason }, Then::Nothing);

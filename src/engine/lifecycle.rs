@@ -22,11 +22,14 @@ use crate::route::matcher::{RuleSet, Scratch};
 use crate::rules;
 use crate::source::{SourceEvent, Sources, WatchConfig};
 use crate::store::queue::{Answer, JobQueue};
-use crate::store::sqlite::SqliteStore;
 
 use super::dispatch::FairQueue;
 use super::outbox::{self, Then};
 use super::{Engine, HEARTBEAT, Options, STORE_POLL};
+
+/// How often the engine asks which of its running claims it lost (cancelled from another
+/// machine, or taken over after its lease lapsed).
+const LOST_CHECK: Duration = Duration::from_secs(1);
 
 /// Most messages handled in one burst before its writes are committed (group commit).
 const BATCH: usize = 64;
@@ -68,21 +71,27 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         super::retention::start(options.state_dir.join("logs"), keep);
     }
     let store: Option<Box<dyn JobQueue>> = if options.store {
-        let mut store = SqliteStore::open(&options.state_dir, &node)
+        let mut store = crate::store::open_queue(&options.location, &node)
             .map_err(|e| Error::Config(e.to_string()))?;
         store
             .register_roots(&roots_of(&set))
             .map_err(|e| Error::Config(e.to_string()))?;
-        Some(Box::new(store))
+        let role = if options.no_run {
+            "watcher"
+        } else {
+            "watcher+worker"
+        };
+        store
+            .register_node(role, super::LEASE.as_millis() as i64)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Some(store)
     } else {
         None
     };
     let factory: Option<QueueFactory> = options.store.then(|| {
-        let dir = options.state_dir.clone();
+        let location = options.location.clone();
         let node = node.clone();
-        Arc::new(move || {
-            SqliteStore::open_for_worker(&dir, &node).map(|s| Box::new(s) as Box<dyn JobQueue>)
-        }) as QueueFactory
+        Arc::new(move || crate::store::open_worker_queue(&location, &node)) as QueueFactory
     });
     let first_start = store.as_ref().is_none_or(|s| s.is_new());
     let (source_tx, source_rx) = unbounded();
@@ -116,6 +125,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         outstanding: 0,
         known: HashSet::new(),
         attempts: HashMap::new(),
+        next_lost_check: now,
         health: Default::default(),
         cursor: 0,
         next_poll: now + STORE_POLL,
@@ -202,7 +212,7 @@ fn own_store(dir: &std::path::Path, node: &str) -> Result<OwnerLock, Error> {
     })
 }
 
-fn roots_of(set: &RuleSet) -> Vec<(String, std::path::PathBuf)> {
+pub(super) fn roots_of(set: &RuleSet) -> Vec<(String, std::path::PathBuf)> {
     set.file
         .watch
         .iter()
@@ -226,7 +236,7 @@ fn rule_limits(set: &RuleSet) -> HashMap<String, usize> {
         .collect()
 }
 
-fn signal_channel() -> Result<Receiver<i32>, Error> {
+pub(super) fn signal_channel() -> Result<Receiver<i32>, Error> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let (tx, rx) = unbounded();
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
@@ -270,6 +280,10 @@ impl Engine {
             self.resume_queued(self.cursor);
             self.take_notices(now);
         }
+        if now >= self.next_lost_check {
+            self.next_lost_check = now + LOST_CHECK;
+            self.stop_lost();
+        }
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + HEARTBEAT;
             let health = (!self.health.is_empty()).then(|| {
@@ -280,10 +294,18 @@ impl Engine {
                     .collect();
                 parts.join("; ")
             });
-            if let Some(store) = self.store.as_mut()
-                && let Err(e) = store.heartbeat(health.as_deref())
-            {
-                tracing::warn!(error = %e, "cannot record this node's heartbeat");
+            if let Some(store) = self.store.as_mut() {
+                let beat = store
+                    .heartbeat(health.as_deref())
+                    .and_then(|()| store.expire(super::LEASE.as_millis() as i64));
+                match beat {
+                    Ok(expired) => {
+                        for job in expired {
+                            tracing::warn!(job = job.id, rule = %job.rule, "queued again: the node that ran it stopped heartbeating");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot record this node's heartbeat"),
+                }
             }
         }
         self.fill(now);

@@ -21,6 +21,7 @@ pub mod sequencer;
 pub mod sequences;
 pub mod settle;
 pub mod telemetry;
+pub mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -57,6 +58,10 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Whether jobs are recorded in the store (off only for throwaway runs and benchmarks).
     pub store: bool,
+    /// Where the store is: the SQLite store in `state_dir`, or a shared PostgreSQL database.
+    pub location: crate::store::Location,
+    /// Watch and enqueue only (`watch --no-run`): workers run every job.
+    pub no_run: bool,
     /// Job logs older than this are deleted at start and hourly ([`retention`]); `None` keeps
     /// them forever.
     pub keep_logs: Option<Duration>,
@@ -68,6 +73,10 @@ pub struct Options {
 /// How often the store is asked for jobs queued by someone else (`retry`, `rerun`): queued
 /// work from the CLI starts within this time.
 const STORE_POLL: Duration = Duration::from_millis(500);
+
+/// A node whose heartbeat is older than this loses its claims: any other node queues them
+/// again (three missed heartbeats of a watcher, six of a worker).
+const LEASE: Duration = Duration::from_secs(30);
 
 /// How often this node tells the store it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -104,8 +113,11 @@ pub struct Engine {
     outstanding: usize,
     /// Store jobs this engine holds (waiting, claimed or running): not resumed twice.
     known: HashSet<JobId>,
-    /// The pool's handle on each running attempt, by job: to stop one the store superseded.
-    attempts: HashMap<JobId, u64>,
+    /// The pool's handle on each running attempt and its claim, by job: to stop one the store
+    /// superseded, or one cancelled or taken over from another machine.
+    attempts: HashMap<JobId, (u64, crate::store::queue::Claim)>,
+    /// When to ask the store next which running claims this node lost.
+    next_lost_check: Instant,
     /// What the sources say is wrong with their coverage, per topic (see
     /// [`SourceEvent::Health`](crate::source::SourceEvent::Health)).
     health: std::collections::BTreeMap<&'static str, String>,

@@ -33,7 +33,7 @@ impl Engine {
                 temp_output,
                 group,
             } => {
-                self.attempts.insert(claim.id, job);
+                self.attempts.insert(claim.id, (job, claim));
                 self.telemetry_started(&claim.id.to_string());
                 self.outbox.push(
                     Write::Started {
@@ -198,11 +198,11 @@ impl Engine {
                         spec.attempt = claim.attempt;
                         self.hand_over(*spec);
                     }
-                    None if self.stopping => {
+                    None if self.stopping || self.leaves_to_workers(&spec.rule) => {
                         if reserved {
                             self.queue.release(&spec.rule);
                         }
-                        // Recorded as queued: the next start runs it.
+                        // Recorded as queued: the next start, or a worker, runs it.
                         self.outstanding = self.outstanding.saturating_sub(1);
                     }
                     None => {
@@ -305,10 +305,39 @@ impl Engine {
     /// refuses their publish, so killing them only saves the machine's time.
     fn stop_superseded(&mut self, superseded: &[JobId], by: JobId, spec: &JobSpec) {
         for old in superseded {
-            let running = self.attempts.get(old).copied();
+            let running = self.attempts.get(old).map(|(job, _)| *job);
             tracing::info!(job = old, superseded_by = by, rule = %spec.rule, path = %spec.path.display(), running = running.is_some(), "superseded: a newer version of its input arrived");
             if let Some(handle) = running {
                 self.pool.cancel(handle);
+            }
+        }
+    }
+
+    /// Stops running attempts whose claim this node lost: cancelled from another machine, or
+    /// queued again after this node's lease lapsed (a stalled machine) and perhaps running
+    /// elsewhere. Their writes would be refused anyway; this frees the machine at once.
+    pub(super) fn stop_lost(&mut self) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if self.attempts.is_empty() {
+            return;
+        }
+        let claims: Vec<_> = self.attempts.values().map(|(_, claim)| *claim).collect();
+        match store.lost_claims(&claims) {
+            Ok(lost) => {
+                for id in lost {
+                    if let Some((job, _)) = self.attempts.get(&id) {
+                        tracing::warn!(
+                            job = id,
+                            "claim lost (cancelled, superseded, or taken over after a lease expiry); stopping its process group"
+                        );
+                        self.pool.cancel(*job);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot ask the store which claims this node still holds")
             }
         }
     }

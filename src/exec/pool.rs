@@ -22,6 +22,9 @@ use crate::os::version::FileVersion;
 use crate::store::StoreError;
 use crate::store::queue::{Claim, JobQueue};
 
+/// Longest a finished attempt waits for an unreachable store before its publish gives up.
+const PUBLISH_WAIT: Duration = Duration::from_secs(120);
+
 /// Opens a store connection for a worker (each worker has its own).
 pub type QueueFactory = Arc<dyn Fn() -> Result<Box<dyn JobQueue>, StoreError> + Send + Sync>;
 
@@ -114,27 +117,34 @@ impl JobHooks for WorkerHooks<'_> {
             return true;
         };
         // The claim is checked at the publish or nothing is published: a product that cannot
-        // be shown current (the store unreachable) might be stale, and the attempt's failure
-        // is retried as the rule says.
-        if self.store.is_none() {
-            match open() {
-                Ok(store) => *self.store = Some(store),
-                Err(e) => {
-                    tracing::error!(job = claim.id, error = %e, "not publishing: cannot open the store to check the claim");
-                    return false;
-                }
-            }
-        }
-        if let Some(store) = self.store.as_mut() {
-            match store.publishing(claim, &self.spec.rule, output, version) {
-                Ok(()) => {}
+        // be shown current might be stale. A store that cannot be reached (a database
+        // restarting) is waited for, up to PUBLISH_WAIT, with the connection opened again;
+        // after that the attempt fails and is retried as the rule says.
+        let deadline = Instant::now() + PUBLISH_WAIT;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let result = match self.store.as_mut() {
+                Some(store) => store.publishing(claim, &self.spec.rule, output, version),
+                None => open().and_then(|store| {
+                    let store = self.store.insert(store);
+                    store.publishing(claim, &self.spec.rule, output, version)
+                }),
+            };
+            match result {
+                Ok(()) => break,
                 Err(e @ StoreError::Stale { .. }) => {
                     tracing::error!(job = claim.id, error = %e, "not publishing: this attempt lost its claim");
                     return false;
                 }
-                Err(e) => {
+                Err(e) if Instant::now() + pause > deadline => {
                     tracing::error!(job = claim.id, error = %e, "not publishing: cannot check the claim in the store");
                     return false;
+                }
+                Err(e) => {
+                    tracing::warn!(job = claim.id, error = %e, retry_in_ms = pause.as_millis() as u64, "the store does not answer; the publish waits for it");
+                    *self.store = None;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(5));
                 }
             }
         }

@@ -19,6 +19,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
+use crate::deliver::ale::{PublishAle, WriteAle};
 use crate::deliver::copy::Transfer;
 use crate::deliver::publish::{OutputPaths, Publish};
 use crate::deliver::verify::Verify;
@@ -286,7 +287,8 @@ struct Delivery {
 }
 
 impl Delivery {
-    /// The steps in the order they run: verify (when the rule asks), then publish.
+    /// The steps in the order they run: verify (when the rule asks), the ALE's temp file (when
+    /// asked), publish, then the ALE's rename.
     fn new(spec: &JobSpec, output: &OutputPaths) -> Delivery {
         let mut steps: Vec<Box<dyn Step>> = Vec::new();
         if let Some(expected) = &spec.verify {
@@ -294,9 +296,19 @@ impl Delivery {
                 expected: expected.clone(),
             }));
         }
+        if let Some(sheet) = &output.ale {
+            steps.push(Box::new(WriteAle {
+                sheet: sheet.clone(),
+            }));
+        }
         steps.push(Box::new(Publish {
             allowed_roots: spec.allowed_roots.clone(),
         }));
+        if let Some(sheet) = &output.ale {
+            steps.push(Box::new(PublishAle {
+                final_path: sheet.final_path.clone(),
+            }));
+        }
         if let Some(plan) = &spec.transfer {
             steps.push(Box::new(Transfer::planned(
                 plan,
@@ -421,6 +433,10 @@ fn run_step(
         .before_spawn(|command| {
             // Its own process group, so a timeout reaches everything the command spawned.
             command.process_group(0);
+            // The store's credentials are shotrouter's, never a job's.
+            for secret in STORE_SECRETS {
+                command.env_remove(secret);
+            }
             Ok(())
         });
     let handle = match expression.start() {
@@ -480,6 +496,10 @@ fn reap_group(pgid: i32) {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Variables that may hold the store's password (or a URL with it): removed from every job's
+/// environment, so no converter, and no `ps e` of one, ever sees them.
+const STORE_SECRETS: [&str; 3] = ["PGPASSWORD", "SHOTROUTER_STORE", "PGPASSFILE"];
 
 /// `text` with every `from` replaced by `to`.
 pub(crate) fn replace_all(text: &OsString, from: &[u8], to: &[u8]) -> OsString {

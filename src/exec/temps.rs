@@ -10,6 +10,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::deliver::ale;
 use crate::deliver::publish::{claim_tag, temp_beside};
 use crate::exec::runner::{JobSpec, replace_all};
 use crate::store::queue::Abandoned;
@@ -42,6 +43,9 @@ fn temps_of(job: &Abandoned) -> Vec<PathBuf> {
             (1..=job.token).filter_map(|token| temp_beside(output, &claim_tag(job.id, token))),
         );
     }
+    // An attempt of a rule with `ale:` also wrote its ALE beside its temp output.
+    let ales: Vec<PathBuf> = temps.iter().filter_map(|t| ale::temp_beside(t)).collect();
+    temps.extend(ales);
     temps.dedup();
     temps
 }
@@ -107,6 +111,7 @@ mod tests {
             output: Some(OutputPaths {
                 final_path: "/s/out/a.mov".into(),
                 temp_path: planned,
+                ale: None,
             }),
             allowed_roots: vec!["/s".into()],
             timeout: None,
@@ -160,5 +165,26 @@ mod tests {
         assert_eq!(sweep(&[job]), 2);
         assert!(mine.iter().all(|p| !p.exists()));
         assert!(other_job.exists() && users.exists());
+    }
+
+    #[test]
+    fn the_sweep_removes_an_attempts_ale_too() {
+        let dir = tempfile::tempdir().expect("dir");
+        let out = dir.path().join("a.mxf");
+        let temp = temp_beside(&out, &claim_tag(5, 1)).expect("name");
+        let ale = ale::temp_beside(&temp).expect("name");
+        assert_eq!(ale, dir.path().join(".a.srjob5-1.mxf.ale"));
+        std::fs::write(&ale, b"Heading").expect("write");
+        let job = Abandoned {
+            id: 5,
+            rule: "r".into(),
+            group: None,
+            temp_output: None,
+            output: Some(out),
+            token: 1,
+            published: false,
+        };
+        assert_eq!(sweep(&[job]), 1);
+        assert!(!ale.exists());
     }
 }

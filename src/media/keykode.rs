@@ -229,13 +229,76 @@ impl fmt::Display for KeyKode {
     }
 }
 
-/// `keykode: {start, format, at_frame}`: the KeyKode of a given frame number.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `keykode: {start, format, at_frame, mfg, type}`: the KeyKode of a given frame number.
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyKodeSpec {
     /// The KeyKode of `at_frame`.
     pub start: KeyKode,
     /// The frame number that carries `start`; `None`: each job's first frame does.
     pub at_frame: Option<i64>,
+    /// Manufacturer and film-type codes (`mfg:`, `type:`), which DPX and EXR headers store in
+    /// place of the stock letters; the letter-to-number mapping is the maker's, so the rules
+    /// file gives them.
+    pub codes: Option<StockCodes>,
+}
+
+/// The numeric manufacturer and film-type codes of a stock (Kodak is 1 in the barcode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockCodes {
+    /// Manufacturer code, 0–99.
+    pub mfg: u8,
+    /// Film-type code, 0–99.
+    pub film_type: u8,
+}
+
+/// The `{keykode.*}` parts of a KeyKode, the numbers a DPX or EXR header stores.
+pub const PART_VARIABLES: &[&str] = &[
+    "keykode.prefix",
+    "keykode.count",
+    "keykode.perf_offset",
+    "keykode.perfs_per_frame",
+    "keykode.perfs_per_count",
+];
+
+/// The `{keykode.*}` parts that exist only when `keykode:` gives `mfg:` and `type:`.
+pub const CODE_VARIABLES: &[&str] = &["keykode.mfg", "keykode.type"];
+
+impl KeyKode {
+    /// The values of [`PART_VARIABLES`], then of [`CODE_VARIABLES`] when `codes` are known, as
+    /// plain decimal numbers (what `oiiotool --attrib:type=keycode` takes).
+    pub fn parts(&self, codes: Option<StockCodes>) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("keykode.prefix", self.prefix.clone()),
+            ("keykode.count", self.count.to_string()),
+            ("keykode.perf_offset", self.perf_offset.to_string()),
+            (
+                "keykode.perfs_per_frame",
+                self.format.perfs_per_frame().to_string(),
+            ),
+            (
+                "keykode.perfs_per_count",
+                self.format.perfs_per_key().to_string(),
+            ),
+        ];
+        if let Some(c) = codes {
+            out.push(("keykode.mfg", c.mfg.to_string()));
+            out.push(("keykode.type", c.film_type.to_string()));
+        }
+        out
+    }
+}
+
+// By hand so a spec without `codes` prints as it did before they existed: rules hash this text.
+impl fmt::Debug for KeyKodeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("KeyKodeSpec");
+        s.field("start", &self.start)
+            .field("at_frame", &self.at_frame);
+        if let Some(codes) = &self.codes {
+            s.field("codes", codes);
+        }
+        s.finish()
+    }
 }
 
 impl KeyKodeSpec {

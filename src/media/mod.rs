@@ -1,6 +1,8 @@
 //! Media arithmetic and naming: image sequences, SMPTE timecode, film KeyKode, and what
 //! ffprobe says a file is. Nothing here reads rules, binds template variables or publishes.
 
+pub mod avid;
+pub mod image_header;
 pub mod keykode;
 pub mod probe;
 pub mod sequence;

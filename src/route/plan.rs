@@ -1,7 +1,8 @@
 //! Turns "rule R matched file F" into a concrete job: its variables, where its product goes,
 //! and each step's argv. All variable binding lives here (path parts, `vars:`, captures,
-//! `{seq.*}`, `{probe.*}`, `{timecode}`, `{keykode}`, `{out}`); the layers below only compute
-//! values. `explain` and the daemon share this, so what `explain` shows is
+//! `{seq.*}`, `{probe.*}`, `{timecode}`, `{keykode}` and its parts, `{frame.*}`, `{avid.*}`,
+//! `{out}`), and so does the ALE a sequence job publishes beside its product; the layers below
+//! only compute values. `explain` and the daemon share this, so what `explain` shows is
 //! exactly what runs.
 //!
 //! Products are written to a hidden temp name beside the final one that keeps its extension
@@ -11,6 +12,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::deliver::ale::{AleClip, AleSheet};
 use crate::deliver::copy::TransferPlan;
 use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
@@ -82,6 +84,9 @@ pub enum PlanError {
     /// The KeyKode of the job's first frame is out of range.
     #[error("keykode: {0}")]
     KeyKode(String),
+    /// The ALE cannot be made for this job.
+    #[error("ale: {0}")]
+    Ale(String),
 }
 
 /// Plans rule `rule_index` for the file `root`/`rel` (a sequence's first frame when
@@ -107,6 +112,8 @@ pub fn plan(
     }
     let mut view = None;
     let mut missing = Vec::new();
+    // A sequence job's first frame and frame count: the clip an ALE describes.
+    let mut clip = None;
     let first_frame = match (sequence, &rule.sequence) {
         (Some(input), Some(seq_rule)) => {
             let range = expect_range(rule, &vars)?;
@@ -121,6 +128,7 @@ pub fn plan(
             }
             bind_sequence(&mut vars, &frames, &reading);
             missing = reading.missing.clone();
+            clip = Some((reading.first, reading.count));
             view = reading.view;
             Some(reading.first)
         }
@@ -133,12 +141,17 @@ pub fn plan(
         vars.insert("timecode", spec.at(first, first));
     }
     if let (Some(spec), Some(first)) = (&rule.keykode, first_frame) {
-        vars.insert(
-            "keykode",
-            spec.at(first, first)
-                .map_err(PlanError::KeyKode)?
-                .to_string(),
-        );
+        let keykode = spec.at(first, first).map_err(PlanError::KeyKode)?;
+        vars.insert("keykode", keykode.to_string());
+        for (name, value) in keykode.parts(spec.codes) {
+            vars.insert(name, value);
+        }
+    }
+    bind_frame(&mut vars, rule, first_frame)?;
+    if let Some(avid) = &rule.avid {
+        for (name, value) in avid.variables() {
+            vars.insert(name, value);
+        }
     }
     let output = match &rule.output {
         Some(template) => {
@@ -157,9 +170,17 @@ pub fn plan(
             let temp_path = temp_path(&final_path, job_tag)
                 .ok_or_else(|| PlanError::NoFileName(final_path.clone()))?;
             vars.insert("out", temp_path.as_os_str().as_bytes());
+            let ale = match (&rule.ale, clip) {
+                (Some(template), Some((first, count))) => {
+                    let path = normalize(&root.join(PathBuf::from(template.expand(&vars)?)));
+                    Some(ale_sheet(rule, path, &final_path, first, count)?)
+                }
+                _ => None,
+            };
             Some(OutputPaths {
                 final_path,
                 temp_path,
+                ale,
             })
         }
         None => None,
@@ -174,6 +195,18 @@ pub fn plan(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let verify = rule.verify.as_ref().map(|v| v.expand(&vars)).transpose()?;
+    let verify = verify.map(|mut v| {
+        v.perfs_per_frame = rule
+            .keykode
+            .as_ref()
+            .and_then(|k| u32::try_from(k.start.format.perfs_per_frame()).ok());
+        v.stock_codes = rule
+            .keykode
+            .as_ref()
+            .and_then(|k| k.codes)
+            .map(|c| (u32::from(c.mfg), u32::from(c.film_type)));
+        v
+    });
     let transfer = match &rule.transfer {
         Some(t) => Some(transfer_plan(set, t, root, &vars)?),
         None => None,
@@ -249,6 +282,100 @@ pub fn bindings(set: &RuleSet, rule_index: usize, root: &Path, rel: &Path) -> Bi
         }
     }
     vars
+}
+
+/// The ALE of a sequence job whose product is `product`: one clip, `count` frames from
+/// `first`, named after the product; `End` and `KN End` are those of the frame after the last.
+///
+/// # Errors
+/// The ALE is not beside the product, or the last KeyKode is out of range.
+fn ale_sheet(
+    rule: &crate::rules::Rule,
+    path: PathBuf,
+    product: &Path,
+    first: i64,
+    count: usize,
+) -> Result<AleSheet, PlanError> {
+    if path.parent() != product.parent() || path.file_name().is_none() {
+        return Err(PlanError::Ale(format!(
+            "`{}` is not beside the product `{}`; write it in the same folder, e.g. `ale: \"{{dir}}/{{seq.name}}.ale\"` with `output:` in `{{dir}}`",
+            path.display(),
+            product.display()
+        )));
+    }
+    if path == product {
+        return Err(PlanError::Ale(format!(
+            "`{}` is the product itself; give the ALE its own name, e.g. with `.ale`",
+            path.display()
+        )));
+    }
+    let Some(tc) = &rule.timecode else {
+        return Err(PlanError::Ale("the rule has no `timecode:`".into()));
+    };
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    let after = first.saturating_add(count);
+    let keykode = match &rule.keykode {
+        Some(spec) => {
+            let at = |frame| spec.at(frame, first).map(|k| k.to_string());
+            let start = at(first).map_err(PlanError::KeyKode)?;
+            let end = at(after).map_err(PlanError::KeyKode)?;
+            let duration = spec
+                .start
+                .format
+                .feet_frames(count)
+                .unwrap_or_else(|| count.to_string());
+            Some([start, end, duration])
+        }
+        None => None,
+    };
+    let lossy = |p: Option<&std::ffi::OsStr>| p.map(|s| s.to_string_lossy().into_owned());
+    let name = lossy(product.file_stem()).unwrap_or_default();
+    let mut fps = tc.counting.rate.to_string();
+    if fps.contains('/') {
+        fps = format!("{:.3}", tc.counting.rate.fps());
+    }
+    Ok(AleSheet {
+        final_path: path,
+        fps,
+        video_format: "1080".to_string(),
+        clips: vec![AleClip {
+            tape: name.clone(),
+            name,
+            source_file: lossy(product.file_name()).unwrap_or_default(),
+            start: tc.at(first, first),
+            end: tc.at(after, first),
+            keykode,
+        }],
+    })
+}
+
+/// Adds `{frame.timecode}` and `{frame.keykode}`: the labels of the file's own frame number
+/// (`{frame}`), where `{timecode}`/`{keykode}` are those of the job's first frame. A file name
+/// without a frame number binds neither, and a rule using them fails to plan, naming it.
+///
+/// # Errors
+/// The frame's KeyKode is out of range.
+pub fn bind_frame(
+    vars: &mut Bindings,
+    rule: &crate::rules::Rule,
+    first_frame: Option<i64>,
+) -> Result<(), PlanError> {
+    let Some(frame) = vars
+        .get("frame")
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .and_then(|f| f.parse::<i64>().ok())
+    else {
+        return Ok(());
+    };
+    let first = first_frame.unwrap_or(frame);
+    if let Some(spec) = &rule.timecode {
+        vars.insert("frame.timecode", spec.at(frame, first));
+    }
+    if let Some(spec) = &rule.keykode {
+        let keykode = spec.at(frame, first).map_err(PlanError::KeyKode)?;
+        vars.insert("frame.keykode", keykode.to_string());
+    }
+    Ok(())
 }
 
 /// Adds the `{seq.*}` variables (every name in [`sequence::VARIABLES`]) for a job over `seq`.
@@ -379,6 +506,123 @@ mod tests {
         assert!(
             matches!(outside, PlanError::OutsideRoots { .. }),
             "{outside}"
+        );
+    }
+
+    /// The first rule of a rules file whose `rules:` list is `rules`.
+    fn rule(rules: &str) -> crate::rules::Rule {
+        let text = format!("version: 1\nwatch: [s]\nrules:\n{rules}");
+        crate::rules::parse(Path::new("r.yaml"), &text, Path::new("/show"))
+            .expect("valid")
+            .rules
+            .remove(0)
+    }
+
+    #[test]
+    fn an_ale_describes_the_clip_with_exclusive_ends_and_sits_beside_the_product() {
+        let rule = rule(
+            "  - name: a\n    match: \"*.dpx\"\n    sequence: true\n    timecode: {fps: 29.97, start: \"00:00:59;28\", at_frame: 1001}\n    keykode: {start: \"KU 22 9012 1234+05\", format: 35mm-4perf, at_frame: 1001}\n    output: \"{dir}/{seq.name}.mxf\"\n    ale: \"{dir}/{seq.name}.ale\"\n    run: [cp, \"{path}\", \"{out}\"]\n",
+        );
+        let sheet = ale_sheet(
+            &rule,
+            "/s/sh010.ale".into(),
+            Path::new("/s/sh010.mxf"),
+            1001,
+            4,
+        )
+        .expect("beside");
+        assert_eq!(sheet.fps, "29.97");
+        let clip = &sheet.clips[0];
+        assert_eq!(
+            (clip.name.as_str(), clip.source_file.as_str()),
+            ("sh010", "sh010.mxf")
+        );
+        // 59;28 59;29 00;02 00;03: the frame after the last is 00;04 (00;00 and 00;01 dropped).
+        assert_eq!(
+            (clip.start.as_str(), clip.end.as_str()),
+            ("00:00:59;28", "00:01:00;04")
+        );
+        assert_eq!(
+            clip.keykode.clone(),
+            Some([
+                "KU 22 9012 1234+05".to_string(),
+                "KU 22 9012 1234+09".to_string(),
+                "0+04".to_string()
+            ])
+        );
+        let elsewhere = ale_sheet(
+            &rule,
+            "/t/sh010.ale".into(),
+            Path::new("/s/sh010.mxf"),
+            1001,
+            4,
+        );
+        assert!(
+            matches!(&elsewhere, Err(PlanError::Ale(m)) if m.contains("not beside the product")),
+            "{elsewhere:?}"
+        );
+        let itself = ale_sheet(
+            &rule,
+            "/s/sh010.mxf".into(),
+            Path::new("/s/sh010.mxf"),
+            1001,
+            4,
+        );
+        assert!(
+            matches!(&itself, Err(PlanError::Ale(m)) if m.contains("the product itself")),
+            "{itself:?}"
+        );
+    }
+
+    #[test]
+    fn frame_labels_are_those_of_the_files_own_frame() {
+        let rule = rule(
+            "  - name: a\n    match: \"*.dpx\"\n    timecode: {fps: 24, start: \"01:00:00:00\", at_frame: 1001}\n    keykode: {start: \"KU 22 9012 1234+05\", format: 35mm-4perf, at_frame: 1001, mfg: 1, type: 22}\n    run: [echo, \"{frame.timecode}\", \"{frame.keykode}\", \"{keykode.mfg}\"]\n",
+        );
+        let mut vars = Bindings::default();
+        vars.insert("frame", "1012");
+        bind_frame(&mut vars, &rule, Some(1001)).expect("in range");
+        assert_eq!(vars.get("frame.timecode"), Some(b"01:00:00:11".as_slice()));
+        assert_eq!(
+            vars.get("frame.keykode"),
+            Some(b"KU 22 9012 1235+00".as_slice())
+        );
+        let mut none = Bindings::default();
+        bind_frame(&mut none, &rule, None).expect("nothing to bind");
+        assert_eq!(
+            none.iter().count(),
+            0,
+            "a file without a frame number binds neither"
+        );
+
+        let keykode = rule.keykode.as_ref().expect("keykode");
+        let parts: Vec<_> = keykode
+            .start
+            .parts(keykode.codes)
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                "keykode.prefix=229012",
+                "keykode.count=1234",
+                "keykode.perf_offset=20",
+                "keykode.perfs_per_frame=4",
+                "keykode.perfs_per_count=64",
+                "keykode.mfg=1",
+                "keykode.type=22"
+            ]
+        );
+        let mut names: Vec<&str> = crate::media::keykode::PART_VARIABLES.to_vec();
+        names.extend(crate::media::keykode::CODE_VARIABLES);
+        assert_eq!(
+            parts
+                .iter()
+                .map(|p| p.split('=').next().unwrap_or(""))
+                .collect::<Vec<_>>(),
+            names,
+            "bound names are the names rules accept"
         );
     }
 

@@ -440,6 +440,8 @@ impl<'s> Loader<'s> {
                 d.hint("`{probe.*}` variables need `probe: true` on the rule")
             } else if (var == "timecode" || var == "keykode") && !known.iter().any(|k| k == var) {
                 d.hint(format!("give the rule (or the file) a `{var}:` mapping"))
+            } else if let Some(hint) = media_variable_hint(var, known) {
+                d.hint(hint)
             } else {
                 match did_you_mean(var, known.iter().map(String::as_str)) {
                     Some(best) => d.hint(format!("did you mean `{{{best}}}`?")),
@@ -484,6 +486,33 @@ impl<'s> Loader<'s> {
             node.span
         }
     }
+}
+
+/// Why a `{keykode.*}`, `{frame.*}` or `{avid.*}` variable is not available to this rule.
+fn media_variable_hint(var: &str, known: &[String]) -> Option<String> {
+    let has = |name: &str| known.iter().any(|k| k == name);
+    if matches!(var, "keykode.mfg" | "keykode.type") && has("keykode") {
+        return Some("headers store the stock as numbers: give `mfg:` and `type:` in `keykode:`, e.g. `{start: \"KU 22 9012 1234+05\", mfg: 1, type: 22}`".into());
+    }
+    if var == "avid.bitrate" && has("avid.profile") {
+        return Some(
+            "DNxHR takes its rate from the profile: pass `-profile:v {avid.profile}` and no `-b:v`"
+                .into(),
+        );
+    }
+    let needs = if var.starts_with("keykode.") || var == "frame.keykode" {
+        "keykode"
+    } else if var == "frame.timecode" {
+        "timecode"
+    } else if var.starts_with("avid.") && !has("avid.profile") {
+        return Some(
+            "`{avid.*}` variables need `avid: {codec: \"DNxHD 175x\", fps: 23.976}` on the rule"
+                .into(),
+        );
+    } else {
+        return None;
+    };
+    (!has(needs)).then(|| format!("give the rule (or the file) a `{needs}:` mapping"))
 }
 
 impl MapReader<'_> {

@@ -1,10 +1,12 @@
 //! A rule's media keys: `sequence:` (frames gathered into one job), `timecode:` and `keykode:`
-//! (a rule's own, else the file's top-level default), and `verify:` (what the product must be).
+//! (a rule's own, else the file's top-level default), `avid:` (a DNxHD/DNxHR name at a rate),
+//! and `verify:` (what the product must be).
 //!
 //! Labels are checked here, at load, against `media`'s arithmetic: an impossible timecode or an
 //! unknown film format never reaches ffmpeg, which would accept it and write a wrong file.
 
-use crate::media::keykode::{FilmFormat, KeyKode, KeyKodeSpec};
+use crate::media::avid::{self, AvidCodec, AvidError};
+use crate::media::keykode::{FilmFormat, KeyKode, KeyKodeSpec, StockCodes};
 use crate::media::sequence::OnGaps;
 use crate::media::timecode::{Rate, TimecodeError, TimecodeSpec};
 use crate::rules::diag::Diagnostic;
@@ -52,14 +54,14 @@ impl Loader<'_> {
         }
     }
 
-    /// `keykode: {start, format, at_frame}`.
+    /// `keykode: {start, format, at_frame, mfg, type}`.
     pub(super) fn keykode(&mut self, map: &MapReader<'_>) -> Option<KeyKodeSpec> {
         let sub = self.submap(
             map,
             "keykode",
             "{start: \"KU 22 9012 1234+05\", format: 35mm-4perf, at_frame: 1001}",
         )?;
-        let _ = self.unknown_keys(&sub, &["start", "format", "at_frame"]);
+        let _ = self.unknown_keys(&sub, &["start", "format", "at_frame", "mfg", "type"]);
         let start = self.scalar(&sub, "start");
         let format = self.scalar(&sub, "format").and_then(|name| {
             FilmFormat::parse(&name)
@@ -69,11 +71,56 @@ impl Loader<'_> {
                 .ok()
         });
         let at_frame = self.field::<i64>(&sub, "at_frame");
-        let (start, format) = (start?, format?);
+        let codes = self.stock_codes(&sub);
+        let (start, format, codes) = (start?, format?, codes?);
         match KeyKode::parse(&start, format) {
-            Ok(start) => Some(KeyKodeSpec { start, at_frame }),
+            Ok(start) => Some(KeyKodeSpec {
+                start,
+                at_frame,
+                codes,
+            }),
             Err(e) => {
                 self.error(Diagnostic::new(e, sub.span_of("start")).context(sub.at("start")));
+                None
+            }
+        }
+    }
+
+    /// `mfg:` and `type:` of `keykode:`, both or neither, each 0–99; `None` when reported.
+    fn stock_codes(&mut self, sub: &MapReader<'_>) -> Option<Option<StockCodes>> {
+        let mut code = |key: &str| -> Result<Option<u8>, ()> {
+            match self.field::<u8>(sub, key) {
+                Some(n) if n <= 99 => Ok(Some(n)),
+                Some(n) => {
+                    self.error(
+                        Diagnostic::new(
+                            format!("`{key}` is a two-digit code, not `{n}`"),
+                            sub.span_of(key),
+                        )
+                        .context(sub.at(key))
+                        .hint("headers store 0–99, e.g. `mfg: 1` for Kodak"),
+                    );
+                    Err(())
+                }
+                None if sub.node.get(key).is_some() => Err(()),
+                None => Ok(None),
+            }
+        };
+        let (mfg, film_type) = (code("mfg"), code("type"));
+        match (mfg.ok()?, film_type.ok()?) {
+            (Some(mfg), Some(film_type)) => Some(Some(StockCodes { mfg, film_type })),
+            (None, None) => Some(None),
+            (given, _) => {
+                let (have, lack) = if given.is_some() {
+                    ("mfg", "type")
+                } else {
+                    ("type", "mfg")
+                };
+                self.error(
+                    Diagnostic::new(format!("`{have}` without `{lack}`"), sub.span_of(have))
+                        .context(sub.at(have))
+                        .hint("give both codes of the stock, e.g. `mfg: 1, type: 22`"),
+                );
                 None
             }
         }
@@ -112,6 +159,49 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
+    /// `avid: {codec: "DNxHD 175x", fps: 23.976}`, resolved against ffmpeg's accept grids now,
+    /// so a name ffmpeg or the Avid would reject never reaches a job.
+    pub(super) fn avid(&mut self, map: &MapReader<'_>) -> Option<AvidCodec> {
+        let sub = self.submap(map, "avid", "{codec: \"DNxHD 175x\", fps: 23.976}")?;
+        let _ = self.unknown_keys(&sub, &["codec", "fps"]);
+        let codec = self.scalar(&sub, "codec");
+        let fps = self.scalar(&sub, "fps");
+        let (codec, fps) = (codec?, fps?);
+        let rate = match Rate::parse(&fps) {
+            Ok(rate) => rate,
+            Err(e) => {
+                self.error(Diagnostic::new(e, sub.span_of("fps")).context(sub.at("fps")));
+                return None;
+            }
+        };
+        match avid::resolve(&codec, rate) {
+            Ok(resolved) => Some(resolved),
+            Err(e) => {
+                let (key, hint) = match &e {
+                    AvidError::Unknown { .. } => (
+                        "codec",
+                        "1080p DNxHD names: 36, 115, 175, 175x at 23.976/24; 36, 120, 185, 185x at 25; 45, 145, 220, 220x at 29.97; 75, 240, 365, 365x at 50; 90, 290, 440, 440x at 59.94".to_string(),
+                    ),
+                    AvidError::NotAtRate { .. } => (
+                        "codec",
+                        "an Avid DNxHD name is its bit rate at one frame rate: pick one listed, or change `fps`".to_string(),
+                    ),
+                    AvidError::NoNamesAtRate { .. } => (
+                        "fps",
+                        "DNxHR works at any rate, e.g. `codec: \"DNxHR HQX\"`".to_string(),
+                    ),
+                    AvidError::Rejected { .. } => ("codec", "choose another name".to_string()),
+                };
+                self.error(
+                    Diagnostic::new(e.to_string(), sub.span_of(key))
+                        .context(sub.at(key))
+                        .hint(hint),
+                );
+                None
+            }
+        }
+    }
+
     /// `verify: {frames: "{seq.count}", timecode: "{timecode}", codec: prores, ...}`.
     pub(super) fn verify(&mut self, map: &MapReader<'_>, known: &[String]) -> Option<VerifyRule> {
         let sub = self.submap(map, "verify", "{frames: \"{seq.count}\", codec: prores}")?;

@@ -47,6 +47,8 @@ pub use path::{absolute, normalize};
 pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 
 #[cfg(test)]
+mod editorial_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod transfer_tests;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::media::avid::AvidCodec;
 use crate::media::keykode::KeyKodeSpec;
 use crate::media::sequence::OnGaps;
 use crate::media::timecode::TimecodeSpec;
@@ -182,8 +183,11 @@ pub struct Rule {
     pub retries: u32,
     /// Wait before the first retry; it doubles with each further one (capped at 10 minutes).
     pub backoff: Duration,
-    /// At most this many jobs of this rule at once.
+    /// At most this many jobs of this rule at once (across every node, on a shared store).
     pub concurrency: Option<usize>,
+    /// Only nodes holding every one of these tags run the rule's jobs (`worker --tags`). Not
+    /// part of the definition hash: it decides where the rule runs, not what.
+    pub tags: Vec<String>,
     /// Whether later rules are skipped for a path this rule matched.
     pub stop: bool,
     /// Quiet time after the last write before the job fires.
@@ -196,6 +200,10 @@ pub struct Rule {
     pub keykode: Option<KeyKodeSpec>,
     /// Checks on the product before it is published.
     pub verify: Option<VerifyRule>,
+    /// `avid:`: an Avid DNxHD/DNxHR name at a rate, giving `{avid.*}`.
+    pub avid: Option<AvidCodec>,
+    /// `ale:`: where the Avid Log Exchange describing the product is written, beside it.
+    pub ale: Option<Template>,
     /// The input is read with ffprobe before planning, giving `{probe.*}`.
     pub probe: bool,
     /// `copy:` or `move:`: the verified delivery of the product (or, without commands, of the
@@ -245,17 +253,23 @@ impl Rule {
                 .map(|(k, t)| (k, t.source()))
                 .collect::<Vec<_>>()),
         );
-        // Appended only when present, so the hashes of rules without one stay what they were.
-        let canonical = match &self.transfer {
-            None => canonical,
-            Some(t) => format!(
-                "{canonical}|{}:{}:{:?}:{}",
+        // Keys added later are appended only when set, so rules without them keep their hash.
+        let mut canonical = canonical;
+        if let Some(avid) = &self.avid {
+            canonical.push_str(&format!("|avid:{avid:?}"));
+        }
+        if let Some(ale) = &self.ale {
+            canonical.push_str(&format!("|ale:{}", ale.source()));
+        }
+        if let Some(t) = &self.transfer {
+            canonical.push_str(&format!(
+                "|{}:{}:{:?}:{}",
                 t.kind.as_str(),
                 t.to.source(),
                 t.hashes,
                 t.mhl
-            ),
-        };
+            ));
+        }
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()))
     }
 }

@@ -2,12 +2,13 @@
 //! it runs, and which template variables its templates may use.
 //!
 //! The variables a rule knows grow as its keys are read (built-ins, `vars:`, captures, then
-//! `{seq.*}`, `{timecode}`, `{keykode}`, `{probe.*}`, `{out}`), so each template is checked
-//! against exactly what the job will have.
+//! `{seq.*}`, `{timecode}`, `{keykode}` and their `{frame.*}`/`{keykode.*}`, `{avid.*}`,
+//! `{probe.*}`, `{out}`), so each template is checked against exactly what the job will have.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::media::keykode::{CODE_VARIABLES, PART_VARIABLES};
 use crate::rules::diag::Diagnostic;
 use crate::rules::loader::{Defaults, Loader, MapReader};
 use crate::rules::model::{
@@ -38,11 +39,34 @@ const RULE_KEYS: &[&str] = &[
     "verify",
     "probe",
     "on_rename",
+    "tags",
+    "avid",
+    "ale",
     "copy",
     "move",
 ];
 
 impl Loader<'_> {
+    /// `tags:`: only workers holding every one of them run the rule's jobs. A tag is a word
+    /// (letters, digits, `_`, `-`, `.`), as `shotrouter worker --tags` takes them.
+    fn tags(&mut self, map: &MapReader<'_>) -> Vec<String> {
+        let tags = self.field::<Vec<String>>(map, "tags").unwrap_or_default();
+        for tag in &tags {
+            let word = !tag.is_empty()
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !word {
+                self.error(
+                    Diagnostic::new(format!("tag `{tag}` is not a word"), map.span_of("tags"))
+                        .context(map.at("tags"))
+                        .hint("use letters, digits, `_`, `-` and `.`, e.g. `tags: [gpu, linux]`"),
+                );
+            }
+        }
+        tags
+    }
+
     /// Every entry of `rules:`, in file order; duplicate names are reported at the second.
     pub(super) fn rules(
         &mut self,
@@ -168,6 +192,7 @@ impl Loader<'_> {
             );
         }
         let stop = self.field::<bool>(map, "stop").unwrap_or(false);
+        let tags = self.tags(map);
 
         let mut known: Vec<String> = BUILTIN_VARIABLES.iter().map(|s| s.to_string()).collect();
         known.extend(
@@ -209,9 +234,24 @@ impl Loader<'_> {
         }
         if timecode.is_some() || map.node.get("timecode").is_some() {
             known.push("timecode".into());
+            known.push("frame.timecode".into());
         }
         if keykode.is_some() || map.node.get("keykode").is_some() {
             known.push("keykode".into());
+            known.push("frame.keykode".into());
+            known.extend(PART_VARIABLES.iter().map(|v| v.to_string()));
+            // Without the codes a template naming them is an error (hinted in `template`);
+            // with a `keykode:` that failed to load they are assumed, to report nothing twice.
+            if keykode.as_ref().is_none_or(|k| k.codes.is_some()) {
+                known.extend(CODE_VARIABLES.iter().map(|v| v.to_string()));
+            }
+        }
+        let avid = self.avid(map);
+        if avid.is_some() || map.node.get("avid").is_some() {
+            known.extend(crate::media::avid::VARIABLES.iter().map(|v| v.to_string()));
+            if avid.as_ref().is_none_or(|a| a.bitrate.is_some()) {
+                known.push("avid.bitrate".into());
+            }
         }
         let probe = self.field::<bool>(map, "probe").unwrap_or(false);
         if probe {
@@ -226,6 +266,18 @@ impl Loader<'_> {
             Some(node) => self.template(map, node, "output", &known),
             None => None,
         };
+        let ale = match map.node.get("ale") {
+            Some(node) => self.template(map, node, "ale", &known),
+            None => None,
+        };
+        if ale.is_some() {
+            self.ale_needs(
+                map,
+                sequence.is_some(),
+                output.is_some(),
+                timecode.is_some(),
+            );
+        }
         if output.is_some() {
             known.push("out".into());
         }
@@ -270,6 +322,7 @@ impl Loader<'_> {
             retries,
             backoff,
             concurrency,
+            tags,
             stop,
             settle: settle.unwrap_or(if sequence.is_some() {
                 DEFAULT_SEQUENCE_SETTLE
@@ -280,6 +333,8 @@ impl Loader<'_> {
             timecode,
             keykode,
             verify,
+            avid,
+            ale,
             probe,
             transfer,
             on_rename,
@@ -288,6 +343,29 @@ impl Loader<'_> {
         };
         rule.definition_hash = rule.compute_hash();
         Some(rule)
+    }
+
+    /// `ale:` describes a clip: the frames of a sequence, published as a product, with the
+    /// timecode that gives the ALE its `FPS`, `Start` and `End`.
+    fn ale_needs(&mut self, map: &MapReader<'_>, sequence: bool, output: bool, timecode: bool) {
+        let lacks: Vec<&str> = [
+            (!sequence).then_some("`sequence:`"),
+            (!output).then_some("`output:`"),
+            (!timecode).then_some("`timecode:` (on the rule or the file)"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !lacks.is_empty() {
+            self.error(
+                Diagnostic::new(
+                    format!("`ale` needs {}", lacks.join(" and ")),
+                    map.span_of("ale"),
+                )
+                .context(map.at("ale"))
+                .hint("the ALE describes the sequence's product as one clip: its `Start`/`End` come from the timecode"),
+            );
+        }
     }
 
     /// Warns when a step's program, written literally, is not found where the job would look:

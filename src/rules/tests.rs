@@ -546,3 +546,23 @@ fn a_rule_definition_hash_is_pinned_across_builds() {
     );
     assert_eq!(file.rules[0].definition_hash, "785ab04f212a6977");
 }
+
+#[test]
+fn tags_are_words_and_a_bad_one_is_reported_at_the_key() {
+    let file = load_str(
+        "rules:\n  - name: dnx\n    match: \"**/*.mxf\"\n    tags: [gpu, linux]\n    run: [true]\n",
+    )
+    .expect("loads");
+    assert_eq!(file.rules[0].tags, ["gpu", "linux"]);
+    let err = load_str(
+        "rules:\n  - name: dnx\n    match: \"**/*.mxf\"\n    tags: [\"gpu,linux\"]\n    run: [true]\n",
+    )
+    .expect_err("a comma is not part of a word")
+    .to_string();
+    assert!(err.contains("tag `gpu,linux` is not a word"), "{err}");
+    assert!(
+        err.contains(":6:"),
+        "points at the key's line (2 lines of header): {err}"
+    );
+    assert!(err.contains("rule `dnx`"), "{err}");
+}

@@ -1,6 +1,6 @@
 //! `verify:` on a rule: which properties of the product are checked, each a template of the
 //! expected value, and its expansion for one job (`rules::media_keys` reads it from the file);
-//! the comparison with what ffprobe reports is `deliver::verify`'s.
+//! the comparison with what ffprobe (or a DPX/EXR header) reports is `deliver::verify`'s.
 
 use crate::deliver::verify::Expectations;
 use crate::rules::template::{Bindings, MissingVariable, Template};
@@ -8,6 +8,7 @@ use crate::rules::template::{Bindings, MissingVariable, Template};
 /// The properties `verify:` can check, by their key in the rules file.
 pub const KEYS: &[&str] = &[
     "frames", "timecode", "codec", "profile", "pix_fmt", "width", "height", "fps", "comment",
+    "keykode",
 ];
 
 /// A rule's `verify:` mapping: key → template of the expected value.
@@ -31,6 +32,10 @@ impl VerifyRule {
                     .map(|v| (key.clone(), v.to_string_lossy().into_owned()))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Expectations { checks })
+        Ok(Expectations {
+            checks,
+            perfs_per_frame: None,
+            stock_codes: None,
+        })
     }
 }

@@ -9,9 +9,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 #[cfg(test)]
 mod contract;
+mod encoding;
 pub mod history;
+pub mod location;
+pub mod postgres;
 pub mod queue;
 pub mod sqlite;
+mod url;
+
+pub use location::{Location, open_history, open_queue, open_worker_queue};
 
 /// A job's id in the store.
 pub type JobId = i64;
@@ -137,6 +143,35 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("state database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A PostgreSQL statement failed, or the connection broke while it ran.
+    #[error("PostgreSQL store error: {}", postgres::describe(.0))]
+    Postgres(#[from] ::postgres::Error),
+    /// PostgreSQL cannot be reached or refused us; `url` has its password redacted.
+    #[error(
+        "cannot connect to the PostgreSQL store `{url}`: {reason}; check that the server runs and accepts this machine, and the user, database and password (in the URL, `?passfile=`, PGPASSWORD or ~/.pgpass)"
+    )]
+    Connect {
+        /// The store's URL, password redacted.
+        url: String,
+        /// What the server or the network said (never the password).
+        reason: String,
+    },
+    /// The PostgreSQL database holds no shotrouter schema (the CLI never creates one).
+    #[error(
+        "no shotrouter store in `{url}`; start `shotrouter watch` or `shotrouter worker` with this --store once, which creates it"
+    )]
+    NoSchema {
+        /// The store's URL, password redacted.
+        url: String,
+    },
+    /// A `--store` value that cannot be used.
+    #[error("--store `{value}`: {reason}")]
+    Location {
+        /// The value as given, password redacted.
+        value: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
 }
 
 /// One row of `shotrouter jobs`.
@@ -220,6 +255,10 @@ pub struct NodeReport {
     pub last_seen_s: i64,
     /// What is wrong with its coverage of the tree, when something is (`degraded`).
     pub health: Option<String>,
+    /// What it does: `watcher`, `worker` or `watcher+worker` (unknown for older nodes).
+    pub role: Option<String>,
+    /// Jobs it has claimed or runs now.
+    pub running: u64,
 }
 
 /// What the store knows of one file.

@@ -64,6 +64,31 @@ pub struct NewJob {
     /// first start, never to run): `watch --once` processes what is there. Otherwise such an
     /// enqueue is a [`Answer::Duplicate`], so a rescan never runs the baseline.
     pub baseline_runs: bool,
+    /// Only nodes that hold every one of these tags may run it (`tags:` of the rule).
+    pub tags: Vec<String>,
+    /// At most this many of the rule's jobs claimed or running across every node
+    /// (`concurrency:` of the rule); `None`: no limit beyond each node's `jobs`.
+    pub concurrency: Option<u32>,
+    /// What a worker needs to run the job without the rules file (JSON, opaque to the store;
+    /// empty when the job cannot be run by a worker).
+    pub plan: String,
+}
+
+/// A job a worker claimed, with everything it needs to run it.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// The claim.
+    pub claim: Claim,
+    /// The rule's name.
+    pub rule: String,
+    /// The input.
+    pub input: RootedPath,
+    /// Each step's argv, as the watcher planned it.
+    pub steps: Vec<Vec<OsString>>,
+    /// The product's final path on the watcher, if any.
+    pub output: Option<PathBuf>,
+    /// The job's plan ([`NewJob::plan`]).
+    pub plan: String,
 }
 
 /// How an attempt ended, as the engine reports it.
@@ -88,7 +113,17 @@ pub enum Ending {
     /// Cut short by this node's graceful stop (or claimed and never started before it):
     /// queued again for the next start, the attempt not counted.
     Interrupted,
+    /// This node cannot run it (its root is not mounted here, its input is missing here):
+    /// queued again for another node, the attempt not counted, not claimable for
+    /// [`DECLINE_MS`] so the node that declined it does not take it back at once.
+    Declined {
+        /// Why, recorded as the job's last result.
+        reason: String,
+    },
 }
+
+/// How long a declined job waits before any node may claim it again.
+pub const DECLINE_MS: i64 = 10_000;
 
 /// One write in a group commit.
 #[derive(Debug, Clone)]
@@ -281,8 +316,9 @@ pub trait JobQueue: Send {
     /// Database errors.
     fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError>;
 
-    /// Queues again the claims of nodes whose last heartbeat is older than `lease_ms`, and
-    /// returns them (their attempt counts).
+    /// Queues again the claims of nodes whose last heartbeat is older than their lease (as
+    /// they registered it, else `lease_ms`), and returns them (their attempt counts). The
+    /// store's clock decides, never the caller's.
     ///
     /// # Errors
     /// Database errors.
@@ -313,4 +349,41 @@ pub trait JobQueue: Send {
     /// # Errors
     /// Database errors.
     fn producer(&self, output: &Path, version: FileVersion) -> Result<Option<String>, StoreError>;
+
+    /// Claims up to `limit` queued jobs that are due, that have a plan, whose tags are all
+    /// among `tags` and whose root is among `roots` (any root when `roots` is empty), keeping each rule's cluster-wide
+    /// `concurrency`, oldest first. Claims of other nodes are skipped, never waited for.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn claim_next(
+        &mut self,
+        tags: &[String],
+        roots: &[String],
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, StoreError>;
+
+    /// Waits up to `timeout` for a sign that work may have become claimable (another node
+    /// committed something); true when woken before the timeout. A worker calls
+    /// [`JobQueue::claim_next`] after it either way: a lost sign costs at most `timeout`.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn wait_for_work(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError>;
+
+    /// Of these claims, the jobs this node no longer holds: cancelled by a user, superseded by
+    /// a newer version, or queued again after the node's lease expired (and perhaps claimed by
+    /// another node). Whoever runs them must stop them and record nothing more.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn lost_claims(&mut self, claims: &[Claim]) -> Result<Vec<JobId>, StoreError>;
+
+    /// Records what this node does (`watcher`, `worker`, `watcher+worker`), shown by `status`,
+    /// and its lease: its claims are queued again by [`JobQueue::expire`] once its last
+    /// heartbeat is older than `lease_ms` (it heartbeats well within it).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError>;
 }

@@ -36,10 +36,22 @@ fn make_media(path: &Path, seconds: u32) {
     assert!(status.success(), "ffmpeg could not make {}", path.display());
 }
 
+/// `name` from `scripts/deps test`'s ascmhl venv when there is one, else from `PATH`.
+fn mhl_tool(name: &str) -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/ascmhl-venv/bin")
+        .join(name);
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from(name)
+    }
+}
+
 /// `ascmhl-debug verify ROOT`: the reference implementation's check of every file under `root`
 /// against its ASC MHL history (chain C4 ids included).
 fn ascmhl_verify(root: &Path) -> Output {
-    Command::new("ascmhl-debug")
+    Command::new(mhl_tool("ascmhl-debug"))
         .arg("verify")
         .arg(root)
         .output()
@@ -55,7 +67,7 @@ fn assert_verifies(root: &Path) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let info = Command::new("ascmhl")
+    let info = Command::new(mhl_tool("ascmhl"))
         .arg("info")
         .arg(root)
         .output()
@@ -75,7 +87,14 @@ fn independent_hash(kind: &str, path: &Path) -> String {
         "md5" | "sha1" => Command::new(format!("{kind}sum")).arg(path).output(),
         "xxh64" | "xxh3" => {
             let function = if kind == "xxh64" { "xxh64" } else { "xxh3_64" };
-            Command::new("python3")
+            // The python that has ascmhl has its `xxhash` module.
+            let python = mhl_tool("python3");
+            let python = if python.is_absolute() {
+                python
+            } else {
+                PathBuf::from("python3")
+            };
+            Command::new(python)
                 .args([
                     "-c",
                     &format!(

@@ -372,4 +372,21 @@ fn ship_the_deb_installs_a_working_binary_man_pages_completions_and_unit() {
     } else {
         println!("systemd-analyze is not installed: the unit is not verified by systemd");
     }
+
+    // The worker's unit: the same stop budget, its store from the environment file only.
+    let worker =
+        std::fs::read_to_string(root.join("lib/systemd/system/shotrouter-worker@.service"))
+            .expect("the worker unit");
+    assert!(seconds(unit_value(&worker, "TimeoutStopSec")) > seconds(grace) + 1);
+    assert_eq!(unit_value(&worker, "User"), "shotrouter");
+    assert_eq!(
+        unit_value(&worker, "EnvironmentFile"),
+        "/etc/shotrouter/worker-%i.env"
+    );
+    let exec = unit_value(&worker, "ExecStart");
+    assert!(exec.starts_with("/usr/bin/shotrouter worker "), "{exec}");
+    assert!(
+        !exec.contains("postgres://"),
+        "no store URL (or password) in the unit"
+    );
 }

@@ -202,6 +202,22 @@ pub(crate) fn notices_reach_the_daemon_once(b: &dyn Backend) {
         [at("sh010/b.mxf"), at("sh010/a b\n.mxf")]
     );
     assert!(q.take_notices().expect("take").is_empty(), "each once");
+
+    // With several watchers on one store, a notice goes to the watcher of its root only.
+    let mut other = b.queue("b");
+    other
+        .register_roots(&[("plates".into(), b.scratch().join("plates"))])
+        .expect("roots");
+    let plate = b.scratch().join("plates/p.dpx");
+    assert_eq!(
+        h.notify(&[plate, shots.join("sh020/c.mxf")])
+            .expect("notify"),
+        [true, true]
+    );
+    assert_eq!(q.take_notices().expect("take"), [at("sh020/c.mxf")]);
+    let theirs = other.take_notices().expect("take");
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].root, "plates");
 }
 
 /// `rerun` queues a new generation of the latest version; the engine's enqueue of that version

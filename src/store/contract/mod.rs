@@ -13,9 +13,11 @@ use super::queue::{Answer, Claim, Ending, JobQueue, NewJob, RootedPath, Write};
 use crate::os::version::FileVersion;
 
 mod claims;
+mod cluster;
 mod history;
 
 pub(crate) use claims::*;
+pub(crate) use cluster::*;
 pub(crate) use history::*;
 
 /// One fresh, empty store of the backend under test, with as many handles as a case asks for.
@@ -52,6 +54,10 @@ macro_rules! contract_tests {
             a_renamed_file_is_followed_not_run_again,
             notices_reach_the_daemon_once,
             rerun_adds_a_generation,
+            claim_next_keeps_tags_roots_and_concurrency,
+            a_declined_job_waits_and_keeps_its_count,
+            lost_claims_name_cancelled_and_taken_over_jobs,
+            nodes_report_their_role_and_jobs,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {
@@ -96,6 +102,9 @@ fn new_job(rule: &str, rel: &str, v: FileVersion) -> NewJob {
         unplannable: None,
         follow_moves: true,
         baseline_runs: false,
+        tags: Vec::new(),
+        concurrency: None,
+        plan: String::new(),
     }
 }
 

@@ -44,8 +44,10 @@ pub(super) fn enqueue(
     let id: Option<JobId> = tx
         .prepare_cached(
             "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, status, token, node,
-                 attempts, steps, output, exit_status, created_at, claimed_at, finished_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 attempts, steps, output, exit_status, created_at, claimed_at, finished_at,
+                 tags, concurrency, plan)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                 ?17, ?18, ?19)
              ON CONFLICT DO NOTHING RETURNING id",
         )?
         .query_row(
@@ -65,7 +67,10 @@ pub(super) fn enqueue(
                 job.unplannable,
                 now,
                 claimed_at,
-                finished_at
+                finished_at,
+                super::encoding::encode_tags(&job.tags),
+                job.concurrency,
+                (!job.plan.is_empty()).then_some(job.plan.as_str())
             ],
             |r| r.get(0),
         )

@@ -108,14 +108,19 @@ impl JobHistory for SqliteStore {
             .conn
             .query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))?
             as u64;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, heartbeat_at, health FROM nodes ORDER BY heartbeat_at DESC")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT n.name, n.heartbeat_at, n.health, n.role,
+                     (SELECT count(*) FROM jobs j
+                      WHERE j.status IN ('claimed', 'running') AND j.node = n.name)
+                 FROM nodes n ORDER BY n.heartbeat_at DESC",
+        )?;
         let nodes = stmt.query_map([], |r| {
             Ok(NodeReport {
                 name: r.get(0)?,
                 last_seen_s: (now - r.get::<_, i64>(1)?) / 1000,
                 health: r.get(2)?,
+                role: r.get(3)?,
+                running: r.get::<_, i64>(4)? as u64,
             })
         })?;
         report.nodes = nodes.collect::<rusqlite::Result<_>>()?;

@@ -113,12 +113,14 @@ impl SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Each node's own lease (`register_node`), else the caller's.
         let sql = format!(
             "{HELD_SQL} AND (node IS NULL OR node NOT IN
-                 (SELECT name FROM nodes WHERE heartbeat_at >= ?1)) ORDER BY id"
+                 (SELECT name FROM nodes
+                  WHERE heartbeat_at + coalesce(lease_ms, {lease_ms}) >= ?1)) ORDER BY id"
         );
         let mut abandoned = Vec::new();
-        for job in held(&tx, &sql, &(now_ms() - lease_ms))? {
+        for job in held(&tx, &sql, &now_ms())? {
             requeue(
                 &tx,
                 job.id,

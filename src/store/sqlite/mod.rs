@@ -6,19 +6,17 @@
 //! Paths are stored as (root name, relative path); this module maps them to and from the
 //! absolute paths of this node through the `roots` table.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
 use super::StoreError;
 use super::queue::RootedPath;
-use crate::os::process::GroupId;
-use crate::os::version::FileVersion;
-use encoding::{APPLICATION_ID, lossy, path_of, retry_soon};
+use crate::store::encoding::{display_path, group_of, stored};
+use encoding::{APPLICATION_ID, path_of, retry_soon};
 
 mod checkpoint;
+mod cluster;
 mod encoding;
 mod enqueue;
 pub use encoding::DB_FILE;
@@ -242,44 +240,6 @@ impl SqliteStore {
             root: String::new(),
             rel: path.to_path_buf(),
         })
-    }
-}
-
-/// A version as stored: `(ino, size, mtime_ns)`; the device number is left out on purpose,
-/// since it differs between the machines that share a tree.
-fn stored(v: FileVersion) -> (i64, i64, i64) {
-    (v.ino as i64, v.size as i64, v.mtime_ns as i64)
-}
-
-/// A rooted path for people: absolute on this node when its root is registered, else
-/// `root:rel`; lossy UTF-8.
-fn display_path(root: &str, rel: &[u8], root_path: Option<&[u8]>) -> String {
-    match (root, root_path) {
-        ("", _) => lossy(rel),
-        (_, Some(base)) if rel.is_empty() => lossy(base),
-        (_, Some(base)) => lossy(
-            Path::new(OsStr::from_bytes(base))
-                .join(OsStr::from_bytes(rel))
-                .as_os_str()
-                .as_bytes(),
-        ),
-        (root, None) => format!("{root}:{}", lossy(rel)),
-    }
-}
-
-/// A process group from its stored columns, when all three were recorded.
-fn group_of(
-    pgid: Option<i32>,
-    leader_start: Option<i64>,
-    boot_id: Option<String>,
-) -> Option<GroupId> {
-    match (pgid, leader_start, boot_id) {
-        (Some(pgid), Some(start), Some(boot_id)) => Some(GroupId {
-            pgid,
-            leader_start: start as u64,
-            boot_id,
-        }),
-        _ => None,
     }
 }
 

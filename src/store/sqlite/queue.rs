@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::queue::{
-    Abandoned, Answer, Claim, Ending, JobQueue, QueuedJob, RootedPath, Write,
+    Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Ending, JobQueue, QueuedJob, RootedPath,
+    Write,
 };
 use super::super::{JobId, StoreError, now_ms};
 use super::encoding::{blob, encode_steps, path_of};
@@ -113,10 +114,11 @@ impl JobQueue for SqliteStore {
     fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "DELETE FROM notices WHERE id <= (SELECT max(id) FROM notices)
+                 AND root IN (SELECT name FROM roots WHERE node = ?1)
              RETURNING id, root, rel",
         )?;
         let mut taken = stmt
-            .query_map([], |r| {
+            .query_map([&self.node], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
@@ -247,6 +249,27 @@ impl JobQueue for SqliteStore {
         }
         Ok(found)
     }
+
+    fn claim_next(
+        &mut self,
+        tags: &[String],
+        roots: &[String],
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        self.claim_next_jobs(tags, roots, limit)
+    }
+
+    fn wait_for_work(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError> {
+        self.wait_for_commit(timeout)
+    }
+
+    fn lost_claims(&mut self, claims: &[Claim]) -> Result<Vec<JobId>, StoreError> {
+        self.lost(claims)
+    }
+
+    fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
+        self.set_role(role, lease_ms)
+    }
 }
 
 /// Applies one write of a group commit.
@@ -357,9 +380,14 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
         Ending::Cancelled => ("cancelled", Some("cancelled"), 0),
         Ending::Retry { reason, not_before } => ("queued", Some(reason.as_str()), *not_before),
         Ending::Interrupted => ("queued", Some("interrupted: this node shut down"), 0),
+        Ending::Declined { reason } => ("queued", Some(reason.as_str()), now + DECLINE_MS),
     };
-    // An attempt this node's stop cut short gives its count back (its claim raised it).
-    let uncount = i64::from(*ending == Ending::Interrupted);
+    // An attempt this node's stop cut short, or that it could not run, gives its count back
+    // (its claim raised it).
+    let uncount = i64::from(matches!(
+        ending,
+        Ending::Interrupted | Ending::Declined { .. }
+    ));
     // The queue_seq stays: the engine queued it again itself and knows it.
     let changed = tx
         .prepare_cached(

@@ -33,11 +33,18 @@
 //! found under its old path and the store follows it (see `enqueue`'s `follow_moves`). A
 //! `notices` table: files a producer declared complete, for the daemon to route at once. A
 //! node's `health`: what part of the tree it cannot cover, as its heartbeat last said.
+//!
+//! # Version 4
+//!
+//! What workers on other machines need (`shotrouter worker`): a job's `tags` (a worker takes
+//! it only when it holds them all), its rule's cluster-wide `concurrency`, and its `plan` (how
+//! to run it without the rules file); a node's `role` and its `lease_ms` (how long its claims
+//! outlive its last heartbeat: each node heartbeats at a third of its own lease).
 
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema this build writes.
-pub(super) const SCHEMA_VERSION: i32 = 3;
+pub(super) const SCHEMA_VERSION: i32 = 4;
 
 /// Version 1, verbatim from the previous release.
 const V1: &str = "CREATE TABLE files (
@@ -172,7 +179,15 @@ const V3: &str = "CREATE INDEX files_by_content ON files(ino, size, mtime_ns);
     );
     ALTER TABLE nodes ADD COLUMN health TEXT;";
 
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Version 4: tags, cluster-wide concurrency and a plan per job, for workers; node roles.
+/// Tags are stored sorted, each between commas (`,gpu,linux,`), empty for none.
+const V4: &str = "ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN concurrency INTEGER;
+    ALTER TABLE jobs ADD COLUMN plan TEXT;
+    ALTER TABLE nodes ADD COLUMN role TEXT;
+    ALTER TABLE nodes ADD COLUMN lease_ms INTEGER;";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Brings the schema to [`SCHEMA_VERSION`] and stamps `application_id`, in one transaction.
 /// The caller has checked the file is ours and not newer; the version is read again inside the

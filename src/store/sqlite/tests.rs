@@ -284,6 +284,9 @@ fn a_v1_store_catches_up_nothing_it_already_ran() {
         unplannable: None,
         follow_moves: true,
         baseline_runs: false,
+        tags: Vec::new(),
+        concurrency: None,
+        plan: String::new(),
     };
     let answers = store
         .commit(&[Write::Enqueue {
@@ -311,6 +314,9 @@ fn a_legacy_file_met_first_by_an_event_is_a_duplicate_too() {
         unplannable: None,
         follow_moves: true,
         baseline_runs: false,
+        tags: Vec::new(),
+        concurrency: None,
+        plan: String::new(),
     };
     let enqueue = Write::Enqueue {
         job: Box::new(again),
@@ -345,6 +351,9 @@ fn a_legacy_row_joins_the_row_this_release_recorded_first() {
         unplannable: None,
         follow_moves: true,
         baseline_runs: false,
+        tags: Vec::new(),
+        concurrency: None,
+        plan: String::new(),
     };
     let answers = store
         .commit(&[Write::Enqueue {

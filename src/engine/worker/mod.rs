@@ -1,0 +1,441 @@
+//! `shotrouter worker`: a node that runs jobs other nodes' watchers queued, with no rules file
+//! and no watcher. It claims due jobs it may run (its `--tags`, each rule's cluster-wide
+//! `concurrency`) when it has a free slot, runs them through the same pool, runner, verification
+//! and publish as `watch`, and records each end with its claim's fencing token.
+//!
+//! Its claims are leased while it heartbeats: a worker that dies or stalls past the lease has
+//! its jobs queued again by any other node (the attempt counted), and when it comes back its
+//! writes are refused and the attempts it still runs are killed (it asks the store which claims
+//! it lost every second). A store that cannot be reached is retried with backoff; jobs running
+//! keep running and their ends wait in memory until the store answers.
+
+pub mod plan;
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, after, bounded, select, tick, unbounded};
+
+use crate::error::Error;
+use crate::exec::pool::{Finished, Pool, QueueFactory, Report};
+use crate::exec::provenance::Provenance;
+use crate::exec::runner::{JobSpec, Outcome};
+use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
+use crate::store::{JobId, StoreError};
+use plan::{PathMap, Retries};
+
+/// Most time between two heartbeats (and looks for other nodes' expired leases); a short
+/// `--lease` heartbeats at a third of it.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// How often it asks which of its claims it lost (cancelled, superseded, expired).
+const LOST_CHECK: Duration = Duration::from_secs(1);
+
+/// Longest it waits between two looks for work when no sign of new work arrives.
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+/// Longest wait between two attempts to reach a store that went away.
+const MAX_RECONNECT: Duration = Duration::from_secs(10);
+
+/// Longest wait between retries of a failed attempt.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// How a worker is run.
+#[derive(Clone)]
+pub struct WorkerOptions {
+    /// Opens a connection to the shared store for this node.
+    pub store: QueueFactory,
+    /// This node's name (unique in the cluster).
+    pub node: String,
+    /// Where job logs and sequence views go on this machine.
+    pub state_dir: std::path::PathBuf,
+    /// Jobs at once on this node.
+    pub jobs: usize,
+    /// Where the watchers' trees are mounted here.
+    pub map: PathMap,
+    /// The tags this node holds.
+    pub tags: Vec<String>,
+    /// Time running jobs get after SIGINT/SIGTERM.
+    pub grace: Duration,
+    /// A node silent for this long loses its claims to the others.
+    pub lease: Duration,
+}
+
+/// A write waiting for the store, and what to do with its answer.
+enum Then {
+    Nothing,
+    Started(u64),
+}
+
+/// A claim this node holds.
+struct Held {
+    claim: Claim,
+    /// The pool's handle on the attempt, once a step started.
+    job: Option<u64>,
+    retries: Retries,
+}
+
+struct Worker {
+    options: WorkerOptions,
+    store: Option<Box<dyn JobQueue>>,
+    pool: Pool,
+    /// Claims this node holds.
+    held: HashMap<JobId, Held>,
+    pending: Vec<(Write, Then)>,
+    reconnect_at: Instant,
+    reconnect_wait: Duration,
+    stopping: bool,
+}
+
+/// Runs `shotrouter worker` until SIGINT/SIGTERM.
+///
+/// # Errors
+/// A store that cannot be opened at start (exit 2) or signal set-up failures.
+pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
+    crate::os::program::become_subreaper();
+    let signals = super::lifecycle::signal_channel()?;
+    let Some(mut store) = first_connection(&options.store, &signals)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let role = "worker";
+    store
+        .register_node(role, options.lease.as_millis() as i64)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
+    for job in &abandoned {
+        let killed = job.group.as_ref().map_or(0, |g| g.kill());
+        tracing::warn!(job = job.id, rule = %job.rule, killed_processes = killed, "job was interrupted by this worker's previous end");
+    }
+    crate::exec::temps::sweep(&abandoned);
+    let (done_tx, done_rx) = unbounded();
+    let pool = Pool::new(
+        options.jobs,
+        Arc::new(Provenance::default()),
+        Some(options.store.clone()),
+        done_tx,
+    );
+    let wake = waker(options.store.clone());
+    tracing::info!(node = %options.node, jobs = options.jobs, tags = %options.tags.join(","), "worker started");
+    let mut worker = Worker {
+        options,
+        store: Some(store),
+        pool,
+        held: HashMap::new(),
+        pending: Vec::new(),
+        reconnect_at: Instant::now(),
+        reconnect_wait: Duration::from_millis(500),
+        stopping: false,
+    };
+    worker.run_loop(&done_rx, &signals, &wake);
+    worker.pool.shutdown();
+    tracing::info!("worker stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store at start: a store that is not there yet (its watcher has not created it, the
+/// database is restarting) is waited for, with backoff; one that can never work (a newer
+/// schema, a foreign file) is an error. `None` when stopped while waiting.
+fn first_connection(
+    open: &QueueFactory,
+    signals: &Receiver<i32>,
+) -> Result<Option<Box<dyn JobQueue>>, Error> {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match open() {
+            Ok(store) => return Ok(Some(store)),
+            Err(e @ (StoreError::TooNew { .. } | StoreError::Foreign { .. })) => {
+                return Err(Error::Config(e.to_string()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "store not reachable yet; waiting for it");
+            }
+        }
+        if signals.recv_timeout(wait).is_ok() {
+            return Ok(None);
+        }
+        wait = (wait * 2).min(MAX_RECONNECT);
+    }
+}
+
+/// A thread that waits on the store for signs of new work (PostgreSQL's LISTEN) and passes
+/// them on; it reconnects by itself when its connection fails.
+fn waker(open: QueueFactory) -> Receiver<()> {
+    let (tx, rx) = bounded(1);
+    let _ = std::thread::Builder::new()
+        .name("work-signals".into())
+        .spawn(move || {
+            loop {
+                let Ok(mut store) = open() else {
+                    std::thread::sleep(MAX_RECONNECT);
+                    continue;
+                };
+                loop {
+                    match store.wait_for_work(IDLE_POLL) {
+                        Ok(true) => {
+                            if tx.try_send(()).is_err() && tx.is_empty() {
+                                return;
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(_) => break,
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+    rx
+}
+
+impl Worker {
+    fn run_loop(&mut self, done: &Receiver<Report>, signals: &Receiver<i32>, wake: &Receiver<()>) {
+        let beat = tick((self.options.lease / 3).clamp(Duration::from_millis(100), HEARTBEAT));
+        let lost = tick(LOST_CHECK);
+        let idle = tick(IDLE_POLL);
+        let mut stop_deadline: Option<Instant> = None;
+        self.fill();
+        loop {
+            let grace_over = stop_deadline.map_or(crossbeam_channel::never(), |at| {
+                after(at.saturating_duration_since(Instant::now()))
+            });
+            select! {
+                recv(done) -> report => if let Ok(report) = report { self.on_report(report) },
+                recv(signals) -> _ => {
+                    if self.stopping {
+                        break;
+                    }
+                    tracing::info!(running = self.held.len(), grace_ms = self.options.grace.as_millis() as u64, "stopping: no new claims; running jobs get their grace");
+                    self.stopping = true;
+                    stop_deadline = Some(Instant::now() + self.options.grace);
+                }
+                recv(grace_over) -> _ => {
+                    self.pool.cancel_running(Duration::from_millis(400));
+                    stop_deadline = Some(Instant::now() + Duration::from_secs(3600));
+                }
+                recv(wake) -> _ => {}
+                recv(beat) -> _ => self.heartbeat(),
+                recv(lost) -> _ => self.stop_lost(),
+                recv(idle) -> _ => {}
+            }
+            while let Ok(report) = done.try_recv() {
+                self.on_report(report);
+            }
+            self.flush();
+            if self.stopping && self.held.is_empty() && self.pool.running() == 0 {
+                break;
+            }
+            self.fill();
+        }
+        self.flush();
+    }
+
+    /// The store, reconnecting (with backoff) when it went away.
+    fn store(&mut self) -> Option<&mut Box<dyn JobQueue>> {
+        if self.store.is_none() && Instant::now() >= self.reconnect_at {
+            match (self.options.store)() {
+                Ok(store) => {
+                    tracing::info!("store reachable again");
+                    self.store = Some(store);
+                    self.reconnect_wait = Duration::from_millis(500);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = self.reconnect_wait.as_millis() as u64, "store unreachable; running jobs continue, their ends wait");
+                    self.reconnect_at = Instant::now() + self.reconnect_wait;
+                    self.reconnect_wait = (self.reconnect_wait * 2).min(MAX_RECONNECT);
+                }
+            }
+        }
+        self.store.as_mut()
+    }
+
+    fn lose_store(&mut self, error: &dyn std::fmt::Display) {
+        tracing::warn!(error = %error, "store call failed; reconnecting");
+        self.store = None;
+        self.reconnect_at = Instant::now() + self.reconnect_wait;
+    }
+
+    /// Claims as many jobs as there are free slots, and hands them to the pool.
+    fn fill(&mut self) {
+        if self.stopping || !self.pending.is_empty() {
+            return;
+        }
+        let free = self.options.jobs.saturating_sub(self.held.len());
+        if free == 0 {
+            return;
+        }
+        let tags = self.options.tags.clone();
+        let Some(store) = self.store() else { return };
+        let claimed = match store.claim_next(&tags, &[], free) {
+            Ok(claimed) => claimed,
+            Err(e) => return self.lose_store(&e),
+        };
+        for job in claimed {
+            match plan::job_spec(&job, &self.options.map, &self.options.state_dir) {
+                Ok((spec, retries)) => {
+                    tracing::info!(job = job.claim.id, rule = %job.rule, path = %spec.path.display(), attempt = job.claim.attempt, "claimed");
+                    self.held.insert(
+                        job.claim.id,
+                        Held {
+                            claim: job.claim,
+                            job: None,
+                            retries,
+                        },
+                    );
+                    self.pool.submit(spec);
+                }
+                Err(reason) => {
+                    tracing::warn!(job = job.claim.id, rule = %job.rule, %reason, "declined: left to another node");
+                    self.pending.push((
+                        Write::Finish {
+                            claim: job.claim,
+                            ending: Ending::Declined { reason },
+                        },
+                        Then::Nothing,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn on_report(&mut self, report: Report) {
+        match report {
+            Report::Started {
+                claim,
+                job,
+                temp_output,
+                group,
+            } => {
+                if let Some(held) = self.held.get_mut(&claim.id) {
+                    held.job = Some(job);
+                }
+                self.pending.push((
+                    Write::Started {
+                        claim,
+                        group,
+                        temp_output,
+                    },
+                    Then::Started(job),
+                ));
+            }
+            Report::Finished(finished) => self.on_finished(*finished),
+        }
+    }
+
+    fn on_finished(&mut self, finished: Finished) {
+        let Finished {
+            spec,
+            outcome,
+            duration,
+        } = finished;
+        let Some(claim) = spec.claim else { return };
+        let retries = self.held.remove(&claim.id).map(|h| h.retries);
+        let ms = duration.as_millis() as u64;
+        let ending = match outcome {
+            Outcome::Succeeded { .. } => {
+                tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
+                Ending::Done
+            }
+            Outcome::Failed(failure) => {
+                let reason = failure.to_string();
+                tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = %reason, duration_ms = ms, attempt = spec.attempt, log = %spec.log_path.display(), "end");
+                retry_or_fail(&spec, retries, reason, self.stopping)
+            }
+            Outcome::Cancelled if self.stopping => Ending::Interrupted,
+            Outcome::Cancelled => Ending::Cancelled,
+        };
+        self.pending
+            .push((Write::Finish { claim, ending }, Then::Nothing));
+    }
+
+    /// Commits what waits; on failure keeps it for the next try (the store may be down).
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let writes: Vec<Write> = self.pending.iter().map(|(w, _)| w.clone()).collect();
+        let Some(store) = self.store() else { return };
+        let answers = match store.commit(&writes) {
+            Ok(answers) => answers,
+            Err(e) => return self.lose_store(&e),
+        };
+        for ((_, then), answer) in std::mem::take(&mut self.pending).into_iter().zip(answers) {
+            match (then, answer) {
+                (Then::Started(job), Answer::Cancelled) => {
+                    tracing::info!(job, "cancelled meanwhile; stopping it");
+                    self.pool.cancel(job);
+                }
+                (Then::Started(job), Answer::Stale { current }) => {
+                    tracing::error!(
+                        job,
+                        current_token = current,
+                        "this attempt's claim was taken over (its lease expired); stopping it"
+                    );
+                    self.pool.cancel(job);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        let lease_ms = self.options.lease.as_millis() as i64;
+        let Some(store) = self.store() else { return };
+        let result = store.heartbeat(None).and_then(|()| store.expire(lease_ms));
+        match result {
+            Ok(expired) => {
+                for job in expired {
+                    tracing::warn!(job = job.id, rule = %job.rule, "queued again: its node stopped heartbeating");
+                }
+            }
+            Err(e) => self.lose_store(&e),
+        }
+    }
+
+    /// Stops attempts whose claim this node no longer holds.
+    fn stop_lost(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let claims: Vec<Claim> = self.held.values().map(|h| h.claim).collect();
+        let Some(store) = self.store() else { return };
+        let lost = match store.lost_claims(&claims) {
+            Ok(lost) => lost,
+            Err(e) => return self.lose_store(&e),
+        };
+        for id in lost {
+            if let Some(Held { job: Some(job), .. }) = self.held.get(&id) {
+                tracing::warn!(
+                    job = id,
+                    "claim lost (cancelled, superseded, or taken over after a lease expiry); stopping its process group"
+                );
+                self.pool.cancel(*job);
+            }
+        }
+    }
+}
+
+/// A failed attempt's end: queued again after an exponential backoff while the job's plan
+/// allows retries, failed for good after that.
+fn retry_or_fail(
+    spec: &JobSpec,
+    retries: Option<Retries>,
+    reason: String,
+    stopping: bool,
+) -> Ending {
+    let Some(retries) = retries.filter(|r| spec.attempt <= r.retries) else {
+        return Ending::Failed { reason };
+    };
+    let delay = if stopping {
+        Duration::ZERO
+    } else {
+        retries
+            .backoff
+            .saturating_mul(1 << (spec.attempt - 1).min(16))
+            .min(MAX_BACKOFF)
+    };
+    Ending::Retry {
+        reason,
+        not_before: crate::store::now_ms() + delay.as_millis() as i64,
+    }
+}

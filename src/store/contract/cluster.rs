@@ -1,0 +1,195 @@
+//! Contract cases for workers on a shared store: claiming the next jobs a node may run,
+//! declining one, learning which claims were lost, and the nodes `status` lists.
+
+use super::super::queue::{ClaimedJob, Ending, NewJob, Write};
+use super::*;
+
+fn portable(rule: &str, rel: &str, v: FileVersion, tags: &[&str], limit: Option<u32>) -> Write {
+    let mut job: NewJob = new_job(rule, rel, v);
+    job.tags = tags.iter().map(|t| t.to_string()).collect();
+    job.concurrency = limit;
+    job.plan = format!("{{\"rel\":\"{rel}\"}}");
+    Write::Enqueue {
+        job: Box::new(job),
+        claim: false,
+    }
+}
+
+fn rels(claimed: &[ClaimedJob]) -> Vec<String> {
+    claimed
+        .iter()
+        .map(|c| c.input.rel.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// `claim_next` takes the oldest due jobs with a plan that the node's tags and roots allow,
+/// keeps each rule's cluster-wide concurrency, and hands back everything a worker needs.
+pub(crate) fn claim_next_keeps_tags_roots_and_concurrency(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    let writes = vec![
+        portable("review", "a.tif", version(1, 10), &[], None),
+        portable("gpu", "b.tif", version(2, 10), &["gpu"], None),
+        portable("dnx", "c.tif", version(3, 10), &[], Some(1)),
+        portable("dnx", "d.tif", version(4, 10), &[], Some(1)),
+        // Without a plan (an older watcher's job): only its own watcher runs it.
+        enqueue("review", "e.tif", version(5, 10), false),
+    ];
+    let answers = watcher.commit(&writes).expect("commit");
+    assert!(answers.iter().all(|a| matches!(a, Answer::Enqueued { .. })));
+
+    let mut plain = b.queue("plain");
+    let got = plain
+        .claim_next(&[], &["elsewhere".into()], 10)
+        .expect("claim");
+    assert!(got.is_empty(), "no job of another root: {:?}", rels(&got));
+    let got = plain.claim_next(&[], &[], 10).expect("claim");
+    assert_eq!(
+        rels(&got),
+        ["a.tif", "c.tif"],
+        "untagged, one dnx at a time"
+    );
+    let dnx = got[1].claim;
+    let first = &got[0];
+    assert_eq!(first.rule, "review");
+    assert_eq!(first.input.root, "shots");
+    assert_eq!(first.claim.attempt, 1);
+    assert_eq!(first.plan, "{\"rel\":\"a.tif\"}");
+    assert_eq!(
+        first.steps,
+        new_job("review", "a.tif", version(1, 10)).steps
+    );
+    assert!(plain.claim_next(&[], &[], 10).expect("again").is_empty());
+
+    let mut gpu = b.queue("gpu-node");
+    let got = gpu.claim_next(&["gpu".into(), "linux".into()], &["shots".into()], 10);
+    assert_eq!(rels(&got.expect("claim")), ["b.tif"], "dnx is at its limit");
+    assert_eq!(finish(&mut *plain, dnx, Ending::Done), Answer::Ok);
+    let got = gpu.claim_next(&["gpu".into()], &[], 1).expect("claim");
+    assert_eq!(rels(&got), ["d.tif"], "the limit frees when a dnx job ends");
+}
+
+/// A declined job goes back to the queue without counting the attempt, and waits before any
+/// node may claim it again, so the node that declined it does not take it back at once.
+pub(crate) fn a_declined_job_waits_and_keeps_its_count(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    assert!(matches!(
+        one(
+            &mut *watcher,
+            portable("review", "a.tif", version(1, 10), &[], None)
+        ),
+        Answer::Enqueued { .. }
+    ));
+    let mut worker = b.queue("w1");
+    let got = worker.claim_next(&[], &[], 1).expect("claim");
+    assert_eq!(got.len(), 1);
+    let claim = got[0].claim;
+    let reason = "root `shots` is not mounted on this worker".to_string();
+    assert_eq!(
+        finish(
+            &mut *worker,
+            claim,
+            Ending::Declined {
+                reason: reason.clone()
+            }
+        ),
+        Answer::Ok
+    );
+    let row = b
+        .history()
+        .job(claim.id)
+        .expect("read")
+        .expect("exists")
+        .row;
+    assert_eq!(
+        (row.status.as_str(), row.attempts, row.result.as_deref()),
+        ("queued", 0, Some(reason.as_str()))
+    );
+    let mut other = b.queue("w2");
+    assert!(
+        other.claim_next(&[], &[], 1).expect("claim").is_empty(),
+        "not claimable during the decline's wait"
+    );
+}
+
+/// A worker learns which of its claims it lost: cancelled by a user, or queued again after its
+/// lease expired and claimed by another node; the claims it still holds are not named.
+pub(crate) fn lost_claims_name_cancelled_and_taken_over_jobs(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    for (i, rel) in ["a.tif", "b.tif", "c.tif"].iter().enumerate() {
+        one(
+            &mut *watcher,
+            portable("review", rel, version(i as u64 + 1, 10), &[], None),
+        );
+    }
+    let mut stalled = b.queue("stalled");
+    let held: Vec<Claim> = stalled
+        .claim_next(&[], &[], 3)
+        .expect("claim")
+        .iter()
+        .map(|c| c.claim)
+        .collect();
+    assert_eq!(held.len(), 3);
+    assert!(stalled.lost_claims(&held).expect("lost").is_empty());
+    let mut h = b.history();
+    let cancelled = h.cancel(&[held[0].id]).expect("cancel");
+    assert_eq!(cancelled.len(), 1);
+    let mut rescuer = b.queue("rescuer");
+    rescuer.heartbeat(None).expect("heartbeat");
+    stalled.heartbeat(None).expect("heartbeat");
+    // `stalled` heartbeat just now: a lease of a minute spares it; none at all does not, and
+    // a node's own registered lease wins over the caller's.
+    assert!(rescuer.expire(60_000).expect("expire").is_empty());
+    stalled.register_node("worker", 3_600_000).expect("role");
+    assert!(rescuer.expire(-1).expect("expire").is_empty());
+    stalled.register_node("worker", -1).expect("role");
+    let expired = rescuer.expire(60_000).expect("expire");
+    let mut ids: Vec<JobId> = expired.iter().map(|a| a.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [held[1].id, held[2].id]);
+    let taken = rescuer.claim_next(&[], &[], 1).expect("claim");
+    assert_eq!(taken.len(), 1);
+    assert!(
+        taken[0].claim.token > held[1].token,
+        "a new claim, a new token"
+    );
+    let mut lost = stalled.lost_claims(&held).expect("lost");
+    lost.sort_unstable();
+    assert_eq!(lost, [held[0].id, held[1].id, held[2].id]);
+    assert!(matches!(
+        finish(&mut *stalled, held[1], Ending::Done),
+        Answer::Stale { .. }
+    ));
+}
+
+/// `status` lists each node with its role and the jobs it holds.
+pub(crate) fn nodes_report_their_role_and_jobs(b: &dyn Backend) {
+    let mut watcher = b.queue("fs1");
+    watcher.register_node("watcher", 30_000).expect("role");
+    one(
+        &mut *watcher,
+        portable("review", "a.tif", version(1, 10), &[], None),
+    );
+    one(
+        &mut *watcher,
+        portable("review", "b.tif", version(2, 10), &[], None),
+    );
+    let mut worker = b.queue("farm7");
+    worker.register_node("worker", 30_000).expect("role");
+    assert_eq!(worker.claim_next(&[], &[], 2).expect("claim").len(), 2);
+    let nodes = b.history().status().expect("status").nodes;
+    let find = |name: &str| {
+        nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("node {name} in {nodes:?}"))
+            .clone()
+    };
+    assert_eq!(
+        (find("fs1").role.as_deref(), find("fs1").running),
+        (Some("watcher"), 0)
+    );
+    assert_eq!(
+        (find("farm7").role.as_deref(), find("farm7").running),
+        (Some("worker"), 2)
+    );
+}

@@ -1,0 +1,551 @@
+//! Where the store lives, as a `--store` value says: a folder for the embedded SQLite store, or
+//! a `postgres://` / `postgresql://` URL for the PostgreSQL store that many machines share.
+//! What the URL leaves out comes from the standard `PG*` variables (PGHOST, PGPORT, PGUSER,
+//! PGDATABASE, PGPASSWORD, PGPASSFILE), and the password may come from a password file
+//! (`?passfile=PATH`, PGPASSFILE or `~/.pgpass`, in libpq's format), read at each connect so a
+//! rotated password is picked up. A location shows itself with its password as `***`; nothing
+//! this module formats ever holds the password.
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::StoreError;
+use super::history::JobHistory;
+use super::postgres::PgStore;
+use super::queue::JobQueue;
+use super::sqlite::SqliteStore;
+use super::url::{
+    decode, encode, encode_value, parse_port, passfile_fields, redact_url, scrub, split_host_port,
+};
+
+/// The default PostgreSQL port.
+const DEFAULT_PORT: u16 = 5432;
+/// How long a connection attempt may take unless `?connect_timeout=` says otherwise.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the store lives.
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// The SQLite store in this state folder.
+    Folder(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(PgLocation),
+}
+
+impl Location {
+    /// Parses a `--store` value, taking what a URL leaves out from the process environment.
+    ///
+    /// # Errors
+    /// [`StoreError::Location`] for a URL that cannot be used.
+    pub fn parse(value: &str) -> Result<Location, StoreError> {
+        Location::parse_with(value, &|name| std::env::var(name).ok())
+    }
+
+    /// As [`parse`](Self::parse), with the environment given (tests).
+    ///
+    /// # Errors
+    /// [`StoreError::Location`] for a URL that cannot be used.
+    pub fn parse_with(
+        value: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Location, StoreError> {
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            PgLocation::parse(value, env).map(Location::Postgres)
+        } else {
+            Ok(Location::Folder(PathBuf::from(value)))
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Folder(dir) => write!(f, "{}", dir.display()),
+            Location::Postgres(pg) => pg.fmt(f),
+        }
+    }
+}
+
+/// Opens the engine's side of the store at `loc` for node `node`, creating or upgrading it.
+///
+/// # Errors
+/// Whatever the backend's open reports.
+pub fn open_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open(dir, node)?),
+        Location::Postgres(pg) => Box::new(PgStore::open(pg, node)?),
+    })
+}
+
+/// Opens the store at `loc` for one of a worker's connections: an SQLite store must exist (the
+/// watcher on this machine made it, and migrates it); a PostgreSQL one is created or upgraded
+/// as by [`open_queue`], since workers may start before any watcher.
+///
+/// # Errors
+/// Whatever the backend's open reports.
+pub fn open_worker_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open_for_worker(dir, node)?),
+        Location::Postgres(pg) => Box::new(PgStore::open(pg, node)?),
+    })
+}
+
+/// Opens an existing store at `loc` for the operations commands; never creates nor upgrades one.
+///
+/// # Errors
+/// A missing or outdated store; whatever the backend's open reports.
+pub fn open_history(loc: &Location) -> Result<Box<dyn JobHistory + Send>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
+        Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),
+    })
+}
+
+/// A PostgreSQL database and how to log in to it, every part resolved.
+#[derive(Clone)]
+pub struct PgLocation {
+    /// A host name or address, or a folder holding the server's unix socket.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// The user.
+    pub user: String,
+    /// The database.
+    pub dbname: String,
+    /// The password from the URL or PGPASSWORD.
+    password: Option<String>,
+    /// The password file to look in when there is no password (may not exist).
+    passfile: Option<PathBuf>,
+    /// Whether the password file was asked for (`?passfile=`, PGPASSFILE): then it must exist.
+    passfile_given: bool,
+    /// How long a connection attempt may take.
+    pub connect_timeout: Duration,
+}
+
+impl fmt::Debug for PgLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PgLocation({self})")
+    }
+}
+
+impl fmt::Display for PgLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = if self.password.is_some() { ":***" } else { "" };
+        let user = encode(&self.user);
+        let db = encode(&self.dbname);
+        if self.host.starts_with('/') {
+            write!(
+                f,
+                "postgres://{user}{secret}@/{db}?host={}&port={}",
+                encode_value(&self.host),
+                self.port
+            )?;
+        } else if self.host.contains(':') {
+            write!(
+                f,
+                "postgres://{user}{secret}@[{}]:{}/{db}",
+                self.host, self.port
+            )?;
+        } else {
+            write!(
+                f,
+                "postgres://{user}{secret}@{}:{}/{db}",
+                self.host, self.port
+            )?;
+        }
+        if self.passfile_given
+            && let Some(file) = &self.passfile
+        {
+            let sep = if self.host.starts_with('/') { '&' } else { '?' };
+            write!(f, "{sep}passfile={}", encode_value(&file.to_string_lossy()))?;
+        }
+        Ok(())
+    }
+}
+
+impl PgLocation {
+    /// Parses a `postgres://[user[:password]@][host][:port][/dbname][?param=value&...]` URL
+    /// the way libpq does, for one host.
+    fn parse(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<PgLocation, StoreError> {
+        let error = |reason: String| StoreError::Location {
+            value: redact_url(value),
+            reason,
+        };
+        let rest = value
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((userinfo, hostport)) => (Some(userinfo), hostport),
+            None => (None, authority),
+        };
+        let mut user = None;
+        let mut password = None;
+        if let Some(userinfo) = userinfo {
+            let (u, p) = match userinfo.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (userinfo, None),
+            };
+            user = Some(decode(u).map_err(&error)?).filter(|u| !u.is_empty());
+            password = p.map(decode).transpose().map_err(&error)?;
+        }
+        if hostport.contains(',') {
+            return Err(error(
+                "several hosts are not supported; give the one primary server".into(),
+            ));
+        }
+        let (host, port) = split_host_port(hostport).map_err(&error)?;
+        let mut host = Some(decode(host).map_err(&error)?).filter(|h| !h.is_empty());
+        let mut port = port.map(|p| parse_port(p).map_err(&error)).transpose()?;
+        let mut dbname = Some(decode(path).map_err(&error)?).filter(|d| !d.is_empty());
+        let mut passfile = None;
+        let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let val = decode(raw).map_err(&error)?;
+            match key {
+                "passfile" => passfile = Some(PathBuf::from(val)),
+                "host" => host = Some(val),
+                "port" => port = Some(parse_port(&val).map_err(&error)?),
+                "user" => user = Some(val),
+                "dbname" => dbname = Some(val),
+                "password" => password = Some(val),
+                "connect_timeout" => {
+                    let secs: u64 = val.parse().map_err(|_| {
+                        error(format!(
+                            "`connect_timeout={val}` is not a number of seconds"
+                        ))
+                    })?;
+                    connect_timeout = Duration::from_secs(secs.max(1));
+                }
+                "sslmode" if matches!(val.as_str(), "disable" | "allow" | "prefer") => {}
+                "sslmode" => {
+                    return Err(error(format!(
+                        "`sslmode={val}`: this build connects without TLS; use `sslmode=disable` on a trusted network or an SSH tunnel"
+                    )));
+                }
+                "application_name" => {}
+                other => {
+                    return Err(error(format!(
+                        "unknown parameter `{other}`; known: passfile, host, port, user, dbname, password, connect_timeout, sslmode, application_name"
+                    )));
+                }
+            }
+        }
+        let host = host
+            .or_else(|| env("PGHOST").filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "localhost".into());
+        let port = match port {
+            Some(port) => port,
+            None => match env("PGPORT").filter(|p| !p.is_empty()) {
+                Some(p) => parse_port(&p).map_err(|reason| error(format!("PGPORT: {reason}")))?,
+                None => DEFAULT_PORT,
+            },
+        };
+        let user = user
+            .or_else(|| env("PGUSER").filter(|u| !u.is_empty()))
+            .or_else(|| env("USER").filter(|u| !u.is_empty()))
+            .or_else(|| env("LOGNAME").filter(|u| !u.is_empty()))
+            .ok_or_else(|| error("no user: give `postgres://USER@...` or set PGUSER".into()))?;
+        let dbname = dbname
+            .or_else(|| env("PGDATABASE").filter(|d| !d.is_empty()))
+            .unwrap_or_else(|| user.clone());
+        let password = password.or_else(|| env("PGPASSWORD").filter(|p| !p.is_empty()));
+        let passfile_given = passfile.is_some() || env("PGPASSFILE").is_some();
+        let passfile = passfile
+            .or_else(|| env("PGPASSFILE").map(PathBuf::from))
+            .or_else(|| env("HOME").map(|home| Path::new(&home).join(".pgpass")));
+        Ok(PgLocation {
+            host,
+            port,
+            user,
+            dbname,
+            password,
+            passfile,
+            passfile_given,
+            connect_timeout,
+        })
+    }
+
+    /// The same server and login, another database (the tests make one per case).
+    #[must_use]
+    pub fn with_dbname(&self, dbname: &str) -> PgLocation {
+        PgLocation {
+            dbname: dbname.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The password to log in with: the URL's or PGPASSWORD, else the password file's entry.
+    fn resolve_password(&self) -> Result<Option<String>, StoreError> {
+        if let Some(password) = &self.password {
+            return Ok(Some(password.clone()));
+        }
+        let Some(file) = &self.passfile else {
+            return Ok(None);
+        };
+        let error = |reason: String| StoreError::Location {
+            value: self.to_string(),
+            reason,
+        };
+        let meta = match std::fs::metadata(file) {
+            Ok(meta) => meta,
+            Err(e) if !self.passfile_given && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(error(format!(
+                    "password file `{}` cannot be read: {e}",
+                    file.display()
+                )));
+            }
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(error(format!(
+                "password file `{}` is readable by others (mode {:o}); run `chmod 600` on it",
+                file.display(),
+                meta.permissions().mode() & 0o777
+            )));
+        }
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            error(format!(
+                "password file `{}` cannot be read: {e}",
+                file.display()
+            ))
+        })?;
+        // libpq matches a socket connection as `localhost`.
+        let host = if self.host.starts_with('/') {
+            "localhost"
+        } else {
+            self.host.as_str()
+        };
+        let port = self.port.to_string();
+        let wanted = [
+            host,
+            port.as_str(),
+            self.dbname.as_str(),
+            self.user.as_str(),
+        ];
+        Ok(text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .map(passfile_fields)
+            .find(|fields| {
+                fields.len() == 5
+                    && fields[..4]
+                        .iter()
+                        .zip(wanted)
+                        .all(|(field, want)| field == "*" || field == want)
+            })
+            .map(|mut fields| fields.remove(4)))
+    }
+
+    /// Connects, logging in with the resolved password; the error names the redacted URL.
+    ///
+    /// # Errors
+    /// [`StoreError::Connect`] when the server cannot be reached or refuses the login;
+    /// [`StoreError::Location`] for an unusable password file.
+    pub fn connect(&self) -> Result<postgres::Client, StoreError> {
+        let password = self.resolve_password()?;
+        let mut config = postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(&self.dbname)
+            .application_name("shotrouter")
+            .connect_timeout(self.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .ssl_mode(postgres::config::SslMode::Disable);
+        if let Some(password) = &password {
+            config.password(password);
+        }
+        config
+            .connect(postgres::NoTls)
+            .map_err(|e| StoreError::Connect {
+                url: self.to_string(),
+                reason: scrub(&super::postgres::describe(&e), password.as_deref()),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    fn pg(value: &str, vars: &[(&str, &str)]) -> PgLocation {
+        match Location::parse_with(value, &env_of(vars)).expect("parses") {
+            Location::Postgres(pg) => pg,
+            other => panic!("expected PostgreSQL, got {other}"),
+        }
+    }
+
+    #[test]
+    fn a_url_is_postgres_and_anything_else_a_folder() {
+        let env = env_of(&[("USER", "ana")]);
+        for value in [
+            "/var/lib/shotrouter",
+            ".shotrouter",
+            "postgres",
+            "mysql://x/y",
+        ] {
+            assert!(matches!(
+                Location::parse_with(value, &env).expect("parses"),
+                Location::Folder(dir) if dir == Path::new(value)
+            ));
+        }
+        let full = pg("postgresql://render:s3cr%40t@db.studio:6543/shots", &[]);
+        assert_eq!(
+            (
+                full.host.as_str(),
+                full.port,
+                full.user.as_str(),
+                full.dbname.as_str()
+            ),
+            ("db.studio", 6543, "render", "shots")
+        );
+        assert_eq!(full.password.as_deref(), Some("s3cr@t"));
+        assert_eq!(
+            full.to_string(),
+            "postgres://render:***@db.studio:6543/shots"
+        );
+        assert!(!format!("{full:?}").contains("s3cr"));
+        let v6 = pg("postgres://u@[::1]:7000/d", &[]);
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 7000));
+        assert_eq!(v6.to_string(), "postgres://u@[::1]:7000/d");
+        let socket = pg("postgres:///shots?host=%2Frun%2Fpg&user=u", &[]);
+        assert_eq!(socket.host, "/run/pg");
+        assert_eq!(
+            socket.to_string(),
+            "postgres://u@/shots?host=/run/pg&port=5432"
+        );
+    }
+
+    #[test]
+    fn pg_variables_fill_what_the_url_leaves_out() {
+        let vars = [
+            ("PGHOST", "db1"),
+            ("PGPORT", "5433"),
+            ("PGUSER", "farm"),
+            ("PGDATABASE", "studio"),
+            ("PGPASSWORD", "from-env"),
+            ("USER", "root"),
+        ];
+        let bare = pg("postgres://", &vars);
+        assert_eq!(
+            (
+                bare.host.as_str(),
+                bare.port,
+                bare.user.as_str(),
+                bare.dbname.as_str()
+            ),
+            ("db1", 5433, "farm", "studio")
+        );
+        assert_eq!(bare.password.as_deref(), Some("from-env"));
+        assert_eq!(bare.to_string(), "postgres://farm:***@db1:5433/studio");
+        let given = pg("postgres://ana:pw@db2:5434/other", &vars);
+        assert_eq!(
+            (
+                given.host.as_str(),
+                given.port,
+                given.user.as_str(),
+                given.dbname.as_str()
+            ),
+            ("db2", 5434, "ana", "other")
+        );
+        assert_eq!(given.password.as_deref(), Some("pw"));
+        let defaults = pg("postgres://", &[("USER", "ana")]);
+        assert_eq!(
+            (
+                defaults.host.as_str(),
+                defaults.port,
+                defaults.dbname.as_str()
+            ),
+            ("localhost", 5432, "ana")
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_their_password() {
+        let env = env_of(&[("USER", "ana")]);
+        for (value, says) in [
+            ("postgres://u:hunter2@h:99999/d", "not a port number"),
+            ("postgres://u:hunter2@h/d?sslmode=require", "without TLS"),
+            (
+                "postgres://u:hunter2@h/d?colour=blue",
+                "unknown parameter `colour`",
+            ),
+            ("postgres://u:hunter2@h1,h2/d", "several hosts"),
+            ("postgres://u:hunter2@h/d%zz", "two hex digits"),
+            (
+                "postgres://u@h/d?password=hunter2&x=1",
+                "unknown parameter `x`",
+            ),
+        ] {
+            let err = Location::parse_with(value, &env)
+                .expect_err(value)
+                .to_string();
+            assert!(err.contains(says), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_password_file_entry_is_found_like_libpq_finds_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("pass");
+        std::fs::write(
+            &file,
+            "# comment\nother:5432:*:farm:nope\ndb1:5432:*:farm:pa\\:ss\\\\word\n*:*:*:*:fallback\n",
+        )
+        .expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let url = format!("postgres://farm@db1/shots?passfile={}", file.display());
+        let loc = pg(&url, &[]);
+        assert_eq!(
+            loc.resolve_password().expect("reads").as_deref(),
+            Some("pa:ss\\word")
+        );
+        assert!(loc.to_string().contains("passfile="), "{loc}");
+        let other = pg(&url.replace("farm@db1", "ana@db9"), &[]);
+        assert_eq!(
+            other.resolve_password().expect("reads").as_deref(),
+            Some("fallback")
+        );
+        let by_env = pg(
+            "postgres://farm@db1/shots",
+            &[("PGPASSFILE", &file.to_string_lossy())],
+        );
+        assert_eq!(
+            by_env.resolve_password().expect("reads").as_deref(),
+            Some("pa:ss\\word")
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = loc.resolve_password().expect_err("unsafe").to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        let missing = pg(
+            &format!(
+                "postgres://farm@db1/shots?passfile={}",
+                dir.path().join("none").display()
+            ),
+            &[],
+        );
+        let err = missing.resolve_password().expect_err("missing").to_string();
+        assert!(err.contains("cannot be read"), "{err}");
+        let home = pg("postgres://farm@db1/shots", &[("HOME", "/nonexistent")]);
+        assert_eq!(home.resolve_password().expect("no ~/.pgpass is fine"), None);
+    }
+}

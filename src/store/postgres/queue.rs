@@ -1,0 +1,457 @@
+//! [`JobQueue`] for PostgreSQL: the engine's group commits in one short transaction, claims
+//! fenced by tokens, and the start-up questions (catch-up, producer), with the semantics of the
+//! SQLite backend. Every fenced write names the token and the statuses it may change in its
+//! `WHERE`, so a refused write changes nothing. A commit that deadlocks with another node's is
+//! run again (nothing of it was written).
+
+use std::path::{Path, PathBuf};
+
+use postgres::Transaction;
+use postgres::error::SqlState;
+
+use super::super::encoding::{blob, encode_steps, path_of, stored};
+use super::super::queue::{
+    Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Ending, JobQueue, QueuedJob, RootedPath,
+    Write,
+};
+use super::super::{JobId, StoreError, now_ms};
+use super::cached::Cached;
+use super::enqueue::{enqueue, upsert_file};
+use super::{CHANNEL, NOW_MS, PgStore, rooted};
+use crate::os::version::FileVersion;
+
+/// How often a commit that lost a deadlock or a serialization race is tried again.
+const RETRIES: usize = 5;
+
+/// Whether a failed transaction may simply be run again.
+pub(super) fn retryable(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(code) if *code == SqlState::T_R_DEADLOCK_DETECTED
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+    )
+}
+
+/// Queues work for the nodes listening: delivered when (and only if) the transaction commits.
+pub(super) fn notify(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+    tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
+    Ok(())
+}
+
+impl JobQueue for PgStore {
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn is_new(&self) -> bool {
+        self.created
+    }
+
+    fn register_roots(&mut self, roots: &[(String, PathBuf)]) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        for (name, path) in roots {
+            tx.execute(
+                &format!(
+                    "INSERT INTO roots (node, name, path, seen_at) VALUES ($1, $2, $3, {NOW_MS})
+                     ON CONFLICT (node, name) DO UPDATE SET path = excluded.path,
+                         seen_at = excluded.seen_at"
+                ),
+                &[&self.node, name, &blob(path)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn commit(&mut self, writes: &[Write]) -> Result<Vec<Answer>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client()?;
+        let mut statements = self.statements.borrow_mut();
+        let mut tries = 0;
+        loop {
+            let mut tx = Cached::new(client.transaction()?, &mut statements);
+            let mut queues = false;
+            let applied: Result<Vec<Answer>, postgres::Error> = writes
+                .iter()
+                .map(|write| apply(&mut tx, &self.node, write, &mut queues))
+                .collect();
+            let committed = applied.and_then(|answers| {
+                if queues {
+                    tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
+                }
+                tx.commit()?;
+                Ok(answers)
+            });
+            match committed {
+                Err(e) if retryable(&e) && tries < RETRIES => tries += 1,
+                // Nothing of the batch is written: the engine keeps its writes and tries again.
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    fn publishing(
+        &mut self,
+        claim: Claim,
+        rule: &str,
+        output: &Path,
+        version: FileVersion,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let (ino, size, mtime) = stored(version);
+        let changed = tx.execute(
+            "UPDATE jobs SET publish_ino = $3, publish_size = $4, publish_mtime_ns = $5
+             WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')",
+            &[&claim.id, &claim.token, &ino, &size, &mtime],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::Stale {
+                id: claim.id,
+                token: claim.token,
+            });
+        }
+        let at = rooted(&mut tx, &self.node, output)?;
+        tx.execute(
+            "INSERT INTO outputs (root, rel, job_id, rule, ino, size, mtime_ns)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (root, rel) DO UPDATE SET job_id = excluded.job_id,
+                 rule = excluded.rule, ino = excluded.ino, size = excluded.size,
+                 mtime_ns = excluded.mtime_ns",
+            &[
+                &at.root,
+                &blob(&at.rel),
+                &claim.id,
+                &rule,
+                &ino,
+                &size,
+                &mtime,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError> {
+        let rows = self.client()?.query(
+            "DELETE FROM notices
+                 WHERE root IN (SELECT name FROM roots WHERE node = $1)
+                 RETURNING id, root, rel",
+            &[&self.node],
+        )?;
+        let mut taken: Vec<(i64, String, Vec<u8>)> = rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        taken.sort_by_key(|(id, _, _)| *id);
+        Ok(taken
+            .into_iter()
+            .map(|(_, root, rel)| RootedPath {
+                root,
+                rel: path_of(rel),
+            })
+            .collect())
+    }
+
+    fn recover(&mut self) -> Result<Vec<Abandoned>, StoreError> {
+        self.recover_claims()
+    }
+
+    fn heartbeat(&mut self, health: Option<&str>) -> Result<(), StoreError> {
+        self.client()?.execute(
+            "INSERT INTO nodes (name, heartbeat_at, health) VALUES ($1, now(), $2)
+             ON CONFLICT (name) DO UPDATE SET heartbeat_at = now(), health = excluded.health",
+            &[&self.node, &health],
+        )?;
+        Ok(())
+    }
+
+    fn expire(&mut self, lease_ms: i64) -> Result<Vec<Abandoned>, StoreError> {
+        self.expire_claims(lease_ms)
+    }
+
+    fn queued_since(&self, cursor: i64) -> Result<Vec<QueuedJob>, StoreError> {
+        let sql = if cursor < 0 {
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq
+             FROM jobs j JOIN files f ON f.id = j.file_id
+             WHERE j.status = 'queued' AND $1::bigint < 0 ORDER BY j.id"
+        } else {
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq
+             FROM jobs j JOIN files f ON f.id = j.file_id
+             WHERE j.queue_seq > 0 AND j.queue_seq > $1 AND j.status = 'queued'
+             ORDER BY j.queue_seq, j.id"
+        };
+        let rows = self.client()?.query(sql, &[&cursor])?;
+        Ok(rows
+            .into_iter()
+            .map(|r| QueuedJob {
+                id: r.get(0),
+                rule: r.get(1),
+                input: RootedPath {
+                    root: r.get(2),
+                    rel: path_of(r.get(3)),
+                },
+                attempts: r.get::<_, i32>(4) as u32,
+                not_before: r.get(5),
+                cursor: r.get(6),
+            })
+            .collect())
+    }
+
+    fn wants_catch_up(
+        &mut self,
+        rule: &str,
+        input: &RootedPath,
+        version: FileVersion,
+    ) -> Result<bool, StoreError> {
+        let (ino, size, mtime) = stored(version);
+        let mut client = self.client()?;
+        let known = client.query_opt(
+            "SELECT id, ino, size, mtime_ns FROM files WHERE root = $1 AND rel = $2",
+            &[&input.root, &blob(&input.rel)],
+        )?;
+        let Some(known) = known else {
+            return Ok(true);
+        };
+        let file_id: i64 = known.get(0);
+        if (
+            known.get::<_, i64>(1),
+            known.get::<_, i64>(2),
+            known.get::<_, i64>(3),
+        ) != (ino, size, mtime)
+        {
+            return Ok(true);
+        }
+        let last = client.query_opt(
+            "SELECT status FROM jobs
+             WHERE file_id = $1 AND rule = $2 AND ino = $3 AND size = $4 AND mtime_ns = $5
+             ORDER BY generation DESC, id DESC LIMIT 1",
+            &[&file_id, &rule, &ino, &size, &mtime],
+        )?;
+        Ok(last.is_some_and(|r| r.get::<_, &str>(0) == "failed"))
+    }
+
+    fn producer(&self, output: &Path, version: FileVersion) -> Result<Option<String>, StoreError> {
+        let (ino, size, mtime) = stored(version);
+        let mut client = self.client()?;
+        let at = rooted(&mut *client, &self.node, output)?;
+        let found = client.query_opt(
+            "SELECT rule FROM outputs
+             WHERE root = $1 AND rel = $2 AND ino = $3 AND size = $4 AND mtime_ns = $5",
+            &[&at.root, &blob(&at.rel), &ino, &size, &mtime],
+        )?;
+        Ok(found.map(|r| r.get(0)))
+    }
+
+    fn claim_next(
+        &mut self,
+        tags: &[String],
+        roots: &[String],
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        self.claim_next_jobs(tags, roots, limit)
+    }
+
+    fn wait_for_work(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError> {
+        self.wait_for_notification(timeout)
+    }
+
+    fn lost_claims(&mut self, claims: &[Claim]) -> Result<Vec<JobId>, StoreError> {
+        self.lost(claims)
+    }
+
+    fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
+        self.set_role(role, lease_ms)
+    }
+}
+
+/// Applies one write of a group commit; `queues` is set when it queued a job.
+fn apply(
+    tx: &mut Cached<'_, '_>,
+    node: &str,
+    write: &Write,
+    queues: &mut bool,
+) -> Result<Answer, postgres::Error> {
+    match write {
+        Write::Enqueue { job, claim } => {
+            let answer = enqueue(tx, node, job, *claim)?;
+            if let Answer::Enqueued { claim: None, .. } = answer
+                && job.unplannable.is_none()
+            {
+                *queues = true;
+            }
+            Ok(answer)
+        }
+        Write::Claim { id } => {
+            let claimed = tx.query_opt(
+                &format!(
+                    "UPDATE jobs SET status = 'claimed', token = token + 1, node = $2,
+                         attempts = attempts + 1, claimed_at = {NOW_MS}, exit_status = NULL
+                     WHERE id = $1 AND status = 'queued' RETURNING token, attempts"
+                ),
+                &[id, &node],
+            )?;
+            Ok(match claimed {
+                Some(row) => Answer::Claimed(Claim {
+                    id: *id,
+                    token: row.get(0),
+                    attempt: row.get::<_, i32>(1) as u32,
+                }),
+                None => Answer::NotClaimable,
+            })
+        }
+        Write::Replan {
+            id,
+            rule_hash,
+            steps,
+            output,
+        } => {
+            // A claimed job has not started yet, so its plan may still change.
+            let changed = tx.execute(
+                "UPDATE jobs SET rule_hash = $2, steps = $3, output = $4
+                 WHERE id = $1 AND status IN ('queued', 'claimed')",
+                &[
+                    id,
+                    rule_hash,
+                    &encode_steps(steps),
+                    &output.as_deref().map(blob),
+                ],
+            )?;
+            Ok(if changed == 1 {
+                Answer::Ok
+            } else {
+                Answer::NotClaimable
+            })
+        }
+        Write::Started {
+            claim,
+            group,
+            temp_output,
+        } => {
+            let changed = tx.execute(
+                &format!(
+                    "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, {NOW_MS}),
+                         pgid = $3, leader_start = $4, boot_id = $5, temp_output = $6
+                     WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')"
+                ),
+                &[
+                    &claim.id,
+                    &claim.token,
+                    &group.as_ref().map(|g| g.pgid),
+                    &group.as_ref().map(|g| g.leader_start as i64),
+                    &group.as_ref().map(|g| g.boot_id.as_str()),
+                    &temp_output.as_deref().map(blob),
+                ],
+            )?;
+            if changed == 1 {
+                Ok(Answer::Ok)
+            } else {
+                refusal(tx, claim.id)
+            }
+        }
+        Write::Finish { claim, ending } => {
+            let answer = finish(tx, *claim, ending)?;
+            if answer == Answer::Ok && matches!(ending, Ending::Retry { .. } | Ending::Interrupted)
+            {
+                *queues = true;
+            }
+            Ok(answer)
+        }
+        Write::Drop { id, reason } => {
+            let changed = tx.execute(
+                &format!(
+                    "UPDATE jobs SET status = 'cancelled', exit_status = $2, finished_at = {NOW_MS}
+                     WHERE id = $1 AND status = 'queued'"
+                ),
+                &[id, reason],
+            )?;
+            Ok(if changed == 1 {
+                Answer::Ok
+            } else {
+                Answer::NotClaimable
+            })
+        }
+        Write::Baseline { files } => {
+            for (path, version) in files {
+                upsert_file(tx, path, *version, true)?;
+            }
+            Ok(Answer::Ok)
+        }
+    }
+}
+
+fn finish(
+    tx: &mut Cached<'_, '_>,
+    claim: Claim,
+    ending: &Ending,
+) -> Result<Answer, postgres::Error> {
+    // `not_before` as reported (the engine's clock; `None`: the database's now + the delay)
+    // and the delay after which the job is due, in the database's clock.
+    let (status, reason, not_before, delay_ms) = match ending {
+        Ending::Done => ("done", None, Some(0), 0),
+        Ending::Failed { reason } => ("failed", Some(reason.as_str()), Some(0), 0),
+        Ending::Cancelled => ("cancelled", Some("cancelled"), Some(0), 0),
+        // The engine says when in its own clock; the database is told how long from now, so
+        // the due time is in its clock (this machine's clock only measures the delay).
+        Ending::Retry { reason, not_before } => (
+            "queued",
+            Some(reason.as_str()),
+            Some(*not_before),
+            (*not_before - now_ms()).max(0),
+        ),
+        Ending::Interrupted => (
+            "queued",
+            Some("interrupted: this node shut down"),
+            Some(0),
+            0,
+        ),
+        Ending::Declined { reason } => ("queued", Some(reason.as_str()), None, DECLINE_MS),
+    };
+    // An attempt this node's stop cut short, or that it could not run, gives its count back
+    // (its claim raised it).
+    let uncount = i32::from(matches!(
+        ending,
+        Ending::Interrupted | Ending::Declined { .. }
+    ));
+    // The queue_seq stays: the engine queued it again itself and knows it.
+    let changed = tx.execute(
+        &format!(
+            "UPDATE jobs SET status = $3, exit_status = $4,
+                 not_before = coalesce($5::bigint, {NOW_MS} + $6::bigint),
+                 due_at = now() + $6::bigint * interval '1 millisecond',
+                 finished_at = {NOW_MS}, started_at = coalesce(started_at, {NOW_MS}),
+                 temp_output = NULL, pgid = NULL, leader_start = NULL, boot_id = NULL,
+                 attempts = greatest(attempts - $7, 0)
+             WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')"
+        ),
+        &[
+            &claim.id,
+            &claim.token,
+            &status,
+            &reason,
+            &not_before,
+            &delay_ms,
+            &uncount,
+        ],
+    )?;
+    if changed == 1 {
+        Ok(Answer::Ok)
+    } else {
+        refusal(tx, claim.id)
+    }
+}
+
+/// Why a fenced write changed nothing: a user's cancel, or a newer claim.
+fn refusal(tx: &mut Cached<'_, '_>, id: JobId) -> Result<Answer, postgres::Error> {
+    let row = tx.query_opt("SELECT status, token FROM jobs WHERE id = $1", &[&id])?;
+    Ok(match row {
+        Some(row) if row.get::<_, &str>(0) == "cancelled" => Answer::Cancelled,
+        Some(row) => Answer::Stale {
+            current: row.get(1),
+        },
+        None => Answer::Stale { current: 0 },
+    })
+}

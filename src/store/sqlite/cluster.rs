@@ -1,0 +1,179 @@
+//! What workers ask of the SQLite store: the next jobs they may run, a sign that something
+//! changed, the claims they lost, and their role. SQLite serves workers on this machine only
+//! (several `shotrouter worker` processes beside a watcher); the same calls on PostgreSQL serve
+//! a farm.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rusqlite::{TransactionBehavior, params};
+
+use super::super::queue::{Claim, ClaimedJob, RootedPath};
+use super::super::{JobId, StoreError, now_ms};
+use super::SqliteStore;
+use super::encoding::{decode_steps, decode_tags, path_of};
+
+/// How many queued jobs one claim looks at before it gives up on finding any it may take.
+const CLAIM_WINDOW: i64 = 512;
+
+/// How often `wait_for_work` asks whether another connection committed.
+const WAKE_POLL: Duration = Duration::from_millis(20);
+
+impl SqliteStore {
+    pub(super) fn claim_next_jobs(
+        &mut self,
+        tags: &[String],
+        roots: &[String],
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut busy: HashMap<String, u32> = HashMap::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT rule, count(*) FROM jobs WHERE status IN ('claimed', 'running')
+                 GROUP BY rule",
+            )?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {
+                let (rule, n) = row?;
+                busy.insert(rule, n);
+            }
+        }
+        type Candidate = (
+            JobId,
+            String,
+            String,
+            Vec<u8>,
+            Vec<u8>,
+            Option<Vec<u8>>,
+            String,
+            String,
+            Option<u32>,
+        );
+        let candidates: Vec<Candidate> = tx
+            .prepare_cached(
+                "SELECT j.id, j.rule, f.root, f.rel, j.steps, j.output, j.plan, j.tags,
+                     j.concurrency
+                 FROM jobs j JOIN files f ON f.id = j.file_id
+                 WHERE j.status = 'queued' AND j.not_before <= ?1 AND j.plan IS NOT NULL
+                 ORDER BY j.id LIMIT ?2",
+            )?
+            .query_map(params![now, CLAIM_WINDOW], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default(),
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut claimed = Vec::new();
+        for (id, rule, root, rel, steps, output, plan, job_tags, concurrency) in candidates {
+            if claimed.len() >= limit {
+                break;
+            }
+            let needs = decode_tags(&job_tags);
+            if !needs.iter().all(|t| tags.contains(t))
+                || !(roots.is_empty() || roots.contains(&root))
+            {
+                continue;
+            }
+            let running = busy.get(&rule).copied().unwrap_or(0);
+            if concurrency.is_some_and(|limit| running >= limit) {
+                continue;
+            }
+            let (token, attempt): (i64, i64) = tx
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'claimed', token = token + 1, node = ?2,
+                         attempts = attempts + 1, claimed_at = ?3, exit_status = NULL
+                     WHERE id = ?1 AND status = 'queued' RETURNING token, attempts",
+                )?
+                .query_row(params![id, self.node, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            *busy.entry(rule.clone()).or_default() += 1;
+            claimed.push(ClaimedJob {
+                claim: Claim {
+                    id,
+                    token,
+                    attempt: attempt as u32,
+                },
+                rule,
+                input: RootedPath {
+                    root,
+                    rel: path_of(rel),
+                },
+                steps: decode_steps(&steps)
+                    .into_iter()
+                    .map(|argv| {
+                        argv.into_iter()
+                            .map(|a| {
+                                <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(a)
+                            })
+                            .collect()
+                    })
+                    .collect(),
+                output: output.map(path_of),
+                plan,
+            });
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    /// Waits for another connection's commit: `PRAGMA data_version` changes when one lands.
+    pub(super) fn wait_for_commit(&mut self, timeout: Duration) -> Result<bool, StoreError> {
+        let deadline = Instant::now() + timeout;
+        let version = |store: &SqliteStore| -> rusqlite::Result<i64> {
+            store
+                .conn
+                .prepare_cached("PRAGMA data_version")?
+                .query_row([], |r| r.get(0))
+        };
+        let start = version(self)?;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            std::thread::sleep(left.min(WAKE_POLL));
+            if version(self)? != start {
+                return Ok(true);
+            }
+        }
+    }
+
+    pub(super) fn lost(&mut self, claims: &[Claim]) -> Result<Vec<JobId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT count(*) FROM jobs
+             WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
+        )?;
+        let mut lost = Vec::new();
+        for claim in claims {
+            let held: i64 = stmt.query_row(params![claim.id, claim.token], |r| r.get(0))?;
+            if held == 0 {
+                lost.push(claim.id);
+            }
+        }
+        Ok(lost)
+    }
+
+    pub(super) fn set_role(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO nodes (name, heartbeat_at, role, lease_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
+                     role = excluded.role, lease_ms = excluded.lease_ms",
+            )?
+            .execute(params![self.node, now_ms(), role, lease_ms])?;
+        Ok(())
+    }
+}
