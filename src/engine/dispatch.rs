@@ -407,6 +407,7 @@ impl Engine {
             verify: planned.verify,
             progress: rule.progress.is_some(),
             total_frames: planned.frames,
+            transfer: planned.transfer,
         })
     }
 

@@ -20,6 +20,7 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use crate::deliver::ale::{PublishAle, WriteAle};
+use crate::deliver::copy::Transfer;
 use crate::deliver::publish::{OutputPaths, Publish};
 use crate::deliver::verify::Verify;
 use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext};
@@ -62,6 +63,9 @@ pub struct JobSpec {
     pub progress: bool,
     /// Frames the input holds, when the plan knows (a sequence, a probed input).
     pub total_frames: Option<u64>,
+    /// The rule's `copy:`/`move:`: of the published product when the job has an output, else
+    /// of the triggering file itself.
+    pub transfer: Option<crate::deliver::copy::TransferPlan>,
 }
 
 /// How a job ended.
@@ -188,6 +192,12 @@ fn run_attempt(
             spec.path.display()
         ),
     );
+    // A `copy:`/`move:` without an output delivers the triggering file: no commands, no product.
+    if spec.output.is_none()
+        && let Some(plan) = &spec.transfer
+    {
+        return deliver_input(spec, plan, &mut log, hooks);
+    }
     let mut delivery = spec
         .output
         .as_ref()
@@ -334,11 +344,44 @@ impl Delivery {
                 final_path: sheet.final_path.clone(),
             }));
         }
+        if let Some(plan) = &spec.transfer {
+            steps.push(Box::new(Transfer::planned(
+                plan,
+                spec.allowed_roots.clone(),
+                transfer_tag(spec),
+            )));
+        }
         Delivery {
             product: Product::new(&spec.rule, output),
             steps,
         }
     }
+}
+
+/// Runs a rule's `copy:`/`move:` on the triggering file itself (the rule has no commands).
+fn deliver_input(
+    spec: &JobSpec,
+    plan: &crate::deliver::copy::TransferPlan,
+    log: &mut File,
+    hooks: &mut dyn JobHooks,
+) -> Outcome {
+    let transfer = Transfer::planned(plan, spec.allowed_roots.clone(), transfer_tag(spec));
+    let mut hooks = PublishingHook(hooks);
+    match transfer.deliver(&spec.path, log, &mut hooks) {
+        Ok(_) => Outcome::Succeeded {
+            published: Some(plan.to.clone()),
+        },
+        Err(error) => {
+            tracing::debug!(job = %spec.id, %error, "delivery failed");
+            Outcome::Failed(error.into())
+        }
+    }
+}
+
+/// The temp-name tag of a job's copy: the same for each attempt, so an attempt replaces what a
+/// killed one left.
+fn transfer_tag(spec: &JobSpec) -> String {
+    format!("srcopy{}", spec.id)
 }
 
 /// Passes delivery's durable events on to the job's hooks.

@@ -126,6 +126,7 @@ mod tests {
             verify: None,
             progress: false,
             total_frames: None,
+            transfer: None,
         };
         bind_claim(&mut spec);
         let temp = PathBuf::from("/s/out/.a.srjob7-3.mov");

@@ -20,7 +20,7 @@
 //! `probe: true`. `{{` and `}}` are literal braces. The full reference is `docs/rules.md`.
 //!
 //! Files: `model` (the types), `loader` (the YAML tree to the model, with diagnostics), one file
-//! per section (`watch`, `rule_keys`, `media_keys`, `verify`, `notify`), `syntax` and `path` (how values
+//! per section (`watch`, `rule_keys`, `media_keys`, `verify`, `notify`, `transfer`), `syntax` and `path` (how values
 //! are written), `template`, `diag` and `yaml` (the positioned tree).
 
 pub mod diag;
@@ -33,6 +33,7 @@ mod path;
 mod rule_keys;
 mod syntax;
 pub mod template;
+pub mod transfer;
 pub mod verify;
 mod watch;
 pub mod yaml;
@@ -51,5 +52,7 @@ pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 mod editorial_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transfer_tests;
 #[cfg(test)]
 mod warning_tests;

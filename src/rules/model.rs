@@ -16,6 +16,7 @@ use crate::media::sequence::OnGaps;
 use crate::media::timecode::TimecodeSpec;
 use crate::rules::diag::Diagnostics;
 use crate::rules::template::Template;
+use crate::rules::transfer::TransferRule;
 use crate::rules::verify::VerifyRule;
 
 /// Variables every rule can use, whatever the file.
@@ -214,6 +215,9 @@ pub struct Rule {
     pub ale: Option<Template>,
     /// The input is read with ffprobe before planning, giving `{probe.*}`.
     pub probe: bool,
+    /// `copy:` or `move:`: the verified delivery of the product (or, without commands, of the
+    /// matched file).
+    pub transfer: Option<TransferRule>,
     /// What a file renamed within the tree does when this rule already ran on its contents.
     /// Not part of the definition hash: it decides when the rule fires, not what it runs.
     pub on_rename: OnRename,
@@ -276,6 +280,15 @@ impl Rule {
         }
         if let Some(ale) = &self.ale {
             canonical.push_str(&format!("|ale:{}", ale.source()));
+        }
+        if let Some(t) = &self.transfer {
+            canonical.push_str(&format!(
+                "|{}:{}:{:?}:{}",
+                t.kind.as_str(),
+                t.to.source(),
+                t.hashes,
+                t.mhl
+            ));
         }
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()))
     }

@@ -44,6 +44,8 @@ const RULE_KEYS: &[&str] = &[
     "ale",
     "progress",
     "notify",
+    "copy",
+    "move",
 ];
 
 impl Loader<'_> {
@@ -283,7 +285,25 @@ impl Loader<'_> {
         if output.is_some() {
             known.push("out".into());
         }
-        let steps = self.steps(map, &known, &typos, output.is_some());
+        let has_transfer = map.node.get("copy").is_some() || map.node.get("move").is_some();
+        let steps = self.steps(map, &known, &typos, output.is_some(), has_transfer);
+        // `to:` may use every variable but `{out}`, a temp path gone once the product is published.
+        known.retain(|k| k != "out");
+        let framing = crate::rules::transfer::Framing {
+            has_commands: map.node.get("run").is_some() || map.node.get("steps").is_some(),
+            has_output: output.is_some() || map.node.get("output").is_some(),
+            is_sequence: sequence.is_some(),
+            only_deletes: events.contains(EventKind::Delete)
+                && ![
+                    EventKind::CloseWrite,
+                    EventKind::MovedTo,
+                    EventKind::CloseNowrite,
+                    EventKind::Create,
+                ]
+                .into_iter()
+                .any(|k| events.contains(k)),
+        };
+        let transfer = self.transfer(map, &known, &framing);
         self.captures_unknown = false;
         if verify.is_some() && output.is_none() {
             self.warn(
@@ -320,6 +340,7 @@ impl Loader<'_> {
             avid,
             ale,
             probe,
+            transfer,
             on_rename,
             progress,
             notify,
@@ -430,6 +451,7 @@ impl Loader<'_> {
         known: &[String],
         typos: &[&str],
         has_output: bool,
+        has_transfer: bool,
     ) -> Option<Vec<Vec<Template>>> {
         let lists: Vec<(&Node, &str)> = match (map.node.get("run"), map.node.get("steps")) {
             (Some(run), None) => vec![(run, "run")],
@@ -460,6 +482,8 @@ impl Loader<'_> {
                 return None;
             }
             (None, None) if typos.iter().any(|t| *t == "run" || *t == "steps") => return None,
+            // The rule's action is its `copy:`/`move:` of the matched file.
+            (None, None) if has_transfer => return Some(Vec::new()),
             (None, None) => {
                 self.error(
                     Diagnostic::new(
@@ -467,7 +491,7 @@ impl Loader<'_> {
                         map.node.span,
                     )
                     .context(map.at(""))
-                    .hint("e.g. `run: [ffmpeg, -i, \"{path}\", \"{out}\"]`"),
+                    .hint("e.g. `run: [ffmpeg, -i, \"{path}\", \"{out}\"]`, or `copy: {to: ...}` to deliver the file itself"),
                 );
                 return None;
             }

@@ -6,6 +6,7 @@ mod cli_output;
 mod cluster;
 mod coverage;
 mod daemon;
+mod deliveries;
 mod editorial;
 mod env;
 mod hardening;

@@ -18,6 +18,7 @@ fn pending(rule: &str, n: u32) -> Pending {
             verify: None,
             progress: false,
             total_frames: None,
+            transfer: None,
         },
     }
 }
