@@ -50,6 +50,19 @@ pub struct ActiveJob {
     pub claimed_at_ms: i64,
     /// When its first step started, unix ms; `None` while it waits for a free worker.
     pub started_at_ms: Option<i64>,
+    /// Progress of an ffmpeg step that reports it (`progress: ffmpeg`), refreshed ~1/s.
+    pub progress: Option<Progress>,
+}
+
+/// How far an ffmpeg step got, from its `-progress` output.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Frames written so far.
+    pub frame: u64,
+    /// Frames the step will write, when known (a sequence's length, a probed duration).
+    pub total_frames: Option<u64>,
+    /// Encoding speed, frames per second × 1000.
+    pub fps_milli: u32,
 }
 
 /// The snapshot.
@@ -107,6 +120,7 @@ impl Engine {
                 attempt: spec.attempt,
                 claimed_at_ms: now_ms(),
                 started_at_ms: None,
+                progress: None,
             },
         );
     }
@@ -161,6 +175,7 @@ mod tests {
                 attempt: 2,
                 claimed_at_ms: 1_000,
                 started_at_ms: Some(1_005),
+                progress: None,
             },
         );
         handle.publish(telemetry.clone());
