@@ -186,6 +186,7 @@ pub fn jobs(
         rule,
         since_ms,
         limit,
+        before: None,
     };
     let history = open(dir)?;
     if let Some(rule) = rule {

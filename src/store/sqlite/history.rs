@@ -125,7 +125,7 @@ impl JobHistory for SqliteStore {
     fn jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRow>, StoreError> {
         let sql = format!(
             "{ROW_SQL} WHERE (?1 IS NULL OR j.status = ?1) AND (?2 IS NULL OR j.rule = ?2)
-                 AND (?3 IS NULL OR j.created_at >= ?3)
+                 AND (?3 IS NULL OR j.created_at >= ?3) AND (?5 IS NULL OR j.id < ?5)
              ORDER BY j.id DESC LIMIT ?4"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -134,7 +134,8 @@ impl JobHistory for SqliteStore {
                 filter.status.map(Status::as_str),
                 filter.rule,
                 filter.since_ms,
-                filter.limit as i64
+                filter.limit as i64,
+                filter.before
             ],
             row,
         )?;
