@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::app::cli::{self, Cli, Command};
 use crate::app::style::{self, ColorChoice};
-use crate::app::{check, explain, logging, ops, packaging, status, watch_status};
+use crate::app::{check, explain, logging, ops, packaging, serve, status, watch_status};
 use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
@@ -140,6 +140,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             quiet_logs(verbosity, cli.color);
             ops::notify(&state.dir(), &paths)
         }
+        Command::Serve {
+            state,
+            http,
+            http_token_file,
+            log_format,
+            verbosity,
+        } => {
+            logging::init(log_format, verbosity, cli.color, None);
+            serve::serve(&state.dir(), http, http_token_file.as_deref())
+        }
         Command::Completions { shell } => packaging::completions(shell),
         Command::Manpages { dir } => packaging::manpages(&dir),
         Command::Watch(args) => {
@@ -160,6 +170,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 store = !args.no_store,
                 "starting"
             );
+            let telemetry = engine::telemetry::TelemetryHandle::default();
+            let _server = match args.http {
+                Some(addr) => Some(serve::start(
+                    addr,
+                    args.http_token_file.as_deref(),
+                    &state_dir,
+                    Some(telemetry.clone()),
+                )?),
+                None => None,
+            };
             engine::run(engine::Options {
                 rules_path: args.rules,
                 once: args.once,
@@ -168,6 +188,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 store: !args.no_store,
                 keep_logs: (!args.keep_logs.is_zero()).then_some(args.keep_logs),
                 progress,
+                telemetry,
             })
         }
     }

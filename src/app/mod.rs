@@ -14,6 +14,7 @@ pub mod logfmt;
 pub mod logging;
 pub mod ops;
 pub mod packaging;
+pub mod serve;
 pub mod status;
 pub mod style;
 pub mod table;

@@ -92,6 +92,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let pool = Pool::new(set.file.jobs, provenance.clone(), factory, done_tx);
     let progress = options.progress.clone().filter(|_| options.once);
     let now = Instant::now();
+    let telemetry = options.telemetry.clone();
     let mut engine = Engine {
         run_tag: format!("{}", std::process::id()),
         queue: FairQueue::new(set.file.jobs, rule_limits(&set)),
@@ -106,7 +107,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         outbox: Default::default(),
         counters: Default::default(),
         active: Default::default(),
-        telemetry: Default::default(),
+        telemetry,
         next_telemetry: now,
         node,
         started_at_ms: crate::store::now_ms(),

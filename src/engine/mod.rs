@@ -63,6 +63,8 @@ pub struct Options {
     /// `--once`'s progress bar, made by the caller so its log can keep the bar below its lines;
     /// `None` draws none.
     pub progress: Option<ProgressBar>,
+    /// Where the engine publishes its snapshot; the caller keeps a clone (the HTTP server).
+    pub telemetry: TelemetryHandle,
 }
 
 /// How often the store is asked for jobs queued by someone else (`retry`, `rerun`): queued
