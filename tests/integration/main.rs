@@ -9,6 +9,7 @@ mod env;
 mod hardening;
 mod hardening_rules;
 mod hardening_run;
+mod http_api;
 mod media;
 mod operations;
 mod packaging;
