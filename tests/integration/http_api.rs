@@ -284,10 +284,10 @@ fn raw_until(port: u16, request: &[u8], end: &[u8]) -> String {
         let n = stream.read(&mut buf).expect("the stream goes on");
         assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
-        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-            if seen[at + 4..].windows(end.len()).any(|w| w == end) {
-                return String::from_utf8_lossy(&seen).into_owned();
-            }
+        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n")
+            && seen[at + 4..].windows(end.len()).any(|w| w == end)
+        {
+            return String::from_utf8_lossy(&seen).into_owned();
         }
     }
 }
