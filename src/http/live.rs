@@ -18,7 +18,6 @@ use crate::store::history::{JobFilter, JobHistory};
 use crate::store::{JobRow, Status, StatusReport, StoreError, now_ms};
 
 use super::State;
-use super::error::ApiError;
 use super::pool::Pool;
 
 /// How often the live view is computed.
@@ -96,27 +95,32 @@ pub(crate) fn start(
     tokio::spawn(async move {
         let mut rules: Vec<RuleStats> = Vec::new();
         let mut rules_due = Instant::now();
+        let mut last_counts = None;
         loop {
             let snapshot = telemetry.as_ref().map(TelemetryHandle::snapshot);
-            let with_rules = Instant::now() >= rules_due;
-            let view = match pool
-                .run(move |h| compute(h, snapshot, with_rules).map_err(ApiError::from))
-                .await
-            {
-                Ok((mut view, fresh)) => {
-                    if let Some(fresh) = fresh {
-                        rules = fresh;
-                        rules_due = Instant::now() + RULES_EVERY;
-                    }
-                    view.rules = rules.clone();
-                    view
-                }
+            let mut view = match pool.run(move |h| Ok(compute(h, snapshot)?)).await {
+                Ok(view) => view,
                 Err(e) => View {
                     error: Some(e.to_string()),
                     telemetry: telemetry.as_ref().map(TelemetryHandle::snapshot),
                     ..View::default()
                 },
             };
+            // The per-rule counts are the costly part: again when the store's counts moved,
+            // else every RULES_EVERY.
+            let counts = view
+                .status
+                .as_ref()
+                .map(|s| (s.running, s.queued, s.failed_24h, s.done_1h, s.done_24h));
+            if counts.is_some()
+                && (counts != last_counts || Instant::now() >= rules_due)
+                && let Ok(fresh) = pool.run(|h| Ok(rule_stats(h)?)).await
+            {
+                rules = fresh;
+                rules_due = Instant::now() + RULES_EVERY;
+                last_counts = counts;
+            }
+            view.rules = rules.clone();
             let json = serde_json::to_string(&view).unwrap_or_else(|e| {
                 serde_json::json!({ "error": format!("cannot serialize the view: {e}") })
                     .to_string()
@@ -137,12 +141,8 @@ pub(crate) fn start(
     rx
 }
 
-/// One view from the store; the per-rule counts only when `with_rules`.
-fn compute(
-    history: &mut dyn JobHistory,
-    telemetry: Option<Telemetry>,
-    with_rules: bool,
-) -> Result<(View, Option<Vec<RuleStats>>), StoreError> {
+/// One view from the store, without the per-rule counts.
+fn compute(history: &mut dyn JobHistory, telemetry: Option<Telemetry>) -> Result<View, StoreError> {
     let newest = |status: Option<Status>, since_ms: Option<i64>| {
         history.jobs(&JobFilter {
             status,
@@ -171,12 +171,7 @@ fn compute(
         telemetry,
         rules: Vec::new(),
     };
-    let rules = if with_rules {
-        Some(rule_stats(history)?)
-    } else {
-        None
-    };
-    Ok((view, rules))
+    Ok(view)
 }
 
 /// Each rule's counts, each capped at [`COUNT_CAP`] rows read.

@@ -10,6 +10,7 @@ mod hardening;
 mod hardening_rules;
 mod hardening_run;
 mod http_api;
+mod http_browser;
 mod media;
 mod operations;
 mod packaging;
