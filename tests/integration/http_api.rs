@@ -111,7 +111,7 @@ const HOSTILE: &str = "<script>alert('x') \"q\" &amp;.dat";
 /// A daemon with a token, whose store holds done jobs, one failed job with a hostile name and
 /// one of a non-UTF-8 name: `ok` (true) on every `.dat`, `check` (fails until `ok` exists)
 /// on `checked/`, `slow` (sleeps) on `slow/`.
-fn daemon_with_jobs(env: &Env) -> (Daemon, u16) {
+pub fn daemon_with_jobs(env: &Env) -> (Daemon, u16) {
     env.write(
         "rules.yaml",
         format!(

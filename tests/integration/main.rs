@@ -11,6 +11,7 @@ mod hardening_rules;
 mod hardening_run;
 mod http_api;
 mod http_browser;
+mod http_fuzz;
 mod media;
 mod operations;
 mod packaging;
