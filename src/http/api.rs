@@ -80,20 +80,39 @@ pub(crate) fn bad_query(rejection: QueryRejection) -> ApiError {
 
 async fn healthz(Extract(state): Extract<State>) -> Response {
     let node = state.telemetry.as_ref().map(|t| t.snapshot().node);
-    match state.pool.run(|h| Ok(h.status()?)).await {
-        Ok(_) => Json(json!({ "ok": true, "node": node })).into_response(),
-        Err(e) => (
+    let live = super::live::fresh(&state).await;
+    match (&live.view.status, &live.view.error) {
+        (Some(_), _) => Json(json!({ "ok": true, "node": node })).into_response(),
+        (None, error) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "ok": false, "error": e.to_string(), "node": node })),
+            Json(json!({
+                "ok": false,
+                "error": error.as_deref().unwrap_or("the job store has not answered yet"),
+                "node": node,
+            })),
         )
             .into_response(),
     }
 }
 
+/// The store's counts from the live view (at most two seconds old), the engine's now.
 async fn status(Extract(state): Extract<State>) -> Result<Json<Value>, ApiError> {
-    let report = state.pool.run(|h| Ok(h.status()?)).await?;
+    let live = super::live::fresh(&state).await;
+    let Some(report) = &live.view.status else {
+        return Err(unavailable(&live));
+    };
     let engine = state.telemetry.as_ref().map(|t| t.snapshot());
     Ok(Json(json!({ "store": report, "engine": engine })))
+}
+
+/// The 503 of a view the store could not give.
+fn unavailable(live: &super::live::Live) -> ApiError {
+    ApiError::Unavailable(
+        live.view
+            .error
+            .clone()
+            .unwrap_or_else(|| "the job store has not answered yet".into()),
+    )
 }
 
 /// `jobs` parameters.

@@ -80,7 +80,7 @@ fn with_headers(content_type: &'static str, body: String) -> Response {
 }
 
 async fn page(Extract(state): Extract<State>) -> Response {
-    let live = state.live.borrow().clone();
+    let live = super::live::fresh(&state).await;
     let html = PAGE.replace("<!--RECENT-->", &rows(&live.view.recent));
     with_headers("text/html; charset=utf-8", html)
 }

@@ -65,9 +65,9 @@ pub enum ApiError {
         "missing or wrong token: send `Authorization: Bearer TOKEN` with the token of `--http-token-file`"
     )]
     Unauthorized,
-    /// The store cannot be opened (not created yet, upgraded meanwhile...).
-    #[error("the job store is not available: {0}")]
-    Unavailable(StoreError),
+    /// The store cannot be opened or read (not created yet, upgraded meanwhile...).
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed while answering.
     #[error("the job store failed: {0}")]
     Store(#[from] StoreError),

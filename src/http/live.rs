@@ -1,17 +1,20 @@
 //! What the dashboard shows, computed once a second by one task whatever the number of
-//! viewers, and pushed to each of them by server-sent events (`/api/v1/events`) when it
-//! changes. Every list is bounded (the newest few), so a store of 100,000 jobs costs the same
+//! viewers (and not at all while nobody looks), and pushed to each of them by server-sent
+//! events (`/api/v1/events`) when it changes. `status`, `rules` and `/healthz` answer from it
+//! too: with 100,000 jobs the store's counts take a good part of a second, once, not once
+//! per request. Every list is bounded (the newest few), so a store of 100,000 jobs costs the same
 //! as one of ten. File names travel as JSON strings inside `data:` lines: serde_json escapes
 //! control characters, so a name with a newline cannot end an event early.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State as Extract;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::engine::telemetry::{Progress, Telemetry, TelemetryHandle};
 use crate::store::history::{JobFilter, JobHistory};
@@ -23,7 +26,7 @@ use super::pool::Pool;
 /// How often the live view is computed.
 const TICK: Duration = Duration::from_secs(1);
 
-/// How often the per-rule counts (the costliest part) are computed again.
+/// How often the per-rule counts (the costliest part) are computed again at most.
 const RULES_EVERY: Duration = Duration::from_secs(10);
 
 /// Rows per list.
@@ -85,55 +88,106 @@ pub struct Live {
     pub json: String,
 }
 
+/// Who asked for the view lately, and when it was last computed: the task computes only
+/// while someone looks (an SSE viewer, or a request within [`IDLE_AFTER`]), so a daemon whose
+/// server nobody reads pays nothing for it.
+#[derive(Debug, Default)]
+pub(crate) struct Demand {
+    /// When a request last wanted the view, unix ms.
+    wanted_ms: AtomicI64,
+    /// When the view was last computed, unix ms.
+    fresh_ms: AtomicI64,
+    /// Wakes the task for a request that found the view stale.
+    wake: Notify,
+    /// Told after every computation.
+    computed: Notify,
+}
+
+/// With no viewer and no request for this long, the view is no longer computed.
+const IDLE_AFTER_MS: i64 = 10_000;
+
+/// A view older than this is computed again before a request is answered from it.
+const STALE_MS: i64 = 2_000;
+
+/// Per-rule counts are computed again at most this often, even while the counts move.
+const RULES_MIN: Duration = Duration::from_secs(3);
+
+/// The latest view, at most [`STALE_MS`] old (or the one there is, if the store is too slow
+/// to give a fresh one within 10 s). Every request that waits shares one computation.
+pub(crate) async fn fresh(state: &super::Shared) -> Arc<Live> {
+    let demand = &state.demand;
+    demand.wanted_ms.store(now_ms(), Ordering::Relaxed);
+    if now_ms() - demand.fresh_ms.load(Ordering::Relaxed) > STALE_MS {
+        let computed = demand.computed.notified();
+        tokio::pin!(computed);
+        computed.as_mut().enable();
+        demand.wake.notify_one();
+        let _ = tokio::time::timeout(Duration::from_secs(10), computed).await;
+    }
+    state.live.borrow().clone()
+}
+
 /// Starts the task that refreshes the view until `stop`; returns the view's receiver.
 pub(crate) fn start(
     pool: Pool,
     telemetry: Option<TelemetryHandle>,
+    demand: Arc<Demand>,
     mut stop: watch::Receiver<bool>,
 ) -> watch::Receiver<Arc<Live>> {
     let (tx, rx) = watch::channel(Arc::new(Live::default()));
     tokio::spawn(async move {
         let mut rules: Vec<RuleStats> = Vec::new();
-        let mut rules_due = Instant::now();
+        let mut rules_at: Option<Instant> = None;
         let mut last_counts = None;
         loop {
-            let snapshot = telemetry.as_ref().map(TelemetryHandle::snapshot);
-            let mut view = match pool.run(move |h| Ok(compute(h, snapshot)?)).await {
-                Ok(view) => view,
-                Err(e) => View {
-                    error: Some(e.to_string()),
-                    telemetry: telemetry.as_ref().map(TelemetryHandle::snapshot),
-                    ..View::default()
-                },
-            };
-            // The per-rule counts are the costly part: again when the store's counts moved,
-            // else every RULES_EVERY.
-            let counts = view
-                .status
-                .as_ref()
-                .map(|s| (s.running, s.queued, s.failed_24h, s.done_1h, s.done_24h));
-            if counts.is_some()
-                && (counts != last_counts || Instant::now() >= rules_due)
-                && let Ok(fresh) = pool.run(|h| Ok(rule_stats(h)?)).await
-            {
-                rules = fresh;
-                rules_due = Instant::now() + RULES_EVERY;
-                last_counts = counts;
-            }
-            view.rules = rules.clone();
-            let json = serde_json::to_string(&view).unwrap_or_else(|e| {
-                serde_json::json!({ "error": format!("cannot serialize the view: {e}") })
-                    .to_string()
-            });
-            tx.send_if_modified(|live| {
-                if live.json == json {
-                    return false;
+            // The server's own receiver is one; more are SSE viewers.
+            let looked_at = tx.receiver_count() > 1
+                || now_ms() - demand.wanted_ms.load(Ordering::Relaxed) < IDLE_AFTER_MS;
+            if looked_at {
+                let snapshot = telemetry.as_ref().map(TelemetryHandle::snapshot);
+                let mut view = match pool.run(move |h| Ok(compute(h, snapshot)?)).await {
+                    Ok(view) => view,
+                    Err(e) => View {
+                        error: Some(e.to_string()),
+                        telemetry: telemetry.as_ref().map(TelemetryHandle::snapshot),
+                        ..View::default()
+                    },
+                };
+                // The per-rule counts are the costly part: again when the store's counts
+                // moved (at most every RULES_MIN), else every RULES_EVERY.
+                let counts = view
+                    .status
+                    .as_ref()
+                    .map(|s| (s.running, s.queued, s.failed_24h, s.done_1h, s.done_24h));
+                let since = rules_at.map(|t| t.elapsed());
+                let due = since
+                    .is_none_or(|d| d >= RULES_EVERY || (counts != last_counts && d >= RULES_MIN));
+                if counts.is_some()
+                    && due
+                    && let Ok(fresh) = pool.run(|h| Ok(rule_stats(h)?)).await
+                {
+                    rules = fresh;
+                    rules_at = Some(Instant::now());
+                    last_counts = counts;
                 }
-                *live = Arc::new(Live { view, json });
-                true
-            });
+                view.rules = rules.clone();
+                let json = serde_json::to_string(&view).unwrap_or_else(|e| {
+                    serde_json::json!({ "error": format!("cannot serialize the view: {e}") })
+                        .to_string()
+                });
+                tx.send_if_modified(|live| {
+                    if live.json == json {
+                        return false;
+                    }
+                    *live = Arc::new(Live { view, json });
+                    true
+                });
+                demand.fresh_ms.store(now_ms(), Ordering::Relaxed);
+                demand.computed.notify_waiters();
+            }
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
+                _ = demand.wake.notified() => {}
                 _ = stop.changed() => return,
             }
         }
@@ -209,6 +263,8 @@ pub fn rule_stats(history: &dyn JobHistory) -> Result<Vec<RuleStats>, StoreError
 pub(crate) async fn events(
     Extract(state): Extract<State>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    // The first view must be fresh; later ones come as the task computes them.
+    fresh(&state).await;
     let rx = state.live.clone();
     let stream = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
         if !first {

@@ -91,6 +91,7 @@ pub(crate) struct Shared {
     pub(crate) token: Option<String>,
     pub(crate) state_dir: PathBuf,
     pub(crate) live: watch::Receiver<Arc<live::Live>>,
+    pub(crate) demand: Arc<live::Demand>,
 }
 
 /// The handlers' state.
@@ -157,14 +158,22 @@ pub fn serve(
         .map_err(HttpError::Runtime)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let pool = pool::Pool::new(history);
-    let live =
-        runtime.block_on(async { live::start(pool.clone(), telemetry.clone(), stop_rx.clone()) });
+    let demand = Arc::new(live::Demand::default());
+    let live = runtime.block_on(async {
+        live::start(
+            pool.clone(),
+            telemetry.clone(),
+            demand.clone(),
+            stop_rx.clone(),
+        )
+    });
     let shared = Arc::new(Shared {
         telemetry,
         pool,
         token: options.token,
         state_dir: options.state_dir,
         live,
+        demand,
     });
     let app = router(shared);
     let thread = std::thread::Builder::new()

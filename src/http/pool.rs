@@ -47,7 +47,9 @@ impl Pool {
                 .pop();
             let mut history = match taken {
                 Some(h) => h,
-                None => (pool.open)().map_err(ApiError::Unavailable)?,
+                None => (pool.open)().map_err(|e| {
+                    ApiError::Unavailable(format!("the job store is not available: {e}"))
+                })?,
             };
             let result = f(history.as_mut());
             // A store error may leave the connection in a bad state: drop it.
