@@ -1,5 +1,5 @@
 //! The write side of the API: retry, cancel and rerun, as the operations CLI does them, each
-//! behind [`auth::check`](super::auth::check). Cancel stops a running job's process group
+//! behind [`auth::check`]. Cancel stops a running job's process group
 //! here, as `shotrouter cancel` does: SIGTERM, then SIGKILL after the runner's grace.
 
 use std::time::{Duration, Instant};

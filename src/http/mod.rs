@@ -1,6 +1,6 @@
 //! The HTTP server: a JSON API under `/api/v1/`, live updates by server-sent events, the
 //! dashboard at `/` and `/healthz`. It stands beside `app/` and reads only the engine's
-//! [`TelemetryHandle`] and the store's [`JobHistory`]; the one thing it changes is what the
+//! [`TelemetryHandle`] and the store's [`JobHistory`](crate::store::history::JobHistory); the one thing it changes is what the
 //! operations CLI changes (retry, cancel, rerun), behind a bearer token.
 //!
 //! The rest of shotrouter is synchronous: the server runs axum on a tokio runtime in a thread
