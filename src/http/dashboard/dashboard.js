@@ -80,7 +80,7 @@ function showError(text) {
   box.hidden = !text;
 }
 
-async function showLog(id, tr) {
+async function showLog(id) {
   if (openLogs.has(id)) { openLogs.delete(id); render(lastView); return; }
   openLogs.set(id, null);
   render(lastView);
