@@ -37,6 +37,8 @@ fn issue_13_schemathesis_finds_no_server_error_and_no_answer_off_the_document() 
             "Authorization: Bearer s3cret-token",
         ])
         .env("NO_COLOR", "1")
+        // Its cache folder (`.schemathesis/`) goes to the test's temp folder, not the checkout.
+        .current_dir(env.root())
         .stdout(std::fs::File::create(env.path("schemathesis.out")).expect("out"))
         .stderr(std::process::Stdio::null())
         .spawn()
