@@ -8,6 +8,8 @@
 //!
 //! ```text
 //! app      cli, commands, explain, ops    everything below
+//! http     api, dashboard, live updates   engine (telemetry), store (history), exec (kill grace),
+//!                                         media, rules, os
 //! engine   intake, sequences, dispatch,   source, route, exec, store, rules, media, os
 //!          outcomes, lifecycle, telemetry
 //! source   file events (inotify, poll)    rules (watch roots), os

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod metrics_file;
 pub mod ops;
 pub mod packaging;
+pub mod serve;
 pub mod status;
 pub mod style;
 pub mod table;

@@ -19,6 +19,8 @@ pub struct JobFilter<'a> {
     pub since_ms: Option<i64>,
     /// At most this many, newest first.
     pub limit: usize,
+    /// Only jobs older than this one (ids below it): the cursor of a page after the first.
+    pub before: Option<JobId>,
 }
 
 /// The history of every job, for people and scripts.

@@ -265,6 +265,7 @@ fn ship_the_deb_installs_a_working_binary_man_pages_completions_and_unit() {
         "rerun",
         "files",
         "notify",
+        "serve",
         "watch",
         "completions",
     ] {

@@ -69,6 +69,11 @@ pub(crate) fn history_reports_and_filters(b: &dyn Backend) {
         ..all.clone()
     };
     assert!(ids(future).is_empty());
+    let after_waiting = JobFilter {
+        before: Some(waiting.id),
+        ..all.clone()
+    };
+    assert_eq!(ids(after_waiting), [running.id, failed.id, done.id]);
     assert_eq!(ids(JobFilter { limit: 2, ..all }), [queued, waiting.id]);
     let detail = h.job(failed.id).expect("read").expect("exists");
     assert_eq!(detail.rule_hash, "h1");

@@ -123,6 +123,7 @@ impl JobHistory for PgStore {
             "{} WHERE ($2::text IS NULL OR j.status = $2::text)
                  AND ($3::text IS NULL OR j.rule = $3::text)
                  AND ($4::bigint IS NULL OR j.created_at >= $4::bigint)
+                 AND j.id < coalesce($6::bigint, 9223372036854775807)
              ORDER BY j.id DESC LIMIT $5",
             row_sql()
         );
@@ -134,6 +135,7 @@ impl JobHistory for PgStore {
                 &filter.rule,
                 &filter.since_ms,
                 &(filter.limit as i64),
+                &filter.before,
             ],
         )?;
         Ok(rows.iter().map(row).collect())

@@ -128,9 +128,12 @@ impl JobHistory for SqliteStore {
     }
 
     fn jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRow>, StoreError> {
+        // The cursor as a plain range on the id, never `?5 IS NULL OR ...`: SQLite then walks
+        // the primary key from the cursor down (a page deep in 100,000 jobs: 1 ms, not 70).
         let sql = format!(
             "{ROW_SQL} WHERE (?1 IS NULL OR j.status = ?1) AND (?2 IS NULL OR j.rule = ?2)
                  AND (?3 IS NULL OR j.created_at >= ?3)
+                 AND j.id < coalesce(?5, 9223372036854775807)
              ORDER BY j.id DESC LIMIT ?4"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -139,7 +142,8 @@ impl JobHistory for SqliteStore {
                 filter.status.map(Status::as_str),
                 filter.rule,
                 filter.since_ms,
-                filter.limit as i64
+                filter.limit as i64,
+                filter.before
             ],
             row,
         )?;
