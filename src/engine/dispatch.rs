@@ -269,7 +269,7 @@ impl Engine {
                 }
                 let plan = PortablePlan::of(
                     &spec,
-                    &super::lifecycle::roots_of(&self.set),
+                    &roots_of(&self.set),
                     &self.set.file.outputs,
                     rule.retries,
                     rule.backoff,
@@ -574,4 +574,22 @@ mod tests;
 fn single_link(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).is_ok_and(|m| m.nlink() <= 1)
+}
+
+/// Each watch root: its name and its path on this node.
+pub(super) fn roots_of(set: &crate::route::matcher::RuleSet) -> Vec<(String, std::path::PathBuf)> {
+    set.file
+        .watch
+        .iter()
+        .map(|r| (r.name.clone(), r.path.clone()))
+        .collect()
+}
+
+/// Each rule's `concurrency:`, the fair queue's per-rule limits.
+pub(super) fn rule_limits(set: &crate::route::matcher::RuleSet) -> HashMap<String, usize> {
+    set.file
+        .rules
+        .iter()
+        .filter_map(|r| r.concurrency.map(|c| (r.name.clone(), c)))
+        .collect()
 }

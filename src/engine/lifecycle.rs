@@ -23,7 +23,7 @@ use crate::rules;
 use crate::source::{SourceEvent, Sources, WatchConfig};
 use crate::store::queue::{Answer, JobQueue};
 
-use super::dispatch::FairQueue;
+use super::dispatch::{FairQueue, roots_of, rule_limits};
 use super::outbox::{self, Then};
 use super::{Engine, HEARTBEAT, Options, STORE_POLL};
 
@@ -226,28 +226,12 @@ fn own_store(dir: &std::path::Path, node: &str) -> Result<OwnerLock, Error> {
     })
 }
 
-pub(super) fn roots_of(set: &RuleSet) -> Vec<(String, std::path::PathBuf)> {
-    set.file
-        .watch
-        .iter()
-        .map(|r| (r.name.clone(), r.path.clone()))
-        .collect()
-}
-
 fn watch_config(set: &RuleSet) -> WatchConfig {
     WatchConfig {
         roots: set.file.watch.clone(),
         ignore: set.ignore_set().clone(),
         events: set.events(),
     }
-}
-
-fn rule_limits(set: &RuleSet) -> HashMap<String, usize> {
-    set.file
-        .rules
-        .iter()
-        .filter_map(|r| r.concurrency.map(|c| (r.name.clone(), c)))
-        .collect()
 }
 
 pub(super) fn signal_channel() -> Result<Receiver<i32>, Error> {

@@ -235,7 +235,7 @@ pub fn plan(
 /// allowed root the destination lies in (the root itself for a file directly in it).
 fn transfer_plan(
     set: &RuleSet,
-    rule: &crate::rules::transfer::TransferRule,
+    rule: &crate::rules::TransferRule,
     root: &Path,
     vars: &Bindings,
 ) -> Result<TransferPlan, PlanError> {

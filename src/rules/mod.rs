@@ -42,7 +42,7 @@ pub use loader::{RulesError, load, parse};
 pub use model::{
     BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_IGNORE, DEFAULT_POLL, DEFAULT_SEQUENCE_SETTLE,
     EventKind, EventSet, OnRename, PollSettings, ProgressKind, Rule, RuleFile, SequenceRule,
-    SourceKind, WatchRoot,
+    SourceKind, TransferRule, WatchRoot,
 };
 pub use notify::{DEFAULT_STUCK_AFTER, NOTIFY_VARIABLES, NotifyEvent, NotifyTarget};
 pub use path::{absolute, normalize};

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::deliver::copy::TransferKind;
+use crate::deliver::hash::HashKind;
 use crate::media::avid::AvidCodec;
 use crate::media::keykode::KeyKodeSpec;
 use crate::media::sequence::OnGaps;
 use crate::media::timecode::TimecodeSpec;
 use crate::rules::diag::Diagnostics;
 use crate::rules::template::Template;
-use crate::rules::transfer::TransferRule;
 use crate::rules::verify::VerifyRule;
 
 /// Variables every rule can use, whatever the file.
@@ -325,4 +326,17 @@ pub struct RuleFile {
     /// What `check` warns about (a program not on `PATH`, a missing root): the file loads, but
     /// something will likely fail or wait; the daemon logs each at start.
     pub warnings: Diagnostics,
+}
+
+/// A rule's `copy:` or `move:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRule {
+    /// Copy or move.
+    pub kind: TransferKind,
+    /// The destination file (relative paths are relative to the watch root).
+    pub to: Template,
+    /// Hashes computed while copying and verified on the destination (`xxh64` when not given).
+    pub hashes: Vec<HashKind>,
+    /// Whether the destination folder's ASC MHL history records the delivery.
+    pub mhl: bool,
 }

@@ -10,25 +10,12 @@ use crate::deliver::copy::TransferKind;
 use crate::deliver::hash::HashKind;
 use crate::rules::diag::Diagnostic;
 use crate::rules::loader::{Loader, MapReader};
+use crate::rules::model::TransferRule;
 use crate::rules::syntax::did_you_mean;
-use crate::rules::template::Template;
 use crate::rules::yaml::{Node, NodeKind};
 
 /// The keys of `copy:` and `move:`.
 pub const KEYS: &[&str] = &["to", "hash", "mhl"];
-
-/// A rule's `copy:` or `move:`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferRule {
-    /// Copy or move.
-    pub kind: TransferKind,
-    /// The destination file (relative paths are relative to the watch root).
-    pub to: Template,
-    /// Hashes computed while copying and verified on the destination (`xxh64` when not given).
-    pub hashes: Vec<HashKind>,
-    /// Whether the destination folder's ASC MHL history records the delivery.
-    pub mhl: bool,
-}
 
 /// How a rule's other keys frame its `copy:`/`move:`, for the checks that combine them.
 pub(super) struct Framing {

@@ -12,12 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::StoreError;
-use super::history::JobHistory;
-use super::postgres::PgStore;
-use super::queue::JobQueue;
-use super::sqlite::SqliteStore;
 use super::url::{
-    decode, encode, encode_value, parse_port, passfile_fields, redact_url, scrub, split_host_port,
+    decode, encode, encode_value, parse_port, passfile_fields, redact_url, split_host_port,
 };
 
 /// The default PostgreSQL port.
@@ -66,41 +62,6 @@ impl fmt::Display for Location {
             Location::Postgres(pg) => pg.fmt(f),
         }
     }
-}
-
-/// Opens the engine's side of the store at `loc` for node `node`, creating or upgrading it.
-///
-/// # Errors
-/// Whatever the backend's open reports.
-pub fn open_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>, StoreError> {
-    Ok(match loc {
-        Location::Folder(dir) => Box::new(SqliteStore::open(dir, node)?),
-        Location::Postgres(pg) => Box::new(PgStore::open(pg, node)?),
-    })
-}
-
-/// Opens the store at `loc` for one of a worker's connections: an SQLite store must exist (the
-/// watcher on this machine made it, and migrates it); a PostgreSQL one is created or upgraded
-/// as by [`open_queue`], since workers may start before any watcher.
-///
-/// # Errors
-/// Whatever the backend's open reports.
-pub fn open_worker_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>, StoreError> {
-    Ok(match loc {
-        Location::Folder(dir) => Box::new(SqliteStore::open_for_worker(dir, node)?),
-        Location::Postgres(pg) => Box::new(PgStore::open(pg, node)?),
-    })
-}
-
-/// Opens an existing store at `loc` for the operations commands; never creates nor upgrades one.
-///
-/// # Errors
-/// A missing or outdated store; whatever the backend's open reports.
-pub fn open_history(loc: &Location) -> Result<Box<dyn JobHistory + Send>, StoreError> {
-    Ok(match loc {
-        Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
-        Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),
-    })
 }
 
 /// A PostgreSQL database and how to log in to it, every part resolved.
@@ -344,12 +305,12 @@ impl PgLocation {
             .map(|mut fields| fields.remove(4)))
     }
 
-    /// Connects, logging in with the resolved password; the error names the redacted URL.
+    /// The client configuration to connect with, and the password it logs in with (for
+    /// [`postgres::connect`](super::postgres::connect) to scrub from errors).
     ///
     /// # Errors
-    /// [`StoreError::Connect`] when the server cannot be reached or refuses the login;
     /// [`StoreError::Location`] for an unusable password file.
-    pub fn connect(&self) -> Result<postgres::Client, StoreError> {
+    pub(crate) fn client_config(&self) -> Result<(postgres::Config, Option<String>), StoreError> {
         let password = self.resolve_password()?;
         let mut config = postgres::Config::new();
         config
@@ -365,12 +326,7 @@ impl PgLocation {
         if let Some(password) = &password {
             config.password(password);
         }
-        config
-            .connect(postgres::NoTls)
-            .map_err(|e| StoreError::Connect {
-                url: self.to_string(),
-                reason: scrub(&super::postgres::describe(&e), password.as_deref()),
-            })
+        Ok((config, password))
     }
 }
 
