@@ -8,6 +8,8 @@
 //!
 //! ```text
 //! app      cli, commands, explain, ops    everything below
+//! http     api, dashboard, live updates   engine (telemetry), store (history), exec (kill grace),
+//!                                         media, rules, os
 //! engine   intake, sequences, dispatch,   source, route, exec, store, rules, media, os
 //!          outcomes, lifecycle, telemetry
 //! source   file events (inotify, poll)    rules (watch roots), os
@@ -29,6 +31,7 @@ pub mod deliver;
 pub mod engine;
 pub mod error;
 pub mod exec;
+pub mod http;
 pub mod media;
 pub mod os;
 pub mod route;

@@ -233,6 +233,28 @@ pub enum Command {
         after_help = "Examples:\n  shotrouter worker --store postgres://shotrouter@db/shotrouter --jobs 4 --map shots=/mnt/shots\n  shotrouter worker --store /srv/show/.shotrouter --name encode-1 --tags gpu\n\nNo rules file: each job carries its planned commands. A job whose tree this machine cannot\nmap, or whose input is missing here, is left to another node. Stop with SIGINT or SIGTERM:\nrunning jobs get --grace to finish."
     )]
     Worker(WorkerArgs),
+    /// Serve the dashboard and JSON API of a store, with no watcher (read-mostly).
+    #[command(
+        after_help = "Example:\n  shotrouter serve --state /mnt/shows/bigfish/.shotrouter --http 127.0.0.1:8470\n  shotrouter serve --state .shotrouter --http 0.0.0.0:8470 --http-token-file /etc/shotrouter/token\n\nStop with SIGINT or SIGTERM. See docs/dashboard.md."
+    )]
+    Serve {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
+        /// The address to listen on; loopback unless you say otherwise.
+        #[arg(long, value_name = "ADDR", default_value = crate::http::DEFAULT_ADDR)]
+        http: std::net::SocketAddr,
+        /// A file holding the bearer token that allows retry, cancel and rerun; without it
+        /// the API is read-only.
+        #[arg(long, value_name = "FILE")]
+        http_token_file: Option<PathBuf>,
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
+    },
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     #[command(
         after_help = "Examples:\n  shotrouter completions bash > ~/.local/share/bash-completion/completions/shotrouter\n  shotrouter completions zsh > ~/.zfunc/_shotrouter\n  shotrouter completions fish > ~/.config/fish/completions/shotrouter.fish\n\nThe Debian package installs all three."
@@ -333,6 +355,13 @@ pub struct WorkerArgs {
     /// A node whose heartbeat is older than this loses its claims to the others.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub lease: Duration,
+    /// Serve the dashboard and JSON API of the shared store on this address (e.g.
+    /// `127.0.0.1:8470`); off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// With `--http`: a file holding the bearer token that allows retry, cancel and rerun.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub http_token_file: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -382,6 +411,21 @@ pub struct WatchArgs {
     /// (e.g. `30d`, `12h`); `0` keeps them forever.
     #[arg(long, default_value = "30d", value_parser = parse_keep)]
     pub keep_logs: Duration,
+    /// Write the Prometheus metrics (the text `/metrics` serves) to this file every
+    /// `--metrics-every` and at exit, replacing it atomically: for node_exporter's textfile
+    /// collector on hosts that serve no HTTP.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_store")]
+    pub metrics_file: Option<PathBuf>,
+    /// How often `--metrics-file` is rewritten.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, requires = "metrics_file")]
+    pub metrics_every: Duration,
+    /// Serve the dashboard and JSON API on this address (e.g. `127.0.0.1:8470`); off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// With `--http`: a file holding the bearer token that allows retry, cancel and rerun over
+    /// HTTP; without it the API is read-only.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub http_token_file: Option<PathBuf>,
     /// Log verbosity.
     #[command(flatten)]
     pub verbosity: Verbosity,

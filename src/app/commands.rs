@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::app::cli::{self, Cli, Command};
 use crate::app::style::{self, ColorChoice};
-use crate::app::{check, explain, logging, ops, packaging, status, watch_status};
+use crate::app::{check, explain, logging, ops, packaging, serve, status, watch_status};
 use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
@@ -141,6 +141,21 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             ops::notify(&state.location()?, &paths)
         }
         Command::Worker(args) => worker(args, cli.color),
+        Command::Serve {
+            state,
+            http,
+            http_token_file,
+            log_format,
+            verbosity,
+        } => {
+            logging::init(log_format, verbosity, cli.color, None);
+            serve::serve(
+                &state.location()?,
+                &state.dir(),
+                http,
+                http_token_file.as_deref(),
+            )
+        }
         Command::Completions { shell } => packaging::completions(shell),
         Command::Manpages { dir } => packaging::manpages(&dir),
         Command::Watch(args) => {
@@ -166,7 +181,21 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                     .map_err(|e| Error::Config(e.to_string()))?,
                 None => crate::store::Location::Folder(state_dir.clone()),
             };
-            engine::run(engine::Options {
+            let telemetry = engine::telemetry::TelemetryHandle::default();
+            let _server = match args.http {
+                Some(addr) => Some(serve::start(
+                    addr,
+                    args.http_token_file.as_deref(),
+                    &location,
+                    &state_dir,
+                    Some(telemetry.clone()),
+                )?),
+                None => None,
+            };
+            let metrics = args.metrics_file.clone().map(|path| {
+                super::metrics_file::start(path, args.metrics_every, &location, &telemetry)
+            });
+            let code = engine::run(engine::Options {
                 location,
                 rules_path: args.rules,
                 once: args.once,
@@ -176,7 +205,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 no_run: args.no_run,
                 keep_logs: (!args.keep_logs.is_zero()).then_some(args.keep_logs),
                 progress,
-            })
+                telemetry,
+            });
+            if let Some(metrics) = metrics {
+                metrics.finish();
+            }
+            code
         }
     }
 }
@@ -195,6 +229,16 @@ fn worker(args: cli::WorkerArgs, color: ColorChoice) -> Result<ExitCode, Error> 
         (None, crate::store::Location::Postgres(_)) => default_worker_state(),
     };
     tracing::debug!(store = %location, state = %state_dir.display(), "worker store");
+    let _server = match args.http {
+        Some(addr) => Some(serve::start(
+            addr,
+            args.http_token_file.as_deref(),
+            &location,
+            &state_dir,
+            None,
+        )?),
+        None => None,
+    };
     let open_node = node.clone();
     let store: crate::exec::pool::QueueFactory =
         std::sync::Arc::new(move || crate::store::open_worker_queue(&location, &open_node));

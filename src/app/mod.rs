@@ -3,7 +3,7 @@
 //! shows what rules do, `logfmt` writes the text log's lines and `logging` installs it,
 //! `packaging` writes the completion scripts and man pages a package ships; `table`, `human`
 //! and `style` shape text output (widths, times and sizes, colour), `watch_status` repeats
-//! `status`.
+//! `status`, `metrics_file` writes `watch --metrics-file`.
 
 pub mod check;
 pub mod cli;
@@ -12,8 +12,10 @@ pub mod explain;
 pub mod human;
 pub mod logfmt;
 pub mod logging;
+pub mod metrics_file;
 pub mod ops;
 pub mod packaging;
+pub mod serve;
 pub mod status;
 pub mod style;
 pub mod table;

@@ -207,6 +207,7 @@ pub fn jobs(
         rule,
         since_ms,
         limit,
+        before: None,
     };
     let history = open(store)?;
     if let Some(rule) = rule {

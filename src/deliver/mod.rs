@@ -1,13 +1,16 @@
 //! What happens to a product after its commands exit 0 and before anyone may see it: a list of
 //! [`Step`]s run in order (verification with ffprobe or an image's own header, an ALE's temp
-//! file, the temp-then-rename publish, the ALE's rename; copies with hashes and ASC MHL are
-//! further steps to come).
+//! file, the temp-then-rename publish, the ALE's rename, then a verified copy or move with its
+//! ASC MHL record (`copy`, `mhl`)).
 //!
 //! exec decides when steps run and turns their errors into the job's outcome; steps know nothing
 //! of processes, rules or the store. Invariant: the final path is touched only by `Publish`, and
 //! only after every step before it has passed.
 
 pub mod ale;
+pub mod copy;
+pub mod hash;
+pub mod mhl;
 pub mod publish;
 pub mod verify;
 
@@ -147,6 +150,9 @@ pub enum DeliverError {
     /// The product was written but is not what the rule's `verify:` asks for.
     #[error("verification failed: {0}")]
     Verify(String),
+    /// A `copy:` or `move:` did not deliver a verified file (the message says what was left).
+    #[error("{0}")]
+    Transfer(String),
     /// The ALE beside the product could not be written or published.
     #[error("ale: {0}")]
     Ale(String),

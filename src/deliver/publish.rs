@@ -100,7 +100,7 @@ impl Step for Publish {
 /// Makes and opens the output's folder from the allowed root it lies in, refusing one that
 /// resolves (through symlinks) outside the allowed roots; removes a stale temp file from an
 /// earlier, killed attempt. Returns the checked folder's handle.
-fn prepare_output(
+pub(crate) fn prepare_output(
     final_path: &Path,
     temp_path: &Path,
     allowed: &[PathBuf],

@@ -172,6 +172,11 @@ impl FairQueue {
         None
     }
 
+    /// Jobs waiting for a slot (not those waiting out a retry's backoff).
+    pub fn waiting(&self) -> impl Iterator<Item = &JobSpec> {
+        self.queues.values().flatten().map(|p| &p.spec)
+    }
+
     /// Jobs waiting, delayed ones included.
     pub fn len(&self) -> usize {
         self.queues.values().map(VecDeque::len).sum::<usize>() + self.delayed.len()
@@ -264,7 +269,7 @@ impl Engine {
                 }
                 let plan = PortablePlan::of(
                     &spec,
-                    &super::lifecycle::roots_of(&self.set),
+                    &roots_of(&self.set),
                     &self.set.file.outputs,
                     rule.retries,
                     rule.backoff,
@@ -317,8 +322,21 @@ impl Engine {
         reason: &str,
     ) {
         let rule = &self.set.file.rules[index];
-        tracing::error!(rule = %rule.name, path = %self.set.file.watch[root].path.join(rel).display(), error = %reason, "cannot build the job");
+        let path = self.set.file.watch[root].path.join(rel);
+        tracing::error!(rule = %rule.name, path = %path.display(), error = %reason, "cannot build the job");
         self.counters.failed += 1;
+        self.notify(
+            crate::rules::NotifyEvent::Failed,
+            super::notify::About {
+                job: "",
+                rule: &rule.name,
+                path: &path,
+                attempt: 0,
+                reason: Some(reason.to_string()),
+                started_at_ms: None,
+                duration: None,
+            },
+        );
         if let (true, Some(version)) = (self.store.is_some(), version) {
             let job = NewJob {
                 rule: rule.name.clone(),
@@ -387,6 +405,9 @@ impl Engine {
             claim: None,
             view: planned.view,
             verify: planned.verify,
+            progress: rule.progress.is_some(),
+            total_frames: planned.frames,
+            transfer: planned.transfer,
         })
     }
 
@@ -553,4 +574,22 @@ mod tests;
 fn single_link(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).is_ok_and(|m| m.nlink() <= 1)
+}
+
+/// Each watch root: its name and its path on this node.
+pub(super) fn roots_of(set: &crate::route::matcher::RuleSet) -> Vec<(String, std::path::PathBuf)> {
+    set.file
+        .watch
+        .iter()
+        .map(|r| (r.name.clone(), r.path.clone()))
+        .collect()
+}
+
+/// Each rule's `concurrency:`, the fair queue's per-rule limits.
+pub(super) fn rule_limits(set: &crate::route::matcher::RuleSet) -> HashMap<String, usize> {
+    set.file
+        .rules
+        .iter()
+        .filter_map(|r| r.concurrency.map(|c| (r.name.clone(), c)))
+        .collect()
 }

@@ -80,9 +80,15 @@ impl Engine {
                 self.on_file(file, Instant::now());
             }
             SourceEvent::InitialScanDone => self.initial_scan_done(),
-            SourceEvent::Overflow => self.counters.overflows += 1,
+            SourceEvent::Overflow => {
+                // The source rescans after each overflow.
+                self.counters.overflows += 1;
+                self.counters.rescans += 1;
+            }
             SourceEvent::Health { topic, problem } => self.note_health(topic, problem),
-            SourceEvent::RootLost(_) | SourceEvent::RootBack(_) => {}
+            SourceEvent::PollPass { took } => self.timings.poll_passes.observe(took),
+            SourceEvent::RootBack(_) => self.counters.rescans += 1,
+            SourceEvent::RootLost(_) => {}
         }
     }
 

@@ -23,7 +23,7 @@ use crate::rules;
 use crate::source::{SourceEvent, Sources, WatchConfig};
 use crate::store::queue::{Answer, JobQueue};
 
-use super::dispatch::FairQueue;
+use super::dispatch::{FairQueue, roots_of, rule_limits};
 use super::outbox::{self, Then};
 use super::{Engine, HEARTBEAT, Options, STORE_POLL};
 
@@ -47,6 +47,9 @@ const STOP_KILL_AFTER: Duration = Duration::from_millis(400);
 /// At a stop, how long after the grace the daemon waits for killed jobs to report before it
 /// records what it has and exits (the rest is recovered at the next start).
 const STOP_REPORT_WAIT: Duration = Duration::from_millis(700);
+
+/// At exit, how long notifications still waiting may take to be delivered.
+const NOTIFY_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `shotrouter watch`.
 ///
@@ -101,6 +104,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let pool = Pool::new(set.file.jobs, provenance.clone(), factory, done_tx);
     let progress = options.progress.clone().filter(|_| options.once);
     let now = Instant::now();
+    let telemetry = options.telemetry.clone();
     let mut engine = Engine {
         run_tag: format!("{}", std::process::id()),
         queue: FairQueue::new(set.file.jobs, rule_limits(&set)),
@@ -115,8 +119,10 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         outbox: Default::default(),
         counters: Default::default(),
         active: Default::default(),
-        telemetry: Default::default(),
+        telemetry,
+        timings: super::telemetry::Timings::new(),
         next_telemetry: now,
+        telemetry_stale: false,
         node,
         started_at_ms: crate::store::now_ms(),
         commit_retry: None,
@@ -140,6 +146,10 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         progress,
         busy: false,
         stopping: false,
+        sd: None,
+        next_watchdog: None,
+        notifier: Default::default(),
+        stuck: Default::default(),
     };
     engine.recover()?;
     let mut watcher = None;
@@ -156,6 +166,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         reloads = super::reload::watch(&engine.options.rules_path);
         let roots = engine.set.roots_text();
         tracing::info!(rules = %engine.options.rules_path.display(), roots = %roots, jobs = engine.set.file.jobs, node = %engine.node, "watching");
+        engine.sd_ready();
     }
     loop {
         // `--once` over a tree with nothing to do (and no store to poll) must still wake up to
@@ -181,6 +192,9 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
             recv(signals) -> signal => {
                 let signalled = Instant::now();
                 tracing::info!(signal = signal.unwrap_or_default(), "stopping: no new jobs");
+                if let Some(sd) = &engine.sd {
+                    sd.notify("STOPPING=1");
+                }
                 drop(watcher.take());
                 return Ok(engine.shut_down(&done_rx, &source_tx, signalled));
             }
@@ -212,28 +226,12 @@ fn own_store(dir: &std::path::Path, node: &str) -> Result<OwnerLock, Error> {
     })
 }
 
-pub(super) fn roots_of(set: &RuleSet) -> Vec<(String, std::path::PathBuf)> {
-    set.file
-        .watch
-        .iter()
-        .map(|r| (r.name.clone(), r.path.clone()))
-        .collect()
-}
-
 fn watch_config(set: &RuleSet) -> WatchConfig {
     WatchConfig {
         roots: set.file.watch.clone(),
         ignore: set.ignore_set().clone(),
         events: set.events(),
     }
-}
-
-fn rule_limits(set: &RuleSet) -> HashMap<String, usize> {
-    set.file
-        .rules
-        .iter()
-        .filter_map(|r| r.concurrency.map(|c| (r.name.clone(), c)))
-        .collect()
 }
 
 pub(super) fn signal_channel() -> Result<Receiver<i32>, Error> {
@@ -308,6 +306,14 @@ impl Engine {
                 }
             }
         }
+        if let (Some(at), Some(sd)) = (self.next_watchdog, &self.sd)
+            && now >= at
+        {
+            // Sent from the loop itself: an engine that stops looping stops pinging.
+            sd.notify("WATCHDOG=1");
+            self.next_watchdog = sd.watchdog_every().map(|every| now + every);
+        }
+        self.check_stuck(now);
         self.fill(now);
         if self.should_commit(now) {
             self.flush(now);
@@ -358,6 +364,7 @@ impl Engine {
             let answers = match self.store.as_mut() {
                 Some(store) if !writes.is_empty() => match store.commit(&writes) {
                     Ok(answers) => {
+                        self.timings.commits.observe(started.elapsed());
                         tracing::trace!(
                             writes = writes.len(),
                             elapsed_us = started.elapsed().as_micros() as u64,
@@ -410,6 +417,18 @@ impl Engine {
         crate::exec::temps::sweep(&abandoned);
         self.resume_queued(-1);
         Ok(())
+    }
+
+    /// Tells systemd (under `Type=notify`) that the watcher and the store are up, and starts
+    /// the watchdog pings it asks for.
+    fn sd_ready(&mut self) {
+        self.sd = crate::os::sd_notify::SdNotify::from_env();
+        if let Some(sd) = &self.sd {
+            sd.notify("READY=1");
+            self.next_watchdog = sd.watchdog_every().map(|every| Instant::now() + every);
+            let watchdog_ms = sd.watchdog_every().map(|d| d.as_millis() as u64);
+            tracing::debug!(watchdog_ms, "told systemd we are ready");
+        }
     }
 
     /// Logs once each time all work is done: what a supervisor checks at the end of a night.
@@ -472,6 +491,7 @@ impl Engine {
 
     fn finish_once(mut self) -> ExitCode {
         self.flush_all(Instant::now());
+        self.publish_telemetry(Instant::now(), true);
         if let Some(bar) = &self.progress {
             bar.finish_and_clear();
         }
@@ -481,6 +501,7 @@ impl Engine {
             "done"
         );
         self.pool.shutdown();
+        self.notifier.finish(NOTIFY_GRACE);
         if self.counters.failed == 0 {
             ExitCode::SUCCESS
         } else {
@@ -545,7 +566,9 @@ impl Engine {
             self.on_report(report, source, true);
         }
         self.flush_until_done();
+        self.publish_telemetry(Instant::now(), true);
         self.pool.shutdown();
+        self.notifier.finish(NOTIFY_GRACE);
         tracing::info!("stopped");
         ExitCode::SUCCESS
     }

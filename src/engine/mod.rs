@@ -6,13 +6,15 @@
 //! Split by concept, each file an `impl Engine` block: [`intake`] (events, settling, scans,
 //! catch-up), [`sequences`] (frames gathered into sequences), [`dispatch`] (planning, the fair
 //! queue, claims), [`outcomes`] (ends of attempts, retries, backoff), [`lifecycle`] (start,
-//! the loop, reload, shutdown), [`retention`] (old job logs deleted, on a thread of its own), [`outbox`] (the writes of one burst of work, committed at once)
+//! the loop, reload, shutdown), [`retention`] (old job logs deleted, on a thread of its own), [`outbox`] (the writes of one burst of work, committed at once), [`notify`] (when `notify:`
+//! targets are told)
 //! and [`telemetry`] (a snapshot anyone may read without the database).
 
 pub mod dispatch;
 pub mod intake;
 pub mod ledger;
 pub mod lifecycle;
+pub mod notify;
 pub mod outbox;
 pub mod outcomes;
 pub mod reload;
@@ -68,6 +70,9 @@ pub struct Options {
     /// `--once`'s progress bar, made by the caller so its log can keep the bar below its lines;
     /// `None` draws none.
     pub progress: Option<ProgressBar>,
+    /// Where the engine publishes its telemetry snapshot; the caller keeps a clone to read it
+    /// (metrics, an HTTP server).
+    pub telemetry: TelemetryHandle,
 }
 
 /// How often the store is asked for jobs queued by someone else (`retry`, `rerun`): queued
@@ -98,8 +103,12 @@ pub struct Engine {
     /// Jobs in workers' hands, for the telemetry snapshot.
     active: std::collections::BTreeMap<String, telemetry::ActiveJob>,
     telemetry: TelemetryHandle,
+    /// Histograms of attempt, commit and poll-pass durations, for the telemetry snapshot.
+    timings: telemetry::Timings,
     /// When a busy engine next publishes its telemetry.
     next_telemetry: Instant,
+    /// Whether the snapshot lags behind (a publish was skipped): due at `next_telemetry`.
+    telemetry_stale: bool,
     /// This node's name in the store.
     node: String,
     started_at_ms: i64,
@@ -140,6 +149,14 @@ pub struct Engine {
     scratch: Scratch,
     routed: Vec<usize>,
     progress: Option<ProgressBar>,
+    /// Delivers `notify:` notifications on its own thread.
+    notifier: crate::exec::notifier::Notifier,
+    /// Queued jobs watched for `stuck` notifications.
+    stuck: notify::StuckWatch,
+    /// systemd's notify socket, when the daemon runs under `Type=notify`.
+    sd: Option<crate::os::sd_notify::SdNotify>,
+    /// When the next `WATCHDOG=1` is due, when systemd asks for pings.
+    next_watchdog: Option<Instant>,
     /// Whether work was pending at the last check, to log the moment the queue drains.
     busy: bool,
     /// Set at SIGINT/SIGTERM: nothing more is handed to a worker; claims granted meanwhile are
@@ -157,7 +174,7 @@ impl Engine {
     }
 
     /// The earliest moment something is due: a settle, a scanned file, a sequence, a retry,
-    /// the store poll or the heartbeat.
+    /// the store poll, the heartbeat or systemd's watchdog ping.
     fn next_deadline(&self) -> Option<Instant> {
         let store = self
             .store
@@ -168,6 +185,11 @@ impl Engine {
             self.sequences.next_deadline(),
             self.queue.next_delayed(),
             store,
+            self.next_watchdog,
+            self.stuck
+                .next_check
+                .filter(|_| !self.queue.is_empty() || !self.active.is_empty()),
+            self.telemetry_stale.then_some(self.next_telemetry),
             // While a failed commit waits for its retry, the outbox's own window is moot.
             self.commit_retry.or(self.outbox.due()),
         ]

@@ -13,7 +13,9 @@ use crate::store::queue::{Answer, Ending, Write};
 
 use super::Engine;
 use super::dispatch::Pending;
+use super::notify::About;
 use super::outbox::Then;
+use crate::rules::NotifyEvent;
 
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -44,6 +46,7 @@ impl Engine {
                     Then::Started(job),
                 );
             }
+            Report::Progress { id, progress } => self.telemetry_progress(&id, progress),
             Report::Finished(finished) => self.on_finished(*finished, source, stopping),
         }
     }
@@ -63,8 +66,32 @@ impl Engine {
         if let Some(claim) = spec.claim {
             self.attempts.remove(&claim.id);
         }
+        let started_at_ms = self.active.get(&spec.id).and_then(|j| j.started_at_ms);
         self.telemetry_finished(&spec.id);
         self.note_duration(duration);
+        let about = |reason: Option<String>| About {
+            job: &spec.id,
+            rule: &spec.rule,
+            path: &spec.path,
+            attempt: spec.attempt,
+            reason,
+            started_at_ms,
+            duration: Some(duration),
+        };
+        self.timings.observe_job(&spec.rule, duration);
+        if matches!(
+            &outcome,
+            Outcome::Failed(crate::exec::runner::Failure::Deliver(
+                crate::deliver::DeliverError::Verify(_)
+            ))
+        ) {
+            self.counters.verify_failed += 1;
+            let reason = match &outcome {
+                Outcome::Failed(failure) => Some(failure.to_string()),
+                _ => None,
+            };
+            self.notify(NotifyEvent::VerifyFailed, about(reason));
+        }
         let rule = self
             .set
             .index_of(&spec.rule)
@@ -76,6 +103,7 @@ impl Engine {
             Outcome::Succeeded { published } => {
                 tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
                 self.counters.succeeded += 1;
+                self.notify(NotifyEvent::Done, about(None));
                 // In --once there is no watcher to see the product land: route it here so
                 // chains (frames → movie → SAN copy) complete.
                 if self.options.once
@@ -106,6 +134,7 @@ impl Engine {
                     return self.retry(spec, reason, not_before, delay, stopping);
                 }
                 self.counters.failed += 1;
+                self.notify(NotifyEvent::Failed, about(Some(reason.clone())));
                 Ending::Failed { reason }
             }
             // Killed by this node's stop: queued again for the next start.
@@ -116,6 +145,7 @@ impl Engine {
             Outcome::Cancelled => {
                 tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "cancelled", "end");
                 self.counters.failed += 1;
+                self.notify(NotifyEvent::Failed, about(Some("cancelled".into())));
                 Ending::Cancelled
             }
         };

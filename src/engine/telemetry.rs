@@ -9,6 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::Serialize;
 
+use crate::exec::progress::StepProgress;
 use crate::exec::runner::JobSpec;
 use crate::store::now_ms;
 
@@ -33,6 +34,108 @@ pub struct Counters {
     pub failed: u64,
     /// Attempts that failed and were queued again.
     pub retried: u64,
+    /// Rescans of the tree (after an overflow, or a lost root's return).
+    pub rescans: u64,
+    /// Attempts whose product was not what the rule's `verify:` asks for.
+    pub verify_failed: u64,
+}
+
+/// Upper bounds of the job-duration buckets, in microseconds (0.1 s to 1 h).
+pub const JOB_BOUNDS_US: &[u64] = &[
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    30_000_000,
+    60_000_000,
+    120_000_000,
+    300_000_000,
+    600_000_000,
+    1_800_000_000,
+    3_600_000_000,
+];
+
+/// Upper bounds of the buckets of short operations (a commit, a poll pass), in microseconds
+/// (0.5 ms to 30 s).
+pub const SHORT_BOUNDS_US: &[u64] = &[
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 30_000_000,
+];
+
+/// Durations counted into fixed buckets, as Prometheus histograms want them: cheap to observe
+/// (one comparison per bound) and to copy into a snapshot.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Histogram {
+    /// Upper bounds of the buckets, microseconds.
+    pub bounds_us: &'static [u64],
+    /// Observations per bucket (not cumulative); one more than `bounds_us`, the last for
+    /// everything above the largest bound.
+    pub counts: Vec<u64>,
+    /// Sum of every observation, microseconds.
+    pub sum_us: u64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl Histogram {
+    /// An empty histogram over `bounds_us`.
+    pub fn new(bounds_us: &'static [u64]) -> Histogram {
+        Histogram {
+            bounds_us,
+            counts: vec![0; bounds_us.len() + 1],
+            sum_us: 0,
+            count: 0,
+        }
+    }
+
+    /// Counts one duration.
+    pub fn observe(&mut self, took: std::time::Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = self.bounds_us.partition_point(|&bound| bound < us);
+        if self.counts.len() != self.bounds_us.len() + 1 {
+            self.counts = vec![0; self.bounds_us.len() + 1];
+        }
+        self.counts[bucket] += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+        self.count += 1;
+    }
+}
+
+/// Histograms of how long things took, kept by the engine (the only clock reader).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Timings {
+    /// How long attempts ran, per rule (every attempt, retried ones included).
+    pub jobs: BTreeMap<String, Histogram>,
+    /// How long the store's group commits took.
+    pub commits: Histogram,
+    /// How long the poll source's passes over the tree took.
+    pub poll_passes: Histogram,
+}
+
+impl Timings {
+    /// Empty histograms with their bounds.
+    pub fn new() -> Timings {
+        Timings {
+            jobs: BTreeMap::new(),
+            commits: Histogram::new(SHORT_BOUNDS_US),
+            poll_passes: Histogram::new(SHORT_BOUNDS_US),
+        }
+    }
+
+    /// Counts an attempt of `rule` that took `took`.
+    pub fn observe_job(&mut self, rule: &str, took: std::time::Duration) {
+        match self.jobs.get_mut(rule) {
+            Some(histogram) => histogram.observe(took),
+            None => {
+                let mut histogram = Histogram::new(JOB_BOUNDS_US);
+                histogram.observe(took);
+                self.jobs.insert(rule.to_string(), histogram);
+            }
+        }
+    }
 }
 
 /// A job in a worker's hands.
@@ -50,6 +153,19 @@ pub struct ActiveJob {
     pub claimed_at_ms: i64,
     /// When its first step started, unix ms; `None` while it waits for a free worker.
     pub started_at_ms: Option<i64>,
+    /// Progress of an ffmpeg step that reports it (`progress: ffmpeg`), refreshed ~1/s.
+    pub progress: Option<Progress>,
+}
+
+/// How far an ffmpeg step got, from its `-progress` output.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Frames written so far.
+    pub frame: u64,
+    /// Frames the step will write, when known (a sequence's length, a probed duration).
+    pub total_frames: Option<u64>,
+    /// Encoding speed, frames per second × 1000.
+    pub fps_milli: u32,
 }
 
 /// The snapshot.
@@ -71,6 +187,8 @@ pub struct Telemetry {
     pub sequences_gathering: usize,
     /// Jobs in workers' hands, by id.
     pub active: BTreeMap<String, ActiveJob>,
+    /// How long attempts, commits and poll passes took.
+    pub timings: Timings,
 }
 
 /// A shared handle on the latest snapshot.
@@ -107,8 +225,20 @@ impl Engine {
                 attempt: spec.attempt,
                 claimed_at_ms: now_ms(),
                 started_at_ms: None,
+                progress: None,
             },
         );
+    }
+
+    pub(super) fn telemetry_progress(&mut self, id: &str, step: StepProgress) {
+        if let Some(job) = self.active.get_mut(id) {
+            job.progress = Some(Progress {
+                frame: step.frame,
+                total_frames: step.total_frames,
+                fps_milli: step.fps_milli,
+            });
+            self.telemetry_stale = true;
+        }
     }
 
     pub(super) fn telemetry_started(&mut self, id: &str) {
@@ -124,8 +254,12 @@ impl Engine {
     /// Publishes the current state for readers, unless a busy engine did so very recently.
     pub(super) fn publish_telemetry(&mut self, now: std::time::Instant, idle: bool) {
         if !idle && now < self.next_telemetry {
+            // Published at the deadline even if nothing else wakes the engine before it (the
+            // last progress of a job before a quiet spell).
+            self.telemetry_stale = true;
             return;
         }
+        self.telemetry_stale = false;
         self.next_telemetry = now + PUBLISH_EVERY;
         self.telemetry.publish(Telemetry {
             node: self.node.clone(),
@@ -136,6 +270,7 @@ impl Engine {
             files_waiting: self.intake.len(),
             sequences_gathering: self.sequences.len(),
             active: self.active.clone(),
+            timings: self.timings.clone(),
         });
     }
 }
@@ -161,6 +296,11 @@ mod tests {
                 attempt: 2,
                 claimed_at_ms: 1_000,
                 started_at_ms: Some(1_005),
+                progress: Some(Progress {
+                    frame: 12,
+                    total_frames: Some(48),
+                    fps_milli: 24_000,
+                }),
             },
         );
         handle.publish(telemetry.clone());
@@ -170,5 +310,37 @@ mod tests {
         assert_eq!(json["counters"]["succeeded"], 3);
         assert_eq!(json["active"]["7"]["started_at_ms"], 1_005);
         assert_eq!(json["active"]["7"]["path"], "sh010/a b.tif");
+        assert_eq!(json["active"]["7"]["progress"]["total_frames"], 48);
+    }
+
+    #[test]
+    fn a_histogram_counts_each_duration_in_the_first_bucket_that_holds_it() {
+        use std::time::Duration;
+        let mut histogram = Histogram::new(SHORT_BOUNDS_US);
+        for us in [
+            0,
+            500,
+            501,
+            1_000,
+            29_999_999,
+            30_000_000,
+            30_000_001,
+            u64::MAX,
+        ] {
+            histogram.observe(Duration::from_micros(us));
+        }
+        let mut expected = vec![0; SHORT_BOUNDS_US.len() + 1];
+        expected[0] = 2; // 0 and exactly the first bound
+        expected[1] = 2; // 501 and 1000
+        expected[SHORT_BOUNDS_US.len() - 1] = 2; // up to and at 30 s
+        expected[SHORT_BOUNDS_US.len()] = 2; // above every bound
+        assert_eq!(histogram.counts, expected);
+        assert_eq!(histogram.count, 8);
+        let mut timings = Timings::new();
+        timings.observe_job("review", Duration::from_millis(300));
+        timings.observe_job("review", Duration::from_secs(7200));
+        assert_eq!(timings.jobs["review"].count, 2);
+        assert_eq!(timings.jobs["review"].counts[2], 1);
+        assert_eq!(timings.jobs["review"].counts[JOB_BOUNDS_US.len()], 1);
     }
 }

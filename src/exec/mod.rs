@@ -1,9 +1,11 @@
 //! Running jobs: the worker pool (limits, fairness, delayed retries), the runner (argv through
 //! duct in a process group, never a shell, then the delivery steps) and the watchdog (deadlines
 //! and cancels, signalled to the job's process group), and temp outputs named after their claim
-//! (swept after a crash).
+//! (swept after a crash); `notifier` delivers `notify:` webhooks and commands; `progress` reads ffmpeg's `-progress` output.
 
+pub mod notifier;
 pub mod pool;
+pub mod progress;
 pub mod provenance;
 pub mod runner;
 pub mod temps;

@@ -42,6 +42,13 @@ pub enum Report {
         /// The group, to kill at recovery if the engine dies.
         group: Option<GroupId>,
     },
+    /// An ffmpeg step of a running job reported how far it got (`progress: ffmpeg`).
+    Progress {
+        /// The job's id (as in its spec).
+        id: String,
+        /// How far it got.
+        progress: crate::exec::progress::StepProgress,
+    },
     /// An attempt ended.
     Finished(Box<Finished>),
 }
@@ -152,6 +159,17 @@ impl JobHooks for WorkerHooks<'_> {
             .provenance
             .record(output, &self.spec.rule, version);
         true
+    }
+
+    fn progress_sink(&mut self) -> Option<crate::exec::progress::ProgressSink> {
+        let done = self.shared.done.clone();
+        let id = self.spec.id.clone();
+        Some(Box::new(move |progress| {
+            let _ = done.send(Report::Progress {
+                id: id.clone(),
+                progress,
+            });
+        }))
     }
 }
 

@@ -20,12 +20,15 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use crate::deliver::ale::{PublishAle, WriteAle};
+use crate::deliver::copy::Transfer;
 use crate::deliver::publish::{OutputPaths, Publish};
 use crate::deliver::verify::Verify;
 use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext};
+use crate::exec::progress;
 use crate::os::program::resolve_program;
 use crate::os::quote::shell_quote;
 use crate::os::version::FileVersion;
+use progress::ProgressSink;
 
 pub use crate::exec::watchdog::{JobControl, KILL_GRACE, Watchdog};
 
@@ -56,6 +59,13 @@ pub struct JobSpec {
     pub view: Option<crate::media::sequence::View>,
     /// What the product must be, checked with ffprobe before it is published.
     pub verify: Option<crate::deliver::verify::Expectations>,
+    /// Whether ffmpeg steps report their progress (`progress: ffmpeg`).
+    pub progress: bool,
+    /// Frames the input holds, when the plan knows (a sequence, a probed input).
+    pub total_frames: Option<u64>,
+    /// The rule's `copy:`/`move:`: of the published product when the job has an output, else
+    /// of the triggering file itself.
+    pub transfer: Option<crate::deliver::copy::TransferPlan>,
 }
 
 /// How a job ended.
@@ -129,6 +139,10 @@ pub trait JobHooks {
     /// The product is about to be renamed into place with this version. Returning false
     /// discards it instead: the attempt no longer holds the job's claim.
     fn publishing(&mut self, output: &Path, version: FileVersion) -> bool;
+    /// Where an ffmpeg step's progress goes (`progress: ffmpeg`); `None` reads none.
+    fn progress_sink(&mut self) -> Option<ProgressSink> {
+        None
+    }
 }
 
 /// Runs one attempt of a job to the end. `job` is a number unique among running jobs.
@@ -178,6 +192,12 @@ fn run_attempt(
             spec.path.display()
         ),
     );
+    // A `copy:`/`move:` without an output delivers the triggering file: no commands, no product.
+    if spec.output.is_none()
+        && let Some(plan) = &spec.transfer
+    {
+        return deliver_input(spec, plan, &mut log, hooks);
+    }
     let mut delivery = spec
         .output
         .as_ref()
@@ -221,11 +241,29 @@ fn run_attempt(
         }
     };
     let deadline = spec.timeout.map(|t| Instant::now() + t);
+    let mut total_frames = spec.total_frames;
     for (index, argv) in steps_argv.iter().enumerate() {
         let step = index + 1;
+        let reports = spec.progress && argv.first().is_some_and(|p| progress::is_ffmpeg(p));
+        let with_progress;
+        let (argv, tail) = match reports.then(|| hooks.progress_sink()).flatten() {
+            Some(sink) => {
+                if total_frames.is_none() {
+                    total_frames = probe_frames(&spec.path);
+                }
+                let path = progress::path_for(&spec.log_path);
+                with_progress = progress::with_progress_args(argv, &path);
+                let tail = progress::Tail::start(path, total_frames, sink);
+                (&with_progress, Some(tail))
+            }
+            None => (argv, None),
+        };
         let display: Vec<String> = argv.iter().map(|a| shell_quote(a.as_bytes())).collect();
         note(&mut log, format!("$ {}", display.join(" ")));
         let result = run_step(argv, &log, deadline, job, control, watchdog, hooks);
+        if let Some(tail) = tail {
+            tail.finish();
+        }
         note(&mut log, format!("== step {step}: {}", describe(&result)));
         let failure = match result {
             StepResult::Exited(status) if status.success() => continue,
@@ -270,6 +308,13 @@ fn run_attempt(
     }
 }
 
+/// The input's frame count as ffprobe reads it from the container (no decoding: cheap), for a
+/// progress total the plan did not know; `None` when ffprobe cannot say.
+fn probe_frames(input: &Path) -> Option<u64> {
+    let what = format!("the input `{}`", input.display());
+    crate::media::probe::probe(input, &what).ok()?.frames
+}
+
 /// A job's product and the steps that deliver it once its commands have exited 0.
 struct Delivery {
     product: Product,
@@ -299,11 +344,44 @@ impl Delivery {
                 final_path: sheet.final_path.clone(),
             }));
         }
+        if let Some(plan) = &spec.transfer {
+            steps.push(Box::new(Transfer::planned(
+                plan,
+                spec.allowed_roots.clone(),
+                transfer_tag(spec),
+            )));
+        }
         Delivery {
             product: Product::new(&spec.rule, output),
             steps,
         }
     }
+}
+
+/// Runs a rule's `copy:`/`move:` on the triggering file itself (the rule has no commands).
+fn deliver_input(
+    spec: &JobSpec,
+    plan: &crate::deliver::copy::TransferPlan,
+    log: &mut File,
+    hooks: &mut dyn JobHooks,
+) -> Outcome {
+    let transfer = Transfer::planned(plan, spec.allowed_roots.clone(), transfer_tag(spec));
+    let mut hooks = PublishingHook(hooks);
+    match transfer.deliver(&spec.path, log, &mut hooks) {
+        Ok(_) => Outcome::Succeeded {
+            published: Some(plan.to.clone()),
+        },
+        Err(error) => {
+            tracing::debug!(job = %spec.id, %error, "delivery failed");
+            Outcome::Failed(error.into())
+        }
+    }
+}
+
+/// The temp-name tag of a job's copy: the same for each attempt, so an attempt replaces what a
+/// killed one left.
+fn transfer_tag(spec: &JobSpec) -> String {
+    format!("srcopy{}", spec.id)
 }
 
 /// Passes delivery's durable events on to the job's hooks.
@@ -384,6 +462,10 @@ fn run_step(
     };
     let expression = duct::cmd(resolve_program(&argv[0]), &argv[1..])
         .stdin_null()
+        // systemd's notify socket is the daemon's: a job must not report readiness for it.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .stdout_file(stdout)
         .stderr_file(stderr)
         .unchecked()

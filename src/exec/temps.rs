@@ -124,6 +124,9 @@ mod tests {
             }),
             view: None,
             verify: None,
+            progress: false,
+            total_frames: None,
+            transfer: None,
         };
         bind_claim(&mut spec);
         let temp = PathBuf::from("/s/out/.a.srjob7-3.mov");

@@ -1,5 +1,5 @@
 //! Thin wrappers over what Linux offers that the layers above share: process groups that
-//! can be killed safely after a crash, and a lock that names its owner.
+//! can be killed safely after a crash, a lock that names its owner, and systemd notifications.
 
 pub mod dir_handle;
 pub mod fs_kind;
@@ -8,4 +8,5 @@ pub mod owner_lock;
 pub mod process;
 pub mod program;
 pub mod quote;
+pub mod sd_notify;
 pub mod version;

@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::deliver::ale::{AleClip, AleSheet};
+use crate::deliver::copy::TransferPlan;
 use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
 use crate::media::probe::{self, Probed};
@@ -38,6 +39,11 @@ pub struct Plan {
     pub verify: Option<Expectations>,
     /// A sequence's missing frames, as ranges (empty when complete or not a sequence).
     pub missing: Vec<(i64, i64)>,
+    /// Frames the input holds, when known (a sequence's length, or the probed count): how far
+    /// an ffmpeg step's progress has to go.
+    pub frames: Option<u64>,
+    /// The rule's `copy:`/`move:`, with its destination expanded and checked.
+    pub transfer: Option<TransferPlan>,
 }
 
 /// The frames a sequence job runs on, and where its view would go.
@@ -101,11 +107,13 @@ pub fn plan(
 ) -> Result<Plan, PlanError> {
     let rule = &set.file.rules[rule_index];
     let mut vars = bindings(set, rule_index, root, rel);
+    let mut frames_known = None;
     if rule.probe {
         let input = root.join(rel);
         let what = format!("the input `{}`", input.display());
         let probed = probe::probe(&input, &what).map_err(PlanError::Probe)?;
         bind_probe(&mut vars, &probed);
+        frames_known = probed.frames;
     }
     let mut view = None;
     let mut missing = Vec::new();
@@ -126,6 +134,7 @@ pub fn plan(
             bind_sequence(&mut vars, &frames, &reading);
             missing = reading.missing.clone();
             clip = Some((reading.first, reading.count));
+            frames_known = Some(reading.count as u64);
             view = reading.view;
             Some(reading.first)
         }
@@ -204,6 +213,10 @@ pub fn plan(
             .map(|c| (u32::from(c.mfg), u32::from(c.film_type)));
         v
     });
+    let transfer = match &rule.transfer {
+        Some(t) => Some(transfer_plan(set, t, root, &vars)?),
+        None => None,
+    };
     Ok(Plan {
         rule: rule_index,
         vars,
@@ -212,6 +225,48 @@ pub fn plan(
         view,
         verify,
         missing,
+        frames: frames_known,
+        transfer,
+    })
+}
+
+/// A `copy:`/`move:` for this job: `to:` expanded, made absolute (relative to the watch root),
+/// kept inside the allowed roots, and its ASC MHL folder found: the first folder below the
+/// allowed root the destination lies in (the root itself for a file directly in it).
+fn transfer_plan(
+    set: &RuleSet,
+    rule: &crate::rules::TransferRule,
+    root: &Path,
+    vars: &Bindings,
+) -> Result<TransferPlan, PlanError> {
+    let to = normalize(&root.join(PathBuf::from(rule.to.expand(vars)?)));
+    let allowed = allowed_output_roots(set);
+    let Some(base) = allowed
+        .iter()
+        .filter(|a| to.starts_with(a) && to != **a)
+        .max_by_key(|a| a.as_os_str().len())
+    else {
+        return Err(PlanError::OutsideRoots {
+            output: to,
+            allowed,
+        });
+    };
+    if to.file_name().is_none() {
+        return Err(PlanError::NoFileName(to));
+    }
+    let mhl_root = rule.mhl.then(|| {
+        let below = to.strip_prefix(base).unwrap_or(Path::new(""));
+        let mut parts = below.components();
+        match (parts.next(), parts.next()) {
+            (Some(first), Some(_)) => base.join(first),
+            _ => base.clone(),
+        }
+    });
+    Ok(TransferPlan {
+        kind: rule.kind,
+        to,
+        hashes: rule.hashes.clone(),
+        mhl_root,
     })
 }
 
@@ -410,6 +465,54 @@ mod tests {
         assert_eq!(
             temp_path(Path::new("/s/README"), "t"),
             Some(PathBuf::from("/s/.README.t"))
+        );
+    }
+
+    fn transfer_of(to: &str, mhl: bool) -> Result<TransferPlan, PlanError> {
+        let text = format!(
+            "version: 1\nwatch: [/show/shots]\noutputs: [/san]\nrules:\n  - name: r\n    regex: '^(?P<shot>sh\\d+)/'\n    copy: {{to: \"{to}\", hash: [md5, xxh64], mhl: {mhl}}}\n"
+        );
+        let set = RuleSet::compile(
+            crate::rules::parse(Path::new("r.yaml"), &text, Path::new("/")).expect("valid"),
+        )
+        .expect("compiles");
+        plan(
+            &set,
+            0,
+            Path::new("/show/shots"),
+            Path::new("sh010/a b.mov"),
+            "t",
+            None,
+        )
+        .map(|p| p.transfer.expect("a transfer"))
+    }
+
+    #[test]
+    fn a_transfer_lands_inside_the_roots_with_its_mhl_folder_below_the_root() {
+        let planned = transfer_of("/san/day1/{shot}/{name}", true).expect("planned");
+        assert_eq!(planned.to, PathBuf::from("/san/day1/sh010/a b.mov"));
+        assert_eq!(planned.mhl_root, Some(PathBuf::from("/san/day1")));
+        assert_eq!(
+            planned.hashes,
+            [
+                crate::deliver::hash::HashKind::Md5,
+                crate::deliver::hash::HashKind::Xxh64
+            ]
+        );
+        // Relative to the watch root; a file directly in a root keeps its history in the root.
+        let planned = transfer_of("copies/{name}", true).expect("planned");
+        assert_eq!(planned.to, PathBuf::from("/show/shots/copies/a b.mov"));
+        assert_eq!(planned.mhl_root, Some(PathBuf::from("/show/shots/copies")));
+        let planned = transfer_of("/san/{name}", true).expect("planned");
+        assert_eq!(planned.mhl_root, Some(PathBuf::from("/san")));
+        assert_eq!(
+            transfer_of("/san/{name}", false).expect("planned").mhl_root,
+            None
+        );
+        let outside = transfer_of("/san/../etc/{name}", false).expect_err("outside");
+        assert!(
+            matches!(outside, PlanError::OutsideRoots { .. }),
+            "{outside}"
         );
     }
 

@@ -23,6 +23,7 @@ use crate::rules::yaml::{self, Node, NodeKind, Span};
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "version", "watch", "ignore", "vars", "jobs", "outputs", "rules", "timecode", "keykode",
+    "notify",
 ];
 
 /// Why a rules file could not be loaded.
@@ -198,6 +199,7 @@ impl<'s> Loader<'s> {
             keykode: self.keykode(&top),
         };
         let rules = self.rules(&top, &vars, &defaults);
+        let notify = self.notify(&top).unwrap_or_default();
         Some(RuleFile {
             path: PathBuf::new(),
             warnings: Diagnostics::empty(PathBuf::new(), String::new()),
@@ -207,6 +209,7 @@ impl<'s> Loader<'s> {
             jobs,
             outputs,
             rules,
+            notify,
         })
     }
 

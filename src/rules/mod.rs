@@ -20,7 +20,7 @@
 //! `probe: true`. `{{` and `}}` are literal braces. The full reference is `docs/rules.md`.
 //!
 //! Files: `model` (the types), `loader` (the YAML tree to the model, with diagnostics), one file
-//! per section (`watch`, `rule_keys`, `media_keys`, `verify`), `syntax` and `path` (how values
+//! per section (`watch`, `rule_keys`, `media_keys`, `verify`, `notify`, `transfer`), `syntax` and `path` (how values
 //! are written), `template`, `diag` and `yaml` (the positioned tree).
 
 pub mod diag;
@@ -28,10 +28,12 @@ mod lines;
 mod loader;
 mod media_keys;
 mod model;
+mod notify;
 mod path;
 mod rule_keys;
 mod syntax;
 pub mod template;
+pub mod transfer;
 pub mod verify;
 mod watch;
 pub mod yaml;
@@ -39,9 +41,10 @@ pub mod yaml;
 pub use loader::{RulesError, load, parse};
 pub use model::{
     BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_IGNORE, DEFAULT_POLL, DEFAULT_SEQUENCE_SETTLE,
-    EventKind, EventSet, OnRename, PollSettings, Rule, RuleFile, SequenceRule, SourceKind,
-    WatchRoot,
+    EventKind, EventSet, OnRename, PollSettings, ProgressKind, Rule, RuleFile, SequenceRule,
+    SourceKind, TransferRule, WatchRoot,
 };
+pub use notify::{DEFAULT_STUCK_AFTER, NOTIFY_VARIABLES, NotifyEvent, NotifyTarget};
 pub use path::{absolute, normalize};
 pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 
@@ -49,5 +52,7 @@ pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 mod editorial_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transfer_tests;
 #[cfg(test)]
 mod warning_tests;

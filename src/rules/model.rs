@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::deliver::copy::TransferKind;
+use crate::deliver::hash::HashKind;
 use crate::media::avid::AvidCodec;
 use crate::media::keykode::KeyKodeSpec;
 use crate::media::sequence::OnGaps;
@@ -133,6 +135,15 @@ pub enum OnRename {
     Rerun,
 }
 
+/// `progress:` on a rule: where its steps' progress is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressKind {
+    /// shotrouter adds `-progress FILE -nostats` after `ffmpeg` in each ffmpeg step and reads
+    /// the frame count and speed ffmpeg writes there.
+    Ffmpeg,
+}
+
 /// `poll:` on a watch root: how often folders are looked at, and how long a new file must hold
 /// still before it counts as complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -205,9 +216,18 @@ pub struct Rule {
     pub ale: Option<Template>,
     /// The input is read with ffprobe before planning, giving `{probe.*}`.
     pub probe: bool,
+    /// `copy:` or `move:`: the verified delivery of the product (or, without commands, of the
+    /// matched file).
+    pub transfer: Option<TransferRule>,
     /// What a file renamed within the tree does when this rule already ran on its contents.
     /// Not part of the definition hash: it decides when the rule fires, not what it runs.
     pub on_rename: OnRename,
+    /// Where its steps' progress is read from (`progress: ffmpeg`). Not part of the definition
+    /// hash: it adds reporting arguments, not work.
+    pub progress: Option<ProgressKind>,
+    /// Its own `notify:` entries, replacing the file's; `None` uses the file's. Not part of the
+    /// definition hash: it tells people, it does not change what runs.
+    pub notify: Option<Vec<super::NotifyTarget>>,
     /// Line of the rule in the file, for messages.
     pub line: usize,
     /// A hash of everything that defines what the rule runs, recorded with each job.
@@ -215,6 +235,11 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The `notify:` entries that apply to this rule: its own, else the file's.
+    pub fn notify_targets<'a>(&'a self, file: &'a RuleFile) -> &'a [super::NotifyTarget] {
+        self.notify.as_deref().unwrap_or(&file.notify)
+    }
+
     /// A stable digest of the rule's definition (not its name or position in the file): xxh3-64
     /// of a canonical text of its keys. It is stored with every job and compared across runs
     /// and builds, so the hash is a specified one (not std's); a unit test pins one value, so a
@@ -257,6 +282,15 @@ impl Rule {
         if let Some(ale) = &self.ale {
             canonical.push_str(&format!("|ale:{}", ale.source()));
         }
+        if let Some(t) = &self.transfer {
+            canonical.push_str(&format!(
+                "|{}:{}:{:?}:{}",
+                t.kind.as_str(),
+                t.to.source(),
+                t.hashes,
+                t.mhl
+            ));
+        }
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()))
     }
 }
@@ -287,7 +321,22 @@ pub struct RuleFile {
     pub outputs: Vec<PathBuf>,
     /// The rules, in file order.
     pub rules: Vec<Rule>,
+    /// The file's `notify:` entries, for rules without their own.
+    pub notify: Vec<super::NotifyTarget>,
     /// What `check` warns about (a program not on `PATH`, a missing root): the file loads, but
     /// something will likely fail or wait; the daemon logs each at start.
     pub warnings: Diagnostics,
+}
+
+/// A rule's `copy:` or `move:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRule {
+    /// Copy or move.
+    pub kind: TransferKind,
+    /// The destination file (relative paths are relative to the watch root).
+    pub to: Template,
+    /// Hashes computed while copying and verified on the destination (`xxh64` when not given).
+    pub hashes: Vec<HashKind>,
+    /// Whether the destination folder's ASC MHL history records the delivery.
+    pub mhl: bool,
 }

@@ -13,7 +13,7 @@ use crate::rules::diag::Diagnostic;
 use crate::rules::loader::{Defaults, Loader, MapReader};
 use crate::rules::model::{
     BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_SEQUENCE_SETTLE, EventKind, EventSet, OnRename,
-    Rule,
+    ProgressKind, Rule,
 };
 use crate::rules::syntax::{parse_duration, path_regex, regex_error_summary};
 use crate::rules::template::Template;
@@ -42,6 +42,10 @@ const RULE_KEYS: &[&str] = &[
     "tags",
     "avid",
     "ale",
+    "progress",
+    "notify",
+    "copy",
+    "move",
 ];
 
 impl Loader<'_> {
@@ -175,6 +179,8 @@ impl Loader<'_> {
             }
             _ => EventSet::READY,
         };
+        let progress = self.field::<ProgressKind>(map, "progress");
+        let notify = self.notify(map);
         let timeout = self.duration(map, "timeout");
         let settle = self.duration(map, "settle");
         let retries = self.field::<u32>(map, "retries").unwrap_or(0);
@@ -279,7 +285,25 @@ impl Loader<'_> {
         if output.is_some() {
             known.push("out".into());
         }
-        let steps = self.steps(map, &known, &typos, output.is_some());
+        let has_transfer = map.node.get("copy").is_some() || map.node.get("move").is_some();
+        let steps = self.steps(map, &known, &typos, output.is_some(), has_transfer);
+        // `to:` may use every variable but `{out}`, a temp path gone once the product is published.
+        known.retain(|k| k != "out");
+        let framing = crate::rules::transfer::Framing {
+            has_commands: map.node.get("run").is_some() || map.node.get("steps").is_some(),
+            has_output: output.is_some() || map.node.get("output").is_some(),
+            is_sequence: sequence.is_some(),
+            only_deletes: events.contains(EventKind::Delete)
+                && ![
+                    EventKind::CloseWrite,
+                    EventKind::MovedTo,
+                    EventKind::CloseNowrite,
+                    EventKind::Create,
+                ]
+                .into_iter()
+                .any(|k| events.contains(k)),
+        };
+        let transfer = self.transfer(map, &known, &framing);
         self.captures_unknown = false;
         if verify.is_some() && output.is_none() {
             self.warn(
@@ -316,7 +340,10 @@ impl Loader<'_> {
             avid,
             ale,
             probe,
+            transfer,
             on_rename,
+            progress,
+            notify,
             line: map.node.span.line,
             definition_hash: String::new(),
         };
@@ -424,6 +451,7 @@ impl Loader<'_> {
         known: &[String],
         typos: &[&str],
         has_output: bool,
+        has_transfer: bool,
     ) -> Option<Vec<Vec<Template>>> {
         let lists: Vec<(&Node, &str)> = match (map.node.get("run"), map.node.get("steps")) {
             (Some(run), None) => vec![(run, "run")],
@@ -454,6 +482,8 @@ impl Loader<'_> {
                 return None;
             }
             (None, None) if typos.iter().any(|t| *t == "run" || *t == "steps") => return None,
+            // The rule's action is its `copy:`/`move:` of the matched file.
+            (None, None) if has_transfer => return Some(Vec::new()),
             (None, None) => {
                 self.error(
                     Diagnostic::new(
@@ -461,7 +491,7 @@ impl Loader<'_> {
                         map.node.span,
                     )
                     .context(map.at(""))
-                    .hint("e.g. `run: [ffmpeg, -i, \"{path}\", \"{out}\"]`"),
+                    .hint("e.g. `run: [ffmpeg, -i, \"{path}\", \"{out}\"]`, or `copy: {to: ...}` to deliver the file itself"),
                 );
                 return None;
             }

@@ -23,6 +23,12 @@ pub enum SourceEvent {
     RootBack(PathBuf),
     /// The kernel queue overflowed; a rescan follows.
     Overflow,
+    /// The poll source finished a pass over the folders that were due; how long it took (for
+    /// the engine's metrics).
+    PollPass {
+        /// The pass's duration.
+        took: std::time::Duration,
+    },
     /// How well a part of the tree is covered: `problem` says what is wrong (which folders
     /// are not watched and why, what to change), `None` that it is fine again. The engine
     /// keeps the latest per `topic`, shows them as the node's health in `status`, and logs

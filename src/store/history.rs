@@ -19,6 +19,8 @@ pub struct JobFilter<'a> {
     pub since_ms: Option<i64>,
     /// At most this many, newest first.
     pub limit: usize,
+    /// Only jobs older than this one (ids below it): the cursor of a page after the first.
+    pub before: Option<JobId>,
 }
 
 /// The history of every job, for people and scripts.
@@ -62,6 +64,13 @@ pub trait JobHistory {
     /// # Errors
     /// Database errors.
     fn rule_names(&self) -> Result<Vec<String>, StoreError>;
+
+    /// How many jobs each rule has in each status (one grouped count, for metrics); pairs with
+    /// no job are left out.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn counts_by_rule_and_status(&self) -> Result<Vec<(String, Status, u64)>, StoreError>;
 
     /// Queues failed or cancelled jobs again (with `failed_of_rule`, also every failed job of
     /// that rule, or of every rule with `Some(None)`); returns the ids queued again.

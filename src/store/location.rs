@@ -12,10 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::StoreError;
-use super::history::JobHistory;
-use super::postgres::PgStore;
-use super::queue::JobQueue;
-use super::sqlite::SqliteStore;
+use super::url::{
+    decode, encode, encode_value, parse_port, passfile_fields, redact_url, split_host_port,
+};
 
 /// The default PostgreSQL port.
 const DEFAULT_PORT: u16 = 5432;
@@ -63,45 +62,6 @@ impl fmt::Display for Location {
             Location::Postgres(pg) => pg.fmt(f),
         }
     }
-}
-
-/// Environment variables that may hold the store's password: whoever starts a job's command
-/// removes them from its environment, so a converter never sees the password.
-pub const SECRET_ENV: &[&str] = &["SHOTROUTER_STORE", "PGPASSWORD"];
-
-/// Opens the engine's side of the store at `loc` for node `node`, creating or upgrading it.
-///
-/// # Errors
-/// Whatever the backend's open reports.
-pub fn open_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>, StoreError> {
-    Ok(match loc {
-        Location::Folder(dir) => Box::new(SqliteStore::open(dir, node)?),
-        Location::Postgres(pg) => Box::new(PgStore::open(pg, node)?),
-    })
-}
-
-/// Opens the store at `loc` for one of a worker's connections: an SQLite store must exist (the
-/// watcher on this machine made it, and migrates it); a PostgreSQL one is created or upgraded
-/// as by [`open_queue`], since workers may start before any watcher.
-///
-/// # Errors
-/// Whatever the backend's open reports.
-pub fn open_worker_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>, StoreError> {
-    Ok(match loc {
-        Location::Folder(dir) => Box::new(SqliteStore::open_for_worker(dir, node)?),
-        Location::Postgres(pg) => Box::new(PgStore::open(pg, node)?),
-    })
-}
-
-/// Opens an existing store at `loc` for the operations commands; never creates nor upgrades one.
-///
-/// # Errors
-/// A missing or outdated store; whatever the backend's open reports.
-pub fn open_history(loc: &Location) -> Result<Box<dyn JobHistory + Send>, StoreError> {
-    Ok(match loc {
-        Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
-        Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),
-    })
 }
 
 /// A PostgreSQL database and how to log in to it, every part resolved.
@@ -345,12 +305,12 @@ impl PgLocation {
             .map(|mut fields| fields.remove(4)))
     }
 
-    /// Connects, logging in with the resolved password; the error names the redacted URL.
+    /// The client configuration to connect with, and the password it logs in with (for
+    /// [`postgres::connect`](super::postgres::connect) to scrub from errors).
     ///
     /// # Errors
-    /// [`StoreError::Connect`] when the server cannot be reached or refuses the login;
     /// [`StoreError::Location`] for an unusable password file.
-    pub fn connect(&self) -> Result<postgres::Client, StoreError> {
+    pub(crate) fn client_config(&self) -> Result<(postgres::Config, Option<String>), StoreError> {
         let password = self.resolve_password()?;
         let mut config = postgres::Config::new();
         config
@@ -366,148 +326,8 @@ impl PgLocation {
         if let Some(password) = &password {
             config.password(password);
         }
-        config
-            .connect(postgres::NoTls)
-            .map_err(|e| StoreError::Connect {
-                url: self.to_string(),
-                reason: scrub(&super::postgres::describe(&e), password.as_deref()),
-            })
+        Ok((config, password))
     }
-}
-
-/// `text` with every occurrence of the password replaced by `***`.
-pub(crate) fn scrub(text: &str, password: Option<&str>) -> String {
-    match password {
-        Some(p) if !p.is_empty() => text.replace(p, "***"),
-        _ => text.to_string(),
-    }
-}
-
-/// One line of a password file split into its fields, `\:` and `\\` unescaped.
-fn passfile_fields(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(next) = chars.next()
-                    && let Some(field) = fields.last_mut()
-                {
-                    field.push(next);
-                }
-            }
-            ':' if fields.len() < 5 => fields.push(String::new()),
-            c => {
-                if let Some(field) = fields.last_mut() {
-                    field.push(c);
-                }
-            }
-        }
-    }
-    fields
-}
-
-fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), String> {
-    if let Some(inner) = hostport.strip_prefix('[') {
-        let (host, after) = inner
-            .split_once(']')
-            .ok_or_else(|| "an IPv6 address lacks its closing `]`".to_string())?;
-        return Ok((host, after.strip_prefix(':')));
-    }
-    Ok(match hostport.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (hostport, None),
-    })
-}
-
-fn parse_port(text: &str) -> Result<u16, String> {
-    text.parse::<u16>()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| format!("`{text}` is not a port number"))
-}
-
-/// Percent-decodes a URL part; it must be UTF-8.
-fn decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| "a `%` is not followed by two hex digits".to_string())?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "a percent-encoded part is not UTF-8".to_string())
-}
-
-/// Percent-encodes what would change the meaning of a URL part.
-fn encode(text: &str) -> String {
-    encode_keeping(text, b"-._~")
-}
-
-/// Percent-encodes a query parameter's value, keeping `/` (paths read better).
-fn encode_value(text: &str) -> String {
-    encode_keeping(text, b"-._~/")
-}
-
-fn encode_keeping(text: &str, keep: &[u8]) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || keep.contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A URL as given, its password (in the user part or a `password=` parameter) as `***`; for
-/// error messages about a URL that may not parse.
-pub(crate) fn redact_url(value: &str) -> String {
-    let Some((scheme, rest)) = value.split_once("://") else {
-        return value.to_string();
-    };
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, query)) => (rest, Some(query)),
-        None => (rest, None),
-    };
-    let (authority, path) = match rest.split_once('/') {
-        Some((authority, path)) => (authority, Some(path)),
-        None => (rest, None),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => authority.to_string(),
-        },
-        None => authority.to_string(),
-    };
-    let mut out = format!("{scheme}://{authority}");
-    if let Some(path) = path {
-        out.push('/');
-        out.push_str(path);
-    }
-    if let Some(query) = query {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some(("password", _)) => "password=***".to_string(),
-                _ => pair.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&pairs.join("&"));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -12,11 +12,14 @@ mod contract;
 mod encoding;
 pub mod history;
 pub mod location;
+mod open;
 pub mod postgres;
 pub mod queue;
 pub mod sqlite;
+mod url;
 
-pub use location::{Location, open_history, open_queue, open_worker_queue};
+pub use location::Location;
+pub use open::{open_history, open_queue, open_worker_queue};
 
 /// A job's id in the store.
 pub type JobId = i64;

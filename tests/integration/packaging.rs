@@ -265,6 +265,7 @@ fn ship_the_deb_installs_a_working_binary_man_pages_completions_and_unit() {
         "rerun",
         "files",
         "notify",
+        "serve",
         "watch",
         "completions",
     ] {
@@ -349,6 +350,12 @@ fn ship_the_deb_installs_a_working_binary_man_pages_completions_and_unit() {
         "/usr/bin/shotrouter check /etc/shotrouter/%i.yaml"
     );
     assert_eq!(unit_value(&unit, "AmbientCapabilities"), "CAP_LEASE");
+    assert_eq!(
+        unit_value(&unit, "Type"),
+        "notify",
+        "the daemon sends READY=1"
+    );
+    assert!(seconds(unit_value(&unit, "WatchdogSec")) >= 60);
     if has("systemd-analyze") {
         // An instance of the unit, its binary the scratch root's; every warning is a failure.
         let units = scratch.path().join("units");

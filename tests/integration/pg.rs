@@ -13,7 +13,6 @@ pub mod test_server;
 
 /// The URL of a fresh, empty database on this process's shared server (trusted login as
 /// `postgres`, no password).
-#[allow(dead_code)] // for the scale-out tests with real processes
 pub fn fresh_store_url() -> String {
     let server = test_server::shared();
     server.admin_url(&server.fresh_database())

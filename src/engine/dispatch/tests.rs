@@ -16,6 +16,9 @@ fn pending(rule: &str, n: u32) -> Pending {
             claim: None,
             view: None,
             verify: None,
+            progress: false,
+            total_frames: None,
+            transfer: None,
         },
     }
 }

@@ -318,6 +318,8 @@ impl Worker {
                     Then::Started(job),
                 ));
             }
+            // A worker shows no progress: its steps never ask for it (see its plan).
+            Report::Progress { .. } => {}
             Report::Finished(finished) => self.on_finished(*finished),
         }
     }

@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::deliver::ale::{AleClip, AleSheet};
+use crate::deliver::copy::{TransferKind, TransferPlan};
+use crate::deliver::hash::HashKind;
 use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
 use crate::exec::runner::{JobSpec, replace_all};
@@ -21,11 +23,15 @@ use crate::store::queue::ClaimedJob;
 
 /// The plan's format; a worker refuses plans of a newer one. A plan that needs nothing of a
 /// later format is written as format 1, so older workers keep taking it.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// Format 2: a KeyKode header check's perforations per frame and stock codes, and an ALE
 /// beside the product, which a format-1 worker would silently drop.
 const FORMAT_EDITORIAL: u32 = 2;
+
+/// Format 3: a `copy:`/`move:`, which an older worker would silently skip (a job without
+/// commands would then succeed having delivered nothing).
+const FORMAT_TRANSFER: u32 = 3;
 
 /// What the watcher knew when it planned the job, beyond its argv.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -57,6 +63,22 @@ pub struct PortablePlan {
     /// The ALE published beside the product: its path on the watcher (escaped as `roots`) and rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ale: Option<PortableAle>,
+    /// The rule's `copy:`/`move:`, its paths on the watcher (escaped as `roots`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<PortableTransfer>,
+}
+
+/// A [`TransferPlan`] in text form.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortableTransfer {
+    /// `copy` or `move`.
+    pub kind: String,
+    /// The destination file on the watcher, escaped text.
+    pub to: String,
+    /// The hash names (`xxh64`...).
+    pub hashes: Vec<String>,
+    /// The ASC MHL folder on the watcher, escaped text.
+    pub mhl_root: Option<String>,
 }
 
 /// An [`AleSheet`] with its path in text form.
@@ -93,12 +115,21 @@ impl PortablePlan {
             });
         let perfs_per_frame = spec.verify.as_ref().and_then(|v| v.perfs_per_frame);
         let stock_codes = spec.verify.as_ref().and_then(|v| v.stock_codes);
+        let transfer = spec.transfer.as_ref().map(|t| PortableTransfer {
+            kind: t.kind.as_str().to_string(),
+            to: escape(&t.to),
+            hashes: t.hashes.iter().map(|h| h.as_str().to_string()).collect(),
+            mhl_root: t.mhl_root.as_ref().map(|r| escape(r)),
+        });
         PortablePlan {
-            format: if ale.is_some() || perfs_per_frame.is_some() || stock_codes.is_some() {
+            format: if transfer.is_some() {
+                FORMAT_TRANSFER
+            } else if ale.is_some() || perfs_per_frame.is_some() || stock_codes.is_some() {
                 FORMAT_EDITORIAL
             } else {
                 1
             },
+            transfer,
             perfs_per_frame,
             stock_codes,
             ale,
@@ -281,12 +312,36 @@ pub fn job_spec(
         }),
         None => None,
     };
+    let transfer = match &plan.transfer {
+        Some(t) => Some(TransferPlan {
+            kind: match t.kind.as_str() {
+                "copy" => TransferKind::Copy,
+                "move" => TransferKind::Move,
+                other => return Err(format!("unknown delivery `{other}` in the job's plan")),
+            },
+            to: mapped(&unescape(&t.to))?,
+            hashes: t
+                .hashes
+                .iter()
+                .map(|h| {
+                    HashKind::parse(h)
+                        .ok_or_else(|| format!("unknown hash `{h}` in the job's plan"))
+                })
+                .collect::<Result<_, _>>()?,
+            mhl_root: match &t.mhl_root {
+                Some(root) => Some(mapped(&unescape(root))?),
+                None => None,
+            },
+        }),
+        None => None,
+    };
     let steps = job
         .steps
         .iter()
         .map(|argv| argv.iter().map(|arg| map_arg(arg, &pairs)).collect())
         .collect();
     let spec = JobSpec {
+        transfer,
         log_path: state_dir
             .join("logs")
             .join(&job.rule)
@@ -306,6 +361,9 @@ pub fn job_spec(
             perfs_per_frame: plan.perfs_per_frame,
             stock_codes: plan.stock_codes,
         }),
+        // A worker has no telemetry snapshot to show progress in (yet): its plan carries none.
+        progress: false,
+        total_frames: None,
     };
     Ok((spec, retries))
 }
@@ -437,6 +495,9 @@ mod tests {
             attempt: 1,
             claim: None,
             view: None,
+            progress: false,
+            total_frames: None,
+            transfer: None,
             verify: Some(Expectations {
                 checks: vec![("keykode".into(), "KU 22 9012 1234+05".into())],
                 perfs_per_frame: Some(4),
@@ -483,6 +544,73 @@ mod tests {
         assert!(
             !text.contains("\"ale\"") && !text.contains("\"perfs_per_frame\""),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_copy_or_move_travels_to_a_worker_mapped_and_older_workers_refuse_it() {
+        let watcher = tempfile::tempdir().expect("dir");
+        let farm = tempfile::tempdir().expect("dir");
+        let (farm_shots, farm_san) = (farm.path().join("shots"), farm.path().join("san"));
+        std::fs::create_dir_all(&farm_shots).expect("shots");
+        std::fs::create_dir_all(&farm_san).expect("san");
+        std::fs::write(farm_shots.join("a.mxf"), b"media").expect("input");
+        let (shots, san) = (watcher.path().join("shots"), watcher.path().join("san"));
+        let spec = JobSpec {
+            id: "1".into(),
+            rule: "r".into(),
+            path: shots.join("a.mxf"),
+            steps: Vec::new(),
+            output: None,
+            allowed_roots: vec![shots.clone(), san.clone()],
+            timeout: None,
+            log_path: "/l".into(),
+            attempt: 1,
+            claim: None,
+            view: None,
+            verify: None,
+            progress: false,
+            total_frames: None,
+            transfer: Some(TransferPlan {
+                kind: TransferKind::Move,
+                to: san.join("day1/a.mxf"),
+                hashes: vec![HashKind::Xxh64, HashKind::Md5],
+                mhl_root: Some(san.join("day1")),
+            }),
+        };
+        let roots = [("shots".to_string(), shots.clone())];
+        let plan = PortablePlan::of(&spec, &roots, std::slice::from_ref(&san), 0, Duration::ZERO);
+        assert_eq!(plan.format, FORMAT_TRANSFER, "older workers refuse it");
+        let job = ClaimedJob {
+            claim: crate::store::queue::Claim {
+                id: 1,
+                token: 1,
+                attempt: 1,
+            },
+            rule: "r".into(),
+            input: crate::store::queue::RootedPath {
+                root: "shots".into(),
+                rel: "a.mxf".into(),
+            },
+            steps: Vec::new(),
+            output: None,
+            plan: plan.to_text(),
+        };
+        let map = PathMap {
+            entries: vec![
+                ("shots".into(), farm_shots.clone()),
+                (san.to_string_lossy().into_owned(), farm_san.clone()),
+            ],
+        };
+        let (mapped, _) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
+        assert_eq!(
+            mapped.transfer,
+            Some(TransferPlan {
+                kind: TransferKind::Move,
+                to: farm_san.join("day1/a.mxf"),
+                hashes: vec![HashKind::Xxh64, HashKind::Md5],
+                mhl_root: Some(farm_san.join("day1")),
+            })
         );
     }
 

@@ -24,7 +24,7 @@ use std::time::Instant;
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 
 use crate::rules::SourceKind;
-use crate::source::{FileSource, Sink, SourceError, WatchConfig};
+use crate::source::{FileSource, Sink, SourceError, SourceEvent, WatchConfig};
 use pass::Poller;
 
 /// A running polling source over some of the roots; dropping it stops and joins its thread.
@@ -56,7 +56,11 @@ impl PollSource {
                     if stopped.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
                         return;
                     }
-                    poller.pass(Instant::now());
+                    let started = Instant::now();
+                    poller.pass(started);
+                    poller.sink.send(SourceEvent::PollPass {
+                        took: started.elapsed(),
+                    });
                 }
             })
             .map_err(|error| SourceError::Thread {

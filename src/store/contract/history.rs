@@ -69,6 +69,11 @@ pub(crate) fn history_reports_and_filters(b: &dyn Backend) {
         ..all.clone()
     };
     assert!(ids(future).is_empty());
+    let after_waiting = JobFilter {
+        before: Some(waiting.id),
+        ..all.clone()
+    };
+    assert_eq!(ids(after_waiting), [running.id, failed.id, done.id]);
     assert_eq!(ids(JobFilter { limit: 2, ..all }), [queued, waiting.id]);
     let detail = h.job(failed.id).expect("read").expect("exists");
     assert_eq!(detail.rule_hash, "h1");
@@ -82,6 +87,25 @@ pub(crate) fn history_reports_and_filters(b: &dyn Backend) {
     assert_eq!(detail.row.path, "shots:b.tif", "root not registered");
     assert!(h.job(queued + 1000).expect("read").is_none());
     assert_eq!(h.rule_names().expect("rules"), ["avid", "review"]);
+    let mut counts: Vec<(String, &str, u64)> = h
+        .counts_by_rule_and_status()
+        .expect("counts")
+        .into_iter()
+        .map(|(rule, status, n)| (rule, status.as_str(), n))
+        .collect();
+    counts.sort();
+    let want = [
+        ("avid", "queued", 1),
+        ("review", "claimed", 1),
+        ("review", "done", 1),
+        ("review", "failed", 1),
+        ("review", "running", 1),
+    ];
+    let want: Vec<(String, &str, u64)> = want
+        .into_iter()
+        .map(|(r, s, n)| (r.to_string(), s, n))
+        .collect();
+    assert_eq!(counts, want);
 }
 
 /// Paths are stored under their root and found by the absolute path on this node.
@@ -202,6 +226,22 @@ pub(crate) fn notices_reach_the_daemon_once(b: &dyn Backend) {
         [at("sh010/b.mxf"), at("sh010/a b\n.mxf")]
     );
     assert!(q.take_notices().expect("take").is_empty(), "each once");
+
+    // With several watchers on one store, a notice goes to the watcher of its root only.
+    let mut other = b.queue("b");
+    other
+        .register_roots(&[("plates".into(), b.scratch().join("plates"))])
+        .expect("roots");
+    let plate = b.scratch().join("plates/p.dpx");
+    assert_eq!(
+        h.notify(&[plate, shots.join("sh020/c.mxf")])
+            .expect("notify"),
+        [true, true]
+    );
+    assert_eq!(q.take_notices().expect("take"), [at("sh020/c.mxf")]);
+    let theirs = other.take_notices().expect("take");
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].root, "plates");
 }
 
 /// `rerun` queues a new generation of the latest version; the engine's enqueue of that version

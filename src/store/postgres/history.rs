@@ -123,6 +123,7 @@ impl JobHistory for PgStore {
             "{} WHERE ($2::text IS NULL OR j.status = $2::text)
                  AND ($3::text IS NULL OR j.rule = $3::text)
                  AND ($4::bigint IS NULL OR j.created_at >= $4::bigint)
+                 AND j.id < coalesce($6::bigint, 9223372036854775807)
              ORDER BY j.id DESC LIMIT $5",
             row_sql()
         );
@@ -134,6 +135,7 @@ impl JobHistory for PgStore {
                 &filter.rule,
                 &filter.since_ms,
                 &(filter.limit as i64),
+                &filter.before,
             ],
         )?;
         Ok(rows.iter().map(row).collect())
@@ -215,6 +217,21 @@ impl JobHistory for PgStore {
             .client()?
             .query("SELECT DISTINCT rule FROM jobs ORDER BY rule", &[])?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    fn counts_by_rule_and_status(&self) -> Result<Vec<(String, Status, u64)>, StoreError> {
+        let rows = self.client()?.query(
+            "SELECT rule, status, count(*) FROM jobs GROUP BY rule, status",
+            &[],
+        )?;
+        // A status this build does not know (a newer schema) is not a count it can name.
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let status = Status::parse(r.get(1))?;
+                Some((r.get(0), status, r.get::<_, i64>(2) as u64))
+            })
+            .collect())
     }
 
     fn retry(

@@ -68,7 +68,7 @@ impl PgStore {
     /// # Errors
     /// An unreachable server, a foreign or newer schema, database errors.
     pub fn open(loc: &PgLocation, node: &str) -> Result<PgStore, StoreError> {
-        let mut client = loc.connect()?;
+        let mut client = connect(loc)?;
         let created = schema::migrate(&mut client, &loc.to_string())?;
         Ok(PgStore {
             client: RefCell::new(client),
@@ -86,7 +86,7 @@ impl PgStore {
     /// [`StoreError::NoSchema`] when there is none, [`StoreError::Outdated`] for an older
     /// schema, [`StoreError::TooNew`]; an unreachable server, database errors.
     pub fn open_existing(loc: &PgLocation) -> Result<PgStore, StoreError> {
-        let mut client = loc.connect()?;
+        let mut client = connect(loc)?;
         schema::check_current(&mut client, &loc.to_string())?;
         Ok(PgStore {
             client: RefCell::new(client),
@@ -107,7 +107,7 @@ impl PgStore {
     fn client(&self) -> Result<RefMut<'_, Client>, StoreError> {
         let mut client = self.client.borrow_mut();
         if client.is_closed() {
-            *client = self.location.connect()?;
+            *client = connect(&self.location)?;
             self.listening.set(false);
             self.statements.borrow_mut().clear();
         }
@@ -117,6 +117,22 @@ impl PgStore {
 
 /// An error of the `postgres` client with its causes (its own text is only a kind, such as
 /// `db error`), one line.
+/// Connects to the database at `loc`, logging in with its resolved password; an error names
+/// the redacted URL and never the password.
+///
+/// # Errors
+/// [`StoreError::Connect`] when the server cannot be reached or refuses the login;
+/// [`StoreError::Location`] for an unusable password file.
+pub(crate) fn connect(loc: &PgLocation) -> Result<postgres::Client, StoreError> {
+    let (config, password) = loc.client_config()?;
+    config
+        .connect(postgres::NoTls)
+        .map_err(|e| StoreError::Connect {
+            url: loc.to_string(),
+            reason: super::url::scrub(&describe(&e), password.as_deref()),
+        })
+}
+
 pub(crate) fn describe(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return format!("{}: {}", db.severity(), db.message());

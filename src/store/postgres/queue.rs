@@ -136,9 +136,12 @@ impl JobQueue for PgStore {
     }
 
     fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError> {
-        let rows = self
-            .client()?
-            .query("DELETE FROM notices RETURNING id, root, rel", &[])?;
+        let rows = self.client()?.query(
+            "DELETE FROM notices
+                 WHERE root IN (SELECT name FROM roots WHERE node = $1)
+                 RETURNING id, root, rel",
+            &[&self.node],
+        )?;
         let mut taken: Vec<(i64, String, Vec<u8>)> = rows
             .into_iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))

@@ -41,7 +41,7 @@ impl Pg {
     }
 
     fn sql(&self) -> postgres::Client {
-        self.loc.connect().expect("connects")
+        super::connect(&self.loc).expect("connects")
     }
 }
 
@@ -373,7 +373,7 @@ fn racing_workers_keep_the_cluster_wide_limit_and_take_each_job_once() {
             .map(|n| {
                 s.spawn(move || {
                     let mut q = PgStore::open(loc, &format!("w{n}")).expect("opens");
-                    let mut sql = loc.connect().expect("connects");
+                    let mut sql = super::connect(loc).expect("connects");
                     let mut mine = Vec::new();
                     let mut idle = 0;
                     while idle < 3 {

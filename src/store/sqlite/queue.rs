@@ -114,10 +114,11 @@ impl JobQueue for SqliteStore {
     fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "DELETE FROM notices WHERE id <= (SELECT max(id) FROM notices)
+                 AND root IN (SELECT name FROM roots WHERE node = ?1)
              RETURNING id, root, rel",
         )?;
         let mut taken = stmt
-            .query_map([], |r| {
+            .query_map([&self.node], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,

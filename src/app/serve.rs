@@ -1,0 +1,63 @@
+//! `shotrouter serve`, and the HTTP server `watch --http` starts beside its engine: both come
+//! down to one [`http::serve`] call with a way to open the store's history (SQLite or the
+//! shared PostgreSQL one), and the state folder whose job logs it may show.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::engine::telemetry::TelemetryHandle;
+use crate::error::Error;
+use crate::http::{self, HistoryOpener, Server};
+use crate::store::{Location, open_history};
+
+/// Starts the server for the store at `store` (opened per connection, so a store that `watch`
+/// creates a moment later is found); job logs are read from `state_dir`.
+///
+/// # Errors
+/// An unreadable token file, or an address that cannot be bound (exit 2).
+pub fn start(
+    addr: SocketAddr,
+    token_file: Option<&Path>,
+    store: &Location,
+    state_dir: &Path,
+    telemetry: Option<TelemetryHandle>,
+) -> Result<Server, Error> {
+    let options = http::Options::new(addr, token_file, state_dir.to_path_buf())
+        .map_err(|e| Error::Config(e.to_string()))?;
+    if !addr.ip().is_loopback() && options.token.is_none() {
+        tracing::warn!(
+            %addr,
+            "http: listening beyond this machine with a read-only API; anyone who reaches it sees file names"
+        );
+    }
+    let location = store.clone();
+    let opener: HistoryOpener = Arc::new(move || open_history(&location));
+    http::serve(options, telemetry, opener).map_err(|e| Error::Config(e.to_string()))
+}
+
+/// `shotrouter serve`: the server alone, until SIGINT or SIGTERM.
+///
+/// # Errors
+/// No store, an unreadable token file, an address that cannot be bound, or signals that
+/// cannot be caught.
+pub fn serve(
+    store: &Location,
+    state_dir: &Path,
+    addr: SocketAddr,
+    token_file: Option<&Path>,
+) -> Result<ExitCode, Error> {
+    // A typo'd --state or --store is an error now, not a page of 503s.
+    open_history(store).map_err(|e| Error::Config(e.to_string()))?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| Error::Runtime(format!("cannot catch signals: {e}")))?;
+    let server = start(addr, token_file, store, state_dir, None)?;
+    let signal = signals.forever().next().unwrap_or_default();
+    tracing::info!(signal, "stopping");
+    server.stop();
+    Ok(ExitCode::SUCCESS)
+}

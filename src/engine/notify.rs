@@ -1,0 +1,145 @@
+//! When to notify (`notify:` in rules.yaml): a job done, failed for good (after its last retry,
+//! cancelled, or impossible to plan), an attempt whose product failed `verify:`, and a job
+//! queued longer than a target's `stuck_after`. The engine only decides and queues;
+//! [`Notifier`](crate::exec::notifier::Notifier) delivers on its own thread, so a webhook that
+//! is down never holds up a job or the loop.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::exec::notifier::Notice;
+use crate::rules::{NotifyEvent, NotifyTarget};
+use crate::store::now_ms;
+
+use super::Engine;
+
+/// How often queued jobs are checked for `stuck` (when some target asks for it), at most: a
+/// shorter `stuck_after` is checked four times within it.
+pub const STUCK_CHECK: Duration = Duration::from_secs(1);
+
+/// How often queued jobs are checked for `stuck`, at least.
+const STUCK_CHECK_MIN: Duration = Duration::from_millis(50);
+
+/// Jobs seen waiting in the queue: since when, and which targets were already told.
+#[derive(Debug, Default)]
+pub struct StuckWatch {
+    since: HashMap<String, (Instant, u64)>,
+    /// When the queue is next looked at.
+    pub next_check: Option<Instant>,
+}
+
+/// What the engine knows of an attempt when it notifies about it.
+pub(super) struct About<'a> {
+    pub job: &'a str,
+    pub rule: &'a str,
+    pub path: &'a Path,
+    pub attempt: u32,
+    pub reason: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub duration: Option<Duration>,
+}
+
+impl Engine {
+    /// The targets of `rule` that want `event`.
+    fn targets(&self, rule: &str, event: NotifyEvent) -> Vec<Arc<NotifyTarget>> {
+        let all = match self.set.index_of(rule) {
+            Some(i) => self.set.file.rules[i].notify_targets(&self.set.file),
+            None => &self.set.file.notify[..],
+        };
+        all.iter()
+            .filter(|t| t.wants(event))
+            .map(|t| Arc::new(t.clone()))
+            .collect()
+    }
+
+    /// Queues a notification of `event` for every target of the job's rule that wants it.
+    pub(super) fn notify(&self, event: NotifyEvent, about: About<'_>) {
+        let targets = self.targets(about.rule, event);
+        if targets.is_empty() {
+            return;
+        }
+        let mut notice = Notice::new(event, about.job, about.rule, about.path);
+        notice.attempt = about.attempt;
+        notice.reason = about.reason;
+        notice.node = self.node.clone();
+        notice.at_ms = now_ms();
+        notice.started_at_ms = about.started_at_ms;
+        notice.duration_ms = about.duration.map(|d| d.as_millis() as u64);
+        self.notifier.send(notice, &targets);
+    }
+
+    /// How often to look for stuck jobs; `None` when no target asks for `stuck`.
+    fn stuck_check_every(&self) -> Option<Duration> {
+        let rules = self.set.file.rules.iter();
+        self.set
+            .file
+            .notify
+            .iter()
+            .chain(rules.flat_map(|r| r.notify.iter().flatten()))
+            .filter(|t| t.wants(NotifyEvent::Stuck))
+            .map(|t| (t.stuck_after / 4).clamp(STUCK_CHECK_MIN, STUCK_CHECK))
+            .min()
+    }
+
+    /// Looks at the jobs waiting for a slot (and claimed ones waiting for a worker): each
+    /// target is told once per job that has waited longer than its `stuck_after`.
+    pub(super) fn check_stuck(&mut self, now: Instant) {
+        let Some(every) = self.stuck_check_every() else {
+            self.stuck.since.clear();
+            self.stuck.next_check = None;
+            return;
+        };
+        if self.stuck.next_check.is_some_and(|at| now < at) {
+            return;
+        }
+        self.stuck.next_check = Some(now + every);
+        let mut waiting: Vec<(String, String, std::path::PathBuf, u32)> = self
+            .queue
+            .waiting()
+            .map(|s| (s.id.clone(), s.rule.clone(), s.path.clone(), s.attempt))
+            .collect();
+        waiting.extend(
+            self.active
+                .values()
+                .filter(|j| j.started_at_ms.is_none())
+                .map(|j| {
+                    (
+                        j.id.clone(),
+                        j.rule.clone(),
+                        j.path.clone().into(),
+                        j.attempt,
+                    )
+                }),
+        );
+        let mut since = std::mem::take(&mut self.stuck.since);
+        let mut kept = HashMap::with_capacity(waiting.len());
+        for (id, rule, path, attempt) in waiting {
+            let (first, mut told) = since.remove(&id).unwrap_or((now, 0));
+            let waited = now.saturating_duration_since(first);
+            let targets = self.targets(&rule, NotifyEvent::Stuck);
+            let mut due = Vec::new();
+            for (i, target) in targets.into_iter().enumerate().take(64) {
+                if told & (1 << i) == 0 && waited >= target.stuck_after {
+                    told |= 1 << i;
+                    due.push(target);
+                }
+            }
+            if !due.is_empty() {
+                tracing::warn!(job = %id, rule = %rule, waited_s = waited.as_secs(), "job is stuck in the queue");
+                let mut notice = Notice::new(NotifyEvent::Stuck, &id, &rule, &path);
+                notice.attempt = attempt;
+                notice.reason = Some(format!(
+                    "queued for {}",
+                    humantime::format_duration(Duration::from_secs(waited.as_secs()))
+                ));
+                notice.node = self.node.clone();
+                notice.at_ms = now_ms();
+                self.notifier.send(notice, &due);
+            }
+            kept.insert(id, (first, told));
+        }
+        self.stuck.since = kept;
+    }
+}

@@ -1,0 +1,367 @@
+//! Delivers notifications (`notify:` in rules.yaml) on a thread of its own: a JSON POST to a
+//! webhook and/or a command with the JSON body on stdin (argv templates, never a shell).
+//!
+//! Nothing here can hold up a job or the engine: [`Notifier::send`] only queues. The queue is
+//! bounded ([`CAPACITY`]); when full, the oldest waiting delivery is dropped with one log line.
+//! A failed delivery is logged and tried again after a backoff, at most [`TRIES`] times. The
+//! body's schema is documented in docs/dashboard.md ("Notifications").
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use crate::rules::template::Bindings;
+use crate::rules::{NotifyEvent, NotifyTarget};
+
+/// Most deliveries waiting at once.
+pub const CAPACITY: usize = 1000;
+
+/// Most tries of one delivery.
+pub const TRIES: u32 = 5;
+
+/// Wait before the second try; doubled for each further one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Longest a webhook may take to connect, and to answer in all.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest a notification command may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What happened to a job, as the JSON body says it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Notice {
+    /// `failed`, `done`, `verify_failed` or `stuck`.
+    pub event: &'static str,
+    /// The job's id.
+    pub job: String,
+    /// Its rule.
+    pub rule: String,
+    /// Its input, as UTF-8 (invalid bytes replaced).
+    pub path: String,
+    /// Its input's exact bytes, base64 (standard alphabet, padded): names need not be UTF-8.
+    pub path_b64: String,
+    /// Which attempt (1 for the first).
+    pub attempt: u32,
+    /// Why it failed (`failed`, `verify_failed`), or how long it waited (`stuck`).
+    pub reason: Option<String>,
+    /// The node that ran it.
+    pub node: String,
+    /// When the event happened, unix ms.
+    pub at_ms: i64,
+    /// When its attempt started, unix ms, when it did.
+    pub started_at_ms: Option<i64>,
+    /// How long its attempt ran, ms, when it ran.
+    pub duration_ms: Option<u64>,
+    /// Raw input path, for the command's `{path}`; not serialized (the body has `path_b64`).
+    #[serde(skip)]
+    pub raw_path: PathBuf,
+}
+
+impl Notice {
+    /// A notice of `event` about a job of `rule` on `path`.
+    pub fn new(event: NotifyEvent, job: &str, rule: &str, path: &std::path::Path) -> Notice {
+        Notice {
+            event: event.as_str(),
+            job: job.to_string(),
+            rule: rule.to_string(),
+            path: path.to_string_lossy().into_owned(),
+            path_b64: base64::engine::general_purpose::STANDARD.encode(path.as_os_str().as_bytes()),
+            attempt: 1,
+            reason: None,
+            node: String::new(),
+            at_ms: 0,
+            started_at_ms: None,
+            duration_ms: None,
+            raw_path: path.to_path_buf(),
+        }
+    }
+}
+
+/// One delivery: a notice to one target.
+struct Item {
+    notice: Arc<Notice>,
+    target: Arc<NotifyTarget>,
+    tries: u32,
+    not_before: Instant,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Item>,
+    closing: Option<Instant>,
+    /// Set by the thread as it returns.
+    exited: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The delivery thread and its queue.
+pub struct Notifier {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Notifier::start()
+    }
+}
+
+impl Notifier {
+    /// Starts the delivery thread.
+    pub fn start() -> Notifier {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+        });
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(true)
+            .build()
+            .into();
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("notifier".into())
+                .spawn(move || deliver_all(&shared, &agent))
+                .map_err(|e| tracing::error!(error = %e, "cannot start the notifier thread"))
+                .ok()
+        };
+        Notifier { shared, thread }
+    }
+
+    /// Queues `notice` for every target; returns at once. A full queue drops its oldest.
+    pub fn send(&self, notice: Notice, targets: &[Arc<NotifyTarget>]) {
+        if targets.is_empty() {
+            return;
+        }
+        let notice = Arc::new(notice);
+        let now = Instant::now();
+        let mut queue = self.shared.lock();
+        for target in targets {
+            if queue.items.len() >= CAPACITY
+                && let Some(dropped) = queue.items.pop_front()
+            {
+                tracing::warn!(event = dropped.notice.event, job = %dropped.notice.job, rule = %dropped.notice.rule, capacity = CAPACITY, "notification queue full; dropped its oldest notification");
+            }
+            queue.items.push_back(Item {
+                notice: notice.clone(),
+                target: target.clone(),
+                tries: 0,
+                not_before: now,
+            });
+        }
+        drop(queue);
+        self.shared.wake.notify_one();
+    }
+
+    /// Delivers what is due within `grace`, then stops: what is still waiting is logged and
+    /// dropped. A delivery still hanging then (a webhook that accepts and never answers) is
+    /// left to its own timeout on the detached thread: a stop is never held up by it.
+    pub fn finish(mut self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let mut queue = self.shared.lock();
+        queue.closing = Some(deadline);
+        self.shared.wake.notify_all();
+        while !queue.exited {
+            let left =
+                (deadline + Duration::from_millis(100)).saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    "stopping: a notification is still being delivered; not waiting for it"
+                );
+                break;
+            }
+            queue = self
+                .shared
+                .wake
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let exited = queue.exited;
+        drop(queue);
+        if let Some(thread) = self.thread.take()
+            && exited
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.shared.lock().closing = Some(Instant::now());
+            self.shared.wake.notify_all();
+        }
+    }
+}
+
+fn deliver_all(shared: &Shared, agent: &ureq::Agent) {
+    deliver_until_closed(shared, agent);
+    shared.lock().exited = true;
+    shared.wake.notify_all();
+}
+
+fn deliver_until_closed(shared: &Shared, agent: &ureq::Agent) {
+    let mut queue = shared.lock();
+    loop {
+        let now = Instant::now();
+        if let Some(deadline) = queue.closing
+            && (queue.items.is_empty() || now >= deadline)
+        {
+            if !queue.items.is_empty() {
+                tracing::warn!(
+                    count = queue.items.len(),
+                    "stopping: notifications not delivered"
+                );
+            }
+            return;
+        }
+        let due = queue.items.iter().position(|i| i.not_before <= now);
+        let Some(index) = due else {
+            let next = queue.items.iter().map(|i| i.not_before).min();
+            let until = [next, queue.closing]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + Duration::from_secs(3600));
+            queue = shared
+                .wake
+                .wait_timeout(queue, until.saturating_duration_since(now))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            continue;
+        };
+        let Some(mut item) = queue.items.remove(index) else {
+            continue;
+        };
+        drop(queue);
+        let result = deliver(agent, &item.notice, &item.target);
+        queue = shared.lock();
+        item.tries += 1;
+        match result {
+            Ok(()) => {
+                tracing::debug!(event = item.notice.event, job = %item.notice.job, "notification delivered");
+            }
+            Err(reason) if item.tries < TRIES => {
+                let wait = FIRST_BACKOFF.saturating_mul(1 << (item.tries - 1));
+                tracing::warn!(event = item.notice.event, job = %item.notice.job, target_line = item.target.line, %reason, tries = item.tries, retry_in_ms = wait.as_millis() as u64, "notification failed; trying again");
+                item.not_before = Instant::now() + wait;
+                queue.items.push_back(item);
+            }
+            Err(reason) => {
+                tracing::error!(event = item.notice.event, job = %item.notice.job, target_line = item.target.line, %reason, tries = item.tries, "notification failed; giving up");
+            }
+        }
+    }
+}
+
+/// One try at a target: the webhook, then the command; both must succeed.
+fn deliver(agent: &ureq::Agent, notice: &Notice, target: &NotifyTarget) -> Result<(), String> {
+    let body = serde_json::to_vec(notice).map_err(|e| e.to_string())?;
+    if let Some(url) = &target.webhook {
+        agent
+            .post(url)
+            .content_type("application/json")
+            .send(&body[..])
+            .map_err(|e| format!("webhook `{url}`: {e}"))?;
+    }
+    if let Some(command) = &target.command {
+        run_command(command, notice, body)?;
+    }
+    Ok(())
+}
+
+fn run_command(
+    command: &[crate::rules::template::Template],
+    notice: &Notice,
+    body: Vec<u8>,
+) -> Result<(), String> {
+    let mut vars = Bindings::default();
+    vars.insert("event", notice.event);
+    vars.insert("job", notice.job.as_str());
+    vars.insert("rule", notice.rule.as_str());
+    vars.insert("path", notice.raw_path.as_os_str().as_bytes());
+    vars.insert("attempt", notice.attempt.to_string());
+    vars.insert("reason", notice.reason.clone().unwrap_or_default());
+    vars.insert("node", notice.node.as_str());
+    for template in command {
+        for (var, _) in template.variables() {
+            if let Some(name) = var.strip_prefix("env.")
+                && let Some(value) = std::env::var_os(name)
+            {
+                vars.insert(var, value.as_bytes());
+            }
+        }
+    }
+    let argv: Vec<OsString> = command
+        .iter()
+        .map(|t| t.expand(&vars))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let Some((program, args)) = argv.split_first() else {
+        return Err("empty command".into());
+    };
+    let shown = String::from_utf8_lossy(program.as_bytes()).into_owned();
+    let handle = duct::cmd(crate::os::program::resolve_program(program), args)
+        .stdin_bytes(body)
+        .stdout_null()
+        .stderr_null()
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .unchecked()
+        .start()
+        .map_err(|e| format!("command `{shown}`: {e}"))?;
+    match handle.wait_timeout(COMMAND_TIMEOUT) {
+        Ok(Some(output)) if output.status.success() => Ok(()),
+        Ok(Some(output)) => Err(format!("command `{shown}` {}", output.status)),
+        Ok(None) => {
+            let _ = handle.kill();
+            Err(format!(
+                "command `{shown}` ran longer than {COMMAND_TIMEOUT:?}; killed"
+            ))
+        }
+        Err(e) => Err(format!("command `{shown}`: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_carries_the_exact_path_bytes_beside_a_readable_one() {
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/s/<script>\xff\".tif"));
+        let notice = Notice::new(NotifyEvent::Failed, "7", "review", path);
+        let json = serde_json::to_value(&notice).expect("json");
+        assert_eq!(json["event"], "failed");
+        assert_eq!(json["path"], "/s/<script>\u{fffd}\".tif");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(json["path_b64"].as_str().expect("text"))
+            .expect("base64");
+        assert_eq!(raw, b"/s/<script>\xff\".tif");
+        assert!(json.get("raw_path").is_none());
+    }
+}

@@ -1,0 +1,127 @@
+//! The write side of the API: retry, cancel and rerun, as the operations CLI does them, each
+//! behind [`auth::check`]. Cancel stops a running job's process group
+//! here, as `shotrouter cancel` does: SIGTERM, then SIGKILL after the runner's grace.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path as UrlPath, Query, State as Extract};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use nix::sys::signal::Signal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::State;
+use super::api::{bad_path, bad_query, job_id, since_ms};
+use super::auth;
+use super::error::ApiError;
+
+/// The mutating routes.
+pub(crate) fn routes() -> Router<State> {
+    Router::new()
+        .route("/api/v1/jobs/{id}/retry", post(retry))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel))
+        .route("/api/v1/rules/{name}/rerun", post(rerun))
+}
+
+async fn retry(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    auth::check(&headers, state.token.as_deref())?;
+    let UrlPath(id) = id.map_err(bad_path)?;
+    let id = job_id(&id)?;
+    let queued = state
+        .pool
+        .run(move |h| {
+            let job = h
+                .job(id)?
+                .ok_or_else(|| ApiError::NotFound(format!("no job {id} in the store")))?;
+            let queued = h.retry(&[id], None)?;
+            if queued.is_empty() {
+                return Err(ApiError::Conflict(format!(
+                    "job {id} is {}: only failed or cancelled jobs are retried",
+                    job.row.status
+                )));
+            }
+            Ok(queued)
+        })
+        .await?;
+    tracing::info!(job = id, "http: retry");
+    Ok(Json(json!({ "queued": queued })))
+}
+
+async fn cancel(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    auth::check(&headers, state.token.as_deref())?;
+    let UrlPath(id) = id.map_err(bad_path)?;
+    let id = job_id(&id)?;
+    let stopped = state
+        .pool
+        .run(move |h| {
+            let job = h
+                .job(id)?
+                .ok_or_else(|| ApiError::NotFound(format!("no job {id} in the store")))?;
+            let cancelled = h.cancel(&[id])?;
+            let Some((_, group)) = cancelled.into_iter().next() else {
+                return Err(ApiError::Conflict(format!(
+                    "job {id} is {}: only queued or running jobs are cancelled",
+                    job.row.status
+                )));
+            };
+            let mut stopped = 0;
+            if let Some(group) = group {
+                stopped = group.signal(Signal::SIGTERM);
+                let deadline = Instant::now() + crate::exec::runner::KILL_GRACE;
+                while !group.live_members().is_empty() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                group.kill();
+            }
+            Ok(stopped)
+        })
+        .await?;
+    tracing::info!(job = id, stopped, "http: cancel");
+    Ok(Json(
+        json!({ "cancelled": id, "stopped_processes": stopped }),
+    ))
+}
+
+/// `rerun` parameters.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RerunQuery {
+    since: Option<String>,
+}
+
+async fn rerun(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    rule: Result<UrlPath<String>, PathRejection>,
+    query: Result<Query<RerunQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    auth::check(&headers, state.token.as_deref())?;
+    let UrlPath(rule) = rule.map_err(bad_path)?;
+    let Query(q) = query.map_err(bad_query)?;
+    let since_ms = since_ms(q.since.as_deref())?;
+    let name = rule.clone();
+    let queued = state
+        .pool
+        .run(move |h| {
+            if !h.rule_names()?.contains(&name) {
+                return Err(ApiError::NotFound(format!(
+                    "no job of rule `{name}` in the store"
+                )));
+            }
+            Ok(h.rerun(&name, since_ms)?)
+        })
+        .await?;
+    tracing::info!(rule = %rule, queued, "http: rerun");
+    Ok(Json(json!({ "rule": rule, "queued": queued })))
+}

@@ -1,0 +1,211 @@
+// The dashboard's only script: renders each view pushed by /api/v1/events. Every value goes
+// into the page through textContent, never innerHTML: file names are data.
+'use strict';
+
+const TOKEN_KEY = 'shotrouter-token';
+const openLogs = new Map(); // job id -> log text (or null while loading)
+let oldestShown = null;
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function row(cells, id) {
+  const tr = document.createElement('tr');
+  if (id !== undefined) tr.dataset.id = String(id);
+  for (const cell of cells) tr.append(cell instanceof Node ? cell : el('td', cell));
+  return tr;
+}
+
+function pathCell(path) {
+  return el('td', path, 'path');
+}
+
+function ago(ms) {
+  if (ms === null || ms === undefined) return '';
+  let s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return s + ' s';
+  const m = Math.floor(s / 60); s %= 60;
+  if (m < 60) return m + ' min ' + s + ' s';
+  const h = Math.floor(m / 60);
+  return h + ' h ' + (m % 60) + ' min';
+}
+
+function fill(id, rows, empty, columns) {
+  const body = document.querySelector('#' + id + ' tbody');
+  if (!rows.length) {
+    const td = el('td', empty); td.colSpan = columns;
+    body.replaceChildren(row([td]));
+    return;
+  }
+  body.replaceChildren(...rows);
+}
+
+function progressCell(p) {
+  const td = document.createElement('td');
+  if (!p) { td.textContent = '–'; return td; }
+  const fps = p.fps_milli / 1000;
+  let text = 'frame ' + p.frame;
+  if (p.total_frames) {
+    const pct = Math.min(100, (100 * p.frame) / p.total_frames);
+    const bar = el('span', null, 'bar');
+    const fillBar = el('i'); fillBar.style.width = pct.toFixed(1) + '%';
+    bar.append(fillBar); td.append(bar);
+    text += ' / ' + p.total_frames + ' (' + pct.toFixed(0) + ' %)';
+    if (fps > 0) text += ', ETA ' + ago(((p.total_frames - p.frame) / fps) * 1000);
+  }
+  text += ', ' + fps.toFixed(1) + ' fps';
+  td.append(document.createTextNode(text));
+  return td;
+}
+
+function statusCell(status) {
+  return el('td', status, 'st-' + status);
+}
+
+function jobRows(jobs) {
+  return jobs.map((j) => row([el('td', j.id), statusCell(j.status), el('td', j.rule), pathCell(j.path), el('td', j.result || '')], j.id));
+}
+
+function setCount(id, value) {
+  document.getElementById(id).textContent = value === null || value === undefined ? '–' : String(value);
+}
+
+function showError(text) {
+  const box = document.getElementById('error');
+  box.textContent = text || '';
+  box.hidden = !text;
+}
+
+async function showLog(id) {
+  if (openLogs.has(id)) { openLogs.delete(id); render(lastView); return; }
+  openLogs.set(id, null);
+  render(lastView);
+  try {
+    const r = await fetch('/api/v1/jobs/' + encodeURIComponent(id));
+    const body = await r.json();
+    openLogs.set(id, r.ok ? (body.log_tail.join('\n') || '(empty log)') : body.error);
+  } catch (e) {
+    openLogs.set(id, 'cannot load the log: ' + e);
+  }
+  render(lastView);
+}
+
+function token() {
+  let t = sessionStorage.getItem(TOKEN_KEY);
+  if (!t) {
+    t = window.prompt('API token (the content of --http-token-file):');
+    if (t) sessionStorage.setItem(TOKEN_KEY, t.trim());
+  }
+  updateTokenState();
+  return t ? t.trim() : null;
+}
+
+function updateTokenState() {
+  const has = !!sessionStorage.getItem(TOKEN_KEY);
+  const span = document.getElementById('token-state');
+  span.replaceChildren();
+  if (has) {
+    const b = el('button', 'forget token');
+    b.type = 'button';
+    b.addEventListener('click', () => { sessionStorage.removeItem(TOKEN_KEY); updateTokenState(); });
+    span.append(b);
+  }
+}
+
+async function retry(id, button) {
+  const t = token();
+  if (!t) return;
+  button.disabled = true;
+  try {
+    const r = await fetch('/api/v1/jobs/' + encodeURIComponent(id) + '/retry', {
+      method: 'POST', headers: { Authorization: 'Bearer ' + t },
+    });
+    const body = await r.json();
+    if (r.status === 401) sessionStorage.removeItem(TOKEN_KEY);
+    showError(r.ok ? '' : body.error);
+    button.textContent = r.ok ? 'queued again' : 'retry';
+    updateTokenState();
+  } catch (e) {
+    showError('retry failed: ' + e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function failureRows(failures) {
+  const rows = [];
+  for (const j of failures) {
+    const buttons = document.createElement('td');
+    const log = el('button', openLogs.has(j.id) ? 'hide log' : 'log', 'log-button');
+    log.type = 'button';
+    log.addEventListener('click', () => showLog(j.id));
+    const again = el('button', 'retry', 'retry-button');
+    again.type = 'button';
+    again.addEventListener('click', () => retry(j.id, again));
+    buttons.append(log, ' ', again);
+    rows.push(row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', j.result || ''), el('td', j.attempts), buttons], j.id));
+    if (openLogs.has(j.id)) {
+      const td = document.createElement('td'); td.colSpan = 6;
+      td.append(el('pre', openLogs.get(j.id) === null ? 'loading…' : openLogs.get(j.id), 'log'));
+      rows.push(row([td]));
+    }
+  }
+  return rows;
+}
+
+let lastView = null;
+
+function render(view) {
+  if (!view) return;
+  lastView = view;
+  showError(view.error ? 'store: ' + view.error : '');
+  const s = view.status;
+  const now = Date.now();
+  setCount('c-running', s && s.running + s.claimed);
+  setCount('c-queued', s && s.queued);
+  setCount('c-oldest', s && s.oldest_queued_s !== null ? ago(s.oldest_queued_s * 1000) : '–');
+  setCount('c-failed', s && s.failed_24h);
+  setCount('c-done1', s && s.done_1h);
+  setCount('c-done24', s && s.done_24h);
+  fill('running', view.running.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(j.started_at ? now - j.started_at : null)), progressCell(j.progress)], j.id)), 'nothing running', 5);
+  fill('queued', view.queued.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(now - j.created_at))], j.id)), 'queue empty', 4);
+  document.getElementById('queue-note').textContent = s && s.queued > view.queued.length ? '(newest ' + view.queued.length + ' of ' + s.queued + ')' : '';
+  fill('failures', failureRows(view.failures), 'no failures in the last 24 h', 6);
+  fill('recent', jobRows(view.recent), 'no jobs yet', 5);
+  if (oldestShown === null && view.recent.length) oldestShown = view.recent[view.recent.length - 1].id;
+  fill('rules', view.rules.map((r) => row([el('td', r.name), el('td', r.done_1h), el('td', r.failed_24h), el('td', r.queued)])), 'no rules with jobs yet', 4);
+  fill('nodes', (s ? s.nodes : []).map((n) => row([el('td', n.name), el('td', ago(n.last_seen_s * 1000) + ' ago'), el('td', n.health || 'ok')])), 'no node has run a daemon on this store', 3);
+}
+
+async function older() {
+  if (oldestShown === null) return;
+  const r = await fetch('/api/v1/jobs?limit=50&before=' + encodeURIComponent(oldestShown));
+  const body = await r.json();
+  if (!r.ok) { showError(body.error); return; }
+  const table = document.getElementById('older');
+  table.hidden = false;
+  table.tBodies[0].append(...jobRows(body.jobs));
+  if (body.jobs.length) oldestShown = body.jobs[body.jobs.length - 1].id;
+  if (body.next_before === null) document.getElementById('more').disabled = true;
+}
+
+function connect() {
+  const conn = document.getElementById('conn');
+  const source = new EventSource('/api/v1/events');
+  source.addEventListener('live', (event) => {
+    conn.textContent = 'live';
+    conn.className = 'conn live';
+    render(JSON.parse(event.data));
+  });
+  source.onerror = () => { conn.textContent = 'reconnecting…'; conn.className = 'conn'; };
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  document.getElementById('more').addEventListener('click', older);
+  updateTokenState();
+  connect();
+});

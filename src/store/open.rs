@@ -1,0 +1,43 @@
+//! Opening the store wherever `--store` says it is: the one place that knows every backend.
+
+use super::StoreError;
+use super::history::JobHistory;
+use super::location::Location;
+use super::postgres::PgStore;
+use super::queue::JobQueue;
+use super::sqlite::SqliteStore;
+
+/// Opens the engine's side of the store at `loc` for node `node`, creating or upgrading it.
+///
+/// # Errors
+/// Whatever the backend's open reports.
+pub fn open_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open(dir, node)?),
+        Location::Postgres(pg) => Box::new(PgStore::open(pg, node)?),
+    })
+}
+
+/// Opens the store at `loc` for one of a worker's connections: an SQLite store must exist (the
+/// watcher on this machine made it, and migrates it); a PostgreSQL one is created or upgraded
+/// as by [`open_queue`], since workers may start before any watcher.
+///
+/// # Errors
+/// Whatever the backend's open reports.
+pub fn open_worker_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open_for_worker(dir, node)?),
+        Location::Postgres(pg) => Box::new(PgStore::open(pg, node)?),
+    })
+}
+
+/// Opens an existing store at `loc` for the operations commands; never creates nor upgrades one.
+///
+/// # Errors
+/// A missing or outdated store; whatever the backend's open reports.
+pub fn open_history(loc: &Location) -> Result<Box<dyn JobHistory + Send>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
+        Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),
+    })
+}

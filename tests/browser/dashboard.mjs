@@ -1,0 +1,85 @@
+// The dashboard in a real headless Chromium, against a daemon that
+// tests/integration/http_browser.rs started. It writes the files itself, so it sees each job
+// appear, run and end without reloading; a file named like an HTML payload must never open a
+// dialog; Retry asks for the token once and the job runs again. Prints one JSON line.
+//
+// Environment: URL (the dashboard), TOKEN, SHOTS (a watched folder), OK (the file whose
+// presence makes the `check` rule pass), SCREENSHOT (optional: where to save a PNG).
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const { URL, TOKEN, SHOTS, OK, SCREENSHOT } = process.env;
+const WAIT = { timeout: 20000 };
+const EVIL = '<img src=x onerror=alert(1)>.tif';
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-background-networking', '--disable-dev-shm-usage'],
+});
+const failures = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const dialogs = [];
+  let prompts = 0;
+  page.on('dialog', async (dialog) => {
+    if (dialog.type() === 'prompt') {
+      prompts += 1;
+      await dialog.accept(TOKEN);
+    } else {
+      dialogs.push(dialog.type() + ': ' + dialog.message());
+      await dialog.dismiss();
+    }
+  });
+  let navigations = 0;
+  page.on('framenavigated', (frame) => { if (frame === page.mainFrame()) navigations += 1; });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+
+  await page.goto(URL);
+  await page.waitForSelector('#conn.live', WAIT);
+
+  // A job appears, runs and ends, without a reload.
+  fs.writeFileSync(path.join(SHOTS, 'sh010_comp.tif'), 'frame');
+  const rowWith = (table, text, extra) => page.waitForFunction(
+    ([table, text, extra]) => [...document.querySelectorAll('#' + table + ' tbody tr')]
+      .some((tr) => tr.textContent.includes(text) && (!extra || tr.querySelector(extra))),
+    [table, text, extra], WAIT);
+  await rowWith('running', 'sh010_comp.tif');
+  await rowWith('recent', 'sh010_comp.tif', '.st-done');
+
+  // A failure whose name is an HTML payload: shown as text, never run.
+  fs.writeFileSync(path.join(SHOTS, 'checked', EVIL), 'frame');
+  await rowWith('failures', EVIL);
+  const shownName = await page.evaluate(() => document.querySelector('#failures tbody tr td.path').textContent);
+  if (!shownName.endsWith(EVIL)) failures.push('failure row shows ' + JSON.stringify(shownName));
+  const images = await page.evaluate(() => document.querySelectorAll('img').length);
+  if (images !== 0) failures.push(images + ' <img> elements were created from a file name');
+  await page.click('#failures tbody tr .log-button');
+  await page.waitForFunction(() => {
+    const pre = document.querySelector('#failures pre.log');
+    return pre && pre.textContent.includes('exited with status 1');
+  }, null, WAIT);
+  if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  // Retry: the token is asked for once, then the job runs again and ends done.
+  fs.writeFileSync(OK, '');
+  await page.click('#failures tbody tr .retry-button');
+  await page.waitForFunction((evil) => ![...document.querySelectorAll('#failures tbody tr')]
+    .some((tr) => tr.textContent.includes(evil)), EVIL, WAIT);
+  await page.waitForFunction((evil) => [...document.querySelectorAll('#recent tbody tr')]
+    .some((tr) => tr.textContent.includes(evil) && tr.textContent.includes('check') && tr.querySelector('.st-done')), EVIL, WAIT);
+  const kept = await page.evaluate(() => sessionStorage.getItem('shotrouter-token'));
+  if (kept !== TOKEN) failures.push('token not kept in sessionStorage: ' + JSON.stringify(kept));
+  if (prompts !== 1) failures.push('asked for the token ' + prompts + ' times');
+  if (dialogs.length) failures.push('dialogs opened: ' + dialogs.join('; '));
+  if (navigations !== 1) failures.push('the page navigated ' + navigations + ' times (reloads?)');
+  if (errors.length) failures.push('script errors: ' + errors.join('; '));
+} catch (e) {
+  failures.push(String(e && e.stack ? e.stack : e));
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify({ ok: failures.length === 0, failures }));
+process.exit(failures.length === 0 ? 0 : 1);
