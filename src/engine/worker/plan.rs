@@ -17,7 +17,7 @@ use crate::deliver::copy::{TransferKind, TransferPlan};
 use crate::deliver::hash::HashKind;
 use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
-use crate::exec::runner::{JobSpec, replace_all};
+use crate::exec::runner::JobSpec;
 use crate::media::sequence::View;
 use crate::store::queue::ClaimedJob;
 
@@ -368,36 +368,54 @@ pub fn job_spec(
     Ok((spec, retries))
 }
 
-/// An argument with every watcher path in it mapped: the whole argument, or a part of it that
-/// starts with a mapped folder and a `/` (`-i=/mnt/shots/a.tif`, `{out}` inside a longer one).
+/// An argument with every watcher path in it mapped: the whole argument, or each place where a
+/// path starts inside it (at its start, or after `=`, `:`, `,` or a space: `-i=/mnt/shots/a.tif`,
+/// `{out}` inside a longer one) with a mapped folder and a `/`. At each such place the longest
+/// folder that matches decides, even when it maps to itself, so a shorter one never rewrites a
+/// path inside a longer one; text that merely contains a folder's name elsewhere
+/// (`--lut=/luts/shots/x`) is left alone.
 fn map_arg(arg: &OsString, pairs: &[(PathBuf, PathBuf)]) -> OsString {
     for (watcher, local) in pairs {
         if arg.as_os_str() == watcher.as_os_str() {
             return local.clone().into_os_string();
         }
     }
-    let mut out = arg.clone();
-    for (watcher, local) in pairs {
-        let mut from = watcher.as_os_str().as_bytes().to_vec();
-        let mut to = local.as_os_str().as_bytes().to_vec();
-        if from.last() != Some(&b'/') {
-            from.push(b'/');
+    let with_slash = |p: &Path| {
+        let mut bytes = p.as_os_str().as_bytes().to_vec();
+        if bytes.last() != Some(&b'/') {
+            bytes.push(b'/');
         }
-        if to.last() != Some(&b'/') {
-            to.push(b'/');
-        }
-        if from != to
-            && out
-                .as_bytes()
-                .windows(from.len())
-                .any(|w| w == from.as_slice())
-        {
-            out = replace_all(&out, &from, &to);
-            // One tree per argument: a path mapped once is not mapped again by a shorter one.
-            break;
+        bytes
+    };
+    // Longest first (the caller sorts them), so the first match at a place is the deepest.
+    let folders: Vec<(Vec<u8>, Vec<u8>)> = pairs
+        .iter()
+        .map(|(w, l)| (with_slash(w), with_slash(l)))
+        .collect();
+    let bytes = arg.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let starts_path = at == 0 || matches!(bytes[at - 1], b'=' | b':' | b',' | b' ');
+        let found = starts_path
+            .then(|| {
+                folders
+                    .iter()
+                    .find(|(from, _)| bytes[at..].starts_with(from))
+            })
+            .flatten();
+        match found {
+            Some((from, to)) => {
+                out.extend_from_slice(to);
+                at += from.len();
+            }
+            None => {
+                out.push(bytes[at]);
+                at += 1;
+            }
         }
     }
-    out
+    OsString::from_vec(out)
 }
 
 /// A path as JSON text without loss: `%` and bytes that are not UTF-8 as `%XX`.
@@ -632,5 +650,32 @@ mod tests {
             arg("/mnt/shots2/a.tif")
         );
         assert_eq!(map_arg(&arg("-y"), &pairs), arg("-y"));
+        assert_eq!(
+            map_arg(&arg("--lut=/luts/mnt/shots/x.cube"), &pairs),
+            arg("--lut=/luts/mnt/shots/x.cube"),
+            "a folder's text in the middle of another path is not a path"
+        );
+        // A deeper root mounted at the same place keeps its paths, whatever a shorter one maps.
+        let nested = vec![
+            (
+                PathBuf::from("/mnt/shots/show"),
+                PathBuf::from("/mnt/shots/show"),
+            ),
+            (PathBuf::from("/mnt/shots"), PathBuf::from("/net/shots")),
+        ];
+        assert_eq!(
+            map_arg(&arg("/mnt/shots/show/.a.srjob1-1.mov"), &nested),
+            arg("/mnt/shots/show/.a.srjob1-1.mov")
+        );
+        assert_eq!(
+            map_arg(&arg("/mnt/shots/b.tif"), &nested),
+            arg("/net/shots/b.tif")
+        );
+        let raw = OsString::from_vec(b"/mnt/shots/\xff\xfe a.tif".to_vec());
+        assert_eq!(
+            map_arg(&raw, &pairs).as_bytes(),
+            b"/farm/shots/\xff\xfe a.tif",
+            "bytes that are not UTF-8 survive"
+        );
     }
 }

@@ -193,3 +193,44 @@ pub(crate) fn nodes_report_their_role_and_jobs(b: &dyn Backend) {
         (Some("worker"), 2)
     );
 }
+
+/// A backlog longer than one page of the queue, of a rule at its cluster-wide limit, does not
+/// starve the jobs queued behind it, nor do jobs of tags this node lacks.
+pub(crate) fn a_saturated_backlog_starves_nothing_behind_it(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    let mut writes: Vec<Write> = (0..600)
+        .map(|i| {
+            portable(
+                "plates",
+                &format!("p{i}.dpx"),
+                version(i + 1, 10),
+                &[],
+                Some(1),
+            )
+        })
+        .collect();
+    writes.extend((0..600).map(|i| {
+        portable(
+            "gpu",
+            &format!("g{i}.exr"),
+            version(i + 1_000, 10),
+            &["gpu"],
+            None,
+        )
+    }));
+    writes.push(portable(
+        "review",
+        "late.mov",
+        version(5_000, 10),
+        &[],
+        None,
+    ));
+    watcher.commit(&writes).expect("commit");
+    let mut worker = b.queue("cpu-node");
+    let got = worker.claim_next(&[], &[], 5).expect("claim");
+    assert_eq!(
+        rels(&got),
+        ["p0.dpx", "late.mov"],
+        "one plate (its limit), then the review"
+    );
+}

@@ -58,6 +58,7 @@ macro_rules! contract_tests {
             a_declined_job_waits_and_keeps_its_count,
             lost_claims_name_cancelled_and_taken_over_jobs,
             nodes_report_their_role_and_jobs,
+            a_saturated_backlog_starves_nothing_behind_it,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

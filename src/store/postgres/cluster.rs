@@ -109,17 +109,46 @@ fn claim_once(
     roots: &[String],
     limit: usize,
 ) -> Result<Vec<ClaimedJob>, postgres::Error> {
-    let candidates = tx.query(
-        "SELECT j.id, j.rule, j.concurrency FROM jobs j JOIN files f ON f.id = j.file_id
-         WHERE j.status = 'queued' AND j.due_at <= now() AND j.plan IS NOT NULL
-             AND j.tags <@ $1::text[] AND (cardinality($2::text[]) = 0 OR f.root = ANY($2))
-         ORDER BY j.id LIMIT $3",
-        &[&tags, &roots, &CLAIM_WINDOW],
-    )?;
     // Per limited rule: how many more this node may claim now (0 when another node holds the
     // rule's lock, i.e. is claiming its jobs right now).
     let mut room: HashMap<String, i64> = HashMap::new();
     let mut claimed = Vec::new();
+    // Pages in id order; a rule found at its limit is left out of the next pages, so a
+    // saturated backlog never starves the jobs queued behind it.
+    let mut after: i64 = 0;
+    while claimed.len() < limit {
+        let full: Vec<&str> = room
+            .iter()
+            .filter(|(_, left)| **left <= 0)
+            .map(|(rule, _)| rule.as_str())
+            .collect();
+        let candidates = tx.query(
+            "SELECT j.id, j.rule, j.concurrency FROM jobs j JOIN files f ON f.id = j.file_id
+             WHERE j.status = 'queued' AND j.due_at <= now() AND j.plan IS NOT NULL
+                 AND j.tags <@ $1::text[] AND (cardinality($2::text[]) = 0 OR f.root = ANY($2))
+                 AND j.id > $4 AND NOT (j.rule = ANY($5::text[]))
+             ORDER BY j.id LIMIT $3",
+            &[&tags, &roots, &CLAIM_WINDOW, &after, &full],
+        )?;
+        let Some(last) = candidates.last() else {
+            break;
+        };
+        after = last.get(0);
+        claim_page(&mut tx, node, candidates, limit, &mut room, &mut claimed)?;
+    }
+    tx.commit()?;
+    Ok(claimed)
+}
+
+/// Claims what it may of one page of candidates.
+fn claim_page(
+    tx: &mut Cached<'_, '_>,
+    node: &str,
+    candidates: Vec<postgres::Row>,
+    limit: usize,
+    room: &mut HashMap<String, i64>,
+    claimed: &mut Vec<ClaimedJob>,
+) -> Result<(), postgres::Error> {
     for candidate in candidates {
         if claimed.len() >= limit {
             break;
@@ -197,6 +226,5 @@ fn claim_once(
             plan: row.get::<_, Option<String>>(6).unwrap_or_default(),
         });
     }
-    tx.commit()?;
-    Ok(claimed)
+    Ok(())
 }

@@ -4,6 +4,8 @@
 //! a farm.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::time::{Duration, Instant};
 
 use rusqlite::{TransactionBehavior, params};
@@ -13,7 +15,7 @@ use super::super::{JobId, StoreError, now_ms};
 use super::SqliteStore;
 use super::encoding::{decode_steps, decode_tags, path_of};
 
-/// How many queued jobs one claim looks at before it gives up on finding any it may take.
+/// How many queued jobs one claim reads at a time (it reads on until it has what it asked for).
 const CLAIM_WINDOW: i64 = 512;
 
 /// How often `wait_for_work` asks whether another connection committed.
@@ -44,86 +46,88 @@ impl SqliteStore {
                 busy.insert(rule, n);
             }
         }
-        type Candidate = (
-            JobId,
-            String,
-            String,
-            Vec<u8>,
-            Vec<u8>,
-            Option<Vec<u8>>,
-            String,
-            String,
-            Option<u32>,
-        );
-        let candidates: Vec<Candidate> = tx
-            .prepare_cached(
-                "SELECT j.id, j.rule, f.root, f.rel, j.steps, j.output, j.plan, j.tags,
-                     j.concurrency
-                 FROM jobs j JOIN files f ON f.id = j.file_id
-                 WHERE j.status = 'queued' AND j.not_before <= ?1 AND j.plan IS NOT NULL
-                 ORDER BY j.id LIMIT ?2",
-            )?
-            .query_map(params![now, CLAIM_WINDOW], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default(),
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        // Pages of the queue in id order, only the columns that decide: a claim looks past
+        // jobs it may not take (other tags or roots, a rule at its limit) until it has `limit`
+        // or the queue ends, so a saturated backlog never starves the jobs behind it.
+        type Candidate = (JobId, String, String, String, Option<u32>);
         let mut claimed = Vec::new();
-        for (id, rule, root, rel, steps, output, plan, job_tags, concurrency) in candidates {
-            if claimed.len() >= limit {
-                break;
-            }
-            let needs = decode_tags(&job_tags);
-            if !needs.iter().all(|t| tags.contains(t))
-                || !(roots.is_empty() || roots.contains(&root))
-            {
-                continue;
-            }
-            let running = busy.get(&rule).copied().unwrap_or(0);
-            if concurrency.is_some_and(|limit| running >= limit) {
-                continue;
-            }
-            let (token, attempt): (i64, i64) = tx
+        let mut after: JobId = 0;
+        'pages: loop {
+            let page: Vec<Candidate> = tx
                 .prepare_cached(
-                    "UPDATE jobs SET status = 'claimed', token = token + 1, node = ?2,
-                         attempts = attempts + 1, claimed_at = ?3, exit_status = NULL
-                     WHERE id = ?1 AND status = 'queued' RETURNING token, attempts",
+                    "SELECT j.id, j.rule, f.root, j.tags, j.concurrency
+                     FROM jobs j JOIN files f ON f.id = j.file_id
+                     WHERE j.status = 'queued' AND j.not_before <= ?1 AND j.plan IS NOT NULL
+                         AND j.id > ?3
+                     ORDER BY j.id LIMIT ?2",
                 )?
-                .query_row(params![id, self.node, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            *busy.entry(rule.clone()).or_default() += 1;
-            claimed.push(ClaimedJob {
-                claim: Claim {
-                    id,
-                    token,
-                    attempt: attempt as u32,
-                },
-                rule,
-                input: RootedPath {
-                    root,
-                    rel: path_of(rel),
-                },
-                steps: decode_steps(&steps)
-                    .into_iter()
-                    .map(|argv| {
-                        argv.into_iter()
-                            .map(|a| {
-                                <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(a)
-                            })
-                            .collect()
-                    })
-                    .collect(),
-                output: output.map(path_of),
-                plan,
-            });
+                .query_map(params![now, CLAIM_WINDOW, after], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.0;
+            for (id, rule, root, job_tags, concurrency) in page {
+                if claimed.len() >= limit {
+                    break 'pages;
+                }
+                let needs = decode_tags(&job_tags);
+                if !needs.iter().all(|t| tags.contains(t))
+                    || !(roots.is_empty() || roots.contains(&root))
+                {
+                    continue;
+                }
+                let running = busy.get(&rule).copied().unwrap_or(0);
+                if concurrency.is_some_and(|limit| running >= limit) {
+                    continue;
+                }
+                let (token, attempt, rel, steps, output, plan): (
+                    i64,
+                    i64,
+                    Vec<u8>,
+                    Option<Vec<u8>>,
+                    Option<Vec<u8>>,
+                    String,
+                ) = tx
+                    .prepare_cached(
+                        "UPDATE jobs SET status = 'claimed', token = token + 1, node = ?2,
+                             attempts = attempts + 1, claimed_at = ?3, exit_status = NULL
+                         WHERE id = ?1 AND status = 'queued'
+                         RETURNING token, attempts, (SELECT rel FROM files WHERE id = file_id),
+                             steps, output, plan",
+                    )?
+                    .query_row(params![id, self.node, now], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    })?;
+                *busy.entry(rule.clone()).or_default() += 1;
+                claimed.push(ClaimedJob {
+                    claim: Claim {
+                        id,
+                        token,
+                        attempt: attempt as u32,
+                    },
+                    rule,
+                    input: RootedPath {
+                        root,
+                        rel: path_of(rel),
+                    },
+                    steps: decode_steps(&steps.unwrap_or_default())
+                        .into_iter()
+                        .map(|argv| argv.into_iter().map(OsString::from_vec).collect())
+                        .collect(),
+                    output: output.map(path_of),
+                    plan,
+                });
+            }
         }
         tx.commit()?;
         Ok(claimed)
