@@ -50,6 +50,8 @@ impl SqliteStore {
         // jobs it may not take (other tags or roots, a rule at its limit) until it has `limit`
         // or the queue ends, so a saturated backlog never starves the jobs behind it.
         type Candidate = (JobId, String, String, String, Option<u32>);
+        // Token, attempt, the input's path, steps, product and plan of a job just claimed.
+        type Taken = (i64, i64, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, String);
         let mut claimed = Vec::new();
         let mut after: JobId = 0;
         'pages: loop {
@@ -83,14 +85,7 @@ impl SqliteStore {
                 if concurrency.is_some_and(|limit| running >= limit) {
                     continue;
                 }
-                let (token, attempt, rel, steps, output, plan): (
-                    i64,
-                    i64,
-                    Vec<u8>,
-                    Option<Vec<u8>>,
-                    Option<Vec<u8>>,
-                    String,
-                ) = tx
+                let (token, attempt, rel, steps, output, plan): Taken = tx
                     .prepare_cached(
                         "UPDATE jobs SET status = 'claimed', token = token + 1, node = ?2,
                              attempts = attempts + 1, claimed_at = ?3, exit_status = NULL
