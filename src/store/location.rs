@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::StoreError;
 use super::url::{
     decode, encode, encode_value, parse_port, passfile_fields, redact_url, split_host_port,
+    userinfo_misplaced,
 };
 
 /// The default PostgreSQL port.
@@ -138,6 +139,11 @@ impl PgLocation {
             .split_once("://")
             .map(|(_, rest)| rest)
             .unwrap_or_default();
+        if userinfo_misplaced(rest) {
+            return Err(error(
+                "the user or password holds a `/`, `?` or `@`: percent-encode it (`%2F`, `%3F`, `%40`), or keep the password in a password file".into(),
+            ));
+        }
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (userinfo, hostport) = match authority.rsplit_once('@') {
@@ -450,12 +456,20 @@ mod tests {
                 "postgres://u@h/d?password=hunter2&x=1",
                 "unknown parameter `x`",
             ),
+            // Unencoded `/`, `?` and `@` in a password (random ones have them).
+            ("postgres://u:hun/ter2@h/d", "percent-encode"),
+            ("postgres://u:hun?ter2@h/d", "percent-encode"),
+            (
+                "postgres://u:hunter2/x@h:5432/d?passfile=/a@b",
+                "percent-encode",
+            ),
         ] {
             let err = Location::parse_with(value, &env)
                 .expect_err(value)
                 .to_string();
             assert!(err.contains(says), "{err}");
             assert!(!err.contains("hunter2"), "{err}");
+            assert!(!err.contains("hun/") && !err.contains("hun?"), "{err}");
         }
     }
 

@@ -97,12 +97,32 @@ fn encode_keeping(text: &str, keep: &[u8]) -> String {
     out
 }
 
+/// Whether the part of a URL after `scheme://` has its `@` beyond where the authority ends (the
+/// first `/` or `?`), before any parameter's `=`: a user or password holding an unencoded `/`,
+/// `?` or `@`, which libpq would read as a host and port.
+pub(super) fn userinfo_misplaced(rest: &str) -> bool {
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    if rest[..end].contains('@') {
+        return false;
+    }
+    let upto = rest.find('=').unwrap_or(rest.len());
+    rest[end..upto.max(end)].contains('@')
+}
+
 /// A URL as given, its password (in the user part or a `password=` parameter) as `***`; for
 /// error messages about a URL that may not parse.
 pub(super) fn redact_url(value: &str) -> String {
     let Some((scheme, rest)) = value.split_once("://") else {
         return value.to_string();
     };
+    // A password with an unencoded `/`, `?` or `@` would end the authority early: everything
+    // up to the last `@` of the URL is the user part, so nothing of such a password shows.
+    if userinfo_misplaced(rest)
+        && let Some((userinfo, after)) = rest.rsplit_once('@')
+    {
+        let user = userinfo.split([':', '/', '?']).next().unwrap_or_default();
+        return format!("{scheme}://{user}:***@{after}");
+    }
     let (rest, query) = match rest.split_once('?') {
         Some((rest, query)) => (rest, Some(query)),
         None => (rest, None),
