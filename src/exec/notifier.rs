@@ -324,13 +324,10 @@ fn run_command(
         return Err("empty command".into());
     };
     let shown = String::from_utf8_lossy(program.as_bytes()).into_owned();
-    let handle = duct::cmd(crate::os::program::resolve_program(program), args)
+    let handle = crate::os::program::command(program, args)
         .stdin_bytes(body)
         .stdout_null()
         .stderr_null()
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
         .unchecked()
         .start()
         .map_err(|e| format!("command `{shown}`: {e}"))?;

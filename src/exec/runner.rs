@@ -25,7 +25,6 @@ use crate::deliver::publish::{OutputPaths, Publish};
 use crate::deliver::verify::Verify;
 use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext};
 use crate::exec::progress;
-use crate::os::program::resolve_program;
 use crate::os::quote::shell_quote;
 use crate::os::version::FileVersion;
 use progress::ProgressSink;
@@ -460,22 +459,14 @@ fn run_step(
             return StepResult::SpawnFailed(format!("cannot share the log file: {e}"));
         }
     };
-    let expression = duct::cmd(resolve_program(&argv[0]), &argv[1..])
+    let expression = crate::os::program::command(&argv[0], &argv[1..])
         .stdin_null()
-        // systemd's notify socket is the daemon's: a job must not report readiness for it.
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
         .stdout_file(stdout)
         .stderr_file(stderr)
         .unchecked()
         .before_spawn(|command| {
             // Its own process group, so a timeout reaches everything the command spawned.
             command.process_group(0);
-            // The store's credentials are shotrouter's, never a job's.
-            for secret in STORE_SECRETS {
-                command.env_remove(secret);
-            }
             Ok(())
         });
     let handle = match expression.start() {
@@ -535,10 +526,6 @@ fn reap_group(pgid: i32) {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
-
-/// Variables that may hold the store's password (or a URL with it): removed from every job's
-/// environment, so no converter, and no `ps e` of one, ever sees them.
-const STORE_SECRETS: [&str; 3] = ["PGPASSWORD", "SHOTROUTER_STORE", "PGPASSFILE"];
 
 /// `text` with every `from` replaced by `to`.
 pub(crate) fn replace_all(text: &OsString, from: &[u8], to: &[u8]) -> OsString {

@@ -67,8 +67,7 @@ pub fn probe(path: &Path, what: &str) -> Result<Probed, String> {
         "format_tags=timecode,comment:stream=codec_type,codec_name,profile,pix_fmt,width,height,r_frame_rate,nb_frames,duration_ts,time_base:stream_tags=timecode".into(),
         path.as_os_str().to_owned(),
     ];
-    let program = crate::os::program::resolve_program(&OsString::from("ffprobe"));
-    let handle = duct::cmd(program, args)
+    let handle = crate::os::program::command(std::ffi::OsStr::new("ffprobe"), &args)
         .stdin_null()
         .stdout_capture()
         .stderr_capture()

@@ -6,6 +6,29 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// What the daemon's environment holds for the daemon alone: systemd's notify socket (a child
+/// must not report readiness for it) and the store's credentials (a password, or a URL with
+/// one). Every program shotrouter starts (jobs, notification commands, ffprobe) goes without.
+pub const PRIVATE_ENV: [&str; 6] = [
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "SHOTROUTER_STORE",
+];
+
+/// `program ARGS` as a duct expression, resolved against `PATH` and without [`PRIVATE_ENV`].
+pub fn command<A: AsRef<OsStr>>(program: &OsStr, args: &[A]) -> duct::Expression {
+    PRIVATE_ENV.iter().fold(
+        duct::cmd(
+            resolve_program(&program.to_os_string()),
+            args.iter().map(AsRef::as_ref),
+        ),
+        |expression, name| expression.env_remove(name),
+    )
+}
+
 /// Makes this process the reaper of its jobs' orphaned descendants, so that none is left as a
 /// zombie where PID 1 does not reap (containers).
 pub fn become_subreaper() {
