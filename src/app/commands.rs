@@ -229,6 +229,34 @@ fn worker(args: cli::WorkerArgs, color: ColorChoice) -> Result<ExitCode, Error> 
         (None, crate::store::Location::Postgres(_)) => default_worker_state(),
     };
     tracing::debug!(store = %location, state = %state_dir.display(), "worker store");
+    // Two workers under one name would take each other's claims for their own at start-up.
+    std::fs::create_dir_all(&state_dir).map_err(|e| {
+        Error::Config(format!(
+            "state folder `{}` is not usable: {e}",
+            state_dir.display()
+        ))
+    })?;
+    let lock_name: String = node
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let _name_lock = crate::os::owner_lock::OwnerLock::acquire_file(
+        &state_dir,
+        &format!("worker-{lock_name}.lock"),
+        &node,
+        "shotrouter worker",
+    )
+    .map_err(|e| {
+        Error::Config(format!(
+            "{e}; give each worker on this machine its own --name"
+        ))
+    })?;
     let _server = match args.http {
         Some(addr) => Some(serve::start(
             addr,

@@ -104,7 +104,21 @@ impl OwnerLock {
     /// # Errors
     /// [`LockError::Held`] naming the holder when another process has it; [`LockError::Io`].
     pub fn acquire(dir: &Path, host: &str, command: &str) -> Result<OwnerLock, LockError> {
-        let path = dir.join(LOCK_FILE);
+        OwnerLock::acquire_file(dir, LOCK_FILE, host, command)
+    }
+
+    /// As [`OwnerLock::acquire`], on the lock file `name` in `dir` (a worker locks its node
+    /// name, so two workers on one machine cannot run under the same one).
+    ///
+    /// # Errors
+    /// [`LockError::Held`] naming the holder when another process has it; [`LockError::Io`].
+    pub fn acquire_file(
+        dir: &Path,
+        name: &str,
+        host: &str,
+        command: &str,
+    ) -> Result<OwnerLock, LockError> {
+        let path = dir.join(name);
         let io = |e: &dyn std::fmt::Display| LockError::Io {
             path: path.clone(),
             reason: e.to_string(),

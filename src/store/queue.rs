@@ -379,6 +379,15 @@ pub trait JobQueue: Send {
     /// Database errors.
     fn lost_claims(&mut self, claims: &[Claim]) -> Result<Vec<JobId>, StoreError>;
 
+    /// Queues again this node's claims of jobs not in `held` that have not started: a claim
+    /// whose commit reached the store but whose answer did not (a connection lost at the
+    /// commit) would otherwise stay claimed, and count against its rule's limit, while the node
+    /// lives. Their attempt is given back. Returns the ids.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn release_unheld(&mut self, held: &[JobId]) -> Result<Vec<JobId>, StoreError>;
+
     /// Records what this node does (`watcher`, `worker`, `watcher+worker`), shown by `status`,
     /// and its lease: its claims are queued again by [`JobQueue::expire`] once its last
     /// heartbeat is older than `lease_ms` (it heartbeats well within it).

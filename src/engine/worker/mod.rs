@@ -39,6 +39,12 @@ const IDLE_POLL: Duration = Duration::from_secs(2);
 /// Longest wait between two attempts to reach a store that went away.
 const MAX_RECONNECT: Duration = Duration::from_secs(10);
 
+/// How many times a node declines one job before it fails it.
+const MAX_DECLINES: u32 = 6;
+
+/// How often a worker claims from every root, to learn roots it has not seen in a plan yet.
+const ROOT_DISCOVERY: Duration = Duration::from_secs(30);
+
 /// Longest wait between retries of a failed attempt.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
@@ -84,6 +90,15 @@ struct Worker {
     /// Claims this node holds.
     held: HashMap<JobId, Held>,
     pending: Vec<(Write, Then)>,
+    /// When a heartbeat last reached the store: past the lease, this node's claims are the
+    /// others' to take, so it stops what it runs.
+    last_beat: Instant,
+    /// How often this node declined each job (it fails a job it keeps declining).
+    declined: HashMap<JobId, u32>,
+    /// The watchers' roots seen in plans, and whether this node can map each.
+    roots: HashMap<String, bool>,
+    /// When a claim last looked at every root (to learn roots it has not seen yet).
+    next_unfiltered: Instant,
     reconnect_at: Instant,
     reconnect_wait: Duration,
     stopping: bool,
@@ -124,6 +139,10 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         pool,
         held: HashMap::new(),
         pending: Vec::new(),
+        last_beat: Instant::now(),
+        declined: HashMap::new(),
+        roots: HashMap::new(),
+        next_unfiltered: Instant::now(),
         reconnect_at: Instant::now(),
         reconnect_wait: Duration::from_millis(500),
         stopping: false,
@@ -265,15 +284,18 @@ impl Worker {
             return;
         }
         let tags = self.options.tags.clone();
+        let roots = self.claimable_roots();
         let Some(store) = self.store() else { return };
-        let claimed = match store.claim_next(&tags, &[], free) {
+        let claimed = match store.claim_next(&tags, &roots, free) {
             Ok(claimed) => claimed,
             Err(e) => return self.lose_store(&e),
         };
         for job in claimed {
+            self.learn_roots(&job.plan);
             match plan::job_spec(&job, &self.options.map, &self.options.state_dir) {
                 Ok((spec, retries)) => {
                     tracing::info!(job = job.claim.id, rule = %job.rule, path = %spec.path.display(), attempt = job.claim.attempt, "claimed");
+                    self.declined.remove(&job.claim.id);
                     self.held.insert(
                         job.claim.id,
                         Held {
@@ -284,16 +306,61 @@ impl Worker {
                     );
                     self.pool.submit(spec);
                 }
-                Err(reason) => {
-                    tracing::warn!(job = job.claim.id, rule = %job.rule, %reason, "declined: left to another node");
-                    self.pending.push((
-                        Write::Finish {
-                            claim: job.claim,
-                            ending: Ending::Declined { reason },
-                        },
-                        Then::Nothing,
-                    ));
-                }
+                Err(reason) => self.decline(job.claim, &job.rule, reason),
+            }
+        }
+    }
+
+    /// Leaves a job this node cannot run to another node; one it has declined
+    /// [`MAX_DECLINES`] times (its input missing here for a minute, a plan it cannot read)
+    /// fails, with the reason, rather than go round for ever.
+    fn decline(&mut self, claim: Claim, rule: &str, reason: String) {
+        let count = self.declined.entry(claim.id).or_default();
+        *count += 1;
+        let ending = if *count >= MAX_DECLINES {
+            tracing::error!(job = claim.id, rule, %reason, declines = *count, "failed: this node declined it too often");
+            self.declined.remove(&claim.id);
+            Ending::Failed {
+                reason: format!(
+                    "{reason} (declined {MAX_DECLINES} times by node {})",
+                    self.options.node
+                ),
+            }
+        } else {
+            tracing::warn!(job = claim.id, rule, %reason, "declined: left to another node");
+            Ending::Declined { reason }
+        };
+        self.pending
+            .push((Write::Finish { claim, ending }, Then::Nothing));
+    }
+
+    /// The roots to claim jobs of: those seen in plans that this node can map, except every
+    /// [`ROOT_DISCOVERY`], when a claim looks at every root to learn new ones (empty: any).
+    fn claimable_roots(&mut self) -> Vec<String> {
+        let now = Instant::now();
+        if self.roots.is_empty() || now >= self.next_unfiltered {
+            self.next_unfiltered = now + ROOT_DISCOVERY;
+            return Vec::new();
+        }
+        let mappable: Vec<String> = self
+            .roots
+            .iter()
+            .filter(|(_, ok)| **ok)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if mappable.is_empty() {
+            // No root this node can map: nothing to claim until the next discovery.
+            vec![String::from("\0no root")]
+        } else {
+            mappable
+        }
+    }
+
+    /// Notes the watcher's roots a job's plan names, and whether this node maps each.
+    fn learn_roots(&mut self, text: &str) {
+        if let Ok(plan) = plan::PortablePlan::from_text(text) {
+            for (name, mappable) in self.options.map.mappable_roots(&plan.root_paths()) {
+                self.roots.insert(name, mappable);
             }
         }
     }
@@ -382,16 +449,47 @@ impl Worker {
 
     fn heartbeat(&mut self) {
         let lease_ms = self.options.lease.as_millis() as i64;
-        let Some(store) = self.store() else { return };
-        let result = store.heartbeat(None).and_then(|()| store.expire(lease_ms));
-        match result {
-            Ok(expired) => {
-                for job in expired {
-                    tracing::warn!(job = job.id, rule = %job.rule, "queued again: its node stopped heartbeating");
+        let held: Vec<JobId> = self.held.keys().copied().collect();
+        if let Some(store) = self.store() {
+            let result = store.heartbeat(None).and_then(|()| {
+                let expired = store.expire(lease_ms)?;
+                let released = store.release_unheld(&held)?;
+                Ok((expired, released))
+            });
+            match result {
+                Ok((expired, released)) => {
+                    self.last_beat = Instant::now();
+                    for job in expired {
+                        tracing::warn!(job = job.id, rule = %job.rule, "queued again: its node stopped heartbeating");
+                    }
+                    for job in released {
+                        tracing::warn!(
+                            job,
+                            "queued again: this node's claim of it was never taken up (its answer was lost)"
+                        );
+                    }
                 }
+                Err(e) => self.lose_store(&e),
             }
-            Err(e) => self.lose_store(&e),
         }
+        self.fence();
+    }
+
+    /// A node that could not heartbeat for twice its lease has lost its claims to the others
+    /// if they can reach the store (a network partition), and they may run the same jobs now:
+    /// it stops its attempts rather than run them twice. Twice, because while the database
+    /// itself is down (a restart) nobody takes anything: after it comes back every node gets a
+    /// whole lease again, and stopping at once would only repeat work.
+    fn fence(&mut self) {
+        if self.last_beat.elapsed() <= self.options.lease * 2 || self.pool.running() == 0 {
+            return;
+        }
+        tracing::error!(
+            running = self.pool.running(),
+            lease_ms = self.options.lease.as_millis() as u64,
+            "no heartbeat reached the store for twice the lease: other nodes may have taken this node's jobs, so its attempts stop"
+        );
+        self.pool.cancel_running(Duration::from_millis(400));
     }
 
     /// Stops attempts whose claim this node no longer holds.

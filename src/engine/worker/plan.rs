@@ -155,6 +155,14 @@ impl PortablePlan {
         }
     }
 
+    /// The watcher's roots: name and path on the watcher.
+    pub fn root_paths(&self) -> Vec<(String, PathBuf)> {
+        self.roots
+            .iter()
+            .map(|(name, path)| (name.clone(), unescape(path)))
+            .collect()
+    }
+
     /// As stored with the job.
     pub fn to_text(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -186,22 +194,26 @@ pub struct PathMap {
 
 impl PathMap {
     /// The local path of a watcher root or output folder: a `--map` for its name or its path,
-    /// else the same path when it exists here (the tree is mounted at the same place).
+    /// else the same path when it exists here and is not empty (the tree is mounted at the
+    /// same place; an empty folder there is taken for an unmounted mount point).
     fn local(&self, name: Option<&str>, watcher: &Path) -> Option<PathBuf> {
         let by_name = name.and_then(|n| self.entries.iter().find(|(k, _)| k == n));
         let by_path = self.entries.iter().find(|(k, _)| Path::new(k) == watcher);
         match by_name.or(by_path) {
             Some((_, local)) => Some(local.clone()),
-            None => watcher.is_dir().then(|| watcher.to_path_buf()),
+            // An empty folder at the watcher's path is most likely a mount point whose volume
+            // is not mounted: a product published there would never reach the shared tree.
+            None => std::fs::read_dir(watcher)
+                .is_ok_and(|mut entries| entries.next().is_some())
+                .then(|| watcher.to_path_buf()),
         }
     }
 
-    /// The root names this worker can map (those it claims jobs of).
-    pub fn mappable_roots(&self, known: &[(String, PathBuf)]) -> Vec<String> {
+    /// Each of these roots and whether this worker can map it (those it claims jobs of).
+    pub fn mappable_roots(&self, known: &[(String, PathBuf)]) -> Vec<(String, bool)> {
         known
             .iter()
-            .filter(|(name, path)| self.local(Some(name), path).is_some())
-            .map(|(name, _)| name.clone())
+            .map(|(name, path)| (name.clone(), self.local(Some(name), path).is_some()))
             .collect()
     }
 }

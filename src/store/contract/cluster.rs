@@ -234,3 +234,39 @@ pub(crate) fn a_saturated_backlog_starves_nothing_behind_it(b: &dyn Backend) {
         "one plate (its limit), then the review"
     );
 }
+
+/// Claims a node does not hold (their commit's answer was lost) go back to the queue, their
+/// attempt given back; the ones it holds, and other nodes' claims, stay.
+pub(crate) fn claims_a_node_does_not_hold_are_released(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    for (i, rel) in ["a.tif", "b.tif", "c.tif"].iter().enumerate() {
+        one(
+            &mut *watcher,
+            portable("review", rel, version(i as u64 + 1, 10), &[], None),
+        );
+    }
+    let mut worker = b.queue("w1");
+    let mine = worker.claim_next(&[], &[], 2).expect("claim");
+    let mut other = b.queue("w2");
+    let theirs = other.claim_next(&[], &[], 1).expect("claim");
+    assert_eq!((mine.len(), theirs.len()), (2, 1));
+    let released = worker.release_unheld(&[mine[0].claim.id]).expect("release");
+    assert_eq!(released, [mine[1].claim.id]);
+    let h = b.history();
+    let row = |id| h.job(id).expect("read").expect("exists").row;
+    assert_eq!(
+        (
+            row(mine[1].claim.id).status.as_str(),
+            row(mine[1].claim.id).attempts
+        ),
+        ("queued", 0)
+    );
+    assert_eq!(row(mine[0].claim.id).status, "claimed");
+    assert_eq!(row(theirs[0].claim.id).status, "claimed");
+    assert!(
+        worker
+            .release_unheld(&[mine[0].claim.id])
+            .expect("again")
+            .is_empty()
+    );
+}

@@ -59,6 +59,7 @@ macro_rules! contract_tests {
             lost_claims_name_cancelled_and_taken_over_jobs,
             nodes_report_their_role_and_jobs,
             a_saturated_backlog_starves_nothing_behind_it,
+            claims_a_node_does_not_hold_are_released,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

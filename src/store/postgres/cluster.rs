@@ -90,6 +90,26 @@ impl PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    pub(super) fn release(&mut self, held: &[JobId]) -> Result<Vec<JobId>, StoreError> {
+        let node = self.node.clone();
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let rows = tx.query(
+            "UPDATE jobs SET status = 'queued', node = NULL, claimed_at = NULL,
+                 attempts = greatest(attempts - 1, 0),
+                 exit_status = 'interrupted: its claim never reached the node'
+             WHERE node = $1 AND status = 'claimed' AND NOT (id = ANY($2::bigint[]))
+             RETURNING id",
+            &[&node, &held],
+        )?;
+        let released: Vec<JobId> = rows.iter().map(|r| r.get(0)).collect();
+        if !released.is_empty() {
+            super::queue::notify(&mut tx)?;
+        }
+        tx.commit()?;
+        Ok(released)
+    }
+
     pub(super) fn set_role(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
         self.client()?.execute(
             "INSERT INTO nodes (name, heartbeat_at, role, lease_ms) VALUES ($1, now(), $2, $3)

@@ -165,6 +165,29 @@ impl SqliteStore {
         Ok(lost)
     }
 
+    pub(super) fn release(&mut self, held: &[JobId]) -> Result<Vec<JobId>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let claimed: Vec<JobId> = tx
+            .prepare_cached("SELECT id FROM jobs WHERE node = ?1 AND status = 'claimed'")?
+            .query_map([&self.node], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut released = Vec::new();
+        for id in claimed.into_iter().filter(|id| !held.contains(id)) {
+            tx.prepare_cached(
+                "UPDATE jobs SET status = 'queued', node = NULL, claimed_at = NULL,
+                     attempts = max(attempts - 1, 0),
+                     exit_status = 'interrupted: its claim never reached the node'
+                 WHERE id = ?1 AND status = 'claimed'",
+            )?
+            .execute([id])?;
+            released.push(id);
+        }
+        tx.commit()?;
+        Ok(released)
+    }
+
     pub(super) fn set_role(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(

@@ -267,6 +267,10 @@ impl JobQueue for SqliteStore {
         self.lost(claims)
     }
 
+    fn release_unheld(&mut self, held: &[JobId]) -> Result<Vec<JobId>, StoreError> {
+        self.release(held)
+    }
+
     fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
         self.set_role(role, lease_ms)
     }
