@@ -537,12 +537,20 @@ impl Engine {
         };
         spec.path = self.set.file.watch[root].path.join(&rel);
         let rule = &self.set.file.rules[index];
+        let plan = PortablePlan::of(
+            &spec,
+            &roots_of(&self.set),
+            &self.set.file.outputs,
+            rule.retries,
+            rule.backoff,
+        );
         self.outbox.push(
             Write::Replan {
                 id: job.id,
                 rule_hash: rule.definition_hash.clone(),
                 steps: spec.steps.clone(),
                 output: spec.output.as_ref().map(|o| o.final_path.clone()),
+                plan: plan.to_text(),
             },
             Then::Nothing,
         );

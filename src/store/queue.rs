@@ -153,6 +153,9 @@ pub enum Write {
         steps: Vec<Vec<OsString>>,
         /// New product.
         output: Option<PathBuf>,
+        /// New portable plan ([`NewJob::plan`]), so a worker that claims the job meanwhile
+        /// runs the new commands with their own product, checks and timeout.
+        plan: String,
     },
     /// A step of the claimed job started in this process group, writing to this temp output.
     Started {

@@ -429,6 +429,7 @@ pub(crate) fn replan_and_drop_touch_only_waiting_jobs(b: &dyn Backend) {
         rule_hash: "h2".into(),
         steps: vec![vec!["ffmpeg".into(), "-y".into()]],
         output: Some(b.scratch().join("a.mov")),
+        plan: "{\"replanned\":true}".into(),
     };
     assert_eq!(one(q, replan(id)), Answer::Ok);
     let h = b.history();

@@ -270,3 +270,28 @@ pub(crate) fn claims_a_node_does_not_hold_are_released(b: &dyn Backend) {
             .is_empty()
     );
 }
+
+/// A job planned again (its watcher resumed it with new rules) carries its new plan, so a
+/// worker claiming it meanwhile runs the new commands with their own product and checks.
+pub(crate) fn a_replanned_job_carries_its_new_plan(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    let (id, _) = enqueued(one(
+        &mut *watcher,
+        portable("review", "a.tif", version(1, 10), &[], None),
+    ));
+    let replan = Write::Replan {
+        id,
+        rule_hash: "h2".into(),
+        steps: vec![vec!["ffmpeg".into(), "-y".into()]],
+        output: None,
+        plan: "{\"new\":1}".into(),
+    };
+    assert_eq!(one(&mut *watcher, replan), Answer::Ok);
+    let got = b.queue("w").claim_next(&[], &[], 1).expect("claim");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].plan, "{\"new\":1}");
+    assert_eq!(
+        got[0].steps,
+        [vec![OsString::from("ffmpeg"), OsString::from("-y")]]
+    );
+}

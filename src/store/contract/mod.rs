@@ -60,6 +60,7 @@ macro_rules! contract_tests {
             nodes_report_their_role_and_jobs,
             a_saturated_backlog_starves_nothing_behind_it,
             claims_a_node_does_not_hold_are_released,
+            a_replanned_job_carries_its_new_plan,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

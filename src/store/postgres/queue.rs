@@ -312,16 +312,19 @@ fn apply(
             rule_hash,
             steps,
             output,
+            plan,
         } => {
             // A claimed job has not started yet, so its plan may still change.
             let changed = tx.execute(
-                "UPDATE jobs SET rule_hash = $2, steps = $3, output = $4
+                "UPDATE jobs SET rule_hash = $2, steps = $3, output = $4,
+                     plan = coalesce($5, plan)
                  WHERE id = $1 AND status IN ('queued', 'claimed')",
                 &[
                     id,
                     rule_hash,
                     &encode_steps(steps),
                     &output.as_deref().map(blob),
+                    &(!plan.is_empty()).then_some(plan.as_str()),
                 ],
             )?;
             Ok(if changed == 1 {
