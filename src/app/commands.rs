@@ -182,16 +182,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 None => crate::store::Location::Folder(state_dir.clone()),
             };
             let telemetry = engine::telemetry::TelemetryHandle::default();
-            let _server = match args.http {
-                Some(addr) => Some(serve::start(
-                    addr,
-                    args.http_token_file.as_deref(),
-                    &location,
-                    &state_dir,
-                    Some(telemetry.clone()),
-                )?),
-                None => None,
-            };
+            let _server = args
+                .http
+                .map(|addr| {
+                    let token = args.http_token_file.as_deref();
+                    serve::start(addr, token, &location, &state_dir, Some(telemetry.clone()))
+                })
+                .transpose()?;
             let metrics = args.metrics_file.clone().map(|path| {
                 super::metrics_file::start(path, args.metrics_every, &location, &telemetry)
             });
@@ -257,16 +254,18 @@ fn worker(args: cli::WorkerArgs, color: ColorChoice) -> Result<ExitCode, Error> 
             "{e}; give each worker on this machine its own --name"
         ))
     })?;
-    let _server = match args.http {
-        Some(addr) => Some(serve::start(
-            addr,
-            args.http_token_file.as_deref(),
-            &location,
-            &state_dir,
-            None,
-        )?),
-        None => None,
-    };
+    let _server = args
+        .http
+        .map(|addr| {
+            serve::start(
+                addr,
+                args.http_token_file.as_deref(),
+                &location,
+                &state_dir,
+                None,
+            )
+        })
+        .transpose()?;
     let open_node = node.clone();
     let store: crate::exec::pool::QueueFactory =
         std::sync::Arc::new(move || crate::store::open_worker_queue(&location, &open_node));

@@ -20,6 +20,14 @@ use crate::rules::NotifyEvent;
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
+/// How long a failed attempt waits before the next: the rule's `backoff`, doubled for each
+/// attempt after the first, at most [`MAX_BACKOFF`]. The same on a watcher and on a worker.
+pub(super) fn retry_delay(backoff: Duration, attempt: u32) -> Duration {
+    backoff
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
 impl Engine {
     /// Handles a worker's report; while stopping, ends are recorded without retries or chains.
     pub(super) fn on_report(
@@ -126,9 +134,7 @@ impl Engine {
                     let delay = if stopping {
                         Duration::ZERO
                     } else {
-                        backoff
-                            .saturating_mul(1 << (spec.attempt - 1).min(16))
-                            .min(MAX_BACKOFF)
+                        retry_delay(backoff, spec.attempt)
                     };
                     let not_before = crate::store::now_ms() + delay.as_millis() as i64;
                     return self.retry(spec, reason, not_before, delay, stopping);

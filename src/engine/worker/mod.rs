@@ -45,9 +45,6 @@ const MAX_DECLINES: u32 = 6;
 /// How often a worker claims from every root, to learn roots it has not seen in a plan yet.
 const ROOT_DISCOVERY: Duration = Duration::from_secs(30);
 
-/// Longest wait between retries of a failed attempt.
-const MAX_BACKOFF: Duration = Duration::from_secs(600);
-
 /// How a worker is run.
 #[derive(Clone)]
 pub struct WorkerOptions {
@@ -529,10 +526,7 @@ fn retry_or_fail(
     let delay = if stopping {
         Duration::ZERO
     } else {
-        retries
-            .backoff
-            .saturating_mul(1 << (spec.attempt - 1).min(16))
-            .min(MAX_BACKOFF)
+        super::outcomes::retry_delay(retries.backoff, spec.attempt)
     };
     Ending::Retry {
         reason,
