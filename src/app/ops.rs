@@ -15,7 +15,6 @@ use crate::app::human::{duration_ms, local_datetime_ns, local_time_ms, size};
 use crate::app::style::{paint, status_paint};
 use crate::app::table::{self, Column};
 use crate::error::Error;
-use crate::media::sequence::FrameName;
 use crate::os::quote::shell_quote;
 use crate::store::history::{JobFilter, JobHistory};
 use crate::store::{self, FileRecord, JobId, JobRow, Location, Status};
@@ -440,26 +439,12 @@ pub fn rerun(
     ))
 }
 
-/// The sequence a frame belongs to, as the store knows it: its `####` path (the padding as the
-/// frame is written, or unpadded) and its record.
+/// The sequence a frame belongs to, as the store knows it: its `####` path and its record.
 fn sequence_of(
     history: &dyn JobHistory,
     frame: &Path,
 ) -> Result<Option<(PathBuf, FileRecord)>, Error> {
-    let (Some(dir), Some(name)) = (frame.parent(), frame.file_name()) else {
-        return Ok(None);
-    };
-    let Some(parsed) = FrameName::parse(name.as_encoded_bytes()) else {
-        return Ok(None);
-    };
-    // The padding the frame is written with first, then any shorter one: `10000` belongs to
-    // a `####` sequence, and `7` may belong to any.
-    for pad in (1..=parsed.digits.len()).rev() {
-        let mut hashes = parsed.head.clone();
-        hashes.extend(std::iter::repeat_n(b'#', pad));
-        hashes.extend_from_slice(&parsed.tail);
-        let path =
-            dir.join(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(hashes));
+    for path in crate::media::sequence::sequence_paths(frame) {
         if let Some(record) = history.file(&path).map_err(runtime)? {
             return Ok(Some((path, record)));
         }

@@ -10,7 +10,6 @@ use axum::Json;
 use axum::extract::{RawQuery, State as Extract};
 use serde_json::{Value, json};
 
-use crate::media::sequence::FrameName;
 use crate::store::history::JobHistory;
 use crate::store::{FileRecord, StoreError};
 
@@ -71,23 +70,12 @@ fn path_param(query: Option<&str>) -> Result<PathBuf, ApiError> {
     Ok(path)
 }
 
-/// The sequence a frame belongs to, as the store knows it (the padding the frame is written
-/// with first, then any shorter one, as `shotrouter files` looks).
+/// The sequence a frame belongs to, as the store knows it (as `shotrouter files` looks).
 fn sequence_of(
     history: &dyn JobHistory,
     frame: &Path,
 ) -> Result<Option<(PathBuf, FileRecord)>, StoreError> {
-    let (Some(dir), Some(name)) = (frame.parent(), frame.file_name()) else {
-        return Ok(None);
-    };
-    let Some(parsed) = FrameName::parse(name.as_encoded_bytes()) else {
-        return Ok(None);
-    };
-    for pad in (1..=parsed.digits.len()).rev() {
-        let mut hashes = parsed.head.clone();
-        hashes.extend(std::iter::repeat_n(b'#', pad));
-        hashes.extend_from_slice(&parsed.tail);
-        let path = dir.join(OsString::from_vec(hashes));
+    for path in crate::media::sequence::sequence_paths(frame) {
         if let Some(record) = history.file(&path)? {
             return Ok(Some((path, record)));
         }

@@ -16,6 +16,27 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+/// The `####` paths of the sequences a frame may belong to, most likely first: the padding
+/// the frame is written with, then each shorter one (`10000` belongs to a `####` sequence,
+/// `7` may belong to any). Empty when the name has no frame number.
+pub fn sequence_paths(frame: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (frame.parent(), frame.file_name()) else {
+        return Vec::new();
+    };
+    let Some(parsed) = FrameName::parse(name.as_encoded_bytes()) else {
+        return Vec::new();
+    };
+    (1..=parsed.digits.len())
+        .rev()
+        .map(|pad| {
+            let mut hashes = parsed.head.clone();
+            hashes.extend(std::iter::repeat_n(b'#', pad));
+            hashes.extend_from_slice(&parsed.tail);
+            dir.join(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(hashes))
+        })
+        .collect()
+}
+
 /// A file name split around its frame number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameName {
