@@ -349,6 +349,11 @@ fn example_show_stamps_plates_and_writes_an_ale_that_agrees_with_its_products() 
     assert_eq!(clip["start"].as_str(), Some(timecode(&mxf).as_str()));
     assert_eq!(timecode(&mxf), timecode_vector("24", false, 1001));
     assert_eq!(clip["frames"].as_u64(), Some(decoded_frames(&mxf)));
+    // MediaInfo, a second reader of the MXF: the material package's first timecode and the
+    // frame count are the ALE's too.
+    let (first, frames) = mediainfo_timecode(&avid.join("sh0010_comp_v003.mxf"));
+    assert_eq!(clip["start"].as_str(), Some(first.as_str()));
+    assert_eq!(clip["frames"].as_u64(), Some(frames));
     let comment = review["format"]["tags"]["comment"].as_str().unwrap_or("");
     assert_eq!(
         Some(comment),
@@ -541,4 +546,30 @@ rules:
         )),
         "{log}"
     );
+}
+
+/// The first timecode of an MXF's material package and its frame count, as MediaInfo reads
+/// them (`mediainfo --Output=JSON`).
+fn mediainfo_timecode(mxf: &std::path::Path) -> (String, u64) {
+    let out = std::process::Command::new("mediainfo")
+        .arg("--Output=JSON")
+        .arg(mxf)
+        .output()
+        .expect("mediainfo runs (scripts/deps test installs it)");
+    assert!(out.status.success(), "mediainfo failed");
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("mediainfo JSON");
+    let tracks = info["media"]["track"].as_array().expect("tracks");
+    let material = tracks
+        .iter()
+        .find(|t| t["TimeCode_Settings"] == "Material Package")
+        .unwrap_or_else(|| panic!("no material package timecode in {info}"));
+    let first = material["TimeCode_FirstFrame"]
+        .as_str()
+        .expect("first")
+        .to_string();
+    let frames = material["FrameCount"]
+        .as_str()
+        .and_then(|n| n.parse().ok())
+        .expect("frame count");
+    (first, frames)
 }
