@@ -18,6 +18,8 @@ use super::State;
 use super::api::{bad_path, bad_query, job_id, since_ms};
 use super::auth;
 use super::error::ApiError;
+use crate::store::history::JobHistory;
+use crate::store::{JobDetail, JobId};
 
 /// The mutating routes.
 pub(crate) fn routes() -> Router<State> {
@@ -27,20 +29,33 @@ pub(crate) fn routes() -> Router<State> {
         .route("/api/v1/rules/{name}/rerun", post(rerun))
 }
 
+/// The job an action's URL names, once the request has shown it may act.
+fn acting_on(
+    state: &State,
+    headers: &HeaderMap,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<JobId, ApiError> {
+    auth::check(headers, state.token.as_deref())?;
+    let UrlPath(id) = id.map_err(bad_path)?;
+    job_id(&id)
+}
+
+/// The job, or a 404.
+fn existing(h: &mut dyn JobHistory, id: JobId) -> Result<JobDetail, ApiError> {
+    h.job(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id} in the store")))
+}
+
 async fn retry(
     Extract(state): Extract<State>,
     headers: HeaderMap,
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    auth::check(&headers, state.token.as_deref())?;
-    let UrlPath(id) = id.map_err(bad_path)?;
-    let id = job_id(&id)?;
+    let id = acting_on(&state, &headers, id)?;
     let queued = state
         .pool
         .run(move |h| {
-            let job = h
-                .job(id)?
-                .ok_or_else(|| ApiError::NotFound(format!("no job {id} in the store")))?;
+            let job = existing(h, id)?;
             let queued = h.retry(&[id], None)?;
             if queued.is_empty() {
                 return Err(ApiError::Conflict(format!(
@@ -60,15 +75,11 @@ async fn cancel(
     headers: HeaderMap,
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    auth::check(&headers, state.token.as_deref())?;
-    let UrlPath(id) = id.map_err(bad_path)?;
-    let id = job_id(&id)?;
+    let id = acting_on(&state, &headers, id)?;
     let stopped = state
         .pool
         .run(move |h| {
-            let job = h
-                .job(id)?
-                .ok_or_else(|| ApiError::NotFound(format!("no job {id} in the store")))?;
+            let job = existing(h, id)?;
             let cancelled = h.cancel(&[id])?;
             let Some((_, group)) = cancelled.into_iter().next() else {
                 return Err(ApiError::Conflict(format!(
