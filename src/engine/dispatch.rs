@@ -267,13 +267,7 @@ impl Engine {
                 } else if !to_workers {
                     self.queue.note_unqueued(&rule.name);
                 }
-                let plan = PortablePlan::of(
-                    &spec,
-                    &roots_of(&self.set),
-                    &self.set.file.outputs,
-                    rule.retries,
-                    rule.backoff,
-                );
+                let plan = self.portable_plan(&spec, index);
                 let job = NewJob {
                     rule: rule.name.clone(),
                     rule_hash: rule.definition_hash.clone(),
@@ -293,7 +287,7 @@ impl Engine {
                     baseline_runs: self.options.once,
                     tags: rule.tags.clone(),
                     concurrency: rule.concurrency.map(|n| n as u32),
-                    plan: plan.to_text(),
+                    plan,
                 };
                 self.outbox.push(
                     Write::Enqueue {
@@ -409,6 +403,20 @@ impl Engine {
             total_frames: planned.frames,
             transfer: planned.transfer,
         })
+    }
+
+    /// What a worker needs to run the job of rule `index` planned as `spec` without the
+    /// rules file, as stored with the job.
+    fn portable_plan(&self, spec: &JobSpec, index: usize) -> String {
+        let rule = &self.set.file.rules[index];
+        PortablePlan::of(
+            spec,
+            &roots_of(&self.set),
+            &self.set.file.outputs,
+            rule.retries,
+            rule.backoff,
+        )
+        .to_text()
     }
 
     /// Whether this node leaves a rule's jobs to workers instead of running them itself:
@@ -537,20 +545,14 @@ impl Engine {
         };
         spec.path = self.set.file.watch[root].path.join(&rel);
         let rule = &self.set.file.rules[index];
-        let plan = PortablePlan::of(
-            &spec,
-            &roots_of(&self.set),
-            &self.set.file.outputs,
-            rule.retries,
-            rule.backoff,
-        );
+        let plan = self.portable_plan(&spec, index);
         self.outbox.push(
             Write::Replan {
                 id: job.id,
                 rule_hash: rule.definition_hash.clone(),
                 steps: spec.steps.clone(),
                 output: spec.output.as_ref().map(|o| o.final_path.clone()),
-                plan: plan.to_text(),
+                plan,
             },
             Then::Nothing,
         );

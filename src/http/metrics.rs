@@ -33,17 +33,6 @@ pub enum MetricsError {
 /// OpenMetrics text format (which Prometheus's classic text parser also reads).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Every job state, so a state with no job still shows as 0 for each rule (an alert on
-/// `failed > 0` needs the series to exist).
-const STATES: [Status; 6] = [
-    Status::Queued,
-    Status::Claimed,
-    Status::Running,
-    Status::Done,
-    Status::Failed,
-    Status::Cancelled,
-];
-
 /// The metrics page: job counts by rule and state, queue depth and oldest queued age from the
 /// store (`history`), and, when an engine runs in this process, its counters and histograms.
 ///
@@ -85,7 +74,9 @@ impl Collector for Scrape {
             MetricType::Gauge,
         )?;
         for rule in &rules {
-            for state in STATES {
+            // Every state, so a state with no job still shows as 0 for each rule (an alert on
+            // `failed > 0` needs the series to exist).
+            for state in Status::ALL {
                 let n = self
                     .counts
                     .iter()

@@ -62,18 +62,19 @@ impl Status {
         }
     }
 
+    /// Every state, in a job's order of life.
+    pub const ALL: [Status; 6] = [
+        Status::Queued,
+        Status::Claimed,
+        Status::Running,
+        Status::Done,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
     /// Parses the stored text (and the CLI's `--status`).
     pub fn parse(text: &str) -> Option<Status> {
-        [
-            Status::Queued,
-            Status::Claimed,
-            Status::Running,
-            Status::Done,
-            Status::Failed,
-            Status::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 
