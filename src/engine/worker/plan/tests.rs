@@ -1,0 +1,210 @@
+use super::*;
+
+#[test]
+fn paths_survive_the_text_form() {
+    for raw in [&b"/s/a b%20\xff\xfe.tif"[..], b"/plain", b"/100%/x\n"] {
+        let path = PathBuf::from(OsString::from_vec(raw.to_vec()));
+        assert_eq!(unescape(&escape(&path)), path);
+    }
+}
+
+#[test]
+fn an_ale_and_a_dpx_keykode_check_travel_to_a_worker_mapped() {
+    let watcher = tempfile::tempdir().expect("dir");
+    let farm = tempfile::tempdir().expect("dir");
+    std::fs::write(farm.path().join("a.1001.dpx"), b"frame").expect("input");
+    let on_watcher = |name: &str| watcher.path().join(name);
+    let clip = AleClip {
+        name: "a".into(),
+        tape: "a".into(),
+        source_file: "a.mxf".into(),
+        start: "01:00:00:00".into(),
+        end: "01:00:00:01".into(),
+        keykode: None,
+    };
+    let mut spec = JobSpec {
+        id: "1".into(),
+        rule: "r".into(),
+        path: on_watcher("a.1001.dpx"),
+        steps: vec![vec!["cp".into()]],
+        output: Some(OutputPaths {
+            final_path: on_watcher("a.mxf"),
+            temp_path: on_watcher(".a.t.mxf"),
+            ale: Some(AleSheet {
+                final_path: on_watcher("a.ale"),
+                fps: "24".into(),
+                video_format: "1080".into(),
+                clips: vec![clip.clone()],
+            }),
+        }),
+        allowed_roots: vec![watcher.path().to_path_buf()],
+        timeout: None,
+        log_path: "/l".into(),
+        attempt: 1,
+        claim: None,
+        view: None,
+        progress: false,
+        total_frames: None,
+        transfer: None,
+        verify: Some(Expectations {
+            checks: vec![("keykode".into(), "KU 22 9012 1234+05".into())],
+            perfs_per_frame: Some(4),
+            stock_codes: Some((1, 22)),
+        }),
+    };
+    let roots = [("shots".to_string(), watcher.path().to_path_buf())];
+    let plan = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
+    assert_eq!(plan.format, FORMAT_EDITORIAL, "older workers refuse it");
+    let job = ClaimedJob {
+        claim: crate::store::queue::Claim {
+            id: 1,
+            token: 1,
+            attempt: 1,
+        },
+        rule: "r".into(),
+        input: crate::store::queue::RootedPath {
+            root: "shots".into(),
+            rel: "a.1001.dpx".into(),
+        },
+        steps: spec.steps.clone(),
+        output: Some(on_watcher("a.mxf")),
+        plan: plan.to_text(),
+    };
+    let map = PathMap {
+        entries: vec![("shots".into(), farm.path().to_path_buf())],
+    };
+    let (mapped, _) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
+    let sheet = mapped.output.and_then(|o| o.ale).expect("the ALE travels");
+    assert_eq!(sheet.final_path, farm.path().join("a.ale"));
+    assert_eq!(sheet.clips, [clip]);
+    let verify = mapped.verify.expect("verify");
+    assert_eq!(
+        (verify.perfs_per_frame, verify.stock_codes),
+        (Some(4), Some((1, 22)))
+    );
+
+    // Without either, the plan is the one format-1 workers already read.
+    spec.output.as_mut().expect("output").ale = None;
+    spec.verify = None;
+    let plain = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
+    assert_eq!(plain.format, 1);
+    let text = plain.to_text();
+    assert!(
+        !text.contains("\"ale\"") && !text.contains("\"perfs_per_frame\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_copy_or_move_travels_to_a_worker_mapped_and_older_workers_refuse_it() {
+    let watcher = tempfile::tempdir().expect("dir");
+    let farm = tempfile::tempdir().expect("dir");
+    let (farm_shots, farm_san) = (farm.path().join("shots"), farm.path().join("san"));
+    std::fs::create_dir_all(&farm_shots).expect("shots");
+    std::fs::create_dir_all(&farm_san).expect("san");
+    std::fs::write(farm_shots.join("a.mxf"), b"media").expect("input");
+    let (shots, san) = (watcher.path().join("shots"), watcher.path().join("san"));
+    let spec = JobSpec {
+        id: "1".into(),
+        rule: "r".into(),
+        path: shots.join("a.mxf"),
+        steps: Vec::new(),
+        output: None,
+        allowed_roots: vec![shots.clone(), san.clone()],
+        timeout: None,
+        log_path: "/l".into(),
+        attempt: 1,
+        claim: None,
+        view: None,
+        verify: None,
+        progress: false,
+        total_frames: None,
+        transfer: Some(TransferPlan {
+            kind: TransferKind::Move,
+            to: san.join("day1/a.mxf"),
+            hashes: vec![HashKind::Xxh64, HashKind::Md5],
+            mhl_root: Some(san.join("day1")),
+        }),
+    };
+    let roots = [("shots".to_string(), shots.clone())];
+    let plan = PortablePlan::of(&spec, &roots, std::slice::from_ref(&san), 0, Duration::ZERO);
+    assert_eq!(plan.format, FORMAT_TRANSFER, "older workers refuse it");
+    let job = ClaimedJob {
+        claim: crate::store::queue::Claim {
+            id: 1,
+            token: 1,
+            attempt: 1,
+        },
+        rule: "r".into(),
+        input: crate::store::queue::RootedPath {
+            root: "shots".into(),
+            rel: "a.mxf".into(),
+        },
+        steps: Vec::new(),
+        output: None,
+        plan: plan.to_text(),
+    };
+    let map = PathMap {
+        entries: vec![
+            ("shots".into(), farm_shots.clone()),
+            (san.to_string_lossy().into_owned(), farm_san.clone()),
+        ],
+    };
+    let (mapped, _) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
+    assert_eq!(
+        mapped.transfer,
+        Some(TransferPlan {
+            kind: TransferKind::Move,
+            to: farm_san.join("day1/a.mxf"),
+            hashes: vec![HashKind::Xxh64, HashKind::Md5],
+            mhl_root: Some(farm_san.join("day1")),
+        })
+    );
+}
+
+#[test]
+fn arguments_map_by_whole_folders_only() {
+    let pairs = vec![(PathBuf::from("/mnt/shots"), PathBuf::from("/farm/shots"))];
+    let arg = |s: &str| OsString::from(s);
+    assert_eq!(
+        map_arg(&arg("/mnt/shots/a.tif"), &pairs),
+        arg("/farm/shots/a.tif")
+    );
+    assert_eq!(
+        map_arg(&arg("-i=/mnt/shots/a.tif"), &pairs),
+        arg("-i=/farm/shots/a.tif")
+    );
+    assert_eq!(map_arg(&arg("/mnt/shots"), &pairs), arg("/farm/shots"));
+    assert_eq!(
+        map_arg(&arg("/mnt/shots2/a.tif"), &pairs),
+        arg("/mnt/shots2/a.tif")
+    );
+    assert_eq!(map_arg(&arg("-y"), &pairs), arg("-y"));
+    assert_eq!(
+        map_arg(&arg("--lut=/luts/mnt/shots/x.cube"), &pairs),
+        arg("--lut=/luts/mnt/shots/x.cube"),
+        "a folder's text in the middle of another path is not a path"
+    );
+    // A deeper root mounted at the same place keeps its paths, whatever a shorter one maps.
+    let nested = vec![
+        (
+            PathBuf::from("/mnt/shots/show"),
+            PathBuf::from("/mnt/shots/show"),
+        ),
+        (PathBuf::from("/mnt/shots"), PathBuf::from("/net/shots")),
+    ];
+    assert_eq!(
+        map_arg(&arg("/mnt/shots/show/.a.srjob1-1.mov"), &nested),
+        arg("/mnt/shots/show/.a.srjob1-1.mov")
+    );
+    assert_eq!(
+        map_arg(&arg("/mnt/shots/b.tif"), &nested),
+        arg("/net/shots/b.tif")
+    );
+    let raw = OsString::from_vec(b"/mnt/shots/\xff\xfe a.tif".to_vec());
+    assert_eq!(
+        map_arg(&raw, &pairs).as_bytes(),
+        b"/farm/shots/\xff\xfe a.tif",
+        "bytes that are not UTF-8 survive"
+    );
+}
