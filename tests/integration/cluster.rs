@@ -21,8 +21,28 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker on `store` and waits until it runs.
     pub fn start(env: &Env, store: &str, name: &str, extra: &[&str]) -> Worker {
+        let worker = Worker::spawn(env, store, name, extra);
+        wait_until(
+            &format!("worker {name} to start"),
+            Duration::from_secs(30),
+            || worker.is_started(),
+        );
+        worker
+    }
+
+    /// Starts a worker on `store` without waiting for it (the tests of nodes started
+    /// together); see [`Worker::is_started`].
+    pub fn spawn(env: &Env, store: &str, name: &str, extra: &[&str]) -> Worker {
         let log = env.path(format!("{name}.log"));
         let mut args = vec!["worker", "--store", store, "--name", name];
+        // On PostgreSQL a worker's default state folder is machine-wide (as root,
+        // `/var/lib/shotrouter/worker`), where a worker of the same name in another test would
+        // hold its name's lock: keep each test's workers in its own folder.
+        let state = env.path("worker-state");
+        let state = state.to_str().expect("a UTF-8 temp path");
+        if store.starts_with("postgres") && !extra.contains(&"--state") {
+            args.extend(["--state", state]);
+        }
         args.extend_from_slice(extra);
         let child = env
             .command(&args)
@@ -38,13 +58,17 @@ impl Worker {
             .env("SHOTROUTER_LOG", "info")
             .spawn()
             .expect("worker starts");
-        let worker = Worker { child, log };
-        wait_until(
-            &format!("worker {name} to start"),
-            Duration::from_secs(30),
-            || worker.log_text().contains("worker started"),
-        );
-        worker
+        Worker { child, log }
+    }
+
+    /// Whether the worker has opened its store and started.
+    pub fn is_started(&self) -> bool {
+        self.log_text().contains("worker started")
+    }
+
+    /// The worker's exit status once it has exited, without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("poll the worker")
     }
 
     pub fn log_text(&self) -> String {

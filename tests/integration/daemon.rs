@@ -90,19 +90,29 @@ pub static INOTIFY_LIMITS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 impl Daemon {
     /// Starts `shotrouter watch ARGS... rules.yaml` in `env` and waits until its watches are placed.
     pub fn start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
+        let daemon = Daemon::spawn(env, extra, vars);
+        daemon.wait_watching();
+        daemon
+    }
+
+    /// Starts `shotrouter watch ARGS... rules.yaml` in `env` without waiting for it (the tests
+    /// of nodes started together); see [`Daemon::is_watching`].
+    pub fn spawn(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
         let inotify = INOTIFY_LIMITS
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Daemon::start_with(env, extra, vars, Some(inotify))
+        Daemon::spawn_with(env, extra, vars, Some(inotify))
     }
 
     /// Starts a daemon as [`Daemon::start`] does, for a test that already holds
     /// [`INOTIFY_LIMITS`] exclusively (it changes the limits while the daemon runs).
     pub fn start_holding_limits(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
-        Daemon::start_with(env, extra, vars, None)
+        let daemon = Daemon::spawn_with(env, extra, vars, None);
+        daemon.wait_watching();
+        daemon
     }
 
-    fn start_with(
+    fn spawn_with(
         env: &Env,
         extra: &[&str],
         vars: &[(&str, &str)],
@@ -122,20 +132,30 @@ impl Daemon {
             command.env(k, v);
         }
         let child = command.spawn().expect("daemon starts");
-        let daemon = Daemon {
+        Daemon {
             child,
             log,
             _inotify: inotify,
-        };
+        }
+    }
+
+    fn wait_watching(&self) {
         wait_until(
             "the daemon to place its watches",
             Duration::from_secs(30),
-            || {
-                let log = daemon.log_text();
-                log.contains(" watching ") || log.contains("\"message\":\"watching\"")
-            },
+            || self.is_watching(),
         );
-        daemon
+    }
+
+    /// Whether the daemon has placed its watches (so it has opened its store, if any).
+    pub fn is_watching(&self) -> bool {
+        let log = self.log_text();
+        log.contains(" watching ") || log.contains("\"message\":\"watching\"")
+    }
+
+    /// The daemon's exit status once it has exited, without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("poll the daemon")
     }
 
     /// The daemon's process id.

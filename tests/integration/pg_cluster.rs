@@ -119,6 +119,68 @@ fn issue_12_pg_a_database_down_for_20_s_loses_nothing_and_repeats_nothing() {
     }
 }
 
+/// Issue 19: a watcher and seven workers started at the same instant on an empty database, as
+/// systemd starts them at boot, all come up, round after round: one of them creates the schema
+/// under the migration lock and the others wait for it; none takes a schema committed while it
+/// looked for a foreign one, none creates it again, none retries its store.
+#[test]
+fn issue_19_pg_eight_nodes_started_together_on_an_empty_database_all_come_up() {
+    let server = test_server::shared();
+    for round in 0..20 {
+        let env = Env::new();
+        write_rules(&env, 0);
+        let url = server.admin_url(&server.fresh_database());
+        let mut watcher = Daemon::spawn(&env, &["--no-run", "--store", &url], &[]);
+        let mut workers: Vec<Worker> = (1..=7)
+            .map(|i| Worker::spawn(&env, &url, &format!("w{i}"), &["--jobs", "1"]))
+            .collect();
+        wait_until(
+            &format!("round {round}: all eight nodes up"),
+            Duration::from_secs(30),
+            || {
+                if let Some(status) = watcher.exited() {
+                    panic!(
+                        "round {round}: the watcher exited ({status}):\n{}",
+                        watcher.log_text()
+                    );
+                }
+                for (i, worker) in workers.iter_mut().enumerate() {
+                    if let Some(status) = worker.exited() {
+                        panic!(
+                            "round {round}: worker w{} exited ({status}):\n{}",
+                            i + 1,
+                            worker.log_text()
+                        );
+                    }
+                }
+                watcher.is_watching() && workers.iter().all(Worker::is_started)
+            },
+        );
+        for (i, worker) in workers.iter().enumerate() {
+            let log = worker.log_text();
+            assert!(
+                !log.contains("waiting for it"),
+                "round {round}: worker w{} could not open the store at first:\n{log}",
+                i + 1
+            );
+        }
+        let mut sql = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+        let nodes: i64 = sql
+            .query_one("SELECT count(*) FROM nodes", &[])
+            .expect("nodes")
+            .get(0);
+        assert_eq!(nodes, 8, "round {round}: every node registered");
+        watcher.signal(Signal::SIGTERM);
+        for worker in &workers {
+            worker.signal(Signal::SIGTERM);
+        }
+        assert_eq!(watcher.stop(), Some(0), "round {round}: the watcher's exit");
+        for worker in workers {
+            assert_eq!(worker.stop(), Some(0), "round {round}: a worker's exit");
+        }
+    }
+}
+
 /// A password given in the URL reaches neither the logs, nor a job's argv or environment, nor
 /// an error message. (The worker's own command line holds what it was given: the docs say to
 /// use a passfile or `PGPASSWORD`, never a password on the command line.)

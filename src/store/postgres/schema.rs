@@ -1,7 +1,8 @@
 //! The PostgreSQL schema and its migrations, numbered in `shotrouter_schema` (one row) the way
 //! the SQLite store numbers its own with `PRAGMA user_version`: a fresh database runs every
 //! migration from 1, an older one the ones it lacks, in one transaction under an advisory lock
-//! so that nodes starting together migrate once. A newer schema is refused (upgrade
+//! taken before the schema is first looked at, so that nodes starting together migrate once
+//! and the others wait for that migration. A newer schema is refused (upgrade
 //! shotrouter); the operations CLI refuses an older one rather than upgrading it under the
 //! previous release's daemons. A database whose tables clash with ours but carry no version is
 //! refused and left untouched.
@@ -29,7 +30,10 @@ use super::super::StoreError;
 pub(super) const SCHEMA_VERSION: i32 = 1;
 
 /// The advisory lock migrations take.
-const MIGRATION_LOCK: i64 = 0x5352_4F55_0000;
+pub(super) const MIGRATION_LOCK: i64 = 0x5352_4F55_0000;
+
+/// The table holding the version row.
+const VERSION_TABLE: &str = "shotrouter_schema";
 
 /// The tables of every version: one of them without a version row is not ours.
 const OUR_TABLES: &[&str] = &["roots", "nodes", "files", "jobs", "outputs", "notices"];
@@ -107,27 +111,34 @@ const V1: &str = "CREATE TABLE roots (
 const MIGRATIONS: &[&str] = &[V1];
 
 /// The version row, or `None` when the database holds no shotrouter schema; refuses a
-/// database whose tables clash with ours.
+/// database whose tables clash with ours. Which tables exist is read in one statement from
+/// `pg_class` (the statement's snapshot, not the session's catalog cache), so a migration that
+/// commits meanwhile is seen whole or not at all; callers hold [`MIGRATION_LOCK`], so the
+/// version row read next belongs to what that statement saw.
 fn found_version(
     client: &mut impl postgres::GenericClient,
     url: &str,
 ) -> Result<Option<i32>, StoreError> {
-    let has_version: bool = client
-        .query_one("SELECT to_regclass('shotrouter_schema') IS NOT NULL", &[])?
-        .get(0);
-    if has_version {
+    let mut names = vec![VERSION_TABLE];
+    names.extend_from_slice(OUR_TABLES);
+    let found: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_catalog.pg_class c
+             WHERE c.relname::text = ANY($1::text[]) AND pg_catalog.pg_table_is_visible(c.oid)",
+            &[&names],
+        )?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    if found.iter().any(|name| name == VERSION_TABLE) {
         let row = client.query_opt("SELECT version FROM shotrouter_schema", &[])?;
         return Ok(Some(row.map_or(0, |r| r.get(0))));
     }
-    let mut clashing = Vec::new();
-    for table in OUR_TABLES {
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[table])?
-            .get(0);
-        if exists {
-            clashing.push(format!("`{table}`"));
-        }
-    }
+    let clashing: Vec<String> = OUR_TABLES
+        .iter()
+        .filter(|table| found.iter().any(|name| name == *table))
+        .map(|table| format!("`{table}`"))
+        .collect();
     if clashing.is_empty() {
         Ok(None)
     } else {
@@ -149,40 +160,82 @@ fn too_new(url: &str, found: i32) -> StoreError {
     }
 }
 
-/// Brings the schema to [`SCHEMA_VERSION`] in one transaction; answers whether it was created.
-pub(super) fn migrate(client: &mut Client, url: &str) -> Result<bool, StoreError> {
-    // Checked before any write, so an up-to-date store is opened without one.
-    match found_version(client, url)? {
-        Some(found) if found == SCHEMA_VERSION => return Ok(false),
-        Some(found) if found > SCHEMA_VERSION => return Err(too_new(url, found)),
-        _ => {}
-    }
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    // Read again under the lock: another node may have migrated meanwhile.
-    let found = found_version(&mut tx, url)?;
-    let version = found.unwrap_or(0);
-    if version > SCHEMA_VERSION {
-        return Err(too_new(url, version));
-    }
-    if found.is_none() {
-        tx.batch_execute("CREATE TABLE shotrouter_schema (version INTEGER NOT NULL)")?;
-    }
-    for sql in MIGRATIONS.iter().skip(version.max(0) as usize) {
-        tx.batch_execute(sql)?;
-    }
-    tx.execute("DELETE FROM shotrouter_schema", &[])?;
-    tx.execute(
-        "INSERT INTO shotrouter_schema (version) VALUES ($1)",
-        &[&SCHEMA_VERSION],
-    )?;
-    tx.commit()?;
-    Ok(version == 0)
+/// How a node holds [`MIGRATION_LOCK`]: alone to migrate, shared to read the version.
+#[derive(Clone, Copy)]
+enum Hold {
+    Exclusive,
+    Shared,
 }
 
-/// Refuses a database without our schema, or with an older or newer one.
+/// Runs `f` holding [`MIGRATION_LOCK`] on this session, and releases it however `f` ends (a
+/// broken connection released it with the session).
+///
+/// A session lock rather than a transaction's: `f` begins its transaction once the lock is
+/// held, so that transaction sees every migration committed before (its catalog cache is
+/// refreshed at its start). A transaction begun before the wait may keep a table committed
+/// meanwhile out of `to_regclass` until it ends, and then create it again (`relation
+/// "shotrouter_schema" already exists`).
+fn holding<T>(
+    client: &mut Client,
+    hold: Hold,
+    f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let (lock, unlock) = match hold {
+        Hold::Exclusive => ("pg_advisory_lock", "pg_advisory_unlock"),
+        Hold::Shared => ("pg_advisory_lock_shared", "pg_advisory_unlock_shared"),
+    };
+    client.execute(&format!("SELECT {lock}($1)"), &[&MIGRATION_LOCK])?;
+    let result = f(client);
+    let unlocked = client.execute(&format!("SELECT {unlock}($1)"), &[&MIGRATION_LOCK]);
+    let value = result?;
+    unlocked?;
+    Ok(value)
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`] in one transaction; answers whether it was created.
+///
+/// The lock is taken before the first look: a node that starts while another migrates waits
+/// for it, then finds the schema current. No `CREATE TABLE IF NOT EXISTS`: under the lock the
+/// answer is known, and two such statements racing still fail on the catalog's unique index.
+pub(super) fn migrate(client: &mut Client, url: &str) -> Result<bool, StoreError> {
+    holding(client, Hold::Exclusive, |client| {
+        let mut tx = client.transaction()?;
+        let found = found_version(&mut tx, url)?;
+        let version = found.unwrap_or(0);
+        if version > SCHEMA_VERSION {
+            return Err(too_new(url, version));
+        }
+        if version == SCHEMA_VERSION {
+            // Nothing written: an up-to-date store is opened without a write.
+            tx.commit()?;
+            return Ok(false);
+        }
+        if found.is_none() {
+            tx.batch_execute("CREATE TABLE shotrouter_schema (version INTEGER NOT NULL)")?;
+        }
+        for sql in MIGRATIONS.iter().skip(version.max(0) as usize) {
+            tx.batch_execute(sql)?;
+        }
+        tx.execute("DELETE FROM shotrouter_schema", &[])?;
+        tx.execute(
+            "INSERT INTO shotrouter_schema (version) VALUES ($1)",
+            &[&SCHEMA_VERSION],
+        )?;
+        tx.commit()?;
+        Ok(version == 0)
+    })
+}
+
+/// Refuses a database without our schema, or with an older or newer one. Waits for a
+/// migration in progress (the lock, shared), so it judges the schema that migration leaves.
 pub(super) fn check_current(client: &mut Client, url: &str) -> Result<(), StoreError> {
-    match found_version(client, url)? {
+    let found = holding(client, Hold::Shared, |client| {
+        let mut tx = client.build_transaction().read_only(true).start()?;
+        let found = found_version(&mut tx, url)?;
+        tx.commit()?;
+        Ok(found)
+    })?;
+    match found {
         None => Err(StoreError::NoSchema { url: url.into() }),
         Some(found) if found > SCHEMA_VERSION => Err(too_new(url, found)),
         Some(found) if found < SCHEMA_VERSION => Err(StoreError::Outdated {

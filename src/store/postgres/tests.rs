@@ -13,7 +13,7 @@ use super::super::history::JobHistory;
 use super::super::location::{Location, PgLocation};
 use super::super::queue::{Answer, Ending, JobQueue, NewJob, RootedPath, Write};
 use super::super::{StoreError, now_ms};
-use super::schema::SCHEMA_VERSION;
+use super::schema::{MIGRATION_LOCK, SCHEMA_VERSION, migrate};
 use super::test_server::{PASSWORD, PASSWORD_USER, shared};
 use super::{CHANNEL, PgStore};
 use crate::os::version::FileVersion;
@@ -141,6 +141,73 @@ fn the_schema_is_created_once_versioned_and_refused_when_foreign_or_newer() {
         .expect("read")
         .get(0);
     assert_eq!(kept, 1, "left untouched");
+}
+
+/// Runs `open` on another thread while this test holds the migration lock; once `open` waits
+/// for the lock, migrates the empty database and releases the lock. Whether `open` was still
+/// waiting then, and its answer.
+fn opened_during_a_migration<T: Send>(pg: &Pg, open: impl FnOnce() -> T + Send) -> (bool, T) {
+    let mut migrator = pg.sql();
+    migrator
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .expect("lock");
+    std::thread::scope(|s| {
+        let opening = s.spawn(open);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let waiting: i64 = migrator
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    &[],
+                )
+                .expect("pg_locks")
+                .get(0);
+            if waiting > 0 || opening.is_finished() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for the opening to wait for the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // This session holds the lock, so migrating here takes it once more.
+        assert!(
+            migrate(&mut migrator, &pg.loc.to_string()).expect("migrates"),
+            "created here"
+        );
+        let waited = !opening.is_finished();
+        migrator
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .expect("unlock");
+        (waited, opening.join().expect("the opening thread"))
+    })
+}
+
+/// Issue 19: a node that looked at the database before another node's migration committed
+/// waits for it and then finds the schema made, rather than creating it again (`relation
+/// "shotrouter_schema" already exists`: a look begun before the lock was granted missed it).
+#[test]
+fn issue_19_a_node_opening_during_a_migration_waits_and_finds_it_made() {
+    let pg = Pg::new();
+    let (waited, opened) =
+        opened_during_a_migration(&pg, || PgStore::open(&pg.loc, "late").map(|s| s.is_new()));
+    assert!(
+        !opened.expect("opens the schema made meanwhile"),
+        "not created again"
+    );
+    assert!(waited, "it waited for the migration");
+}
+
+/// Issue 19: the operations CLI started during a migration waits for it and finds the schema
+/// current, rather than none or another application's half-seen tables.
+#[test]
+fn issue_19_the_cli_opening_during_a_migration_waits_and_finds_it_current() {
+    let pg = Pg::new();
+    let (waited, opened) =
+        opened_during_a_migration(&pg, || PgStore::open_existing(&pg.loc).map(drop));
+    assert!(waited, "it waited for the migration");
+    opened.expect("finds the schema current");
 }
 
 #[test]
