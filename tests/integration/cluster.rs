@@ -21,11 +21,34 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker on `store` and waits until it runs.
     pub fn start(env: &Env, store: &str, name: &str, extra: &[&str]) -> Worker {
+        Worker::start_under(env, &[], store, name, extra)
+    }
+
+    /// Starts a worker as [`Worker::start`] does, run by `wrapper` (`unshare -m …`: the
+    /// worker's binary and arguments follow it) when it is not empty.
+    pub fn start_under(
+        env: &Env,
+        wrapper: &[&str],
+        store: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> Worker {
         let log = env.path(format!("{name}.log"));
         let mut args = vec!["worker", "--store", store, "--name", name];
         args.extend_from_slice(extra);
-        let child = env
-            .command(&args)
+        let mut command = match wrapper.split_first() {
+            None => env.command(&args),
+            Some((program, rest)) => {
+                let mut command = std::process::Command::new(program);
+                command
+                    .args(rest)
+                    .arg(env!("CARGO_BIN_EXE_shotrouter"))
+                    .args(&args)
+                    .current_dir(env.root());
+                command
+            }
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(
@@ -207,7 +230,7 @@ pub fn chaos(env: &Env, store: &str, store_args: &[&str], files: usize, every: D
     }
 }
 
-fn sqlite_store(env: &Env) -> String {
+pub fn sqlite_store(env: &Env) -> String {
     env.path(".shotrouter").display().to_string()
 }
 
@@ -319,10 +342,10 @@ fn issue_12_workers_killed_at_random_lose_nothing_and_repeat_only_what_they_held
 }
 
 /// A bind mount of `from` at `at`, undone when dropped: a second machine's view of the tree.
-struct BindMount(PathBuf);
+pub struct BindMount(PathBuf);
 
 impl BindMount {
-    fn new(from: &Path, at: &Path) -> BindMount {
+    pub fn new(from: &Path, at: &Path) -> BindMount {
         std::fs::create_dir_all(at).expect("mount point");
         let status = std::process::Command::new("mount")
             .arg("--bind")

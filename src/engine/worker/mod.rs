@@ -9,6 +9,7 @@
 //! it lost every second). A store that cannot be reached is retried with backoff; jobs running
 //! keep running and their ends wait in memory until the store answers.
 
+pub mod mounts;
 pub mod plan;
 
 use std::collections::HashMap;
@@ -356,7 +357,7 @@ impl Worker {
     /// Notes the watcher's roots a job's plan names, and whether this node maps each.
     fn learn_roots(&mut self, text: &str) {
         if let Ok(plan) = plan::PortablePlan::from_text(text) {
-            for (name, mappable) in self.options.map.mappable_roots(&plan.root_paths()) {
+            for (name, mappable) in self.options.map.mappable_roots(&plan) {
                 self.roots.insert(name, mappable);
             }
         }
