@@ -6,10 +6,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cluster::{Worker, jobs, sqlite_store};
+use crate::cluster::{BindMount, Worker, jobs, sqlite_store, write_rules};
 use crate::daemon::Daemon;
 use crate::deliveries::Tmpfs;
-use crate::env::{Env, wait_until};
+use crate::env::{Env, stderr, wait_until};
+use crate::http_api::{get, port_in};
 
 /// A rules file whose one rule copies each `.dat` into `outputs:` folder `san`, outside the
 /// watch root.
@@ -115,4 +116,59 @@ fn issue_19_a_worker_without_the_watchers_mount_declines_even_over_a_stale_folde
         .map(|e| e.file_name())
         .collect();
     assert_eq!(bare, ["stale.txt"], "nothing was written to the local disk");
+}
+
+#[test]
+fn issue_19_job_shows_the_argv_a_mapped_worker_ran_beside_the_planned_one() {
+    let env = Env::new();
+    write_rules(&env, 0);
+    env.write("token", "s3cret-token\n");
+    let watcher = Daemon::start(
+        &env,
+        &[
+            "--no-run",
+            "--http",
+            "127.0.0.1:0",
+            "--http-token-file",
+            "token",
+        ],
+        &[],
+    );
+    let port = port_in(&watcher.log_text());
+    let _farm = BindMount::new(&env.path("shots"), &env.path("farm/shots"));
+    let map = format!("shots={}", env.path("farm/shots").display());
+    let worker = Worker::start(&env, &sqlite_store(&env), "a", &["--map", &map]);
+    env.write("shots/sh010/a b.dat", "x");
+    wait_until("the job done", Duration::from_secs(30), || done(&env) == 1);
+    assert_eq!(worker.stop(), Some(0));
+    let id = jobs(&env, &[])[0]["id"].as_i64().expect("id").to_string();
+    let planned = env.path("shots/sh010/a b.dat").display().to_string();
+    let ran = env.path("farm/shots/sh010/a b.dat").display().to_string();
+
+    let out = env.run(&["job", &id, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(job["steps"][1][1], planned.as_str(), "{job}");
+    assert_eq!(job["ran"]["node"], "a", "{job}");
+    assert_eq!(job["ran"]["steps"][1][1], ran.as_str(), "{job}");
+    assert_eq!(job["ran"]["steps"][1][0], "cp", "{job}");
+
+    let reply = get(port, &format!("/api/v1/jobs/{id}"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["ran"], job["ran"]);
+
+    let out = env.run(&["job", &id]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ran on    node a, its paths mapped"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("step 2    planned cp '{planned}'")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("          ran     cp '{ran}'")),
+        "{text}"
+    );
 }

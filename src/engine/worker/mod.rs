@@ -294,6 +294,14 @@ impl Worker {
                 Ok((spec, retries)) => {
                     tracing::info!(job = job.claim.id, rule = %job.rule, path = %spec.path.display(), attempt = job.claim.attempt, "claimed");
                     self.declined.remove(&job.claim.id);
+                    if spec.steps != job.steps {
+                        let steps = spec.steps.clone();
+                        let ran = Write::Ran {
+                            claim: job.claim,
+                            steps,
+                        };
+                        self.pending.push((ran, Then::Nothing));
+                    }
                     self.held.insert(
                         job.claim.id,
                         Held {
