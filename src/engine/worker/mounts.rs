@@ -122,8 +122,8 @@ pub enum Unmapped {
     },
     /// This worker's mount table cannot be read.
     NoTable {
-        /// Why.
-        source: std::io::Error,
+        /// Why (shared: one read serves every folder of a job).
+        source: Arc<std::io::Error>,
     },
     /// The folder is here on another kind of mount than on the watcher, or on a shallower
     /// one: the watcher's file system is not mounted here.
@@ -176,7 +176,7 @@ impl std::fmt::Display for Unmapped {
 impl std::error::Error for Unmapped {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Unmapped::NoTable { source } => Some(source),
+            Unmapped::NoTable { source } => Some(source.as_ref()),
             _ => None,
         }
     }
@@ -197,7 +197,7 @@ impl std::error::Error for Unmapped {
 pub fn check(
     watcher: &Path,
     fact: Option<&MountFact>,
-    table: &Result<MountTable, std::io::Error>,
+    table: &Result<MountTable, Arc<std::io::Error>>,
 ) -> Result<(), Unmapped> {
     let missing = || Unmapped::Missing {
         path: watcher.to_path_buf(),
@@ -217,7 +217,7 @@ pub fn check(
         .filter(|p| p.is_dir())
         .ok_or_else(missing)?;
     let table = table.as_ref().map_err(|e| Unmapped::NoTable {
-        source: std::io::Error::new(e.kind(), e.to_string()),
+        source: Arc::clone(e),
     })?;
     let here = table.containing(&canonical).ok_or_else(missing)?;
     let depth = depth_under(&canonical, &here.point);
@@ -284,7 +284,7 @@ mod tests {
         let folder = dir.path().join("san");
         std::fs::create_dir(&folder).expect("folder");
         let canonical = folder.canonicalize().expect("canonical");
-        let table = MountTable::read();
+        let table = MountTable::read().map_err(Arc::new);
         let here = table
             .as_ref()
             .expect("mountinfo")

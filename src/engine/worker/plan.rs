@@ -9,6 +9,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -231,7 +232,7 @@ impl PathMap {
         name: Option<&str>,
         watcher: &Path,
         fact: Option<&MountFact>,
-        table: &std::io::Result<MountTable>,
+        table: &Result<MountTable, Arc<std::io::Error>>,
     ) -> Result<PathBuf, Unmapped> {
         let by_name = name.and_then(|n| self.entries.iter().find(|(k, _)| k == n));
         let by_path = self.entries.iter().find(|(k, _)| Path::new(k) == watcher);
@@ -243,7 +244,7 @@ impl PathMap {
 
     /// Each root of `plan` and whether this worker can map it (those it claims jobs of).
     pub fn mappable_roots(&self, plan: &PortablePlan) -> Vec<(String, bool)> {
-        let table = MountTable::read();
+        let table = MountTable::read().map_err(Arc::new);
         plan.root_paths()
             .into_iter()
             .map(|(name, path)| {
@@ -279,7 +280,7 @@ pub fn job_spec(
         retries: plan.retries,
         backoff: Duration::from_millis(plan.backoff_ms),
     };
-    let table = MountTable::read();
+    let table = MountTable::read().map_err(Arc::new);
     let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::new();
     // Folders this worker cannot use, and why: named when a path under one cannot be mapped.
     let mut unmapped: Vec<(PathBuf, Unmapped)> = Vec::new();
