@@ -281,9 +281,32 @@ pub fn job(
     if !ran.is_empty() {
         let _ = writeln!(out, "took      {ran}");
     }
-    for (i, step) in detail.raw_steps.iter().enumerate() {
-        let argv: Vec<String> = step.iter().map(|a| shell_quote(a)).collect();
-        let _ = writeln!(out, "step {}    {}", i + 1, argv.join(" "));
+    let quoted = |step: &Vec<Vec<u8>>| -> String {
+        step.iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match &detail.ran {
+        // A worker ran other paths (its `--map`): both, planned first.
+        Some(ran) => {
+            let node = ran.node.as_deref().unwrap_or("?");
+            let _ = writeln!(out, "ran on    node {node}, its paths mapped");
+            let steps = detail.raw_steps.len().max(ran.raw_steps.len());
+            for i in 0..steps {
+                if let Some(step) = detail.raw_steps.get(i) {
+                    let _ = writeln!(out, "step {}    planned {}", i + 1, quoted(step));
+                }
+                if let Some(step) = ran.raw_steps.get(i) {
+                    let _ = writeln!(out, "          ran     {}", quoted(step));
+                }
+            }
+        }
+        None => {
+            for (i, step) in detail.raw_steps.iter().enumerate() {
+                let _ = writeln!(out, "step {}    {}", i + 1, quoted(step));
+            }
+        }
     }
     let on_node = match (&r.node, logs.is_some()) {
         (Some(node), false) => format!(" (on node {node}; give --state for this machine's logs)"),

@@ -409,13 +409,20 @@ impl Engine {
     /// rules file, as stored with the job.
     fn portable_plan(&self, spec: &JobSpec, index: usize) -> String {
         let rule = &self.set.file.rules[index];
+        let roots = roots_of(&self.set);
+        let folders: Vec<std::path::PathBuf> = roots
+            .iter()
+            .map(|(_, path)| path.clone())
+            .chain(self.set.file.outputs.iter().cloned())
+            .collect();
         PortablePlan::of(
             spec,
-            &roots_of(&self.set),
+            &roots,
             &self.set.file.outputs,
             rule.retries,
             rule.backoff,
         )
+        .with_mounts(&self.mounts.get(&folders))
         .to_text()
     }
 

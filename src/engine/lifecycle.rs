@@ -132,6 +132,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         known: HashSet::new(),
         attempts: HashMap::new(),
         next_lost_check: now,
+        mounts: super::worker::mounts::MountCache::default(),
         health: Default::default(),
         cursor: 0,
         next_poll: now + STORE_POLL,

@@ -127,6 +127,8 @@ pub struct Engine {
     attempts: HashMap<JobId, (u64, crate::store::queue::Claim)>,
     /// When to ask the store next which running claims this node lost.
     next_lost_check: Instant,
+    /// The mounts of the roots and output folders, recorded in each job's portable plan.
+    mounts: worker::mounts::MountCache,
     /// What the sources say is wrong with their coverage, per topic (see
     /// [`SourceEvent::Health`](crate::source::SourceEvent::Health)).
     health: std::collections::BTreeMap<&'static str, String>,

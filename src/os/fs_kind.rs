@@ -136,22 +136,20 @@ fn classify(magic: u64, mount_type: Option<&str>) -> FsKind {
 
 /// The mountinfo type of the mount whose device is `dev` (`fuse.bindfs`, `nfs4`), if listed.
 fn mount_type(dev: u64) -> Option<String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let want = format!(
-        "{}:{}",
-        nix::sys::stat::major(dev),
-        nix::sys::stat::minor(dev)
-    );
-    text.lines().find_map(|line| {
-        let mut fields = line.split(' ');
-        if fields.nth(2)? != want {
-            return None;
-        }
-        // After the optional fields comes `-`, then the type.
-        let mut rest = fields.skip_while(|f| *f != "-");
-        rest.next()?;
-        rest.next().map(str::to_string)
-    })
+    let want = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    super::mountinfo::MountTable::read()
+        .ok()?
+        .mounts
+        .into_iter()
+        .find(|m| m.dev == want)
+        .map(|m| m.fs_type)
+}
+
+/// Whether a mountinfo type (`nfs4`, `fuse.sshfs`, `ext4`) names a network, cluster or FUSE
+/// file system, one that other machines (or a user-space daemon) can write to.
+pub fn is_remote_type(fs_type: &str) -> bool {
+    let family = fs_type.split('.').next().unwrap_or(fs_type);
+    REMOTE_NAMES.contains(&family) || REMOTE.iter().any(|(_, name)| *name == fs_type)
 }
 
 /// The kind of a network or FUSE file system `dir` is on, or `None` for a local one (or one
@@ -191,6 +189,23 @@ mod tests {
                 (name, remote),
                 "{magic:x}"
             );
+        }
+    }
+
+    #[test]
+    fn mount_types_tell_shares_from_local_disks() {
+        for (fs_type, remote) in [
+            ("nfs4", true),
+            ("nfs", true),
+            ("cifs", true),
+            ("fuse.bindfs", true),
+            ("fuse.sshfs", true),
+            ("gfs2", true),
+            ("ext4", false),
+            ("tmpfs", false),
+            ("overlay", false),
+        ] {
+            assert_eq!(is_remote_type(fs_type), remote, "{fs_type}");
         }
     }
 

@@ -224,6 +224,42 @@ pub struct JobDetail {
     /// Each step's argv as raw bytes.
     #[serde(skip)]
     pub raw_steps: Vec<RawArgv>,
+    /// The argv its last claim ran, when they differ from `steps` (a worker's `--map`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ran: Option<RanSteps>,
+}
+
+/// The argv a job's last claim ran where it differs from the planned one, and the node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RanSteps {
+    /// The node that ran them.
+    pub node: Option<String>,
+    /// Each step's argv (lossy UTF-8 for display).
+    pub steps: Vec<Vec<String>>,
+    /// Each step's argv as raw bytes.
+    #[serde(skip)]
+    pub raw_steps: Vec<RawArgv>,
+}
+
+impl RanSteps {
+    /// What a store recorded (`ran_steps`, `ran_node`, and whether they belong to the job's
+    /// last claim), shown when they belong to it and differ from the `planned` argv.
+    pub(crate) fn recorded(
+        ran: Option<Vec<u8>>,
+        node: Option<String>,
+        of_last_claim: bool,
+        planned: &[RawArgv],
+    ) -> Option<RanSteps> {
+        let raw_steps = encoding::decode_steps(&ran.filter(|_| of_last_claim)?);
+        (raw_steps != planned).then(|| RanSteps {
+            node,
+            steps: raw_steps
+                .iter()
+                .map(|s| s.iter().map(|a| encoding::lossy(a)).collect())
+                .collect(),
+            raw_steps,
+        })
+    }
 }
 
 /// What `shotrouter status` shows.

@@ -166,6 +166,15 @@ pub enum Write {
         /// The hidden temp output, removed after a crash.
         temp_output: Option<PathBuf>,
     },
+    /// The argv of each step as this claim runs them, where they differ from the planned
+    /// ones (a worker mapped the watcher's paths to its own mounts): shown beside them, with
+    /// the node, while this claim is the job's last.
+    Ran {
+        /// The claim.
+        claim: Claim,
+        /// Each step's argv, as run.
+        steps: Vec<Vec<OsString>>,
+    },
     /// The claimed job's attempt ended.
     Finish {
         /// The claim.

@@ -21,7 +21,19 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker on `store` and waits until it runs.
     pub fn start(env: &Env, store: &str, name: &str, extra: &[&str]) -> Worker {
-        let worker = Worker::spawn(env, store, name, extra);
+        Worker::start_under(env, &[], store, name, extra)
+    }
+
+    /// Starts a worker as [`Worker::start`] does, run by `wrapper` (`unshare -m …`: the
+    /// worker's binary and arguments follow it) when it is not empty.
+    pub fn start_under(
+        env: &Env,
+        wrapper: &[&str],
+        store: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> Worker {
+        let worker = Worker::spawn_under(env, wrapper, store, name, extra);
         wait_until(
             &format!("worker {name} to start"),
             Duration::from_secs(30),
@@ -33,6 +45,17 @@ impl Worker {
     /// Starts a worker on `store` without waiting for it (the tests of nodes started
     /// together); see [`Worker::is_started`].
     pub fn spawn(env: &Env, store: &str, name: &str, extra: &[&str]) -> Worker {
+        Worker::spawn_under(env, &[], store, name, extra)
+    }
+
+    /// Starts a worker without waiting for it, run by `wrapper` when it is not empty.
+    pub fn spawn_under(
+        env: &Env,
+        wrapper: &[&str],
+        store: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> Worker {
         let log = env.path(format!("{name}.log"));
         let mut args = vec!["worker", "--store", store, "--name", name];
         // On PostgreSQL a worker's default state folder is machine-wide (as root,
@@ -44,8 +67,19 @@ impl Worker {
             args.extend(["--state", state]);
         }
         args.extend_from_slice(extra);
-        let child = env
-            .command(&args)
+        let mut command = match wrapper.split_first() {
+            None => env.command(&args),
+            Some((program, rest)) => {
+                let mut command = std::process::Command::new(program);
+                command
+                    .args(rest)
+                    .arg(env!("CARGO_BIN_EXE_shotrouter"))
+                    .args(&args)
+                    .current_dir(env.root());
+                command
+            }
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(
@@ -231,7 +265,7 @@ pub fn chaos(env: &Env, store: &str, store_args: &[&str], files: usize, every: D
     }
 }
 
-fn sqlite_store(env: &Env) -> String {
+pub fn sqlite_store(env: &Env) -> String {
     env.path(".shotrouter").display().to_string()
 }
 
@@ -343,10 +377,10 @@ fn issue_12_workers_killed_at_random_lose_nothing_and_repeat_only_what_they_held
 }
 
 /// A bind mount of `from` at `at`, undone when dropped: a second machine's view of the tree.
-struct BindMount(PathBuf);
+pub struct BindMount(PathBuf);
 
 impl BindMount {
-    fn new(from: &Path, at: &Path) -> BindMount {
+    pub fn new(from: &Path, at: &Path) -> BindMount {
         std::fs::create_dir_all(at).expect("mount point");
         let status = std::process::Command::new("mount")
             .arg("--bind")

@@ -293,10 +293,10 @@ fn a_file_corrupted_after_delivery_is_reported_by_ascmhl() {
 }
 
 /// A small tmpfs mounted for one test (we are root in CI), unmounted when dropped.
-struct Tmpfs(PathBuf);
+pub struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(at).expect("mount point");
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])

@@ -28,3 +28,4 @@ mod sd_notify;
 mod sequences;
 mod store;
 mod watch;
+mod worker_paths;

@@ -9,6 +9,7 @@
 //! it lost every second). A store that cannot be reached is retried with backoff; jobs running
 //! keep running and their ends wait in memory until the store answers.
 
+pub mod mounts;
 pub mod plan;
 
 use std::collections::HashMap;
@@ -293,6 +294,14 @@ impl Worker {
                 Ok((spec, retries)) => {
                     tracing::info!(job = job.claim.id, rule = %job.rule, path = %spec.path.display(), attempt = job.claim.attempt, "claimed");
                     self.declined.remove(&job.claim.id);
+                    if spec.steps != job.steps {
+                        let steps = spec.steps.clone();
+                        let ran = Write::Ran {
+                            claim: job.claim,
+                            steps,
+                        };
+                        self.pending.push((ran, Then::Nothing));
+                    }
                     self.held.insert(
                         job.claim.id,
                         Held {
@@ -356,7 +365,7 @@ impl Worker {
     /// Notes the watcher's roots a job's plan names, and whether this node maps each.
     fn learn_roots(&mut self, text: &str) {
         if let Ok(plan) = plan::PortablePlan::from_text(text) {
-            for (name, mappable) in self.options.map.mappable_roots(&plan.root_paths()) {
+            for (name, mappable) in self.options.map.mappable_roots(&plan) {
                 self.roots.insert(name, mappable);
             }
         }

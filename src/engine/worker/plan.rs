@@ -3,11 +3,13 @@
 //! job wrote absolute paths of its own mounts into the argv, the product and the sequence view;
 //! a worker maps each of its roots (and output folders) to where that tree is mounted on the
 //! worker (`--map shots=/mnt/shots`, Tdarr's path translators), refusing a job whose paths it
-//! cannot map.
+//! cannot map. Without a `--map`, a worker uses the watcher's own path only where its mounts
+//! match the facts the watcher recorded ([`super::mounts`]).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -19,11 +21,14 @@ use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
 use crate::exec::runner::JobSpec;
 use crate::media::sequence::View;
+use crate::os::mountinfo::MountTable;
 use crate::store::queue::ClaimedJob;
+
+use super::mounts::{self, MountFact, Unmapped, WatcherMounts};
 
 /// The plan's format; a worker refuses plans of a newer one. A plan that needs nothing of a
 /// later format is written as format 1, so older workers keep taking it.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// Format 2: a KeyKode header check's perforations per frame and stock codes, and an ALE
 /// beside the product, which a format-1 worker would silently drop.
@@ -32,6 +37,12 @@ const FORMAT_EDITORIAL: u32 = 2;
 /// Format 3: a `copy:`/`move:`, which an older worker would silently skip (a job without
 /// commands would then succeed having delivered nothing).
 const FORMAT_TRANSFER: u32 = 3;
+
+/// Format 4: mount facts, when a folder they cover is empty on the watcher. An older worker
+/// ignores the facts and takes an empty folder for an unmounted mount point, declining the job
+/// until it fails; refusing the format, it says to upgrade instead. Facts of non-empty folders
+/// travel in plans of the older formats: an older worker judges those folders as before.
+const FORMAT_MOUNTS: u32 = 4;
 
 /// What the watcher knew when it planned the job, beyond its argv.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -66,6 +77,10 @@ pub struct PortablePlan {
     /// The rule's `copy:`/`move:`, its paths on the watcher (escaped as `roots`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<PortableTransfer>,
+    /// The mounts of `roots` and `outputs` on the watcher: where a worker may use the same
+    /// paths without a `--map`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountFact>,
 }
 
 /// A [`TransferPlan`] in text form.
@@ -130,6 +145,7 @@ impl PortablePlan {
                 1
             },
             transfer,
+            mounts: Vec::new(),
             perfs_per_frame,
             stock_codes,
             ale,
@@ -153,6 +169,22 @@ impl PortablePlan {
                 )
             }),
         }
+    }
+
+    /// The plan with the watcher's mount facts of its folders (raising its format when an
+    /// older worker would misjudge one of them, see `FORMAT_MOUNTS`).
+    #[must_use]
+    pub fn with_mounts(mut self, mounts: &WatcherMounts) -> PortablePlan {
+        self.mounts = mounts.facts.clone();
+        if mounts.any_empty && !self.mounts.is_empty() {
+            self.format = self.format.max(FORMAT_MOUNTS);
+        }
+        self
+    }
+
+    /// The watcher's mount fact of one of its folders.
+    fn mount_of(&self, watcher: &Path) -> Option<&MountFact> {
+        self.mounts.iter().find(|f| unescape(&f.path) == watcher)
     }
 
     /// The watcher's roots: name and path on the watcher.
@@ -194,26 +226,32 @@ pub struct PathMap {
 
 impl PathMap {
     /// The local path of a watcher root or output folder: a `--map` for its name or its path,
-    /// else the same path when it exists here and is not empty (the tree is mounted at the
-    /// same place; an empty folder there is taken for an unmounted mount point).
-    fn local(&self, name: Option<&str>, watcher: &Path) -> Option<PathBuf> {
+    /// else the same path when this worker's mounts match the watcher's `fact` of it.
+    fn local(
+        &self,
+        name: Option<&str>,
+        watcher: &Path,
+        fact: Option<&MountFact>,
+        table: &Result<MountTable, Arc<std::io::Error>>,
+    ) -> Result<PathBuf, Unmapped> {
         let by_name = name.and_then(|n| self.entries.iter().find(|(k, _)| k == n));
         let by_path = self.entries.iter().find(|(k, _)| Path::new(k) == watcher);
         match by_name.or(by_path) {
-            Some((_, local)) => Some(local.clone()),
-            // An empty folder at the watcher's path is most likely a mount point whose volume
-            // is not mounted: a product published there would never reach the shared tree.
-            None => std::fs::read_dir(watcher)
-                .is_ok_and(|mut entries| entries.next().is_some())
-                .then(|| watcher.to_path_buf()),
+            Some((_, local)) => Ok(local.clone()),
+            None => mounts::check(watcher, fact, table).map(|()| watcher.to_path_buf()),
         }
     }
 
-    /// Each of these roots and whether this worker can map it (those it claims jobs of).
-    pub fn mappable_roots(&self, known: &[(String, PathBuf)]) -> Vec<(String, bool)> {
-        known
-            .iter()
-            .map(|(name, path)| (name.clone(), self.local(Some(name), path).is_some()))
+    /// Each root of `plan` and whether this worker can map it (those it claims jobs of).
+    pub fn mappable_roots(&self, plan: &PortablePlan) -> Vec<(String, bool)> {
+        let table = MountTable::read().map_err(Arc::new);
+        plan.root_paths()
+            .into_iter()
+            .map(|(name, path)| {
+                let fact = plan.mount_of(&path);
+                let ok = self.local(Some(&name), &path, fact, &table).is_ok();
+                (name, ok)
+            })
             .collect()
     }
 }
@@ -242,27 +280,34 @@ pub fn job_spec(
         retries: plan.retries,
         backoff: Duration::from_millis(plan.backoff_ms),
     };
+    let table = MountTable::read().map_err(Arc::new);
     let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::new();
+    // Folders this worker cannot use, and why: named when a path under one cannot be mapped.
+    let mut unmapped: Vec<(PathBuf, Unmapped)> = Vec::new();
     let mut input_root = None;
     for (name, text) in &plan.roots {
         let watcher = unescape(text);
-        let local = map.local(Some(name), &watcher);
-        if name == &job.input.root {
-            input_root = Some(local.clone().ok_or_else(|| {
-                format!(
-                    "root `{name}` ({}) is not mounted on this worker; give --map {name}=PATH",
+        match map.local(Some(name), &watcher, plan.mount_of(&watcher), &table) {
+            Ok(local) => {
+                if name == &job.input.root {
+                    input_root = Some(local.clone());
+                }
+                pairs.push((watcher, local));
+            }
+            Err(why) if name == &job.input.root => {
+                return Err(format!(
+                    "root `{name}` ({}) is not mounted on this worker: {why}; give --map {name}=PATH",
                     watcher.display()
-                )
-            })?);
-        }
-        if let Some(local) = local {
-            pairs.push((watcher, local));
+                ));
+            }
+            Err(why) => unmapped.push((watcher, why)),
         }
     }
     for text in &plan.outputs {
         let watcher = unescape(text);
-        if let Some(local) = map.local(None, &watcher) {
-            pairs.push((watcher, local));
+        match map.local(None, &watcher, plan.mount_of(&watcher), &table) {
+            Ok(local) => pairs.push((watcher, local)),
+            Err(why) => unmapped.push((watcher, why)),
         }
     }
     let root = input_root
@@ -278,11 +323,20 @@ pub fn job_spec(
         pairs
             .iter()
             .find_map(|(w, l)| p.strip_prefix(w).ok().map(|rest| l.join(rest)))
-            .ok_or_else(|| {
-                format!(
+            .ok_or_else(|| match unmapped
+                .iter()
+                .filter(|(w, _)| p.starts_with(w))
+                .max_by_key(|(w, _)| w.as_os_str().len()) {
+                Some((folder, why)) => format!(
+                    "`{}` is under `{}`, which this worker cannot use: {why}; mount it, or give --map {}=PATH",
+                    p.display(),
+                    folder.display(),
+                    folder.display()
+                ),
+                None => format!(
                     "`{}` is outside every tree this worker can map; give --map",
                     p.display()
-                )
+                ),
             })
     };
     let path = root.join(&job.input.rel);
@@ -431,7 +485,7 @@ fn map_arg(arg: &OsString, pairs: &[(PathBuf, PathBuf)]) -> OsString {
 }
 
 /// A path as JSON text without loss: `%` and bytes that are not UTF-8 as `%XX`.
-fn escape(path: &Path) -> String {
+pub(super) fn escape(path: &Path) -> String {
     let bytes = path.as_os_str().as_bytes();
     let mut out = String::with_capacity(bytes.len());
     let mut rest = bytes;
@@ -459,7 +513,8 @@ fn escape(path: &Path) -> String {
     out
 }
 
-fn unescape(text: &str) -> PathBuf {
+/// A path from its [`escape`]d text.
+pub(super) fn unescape(text: &str) -> PathBuf {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -6,11 +6,9 @@
 //! it fires; only the mount points are kept, to tell which appeared and which went.
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 /// `/proc/self/mountinfo`, open, and the mounts it last listed.
@@ -62,36 +60,13 @@ impl AsFd for MountTable {
     }
 }
 
-/// (mount id, mount point) of each line: `36 35 98:0 /mnt1 /mnt2 rw,noatime ... - ext3 ...`,
-/// the point with its space, tab, newline and backslash written as octal escapes.
+/// (mount id, mount point) of each line, read by the one mountinfo parser.
 fn parse(bytes: &[u8]) -> BTreeSet<(u64, PathBuf)> {
-    bytes
-        .split(|&b| b == b'\n')
-        .filter_map(|line| {
-            let mut fields = line.split(|&b| b == b' ');
-            let id = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
-            let point = fields.nth(3)?;
-            Some((id, PathBuf::from(OsString::from_vec(unescape(point)))))
-        })
+    crate::os::mountinfo::MountTable::parse(bytes)
+        .mounts
+        .into_iter()
+        .map(|m| (m.id, m.point))
         .collect()
-}
-
-fn unescape(field: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(field.len());
-    let mut i = 0;
-    while i < field.len() {
-        if field[i] == b'\\'
-            && let Some(code) = field.get(i + 1..i + 4)
-            && code.iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push(code.iter().fold(0u8, |n, c| (n << 3) | (c - b'0')));
-            i += 4;
-        } else {
-            out.push(field[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

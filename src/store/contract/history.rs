@@ -1,6 +1,8 @@
 //! Contract cases for the operations side: counts, filters, details, files found by their
 //! absolute path through the registered roots, and `rerun` generations.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use super::super::history::JobFilter;
@@ -280,4 +282,65 @@ pub(crate) fn rerun_adds_a_generation(b: &dyn Backend) {
         ..JobFilter::default()
     };
     assert_eq!(h.jobs(&all).expect("jobs").len(), 3);
+}
+
+/// The argv a claim ran (a worker's mapped paths) is shown beside the planned one, with its
+/// node and every byte, while that claim is the job's last; a stale claim cannot record one.
+pub(crate) fn the_argv_a_claim_ran_is_shown_beside_the_planned_one(b: &dyn Backend) {
+    let mut q = b.queue("w1");
+    let q = &mut *q;
+    let claim = claimed(q, "a.tif", version(1, 10));
+    let h = b.history();
+    let planned = h.job(claim.id).expect("read").expect("job").raw_steps;
+    let as_planned: Vec<Vec<OsString>> = planned
+        .iter()
+        .map(|s| s.iter().map(|a| OsString::from_vec(a.clone())).collect())
+        .collect();
+    let ran = Write::Ran {
+        claim,
+        steps: as_planned,
+    };
+    assert_eq!(one(q, ran), Answer::Ok);
+    assert_eq!(
+        h.job(claim.id).expect("read").expect("job").ran,
+        None,
+        "the planned argv ran: nothing beside it"
+    );
+    let mapped = vec![vec![
+        OsString::from("cp"),
+        OsString::from_vec(b"/farm/a b\xff.tif".to_vec()),
+    ]];
+    let ran = Write::Ran {
+        claim,
+        steps: mapped,
+    };
+    assert_eq!(one(q, ran), Answer::Ok);
+    let detail = h.job(claim.id).expect("read").expect("job");
+    let ran = detail.ran.expect("shown");
+    assert_eq!(ran.node.as_deref(), Some("w1"));
+    assert_eq!(
+        ran.raw_steps,
+        [vec![b"cp".to_vec(), b"/farm/a b\xff.tif".to_vec()]],
+        "bytes that are not UTF-8 survive"
+    );
+    assert_eq!(ran.steps, [["cp", "/farm/a b\u{fffd}.tif"]]);
+    assert_eq!(detail.raw_steps, planned, "the planned argv stays");
+
+    // Queued again and claimed anew: the next claim has run nothing yet, and the old one
+    // can record nothing more.
+    let again = Ending::Retry {
+        reason: "exited with status 1".into(),
+        not_before: 0,
+    };
+    assert_eq!(finish(q, claim, again), Answer::Ok);
+    let Answer::Claimed(next) = one(q, Write::Claim { id: claim.id }) else {
+        panic!("claimable again");
+    };
+    assert_eq!(h.job(claim.id).expect("read").expect("job").ran, None);
+    let stale = Write::Ran {
+        claim,
+        steps: vec![vec![OsString::from("late")]],
+    };
+    assert!(matches!(one(q, stale), Answer::Stale { .. }));
+    assert!(next.token > claim.token);
 }

@@ -61,6 +61,7 @@ macro_rules! contract_tests {
             a_saturated_backlog_starves_nothing_behind_it,
             claims_a_node_does_not_hold_are_released,
             a_replanned_job_carries_its_new_plan,
+            the_argv_a_claim_ran_is_shown_beside_the_planned_one,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

@@ -10,7 +10,7 @@ use postgres::Row;
 use super::super::encoding::{blob, decode_steps, display_path, group_of, lossy};
 use super::super::history::{JobFilter, JobHistory};
 use super::super::{
-    FileRecord, JobDetail, JobId, JobRow, NodeReport, Status, StatusReport, StoreError,
+    FileRecord, JobDetail, JobId, JobRow, NodeReport, RanSteps, Status, StatusReport, StoreError,
 };
 use super::queue::notify;
 use super::{NEXT_QUEUE_SEQ, NOW_MS, PgStore, root_path_sql, rooted};
@@ -148,11 +148,19 @@ impl JobHistory for PgStore {
             return Ok(None);
         };
         let detail = client.query_one(
-            "SELECT rule_hash, steps, ino, size, mtime_ns FROM jobs WHERE id = $1",
+            "SELECT rule_hash, steps, ino, size, mtime_ns, ran_steps, ran_node,
+                 ran_token = token
+             FROM jobs WHERE id = $1",
             &[&id],
         )?;
         let steps: Option<Vec<u8>> = detail.get(1);
         let raw_steps = steps.map(|s| decode_steps(&s)).unwrap_or_default();
+        let ran = RanSteps::recorded(
+            detail.get(5),
+            detail.get(6),
+            detail.get::<_, Option<bool>>(7).unwrap_or(false),
+            &raw_steps,
+        );
         Ok(Some(JobDetail {
             row: row(&found),
             rule_hash: detail.get(0),
@@ -168,6 +176,7 @@ impl JobHistory for PgStore {
                 .map(|s| s.iter().map(|a| lossy(a)).collect())
                 .collect(),
             raw_steps,
+            ran,
         }))
     }
 

@@ -359,6 +359,18 @@ fn apply(
                 refusal(tx, claim.id)
             }
         }
+        Write::Ran { claim, steps } => {
+            let changed = tx.execute(
+                "UPDATE jobs SET ran_steps = $3, ran_node = node, ran_token = token
+                 WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')",
+                &[&claim.id, &claim.token, &encode_steps(steps)],
+            )?;
+            if changed == 1 {
+                Ok(Answer::Ok)
+            } else {
+                refusal(tx, claim.id)
+            }
+        }
         Write::Finish { claim, ending } => {
             let answer = finish(tx, *claim, ending)?;
             if answer == Answer::Ok && matches!(ending, Ending::Retry { .. } | Ending::Interrupted)

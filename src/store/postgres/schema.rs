@@ -20,6 +20,11 @@
 //!   `concurrency` (the rule's cluster-wide limit) and `plan` (opaque JSON; `NULL` when no
 //!   worker can run the job).
 //! - `queue_seq` is given under an advisory lock (see `NEXT_QUEUE_SEQ`), so in commit order.
+//!
+//! # Version 2
+//!
+//! The argv a claim ran where it differs from the planned one (a worker's `--map`), the node
+//! that ran it and the claim's token: `shotrouter job` shows it while that claim is the last.
 
 use postgres::Client;
 use std::path::PathBuf;
@@ -27,7 +32,7 @@ use std::path::PathBuf;
 use super::super::StoreError;
 
 /// The schema this build writes.
-pub(super) const SCHEMA_VERSION: i32 = 1;
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock migrations take.
 pub(super) const MIGRATION_LOCK: i64 = 0x5352_4F55_0000;
@@ -108,7 +113,12 @@ const V1: &str = "CREATE TABLE roots (
         at BIGINT NOT NULL
     );";
 
-const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: the argv a claim ran (a worker's paths), beside the planned one.
+const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
+    ALTER TABLE jobs ADD COLUMN ran_node TEXT;
+    ALTER TABLE jobs ADD COLUMN ran_token BIGINT;";
+
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The version row, or `None` when the database holds no shotrouter schema; refuses a
 /// database whose tables clash with ours. Which tables exist is read in one statement from

@@ -9,7 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::history::{JobFilter, JobHistory};
 use super::super::{
-    FileRecord, JobDetail, JobId, JobRow, NodeReport, Status, StatusReport, StoreError, now_ms,
+    FileRecord, JobDetail, JobId, JobRow, NodeReport, RanSteps, Status, StatusReport, StoreError,
+    now_ms,
 };
 use super::encoding::{blob, decode_steps, lossy};
 use super::{NEXT_QUEUE_SEQ, SqliteStore, display_path, group_of};
@@ -155,13 +156,31 @@ impl JobHistory for SqliteStore {
         let Some(job_row) = self.conn.query_row(&sql, [id], row).optional()? else {
             return Ok(None);
         };
-        let (rule_hash, steps, ino, size, mtime): (String, Option<Vec<u8>>, i64, i64, i64) =
+        let (rule_hash, steps, (ino, size, mtime), ran): (String, Option<Vec<u8>>, _, _) =
             self.conn.query_row(
-                "SELECT rule_hash, steps, ino, size, mtime_ns FROM jobs WHERE id = ?1",
+                "SELECT rule_hash, steps, ino, size, mtime_ns, ran_steps, ran_node,
+                     coalesce(ran_token = token, 0)
+                 FROM jobs WHERE id = ?1",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        (
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ),
+                        (
+                            r.get::<_, Option<Vec<u8>>>(5)?,
+                            r.get::<_, Option<String>>(6)?,
+                            r.get::<_, bool>(7)?,
+                        ),
+                    ))
+                },
             )?;
         let raw_steps = steps.map(|s| decode_steps(&s)).unwrap_or_default();
+        let ran = RanSteps::recorded(ran.0, ran.1, ran.2, &raw_steps);
         Ok(Some(JobDetail {
             row: job_row,
             rule_hash,
@@ -172,6 +191,7 @@ impl JobHistory for SqliteStore {
                 .map(|s| s.iter().map(|a| lossy(a)).collect())
                 .collect(),
             raw_steps,
+            ran,
         }))
     }
 

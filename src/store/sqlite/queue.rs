@@ -357,6 +357,19 @@ fn apply(
                 refusal(tx, claim.id)
             }
         }
+        Write::Ran { claim, steps } => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE jobs SET ran_steps = ?3, ran_node = node, ran_token = token
+                     WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
+                )?
+                .execute(params![claim.id, claim.token, encode_steps(steps)])?;
+            if changed == 1 {
+                Ok(Answer::Ok)
+            } else {
+                refusal(tx, claim.id)
+            }
+        }
         Write::Finish { claim, ending } => finish(tx, now, *claim, ending),
         Write::Drop { id, reason } => {
             let changed = tx

@@ -40,11 +40,16 @@
 //! it only when it holds them all), its rule's cluster-wide `concurrency`, and its `plan` (how
 //! to run it without the rules file); a node's `role` and its `lease_ms` (how long its claims
 //! outlive its last heartbeat: each node heartbeats at a third of its own lease).
+//!
+//! # Version 5
+//!
+//! The argv a claim ran where it differs from the planned one (a worker's `--map`), the node
+//! that ran it and the claim's token: `shotrouter job` shows it while that claim is the last.
 
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema this build writes.
-pub(super) const SCHEMA_VERSION: i32 = 4;
+pub(super) const SCHEMA_VERSION: i32 = 5;
 
 /// Version 1, verbatim from the previous release.
 const V1: &str = "CREATE TABLE files (
@@ -187,7 +192,12 @@ const V4: &str = "ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '';
     ALTER TABLE nodes ADD COLUMN role TEXT;
     ALTER TABLE nodes ADD COLUMN lease_ms INTEGER;";
 
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+/// Version 5: the argv a claim ran (a worker's paths), beside the planned one.
+const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
+    ALTER TABLE jobs ADD COLUMN ran_node TEXT;
+    ALTER TABLE jobs ADD COLUMN ran_token INTEGER;";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Brings the schema to [`SCHEMA_VERSION`] and stamps `application_id`, in one transaction.
 /// The caller has checked the file is ours and not newer; the version is read again inside the

@@ -208,3 +208,55 @@ fn arguments_map_by_whole_folders_only() {
         "bytes that are not UTF-8 survive"
     );
 }
+
+#[test]
+fn mount_facts_raise_the_format_only_for_an_empty_folder_and_old_plans_still_read() {
+    let spec = JobSpec {
+        id: "1".into(),
+        rule: "r".into(),
+        path: "/srv/shots/a.dat".into(),
+        steps: vec![vec!["cp".into()]],
+        output: None,
+        allowed_roots: Vec::new(),
+        timeout: None,
+        log_path: "/l".into(),
+        attempt: 1,
+        claim: None,
+        view: None,
+        progress: false,
+        total_frames: None,
+        transfer: None,
+        verify: None,
+    };
+    let roots = [("shots".to_string(), PathBuf::from("/srv/shots"))];
+    let plan = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
+    let fact = MountFact {
+        path: "/srv/shots".into(),
+        mount_point: "/srv".into(),
+        depth: 1,
+        fs_type: "nfs4".into(),
+        source: "srv:/export%20x".into(),
+    };
+    let mut mounts = WatcherMounts {
+        facts: vec![fact.clone()],
+        any_empty: false,
+    };
+    let full = plan.clone().with_mounts(&mounts);
+    assert_eq!(
+        full.format, 1,
+        "older workers judge non-empty folders as before"
+    );
+    assert_eq!(full.mount_of(Path::new("/srv/shots")), Some(&fact));
+    let text = full.to_text();
+    assert_eq!(PortablePlan::from_text(&text), Ok(full));
+    mounts.any_empty = true;
+    assert_eq!(plan.clone().with_mounts(&mounts).format, FORMAT_MOUNTS);
+    // A plan of the previous release (no facts) still runs; a newer format is refused.
+    let old = r#"{"format":3,"roots":[["shots","/srv/shots"]],"outputs":[],"output":null,"timeout_ms":null,"retries":0,"backoff_ms":0,"verify":null,"view":null}"#;
+    assert!(PortablePlan::from_text(old).is_ok_and(|p| p.mounts.is_empty()));
+    let newer = old.replace("\"format\":3", "\"format\":5");
+    assert!(
+        PortablePlan::from_text(&newer).is_err_and(|e| e.contains("upgrade this worker")),
+        "{newer}"
+    );
+}
