@@ -21,11 +21,20 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker on `store` and waits until it runs.
     pub fn start(env: &Env, store: &str, name: &str, extra: &[&str]) -> Worker {
-        let log = env.path(format!("{name}.log"));
-        let mut args = vec!["worker", "--store", store, "--name", name];
+        let mut args = vec!["--store", store];
         args.extend_from_slice(extra);
+        Worker::start_with(env, name, &args, &[])
+    }
+
+    /// Starts a worker with `args` (its store among them, or in `vars`) and these environment
+    /// variables, and waits until it runs.
+    pub fn start_with(env: &Env, name: &str, args: &[&str], vars: &[(&str, &str)]) -> Worker {
+        let log = env.path(format!("{name}.log"));
+        let mut argv = vec!["worker", "--name", name];
+        argv.extend_from_slice(args);
         let child = env
-            .command(&args)
+            .command(&argv)
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(
