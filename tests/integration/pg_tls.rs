@@ -139,6 +139,32 @@ fn issue_19_a_wrong_ca_is_refused_naming_the_ca_file() {
     }
 }
 
+/// `verify-full` checks the host name: 127.0.0.2 (the same server) is not in the certificate's
+/// subjectAltName, and the refusal says so; `verify-ca` there checks the chain only and connects.
+#[test]
+fn issue_19_verify_full_refuses_a_host_the_certificate_does_not_name() {
+    let (server, tls) = tls_server();
+    let env = Env::new();
+    let db = fresh_store(server);
+    let url = |mode: &str| {
+        format!(
+            "postgres://postgres@127.0.0.2:{}/{db}?sslmode={mode}&sslrootcert={}",
+            server.port,
+            tls.ca.display()
+        )
+    };
+    let out = status(&env, &url("verify-full"), &[]);
+    let text = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("the server's certificate is not valid for `127.0.0.2`")
+            && text.contains("sslmode=verify-ca"),
+        "{text}"
+    );
+    let out = status(&env, &url("verify-ca"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 /// `sslmode=disable` against a server that takes only TLS: the server's refusal, with the fix.
 /// And `verify-full` with no CA file at all says which file it looked for.
 #[test]

@@ -7,7 +7,8 @@
 //! Logins from 127.0.0.1 are trusted, except the role [`PASSWORD_USER`], which must give its
 //! password (SCRAM): the tests of password files and redaction log in as it. A server started
 //! with [`TestServer::start_tls`] takes TCP logins only over TLS (`hostssl`), with a certificate
-//! for `localhost` and 127.0.0.1 signed by a throw-away CA that `openssl` makes ([`TlsFiles`]).
+//! for `localhost` and 127.0.0.1 signed by a throw-away CA that `openssl` makes ([`TlsFiles`]);
+//! it listens on 127.0.0.2 too, a name its certificate does not hold.
 //!
 //! Used by the library's tests and, through `#[path]`, by the integration tests: it needs only
 //! std, `tempfile` and `postgres`.
@@ -173,7 +174,7 @@ impl TestServer {
         std::fs::write(
             server.data().join("pg_hba.conf"),
             format!(
-                "local all all trust\n{host} all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n{host} all all 127.0.0.1/32 trust\n"
+                "local all all trust\n{host} all {PASSWORD_USER} 127.0.0.0/8 scram-sha-256\n{host} all all 127.0.0.0/8 trust\n"
             ),
         )
         .expect("pg_hba.conf");
@@ -321,8 +322,14 @@ impl TestServer {
 
     fn try_start(&self) -> Result<(), String> {
         let log = self.dir.path().join("server.log");
+        // A TLS server also listens on 127.0.0.2, an address its certificate does not name.
+        let listen = if self.tls.is_some() {
+            "127.0.0.1,127.0.0.2"
+        } else {
+            "127.0.0.1"
+        };
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+            "-c listen_addresses={listen} -p {} -k {} -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
