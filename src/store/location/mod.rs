@@ -8,16 +8,17 @@
 //! its password as `***`; nothing this module formats ever holds the password.
 
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::StoreError;
 use super::postgres::tls::{RootCert, SslMode, TlsSettings};
 use super::url::{
-    decode, encode, encode_value, holds_password, parse_port, passfile_fields, redact_url,
-    split_host_port, userinfo_misplaced,
+    decode, encode, encode_value, holds_password, parse_port, redact_url, split_host_port,
+    userinfo_misplaced,
 };
+
+mod passfile;
 
 /// The default PostgreSQL port.
 const DEFAULT_PORT: u16 = 5432;
@@ -286,70 +287,6 @@ impl PgLocation {
         }
     }
 
-    /// The password to log in with: the URL's or PGPASSWORD, else the password file's entry.
-    fn resolve_password(&self) -> Result<Option<String>, StoreError> {
-        if let Some(password) = &self.password {
-            return Ok(Some(password.clone()));
-        }
-        let Some(file) = &self.passfile else {
-            return Ok(None);
-        };
-        let error = |reason: String| StoreError::Location {
-            value: self.to_string(),
-            reason,
-        };
-        let meta = match std::fs::metadata(file) {
-            Ok(meta) => meta,
-            Err(e) if !self.passfile_given && e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(None);
-            }
-            Err(e) => {
-                return Err(error(format!(
-                    "password file `{}` cannot be read: {e}",
-                    file.display()
-                )));
-            }
-        };
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(error(format!(
-                "password file `{}` is readable by others (mode {:o}); run `chmod 600` on it",
-                file.display(),
-                meta.permissions().mode() & 0o777
-            )));
-        }
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            error(format!(
-                "password file `{}` cannot be read: {e}",
-                file.display()
-            ))
-        })?;
-        // libpq matches a socket connection as `localhost`.
-        let host = if self.host.starts_with('/') {
-            "localhost"
-        } else {
-            self.host.as_str()
-        };
-        let port = self.port.to_string();
-        let wanted = [
-            host,
-            port.as_str(),
-            self.dbname.as_str(),
-            self.user.as_str(),
-        ];
-        Ok(text
-            .lines()
-            .filter(|line| !line.trim_start().starts_with('#'))
-            .map(passfile_fields)
-            .find(|fields| {
-                fields.len() == 5
-                    && fields[..4]
-                        .iter()
-                        .zip(wanted)
-                        .all(|(field, want)| field == "*" || field == want)
-            })
-            .map(|mut fields| fields.remove(4)))
-    }
-
     /// The client configuration to connect with, and the password it logs in with (for
     /// [`postgres::connect`](super::postgres::connect) to scrub from errors).
     ///
@@ -427,7 +364,7 @@ mod tests {
         move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
-    fn pg(value: &str, vars: &[(&str, &str)]) -> PgLocation {
+    pub(super) fn pg(value: &str, vars: &[(&str, &str)]) -> PgLocation {
         match Location::parse_with(value, &env_of(vars)).expect("parses") {
             Location::Postgres(pg) => pg,
             other => panic!("expected PostgreSQL, got {other}"),
@@ -616,51 +553,5 @@ mod tests {
             (system.tls.mode, system.tls.rootcert),
             (SslMode::VerifyFull, Some(RootCert::System))
         );
-    }
-
-    #[test]
-    fn a_password_file_entry_is_found_like_libpq_finds_it() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let file = dir.path().join("pass");
-        std::fs::write(
-            &file,
-            "# comment\nother:5432:*:farm:nope\ndb1:5432:*:farm:pa\\:ss\\\\word\n*:*:*:*:fallback\n",
-        )
-        .expect("write");
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let url = format!("postgres://farm@db1/shots?passfile={}", file.display());
-        let loc = pg(&url, &[]);
-        assert_eq!(
-            loc.resolve_password().expect("reads").as_deref(),
-            Some("pa:ss\\word")
-        );
-        assert!(loc.to_string().contains("passfile="), "{loc}");
-        let other = pg(&url.replace("farm@db1", "ana@db9"), &[]);
-        assert_eq!(
-            other.resolve_password().expect("reads").as_deref(),
-            Some("fallback")
-        );
-        let by_env = pg(
-            "postgres://farm@db1/shots",
-            &[("PGPASSFILE", &file.to_string_lossy())],
-        );
-        assert_eq!(
-            by_env.resolve_password().expect("reads").as_deref(),
-            Some("pa:ss\\word")
-        );
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let err = loc.resolve_password().expect_err("unsafe").to_string();
-        assert!(err.contains("chmod 600"), "{err}");
-        let missing = pg(
-            &format!(
-                "postgres://farm@db1/shots?passfile={}",
-                dir.path().join("none").display()
-            ),
-            &[],
-        );
-        let err = missing.resolve_password().expect_err("missing").to_string();
-        assert!(err.contains("cannot be read"), "{err}");
-        let home = pg("postgres://farm@db1/shots", &[("HOME", "/nonexistent")]);
-        assert_eq!(home.resolve_password().expect("no ~/.pgpass is fine"), None);
     }
 }
