@@ -3,8 +3,8 @@
 //! store password typed on the command line.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Output;
-use std::time::Duration;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::cluster::{Worker, arrive, jobs, write_rules};
 use crate::daemon::Daemon;
@@ -201,6 +201,31 @@ fn issue_19_no_tls_against_a_tls_only_server_says_to_turn_it_on() {
     );
 }
 
+/// `shotrouter ARGS`, killed (and the test failed) if it has not exited within `limit`: a
+/// `worker` or `serve` that is not refused would run on.
+fn run_within(env: &Env, args: &[&str], limit: Duration) -> Output {
+    let mut child = env
+        .command(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("shotrouter starts");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("reaped");
+            panic!(
+                "`shotrouter {args:?}` still ran after {limit:?}: {}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
 /// A store URL with a password typed on the command line is refused by every command that
 /// takes `--store`, with exit status 2, a pointer to the password file, and no password; the
 /// same URL from SHOTROUTER_STORE (a root-only EnvironmentFile) is not refused.
@@ -221,7 +246,7 @@ fn issue_19_a_password_on_the_command_line_is_refused() {
             vec!["jobs", "--store", &url],
             vec!["retry", "--failed", "--store", &url],
         ] {
-            let out = env.run(&args);
+            let out = run_within(&env, &args, Duration::from_secs(30));
             let text = stderr(&out);
             assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
             assert!(
