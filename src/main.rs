@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = shotrouter::app::cli::Cli::parse();
+    let cli = shotrouter::app::cli::Cli::parse_args();
     match shotrouter::run(cli) {
         Ok(code) => code,
         Err(error) => {

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::app::style::ColorChoice;
 use crate::rules::EventKind;
@@ -28,6 +29,41 @@ pub struct Cli {
         value_name = "WHEN"
     )]
     pub color: ColorChoice,
+}
+
+impl Cli {
+    /// Parses this process's command line; exits 2 (as clap does for usage errors) when a
+    /// `--store` URL typed on it holds a password, which `ps` would show to every user.
+    pub fn parse_args() -> Cli {
+        let mut command = Cli::command();
+        let matches = command.get_matches_mut();
+        if let Some(value) = store_password_on_command_line(&matches) {
+            command
+                .error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!(
+                        "--store `{}` holds a password, and a command line is visible to every user of the machine (`ps`); keep the password in a password file (`?passfile=PATH`, PGPASSFILE or `~/.pgpass`, mode 600), or pass the URL in SHOTROUTER_STORE from a file only its user can read (systemd's EnvironmentFile=)",
+                        crate::store::location::redacted(value)
+                    ),
+                )
+                .exit();
+        }
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// The `--store` value of the (sub)command `matches` when it was typed on the command line (not
+/// taken from SHOTROUTER_STORE: a process's environment is readable only by its user and root)
+/// and holds a password.
+fn store_password_on_command_line(matches: &ArgMatches) -> Option<&str> {
+    if let Ok(Some(value)) = matches.try_get_one::<String>("store")
+        && matches.value_source("store") == Some(ValueSource::CommandLine)
+        && crate::store::location::url_holds_password(value)
+    {
+        return Some(value);
+    }
+    let (_, sub) = matches.subcommand()?;
+    store_password_on_command_line(sub)
 }
 
 /// The subcommands.

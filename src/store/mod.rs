@@ -159,6 +159,33 @@ pub enum StoreError {
         /// What the server or the network said (never the password).
         reason: String,
     },
+    /// TLS to PostgreSQL cannot be set up from the URL's settings (no CA file, a bad one).
+    #[error("cannot connect to the PostgreSQL store `{url}` over TLS: {source}")]
+    TlsSetup {
+        /// The store's URL, password redacted.
+        url: String,
+        /// What is wrong with the settings.
+        #[source]
+        source: postgres::tls::TlsError,
+    },
+    /// The TLS handshake with PostgreSQL failed (a refused certificate, no TLS on the server).
+    #[error("cannot connect to the PostgreSQL store `{url}` over TLS: {reason}")]
+    Tls {
+        /// The store's URL, password redacted.
+        url: String,
+        /// The client's error and its causes, one line (never the password).
+        reason: String,
+    },
+    /// The server takes this login only over TLS, and the URL asked for none.
+    #[error(
+        "cannot connect to the PostgreSQL store `{url}`: {reason}; the server accepts only TLS connections from here: add `sslmode=verify-full&sslrootcert=PATH` (or `sslmode=require`) to the URL, or set PGSSLMODE"
+    )]
+    TlsRequired {
+        /// The store's URL, password redacted.
+        url: String,
+        /// What the server said.
+        reason: String,
+    },
     /// The PostgreSQL database holds no shotrouter schema (the CLI never creates one).
     #[error(
         "no shotrouter store in `{url}`; start `shotrouter watch` or `shotrouter worker` with this --store once, which creates it"

@@ -109,6 +109,30 @@ pub(super) fn userinfo_misplaced(rest: &str) -> bool {
     rest[end..upto.max(end)].contains('@')
 }
 
+/// Whether a `postgres://` URL holds a password: in its user part (`user:password@`, an empty
+/// one too) or as a `password=` parameter.
+pub(super) fn holds_password(value: &str) -> bool {
+    let Some((_, rest)) = value.split_once("://") else {
+        return false;
+    };
+    if userinfo_misplaced(rest) {
+        return rest
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    }
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    in_userinfo
+        || query
+            .split('&')
+            .any(|pair| pair.split_once('=').map_or(pair, |(key, _)| key) == "password")
+}
+
 /// A URL as given, its password (in the user part or a `password=` parameter) as `***`; for
 /// error messages about a URL that may not parse.
 pub(super) fn redact_url(value: &str) -> String {

@@ -33,53 +33,71 @@ impl Worker {
         name: &str,
         extra: &[&str],
     ) -> Worker {
-        let worker = Worker::spawn_under(env, wrapper, store, name, extra);
-        wait_until(
-            &format!("worker {name} to start"),
-            Duration::from_secs(30),
-            || worker.is_started(),
-        );
-        worker
+        let mut args = vec!["--store", store];
+        args.extend_from_slice(extra);
+        Worker::spawn_full(env, wrapper, name, &args, &[]).started(name)
+    }
+
+    /// Starts a worker with `args` (its store among them, or in `vars`) and these environment
+    /// variables, and waits until it runs.
+    pub fn start_with(env: &Env, name: &str, args: &[&str], vars: &[(&str, &str)]) -> Worker {
+        Worker::spawn_full(env, &[], name, args, vars).started(name)
     }
 
     /// Starts a worker on `store` without waiting for it (the tests of nodes started
     /// together); see [`Worker::is_started`].
     pub fn spawn(env: &Env, store: &str, name: &str, extra: &[&str]) -> Worker {
-        Worker::spawn_under(env, &[], store, name, extra)
+        let mut args = vec!["--store", store];
+        args.extend_from_slice(extra);
+        Worker::spawn_full(env, &[], name, &args, &[])
     }
 
-    /// Starts a worker without waiting for it, run by `wrapper` when it is not empty.
-    pub fn spawn_under(
+    /// Waits until the worker runs.
+    fn started(self, name: &str) -> Worker {
+        wait_until(
+            &format!("worker {name} to start"),
+            Duration::from_secs(30),
+            || self.is_started(),
+        );
+        self
+    }
+
+    /// Starts a worker with `args` and `vars`, run by `wrapper` when it is not empty, without
+    /// waiting for it.
+    fn spawn_full(
         env: &Env,
         wrapper: &[&str],
-        store: &str,
         name: &str,
-        extra: &[&str],
+        args: &[&str],
+        vars: &[(&str, &str)],
     ) -> Worker {
         let log = env.path(format!("{name}.log"));
-        let mut args = vec!["worker", "--store", store, "--name", name];
+        let mut argv = vec!["worker", "--name", name];
+        argv.extend_from_slice(args);
         // On PostgreSQL a worker's default state folder is machine-wide (as root,
         // `/var/lib/shotrouter/worker`), where a worker of the same name in another test would
         // hold its name's lock: keep each test's workers in its own folder.
         let state = env.path("worker-state");
         let state = state.to_str().expect("a UTF-8 temp path");
-        if store.starts_with("postgres") && !extra.contains(&"--state") {
-            args.extend(["--state", state]);
+        let on_postgres = args.iter().any(|a| a.starts_with("postgres"))
+            || vars.iter().any(|(_, v)| v.starts_with("postgres"));
+        if on_postgres && !args.contains(&"--state") {
+            argv.extend(["--state", state]);
         }
-        args.extend_from_slice(extra);
         let mut command = match wrapper.split_first() {
-            None => env.command(&args),
+            None => env.command(&argv),
             Some((program, rest)) => {
                 let mut command = std::process::Command::new(program);
                 command
                     .args(rest)
                     .arg(env!("CARGO_BIN_EXE_shotrouter"))
-                    .args(&args)
+                    .args(&argv)
                     .current_dir(env.root());
                 command
             }
         };
         let child = command
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(

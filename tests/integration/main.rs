@@ -22,6 +22,7 @@ mod operations;
 mod packaging;
 mod pg;
 mod pg_cluster;
+mod pg_tls;
 mod poll;
 mod progress;
 mod sd_notify;

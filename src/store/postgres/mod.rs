@@ -31,6 +31,7 @@ mod schema;
 pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 /// The channel a commit that queues work notifies.
 pub const CHANNEL: &str = "shotrouter_jobs";
@@ -115,24 +116,51 @@ impl PgStore {
     }
 }
 
-/// An error of the `postgres` client with its causes (its own text is only a kind, such as
-/// `db error`), one line.
-/// Connects to the database at `loc`, logging in with its resolved password; an error names
-/// the redacted URL and never the password.
+/// Connects to the database at `loc`, logging in with its resolved password, over TLS as its
+/// `sslmode` asks; an error names the redacted URL and never the password.
 ///
 /// # Errors
 /// [`StoreError::Connect`] when the server cannot be reached or refuses the login;
+/// [`StoreError::Tls`] when TLS cannot be set up or the server's certificate is refused;
+/// [`StoreError::TlsRequired`] when the server takes only TLS and `sslmode=disable`;
 /// [`StoreError::Location`] for an unusable password file.
 pub(crate) fn connect(loc: &PgLocation) -> Result<postgres::Client, StoreError> {
+    let tls = tls::MakeRustls::new(&loc.tls).map_err(|source| StoreError::TlsSetup {
+        url: loc.to_string(),
+        source,
+    })?;
     let (config, password) = loc.client_config()?;
-    config
-        .connect(postgres::NoTls)
-        .map_err(|e| StoreError::Connect {
-            url: loc.to_string(),
-            reason: super::url::scrub(&describe(&e), password.as_deref()),
-        })
+    config.connect(tls).map_err(|e| {
+        let url = loc.to_string();
+        let reason = super::url::scrub(&describe(&e), password.as_deref());
+        if is_tls_failure(&e) {
+            StoreError::Tls { url, reason }
+        } else if e.as_db_error().is_some_and(|db| {
+            *db.code() == postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                && db.message().contains("no encryption")
+        }) {
+            StoreError::TlsRequired { url, reason }
+        } else {
+            StoreError::Connect { url, reason }
+        }
+    })
 }
 
+/// Whether the connection failed in the TLS handshake or its negotiation (the client's own
+/// kind of error, or this module's [`tls::TlsError`] among its causes).
+fn is_tls_failure(e: &postgres::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<tls::TlsError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    e.as_db_error().is_none() && e.to_string().starts_with("error performing TLS handshake")
+}
+
+/// An error of the `postgres` client with its causes (its own text is only a kind, such as
+/// `db error`), one line.
 pub(crate) fn describe(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return format!("{}: {}", db.severity(), db.message());

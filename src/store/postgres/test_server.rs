@@ -5,7 +5,10 @@
 //! fresh database per case ([`TestServer::fresh_database`]), so a suite costs one start.
 //!
 //! Logins from 127.0.0.1 are trusted, except the role [`PASSWORD_USER`], which must give its
-//! password (SCRAM): the tests of password files and redaction log in as it.
+//! password (SCRAM): the tests of password files and redaction log in as it. A server started
+//! with [`TestServer::start_tls`] takes TCP logins only over TLS (`hostssl`), with a certificate
+//! for `localhost` and 127.0.0.1 signed by a throw-away CA that `openssl` makes ([`TlsFiles`]);
+//! it listens on 127.0.0.2 too, a name its certificate does not hold.
 //!
 //! Used by the library's tests and, through `#[path]`, by the integration tests: it needs only
 //! std, `tempfile` and `postgres`.
@@ -33,9 +36,29 @@ pub struct TestServer {
     /// Its TCP port on 127.0.0.1.
     pub port: u16,
     databases: AtomicU32,
+    /// The CA files of a TLS server.
+    pub tls: Option<TlsFiles>,
     /// The write end of the watchdog's stdin: when this process exits, the kernel closes it
     /// and the watchdog stops the server (statics are never dropped).
     watchdog: Option<(Child, ChildStdin)>,
+}
+
+/// The certificate authorities of a TLS test server.
+pub struct TlsFiles {
+    /// The CA that signed the server's certificate (PEM).
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing the server holds (PEM).
+    pub other_ca: PathBuf,
+}
+
+/// The TLS-only server this test process shares, started at first use.
+pub fn shared_tls() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let mut server = TestServer::start_tls();
+        server.watch_this_process();
+        server
+    })
 }
 
 /// The server this test process shares, started at first use.
@@ -94,6 +117,15 @@ fn free_port() -> u16 {
 impl TestServer {
     /// Creates and starts a server; panics with the server's log when it cannot.
     pub fn start() -> TestServer {
+        TestServer::start_with(false)
+    }
+
+    /// Creates and starts a server that takes TCP logins only over TLS.
+    pub fn start_tls() -> TestServer {
+        TestServer::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("shotrouter-pg-")
             .tempdir()
@@ -104,6 +136,7 @@ impl TestServer {
             bin,
             port: 0,
             databases: AtomicU32::new(0),
+            tls: None,
             watchdog: None,
         };
         if is_root() {
@@ -136,13 +169,18 @@ impl TestServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // `hostssl` lines match TLS connections only: a plain one finds no line and is refused.
+        let host = if tls { "hostssl" } else { "host" };
         std::fs::write(
             server.data().join("pg_hba.conf"),
             format!(
-                "local all all trust\nhost all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n"
+                "local all all trust\n{host} all {PASSWORD_USER} 127.0.0.0/8 scram-sha-256\n{host} all all 127.0.0.0/8 trust\n"
             ),
         )
         .expect("pg_hba.conf");
+        if tls {
+            server.tls = Some(server.make_certificates());
+        }
         let mut last_error = String::new();
         for _ in 0..3 {
             server.port = free_port();
@@ -161,6 +199,104 @@ impl TestServer {
             ))
             .expect("password role");
         server
+    }
+
+    /// Makes a CA, a server certificate it signs (for `localhost` and 127.0.0.1) in the data
+    /// folder, and an unrelated second CA; `ssl = on` in the server's configuration.
+    fn make_certificates(&self) -> TlsFiles {
+        let certs = self.dir.path().join("certs");
+        std::fs::create_dir_all(&certs).expect("certs folder");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&certs)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("`openssl` runs ({e}); install it with `scripts/deps test`")
+                });
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let mut args = vec!["req", "-x509", "-days", "3"];
+            args.extend(ec);
+            let (key, pem, subj) = (
+                format!("{ca}.key"),
+                format!("{ca}.pem"),
+                format!("/CN=shotrouter test {ca}"),
+            );
+            args.extend(["-keyout", &key, "-out", &pem, "-subj", &subj]);
+            args.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+            openssl(&args);
+        }
+        let mut args = vec!["req", "-new"];
+        args.extend(ec);
+        args.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        openssl(&args);
+        std::fs::write(
+            certs.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ]);
+        for file in ["server.crt", "server.key"] {
+            std::fs::copy(certs.join(file), self.data().join(file)).expect("copy to data");
+            std::fs::set_permissions(
+                self.data().join(file),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("chmod");
+        }
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(self.dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown the certificates to postgres");
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data().join("postgresql.conf"))
+            .expect("postgresql.conf");
+        writeln!(conf, "ssl = on").expect("ssl = on");
+        TlsFiles {
+            ca: certs.join("ca.pem"),
+            other_ca: certs.join("other-ca.pem"),
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -186,8 +322,14 @@ impl TestServer {
 
     fn try_start(&self) -> Result<(), String> {
         let log = self.dir.path().join("server.log");
+        // A TLS server also listens on 127.0.0.2, an address its certificate does not name.
+        let listen = if self.tls.is_some() {
+            "127.0.0.1,127.0.0.2"
+        } else {
+            "127.0.0.1"
+        };
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+            "-c listen_addresses={listen} -p {} -k {} -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
@@ -210,7 +352,7 @@ impl TestServer {
         // Ready means it answers a query; pg_ctl -w waited already, this bounds the rest.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match postgres::Client::connect(&self.admin_url("postgres"), postgres::NoTls) {
+            match self.admin_config().connect(postgres::NoTls) {
                 Ok(_) => return Ok(()),
                 Err(e) if Instant::now() > deadline => return Err(format!("not ready: {e}")),
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
@@ -251,9 +393,22 @@ impl TestServer {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// How to log in as `postgres` to the `postgres` database over the unix socket (trusted,
+    /// and a TLS server takes plain connections there).
+    fn admin_config(&self) -> postgres::Config {
+        let mut config = postgres::Config::new();
+        config
+            .host_path(self.socket_dir())
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres");
+        config
+    }
+
     /// A connection as `postgres` to the `postgres` database.
     pub fn admin(&self) -> postgres::Client {
-        postgres::Client::connect(&self.admin_url("postgres"), postgres::NoTls)
+        self.admin_config()
+            .connect(postgres::NoTls)
             .expect("connects as postgres")
     }
 

@@ -3,19 +3,22 @@
 //! What the URL leaves out comes from the standard `PG*` variables (PGHOST, PGPORT, PGUSER,
 //! PGDATABASE, PGPASSWORD, PGPASSFILE), and the password may come from a password file
 //! (`?passfile=PATH`, PGPASSFILE or `~/.pgpass`, in libpq's format), read at each connect so a
-//! rotated password is picked up. A location shows itself with its password as `***`; nothing
-//! this module formats ever holds the password.
+//! rotated password is picked up. TLS follows libpq's `sslmode` and `sslrootcert` (or PGSSLMODE,
+//! PGSSLROOTCERT; [`tls`](super::postgres::tls) does the checks). A location shows itself with
+//! its password as `***`; nothing this module formats ever holds the password.
 
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::StoreError;
+use super::postgres::tls::{RootCert, SslMode, TlsSettings};
 use super::url::{
-    decode, encode, encode_value, parse_port, passfile_fields, redact_url, split_host_port,
+    decode, encode, encode_value, holds_password, parse_port, redact_url, split_host_port,
     userinfo_misplaced,
 };
+
+mod passfile;
 
 /// The default PostgreSQL port.
 const DEFAULT_PORT: u16 = 5432;
@@ -56,6 +59,18 @@ impl Location {
     }
 }
 
+/// Whether `value` is a PostgreSQL URL that holds a password (in its user part or a
+/// `password=` parameter), which a command line must not show.
+pub fn url_holds_password(value: &str) -> bool {
+    (value.starts_with("postgres://") || value.starts_with("postgresql://"))
+        && holds_password(value)
+}
+
+/// `value` with any password in it as `***`, for messages about a value that may not parse.
+pub fn redacted(value: &str) -> String {
+    redact_url(value)
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -84,6 +99,10 @@ pub struct PgLocation {
     passfile_given: bool,
     /// How long a connection attempt may take.
     pub connect_timeout: Duration,
+    /// Whether and how to use TLS.
+    pub tls: TlsSettings,
+    /// Whether `sslmode` was given (in the URL or PGSSLMODE), so it is shown.
+    sslmode_given: bool,
 }
 
 impl fmt::Debug for PgLocation {
@@ -122,6 +141,26 @@ impl fmt::Display for PgLocation {
         {
             let sep = if self.host.starts_with('/') { '&' } else { '?' };
             write!(f, "{sep}passfile={}", encode_value(&file.to_string_lossy()))?;
+        }
+        let mut sep = if self.host.starts_with('/') || self.passfile_given {
+            '&'
+        } else {
+            '?'
+        };
+        if self.sslmode_given {
+            write!(f, "{sep}sslmode={}", self.tls.mode.as_str())?;
+            sep = '&';
+        }
+        if self.tls.rootcert_given {
+            match &self.tls.rootcert {
+                Some(RootCert::File(file)) => write!(
+                    f,
+                    "{sep}sslrootcert={}",
+                    encode_value(&file.to_string_lossy())
+                )?,
+                Some(RootCert::System) => write!(f, "{sep}sslrootcert=system")?,
+                None => {}
+            }
         }
         Ok(())
     }
@@ -171,6 +210,8 @@ impl PgLocation {
         let mut dbname = Some(decode(path).map_err(&error)?).filter(|d| !d.is_empty());
         let mut passfile = None;
         let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+        let mut sslmode = None;
+        let mut sslrootcert = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
             let val = decode(raw).map_err(&error)?;
@@ -189,16 +230,12 @@ impl PgLocation {
                     })?;
                     connect_timeout = Duration::from_secs(secs.max(1));
                 }
-                "sslmode" if matches!(val.as_str(), "disable" | "allow" | "prefer") => {}
-                "sslmode" => {
-                    return Err(error(format!(
-                        "`sslmode={val}`: this build connects without TLS; use `sslmode=disable` on a trusted network or an SSH tunnel"
-                    )));
-                }
+                "sslmode" => sslmode = Some(val),
+                "sslrootcert" => sslrootcert = Some(val),
                 "application_name" => {}
                 other => {
                     return Err(error(format!(
-                        "unknown parameter `{other}`; known: passfile, host, port, user, dbname, password, connect_timeout, sslmode, application_name"
+                        "unknown parameter `{other}`; known: passfile, host, port, user, dbname, password, connect_timeout, sslmode, sslrootcert, application_name"
                     )));
                 }
             }
@@ -226,6 +263,7 @@ impl PgLocation {
         let passfile = passfile
             .or_else(|| env("PGPASSFILE").map(PathBuf::from))
             .or_else(|| env("HOME").map(|home| Path::new(&home).join(".pgpass")));
+        let (tls, sslmode_given) = tls_settings(sslmode, sslrootcert, env).map_err(error)?;
         Ok(PgLocation {
             host,
             port,
@@ -235,6 +273,8 @@ impl PgLocation {
             passfile,
             passfile_given,
             connect_timeout,
+            tls,
+            sslmode_given,
         })
     }
 
@@ -245,70 +285,6 @@ impl PgLocation {
             dbname: dbname.into(),
             ..self.clone()
         }
-    }
-
-    /// The password to log in with: the URL's or PGPASSWORD, else the password file's entry.
-    fn resolve_password(&self) -> Result<Option<String>, StoreError> {
-        if let Some(password) = &self.password {
-            return Ok(Some(password.clone()));
-        }
-        let Some(file) = &self.passfile else {
-            return Ok(None);
-        };
-        let error = |reason: String| StoreError::Location {
-            value: self.to_string(),
-            reason,
-        };
-        let meta = match std::fs::metadata(file) {
-            Ok(meta) => meta,
-            Err(e) if !self.passfile_given && e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(None);
-            }
-            Err(e) => {
-                return Err(error(format!(
-                    "password file `{}` cannot be read: {e}",
-                    file.display()
-                )));
-            }
-        };
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(error(format!(
-                "password file `{}` is readable by others (mode {:o}); run `chmod 600` on it",
-                file.display(),
-                meta.permissions().mode() & 0o777
-            )));
-        }
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            error(format!(
-                "password file `{}` cannot be read: {e}",
-                file.display()
-            ))
-        })?;
-        // libpq matches a socket connection as `localhost`.
-        let host = if self.host.starts_with('/') {
-            "localhost"
-        } else {
-            self.host.as_str()
-        };
-        let port = self.port.to_string();
-        let wanted = [
-            host,
-            port.as_str(),
-            self.dbname.as_str(),
-            self.user.as_str(),
-        ];
-        Ok(text
-            .lines()
-            .filter(|line| !line.trim_start().starts_with('#'))
-            .map(passfile_fields)
-            .find(|fields| {
-                fields.len() == 5
-                    && fields[..4]
-                        .iter()
-                        .zip(wanted)
-                        .all(|(field, want)| field == "*" || field == want)
-            })
-            .map(|mut fields| fields.remove(4)))
     }
 
     /// The client configuration to connect with, and the password it logs in with (for
@@ -328,12 +304,52 @@ impl PgLocation {
             .connect_timeout(self.connect_timeout)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
-            .ssl_mode(postgres::config::SslMode::Disable);
+            // libpq ignores sslmode on a unix socket, and the server offers no TLS there.
+            .ssl_mode(if self.host.starts_with('/') {
+                postgres::config::SslMode::Disable
+            } else {
+                self.tls.mode.to_client()
+            });
         if let Some(password) = &password {
             config.password(password);
         }
         Ok((config, password))
     }
+}
+
+/// The TLS settings from the URL's `sslmode` and `sslrootcert`, else PGSSLMODE and
+/// PGSSLROOTCERT, else libpq's defaults (`prefer`, `~/.postgresql/root.crt`; `verify-full` with
+/// `sslrootcert=system`); and whether a mode was given.
+fn tls_settings(
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(TlsSettings, bool), String> {
+    let sslmode = sslmode.or_else(|| env("PGSSLMODE").filter(|m| !m.is_empty()));
+    let sslrootcert = sslrootcert.or_else(|| env("PGSSLROOTCERT").filter(|r| !r.is_empty()));
+    let rootcert_given = sslrootcert.is_some();
+    let rootcert = match sslrootcert {
+        Some(system) if system == "system" => Some(RootCert::System),
+        Some(file) => Some(RootCert::File(PathBuf::from(file))),
+        None => {
+            env("HOME").map(|home| RootCert::File(Path::new(&home).join(".postgresql/root.crt")))
+        }
+    };
+    let mode = match &sslmode {
+        Some(text) => SslMode::parse(text).ok_or_else(|| {
+            format!("`sslmode={text}` is not one of disable, allow, prefer, require, verify-ca, verify-full")
+        })?,
+        None if rootcert == Some(RootCert::System) => SslMode::VerifyFull,
+        None => SslMode::Prefer,
+    };
+    Ok((
+        TlsSettings {
+            mode,
+            rootcert,
+            rootcert_given,
+        },
+        sslmode.is_some(),
+    ))
 }
 
 #[cfg(test)]
@@ -348,7 +364,7 @@ mod tests {
         move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
-    fn pg(value: &str, vars: &[(&str, &str)]) -> PgLocation {
+    pub(super) fn pg(value: &str, vars: &[(&str, &str)]) -> PgLocation {
         match Location::parse_with(value, &env_of(vars)).expect("parses") {
             Location::Postgres(pg) => pg,
             other => panic!("expected PostgreSQL, got {other}"),
@@ -445,7 +461,10 @@ mod tests {
         let env = env_of(&[("USER", "ana")]);
         for (value, says) in [
             ("postgres://u:hunter2@h:99999/d", "not a port number"),
-            ("postgres://u:hunter2@h/d?sslmode=require", "without TLS"),
+            (
+                "postgres://u:hunter2@h/d?sslmode=required",
+                "`sslmode=required` is not one of",
+            ),
             (
                 "postgres://u:hunter2@h/d?colour=blue",
                 "unknown parameter `colour`",
@@ -474,48 +493,65 @@ mod tests {
     }
 
     #[test]
-    fn a_password_file_entry_is_found_like_libpq_finds_it() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let file = dir.path().join("pass");
-        std::fs::write(
-            &file,
-            "# comment\nother:5432:*:farm:nope\ndb1:5432:*:farm:pa\\:ss\\\\word\n*:*:*:*:fallback\n",
-        )
-        .expect("write");
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let url = format!("postgres://farm@db1/shots?passfile={}", file.display());
-        let loc = pg(&url, &[]);
+    fn a_password_in_a_url_is_found_wherever_it_is() {
+        for (value, holds) in [
+            ("postgres://u:pw@h/d", true),
+            ("postgresql://u:@h/d", true),
+            ("postgres://u@h/d?sslmode=require&password=pw", true),
+            ("postgres://u:pw/x@h/d", true),
+            ("postgres://u@h/d?passfile=/etc/pg:pass", false),
+            ("postgres://u@h:5432/d?sslrootcert=/a:b.pem", false),
+            ("postgres:///d?host=/run/pg", false),
+            ("/srv/show/.shotrouter", false),
+            ("/srv/u:pw@h", false),
+        ] {
+            assert_eq!(url_holds_password(value), holds, "{value}");
+        }
+    }
+
+    #[test]
+    fn tls_settings_follow_the_url_then_pg_variables_then_libpq_defaults() {
+        let home = [("USER", "ana"), ("HOME", "/home/ana")];
+        let plain = pg("postgres://h/d", &home);
+        assert_eq!(plain.tls.mode, SslMode::Prefer);
         assert_eq!(
-            loc.resolve_password().expect("reads").as_deref(),
-            Some("pa:ss\\word")
+            plain.tls.rootcert,
+            Some(RootCert::File("/home/ana/.postgresql/root.crt".into()))
         );
-        assert!(loc.to_string().contains("passfile="), "{loc}");
-        let other = pg(&url.replace("farm@db1", "ana@db9"), &[]);
+        assert!(!plain.tls.rootcert_given);
+        assert_eq!(plain.to_string(), "postgres://ana@h:5432/d");
+        let full = pg(
+            "postgres://h/d?sslmode=verify-full&sslrootcert=/etc/ssl/studio%20ca.pem",
+            &home,
+        );
+        assert_eq!(full.tls.mode, SslMode::VerifyFull);
         assert_eq!(
-            other.resolve_password().expect("reads").as_deref(),
-            Some("fallback")
+            full.tls.rootcert,
+            Some(RootCert::File("/etc/ssl/studio ca.pem".into()))
+        );
+        assert_eq!(
+            full.to_string(),
+            "postgres://ana@h:5432/d?sslmode=verify-full&sslrootcert=/etc/ssl/studio%20ca.pem"
         );
         let by_env = pg(
-            "postgres://farm@db1/shots",
-            &[("PGPASSFILE", &file.to_string_lossy())],
+            "postgres://h/d",
+            &[
+                ("USER", "ana"),
+                ("PGSSLMODE", "verify-ca"),
+                ("PGSSLROOTCERT", "/ca.pem"),
+            ],
         );
+        assert_eq!(by_env.tls.mode, SslMode::VerifyCa);
+        assert_eq!(by_env.tls.rootcert, Some(RootCert::File("/ca.pem".into())));
+        let url_wins = pg(
+            "postgres://h/d?sslmode=disable",
+            &[("PGSSLMODE", "require"), ("USER", "a")],
+        );
+        assert_eq!(url_wins.tls.mode, SslMode::Disable);
+        let system = pg("postgres://h/d?sslrootcert=system", &home);
         assert_eq!(
-            by_env.resolve_password().expect("reads").as_deref(),
-            Some("pa:ss\\word")
+            (system.tls.mode, system.tls.rootcert),
+            (SslMode::VerifyFull, Some(RootCert::System))
         );
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let err = loc.resolve_password().expect_err("unsafe").to_string();
-        assert!(err.contains("chmod 600"), "{err}");
-        let missing = pg(
-            &format!(
-                "postgres://farm@db1/shots?passfile={}",
-                dir.path().join("none").display()
-            ),
-            &[],
-        );
-        let err = missing.resolve_password().expect_err("missing").to_string();
-        assert!(err.contains("cannot be read"), "{err}");
-        let home = pg("postgres://farm@db1/shots", &[("HOME", "/nonexistent")]);
-        assert_eq!(home.resolve_password().expect("no ~/.pgpass is fine"), None);
     }
 }
