@@ -11,6 +11,9 @@ use std::process::Command;
 use shotrouter::edit::{Change, Cut, FrameClass, ShotNaming, ShotRanges, cmx3600, diff, otio};
 use shotrouter::media::timecode::Rate;
 
+/// A video clip as read: (name, source in, source out, record in, record out).
+type Clip = (String, i64, i64, i64, i64);
+
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/edit")
@@ -40,7 +43,7 @@ fn otio_python() -> Option<PathBuf> {
 
 /// What OpenTimelineIO reads from `cut` at `rate`: (name, source in, source out, record in,
 /// record out) of every video clip in record order (see tests/tools/read_cut.py).
-fn otio_reads(python: &Path, cut: &Path, rate: &str) -> Vec<(String, i64, i64, i64, i64)> {
+fn otio_reads(python: &Path, cut: &Path, rate: &str) -> Vec<Clip> {
     let out = Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/read_cut.py"))
         .arg(cut)
@@ -73,10 +76,7 @@ fn otio_reads(python: &Path, cut: &Path, rate: &str) -> Vec<(String, i64, i64, i
 
 /// The same rows from shotrouter's reading; a clip without a name takes OTIO's (EDL event
 /// numbers: OTIO names a black slug `009`).
-fn our_reads(
-    cut: &Cut,
-    theirs: &[(String, i64, i64, i64, i64)],
-) -> Vec<(String, i64, i64, i64, i64)> {
+fn our_reads(cut: &Cut, theirs: &[Clip]) -> Vec<Clip> {
     cut.video_items()
         .zip(theirs)
         .map(|((_, i), t)| {

@@ -7,8 +7,11 @@ fn fps(text: &str) -> Rate {
     Rate::parse(text).unwrap()
 }
 
-/// (event, name, source in, source out, record in, record out) of every item.
-fn rows(cut: &Cut) -> Vec<(u32, Option<&str>, i64, i64, i64, i64)> {
+/// (event, name, source in, source out, record in, record out).
+type Row<'a> = (u32, Option<&'a str>, i64, i64, i64, i64);
+
+/// The rows of every item.
+fn rows(cut: &Cut) -> Vec<Row<'_>> {
     cut.items
         .iter()
         .map(|i| {

@@ -2,6 +2,9 @@ use super::*;
 
 const PROMO: &str = include_str!("../../../tests/data/edit/promo.otio");
 
+/// (name, source in, source out, record in, record out, speed).
+type Row<'a> = (&'a str, i64, i64, i64, i64, f64);
+
 fn fps24() -> Rate {
     Rate::parse("24").unwrap()
 }
@@ -10,7 +13,7 @@ fn fps24() -> Rate {
 fn reads_clips_gaps_transitions_warps_and_a_nested_stack() {
     let cut = parse(PROMO, fps24()).unwrap();
     assert_eq!(cut.title.as_deref(), Some("promo v002"));
-    let rows: Vec<(&str, i64, i64, i64, i64, f64)> = cut
+    let rows: Vec<Row<'_>> = cut
         .items
         .iter()
         .map(|i| {
