@@ -1,6 +1,6 @@
 //! Cuts: the editorial's EDLs (CMX 3600) and OpenTimelineIO files read into one [`Cut`], the
 //! frame ranges each shot covers in it ([`ShotRanges`]), and what changed between revisions
-//! ([`diff`]). Pure functions over text and values: reading files, the CLI, the store and routing
+//! ([`diff()`]). Pure functions over text and values: reading files, the CLI, the store and routing
 //! by these ranges belong to other floors.
 //!
 //! Frame numbers are whole frames at the cut's rate; every range is `[in, out)` in the cut
