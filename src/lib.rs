@@ -18,6 +18,8 @@
 //! rules    rules.yaml → RuleFile          deliver (expectation type), media, os (PATH lookup)
 //! deliver  Step: verify, publish          media, os
 //! store    job queue and history          os
+//! edit     cut readers (EDL, .otio), shot  media (timecode)
+//!          ranges, revision diff
 //! media    sequence, timecode, keykode,   os
 //!          probe (ffprobe)
 //! os       process groups, programs, file versions, quoting, owner lock, folder handles
@@ -28,6 +30,7 @@
 
 pub mod app;
 pub mod deliver;
+pub mod edit;
 pub mod engine;
 pub mod error;
 pub mod exec;

@@ -7,6 +7,7 @@ mod cluster;
 mod coverage;
 mod daemon;
 mod deliveries;
+mod edit;
 mod editorial;
 mod env;
 mod hardening;
