@@ -274,6 +274,7 @@ fn the_daemon_and_four_cli_processes_share_the_store_for_a_minute_without_lock_e
             let ext = if i % 5 == 0 { "bad" } else { "dat" };
             std::fs::write(env.path(format!("shots/f{i:05}.{ext}")), b"x").expect("write");
             i += 1;
+            // A steady stream of arrivals for the whole minute: the pace is the scenario.
             std::thread::sleep(Duration::from_millis(5));
         }
     });

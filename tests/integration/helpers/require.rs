@@ -27,7 +27,7 @@ pub fn cannot_run(what: &str, fix: &str) {
 }
 
 /// Whether `program` is on PATH; when not, [`cannot_run`] says to install `package` with
-/// `scripts/deps test`. `false` means the test skips: return.
+/// `scripts/deps test`. `false` (only with `SHOTROUTER_ALLOW_SKIP=1`) means skip what needs it.
 #[must_use]
 #[track_caller]
 pub fn require_program(program: &str, package: &str) -> bool {
