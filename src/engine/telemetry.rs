@@ -111,7 +111,8 @@ pub struct Timings {
     pub jobs: BTreeMap<String, Histogram>,
     /// How long the store's group commits took.
     pub commits: Histogram,
-    /// How long the poll source's passes over the tree took.
+    /// How long the passes over polled folders took (the poll source's, and inotify's over
+    /// the folders it cannot watch).
     pub poll_passes: Histogram,
 }
 

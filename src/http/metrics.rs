@@ -190,7 +190,7 @@ impl Collector for Scrape {
             ),
             (
                 "poll_pass_duration_seconds",
-                "How long the poll source's passes over the tree took.",
+                "How long the passes over polled folders took (poll roots, and folders inotify cannot watch).",
                 &t.timings.poll_passes,
             ),
         ] {

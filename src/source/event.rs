@@ -23,8 +23,8 @@ pub enum SourceEvent {
     RootBack(PathBuf),
     /// The kernel queue overflowed; a rescan follows.
     Overflow,
-    /// The poll source finished a pass over the folders that were due; how long it took (for
-    /// the engine's metrics).
+    /// The poll source finished a pass over the folders that were due, or inotify one over the
+    /// folders it polls instead of watching; how long it took (for the engine's metrics).
     PollPass {
         /// The pass's duration.
         took: std::time::Duration,

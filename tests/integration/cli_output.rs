@@ -286,12 +286,7 @@ fn no_tracing_call_logs_debug_text() {
 /// after the bar's text and the bar is redrawn below the lines.
 #[test]
 fn watch_once_keeps_its_progress_bar_below_the_log_lines() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: util-linux `script` (a pty) is not installed");
+    if !crate::helpers::require::require_program("script", "bsdutils") {
         return;
     }
     let env = Env::new();

@@ -1,6 +1,7 @@
 //! What inotify cannot cover, covered another way and said so: watches running out while
 //! running, file systems mounted and unmounted under a root, folders deeper than the kernel's
-//! path limit. Real daemon, real kernel limits, real mounts (where this runs as root).
+//! path limit. Real daemon, real kernel limits, real mounts: these tests need root (and FUSE),
+//! and fail without them unless `SHOTROUTER_ALLOW_SKIP=1` (see `helpers::require`).
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -10,8 +11,10 @@ use std::time::Duration;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, mkdirat};
 
-use crate::daemon::{Daemon, argvdump, counts};
+use crate::daemon::{Daemon, argvdump, counts, records};
 use crate::env::{Env, wait_until};
+use crate::helpers::passes::{METRICS_ARGS, passes, wait_for_passes, wait_idle};
+use crate::helpers::require::{AS_ROOT, cannot_run};
 
 const LIMIT: &str = "/proc/sys/fs/inotify/max_user_watches";
 
@@ -23,14 +26,18 @@ fn rules(env: &Env) -> String {
     )
 }
 
-/// Waits until `n` distinct files ran, then checks none ran twice.
-fn wait_for_files(env: &Env, n: usize, limit: Duration) {
+/// Waits until `n` distinct files ran, then checks none ran twice: a duplicate would come from
+/// a later look at the folders, so the daemon (started with [`METRICS_ARGS`]) must first make
+/// `polls` poll passes (where some folders are polled) and then be idle.
+fn wait_for_files(env: &Env, n: usize, polls: u64, limit: Duration) {
     let log = env.path("dump.log");
     wait_until(&format!("{n} files to run"), limit, || {
         counts(&log).len() >= n
     });
-    // Long enough for a duplicate (a poll, a retry's scan) to have shown up.
-    std::thread::sleep(Duration::from_secs(3));
+    if polls > 0 {
+        wait_for_passes(env, passes(env), polls, limit);
+    }
+    wait_idle(env, || records(&log).len(), limit);
     let counts = counts(&log);
     assert_eq!(counts.len(), n, "every file ran");
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
@@ -72,19 +79,17 @@ fn watches_running_out_while_running_are_covered_by_polling_and_reattached() {
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Ok(original) = std::fs::read_to_string(LIMIT) else {
-        eprintln!("SKIPPED: cannot read {LIMIT}");
-        return;
+        return cannot_run(&format!("cannot read `{LIMIT}`"), "run on Linux with /proc");
     };
     let env = Env::new();
     env.write("rules.yaml", rules(&env));
     std::fs::create_dir(env.path("shots")).expect("root");
-    let daemon = Daemon::start_holding_limits(&env, &[], &[]);
+    let daemon = Daemon::start_holding_limits(&env, METRICS_ARGS, &[]);
     let _restore = LimitGuard(original.trim().to_string());
     // Room for 3 of the 10 new folders.
     let lowered = (watches_in_use() + 3).to_string();
-    if std::fs::write(LIMIT, &lowered).is_err() {
-        eprintln!("SKIPPED: cannot lower {LIMIT} here");
-        return;
+    if let Err(e) = std::fs::write(LIMIT, &lowered) {
+        return cannot_run(&format!("cannot lower `{LIMIT}`: {e}"), AS_ROOT);
     }
     for d in 0..10 {
         let dir = env.path(format!("shots/d{d}"));
@@ -93,7 +98,9 @@ fn watches_running_out_while_running_are_covered_by_polling_and_reattached() {
             std::fs::write(dir.join(format!("f{f}.dat")), b"x").expect("write");
         }
     }
-    wait_for_files(&env, 100, Duration::from_secs(60));
+    // Two covering polls after the last file: the folders without watches are listed again
+    // and must not report their files a second time.
+    wait_for_files(&env, 100, 2, Duration::from_secs(60));
     let log = daemon.log_text();
     assert!(log.contains("degraded"), "{log}");
     assert!(log.contains("fs.inotify.max_user_watches"), "{log}");
@@ -107,7 +114,7 @@ fn watches_running_out_while_running_are_covered_by_polling_and_reattached() {
     for d in 0..10 {
         std::fs::write(env.path(format!("shots/d{d}/g.dat")), b"y").expect("write");
     }
-    wait_for_files(&env, 110, Duration::from_secs(30));
+    wait_for_files(&env, 110, 0, Duration::from_secs(30));
     assert_eq!(daemon.stop(), Some(0));
 }
 
@@ -122,7 +129,8 @@ impl Tmpfs<'_> {
             .output()
             .map_err(|e| format!("mount: {e}"))?;
         if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(err.lines().next().unwrap_or("").to_string());
         }
         Ok(Tmpfs(at))
     }
@@ -149,12 +157,11 @@ fn a_file_system_mounted_under_a_root_after_start_is_watched_and_followed_throug
     env.write("rules.yaml", rules(&env));
     let point = env.path("shots/mnt");
     std::fs::create_dir_all(&point).expect("mount point");
-    let daemon = Daemon::start(&env, &[], &[]);
+    let daemon = Daemon::start(&env, METRICS_ARGS, &[]);
     let tmpfs = match Tmpfs::mount(&point) {
         Ok(tmpfs) => tmpfs,
         Err(reason) => {
-            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root): {reason}");
-            return;
+            return cannot_run(&format!("cannot mount a tmpfs: {reason}"), AS_ROOT);
         }
     };
     wait_until("the mount's line", Duration::from_secs(10), || {
@@ -163,18 +170,18 @@ fn a_file_system_mounted_under_a_root_after_start_is_watched_and_followed_throug
     for i in 0..3 {
         std::fs::write(point.join(format!("a{i}.dat")), b"x").expect("write");
     }
-    wait_for_files(&env, 3, Duration::from_secs(30));
+    wait_for_files(&env, 3, 0, Duration::from_secs(30));
 
     tmpfs.unmount();
     std::fs::write(point.join("covered.dat"), b"x").expect("write");
-    wait_for_files(&env, 4, Duration::from_secs(30));
+    wait_for_files(&env, 4, 0, Duration::from_secs(30));
 
     let _tmpfs = Tmpfs::mount(&point).expect("mount again");
     wait_until("the mount's third line", Duration::from_secs(10), || {
         daemon.log_text().matches("watch mount").count() >= 3
     });
     std::fs::write(point.join("again.dat"), b"x").expect("write");
-    wait_for_files(&env, 5, Duration::from_secs(30));
+    wait_for_files(&env, 5, 0, Duration::from_secs(30));
     let counts = counts(&env.path("dump.log"));
     assert!(
         counts.contains_key(b"mnt/again.dat".as_slice()),
@@ -188,7 +195,7 @@ fn a_fuse_file_system_mounted_under_a_root_after_start_is_polled() {
     env.write("rules.yaml", rules(&env));
     let point = env.path("shots/share");
     std::fs::create_dir_all(&point).expect("mount point");
-    let daemon = Daemon::start(&env, &[], &[]);
+    let daemon = Daemon::start(&env, METRICS_ARGS, &[]);
     let Some(fuse) = crate::poll::Fuse::mount_at(&env, point) else {
         return;
     };
@@ -203,7 +210,8 @@ fn a_fuse_file_system_mounted_under_a_root_after_start_is_polled() {
         std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
         std::fs::write(path, b"x").expect("write");
     }
-    wait_for_files(&env, 3, Duration::from_secs(30));
+    // The mount is polled: two more passes over it must not run anything again.
+    wait_for_files(&env, 3, 2, Duration::from_secs(30));
     let counts = counts(&env.path("dump.log"));
     assert!(
         counts.contains_key(b"share/sh010/deeper/c.dat".as_slice()),
@@ -217,7 +225,7 @@ fn a_folder_deeper_than_the_path_limit_is_reported_and_the_rest_still_runs() {
     let env = Env::new();
     env.write("rules.yaml", rules(&env));
     std::fs::create_dir(env.path("shots")).expect("root");
-    let daemon = Daemon::start(&env, &[], &[]);
+    let daemon = Daemon::start(&env, METRICS_ARGS, &[]);
     // 25 folders of 200 bytes: past 4,096 bytes, made one relative step at a time.
     let name = "d".repeat(200);
     let mut dir: OwnedFd = openat(
@@ -250,7 +258,7 @@ fn a_folder_deeper_than_the_path_limit_is_reported_and_the_rest_still_runs() {
         log.contains("degraded") && log.contains("path limit")
     });
     env.write("shots/ok.dat", "x");
-    wait_for_files(&env, 1, Duration::from_secs(30));
+    wait_for_files(&env, 1, 0, Duration::from_secs(30));
     assert!(counts(&env.path("dump.log")).contains_key(b"ok.dat".as_slice()));
 
     // Shortened (here: removed), the report ends.

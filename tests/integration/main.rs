@@ -13,6 +13,7 @@ mod env;
 mod hardening;
 mod hardening_rules;
 mod hardening_run;
+mod helpers;
 mod http_api;
 mod http_browser;
 mod http_fuzz;

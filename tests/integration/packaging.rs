@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::env::{Env, stderr, stdout};
+use crate::helpers::require::require_program;
 
 const RULES: &str = "version: 1\nwatch: [shots]\nrules:\n  - name: convert\n    match: \"**/*.dat\"\n    run: [\"true\"]\n";
 
@@ -303,10 +304,8 @@ fn ship_the_deb_installs_a_working_binary_man_pages_completions_and_unit() {
         ),
         ("fish", fish_path),
     ] {
-        if has(shell) {
+        if require_program(shell, shell) {
             run_ok(Command::new(shell).arg("-n").arg(path));
-        } else {
-            println!("{shell} is not installed: its completion's syntax is not checked");
         }
     }
 
@@ -356,7 +355,7 @@ fn ship_the_deb_installs_a_working_binary_man_pages_completions_and_unit() {
         "the daemon sends READY=1"
     );
     assert!(seconds(unit_value(&unit, "WatchdogSec")) >= 60);
-    if has("systemd-analyze") {
+    if require_program("systemd-analyze", "systemd") {
         // An instance of the unit, its binary the scratch root's; every warning is a failure.
         let units = scratch.path().join("units");
         std::fs::create_dir_all(&units).expect("units folder");
@@ -376,8 +375,6 @@ fn ship_the_deb_installs_a_working_binary_man_pages_completions_and_unit() {
             "systemd-analyze verify:\n{}",
             stderr(&out)
         );
-    } else {
-        println!("systemd-analyze is not installed: the unit is not verified by systemd");
     }
 
     // The worker's unit: the same stop budget, its store from the environment file only.

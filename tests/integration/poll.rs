@@ -2,8 +2,9 @@
 //! the backing folder as a remote NFS client writes to a share, so the mount's inotify hears
 //! nothing. `source: auto` must pick polling there and route every file exactly once.
 //!
-//! Needs `/dev/fuse` and `bindfs` (`scripts/deps` installs them); where a FUSE file system
-//! cannot be mounted, each test says why and skips.
+//! Needs `/dev/fuse`, `bindfs` and `fusermount3` (`scripts/deps test` installs them); where a
+//! FUSE file system cannot be mounted, each test fails saying why (skips only with
+//! `SHOTROUTER_ALLOW_SKIP=1`, see `helpers::require`).
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::daemon::{Daemon, argvdump, counts, records};
 use crate::env::{Env, wait_until};
+use crate::helpers::passes::{METRICS_ARGS, passes, wait_for_passes};
+use crate::helpers::require::{DEPS, cannot_run, require_program};
 
 /// A bindfs mount of `backing` at `mount`, unmounted when dropped (panics included). bindfs
 /// runs in the foreground as the test's child, so a test can kill it like a crashed server.
@@ -23,14 +26,14 @@ pub struct Fuse {
 }
 
 impl Fuse {
-    /// Mounts `env/backing` at `env/mnt`; `None` (with the reason printed) where FUSE cannot
-    /// be mounted.
+    /// Mounts `env/backing` at `env/mnt`; where FUSE cannot be mounted, fails the test, or
+    /// `None` when `SHOTROUTER_ALLOW_SKIP=1` lets it skip.
     fn mount(env: &Env) -> Option<Fuse> {
         Fuse::mount_at(env, env.path("mnt"))
     }
 
-    /// Mounts `env/backing` at `mount`; `None` (with the reason printed) where FUSE cannot
-    /// be mounted.
+    /// Mounts `env/backing` at `mount`; where FUSE cannot be mounted, fails the test, or
+    /// `None` when `SHOTROUTER_ALLOW_SKIP=1` lets it skip.
     pub fn mount_at(env: &Env, mount: PathBuf) -> Option<Fuse> {
         let fuse = Fuse {
             backing: env.path("backing"),
@@ -40,13 +43,19 @@ impl Fuse {
         std::fs::create_dir_all(&fuse.backing).expect("backing folder");
         std::fs::create_dir_all(&fuse.mount).expect("mount point");
         if !Path::new("/dev/fuse").exists() {
-            eprintln!("SKIPPED: no /dev/fuse here, so no FUSE file system can be mounted");
+            cannot_run(
+                "no /dev/fuse here, so no FUSE file system can be mounted",
+                "run on a machine with FUSE (a container needs `--device /dev/fuse --cap-add SYS_ADMIN`)",
+            );
+            return None;
+        }
+        if !require_program("bindfs", "bindfs") || !require_program("fusermount3", "fuse3") {
             return None;
         }
         match fuse.attach() {
             Ok(()) => Some(fuse),
             Err(reason) => {
-                eprintln!("SKIPPED: cannot mount a FUSE file system: {reason}");
+                cannot_run(&format!("cannot mount a FUSE file system: {reason}"), DEPS);
                 None
             }
         }
@@ -61,7 +70,9 @@ impl Fuse {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("bindfs: {e} (install `bindfs` and `fuse3`: scripts/deps)"))?;
+            .map_err(|e| {
+                format!("bindfs: {e} (install `bindfs` and `fuse3`: scripts/deps test)")
+            })?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.mounted() {
             if let Ok(Some(status)) = child.try_wait() {
@@ -317,7 +328,7 @@ fn an_unmounted_or_crashed_share_is_lost_not_deleted_and_diffed_when_it_returns(
         write_old(&fuse.remote(&format!("sh010/f{i:02}.exr")), b"x");
     }
     env.write("rules.yaml", rules(&env, FAST));
-    let daemon = Daemon::start(&env, &[], &[]);
+    let daemon = Daemon::start(&env, METRICS_ARGS, &[]);
     write(&fuse.remote("sh010/new.exr"), b"n");
     daemon.wait_idle_with(1, Duration::from_secs(20));
 
@@ -329,7 +340,9 @@ fn an_unmounted_or_crashed_share_is_lost_not_deleted_and_diffed_when_it_returns(
         || daemon.log_text().contains("watch root lost"),
     );
     write(&fuse.remote("sh020/while-away.exr"), b"w");
-    std::thread::sleep(Duration::from_secs(3)); // several passes over the bare mount point
+    // Several passes over the bare mount point, which must neither see the file nor take the
+    // empty folder for deletions.
+    wait_for_passes(&env, passes(&env), 4, Duration::from_secs(20));
     fuse.attach().expect("remount");
     wait_until("the root's return", Duration::from_secs(20), || {
         daemon.log_text().contains("watch root is back")
@@ -350,7 +363,8 @@ fn an_unmounted_or_crashed_share_is_lost_not_deleted_and_diffed_when_it_returns(
         daemon.log_text().matches("watch root lost").count() == 2
     });
     write(&fuse.remote("sh020/after-crash.exr"), b"c");
-    std::thread::sleep(Duration::from_secs(2));
+    // Passes over the crashed mount (every look fails with ENOTCONN) before it is remounted.
+    wait_for_passes(&env, passes(&env), 3, Duration::from_secs(20));
     fuse.detach();
     fuse.attach().expect("remount");
     wait_until("the second return", Duration::from_secs(20), || {

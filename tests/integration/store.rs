@@ -274,6 +274,7 @@ fn the_daemon_and_four_cli_processes_share_the_store_for_a_minute_without_lock_e
             let ext = if i % 5 == 0 { "bad" } else { "dat" };
             std::fs::write(env.path(format!("shots/f{i:05}.{ext}")), b"x").expect("write");
             i += 1;
+            // A steady stream of arrivals for the whole minute: the pace is the scenario.
             std::thread::sleep(Duration::from_millis(5));
         }
     });
@@ -330,19 +331,33 @@ fn corrupt_or_foreign_state_files_are_refused_and_left_alone() {
     watch_fails_with(&env, &env.path("state2"), "another application");
 }
 
-/// Mounts a small tmpfs (root only); `None` where mounting is not allowed.
+/// Mounts a small tmpfs (root only).
 struct Mount(std::path::PathBuf);
 
 impl Mount {
+    /// Mounts it; where mounting is not allowed, fails the test, or `None` when
+    /// `SHOTROUTER_ALLOW_SKIP=1` lets it skip.
     fn tmpfs(at: &Path, options: &str) -> Option<Mount> {
-        std::fs::create_dir_all(at).ok()?;
-        let ok = std::process::Command::new("mount")
+        std::fs::create_dir_all(at).expect("mount point");
+        let out = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(at)
-            .status()
-            .ok()?
-            .success();
-        ok.then(|| Mount(at.to_path_buf()))
+            .output()
+            .expect("mount runs");
+        if out.status.success() {
+            return Some(Mount(at.to_path_buf()));
+        }
+        crate::helpers::require::cannot_run(
+            &format!(
+                "cannot mount a tmpfs: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+            ),
+            crate::helpers::require::AS_ROOT,
+        );
+        None
     }
 }
 
@@ -358,7 +373,6 @@ fn read_only_or_full_state_folders_are_clear_errors_at_start() {
     env.write("rules.yaml", "version: 1\nwatch: [shots]\nrules: []\n");
     std::fs::create_dir_all(env.path("shots")).expect("root");
     let Some(_ro) = Mount::tmpfs(&env.path("ro"), "ro,size=1m") else {
-        eprintln!("skipped: cannot mount a tmpfs here");
         return;
     };
     watch_fails_with(&env, &env.path("ro"), "not usable");

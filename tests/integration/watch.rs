@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::daemon::{Daemon, argvdump, counts, records};
 use crate::env::{Env, wait_until};
+use crate::helpers::require::{AS_ROOT, cannot_run};
 
 /// Rules with one rule that records `{rel}` (and any extra templates) for every `*.dat`.
 fn recorder_rules(env: &Env, extra_rule_lines: &str) -> String {
@@ -507,22 +508,27 @@ fn a_deleted_root_is_reported_and_reattached_when_it_returns() {
 
 #[test]
 fn too_few_inotify_watches_is_a_clear_error_and_exit_2() {
-    // Only meaningful where the limit can be lowered (root on a machine of our own).
+    // Needs the limit lowered: root on a machine (or container) of our own.
     let limit_path = "/proc/sys/fs/inotify/max_user_watches";
     let _alone = crate::daemon::INOTIFY_LIMITS
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Ok(original) = std::fs::read_to_string(limit_path) else {
-        return;
+        return cannot_run(
+            &format!("cannot read `{limit_path}`"),
+            "run on Linux with /proc",
+        );
     };
     let env = Env::new();
     env.write("rules.yaml", recorder_rules(&env, ""));
     for i in 0..50 {
         std::fs::create_dir_all(env.path(format!("shots/d{i}"))).expect("mkdir");
     }
-    let Some(_restore) = WatchLimitGuard::lower_to(limit_path, original.trim(), "20") else {
-        eprintln!("skipped: cannot lower {limit_path} here");
-        return;
+    let _restore = match WatchLimitGuard::lower_to(limit_path, original.trim(), "20") {
+        Ok(guard) => guard,
+        Err(e) => {
+            return cannot_run(&format!("cannot lower `{limit_path}`: {e}"), AS_ROOT);
+        }
     };
     let out = env.run(&["watch", "rules.yaml"]);
     assert_eq!(out.status.code(), Some(2));
@@ -538,9 +544,13 @@ struct WatchLimitGuard {
 }
 
 impl WatchLimitGuard {
-    fn lower_to(path: &'static str, original: &str, value: &str) -> Option<WatchLimitGuard> {
-        std::fs::write(path, value).ok()?;
-        Some(WatchLimitGuard {
+    fn lower_to(
+        path: &'static str,
+        original: &str,
+        value: &str,
+    ) -> std::io::Result<WatchLimitGuard> {
+        std::fs::write(path, value)?;
+        Ok(WatchLimitGuard {
             path,
             original: original.to_string(),
         })

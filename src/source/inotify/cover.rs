@@ -27,11 +27,16 @@ const LONG_PATHS: &str = "long paths";
 
 impl Tree {
     /// Lists every polled folder, reports the files that are ready, and watches (or polls)
-    /// folders that appeared in them.
+    /// folders that appeared in them. A pass that listed any folder is reported as a
+    /// [`SourceEvent::PollPass`], as the poll source's are: its cost shows in the metrics, and
+    /// a watcher of the metrics knows the folders were looked at again.
     pub(super) fn poll_uncovered(&mut self) {
         self.prune_too_long();
+        let started = std::time::Instant::now();
+        let mut listed = false;
         for why in [Why::NoWatch, Why::Remote] {
             for (root, rel) in self.polled.folders(why) {
+                listed = true;
                 let abs = self.config.roots[root].path.join(&rel);
                 let Some(look) = self.polled.look(root, &rel, &abs) else {
                     continue;
@@ -41,6 +46,11 @@ impl Tree {
                 }
                 self.enter_new_dirs(root, &rel, &look.dirs);
             }
+        }
+        if listed {
+            self.sink.send(SourceEvent::PollPass {
+                took: started.elapsed(),
+            });
         }
     }
 

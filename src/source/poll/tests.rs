@@ -115,16 +115,25 @@ impl Fixture {
         }
     }
 
-    /// Everything reported during `time` (long enough for several passes).
+    /// Everything reported until a pass that began at least `time` from now has ended (so every
+    /// folder due within `time` was looked at, however slowly the machine runs); fails after
+    /// 10 s without such a pass.
     fn quiet_for(&self, time: Duration) -> Vec<SourceEvent> {
-        let deadline = Instant::now() + time;
+        let after = Instant::now() + time;
+        let deadline = after + Duration::from_secs(10);
+        // The first pass to end after `after` may have begun before it; the second did not.
+        let mut passes_after = 0;
         let mut got = Vec::new();
-        while let Ok(event) = self
-            .rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if !matches!(event, SourceEvent::PollPass { .. }) {
-                got.push(event);
+        while passes_after < 2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(SourceEvent::PollPass { .. }) => {
+                    if Instant::now() >= after {
+                        passes_after += 1;
+                    }
+                }
+                Ok(event) => got.push(event),
+                Err(e) => panic!("{e} while waiting for the passes after {time:?}; got {got:?}"),
             }
         }
         got
@@ -250,6 +259,7 @@ fn a_growing_file_is_reported_once_complete() {
     std::fs::create_dir_all(path.parent().expect("folder")).expect("mkdir");
     let writer = std::thread::spawn(move || {
         let mut out = std::fs::File::create(&path).expect("create");
+        // Slowly, as a render writes a frame: the pauses are the scenario.
         for _ in 0..12 {
             out.write_all(&[7u8; 1000]).expect("append");
             out.flush().expect("flush");
@@ -277,12 +287,18 @@ fn a_file_still_growing_at_start_up_is_reported_with_the_initial_scan_once_compl
     let writer_path = path.clone();
     let writer = std::thread::spawn(move || {
         let mut out = std::fs::File::create(&writer_path).expect("create");
+        // Slowly, so it still grows when the source starts: the pauses are the scenario.
         for _ in 0..8 {
             out.write_all(&[7u8; 1000]).expect("append");
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    std::thread::sleep(Duration::from_millis(50));
+    // The source starts once the file has begun (and is far from done: 800 ms to go).
+    let begun = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&path).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < begun, "the writer did not start");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let config = WatchConfig {
         roots: vec![WatchRoot {
             name: "root".into(),
