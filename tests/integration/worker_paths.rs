@@ -67,16 +67,9 @@ fn issue_19_a_worker_without_the_watchers_mount_declines_even_over_a_stale_folde
     let tmpfs = Tmpfs::mount(&san, "4m");
     let _watcher = Daemon::start(&env, &["--no-run"], &[]);
     // The worker in a mount namespace of its own, where the delivery volume is not mounted.
-    let unshare = std::process::Command::new("unshare")
-        .arg("--version")
-        .output();
-    if unshare.is_err() && std::env::var_os("SHOTROUTER_ALLOW_SKIP").is_some() {
+    if !crate::helpers::require::require_program("unshare", "util-linux") {
         return;
     }
-    assert!(
-        unshare.is_ok_and(|o| o.status.success()),
-        "this test needs `unshare` (util-linux); set SHOTROUTER_ALLOW_SKIP=1 to skip it"
-    );
     let san_text = san.display().to_string();
     let wrapper = [
         "unshare",
