@@ -136,6 +136,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         cursor: 0,
         next_poll: now + STORE_POLL,
         next_heartbeat: now,
+        release_due: false,
         first_start,
         began_first: first_start,
         baseline: Vec::new(),
@@ -284,6 +285,7 @@ impl Engine {
         }
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + HEARTBEAT;
+            self.release_due = true;
             let health = (!self.health.is_empty()).then(|| {
                 let parts: Vec<String> = self
                     .health
@@ -317,6 +319,10 @@ impl Engine {
         self.fill(now);
         if self.should_commit(now) {
             self.flush(now);
+        }
+        if self.release_due && self.outbox.is_empty() {
+            self.release_due = false;
+            self.release_unheld();
         }
         let idle = self.is_idle();
         self.publish_telemetry(now, idle);

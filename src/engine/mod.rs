@@ -134,6 +134,9 @@ pub struct Engine {
     cursor: i64,
     next_poll: Instant,
     next_heartbeat: Instant,
+    /// Set at each heartbeat: this node's claims it does not hold are given back once the
+    /// outbox is empty (a claim waiting there to be ended is still held).
+    release_due: bool,
     /// Whether this start records a baseline instead of catching up.
     first_start: bool,
     /// Whether this run began as a first start: a root first listed after the initial scan

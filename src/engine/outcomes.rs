@@ -378,6 +378,36 @@ impl Engine {
         }
     }
 
+    /// Gives back this node's claims it does not hold: a claim committed whose answer this
+    /// engine never read (the connection broke at the commit, and the retried write found the
+    /// job already claimed) would otherwise stay claimed, counting against its rule's limit,
+    /// for as long as this node heartbeats. Called with an empty outbox, so every claim this
+    /// engine still has to end is among the jobs it holds.
+    pub(super) fn release_unheld(&mut self) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let held: Vec<JobId> = self
+            .active
+            .keys()
+            .filter_map(|id| id.parse().ok())
+            .chain(self.attempts.keys().copied())
+            .collect();
+        match store.release_unheld(&held) {
+            Ok(released) => {
+                for job in released {
+                    tracing::warn!(
+                        job,
+                        "queued again: this node's claim of it was never taken up (its answer was lost)"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot give back the claims this node does not hold")
+            }
+        }
+    }
+
     fn forget(&mut self, spec: &JobSpec) {
         if let Some(claim) = spec.claim {
             self.known.remove(&claim.id);
