@@ -416,6 +416,7 @@ impl Engine {
             rule.retries,
             rule.backoff,
         )
+        .notifying(rule.notify_targets(&self.set.file))
         .to_text()
     }
 

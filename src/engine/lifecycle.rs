@@ -131,6 +131,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         outstanding: 0,
         known: HashSet::new(),
         attempts: HashMap::new(),
+        progress_written: HashMap::new(),
         next_lost_check: now,
         health: Default::default(),
         cursor: 0,

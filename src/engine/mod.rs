@@ -125,6 +125,8 @@ pub struct Engine {
     /// The pool's handle on each running attempt and its claim, by job: to stop one the store
     /// superseded, or one cancelled or taken over from another machine.
     attempts: HashMap<JobId, (u64, crate::store::queue::Claim)>,
+    /// When each running attempt's progress was last written to the store.
+    progress_written: HashMap<JobId, Instant>,
     /// When to ask the store next which running claims this node lost.
     next_lost_check: Instant,
     /// What the sources say is wrong with their coverage, per topic (see

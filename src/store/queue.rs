@@ -166,6 +166,14 @@ pub enum Write {
         /// The hidden temp output, removed after a crash.
         temp_output: Option<PathBuf>,
     },
+    /// How far the claimed job's running ffmpeg step got (recorded while it runs; ignored
+    /// once the claim is stale).
+    Progress {
+        /// The claim.
+        claim: Claim,
+        /// How far.
+        progress: super::JobProgress,
+    },
     /// The claimed job's attempt ended.
     Finish {
         /// The claim.

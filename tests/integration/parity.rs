@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use shotrouter::store::queue::JobQueue;
-
 use crate::cluster::{Worker, jobs};
 use crate::daemon::Daemon;
 use crate::env::{Env, wait_until};
+use crate::notify::Hook;
 
 /// The one job of the store.
 fn the_job(env: &Env) -> serde_json::Value {
@@ -69,6 +68,133 @@ fn issue_19_a_watcher_gives_back_a_claim_whose_answer_it_lost() {
     assert_eq!(
         std::fs::read(env.path("shots/a b.out")).expect("product"),
         b"a"
+    );
+    assert_eq!(worker.stop(), Some(0));
+}
+
+/// The rule's `notify:` travels with the job: the worker that runs it tells the webhook of a
+/// job done and a command (argv, JSON on stdin) of one failed, as the watcher would have.
+#[test]
+fn issue_19_a_worker_tells_the_rules_notify_targets_of_its_jobs_ends() {
+    let env = Env::new();
+    let hook = Hook::start(0);
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let received = env.path("received.jsonl");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nnotify:\n  - on: [done, failed]\n    webhook: \"{url}\"\nrules:\n  - name: ok\n    match: \"*.ok\"\n    run: [\"true\"]\n  - name: bad\n    match: \"*.bad\"\n    run: [\"false\"]\n    notify:\n      - on: [failed]\n        command: [sh, -c, 'cat >> \"$1\"; echo >> \"$1\"', sh, \"{received}\"]\n",
+            url = hook.url,
+            received = received.display()
+        ),
+    );
+    let watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let store = env.path(".shotrouter").display().to_string();
+    let worker = Worker::start(&env, &store, "w1", &[]);
+    env.write("shots/a b.ok", "x");
+    env.write("shots/c $(d).bad", "x");
+    wait_until("the done webhook", Duration::from_secs(30), || {
+        !hook.bodies().is_empty()
+    });
+    wait_until("the failed command", Duration::from_secs(30), || {
+        std::fs::read_to_string(&received).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let bodies = hook.bodies();
+    assert_eq!(
+        bodies.len(),
+        1,
+        "only `done` goes to the webhook: {bodies:?}"
+    );
+    assert_eq!(bodies[0]["event"], "done");
+    assert_eq!(bodies[0]["rule"], "ok");
+    assert_eq!(bodies[0]["node"], "w1", "told by the worker that ran it");
+    assert!(bodies[0]["started_at_ms"].is_i64() && bodies[0]["duration_ms"].is_u64());
+    let text = std::fs::read_to_string(&received).expect("the command ran");
+    let told: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON on stdin"))
+        .collect();
+    assert_eq!(told.len(), 1, "{text}");
+    assert_eq!(told[0]["event"], "failed");
+    assert_eq!(told[0]["rule"], "bad");
+    assert_eq!(told[0]["node"], "w1");
+    assert_eq!(told[0]["reason"], "step 1 exited with status 1");
+    assert!(
+        told[0]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("shots/c $(d).bad")),
+        "{text}"
+    );
+    assert_eq!(worker.stop(), Some(0));
+    drop(watcher);
+}
+
+/// `progress: ffmpeg` on a job a worker runs: a real ffmpeg read at its native rate, whose
+/// frames are seen advancing in `shotrouter job ID --json` (the store) while it runs.
+#[test]
+fn issue_19_a_workers_ffmpeg_progress_shows_in_shotrouter_job() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    // 96 frames at 24 fps: 4 s under `-re`.
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=24",
+        ])
+        .args(["-frames:v", "96", "-c:v", "mpeg4", "-y"])
+        .arg(env.path("in.mov"))
+        .status()
+        .expect("ffmpeg runs");
+    assert!(made.success());
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch: [shots]\nrules:\n  - name: review\n    match: \"*.mov\"\n    progress: ffmpeg\n    steps:\n      - [ffmpeg, -v, error, -re, -i, \"{path}\", -f, null, \"-\"]\n",
+    );
+    let _watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let store = env.path(".shotrouter").display().to_string();
+    let worker = Worker::start(&env, &store, "w1", &[]);
+    std::fs::rename(env.path("in.mov"), env.path("shots/a b.mov")).expect("move");
+    wait_until("the job running", Duration::from_secs(30), || {
+        jobs(&env, &[])
+            .first()
+            .is_some_and(|r| r["status"] == "running")
+    });
+    let id = the_job(&env)["id"].as_i64().expect("id").to_string();
+    let mut frames: Vec<u64> = Vec::new();
+    let mut total = None;
+    wait_until("the job done", Duration::from_secs(60), || {
+        let out = env.run(&["job", &id, "--json"]);
+        let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        if let Some(frame) = job["progress"]["frame"].as_u64() {
+            assert_eq!(
+                job["status"], "running",
+                "progress only while running: {job}"
+            );
+            if frames.last() != Some(&frame) {
+                frames.push(frame);
+            }
+            total = job["progress"]["total_frames"].as_u64();
+        }
+        job["status"] == "done"
+    });
+    assert!(
+        frames.windows(2).all(|w| w[0] <= w[1]),
+        "frames only advance: {frames:?}"
+    );
+    assert!(
+        frames.iter().filter(|&&f| f > 0 && f < 96).count() >= 2,
+        "seen advancing on the way: {frames:?}"
+    );
+    assert_eq!(total, Some(96), "the total is the probed count");
+    let done = env.run(&["job", &id, "--json"]);
+    let done: serde_json::Value = serde_json::from_slice(&done.stdout).expect("JSON");
+    assert!(
+        done.get("progress").is_none(),
+        "no progress once done: {done}"
     );
     assert_eq!(worker.stop(), Some(0));
 }

@@ -18,12 +18,16 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, after, bounded, select, tick, unbounded};
 
+use crate::deliver::DeliverError;
 use crate::error::Error;
+use crate::exec::notifier::{Notice, Notifier};
 use crate::exec::pool::{Finished, Pool, QueueFactory, Report};
+use crate::exec::progress::StepProgress;
 use crate::exec::provenance::Provenance;
-use crate::exec::runner::{JobSpec, Outcome};
+use crate::exec::runner::{Failure, JobSpec, Outcome};
+use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
-use crate::store::{JobId, StoreError};
+use crate::store::{JobId, JobProgress, StoreError};
 use plan::{PathMap, Retries};
 
 /// Most time between two heartbeats (and looks for other nodes' expired leases); a short
@@ -44,6 +48,12 @@ const MAX_DECLINES: u32 = 6;
 
 /// How often a worker claims from every root, to learn roots it has not seen in a plan yet.
 const ROOT_DISCOVERY: Duration = Duration::from_secs(30);
+
+/// How often a running job's progress is written to the store, at most.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// At exit, how long notifications still waiting may take to be delivered.
+const NOTIFY_GRACE: Duration = Duration::from_secs(2);
 
 /// How a worker is run.
 #[derive(Clone)]
@@ -78,6 +88,12 @@ struct Held {
     /// The pool's handle on the attempt, once a step started.
     job: Option<u64>,
     retries: Retries,
+    /// The rule's `notify:` targets, from the job's plan.
+    notify: Vec<Arc<NotifyTarget>>,
+    /// When its first step started, unix ms.
+    started_at_ms: Option<i64>,
+    /// When its progress was last written to the store.
+    progress_at: Option<Instant>,
 }
 
 struct Worker {
@@ -99,6 +115,8 @@ struct Worker {
     reconnect_at: Instant,
     reconnect_wait: Duration,
     stopping: bool,
+    /// Delivers the `notify:` notifications of the jobs this node runs.
+    notifier: Notifier,
 }
 
 /// Runs `shotrouter worker` until SIGINT/SIGTERM.
@@ -143,9 +161,11 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         reconnect_at: Instant::now(),
         reconnect_wait: Duration::from_millis(500),
         stopping: false,
+        notifier: Notifier::default(),
     };
     worker.run_loop(&done_rx, &signals, &wake);
     worker.pool.shutdown();
+    worker.notifier.finish(NOTIFY_GRACE);
     tracing::info!("worker stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -290,7 +310,7 @@ impl Worker {
         for job in claimed {
             self.learn_roots(&job.plan);
             match plan::job_spec(&job, &self.options.map, &self.options.state_dir) {
-                Ok((spec, retries)) => {
+                Ok((spec, retries, notify)) => {
                     tracing::info!(job = job.claim.id, rule = %job.rule, path = %spec.path.display(), attempt = job.claim.attempt, "claimed");
                     self.declined.remove(&job.claim.id);
                     self.held.insert(
@@ -299,6 +319,9 @@ impl Worker {
                             claim: job.claim,
                             job: None,
                             retries,
+                            notify,
+                            started_at_ms: None,
+                            progress_at: None,
                         },
                     );
                     self.pool.submit(spec);
@@ -372,6 +395,7 @@ impl Worker {
             } => {
                 if let Some(held) = self.held.get_mut(&claim.id) {
                     held.job = Some(job);
+                    held.started_at_ms.get_or_insert_with(crate::store::now_ms);
                 }
                 self.pending.push((
                     Write::Started {
@@ -382,10 +406,30 @@ impl Worker {
                     Then::Started(job),
                 ));
             }
-            // A worker shows no progress: its steps never ask for it (see its plan).
-            Report::Progress { .. } => {}
+            Report::Progress { id, progress } => self.on_progress(&id, progress),
             Report::Finished(finished) => self.on_finished(*finished),
         }
+    }
+
+    /// Records how far a job's ffmpeg step got, at most once per [`PROGRESS_EVERY`] (and its
+    /// last block): the store is where `shotrouter job`, the API and the dashboard read it.
+    fn on_progress(&mut self, id: &str, step: StepProgress) {
+        let Some(held) = id.parse().ok().and_then(|id| self.held.get_mut(&id)) else {
+            return;
+        };
+        let now = Instant::now();
+        if !step.ended && held.progress_at.is_some_and(|at| now < at + PROGRESS_EVERY) {
+            return;
+        }
+        held.progress_at = Some(now);
+        let progress = JobProgress {
+            frame: step.frame,
+            total_frames: step.total_frames,
+            fps_milli: step.fps_milli,
+        };
+        let claim = held.claim;
+        self.pending
+            .push((Write::Progress { claim, progress }, Then::Nothing));
     }
 
     fn on_finished(&mut self, finished: Finished) {
@@ -395,20 +439,52 @@ impl Worker {
             duration,
         } = finished;
         let Some(claim) = spec.claim else { return };
-        let retries = self.held.remove(&claim.id).map(|h| h.retries);
+        let held = self.held.remove(&claim.id);
+        let retries = held.as_ref().map(|h| h.retries);
         let ms = duration.as_millis() as u64;
+        let tell = |event: NotifyEvent, reason: Option<String>| {
+            let Some(held) = &held else { return };
+            let targets: Vec<Arc<NotifyTarget>> = held
+                .notify
+                .iter()
+                .filter(|t| t.wants(event))
+                .cloned()
+                .collect();
+            if targets.is_empty() {
+                return;
+            }
+            let mut notice = Notice::new(event, &spec.id, &spec.rule, &spec.path);
+            notice.attempt = spec.attempt;
+            notice.reason = reason;
+            notice.node = self.options.node.clone();
+            notice.at_ms = crate::store::now_ms();
+            notice.started_at_ms = held.started_at_ms;
+            notice.duration_ms = Some(ms);
+            self.notifier.send(notice, &targets);
+        };
+        if let Outcome::Failed(failure @ Failure::Deliver(DeliverError::Verify(_))) = &outcome {
+            tell(NotifyEvent::VerifyFailed, Some(failure.to_string()));
+        }
         let ending = match outcome {
             Outcome::Succeeded { .. } => {
                 tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
+                tell(NotifyEvent::Done, None);
                 Ending::Done
             }
             Outcome::Failed(failure) => {
                 let reason = failure.to_string();
                 tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = %reason, duration_ms = ms, attempt = spec.attempt, log = %spec.log_path.display(), "end");
-                retry_or_fail(&spec, retries, reason, self.stopping)
+                let ending = retry_or_fail(&spec, retries, reason, self.stopping);
+                if let Ending::Failed { reason } = &ending {
+                    tell(NotifyEvent::Failed, Some(reason.clone()));
+                }
+                ending
             }
             Outcome::Cancelled if self.stopping => Ending::Interrupted,
-            Outcome::Cancelled => Ending::Cancelled,
+            Outcome::Cancelled => {
+                tell(NotifyEvent::Failed, Some("cancelled".into()));
+                Ending::Cancelled
+            }
         };
         self.pending
             .push((Write::Finish { claim, ending }, Then::Nothing));

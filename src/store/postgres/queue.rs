@@ -333,6 +333,15 @@ fn apply(
                 Answer::NotClaimable
             })
         }
+        Write::Progress { claim, progress } => {
+            // A stale claim's progress is dropped: its node learns of the loss elsewhere.
+            tx.execute(
+                "UPDATE jobs SET progress = $3
+                 WHERE id = $1 AND token = $2 AND status = 'running'",
+                &[&claim.id, &claim.token, &progress.to_text()],
+            )?;
+            Ok(Answer::Ok)
+        }
         Write::Started {
             claim,
             group,
@@ -341,7 +350,8 @@ fn apply(
             let changed = tx.execute(
                 &format!(
                     "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, {NOW_MS}),
-                         pgid = $3, leader_start = $4, boot_id = $5, temp_output = $6
+                         pgid = $3, leader_start = $4, boot_id = $5, temp_output = $6,
+                         progress = NULL
                      WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')"
                 ),
                 &[

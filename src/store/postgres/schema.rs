@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use super::super::StoreError;
 
 /// The schema this build writes.
-pub(super) const SCHEMA_VERSION: i32 = 1;
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock migrations take.
 const MIGRATION_LOCK: i64 = 0x5352_4F55_0000;
@@ -104,7 +104,11 @@ const V1: &str = "CREATE TABLE roots (
         at BIGINT NOT NULL
     );";
 
-const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: how far a running job's ffmpeg step got (JSON), recorded by the node that runs
+/// it, so a worker's progress reaches `shotrouter job`, the API and the dashboard.
+const V2: &str = "ALTER TABLE jobs ADD COLUMN progress TEXT;";
+
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The version row, or `None` when the database holds no shotrouter schema; refuses a
 /// database whose tables clash with ours.

@@ -331,6 +331,15 @@ fn apply(
                 Answer::NotClaimable
             })
         }
+        Write::Progress { claim, progress } => {
+            // A stale claim's progress is dropped: its node learns of the loss elsewhere.
+            tx.prepare_cached(
+                "UPDATE jobs SET progress = ?3
+                 WHERE id = ?1 AND token = ?2 AND status = 'running'",
+            )?
+            .execute(params![claim.id, claim.token, progress.to_text()])?;
+            Ok(Answer::Ok)
+        }
         Write::Started {
             claim,
             group,
@@ -339,7 +348,8 @@ fn apply(
             let changed = tx
                 .prepare_cached(
                     "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?3),
-                         pgid = ?4, leader_start = ?5, boot_id = ?6, temp_output = ?7
+                         pgid = ?4, leader_start = ?5, boot_id = ?6, temp_output = ?7,
+                         progress = NULL
                      WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
                 )?
                 .execute(params![

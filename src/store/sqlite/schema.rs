@@ -44,7 +44,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema this build writes.
-pub(super) const SCHEMA_VERSION: i32 = 4;
+pub(super) const SCHEMA_VERSION: i32 = 5;
 
 /// Version 1, verbatim from the previous release.
 const V1: &str = "CREATE TABLE files (
@@ -187,7 +187,11 @@ const V4: &str = "ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '';
     ALTER TABLE nodes ADD COLUMN role TEXT;
     ALTER TABLE nodes ADD COLUMN lease_ms INTEGER;";
 
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+/// Version 5: how far a running job's ffmpeg step got (JSON), recorded by the node that runs
+/// it, so a worker's progress reaches `shotrouter job`, the API and the dashboard.
+const V5: &str = "ALTER TABLE jobs ADD COLUMN progress TEXT;";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Brings the schema to [`SCHEMA_VERSION`] and stamps `application_id`, in one transaction.
 /// The caller has checked the file is ours and not newer; the version is read again inside the

@@ -73,7 +73,7 @@ fn an_ale_and_a_dpx_keykode_check_travel_to_a_worker_mapped() {
     let map = PathMap {
         entries: vec![("shots".into(), farm.path().to_path_buf())],
     };
-    let (mapped, _) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
+    let (mapped, ..) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
     let sheet = mapped.output.and_then(|o| o.ale).expect("the ALE travels");
     assert_eq!(sheet.final_path, farm.path().join("a.ale"));
     assert_eq!(sheet.clips, [clip]);
@@ -150,7 +150,7 @@ fn a_copy_or_move_travels_to_a_worker_mapped_and_older_workers_refuse_it() {
             (san.to_string_lossy().into_owned(), farm_san.clone()),
         ],
     };
-    let (mapped, _) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
+    let (mapped, ..) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
     assert_eq!(
         mapped.transfer,
         Some(TransferPlan {
