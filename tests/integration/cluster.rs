@@ -319,10 +319,10 @@ fn issue_12_workers_killed_at_random_lose_nothing_and_repeat_only_what_they_held
 }
 
 /// A bind mount of `from` at `at`, undone when dropped: a second machine's view of the tree.
-struct BindMount(PathBuf);
+pub struct BindMount(PathBuf);
 
 impl BindMount {
-    fn new(from: &Path, at: &Path) -> BindMount {
+    pub fn new(from: &Path, at: &Path) -> BindMount {
         std::fs::create_dir_all(at).expect("mount point");
         let status = std::process::Command::new("mount")
             .arg("--bind")

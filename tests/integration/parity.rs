@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::cluster::{Worker, jobs};
+use crate::cluster::{BindMount, Worker, jobs};
 use crate::daemon::Daemon;
 use crate::env::{Env, wait_until};
 use crate::notify::Hook;
@@ -195,6 +195,121 @@ fn issue_19_a_workers_ffmpeg_progress_shows_in_shotrouter_job() {
     assert!(
         done.get("progress").is_none(),
         "no progress once done: {done}"
+    );
+    assert_eq!(worker.stop(), Some(0));
+}
+
+/// A rule whose product is copied (`copy:` with an ASC MHL history) and whose commands log
+/// each run to `runs.log`; the copy folder's MHL lock is taken by the test, so an attempt stops
+/// after its product is published and before its copy is renamed into place.
+fn crash_rules(env: &Env, copies: &std::path::Path) -> std::fs::File {
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    std::fs::create_dir_all(copies.join("ascmhl")).expect("ascmhl");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\noutputs: [\"{copies}\"]\nrules:\n  - name: product\n    match: \"*.dat\"\n    output: \"{{dir}}/{{stem}}.out\"\n    steps: [[sh, -c, 'echo run >> \"$2\"; cp \"$0\" \"$1\"', \"{{path}}\", \"{{out}}\", \"{runs}\"]]\n    copy: {{to: \"{copies}/{{stem}}.out\", hash: xxh64, mhl: true}}\n",
+            copies = copies.display(),
+            runs = env.path("runs.log").display(),
+        ),
+    );
+    let lock = std::fs::File::create(copies.join("ascmhl/shotrouter.lock")).expect("lock file");
+    lock.lock().expect("hold the MHL lock");
+    lock
+}
+
+/// Waits until the attempt has published its product and is copying it (its copy's temp file
+/// is there; the rename waits for the MHL lock the test holds).
+fn wait_between_product_and_copy(env: &Env, copies: &std::path::Path) {
+    wait_until(
+        "the product published and its copy under way",
+        Duration::from_secs(30),
+        || {
+            let copying = std::fs::read_dir(copies).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(".a b."))
+            });
+            env.path("shots/a b.out").exists() && copying
+        },
+    );
+    assert!(!copies.join("a b.out").exists(), "the copy is not in place yet");
+}
+
+/// After the restart: the job is done, its commands ran once, the product and its copy are in
+/// place once each, and no temp file is left.
+fn assert_delivered_once(env: &Env, copies: &std::path::Path) {
+    wait_until("the job done", Duration::from_secs(30), || {
+        the_job(env)["status"] == "done"
+    });
+    let runs = std::fs::read_to_string(env.path("runs.log")).expect("runs");
+    assert_eq!(runs, "run\n", "the commands ran once");
+    assert_eq!(std::fs::read(env.path("shots/a b.out")).expect("product"), b"payload");
+    assert_eq!(std::fs::read(copies.join("a b.out")).expect("copy"), b"payload");
+    for dir in [env.path("shots"), copies.to_path_buf()] {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("folder")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let want: &[&str] = if dir == copies {
+            &["a b.out", "ascmhl"]
+        } else {
+            &["a b.dat", "a b.out"]
+        };
+        assert_eq!(names, want, "each file once, no temp left in {}", dir.display());
+    }
+    let job = the_job(env);
+    assert_eq!(job["attempts"], 2, "{job}");
+}
+
+/// SIGKILL between the publish of the product and its copy: after the restart the job is not
+/// run again; its next attempt finds its product in place and makes the copy.
+#[test]
+fn issue_19_a_watcher_killed_between_product_and_copy_delivers_the_copy_without_running_again() {
+    let env = Env::new();
+    let copies = env.path("copies");
+    let lock = crash_rules(&env, &copies);
+    let daemon = Daemon::start(&env, &[], &[]);
+    env.write("shots/a b.dat", "payload");
+    wait_between_product_and_copy(&env, &copies);
+    daemon.kill_hard();
+    drop(lock);
+    let daemon = Daemon::start(&env, &[], &[]);
+    assert_delivered_once(&env, &copies);
+    drop(daemon);
+}
+
+/// The same on a worker that sees the tree and the copy folder under its own mounts: the next
+/// attempt checks the product where the worker mounts it.
+#[test]
+fn issue_19_a_worker_killed_between_product_and_copy_delivers_the_copy_without_running_again() {
+    let env = Env::new();
+    let copies = env.path("copies");
+    let lock = crash_rules(&env, &copies);
+    let _watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let _shots = BindMount::new(&env.path("shots"), &env.path("farm/shots"));
+    let _copies = BindMount::new(&copies, &env.path("farm/copies"));
+    let store = env.path(".shotrouter").display().to_string();
+    let map = [
+        "--map".to_string(),
+        format!("shots={}", env.path("farm/shots").display()),
+        "--map".to_string(),
+        format!("{}={}", copies.display(), env.path("farm/copies").display()),
+    ];
+    let map: Vec<&str> = map.iter().map(String::as_str).collect();
+    let worker = Worker::start(&env, &store, "w1", &map);
+    env.write("shots/a b.dat", "payload");
+    wait_between_product_and_copy(&env, &copies);
+    worker.kill_hard();
+    drop(lock);
+    let worker = Worker::start(&env, &store, "w1", &map);
+    assert_delivered_once(&env, &copies);
+    let log = worker.log_text();
+    assert!(
+        log.contains(&env.path("farm/shots").display().to_string()),
+        "ran on the worker's own mount: {log}"
     );
     assert_eq!(worker.stop(), Some(0));
 }
