@@ -233,7 +233,10 @@ fn wait_between_product_and_copy(env: &Env, copies: &std::path::Path) {
             env.path("shots/a b.out").exists() && copying
         },
     );
-    assert!(!copies.join("a b.out").exists(), "the copy is not in place yet");
+    assert!(
+        !copies.join("a b.out").exists(),
+        "the copy is not in place yet"
+    );
 }
 
 /// After the restart: the job is done, its commands ran once, the product and its copy are in
@@ -244,8 +247,14 @@ fn assert_delivered_once(env: &Env, copies: &std::path::Path) {
     });
     let runs = std::fs::read_to_string(env.path("runs.log")).expect("runs");
     assert_eq!(runs, "run\n", "the commands ran once");
-    assert_eq!(std::fs::read(env.path("shots/a b.out")).expect("product"), b"payload");
-    assert_eq!(std::fs::read(copies.join("a b.out")).expect("copy"), b"payload");
+    assert_eq!(
+        std::fs::read(env.path("shots/a b.out")).expect("product"),
+        b"payload"
+    );
+    assert_eq!(
+        std::fs::read(copies.join("a b.out")).expect("copy"),
+        b"payload"
+    );
     for dir in [env.path("shots"), copies.to_path_buf()] {
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .expect("folder")
@@ -258,7 +267,12 @@ fn assert_delivered_once(env: &Env, copies: &std::path::Path) {
         } else {
             &["a b.dat", "a b.out"]
         };
-        assert_eq!(names, want, "each file once, no temp left in {}", dir.display());
+        assert_eq!(
+            names,
+            want,
+            "each file once, no temp left in {}",
+            dir.display()
+        );
     }
     let job = the_job(env);
     assert_eq!(job["attempts"], 2, "{job}");
@@ -311,5 +325,49 @@ fn issue_19_a_worker_killed_between_product_and_copy_delivers_the_copy_without_r
         log.contains(&env.path("farm/shots").display().to_string()),
         "ran on the worker's own mount: {log}"
     );
+    assert_eq!(worker.stop(), Some(0));
+}
+
+/// `stuck` covers jobs a `--no-run` watcher queued for workers: with no worker up, the job
+/// waits in the store past `stuck_after` and the watcher says so, once; a worker then runs it.
+#[test]
+fn issue_19_a_job_waiting_for_a_worker_past_stuck_after_is_reported_once() {
+    let env = Env::new();
+    let hook = Hook::start(0);
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nnotify: {{on: [stuck], webhook: \"{}\", stuck_after: 1s}}\nrules:\n  - name: copy\n    match: \"*.dat\"\n    run: [\"true\"]\n",
+            hook.url
+        ),
+    );
+    let _watcher = Daemon::start(&env, &["--no-run"], &[]);
+    env.write("shots/a b.dat", "x");
+    wait_until("the stuck webhook", Duration::from_secs(20), || {
+        !hook.bodies().is_empty()
+    });
+    let body = &hook.bodies()[0];
+    assert_eq!(body["event"], "stuck");
+    assert_eq!(body["rule"], "copy");
+    assert!(
+        body["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("shots/a b.dat")),
+        "{body}"
+    );
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("queued for ")),
+        "{body}"
+    );
+    assert_eq!(body["job"], the_job(&env)["id"].to_string());
+    let store = env.path(".shotrouter").display().to_string();
+    let worker = Worker::start(&env, &store, "w1", &[]);
+    wait_until("the job done", Duration::from_secs(20), || {
+        the_job(&env)["status"] == "done"
+    });
+    assert_eq!(hook.bodies().len(), 1, "told once: {:?}", hook.bodies());
     assert_eq!(worker.stop(), Some(0));
 }

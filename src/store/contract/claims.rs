@@ -130,7 +130,13 @@ pub(crate) fn a_newer_version_supersedes_unfinished_jobs(b: &dyn Backend) {
     std::fs::write(&product, b"old content").expect("product");
     let product_version = FileVersion::of(&product).expect("exists");
     assert!(matches!(
-        q.publishing(running, "review", &product, product_version, Delivered::Product),
+        q.publishing(
+            running,
+            "review",
+            &product,
+            product_version,
+            Delivered::Product
+        ),
         Err(crate::store::StoreError::Stale { .. })
     ));
     assert_eq!(finish(&mut *q, running, Ending::Done), Answer::Cancelled);

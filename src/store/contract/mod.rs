@@ -254,7 +254,8 @@ pub(crate) fn producer_knows_published_versions(b: &dyn Backend) {
     let v = version(40, 100);
     q.publishing(claim, "review", &inside, v, Delivered::Product)
         .expect("inside a root");
-    q.publishing(claim, "review", &outside, v, Delivered::Product).expect("outside");
+    q.publishing(claim, "review", &outside, v, Delivered::Product)
+        .expect("outside");
     assert_eq!(
         q.producer(&inside, v).expect("q").as_deref(),
         Some("review")

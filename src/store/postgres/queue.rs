@@ -12,8 +12,7 @@ use postgres::error::SqlState;
 use super::super::encoding::{blob, encode_steps, path_of, stored};
 use super::super::queue::{
     Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Delivered, Ending, JobQueue, QueuedJob,
-    RootedPath,
-    Write,
+    RootedPath, Write,
 };
 use super::super::{JobId, StoreError, now_ms};
 use super::cached::Cached;

@@ -10,8 +10,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::queue::{
     Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Delivered, Ending, JobQueue, QueuedJob,
-    RootedPath,
-    Write,
+    RootedPath, Write,
 };
 use super::super::{JobId, StoreError, now_ms};
 use super::encoding::{blob, encode_steps, path_of};
