@@ -414,8 +414,9 @@ impl Engine {
         let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
         for job in &abandoned {
             let killed = job.group.as_ref().map_or(0, |g| g.kill());
+            // Queued again either way; a published product is delivered, not made again.
             let resolution = if job.published {
-                "published"
+                "published; its delivery resumes"
             } else {
                 "requeued"
             };
