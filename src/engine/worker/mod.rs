@@ -1,7 +1,8 @@
 //! `shotrouter worker`: a node that runs jobs other nodes' watchers queued, with no rules file
 //! and no watcher. It claims due jobs it may run (its `--tags`, each rule's cluster-wide
 //! `concurrency`) when it has a free slot, runs them through the same pool, runner, verification
-//! and publish as `watch`, and records each end with its claim's fencing token.
+//! and publish as `watch`, and records each end with its claim's fencing token; its jobs'
+//! progress and `notify:` go where a watcher's would (`report`).
 //!
 //! Its claims are leased while it heartbeats: a worker that dies or stalls past the lease has
 //! its jobs queued again by any other node (the attempt counted), and when it comes back its
@@ -10,6 +11,7 @@
 //! keep running and their ends wait in memory until the store answers.
 
 pub mod plan;
+mod report;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -20,14 +22,13 @@ use crossbeam_channel::{Receiver, after, bounded, select, tick, unbounded};
 
 use crate::deliver::DeliverError;
 use crate::error::Error;
-use crate::exec::notifier::{Notice, Notifier};
+use crate::exec::notifier::Notifier;
 use crate::exec::pool::{Finished, Pool, QueueFactory, Report};
-use crate::exec::progress::StepProgress;
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::{Failure, JobSpec, Outcome};
 use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
-use crate::store::{JobId, JobProgress, StoreError};
+use crate::store::{JobId, StoreError};
 use plan::{PathMap, Retries};
 
 /// Most time between two heartbeats (and looks for other nodes' expired leases); a short
@@ -48,9 +49,6 @@ const MAX_DECLINES: u32 = 6;
 
 /// How often a worker claims from every root, to learn roots it has not seen in a plan yet.
 const ROOT_DISCOVERY: Duration = Duration::from_secs(30);
-
-/// How often a running job's progress is written to the store, at most.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// At exit, how long notifications still waiting may take to be delivered.
 const NOTIFY_GRACE: Duration = Duration::from_secs(2);
@@ -411,27 +409,6 @@ impl Worker {
         }
     }
 
-    /// Records how far a job's ffmpeg step got, at most once per [`PROGRESS_EVERY`] (and its
-    /// last block): the store is where `shotrouter job`, the API and the dashboard read it.
-    fn on_progress(&mut self, id: &str, step: StepProgress) {
-        let Some(held) = id.parse().ok().and_then(|id| self.held.get_mut(&id)) else {
-            return;
-        };
-        let now = Instant::now();
-        if !step.ended && held.progress_at.is_some_and(|at| now < at + PROGRESS_EVERY) {
-            return;
-        }
-        held.progress_at = Some(now);
-        let progress = JobProgress {
-            frame: step.frame,
-            total_frames: step.total_frames,
-            fps_milli: step.fps_milli,
-        };
-        let claim = held.claim;
-        self.pending
-            .push((Write::Progress { claim, progress }, Then::Nothing));
-    }
-
     fn on_finished(&mut self, finished: Finished) {
         let Finished {
             spec,
@@ -443,24 +420,9 @@ impl Worker {
         let retries = held.as_ref().map(|h| h.retries);
         let ms = duration.as_millis() as u64;
         let tell = |event: NotifyEvent, reason: Option<String>| {
-            let Some(held) = &held else { return };
-            let targets: Vec<Arc<NotifyTarget>> = held
-                .notify
-                .iter()
-                .filter(|t| t.wants(event))
-                .cloned()
-                .collect();
-            if targets.is_empty() {
-                return;
+            if let Some(held) = &held {
+                self.tell(held, &spec, event, reason, duration);
             }
-            let mut notice = Notice::new(event, &spec.id, &spec.rule, &spec.path);
-            notice.attempt = spec.attempt;
-            notice.reason = reason;
-            notice.node = self.options.node.clone();
-            notice.at_ms = crate::store::now_ms();
-            notice.started_at_ms = held.started_at_ms;
-            notice.duration_ms = Some(ms);
-            self.notifier.send(notice, &targets);
         };
         if let Outcome::Failed(failure @ Failure::Deliver(DeliverError::Verify(_))) = &outcome {
             tell(NotifyEvent::VerifyFailed, Some(failure.to_string()));
