@@ -281,6 +281,11 @@ pub fn job(
     if !ran.is_empty() {
         let _ = writeln!(out, "took      {ran}");
     }
+    if let Some(p) = r.progress {
+        let total = p.total_frames.map_or(String::new(), |t| format!(" of {t}"));
+        let fps = f64::from(p.fps_milli) / 1000.0;
+        let _ = writeln!(out, "progress  frame {}{total}, {fps:.1} fps", p.frame);
+    }
     let quoted = |step: &Vec<Vec<u8>>| -> String {
         step.iter()
             .map(|a| shell_quote(a))

@@ -423,6 +423,7 @@ impl Engine {
             rule.backoff,
         )
         .with_mounts(&self.mounts.get(&folders))
+        .notifying(rule.notify_targets(&self.set.file))
         .to_text()
     }
 

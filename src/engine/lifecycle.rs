@@ -131,12 +131,14 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         outstanding: 0,
         known: HashSet::new(),
         attempts: HashMap::new(),
+        progress_written: HashMap::new(),
         next_lost_check: now,
         mounts: super::worker::mounts::MountCache::default(),
         health: Default::default(),
         cursor: 0,
         next_poll: now + STORE_POLL,
         next_heartbeat: now,
+        release_due: false,
         first_start,
         began_first: first_start,
         baseline: Vec::new(),
@@ -285,6 +287,7 @@ impl Engine {
         }
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + HEARTBEAT;
+            self.release_due = true;
             let health = (!self.health.is_empty()).then(|| {
                 let parts: Vec<String> = self
                     .health
@@ -318,6 +321,10 @@ impl Engine {
         self.fill(now);
         if self.should_commit(now) {
             self.flush(now);
+        }
+        if self.release_due && self.outbox.is_empty() {
+            self.release_due = false;
+            self.release_unheld();
         }
         let idle = self.is_idle();
         self.publish_telemetry(now, idle);
@@ -408,8 +415,9 @@ impl Engine {
         let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
         for job in &abandoned {
             let killed = job.group.as_ref().map_or(0, |g| g.kill());
+            // Queued again either way; a published product is delivered, not made again.
             let resolution = if job.published {
-                "published"
+                "published; its delivery resumes"
             } else {
                 "requeued"
             };

@@ -125,6 +125,8 @@ pub struct Engine {
     /// The pool's handle on each running attempt and its claim, by job: to stop one the store
     /// superseded, or one cancelled or taken over from another machine.
     attempts: HashMap<JobId, (u64, crate::store::queue::Claim)>,
+    /// When each running attempt's progress was last written to the store.
+    progress_written: HashMap<JobId, Instant>,
     /// When to ask the store next which running claims this node lost.
     next_lost_check: Instant,
     /// The mounts of the roots and output folders, recorded in each job's portable plan.
@@ -136,6 +138,9 @@ pub struct Engine {
     cursor: i64,
     next_poll: Instant,
     next_heartbeat: Instant,
+    /// Set at each heartbeat: this node's claims it does not hold are given back once the
+    /// outbox is empty (a claim waiting there to be ended is still held).
+    release_due: bool,
     /// Whether this start records a baseline instead of catching up.
     first_start: bool,
     /// Whether this run began as a first start: a root first listed after the initial scan

@@ -1,11 +1,12 @@
 //! When to notify (`notify:` in rules.yaml): a job done, failed for good (after its last retry,
 //! cancelled, or impossible to plan), an attempt whose product failed `verify:`, and a job
-//! queued longer than a target's `stuck_after`. The engine only decides and queues;
+//! queued longer than a target's `stuck_after` (in this engine, or in the store for workers: a
+//! worker tells the ends of the jobs it runs itself). The engine only decides and queues;
 //! [`Notifier`](crate::exec::notifier::Notifier) delivers on its own thread, so a webhook that
 //! is down never holds up a job or the loop.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,8 +84,44 @@ impl Engine {
             .min()
     }
 
-    /// Looks at the jobs waiting for a slot (and claimed ones waiting for a worker): each
-    /// target is told once per job that has waited longer than its `stuck_after`.
+    /// The jobs this watcher queued in the store for workers (rules it leaves to them, under
+    /// its own roots) that no worker has claimed yet: its engine holds none of them, so they
+    /// are read from the store, only while some target asks for `stuck`.
+    fn queued_for_workers(&self) -> Vec<(String, String, PathBuf, u32)> {
+        let Some(store) = self.store.as_ref() else {
+            return Vec::new();
+        };
+        let queued = match store.queued_since(-1) {
+            Ok(queued) => queued,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the jobs queued for workers");
+                return Vec::new();
+            }
+        };
+        queued
+            .into_iter()
+            // This engine never queues these itself, so none is counted twice.
+            .filter(|job| self.leaves_to_workers(&job.rule))
+            .filter_map(|job| {
+                let root = self
+                    .set
+                    .file
+                    .watch
+                    .iter()
+                    .find(|w| w.name == job.input.root)?;
+                Some((
+                    job.id.to_string(),
+                    job.rule,
+                    root.path.join(&job.input.rel),
+                    job.attempts + 1,
+                ))
+            })
+            .collect()
+    }
+
+    /// Looks at the jobs waiting for a slot (and claimed ones waiting for a worker, and those
+    /// queued in the store for `shotrouter worker`s): each target is told once per job that
+    /// has waited longer than its `stuck_after`.
     pub(super) fn check_stuck(&mut self, now: Instant) {
         let Some(every) = self.stuck_check_every() else {
             self.stuck.since.clear();
@@ -95,11 +132,12 @@ impl Engine {
             return;
         }
         self.stuck.next_check = Some(now + every);
-        let mut waiting: Vec<(String, String, std::path::PathBuf, u32)> = self
+        let mut waiting: Vec<(String, String, PathBuf, u32)> = self
             .queue
             .waiting()
             .map(|s| (s.id.clone(), s.rule.clone(), s.path.clone(), s.attempt))
             .collect();
+        waiting.extend(self.queued_for_workers());
         waiting.extend(
             self.active
                 .values()

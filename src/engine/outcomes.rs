@@ -5,17 +5,21 @@
 use std::time::{Duration, Instant};
 
 use crate::exec::pool::{Finished, Report};
+use crate::exec::progress::StepProgress;
 use crate::exec::runner::{JobSpec, Outcome};
 use crate::rules;
 use crate::source::{FileEvent, Origin, SourceEvent};
-use crate::store::JobId;
 use crate::store::queue::{Answer, Ending, Write};
+use crate::store::{JobId, JobProgress};
 
 use super::Engine;
 use super::dispatch::Pending;
 use super::notify::About;
 use super::outbox::Then;
 use crate::rules::NotifyEvent;
+
+/// How often a running attempt's progress is written to the store, at most.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -54,9 +58,34 @@ impl Engine {
                     Then::Started(job),
                 );
             }
-            Report::Progress { id, progress } => self.telemetry_progress(&id, progress),
+            Report::Progress { id, progress } => {
+                self.telemetry_progress(&id, progress);
+                self.record_progress(&id, progress);
+            }
             Report::Finished(finished) => self.on_finished(*finished, source, stopping),
         }
+    }
+
+    /// Writes how far a running attempt got to the store, at most once per
+    /// [`PROGRESS_EVERY`] (and its last block), where `shotrouter job`, the API of any node and
+    /// the dashboard read it (the telemetry snapshot shows it on this node at once).
+    fn record_progress(&mut self, id: &str, step: StepProgress) {
+        let Some(&(_, claim)) = id.parse().ok().and_then(|id| self.attempts.get(&id)) else {
+            return;
+        };
+        let now = Instant::now();
+        let last = self.progress_written.get(&claim.id);
+        if !step.ended && last.is_some_and(|at| now < *at + PROGRESS_EVERY) {
+            return;
+        }
+        self.progress_written.insert(claim.id, now);
+        let progress = JobProgress {
+            frame: step.frame,
+            total_frames: step.total_frames,
+            fps_milli: step.fps_milli,
+        };
+        self.outbox
+            .push(Write::Progress { claim, progress }, Then::Nothing);
     }
 
     fn on_finished(
@@ -73,6 +102,7 @@ impl Engine {
         self.queue.release(&spec.rule);
         if let Some(claim) = spec.claim {
             self.attempts.remove(&claim.id);
+            self.progress_written.remove(&claim.id);
         }
         let started_at_ms = self.active.get(&spec.id).and_then(|j| j.started_at_ms);
         self.telemetry_finished(&spec.id);
@@ -374,6 +404,36 @@ impl Engine {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot ask the store which claims this node still holds")
+            }
+        }
+    }
+
+    /// Gives back this node's claims it does not hold: a claim committed whose answer this
+    /// engine never read (the connection broke at the commit, and the retried write found the
+    /// job already claimed) would otherwise stay claimed, counting against its rule's limit,
+    /// for as long as this node heartbeats. Called with an empty outbox, so every claim this
+    /// engine still has to end is among the jobs it holds.
+    pub(super) fn release_unheld(&mut self) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let held: Vec<JobId> = self
+            .active
+            .keys()
+            .filter_map(|id| id.parse().ok())
+            .chain(self.attempts.keys().copied())
+            .collect();
+        match store.release_unheld(&held) {
+            Ok(released) => {
+                for job in released {
+                    tracing::warn!(
+                        job,
+                        "queued again: this node's claim of it was never taken up (its answer was lost)"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot give back the claims this node does not hold")
             }
         }
     }

@@ -20,7 +20,7 @@ use crate::exec::runner::{self, JobControl, JobHooks, JobSpec, Outcome, Watchdog
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
 use crate::store::StoreError;
-use crate::store::queue::{Claim, JobQueue};
+use crate::store::queue::{Claim, Delivered, JobQueue};
 
 /// Longest a finished attempt waits for an unreachable store before its publish gives up.
 const PUBLISH_WAIT: Duration = Duration::from_secs(120);
@@ -129,12 +129,22 @@ impl JobHooks for WorkerHooks<'_> {
         // after that the attempt fails and is retried as the rule says.
         let deadline = Instant::now() + PUBLISH_WAIT;
         let mut pause = Duration::from_millis(250);
+        let what = if self
+            .spec
+            .output
+            .as_ref()
+            .is_some_and(|o| o.final_path == output)
+        {
+            Delivered::Product
+        } else {
+            Delivered::Copy
+        };
         loop {
             let result = match self.store.as_mut() {
-                Some(store) => store.publishing(claim, &self.spec.rule, output, version),
+                Some(store) => store.publishing(claim, &self.spec.rule, output, version, what),
                 None => open().and_then(|store| {
                     let store = self.store.insert(store);
-                    store.publishing(claim, &self.spec.rule, output, version)
+                    store.publishing(claim, &self.spec.rule, output, version, what)
                 }),
             };
             match result {
@@ -159,6 +169,24 @@ impl JobHooks for WorkerHooks<'_> {
             .provenance
             .record(output, &self.spec.rule, version);
         true
+    }
+
+    fn published_before(&mut self) -> Option<FileVersion> {
+        let claim = self.spec.claim?;
+        let open = self.shared.store.as_ref()?;
+        let store = match self.store.as_mut() {
+            Some(store) => store,
+            None => self.store.insert(open().ok()?),
+        };
+        match store.published_product(claim) {
+            Ok(version) => version,
+            Err(e) => {
+                // Run as a first attempt would: the product is published again, no harm done.
+                tracing::warn!(job = claim.id, error = %e, "cannot read what an earlier attempt published; running the commands");
+                *self.store = None;
+                None
+            }
+        }
     }
 
     fn progress_sink(&mut self) -> Option<crate::exec::progress::ProgressSink> {

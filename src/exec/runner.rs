@@ -142,6 +142,11 @@ pub trait JobHooks {
     fn progress_sink(&mut self) -> Option<ProgressSink> {
         None
     }
+    /// The version of the product an earlier attempt of this job published, if the store
+    /// recorded one (an attempt cut short after its publish, during its copy).
+    fn published_before(&mut self) -> Option<FileVersion> {
+        None
+    }
 }
 
 /// Runs one attempt of a job to the end. `job` is a number unique among running jobs.
@@ -196,6 +201,12 @@ fn run_attempt(
         && let Some(plan) = &spec.transfer
     {
         return deliver_input(spec, plan, &mut log, hooks);
+    }
+    if let Some(output) = &spec.output
+        && let Some(recorded) = hooks.published_before()
+        && FileVersion::of(&output.final_path).is_some_and(|now| now.is_same_as(&recorded))
+    {
+        return deliver_published(spec, &output.final_path, &mut log, hooks);
     }
     let mut delivery = spec
         .output
@@ -374,6 +385,35 @@ fn deliver_input(
             tracing::debug!(job = %spec.id, %error, "delivery failed");
             Outcome::Failed(error.into())
         }
+    }
+}
+
+/// Delivers a product an earlier attempt of this job published (the version the store
+/// recorded is the one in place): its commands are not run again, only its `copy:`/`move:`,
+/// which that attempt may not have finished (the daemon died in between).
+fn deliver_published(
+    spec: &JobSpec,
+    product: &Path,
+    log: &mut File,
+    hooks: &mut dyn JobHooks,
+) -> Outcome {
+    note(
+        log,
+        format!(
+            "== {} is the product an earlier attempt of this job published; its commands are not run again",
+            product.display()
+        ),
+    );
+    if let Some(plan) = &spec.transfer {
+        let transfer = Transfer::planned(plan, spec.allowed_roots.clone(), transfer_tag(spec));
+        let mut hooks = PublishingHook(hooks);
+        if let Err(error) = transfer.deliver(product, log, &mut hooks) {
+            tracing::debug!(job = %spec.id, %error, "delivery failed");
+            return Outcome::Failed(error.into());
+        }
+    }
+    Outcome::Succeeded {
+        published: Some(product.to_path_buf()),
     }
 }
 

@@ -212,7 +212,9 @@ async fn job(
             .active
             .get(&id.to_string())
             .and_then(|a| a.progress)
+            .map(super::live::stored_form)
     });
+    let progress = progress.or(detail.row.progress);
     let mut value = serde_json::to_value(&detail).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Value::Object(map) = &mut value {
         map.insert("log_tail".into(), json!(tail));

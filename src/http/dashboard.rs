@@ -111,6 +111,7 @@ mod tests {
             finished_at: None,
             output: None,
             node: None,
+            progress: None,
         };
         let html = rows(&[job]);
         assert!(

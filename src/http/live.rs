@@ -18,7 +18,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::engine::telemetry::{Progress, Telemetry, TelemetryHandle};
 use crate::store::history::{JobFilter, JobHistory};
-use crate::store::{JobRow, Status, StatusReport, StoreError, now_ms};
+use crate::store::{JobProgress, JobRow, Status, StatusReport, StoreError, now_ms};
 
 use super::State;
 use super::pool::Pool;
@@ -41,8 +41,9 @@ pub struct LiveJob {
     /// The stored row.
     #[serde(flatten)]
     pub row: JobRow,
-    /// From the engine's snapshot (this node's jobs only).
-    pub progress: Option<Progress>,
+    /// From the engine's snapshot for this node's jobs (fresher), else as the node that runs
+    /// it last recorded it in the store (a worker's, another watcher's).
+    pub progress: Option<JobProgress>,
 }
 
 /// Counts of one rule, each capped at [`COUNT_CAP`].
@@ -195,6 +196,15 @@ pub(crate) fn start(
     rx
 }
 
+/// The snapshot's progress in the store's form, which the API and the page show.
+pub fn stored_form(progress: Progress) -> JobProgress {
+    JobProgress {
+        frame: progress.frame,
+        total_frames: progress.total_frames,
+        fps_milli: progress.fps_milli,
+    }
+}
+
 /// One view from the store, without the per-rule counts.
 fn compute(history: &mut dyn JobHistory, telemetry: Option<Telemetry>) -> Result<View, StoreError> {
     let newest = |status: Option<Status>, since_ms: Option<i64>| {
@@ -207,11 +217,13 @@ fn compute(history: &mut dyn JobHistory, telemetry: Option<Telemetry>) -> Result
     };
     let running = newest(Some(Status::Running), None)?
         .into_iter()
-        .map(|row| {
+        .map(|mut row| {
             let progress = telemetry
                 .as_ref()
                 .and_then(|t| t.active.get(&row.id.to_string()))
-                .and_then(|a| a.progress);
+                .and_then(|a| a.progress)
+                .map(stored_form)
+                .or(row.progress.take());
             LiveJob { row, progress }
         })
         .collect();

@@ -28,4 +28,9 @@ impl FileVersion {
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
         })
     }
+
+    /// Whether `other` is the same version, the device aside (the store does not keep it).
+    pub fn is_same_as(&self, other: &FileVersion) -> bool {
+        (self.ino, self.size, self.mtime_ns) == (other.ino, other.size, other.mtime_ns)
+    }
 }

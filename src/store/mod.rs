@@ -234,6 +234,36 @@ pub struct JobRow {
     /// The node that claims it, or last ran it (the v2 store only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// How far its ffmpeg step got, while it runs (`progress: ffmpeg`), as its node last
+    /// recorded it (about once a second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<JobProgress>,
+}
+
+/// How far a running job's ffmpeg step got, recorded in the store by the node that runs it so
+/// every node, `shotrouter job` and the API see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct JobProgress {
+    /// Frames written so far.
+    pub frame: u64,
+    /// Frames the step will write, when known.
+    #[serde(default)]
+    pub total_frames: Option<u64>,
+    /// Encoding speed, frames per second × 1000.
+    #[serde(default)]
+    pub fps_milli: u32,
+}
+
+impl JobProgress {
+    /// As stored (JSON text).
+    pub fn to_text(self) -> String {
+        serde_json::to_string(&self).unwrap_or_default()
+    }
+
+    /// Read back; `None` for text this build cannot read (shown as no progress).
+    pub fn from_text(text: Option<&str>) -> Option<JobProgress> {
+        serde_json::from_str(text?).ok()
+    }
 }
 
 /// Everything about one job.

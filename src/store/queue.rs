@@ -91,6 +91,15 @@ pub struct ClaimedJob {
     pub plan: String,
 }
 
+/// What [`JobQueue::publishing`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// The job's product, at its final path.
+    Product,
+    /// Anything else the job delivers (a `copy:`/`move:` of the product or of its input).
+    Copy,
+}
+
 /// How an attempt ended, as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
@@ -174,6 +183,14 @@ pub enum Write {
         claim: Claim,
         /// Each step's argv, as run.
         steps: Vec<Vec<OsString>>,
+    },
+    /// How far the claimed job's running ffmpeg step got (recorded while it runs; ignored
+    /// once the claim is stale).
+    Progress {
+        /// The claim.
+        claim: Claim,
+        /// How far.
+        progress: super::JobProgress,
     },
     /// The claimed job's attempt ended.
     Finish {
@@ -267,8 +284,9 @@ pub struct Abandoned {
     pub output: Option<PathBuf>,
     /// The token of its last claim (every earlier one is lower).
     pub token: i64,
-    /// Whether its product had been published (recorded done, not run again); otherwise it
-    /// was queued again, the interrupted attempt counted.
+    /// Whether its product had been published. Either way it was queued again, the
+    /// interrupted attempt counted; one whose product is in place delivers it without running
+    /// its commands again (its `copy:` may not have been made).
     pub published: bool,
 }
 
@@ -294,8 +312,10 @@ pub trait JobQueue: Send {
     /// Database errors: nothing was written.
     fn commit(&mut self, writes: &[Write]) -> Result<Vec<Answer>, StoreError>;
 
-    /// Records the version of the product about to be renamed into place, before the rename,
-    /// so that a crash in between is recognisable at recovery. Refused with a stale token.
+    /// Records the version of a file about to be renamed into place, before the rename, as an
+    /// output of the job. The job's product ([`Delivered::Product`]) is also recorded as the
+    /// job's own: recovery and the next attempt recognise it as published, whatever its copy
+    /// (recorded as an output only) had reached. Refused with a stale token.
     ///
     /// # Errors
     /// [`StoreError::Stale`] when the claim was superseded or cancelled; database errors.
@@ -305,7 +325,16 @@ pub trait JobQueue: Send {
         rule: &str,
         output: &Path,
         version: FileVersion,
+        what: Delivered,
     ) -> Result<(), StoreError>;
+
+    /// The version of the product an earlier attempt of the claimed job published, if one
+    /// did: an attempt that finds it still in place delivers it without running the commands
+    /// again (the attempt before was cut short after its publish, during its copy).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn published_product(&mut self, claim: Claim) -> Result<Option<FileVersion>, StoreError>;
 
     /// Start-up: resolves this node's claims left by a previous run (published ones are done,
     /// the others queued again) and returns them for the engine to clean up.

@@ -22,6 +22,7 @@ mod metrics;
 mod notify;
 mod operations;
 mod packaging;
+mod parity;
 mod pg;
 mod pg_cluster;
 mod pg_tls;

@@ -12,14 +12,14 @@ use crate::env::{Env, stderr, wait_until};
 
 /// A local HTTP server that answers the first `fail_first` requests with 500, then 200, and
 /// keeps every request body.
-struct Hook {
-    url: String,
+pub struct Hook {
+    pub url: String,
     bodies: Arc<Mutex<Vec<serde_json::Value>>>,
     statuses: Arc<Mutex<Vec<u16>>>,
 }
 
 impl Hook {
-    fn start(fail_first: usize) -> Hook {
+    pub fn start(fail_first: usize) -> Hook {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -45,7 +45,7 @@ impl Hook {
         }
     }
 
-    fn bodies(&self) -> Vec<serde_json::Value> {
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
         self.bodies.lock().expect("lock").clone()
     }
 }

@@ -1,7 +1,8 @@
 //! `shotrouter worker`: a node that runs jobs other nodes' watchers queued, with no rules file
 //! and no watcher. It claims due jobs it may run (its `--tags`, each rule's cluster-wide
 //! `concurrency`) when it has a free slot, runs them through the same pool, runner, verification
-//! and publish as `watch`, and records each end with its claim's fencing token.
+//! and publish as `watch`, and records each end with its claim's fencing token; its jobs'
+//! progress and `notify:` go where a watcher's would (`report`).
 //!
 //! Its claims are leased while it heartbeats: a worker that dies or stalls past the lease has
 //! its jobs queued again by any other node (the attempt counted), and when it comes back its
@@ -11,6 +12,7 @@
 
 pub mod mounts;
 pub mod plan;
+mod report;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -19,10 +21,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, after, bounded, select, tick, unbounded};
 
+use crate::deliver::DeliverError;
 use crate::error::Error;
+use crate::exec::notifier::Notifier;
 use crate::exec::pool::{Finished, Pool, QueueFactory, Report};
 use crate::exec::provenance::Provenance;
-use crate::exec::runner::{JobSpec, Outcome};
+use crate::exec::runner::{Failure, JobSpec, Outcome};
+use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
 use crate::store::{JobId, StoreError};
 use plan::{PathMap, Retries};
@@ -45,6 +50,9 @@ const MAX_DECLINES: u32 = 6;
 
 /// How often a worker claims from every root, to learn roots it has not seen in a plan yet.
 const ROOT_DISCOVERY: Duration = Duration::from_secs(30);
+
+/// At exit, how long notifications still waiting may take to be delivered.
+const NOTIFY_GRACE: Duration = Duration::from_secs(2);
 
 /// How a worker is run.
 #[derive(Clone)]
@@ -79,6 +87,12 @@ struct Held {
     /// The pool's handle on the attempt, once a step started.
     job: Option<u64>,
     retries: Retries,
+    /// The rule's `notify:` targets, from the job's plan.
+    notify: Vec<Arc<NotifyTarget>>,
+    /// When its first step started, unix ms.
+    started_at_ms: Option<i64>,
+    /// When its progress was last written to the store.
+    progress_at: Option<Instant>,
 }
 
 struct Worker {
@@ -100,6 +114,8 @@ struct Worker {
     reconnect_at: Instant,
     reconnect_wait: Duration,
     stopping: bool,
+    /// Delivers the `notify:` notifications of the jobs this node runs.
+    notifier: Notifier,
 }
 
 /// Runs `shotrouter worker` until SIGINT/SIGTERM.
@@ -144,9 +160,11 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         reconnect_at: Instant::now(),
         reconnect_wait: Duration::from_millis(500),
         stopping: false,
+        notifier: Notifier::default(),
     };
     worker.run_loop(&done_rx, &signals, &wake);
     worker.pool.shutdown();
+    worker.notifier.finish(NOTIFY_GRACE);
     tracing::info!("worker stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -291,7 +309,7 @@ impl Worker {
         for job in claimed {
             self.learn_roots(&job.plan);
             match plan::job_spec(&job, &self.options.map, &self.options.state_dir) {
-                Ok((spec, retries)) => {
+                Ok((spec, retries, notify)) => {
                     tracing::info!(job = job.claim.id, rule = %job.rule, path = %spec.path.display(), attempt = job.claim.attempt, "claimed");
                     self.declined.remove(&job.claim.id);
                     if spec.steps != job.steps {
@@ -308,6 +326,9 @@ impl Worker {
                             claim: job.claim,
                             job: None,
                             retries,
+                            notify,
+                            started_at_ms: None,
+                            progress_at: None,
                         },
                     );
                     self.pool.submit(spec);
@@ -381,6 +402,7 @@ impl Worker {
             } => {
                 if let Some(held) = self.held.get_mut(&claim.id) {
                     held.job = Some(job);
+                    held.started_at_ms.get_or_insert_with(crate::store::now_ms);
                 }
                 self.pending.push((
                     Write::Started {
@@ -391,8 +413,7 @@ impl Worker {
                     Then::Started(job),
                 ));
             }
-            // A worker shows no progress: its steps never ask for it (see its plan).
-            Report::Progress { .. } => {}
+            Report::Progress { id, progress } => self.on_progress(&id, progress),
             Report::Finished(finished) => self.on_finished(*finished),
         }
     }
@@ -404,20 +425,37 @@ impl Worker {
             duration,
         } = finished;
         let Some(claim) = spec.claim else { return };
-        let retries = self.held.remove(&claim.id).map(|h| h.retries);
+        let held = self.held.remove(&claim.id);
+        let retries = held.as_ref().map(|h| h.retries);
         let ms = duration.as_millis() as u64;
+        let tell = |event: NotifyEvent, reason: Option<String>| {
+            if let Some(held) = &held {
+                self.tell(held, &spec, event, reason, duration);
+            }
+        };
+        if let Outcome::Failed(failure @ Failure::Deliver(DeliverError::Verify(_))) = &outcome {
+            tell(NotifyEvent::VerifyFailed, Some(failure.to_string()));
+        }
         let ending = match outcome {
             Outcome::Succeeded { .. } => {
                 tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
+                tell(NotifyEvent::Done, None);
                 Ending::Done
             }
             Outcome::Failed(failure) => {
                 let reason = failure.to_string();
                 tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = %reason, duration_ms = ms, attempt = spec.attempt, log = %spec.log_path.display(), "end");
-                retry_or_fail(&spec, retries, reason, self.stopping)
+                let ending = retry_or_fail(&spec, retries, reason, self.stopping);
+                if let Ending::Failed { reason } = &ending {
+                    tell(NotifyEvent::Failed, Some(reason.clone()));
+                }
+                ending
             }
             Outcome::Cancelled if self.stopping => Ending::Interrupted,
-            Outcome::Cancelled => Ending::Cancelled,
+            Outcome::Cancelled => {
+                tell(NotifyEvent::Failed, Some("cancelled".into()));
+                Ending::Cancelled
+            }
         };
         self.pending
             .push((Write::Finish { claim, ending }, Then::Nothing));

@@ -22,6 +22,8 @@ use crate::deliver::verify::Expectations;
 use crate::exec::runner::JobSpec;
 use crate::media::sequence::View;
 use crate::os::mountinfo::MountTable;
+use crate::rules::template::Template;
+use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::queue::ClaimedJob;
 
 use super::mounts::{self, MountFact, Unmapped, WatcherMounts};
@@ -43,6 +45,9 @@ const FORMAT_TRANSFER: u32 = 3;
 /// until it fails; refusing the format, it says to upgrade instead. Facts of non-empty folders
 /// travel in plans of the older formats: an older worker judges those folders as before.
 const FORMAT_MOUNTS: u32 = 4;
+/// Format 4 also carries the rule's `notify:` targets, which an older worker would silently
+/// not tell (the same release as the mount facts, hence the same number).
+const FORMAT_NOTIFY: u32 = 4;
 
 /// What the watcher knew when it planned the job, beyond its argv.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -81,6 +86,81 @@ pub struct PortablePlan {
     /// paths without a `--map`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<MountFact>,
+    /// The rule's `notify:` targets: the node that runs the job tells them of its end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<PortableNotify>,
+    /// Whether ffmpeg steps report their progress (`progress: ffmpeg`); an older worker that
+    /// ignores it only shows none, so it needs no new format.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub progress: bool,
+    /// Frames the input holds, when the watcher knew (a sequence): the progress total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_frames: Option<u64>,
+}
+
+/// A [`NotifyTarget`] in text form.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortableNotify {
+    /// The events it wants (`done`, `failed`...).
+    pub on: Vec<String>,
+    /// The webhook's URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// The command's argv templates, as written in the rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// `stuck_after`, ms.
+    pub stuck_after_ms: u64,
+}
+
+impl PortableNotify {
+    fn of(target: &NotifyTarget) -> PortableNotify {
+        PortableNotify {
+            on: target
+                .events
+                .iter()
+                .map(|e| e.as_str().to_string())
+                .collect(),
+            webhook: target.webhook.clone(),
+            command: target
+                .command
+                .as_ref()
+                .map(|argv| argv.iter().map(|t| t.source().to_string()).collect()),
+            stuck_after_ms: target.stuck_after.as_millis() as u64,
+        }
+    }
+
+    /// The target again; the watcher checked it when it loaded its rules.
+    fn to_target(&self) -> Result<NotifyTarget, String> {
+        let events = self
+            .on
+            .iter()
+            .map(|name| {
+                NotifyEvent::ALL
+                    .into_iter()
+                    .find(|e| e.as_str() == name)
+                    .ok_or_else(|| format!("unknown notify event `{name}` in the job's plan"))
+            })
+            .collect::<Result<_, _>>()?;
+        let command = match &self.command {
+            Some(argv) => Some(
+                argv.iter()
+                    .map(|text| {
+                        Template::parse(text)
+                            .map_err(|e| format!("notify command `{text}` in the job's plan: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            None => None,
+        };
+        Ok(NotifyTarget {
+            events,
+            webhook: self.webhook.clone(),
+            command,
+            stuck_after: Duration::from_millis(self.stuck_after_ms),
+            line: 0,
+        })
+    }
 }
 
 /// A [`TransferPlan`] in text form.
@@ -137,6 +217,9 @@ impl PortablePlan {
             mhl_root: t.mhl_root.as_ref().map(|r| escape(r)),
         });
         PortablePlan {
+            notify: Vec::new(),
+            progress: spec.progress,
+            total_frames: spec.total_frames,
             format: if transfer.is_some() {
                 FORMAT_TRANSFER
             } else if ale.is_some() || perfs_per_frame.is_some() || stock_codes.is_some() {
@@ -178,6 +261,15 @@ impl PortablePlan {
         self.mounts = mounts.facts.clone();
         if mounts.any_empty && !self.mounts.is_empty() {
             self.format = self.format.max(FORMAT_MOUNTS);
+        }
+        self
+    }
+
+    /// The plan with the rule's `notify:` targets, told by whichever node runs the job.
+    pub fn notifying(mut self, targets: &[NotifyTarget]) -> PortablePlan {
+        self.notify = targets.iter().map(PortableNotify::of).collect();
+        if !self.notify.is_empty() {
+            self.format = self.format.max(FORMAT_NOTIFY);
         }
         self
     }
@@ -265,7 +357,8 @@ pub struct Retries {
     pub backoff: Duration,
 }
 
-/// Builds what the runner needs from a claimed job: every watcher path mapped to this machine.
+/// Builds what the runner needs from a claimed job: every watcher path mapped to this machine,
+/// with how a failed attempt is retried and whom its end is told.
 ///
 /// # Errors
 /// A root or output folder this worker cannot map, a missing input, an unreadable plan: the
@@ -274,13 +367,18 @@ pub fn job_spec(
     job: &ClaimedJob,
     map: &PathMap,
     state_dir: &Path,
-) -> Result<(JobSpec, Retries), String> {
+) -> Result<(JobSpec, Retries, Vec<Arc<NotifyTarget>>), String> {
     let plan = PortablePlan::from_text(&job.plan)?;
     let retries = Retries {
         retries: plan.retries,
         backoff: Duration::from_millis(plan.backoff_ms),
     };
     let table = MountTable::read().map_err(Arc::new);
+    let notify = plan
+        .notify
+        .iter()
+        .map(|n| n.to_target().map(Arc::new))
+        .collect::<Result<_, _>>()?;
     let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::new();
     // Folders this worker cannot use, and why: named when a path under one cannot be mapped.
     let mut unmapped: Vec<(PathBuf, Unmapped)> = Vec::new();
@@ -427,11 +525,10 @@ pub fn job_spec(
             perfs_per_frame: plan.perfs_per_frame,
             stock_codes: plan.stock_codes,
         }),
-        // A worker has no telemetry snapshot to show progress in (yet): its plan carries none.
-        progress: false,
-        total_frames: None,
+        progress: plan.progress,
+        total_frames: plan.total_frames,
     };
-    Ok((spec, retries))
+    Ok((spec, retries, notify))
 }
 
 /// An argument with every watcher path in it mapped: the whole argument, or each place where a

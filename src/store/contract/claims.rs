@@ -1,7 +1,7 @@
 //! Contract cases for claims: fencing tokens, cancels, attempt endings, the queue cursor, and
 //! the two ways a lost claim is taken back (`recover` by its own node, `expire` by anyone).
 
-use super::super::queue::{Answer, Claim, Ending, Write};
+use super::super::queue::{Answer, Claim, Delivered, Ending, Write};
 use super::super::{JobId, StoreError};
 use super::{
     Backend, at, claimed, enqueue, enqueued, finish, new_job, one, queued_ids, status_of, version,
@@ -58,7 +58,7 @@ pub(crate) fn a_stale_token_is_refused(b: &dyn Backend) {
     let product = b.scratch().join("a.mov");
     std::fs::write(&product, b"the movie").expect("product");
     let v = FileVersion::of(&product).expect("file");
-    match a.publishing(old, "review", &product, v) {
+    match a.publishing(old, "review", &product, v, Delivered::Product) {
         Err(StoreError::Stale { id, token }) => assert_eq!((id, token), (old.id, old.token)),
         other => panic!("expected Stale, got {other:?}"),
     }
@@ -69,7 +69,7 @@ pub(crate) fn a_stale_token_is_refused(b: &dyn Backend) {
     );
     assert_eq!(one(&mut *other, started(new)), Answer::Ok);
     other
-        .publishing(new, "review", &product, v)
+        .publishing(new, "review", &product, v, Delivered::Product)
         .expect("current token");
     assert_eq!(finish(&mut *other, new, Ending::Done), Answer::Ok);
     let h = b.history();
@@ -130,7 +130,13 @@ pub(crate) fn a_newer_version_supersedes_unfinished_jobs(b: &dyn Backend) {
     std::fs::write(&product, b"old content").expect("product");
     let product_version = FileVersion::of(&product).expect("exists");
     assert!(matches!(
-        q.publishing(running, "review", &product, product_version),
+        q.publishing(
+            running,
+            "review",
+            &product,
+            product_version,
+            Delivered::Product
+        ),
         Err(crate::store::StoreError::Stale { .. })
     ));
     assert_eq!(finish(&mut *q, running, Ending::Done), Answer::Cancelled);
@@ -289,7 +295,9 @@ pub(crate) fn the_cursor_sees_what_others_queued(b: &dyn Backend) {
     assert!(rerun[0].cursor > cursor);
 }
 
-/// `recover` resolves this node's claims only: published ones done, the others queued again.
+/// `recover` queues this node's claims again, and only its own; one whose product is in place
+/// says so, and its product's version stays recorded (not a copy's published after it), for
+/// the next attempt to deliver it without running its commands.
 pub(crate) fn recovery_takes_only_this_nodes_claims(b: &dyn Backend) {
     let (mut a, mut other) = (b.queue("a"), b.queue("b"));
     let interrupted = claimed(&mut *a, "a.tif", version(7, 10));
@@ -311,8 +319,20 @@ pub(crate) fn recovery_takes_only_this_nodes_claims(b: &dyn Backend) {
     let published = published.expect("claimed");
     std::fs::write(&product, b"the movie").expect("product");
     let v = FileVersion::of(&product).expect("file");
-    a.publishing(published, "review", &product, v)
+    a.publishing(published, "review", &product, v, Delivered::Product)
         .expect("publishing");
+    let copy = b.scratch().join("san-p.mov");
+    std::fs::write(&copy, b"the movie, copied").expect("copy");
+    let copied = FileVersion::of(&copy).expect("file");
+    a.publishing(published, "review", &copy, copied, Delivered::Copy)
+        .expect("the copy's publishing");
+    assert_eq!(
+        a.published_product(published)
+            .expect("read")
+            .map(|r| r.is_same_as(&v)),
+        Some(true),
+        "the product's version is the job's, not the copy's"
+    );
     let theirs = claimed(&mut *other, "b.tif", version(9, 10));
     drop(a);
     // ...node a died here; it starts again.
@@ -332,13 +352,25 @@ pub(crate) fn recovery_takes_only_this_nodes_claims(b: &dyn Backend) {
     );
     let h = b.history();
     assert_eq!(status_of(&*h, interrupted.id), "queued");
-    assert_eq!(status_of(&*h, published.id), "done");
+    assert_eq!(status_of(&*h, published.id), "queued");
     assert_eq!(status_of(&*h, theirs.id), "claimed");
     assert_eq!(
         queued_ids(&*restarted, 0),
-        [interrupted.id],
+        [interrupted.id, published.id],
         "queued for everyone"
     );
+    let Answer::Claimed(next) = one(&mut *restarted, Write::Claim { id: published.id }) else {
+        panic!("the published job is claimable");
+    };
+    assert_eq!(
+        restarted
+            .published_product(next)
+            .expect("read")
+            .map(|r| r.is_same_as(&v)),
+        Some(true),
+        "its next attempt finds the product recorded"
+    );
+    finish(&mut *restarted, next, Ending::Done);
     assert_eq!(restarted.recover().expect("again").len(), 0);
     assert_eq!(
         finish(&mut *other, theirs, Ending::Done),

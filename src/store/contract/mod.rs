@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::JobId;
 use super::history::JobHistory;
-use super::queue::{Answer, Claim, Ending, JobQueue, NewJob, RootedPath, Write};
+use super::queue::{Answer, Claim, Delivered, Ending, JobQueue, NewJob, RootedPath, Write};
 use crate::os::version::FileVersion;
 
 mod claims;
@@ -253,9 +253,10 @@ pub(crate) fn producer_knows_published_versions(b: &dyn Backend) {
     let inside = b.scratch().join("shots/review/a.mov");
     let outside = b.scratch().join("san/a.mov");
     let v = version(40, 100);
-    q.publishing(claim, "review", &inside, v)
+    q.publishing(claim, "review", &inside, v, Delivered::Product)
         .expect("inside a root");
-    q.publishing(claim, "review", &outside, v).expect("outside");
+    q.publishing(claim, "review", &outside, v, Delivered::Product)
+        .expect("outside");
     assert_eq!(
         q.producer(&inside, v).expect("q").as_deref(),
         Some("review")

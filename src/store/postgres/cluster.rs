@@ -21,7 +21,7 @@ use super::super::queue::{Claim, ClaimedJob, RootedPath};
 use super::super::{JobId, StoreError};
 use super::cached::Cached;
 use super::queue::retryable;
-use super::{CHANNEL, NOW_MS, PgStore};
+use super::{CHANNEL, NEXT_QUEUE_SEQ, NOW_MS, PgStore};
 
 /// How many eligible queued jobs one claim looks at before it gives up on finding one it may
 /// take (the others are at their rule's limit, or being claimed by other nodes).
@@ -92,22 +92,25 @@ impl PgStore {
 
     pub(super) fn release(&mut self, held: &[JobId]) -> Result<Vec<JobId>, StoreError> {
         let node = self.node.clone();
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let rows = tx.query(
-            "UPDATE jobs SET status = 'queued', node = NULL, claimed_at = NULL,
-                 attempts = greatest(attempts - 1, 0),
-                 exit_status = 'interrupted: its claim never reached the node'
-             WHERE node = $1 AND status = 'claimed' AND NOT (id = ANY($2::bigint[]))
-             RETURNING id",
-            &[&node, &held],
-        )?;
-        let released: Vec<JobId> = rows.iter().map(|r| r.get(0)).collect();
-        if !released.is_empty() {
-            super::queue::notify(&mut tx)?;
-        }
-        tx.commit()?;
-        Ok(released)
+        // A fresh `queue_seq`, so a watcher that runs jobs sees its released claim at its next
+        // poll (workers claim by age and need none).
+        self.requeueing(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "UPDATE jobs SET status = 'queued', node = NULL, claimed_at = NULL,
+                         attempts = greatest(attempts - 1, 0), queue_seq = {NEXT_QUEUE_SEQ},
+                         exit_status = 'interrupted: its claim never reached the node'
+                     WHERE node = $1 AND status = 'claimed' AND NOT (id = ANY($2::bigint[]))
+                     RETURNING id"
+                ),
+                &[&node, &held],
+            )?;
+            let released: Vec<JobId> = rows.iter().map(|r| r.get(0)).collect();
+            if !released.is_empty() {
+                super::queue::notify(tx)?;
+            }
+            Ok(released)
+        })
     }
 
     pub(super) fn set_role(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {

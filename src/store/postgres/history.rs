@@ -10,7 +10,8 @@ use postgres::Row;
 use super::super::encoding::{blob, decode_steps, display_path, group_of, lossy};
 use super::super::history::{JobFilter, JobHistory};
 use super::super::{
-    FileRecord, JobDetail, JobId, JobRow, NodeReport, RanSteps, Status, StatusReport, StoreError,
+    FileRecord, JobDetail, JobId, JobProgress, JobRow, NodeReport, RanSteps, Status, StatusReport,
+    StoreError,
 };
 use super::queue::notify;
 use super::{NEXT_QUEUE_SEQ, NOW_MS, PgStore, root_path_sql, rooted};
@@ -21,7 +22,8 @@ fn row_sql() -> String {
     format!(
         "SELECT j.id, j.rule, f.root, f.rel, {}, j.status, j.attempts,
             j.exit_status, j.created_at, j.started_at, j.finished_at,
-            CASE WHEN j.status = 'done' THEN j.output END, j.node
+            CASE WHEN j.status = 'done' THEN j.output END, j.node,
+            CASE WHEN j.status = 'running' THEN j.progress END
         FROM jobs j JOIN files f ON f.id = j.file_id",
         root_path_sql("f.root", "$1")
     )
@@ -43,6 +45,7 @@ fn row(r: &Row) -> JobRow {
         finished_at: r.get(10),
         output: r.get::<_, Option<Vec<u8>>>(11).map(|b| lossy(&b)),
         node: r.get(12),
+        progress: JobProgress::from_text(r.get::<_, Option<String>>(13).as_deref()),
     }
 }
 

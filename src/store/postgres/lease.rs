@@ -10,7 +10,7 @@ use super::super::StoreError;
 use super::super::encoding::{group_of, path_of};
 use super::super::queue::Abandoned;
 use super::queue::{notify, retryable};
-use super::{NEXT_QUEUE_SEQ, NOW_MS, PgStore, QUEUE_SEQ_LOCK};
+use super::{NEXT_QUEUE_SEQ, PgStore, QUEUE_SEQ_LOCK};
 use crate::os::version::FileVersion;
 
 const HELD_SQL: &str = "SELECT id, rule, pgid, leader_start, boot_id, temp_output, output,
@@ -40,6 +40,15 @@ fn was_published(row: &Row) -> bool {
                 (v.ino as i64, v.size as i64, v.mtime_ns as i64) == (ino, size, mtime)
             }),
         _ => false,
+    }
+}
+
+/// Why a job this node held when it died was queued again.
+fn interrupted(published: bool) -> &'static str {
+    if published {
+        "interrupted after its product was published: the next attempt delivers it without running its commands"
+    } else {
+        "interrupted: the daemon stopped"
     }
 }
 
@@ -92,21 +101,11 @@ impl PgStore {
             for row in tx.query(&sql, &[&node])? {
                 let id: i64 = row.get(0);
                 let published = was_published(&row);
-                if published {
-                    tx.execute(
-                        &format!(
-                            "UPDATE jobs SET status = 'done',
-                                 exit_status = 'published before an interruption',
-                                 finished_at = {NOW_MS}, started_at = coalesce(started_at, {NOW_MS}),
-                                 temp_output = NULL, pgid = NULL, leader_start = NULL, boot_id = NULL
-                             WHERE id = $1"
-                        ),
-                        &[&id],
-                    )?;
-                } else {
-                    requeue(tx, id, "interrupted: the daemon stopped")?;
-                    queued = true;
-                }
+                // Queued again even when its product is in place: a `copy:` after the publish
+                // may not have been made. The next attempt finds the product it recorded and
+                // delivers it without running the commands again.
+                requeue(tx, id, interrupted(published))?;
+                queued = true;
                 found.push(abandoned(&row, published));
             }
             if queued {

@@ -11,8 +11,8 @@ use postgres::error::SqlState;
 
 use super::super::encoding::{blob, encode_steps, path_of, stored};
 use super::super::queue::{
-    Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Ending, JobQueue, QueuedJob, RootedPath,
-    Write,
+    Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Delivered, Ending, JobQueue, QueuedJob,
+    RootedPath, Write,
 };
 use super::super::{JobId, StoreError, now_ms};
 use super::cached::Cached;
@@ -99,14 +99,19 @@ impl JobQueue for PgStore {
         rule: &str,
         output: &Path,
         version: FileVersion,
+        what: Delivered,
     ) -> Result<(), StoreError> {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
         let (ino, size, mtime) = stored(version);
+        // A copy leaves the product's version as the job's: recovery checks the product.
+        let product = what == Delivered::Product;
         let changed = tx.execute(
-            "UPDATE jobs SET publish_ino = $3, publish_size = $4, publish_mtime_ns = $5
+            "UPDATE jobs SET publish_ino = CASE WHEN $6 THEN $3 ELSE publish_ino END,
+                 publish_size = CASE WHEN $6 THEN $4 ELSE publish_size END,
+                 publish_mtime_ns = CASE WHEN $6 THEN $5 ELSE publish_mtime_ns END
              WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')",
-            &[&claim.id, &claim.token, &ino, &size, &mtime],
+            &[&claim.id, &claim.token, &ino, &size, &mtime, &product],
         )?;
         if changed == 0 {
             return Err(StoreError::Stale {
@@ -133,6 +138,24 @@ impl JobQueue for PgStore {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn published_product(&mut self, claim: Claim) -> Result<Option<FileVersion>, StoreError> {
+        let row = self.client()?.query_opt(
+            "SELECT publish_ino, publish_size, publish_mtime_ns FROM jobs
+             WHERE id = $1 AND token = $2",
+            &[&claim.id, &claim.token],
+        )?;
+        let recorded: Option<[Option<i64>; 3]> = row.map(|r| [r.get(0), r.get(1), r.get(2)]);
+        Ok(match recorded {
+            Some([Some(ino), Some(size), Some(mtime)]) => Some(FileVersion {
+                dev: 0,
+                ino: ino as u64,
+                size: size as u64,
+                mtime_ns: mtime as i128,
+            }),
+            _ => None,
+        })
     }
 
     fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError> {
@@ -333,6 +356,15 @@ fn apply(
                 Answer::NotClaimable
             })
         }
+        Write::Progress { claim, progress } => {
+            // A stale claim's progress is dropped: its node learns of the loss elsewhere.
+            tx.execute(
+                "UPDATE jobs SET progress = $3
+                 WHERE id = $1 AND token = $2 AND status = 'running'",
+                &[&claim.id, &claim.token, &progress.to_text()],
+            )?;
+            Ok(Answer::Ok)
+        }
         Write::Started {
             claim,
             group,
@@ -341,7 +373,8 @@ fn apply(
             let changed = tx.execute(
                 &format!(
                     "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, {NOW_MS}),
-                         pgid = $3, leader_start = $4, boot_id = $5, temp_output = $6
+                         pgid = $3, leader_start = $4, boot_id = $5, temp_output = $6,
+                         progress = NULL
                      WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')"
                 ),
                 &[

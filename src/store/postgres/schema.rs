@@ -113,10 +113,13 @@ const V1: &str = "CREATE TABLE roots (
         at BIGINT NOT NULL
     );";
 
-/// Version 2: the argv a claim ran (a worker's paths), beside the planned one.
+/// Version 2: the argv a claim ran (a worker's paths), beside the planned one; and how far a
+/// running job's ffmpeg step got (JSON), recorded by the node that runs it, so a worker's
+/// progress reaches `shotrouter job`, the API and the dashboard.
 const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     ALTER TABLE jobs ADD COLUMN ran_node TEXT;
-    ALTER TABLE jobs ADD COLUMN ran_token BIGINT;";
+    ALTER TABLE jobs ADD COLUMN ran_token BIGINT;
+    ALTER TABLE jobs ADD COLUMN progress TEXT;";
 
 const MIGRATIONS: &[&str] = &[V1, V2];
 

@@ -12,8 +12,8 @@ use rusqlite::{TransactionBehavior, params};
 
 use super::super::queue::{Claim, ClaimedJob, RootedPath};
 use super::super::{JobId, StoreError, now_ms};
-use super::SqliteStore;
 use super::encoding::{decode_steps, decode_tags, path_of};
+use super::{NEXT_QUEUE_SEQ, SqliteStore};
 
 /// How many queued jobs one claim reads at a time (it reads on until it has what it asked for).
 const CLAIM_WINDOW: i64 = 512;
@@ -175,12 +175,14 @@ impl SqliteStore {
             .collect::<rusqlite::Result<_>>()?;
         let mut released = Vec::new();
         for id in claimed.into_iter().filter(|id| !held.contains(id)) {
-            tx.prepare_cached(
+            // A fresh `queue_seq`, so a watcher that runs jobs sees its released claim at
+            // its next poll (workers claim by age and need none).
+            tx.prepare_cached(&format!(
                 "UPDATE jobs SET status = 'queued', node = NULL, claimed_at = NULL,
-                     attempts = max(attempts - 1, 0),
+                     attempts = max(attempts - 1, 0), queue_seq = {NEXT_QUEUE_SEQ},
                      exit_status = 'interrupted: its claim never reached the node'
-                 WHERE id = ?1 AND status = 'claimed'",
-            )?
+                 WHERE id = ?1 AND status = 'claimed'"
+            ))?
             .execute([id])?;
             released.push(id);
         }

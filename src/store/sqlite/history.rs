@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::history::{JobFilter, JobHistory};
 use super::super::{
-    FileRecord, JobDetail, JobId, JobRow, NodeReport, RanSteps, Status, StatusReport, StoreError,
-    now_ms,
+    FileRecord, JobDetail, JobId, JobProgress, JobRow, NodeReport, RanSteps, Status, StatusReport,
+    StoreError, now_ms,
 };
 use super::encoding::{blob, decode_steps, lossy};
 use super::{NEXT_QUEUE_SEQ, SqliteStore, display_path, group_of};
@@ -19,7 +19,8 @@ use crate::os::process::GroupId;
 /// The columns [`row`] reads.
 const ROW_SQL: &str = "SELECT j.id, j.rule, f.root, f.rel, r.path, j.status, j.attempts,
         j.exit_status, j.created_at, j.started_at, j.finished_at,
-        CASE WHEN j.status = 'done' THEN j.output END, j.node
+        CASE WHEN j.status = 'done' THEN j.output END, j.node,
+        CASE WHEN j.status = 'running' THEN j.progress END
     FROM jobs j JOIN files f ON f.id = j.file_id LEFT JOIN roots r ON r.name = f.root";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
@@ -38,6 +39,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         finished_at: r.get(10)?,
         output: r.get::<_, Option<Vec<u8>>>(11)?.map(|b| lossy(&b)),
         node: r.get(12)?,
+        progress: JobProgress::from_text(r.get::<_, Option<String>>(13)?.as_deref()),
     })
 }
 

@@ -90,17 +90,15 @@ impl SqliteStore {
                 }
                 _ => false,
             };
-            if published {
-                tx.execute(
-                    "UPDATE jobs SET status = 'done', exit_status = 'published before an interruption',
-                         finished_at = ?2, started_at = coalesce(started_at, ?2),
-                         temp_output = NULL, pgid = NULL, leader_start = NULL, boot_id = NULL
-                     WHERE id = ?1",
-                    params![job.id, now_ms()],
-                )?;
+            // Queued again even when its product is in place: a `copy:` after the publish may
+            // not have been made. The next attempt finds the product it recorded and delivers
+            // it without running the commands again.
+            let reason = if published {
+                "interrupted after its product was published: the next attempt delivers it without running its commands"
             } else {
-                requeue(&tx, job.id, "interrupted: the daemon stopped")?;
-            }
+                "interrupted: the daemon stopped"
+            };
+            requeue(&tx, job.id, reason)?;
             abandoned.push(job.abandoned(published));
         }
         tx.commit()?;

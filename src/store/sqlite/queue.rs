@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::queue::{
-    Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Ending, JobQueue, QueuedJob, RootedPath,
-    Write,
+    Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Delivered, Ending, JobQueue, QueuedJob,
+    RootedPath, Write,
 };
 use super::super::{JobId, StoreError, now_ms};
 use super::encoding::{blob, encode_steps, path_of};
@@ -74,17 +74,28 @@ impl JobQueue for SqliteStore {
         rule: &str,
         output: &Path,
         version: FileVersion,
+        what: Delivered,
     ) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (ino, size, mtime) = stored(version);
+        // A copy leaves the product's version as the job's: recovery checks the product.
         let changed = tx
             .prepare_cached(
-                "UPDATE jobs SET publish_ino = ?3, publish_size = ?4, publish_mtime_ns = ?5
+                "UPDATE jobs SET publish_ino = CASE WHEN ?6 THEN ?3 ELSE publish_ino END,
+                     publish_size = CASE WHEN ?6 THEN ?4 ELSE publish_size END,
+                     publish_mtime_ns = CASE WHEN ?6 THEN ?5 ELSE publish_mtime_ns END
                  WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
             )?
-            .execute(params![claim.id, claim.token, ino, size, mtime])?;
+            .execute(params![
+                claim.id,
+                claim.token,
+                ino,
+                size,
+                mtime,
+                what == Delivered::Product
+            ])?;
         if changed == 0 {
             return Err(StoreError::Stale {
                 id: claim.id,
@@ -109,6 +120,28 @@ impl JobQueue for SqliteStore {
         ])?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn published_product(&mut self, claim: Claim) -> Result<Option<FileVersion>, StoreError> {
+        let recorded: Option<[Option<i64>; 3]> = self
+            .conn
+            .prepare_cached(
+                "SELECT publish_ino, publish_size, publish_mtime_ns FROM jobs
+                 WHERE id = ?1 AND token = ?2",
+            )?
+            .query_row(params![claim.id, claim.token], |r| {
+                Ok([r.get(0)?, r.get(1)?, r.get(2)?])
+            })
+            .optional()?;
+        Ok(match recorded {
+            Some([Some(ino), Some(size), Some(mtime)]) => Some(FileVersion {
+                dev: 0,
+                ino: ino as u64,
+                size: size as u64,
+                mtime_ns: mtime as i128,
+            }),
+            _ => None,
+        })
     }
 
     fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError> {
@@ -331,6 +364,15 @@ fn apply(
                 Answer::NotClaimable
             })
         }
+        Write::Progress { claim, progress } => {
+            // A stale claim's progress is dropped: its node learns of the loss elsewhere.
+            tx.prepare_cached(
+                "UPDATE jobs SET progress = ?3
+                 WHERE id = ?1 AND token = ?2 AND status = 'running'",
+            )?
+            .execute(params![claim.id, claim.token, progress.to_text()])?;
+            Ok(Answer::Ok)
+        }
         Write::Started {
             claim,
             group,
@@ -339,7 +381,8 @@ fn apply(
             let changed = tx
                 .prepare_cached(
                     "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?3),
-                         pgid = ?4, leader_start = ?5, boot_id = ?6, temp_output = ?7
+                         pgid = ?4, leader_start = ?5, boot_id = ?6, temp_output = ?7,
+                         progress = NULL
                      WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
                 )?
                 .execute(params![

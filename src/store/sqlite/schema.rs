@@ -192,10 +192,13 @@ const V4: &str = "ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '';
     ALTER TABLE nodes ADD COLUMN role TEXT;
     ALTER TABLE nodes ADD COLUMN lease_ms INTEGER;";
 
-/// Version 5: the argv a claim ran (a worker's paths), beside the planned one.
+/// Version 5: the argv a claim ran (a worker's paths), beside the planned one; and how far a
+/// running job's ffmpeg step got (JSON), recorded by the node that runs it, so a worker's
+/// progress reaches `shotrouter job`, the API and the dashboard.
 const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
     ALTER TABLE jobs ADD COLUMN ran_node TEXT;
-    ALTER TABLE jobs ADD COLUMN ran_token INTEGER;";
+    ALTER TABLE jobs ADD COLUMN ran_token INTEGER;
+    ALTER TABLE jobs ADD COLUMN progress TEXT;";
 
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 

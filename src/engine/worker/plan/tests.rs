@@ -73,7 +73,7 @@ fn an_ale_and_a_dpx_keykode_check_travel_to_a_worker_mapped() {
     let map = PathMap {
         entries: vec![("shots".into(), farm.path().to_path_buf())],
     };
-    let (mapped, _) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
+    let (mapped, ..) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
     let sheet = mapped.output.and_then(|o| o.ale).expect("the ALE travels");
     assert_eq!(sheet.final_path, farm.path().join("a.ale"));
     assert_eq!(sheet.clips, [clip]);
@@ -150,7 +150,7 @@ fn a_copy_or_move_travels_to_a_worker_mapped_and_older_workers_refuse_it() {
             (san.to_string_lossy().into_owned(), farm_san.clone()),
         ],
     };
-    let (mapped, _) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
+    let (mapped, ..) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
     assert_eq!(
         mapped.transfer,
         Some(TransferPlan {
@@ -207,6 +207,82 @@ fn arguments_map_by_whole_folders_only() {
         b"/farm/shots/\xff\xfe a.tif",
         "bytes that are not UTF-8 survive"
     );
+}
+
+#[test]
+fn notify_targets_and_progress_travel_and_older_workers_refuse_notify() {
+    let watcher = tempfile::tempdir().expect("dir");
+    std::fs::write(watcher.path().join("a.mov"), b"media").expect("input");
+    let spec = JobSpec {
+        id: "1".into(),
+        rule: "r".into(),
+        path: watcher.path().join("a.mov"),
+        steps: vec![vec!["ffmpeg".into()]],
+        output: None,
+        allowed_roots: vec![watcher.path().to_path_buf()],
+        timeout: None,
+        log_path: "/l".into(),
+        attempt: 1,
+        claim: None,
+        view: None,
+        verify: None,
+        progress: true,
+        total_frames: Some(48),
+        transfer: None,
+    };
+    let roots = [("shots".to_string(), watcher.path().to_path_buf())];
+    let quiet = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
+    assert_eq!(quiet.format, 1, "progress alone needs no new format");
+    let target = NotifyTarget {
+        events: vec![NotifyEvent::Done, NotifyEvent::Stuck],
+        webhook: Some("http://127.0.0.1:9/hook".into()),
+        command: Some(vec![
+            Template::parse("/bin/tell").expect("template"),
+            Template::parse("{rule}: {event} {path}").expect("template"),
+        ]),
+        stuck_after: Duration::from_secs(600),
+        line: 0,
+    };
+    let plan = quiet.clone().notifying(std::slice::from_ref(&target));
+    assert_eq!(plan.format, FORMAT_NOTIFY, "older workers refuse it");
+    let job = ClaimedJob {
+        claim: crate::store::queue::Claim {
+            id: 1,
+            token: 1,
+            attempt: 1,
+        },
+        rule: "r".into(),
+        input: crate::store::queue::RootedPath {
+            root: "shots".into(),
+            rel: "a.mov".into(),
+        },
+        steps: spec.steps.clone(),
+        output: None,
+        plan: plan.to_text(),
+    };
+    let (mapped, _, notify) = job_spec(&job, &PathMap::default(), Path::new("/s")).expect("spec");
+    assert_eq!((mapped.progress, mapped.total_frames), (true, Some(48)));
+    assert_eq!(notify.len(), 1);
+    assert_eq!(*notify[0], target);
+
+    // An earlier format still runs; a later one is refused with a fix.
+    let older = ClaimedJob {
+        plan: quiet.to_text(),
+        ..job.clone()
+    };
+    assert!(job_spec(&older, &PathMap::default(), Path::new("/s")).is_ok());
+    let mut newer = plan.clone();
+    newer.format = FORMAT + 1;
+    let refused = job_spec(
+        &ClaimedJob {
+            plan: newer.to_text(),
+            ..job
+        },
+        &PathMap::default(),
+        Path::new("/s"),
+    )
+    .expect_err("newer");
+    assert!(refused.contains("upgrade this worker"), "{refused}");
 }
 
 #[test]
