@@ -6,6 +6,7 @@
 //! An event of two lines is a transition: the first line is the outgoing side (usually of zero
 //! length), the second the incoming clip, which starts at the transition's first frame.
 
+use crate::edit::cut::{MAX_FRAME, source_played, speed_in_range};
 use crate::edit::{Cut, CutItem, EditError, Origin, Track, Transition};
 use crate::media::timecode::{Counting, Rate};
 
@@ -50,10 +51,12 @@ struct EventLine {
     record: (i64, i64),
 }
 
-/// An `M2` line: the reel it changes and its speed in frames per second.
+/// An `M2` line: the reel it changes, from which source frame (its timecode), and its speed
+/// as source frames per record frame.
 struct Speed {
     reel: String,
-    fps: f64,
+    source_in: i64,
+    speed: f64,
 }
 
 /// The lines of one event number with the comments that follow them.
@@ -208,10 +211,14 @@ impl Reader {
     /// A timecode (or a bare frame count) as a frame number at the EDL's rate and `FCM:`.
     fn frame(&self, line: usize, text: &str) -> Result<i64, EditError> {
         if text.bytes().all(|b| b.is_ascii_digit()) {
-            return text.parse().map_err(|_| EditError::Event {
-                line,
-                text: text.to_string(),
-            });
+            return text
+                .parse()
+                .ok()
+                .filter(|n| *n <= MAX_FRAME)
+                .ok_or_else(|| EditError::OutOfRange {
+                    line,
+                    text: text.to_string(),
+                });
         }
         let separator_drop = text
             .as_bytes()
@@ -224,8 +231,10 @@ impl Reader {
                 rate: self.rate,
             });
         }
-        // Under `FCM: DROP FRAME` many editors still write `:` before the frames.
-        let label = if drop && !separator_drop && text.len() > 9 {
+        // Under `FCM: DROP FRAME` many editors still write `:` before the frames. Only an ASCII
+        // label is rewritten (byte 9 of any other may fall inside a character); the rest are
+        // left for `frame_of` to refuse.
+        let label = if drop && !separator_drop && text.is_ascii() && text.len() > 9 {
             format!("{};{}", &text[..8], &text[9..])
         } else {
             text.to_string()
@@ -242,20 +251,31 @@ impl Reader {
         })
     }
 
-    /// `M2   REEL   048.0   01:00:00:00`: the reel's speed in frames per second from then on.
+    /// `M2   REEL   048.0   01:00:00:00`: the reel plays at 48 frames per second from source
+    /// 01:00:00:00. The speed is against the nominal rate, as timecode counts: `024.0` at
+    /// 23.976 is normal speed, not 1.001×.
     fn speed(&self, line: usize, text: &str, rest: &str) -> Result<Speed, EditError> {
         let bad = || EditError::Speed {
             line,
             text: text.to_string(),
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        let [reel, fps, timecode] = fields.as_slice() else {
+        let [reel, written, timecode] = fields.as_slice() else {
             return Err(bad());
         };
-        self.frame(line, timecode)?;
+        let source_in = self.frame(line, timecode)?;
+        let fps: f64 = written.parse().map_err(|_| bad())?;
+        let speed = fps / f64::from(self.rate.nominal());
+        if !speed_in_range(speed) {
+            return Err(EditError::OutOfRange {
+                line,
+                text: (*written).to_string(),
+            });
+        }
         Ok(Speed {
             reel: (*reel).to_string(),
-            fps: fps.parse().map_err(|_| bad())?,
+            source_in,
+            speed,
         })
     }
 
@@ -295,13 +315,8 @@ impl Reader {
             });
         }
         let source = event.source.1 - event.source.0;
-        let m2 = block
-            .speeds
-            .iter()
-            .find(|s| s.reel == event.reel)
-            .or(block.speeds.last());
-        let speed = match m2 {
-            Some(m2) => m2.fps / self.rate.fps(),
+        let speed = match block.speed_of(event) {
+            Some(m2) => m2.speed,
             None if block.freeze => 0.0,
             None if source == record => 1.0,
             None => {
@@ -315,11 +330,7 @@ impl Reader {
         };
         // The speed decides the source played, also when source and record are written with
         // the same length (some editors do): a freeze still shows one frame.
-        let played = if speed == 1.0 {
-            source
-        } else {
-            ((record as f64 * speed.abs()).round() as i64).max(1)
-        };
+        let played = source_played(record, source, speed);
         Ok(CutItem {
             event: number,
             name,
@@ -338,6 +349,30 @@ impl Reader {
 }
 
 impl Block {
+    /// The `M2` of `event`'s reel. Two sides of a transition from one reel are told apart by
+    /// the M2's timecode (the source frame it starts at). Only a block of one line takes an M2
+    /// naming another reel (some editors shorten reel names there); in a transition such an M2
+    /// explains neither side.
+    fn speed_of(&self, event: &EventLine) -> Option<&Speed> {
+        let mut same_reel = self.speeds.iter().filter(|s| s.reel == event.reel);
+        let other_side_starts = |s: &Speed| {
+            self.lines
+                .iter()
+                .any(|l| l.line != event.line && l.reel == s.reel && l.source.0 == s.source_in)
+        };
+        same_reel
+            .clone()
+            .find(|s| s.source_in == event.source.0)
+            .or_else(|| same_reel.find(|s| !other_side_starts(s)))
+            .or_else(|| {
+                if self.lines.len() == 1 {
+                    self.speeds.last()
+                } else {
+                    None
+                }
+            })
+    }
+
     /// Reads the comments that matter; any other comment is kept out of the model.
     fn comment(&mut self, body: &str) {
         let field = |key: &str| {

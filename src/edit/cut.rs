@@ -6,6 +6,29 @@ use std::fmt;
 
 use crate::media::timecode::{Counting, Rate};
 
+/// The largest frame number or length the readers accept (about 1,400 years at 24 fps): sums
+/// of a few such values stay far inside `i64`, so frame arithmetic cannot overflow.
+pub const MAX_FRAME: i64 = 1 << 40;
+
+/// The largest speed change the readers accept, either way (1000× normal speed).
+pub const MAX_SPEED: f64 = 1000.0;
+
+/// Source frames an item of `record_frames` plays at `speed`: all of them at normal speed,
+/// else record length × |speed| rounded, and at least one (a freeze still shows a frame).
+/// `speed` must be finite and within [`MAX_SPEED`].
+pub(crate) fn source_played(record_frames: i64, source_frames: i64, speed: f64) -> i64 {
+    if speed == 1.0 {
+        source_frames
+    } else {
+        ((record_frames as f64 * speed.abs()).round() as i64).max(1)
+    }
+}
+
+/// Whether `speed` is one the readers accept: finite and within [`MAX_SPEED`] either way.
+pub(crate) fn speed_in_range(speed: f64) -> bool {
+    speed.is_finite() && speed.abs() <= MAX_SPEED
+}
+
 /// One reading of an edit: a title and the items of its tracks, in record order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cut {
@@ -74,6 +97,12 @@ impl CutItem {
     /// Frames the item lasts in the cut (after any speed change).
     pub fn duration(&self) -> i64 {
         self.record_out - self.record_in
+    }
+
+    /// Source frames the item shows (`source_out` − `source_in`, at least one): what the shot's
+    /// plate must hold. Twice the duration at double speed, one frame for a freeze.
+    pub fn source_frames(&self) -> i64 {
+        (self.source_out - self.source_in).max(1)
     }
 
     /// Whether the item is on a video track.

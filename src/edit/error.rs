@@ -1,6 +1,7 @@
 //! What goes wrong reading a cut: every variant says where (an EDL's 1-based line, an OTIO
 //! item) and holds the offending text, so a caller can point at it.
 
+use crate::edit::cut::{MAX_FRAME, MAX_SPEED};
 use crate::media::timecode::Rate;
 
 /// An EDL or OpenTimelineIO file that cannot be read as a cut, or a shot pattern that cannot
@@ -81,6 +82,17 @@ pub enum EditError {
         /// 1-based line in the EDL.
         line: usize,
         /// The line as written.
+        text: String,
+    },
+    /// A frame count or `M2` speed past what any edit holds (or not a finite number), refused
+    /// before frame arithmetic on it could overflow.
+    #[error(
+        "line {line}: `{text}` is out of range; frame counts go up to {MAX_FRAME} and speeds up to {MAX_SPEED}× normal either way"
+    )]
+    OutOfRange {
+        /// 1-based line in the EDL.
+        line: usize,
+        /// The field as written.
         text: String,
     },
     /// An event whose record runs backwards.

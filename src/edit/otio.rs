@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 
+use crate::edit::cut::{MAX_FRAME, source_played, speed_in_range};
 use crate::edit::{Cut, CutItem, EditError, Origin, Track, Transition};
 use crate::media::timecode::{Counting, Rate};
 
@@ -94,8 +95,9 @@ impl Reader {
                 }
                 "Gap" => {
                     let range = field(child, "source_range", &item)?;
-                    walk.position +=
+                    let duration =
                         self.frames(field(range, "duration", &item)?, &item, "duration")?;
+                    walk.position = walk.after(duration, &item)?;
                 }
                 "Transition" => {
                     let frames =
@@ -183,14 +185,18 @@ impl Reader {
             let schema = schema_of(effect);
             match schema.split('.').next().unwrap_or_default() {
                 "LinearTimeWarp" => {
+                    let bad = |problem| EditError::Field {
+                        item: item.to_string(),
+                        field: "time_scalar",
+                        problem,
+                    };
                     speed *= effect
                         .get("time_scalar")
                         .and_then(Value::as_f64)
-                        .ok_or_else(|| EditError::Field {
-                            item: item.to_string(),
-                            field: "time_scalar",
-                            problem: "missing",
-                        })?;
+                        .ok_or_else(|| bad("missing"))?;
+                    if !speed_in_range(speed) {
+                        return Err(bad("a speed past 1000× normal in"));
+                    }
                 }
                 "FreezeFrame" => speed = 0.0,
                 _ => {
@@ -201,11 +207,7 @@ impl Reader {
                 }
             }
         }
-        let played = if speed == 1.0 {
-            duration
-        } else {
-            ((duration as f64 * f64::abs(speed)).round() as i64).max(1)
-        };
+        let played = source_played(duration, duration, speed);
         let locators = clip
             .get("markers")
             .and_then(Value::as_array)
@@ -227,7 +229,7 @@ impl Reader {
             source_in,
             source_out: source_in + played,
             record_in: walk.position,
-            record_out: walk.position + duration,
+            record_out: walk.after(duration, item)?,
             speed,
             origin: Origin::Clip {
                 track: walk.track.clone(),
@@ -258,10 +260,30 @@ impl Reader {
         } else {
             return Err(bad("a rate of zero in"));
         };
+        if !frames.is_finite() || frames.abs() > MAX_FRAME as f64 {
+            return Err(bad("an out-of-range number of frames in"));
+        }
         if (frames - frames.round()).abs() > 1e-6 {
             return Err(bad("not whole frames in"));
         }
         Ok(frames.round() as i64)
+    }
+}
+
+impl Walk<'_> {
+    /// The record frame `frames` after the current position, refused past [`MAX_FRAME`] (a
+    /// track of many huge gaps would otherwise overflow).
+    fn after(&self, frames: i64, item: &str) -> Result<i64, EditError> {
+        // Both terms are within MAX_FRAME: the sum cannot overflow.
+        let position = self.position + frames;
+        if position.abs() > MAX_FRAME {
+            return Err(EditError::Field {
+                item: item.to_string(),
+                field: "duration",
+                problem: "a record position past the last frame read after",
+            });
+        }
+        Ok(position)
     }
 }
 

@@ -5,6 +5,9 @@
 //! A new shot starts at `head_in` + head handles. In a later revision frame numbers stay put:
 //! the shot's `cut_in` moves by as much as its first source frame moved. Items of one shot map
 //! into shot frames by source frame, so a shot used twice covers the union of its items.
+//!
+//! An item covers the source frames it plays, not its record length: a 24-frame item at
+//! double speed shows 48 plate frames, a freeze shows one (see docs/cuts.md).
 
 use std::collections::BTreeMap;
 
@@ -28,7 +31,10 @@ pub struct ShotRange {
     pub head_in: i64,
     /// First frame the cut shows.
     pub cut_in: i64,
-    /// Last frame the cut shows: `cut_in` + duration − 1 for a shot used once.
+    /// Last frame the cut shows: `cut_in` + duration − 1 for a shot used once, the duration
+    /// being the source frames played ([`CutItem::source_frames`]).
+    ///
+    /// [`CutItem::source_frames`]: crate::edit::CutItem::source_frames
     pub cut_out: i64,
     /// Last frame kept, handles included: `cut_out` + tail handles.
     pub tail_out: i64,
@@ -117,7 +123,7 @@ impl ShotRanges {
                         ItemRange {
                             item: i,
                             first,
-                            last: first + item.duration() - 1,
+                            last: first + item.source_frames() - 1,
                         }
                     })
                     .collect();

@@ -297,3 +297,177 @@ fn errors_keep_their_data() {
         matches!(err, EditError::Event { line: 2, ref text } if text == "001 R1 V C 0 0 0 0 0 0 0")
     );
 }
+
+#[test]
+fn a_non_ascii_timecode_is_an_error_naming_its_line() {
+    // Under `FCM: DROP FRAME` a `:` label is rewritten at byte 9, here inside the `é`.
+    let cases = [
+        (
+            "FCM: DROP FRAME\n001  R1 V C 01:00:00é0 01:00:01:00 01:00:00:00 01:00:01:00\n",
+            "line 2: `01:00:00é0` is not a timecode; write HH:MM:SS:FF (or HH:MM:SS;FF for drop-frame)",
+        ),
+        (
+            "FCM: DROP FRAME\n001  R1 V C 00:00:01:00 00:00:02:00 01:00:00:00 01:00:01:00\nM2   R1  060.0  01:00:00é0\n",
+            "line 3: `01:00:00é0` is not a timecode; write HH:MM:SS:FF (or HH:MM:SS;FF for drop-frame)",
+        ),
+        (
+            "001  R1 V C 01:00:00:0€ 01:00:01:00 01:00:00:00 01:00:01:00\n",
+            "line 1: `01:00:00:0€` is not a timecode; write HH:MM:SS:FF (or HH:MM:SS;FF for drop-frame)",
+        ),
+    ];
+    for (edl, want) in cases {
+        assert_eq!(error(edl, "29.97"), want, "{edl}");
+    }
+}
+
+/// xorshift64: deterministic inputs without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+}
+
+/// Reads `text` at every rate the fuzz uses: a panic fails the test, an error must name its line.
+fn read_without_panic(text: &str) {
+    for rate in ["24", "29.97", "23.976", "59.94"] {
+        match parse(text, fps(rate)) {
+            Ok(cut) => assert!(
+                cut.items.iter().all(|i| i.source_out >= i.source_in),
+                "{text:?}"
+            ),
+            Err(e) => assert!(e.to_string().starts_with("line "), "{e} for {text:?}"),
+        }
+    }
+}
+
+#[test]
+fn garbage_truncated_lines_and_odd_timecodes_never_panic() {
+    let mut rng = Rng(0x5eed_cafe_f00d_0001);
+    let headers = ["", "FCM: DROP FRAME\n", "FCM: NON-DROP FRAME\n"];
+    // Every line of the fixtures cut at every character, after an event it may belong to.
+    for fixture in [REEL_24, DROP_2997] {
+        for line in fixture.lines() {
+            for (at, _) in line.char_indices() {
+                let header = rng.pick(&headers);
+                read_without_panic(&format!("{header}001  R1 V C 0 24 0 24\n{}\n", &line[..at]));
+            }
+        }
+    }
+    // Event and M2 lines whose timecodes mix digits, separators and multi-byte characters.
+    let tc_chars = [
+        "0", "1", "2", "5", "9", ":", ":", ";", ".", "é", "€", "🎬", " ", "-",
+    ];
+    let speeds = [
+        "048.0", "-024.0", "000.0", "999.9", "1e300", "-1e300", "inf", "NaN", "1e-300", "x",
+    ];
+    let timecode = |rng: &mut Rng| -> String {
+        if rng.below(4) == 0 {
+            return "01:00:00:00".to_string();
+        }
+        (0..rng.below(14)).map(|_| rng.pick(&tc_chars)).collect()
+    };
+    for _ in 0..4000 {
+        let header = rng.pick(&headers);
+        let times: Vec<String> = (0..4).map(|_| timecode(&mut rng)).collect();
+        let mut text = format!(
+            "{header}001  R1 V {} {}\n",
+            rng.pick(&["C", "D 012", "W001 010", "C"]),
+            times.join(" ")
+        );
+        if rng.below(2) == 0 {
+            let at = timecode(&mut rng);
+            text.push_str(&format!("M2   R1  {}  {at}\n", rng.pick(&speeds)));
+        }
+        read_without_panic(&text);
+    }
+    // Raw bytes, made text the way a caller reading a file lossily would.
+    for _ in 0..2000 {
+        let bytes: Vec<u8> = (0..rng.below(120)).map(|_| rng.below(256) as u8).collect();
+        read_without_panic(&String::from_utf8_lossy(&bytes));
+    }
+}
+
+#[test]
+fn m2_at_23976_is_against_the_nominal_rate() {
+    // `024.0` is normal speed at 23.976: 1000 record frames play 1000 source frames, not 1001.
+    let edl = "001  R1 V C 0 1000 0 1000\nM2   R1  024.0  0\n002  R2 V C 0 1000 1000 1500\nM2   R2  012.0  0\n";
+    let cut = parse(edl, fps("23.976")).unwrap();
+    let played: Vec<(f64, i64)> = cut
+        .items
+        .iter()
+        .map(|i| (i.speed, i.source_out - i.source_in))
+        .collect();
+    assert_eq!(played, vec![(1.0, 1000), (0.5, 250)]);
+}
+
+#[test]
+fn an_m2_changes_only_its_own_side_of_a_transition() {
+    // The outgoing R1 plays 12 frames at normal speed; only the incoming R2 is at double speed.
+    let edl = "\
+001  R1 V C        00:00:01:00 00:00:01:12 01:00:00:00 01:00:00:12
+001  R2 V D 012    00:00:05:00 00:00:07:00 01:00:00:12 01:00:01:12
+M2   R2       048.0    00:00:05:00
+";
+    let cut = parse(edl, fps("24")).unwrap();
+    let played: Vec<(Option<&str>, f64, i64)> = cut
+        .items
+        .iter()
+        .map(|i| (i.reel.as_deref(), i.speed, i.source_out - i.source_in))
+        .collect();
+    assert_eq!(played, vec![(Some("R1"), 1.0, 12), (Some("R2"), 2.0, 48)]);
+    // One reel on both sides: the M2's timecode says which.
+    let same = edl.replace("R2", "R1");
+    let cut = parse(&same, fps("24")).unwrap();
+    assert_eq!(
+        cut.items.iter().map(|i| i.speed).collect::<Vec<_>>(),
+        vec![1.0, 2.0]
+    );
+    // An M2 naming no reel of a one-line event is still that event's (shortened reel names).
+    let cut = parse(
+        "001  B002C004_LONG V C 0 48 0 24\nM2   B002C004  048.0  0\n",
+        fps("24"),
+    )
+    .unwrap();
+    assert_eq!(cut.items[0].speed, 2.0);
+    // In a transition an M2 of another reel explains neither side.
+    let other = edl.replace("M2   R2", "M2   R9");
+    assert_eq!(
+        error(&other, "24"),
+        "line 2: event 1 plays 48 source frames in 24 record frames but has no `M2` speed change"
+    );
+}
+
+#[test]
+fn absurd_speeds_and_frame_counts_are_refused() {
+    let event = "001  R1 V C 00:00:01:00 00:00:02:00 01:00:00:00 01:00:01:00\n";
+    let limits = "frame counts go up to 1099511627776 and speeds up to 1000× normal either way";
+    for speed in ["1e300", "-1e300", "inf", "NaN", "24001.0"] {
+        assert_eq!(
+            error(&format!("{event}M2   R1  {speed}  00:00:01:00\n"), "24"),
+            format!("line 2: `{speed}` is out of range; {limits}")
+        );
+    }
+    assert_eq!(
+        error(
+            "001  R1 V C 9223372036854775807 9223372036854775807 0 0\n",
+            "24"
+        ),
+        format!("line 1: `9223372036854775807` is out of range; {limits}")
+    );
+    assert_eq!(
+        error("001  R1 V C 0 24 99999999999999999999 1\n", "24"),
+        format!("line 1: `99999999999999999999` is out of range; {limits}")
+    );
+    // The largest accepted values still add up without overflow.
+    let max = "001  R1 V C 1099511627776 1099511627776 1099511627776 1099511627776\n";
+    assert_eq!(parse(max, fps("24")).unwrap().items.len(), 1);
+}

@@ -119,3 +119,32 @@ fn times_at_another_rate_convert_to_whole_frames() {
         (1009, 48)
     );
 }
+
+#[test]
+fn huge_values_and_speeds_are_refused_not_wrapped() {
+    let cases = [
+        (
+            promo_with("\"value\": 48.0", "\"value\": 1e300"),
+            "clip `sh010_comp_v004` (track `V1`): an out-of-range number of frames in `duration`",
+        ),
+        (
+            promo_with("\"time_scalar\": 2.0", "\"time_scalar\": 1e300"),
+            "clip `sh020_comp_v002` (track `V1`): a speed past 1000× normal in `time_scalar`",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(parse(&text, fps24()).unwrap_err().to_string(), want);
+    }
+    // Gaps each within range whose sum is not: the record position is refused, not wrapped.
+    let gap = r#"{"OTIO_SCHEMA": "Gap.1", "source_range": {
+        "start_time": {"rate": 24, "value": 0}, "duration": {"rate": 24, "value": 1000000000000}}}"#;
+    let text = format!(
+        r#"{{"OTIO_SCHEMA": "Timeline.1", "tracks": {{"OTIO_SCHEMA": "Stack.1",
+          "children": [{{"OTIO_SCHEMA": "Track.1", "name": "V", "kind": "Video",
+          "children": [{gap}, {gap}]}}]}}}}"#
+    );
+    assert_eq!(
+        parse(&text, fps24()).unwrap_err().to_string(),
+        "gap `` (track `V`): a record position past the last frame read after `duration`"
+    );
+}

@@ -40,10 +40,26 @@ fn a_new_shot_starts_at_head_in_plus_handles() {
 }
 
 #[test]
-fn a_retimed_shot_lasts_as_long_as_the_edit_plays_it() {
+fn a_retimed_shot_covers_the_source_frames_the_edit_plays() {
+    // 24 record frames at double speed show 48 plate frames: 1009 to 1009 + 48 − 1.
     let edl = "001  R V C 01:00:00:00 01:00:02:00 01:00:00:00 01:00:01:00\nM2 R 048.0 01:00:00:00\n* FROM CLIP NAME: sh010\n";
     let ranges = ShotRanges::compute(&cut(edl), &naming(), &[]);
-    assert_eq!(frames(&ranges, "sh010"), (1001, 1009, 1032, 1040));
+    assert_eq!(frames(&ranges, "sh010"), (1001, 1009, 1056, 1064));
+    assert_eq!(ranges.classify("sh010", 1056), FrameClass::InCut);
+    assert_eq!(ranges.classify("sh010", 1057), FrameClass::Handle);
+    // Half speed: 24 record frames show 12.
+    let edl = "001  R V C 01:00:00:00 01:00:00:12 01:00:00:00 01:00:01:00\nM2 R 012.0 01:00:00:00\n* FROM CLIP NAME: sh010\n";
+    let ranges = ShotRanges::compute(&cut(edl), &naming(), &[]);
+    assert_eq!(frames(&ranges, "sh010"), (1001, 1009, 1020, 1028));
+}
+
+#[test]
+fn a_frozen_shot_covers_the_one_frame_it_shows() {
+    let edl = "001  R V C 01:00:00:00 01:00:00:01 01:00:00:00 01:00:01:00\n* FROM CLIP NAME: sh010\n* FREEZE FRAME\n";
+    let ranges = ShotRanges::compute(&cut(edl), &naming(), &[]);
+    assert_eq!(frames(&ranges, "sh010"), (1001, 1009, 1009, 1017));
+    assert_eq!(ranges.shots["sh010"].cut_duration(), 1);
+    assert_eq!(ranges.classify("sh010", 1010), FrameClass::Handle);
 }
 
 #[test]
