@@ -350,7 +350,9 @@ impl TimecodeSpec {
             }
         })?;
         // With `drop: true`, `01:00:00:00` is read as the drop-frame label `01:00:00;00`.
-        let normalized = if drop && !label_drop && start.len() > 8 {
+        // Only an ASCII label is rewritten (a byte index inside a character would panic); any
+        // other text goes to `frame_of`, which refuses it.
+        let normalized = if drop && !label_drop && start.len() > 8 && start.is_ascii() {
             format!("{};{}", &start[..8], &start[9..])
         } else {
             start.to_string()
@@ -497,5 +499,15 @@ mod tests {
         ));
         let wrap = TimecodeSpec::new("24", "23:59:59:23", Some(0), None).unwrap();
         assert_eq!(wrap.at(1, 0), "00:00:00:00");
+    }
+
+    #[test]
+    fn a_non_ascii_start_under_drop_frame_is_an_error_not_a_panic() {
+        for start in ["01:00:00é0", "é1:00:00:00", "01:00:00:0é"] {
+            assert!(
+                TimecodeSpec::new("29.97", start, None, Some(true)).is_err(),
+                "{start}"
+            );
+        }
     }
 }
