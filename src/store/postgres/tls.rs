@@ -105,6 +105,15 @@ pub struct TlsSettings {
     pub rootcert_given: bool,
 }
 
+impl TlsSettings {
+    /// No TLS: for a unix socket, where libpq ignores `sslmode`.
+    pub const OFF: TlsSettings = TlsSettings {
+        mode: SslMode::Disable,
+        rootcert: None,
+        rootcert_given: false,
+    };
+}
+
 /// Why a TLS connection could not be made; no variant holds a password.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -290,9 +299,11 @@ impl MakeTlsConnect<Socket> for MakeRustls {
     type Error = TlsError;
 
     fn make_tls_connect(&mut self, host: &str) -> Result<RustlsConnect, TlsError> {
+        // The client asks for a connector for every connection, with "" for a unix socket
+        // (where `connect` turns TLS off). Only `verify-full` reads the name; the others need
+        // one to hand to a handshake, which `disable` never makes.
         let name = match ServerName::try_from(host.to_string()) {
             Ok(name) => name,
-            // Only `verify-full` reads the name; the others need one for the handshake.
             Err(_) if self.mode != SslMode::VerifyFull => ServerName::try_from("localhost")
                 .expect("a valid name")
                 .to_owned(),
