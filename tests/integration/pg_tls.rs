@@ -298,6 +298,11 @@ fn a_socket_store_ignores_a_verifying_sslmode() {
         (&verifying_url, vec![]),
     ] {
         let out = status(&env, url, &vars);
-        assert_eq!(out.status.code(), Some(0), "{url} {vars:?}: {}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{url} {vars:?}: {}",
+            stderr(&out)
+        );
     }
 }
