@@ -669,9 +669,7 @@ mod tests {
         let store = system_roots(&env(vec![("SSL_CERT_DIR", dirs)])).expect("the folders");
         assert_eq!(store.len(), 1);
 
-        let err = read_roots(&bundle)
-            .err()
-            .expect("a named CA file is read strictly");
+        let err = read_roots(&bundle).expect_err("a named CA file is read strictly");
         assert!(
             err.to_string().contains(&bundle.display().to_string()),
             "{err}"
@@ -679,8 +677,7 @@ mod tests {
 
         let missing = dir.path().join("missing.pem");
         let err = system_roots(&env(vec![("SSL_CERT_FILE", missing.clone().into())]))
-            .err()
-            .expect("no roots");
+            .expect_err("no roots");
         assert!(matches!(err, TlsError::NoSystemRoots { .. }), "{err}");
         assert!(
             err.to_string().contains(&missing.display().to_string()),
