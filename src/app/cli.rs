@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::parser::ValueSource;
+use clap::parser::{MatchesError, ValueSource};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::app::style::ColorChoice;
@@ -56,7 +56,14 @@ impl Cli {
 /// taken from SHOTROUTER_STORE: a process's environment is readable only by its user and root)
 /// and holds a password.
 fn store_password_on_command_line(matches: &ArgMatches) -> Option<&str> {
-    if let Ok(Some(value)) = matches.try_get_one::<String>("store")
+    // A subcommand without `--store` is passed; a `--store` of another type than String must
+    // not be, or the check would quietly stop refusing passwords.
+    let store = match matches.try_get_one::<String>("store") {
+        Ok(store) => store,
+        Err(MatchesError::UnknownArgument { .. }) => None,
+        Err(e) => panic!("`--store` must be a String for the password check: {e}"),
+    };
+    if let Some(value) = store
         && matches.value_source("store") == Some(ValueSource::CommandLine)
         && crate::store::location::url_holds_password(value)
     {
@@ -548,4 +555,39 @@ fn parse_keep(text: &str) -> Result<Duration, String> {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::rules::parse_duration(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `--store` is a String, which the password check reads: a change of its type must
+    /// break this test, not quietly let passwords through.
+    #[test]
+    fn every_store_option_is_a_string_for_the_password_check() {
+        fn walk(command: &clap::Command, found: &mut usize) {
+            for arg in command.get_arguments().filter(|a| a.get_id() == "store") {
+                assert_eq!(
+                    arg.get_value_parser().type_id(),
+                    clap::builder::ValueParser::string().type_id(),
+                    "`{} --store`",
+                    command.get_name()
+                );
+                *found += 1;
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, found);
+            }
+        }
+        let mut found = 0;
+        walk(&Cli::command(), &mut found);
+        assert!(found >= 6, "only {found} `--store` options");
+        let matches = Cli::command()
+            .try_get_matches_from(["shotrouter", "status", "--store", "postgres://u:pw@h/db"])
+            .expect("parses");
+        assert_eq!(
+            store_password_on_command_line(&matches),
+            Some("postgres://u:pw@h/db")
+        );
+    }
 }

@@ -271,3 +271,38 @@ fn issue_19_a_password_on_the_command_line_is_refused() {
         assert!(!text.contains(secret), "{text}");
     }
 }
+
+/// libpq ignores `sslmode` on a unix socket: a machine-wide PGSSLMODE=verify-full, with
+/// PGSSLROOTCERT naming a missing file or `system`, or `sslmode=verify-full` in the URL, does
+/// not stop a store reached by its socket folder (where no TLS is offered, and no host name is).
+#[test]
+fn a_socket_store_ignores_a_verifying_sslmode() {
+    let (server, _) = tls_server();
+    let env = Env::new();
+    let db = fresh_store(server);
+    let socket = server.socket_dir().display().to_string();
+    let port = server.port.to_string();
+    let missing = env.path("no-such-ca.pem").display().to_string();
+    let by_url = format!("postgres://postgres@/{db}?host={socket}&port={port}");
+    let verifying_url = format!("{by_url}&sslmode=verify-full&sslrootcert={missing}");
+    for (url, vars) in [
+        (
+            &by_url,
+            vec![("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", &*missing)],
+        ),
+        (
+            &by_url,
+            vec![("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", "system")],
+        ),
+        (&by_url, vec![("PGSSLROOTCERT", "system")]),
+        (&verifying_url, vec![]),
+    ] {
+        let out = status(&env, url, &vars);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{url} {vars:?}: {}",
+            stderr(&out)
+        );
+    }
+}

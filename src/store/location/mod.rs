@@ -278,6 +278,11 @@ impl PgLocation {
         })
     }
 
+    /// Whether the host is the folder of the server's unix socket (where TLS is never used).
+    pub fn is_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
     /// The same server and login, another database (the tests make one per case).
     #[must_use]
     pub fn with_dbname(&self, dbname: &str) -> PgLocation {
@@ -305,7 +310,7 @@ impl PgLocation {
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
             // libpq ignores sslmode on a unix socket, and the server offers no TLS there.
-            .ssl_mode(if self.host.starts_with('/') {
+            .ssl_mode(if self.is_socket() {
                 postgres::config::SslMode::Disable
             } else {
                 self.tls.mode.to_client()

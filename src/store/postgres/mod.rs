@@ -125,7 +125,14 @@ impl PgStore {
 /// [`StoreError::TlsRequired`] when the server takes only TLS and `sslmode=disable`;
 /// [`StoreError::Location`] for an unusable password file.
 pub(crate) fn connect(loc: &PgLocation) -> Result<postgres::Client, StoreError> {
-    let tls = tls::MakeRustls::new(&loc.tls).map_err(|source| StoreError::TlsSetup {
+    // libpq ignores sslmode on a unix socket (the server offers no TLS there, and there is no
+    // host name to check): a machine-wide PGSSLMODE=verify-full must not need a CA file for it.
+    let settings = if loc.is_socket() {
+        &tls::TlsSettings::OFF
+    } else {
+        &loc.tls
+    };
+    let tls = tls::MakeRustls::new(settings).map_err(|source| StoreError::TlsSetup {
         url: loc.to_string(),
         source,
     })?;

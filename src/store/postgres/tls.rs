@@ -5,6 +5,7 @@
 //! name too. The root certificates are read at each connect, so a rotated CA file is picked up.
 //! A refused certificate becomes a [`TlsError`] that names the CA file it was checked against.
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,8 +23,16 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The system's trusted roots, for `sslrootcert=system` (Debian's bundle; `SSL_CERT_FILE` wins).
-const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Where the systems we run on keep their trusted roots, for `sslrootcert=system` when neither
+/// `SSL_CERT_FILE` nor `SSL_CERT_DIR` names them (the bundles of Debian, Fedora/RHEL, openSUSE,
+/// Alpine; then Debian's folder of single certificates).
+const SYSTEM_ROOTS: [&str; 5] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/certs",
+];
 
 /// libpq's `sslmode`: whether to encrypt, and what to check of the server's certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +114,15 @@ pub struct TlsSettings {
     pub rootcert_given: bool,
 }
 
+impl TlsSettings {
+    /// No TLS: for a unix socket, where libpq ignores `sslmode`.
+    pub const OFF: TlsSettings = TlsSettings {
+        mode: SslMode::Disable,
+        rootcert: None,
+        rootcert_given: false,
+    };
+}
+
 /// Why a TLS connection could not be made; no variant holds a password.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -132,6 +150,14 @@ pub enum TlsError {
     RootCertEmpty {
         /// The file.
         path: PathBuf,
+    },
+    /// `sslrootcert=system` and no trusted root certificate where the system keeps them.
+    #[error(
+        "`sslrootcert=system` found no CA certificate in {}; install the system's CA bundle (`ca-certificates`), or name a PEM bundle with SSL_CERT_FILE or `sslrootcert=PATH`", looked_in.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
+    )]
+    NoSystemRoots {
+        /// The files and folders looked in.
+        looked_in: Vec<PathBuf>,
     },
     /// A weaker mode than `verify-full` with `sslrootcert=system`, which libpq refuses too.
     #[error(
@@ -202,7 +228,7 @@ impl MakeRustls {
                 None
             }
             (Some(RootCert::System), _) => Some((
-                system_roots_file(),
+                system_roots(&|name| std::env::var_os(name))?,
                 "the system's trusted roots".to_string(),
             )),
             (Some(RootCert::File(path)), _) => {
@@ -214,7 +240,7 @@ impl MakeRustls {
                         path: path.clone(),
                     });
                 } else {
-                    Some((path.clone(), path.display().to_string()))
+                    Some((read_roots(path)?, path.display().to_string()))
                 }
             }
             (None, _) => {
@@ -227,20 +253,23 @@ impl MakeRustls {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions");
-        let verifier: Arc<dyn ServerCertVerifier> = match &roots {
-            None => Arc::new(Unchecked(provider.signature_verification_algorithms)),
-            Some((file, _)) => {
-                let store = read_roots(file)?;
+        let (verifier, roots): (Arc<dyn ServerCertVerifier>, _) = match roots {
+            None => (
+                Arc::new(Unchecked(provider.signature_verification_algorithms)),
+                None,
+            ),
+            Some((store, label)) => {
                 let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
                     .build()
                     .map_err(|e| TlsError::Certificate {
-                        roots: file.display().to_string(),
+                        roots: label.clone(),
                         source: rustls::Error::General(e.to_string()),
                     })?;
-                Arc::new(Checked {
+                let checked = Checked {
                     webpki,
                     check_name: mode == SslMode::VerifyFull,
-                })
+                };
+                (Arc::new(checked), Some(label))
             }
         };
         let config = builder
@@ -249,17 +278,55 @@ impl MakeRustls {
             .with_no_client_auth();
         Ok(MakeRustls {
             config: Arc::new(config),
-            roots: roots.map(|(_, label)| label),
+            roots,
             mode,
         })
     }
 }
 
-fn system_roots_file() -> PathBuf {
-    std::env::var_os("SSL_CERT_FILE").map_or_else(|| PathBuf::from(SYSTEM_ROOTS), PathBuf::from)
+/// The system's trusted roots, where OpenSSL (and so libpq) finds them: the bundle
+/// `SSL_CERT_FILE` and the folders `SSL_CERT_DIR` name when either is set, else the first of
+/// [`SYSTEM_ROOTS`] that holds any. A bundle may hold certificates webpki cannot read (old
+/// encodings, unusual extensions): those are passed over, as a browser would, not the bundle.
+fn system_roots(env: &dyn Fn(&str) -> Option<OsString>) -> Result<RootCertStore, TlsError> {
+    let mut places: Vec<PathBuf> = env("SSL_CERT_FILE")
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    if let Some(dirs) = env("SSL_CERT_DIR") {
+        places.extend(std::env::split_paths(&dirs).filter(|d| !d.as_os_str().is_empty()));
+    }
+    let given = !places.is_empty();
+    if !given {
+        places = SYSTEM_ROOTS.iter().map(PathBuf::from).collect();
+    }
+    let mut store = RootCertStore::empty();
+    for place in &places {
+        let files: Vec<PathBuf> = match std::fs::read_dir(place) {
+            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+            Err(_) => vec![place.clone()],
+        };
+        for file in files {
+            // Unreadable files and folders' odd entries (hash links to the same certificates,
+            // `.0` files of revocation lists) are passed over like unparsable certificates.
+            if let Ok(text) = std::fs::read(&file) {
+                store.add_parsable_certificates(
+                    CertificateDer::pem_slice_iter(&text).filter_map(Result::ok),
+                );
+            }
+        }
+        if !given && !store.is_empty() {
+            break;
+        }
+    }
+    if store.is_empty() {
+        return Err(TlsError::NoSystemRoots { looked_in: places });
+    }
+    Ok(store)
 }
 
-/// The CA certificates in the PEM file `path`.
+/// The CA certificates in the PEM file `path`, which the user named: every one must be usable.
 fn read_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let text = std::fs::read(path).map_err(|source| TlsError::RootCertUnreadable {
         path: path.to_path_buf(),
@@ -290,9 +357,11 @@ impl MakeTlsConnect<Socket> for MakeRustls {
     type Error = TlsError;
 
     fn make_tls_connect(&mut self, host: &str) -> Result<RustlsConnect, TlsError> {
+        // The client asks for a connector for every connection, with "" for a unix socket
+        // (where `connect` turns TLS off). Only `verify-full` reads the name; the others need
+        // one to hand to a handshake, which `disable` never makes.
         let name = match ServerName::try_from(host.to_string()) {
             Ok(name) => name,
-            // Only `verify-full` reads the name; the others need one for the handshake.
             Err(_) if self.mode != SslMode::VerifyFull => ServerName::try_from("localhost")
                 .expect("a valid name")
                 .to_owned(),
@@ -542,5 +611,77 @@ mod tests {
         };
         let err = MakeRustls::new(&weak).err().expect("refused").to_string();
         assert!(err.contains("use `sslmode=verify-full`"), "{err}");
+    }
+
+    /// A CA certificate made by `openssl` in `dir`, as PEM.
+    fn ca_pem(dir: &Path) -> String {
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-days", "3", "-newkey", "ec"])
+            .args(["-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args([
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=test ca",
+            ])
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("`openssl` runs ({e}); install it with `scripts/deps test`")
+            });
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(dir.join("ca.pem")).expect("ca.pem")
+    }
+
+    /// `sslrootcert=system` reads SSL_CERT_FILE and SSL_CERT_DIR as OpenSSL does, and passes
+    /// over a certificate it cannot parse instead of refusing the whole bundle; a CA file the
+    /// user named is still read strictly.
+    #[test]
+    fn system_roots_follow_ssl_cert_file_and_dir_and_pass_over_bad_certificates() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let good = ca_pem(dir.path());
+        let junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let bundle = dir.path().join("bundle.pem");
+        std::fs::write(&bundle, format!("{junk}{good}")).expect("bundle");
+        let (junk_dir, good_dir) = (dir.path().join("junk"), dir.path().join("good"));
+        for (folder, text) in [(&junk_dir, junk), (&good_dir, good.as_str())] {
+            std::fs::create_dir(folder).expect("folder");
+            std::fs::write(folder.join("cert.pem"), text).expect("cert");
+        }
+        let env = |vars: Vec<(&'static str, OsString)>| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.clone())
+            }
+        };
+
+        let store = system_roots(&env(vec![("SSL_CERT_FILE", bundle.clone().into())]))
+            .expect("the bundle's good certificate");
+        assert_eq!(store.len(), 1);
+        let dirs = std::env::join_paths([&junk_dir, &good_dir]).expect("joined");
+        let store = system_roots(&env(vec![("SSL_CERT_DIR", dirs)])).expect("the folders");
+        assert_eq!(store.len(), 1);
+
+        let err = read_roots(&bundle).expect_err("a named CA file is read strictly");
+        assert!(
+            err.to_string().contains(&bundle.display().to_string()),
+            "{err}"
+        );
+
+        let missing = dir.path().join("missing.pem");
+        let err = system_roots(&env(vec![("SSL_CERT_FILE", missing.clone().into())]))
+            .expect_err("no roots");
+        assert!(matches!(err, TlsError::NoSystemRoots { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
     }
 }
