@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shotrouter::deliver::copy::{Overlap, TempFile, copy_verified_with};
+use shotrouter::deliver::copy::{Overlap, ReadBack, TempFile, copy_verified_with};
 use shotrouter::deliver::hash::{HashKind, Hashes};
 use shotrouter::os::dir_handle::DirHandle;
 
@@ -79,11 +79,11 @@ fn measure(label: &str, base: &Path, mib: usize, runs: usize, tool: bool) {
         std::fs::remove_file(&target).expect("rm");
         elapsed
     };
-    let ours = |kinds: &[HashKind], overlap: Overlap| {
+    let ours = |kinds: &[HashKind], overlap: Overlap, read_back: ReadBack| {
         let name = OsStr::new(".copy.bin");
         let started = Instant::now();
         let temp = TempFile::create(&handle, name).expect("temp");
-        copy_verified_with(&source, &handle, name, &temp, kinds, overlap).expect("copy");
+        copy_verified_with(&source, &handle, name, &temp, kinds, overlap, read_back).expect("copy");
         let elapsed = started.elapsed();
         drop(temp);
         handle.remove(name).expect("rm");
@@ -91,13 +91,14 @@ fn measure(label: &str, base: &Path, mib: usize, runs: usize, tool: bool) {
     };
     // Round robin, each measurement after a `sync`: a contender neither inherits another's
     // dirty pages nor meets the disk in another mood than the others did.
-    let mut times: [Vec<Duration>; 4] = Default::default();
+    let mut times: [Vec<Duration>; 5] = Default::default();
     for round in 0..runs {
-        let contenders: [&dyn Fn() -> Duration; 4] = [
+        let contenders: [&dyn Fn() -> Duration; 5] = [
             &baseline,
-            &|| ours(&[HashKind::Xxh64], Overlap::Threads),
-            &|| ours(&[HashKind::Xxh64], Overlap::Single),
-            &|| ours(&[HashKind::Xxh3], Overlap::Threads),
+            &|| ours(&[HashKind::Xxh64], Overlap::Threads, ReadBack::Disk),
+            &|| ours(&[HashKind::Xxh64], Overlap::Single, ReadBack::Disk),
+            &|| ours(&[HashKind::Xxh64], Overlap::Threads, ReadBack::Cache),
+            &|| ours(&[HashKind::Xxh3], Overlap::Threads, ReadBack::Disk),
         ];
         // Each round starts with another contender, so none always runs right after the same one.
         for offset in 0..contenders.len() {
@@ -106,7 +107,7 @@ fn measure(label: &str, base: &Path, mib: usize, runs: usize, tool: bool) {
             times[index].push(contenders[index]());
         }
     }
-    let [baseline, xxh64, xxh64_single, xxh3] = times.map(median);
+    let [baseline, xxh64, xxh64_single, xxh64_cache, xxh3] = times.map(median);
     let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
     println!("{label} ({}, {}):", base.display(), fs_type(base));
     let show = |name: &str, d: Duration| {
@@ -121,6 +122,7 @@ fn measure(label: &str, base: &Path, mib: usize, runs: usize, tool: bool) {
     show("cp + sync + xxh64sum (baseline)", baseline);
     show("shotrouter copy, xxh64 (verified)", xxh64);
     show("  the same, one thread", xxh64_single);
+    show("  the same, read back from the cache", xxh64_cache);
     show("shotrouter copy, xxh3 (verified)", xxh3);
 }
 

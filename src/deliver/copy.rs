@@ -235,6 +235,7 @@ impl Transfer {
                     held,
                     &self.hashes,
                     Overlap::Threads,
+                    ReadBack::Disk,
                 )
             })
             .map_err(|reason| {
@@ -411,11 +412,30 @@ pub fn copy_verified(
 ) -> Result<Delivered, String> {
     let temp = TempFile::create(dir, temp_name)
         .map_err(|e| format!("cannot create the temp file: {e}"))?;
-    copy_verified_with(source, dir, temp_name, &temp, kinds, Overlap::Threads)
+    copy_verified_with(
+        source,
+        dir,
+        temp_name,
+        &temp,
+        kinds,
+        Overlap::Threads,
+        ReadBack::Disk,
+    )
+}
+
+/// Where a copy's read-back reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBack {
+    /// Past the page cache (`O_DIRECT`) where the file system allows it, so the read checks
+    /// what reached the disk (the default); through the cache where not (tmpfs, some network
+    /// file systems).
+    Disk,
+    /// Through the page cache: what the file system was given, as any later reader sees it.
+    Cache,
 }
 
 /// [`copy_verified`] into `temp` (made by [`TempFile::create`] as `temp_name`), with the given
-/// [`Overlap`] (the benchmark compares both).
+/// [`Overlap`] and [`ReadBack`] (the benchmark compares them).
 ///
 /// # Errors
 /// As [`copy_verified`].
@@ -426,6 +446,7 @@ pub fn copy_verified_with(
     temp: &TempFile,
     kinds: &[HashKind],
     overlap: Overlap,
+    read_back: ReadBack,
 ) -> Result<Delivered, String> {
     let started = Instant::now();
     // Checked before opening: opening a FIFO would wait for a writer.
@@ -442,7 +463,7 @@ pub fn copy_verified_with(
         return Err(format!("`{}` is not a regular file", source.display()));
     }
     let output = temp.file();
-    let back = open_back(&dir.via(temp_name))
+    let back = open_back(&dir.via(temp_name), read_back)
         .map_err(|e| format!("cannot reopen the copy to verify it: {e}"))?;
     let inode = |f: &File| version_of(f).ok().map(|v| (v.dev, v.ino));
     if inode(&back).is_none() || inode(&back) != inode(output) {
@@ -492,7 +513,10 @@ pub fn copy_verified_with(
 
 /// Opens the temp file again to read it back: past the page cache (`O_DIRECT`) where the file
 /// system allows, so the read checks the disk; through it where not (tmpfs before Linux 6.6).
-fn open_back(path: &Path) -> std::io::Result<File> {
+fn open_back(path: &Path, read_back: ReadBack) -> std::io::Result<File> {
+    if read_back == ReadBack::Cache {
+        return File::open(path);
+    }
     match File::options()
         .read(true)
         .custom_flags(libc::O_DIRECT)
