@@ -1,10 +1,11 @@
 //! Verified copies and moves (`copy:` and `move:` in a rule): built in, no `cp`.
 //!
-//! The source is read once in large blocks, hashed as it is read and written to a hidden temp
-//! file in the destination folder (opened and checked like a product's, [`DirHandle`]); the temp
-//! file is flushed, read back and hashed again, and only identical hashes let it be renamed into
-//! place (then the folder is flushed). A move removes its source only after that, and never when
-//! the source changed while it was read. Any failure removes the temp file and leaves the source
+//! The kernel copies the source into a hidden temp file in the destination folder (opened and
+//! checked like a product's, [`DirHandle`]; named and locked per claim, [`TempFile`]) while the
+//! source is hashed beside it and each copied block is read back and hashed again; the temp
+//! file is flushed, and only identical hashes let it be renamed into place (then the folder is
+//! flushed). A move removes its source only after that, and never when the source changed
+//! while it was read. Any failure removes the temp file and leaves the source
 //! alone. With `mhl: true` the destination's ASC MHL history gets a generation ([`mhl`]) while
 //! its lock is held, so concurrent deliveries into one folder never lose one another's records.
 //!
