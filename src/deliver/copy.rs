@@ -1,10 +1,11 @@
 //! Verified copies and moves (`copy:` and `move:` in a rule): built in, no `cp`.
 //!
-//! The source is read once in large blocks, hashed as it is read and written to a hidden temp
-//! file in the destination folder (opened and checked like a product's, [`DirHandle`]); the temp
-//! file is flushed, read back and hashed again, and only identical hashes let it be renamed into
-//! place (then the folder is flushed). A move removes its source only after that, and never when
-//! the source changed while it was read. Any failure removes the temp file and leaves the source
+//! The kernel copies the source into a hidden temp file in the destination folder (opened and
+//! checked like a product's, [`DirHandle`]; named and locked per claim, [`TempFile`]) while the
+//! source is hashed beside it and each copied block is read back and hashed again; the temp
+//! file is flushed, and only identical hashes let it be renamed into place (then the folder is
+//! flushed). A move removes its source only after that, and never when the source changed
+//! while it was read. Any failure removes the temp file and leaves the source
 //! alone. With `mhl: true` the destination's ASC MHL history gets a generation ([`mhl`]) while
 //! its lock is held, so concurrent deliveries into one folder never lose one another's records.
 //!
@@ -12,22 +13,25 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::deliver::hash::{HashKind, Hashes};
+use crate::deliver::hash::HashKind;
 use crate::deliver::mhl::{self, MhlEntry};
 use crate::deliver::publish::temp_beside;
 use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext, note};
 use crate::os::dir_handle::DirHandle;
 use crate::os::version::FileVersion;
 
-/// Size of one read or write: large enough that system calls and hashing setup vanish next to
-/// the bytes moved, small enough that a few in flight cost little memory.
-pub const BLOCK: usize = 8 << 20;
+mod pipe;
+mod temp;
+
+use self::pipe::PipeError;
+pub use self::pipe::{BLOCK, Overlap};
+pub use self::temp::{TempFile, attempt_tag};
 
 /// Whether a delivery keeps its source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,7 +78,7 @@ pub struct Transfer {
     pub mhl_root: Option<PathBuf>,
     /// Where deliveries may land: the watch roots and the `outputs:` folders.
     pub allowed_roots: Vec<PathBuf>,
-    /// Makes the temp name unique to this job's attempt.
+    /// Makes the temp name unique to this job's claim ([`attempt_tag`]).
     pub tag: String,
     /// The destination folder, opened and checked by [`Transfer::prepare_destination`].
     dir: OnceLock<DirHandle>,
@@ -209,17 +213,43 @@ impl Transfer {
                 self.to.display()
             ),
         );
-        let copied = copy_verified(source, dir, &temp_name, &self.hashes).map_err(|reason| {
-            let _ = dir.remove(&temp_name);
-            self.failure(&format!(
-                "{reason}; {}nothing was left at the destination",
-                if self.kind == TransferKind::Move {
-                    "the source is intact and "
-                } else {
-                    ""
-                }
-            ))
-        })?;
+        for name in temp::remove_abandoned(dir, &self.to, &self.tag) {
+            note(
+                log,
+                format!(
+                    "== removed {}, left by a killed attempt of this job",
+                    dir.checked_path().join(name).display()
+                ),
+            );
+        }
+        // Held until the rename or removal: another claim's attempt leaves it alone meanwhile.
+        let held = TempFile::create(dir, &temp_name)
+            .map_err(|e| format!("cannot create the temp file: {e}"));
+        let copied = held
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|held| {
+                copy_verified_with(
+                    source,
+                    dir,
+                    &temp_name,
+                    held,
+                    &self.hashes,
+                    Overlap::Threads,
+                    ReadBack::Disk,
+                )
+            })
+            .map_err(|reason| {
+                let _ = dir.remove(&temp_name);
+                self.failure(&format!(
+                    "{reason}; {}nothing was left at the destination",
+                    if self.kind == TransferKind::Move {
+                        "the source is intact and "
+                    } else {
+                        ""
+                    }
+                ))
+            })?;
         let Some(version) = FileVersion::of(&dir.via(&temp_name)) else {
             return Err(self.failure("the verified temp file vanished before its rename"));
         };
@@ -269,6 +299,7 @@ impl Transfer {
             let _ = dir.remove(&temp_name);
             return Err(error);
         }
+        drop(held);
         for (kind, hex) in &copied.hashes {
             note(log, format!("== {kind} {hex} {}", self.to.display()));
         }
@@ -368,8 +399,9 @@ fn version_of(file: &File) -> std::io::Result<FileVersion> {
     })
 }
 
-/// Copies `source` to `temp_name` in `dir` (a new file), hashing while copying, flushes it,
-/// reads it back and compares the hashes. The caller removes the temp file on failure.
+/// Copies `source` to `temp_name` in `dir` (a new file, locked while it is made), hashing
+/// while copying, reads it back, flushes it and compares the hashes. The caller removes the
+/// temp file on failure.
 ///
 /// # Errors
 /// Why, in words for the job log (the OS's reason included).
@@ -379,21 +411,32 @@ pub fn copy_verified(
     temp_name: &OsStr,
     kinds: &[HashKind],
 ) -> Result<Delivered, String> {
-    copy_verified_with(source, dir, temp_name, kinds, Overlap::Threads)
+    let temp = TempFile::create(dir, temp_name)
+        .map_err(|e| format!("cannot create the temp file: {e}"))?;
+    copy_verified_with(
+        source,
+        dir,
+        temp_name,
+        &temp,
+        kinds,
+        Overlap::Threads,
+        ReadBack::Disk,
+    )
 }
 
-/// How a copy overlaps its reads, hashing and writes.
+/// Where a copy's read-back reads from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overlap {
-    /// A reading thread beside the writing one, handing blocks over (the default): fastest on
-    /// an idle machine.
-    Threads,
-    /// One thread reads, hashes and writes in turn: no hand-over waits for the scheduler, which
-    /// matters on a machine whose cores are all busy.
-    Single,
+pub enum ReadBack {
+    /// Past the page cache (`O_DIRECT`) where the file system allows it, so the read checks
+    /// what reached the disk (the default); through the cache where not (tmpfs, some network
+    /// file systems).
+    Disk,
+    /// Through the page cache: what the file system was given, as any later reader sees it.
+    Cache,
 }
 
-/// [`copy_verified`] with the given [`Overlap`] (the benchmark compares both).
+/// [`copy_verified`] into `temp` (made by [`TempFile::create`] as `temp_name`), with the given
+/// [`Overlap`] and [`ReadBack`] (the benchmark compares them).
 ///
 /// # Errors
 /// As [`copy_verified`].
@@ -401,8 +444,10 @@ pub fn copy_verified_with(
     source: &Path,
     dir: &DirHandle,
     temp_name: &OsStr,
+    temp: &TempFile,
     kinds: &[HashKind],
     overlap: Overlap,
+    read_back: ReadBack,
 ) -> Result<Delivered, String> {
     let started = Instant::now();
     // Checked before opening: opening a FIFO would wait for a writer.
@@ -411,52 +456,40 @@ pub fn copy_verified_with(
         Ok(_) => return Err(format!("`{}` is not a regular file", source.display())),
         Err(e) => return Err(format!("cannot open `{}`: {e}", source.display())),
     }
-    let mut input =
+    let input =
         File::open(source).map_err(|e| format!("cannot open `{}`: {e}", source.display()))?;
     let before =
         version_of(&input).map_err(|e| format!("cannot stat `{}`: {e}", source.display()))?;
     if !is_regular(&input) {
         return Err(format!("`{}` is not a regular file", source.display()));
     }
-    let temp_via = dir.via(temp_name);
-    // A stale temp from a killed attempt of this job is ours to replace.
-    let _ = dir.remove(temp_name);
-    let mut output = File::options()
-        .write(true)
-        .create_new(true)
-        .open(&temp_via)
-        .map_err(|e| format!("cannot create the temp file: {e}"))?;
-    let (bytes, written) = pipe(&mut input, kinds, HashSide::Reader, overlap, |block| {
-        output.write_all(block)
-    })
-    .map_err(|e| match e {
-        PipeError::Read(e) => format!("cannot read `{}`: {e}", source.display()),
-        PipeError::Sink(e) => format!("cannot write the copy: {e}"),
+    let output = temp.file();
+    let back = open_back(&dir.via(temp_name), read_back)
+        .map_err(|e| format!("cannot reopen the copy to verify it: {e}"))?;
+    let inode = |f: &File| version_of(f).ok().map(|v| (v.dev, v.ino));
+    if inode(&back).is_none() || inode(&back) != inode(output) {
+        return Err("the temp file was replaced before it was written".into());
+    }
+    let streams = pipe::run(&input, output, &back, kinds, overlap).map_err(|e| match e {
+        PipeError::Copy(e) => format!("cannot write the copy: {e}"),
+        PipeError::Source(e) => format!("cannot read `{}`: {e}", source.display()),
+        PipeError::Back(e) => format!("cannot read the copy back: {e}"),
     })?;
     output
         .sync_all()
         .map_err(|e| format!("cannot flush the copy to disk: {e}"))?;
-    drop(output);
     let after =
         version_of(&input).map_err(|e| format!("cannot stat `{}`: {e}", source.display()))?;
     let at_path = FileVersion::of(source);
-    if after != before || at_path != Some(before) || bytes != before.size {
+    let (bytes, written) = streams.source;
+    if after != before || at_path != Some(before) || bytes != before.size || streams.copied != bytes
+    {
         return Err(format!(
             "`{}` changed while it was copied (size or modification time moved, or it was replaced)",
             source.display()
         ));
     }
-    let mut back =
-        File::open(&temp_via).map_err(|e| format!("cannot reopen the copy to verify it: {e}"))?;
-    let (back_bytes, read_back) = pipe(&mut back, kinds, HashSide::Consumer, overlap, |_| Ok(()))
-        .map_err(|e| {
-        format!(
-            "cannot read the copy back: {}",
-            match e {
-                PipeError::Read(e) | PipeError::Sink(e) => e,
-            }
-        )
-    })?;
+    let (back_bytes, read_back) = streams.back;
     if back_bytes != bytes || read_back != written {
         let show = |h: &[(HashKind, String)]| {
             h.iter()
@@ -479,113 +512,20 @@ pub fn copy_verified_with(
     })
 }
 
-enum PipeError {
-    Read(std::io::Error),
-    Sink(std::io::Error),
-}
-
-/// Each requested hash of a stream, as [`Hashes::finish`] gives them.
-type Digests = Vec<(HashKind, String)>;
-
-/// Where a [`pipe`] hashes the blocks: beside the reads when the consumer has work of its own
-/// (writing the copy), else beside the consumer (a read-back), so both threads stay busy.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum HashSide {
-    Reader,
-    Consumer,
-}
-
-/// Reads `input` to its end in [`BLOCK`]s on a helper thread while this thread hands the blocks
-/// to `sink`; the blocks are hashed on `side`. Reading, hashing and writing overlap.
-fn pipe(
-    input: &mut File,
-    kinds: &[HashKind],
-    side: HashSide,
-    overlap: Overlap,
-    mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
-) -> Result<(u64, Digests), PipeError> {
-    if overlap == Overlap::Single {
-        let mut hashes = Hashes::new(kinds);
-        let mut buffer = vec![0u8; BLOCK];
-        let mut total = 0u64;
-        loop {
-            let filled = fill(input, &mut buffer).map_err(PipeError::Read)?;
-            if filled == 0 {
-                return Ok((total, hashes.finish()));
-            }
-            hashes.update(&buffer[..filled]);
-            sink(&buffer[..filled]).map_err(PipeError::Sink)?;
-            total += filled as u64;
-        }
+/// Opens the temp file again to read it back: past the page cache (`O_DIRECT`) where the file
+/// system allows, so the read checks the disk; through it where not (tmpfs before Linux 6.6).
+fn open_back(path: &Path, read_back: ReadBack) -> std::io::Result<File> {
+    if read_back == ReadBack::Cache {
+        return File::open(path);
     }
-    const IN_FLIGHT: usize = 3;
-    let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(IN_FLIGHT);
-    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(IN_FLIGHT);
-    for _ in 0..IN_FLIGHT {
-        let _ = empty_tx.send(vec![0u8; BLOCK]);
+    match File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => File::open(path),
+        opened => opened,
     }
-    std::thread::scope(|scope| {
-        let reader = scope.spawn(move || -> std::io::Result<(u64, Option<Digests>)> {
-            let mut hashes = (side == HashSide::Reader).then(|| Hashes::new(kinds));
-            let mut total = 0u64;
-            while let Ok(mut buffer) = empty_rx.recv() {
-                let filled = fill(input, &mut buffer)?;
-                if filled == 0 {
-                    break;
-                }
-                if let Some(hashes) = &mut hashes {
-                    hashes.update(&buffer[..filled]);
-                }
-                total += filled as u64;
-                if full_tx.send((buffer, filled)).is_err() {
-                    break;
-                }
-            }
-            Ok((total, hashes.map(Hashes::finish)))
-        });
-        let mut hashes = (side == HashSide::Consumer).then(|| Hashes::new(kinds));
-        let mut sink_error = None;
-        for (buffer, filled) in full_rx.iter() {
-            if let Some(hashes) = &mut hashes {
-                hashes.update(&buffer[..filled]);
-            }
-            if let Err(e) = sink(&buffer[..filled]) {
-                sink_error = Some(e);
-                // Stop the reader: its next send or receive finds the channels closed.
-                break;
-            }
-            let _ = empty_tx.send(buffer);
-        }
-        drop(empty_tx);
-        drop(full_rx);
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the reading thread panicked")));
-        match (sink_error, read) {
-            (Some(e), _) => Err(PipeError::Sink(e)),
-            (None, Err(e)) => Err(PipeError::Read(e)),
-            (None, Ok((total, from_reader))) => Ok((
-                total,
-                from_reader
-                    .or_else(|| hashes.map(Hashes::finish))
-                    .unwrap_or_default(),
-            )),
-        }
-    })
-}
-
-/// Reads until `buffer` is full or the file ends; 0 only at the end.
-fn fill(input: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match input.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// The temp name a transfer to `to` uses under job tag `tag` (for recovery and tests).

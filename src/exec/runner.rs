@@ -20,7 +20,7 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use crate::deliver::ale::{PublishAle, WriteAle};
-use crate::deliver::copy::Transfer;
+use crate::deliver::copy::{Transfer, attempt_tag};
 use crate::deliver::publish::{OutputPaths, Publish};
 use crate::deliver::verify::Verify;
 use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext};
@@ -417,10 +417,13 @@ fn deliver_published(
     }
 }
 
-/// The temp-name tag of a job's copy: the same for each attempt, so an attempt replaces what a
-/// killed one left.
+/// The temp-name tag of a job's copy: one per claim, so an attempt still running after its claim
+/// passed to another (a network partition) and the new attempt never share a temp file.
 fn transfer_tag(spec: &JobSpec) -> String {
-    format!("srcopy{}", spec.id)
+    match spec.claim {
+        Some(claim) => attempt_tag(&claim.id.to_string(), claim.token),
+        None => attempt_tag(&spec.id, i64::from(spec.attempt)),
+    }
 }
 
 /// Passes delivery's durable events on to the job's hooks.

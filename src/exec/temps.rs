@@ -6,6 +6,9 @@
 //! job's attempts may have made, recorded or not: a converter orphaned before its start was
 //! recorded is found by that name on its command line and killed, and the file is removed. A
 //! user's own file never has such a name, and no live job does: the store has one daemon.
+//! A `copy:`/`move:` temp (`.name.srcopy<ID>-<TOKEN>.ext`, beside a destination the store does
+//! not record) is not swept here: the job's next attempt removes those its killed attempts left,
+//! by their lock ([`crate::deliver::copy::TempFile`]), and never a live attempt's.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,7 @@
+use std::os::unix::process::CommandExt;
+
 use super::*;
+use crate::deliver::hash::Hashes;
 
 /// Accepts every publish, as a job without a store does.
 struct Accept;
@@ -139,5 +142,170 @@ fn a_missing_source_fails_and_leaves_nothing() {
         String::from_utf8(log)
             .expect("utf-8")
             .contains("\n== cannot move to")
+    );
+}
+
+/// Lets a delivery verify its copy, then holds it before the rename until told to go on.
+struct Gate {
+    reached: std::sync::mpsc::Sender<()>,
+    go: std::sync::mpsc::Receiver<()>,
+}
+
+impl DeliveryHooks for Gate {
+    fn publishing(&mut self, _: &Path, _: FileVersion) -> bool {
+        let _ = self.reached.send(());
+        self.go.recv_timeout(Duration::from_secs(60)).is_ok()
+    }
+}
+
+fn gate() -> (
+    Gate,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (reached, at_gate) = std::sync::mpsc::channel();
+    let (go_on, go) = std::sync::mpsc::channel();
+    (Gate { reached, go }, at_gate, go_on)
+}
+
+fn claim_of(root: &Path, job: &str, token: i64) -> Transfer {
+    Transfer::new(
+        TransferKind::Copy,
+        root.join("out/out.mov"),
+        vec![HashKind::Xxh64],
+        None,
+        vec![root.to_path_buf()],
+        attempt_tag(job, token),
+    )
+}
+
+fn temp_of(root: &Path, job: &str, token: i64) -> PathBuf {
+    crate::deliver::publish::temp_beside(&root.join("out/out.mov"), &attempt_tag(job, token))
+        .expect("name")
+}
+
+#[test]
+fn issue_19_two_claims_of_one_job_copy_at_once_each_into_its_own_temp() {
+    let dir = tempfile::tempdir().expect("dir");
+    let source = dir.path().join("in.mov");
+    let data: Vec<u8> = (0..(BLOCK + 4321)).map(|i| (i % 241) as u8).collect();
+    std::fs::write(&source, &data).expect("source");
+    // The old claim's attempt (a network partition hid it from the store) and the new one.
+    let (old, new) = (claim_of(dir.path(), "7", 1), claim_of(dir.path(), "7", 2));
+    let (mut old_gate, old_at_gate, old_go) = gate();
+    let (mut new_gate, new_at_gate, new_go) = gate();
+    let wait = Duration::from_secs(60);
+    std::thread::scope(|scope| {
+        let old_run = scope.spawn(|| old.deliver(&source, &mut Vec::new(), &mut old_gate));
+        old_at_gate
+            .recv_timeout(wait)
+            .expect("the old attempt verified its copy");
+        let new_run = scope.spawn(|| new.deliver(&source, &mut Vec::new(), &mut new_gate));
+        new_at_gate
+            .recv_timeout(wait)
+            .expect("the new attempt verified its copy");
+        // Both copies are verified and waiting for their rename, each whole in its own file.
+        for token in [1, 2] {
+            assert_eq!(
+                std::fs::read(temp_of(dir.path(), "7", token)).expect("temp"),
+                data
+            );
+        }
+        new_go.send(()).expect("go");
+        new_run
+            .join()
+            .expect("thread")
+            .expect("the new attempt delivered");
+        assert_eq!(
+            std::fs::read(temp_of(dir.path(), "7", 1)).expect("the old attempt's temp is intact"),
+            data
+        );
+        old_go.send(()).expect("go");
+        old_run
+            .join()
+            .expect("thread")
+            .expect("the old attempt delivered");
+    });
+    assert_eq!(
+        std::fs::read(dir.path().join("out/out.mov")).expect("copy"),
+        data
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["out.mov"], "no temp file left");
+}
+
+#[test]
+fn issue_19_a_killed_attempts_temp_is_removed_by_the_next_and_a_live_ones_is_kept() {
+    use nix::fcntl::{Flock, FlockArg};
+    let dir = tempfile::tempdir().expect("dir");
+    let source = dir.path().join("in.mov");
+    std::fs::write(&source, b"media").expect("source");
+    std::fs::create_dir_all(dir.path().join("out")).expect("folder");
+    let leftover = temp_of(dir.path(), "7", 1);
+    std::fs::write(&leftover, b"half a copy").expect("leftover");
+    let other_job = temp_of(dir.path(), "70", 1);
+    std::fs::write(&other_job, b"another job's").expect("other job");
+    // The first attempt, alive: a real process holding the temp file's lock.
+    let mut holder = std::process::Command::new("flock")
+        .arg(&leftover)
+        .args(["sleep", "600"])
+        .process_group(0)
+        .spawn()
+        .expect("flock(1) from util-linux");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let file = File::open(&leftover).expect("open");
+        if Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "flock(1) never took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut log = Vec::new();
+    claim_of(dir.path(), "7", 2)
+        .deliver(&source, &mut log, &mut Accept)
+        .expect("second attempt");
+    assert_eq!(
+        std::fs::read(&leftover).expect("a live attempt's temp is kept"),
+        b"half a copy"
+    );
+    // The first attempt is killed; the third finds its temp unheld and removes it.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(holder.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    holder.wait().expect("reaped");
+    // Its `sleep` held the lock too, and lets go of it as it exits.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Flock::lock(
+        File::open(&leftover).expect("open"),
+        FlockArg::LockExclusiveNonblock,
+    )
+    .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the killed attempt's lock never went"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut log = Vec::new();
+    claim_of(dir.path(), "7", 3)
+        .deliver(&source, &mut log, &mut Accept)
+        .expect("third attempt");
+    assert!(!leftover.exists(), "the killed attempt's temp is removed");
+    assert!(other_job.exists(), "another job's temp is not ours");
+    let log = String::from_utf8(log).expect("utf-8");
+    assert!(
+        log.contains("left by a killed attempt of this job"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("out/out.mov")).expect("copy"),
+        b"media"
     );
 }
