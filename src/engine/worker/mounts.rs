@@ -126,7 +126,7 @@ impl std::fmt::Display for Mismatch {
             ),
             Mismatch::Higher { depth, there } => write!(
                 f,
-                "the folder lies {depth} folders below the share here but {there} below the watcher's mount: the share here may only hold the folder the watcher's file system is mounted on"
+                "the share here is mounted higher up than the watcher's mount (the folder lies at depth {depth} under it here, {there} on the watcher): it may only hold the bare folder the watcher's file system is mounted on"
             ),
             Mismatch::RootShare => write!(
                 f,
@@ -528,7 +528,7 @@ mod tests {
         };
         assert!(
             err.to_string()
-                .contains("3 folders below the share here but 1 below the watcher's mount"),
+                .contains("at depth 3 under it here, 1 on the watcher"),
             "{err}"
         );
     }
