@@ -12,6 +12,7 @@ use crate::deliveries::Tmpfs;
 use crate::env::{Env, stderr, wait_until};
 use crate::helpers::require::require_program;
 use crate::http_api::{get, port_in};
+use crate::poll::Fuse;
 
 /// A rules file whose one rule copies each `.dat` into `outputs:` folder `san`, outside the
 /// watch root.
@@ -251,16 +252,13 @@ fn a_worker_with_another_folder_of_the_same_disk_mounted_there_declines() {
     );
 }
 
-/// A process this test started, killed by its id when dropped.
-struct Started(Option<i32>);
+/// A process this test started, sent `signal` by its id when dropped.
+struct Started(Option<i32>, nix::sys::signal::Signal);
 
 impl Drop for Started {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), self.1);
         }
     }
 }
@@ -310,6 +308,7 @@ fn a_worker_whose_share_holds_the_folder_higher_up_declines() {
         std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|pid| pid.trim().parse().ok()),
+        nix::sys::signal::Signal::SIGTERM,
     );
     declined(
         &env,
@@ -318,4 +317,43 @@ fn a_worker_whose_share_holds_the_folder_higher_up_declines() {
         "at depth 1 under it here, 0 on the watcher",
         &backing.join("san"),
     );
+}
+
+#[test]
+fn a_hung_share_under_an_output_folder_does_not_stop_the_watcher_queueing_jobs() {
+    let env = Env::new();
+    let san = env.path("san");
+    let Some(fuse) = Fuse::mount_at(&env, san.clone()) else {
+        return;
+    };
+    deliver_into(&env, &san);
+    let _watcher = Daemon::start(&env, &["--no-run"], &[]);
+    env.write("shots/sh010/a0.dat", "a");
+    wait_until("the first job queued", Duration::from_secs(30), || {
+        jobs(&env, &[]).len() == 1
+    });
+    // The share's server stops answering, as a hard-mounted NFS share's does: every access
+    // to it hangs until the server is back.
+    let pid = fuse.pid().expect("bindfs runs") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .expect("stop bindfs");
+    let _resume = Started(Some(pid), nix::sys::signal::Signal::SIGCONT);
+    // Files keep coming for longer than the watcher reuses its mount facts (5 s): each is
+    // queued, however long reading the mounts again takes.
+    let began = std::time::Instant::now();
+    let mut queued = 1;
+    while began.elapsed() < Duration::from_secs(8) {
+        env.write(format!("shots/sh010/a{queued}.dat"), "a");
+        queued += 1;
+        wait_until(
+            &format!("job {queued} queued while the share hangs"),
+            Duration::from_secs(10),
+            || jobs(&env, &[]).len() == queued,
+        );
+        // Paced, not waited on: the condition is the clock passing the facts' freshness.
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
