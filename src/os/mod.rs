@@ -4,6 +4,7 @@
 pub mod dir_handle;
 pub mod fs_kind;
 pub mod lease;
+pub mod machine_id;
 pub mod mountinfo;
 pub mod owner_lock;
 pub mod process;

@@ -22,6 +22,9 @@ pub struct Mount {
     pub parent: u64,
     /// The device (`major`, `minor`) of its file system.
     pub dev: (u64, u64),
+    /// The folder of its file system that is mounted (`/` for a whole one; a bind mount's or
+    /// a container volume's own folder otherwise): two mounts of one device differ by it.
+    pub root: PathBuf,
     /// Where it is mounted.
     pub point: PathBuf,
     /// Its file-system type (`ext4`, `nfs4`, `fuse.bindfs`, `tmpfs`).
@@ -97,7 +100,7 @@ fn parse_line(line: &[u8]) -> Option<Mount> {
     let parent = number(fields.next()?)?;
     let (major, minor) = std::str::from_utf8(fields.next()?).ok()?.split_once(':')?;
     let dev = (major.parse().ok()?, minor.parse().ok()?);
-    let _root = fields.next()?;
+    let root = PathBuf::from(OsString::from_vec(unescape(fields.next()?)));
     let point = PathBuf::from(OsString::from_vec(unescape(fields.next()?)));
     let mut rest = fields.skip_while(|f| *f != b"-");
     rest.next()?;
@@ -107,6 +110,7 @@ fn parse_line(line: &[u8]) -> Option<Mount> {
         id,
         parent,
         dev,
+        root,
         point,
         fs_type,
         source,
@@ -140,7 +144,7 @@ mod tests {
     const TABLE: &[u8] = b"22 1 0:21 / /proc rw,nosuid - proc proc rw\n\
         27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
         36 27 0:50 / /shots/my\\040plates rw shared:7 master:1 - nfs4 srv:/ex\\040port\\134x rw\n\
-        37 36 0:51 / /shots/my\\040plates/deep\\012er rw - fuse.bindfs /\\377raw rw\n\
+        37 36 0:51 /a\\040b /shots/my\\040plates/deep\\012er rw - fuse.bindfs /\\377raw rw\n\
         38 27 0:52 / /san rw - tmpfs tmpfs rw\n\
         39 38 0:53 / /san rw - nfs srv:/san rw\n\
         not a line\n";
@@ -157,6 +161,12 @@ mod tests {
         assert_eq!(m.source, OsString::from("srv:/ex port\\x"));
         let m = &table.mounts[3];
         assert_eq!(m.point, Path::new("/shots/my plates/deep\ner"));
+        assert_eq!(
+            m.root,
+            Path::new("/a b"),
+            "the mounted folder of its file system"
+        );
+        assert_eq!(table.mounts[2].root, Path::new("/"));
         assert_eq!(m.source.as_bytes(), b"/\xffraw", "bytes that are not UTF-8");
     }
 

@@ -122,6 +122,11 @@ impl Fuse {
         }
     }
 
+    /// The bindfs process (to stop it, as a file server stops answering).
+    pub fn pid(&self) -> Option<u32> {
+        self.bindfs.borrow().as_ref().map(Child::id)
+    }
+
     /// A path in the backing folder (where the "remote" writers write).
     pub fn remote(&self, rel: &str) -> PathBuf {
         self.backing.join(rel)

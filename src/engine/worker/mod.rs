@@ -10,6 +10,7 @@
 //! it lost every second). A store that cannot be reached is retried with backoff; jobs running
 //! keep running and their ends wait in memory until the store answers.
 
+mod mount_facts;
 pub mod mounts;
 pub mod plan;
 mod report;

@@ -1,115 +1,50 @@
 //! Whether a worker may use a watcher's folder at the watcher's own path. The watcher records,
-//! in each job's plan, the mount each of its roots and output folders is on (the mount's
-//! point, type and source, and how deep under it the folder lies); a worker uses the same path
-//! only where its own mount table shows the same kind of mount at least as deep. Emptiness
-//! proves nothing (a new show's delivery folder is empty), so it is never asked, except of
-//! plans from older watchers, which carry no facts. `--map` entries are taken as given.
+//! in each job's plan, the mount each of its roots and output folders is on
+//! (`mount_facts`); a worker uses the same path only where its own mount table shows
+//! that mount, or a share at least as deep. Emptiness proves nothing (a new show's delivery
+//! folder is empty), so it is never asked, except of plans from older watchers, which carry
+//! no facts. `--map` entries are taken as given. When in doubt, the folder is declined, with
+//! a reason, and a `--map` settles it.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use serde::{Deserialize, Serialize};
+use std::ffi::OsStr;
+use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use crate::os::fs_kind::is_remote_type;
 use crate::os::mountinfo::{Mount, MountTable};
 
-use super::plan::{escape, unescape};
+pub use super::mount_facts::{MountCache, MountFact, WatcherMounts};
+use super::mount_facts::{depth_under, resolved};
+use super::plan::unescape;
 
-/// How long a watcher reuses the facts it read: mounts change rarely, plans are made often.
-const FRESH: Duration = Duration::from_secs(5);
-
-/// The mount a folder is on, on the watcher.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MountFact {
-    /// The folder as the plan names it (a root's or an output folder's path), escaped text.
-    pub path: String,
-    /// The point of the mount that holds it (symbolic links resolved), escaped text.
-    pub mount_point: String,
-    /// How many folders below the mount point it lies (0: it is the mount point).
-    pub depth: u32,
-    /// The mount's file-system type (`nfs4`, `fuse.bindfs`, `ext4`).
-    pub fs_type: String,
-    /// What is mounted (`server:/export/shots`, `/dev/sdb1`), escaped text.
-    pub source: String,
-}
-
-/// What a watcher read of the mounts of the folders its plans name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WatcherMounts {
-    /// One fact per folder whose mount was found.
-    pub facts: Vec<MountFact>,
-    /// Whether one of the folders is empty: a worker of before mount facts would take it for
-    /// an unmounted mount point and decline its jobs until they fail.
-    pub any_empty: bool,
-}
-
-impl WatcherMounts {
-    /// The facts of `folders`, from `table`; folders without a mount found get none.
-    pub fn gather(folders: &[PathBuf], table: &MountTable) -> WatcherMounts {
-        let facts = folders
-            .iter()
-            .filter_map(|folder| {
-                let (canonical, missing) = resolved(folder);
-                let mount = table.containing(&canonical)?;
-                Some(MountFact {
-                    path: escape(folder),
-                    mount_point: escape(&mount.point),
-                    depth: depth_under(&canonical, &mount.point) + missing,
-                    fs_type: mount.fs_type.clone(),
-                    source: escape(Path::new(&mount.source)),
-                })
-            })
-            .collect();
-        let any_empty = folders.iter().any(|folder| {
-            std::fs::read_dir(folder).is_ok_and(|mut entries| entries.next().is_none())
-        });
-        WatcherMounts { facts, any_empty }
-    }
-}
-
-/// A watcher's [`WatcherMounts`] for its current folders, read again when older than
-/// `FRESH` or when the folders changed (a reload).
-#[derive(Debug, Default)]
-pub struct MountCache {
-    last: Mutex<Option<Read>>,
-}
-
-/// Facts read, of which folders, when.
+/// This worker's side: its mount table, read after the folders asked about were opened, and
+/// its machine's id.
 #[derive(Debug)]
-struct Read {
-    at: Instant,
-    folders: Vec<PathBuf>,
-    mounts: Arc<WatcherMounts>,
+pub struct LocalMounts {
+    table: Result<MountTable, Arc<std::io::Error>>,
+    machine: Option<String>,
 }
 
-impl MountCache {
-    /// The facts of `folders`, fresh enough; none when this machine's mount table cannot be read.
-    pub fn get(&self, folders: &[PathBuf]) -> Arc<WatcherMounts> {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(read) = last.as_ref()
-            && read.at.elapsed() < FRESH
-            && read.folders == folders
-        {
-            return Arc::clone(&read.mounts);
+impl LocalMounts {
+    /// Opens each of `folders` (its nearest existing ancestor), which mounts an automounted
+    /// share (autofs, systemd automount) there, and then reads the mount table: read first,
+    /// it would show the automount trigger, not the share.
+    pub fn read<'a>(folders: impl IntoIterator<Item = &'a Path>) -> LocalMounts {
+        for folder in folders {
+            touch(&resolved(folder).0);
         }
-        let mounts = Arc::new(match MountTable::read() {
-            Ok(table) => WatcherMounts::gather(folders, &table),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read /proc/self/mountinfo: plans carry no mount facts, and workers judge this node's folders as older releases did");
-                WatcherMounts::default()
-            }
-        });
-        *last = Some(Read {
-            at: Instant::now(),
-            folders: folders.to_vec(),
-            mounts: Arc::clone(&mounts),
-        });
-        mounts
+        LocalMounts {
+            table: MountTable::read().map_err(Arc::new),
+            machine: crate::os::machine_id::current(),
+        }
     }
+}
+
+/// Opens a folder without listing it: enough to trigger an automount.
+fn touch(folder: &Path) {
+    drop(std::fs::read_dir(folder));
 }
 
 /// Why a worker cannot use a watcher's folder at the watcher's own path.
@@ -125,8 +60,7 @@ pub enum Unmapped {
         /// Why (shared: one read serves every folder of a job).
         source: Arc<std::io::Error>,
     },
-    /// The folder is here on another kind of mount than on the watcher, or on a shallower
-    /// one: the watcher's file system is not mounted here.
+    /// The mount that holds the folder here is not, or may not be, the watcher's.
     OtherMount {
         /// The folder.
         path: PathBuf,
@@ -134,6 +68,8 @@ pub enum Unmapped {
         there: Box<MountFact>,
         /// Its mount here.
         here: Box<Mount>,
+        /// What differs.
+        why: Mismatch,
     },
     /// A plan without mount facts (from an older watcher) names a folder that is empty here,
     /// which such a plan takes for an unmounted mount point.
@@ -141,6 +77,67 @@ pub enum Unmapped {
         /// The folder.
         path: PathBuf,
     },
+}
+
+/// What tells a mount here from the watcher's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// Another kind of mount, another device, or the same one at another depth.
+    NotMounted,
+    /// A local disk, and this worker is another machine than the watcher.
+    OtherMachine,
+    /// The same device, but another of its folders mounted (bind mounts, container volumes).
+    OtherFolder {
+        /// Its folder mounted on the watcher.
+        there: PathBuf,
+    },
+    /// A share here, mounted higher up than the watcher's mount: it may merely hold an empty
+    /// folder where the watcher's file system is mounted.
+    Higher {
+        /// How deep the folder lies under it.
+        depth: u32,
+        /// How deep under the watcher's mount.
+        there: u32,
+    },
+    /// The watcher's folder is on its local disk, and the share here is this worker's root
+    /// file system (a diskless node): not the watcher's disk.
+    RootShare,
+    /// Shares on both, but of other servers or other exported folders.
+    OtherShare {
+        /// The folder as the share here serves it (server, path).
+        here: String,
+        /// As the watcher's share serves it.
+        there: String,
+    },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::NotMounted => write!(f, "that file system is not mounted here"),
+            Mismatch::OtherMachine => write!(
+                f,
+                "that is a local disk of the watcher's machine, and this worker is another machine (their machine ids differ)"
+            ),
+            Mismatch::OtherFolder { there } => write!(
+                f,
+                "another folder of that file system is mounted here (the watcher mounts its `{}`)",
+                there.display()
+            ),
+            Mismatch::Higher { depth, there } => write!(
+                f,
+                "the share here is mounted higher up than the watcher's mount (the folder lies at depth {depth} under it here, {there} on the watcher): it may only hold the bare folder the watcher's file system is mounted on"
+            ),
+            Mismatch::RootShare => write!(
+                f,
+                "the share here is this worker's root file system, not the watcher's disk"
+            ),
+            Mismatch::OtherShare { here, there } => write!(
+                f,
+                "the share here serves `{here}`, the watcher's `{there}`: another export"
+            ),
+        }
+    }
 }
 
 impl std::fmt::Display for Unmapped {
@@ -153,9 +150,14 @@ impl std::fmt::Display for Unmapped {
                 f,
                 "cannot read this worker's mount table `/proc/self/mountinfo`: {source}"
             ),
-            Unmapped::OtherMount { path, there, here } => write!(
+            Unmapped::OtherMount {
+                path,
+                there,
+                here,
+                why,
+            } => write!(
                 f,
-                "`{}` is on {} `{}` mounted at `{}` on the watcher, but here on {} `{}` mounted at `{}`: that file system is not mounted here",
+                "`{}` is on {} `{}` mounted at `{}` on the watcher, but here on {} `{}` mounted at `{}`: {why}",
                 path.display(),
                 there.fs_type,
                 unescape(&there.source).display(),
@@ -182,22 +184,17 @@ impl std::error::Error for Unmapped {
     }
 }
 
-/// Whether this worker may use the watcher's folder `watcher` at the same path: it exists here,
-/// and the mount that holds it is the kind the watcher's `fact` describes:
-/// - a network or FUSE mount here (a share) at least as deep as the watcher's mount, whatever
-///   the watcher's (a file server's own disk is reached over the network elsewhere);
-/// - the same local file system (type and source) as deep as on the watcher: the same machine.
-///
-/// Anything else, the bare root file system under a folder where the watcher has a mount
-/// first, means the watcher's file system is not mounted here. Without a fact (a plan of an
-/// older watcher) the folder must not be empty, as before.
+/// Whether this worker may use the watcher's folder `watcher` at the same path: the mount that
+/// holds it here (or holds its nearest existing ancestor: a folder not made yet is made by the
+/// job) is the one the watcher's `fact` describes, as `judge` decides. Without a fact (a
+/// plan of an older watcher) the folder must exist and not be empty, as before.
 ///
 /// # Errors
 /// Why the folder cannot be used.
 pub fn check(
     watcher: &Path,
     fact: Option<&MountFact>,
-    table: &Result<MountTable, Arc<std::io::Error>>,
+    local: &LocalMounts,
 ) -> Result<(), Unmapped> {
     let missing = || Unmapped::Missing {
         path: watcher.to_path_buf(),
@@ -211,189 +208,159 @@ pub fn check(
             }),
         };
     };
-    let canonical = watcher
-        .canonicalize()
-        .ok()
-        .filter(|p| p.is_dir())
-        .ok_or_else(missing)?;
-    let table = table.as_ref().map_err(|e| Unmapped::NoTable {
+    let table = local.table.as_ref().map_err(|e| Unmapped::NoTable {
         source: Arc::clone(e),
     })?;
-    let here = table.containing(&canonical).ok_or_else(missing)?;
-    let depth = depth_under(&canonical, &here.point);
-    let share_here = is_remote_type(&here.fs_type);
-    let same_local = !is_remote_type(&fact.fs_type)
-        && here.fs_type == fact.fs_type
-        && Path::new(&here.source) == unescape(&fact.source)
-        && depth == fact.depth;
-    if (share_here && depth <= fact.depth) || same_local {
-        return Ok(());
+    let (canonical, absent) = resolved(watcher);
+    let mut here = table.containing(&canonical).ok_or_else(missing)?.clone();
+    if here.fs_type == "autofs" {
+        // Still the trigger: the share may have been mounted since the table was read.
+        touch(&canonical);
+        if let Some(mounted) = MountTable::read()
+            .ok()
+            .and_then(|t| t.containing(&canonical).cloned())
+        {
+            here = mounted;
+        }
     }
-    // A file server's own disk, reached here through a share mounted higher up.
-    if share_here && !is_remote_type(&fact.fs_type) {
-        return Ok(());
-    }
-    Err(Unmapped::OtherMount {
-        path: watcher.to_path_buf(),
-        there: Box::new(fact.clone()),
-        here: Box::new(here.clone()),
+    let depth = depth_under(&canonical, &here.point) + absent;
+    let mut folder = canonical;
+    folder.extend(
+        watcher
+            .components()
+            .skip(watcher.components().count() - absent as usize),
+    );
+    judge(fact, &here, &folder, depth, local.machine.as_deref()).map_err(|why| {
+        Unmapped::OtherMount {
+            path: watcher.to_path_buf(),
+            there: Box::new(fact.clone()),
+            here: Box::new(here),
+            why,
+        }
     })
 }
 
-/// The folder with its symbolic links resolved, through its nearest existing ancestor, and how
-/// many of its last components do not exist yet.
-fn resolved(folder: &Path) -> (PathBuf, u32) {
-    let mut missing = 0;
-    let mut at = folder;
-    loop {
-        if let Ok(canonical) = at.canonicalize() {
-            return (canonical, missing);
+/// Whether mount `here`, holding `folder` `depth` folders below its point on this worker
+/// (machine `machine`), is the watcher's mount `fact` describes:
+/// - a local file system on both: the same machine (when the plan names the watcher's), the
+///   same type, source and mounted folder, at the same depth;
+/// - a share here, at least as deep as the watcher's mount: of the same server and exported
+///   folder where the watcher's is a share too; where the watcher's is its own disk (a file
+///   server's), any share but this worker's root file system.
+///
+/// # Errors
+/// What differs.
+pub(super) fn judge(
+    fact: &MountFact,
+    here: &Mount,
+    folder: &Path,
+    depth: u32,
+    machine: Option<&str>,
+) -> Result<(), Mismatch> {
+    let share_there = is_remote_type(&fact.fs_type);
+    let share_here = is_remote_type(&here.fs_type);
+    let root_there = fact.root.as_deref().map(unescape);
+    if !share_here {
+        if share_there {
+            return Err(Mismatch::NotMounted);
         }
-        match at.parent() {
-            Some(parent) => {
-                at = parent;
-                missing += 1;
-            }
-            None => return (folder.to_path_buf(), 0),
+        if fact.machine.is_some() && fact.machine.as_deref() != machine {
+            return Err(Mismatch::OtherMachine);
         }
+        if here.fs_type != fact.fs_type
+            || Path::new(&here.source) != unescape(&fact.source)
+            || depth != fact.depth
+        {
+            return Err(Mismatch::NotMounted);
+        }
+        return match root_there {
+            Some(there) if there != here.root => Err(Mismatch::OtherFolder { there }),
+            _ => Ok(()),
+        };
+    }
+    if depth > fact.depth {
+        return Err(Mismatch::Higher {
+            depth,
+            there: fact.depth,
+        });
+    }
+    if !share_there {
+        return if here.point == Path::new("/") {
+            Err(Mismatch::RootShare)
+        } else {
+            Ok(())
+        };
+    }
+    let serves = |fs_type: &str, source: &Path, root: &Path, below: u32| {
+        let (server, path) = share_of(source);
+        let mut served = PathBuf::from("/");
+        served.extend(
+            path.components()
+                .filter(|c| matches!(c, Component::Normal(_))),
+        );
+        // NFS names the mounted folder itself in the source (`srv:/export/sub` for a bind
+        // mount of `sub`); other sources name the share, and the root the folder in it.
+        if !matches!(fs_type, "nfs" | "nfs4") {
+            served.extend(
+                root.components()
+                    .filter(|c| matches!(c, Component::Normal(_))),
+            );
+        }
+        let n = folder.components().count();
+        served.extend(folder.components().skip(n.saturating_sub(below as usize)));
+        (server, served)
+    };
+    let (server_here, path_here) =
+        serves(&here.fs_type, Path::new(&here.source), &here.root, depth);
+    let (server_there, path_there) = serves(
+        &fact.fs_type,
+        &unescape(&fact.source),
+        root_there.as_deref().unwrap_or(Path::new("/")),
+        fact.depth,
+    );
+    let same_server = match (&server_here, &server_there) {
+        (Some(a), Some(b)) => same_host(a, b),
+        (a, b) => a == b,
+    };
+    if same_server && path_here == path_there {
+        return Ok(());
+    }
+    let show = |server: &Option<String>, path: &Path| match server {
+        Some(server) => format!("{server}:{}", path.display()),
+        None => path.display().to_string(),
+    };
+    Err(Mismatch::OtherShare {
+        here: show(&server_here, &path_here),
+        there: show(&server_there, &path_there),
+    })
+}
+
+/// A share's server and exported folder, from its mount's source: `srv:/export/x` (NFS,
+/// sshfs, Ceph, Lustre), `//srv/share/x` (SMB); a source of neither form is all folder.
+fn share_of(source: &Path) -> (Option<String>, PathBuf) {
+    let bytes = source.as_os_str().as_bytes();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    if let Some(rest) = bytes.strip_prefix(b"//") {
+        let cut = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let path = PathBuf::from(OsStr::from_bytes(&rest[cut..]));
+        return (Some(text(&rest[..cut])), path);
+    }
+    match bytes.windows(2).position(|w| w == b":/") {
+        Some(cut) => (
+            Some(text(&bytes[..cut])),
+            PathBuf::from(OsStr::from_bytes(&bytes[cut + 1..])),
+        ),
+        None => (None, source.to_path_buf()),
     }
 }
 
-fn depth_under(path: &Path, point: &Path) -> u32 {
-    path.strip_prefix(point)
-        .map_or(0, |rest| rest.components().count() as u32)
+/// Whether two names of servers name the same one: the same name, or the same short name
+/// (`srv1`, `srv1.studio.lan`); addresses only as written.
+fn same_host(a: &str, b: &str) -> bool {
+    let address = |h: &str| h.starts_with('[') || h.parse::<IpAddr>().is_ok();
+    let short = |h: &str| h.split('.').next().unwrap_or(h).to_ascii_lowercase();
+    a.eq_ignore_ascii_case(b) || (!address(a) && !address(b) && short(a) == short(b))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fact(path: &str, point: &str, depth: u32, fs_type: &str, source: &str) -> MountFact {
-        MountFact {
-            path: path.into(),
-            mount_point: point.into(),
-            depth,
-            fs_type: fs_type.into(),
-            source: source.into(),
-        }
-    }
-
-    #[test]
-    fn a_folder_is_used_where_the_same_kind_of_mount_holds_it() {
-        let dir = tempfile::tempdir().expect("dir");
-        let folder = dir.path().join("san");
-        std::fs::create_dir(&folder).expect("folder");
-        let canonical = folder.canonicalize().expect("canonical");
-        let table = MountTable::read().map_err(Arc::new);
-        let here = table
-            .as_ref()
-            .expect("mountinfo")
-            .containing(&canonical)
-            .expect("a mount")
-            .clone();
-        let depth = depth_under(&canonical, &here.point);
-        let text = folder.display().to_string();
-        let point = here.point.display().to_string();
-        let source = escape(Path::new(&here.source));
-        let ok = |f: &MountFact| check(&folder, Some(f), &table).is_ok();
-
-        // The same machine: the same mount, an empty folder included.
-        assert!(ok(&fact(&text, &point, depth, &here.fs_type, &source)));
-        // The watcher had it on a share (or its own disk) mounted deeper: not mounted here.
-        assert!(!ok(&fact(
-            &text,
-            &canonical.display().to_string(),
-            0,
-            "nfs4",
-            "srv:/san"
-        )));
-        assert!(!ok(&fact(
-            &text,
-            &canonical.display().to_string(),
-            0,
-            "tmpfs",
-            "tmpfs"
-        )));
-        // Another local disk of the same type.
-        assert!(!ok(&fact(
-            &text,
-            &point,
-            depth,
-            &here.fs_type,
-            "/dev/other"
-        )));
-        let err = check(
-            &folder,
-            Some(&fact(&text, &text, 0, "nfs4", "srv:/san")),
-            &table,
-        )
-        .expect_err("declined");
-        assert!(
-            err.to_string().contains(&format!(
-                "is on nfs4 `srv:/san` mounted at `{text}` on the watcher, but here on {}",
-                here.fs_type
-            )),
-            "{err}"
-        );
-        // Missing here, whatever the facts.
-        let gone = dir.path().join("gone");
-        assert!(matches!(
-            check(
-                &gone,
-                Some(&fact(&text, &point, depth, &here.fs_type, &source)),
-                &table
-            ),
-            Err(Unmapped::Missing { .. })
-        ));
-        // A plan without facts keeps the old rule: an empty folder is not used.
-        assert!(matches!(
-            check(&folder, None, &table),
-            Err(Unmapped::Empty { .. })
-        ));
-        std::fs::write(folder.join("x"), b"x").expect("file");
-        assert!(check(&folder, None, &table).is_ok());
-    }
-
-    #[test]
-    fn a_share_here_at_least_as_deep_holds_the_watchers_folder() {
-        let table = MountTable::parse(
-            b"27 1 254:0 / / rw - ext4 /dev/vda rw\n40 27 0:60 / / rw - nfs4 srv:/ rw\n",
-        );
-        // Stacked on `/`: the share is on top; any folder here is on it.
-        let dir = tempfile::tempdir().expect("dir");
-        let table = Ok(table);
-        let text = dir.path().display().to_string();
-        for (there, ok) in [
-            (fact(&text, "/mnt", 5, "nfs", "srv:/"), true),
-            (fact(&text, "/srv", 9, "xfs", "/dev/sdb"), true),
-            (fact(&text, "/", 0, "cifs", "//nas/x"), false),
-        ] {
-            let mut there = there;
-            if !ok {
-                there.mount_point = text.clone();
-            }
-            assert_eq!(
-                check(dir.path(), Some(&there), &table).is_ok(),
-                ok,
-                "{there:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn facts_name_the_mount_and_the_depth_of_folders_not_made_yet() {
-        let table = MountTable::parse(b"27 1 254:0 / / rw - ext4 /dev/vda rw\n");
-        let dir = tempfile::tempdir().expect("dir");
-        let canonical = dir.path().canonicalize().expect("canonical");
-        let later = dir.path().join("a/b");
-        let mounts = WatcherMounts::gather(&[dir.path().to_path_buf(), later], &table);
-        let depth = canonical.components().count() as u32 - 1;
-        assert_eq!(
-            mounts.facts.iter().map(|f| f.depth).collect::<Vec<_>>(),
-            [depth, depth + 2]
-        );
-        assert_eq!(mounts.facts[0].mount_point, "/");
-        assert_eq!(mounts.facts[0].fs_type, "ext4");
-        assert!(mounts.any_empty, "the temp folder is empty");
-    }
-}
+mod tests;

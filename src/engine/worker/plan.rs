@@ -21,12 +21,11 @@ use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
 use crate::exec::runner::JobSpec;
 use crate::media::sequence::View;
-use crate::os::mountinfo::MountTable;
 use crate::rules::template::Template;
 use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::queue::ClaimedJob;
 
-use super::mounts::{self, MountFact, Unmapped, WatcherMounts};
+use super::mounts::{self, LocalMounts, MountFact, Unmapped, WatcherMounts};
 
 /// The plan's format; a worker refuses plans of a newer one. A plan that needs nothing of a
 /// later format is written as format 1, so older workers keep taking it.
@@ -324,24 +323,25 @@ impl PathMap {
         name: Option<&str>,
         watcher: &Path,
         fact: Option<&MountFact>,
-        table: &Result<MountTable, Arc<std::io::Error>>,
+        here: &LocalMounts,
     ) -> Result<PathBuf, Unmapped> {
         let by_name = name.and_then(|n| self.entries.iter().find(|(k, _)| k == n));
         let by_path = self.entries.iter().find(|(k, _)| Path::new(k) == watcher);
         match by_name.or(by_path) {
             Some((_, local)) => Ok(local.clone()),
-            None => mounts::check(watcher, fact, table).map(|()| watcher.to_path_buf()),
+            None => mounts::check(watcher, fact, here).map(|()| watcher.to_path_buf()),
         }
     }
 
     /// Each root of `plan` and whether this worker can map it (those it claims jobs of).
     pub fn mappable_roots(&self, plan: &PortablePlan) -> Vec<(String, bool)> {
-        let table = MountTable::read().map_err(Arc::new);
-        plan.root_paths()
+        let roots = plan.root_paths();
+        let here = LocalMounts::read(roots.iter().map(|(_, path)| path.as_path()));
+        roots
             .into_iter()
             .map(|(name, path)| {
                 let fact = plan.mount_of(&path);
-                let ok = self.local(Some(&name), &path, fact, &table).is_ok();
+                let ok = self.local(Some(&name), &path, fact, &here).is_ok();
                 (name, ok)
             })
             .collect()
@@ -373,7 +373,15 @@ pub fn job_spec(
         retries: plan.retries,
         backoff: Duration::from_millis(plan.backoff_ms),
     };
-    let table = MountTable::read().map_err(Arc::new);
+    let folders: Vec<PathBuf> = plan
+        .roots
+        .iter()
+        .map(|(_, text)| text)
+        .chain(&plan.outputs)
+        .map(|text| unescape(text))
+        .collect();
+    // Read after the folders were opened, so automounted shares show as mounted.
+    let here = LocalMounts::read(folders.iter().map(PathBuf::as_path));
     let notify = plan
         .notify
         .iter()
@@ -385,7 +393,7 @@ pub fn job_spec(
     let mut input_root = None;
     for (name, text) in &plan.roots {
         let watcher = unescape(text);
-        match map.local(Some(name), &watcher, plan.mount_of(&watcher), &table) {
+        match map.local(Some(name), &watcher, plan.mount_of(&watcher), &here) {
             Ok(local) => {
                 if name == &job.input.root {
                     input_root = Some(local.clone());
@@ -403,7 +411,7 @@ pub fn job_spec(
     }
     for text in &plan.outputs {
         let watcher = unescape(text);
-        match map.local(None, &watcher, plan.mount_of(&watcher), &table) {
+        match map.local(None, &watcher, plan.mount_of(&watcher), &here) {
             Ok(local) => pairs.push((watcher, local)),
             Err(why) => unmapped.push((watcher, why)),
         }

@@ -312,6 +312,8 @@ fn mount_facts_raise_the_format_only_for_an_empty_folder_and_old_plans_still_rea
         depth: 1,
         fs_type: "nfs4".into(),
         source: "srv:/export%20x".into(),
+        root: Some("/".into()),
+        machine: Some("machine:m1".into()),
     };
     let mut mounts = WatcherMounts {
         facts: vec![fact.clone()],
