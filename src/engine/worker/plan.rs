@@ -21,8 +21,7 @@ use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
 use crate::exec::runner::JobSpec;
 use crate::media::sequence::View;
-use crate::rules::template::Template;
-use crate::rules::{NotifyEvent, NotifyTarget};
+use crate::rules::NotifyTarget;
 use crate::store::queue::ClaimedJob;
 
 use super::mounts::{self, LocalMounts, MountFact, Unmapped, WatcherMounts};
@@ -95,71 +94,6 @@ pub struct PortablePlan {
     /// Frames the input holds, when the watcher knew (a sequence): the progress total.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_frames: Option<u64>,
-}
-
-/// A [`NotifyTarget`] in text form.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PortableNotify {
-    /// The events it wants (`done`, `failed`...).
-    pub on: Vec<String>,
-    /// The webhook's URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<String>,
-    /// The command's argv templates, as written in the rules.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    /// `stuck_after`, ms.
-    pub stuck_after_ms: u64,
-}
-
-impl PortableNotify {
-    fn of(target: &NotifyTarget) -> PortableNotify {
-        PortableNotify {
-            on: target
-                .events
-                .iter()
-                .map(|e| e.as_str().to_string())
-                .collect(),
-            webhook: target.webhook.clone(),
-            command: target
-                .command
-                .as_ref()
-                .map(|argv| argv.iter().map(|t| t.source().to_string()).collect()),
-            stuck_after_ms: target.stuck_after.as_millis() as u64,
-        }
-    }
-
-    /// The target again; the watcher checked it when it loaded its rules.
-    fn to_target(&self) -> Result<NotifyTarget, String> {
-        let events = self
-            .on
-            .iter()
-            .map(|name| {
-                NotifyEvent::ALL
-                    .into_iter()
-                    .find(|e| e.as_str() == name)
-                    .ok_or_else(|| format!("unknown notify event `{name}` in the job's plan"))
-            })
-            .collect::<Result<_, _>>()?;
-        let command = match &self.command {
-            Some(argv) => Some(
-                argv.iter()
-                    .map(|text| {
-                        Template::parse(text)
-                            .map_err(|e| format!("notify command `{text}` in the job's plan: {e}"))
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-            None => None,
-        };
-        Ok(NotifyTarget {
-            events,
-            webhook: self.webhook.clone(),
-            command,
-            stuck_after: Duration::from_millis(self.stuck_after_ms),
-            line: 0,
-        })
-    }
 }
 
 /// A [`TransferPlan`] in text form.
@@ -637,6 +571,9 @@ pub(super) fn unescape(text: &str) -> PathBuf {
     }
     PathBuf::from(OsString::from_vec(out))
 }
+
+mod notify;
+pub use notify::PortableNotify;
 
 #[cfg(test)]
 mod tests;

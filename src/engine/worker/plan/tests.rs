@@ -1,4 +1,6 @@
 use super::*;
+use crate::rules::NotifyEvent;
+use crate::rules::template::Template;
 
 #[test]
 fn paths_survive_the_text_form() {

@@ -1,0 +1,74 @@
+//! A rule's `notify:` targets in the plan's text form: the node that runs the job, watcher or
+//! worker, tells them of its end.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::template::Template;
+use crate::rules::{NotifyEvent, NotifyTarget};
+
+/// A [`NotifyTarget`] in text form.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortableNotify {
+    /// The events it wants (`done`, `failed`...).
+    pub on: Vec<String>,
+    /// The webhook's URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// The command's argv templates, as written in the rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// `stuck_after`, ms.
+    pub stuck_after_ms: u64,
+}
+
+impl PortableNotify {
+    pub(super) fn of(target: &NotifyTarget) -> PortableNotify {
+        PortableNotify {
+            on: target
+                .events
+                .iter()
+                .map(|e| e.as_str().to_string())
+                .collect(),
+            webhook: target.webhook.clone(),
+            command: target
+                .command
+                .as_ref()
+                .map(|argv| argv.iter().map(|t| t.source().to_string()).collect()),
+            stuck_after_ms: target.stuck_after.as_millis() as u64,
+        }
+    }
+
+    /// The target again; the watcher checked it when it loaded its rules.
+    pub(super) fn to_target(&self) -> Result<NotifyTarget, String> {
+        let events = self
+            .on
+            .iter()
+            .map(|name| {
+                NotifyEvent::ALL
+                    .into_iter()
+                    .find(|e| e.as_str() == name)
+                    .ok_or_else(|| format!("unknown notify event `{name}` in the job's plan"))
+            })
+            .collect::<Result<_, _>>()?;
+        let command = match &self.command {
+            Some(argv) => Some(
+                argv.iter()
+                    .map(|text| {
+                        Template::parse(text)
+                            .map_err(|e| format!("notify command `{text}` in the job's plan: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            None => None,
+        };
+        Ok(NotifyTarget {
+            events,
+            webhook: self.webhook.clone(),
+            command,
+            stuck_after: Duration::from_millis(self.stuck_after_ms),
+            line: 0,
+        })
+    }
+}
