@@ -15,6 +15,7 @@ mod hardening_run;
 mod http_api;
 mod http_browser;
 mod http_fuzz;
+mod http_host;
 mod media;
 mod metrics;
 mod notify;
