@@ -25,6 +25,7 @@ mod pg;
 mod pg_cluster;
 mod poll;
 mod progress;
+mod rules_limits;
 mod sd_notify;
 mod sequences;
 mod store;
