@@ -29,4 +29,5 @@ mod rules_limits;
 mod sd_notify;
 mod sequences;
 mod store;
+mod verify_decode;
 mod watch;

@@ -23,7 +23,7 @@ use crate::store::queue::ClaimedJob;
 
 /// The plan's format; a worker refuses plans of a newer one. A plan that needs nothing of a
 /// later format is written as format 1, so older workers keep taking it.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// Format 2: a KeyKode header check's perforations per frame and stock codes, and an ALE
 /// beside the product, which a format-1 worker would silently drop.
@@ -33,10 +33,14 @@ const FORMAT_EDITORIAL: u32 = 2;
 /// commands would then succeed having delivered nothing).
 const FORMAT_TRANSFER: u32 = 3;
 
+/// Format 4: `verify: {decode: true}`, which an older worker would silently skip, publishing
+/// a product whose frames it never decoded.
+const FORMAT_DECODE: u32 = 4;
+
 /// What the watcher knew when it planned the job, beyond its argv.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortablePlan {
-    /// The plan's format: 1, or 2 when it carries an ALE or a DPX KeyKode check.
+    /// The plan's format: 1, or the lowest later one whose features it carries.
     pub format: u32,
     /// The watcher's roots: (name, path on the watcher), escaped text (`%` and non-UTF-8 bytes escaped).
     pub roots: Vec<(String, String)>,
@@ -52,6 +56,9 @@ pub struct PortablePlan {
     pub backoff_ms: u64,
     /// `verify:` checks.
     pub verify: Option<Vec<(String, String)>>,
+    /// `verify: {decode: true}`: the product must decode, frame by frame.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decode: bool,
     /// A sequence's view folder and its links, on the watcher.
     pub view: Option<(String, Vec<(String, String)>)>,
     /// Perforations per frame of the rule's film format, for a DPX header's KeyKode.
@@ -121,14 +128,18 @@ impl PortablePlan {
             hashes: t.hashes.iter().map(|h| h.as_str().to_string()).collect(),
             mhl_root: t.mhl_root.as_ref().map(|r| escape(r)),
         });
+        let decode = spec.verify.as_ref().is_some_and(|v| v.decode);
         PortablePlan {
-            format: if transfer.is_some() {
+            format: if decode {
+                FORMAT_DECODE
+            } else if transfer.is_some() {
                 FORMAT_TRANSFER
             } else if ale.is_some() || perfs_per_frame.is_some() || stock_codes.is_some() {
                 FORMAT_EDITORIAL
             } else {
                 1
             },
+            decode,
             transfer,
             perfs_per_frame,
             stock_codes,
@@ -372,6 +383,7 @@ pub fn job_spec(
             checks,
             perfs_per_frame: plan.perfs_per_frame,
             stock_codes: plan.stock_codes,
+            decode: plan.decode,
         }),
         // A worker has no telemetry snapshot to show progress in (yet): its plan carries none.
         progress: false,
