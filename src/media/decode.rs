@@ -80,7 +80,10 @@ mod tests {
                 "[NULL @ 0x55811e41edc0] Invalid NAL unit size (-1 > 35).\n[h264 @ 0x1] x\n",
                 Some("[NULL] Invalid NAL unit size (-1 > 35)."),
             ),
-            ("\n  bad.mov: Invalid data found when processing input\n", Some("bad.mov: Invalid data found when processing input")),
+            (
+                "\n  bad.mov: Invalid data found when processing input\n",
+                Some("bad.mov: Invalid data found when processing input"),
+            ),
             ("", None),
             ("\n\n", None),
         ];

@@ -24,7 +24,10 @@ fn h264_mov(path: &Path) {
 /// `good` with 2,000 bytes in the middle of its `mdat` overwritten: the header is untouched.
 fn corrupt_mid_mdat(good: &Path, bad: &Path) {
     let mut data = std::fs::read(good).expect("read");
-    let at = data.windows(4).position(|w| w == b"mdat").expect("an mdat box");
+    let at = data
+        .windows(4)
+        .position(|w| w == b"mdat")
+        .expect("an mdat box");
     let size = u32::from_be_bytes(data[at - 4..at].try_into().expect("4 bytes")) as usize;
     let middle = at + size / 2;
     data[middle..middle + 2000].fill(0xff);
@@ -57,7 +60,10 @@ fn issue_19_verify_decode_refuses_a_product_with_broken_frames_that_ffprobe_acce
         .args(["-f", "null", "-"])
         .output()
         .expect("ffmpeg runs");
-    assert!(!decoded.status.success(), "the fixture is not broken enough");
+    assert!(
+        !decoded.status.success(),
+        "the fixture is not broken enough"
+    );
 
     env.write(
         "rules.yaml",
@@ -87,12 +93,20 @@ rules:
         std::fs::copy(from, env.path(format!("shots/{dir}/{name}.mov"))).expect("copy");
     }
     let out = env.run(&["watch", "--once", "rules.yaml"]);
-    assert_eq!(out.status.code(), Some(1), "one job fails: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one job fails: {}",
+        stderr(&out)
+    );
     assert!(!env.path("pwned").exists() && !env.path("shots/pwned").exists());
 
     // The plain verify published the broken product; the decode refused it, and only it.
     assert!(env.path(format!("shots/out/plain {hostile}.mov")).exists());
-    assert!(!env.path(format!("shots/out/decoded {hostile}.mov")).exists());
+    assert!(
+        !env.path(format!("shots/out/decoded {hostile}.mov"))
+            .exists()
+    );
     assert!(env.path("shots/out/decoded fine.mov").exists());
     let leftovers: Vec<_> = std::fs::read_dir(env.path("shots/out"))
         .expect("out")
