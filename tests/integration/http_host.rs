@@ -124,6 +124,16 @@ fn issue_19_a_foreign_host_name_gets_421_and_no_data_on_every_route() {
     assert_eq!(daemon.stop(), Some(0));
 }
 
+/// A `serve` process, killed if the test fails before it stops it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn issue_19_serve_answers_its_http_host_and_refuses_others() {
     let env = Env::new();
@@ -136,8 +146,8 @@ fn issue_19_serve_answers_its_http_host_and_refuses_others() {
     assert_eq!(once.status.code(), Some(0), "{}", crate::env::stderr(&once));
     let state = env.path(".shotrouter");
     let log = env.path("serve.log");
-    let mut server = env
-        .command(&[
+    let mut server = KillOnDrop(
+        env.command(&[
             "serve",
             "--state",
             state.to_str().expect("utf-8 temp path"),
@@ -148,7 +158,8 @@ fn issue_19_serve_answers_its_http_host_and_refuses_others() {
         ])
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
-        .expect("serve starts");
+        .expect("serve starts"),
+    );
     let read_log =
         || String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
     wait_until("the server to listen", Duration::from_secs(10), || {
@@ -162,12 +173,12 @@ fn issue_19_serve_answers_its_http_host_and_refuses_others() {
     assert_eq!(status, 421, "{answer}");
     assert!(!answer.contains("secret_plate"), "{answer}");
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::unistd::Pid::from_raw(server.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("signal");
     assert_eq!(
-        server.wait().expect("exits").code(),
+        server.0.wait().expect("exits").code(),
         Some(0),
         "{}",
         read_log()
