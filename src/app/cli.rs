@@ -291,6 +291,11 @@ pub enum Command {
         /// the API is read-only.
         #[arg(long, value_name = "FILE")]
         http_token_file: Option<PathBuf>,
+        /// A host name the server answers besides loopback names and the bound address (the
+        /// name in your browser's address bar); repeatable. Other names get 421, which stops
+        /// DNS rebinding.
+        #[arg(long, value_name = "NAME")]
+        http_host: Vec<String>,
         /// Log format on stderr.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
@@ -405,6 +410,11 @@ pub struct WorkerArgs {
     /// With `--http`: a file holding the bearer token that allows retry, cancel and rerun.
     #[arg(long, value_name = "FILE", requires = "http")]
     pub http_token_file: Option<PathBuf>,
+    /// With `--http`: a host name the server answers besides loopback names and the bound
+    /// address (the name in your browser's address bar); repeatable. Other names get 421,
+    /// which stops DNS rebinding.
+    #[arg(long, value_name = "NAME", requires = "http")]
+    pub http_host: Vec<String>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -469,6 +479,11 @@ pub struct WatchArgs {
     /// HTTP; without it the API is read-only.
     #[arg(long, value_name = "FILE", requires = "http")]
     pub http_token_file: Option<PathBuf>,
+    /// With `--http`: a host name the server answers besides loopback names and the bound
+    /// address (the name in your browser's address bar); repeatable. Other names get 421,
+    /// which stops DNS rebinding.
+    #[arg(long, value_name = "NAME", requires = "http")]
+    pub http_host: Vec<String>,
     /// Log verbosity.
     #[command(flatten)]
     pub verbosity: Verbosity,

@@ -145,6 +145,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             state,
             http,
             http_token_file,
+            http_host,
             log_format,
             verbosity,
         } => {
@@ -154,6 +155,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 &state.dir(),
                 http,
                 http_token_file.as_deref(),
+                http_host,
             )
         }
         Command::Completions { shell } => packaging::completions(shell),
@@ -186,7 +188,15 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 .http
                 .map(|addr| {
                     let token = args.http_token_file.as_deref();
-                    serve::start(addr, token, &location, &state_dir, Some(telemetry.clone()))
+                    let hosts = args.http_host.clone();
+                    serve::start(
+                        addr,
+                        token,
+                        hosts,
+                        &location,
+                        &state_dir,
+                        Some(telemetry.clone()),
+                    )
                 })
                 .transpose()?;
             let metrics = args.metrics_file.clone().map(|path| {
@@ -260,6 +270,7 @@ fn worker(args: cli::WorkerArgs, color: ColorChoice) -> Result<ExitCode, Error> 
             serve::start(
                 addr,
                 args.http_token_file.as_deref(),
+                args.http_host.clone(),
                 &location,
                 &state_dir,
                 None,

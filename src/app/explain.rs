@@ -278,7 +278,10 @@ fn explain_one(
                     .iter()
                     .map(|(k, v)| (k.to_string(), lossy(v)))
                     .collect();
-                m.verify = plan.verify.map(|v| v.checks.into_iter().collect());
+                m.verify = plan.verify.map(|v| {
+                    let decode = v.decode.then(|| ("decode".to_string(), "true".to_string()));
+                    v.checks.into_iter().chain(decode).collect()
+                });
                 m.output = plan
                     .output
                     .map(|o| lossy(o.final_path.as_os_str().as_bytes()));

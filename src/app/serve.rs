@@ -13,18 +13,20 @@ use crate::http::{self, HistoryOpener, Server};
 use crate::store::{Location, open_history};
 
 /// Starts the server for the store at `store` (opened per connection, so a store that `watch`
-/// creates a moment later is found); job logs are read from `state_dir`.
+/// creates a moment later is found); job logs are read from `state_dir`; `hosts` are the
+/// names of `--http-host`.
 ///
 /// # Errors
 /// An unreadable token file, or an address that cannot be bound (exit 2).
 pub fn start(
     addr: SocketAddr,
     token_file: Option<&Path>,
+    hosts: Vec<String>,
     store: &Location,
     state_dir: &Path,
     telemetry: Option<TelemetryHandle>,
 ) -> Result<Server, Error> {
-    let options = http::Options::new(addr, token_file, state_dir.to_path_buf())
+    let options = http::Options::new(addr, token_file, state_dir.to_path_buf(), hosts)
         .map_err(|e| Error::Config(e.to_string()))?;
     if !addr.ip().is_loopback() && options.token.is_none() {
         tracing::warn!(
@@ -47,6 +49,7 @@ pub fn serve(
     state_dir: &Path,
     addr: SocketAddr,
     token_file: Option<&Path>,
+    hosts: Vec<String>,
 ) -> Result<ExitCode, Error> {
     // A typo'd --state or --store is an error now, not a page of 503s.
     open_history(store).map_err(|e| Error::Config(e.to_string()))?;
@@ -55,7 +58,7 @@ pub fn serve(
         signal_hook::consts::SIGTERM,
     ])
     .map_err(|e| Error::Runtime(format!("cannot catch signals: {e}")))?;
-    let server = start(addr, token_file, store, state_dir, None)?;
+    let server = start(addr, token_file, hosts, store, state_dir, None)?;
     let signal = signals.forever().next().unwrap_or_default();
     tracing::info!(signal, "stopping");
     server.stop();

@@ -7,9 +7,11 @@
 //! fails is not published and the job fails naming every difference. The timecode and KeyKode
 //! of a DPX or EXR product are read from its own header instead (ffprobe reads neither). The
 //! expectations arrive already expanded (route binds them); ffprobe itself is `media::probe`,
-//! the header reader `media::image_header`.
+//! the header reader `media::image_header`. With `decode: true`, a product that passes is also
+//! decoded frame by frame (`media::decode`): a header can be right over broken frames.
 
 use crate::deliver::{DeliverError, Product, Step, StepContext};
+use crate::media::decode;
 use crate::media::image_header::{self, HeaderCodes};
 use crate::media::probe::{self, Probed};
 use crate::media::timecode::Rate;
@@ -71,6 +73,14 @@ impl Step for Verify {
                 Err(reason) => differences.push(reason),
             }
         }
+        // Only a product whose header is right is decoded: a wrong one is refused already,
+        // and decoding costs the product's whole length.
+        if self.expected.decode && differences.is_empty() {
+            match decode::decode(&temp) {
+                Ok(()) => seen.push("every frame decodes".into()),
+                Err(reason) => differences.push(reason),
+            }
+        }
         if differences.is_empty() {
             cx.note(format!("== verified: {}", seen.join("; ")));
             return Ok(());
@@ -112,6 +122,8 @@ pub struct Expectations {
     /// The rule's stock codes (manufacturer, film type), when `keykode:` gives them: a header's
     /// KeyKode must carry the same.
     pub stock_codes: Option<(u32, u32)>,
+    /// `decode: true`: ffmpeg must decode every frame of the product.
+    pub decode: bool,
 }
 
 /// The checks a DPX or EXR header answers.
@@ -129,6 +141,7 @@ impl Expectations {
             checks,
             perfs_per_frame: self.perfs_per_frame,
             stock_codes: self.stock_codes,
+            decode: false,
         };
         (with(header), with(rest))
     }
@@ -258,6 +271,7 @@ mod tests {
                 .collect(),
             perfs_per_frame: None,
             stock_codes: None,
+            decode: false,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod files;
+pub mod host;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
@@ -61,10 +62,13 @@ pub struct Options {
     pub token: Option<String>,
     /// The state folder: job logs are read from its `logs/` only.
     pub state_dir: PathBuf,
+    /// Host names answered besides loopback and the bound address (`--http-host`).
+    pub hosts: Vec<String>,
 }
 
 impl Options {
-    /// Options with the token read from `--http-token-file` (trimmed; empty is an error).
+    /// Options with the token read from `--http-token-file` (trimmed; empty is an error) and
+    /// the host names of `--http-host`.
     ///
     /// # Errors
     /// The token file cannot be read or holds no token.
@@ -72,6 +76,7 @@ impl Options {
         addr: SocketAddr,
         token_file: Option<&std::path::Path>,
         state_dir: PathBuf,
+        hosts: Vec<String>,
     ) -> Result<Options, HttpError> {
         let token = match token_file {
             Some(path) => Some(auth::read_token(path)?),
@@ -81,6 +86,7 @@ impl Options {
             addr,
             token,
             state_dir,
+            hosts,
         })
     }
 }
@@ -176,7 +182,8 @@ pub fn serve(
         live,
         demand,
     });
-    let app = router(shared);
+    let hosts = Arc::new(host::AllowedHosts::new(addr.ip(), &options.hosts));
+    let app = router(shared, hosts);
     let thread = std::thread::Builder::new()
         .name("http".into())
         .spawn(move || {
@@ -192,14 +199,15 @@ pub fn serve(
     })
 }
 
-/// Every route, with the limits.
-fn router(state: State) -> Router {
+/// Every route, with the limits; no route answers a `Host` that is not this server's.
+fn router(state: State, hosts: Arc<host::AllowedHosts>) -> Router {
     Router::new()
         .merge(dashboard::routes())
         .merge(api::routes())
         .merge(actions::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(hosts, host::check))
         .layer(axum::middleware::from_fn(error::common_headers))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

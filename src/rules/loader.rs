@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::media::keykode::KeyKodeSpec;
 use crate::media::timecode::TimecodeSpec;
 use crate::rules::diag::{Diagnostic, Diagnostics};
+use crate::rules::limits::{self, Limits};
 use crate::rules::lines::Lines;
 use crate::rules::model::{BUILTIN_VARIABLES, DEFAULT_IGNORE, RuleFile};
 use crate::rules::path::{absolute, normalize};
@@ -40,22 +41,59 @@ pub enum RulesError {
     /// The file has errors; each is positioned.
     #[error("{0}")]
     Invalid(Diagnostics),
+    /// The file is larger than a rules file should ever be (`size` is `None` when it grew past
+    /// the limit while read, or is no regular file).
+    #[error(
+        "rules file `{}` is {}, past the limit of {}; check that it is the right file, or raise the limit with `{}=BYTES`",
+        path.display(),
+        size.map_or_else(|| "larger".to_string(), limits::show_bytes),
+        limits::show_bytes(*limit),
+        limits::MAX_BYTES_VAR
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, when known.
+        size: Option<u64>,
+        /// The limit.
+        limit: u64,
+    },
+    /// A limit variable is set to something that is not a positive whole number.
+    #[error("`{name}` is `{value}`, not a positive whole number; unset it for the default")]
+    BadLimit {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
 }
 
 /// Reads and validates a rules file.
 ///
 /// # Errors
 /// [`RulesError::Read`] when the file cannot be read, [`RulesError::Invalid`] with every problem.
+/// The file is read only when it is within the [`Limits`] (`SHOTROUTER_MAX_RULES_BYTES`,
+/// `SHOTROUTER_MAX_RULES`), so that no file takes the process past about 1 GiB.
+///
+/// # Errors
+/// [`RulesError::Read`] when the file cannot be read, [`RulesError::TooLarge`] or
+/// [`RulesError::BadLimit`] past or without a sane limit, [`RulesError::Invalid`] with every
+/// problem.
 pub fn load(path: &Path) -> Result<RuleFile, RulesError> {
-    let source = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    load_within(path, Limits::from_env()?)
+}
+
+/// [`load`] under the given limits instead of the environment's.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_within(path: &Path, limits: Limits) -> Result<RuleFile, RulesError> {
+    let source = limits::read(path, limits.max_bytes)?;
     let base = path
         .parent()
         .map(absolute)
         .unwrap_or_else(|| absolute(Path::new(".")));
-    parse(path, &source, &base).map_err(RulesError::Invalid)
+    parse_within(path, &source, &base, limits).map_err(RulesError::Invalid)
 }
 
 /// Validates rules text; relative watch paths are resolved against `base`.
@@ -63,12 +101,24 @@ pub fn load(path: &Path) -> Result<RuleFile, RulesError> {
 /// # Errors
 /// Every problem found, positioned in `source`.
 pub fn parse(path: &Path, source: &str, base: &Path) -> Result<RuleFile, Diagnostics> {
+    parse_within(path, source, base, Limits::default())
+}
+
+/// [`parse`] under `limits` (its rule count; the size is `load`'s to check).
+fn parse_within(
+    path: &Path,
+    source: &str,
+    base: &Path,
+    limits: Limits,
+) -> Result<RuleFile, Diagnostics> {
     let mut loader = Loader {
         source,
         lines: Lines::new(source),
         errors: Vec::new(),
         warnings: Vec::new(),
         captures_unknown: false,
+        limits,
+        regex_bytes: 0,
     };
     let file = loader.file(base);
     let mut report = Diagnostics::empty(path.to_path_buf(), source.to_string());
@@ -105,6 +155,10 @@ pub(super) struct Loader<'s> {
     /// Set while reading a rule whose `regex:` did not compile: its captures are unknown, so a
     /// template naming one is not reported (with a misleading "did you mean") on top.
     pub(super) captures_unknown: bool,
+    /// The most rules the file may hold, and what its regexes may compile to.
+    pub(super) limits: Limits,
+    /// What the `regex:` values read so far compile to, against `limits.max_regex_bytes`.
+    pub(super) regex_bytes: usize,
 }
 
 /// Reads one YAML mapping field by field, recording each problem and carrying on.

@@ -202,7 +202,7 @@ impl Loader<'_> {
         }
     }
 
-    /// `verify: {frames: "{seq.count}", timecode: "{timecode}", codec: prores, ...}`.
+    /// `verify: {frames: "{seq.count}", timecode: "{timecode}", codec: prores, decode: true}`.
     pub(super) fn verify(&mut self, map: &MapReader<'_>, known: &[String]) -> Option<VerifyRule> {
         let sub = self.submap(map, "verify", "{frames: \"{seq.count}\", codec: prores}")?;
         let _ = self.unknown_keys(&sub, VERIFY_KEYS);
@@ -210,8 +210,12 @@ impl Loader<'_> {
             return None;
         };
         let mut checks = Vec::new();
+        let decode = self.field::<bool>(&sub, "decode").unwrap_or(false);
         for (key, value) in entries {
-            let Some(name) = key.as_scalar().filter(|k| VERIFY_KEYS.contains(k)) else {
+            let Some(name) = key
+                .as_scalar()
+                .filter(|k| VERIFY_KEYS.contains(k) && *k != "decode")
+            else {
                 continue;
             };
             if let Some(t) = self.template(&sub, value, name, known) {
@@ -228,7 +232,7 @@ impl Loader<'_> {
                 checks.push((name.to_string(), t));
             }
         }
-        Some(VerifyRule { checks })
+        Some(VerifyRule { checks, decode })
     }
 
     /// Warns about an `fps:` that parses but is no rate in use, most likely a typo.

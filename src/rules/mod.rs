@@ -24,6 +24,7 @@
 //! are written), `template`, `diag` and `yaml` (the positioned tree).
 
 pub mod diag;
+pub mod limits;
 mod lines;
 mod loader;
 mod media_keys;
@@ -38,7 +39,8 @@ pub mod verify;
 mod watch;
 pub mod yaml;
 
-pub use loader::{RulesError, load, parse};
+pub use limits::Limits;
+pub use loader::{RulesError, load, load_within, parse};
 pub use model::{
     BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_IGNORE, DEFAULT_POLL, DEFAULT_SEQUENCE_SETTLE,
     EventKind, EventSet, OnRename, PollSettings, ProgressKind, Rule, RuleFile, SequenceRule,

@@ -282,6 +282,9 @@ impl Rule {
         if let Some(ale) = &self.ale {
             canonical.push_str(&format!("|ale:{}", ale.source()));
         }
+        if self.verify.as_ref().is_some_and(|v| v.decode) {
+            canonical.push_str("|verify.decode");
+        }
         if let Some(t) = &self.transfer {
             canonical.push_str(&format!(
                 "|{}:{}:{:?}:{}",

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::media::keykode::{CODE_VARIABLES, PART_VARIABLES};
 use crate::rules::diag::Diagnostic;
+use crate::rules::limits;
 use crate::rules::loader::{Defaults, Loader, MapReader};
 use crate::rules::model::{
     BUILTIN_VARIABLES, DEFAULT_BACKOFF, DEFAULT_SEQUENCE_SETTLE, EventKind, EventSet, OnRename,
@@ -87,6 +88,23 @@ impl Loader<'_> {
             );
             return Vec::new();
         };
+        if items.len() > self.limits.max_rules {
+            self.error(
+                Diagnostic::new(
+                    format!(
+                        "{} rules, past the limit of {}",
+                        items.len(),
+                        self.limits.max_rules
+                    ),
+                    node.span,
+                )
+                .hint(format!(
+                    "check that this is the right file, or raise the limit with `{}=N`",
+                    limits::MAX_RULES_VAR
+                )),
+            );
+            return Vec::new();
+        }
         let mut rules = Vec::new();
         let mut names: HashMap<String, usize> = HashMap::new();
         for (index, item) in items.iter().enumerate() {
@@ -413,6 +431,28 @@ impl Loader<'_> {
     /// `regex:`, compiled for path bytes.
     fn regex(&mut self, map: &MapReader<'_>) -> Option<regex::bytes::Regex> {
         let text = self.field::<String>(map, "regex")?;
+        // Counted before it is compiled and kept: thousands of large regexes would otherwise
+        // all be held before the matcher refuses them together.
+        let left = self.limits.max_regex_bytes.saturating_sub(self.regex_bytes);
+        match limits::regex_bytes(&text, left) {
+            Some(bytes) => self.regex_bytes += bytes,
+            // It fits alone (regex's own limit) but not beside the others.
+            None if path_regex(&text).is_ok() => {
+                self.error(
+                    Diagnostic::new(
+                        format!(
+                            "the rules' regexes compile to more than {} together",
+                            limits::show_bytes(self.limits.max_regex_bytes as u64)
+                        ),
+                        map.span_of("regex"),
+                    )
+                    .context(map.at("regex"))
+                    .hint("use `match:` globs, or fewer and simpler regexes (counted repetitions like `{500}` are costly)"),
+                );
+                return None;
+            }
+            None => {}
+        }
         match path_regex(&text) {
             Ok(regex) => Some(regex),
             Err(e) => {

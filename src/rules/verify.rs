@@ -5,10 +5,11 @@
 use crate::deliver::verify::Expectations;
 use crate::rules::template::{Bindings, MissingVariable, Template};
 
-/// The properties `verify:` can check, by their key in the rules file.
+/// The keys of `verify:`: the properties it can check, and `decode` (a full decode, not a
+/// property).
 pub const KEYS: &[&str] = &[
     "frames", "timecode", "codec", "profile", "pix_fmt", "width", "height", "fps", "comment",
-    "keykode",
+    "keykode", "decode",
 ];
 
 /// A rule's `verify:` mapping: key → template of the expected value.
@@ -16,6 +17,8 @@ pub const KEYS: &[&str] = &[
 pub struct VerifyRule {
     /// (key, expected value) in file order.
     pub checks: Vec<(String, Template)>,
+    /// `decode: true`: ffmpeg must decode every frame of the product.
+    pub decode: bool,
 }
 
 impl VerifyRule {
@@ -36,6 +39,7 @@ impl VerifyRule {
             checks,
             perfs_per_frame: None,
             stock_codes: None,
+            decode: self.decode,
         })
     }
 }

@@ -109,6 +109,15 @@ pub const MAX_DEPTH: usize = 256;
 /// copies a few nodes per rule.
 pub const ALIAS_NODE_FLOOR: usize = 1_000_000;
 
+/// The most nodes a document may hold, written or copied by aliases (a scalar's text counting
+/// as in [`SCALAR_BYTES_PER_NODE`]). A node ends up costing the loader a few hundred bytes
+/// (a `run:` item becomes a template), so this keeps any document well under 1 GiB; a rules
+/// file of ten thousand rules holds about a hundred thousand.
+pub const MAX_NODES: usize = 1_000_000;
+
+/// A scalar's text counts one node more per this many bytes (about what a node costs).
+pub const SCALAR_BYTES_PER_NODE: usize = 64;
+
 /// Above [`ALIAS_NODE_FLOOR`], aliases may copy this many nodes for each node written in the
 /// document: every rule of a large file may still merge a defaults block several times its size.
 pub const ALIAS_NODES_PER_WRITTEN_NODE: usize = 4;
@@ -196,7 +205,14 @@ struct Cost {
 }
 
 impl Cost {
-    const SCALAR: Cost = Cost { size: 1, height: 0 };
+    /// A scalar counts a node per [`SCALAR_BYTES_PER_NODE`] of its text besides itself, so
+    /// that aliases of one long string cannot copy gigabytes within the node budget.
+    fn scalar(text: &str) -> Cost {
+        Cost {
+            size: 1 + text.len() / SCALAR_BYTES_PER_NODE,
+            height: 0,
+        }
+    }
     const EMPTY_COLLECTION: Cost = Cost { size: 1, height: 1 };
 
     /// This collection's cost once `child` is in it.
@@ -299,13 +315,36 @@ impl TreeBuilder<'_> {
             return;
         }
         self.written += 1;
+        if self.is_over_node_limit(span) {
+            return;
+        }
         self.stack.push(partial);
+    }
+
+    /// Records an error when the document holds more than [`MAX_NODES`] nodes so far.
+    fn is_over_node_limit(&mut self, span: Span) -> bool {
+        if self.written.saturating_add(self.copied) <= MAX_NODES {
+            return false;
+        }
+        if self.error.is_none() {
+            self.error = Some(SyntaxError {
+                message: format!(
+                    "the document holds more than {MAX_NODES} values (each alias counts what it \
+                     copies, a long string one per {SCALAR_BYTES_PER_NODE} bytes)"
+                ),
+                span,
+                hint: Some(
+                    "a rules file holds a few thousand; this looks generated or hostile".into(),
+                ),
+            });
+        }
+        true
     }
 
     /// Copies the anchored node an alias names, unless that would exceed the budget or nest
     /// deeper than [`MAX_DEPTH`] (aliases of deep anchors inside deep anchors add up).
     fn alias(&mut self, id: usize, span: Span, mark: Marker) {
-        let Some((node, cost)) = self.anchors.get(&id) else {
+        let Some((_, cost)) = self.anchors.get(&id) else {
             self.error = Some(SyntaxError {
                 message: "alias names an unknown anchor".into(),
                 span,
@@ -348,6 +387,12 @@ impl TreeBuilder<'_> {
             return;
         }
         self.copied += size;
+        if self.is_over_node_limit(span) {
+            return;
+        }
+        let Some((node, cost)) = self.anchors.get(&id) else {
+            return;
+        };
         let (mut node, cost) = (node.clone(), *cost);
         node.span = span;
         self.push_value(node, 0, cost);
@@ -391,14 +436,18 @@ impl MarkedEventReceiver for TreeBuilder<'_> {
         match event {
             Event::Scalar(text, style, anchor, _tag) => {
                 let plain = style == TScalarStyle::Plain;
-                self.written += 1;
+                let cost = Cost::scalar(&text);
+                self.written += cost.size;
+                if self.is_over_node_limit(span) {
+                    return;
+                }
                 self.push_value(
                     Node {
                         kind: NodeKind::Scalar { text, plain },
                         span,
                     },
                     anchor,
-                    Cost::SCALAR,
+                    cost,
                 );
             }
             Event::SequenceStart(anchor, _) => self.open(
@@ -520,6 +569,33 @@ mod tests {
             err.message
         );
         assert_eq!(err.span.line, 1);
+    }
+
+    #[test]
+    fn a_document_past_the_node_limit_is_refused_whether_written_or_aliased() {
+        let written = format!("run: [{}]\n", vec!["a"; MAX_NODES + 1].join(","));
+        let err = parse(&written).expect_err("too many values");
+        assert!(
+            err.message.contains("more than 1000000 values"),
+            "{}",
+            err.message
+        );
+        // Four aliases of a list of 300,000 stay within the alias budget (4 per node written)
+        // but not within the node limit.
+        let list = vec!["a"; 300_000].join(",");
+        let aliased = format!("x: &x [{list}]\nrun: [*x, *x, *x, *x]\n");
+        let err = parse(&aliased).expect_err("too many values");
+        assert!(
+            err.message.contains("more than 1000000 values"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.span.line, 2);
+        // A long string copied by aliases counts its length.
+        let long = "x".repeat(1 << 20);
+        let strings = format!("x: &x \"{long}\"\nrun: [{}]\n", vec!["*x"; 100].join(","));
+        let err = parse(&strings).expect_err("too many bytes");
+        assert!(err.message.contains("more than"), "{}", err.message);
     }
 
     #[test]

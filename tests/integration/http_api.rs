@@ -245,7 +245,7 @@ fn issue_13_jobs_page_by_cursor_filter_and_escape_file_names() {
     // Server-sent events: the view is one `data:` line of JSON.
     let events = raw_until(
         port,
-        b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         b"\n\n",
     );
     let data = events
@@ -405,15 +405,15 @@ fn issue_13_serve_is_read_only_without_a_token_and_survives_bad_http() {
     assert_eq!(get(port, "/healthz").status, 200);
     // Malformed requests get a 4xx, and the server goes on.
     let huge = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
         "a".repeat(100_000)
     );
     for bad in [
         huge.as_bytes(),
         b"GARBAGE\x00\xff\r\n\r\n",
         b"GET /api/v1/status HTTP/9.9\r\n\r\n",
-        b"GET /api/v1/jobs?limit=%ZZ HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"POST /api/v1/jobs/1/retry HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+        b"GET /api/v1/jobs?limit=%ZZ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"POST /api/v1/jobs/1/retry HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n",
     ] {
         let answer = raw(port, bad);
         let head = String::from_utf8_lossy(&answer[..answer.len().min(40)]).into_owned();

@@ -46,11 +46,14 @@ const FORMAT_MOUNTS: u32 = 4;
 /// Format 4 also carries the rule's `notify:` targets, which an older worker would silently
 /// not tell (the same release as the mount facts, hence the same number).
 const FORMAT_NOTIFY: u32 = 4;
+/// Format 4 also carries `verify: {decode: true}`, which an older worker would silently skip,
+/// publishing a product whose frames it never decoded.
+const FORMAT_DECODE: u32 = 4;
 
 /// What the watcher knew when it planned the job, beyond its argv.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortablePlan {
-    /// The plan's format: 1, or 2 when it carries an ALE or a DPX KeyKode check.
+    /// The plan's format: 1, or the lowest later one whose features it carries.
     pub format: u32,
     /// The watcher's roots: (name, path on the watcher), escaped text (`%` and non-UTF-8 bytes escaped).
     pub roots: Vec<(String, String)>,
@@ -66,6 +69,9 @@ pub struct PortablePlan {
     pub backoff_ms: u64,
     /// `verify:` checks.
     pub verify: Option<Vec<(String, String)>>,
+    /// `verify: {decode: true}`: the product must decode, frame by frame.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decode: bool,
     /// A sequence's view folder and its links, on the watcher.
     pub view: Option<(String, Vec<(String, String)>)>,
     /// Perforations per frame of the rule's film format, for a DPX header's KeyKode.
@@ -149,17 +155,21 @@ impl PortablePlan {
             hashes: t.hashes.iter().map(|h| h.as_str().to_string()).collect(),
             mhl_root: t.mhl_root.as_ref().map(|r| escape(r)),
         });
+        let decode = spec.verify.as_ref().is_some_and(|v| v.decode);
         PortablePlan {
             notify: Vec::new(),
             progress: spec.progress,
             total_frames: spec.total_frames,
-            format: if transfer.is_some() {
+            format: if decode {
+                FORMAT_DECODE
+            } else if transfer.is_some() {
                 FORMAT_TRANSFER
             } else if ale.is_some() || perfs_per_frame.is_some() || stock_codes.is_some() {
                 FORMAT_EDITORIAL
             } else {
                 1
             },
+            decode,
             transfer,
             mounts: Vec::new(),
             perfs_per_frame,
@@ -466,6 +476,7 @@ pub fn job_spec(
             checks,
             perfs_per_frame: plan.perfs_per_frame,
             stock_codes: plan.stock_codes,
+            decode: plan.decode,
         }),
         progress: plan.progress,
         total_frames: plan.total_frames,

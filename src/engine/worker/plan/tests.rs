@@ -52,6 +52,7 @@ fn an_ale_and_a_dpx_keykode_check_travel_to_a_worker_mapped() {
             checks: vec![("keykode".into(), "KU 22 9012 1234+05".into())],
             perfs_per_frame: Some(4),
             stock_codes: Some((1, 22)),
+            decode: false,
         }),
     };
     let roots = [("shots".to_string(), watcher.path().to_path_buf())];
@@ -81,9 +82,22 @@ fn an_ale_and_a_dpx_keykode_check_travel_to_a_worker_mapped() {
     assert_eq!(sheet.clips, [clip]);
     let verify = mapped.verify.expect("verify");
     assert_eq!(
-        (verify.perfs_per_frame, verify.stock_codes),
-        (Some(4), Some((1, 22)))
+        (verify.perfs_per_frame, verify.stock_codes, verify.decode),
+        (Some(4), Some((1, 22)), false)
     );
+
+    // `decode: true` travels too, in a format older workers refuse rather than skip.
+    spec.verify.as_mut().expect("verify").decode = true;
+    let decoding = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
+    assert_eq!(decoding.format, FORMAT_DECODE);
+    assert!(decoding.to_text().contains("\"decode\":true"));
+    let job = ClaimedJob {
+        plan: decoding.to_text(),
+        ..job
+    };
+    let (mapped, _, _) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
+    assert!(mapped.verify.expect("verify").decode);
+    spec.verify.as_mut().expect("verify").decode = false;
 
     // Without either, the plan is the one format-1 workers already read.
     spec.output.as_mut().expect("output").ale = None;
@@ -92,7 +106,9 @@ fn an_ale_and_a_dpx_keykode_check_travel_to_a_worker_mapped() {
     assert_eq!(plain.format, 1);
     let text = plain.to_text();
     assert!(
-        !text.contains("\"ale\"") && !text.contains("\"perfs_per_frame\""),
+        !text.contains("\"ale\"")
+            && !text.contains("\"perfs_per_frame\"")
+            && !text.contains("\"decode\""),
         "{text}"
     );
 }
