@@ -20,10 +20,14 @@ pub(super) fn enqueue(
     job: &NewJob,
     claim: bool,
 ) -> rusqlite::Result<Answer> {
-    if !job.baseline_runs && is_baseline(tx, job)? {
+    // One look-up of the path's record answers the baseline check, rules out a move (a path
+    // that has a record is not followed) and, when there is none, the supersession: a new
+    // record has no older jobs. A burst of new files so runs four statements per job, not five.
+    let known = known_file(tx, job)?;
+    if !job.baseline_runs && known.is_some_and(|k| k.baseline_here) {
         return Ok(Answer::Duplicate);
     }
-    let moved = if job.follow_moves && job.unplannable.is_none() {
+    let moved = if known.is_none() && job.follow_moves && job.unplannable.is_none() {
         follow_move(tx, job)?
     } else {
         None
@@ -79,20 +83,11 @@ pub(super) fn enqueue(
         return Ok(Answer::Duplicate);
     };
     // A rerun (a new generation of the same version) does not cancel the job it repeats.
-    let superseded = tx
-        .prepare_cached(
-            "UPDATE jobs SET status = 'cancelled', finished_at = ?4,
-                 exit_status = 'superseded by job ' || ?3 || ': a newer version of the input arrived'
-             WHERE file_id = ?1 AND rule = ?2 AND id < ?3
-                 AND status IN ('queued', 'claimed', 'running')
-                 AND NOT (ino = ?5 AND size = ?6 AND mtime_ns = ?7)
-             RETURNING id",
-        )?
-        .query_map(
-            params![file_id, job.rule, id, now, ino, size, mtime],
-            |r| r.get(0),
-        )?
-        .collect::<rusqlite::Result<Vec<JobId>>>()?;
+    let superseded = if known.is_some() {
+        supersede(tx, file_id, &job.rule, id, now, job.version)?
+    } else {
+        Vec::new()
+    };
     Ok(Answer::Enqueued {
         id,
         claim: claim.then_some(Claim {
@@ -104,27 +99,60 @@ pub(super) fn enqueue(
     })
 }
 
-/// Whether the input's record holds exactly this version as baseline: known, never to run.
-fn is_baseline(tx: &Connection, job: &NewJob) -> rusqlite::Result<bool> {
+/// The record of a job's path, when the store has one.
+#[derive(Clone, Copy)]
+struct Known {
+    /// It holds exactly the job's version as baseline: known, never to run.
+    baseline_here: bool,
+}
+
+fn known_file(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<Known>> {
     let (ino, size, mtime) = stored(job.version);
-    Ok(tx
-        .prepare_cached(
-            "SELECT 1 FROM files WHERE root = ?1 AND rel = ?2 AND baseline = 1
-                 AND ino = ?3 AND size = ?4 AND mtime_ns = ?5",
-        )?
-        .query_row(
-            params![job.input.root, blob(&job.input.rel), ino, size, mtime],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    tx.prepare_cached(
+        "SELECT baseline = 1 AND ino = ?3 AND size = ?4 AND mtime_ns = ?5
+         FROM files WHERE root = ?1 AND rel = ?2",
+    )?
+    .query_row(
+        params![job.input.root, blob(&job.input.rel), ino, size, mtime],
+        |r| {
+            Ok(Known {
+                baseline_here: r.get(0)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Cancels the unfinished jobs of `rule` on the file's older versions, for the new job `id`.
+fn supersede(
+    tx: &Connection,
+    file_id: i64,
+    rule: &str,
+    id: JobId,
+    now: i64,
+    version: FileVersion,
+) -> rusqlite::Result<Vec<JobId>> {
+    let (ino, size, mtime) = stored(version);
+    tx.prepare_cached(
+        "UPDATE jobs SET status = 'cancelled', finished_at = ?4,
+             exit_status = 'superseded by job ' || ?3 || ': a newer version of the input arrived'
+         WHERE file_id = ?1 AND rule = ?2 AND id < ?3
+             AND status IN ('queued', 'claimed', 'running')
+             AND NOT (ino = ?5 AND size = ?6 AND mtime_ns = ?7)
+         RETURNING id",
+    )?
+    .query_map(params![file_id, rule, id, now, ino, size, mtime], |r| {
+        r.get(0)
+    })?
+    .collect()
 }
 
 /// When `job`'s version succeeded for its rule under another path that still records that
 /// version, moves that file's record (and so its history) to the job's path and returns where
 /// it was. Only a plain move is followed: when the old record still has unfinished jobs (of any
 /// rule: their commands name the old path) or the new path already has a record (a file
-/// renamed over another, whose jobs must be superseded), the job runs as usual.
+/// renamed over another, whose jobs must be superseded; the caller asks only when it has
+/// none), the job runs as usual.
 fn follow_move(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<RootedPath>> {
     let (ino, size, mtime) = stored(job.version);
     let found: Option<(i64, String, Vec<u8>)> = tx
@@ -153,13 +181,6 @@ fn follow_move(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<RootedP
     let Some((old_id, root, rel)) = found else {
         return Ok(None);
     };
-    let taken: Option<i64> = tx
-        .prepare_cached("SELECT id FROM files WHERE root = ?1 AND rel = ?2")?
-        .query_row(params![job.input.root, blob(&job.input.rel)], |r| r.get(0))
-        .optional()?;
-    if taken.is_some() {
-        return Ok(None);
-    }
     tx.prepare_cached("UPDATE files SET root = ?2, rel = ?3 WHERE id = ?1")?
         .execute(params![old_id, job.input.root, blob(&job.input.rel)])?;
     Ok(Some(RootedPath {
