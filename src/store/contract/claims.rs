@@ -161,6 +161,36 @@ pub(crate) fn a_newer_version_supersedes_unfinished_jobs(b: &dyn Backend) {
     assert_eq!(one(&mut *q, Write::Claim { id }), Answer::NotClaimable);
 }
 
+/// The record a commit makes for a new path is the one its later enqueues find: a second
+/// version of a new file in the same commit supersedes the first. A file renamed over
+/// another's path is not followed as a move (the path has a record): it supersedes the job
+/// queued there.
+pub(crate) fn a_new_record_and_a_rename_over_one_supersede(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let answers = q
+        .commit(&[
+            enqueue("review", "n.tif", version(20, 10), false),
+            enqueue("review", "n.tif", version(20, 20), false),
+        ])
+        .expect("commit");
+    let (first, _) = enqueued(answers[0].clone());
+    let Answer::Enqueued { superseded, .. } = answers[1].clone() else {
+        panic!("expected Enqueued, got {:?}", answers[1]);
+    };
+    assert_eq!(superseded, vec![first]);
+    let done = claimed(&mut *q, "x.tif", version(30, 10));
+    assert_eq!(finish(&mut *q, done, Ending::Done), Answer::Ok);
+    let (waiting, _) = enqueued(one(
+        &mut *q,
+        enqueue("review", "y.tif", version(31, 10), false),
+    ));
+    let answer = one(&mut *q, enqueue("review", "y.tif", version(30, 10), false));
+    let Answer::Enqueued { superseded, .. } = answer else {
+        panic!("x.tif renamed over y.tif is a job, not a move; got {answer:?}");
+    };
+    assert_eq!(superseded, vec![waiting]);
+}
+
 /// An attempt may end without its start recorded; an unplannable job is failed at once.
 pub(crate) fn a_finish_without_a_start_records_the_end(b: &dyn Backend) {
     let mut q = b.queue("a");

@@ -39,6 +39,7 @@ macro_rules! contract_tests {
             a_stale_token_is_refused,
             a_cancel_while_claimed_stops_the_attempt,
             a_newer_version_supersedes_unfinished_jobs,
+            a_new_record_and_a_rename_over_one_supersede,
             a_finish_without_a_start_records_the_end,
             retry_and_interruption_queue_again,
             an_interrupted_attempt_is_not_counted,

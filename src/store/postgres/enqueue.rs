@@ -16,15 +16,19 @@ pub(super) fn enqueue(
     job: &NewJob,
     claim: bool,
 ) -> Result<Answer, postgres::Error> {
-    if !job.baseline_runs && is_baseline(tx, job)? {
+    // One look-up of the path's record answers the baseline check and rules out a move (a
+    // path that has a record is not followed); the upsert says whether it made the record, and
+    // a record this transaction made has no older jobs to supersede: a round trip less each.
+    let known = known_file(tx, job)?;
+    if !job.baseline_runs && known == Some(true) {
         return Ok(Answer::Duplicate);
     }
-    let moved = if job.follow_moves && job.unplannable.is_none() {
+    let moved = if known.is_none() && job.follow_moves && job.unplannable.is_none() {
         follow_move(tx, job)?
     } else {
         None
     };
-    let file_id = upsert_file(tx, &job.input, job.version, false)?;
+    let (file_id, made) = upsert_file(tx, &job.input, job.version, false)?;
     if let Some(from) = moved {
         return Ok(Answer::Moved { from });
     }
@@ -86,23 +90,11 @@ pub(super) fn enqueue(
     };
     let id: JobId = row.get(0);
     // A rerun (a new generation of the same version) does not cancel the job it repeats.
-    let superseded: Vec<JobId> = tx
-        .query(
-            &format!(
-                "UPDATE jobs SET status = 'cancelled', finished_at = {NOW_MS},
-                     exit_status = 'superseded by job ' || $3::bigint || ': a newer version of the input arrived'
-                 WHERE file_id = $1 AND rule = $2 AND id < $3
-                     AND status IN ('queued', 'claimed', 'running')
-                     AND NOT (ino = $4 AND size = $5 AND mtime_ns = $6)
-                 RETURNING id"
-            ),
-            &[&file_id, &job.rule, &id, &ino, &size, &mtime],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut superseded = superseded;
-    superseded.sort_unstable();
+    let superseded: Vec<JobId> = if made {
+        Vec::new()
+    } else {
+        supersede(tx, file_id, &job.rule, id, job.version)?
+    };
     Ok(Answer::Enqueued {
         id,
         claim: claim.then_some(Claim {
@@ -114,16 +106,46 @@ pub(super) fn enqueue(
     })
 }
 
-/// Whether the input's record holds exactly this version as baseline: known, never to run.
-fn is_baseline(tx: &mut Cached<'_, '_>, job: &NewJob) -> Result<bool, postgres::Error> {
+/// Cancels the unfinished jobs of `rule` on the file's older versions, for the new job `id`;
+/// answers them in order.
+fn supersede(
+    tx: &mut Cached<'_, '_>,
+    file_id: i64,
+    rule: &str,
+    id: JobId,
+    version: FileVersion,
+) -> Result<Vec<JobId>, postgres::Error> {
+    let (ino, size, mtime) = stored(version);
+    let mut superseded: Vec<JobId> = tx
+        .query(
+            &format!(
+                "UPDATE jobs SET status = 'cancelled', finished_at = {NOW_MS},
+                     exit_status = 'superseded by job ' || $3::bigint || ': a newer version of the input arrived'
+                 WHERE file_id = $1 AND rule = $2 AND id < $3
+                     AND status IN ('queued', 'claimed', 'running')
+                     AND NOT (ino = $4 AND size = $5 AND mtime_ns = $6)
+                 RETURNING id"
+            ),
+            &[&file_id, &rule, &id, &ino, &size, &mtime],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    superseded.sort_unstable();
+    Ok(superseded)
+}
+
+/// Whether the input's path has a record (`None`: not), and if so whether it holds exactly
+/// this version as baseline: known, never to run.
+fn known_file(tx: &mut Cached<'_, '_>, job: &NewJob) -> Result<Option<bool>, postgres::Error> {
     let (ino, size, mtime) = stored(job.version);
     Ok(tx
         .query_opt(
-            "SELECT 1 FROM files WHERE root = $1 AND rel = $2 AND baseline
-                 AND ino = $3 AND size = $4 AND mtime_ns = $5",
+            "SELECT baseline AND ino = $3 AND size = $4 AND mtime_ns = $5
+             FROM files WHERE root = $1 AND rel = $2",
             &[&job.input.root, &blob(&job.input.rel), &ino, &size, &mtime],
         )?
-        .is_some())
+        .map(|r| r.get(0)))
 }
 
 /// When `job`'s version succeeded for its rule under another path that still records that
@@ -168,25 +190,25 @@ fn follow_move(
     }))
 }
 
-/// Records this version of a file and returns its row id.
+/// Records this version of a file and returns its row id, and whether this made the record
+/// (`xmax = 0`: the row version is an insert's, not an update's).
 pub(super) fn upsert_file(
     tx: &mut Cached<'_, '_>,
     path: &RootedPath,
     version: FileVersion,
     baseline: bool,
-) -> Result<i64, postgres::Error> {
+) -> Result<(i64, bool), postgres::Error> {
     let (ino, size, mtime) = stored(version);
-    Ok(tx
-        .query_one(
-            &format!(
-                "INSERT INTO files (root, rel, ino, size, mtime_ns, baseline, seen_at)
+    let row = tx.query_one(
+        &format!(
+            "INSERT INTO files (root, rel, ino, size, mtime_ns, baseline, seen_at)
                  VALUES ($1, $2, $3, $4, $5, $6, {NOW_MS})
                  ON CONFLICT (root, rel) DO UPDATE SET ino = excluded.ino, size = excluded.size,
                      mtime_ns = excluded.mtime_ns, baseline = excluded.baseline,
                      seen_at = excluded.seen_at
-                 RETURNING id"
-            ),
-            &[&path.root, &blob(&path.rel), &ino, &size, &mtime, &baseline],
-        )?
-        .get(0))
+                 RETURNING id, xmax = 0"
+        ),
+        &[&path.root, &blob(&path.rel), &ino, &size, &mtime, &baseline],
+    )?;
+    Ok((row.get(0), row.get(1)))
 }

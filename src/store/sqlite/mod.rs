@@ -176,6 +176,11 @@ impl SqliteStore {
             other => StoreError::Sql(other),
         };
         self.conn.busy_handler(Some(retry_soon)).map_err(not_a_db)?;
+        // The engine's connection cycles through more than rusqlite's default 16 cached
+        // statements (enqueue, claims, starts, ends, the periodic polls): with 16, some were
+        // evicted and parsed again on every use.
+        self.conn
+            .set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // journal_mode answers with a row; it is also the first real read of the file.
         let _: String = self
             .conn
@@ -242,6 +247,9 @@ impl SqliteStore {
         })
     }
 }
+
+/// Statements each connection keeps prepared: every one the store runs, with room to spare.
+const STATEMENT_CACHE: usize = 64;
 
 /// The SQL that gives a job queued by someone else its place after every other such job. Only
 /// rows with `queue_seq > 0` enter the partial index, so the `max` reads one index entry.

@@ -14,7 +14,7 @@ use super::super::queue::{
 };
 use super::super::{JobId, StoreError, now_ms};
 use super::encoding::{blob, encode_steps, path_of};
-use super::enqueue::{enqueue, upgrade_legacy, upsert_file};
+use super::enqueue::{enqueue, upgrade_legacy, upsert_baseline};
 use super::{SqliteStore, stored};
 use crate::os::version::FileVersion;
 
@@ -320,22 +320,26 @@ fn apply(
     match write {
         Write::Enqueue { job, claim } => enqueue(tx, node, now, legacy, job, *claim),
         Write::Claim { id } => {
-            let claimed: Option<(i64, i64)> = tx
+            // The claim and a read of its token by primary key, not `RETURNING` (a trigger
+            // filling a temporary table in SQLite): half the cost.
+            let changed = tx
                 .prepare_cached(
                     "UPDATE jobs SET status = 'claimed', token = token + 1, node = ?2,
                          attempts = attempts + 1, claimed_at = ?3, exit_status = NULL
-                     WHERE id = ?1 AND status = 'queued' RETURNING token, attempts",
+                     WHERE id = ?1 AND status = 'queued'",
                 )?
-                .query_row(params![id, node, now], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            Ok(match claimed {
-                Some((token, attempt)) => Answer::Claimed(Claim {
-                    id: *id,
-                    token,
-                    attempt: attempt as u32,
-                }),
-                None => Answer::NotClaimable,
-            })
+                .execute(params![id, node, now])?;
+            if changed == 0 {
+                return Ok(Answer::NotClaimable);
+            }
+            let (token, attempt): (i64, i64) = tx
+                .prepare_cached("SELECT token, attempts FROM jobs WHERE id = ?1")?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(Answer::Claimed(Claim {
+                id: *id,
+                token,
+                attempt: attempt as u32,
+            }))
         }
         Write::Replan {
             id,
@@ -429,7 +433,7 @@ fn apply(
         }
         Write::Baseline { files } => {
             for (path, version) in files {
-                upsert_file(tx, path, *version, true, now, legacy)?;
+                upsert_baseline(tx, path, *version, now, legacy)?;
             }
             Ok(Answer::Ok)
         }
