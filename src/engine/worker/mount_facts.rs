@@ -155,9 +155,11 @@ impl MountCache {
         }
         if !state.warned {
             state.warned = true;
+            let names: Vec<String> = folders.iter().map(|f| f.display().to_string()).collect();
             tracing::warn!(
-                folders = ?folders,
-                "reading the mounts of the watch roots and output folders takes longer than {WAIT:?} (a hung network share?): plans go without mount facts until it ends, and workers judge their folders as older releases did"
+                folders = %names.join(", "),
+                "reading the mounts of the watch roots and output folders takes longer than {} (a hung network share?): plans go without mount facts until it ends, and workers judge their folders as older releases did",
+                humantime::format_duration(WAIT)
             );
         }
         Arc::new(WatcherMounts::default())
