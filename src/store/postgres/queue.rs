@@ -337,10 +337,24 @@ fn apply(
             output,
             plan,
         } => {
-            // A claimed job has not started yet, so its plan may still change.
+            // A claimed job has not started yet, so its plan may still change. A product an
+            // earlier attempt published under another plan is not this plan's: forgotten, so
+            // the next attempt runs the new commands instead of only copying the old product.
             let changed = tx.execute(
                 "UPDATE jobs SET rule_hash = $2, steps = $3, output = $4,
-                     plan = coalesce($5, plan)
+                     plan = coalesce($5, plan),
+                     publish_ino = CASE WHEN rule_hash IS NOT DISTINCT FROM $2
+                         AND steps IS NOT DISTINCT FROM $3 AND output IS NOT DISTINCT FROM $4
+                         AND ($5::text IS NULL OR plan IS NOT DISTINCT FROM $5)
+                         THEN publish_ino END,
+                     publish_size = CASE WHEN rule_hash IS NOT DISTINCT FROM $2
+                         AND steps IS NOT DISTINCT FROM $3 AND output IS NOT DISTINCT FROM $4
+                         AND ($5::text IS NULL OR plan IS NOT DISTINCT FROM $5)
+                         THEN publish_size END,
+                     publish_mtime_ns = CASE WHEN rule_hash IS NOT DISTINCT FROM $2
+                         AND steps IS NOT DISTINCT FROM $3 AND output IS NOT DISTINCT FROM $4
+                         AND ($5::text IS NULL OR plan IS NOT DISTINCT FROM $5)
+                         THEN publish_mtime_ns END
                  WHERE id = $1 AND status IN ('queued', 'claimed')",
                 &[
                     id,
