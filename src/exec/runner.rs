@@ -20,13 +20,14 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use crate::deliver::ale::{PublishAle, WriteAle};
-use crate::deliver::copy::{Transfer, attempt_tag};
+use crate::deliver::copy::{Transfer, TransferKind, attempt_tag};
 use crate::deliver::publish::{OutputPaths, Publish};
 use crate::deliver::verify::Verify;
 use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext};
 use crate::exec::progress;
 use crate::os::quote::shell_quote;
 use crate::os::version::FileVersion;
+use crate::store::queue::Published;
 use progress::ProgressSink;
 
 pub use crate::exec::watchdog::{JobControl, KILL_GRACE, Watchdog};
@@ -142,9 +143,9 @@ pub trait JobHooks {
     fn progress_sink(&mut self) -> Option<ProgressSink> {
         None
     }
-    /// The version of the product an earlier attempt of this job published, if the store
-    /// recorded one (an attempt cut short after its publish, during its copy).
-    fn published_before(&mut self) -> Option<FileVersion> {
+    /// The version of the product an earlier attempt of this job published, and of its
+    /// delivery, if the store recorded one (an attempt cut short after its publish).
+    fn published_before(&mut self) -> Option<Published> {
         None
     }
 }
@@ -203,10 +204,29 @@ fn run_attempt(
         return deliver_input(spec, plan, &mut log, hooks);
     }
     if let Some(output) = &spec.output
-        && let Some(recorded) = hooks.published_before()
-        && FileVersion::of(&output.final_path).is_some_and(|now| now.is_same_as(&recorded))
+        && let Some(before) = hooks.published_before()
     {
-        return deliver_published(spec, &output.final_path, &mut log, hooks);
+        let product = FileVersion::of(&output.final_path);
+        // With an ALE the attempt before may have died before the sheet's rename: everything
+        // runs again rather than deliver a product without its sheet.
+        if output.ale.is_none() && product.is_some_and(|now| now.is_same_as(&before.product)) {
+            return deliver_published(spec, &output.final_path, &mut log, hooks);
+        }
+        if product.is_none()
+            && let Some(plan) = &spec.transfer
+            && moved_before(plan, &before)
+        {
+            note(
+                &mut log,
+                format!(
+                    "== {} is the move an earlier attempt of this job made; nothing is run again",
+                    plan.to.display()
+                ),
+            );
+            return Outcome::Succeeded {
+                published: Some(output.final_path.clone()),
+            };
+        }
     }
     let mut delivery = spec
         .output
@@ -415,6 +435,16 @@ fn deliver_published(
     Outcome::Succeeded {
         published: Some(product.to_path_buf()),
     }
+}
+
+/// Whether an earlier attempt's `move:` is done: the destination it recorded is in place (the
+/// product is gone from its path, which a move removes last, after its rename and its MHL).
+fn moved_before(plan: &crate::deliver::copy::TransferPlan, before: &Published) -> bool {
+    plan.kind == TransferKind::Move
+        && before
+            .delivered
+            .zip(FileVersion::of(&plan.to))
+            .is_some_and(|(recorded, now)| now.is_same_as(&recorded))
 }
 
 /// The temp-name tag of a job's copy: one per claim, so an attempt still running after its claim

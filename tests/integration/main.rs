@@ -28,6 +28,7 @@ mod pg_cluster;
 mod pg_tls;
 mod poll;
 mod progress;
+mod publish_resume;
 mod sd_notify;
 mod sequences;
 mod store;

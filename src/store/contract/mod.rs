@@ -65,6 +65,7 @@ macro_rules! contract_tests {
             a_replanned_job_carries_its_new_plan,
             the_argv_a_claim_ran_is_shown_beside_the_planned_one,
             only_the_same_plan_keeps_a_published_product,
+            a_delivery_is_recorded_until_the_next_product,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

@@ -23,11 +23,13 @@ fn published(b: &dyn Backend, q: &mut dyn JobQueue, rel: &str, name: &str) -> Cl
     claim
 }
 
-/// The plan `new_job` gave the job with `name` as its product, or its steps changed.
+/// The plan `new_job` gave the job with `name` as its product (its steps' temp names aside,
+/// which differ from one daemon to the next), or the plan of a fixed rule.
 fn replan(b: &dyn Backend, id: i64, name: &str, fixed: bool) -> Write {
     let mut job = new_job("review", "unused", version(1, 1));
+    job.steps = vec![vec!["cp".into(), "-another-temp-name".into()]];
     if fixed {
-        job.steps = vec![vec!["ffmpeg".into(), "-fixed".into()]];
+        job.rule_hash = "h2".into();
     }
     Write::Replan {
         id,
@@ -90,4 +92,40 @@ pub(crate) fn only_the_same_plan_keeps_a_published_product(b: &dyn Backend) {
         None,
         "a changed plan runs its commands again"
     );
+}
+
+/// A copy's version is recorded as the job's delivery beside its product, until a product is
+/// published again: after a `move:` the product is gone and the delivery tells it was made.
+pub(crate) fn a_delivery_is_recorded_until_the_next_product(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let q = &mut *q;
+    let claim = published(b, q, "a.tif", "a.mov");
+    let product = FileVersion::of(&b.scratch().join("a.mov")).expect("product");
+    let copy = b.scratch().join("san-a.mov");
+    std::fs::write(&copy, b"the movie, moved").expect("copy");
+    let copied = FileVersion::of(&copy).expect("file");
+    q.publishing(claim, "review", &copy, copied, Delivered::Copy)
+        .expect("the copy's publishing");
+    let recorded = q
+        .published_product(claim)
+        .expect("read")
+        .expect("published");
+    assert!(recorded.product.is_same_as(&product), "{recorded:?}");
+    assert!(
+        recorded.delivered.is_some_and(|d| d.is_same_as(&copied)),
+        "the copy is the job's delivery: {recorded:?}"
+    );
+    q.publishing(
+        claim,
+        "review",
+        &b.scratch().join("a.mov"),
+        product,
+        Delivered::Product,
+    )
+    .expect("published again");
+    let recorded = q
+        .published_product(claim)
+        .expect("read")
+        .expect("published");
+    assert_eq!(recorded.delivered, None, "a new product, not yet delivered");
 }

@@ -266,7 +266,8 @@ impl JobHistory for PgStore {
             let sql = format!(
                 "UPDATE jobs SET status = 'queued', steps = NULL, not_before = 0,
                      due_at = '-infinity', attempts = 0, queue_seq = {NEXT_QUEUE_SEQ},
-                     publish_ino = NULL, publish_size = NULL, publish_mtime_ns = NULL
+                     publish_ino = NULL, publish_size = NULL, publish_mtime_ns = NULL,
+                     delivered_ino = NULL, delivered_size = NULL, delivered_mtime_ns = NULL
                  WHERE id = $1 AND status IN ('failed', 'cancelled')"
             );
             let mut requeued = Vec::new();
