@@ -109,3 +109,110 @@ fn a_job_killed_after_its_move_is_done_without_running_again() {
     assert_eq!(the_job(&env)["attempts"], 2);
     drop(daemon);
 }
+
+/// Holds the MHL lock of `copies` so an attempt stops after its product is published and
+/// before its copy is renamed into place.
+fn stop_before_the_copy(copies: &Path) -> std::fs::File {
+    let lock = std::fs::File::create(copies.join("ascmhl/shotrouter.lock")).expect("lock file");
+    lock.lock().expect("hold the MHL lock");
+    lock
+}
+
+/// Waits until the attempt got there: `product` in place, the copy's temp file `.{stem}.…`
+/// written.
+fn wait_for_the_copy(copies: &Path, product: &Path, stem: &str) {
+    let prefix = format!(".{stem}.");
+    wait_until(
+        "the product published and its copy under way",
+        Duration::from_secs(60),
+        || {
+            product.exists()
+                && std::fs::read_dir(copies).is_ok_and(|entries| {
+                    entries
+                        .flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                })
+        },
+    );
+}
+
+/// A rule whose commands log `content` to `runs.log` and write it as the product, copied.
+fn copy_rule(env: &Env, copies: &Path, content: &str) {
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\noutputs: [\"{copies}\"]\nrules:\n  - name: product\n    match: \"*.dat\"\n    output: \"{{dir}}/{{stem}}.out\"\n    steps: [[sh, -c, 'echo {content} >> \"$1\"; printf {content} > \"$0\"', \"{{out}}\", \"{runs}\"]]\n    copy: {{to: \"{copies}/{{stem}}.out\", hash: xxh64, mhl: true}}\n",
+            copies = copies.display(),
+            runs = env.path("runs.log").display(),
+        ),
+    );
+}
+
+/// A job killed between its product and its copy, whose rule is then fixed (`run:` changed):
+/// the restarted daemon plans it with the fixed rule and runs its commands again, rather than
+/// copy the product the old rule made.
+#[test]
+fn a_fixed_rule_runs_again_after_a_kill_between_product_and_copy() {
+    let env = Env::new();
+    let copies = env.path("copies");
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    std::fs::create_dir_all(copies.join("ascmhl")).expect("ascmhl");
+    copy_rule(&env, &copies, "bad");
+    let product = env.path("shots/a b.out");
+    let lock = stop_before_the_copy(&copies);
+    let daemon = Daemon::start(&env, &[], &[]);
+    env.write("shots/a b.dat", "payload");
+    wait_for_the_copy(&copies, &product, "a b");
+    daemon.kill_hard();
+    drop(lock);
+    copy_rule(&env, &copies, "fixed");
+
+    let daemon = Daemon::start(&env, &[], &[]);
+    wait_until("the job done", Duration::from_secs(30), || {
+        the_job(&env)["status"] == "done"
+    });
+    let runs = std::fs::read_to_string(env.path("runs.log")).expect("runs");
+    assert_eq!(runs, "bad\nfixed\n", "the fixed commands ran");
+    assert_eq!(std::fs::read(&product).expect("product"), b"fixed");
+    assert_eq!(
+        std::fs::read(copies.join("a b.out")).expect("copy"),
+        b"fixed",
+        "the fixed product is copied, not the old one"
+    );
+    drop(daemon);
+}
+
+/// A job with an ALE killed after its product's publish and before the ALE's rename (the
+/// test removes the ALE the attempt had renamed, which is what such a kill leaves): the next
+/// attempt does not deliver the product without its ALE; everything runs again.
+#[test]
+fn an_ale_lost_with_a_kill_after_the_publish_is_made_again() {
+    let env = Env::new();
+    let copies = env.path("copies");
+    std::fs::create_dir_all(copies.join("ascmhl")).expect("ascmhl");
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\noutputs: [\"{copies}\"]\nrules:\n  - name: clip\n    match: \"r24/*.dpx\"\n    sequence: true\n    settle: 200ms\n    timecode: {{fps: 24, start: \"00:00:00:00\", at_frame: 1001}}\n    output: \"{{root}}/out/{{seq.name}}.mov\"\n    ale: \"{{root}}/out/{{seq.name}}.ale\"\n    run: [cp, \"{{path}}\", \"{{out}}\"]\n    copy: {{to: \"{copies}/{{seq.name}}.mov\", hash: xxh64, mhl: true}}\n",
+            copies = copies.display(),
+        ),
+    );
+    let product = env.path("shots/out/sh010.mov");
+    let ale = env.path("shots/out/sh010.ale");
+    let lock = stop_before_the_copy(&copies);
+    let daemon = Daemon::start(&env, &[], &[]);
+    crate::editorial::frames(&env.path("shots/r24"), "sh010", "dpx", 1001, 2);
+    wait_for_the_copy(&copies, &product, "sh010");
+    daemon.kill_hard();
+    drop(lock);
+    std::fs::remove_file(&ale).expect("the ALE the attempt renamed");
+
+    let daemon = Daemon::start(&env, &[], &[]);
+    wait_until("the job done", Duration::from_secs(30), || {
+        the_job(&env)["status"] == "done"
+    });
+    assert!(ale.exists(), "the ALE is made again beside the product");
+    assert!(copies.join("sh010.mov").exists(), "the copy is made");
+    drop(daemon);
+}
