@@ -1,5 +1,6 @@
-//! An attempt killed after it published its product resumes from what the store recorded:
-//! a `move:` already made is not made again, and nothing is run again.
+//! What the next attempt of a job takes from the product an earlier attempt published: a
+//! `move:` already made is not made again; a retried job, a fixed rule or a lost ALE run
+//! everything again.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -214,5 +215,57 @@ fn an_ale_lost_with_a_kill_after_the_publish_is_made_again() {
     });
     assert!(ale.exists(), "the ALE is made again beside the product");
     assert!(copies.join("sh010.mov").exists(), "the copy is made");
+    drop(daemon);
+}
+
+/// `shotrouter retry` of a job cancelled after its product was published (while its copy
+/// waited for the MHL lock): the retried job runs its commands again, so what the user fixed
+/// outside the rule (here the LUT its commands read) reaches the product and its copy.
+#[test]
+fn a_retried_job_runs_again_rather_than_copy_its_old_product() {
+    let env = Env::new();
+    let copies = env.path("copies");
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    std::fs::create_dir_all(copies.join("ascmhl")).expect("ascmhl");
+    env.write("lut.txt", "bad");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\noutputs: [\"{copies}\"]\nrules:\n  - name: product\n    match: \"*.dat\"\n    output: \"{{dir}}/{{stem}}.out\"\n    steps: [[sh, -c, 'echo run >> \"$2\"; cat \"$0\" > \"$1\"', \"{lut}\", \"{{out}}\", \"{runs}\"]]\n    copy: {{to: \"{copies}/{{stem}}.out\", hash: xxh64, mhl: true}}\n",
+            copies = copies.display(),
+            lut = env.path("lut.txt").display(),
+            runs = env.path("runs.log").display(),
+        ),
+    );
+    let product = env.path("shots/a b.out");
+    let lock = stop_before_the_copy(&copies);
+    let daemon = Daemon::start(&env, &[], &[]);
+    env.write("shots/a b.dat", "payload");
+    wait_for_the_copy(&copies, &product, "a b");
+    let id = the_job(&env)["id"].to_string();
+    let out = env.run(&["cancel", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::env::stderr(&out));
+    drop(lock);
+    wait_until(
+        "the cancelled attempt ended, its copy discarded",
+        Duration::from_secs(30),
+        || the_job(&env)["status"] == "cancelled" && names(&copies) == ["ascmhl"],
+    );
+    assert_eq!(std::fs::read(&product).expect("published"), b"bad");
+
+    env.write("lut.txt", "good");
+    let out = env.run(&["retry", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::env::stderr(&out));
+    wait_until("the retried job done", Duration::from_secs(30), || {
+        the_job(&env)["status"] == "done"
+    });
+    let runs = std::fs::read_to_string(env.path("runs.log")).expect("runs");
+    assert_eq!(runs, "run\nrun\n", "the retried job ran its commands");
+    assert_eq!(std::fs::read(&product).expect("product"), b"good");
+    assert_eq!(
+        std::fs::read(copies.join("a b.out")).expect("copy"),
+        b"good",
+        "the new product is copied, not the old one"
+    );
     drop(daemon);
 }
