@@ -7,6 +7,7 @@ pub mod notifier;
 pub mod pool;
 pub mod progress;
 pub mod provenance;
+mod resume;
 pub mod runner;
 pub mod temps;
 pub mod watchdog;

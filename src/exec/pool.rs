@@ -20,7 +20,7 @@ use crate::exec::runner::{self, JobControl, JobHooks, JobSpec, Outcome, Watchdog
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
 use crate::store::StoreError;
-use crate::store::queue::{Claim, Delivered, JobQueue};
+use crate::store::queue::{Claim, Delivered, JobQueue, Published};
 
 /// Longest a finished attempt waits for an unreachable store before its publish gives up.
 const PUBLISH_WAIT: Duration = Duration::from_secs(120);
@@ -171,7 +171,7 @@ impl JobHooks for WorkerHooks<'_> {
         true
     }
 
-    fn published_before(&mut self) -> Option<FileVersion> {
+    fn published_before(&mut self) -> Option<Published> {
         let claim = self.spec.claim?;
         let open = self.shared.store.as_ref()?;
         let store = match self.store.as_mut() {
@@ -179,7 +179,7 @@ impl JobHooks for WorkerHooks<'_> {
             None => self.store.insert(open().ok()?),
         };
         match store.published_product(claim) {
-            Ok(version) => version,
+            Ok(published) => published,
             Err(e) => {
                 // Run as a first attempt would: the product is published again, no harm done.
                 tracing::warn!(job = claim.id, error = %e, "cannot read what an earlier attempt published; running the commands");

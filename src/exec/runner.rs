@@ -25,8 +25,10 @@ use crate::deliver::publish::{OutputPaths, Publish};
 use crate::deliver::verify::Verify;
 use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext};
 use crate::exec::progress;
+use crate::exec::resume;
 use crate::os::quote::shell_quote;
 use crate::os::version::FileVersion;
+use crate::store::queue::Published;
 use progress::ProgressSink;
 
 pub use crate::exec::watchdog::{JobControl, KILL_GRACE, Watchdog};
@@ -142,9 +144,9 @@ pub trait JobHooks {
     fn progress_sink(&mut self) -> Option<ProgressSink> {
         None
     }
-    /// The version of the product an earlier attempt of this job published, if the store
-    /// recorded one (an attempt cut short after its publish, during its copy).
-    fn published_before(&mut self) -> Option<FileVersion> {
+    /// The version of the product an earlier attempt of this job published, and of its
+    /// delivery, if the store recorded one (an attempt cut short after its publish).
+    fn published_before(&mut self) -> Option<Published> {
         None
     }
 }
@@ -203,10 +205,9 @@ fn run_attempt(
         return deliver_input(spec, plan, &mut log, hooks);
     }
     if let Some(output) = &spec.output
-        && let Some(recorded) = hooks.published_before()
-        && FileVersion::of(&output.final_path).is_some_and(|now| now.is_same_as(&recorded))
+        && let Some(outcome) = resume::published(spec, output, &mut log, hooks)
     {
-        return deliver_published(spec, &output.final_path, &mut log, hooks);
+        return outcome;
     }
     let mut delivery = spec
         .output
@@ -388,38 +389,9 @@ fn deliver_input(
     }
 }
 
-/// Delivers a product an earlier attempt of this job published (the version the store
-/// recorded is the one in place): its commands are not run again, only its `copy:`/`move:`,
-/// which that attempt may not have finished (the daemon died in between).
-fn deliver_published(
-    spec: &JobSpec,
-    product: &Path,
-    log: &mut File,
-    hooks: &mut dyn JobHooks,
-) -> Outcome {
-    note(
-        log,
-        format!(
-            "== {} is the product an earlier attempt of this job published; its commands are not run again",
-            product.display()
-        ),
-    );
-    if let Some(plan) = &spec.transfer {
-        let transfer = Transfer::planned(plan, spec.allowed_roots.clone(), transfer_tag(spec));
-        let mut hooks = PublishingHook(hooks);
-        if let Err(error) = transfer.deliver(product, log, &mut hooks) {
-            tracing::debug!(job = %spec.id, %error, "delivery failed");
-            return Outcome::Failed(error.into());
-        }
-    }
-    Outcome::Succeeded {
-        published: Some(product.to_path_buf()),
-    }
-}
-
 /// The temp-name tag of a job's copy: one per claim, so an attempt still running after its claim
 /// passed to another (a network partition) and the new attempt never share a temp file.
-fn transfer_tag(spec: &JobSpec) -> String {
+pub(super) fn transfer_tag(spec: &JobSpec) -> String {
     match spec.claim {
         Some(claim) => attempt_tag(&claim.id.to_string(), claim.token),
         None => attempt_tag(&spec.id, i64::from(spec.attempt)),
@@ -427,7 +399,7 @@ fn transfer_tag(spec: &JobSpec) -> String {
 }
 
 /// Passes delivery's durable events on to the job's hooks.
-struct PublishingHook<'a>(&'a mut dyn JobHooks);
+pub(super) struct PublishingHook<'a>(pub(super) &'a mut dyn JobHooks);
 
 impl DeliveryHooks for PublishingHook<'_> {
     fn publishing(&mut self, path: &Path, version: FileVersion) -> bool {
@@ -461,7 +433,7 @@ fn exit_text(status: std::process::ExitStatus) -> String {
 
 /// Appends one line to the job log in a single write (an unbuffered `writeln!` would issue one
 /// system call per formatting fragment).
-fn note(log: &mut File, mut line: String) {
+pub(super) fn note(log: &mut File, mut line: String) {
     line.push('\n');
     let _ = log.write_all(line.as_bytes());
 }

@@ -68,6 +68,17 @@ pub(crate) fn stored(v: FileVersion) -> (i64, i64, i64) {
     (v.ino as i64, v.size as i64, v.mtime_ns as i64)
 }
 
+/// A version [`stored`] in three nullable columns `[ino, size, mtime_ns]`; `None` unless all
+/// three are set.
+pub(crate) fn loaded([ino, size, mtime]: [Option<i64>; 3]) -> Option<FileVersion> {
+    Some(FileVersion {
+        dev: 0,
+        ino: ino? as u64,
+        size: size? as u64,
+        mtime_ns: mtime? as i128,
+    })
+}
+
 /// A rooted path for people: absolute on this node when its root is registered, else
 /// `root:rel`; lossy UTF-8.
 pub(crate) fn display_path(root: &str, rel: &[u8], root_path: Option<&[u8]>) -> String {

@@ -100,6 +100,16 @@ pub enum Delivered {
     Copy,
 }
 
+/// What an earlier attempt of a job published, as [`JobQueue::published_product`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The product's version at its final path.
+    pub product: FileVersion,
+    /// The version of its `copy:`/`move:` destination, once that was about to be renamed into
+    /// place: after a `move:` the product is gone, and this tells the move was done.
+    pub delivered: Option<FileVersion>,
+}
+
 /// How an attempt ended, as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
@@ -315,7 +325,8 @@ pub trait JobQueue: Send {
     /// Records the version of a file about to be renamed into place, before the rename, as an
     /// output of the job. The job's product ([`Delivered::Product`]) is also recorded as the
     /// job's own: recovery and the next attempt recognise it as published, whatever its copy
-    /// (recorded as an output only) had reached. Refused with a stale token.
+    /// had reached. A copy ([`Delivered::Copy`]) is recorded as the job's delivery too, until
+    /// a product is published again. Refused with a stale token.
     ///
     /// # Errors
     /// [`StoreError::Stale`] when the claim was superseded or cancelled; database errors.
@@ -328,13 +339,14 @@ pub trait JobQueue: Send {
         what: Delivered,
     ) -> Result<(), StoreError>;
 
-    /// The version of the product an earlier attempt of the claimed job published, if one
-    /// did: an attempt that finds it still in place delivers it without running the commands
-    /// again (the attempt before was cut short after its publish, during its copy).
+    /// The version of the product an earlier attempt of the claimed job published, and of its
+    /// delivery, if one did: an attempt that finds it still in place delivers it without
+    /// running the commands again (the attempt before was cut short after its publish, during
+    /// its copy). A retry, or a plan that changed, forgets it.
     ///
     /// # Errors
     /// Database errors.
-    fn published_product(&mut self, claim: Claim) -> Result<Option<FileVersion>, StoreError>;
+    fn published_product(&mut self, claim: Claim) -> Result<Option<Published>, StoreError>;
 
     /// Start-up: resolves this node's claims left by a previous run (published ones are done,
     /// the others queued again) and returns them for the engine to clean up.

@@ -69,7 +69,7 @@ fn read_ale(ale: &Path) -> serde_json::Value {
 
 /// `count` small frames `name.NNNN.ext` from `first` in `dir`, written by ffmpeg (DPX, EXR) or
 /// as bytes for any other extension.
-fn frames(dir: &Path, name: &str, ext: &str, first: i64, count: i64) -> Vec<PathBuf> {
+pub(crate) fn frames(dir: &Path, name: &str, ext: &str, first: i64, count: i64) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).expect("mkdir");
     (first..first + count)
         .map(|n| {

@@ -29,6 +29,7 @@ mod pg_cluster;
 mod pg_tls;
 mod poll;
 mod progress;
+mod publish_resume;
 mod rules_limits;
 mod sd_notify;
 mod sequences;

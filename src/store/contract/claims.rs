@@ -359,7 +359,7 @@ pub(crate) fn recovery_takes_only_this_nodes_claims(b: &dyn Backend) {
     assert_eq!(
         a.published_product(published)
             .expect("read")
-            .map(|r| r.is_same_as(&v)),
+            .map(|r| r.product.is_same_as(&v)),
         Some(true),
         "the product's version is the job's, not the copy's"
     );
@@ -396,7 +396,7 @@ pub(crate) fn recovery_takes_only_this_nodes_claims(b: &dyn Backend) {
         restarted
             .published_product(next)
             .expect("read")
-            .map(|r| r.is_same_as(&v)),
+            .map(|r| r.product.is_same_as(&v)),
         Some(true),
         "its next attempt finds the product recorded"
     );

@@ -15,10 +15,12 @@ use crate::os::version::FileVersion;
 mod claims;
 mod cluster;
 mod history;
+mod published;
 
 pub(crate) use claims::*;
 pub(crate) use cluster::*;
 pub(crate) use history::*;
+pub(crate) use published::*;
 
 /// One fresh, empty store of the backend under test, with as many handles as a case asks for.
 pub(crate) trait Backend {
@@ -63,6 +65,8 @@ macro_rules! contract_tests {
             claims_a_node_does_not_hold_are_released,
             a_replanned_job_carries_its_new_plan,
             the_argv_a_claim_ran_is_shown_beside_the_planned_one,
+            only_the_same_plan_keeps_a_published_product,
+            a_delivery_is_recorded_until_the_next_product,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

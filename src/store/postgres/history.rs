@@ -262,10 +262,12 @@ impl JobHistory for PgStore {
                 targets.extend(found.iter().map(|r| r.get::<_, JobId>(0)));
             }
             // No steps: the engine plans it again with the current rules, so a fixed rule
-            // takes effect.
+            // takes effect; no published product, which the next attempt would only copy.
             let sql = format!(
                 "UPDATE jobs SET status = 'queued', steps = NULL, not_before = 0,
-                     due_at = '-infinity', attempts = 0, queue_seq = {NEXT_QUEUE_SEQ}
+                     due_at = '-infinity', attempts = 0, queue_seq = {NEXT_QUEUE_SEQ},
+                     publish_ino = NULL, publish_size = NULL, publish_mtime_ns = NULL,
+                     delivered_ino = NULL, delivered_size = NULL, delivered_mtime_ns = NULL
                  WHERE id = $1 AND status IN ('failed', 'cancelled')"
             );
             let mut requeued = Vec::new();

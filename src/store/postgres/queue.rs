@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use postgres::Transaction;
 use postgres::error::SqlState;
 
-use super::super::encoding::{blob, encode_steps, path_of, stored};
+use super::super::encoding::{blob, encode_steps, loaded, path_of, stored};
 use super::super::queue::{
-    Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Delivered, Ending, JobQueue, QueuedJob,
-    RootedPath, Write,
+    Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Delivered, Ending, JobQueue, Published,
+    QueuedJob, RootedPath, Write,
 };
 use super::super::{JobId, StoreError, now_ms};
 use super::cached::Cached;
@@ -104,12 +104,16 @@ impl JobQueue for PgStore {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
         let (ino, size, mtime) = stored(version);
-        // A copy leaves the product's version as the job's: recovery checks the product.
+        // A copy leaves the product's version as the job's: recovery checks the product. A
+        // product published again forgets the delivery of the one before.
         let product = what == Delivered::Product;
         let changed = tx.execute(
             "UPDATE jobs SET publish_ino = CASE WHEN $6 THEN $3 ELSE publish_ino END,
                  publish_size = CASE WHEN $6 THEN $4 ELSE publish_size END,
-                 publish_mtime_ns = CASE WHEN $6 THEN $5 ELSE publish_mtime_ns END
+                 publish_mtime_ns = CASE WHEN $6 THEN $5 ELSE publish_mtime_ns END,
+                 delivered_ino = CASE WHEN $6 THEN NULL ELSE $3 END,
+                 delivered_size = CASE WHEN $6 THEN NULL ELSE $4 END,
+                 delivered_mtime_ns = CASE WHEN $6 THEN NULL ELSE $5 END
              WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')",
             &[&claim.id, &claim.token, &ino, &size, &mtime, &product],
         )?;
@@ -140,22 +144,19 @@ impl JobQueue for PgStore {
         Ok(())
     }
 
-    fn published_product(&mut self, claim: Claim) -> Result<Option<FileVersion>, StoreError> {
+    fn published_product(&mut self, claim: Claim) -> Result<Option<Published>, StoreError> {
         let row = self.client()?.query_opt(
-            "SELECT publish_ino, publish_size, publish_mtime_ns FROM jobs
+            "SELECT publish_ino, publish_size, publish_mtime_ns,
+                 delivered_ino, delivered_size, delivered_mtime_ns FROM jobs
              WHERE id = $1 AND token = $2",
             &[&claim.id, &claim.token],
         )?;
-        let recorded: Option<[Option<i64>; 3]> = row.map(|r| [r.get(0), r.get(1), r.get(2)]);
-        Ok(match recorded {
-            Some([Some(ino), Some(size), Some(mtime)]) => Some(FileVersion {
-                dev: 0,
-                ino: ino as u64,
-                size: size as u64,
-                mtime_ns: mtime as i128,
-            }),
-            _ => None,
-        })
+        Ok(row.and_then(|r| {
+            Some(Published {
+                product: loaded([r.get(0), r.get(1), r.get(2)])?,
+                delivered: loaded([r.get(3), r.get(4), r.get(5)]),
+            })
+        }))
     }
 
     fn take_notices(&mut self) -> Result<Vec<RootedPath>, StoreError> {
@@ -337,10 +338,20 @@ fn apply(
             output,
             plan,
         } => {
-            // A claimed job has not started yet, so its plan may still change.
+            // A claimed job has not started yet, so its plan may still change. A product an
+            // earlier attempt published under another rule definition or output is not this
+            // plan's: forgotten, so the next attempt runs the new commands instead of only
+            // copying the old product. (The steps are not compared: their temp names differ
+            // from one daemon to the next.)
             let changed = tx.execute(
                 "UPDATE jobs SET rule_hash = $2, steps = $3, output = $4,
-                     plan = coalesce($5, plan)
+                     plan = coalesce($5, plan),
+                     publish_ino = CASE WHEN rule_hash IS NOT DISTINCT FROM $2
+                         AND output IS NOT DISTINCT FROM $4 THEN publish_ino END,
+                     publish_size = CASE WHEN rule_hash IS NOT DISTINCT FROM $2
+                         AND output IS NOT DISTINCT FROM $4 THEN publish_size END,
+                     publish_mtime_ns = CASE WHEN rule_hash IS NOT DISTINCT FROM $2
+                         AND output IS NOT DISTINCT FROM $4 THEN publish_mtime_ns END
                  WHERE id = $1 AND status IN ('queued', 'claimed')",
                 &[
                     id,

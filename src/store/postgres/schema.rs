@@ -115,11 +115,16 @@ const V1: &str = "CREATE TABLE roots (
 
 /// Version 2: the argv a claim ran (a worker's paths), beside the planned one; and how far a
 /// running job's ffmpeg step got (JSON), recorded by the node that runs it, so a worker's
-/// progress reaches `shotrouter job`, the API and the dashboard.
+/// progress reaches `shotrouter job`, the API and the dashboard. The version of a product's
+/// `copy:`/`move:` destination (`delivered_*`), so a job killed after its move resumes as
+/// done. Version 2 is in no release yet, so its columns may still grow here.
 const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     ALTER TABLE jobs ADD COLUMN ran_node TEXT;
     ALTER TABLE jobs ADD COLUMN ran_token BIGINT;
-    ALTER TABLE jobs ADD COLUMN progress TEXT;";
+    ALTER TABLE jobs ADD COLUMN progress TEXT;
+    ALTER TABLE jobs ADD COLUMN delivered_ino BIGINT;
+    ALTER TABLE jobs ADD COLUMN delivered_size BIGINT;
+    ALTER TABLE jobs ADD COLUMN delivered_mtime_ns BIGINT;";
 
 const MIGRATIONS: &[&str] = &[V1, V2];
 

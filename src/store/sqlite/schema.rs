@@ -194,11 +194,16 @@ const V4: &str = "ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 
 /// Version 5: the argv a claim ran (a worker's paths), beside the planned one; and how far a
 /// running job's ffmpeg step got (JSON), recorded by the node that runs it, so a worker's
-/// progress reaches `shotrouter job`, the API and the dashboard.
+/// progress reaches `shotrouter job`, the API and the dashboard. The version of a product's
+/// `copy:`/`move:` destination (`delivered_*`), so a job killed after its move resumes as
+/// done. Version 5 is in no release yet, so its columns may still grow here.
 const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
     ALTER TABLE jobs ADD COLUMN ran_node TEXT;
     ALTER TABLE jobs ADD COLUMN ran_token INTEGER;
-    ALTER TABLE jobs ADD COLUMN progress TEXT;";
+    ALTER TABLE jobs ADD COLUMN progress TEXT;
+    ALTER TABLE jobs ADD COLUMN delivered_ino INTEGER;
+    ALTER TABLE jobs ADD COLUMN delivered_size INTEGER;
+    ALTER TABLE jobs ADD COLUMN delivered_mtime_ns INTEGER;";
 
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
