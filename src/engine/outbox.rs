@@ -71,6 +71,14 @@ impl Outbox {
         self.then.push(then);
     }
 
+    /// Adds a progress write, in place of one of the same claim still waiting.
+    pub fn push_progress(&mut self, write: Write) {
+        if let Some(write) = super::outcomes::push_progress(self.writes.iter_mut().flatten(), write)
+        {
+            self.push(write, Then::Nothing);
+        }
+    }
+
     /// Whether a claim waits to be committed.
     pub fn has_claims(&self) -> bool {
         self.claims > 0
