@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+
 use crate::cluster::{BindMount, Worker, jobs};
 use crate::daemon::Daemon;
 use crate::env::{Env, wait_until};
@@ -126,6 +128,65 @@ fn issue_19_a_worker_tells_the_rules_notify_targets_of_its_jobs_ends() {
         "{text}"
     );
     assert_eq!(worker.stop(), Some(0));
+    drop(watcher);
+}
+
+/// A worker stopped (SIGSTOP) past its lease loses its claim to another; resumed, its attempt
+/// ends, but its end is refused and it tells nothing: the webhook hears the job's `done` once,
+/// from the worker that holds the claim, and no `failed: cancelled` for the job it lost.
+#[test]
+fn a_worker_that_lost_its_claim_tells_nothing_and_done_is_told_once() {
+    let env = Env::new();
+    let hook = Hook::start(0);
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nnotify:\n  - on: [done, failed]\n    webhook: \"{url}\"\nrules:\n  - name: slow\n    match: \"*.dat\"\n    run: [sh, -c, 'sleep 1.5']\n",
+            url = hook.url,
+        ),
+    );
+    let watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let store = env.path(".shotrouter").display().to_string();
+    let lease = ["--jobs", "1", "--lease", "1s"];
+    let frozen = Worker::start(&env, &store, "frozen", &lease);
+    env.write("shots/a.dat", "x");
+    wait_until(
+        "the job to be claimed by `frozen`",
+        Duration::from_secs(20),
+        || frozen.log_text().contains("claimed"),
+    );
+    frozen.signal(Signal::SIGSTOP);
+    let rescuer = Worker::start(&env, &store, "rescuer", &lease);
+    wait_until("the rescuer's `done`", Duration::from_secs(30), || {
+        !hook.bodies().is_empty()
+    });
+    // Resumed, its step has ended meanwhile (or is stopped now): its attempt ends too.
+    frozen.signal(Signal::SIGCONT);
+    wait_until(
+        "the frozen worker's attempt to end",
+        Duration::from_secs(20),
+        || frozen.log_text().contains(" end"),
+    );
+    // Its stop gives notifications still waiting their time to be delivered.
+    assert_eq!(frozen.stop(), Some(0));
+    assert_eq!(rescuer.stop(), Some(0));
+    let bodies = hook.bodies();
+    let told: Vec<(&str, &str)> = bodies
+        .iter()
+        .map(|b| {
+            (
+                b["event"].as_str().unwrap_or_default(),
+                b["node"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(told, [("done", "rescuer")], "{bodies:?}");
+    let job = the_job(&env);
+    assert_eq!(
+        (&job["status"], &job["node"]),
+        (&"done".into(), &"rescuer".into())
+    );
     drop(watcher);
 }
 
