@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::exec::notifier::Notice;
+use crate::exec::notifier::{Notice, Notifier};
 use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::now_ms;
 
@@ -29,6 +29,34 @@ pub struct StuckWatch {
     since: HashMap<String, (Instant, u64)>,
     /// When the queue is next looked at.
     pub next_check: Option<Instant>,
+}
+
+/// A notice and the targets that want it, held until the store recorded the end it tells of:
+/// an attempt whose end is refused (its claim was lost) tells nothing, and the node that holds
+/// the claim tells the job's end once.
+#[derive(Debug)]
+pub struct Telling {
+    notice: Notice,
+    targets: Vec<Arc<NotifyTarget>>,
+}
+
+impl Telling {
+    /// A notice for `targets`.
+    pub fn new(notice: Notice, targets: Vec<Arc<NotifyTarget>>) -> Telling {
+        Telling { notice, targets }
+    }
+
+    /// Hands it to the notifier.
+    pub fn send(self, notifier: &Notifier) {
+        notifier.send(self.notice, &self.targets);
+    }
+
+    /// Whether it tells of a user's cancel (`failed: cancelled`): still true once the store
+    /// answered the end with the cancel.
+    pub fn is_cancel(&self) -> bool {
+        self.notice.event == NotifyEvent::Failed.as_str()
+            && self.notice.reason.as_deref() == Some("cancelled")
+    }
 }
 
 /// What the engine knows of an attempt when it notifies about it.
@@ -57,9 +85,17 @@ impl Engine {
 
     /// Queues a notification of `event` for every target of the job's rule that wants it.
     pub(super) fn notify(&self, event: NotifyEvent, about: About<'_>) {
+        if let Some(telling) = self.telling(event, about) {
+            telling.send(&self.notifier);
+        }
+    }
+
+    /// What [`notify`](Self::notify) would send, to send once the store recorded the end it
+    /// tells of; `None` when no target wants `event`.
+    pub(super) fn telling(&self, event: NotifyEvent, about: About<'_>) -> Option<Telling> {
         let targets = self.targets(about.rule, event);
         if targets.is_empty() {
-            return;
+            return None;
         }
         let mut notice = Notice::new(event, about.job, about.rule, about.path);
         notice.attempt = about.attempt;
@@ -68,7 +104,7 @@ impl Engine {
         notice.at_ms = now_ms();
         notice.started_at_ms = about.started_at_ms;
         notice.duration_ms = about.duration.map(|d| d.as_millis() as u64);
-        self.notifier.send(notice, &targets);
+        Some(Telling { notice, targets })
     }
 
     /// How often to look for stuck jobs; `None` when no target asks for `stuck`.

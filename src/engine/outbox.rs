@@ -30,8 +30,9 @@ pub enum Then {
     Started(u64),
     /// An attempt failed and is to be retried at `at`.
     Retry(Box<JobSpec>, Instant),
-    /// An attempt ended for good.
-    Ended(Box<JobSpec>),
+    /// An attempt ended for good, and what its `notify:` targets are told once the store took
+    /// the end.
+    Ended(Box<JobSpec>, Vec<super::notify::Telling>),
 }
 
 /// Longest a write waits for others to share its commit. A crash loses at most this much of

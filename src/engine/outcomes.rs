@@ -14,7 +14,7 @@ use crate::store::{JobId, JobProgress};
 
 use super::Engine;
 use super::dispatch::Pending;
-use super::notify::About;
+use super::notify::{About, Telling};
 use super::outbox::Then;
 use crate::rules::NotifyEvent;
 
@@ -149,6 +149,7 @@ impl Engine {
             duration: Some(duration),
         };
         self.timings.observe_job(&spec.rule, duration);
+        let mut tellings = Vec::new();
         if matches!(
             &outcome,
             Outcome::Failed(crate::exec::runner::Failure::Deliver(
@@ -160,7 +161,7 @@ impl Engine {
                 Outcome::Failed(failure) => Some(failure.to_string()),
                 _ => None,
             };
-            self.notify(NotifyEvent::VerifyFailed, about(reason));
+            tellings.extend(self.telling(NotifyEvent::VerifyFailed, about(reason)));
         }
         let rule = self
             .set
@@ -173,7 +174,7 @@ impl Engine {
             Outcome::Succeeded { published } => {
                 tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
                 self.counters.succeeded += 1;
-                self.notify(NotifyEvent::Done, about(None));
+                tellings.extend(self.telling(NotifyEvent::Done, about(None)));
                 // In --once there is no watcher to see the product land: route it here so
                 // chains (frames → movie → SAN copy) complete.
                 if self.options.once
@@ -199,10 +200,14 @@ impl Engine {
                         retry_delay(backoff, spec.attempt)
                     };
                     let not_before = crate::store::now_ms() + delay.as_millis() as i64;
+                    // The attempt's `verify_failed` goes at once: its end is not final.
+                    for telling in tellings {
+                        telling.send(&self.notifier);
+                    }
                     return self.retry(spec, reason, not_before, delay, stopping);
                 }
                 self.counters.failed += 1;
-                self.notify(NotifyEvent::Failed, about(Some(reason.clone())));
+                tellings.extend(self.telling(NotifyEvent::Failed, about(Some(reason.clone()))));
                 Ending::Failed { reason }
             }
             // Killed by this node's stop: queued again for the next start.
@@ -213,22 +218,29 @@ impl Engine {
             Outcome::Cancelled => {
                 tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "cancelled", "end");
                 self.counters.failed += 1;
-                self.notify(NotifyEvent::Failed, about(Some("cancelled".into())));
+                tellings.extend(self.telling(NotifyEvent::Failed, about(Some("cancelled".into()))));
                 Ending::Cancelled
             }
         };
-        self.end(spec, ending);
+        self.end(spec, ending, tellings);
     }
 
-    /// Records an attempt's end for good.
-    fn end(&mut self, spec: JobSpec, ending: Ending) {
+    /// Records an attempt's end for good; its notices go once the store took it.
+    fn end(&mut self, spec: JobSpec, ending: Ending, tellings: Vec<Telling>) {
         self.outstanding = self.outstanding.saturating_sub(1);
         if let Some(bar) = &self.progress {
             bar.inc(1);
         }
-        if let Some(claim) = spec.claim {
-            self.outbox
-                .push(Write::Finish { claim, ending }, Then::Ended(Box::new(spec)));
+        match spec.claim {
+            Some(claim) => self.outbox.push(
+                Write::Finish { claim, ending },
+                Then::Ended(Box::new(spec), tellings),
+            ),
+            None => {
+                for telling in tellings {
+                    telling.send(&self.notifier);
+                }
+            }
         }
     }
 
@@ -248,7 +260,7 @@ impl Engine {
             Some(claim) => {
                 let ending = Ending::Retry { reason, not_before };
                 let then = if stopping {
-                    Then::Ended(Box::new(spec))
+                    Then::Ended(Box::new(spec), Vec::new())
                 } else {
                     Then::Retry(Box::new(spec), at)
                 };
@@ -375,11 +387,20 @@ impl Engine {
                 self.forget(&spec);
                 self.outstanding = self.outstanding.saturating_sub(1);
             }
-            (Then::Ended(spec), Answer::Stale { current }) => {
-                tracing::error!(job = %spec.id, current_token = current, "end not recorded: the job was claimed again meanwhile");
+            (Then::Ended(spec, _), Answer::Stale { current }) => {
+                tracing::error!(job = %spec.id, current_token = current, "end not recorded: the job was claimed again meanwhile; its notify targets are not told");
                 self.forget(&spec);
             }
-            (Then::Ended(spec), _) => self.forget(&spec),
+            (Then::Ended(spec, tellings), answer) => {
+                // A user's cancel refuses the end: the job ended cancelled, as told.
+                let cancelled = answer == Answer::Cancelled;
+                for telling in tellings {
+                    if !cancelled || telling.is_cancel() {
+                        telling.send(&self.notifier);
+                    }
+                }
+                self.forget(&spec);
+            }
         }
     }
 

@@ -196,7 +196,8 @@ fn a_worker_that_lost_its_claim_tells_nothing_and_done_is_told_once() {
 fn issue_19_a_workers_ffmpeg_progress_shows_in_shotrouter_job() {
     let env = Env::new();
     std::fs::create_dir_all(env.path("shots")).expect("root");
-    // 96 frames at 24 fps: 4 s under `-re`.
+    // 264 frames at 24 fps: 11 s under `-re`, time for two progress writes (one per 5 s) on
+    // the way.
     let made = std::process::Command::new("ffmpeg")
         .args([
             "-v",
@@ -206,7 +207,7 @@ fn issue_19_a_workers_ffmpeg_progress_shows_in_shotrouter_job() {
             "-i",
             "testsrc=size=160x120:rate=24",
         ])
-        .args(["-frames:v", "96", "-c:v", "mpeg4", "-y"])
+        .args(["-frames:v", "264", "-c:v", "mpeg4", "-y"])
         .arg(env.path("in.mov"))
         .status()
         .expect("ffmpeg runs");
@@ -247,10 +248,10 @@ fn issue_19_a_workers_ffmpeg_progress_shows_in_shotrouter_job() {
         "frames only advance: {frames:?}"
     );
     assert!(
-        frames.iter().filter(|&&f| f > 0 && f < 96).count() >= 2,
+        frames.iter().filter(|&&f| f > 0 && f < 264).count() >= 2,
         "seen advancing on the way: {frames:?}"
     );
-    assert_eq!(total, Some(96), "the total is the probed count");
+    assert_eq!(total, Some(264), "the total is the probed count");
     let done = env.run(&["job", &id, "--json"]);
     let done: serde_json::Value = serde_json::from_slice(&done.stdout).expect("JSON");
     assert!(

@@ -83,7 +83,7 @@ enum Then {
     /// An attempt's end: what its rule's `notify:` targets are told once the store took it.
     /// Sent only then, so an attempt whose claim was lost (taken over, fenced) tells nothing:
     /// the node that holds the claim now tells the job's end, once.
-    Ended(Vec<report::Telling>),
+    Ended(Vec<super::notify::Telling>),
 }
 
 /// A claim this node holds.

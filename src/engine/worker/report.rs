@@ -14,6 +14,7 @@ use crate::store::JobProgress;
 use crate::store::queue::Write;
 
 use super::{Held, Then, Worker};
+use crate::engine::notify::Telling;
 use crate::engine::outcomes::{progress_due, push_progress};
 
 impl Worker {
@@ -70,27 +71,13 @@ impl Worker {
         notice.at_ms = crate::store::now_ms();
         notice.started_at_ms = held.started_at_ms;
         notice.duration_ms = Some(duration.as_millis() as u64);
-        Some(Telling { notice, targets })
+        Some(Telling::new(notice, targets))
     }
 
     /// Sends what waited for the store's record of an end.
     pub(super) fn send(&self, tellings: Vec<Telling>) {
-        for Telling { notice, targets } in tellings {
-            self.notifier.send(notice, &targets);
+        for telling in tellings {
+            telling.send(&self.notifier);
         }
-    }
-}
-
-/// A notice and the targets that want it, waiting for its end to be recorded.
-pub(super) struct Telling {
-    notice: Notice,
-    targets: Vec<Arc<NotifyTarget>>,
-}
-
-impl Telling {
-    /// Whether it tells of a user's cancel (`failed: cancelled`).
-    pub(super) fn is_cancel(&self) -> bool {
-        self.notice.event == NotifyEvent::Failed.as_str()
-            && self.notice.reason.as_deref() == Some("cancelled")
     }
 }
