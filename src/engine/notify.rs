@@ -23,6 +23,9 @@ pub const STUCK_CHECK: Duration = Duration::from_secs(1);
 /// How often queued jobs are checked for `stuck`, at least.
 const STUCK_CHECK_MIN: Duration = Duration::from_millis(50);
 
+/// Most jobs queued for workers read from the store at one look for `stuck` (the oldest).
+const STUCK_READ: usize = 1000;
+
 /// Jobs seen waiting in the queue: since when, and which targets were already told.
 #[derive(Debug, Default)]
 pub struct StuckWatch {
@@ -120,14 +123,32 @@ impl Engine {
             .min()
     }
 
-    /// The jobs this watcher queued in the store for workers (rules it leaves to them, under
-    /// its own roots) that no worker has claimed yet: its engine holds none of them, so they
-    /// are read from the store, only while some target asks for `stuck`.
+    /// The jobs this watcher queued in the store for workers (rules it leaves to them whose
+    /// targets want `stuck`, under the roots it owns, not waiting out a retry's backoff) that no
+    /// worker has claimed yet: its engine holds none of them, so the store is asked for them,
+    /// only while some target asks for `stuck`, and for at most [`STUCK_READ`].
     fn queued_for_workers(&self) -> Vec<(String, String, PathBuf, u32)> {
         let Some(store) = self.store.as_ref() else {
             return Vec::new();
         };
-        let queued = match store.queued_since(-1) {
+        // This engine never queues these itself, so none is counted twice.
+        let rules: Vec<String> = self
+            .set
+            .file
+            .rules
+            .iter()
+            .filter(|r| self.leaves_to_workers(&r.name))
+            .filter(|r| {
+                r.notify_targets(&self.set.file)
+                    .iter()
+                    .any(|t| t.wants(NotifyEvent::Stuck))
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        if rules.is_empty() {
+            return Vec::new();
+        }
+        let queued = match store.queued_due(&rules, now_ms(), STUCK_READ) {
             Ok(queued) => queued,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the jobs queued for workers");
@@ -136,8 +157,6 @@ impl Engine {
         };
         queued
             .into_iter()
-            // This engine never queues these itself, so none is counted twice.
-            .filter(|job| self.leaves_to_workers(&job.rule))
             .filter_map(|job| {
                 let root = self
                     .set

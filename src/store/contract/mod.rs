@@ -62,6 +62,7 @@ macro_rules! contract_tests {
             claims_a_node_does_not_hold_are_released,
             a_replanned_job_carries_its_new_plan,
             the_argv_a_claim_ran_is_shown_beside_the_planned_one,
+            stuck_reads_due_jobs_of_its_rules_under_its_own_roots,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {
