@@ -585,7 +585,7 @@ mod tests {
 
     #[test]
     fn a_waiting_progress_write_of_the_same_claim_is_replaced_not_queued() {
-        let mut waiting = vec![
+        let mut waiting = [
             Write::Drop {
                 id: 7,
                 reason: "gone".into(),

@@ -498,13 +498,11 @@ impl Worker {
                 (Then::Ended(tellings), Answer::Cancelled) => {
                     self.send(tellings.into_iter().filter(|t| t.is_cancel()).collect())
                 }
-                (Then::Ended(tellings), answer) => {
-                    if !tellings.is_empty() {
-                        tracing::info!(
-                            ?answer,
-                            "this attempt's end was refused (its claim was lost): its notify targets are not told"
-                        );
-                    }
+                (Then::Ended(tellings), answer) if !tellings.is_empty() => {
+                    tracing::info!(
+                        ?answer,
+                        "this attempt's end was refused (its claim was lost): its notify targets are not told"
+                    );
                 }
                 _ => {}
             }
