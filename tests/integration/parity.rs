@@ -433,3 +433,47 @@ fn issue_19_a_job_waiting_for_a_worker_past_stuck_after_is_reported_once() {
     assert_eq!(hook.bodies().len(), 1, "told once: {:?}", hook.bodies());
     assert_eq!(worker.stop(), Some(0));
 }
+
+/// A job queued again after a failed attempt, waiting out its rule's backoff, waits for no
+/// worker: the watcher does not report it `stuck`, while a job that does wait for one is.
+#[test]
+fn a_job_waiting_out_its_retry_backoff_is_not_reported_stuck() {
+    let env = Env::new();
+    let hook = Hook::start(0);
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nnotify: {{on: [stuck], webhook: \"{}\", stuck_after: 3s}}\nrules:\n  - name: flaky\n    match: \"*.bad\"\n    retries: 1\n    backoff: 1h\n    run: [\"false\"]\n  - name: copy\n    match: \"*.dat\"\n    run: [\"true\"]\n",
+            hook.url
+        ),
+    );
+    let watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let store = env.path(".shotrouter").display().to_string();
+    let worker = Worker::start(&env, &store, "w1", &[]);
+    env.write("shots/a.bad", "x");
+    wait_until(
+        "the failed attempt queued again",
+        Duration::from_secs(20),
+        || {
+            jobs(&env, &[])
+                .first()
+                .is_some_and(|job| job["status"] == "queued" && job["attempts"] == 1)
+        },
+    );
+    assert_eq!(worker.stop(), Some(0));
+    // With no worker up, this one waits for a worker past `stuck_after`: once it is told,
+    // the older job backing off had been looked at for longer.
+    env.write("shots/b.dat", "x");
+    wait_until("the stuck webhook", Duration::from_secs(20), || {
+        !hook.bodies().is_empty()
+    });
+    assert_eq!(watcher.stop(), Some(0));
+    let paths: Vec<String> = hook
+        .bodies()
+        .iter()
+        .map(|b| format!("{} {}", b["event"], b["path"]))
+        .collect();
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    assert!(paths[0].contains("b.dat"), "{paths:?}");
+}
