@@ -126,7 +126,7 @@ pub struct Engine {
     /// superseded, or one cancelled or taken over from another machine.
     attempts: HashMap<JobId, (u64, crate::store::queue::Claim)>,
     /// When each running attempt's progress was last written to the store.
-    progress_written: HashMap<JobId, Instant>,
+    progress_written: HashMap<JobId, outcomes::Written>,
     /// When to ask the store next which running claims this node lost.
     next_lost_check: Instant,
     /// The mounts of the roots and output folders, recorded in each job's portable plan.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::exec::notifier::Notice;
+use crate::exec::notifier::{Notice, Notifier};
 use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::now_ms;
 
@@ -23,12 +23,43 @@ pub const STUCK_CHECK: Duration = Duration::from_secs(1);
 /// How often queued jobs are checked for `stuck`, at least.
 const STUCK_CHECK_MIN: Duration = Duration::from_millis(50);
 
+/// Most jobs queued for workers read from the store at one look for `stuck` (the oldest).
+const STUCK_READ: usize = 1000;
+
 /// Jobs seen waiting in the queue: since when, and which targets were already told.
 #[derive(Debug, Default)]
 pub struct StuckWatch {
     since: HashMap<String, (Instant, u64)>,
     /// When the queue is next looked at.
     pub next_check: Option<Instant>,
+}
+
+/// A notice and the targets that want it, held until the store recorded the end it tells of:
+/// an attempt whose end is refused (its claim was lost) tells nothing, and the node that holds
+/// the claim tells the job's end once.
+#[derive(Debug)]
+pub struct Telling {
+    notice: Notice,
+    targets: Vec<Arc<NotifyTarget>>,
+}
+
+impl Telling {
+    /// A notice for `targets`.
+    pub fn new(notice: Notice, targets: Vec<Arc<NotifyTarget>>) -> Telling {
+        Telling { notice, targets }
+    }
+
+    /// Hands it to the notifier.
+    pub fn send(self, notifier: &Notifier) {
+        notifier.send(self.notice, &self.targets);
+    }
+
+    /// Whether it tells of a user's cancel (`failed: cancelled`): still true once the store
+    /// answered the end with the cancel.
+    pub fn is_cancel(&self) -> bool {
+        self.notice.event == NotifyEvent::Failed.as_str()
+            && self.notice.reason.as_deref() == Some("cancelled")
+    }
 }
 
 /// What the engine knows of an attempt when it notifies about it.
@@ -57,9 +88,17 @@ impl Engine {
 
     /// Queues a notification of `event` for every target of the job's rule that wants it.
     pub(super) fn notify(&self, event: NotifyEvent, about: About<'_>) {
+        if let Some(telling) = self.telling(event, about) {
+            telling.send(&self.notifier);
+        }
+    }
+
+    /// What [`notify`](Self::notify) would send, to send once the store recorded the end it
+    /// tells of; `None` when no target wants `event`.
+    pub(super) fn telling(&self, event: NotifyEvent, about: About<'_>) -> Option<Telling> {
         let targets = self.targets(about.rule, event);
         if targets.is_empty() {
-            return;
+            return None;
         }
         let mut notice = Notice::new(event, about.job, about.rule, about.path);
         notice.attempt = about.attempt;
@@ -68,7 +107,7 @@ impl Engine {
         notice.at_ms = now_ms();
         notice.started_at_ms = about.started_at_ms;
         notice.duration_ms = about.duration.map(|d| d.as_millis() as u64);
-        self.notifier.send(notice, &targets);
+        Some(Telling { notice, targets })
     }
 
     /// How often to look for stuck jobs; `None` when no target asks for `stuck`.
@@ -84,14 +123,32 @@ impl Engine {
             .min()
     }
 
-    /// The jobs this watcher queued in the store for workers (rules it leaves to them, under
-    /// its own roots) that no worker has claimed yet: its engine holds none of them, so they
-    /// are read from the store, only while some target asks for `stuck`.
+    /// The jobs this watcher queued in the store for workers (rules it leaves to them whose
+    /// targets want `stuck`, under the roots it owns, not waiting out a retry's backoff) that no
+    /// worker has claimed yet: its engine holds none of them, so the store is asked for them,
+    /// only while some target asks for `stuck`, and for at most [`STUCK_READ`].
     fn queued_for_workers(&self) -> Vec<(String, String, PathBuf, u32)> {
         let Some(store) = self.store.as_ref() else {
             return Vec::new();
         };
-        let queued = match store.queued_since(-1) {
+        // This engine never queues these itself, so none is counted twice.
+        let rules: Vec<String> = self
+            .set
+            .file
+            .rules
+            .iter()
+            .filter(|r| self.leaves_to_workers(&r.name))
+            .filter(|r| {
+                r.notify_targets(&self.set.file)
+                    .iter()
+                    .any(|t| t.wants(NotifyEvent::Stuck))
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        if rules.is_empty() {
+            return Vec::new();
+        }
+        let queued = match store.queued_due(&rules, now_ms(), STUCK_READ) {
             Ok(queued) => queued,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the jobs queued for workers");
@@ -100,8 +157,6 @@ impl Engine {
         };
         queued
             .into_iter()
-            // This engine never queues these itself, so none is counted twice.
-            .filter(|job| self.leaves_to_workers(&job.rule))
             .filter_map(|job| {
                 let root = self
                     .set

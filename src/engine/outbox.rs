@@ -30,8 +30,9 @@ pub enum Then {
     Started(u64),
     /// An attempt failed and is to be retried at `at`.
     Retry(Box<JobSpec>, Instant),
-    /// An attempt ended for good.
-    Ended(Box<JobSpec>),
+    /// An attempt ended for good, and what its `notify:` targets are told once the store took
+    /// the end.
+    Ended(Box<JobSpec>, Vec<super::notify::Telling>),
 }
 
 /// Longest a write waits for others to share its commit. A crash loses at most this much of
@@ -69,6 +70,14 @@ impl Outbox {
         self.since.get_or_insert_with(Instant::now);
         self.writes.push(Some(write));
         self.then.push(then);
+    }
+
+    /// Adds a progress write, in place of one of the same claim still waiting.
+    pub fn push_progress(&mut self, write: Write) {
+        if let Some(write) = super::outcomes::push_progress(self.writes.iter_mut().flatten(), write)
+        {
+            self.push(write, Then::Nothing);
+        }
     }
 
     /// Whether a claim waits to be committed.

@@ -14,12 +14,44 @@ use crate::store::{JobId, JobProgress};
 
 use super::Engine;
 use super::dispatch::Pending;
-use super::notify::About;
+use super::notify::{About, Telling};
 use super::outbox::Then;
 use crate::rules::NotifyEvent;
 
-/// How often a running attempt's progress is written to the store, at most.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How often a running attempt's progress is written to the store, at most (the telemetry of
+/// the node that runs it has every block): one write per job a second was a transaction each.
+pub(super) const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// The progress last written for an attempt: when, and at which frame.
+pub(super) type Written = (Instant, u64);
+
+/// Whether a progress block is written to the store, given the last one written: not when its
+/// frame did not move, else its last block, or [`PROGRESS_EVERY`] after the last write.
+pub(super) fn progress_due(last: Option<Written>, step: &StepProgress, now: Instant) -> bool {
+    match last {
+        None => true,
+        Some((_, frame)) if frame == step.frame => false,
+        Some((at, _)) => step.ended || now >= at + PROGRESS_EVERY,
+    }
+}
+
+/// Puts a progress write among those waiting for the store, in place of one of the same claim
+/// when one waits: while the store is away, a job keeps one progress write, not one a block.
+pub(super) fn push_progress<'a>(
+    waiting: impl IntoIterator<Item = &'a mut Write>,
+    write: Write,
+) -> Option<Write> {
+    let Write::Progress { claim, .. } = &write else {
+        return Some(write);
+    };
+    for old in waiting {
+        if matches!(old, Write::Progress { claim: c, .. } if c == claim) {
+            *old = write;
+            return None;
+        }
+    }
+    Some(write)
+}
 
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -67,25 +99,25 @@ impl Engine {
     }
 
     /// Writes how far a running attempt got to the store, at most once per
-    /// [`PROGRESS_EVERY`] (and its last block), where `shotrouter job`, the API of any node and
-    /// the dashboard read it (the telemetry snapshot shows it on this node at once).
+    /// [`PROGRESS_EVERY`] and only when its frame moved ([`progress_due`]), where
+    /// `shotrouter job`, the API of any node and the dashboard read it (the telemetry snapshot
+    /// shows every block on this node at once).
     fn record_progress(&mut self, id: &str, step: StepProgress) {
         let Some(&(_, claim)) = id.parse().ok().and_then(|id| self.attempts.get(&id)) else {
             return;
         };
         let now = Instant::now();
-        let last = self.progress_written.get(&claim.id);
-        if !step.ended && last.is_some_and(|at| now < *at + PROGRESS_EVERY) {
+        if !progress_due(self.progress_written.get(&claim.id).copied(), &step, now) {
             return;
         }
-        self.progress_written.insert(claim.id, now);
+        self.progress_written.insert(claim.id, (now, step.frame));
         let progress = JobProgress {
             frame: step.frame,
             total_frames: step.total_frames,
             fps_milli: step.fps_milli,
         };
         self.outbox
-            .push(Write::Progress { claim, progress }, Then::Nothing);
+            .push_progress(Write::Progress { claim, progress });
     }
 
     fn on_finished(
@@ -117,6 +149,7 @@ impl Engine {
             duration: Some(duration),
         };
         self.timings.observe_job(&spec.rule, duration);
+        let mut tellings = Vec::new();
         if matches!(
             &outcome,
             Outcome::Failed(crate::exec::runner::Failure::Deliver(
@@ -128,7 +161,7 @@ impl Engine {
                 Outcome::Failed(failure) => Some(failure.to_string()),
                 _ => None,
             };
-            self.notify(NotifyEvent::VerifyFailed, about(reason));
+            tellings.extend(self.telling(NotifyEvent::VerifyFailed, about(reason)));
         }
         let rule = self
             .set
@@ -141,7 +174,7 @@ impl Engine {
             Outcome::Succeeded { published } => {
                 tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
                 self.counters.succeeded += 1;
-                self.notify(NotifyEvent::Done, about(None));
+                tellings.extend(self.telling(NotifyEvent::Done, about(None)));
                 // In --once there is no watcher to see the product land: route it here so
                 // chains (frames → movie → SAN copy) complete.
                 if self.options.once
@@ -167,10 +200,14 @@ impl Engine {
                         retry_delay(backoff, spec.attempt)
                     };
                     let not_before = crate::store::now_ms() + delay.as_millis() as i64;
+                    // The attempt's `verify_failed` goes at once: its end is not final.
+                    for telling in tellings {
+                        telling.send(&self.notifier);
+                    }
                     return self.retry(spec, reason, not_before, delay, stopping);
                 }
                 self.counters.failed += 1;
-                self.notify(NotifyEvent::Failed, about(Some(reason.clone())));
+                tellings.extend(self.telling(NotifyEvent::Failed, about(Some(reason.clone()))));
                 Ending::Failed { reason }
             }
             // Killed by this node's stop: queued again for the next start.
@@ -181,22 +218,29 @@ impl Engine {
             Outcome::Cancelled => {
                 tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "cancelled", "end");
                 self.counters.failed += 1;
-                self.notify(NotifyEvent::Failed, about(Some("cancelled".into())));
+                tellings.extend(self.telling(NotifyEvent::Failed, about(Some("cancelled".into()))));
                 Ending::Cancelled
             }
         };
-        self.end(spec, ending);
+        self.end(spec, ending, tellings);
     }
 
-    /// Records an attempt's end for good.
-    fn end(&mut self, spec: JobSpec, ending: Ending) {
+    /// Records an attempt's end for good; its notices go once the store took it.
+    fn end(&mut self, spec: JobSpec, ending: Ending, tellings: Vec<Telling>) {
         self.outstanding = self.outstanding.saturating_sub(1);
         if let Some(bar) = &self.progress {
             bar.inc(1);
         }
-        if let Some(claim) = spec.claim {
-            self.outbox
-                .push(Write::Finish { claim, ending }, Then::Ended(Box::new(spec)));
+        match spec.claim {
+            Some(claim) => self.outbox.push(
+                Write::Finish { claim, ending },
+                Then::Ended(Box::new(spec), tellings),
+            ),
+            None => {
+                for telling in tellings {
+                    telling.send(&self.notifier);
+                }
+            }
         }
     }
 
@@ -216,7 +260,7 @@ impl Engine {
             Some(claim) => {
                 let ending = Ending::Retry { reason, not_before };
                 let then = if stopping {
-                    Then::Ended(Box::new(spec))
+                    Then::Ended(Box::new(spec), Vec::new())
                 } else {
                     Then::Retry(Box::new(spec), at)
                 };
@@ -343,11 +387,20 @@ impl Engine {
                 self.forget(&spec);
                 self.outstanding = self.outstanding.saturating_sub(1);
             }
-            (Then::Ended(spec), Answer::Stale { current }) => {
-                tracing::error!(job = %spec.id, current_token = current, "end not recorded: the job was claimed again meanwhile");
+            (Then::Ended(spec, _), Answer::Stale { current }) => {
+                tracing::error!(job = %spec.id, current_token = current, "end not recorded: the job was claimed again meanwhile; its notify targets are not told");
                 self.forget(&spec);
             }
-            (Then::Ended(spec), _) => self.forget(&spec),
+            (Then::Ended(spec, tellings), answer) => {
+                // A user's cancel refuses the end: the job ended cancelled, as told.
+                let cancelled = answer == Answer::Cancelled;
+                for telling in tellings {
+                    if !cancelled || telling.is_cancel() {
+                        telling.send(&self.notifier);
+                    }
+                }
+                self.forget(&spec);
+            }
         }
     }
 
@@ -463,5 +516,98 @@ fn answer_word(answer: &Answer) -> &'static str {
         Answer::NotClaimable => "not claimable",
         Answer::Cancelled => "cancelled",
         Answer::Stale { .. } => "claimed again elsewhere",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::queue::Claim;
+
+    fn block(frame: u64, ended: bool) -> StepProgress {
+        StepProgress {
+            frame,
+            total_frames: Some(100),
+            fps_milli: 24_000,
+            ended,
+        }
+    }
+
+    fn progress(id: JobId, token: i64, frame: u64) -> Write {
+        Write::Progress {
+            claim: Claim {
+                id,
+                token,
+                attempt: 1,
+            },
+            progress: JobProgress {
+                frame,
+                total_frames: Some(100),
+                fps_milli: 24_000,
+            },
+        }
+    }
+
+    #[test]
+    fn progress_reaches_the_store_every_five_seconds_when_its_frame_moved() {
+        let t0 = Instant::now();
+        let second = Duration::from_secs(1);
+        assert!(progress_due(None, &block(1, false), t0), "the first block");
+        let last = Some((t0, 1));
+        for s in 1..5 {
+            assert!(
+                !progress_due(last, &block(1 + s, false), t0 + second * s as u32),
+                "{s} s later"
+            );
+        }
+        assert!(progress_due(last, &block(6, false), t0 + PROGRESS_EVERY));
+        assert!(
+            !progress_due(last, &block(1, false), t0 + PROGRESS_EVERY * 3),
+            "a frame that did not move is not written again"
+        );
+        assert!(
+            progress_due(last, &block(9, true), t0 + second),
+            "the last block, at once"
+        );
+        assert!(
+            !progress_due(last, &block(1, true), t0 + second),
+            "nor the last block when the frame is the one written"
+        );
+    }
+
+    /// A progress write as (job, token, frame); `None` for another write.
+    fn seen(write: &Write) -> Option<(JobId, i64, u64)> {
+        match write {
+            Write::Progress { claim, progress } => Some((claim.id, claim.token, progress.frame)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_waiting_progress_write_of_the_same_claim_is_replaced_not_queued() {
+        let mut waiting = [
+            Write::Drop {
+                id: 7,
+                reason: "gone".into(),
+            },
+            progress(1, 1, 10),
+            progress(2, 1, 10),
+        ];
+        // An hour of blocks while the store is away: still one write per claim.
+        for frame in 11..3_611 {
+            assert!(push_progress(waiting.iter_mut(), progress(1, 1, frame)).is_none());
+        }
+        assert_eq!(waiting.len(), 3);
+        assert_eq!(seen(&waiting[1]), Some((1, 1, 3_610)));
+        assert_eq!(seen(&waiting[2]), Some((2, 1, 10)), "another job's stays");
+        // Another claim of the same job (a new attempt) is its own write.
+        let other = push_progress(waiting.iter_mut(), progress(1, 2, 1));
+        assert_eq!(other.as_ref().and_then(seen), Some((1, 2, 1)));
+        let drop = Write::Drop {
+            id: 1,
+            reason: "x".into(),
+        };
+        let back = push_progress(waiting.iter_mut(), drop);
+        assert!(matches!(back, Some(Write::Drop { id: 1, .. })));
     }
 }

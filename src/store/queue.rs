@@ -385,6 +385,20 @@ pub trait JobQueue: Send {
     /// Database errors.
     fn queued_since(&self, cursor: i64) -> Result<Vec<QueuedJob>, StoreError>;
 
+    /// Jobs of `rules` queued under the roots this node registered last (two watchers of one
+    /// root name: only its current owner), due by `now_ms` (one waiting out a retry's backoff
+    /// is not waiting for a worker), oldest first, at most `limit`: the jobs a watcher reports
+    /// `stuck` while they wait for workers.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn queued_due(
+        &self,
+        rules: &[String],
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedJob>, StoreError>;
+
     /// Whether start-up catch-up should run `rule` on this version of `input`: new or changed
     /// since last seen, or its last job for the rule on this version failed.
     ///

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+
 use crate::cluster::{BindMount, Worker, jobs};
 use crate::daemon::Daemon;
 use crate::env::{Env, wait_until};
@@ -129,13 +131,73 @@ fn issue_19_a_worker_tells_the_rules_notify_targets_of_its_jobs_ends() {
     drop(watcher);
 }
 
+/// A worker stopped (SIGSTOP) past its lease loses its claim to another; resumed, its attempt
+/// ends, but its end is refused and it tells nothing: the webhook hears the job's `done` once,
+/// from the worker that holds the claim, and no `failed: cancelled` for the job it lost.
+#[test]
+fn a_worker_that_lost_its_claim_tells_nothing_and_done_is_told_once() {
+    let env = Env::new();
+    let hook = Hook::start(0);
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nnotify:\n  - on: [done, failed]\n    webhook: \"{url}\"\nrules:\n  - name: slow\n    match: \"*.dat\"\n    run: [sh, -c, 'sleep 1.5']\n",
+            url = hook.url,
+        ),
+    );
+    let watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let store = env.path(".shotrouter").display().to_string();
+    let lease = ["--jobs", "1", "--lease", "1s"];
+    let frozen = Worker::start(&env, &store, "frozen", &lease);
+    env.write("shots/a.dat", "x");
+    wait_until(
+        "the job to be claimed by `frozen`",
+        Duration::from_secs(20),
+        || frozen.log_text().contains("claimed"),
+    );
+    frozen.signal(Signal::SIGSTOP);
+    let rescuer = Worker::start(&env, &store, "rescuer", &lease);
+    wait_until("the rescuer's `done`", Duration::from_secs(30), || {
+        !hook.bodies().is_empty()
+    });
+    // Resumed, its step has ended meanwhile (or is stopped now): its attempt ends too.
+    frozen.signal(Signal::SIGCONT);
+    wait_until(
+        "the frozen worker's attempt to end",
+        Duration::from_secs(20),
+        || frozen.log_text().contains(" end"),
+    );
+    // Its stop gives notifications still waiting their time to be delivered.
+    assert_eq!(frozen.stop(), Some(0));
+    assert_eq!(rescuer.stop(), Some(0));
+    let bodies = hook.bodies();
+    let told: Vec<(&str, &str)> = bodies
+        .iter()
+        .map(|b| {
+            (
+                b["event"].as_str().unwrap_or_default(),
+                b["node"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(told, [("done", "rescuer")], "{bodies:?}");
+    let job = the_job(&env);
+    assert_eq!(
+        (&job["status"], &job["node"]),
+        (&"done".into(), &"rescuer".into())
+    );
+    drop(watcher);
+}
+
 /// `progress: ffmpeg` on a job a worker runs: a real ffmpeg read at its native rate, whose
 /// frames are seen advancing in `shotrouter job ID --json` (the store) while it runs.
 #[test]
 fn issue_19_a_workers_ffmpeg_progress_shows_in_shotrouter_job() {
     let env = Env::new();
     std::fs::create_dir_all(env.path("shots")).expect("root");
-    // 96 frames at 24 fps: 4 s under `-re`.
+    // 264 frames at 24 fps: 11 s under `-re`, time for two progress writes (one per 5 s) on
+    // the way.
     let made = std::process::Command::new("ffmpeg")
         .args([
             "-v",
@@ -145,7 +207,7 @@ fn issue_19_a_workers_ffmpeg_progress_shows_in_shotrouter_job() {
             "-i",
             "testsrc=size=160x120:rate=24",
         ])
-        .args(["-frames:v", "96", "-c:v", "mpeg4", "-y"])
+        .args(["-frames:v", "264", "-c:v", "mpeg4", "-y"])
         .arg(env.path("in.mov"))
         .status()
         .expect("ffmpeg runs");
@@ -186,10 +248,10 @@ fn issue_19_a_workers_ffmpeg_progress_shows_in_shotrouter_job() {
         "frames only advance: {frames:?}"
     );
     assert!(
-        frames.iter().filter(|&&f| f > 0 && f < 96).count() >= 2,
+        frames.iter().filter(|&&f| f > 0 && f < 264).count() >= 2,
         "seen advancing on the way: {frames:?}"
     );
-    assert_eq!(total, Some(96), "the total is the probed count");
+    assert_eq!(total, Some(264), "the total is the probed count");
     let done = env.run(&["job", &id, "--json"]);
     let done: serde_json::Value = serde_json::from_slice(&done.stdout).expect("JSON");
     assert!(
@@ -370,4 +432,48 @@ fn issue_19_a_job_waiting_for_a_worker_past_stuck_after_is_reported_once() {
     });
     assert_eq!(hook.bodies().len(), 1, "told once: {:?}", hook.bodies());
     assert_eq!(worker.stop(), Some(0));
+}
+
+/// A job queued again after a failed attempt, waiting out its rule's backoff, waits for no
+/// worker: the watcher does not report it `stuck`, while a job that does wait for one is.
+#[test]
+fn a_job_waiting_out_its_retry_backoff_is_not_reported_stuck() {
+    let env = Env::new();
+    let hook = Hook::start(0);
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nnotify: {{on: [stuck], webhook: \"{}\", stuck_after: 3s}}\nrules:\n  - name: flaky\n    match: \"*.bad\"\n    retries: 1\n    backoff: 1h\n    run: [\"false\"]\n  - name: copy\n    match: \"*.dat\"\n    run: [\"true\"]\n",
+            hook.url
+        ),
+    );
+    let watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let store = env.path(".shotrouter").display().to_string();
+    let worker = Worker::start(&env, &store, "w1", &[]);
+    env.write("shots/a.bad", "x");
+    wait_until(
+        "the failed attempt queued again",
+        Duration::from_secs(20),
+        || {
+            jobs(&env, &[])
+                .first()
+                .is_some_and(|job| job["status"] == "queued" && job["attempts"] == 1)
+        },
+    );
+    assert_eq!(worker.stop(), Some(0));
+    // With no worker up, this one waits for a worker past `stuck_after`: once it is told,
+    // the older job backing off had been looked at for longer.
+    env.write("shots/b.dat", "x");
+    wait_until("the stuck webhook", Duration::from_secs(20), || {
+        !hook.bodies().is_empty()
+    });
+    assert_eq!(watcher.stop(), Some(0));
+    let paths: Vec<String> = hook
+        .bodies()
+        .iter()
+        .map(|b| format!("{} {}", b["event"], b["path"]))
+        .collect();
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    assert!(paths[0].contains("b.dat"), "{paths:?}");
 }

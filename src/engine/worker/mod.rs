@@ -80,6 +80,10 @@ pub struct WorkerOptions {
 enum Then {
     Nothing,
     Started(u64),
+    /// An attempt's end: what its rule's `notify:` targets are told once the store took it.
+    /// Sent only then, so an attempt whose claim was lost (taken over, fenced) tells nothing:
+    /// the node that holds the claim now tells the job's end, once.
+    Ended(Vec<super::notify::Telling>),
 }
 
 /// A claim this node holds.
@@ -92,8 +96,8 @@ struct Held {
     notify: Vec<Arc<NotifyTarget>>,
     /// When its first step started, unix ms.
     started_at_ms: Option<i64>,
-    /// When its progress was last written to the store.
-    progress_at: Option<Instant>,
+    /// When its progress was last written to the store, and at which frame.
+    progress_written: Option<(Instant, u64)>,
 }
 
 struct Worker {
@@ -329,7 +333,7 @@ impl Worker {
                             retries,
                             notify,
                             started_at_ms: None,
-                            progress_at: None,
+                            progress_written: None,
                         },
                     );
                     self.pool.submit(spec);
@@ -429,9 +433,10 @@ impl Worker {
         let held = self.held.remove(&claim.id);
         let retries = held.as_ref().map(|h| h.retries);
         let ms = duration.as_millis() as u64;
-        let tell = |event: NotifyEvent, reason: Option<String>| {
+        let mut tellings = Vec::new();
+        let mut tell = |event: NotifyEvent, reason: Option<String>| {
             if let Some(held) = &held {
-                self.tell(held, &spec, event, reason, duration);
+                tellings.extend(self.telling(held, &spec, event, reason, duration));
             }
         };
         if let Outcome::Failed(failure @ Failure::Deliver(DeliverError::Verify(_))) = &outcome {
@@ -459,7 +464,7 @@ impl Worker {
             }
         };
         self.pending
-            .push((Write::Finish { claim, ending }, Then::Nothing));
+            .push((Write::Finish { claim, ending }, Then::Ended(tellings)));
     }
 
     /// Commits what waits; on failure keeps it for the next try (the store may be down).
@@ -486,6 +491,18 @@ impl Worker {
                         "this attempt's claim was taken over (its lease expired); stopping it"
                     );
                     self.pool.cancel(job);
+                }
+                // The end is recorded: this node held the job's claim, so it tells.
+                (Then::Ended(tellings), Answer::Ok) => self.send(tellings),
+                // A user's cancel stopped it: the job ended cancelled, as told.
+                (Then::Ended(tellings), Answer::Cancelled) => {
+                    self.send(tellings.into_iter().filter(|t| t.is_cancel()).collect())
+                }
+                (Then::Ended(tellings), answer) if !tellings.is_empty() => {
+                    tracing::info!(
+                        ?answer,
+                        "this attempt's end was refused (its claim was lost): its notify targets are not told"
+                    );
                 }
                 _ => {}
             }

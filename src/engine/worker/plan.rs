@@ -329,7 +329,8 @@ pub fn job_spec(
     let notify = plan
         .notify
         .iter()
-        .map(|n| n.to_target().map(Arc::new))
+        .filter_map(|n| n.to_target().transpose())
+        .map(|t| t.map(Arc::new))
         .collect::<Result<_, _>>()?;
     let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::new();
     // Folders this worker cannot use, and why: named when a path under one cannot be mapped.

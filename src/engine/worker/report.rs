@@ -14,41 +14,47 @@ use crate::store::JobProgress;
 use crate::store::queue::Write;
 
 use super::{Held, Then, Worker};
-
-/// How often a running job's progress is written to the store, at most.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+use crate::engine::notify::Telling;
+use crate::engine::outcomes::{progress_due, push_progress};
 
 impl Worker {
-    /// Records how far a job's ffmpeg step got, at most once per [`PROGRESS_EVERY`] (and its
-    /// last block): the store is where `shotrouter job`, the API and the dashboard read it.
+    /// Records how far a job's ffmpeg step got, when [`progress_due`] (its frame moved, at most
+    /// once per its `PROGRESS_EVERY`, and its last block), in place of a write of the same
+    /// claim still waiting for the store: the store is where `shotrouter job`, the API and the
+    /// dashboard read it.
     pub(super) fn on_progress(&mut self, id: &str, step: StepProgress) {
         let Some(held) = id.parse().ok().and_then(|id| self.held.get_mut(&id)) else {
             return;
         };
         let now = Instant::now();
-        if !step.ended && held.progress_at.is_some_and(|at| now < at + PROGRESS_EVERY) {
+        if !progress_due(held.progress_written, &step, now) {
             return;
         }
-        held.progress_at = Some(now);
+        held.progress_written = Some((now, step.frame));
         let progress = JobProgress {
             frame: step.frame,
             total_frames: step.total_frames,
             fps_milli: step.fps_milli,
         };
-        let claim = held.claim;
-        self.pending
-            .push((Write::Progress { claim, progress }, Then::Nothing));
+        let write = Write::Progress {
+            claim: held.claim,
+            progress,
+        };
+        if let Some(write) = push_progress(self.pending.iter_mut().map(|(w, _)| w), write) {
+            self.pending.push((write, Then::Nothing));
+        }
     }
 
-    /// Tells the targets of a held job's rule that want `event` (its attempt ran `duration`).
-    pub(super) fn tell(
+    /// What the targets of a held job's rule that want `event` are to be told (its attempt ran
+    /// `duration`), sent once the store recorded the end ([`Worker::send`]).
+    pub(super) fn telling(
         &self,
         held: &Held,
         spec: &JobSpec,
         event: NotifyEvent,
         reason: Option<String>,
         duration: Duration,
-    ) {
+    ) -> Option<Telling> {
         let targets: Vec<Arc<NotifyTarget>> = held
             .notify
             .iter()
@@ -56,7 +62,7 @@ impl Worker {
             .cloned()
             .collect();
         if targets.is_empty() {
-            return;
+            return None;
         }
         let mut notice = Notice::new(event, &spec.id, &spec.rule, &spec.path);
         notice.attempt = spec.attempt;
@@ -65,6 +71,13 @@ impl Worker {
         notice.at_ms = crate::store::now_ms();
         notice.started_at_ms = held.started_at_ms;
         notice.duration_ms = Some(duration.as_millis() as u64);
-        self.notifier.send(notice, &targets);
+        Some(Telling::new(notice, targets))
+    }
+
+    /// Sends what waited for the store's record of an end.
+    pub(super) fn send(&self, tellings: Vec<Telling>) {
+        for telling in tellings {
+            telling.send(&self.notifier);
+        }
     }
 }

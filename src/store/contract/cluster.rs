@@ -295,3 +295,65 @@ pub(crate) fn a_replanned_job_carries_its_new_plan(b: &dyn Backend) {
         [vec![OsString::from("ffmpeg"), OsString::from("-y")]]
     );
 }
+
+/// What a watcher reads for `stuck`: queued jobs of the rules named, due (not waiting out a
+/// retry's backoff), under the roots it owns (of two nodes naming one root, its last
+/// registrant), oldest first, at most the limit.
+pub(crate) fn stuck_reads_due_jobs_of_its_rules_under_its_own_roots(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let q = &mut *q;
+    q.register_roots(&[
+        ("shots".into(), b.scratch().join("shots")),
+        ("plates".into(), b.scratch().join("plates")),
+    ])
+    .expect("roots");
+    let (first, _) = enqueued(one(q, enqueue("review", "a.tif", version(1, 1), false)));
+    let (second, _) = enqueued(one(q, enqueue("review", "b.tif", version(2, 1), false)));
+    enqueued(one(q, enqueue("other", "c.tif", version(3, 1), false)));
+    let backing_off = claimed(q, "d.tif", version(4, 1));
+    let retry = Ending::Retry {
+        reason: "exited with status 1".into(),
+        not_before: 4_102_444_800_000,
+    };
+    assert_eq!(finish(q, backing_off, retry), Answer::Ok);
+    enqueued(one(q, enqueue("review", "e.tif", version(5, 1), true)));
+    let mut plate = new_job("review", "p.dpx", version(6, 1));
+    plate.input.root = "plates".into();
+    let (on_plates, _) = enqueued(one(
+        q,
+        Write::Enqueue {
+            job: Box::new(plate),
+            claim: false,
+        },
+    ));
+    let rules = ["review".to_string()];
+    let now = crate::store::now_ms();
+    let ids = |q: &dyn JobQueue, limit: usize| -> Vec<JobId> {
+        let jobs = q.queued_due(&rules, now, limit).expect("queued");
+        jobs.iter().map(|j| j.id).collect()
+    };
+    assert_eq!(
+        ids(q, 100),
+        [first, second, on_plates],
+        "not another rule's, one backing off, nor a claimed one"
+    );
+    assert_eq!(ids(q, 2), [first, second], "the oldest, at most the limit");
+    assert!(q.queued_due(&[], now, 100).expect("queued").is_empty());
+    let due_later = q
+        .queued_due(&rules, 4_102_444_800_000, 100)
+        .expect("queued");
+    assert_eq!(due_later.len(), 4, "due once its backoff is over");
+
+    // Another watcher names its root `shots` too: those jobs are now its to report. It
+    // registers in a later millisecond than `a` (its name, `b`, also wins a tie).
+    let registered = crate::store::now_ms();
+    while crate::store::now_ms() <= registered {
+        std::thread::yield_now();
+    }
+    let mut other = b.queue("b");
+    other
+        .register_roots(&[("shots".into(), b.scratch().join("elsewhere"))])
+        .expect("roots");
+    assert_eq!(ids(q, 100), [on_plates]);
+    assert_eq!(ids(&*other, 100), [first, second]);
+}

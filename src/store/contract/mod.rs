@@ -67,6 +67,7 @@ macro_rules! contract_tests {
             the_argv_a_claim_ran_is_shown_beside_the_planned_one,
             only_the_same_plan_keeps_a_published_product,
             a_delivery_is_recorded_until_the_next_product,
+            stuck_reads_due_jobs_of_its_rules_under_its_own_roots,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

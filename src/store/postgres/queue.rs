@@ -225,6 +225,45 @@ impl JobQueue for PgStore {
             .collect())
     }
 
+    /// Of nodes naming one root, the last to register it owns it (as SQLite's one row per
+    /// name does), the node's name breaking a tie.
+    fn queued_due(
+        &self,
+        rules: &[String],
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedJob>, StoreError> {
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.client()?.query(
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq
+             FROM jobs j JOIN files f ON f.id = j.file_id
+             WHERE j.status = 'queued' AND j.not_before <= $1 AND j.rule = ANY($2)
+                 AND f.root IN (
+                     SELECT r.name FROM roots r WHERE r.node = $3 AND NOT EXISTS (
+                         SELECT 1 FROM roots o WHERE o.name = r.name AND o.node <> r.node
+                             AND (coalesce(o.seen_at, 0), o.node)
+                                 > (coalesce(r.seen_at, 0), r.node)))
+             ORDER BY j.id LIMIT $4",
+            &[&now_ms, &rules, &self.node, &(limit as i64)],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| QueuedJob {
+                id: r.get(0),
+                rule: r.get(1),
+                input: RootedPath {
+                    root: r.get(2),
+                    rel: path_of(r.get(3)),
+                },
+                attempts: r.get::<_, i32>(4) as u32,
+                not_before: r.get(5),
+                cursor: r.get(6),
+            })
+            .collect())
+    }
+
     fn wants_catch_up(
         &mut self,
         rule: &str,

@@ -227,6 +227,40 @@ impl JobQueue for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn queued_due(
+        &self,
+        rules: &[String],
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedJob>, StoreError> {
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq
+             FROM jobs j JOIN files f ON f.id = j.file_id
+             WHERE j.status = 'queued' AND j.not_before <= ?1
+                 AND j.rule IN (SELECT value FROM json_each(?2))
+                 AND f.root IN (SELECT name FROM roots WHERE node = ?3)
+             ORDER BY j.id LIMIT ?4",
+        )?;
+        let rules = serde_json::Value::from(rules.to_vec()).to_string();
+        let rows = stmt.query_map(params![now_ms, rules, self.node, limit as i64], |r| {
+            Ok(QueuedJob {
+                id: r.get(0)?,
+                rule: r.get(1)?,
+                input: RootedPath {
+                    root: r.get(2)?,
+                    rel: path_of(r.get(3)?),
+                },
+                attempts: r.get::<_, i64>(4)? as u32,
+                not_before: r.get(5)?,
+                cursor: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn wants_catch_up(
         &mut self,
         rule: &str,

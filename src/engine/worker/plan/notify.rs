@@ -40,18 +40,24 @@ impl PortableNotify {
         }
     }
 
-    /// The target again; the watcher checked it when it loaded its rules.
-    pub(super) fn to_target(&self) -> Result<NotifyTarget, String> {
-        let events = self
-            .on
-            .iter()
-            .map(|name| {
-                NotifyEvent::ALL
-                    .into_iter()
-                    .find(|e| e.as_str() == name)
-                    .ok_or_else(|| format!("unknown notify event `{name}` in the job's plan"))
-            })
-            .collect::<Result<_, _>>()?;
+    /// The target again; the watcher checked it when it loaded its rules. `None` when the plan
+    /// names an event this worker does not know (a newer watcher's): the target is left out
+    /// with a warning rather than the whole job declined.
+    pub(super) fn to_target(&self) -> Result<Option<NotifyTarget>, String> {
+        let mut events = Vec::with_capacity(self.on.len());
+        for name in &self.on {
+            match NotifyEvent::ALL.into_iter().find(|e| e.as_str() == name) {
+                Some(event) => events.push(event),
+                None => {
+                    tracing::warn!(
+                        event = %name,
+                        webhook = self.webhook.as_deref().unwrap_or(""),
+                        "unknown notify event `{name}` in the job's plan (a newer watcher's?); this target is not told"
+                    );
+                    return Ok(None);
+                }
+            }
+        }
         let command = match &self.command {
             Some(argv) => Some(
                 argv.iter()
@@ -63,12 +69,12 @@ impl PortableNotify {
             ),
             None => None,
         };
-        Ok(NotifyTarget {
+        Ok(Some(NotifyTarget {
             events,
             webhook: self.webhook.clone(),
             command,
             stuck_after: Duration::from_millis(self.stuck_after_ms),
             line: 0,
-        })
+        }))
     }
 }

@@ -304,6 +304,60 @@ fn notify_targets_and_progress_travel_and_older_workers_refuse_notify() {
 }
 
 #[test]
+fn a_notify_target_naming_an_unknown_event_is_left_out_not_the_job() {
+    let watcher = tempfile::tempdir().expect("dir");
+    std::fs::write(watcher.path().join("a.mov"), b"media").expect("input");
+    let spec = JobSpec {
+        id: "1".into(),
+        rule: "r".into(),
+        path: watcher.path().join("a.mov"),
+        steps: vec![vec!["ffmpeg".into()]],
+        output: None,
+        allowed_roots: vec![watcher.path().to_path_buf()],
+        timeout: None,
+        log_path: "/l".into(),
+        attempt: 1,
+        claim: None,
+        view: None,
+        verify: None,
+        progress: false,
+        total_frames: None,
+        transfer: None,
+    };
+    let roots = [("shots".to_string(), watcher.path().to_path_buf())];
+    let known = NotifyTarget {
+        events: vec![NotifyEvent::Done],
+        webhook: Some("http://127.0.0.1:9/known".into()),
+        command: None,
+        stuck_after: Duration::from_secs(600),
+        line: 0,
+    };
+    let mut plan = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO)
+        .notifying(&[known.clone(), known.clone()]);
+    plan.notify[1].on = vec!["done".into(), "exploded".into()];
+    plan.notify[1].webhook = Some("http://127.0.0.1:9/newer".into());
+    let job = ClaimedJob {
+        claim: crate::store::queue::Claim {
+            id: 1,
+            token: 1,
+            attempt: 1,
+        },
+        rule: "r".into(),
+        input: crate::store::queue::RootedPath {
+            root: "shots".into(),
+            rel: "a.mov".into(),
+        },
+        steps: spec.steps.clone(),
+        output: None,
+        plan: plan.to_text(),
+    };
+    let (_, _, notify) =
+        job_spec(&job, &PathMap::default(), Path::new("/s")).expect("the job runs");
+    assert_eq!(notify.len(), 1, "only the target it understands");
+    assert_eq!(*notify[0], known);
+}
+
+#[test]
 fn mount_facts_raise_the_format_only_for_an_empty_folder_and_old_plans_still_read() {
     let spec = JobSpec {
         id: "1".into(),
