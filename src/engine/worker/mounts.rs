@@ -354,12 +354,17 @@ fn share_of(source: &Path) -> (Option<String>, PathBuf) {
     }
 }
 
-/// Whether two names of servers name the same one: the same name, or the same short name
-/// (`srv1`, `srv1.studio.lan`); addresses only as written.
+/// Whether two names of servers name the same one: the same name (in any case), or a short
+/// name and a full one that starts with it (`srv1`, `srv1.studio.lan`). Two full names must
+/// match whole: `nas01.site-a.lan` is not `nas01.site-b.lan`. Addresses only as written.
 fn same_host(a: &str, b: &str) -> bool {
     let address = |h: &str| h.starts_with('[') || h.parse::<IpAddr>().is_ok();
     let short = |h: &str| h.split('.').next().unwrap_or(h).to_ascii_lowercase();
-    a.eq_ignore_ascii_case(b) || (!address(a) && !address(b) && short(a) == short(b))
+    a.eq_ignore_ascii_case(b)
+        || (!address(a)
+            && !address(b)
+            && (!a.contains('.') || !b.contains('.'))
+            && short(a) == short(b))
 }
 
 #[cfg(test)]

@@ -213,6 +213,23 @@ fn another_server_or_export_is_not_the_watchers_share() {
         Ok(())
     );
     assert!(judged(&smb, &mount("/", "/srv/shows", "cifs", "//nas/other"), 1).is_err());
+    // Two full names are compared whole: the same short name at another site is another server.
+    let site_a = fact("", "/srv/shows", 1, "nfs4", "nas01.site-a.lan:/showA");
+    assert!(
+        judged(
+            &site_a,
+            &mount("/", "/srv/shows", "nfs4", "nas01.site-b.lan:/showA"),
+            1
+        )
+        .is_err()
+    );
+    for same in ["NAS01.Site-A.lan:/showA", "nas01:/showA"] {
+        assert_eq!(
+            judged(&site_a, &mount("/", "/srv/shows", "nfs4", same), 1),
+            Ok(()),
+            "{same}"
+        );
+    }
     // Addresses are compared as written.
     let by_address = fact("", "/srv/shows", 1, "nfs4", "10.0.0.1:/showA");
     assert!(
