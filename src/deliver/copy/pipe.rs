@@ -311,10 +311,16 @@ mod tests {
     #[test]
     fn einval_and_eopnotsupp_refuse_direct_reads_and_other_errors_do_not() {
         for errno in [libc::EINVAL, libc::EOPNOTSUPP, libc::ENOTSUP] {
-            assert!(direct_refused(&std::io::Error::from_raw_os_error(errno)), "{errno}");
+            assert!(
+                direct_refused(&std::io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
         }
         for errno in [libc::EIO, libc::EACCES, libc::ENOSPC] {
-            assert!(!direct_refused(&std::io::Error::from_raw_os_error(errno)), "{errno}");
+            assert!(
+                !direct_refused(&std::io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
         }
         assert!(!direct_refused(&std::io::Error::other("not an errno")));
     }
