@@ -237,10 +237,8 @@ impl<'a> Reader<'a> {
 /// most, `EOPNOTSUPP` (`ENOTSUP`) from some FUSE file systems and network clients. Such a file
 /// is read through the page cache instead.
 pub fn direct_refused(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOTSUP)
-    )
+    // `ENOTSUP` is the same number as `EOPNOTSUPP` on Linux.
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
 }
 
 /// Clears `O_DIRECT` on `file`; false when it was not set (or cannot be cleared).
