@@ -434,9 +434,8 @@ fn issue_19_a_sweep_never_removes_a_temp_file_its_claim_makes_again_meanwhile() 
         let again = scope.spawn(move || {
             let temp = TempFile::create(handle, name);
             let _ = made.send(());
-            temp.map(|temp| {
+            temp.inspect(|temp| {
                 temp.file().write_all_at(b"new", 0).expect("write");
-                temp
             })
         });
         // Given every chance to make it before the sweep's unlink, it does not.

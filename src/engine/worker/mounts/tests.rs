@@ -78,7 +78,7 @@ fn a_folder_is_used_where_the_same_kind_of_mount_holds_it() {
     assert!(ok(&on(same.clone(), &root, &machine)));
     // As this release's watcher gathers it (device and boot included), on this machine.
     let table = MountTable::read().expect("mountinfo");
-    let gathered = WatcherMounts::gather(&[folder.clone()], &table, &Host::current());
+    let gathered = WatcherMounts::gather(std::slice::from_ref(&folder), &table, &Host::current());
     assert!(ok(&gathered.facts[0]), "{gathered:?}");
     let mut other_dev = gathered.facts[0].clone();
     other_dev.dev = Some("4095:4095".into());
