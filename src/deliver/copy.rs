@@ -513,7 +513,8 @@ pub fn copy_verified_with(
 }
 
 /// Opens the temp file again to read it back: past the page cache (`O_DIRECT`) where the file
-/// system allows, so the read checks the disk; through it where not (tmpfs before Linux 6.6).
+/// system allows, so the read checks the disk; through it where not (tmpfs before Linux 6.6,
+/// FUSE file systems that answer `EOPNOTSUPP`).
 fn open_back(path: &Path, read_back: ReadBack) -> std::io::Result<File> {
     if read_back == ReadBack::Cache {
         return File::open(path);
@@ -523,7 +524,7 @@ fn open_back(path: &Path, read_back: ReadBack) -> std::io::Result<File> {
         .custom_flags(libc::O_DIRECT)
         .open(path)
     {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => File::open(path),
+        Err(e) if pipe::direct_refused(&e) => File::open(path),
         opened => opened,
     }
 }

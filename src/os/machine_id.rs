@@ -2,6 +2,9 @@
 //! share device names (`/dev/sda1`, `overlay`), so a local disk's name says nothing of whose
 //! disk it is. `/etc/machine-id` names the installation; without one, the boot id names this
 //! boot (a machine that reboots then looks like another, which only costs a `--map`).
+//!
+//! Containers and VMs cloned from one image often share `/etc/machine-id` too; an anonymous
+//! file system (tmpfs, overlay) is then told apart by its device number and the boot id.
 
 use std::path::Path;
 
@@ -15,6 +18,12 @@ pub fn current() -> Option<String> {
     read(Path::new(MACHINE_ID))
         .map(|id| format!("machine:{id}"))
         .or_else(|| read(Path::new(BOOT_ID)).map(|id| format!("boot:{id}")))
+}
+
+/// The id of this boot: a file system without a disk (tmpfs, overlay) lives no longer than it,
+/// and its device number is only unique within it. None when it cannot be read.
+pub fn boot() -> Option<String> {
+    read(Path::new(BOOT_ID))
 }
 
 /// The file's first line, trimmed, when it holds one.
@@ -36,5 +45,7 @@ mod tests {
             "{id}"
         );
         assert_eq!(current(), Some(id));
+        let boot = boot().expect("boot id");
+        assert_eq!(boot.len(), 36, "{boot}");
     }
 }

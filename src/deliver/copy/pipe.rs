@@ -219,7 +219,7 @@ impl<'a> Reader<'a> {
                 // O_DIRECT refused at this offset or on this file system (the unaligned end of
                 // the file, a file system that accepts the flag but not the read): read it
                 // through the page cache from here on.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && drop_direct(self.file) => {}
+                Err(e) if direct_refused(&e) && drop_direct(self.file) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -231,6 +231,14 @@ impl<'a> Reader<'a> {
     fn finish(self) -> (u64, Digests) {
         (self.pos, self.hashes.finish())
     }
+}
+
+/// Whether `e` is a file system's refusal of `O_DIRECT` (on open or on a read): `EINVAL` from
+/// most, `EOPNOTSUPP` (`ENOTSUP`) from some FUSE file systems and network clients. Such a file
+/// is read through the page cache instead.
+pub fn direct_refused(e: &std::io::Error) -> bool {
+    // `ENOTSUP` is the same number as `EOPNOTSUPP` on Linux.
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
 }
 
 /// Clears `O_DIRECT` on `file`; false when it was not set (or cannot be cleared).
@@ -291,5 +299,27 @@ impl Progress {
             }
             state = self.moved.wait(state).ok()?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn einval_and_eopnotsupp_refuse_direct_reads_and_other_errors_do_not() {
+        for errno in [libc::EINVAL, libc::EOPNOTSUPP, libc::ENOTSUP] {
+            assert!(
+                direct_refused(&std::io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        for errno in [libc::EIO, libc::EACCES, libc::ENOSPC] {
+            assert!(
+                !direct_refused(&std::io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        assert!(!direct_refused(&std::io::Error::other("not an errno")));
     }
 }

@@ -1,3 +1,4 @@
+use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 
 use super::*;
@@ -184,6 +185,101 @@ fn temp_of(root: &Path, job: &str, token: i64) -> PathBuf {
         .expect("name")
 }
 
+/// The sidecar whose lock marks temp file `temp` as a live attempt's.
+fn sidecar_of(temp: &Path) -> PathBuf {
+    let mut name = temp.as_os_str().to_os_string();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Whether another open file holds `path`'s `flock`.
+fn is_locked(path: &Path) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let file = File::open(path).expect("open");
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err()
+}
+
+/// Starts `flock(1)` holding `path`'s lock in a process of its own (an attempt on another
+/// node, as far as locks go) and waits until it holds it.
+fn hold_lock(path: &Path) -> std::process::Child {
+    let holder = std::process::Command::new("flock")
+        .arg(path)
+        .args(["sleep", "600"])
+        .process_group(0)
+        .spawn()
+        .expect("flock(1) from util-linux");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() || !is_locked(path) {
+        assert!(Instant::now() < deadline, "flock(1) never took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    holder
+}
+
+/// Kills `holder` (its group: `sleep` holds the lock too) and waits until the lock on `path`
+/// is gone.
+fn kill_holder(mut holder: std::process::Child, path: &Path) {
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(holder.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    holder.wait().expect("reaped");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while is_locked(path) {
+        assert!(
+            Instant::now() < deadline,
+            "the killed attempt's lock never went"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn issue_19_a_live_attempt_is_known_by_its_sidecar_and_a_killed_ones_files_both_go() {
+    let dir = tempfile::tempdir().expect("dir");
+    let source = dir.path().join("in.mov");
+    std::fs::write(&source, b"media").expect("source");
+    std::fs::create_dir_all(dir.path().join("out")).expect("folder");
+    let temp = temp_of(dir.path(), "7", 1);
+    std::fs::write(&temp, b"half a copy").expect("temp");
+    let sidecar = sidecar_of(&temp);
+    // A live first attempt holds its sidecar (its temp file is never locked).
+    let holder = hold_lock(&sidecar);
+    claim_of(dir.path(), "7", 2)
+        .deliver(&source, &mut Vec::new(), &mut Accept)
+        .expect("second attempt");
+    assert_eq!(
+        std::fs::read(&temp).expect("a live attempt's temp is kept"),
+        b"half a copy"
+    );
+    kill_holder(holder, &sidecar);
+    let mut log = Vec::new();
+    claim_of(dir.path(), "7", 3)
+        .deliver(&source, &mut log, &mut Accept)
+        .expect("third attempt");
+    assert!(
+        String::from_utf8(log)
+            .expect("utf-8")
+            .contains("left by a killed attempt of this job")
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["out.mov"],
+        "the temp file and its sidecar are removed"
+    );
+    // A sidecar alone (its attempt was killed between the two removals) goes too.
+    std::fs::write(&sidecar, b"").expect("sidecar");
+    claim_of(dir.path(), "7", 4)
+        .deliver(&source, &mut Vec::new(), &mut Accept)
+        .expect("fourth attempt");
+    assert!(!sidecar.exists(), "an abandoned sidecar is removed");
+}
+
 #[test]
 fn issue_19_two_claims_of_one_job_copy_at_once_each_into_its_own_temp() {
     let dir = tempfile::tempdir().expect("dir");
@@ -204,12 +300,13 @@ fn issue_19_two_claims_of_one_job_copy_at_once_each_into_its_own_temp() {
         new_at_gate
             .recv_timeout(wait)
             .expect("the new attempt verified its copy");
-        // Both copies are verified and waiting for their rename, each whole in its own file.
+        // Both copies are verified and waiting for their rename, each whole in its own file,
+        // each marked live by the lock on its sidecar, none on the file the copy reads back.
         for token in [1, 2] {
-            assert_eq!(
-                std::fs::read(temp_of(dir.path(), "7", token)).expect("temp"),
-                data
-            );
+            let temp = temp_of(dir.path(), "7", token);
+            assert_eq!(std::fs::read(&temp).expect("temp"), data);
+            assert!(is_locked(&sidecar_of(&temp)), "the sidecar is locked");
+            assert!(!is_locked(&temp), "the temp file itself carries no lock");
         }
         new_go.send(()).expect("go");
         new_run
@@ -308,4 +405,59 @@ fn issue_19_a_killed_attempts_temp_is_removed_by_the_next_and_a_live_ones_is_kep
         std::fs::read(dir.path().join("out/out.mov")).expect("copy"),
         b"media"
     );
+}
+
+#[test]
+fn issue_19_a_sweep_never_removes_a_temp_file_its_claim_makes_again_meanwhile() {
+    use nix::fcntl::{Flock, FlockArg};
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("out");
+    let handle = DirHandle::open_checked(dir.path(), Path::new("out"), &[dir.path().to_path_buf()])
+        .expect("folder");
+    let temp = temp_of(dir.path(), "7", 1);
+    let name = temp.file_name().expect("name").to_os_string();
+    std::fs::write(&temp, b"a killed attempt's").expect("leftover");
+    // A sweep by another claim has found the leftover unheld and holds its claim's lock, about
+    // to unlink it.
+    let sidecar = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(sidecar_of(&temp))
+        .expect("sidecar");
+    let sweep = Flock::lock(sidecar, FlockArg::LockExclusiveNonblock).expect("the sweep's lock");
+    std::thread::scope(|scope| {
+        let (made, made_rx) = std::sync::mpsc::channel();
+        // Meanwhile the same claim starts over and makes its temp file again.
+        let (handle, name) = (&handle, &name);
+        let again = scope.spawn(move || {
+            let temp = TempFile::create(handle, name);
+            let _ = made.send(());
+            temp.inspect(|temp| {
+                temp.file().write_all_at(b"new", 0).expect("write");
+            })
+        });
+        // Given every chance to make it before the sweep's unlink, it does not.
+        assert!(
+            made_rx.recv_timeout(Duration::from_millis(500)).is_err(),
+            "the claim made its temp file while a sweep held its lock"
+        );
+        // The sweep unlinks what it checked, then lets go.
+        std::fs::remove_file(&temp).expect("the sweep's unlink");
+        std::fs::remove_file(sidecar_of(&temp)).expect("the sweep's unlink of the sidecar");
+        drop(sweep);
+        let made = again
+            .join()
+            .expect("thread")
+            .expect("the claim's temp file");
+        assert_eq!(std::fs::read(&temp).expect("its temp file"), b"new");
+        assert!(is_locked(&sidecar_of(&temp)), "held again, by the claim");
+        drop(made);
+    });
+    let names: Vec<_> = std::fs::read_dir(&out)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, [name], "the sidecar goes with the attempt");
 }

@@ -16,6 +16,25 @@ use crate::os::mountinfo::MountTable;
 
 use super::plan::escape;
 
+/// Which machine, and which boot of it, facts are read or judged on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Host {
+    /// Its machine id ([`crate::os::machine_id::current`]).
+    pub machine: Option<String>,
+    /// Its boot id ([`crate::os::machine_id::boot`]).
+    pub boot: Option<String>,
+}
+
+impl Host {
+    /// This machine, now.
+    pub fn current() -> Host {
+        Host {
+            machine: crate::os::machine_id::current(),
+            boot: crate::os::machine_id::boot(),
+        }
+    }
+}
+
 /// How long a watcher reuses the facts it read: mounts change rarely, plans are made often.
 const FRESH: Duration = Duration::from_secs(5);
 
@@ -44,6 +63,20 @@ pub struct MountFact {
     /// The watcher's machine id ([`crate::os::machine_id`]); none in plans of older watchers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<String>,
+    /// The mount's device, `major:minor`: machines cloned from one image share machine ids and
+    /// device names, not always device numbers; none in plans of older watchers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    /// The watcher's boot id ([`crate::os::machine_id::boot`]): an anonymous device's number
+    /// (major 0: tmpfs, overlay) means something only within one boot of one kernel; none in
+    /// plans of older watchers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
+}
+
+/// A device number as mount facts write it.
+pub(super) fn dev_text((major, minor): (u64, u64)) -> String {
+    format!("{major}:{minor}")
 }
 
 /// What a watcher read of the mounts of the folders its plans name.
@@ -57,9 +90,9 @@ pub struct WatcherMounts {
 }
 
 impl WatcherMounts {
-    /// The facts of `folders`, from `table`, on machine `machine`; folders without a mount
-    /// found get none.
-    pub fn gather(folders: &[PathBuf], table: &MountTable, machine: Option<&str>) -> WatcherMounts {
+    /// The facts of `folders`, from `table`, on machine `host`; folders without a mount found
+    /// get none.
+    pub fn gather(folders: &[PathBuf], table: &MountTable, host: &Host) -> WatcherMounts {
         let facts = folders
             .iter()
             .filter_map(|folder| {
@@ -72,7 +105,9 @@ impl WatcherMounts {
                     fs_type: mount.fs_type.clone(),
                     source: escape(Path::new(&mount.source)),
                     root: Some(escape(&mount.root)),
-                    machine: machine.map(str::to_string),
+                    machine: host.machine.clone(),
+                    dev: Some(dev_text(mount.dev)),
+                    boot: host.boot.clone(),
                 })
             })
             .collect();
@@ -85,9 +120,7 @@ impl WatcherMounts {
     /// The facts of `folders` on this machine, from its mount table (none when unreadable).
     fn read(folders: &[PathBuf]) -> WatcherMounts {
         match MountTable::read() {
-            Ok(table) => {
-                WatcherMounts::gather(folders, &table, crate::os::machine_id::current().as_deref())
-            }
+            Ok(table) => WatcherMounts::gather(folders, &table, &Host::current()),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read /proc/self/mountinfo: plans carry no mount facts, and workers judge this node's folders as older releases did");
                 WatcherMounts::default()
@@ -231,7 +264,10 @@ mod tests {
         let mounts = WatcherMounts::gather(
             &[dir.path().to_path_buf(), later],
             &table,
-            Some("machine:m1"),
+            &Host {
+                machine: Some("machine:m1".into()),
+                boot: Some("b1".into()),
+            },
         );
         let depth = canonical.components().count() as u32 - 1;
         assert_eq!(
@@ -242,6 +278,8 @@ mod tests {
         assert_eq!(mounts.facts[0].fs_type, "ext4");
         assert_eq!(mounts.facts[0].root.as_deref(), Some("/vol"));
         assert_eq!(mounts.facts[1].machine.as_deref(), Some("machine:m1"));
+        assert_eq!(mounts.facts[1].dev.as_deref(), Some("254:0"));
+        assert_eq!(mounts.facts[1].boot.as_deref(), Some("b1"));
         assert!(mounts.any_empty, "the temp folder is empty");
     }
 

@@ -15,16 +15,16 @@ use std::sync::Arc;
 use crate::os::fs_kind::is_remote_type;
 use crate::os::mountinfo::{Mount, MountTable};
 
-pub use super::mount_facts::{MountCache, MountFact, WatcherMounts};
-use super::mount_facts::{depth_under, resolved};
+pub use super::mount_facts::{Host, MountCache, MountFact, WatcherMounts};
+use super::mount_facts::{depth_under, dev_text, resolved};
 use super::plan::unescape;
 
 /// This worker's side: its mount table, read after the folders asked about were opened, and
-/// its machine's id.
+/// its machine's and boot's ids.
 #[derive(Debug)]
 pub struct LocalMounts {
     table: Result<MountTable, Arc<std::io::Error>>,
-    machine: Option<String>,
+    host: Host,
 }
 
 impl LocalMounts {
@@ -37,7 +37,7 @@ impl LocalMounts {
         }
         LocalMounts {
             table: MountTable::read().map_err(Arc::new),
-            machine: crate::os::machine_id::current(),
+            host: Host::current(),
         }
     }
 }
@@ -86,6 +86,17 @@ pub enum Mismatch {
     NotMounted,
     /// A local disk, and this worker is another machine than the watcher.
     OtherMachine,
+    /// A local file system of the same name, but another device (machines cloned from one
+    /// image share machine ids and device names).
+    OtherDevice {
+        /// Its device here, `major:minor`.
+        here: String,
+        /// On the watcher.
+        there: String,
+    },
+    /// A file system without a disk (tmpfs, overlay: device major 0) of the same number, but
+    /// another boot: such numbers are unique only within one boot of one kernel.
+    OtherBoot,
     /// The same device, but another of its folders mounted (bind mounts, container volumes).
     OtherFolder {
         /// Its folder mounted on the watcher.
@@ -118,6 +129,14 @@ impl std::fmt::Display for Mismatch {
             Mismatch::OtherMachine => write!(
                 f,
                 "that is a local disk of the watcher's machine, and this worker is another machine (their machine ids differ)"
+            ),
+            Mismatch::OtherDevice { here, there } => write!(
+                f,
+                "its device here is {here}, on the watcher {there}: another disk (or a machine cloned from the watcher's image)"
+            ),
+            Mismatch::OtherBoot => write!(
+                f,
+                "that file system has no disk (tmpfs, overlay) and this worker runs under another kernel boot than the watcher (their boot ids differ, or one is unknown): another machine or container host"
             ),
             Mismatch::OtherFolder { there } => write!(
                 f,
@@ -230,20 +249,19 @@ pub fn check(
             .components()
             .skip(watcher.components().count() - absent as usize),
     );
-    judge(fact, &here, &folder, depth, local.machine.as_deref()).map_err(|why| {
-        Unmapped::OtherMount {
-            path: watcher.to_path_buf(),
-            there: Box::new(fact.clone()),
-            here: Box::new(here),
-            why,
-        }
+    judge(fact, &here, &folder, depth, &local.host).map_err(|why| Unmapped::OtherMount {
+        path: watcher.to_path_buf(),
+        there: Box::new(fact.clone()),
+        here: Box::new(here),
+        why,
     })
 }
 
 /// Whether mount `here`, holding `folder` `depth` folders below its point on this worker
-/// (machine `machine`), is the watcher's mount `fact` describes:
+/// (`host`), is the watcher's mount `fact` describes:
 /// - a local file system on both: the same machine (when the plan names the watcher's), the
-///   same type, source and mounted folder, at the same depth;
+///   same device (when the plan names it) and, for one without a disk (major 0: tmpfs,
+///   overlay), the same boot, the same type, source and mounted folder, at the same depth;
 /// - a share here, at least as deep as the watcher's mount: of the same server and exported
 ///   folder where the watcher's is a share too; where the watcher's is its own disk (a file
 ///   server's), any share but this worker's root file system.
@@ -255,7 +273,7 @@ pub(super) fn judge(
     here: &Mount,
     folder: &Path,
     depth: u32,
-    machine: Option<&str>,
+    host: &Host,
 ) -> Result<(), Mismatch> {
     let share_there = is_remote_type(&fact.fs_type);
     let share_here = is_remote_type(&here.fs_type);
@@ -264,7 +282,7 @@ pub(super) fn judge(
         if share_there {
             return Err(Mismatch::NotMounted);
         }
-        if fact.machine.is_some() && fact.machine.as_deref() != machine {
+        if fact.machine.is_some() && fact.machine != host.machine {
             return Err(Mismatch::OtherMachine);
         }
         if here.fs_type != fact.fs_type
@@ -272,6 +290,18 @@ pub(super) fn judge(
             || depth != fact.depth
         {
             return Err(Mismatch::NotMounted);
+        }
+        if let Some(there) = &fact.dev {
+            let dev = dev_text(here.dev);
+            if *there != dev {
+                return Err(Mismatch::OtherDevice {
+                    here: dev,
+                    there: there.clone(),
+                });
+            }
+            if here.dev.0 == 0 && (fact.boot.is_none() || fact.boot != host.boot) {
+                return Err(Mismatch::OtherBoot);
+            }
         }
         return match root_there {
             Some(there) if there != here.root => Err(Mismatch::OtherFolder { there }),
@@ -354,12 +384,17 @@ fn share_of(source: &Path) -> (Option<String>, PathBuf) {
     }
 }
 
-/// Whether two names of servers name the same one: the same name, or the same short name
-/// (`srv1`, `srv1.studio.lan`); addresses only as written.
+/// Whether two names of servers name the same one: the same name (in any case), or a short
+/// name and a full one that starts with it (`srv1`, `srv1.studio.lan`). Two full names must
+/// match whole: `nas01.site-a.lan` is not `nas01.site-b.lan`. Addresses only as written.
 fn same_host(a: &str, b: &str) -> bool {
     let address = |h: &str| h.starts_with('[') || h.parse::<IpAddr>().is_ok();
     let short = |h: &str| h.split('.').next().unwrap_or(h).to_ascii_lowercase();
-    a.eq_ignore_ascii_case(b) || (!address(a) && !address(b) && short(a) == short(b))
+    a.eq_ignore_ascii_case(b)
+        || (!address(a)
+            && !address(b)
+            && (!a.contains('.') || !b.contains('.'))
+            && short(a) == short(b))
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ fn fact(path: &str, point: &str, depth: u32, fs_type: &str, source: &str) -> Mou
         source: source.into(),
         root: None,
         machine: None,
+        dev: None,
+        boot: None,
     }
 }
 
@@ -26,15 +28,26 @@ fn mount(root: &str, point: &str, fs_type: &str, source: &str) -> Mount {
     MountTable::parse(line.as_bytes()).mounts.remove(0)
 }
 
-/// [`judge`] of folder `/srv/shows/x`, `depth` below mount `here`, on machine `m1`.
+/// [`judge`] of folder `/srv/shows/x`, `depth` below mount `here`, on machine `m1`, boot `b1`.
 fn judged(there: &MountFact, here: &Mount, depth: u32) -> Result<(), Mismatch> {
-    judge(
-        there,
-        here,
-        Path::new("/srv/shows/x"),
-        depth,
-        Some("machine:m1"),
-    )
+    let host = Host {
+        machine: Some("machine:m1".into()),
+        boot: Some("b1".into()),
+    };
+    judge(there, here, Path::new("/srv/shows/x"), depth, &host)
+}
+
+/// The fact as this release's watcher writes it, with the device and boot too.
+fn with_dev(mut fact: MountFact, dev: &str, boot: &str) -> MountFact {
+    fact.dev = Some(dev.into());
+    fact.boot = Some(boot.into());
+    fact
+}
+
+/// One mount of a constructed table, on device `dev`.
+fn mount_on(dev: &str, root: &str, point: &str, fs_type: &str, source: &str) -> Mount {
+    let line = format!("40 1 {dev} {root} {point} rw - {fs_type} {source} rw\n");
+    MountTable::parse(line.as_bytes()).mounts.remove(0)
 }
 
 #[test]
@@ -56,13 +69,20 @@ fn a_folder_is_used_where_the_same_kind_of_mount_holds_it() {
     let point = here.point.display().to_string();
     let source = escape(Path::new(&here.source));
     let root = escape(&here.root);
-    let machine = local.machine.clone().expect("machine id");
+    let machine = local.host.machine.clone().expect("machine id");
     let ok = |f: &MountFact| check(&folder, Some(f), &local).is_ok();
     let same = fact(&text, &point, depth, &here.fs_type, &source);
 
     // The same machine: the same mount, an empty folder included.
     assert!(ok(&same));
     assert!(ok(&on(same.clone(), &root, &machine)));
+    // As this release's watcher gathers it (device and boot included), on this machine.
+    let table = MountTable::read().expect("mountinfo");
+    let gathered = WatcherMounts::gather(std::slice::from_ref(&folder), &table, &Host::current());
+    assert!(ok(&gathered.facts[0]), "{gathered:?}");
+    let mut other_dev = gathered.facts[0].clone();
+    other_dev.dev = Some("4095:4095".into());
+    assert!(!ok(&other_dev));
     // The watcher had it on a share (or its own disk) mounted deeper: not mounted here.
     let deeper = canonical.display().to_string();
     assert!(!ok(&fact(&text, &deeper, 0, "nfs4", "srv:/san")));
@@ -213,6 +233,23 @@ fn another_server_or_export_is_not_the_watchers_share() {
         Ok(())
     );
     assert!(judged(&smb, &mount("/", "/srv/shows", "cifs", "//nas/other"), 1).is_err());
+    // Two full names are compared whole: the same short name at another site is another server.
+    let site_a = fact("", "/srv/shows", 1, "nfs4", "nas01.site-a.lan:/showA");
+    assert!(
+        judged(
+            &site_a,
+            &mount("/", "/srv/shows", "nfs4", "nas01.site-b.lan:/showA"),
+            1
+        )
+        .is_err()
+    );
+    for same in ["NAS01.Site-A.lan:/showA", "nas01:/showA"] {
+        assert_eq!(
+            judged(&site_a, &mount("/", "/srv/shows", "nfs4", same), 1),
+            Ok(()),
+            "{same}"
+        );
+    }
     // Addresses are compared as written.
     let by_address = fact("", "/srv/shows", 1, "nfs4", "10.0.0.1:/showA");
     assert!(
@@ -257,4 +294,63 @@ fn a_local_disk_is_the_watchers_only_on_the_watchers_machine() {
         "machine:m1",
     );
     assert_eq!(judged(&same, &volume, 2), Ok(()));
+}
+
+#[test]
+fn clones_sharing_a_machine_id_are_told_apart_by_device_and_boot() {
+    // Containers of one image: the same machine id, and every tmpfs is named `tmpfs`.
+    let tmpfs = |dev: &str, boot: &str| {
+        with_dev(
+            on(fact("", "/srv", 2, "tmpfs", "tmpfs"), "/", "machine:m1"),
+            dev,
+            boot,
+        )
+    };
+    let here = mount_on("0:60", "/", "/srv", "tmpfs", "tmpfs");
+    assert_eq!(judged(&tmpfs("0:60", "b1"), &here, 2), Ok(()));
+    assert_eq!(
+        judged(&tmpfs("0:61", "b1"), &here, 2),
+        Err(Mismatch::OtherDevice {
+            here: "0:60".into(),
+            there: "0:61".into()
+        })
+    );
+    // The same number under another kernel (another VM of the image): another tmpfs.
+    assert_eq!(
+        judged(&tmpfs("0:60", "b2"), &here, 2),
+        Err(Mismatch::OtherBoot)
+    );
+    let mut unknown = tmpfs("0:60", "b1");
+    unknown.boot = None;
+    assert_eq!(judged(&unknown, &here, 2), Err(Mismatch::OtherBoot));
+    // A disk: the device number must match, the boot need not (a reboot keeps the disk).
+    let disk = on(fact("", "/", 3, "ext4", "/dev/sda1"), "/", "machine:m1");
+    let sda = mount_on("8:1", "/", "/", "ext4", "/dev/sda1");
+    assert_eq!(
+        judged(&with_dev(disk.clone(), "8:1", "b0"), &sda, 3),
+        Ok(())
+    );
+    assert!(matches!(
+        judged(&with_dev(disk.clone(), "8:17", "b1"), &sda, 3),
+        Err(Mismatch::OtherDevice { .. })
+    ));
+    // Overlay roots of two containers: the same name and folder, another device.
+    let overlay = with_dev(
+        on(fact("", "/", 3, "overlay", "overlay"), "/", "machine:m1"),
+        "0:52",
+        "b1",
+    );
+    let other_root = mount_on("0:53", "/", "/", "overlay", "overlay");
+    let err = judged(&overlay, &other_root, 3).expect_err("another container's root");
+    assert!(err.to_string().contains("0:53"), "{err}");
+    // A plan of an older watcher names no device: judged as before.
+    assert_eq!(judged(&disk, &sda, 3), Ok(()));
+    // Facts written by this release still read, and older plans' facts without the fields too.
+    let text = serde_json::to_string(&with_dev(disk.clone(), "8:1", "b1")).expect("json");
+    assert!(text.contains("\"dev\":\"8:1\""), "{text}");
+    let old: MountFact = serde_json::from_str(
+        r#"{"path":"/","mount_point":"/","depth":3,"fs_type":"ext4","source":"/dev/sda1"}"#,
+    )
+    .expect("an older plan's fact");
+    assert_eq!(old.dev, None);
 }

@@ -386,6 +386,8 @@ fn mount_facts_raise_the_format_only_for_an_empty_folder_and_old_plans_still_rea
         source: "srv:/export%20x".into(),
         root: Some("/".into()),
         machine: Some("machine:m1".into()),
+        dev: Some("0:52".into()),
+        boot: None,
     };
     let mut mounts = WatcherMounts {
         facts: vec![fact.clone()],
