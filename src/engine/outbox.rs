@@ -56,6 +56,24 @@ pub struct Outbox {
     claims: usize,
 }
 
+/// Puts a progress write among those waiting for the store, in place of one of the same claim
+/// when one waits: while the store is away, a job keeps one progress write, not one a block.
+pub(crate) fn push_progress<'a>(
+    waiting: impl IntoIterator<Item = &'a mut Write>,
+    write: Write,
+) -> Option<Write> {
+    let Write::Progress { claim, .. } = &write else {
+        return Some(write);
+    };
+    for old in waiting {
+        if matches!(old, Write::Progress { claim: c, .. } if c == claim) {
+            *old = write;
+            return None;
+        }
+    }
+    Some(write)
+}
+
 impl Outbox {
     /// Adds a write.
     pub fn push(&mut self, write: Write, then: Then) {
@@ -74,8 +92,7 @@ impl Outbox {
 
     /// Adds a progress write, in place of one of the same claim still waiting.
     pub fn push_progress(&mut self, write: Write) {
-        if let Some(write) = super::outcomes::push_progress(self.writes.iter_mut().flatten(), write)
-        {
+        if let Some(write) = push_progress(self.writes.iter_mut().flatten(), write) {
             self.push(write, Then::Nothing);
         }
     }

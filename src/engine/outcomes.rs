@@ -35,24 +35,6 @@ pub(super) fn progress_due(last: Option<Written>, step: &StepProgress, now: Inst
     }
 }
 
-/// Puts a progress write among those waiting for the store, in place of one of the same claim
-/// when one waits: while the store is away, a job keeps one progress write, not one a block.
-pub(super) fn push_progress<'a>(
-    waiting: impl IntoIterator<Item = &'a mut Write>,
-    write: Write,
-) -> Option<Write> {
-    let Write::Progress { claim, .. } = &write else {
-        return Some(write);
-    };
-    for old in waiting {
-        if matches!(old, Write::Progress { claim: c, .. } if c == claim) {
-            *old = write;
-            return None;
-        }
-    }
-    Some(write)
-}
-
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
@@ -522,6 +504,7 @@ fn answer_word(answer: &Answer) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::outbox::push_progress;
     use crate::store::queue::Claim;
 
     fn block(frame: u64, ended: bool) -> StepProgress {

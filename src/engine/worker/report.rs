@@ -15,7 +15,8 @@ use crate::store::queue::Write;
 
 use super::{Held, Then, Worker};
 use crate::engine::notify::Telling;
-use crate::engine::outcomes::{progress_due, push_progress};
+use crate::engine::outbox::push_progress;
+use crate::engine::outcomes::progress_due;
 
 impl Worker {
     /// Records how far a job's ffmpeg step got, when [`progress_due`] (its frame moved, at most
