@@ -12,6 +12,7 @@
 
 mod mount_facts;
 pub mod mounts;
+mod path_text;
 pub mod plan;
 mod report;
 

@@ -25,6 +25,7 @@ use crate::rules::NotifyTarget;
 use crate::store::queue::ClaimedJob;
 
 use super::mounts::{self, LocalMounts, MountFact, Unmapped, WatcherMounts};
+use super::path_text::{escape, unescape};
 
 /// The plan's format; a worker refuses plans of a newer one. A plan that needs nothing of a
 /// later format is written as format 1, so older workers keep taking it.
@@ -533,55 +534,6 @@ fn map_arg(arg: &OsString, pairs: &[(PathBuf, PathBuf)]) -> OsString {
         }
     }
     OsString::from_vec(out)
-}
-
-/// A path as JSON text without loss: `%` and bytes that are not UTF-8 as `%XX`.
-pub(super) fn escape(path: &Path) -> String {
-    let bytes = path.as_os_str().as_bytes();
-    let mut out = String::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        match std::str::from_utf8(rest) {
-            Ok(text) => {
-                out.push_str(&text.replace('%', "%25"));
-                break;
-            }
-            Err(e) => {
-                let (good, bad) = rest.split_at(e.valid_up_to());
-                out.push_str(
-                    &std::str::from_utf8(good)
-                        .unwrap_or_default()
-                        .replace('%', "%25"),
-                );
-                let n = e.error_len().unwrap_or(bad.len());
-                for byte in &bad[..n] {
-                    out.push_str(&format!("%{byte:02X}"));
-                }
-                rest = &bad[n..];
-            }
-        }
-    }
-    out
-}
-
-/// A path from its [`escape`]d text.
-pub(super) fn unescape(text: &str) -> PathBuf {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = text.get(i + 1..i + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    PathBuf::from(OsString::from_vec(out))
 }
 
 mod notify;
