@@ -147,6 +147,16 @@ impl Transfer {
         Ok(())
     }
 
+    /// Removes the temp files and lock sidecars that killed attempts of this job left at the
+    /// destination, for an attempt that finds the delivery already made and runs nothing there.
+    pub fn remove_abandoned(&self, log: &mut dyn Write) {
+        if self.prepare_destination().is_ok()
+            && let Some(dir) = self.dir.get()
+        {
+            remove_abandoned_in(dir, &self.to, &self.tag, log);
+        }
+    }
+
     fn temp_path(&self) -> Result<PathBuf, DeliverError> {
         temp_beside(&self.to, &self.tag).ok_or_else(|| {
             DeliverError::Transfer(format!(
@@ -213,15 +223,7 @@ impl Transfer {
                 self.to.display()
             ),
         );
-        for name in temp::remove_abandoned(dir, &self.to, &self.tag) {
-            note(
-                log,
-                format!(
-                    "== removed {}, left by a killed attempt of this job",
-                    dir.checked_path().join(name).display()
-                ),
-            );
-        }
+        remove_abandoned_in(dir, &self.to, &self.tag, log);
         // Held until the rename or removal: another claim's attempt leaves it alone meanwhile.
         let held = TempFile::create(dir, &temp_name)
             .map_err(|e| format!("cannot create the temp file: {e}"));
@@ -532,6 +534,19 @@ fn open_back(path: &Path, read_back: ReadBack) -> std::io::Result<File> {
 /// The temp name a transfer to `to` uses under job tag `tag` (for recovery and tests).
 pub fn temp_name(to: &Path, tag: &str) -> Option<OsString> {
     temp_beside(to, tag).and_then(|p| p.file_name().map(OsStr::to_os_string))
+}
+
+/// Removes what killed attempts of the job tagged `tag` left beside `to`, each named in the log.
+fn remove_abandoned_in(dir: &DirHandle, to: &Path, tag: &str, log: &mut dyn Write) {
+    for name in temp::remove_abandoned(dir, to, tag) {
+        note(
+            log,
+            format!(
+                "== removed {}, left by a killed attempt of this job",
+                dir.checked_path().join(name).display()
+            ),
+        );
+    }
 }
 
 #[cfg(test)]

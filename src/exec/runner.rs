@@ -25,7 +25,7 @@ use crate::deliver::publish::{OutputPaths, Publish};
 use crate::deliver::verify::Verify;
 use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext};
 use crate::exec::progress;
-use crate::exec::resume;
+use crate::exec::resume::{self, Resume};
 use crate::os::quote::shell_quote;
 use crate::os::version::FileVersion;
 use crate::store::queue::Published;
@@ -204,10 +204,32 @@ fn run_attempt(
     {
         return deliver_input(spec, plan, &mut log, hooks);
     }
-    if let Some(output) = &spec.output
-        && let Some(outcome) = resume::published(spec, output, &mut log, hooks)
-    {
-        return outcome;
+    if let Some(output) = &spec.output {
+        let before = hooks.published_before();
+        match resume::resume(before.as_ref(), output, spec.transfer.as_ref()) {
+            Resume::RunAgain => {}
+            Resume::DeliverProduct => {
+                return deliver_published(spec, &output.final_path, &mut log, hooks);
+            }
+            Resume::AlreadyMoved => {
+                // What the killed attempt left beside the destination goes (its temp's lock).
+                let to = spec.transfer.as_ref().map(|plan| {
+                    Transfer::planned(plan, spec.allowed_roots.clone(), transfer_tag(spec))
+                        .remove_abandoned(&mut log);
+                    plan.to.display().to_string()
+                });
+                note(
+                    &mut log,
+                    format!(
+                        "== {} is the move an earlier attempt of this job made; nothing is run again",
+                        to.unwrap_or_default()
+                    ),
+                );
+                return Outcome::Succeeded {
+                    published: Some(output.final_path.clone()),
+                };
+            }
+        }
     }
     let mut delivery = spec
         .output
@@ -386,6 +408,35 @@ fn deliver_input(
             tracing::debug!(job = %spec.id, %error, "delivery failed");
             Outcome::Failed(error.into())
         }
+    }
+}
+
+/// Delivers a product an earlier attempt of this job published (the version the store
+/// recorded is the one in place): its commands are not run again, only its `copy:`/`move:`,
+/// which that attempt may not have finished (the daemon died in between).
+fn deliver_published(
+    spec: &JobSpec,
+    product: &Path,
+    log: &mut File,
+    hooks: &mut dyn JobHooks,
+) -> Outcome {
+    note(
+        log,
+        format!(
+            "== {} is the product an earlier attempt of this job published; its commands are not run again",
+            product.display()
+        ),
+    );
+    if let Some(plan) = &spec.transfer {
+        let transfer = Transfer::planned(plan, spec.allowed_roots.clone(), transfer_tag(spec));
+        let mut hooks = PublishingHook(hooks);
+        if let Err(error) = transfer.deliver(product, log, &mut hooks) {
+            tracing::debug!(job = %spec.id, %error, "delivery failed");
+            return Outcome::Failed(error.into());
+        }
+    }
+    Outcome::Succeeded {
+        published: Some(product.to_path_buf()),
     }
 }
 
