@@ -5,9 +5,45 @@
 //! rules. The alias budget of the YAML tree itself is `yaml`'s.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::rules::loader::RulesError;
+/// Why a rules file was not read: it could not be, or it is past a limit.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("cannot read rules file `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is larger than a rules file should ever be (`size` is `None` when it grew past
+    /// the limit while read, or is no regular file).
+    #[error(
+        "rules file `{}` is {}, past the limit of {}; check that it is the right file, or raise the limit with `{}=BYTES`",
+        path.display(),
+        size.map_or_else(|| "larger".to_string(), show_bytes),
+        show_bytes(*limit),
+        MAX_BYTES_VAR
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, when known.
+        size: Option<u64>,
+        /// The limit.
+        limit: u64,
+    },
+    /// A limit variable is set to something that is not a positive whole number.
+    #[error("`{name}` is `{value}`, not a positive whole number; unset it for the default")]
+    BadLimit {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+}
 
 /// The largest rules file read by default. Real rules files are a few KiB; a 4 MiB one holds
 /// tens of thousands of rules and loads in about half a GiB.
@@ -64,15 +100,15 @@ impl Limits {
     ///
     /// # Errors
     /// A variable that is set but not a positive whole number.
-    pub fn from_env() -> Result<Limits, RulesError> {
-        let read = |name: &'static str| -> Result<Option<u64>, RulesError> {
+    pub fn from_env() -> Result<Limits, ReadError> {
+        let read = |name: &'static str| -> Result<Option<u64>, ReadError> {
             let Some(value) = std::env::var_os(name) else {
                 return Ok(None);
             };
             let text = value.to_string_lossy().into_owned();
             match text.trim().parse::<u64>() {
                 Ok(n) if n > 0 => Ok(Some(n)),
-                _ => Err(RulesError::BadLimit { name, value: text }),
+                _ => Err(ReadError::BadLimit { name, value: text }),
             }
         };
         let defaults = Limits::default();
@@ -90,13 +126,13 @@ impl Limits {
 /// the read stops past the limit (a file that grows meanwhile, a FIFO, `/dev/zero`).
 ///
 /// # Errors
-/// [`RulesError::Read`] when it cannot be read or is not UTF-8, [`RulesError::TooLarge`].
-pub fn read(path: &Path, max_bytes: u64) -> Result<String, RulesError> {
-    let read_error = |source| RulesError::Read {
+/// [`ReadError::Read`] when it cannot be read or is not UTF-8, [`ReadError::TooLarge`].
+pub fn read(path: &Path, max_bytes: u64) -> Result<String, ReadError> {
+    let read_error = |source| ReadError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let too_large = |size| RulesError::TooLarge {
+    let too_large = |size| ReadError::TooLarge {
         path: path.to_path_buf(),
         size,
         limit: max_bytes,

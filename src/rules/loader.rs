@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::media::keykode::KeyKodeSpec;
 use crate::media::timecode::TimecodeSpec;
 use crate::rules::diag::{Diagnostic, Diagnostics};
-use crate::rules::limits::{self, Limits};
+use crate::rules::limits::{self, Limits, ReadError};
 use crate::rules::lines::Lines;
 use crate::rules::model::{BUILTIN_VARIABLES, DEFAULT_IGNORE, RuleFile};
 use crate::rules::path::{absolute, normalize};
@@ -30,55 +30,24 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 /// Why a rules file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
-    /// The file could not be read.
-    #[error("cannot read rules file `{}`: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
     /// The file has errors; each is positioned.
     #[error("{0}")]
     Invalid(Diagnostics),
-    /// The file is larger than a rules file should ever be (`size` is `None` when it grew past
-    /// the limit while read, or is no regular file).
-    #[error(
-        "rules file `{}` is {}, past the limit of {}; check that it is the right file, or raise the limit with `{}=BYTES`",
-        path.display(),
-        size.map_or_else(|| "larger".to_string(), limits::show_bytes),
-        limits::show_bytes(*limit),
-        limits::MAX_BYTES_VAR
-    )]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its size, when known.
-        size: Option<u64>,
-        /// The limit.
-        limit: u64,
-    },
-    /// A limit variable is set to something that is not a positive whole number.
-    #[error("`{name}` is `{value}`, not a positive whole number; unset it for the default")]
-    BadLimit {
-        /// The variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-    },
+    /// The file could not be read, or is past a limit.
+    #[error(transparent)]
+    File(#[from] ReadError),
 }
 
 /// Reads and validates a rules file.
 ///
 /// # Errors
-/// [`RulesError::Read`] when the file cannot be read, [`RulesError::Invalid`] with every problem.
+/// [`RulesError::File`] when the file cannot be read, [`RulesError::Invalid`] with every problem.
 /// The file is read only when it is within the [`Limits`] (`SHOTROUTER_MAX_RULES_BYTES`,
 /// `SHOTROUTER_MAX_RULES`), so that no file takes the process past about 1 GiB.
 ///
 /// # Errors
-/// [`RulesError::Read`] when the file cannot be read, [`RulesError::TooLarge`] or
-/// [`RulesError::BadLimit`] past or without a sane limit, [`RulesError::Invalid`] with every
-/// problem.
+/// [`RulesError::File`] when the file cannot be read or is past or without a sane limit,
+/// [`RulesError::Invalid`] with every problem.
 pub fn load(path: &Path) -> Result<RuleFile, RulesError> {
     load_within(path, Limits::from_env()?)
 }
