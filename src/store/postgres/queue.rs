@@ -209,20 +209,7 @@ impl JobQueue for PgStore {
              ORDER BY j.queue_seq, j.id"
         };
         let rows = self.client()?.query(sql, &[&cursor])?;
-        Ok(rows
-            .into_iter()
-            .map(|r| QueuedJob {
-                id: r.get(0),
-                rule: r.get(1),
-                input: RootedPath {
-                    root: r.get(2),
-                    rel: path_of(r.get(3)),
-                },
-                attempts: r.get::<_, i32>(4) as u32,
-                not_before: r.get(5),
-                cursor: r.get(6),
-            })
-            .collect())
+        Ok(rows.into_iter().map(|r| queued_job(&r)).collect())
     }
 
     /// Of nodes naming one root, the last to register it owns it (as SQLite's one row per
@@ -248,20 +235,7 @@ impl JobQueue for PgStore {
              ORDER BY j.id LIMIT $4",
             &[&now_ms, &rules, &self.node, &(limit as i64)],
         )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| QueuedJob {
-                id: r.get(0),
-                rule: r.get(1),
-                input: RootedPath {
-                    root: r.get(2),
-                    rel: path_of(r.get(3)),
-                },
-                attempts: r.get::<_, i32>(4) as u32,
-                not_before: r.get(5),
-                cursor: r.get(6),
-            })
-            .collect())
+        Ok(rows.into_iter().map(|r| queued_job(&r)).collect())
     }
 
     fn wants_catch_up(
@@ -556,4 +530,19 @@ fn refusal(tx: &mut Cached<'_, '_>, id: JobId) -> Result<Answer, postgres::Error
         },
         None => Answer::Stale { current: 0 },
     })
+}
+
+/// A queued job from a row of `id, rule, root, rel, attempts, not_before, queue_seq`.
+fn queued_job(r: &postgres::Row) -> QueuedJob {
+    QueuedJob {
+        id: r.get(0),
+        rule: r.get(1),
+        input: RootedPath {
+            root: r.get(2),
+            rel: path_of(r.get(3)),
+        },
+        attempts: r.get::<_, i32>(4) as u32,
+        not_before: r.get(5),
+        cursor: r.get(6),
+    }
 }

@@ -211,19 +211,7 @@ impl JobQueue for SqliteStore {
              ORDER BY j.queue_seq, j.id"
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map([cursor], |r| {
-            Ok(QueuedJob {
-                id: r.get(0)?,
-                rule: r.get(1)?,
-                input: RootedPath {
-                    root: r.get(2)?,
-                    rel: path_of(r.get(3)?),
-                },
-                attempts: r.get::<_, i64>(4)? as u32,
-                not_before: r.get(5)?,
-                cursor: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map([cursor], queued_job)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -245,19 +233,7 @@ impl JobQueue for SqliteStore {
              ORDER BY j.id LIMIT ?4",
         )?;
         let rules = serde_json::Value::from(rules.to_vec()).to_string();
-        let rows = stmt.query_map(params![now_ms, rules, self.node, limit as i64], |r| {
-            Ok(QueuedJob {
-                id: r.get(0)?,
-                rule: r.get(1)?,
-                input: RootedPath {
-                    root: r.get(2)?,
-                    rel: path_of(r.get(3)?),
-                },
-                attempts: r.get::<_, i64>(4)? as u32,
-                not_before: r.get(5)?,
-                cursor: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![now_ms, rules, self.node, limit as i64], queued_job)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -608,4 +584,19 @@ fn adopt(tx: &Connection, name: &str, path: &Path) -> rusqlite::Result<()> {
         params![prefix, len],
     )?;
     Ok(())
+}
+
+/// A queued job from a row of `id, rule, root, rel, attempts, not_before, queue_seq`.
+fn queued_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedJob> {
+    Ok(QueuedJob {
+        id: r.get(0)?,
+        rule: r.get(1)?,
+        input: RootedPath {
+            root: r.get(2)?,
+            rel: path_of(r.get(3)?),
+        },
+        attempts: r.get::<_, i64>(4)? as u32,
+        not_before: r.get(5)?,
+        cursor: r.get(6)?,
+    })
 }
