@@ -278,7 +278,7 @@ fn worker(args: cli::WorkerArgs, color: ColorChoice) -> Result<ExitCode, Error> 
         })
         .transpose()?;
     let open_node = node.clone();
-    let store: crate::exec::pool::QueueFactory =
+    let store: crate::exec::local::QueueFactory =
         std::sync::Arc::new(move || crate::store::open_worker_queue(&location, &open_node));
     engine::worker::run(engine::worker::WorkerOptions {
         store,

@@ -7,9 +7,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::Signal;
+use std::time::Duration;
 
 use crate::app::human::{duration_ms, local_datetime_ns, local_time_ms, size};
 use crate::app::style::{paint, status_paint};
@@ -389,8 +387,8 @@ struct Cancelled {
     stopped_processes: usize,
 }
 
-/// `shotrouter cancel`: marks the jobs cancelled, then stops running ones (SIGTERM to the group,
-/// SIGKILL to what is left after 3 s).
+/// `shotrouter cancel`: marks the jobs cancelled, then stops running ones from their recorded
+/// run (a local group: SIGTERM, SIGKILL to what is left after 3 s).
 ///
 /// # Errors
 /// No store, or a database error.
@@ -399,15 +397,13 @@ pub fn cancel(store: &Location, ids: &[JobId], as_json: bool) -> Result<ExitCode
     check_ids(history.as_ref(), ids)?;
     let cancelled = history.cancel(ids).map_err(runtime)?;
     let mut done = Vec::new();
-    for (id, group) in &cancelled {
+    for (id, run) in &cancelled {
         let mut killed = 0;
-        if let Some(group) = group {
-            killed = group.signal(Signal::SIGTERM);
-            let deadline = Instant::now() + crate::exec::runner::KILL_GRACE;
-            while !group.live_members().is_empty() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            group.kill();
+        if let Some(run) = run {
+            killed = crate::exec::executor::terminate(run, crate::exec::runner::KILL_GRACE)
+                .map_err(|e| {
+                    Error::Runtime(format!("job {id} is cancelled in the store, but {e}"))
+                })?;
         }
         done.push(Cancelled {
             id: *id,

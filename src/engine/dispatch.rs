@@ -485,7 +485,7 @@ impl Engine {
             return;
         }
         self.telemetry_ready(&spec);
-        self.pool.submit(spec);
+        self.executor.submit(spec);
     }
 
     /// Takes jobs queued in the store that this engine does not hold (resumed at start-up, or

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
 
 use crate::error::Error;
-use crate::exec::pool::{Pool, QueueFactory, Report};
+use crate::exec::executor::{Executor, Report};
+use crate::exec::local::{LocalExecutor, QueueFactory};
 use crate::exec::provenance::Provenance;
 use crate::os::owner_lock::{LockError, OwnerLock};
 use crate::route::matcher::{RuleSet, Scratch};
@@ -101,7 +102,12 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let (done_tx, done_rx) = unbounded();
     let signals = signal_channel()?;
     let provenance = Arc::new(Provenance::default());
-    let pool = Pool::new(set.file.jobs, provenance.clone(), factory, done_tx);
+    let executor: Box<dyn Executor> = Box::new(LocalExecutor::new(
+        set.file.jobs,
+        provenance.clone(),
+        factory,
+        done_tx,
+    ));
     let progress = options.progress.clone().filter(|_| options.once);
     let now = Instant::now();
     let telemetry = options.telemetry.clone();
@@ -114,7 +120,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         provenance,
         intake: Default::default(),
         sequences: Default::default(),
-        pool,
+        executor,
         store,
         outbox: Default::default(),
         counters: Default::default(),
@@ -337,7 +343,7 @@ impl Engine {
             return false;
         }
         self.store.is_none()
-            || (self.outbox.has_claims() && self.pool.waiting() < self.set.file.jobs)
+            || (self.outbox.has_claims() && self.executor.waiting() < self.set.file.jobs)
             || self.outbox.due().is_some_and(|due| due <= now)
             || self.outbox.len() >= MAX_OUTBOX
     }
@@ -413,17 +419,11 @@ impl Engine {
             return Ok(());
         };
         let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
-        for job in &abandoned {
-            let killed = job.group.as_ref().map_or(0, |g| g.kill());
-            // Queued again either way; a published product is delivered, not made again.
-            let resolution = if job.published {
-                "published; its delivery resumes"
-            } else {
-                "requeued"
-            };
-            tracing::warn!(job = job.id, rule = %job.rule, resolution, killed_processes = killed, "job was interrupted by the previous daemon's end");
-        }
-        crate::exec::temps::sweep(&abandoned);
+        super::reattach::reattach_abandoned(
+            &*self.executor,
+            &abandoned,
+            "the previous daemon's end",
+        );
         self.resume_queued(-1);
         Ok(())
     }
@@ -479,7 +479,7 @@ impl Engine {
         let rewatch = set.file.watch != self.set.file.watch
             || set.file.ignore != self.set.file.ignore
             || set.events() != self.set.events();
-        self.pool.set_limit(set.file.jobs);
+        self.executor.set_limit(set.file.jobs);
         self.queue.set_limits(set.file.jobs, rule_limits(&set));
         if rewatch && let Some(store) = self.store.as_mut() {
             store
@@ -509,7 +509,7 @@ impl Engine {
             failed = self.counters.failed,
             "done"
         );
-        self.pool.shutdown();
+        self.executor.shutdown();
         self.notifier.finish(NOTIFY_GRACE);
         if self.counters.failed == 0 {
             ExitCode::SUCCESS
@@ -529,7 +529,7 @@ impl Engine {
     ) -> ExitCode {
         self.stopping = true;
         let waiting = self.queue.drain().len();
-        let unstarted = self.pool.drain_queued();
+        let unstarted = self.executor.drain_queued();
         if waiting + unstarted.len() > 0 {
             tracing::warn!(
                 count = waiting + unstarted.len(),
@@ -547,7 +547,7 @@ impl Engine {
                 );
             }
         }
-        let running = self.pool.running();
+        let running = self.executor.running();
         tracing::info!(
             running,
             grace_s = self.options.grace.as_secs_f64(),
@@ -556,16 +556,16 @@ impl Engine {
         let deadline = signalled + self.options.grace;
         let last_report = deadline + STOP_REPORT_WAIT;
         let mut cancelled = false;
-        while self.pool.running() > 0 {
+        while self.executor.running() > 0 {
             let until = if cancelled { last_report } else { deadline };
             match done.recv_deadline(until) {
                 Ok(report) => self.on_report(report, source, true),
                 Err(_) if !cancelled => {
                     tracing::warn!(
-                        running = self.pool.running(),
+                        running = self.executor.running(),
                         "grace period over; killing running jobs"
                     );
-                    self.pool.cancel_running(STOP_KILL_AFTER);
+                    self.executor.cancel_running(STOP_KILL_AFTER);
                     cancelled = true;
                 }
                 Err(_) => break,
@@ -576,7 +576,7 @@ impl Engine {
         }
         self.flush_until_done();
         self.publish_telemetry(Instant::now(), true);
-        self.pool.shutdown();
+        self.executor.shutdown();
         self.notifier.finish(NOTIFY_GRACE);
         tracing::info!("stopped");
         ExitCode::SUCCESS

@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod notify;
 pub mod outbox;
 pub mod outcomes;
+mod reattach;
 pub mod reload;
 pub mod retention;
 pub mod sequencer;
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 
-use crate::exec::pool::Pool;
+use crate::exec::executor::Executor;
 use crate::exec::provenance::Provenance;
 use crate::route::matcher::{RuleSet, Scratch};
 use crate::store::JobId;
@@ -95,7 +96,7 @@ pub struct Engine {
     intake: Intake,
     sequences: Sequencer,
     queue: FairQueue,
-    pool: Pool,
+    executor: Box<dyn Executor>,
     /// The job store, when jobs are recorded.
     store: Option<Box<dyn JobQueue>>,
     outbox: Outbox,
@@ -122,7 +123,7 @@ pub struct Engine {
     outstanding: usize,
     /// Store jobs this engine holds (waiting, claimed or running): not resumed twice.
     known: HashSet<JobId>,
-    /// The pool's handle on each running attempt and its claim, by job: to stop one the store
+    /// The executor's handle on each running attempt and its claim, by job: to stop one the store
     /// superseded, or one cancelled or taken over from another machine.
     attempts: HashMap<JobId, (u64, crate::store::queue::Claim)>,
     /// When each running attempt's progress was last written to the store.

@@ -26,7 +26,7 @@ pub enum Then {
     },
     /// A waiting job was claimed: run it.
     Claimed(Box<JobSpec>),
-    /// A step started in the pool's job `job`: stop it if the claim is cancelled or stale.
+    /// A step started as the executor's attempt `job`: stop it if the claim is cancelled or stale.
     Started(u64),
     /// An attempt failed and is to be retried at `at`.
     Retry(Box<JobSpec>, Instant),
@@ -247,7 +247,7 @@ mod tests {
             outbox.push(
                 Write::Started {
                     claim: claim(id),
-                    group: None,
+                    run: None,
                     temp_output: None,
                 },
                 Then::Started(id as u64),

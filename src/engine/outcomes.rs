@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::exec::pool::{Finished, Report};
+use crate::exec::executor::{Finished, Report};
 use crate::exec::progress::StepProgress;
 use crate::exec::runner::{JobSpec, Outcome};
 use crate::rules;
@@ -59,14 +59,14 @@ impl Engine {
                 claim,
                 job,
                 temp_output,
-                group,
+                run,
             } => {
                 self.attempts.insert(claim.id, (job, claim));
                 self.telemetry_started(&claim.id.to_string());
                 self.outbox.push(
                     Write::Started {
                         claim,
-                        group,
+                        run,
                         temp_output,
                     },
                     Then::Started(job),
@@ -348,7 +348,7 @@ impl Engine {
                     job,
                     "cancelled (by a user, or superseded by a newer version of its input); stopping it"
                 );
-                self.pool.cancel(job);
+                self.executor.cancel(job);
             }
             (Then::Started(job), Answer::Stale { current }) => {
                 tracing::error!(
@@ -356,7 +356,7 @@ impl Engine {
                     current_token = current,
                     "this attempt's claim was superseded; stopping it"
                 );
-                self.pool.cancel(job);
+                self.executor.cancel(job);
             }
             (Then::Started(_), _) => {}
             (Then::Retry(spec, at), Answer::Ok) => self.requeue(*spec, at),
@@ -409,7 +409,7 @@ impl Engine {
             let running = self.attempts.get(old).map(|(job, _)| *job);
             tracing::info!(job = old, superseded_by = by, rule = %spec.rule, path = %spec.path.display(), running = running.is_some(), "superseded: a newer version of its input arrived");
             if let Some(handle) = running {
-                self.pool.cancel(handle);
+                self.executor.cancel(handle);
             }
         }
     }
@@ -433,7 +433,7 @@ impl Engine {
                             job = id,
                             "claim lost (cancelled, superseded, or taken over after a lease expiry); stopping its process group"
                         );
-                        self.pool.cancel(*job);
+                        self.executor.cancel(*job);
                     }
                 }
             }

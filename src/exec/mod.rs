@@ -1,10 +1,12 @@
-//! Running jobs: the worker pool (limits, fairness, delayed retries), the runner (argv through
+//! Running jobs: the [`executor::Executor`] seam and its first implementation, [`local`] (a
+//! pool of threads running process groups), the runner (argv through
 //! duct in a process group, never a shell, then the delivery steps) and the watchdog (deadlines
 //! and cancels, signalled to the job's process group), and temp outputs named after their claim
 //! (swept after a crash); `notifier` delivers `notify:` webhooks and commands; `progress` reads ffmpeg's `-progress` output.
 
+pub mod executor;
+pub mod local;
 pub mod notifier;
-pub mod pool;
 pub mod progress;
 pub mod provenance;
 mod resume;

@@ -161,7 +161,7 @@ mod tests {
         let job = Abandoned {
             id: 5,
             rule: "r".into(),
-            group: None,
+            run: None,
             temp_output: None,
             output: Some(out),
             token: 2,
@@ -183,7 +183,7 @@ mod tests {
         let job = Abandoned {
             id: 5,
             rule: "r".into(),
-            group: None,
+            run: None,
             temp_output: None,
             output: Some(out),
             token: 1,

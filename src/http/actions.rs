@@ -2,15 +2,12 @@
 //! behind [`auth::check`]. Cancel stops a running job's process group
 //! here, as `shotrouter cancel` does: SIGTERM, then SIGKILL after the runner's grace.
 
-use std::time::{Duration, Instant};
-
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path as UrlPath, Query, State as Extract};
 use axum::http::HeaderMap;
 use axum::routing::post;
-use nix::sys::signal::Signal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -81,22 +78,16 @@ async fn cancel(
         .run(move |h| {
             let job = existing(h, id)?;
             let cancelled = h.cancel(&[id])?;
-            let Some((_, group)) = cancelled.into_iter().next() else {
+            let Some((_, run)) = cancelled.into_iter().next() else {
                 return Err(ApiError::Conflict(format!(
                     "job {id} is {}: only queued or running jobs are cancelled",
                     job.row.status
                 )));
             };
-            let mut stopped = 0;
-            if let Some(group) = group {
-                stopped = group.signal(Signal::SIGTERM);
-                let deadline = Instant::now() + crate::exec::runner::KILL_GRACE;
-                while !group.live_members().is_empty() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                group.kill();
-            }
-            Ok(stopped)
+            let Some(run) = run else { return Ok(0) };
+            crate::exec::executor::terminate(&run, crate::exec::runner::KILL_GRACE).map_err(|e| {
+                ApiError::Conflict(format!("job {id} is cancelled in the store, but {e}"))
+            })
         })
         .await?;
     tracing::info!(job = id, stopped, "http: cancel");

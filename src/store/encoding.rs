@@ -6,7 +6,6 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
 use crate::store::RawArgv;
 
@@ -92,21 +91,5 @@ pub(crate) fn display_path(root: &str, rel: &[u8], root_path: Option<&[u8]>) -> 
                 .as_bytes(),
         ),
         (root, None) => format!("{root}:{}", lossy(rel)),
-    }
-}
-
-/// A process group from its stored columns, when all three were recorded.
-pub(crate) fn group_of(
-    pgid: Option<i32>,
-    leader_start: Option<i64>,
-    boot_id: Option<String>,
-) -> Option<GroupId> {
-    match (pgid, leader_start, boot_id) {
-        (Some(pgid), Some(start), Some(boot_id)) => Some(GroupId {
-            pgid,
-            leader_start: start as u64,
-            boot_id,
-        }),
-        _ => None,
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::os::process::GroupId;
+use crate::store::RunHandle;
 
 use super::{FileRecord, JobDetail, JobId, JobRow, Status, StatusReport, StoreError};
 
@@ -88,7 +88,7 @@ pub trait JobHistory {
     ///
     /// # Errors
     /// Database errors.
-    fn cancel(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Option<GroupId>)>, StoreError>;
+    fn cancel(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Option<RunHandle>)>, StoreError>;
 
     /// Queues a new job of `rule` for the latest version of every input it ran on (created at
     /// or after `since_ms`), except inputs with one queued or running; returns how many.

@@ -15,11 +15,13 @@ pub mod location;
 mod open;
 pub mod postgres;
 pub mod queue;
+pub mod run;
 pub mod sqlite;
 mod url;
 
 pub use location::Location;
 pub use open::{open_history, open_queue, open_worker_queue};
+pub use run::RunHandle;
 
 /// A job's id in the store.
 pub type JobId = i64;

@@ -11,8 +11,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
+use crate::store::RunHandle;
 
 use super::{JobId, StoreError};
 
@@ -176,12 +176,12 @@ pub enum Write {
         /// runs the new commands with their own product, checks and timeout.
         plan: String,
     },
-    /// A step of the claimed job started in this process group, writing to this temp output.
+    /// A step of the claimed job started as this run, writing to this temp output.
     Started {
         /// The claim.
         claim: Claim,
-        /// The step's process group, to kill after a crash or a cancel.
-        group: Option<GroupId>,
+        /// The run's handle (a local step's process group), to stop after a crash or a cancel.
+        run: Option<RunHandle>,
         /// The hidden temp output, removed after a crash.
         temp_output: Option<PathBuf>,
     },
@@ -285,8 +285,9 @@ pub struct Abandoned {
     pub id: JobId,
     /// Its rule.
     pub rule: String,
-    /// Its last process group, to kill if still alive (the engine checks it is provably ours).
-    pub group: Option<GroupId>,
+    /// Its last run, to stop if still alive (a local group only when provably ours), or to
+    /// re-attach to.
+    pub run: Option<RunHandle>,
     /// Its temp output, to delete.
     pub temp_output: Option<PathBuf>,
     /// Its product's final path, if it has one: its attempts' temp outputs are named after it

@@ -10,6 +10,7 @@ mod deliveries;
 mod edit;
 mod editorial;
 mod env;
+mod executor;
 mod hardening;
 mod hardening_rules;
 mod hardening_run;

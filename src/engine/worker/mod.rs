@@ -1,6 +1,6 @@
 //! `shotrouter worker`: a node that runs jobs other nodes' watchers queued, with no rules file
 //! and no watcher. It claims due jobs it may run (its `--tags`, each rule's cluster-wide
-//! `concurrency`) when it has a free slot, runs them through the same pool, runner, verification
+//! `concurrency`) when it has a free slot, runs them through the same executor, runner, verification
 //! and publish as `watch`, and records each end with its claim's fencing token; its jobs'
 //! progress and `notify:` go where a watcher's would (`report`).
 //!
@@ -25,8 +25,9 @@ use crossbeam_channel::{Receiver, after, bounded, select, tick, unbounded};
 
 use crate::deliver::DeliverError;
 use crate::error::Error;
+use crate::exec::executor::{Executor, Finished, Report};
+use crate::exec::local::{LocalExecutor, QueueFactory};
 use crate::exec::notifier::Notifier;
-use crate::exec::pool::{Finished, Pool, QueueFactory, Report};
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::{Failure, JobSpec, Outcome};
 use crate::rules::{NotifyEvent, NotifyTarget};
@@ -90,7 +91,7 @@ enum Then {
 /// A claim this node holds.
 struct Held {
     claim: Claim,
-    /// The pool's handle on the attempt, once a step started.
+    /// The executor's handle on the attempt, once a step started.
     job: Option<u64>,
     retries: Retries,
     /// The rule's `notify:` targets, from the job's plan.
@@ -104,7 +105,7 @@ struct Held {
 struct Worker {
     options: WorkerOptions,
     store: Option<Box<dyn JobQueue>>,
-    pool: Pool,
+    executor: Box<dyn Executor>,
     /// Claims this node holds.
     held: HashMap<JobId, Held>,
     pending: Vec<(Write, Then)>,
@@ -138,25 +139,21 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
     store
         .register_node(role, options.lease.as_millis() as i64)
         .map_err(|e| Error::Config(e.to_string()))?;
-    let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
-    for job in &abandoned {
-        let killed = job.group.as_ref().map_or(0, |g| g.kill());
-        tracing::warn!(job = job.id, rule = %job.rule, killed_processes = killed, "job was interrupted by this worker's previous end");
-    }
-    crate::exec::temps::sweep(&abandoned);
     let (done_tx, done_rx) = unbounded();
-    let pool = Pool::new(
+    let executor: Box<dyn Executor> = Box::new(LocalExecutor::new(
         options.jobs,
         Arc::new(Provenance::default()),
         Some(options.store.clone()),
         done_tx,
-    );
+    ));
+    let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
+    super::reattach::reattach_abandoned(&*executor, &abandoned, "this worker's previous end");
     let wake = waker(options.store.clone());
     tracing::info!(node = %options.node, jobs = options.jobs, tags = %options.tags.join(","), "worker started");
     let mut worker = Worker {
         options,
         store: Some(store),
-        pool,
+        executor,
         held: HashMap::new(),
         pending: Vec::new(),
         last_beat: Instant::now(),
@@ -169,7 +166,7 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         notifier: Notifier::default(),
     };
     worker.run_loop(&done_rx, &signals, &wake);
-    worker.pool.shutdown();
+    worker.executor.shutdown();
     worker.notifier.finish(NOTIFY_GRACE);
     tracing::info!("worker stopped");
     Ok(ExitCode::SUCCESS)
@@ -251,7 +248,7 @@ impl Worker {
                     stop_deadline = Some(Instant::now() + self.options.grace);
                 }
                 recv(grace_over) -> _ => {
-                    self.pool.cancel_running(Duration::from_millis(400));
+                    self.executor.cancel_running(Duration::from_millis(400));
                     stop_deadline = Some(Instant::now() + Duration::from_secs(3600));
                 }
                 recv(wake) -> _ => {}
@@ -263,7 +260,7 @@ impl Worker {
                 self.on_report(report);
             }
             self.flush();
-            if self.stopping && self.held.is_empty() && self.pool.running() == 0 {
+            if self.stopping && self.held.is_empty() && self.executor.running() == 0 {
                 break;
             }
             self.fill();
@@ -296,7 +293,7 @@ impl Worker {
         self.reconnect_at = Instant::now() + self.reconnect_wait;
     }
 
-    /// Claims as many jobs as there are free slots, and hands them to the pool.
+    /// Claims as many jobs as there are free slots, and hands them to the executor.
     fn fill(&mut self) {
         if self.stopping || !self.pending.is_empty() {
             return;
@@ -337,7 +334,7 @@ impl Worker {
                             progress_written: None,
                         },
                     );
-                    self.pool.submit(spec);
+                    self.executor.submit(spec);
                 }
                 Err(reason) => self.decline(job.claim, &job.rule, reason),
             }
@@ -404,7 +401,7 @@ impl Worker {
                 claim,
                 job,
                 temp_output,
-                group,
+                run,
             } => {
                 if let Some(held) = self.held.get_mut(&claim.id) {
                     held.job = Some(job);
@@ -413,7 +410,7 @@ impl Worker {
                 self.pending.push((
                     Write::Started {
                         claim,
-                        group,
+                        run,
                         temp_output,
                     },
                     Then::Started(job),
@@ -483,7 +480,7 @@ impl Worker {
             match (then, answer) {
                 (Then::Started(job), Answer::Cancelled) => {
                     tracing::info!(job, "cancelled meanwhile; stopping it");
-                    self.pool.cancel(job);
+                    self.executor.cancel(job);
                 }
                 (Then::Started(job), Answer::Stale { current }) => {
                     tracing::error!(
@@ -491,7 +488,7 @@ impl Worker {
                         current_token = current,
                         "this attempt's claim was taken over (its lease expired); stopping it"
                     );
-                    self.pool.cancel(job);
+                    self.executor.cancel(job);
                 }
                 // The end is recorded: this node held the job's claim, so it tells.
                 (Then::Ended(tellings), Answer::Ok) => self.send(tellings),
@@ -544,15 +541,15 @@ impl Worker {
     /// itself is down (a restart) nobody takes anything: after it comes back every node gets a
     /// whole lease again, and stopping at once would only repeat work.
     fn fence(&mut self) {
-        if self.last_beat.elapsed() <= self.options.lease * 2 || self.pool.running() == 0 {
+        if self.last_beat.elapsed() <= self.options.lease * 2 || self.executor.running() == 0 {
             return;
         }
         tracing::error!(
-            running = self.pool.running(),
+            running = self.executor.running(),
             lease_ms = self.options.lease.as_millis() as u64,
             "no heartbeat reached the store for twice the lease: other nodes may have taken this node's jobs, so its attempts stop"
         );
-        self.pool.cancel_running(Duration::from_millis(400));
+        self.executor.cancel_running(Duration::from_millis(400));
     }
 
     /// Stops attempts whose claim this node no longer holds.
@@ -572,7 +569,7 @@ impl Worker {
                     job = id,
                     "claim lost (cancelled, superseded, or taken over after a lease expiry); stopping its process group"
                 );
-                self.pool.cancel(*job);
+                self.executor.cancel(*job);
             }
         }
     }

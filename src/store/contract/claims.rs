@@ -50,7 +50,7 @@ pub(crate) fn a_stale_token_is_refused(b: &dyn Backend) {
     let stale = Answer::Stale { current: new.token };
     let started = |claim| Write::Started {
         claim,
-        group: None,
+        run: None,
         temp_output: None,
     };
     assert_eq!(one(&mut *a, started(old)), stale);
@@ -91,7 +91,7 @@ pub(crate) fn a_cancel_while_claimed_stops_the_attempt(b: &dyn Backend) {
     );
     let started = Write::Started {
         claim,
-        group: None,
+        run: None,
         temp_output: Some(b.scratch().join(".a.sr-1.mov")),
     };
     assert_eq!(one(&mut *q, started), Answer::Cancelled);
@@ -267,7 +267,7 @@ pub(crate) fn an_interrupted_attempt_is_not_counted(b: &dyn Backend) {
     let claim = claimed(q, "a.tif", version(7, 10));
     let started = Write::Started {
         claim,
-        group: None,
+        run: None,
         temp_output: Some(b.scratch().join(".a.sr1-1.mov")),
     };
     assert_eq!(one(q, started), Answer::Ok);
@@ -334,7 +334,7 @@ pub(crate) fn recovery_takes_only_this_nodes_claims(b: &dyn Backend) {
     let temp = b.scratch().join(".a.sr-1.mov");
     let started = Write::Started {
         claim: interrupted,
-        group: None,
+        run: None,
         temp_output: Some(temp.clone()),
     };
     assert_eq!(one(&mut *a, started), Answer::Ok);
@@ -511,4 +511,42 @@ pub(crate) fn replan_and_drop_touch_only_waiting_jobs(b: &dyn Backend) {
     assert_eq!(one(q, drop), Answer::NotClaimable);
     assert_eq!(one(q, replan(id)), Answer::NotClaimable);
     assert_eq!(one(q, Write::Claim { id }), Answer::NotClaimable);
+}
+
+/// The handle an attempt's run was recorded with comes back whole, local process group or
+/// remote id, to whoever must stop or re-attach to it: `cancel` and this node's `recover`.
+pub(crate) fn a_runs_handle_comes_back_to_stop_it(b: &dyn Backend) {
+    use crate::os::process::GroupId;
+    use crate::store::RunHandle;
+    let mut q = b.queue("a");
+    let local = RunHandle::Local(GroupId {
+        pgid: 4242,
+        leader_start: 99,
+        boot_id: "boot".into(),
+    });
+    let remote = RunHandle::Remote {
+        executor: "slurm".into(),
+        id: "1234_7".into(),
+    };
+    let mut claims = Vec::new();
+    for (rel, run) in [("a.tif", &local), ("b.tif", &remote)] {
+        let claim = claimed(&mut *q, rel, version(claims.len() as u64 + 7, 10));
+        let started = Write::Started {
+            claim,
+            run: Some(run.clone()),
+            temp_output: None,
+        };
+        assert_eq!(one(&mut *q, started), Answer::Ok);
+        claims.push(claim);
+    }
+    let mut h = b.history();
+    assert_eq!(
+        h.cancel(&[claims[0].id]).expect("cancel"),
+        vec![(claims[0].id, Some(local))]
+    );
+    drop(q);
+    let mut again = b.queue("a");
+    let abandoned = again.recover().expect("recover");
+    let found: Vec<_> = abandoned.iter().map(|a| (a.id, a.run.clone())).collect();
+    assert_eq!(found, vec![(claims[1].id, Some(remote))]);
 }

@@ -24,7 +24,7 @@ pub(crate) fn history_reports_and_filters(b: &dyn Backend) {
     let running = claimed(q, "c.tif", version(3, 10));
     let started = Write::Started {
         claim: running,
-        group: None,
+        run: None,
         temp_output: None,
     };
     assert_eq!(one(q, started), Answer::Ok);

@@ -40,6 +40,7 @@ macro_rules! contract_tests {
             claim_comes_before_running,
             a_stale_token_is_refused,
             a_cancel_while_claimed_stops_the_attempt,
+            a_runs_handle_comes_back_to_stop_it,
             a_newer_version_supersedes_unfinished_jobs,
             a_new_record_and_a_rename_over_one_supersede,
             a_finish_without_a_start_records_the_end,

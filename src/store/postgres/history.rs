@@ -7,7 +7,7 @@ use std::path::Path;
 
 use postgres::Row;
 
-use super::super::encoding::{blob, decode_steps, display_path, group_of, lossy};
+use super::super::encoding::{blob, decode_steps, display_path, lossy};
 use super::super::history::{JobFilter, JobHistory};
 use super::super::{
     FileRecord, JobDetail, JobId, JobProgress, JobRow, NodeReport, RanSteps, Status, StatusReport,
@@ -15,7 +15,7 @@ use super::super::{
 };
 use super::queue::notify;
 use super::{NEXT_QUEUE_SEQ, NOW_MS, PgStore, root_path_sql, rooted};
-use crate::os::process::GroupId;
+use crate::store::RunHandle;
 
 /// The columns [`row`] reads; `$1` is this node's name.
 fn row_sql() -> String {
@@ -303,7 +303,7 @@ impl JobHistory for PgStore {
         Ok(taken)
     }
 
-    fn cancel(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Option<GroupId>)>, StoreError> {
+    fn cancel(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Option<RunHandle>)>, StoreError> {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
         let mut cancelled = Vec::new();
@@ -313,12 +313,15 @@ impl JobHistory for PgStore {
                     "UPDATE jobs SET status = 'cancelled', finished_at = {NOW_MS},
                          exit_status = 'cancelled by a user'
                      WHERE id = $1 AND status IN ('queued', 'claimed', 'running')
-                     RETURNING pgid, leader_start, boot_id"
+                     RETURNING pgid, leader_start, boot_id, run_remote"
                 ),
                 &[&id],
             )?;
             if let Some(r) = found {
-                cancelled.push((id, group_of(r.get(0), r.get(1), r.get(2))));
+                cancelled.push((
+                    id,
+                    RunHandle::from_columns(r.get(0), r.get(1), r.get(2), r.get(3)),
+                ));
             }
         }
         tx.commit()?;

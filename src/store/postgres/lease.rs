@@ -7,14 +7,15 @@
 use postgres::{Row, Transaction};
 
 use super::super::StoreError;
-use super::super::encoding::{group_of, path_of};
+use super::super::encoding::path_of;
 use super::super::queue::Abandoned;
 use super::queue::{notify, retryable};
 use super::{NEXT_QUEUE_SEQ, PgStore, QUEUE_SEQ_LOCK};
 use crate::os::version::FileVersion;
+use crate::store::RunHandle;
 
 const HELD_SQL: &str = "SELECT id, rule, pgid, leader_start, boot_id, temp_output, output,
-        publish_ino, publish_size, publish_mtime_ns, token
+        publish_ino, publish_size, publish_mtime_ns, token, run_remote
     FROM jobs WHERE status IN ('claimed', 'running')";
 
 /// What the engine must clean up after this claim, once it is given back.
@@ -22,7 +23,7 @@ fn abandoned(row: &Row, published: bool) -> Abandoned {
     Abandoned {
         id: row.get(0),
         rule: row.get(1),
-        group: group_of(row.get(2), row.get(3), row.get(4)),
+        run: RunHandle::from_columns(row.get(2), row.get(3), row.get(4), row.get(11)),
         temp_output: row.get::<_, Option<Vec<u8>>>(5).map(path_of),
         output: row.get::<_, Option<Vec<u8>>>(6).map(path_of),
         token: row.get(10),
@@ -58,7 +59,7 @@ fn requeue(tx: &mut Transaction<'_>, id: i64, reason: &str) -> Result<(), postgr
         &format!(
             "UPDATE jobs SET status = 'queued', exit_status = $2, not_before = 0,
                  due_at = '-infinity', queue_seq = {NEXT_QUEUE_SEQ}, temp_output = NULL,
-                 pgid = NULL, leader_start = NULL, boot_id = NULL
+                 pgid = NULL, leader_start = NULL, boot_id = NULL, run_remote = NULL
              WHERE id = $1"
         ),
         &[&id, &reason],

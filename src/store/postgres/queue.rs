@@ -19,6 +19,7 @@ use super::cached::Cached;
 use super::enqueue::{enqueue, upsert_file};
 use super::{CHANNEL, NOW_MS, PgStore, rooted};
 use crate::os::version::FileVersion;
+use crate::store::RunHandle;
 
 /// How often a commit that lost a deadlock or a serialization race is tried again.
 const RETRIES: usize = 5;
@@ -391,14 +392,15 @@ fn apply(
         }
         Write::Started {
             claim,
-            group,
+            run,
             temp_output,
         } => {
+            let group = run.as_ref().and_then(RunHandle::group);
             let changed = tx.execute(
                 &format!(
                     "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, {NOW_MS}),
                          pgid = $3, leader_start = $4, boot_id = $5, temp_output = $6,
-                         progress = NULL
+                         run_remote = $7, progress = NULL
                      WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')"
                 ),
                 &[
@@ -408,6 +410,7 @@ fn apply(
                     &group.as_ref().map(|g| g.leader_start as i64),
                     &group.as_ref().map(|g| g.boot_id.as_str()),
                     &temp_output.as_deref().map(blob),
+                    &run.as_ref().and_then(RunHandle::remote_text),
                 ],
             )?;
             if changed == 1 {
@@ -500,7 +503,7 @@ fn finish(
                  due_at = now() + $6::bigint * interval '1 millisecond',
                  finished_at = {NOW_MS}, started_at = coalesce(started_at, {NOW_MS}),
                  temp_output = NULL, pgid = NULL, leader_start = NULL, boot_id = NULL,
-                 attempts = greatest(attempts - $7, 0)
+                 run_remote = NULL, attempts = greatest(attempts - $7, 0)
              WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')"
         ),
         &[

@@ -13,8 +13,8 @@ use super::super::{
     StoreError, now_ms,
 };
 use super::encoding::{blob, decode_steps, lossy};
-use super::{NEXT_QUEUE_SEQ, SqliteStore, display_path, group_of};
-use crate::os::process::GroupId;
+use super::{NEXT_QUEUE_SEQ, SqliteStore, display_path};
+use crate::store::RunHandle;
 
 /// The columns [`row`] reads.
 const ROW_SQL: &str = "SELECT j.id, j.rule, f.root, f.rel, r.path, j.status, j.attempts,
@@ -328,7 +328,7 @@ impl JobHistory for SqliteStore {
         Ok(taken)
     }
 
-    fn cancel(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Option<GroupId>)>, StoreError> {
+    fn cancel(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Option<RunHandle>)>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -338,12 +338,17 @@ impl JobHistory for SqliteStore {
                 "UPDATE jobs SET status = 'cancelled', finished_at = ?2,
                      exit_status = 'cancelled by a user'
                  WHERE id = ?1 AND status IN ('queued', 'claimed', 'running')
-                 RETURNING pgid, leader_start, boot_id",
+                 RETURNING pgid, leader_start, boot_id, run_remote",
             )?;
             for &id in ids {
                 let group = stmt
                     .query_row(params![id, now_ms()], |r| {
-                        Ok(group_of(r.get(0)?, r.get(1)?, r.get(2)?))
+                        Ok(RunHandle::from_columns(
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                        ))
                     })
                     .optional()?;
                 if let Some(group) = group {

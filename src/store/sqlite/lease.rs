@@ -8,15 +8,15 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use super::super::queue::Abandoned;
 use super::super::{JobId, StoreError, now_ms};
 use super::encoding::path_of;
-use super::{NEXT_QUEUE_SEQ, SqliteStore, group_of};
-use crate::os::process::GroupId;
+use super::{NEXT_QUEUE_SEQ, SqliteStore};
 use crate::os::version::FileVersion;
+use crate::store::RunHandle;
 
 /// A claimed or running job as the lease code reads it.
 struct Held {
     id: JobId,
     rule: String,
-    group: Option<GroupId>,
+    run: Option<RunHandle>,
     temp_output: Option<Vec<u8>>,
     output: Option<Vec<u8>>,
     published: [Option<i64>; 3],
@@ -29,7 +29,7 @@ impl Held {
         Abandoned {
             id: self.id,
             rule: self.rule,
-            group: self.group,
+            run: self.run,
             temp_output: self.temp_output.map(path_of),
             output: self.output.map(path_of),
             token: self.token,
@@ -39,7 +39,7 @@ impl Held {
 }
 
 const HELD_SQL: &str = "SELECT id, rule, pgid, leader_start, boot_id, temp_output, output,
-        publish_ino, publish_size, publish_mtime_ns, token
+        publish_ino, publish_size, publish_mtime_ns, token, run_remote
     FROM jobs WHERE status IN ('claimed', 'running')";
 
 fn held(tx: &Connection, sql: &str, param: &dyn rusqlite::ToSql) -> rusqlite::Result<Vec<Held>> {
@@ -48,7 +48,7 @@ fn held(tx: &Connection, sql: &str, param: &dyn rusqlite::ToSql) -> rusqlite::Re
         Ok(Held {
             id: r.get(0)?,
             rule: r.get(1)?,
-            group: group_of(r.get(2)?, r.get(3)?, r.get(4)?),
+            run: RunHandle::from_columns(r.get(2)?, r.get(3)?, r.get(4)?, r.get(11)?),
             temp_output: r.get(5)?,
             output: r.get(6)?,
             published: [r.get(7)?, r.get(8)?, r.get(9)?],
@@ -64,7 +64,7 @@ fn requeue(tx: &Connection, id: JobId, reason: &str) -> rusqlite::Result<()> {
         &format!(
             "UPDATE jobs SET status = 'queued', exit_status = ?2, not_before = 0,
                  queue_seq = {NEXT_QUEUE_SEQ}, temp_output = NULL, pgid = NULL,
-                 leader_start = NULL, boot_id = NULL
+                 leader_start = NULL, boot_id = NULL, run_remote = NULL
              WHERE id = ?1"
         ),
         params![id, reason],

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::StoreError;
 use super::queue::RootedPath;
-use crate::store::encoding::{display_path, group_of, stored};
+use crate::store::encoding::{display_path, stored};
 use encoding::{APPLICATION_ID, path_of, retry_soon};
 
 mod checkpoint;

@@ -17,6 +17,7 @@ use super::encoding::{blob, encode_steps, path_of};
 use super::enqueue::{enqueue, upgrade_legacy, upsert_baseline};
 use super::{SqliteStore, stored};
 use crate::os::version::FileVersion;
+use crate::store::RunHandle;
 use crate::store::encoding::loaded;
 
 impl JobQueue for SqliteStore {
@@ -406,14 +407,15 @@ fn apply(
         }
         Write::Started {
             claim,
-            group,
+            run,
             temp_output,
         } => {
+            let group = run.as_ref().and_then(RunHandle::group);
             let changed = tx
                 .prepare_cached(
                     "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?3),
                          pgid = ?4, leader_start = ?5, boot_id = ?6, temp_output = ?7,
-                         progress = NULL
+                         run_remote = ?8, progress = NULL
                      WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
                 )?
                 .execute(params![
@@ -423,7 +425,8 @@ fn apply(
                     group.as_ref().map(|g| g.pgid),
                     group.as_ref().map(|g| g.leader_start as i64),
                     group.as_ref().map(|g| g.boot_id.as_str()),
-                    temp_output.as_deref().map(blob)
+                    temp_output.as_deref().map(blob),
+                    run.as_ref().and_then(RunHandle::remote_text)
                 ])?;
             if changed == 1 {
                 Ok(Answer::Ok)
@@ -487,7 +490,7 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
         .prepare_cached(
             "UPDATE jobs SET status = ?3, exit_status = ?4, not_before = ?5, finished_at = ?6,
                  started_at = coalesce(started_at, ?6), temp_output = NULL, pgid = NULL,
-                 leader_start = NULL, boot_id = NULL, attempts = max(attempts - ?7, 0)
+                 leader_start = NULL, boot_id = NULL, run_remote = NULL, attempts = max(attempts - ?7, 0)
              WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
         )?
         .execute(params![

@@ -196,14 +196,16 @@ const V4: &str = "ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 /// running job's ffmpeg step got (JSON), recorded by the node that runs it, so a worker's
 /// progress reaches `shotrouter job`, the API and the dashboard. The version of a product's
 /// `copy:`/`move:` destination (`delivered_*`), so a job killed after its move resumes as
-/// done. Version 5 is in no release yet, so its columns may still grow here.
+/// done. A run's handle where it is not a local process group (`run_remote`, `executor:id`,
+/// e.g. a farm scheduler's job). Version 5 is in no release yet, so its columns may still grow here.
 const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
     ALTER TABLE jobs ADD COLUMN ran_node TEXT;
     ALTER TABLE jobs ADD COLUMN ran_token INTEGER;
     ALTER TABLE jobs ADD COLUMN progress TEXT;
     ALTER TABLE jobs ADD COLUMN delivered_ino INTEGER;
     ALTER TABLE jobs ADD COLUMN delivered_size INTEGER;
-    ALTER TABLE jobs ADD COLUMN delivered_mtime_ns INTEGER;";
+    ALTER TABLE jobs ADD COLUMN delivered_mtime_ns INTEGER;
+    ALTER TABLE jobs ADD COLUMN run_remote TEXT;";
 
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 

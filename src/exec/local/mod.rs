@@ -1,5 +1,5 @@
-//! The workers: `jobs` threads that run jobs the engine has already claimed, in the order it
-//! handed them over. Fairness between rules, per-rule limits and retry delays are decided by
+//! The local executor: `jobs` threads that run jobs the engine has already claimed, each step
+//! in a process group of its own on this machine, in the order they were handed over. Fairness between rules, per-rule limits and retry delays are decided by
 //! the engine before it claims a job; the pool only runs what it is given.
 //!
 //! A worker reports each step's process group to the engine (recorded in its next group commit)
@@ -8,19 +8,19 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use crate::exec::executor::{AttemptId, Executor, Finished, Reattach, Report};
 use crate::exec::provenance::Provenance;
-use crate::exec::runner::{self, JobControl, JobHooks, JobSpec, Outcome, Watchdog};
+use crate::exec::runner::{self, JobControl, JobHooks, JobSpec, Watchdog};
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
-use crate::store::StoreError;
-use crate::store::queue::{Claim, Delivered, JobQueue, Published};
+use crate::store::queue::{Delivered, JobQueue, Published};
+use crate::store::{RunHandle, StoreError};
 
 /// Longest a finished attempt waits for an unreachable store before its publish gives up.
 const PUBLISH_WAIT: Duration = Duration::from_secs(120);
@@ -28,44 +28,8 @@ const PUBLISH_WAIT: Duration = Duration::from_secs(120);
 /// Opens a store connection for a worker (each worker has its own).
 pub type QueueFactory = Arc<dyn Fn() -> Result<Box<dyn JobQueue>, StoreError> + Send + Sync>;
 
-/// What a worker tells the engine, in order: each step's start, then the attempt's end.
-#[derive(Debug)]
-pub enum Report {
-    /// A step of a claimed job started in this process group.
-    Started {
-        /// The job's claim.
-        claim: Claim,
-        /// The pool's handle on the job, to stop it if the claim turns out cancelled or stale.
-        job: u64,
-        /// Its hidden temp output, removed at recovery if the engine dies.
-        temp_output: Option<PathBuf>,
-        /// The group, to kill at recovery if the engine dies.
-        group: Option<GroupId>,
-    },
-    /// An ffmpeg step of a running job reported how far it got (`progress: ffmpeg`).
-    Progress {
-        /// The job's id (as in its spec).
-        id: String,
-        /// How far it got.
-        progress: crate::exec::progress::StepProgress,
-    },
-    /// An attempt ended.
-    Finished(Box<Finished>),
-}
-
-/// A finished attempt, sent back to the engine.
-#[derive(Debug)]
-pub struct Finished {
-    /// What ran.
-    pub spec: JobSpec,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// How long it ran.
-    pub duration: Duration,
-}
-
-/// The worker pool.
-pub struct Pool {
+/// The local executor: a pool of threads, each running one attempt's process groups.
+pub struct LocalExecutor {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -107,7 +71,7 @@ impl JobHooks for WorkerHooks<'_> {
                 claim,
                 job: self.job,
                 temp_output: self.spec.output.as_ref().map(|o| o.temp_path.clone()),
-                group: GroupId::of(pgid),
+                run: GroupId::of(pgid).map(RunHandle::Local),
             });
         }
         true
@@ -201,7 +165,7 @@ impl JobHooks for WorkerHooks<'_> {
     }
 }
 
-impl Pool {
+impl LocalExecutor {
     /// Starts `limit` workers; finished attempts are sent to `done`. With `store`, each worker
     /// records products in the store before publishing them.
     pub fn new(
@@ -209,7 +173,7 @@ impl Pool {
         provenance: Arc<Provenance>,
         store: Option<QueueFactory>,
         done: Sender<Report>,
-    ) -> Pool {
+    ) -> LocalExecutor {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 limit,
@@ -221,7 +185,7 @@ impl Pool {
             watchdog: Watchdog::start(),
             store,
         });
-        let mut pool = Pool {
+        let mut pool = LocalExecutor {
             shared,
             workers: Vec::new(),
         };
@@ -246,53 +210,71 @@ impl Pool {
         }
     }
 
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+}
+
+impl Executor for LocalExecutor {
     /// Runs a claimed job as soon as a worker is free.
-    pub fn submit(&self, spec: JobSpec) {
+    fn submit(&self, spec: JobSpec) {
         self.lock().ready.push_back(spec);
         self.shared.wake.notify_one();
     }
 
     /// Applies a new worker count after a rules reload.
-    pub fn set_limit(&mut self, limit: usize) {
+    fn set_limit(&mut self, limit: usize) {
         self.lock().limit = limit;
         self.grow_to(limit);
         self.shared.wake.notify_all();
     }
 
     /// Jobs handed over and not started yet.
-    pub fn waiting(&self) -> usize {
+    fn waiting(&self) -> usize {
         self.lock().ready.len()
     }
 
     /// Jobs running.
-    pub fn running(&self) -> usize {
+    fn running(&self) -> usize {
         self.lock().running
     }
 
     /// Removes every job not yet started and returns them.
-    pub fn drain_queued(&self) -> Vec<JobSpec> {
+    fn drain_queued(&self) -> Vec<JobSpec> {
         std::mem::take(&mut self.lock().ready).into()
     }
 
     /// Stops one job: SIGTERM to its group now, SIGKILL after a grace (a user cancelled it,
     /// or its claim was superseded).
-    pub fn cancel(&self, job: u64) {
+    fn cancel(&self, job: AttemptId) {
         if let Some(control) = self.lock().controls.get(&job) {
             self.shared.watchdog.cancel(job, control);
         }
     }
 
     /// Stops every running job: SIGTERM now, SIGKILL after `kill_after`.
-    pub fn cancel_running(&self, kill_after: Duration) {
+    fn cancel_running(&self, kill_after: Duration) {
         for (job, control) in &self.lock().controls {
             self.shared.watchdog.stop(*job, control, kill_after);
+        }
+    }
+
+    /// A group a previous daemon recorded cannot be followed (its exit status went with that
+    /// daemon, and its product was written through that daemon's folder handle): it is
+    /// killed, if provably the one started, and the job runs again.
+    fn reattach(&self, run: &RunHandle) -> Reattach {
+        match run {
+            RunHandle::Local(group) => Reattach::Stopped {
+                processes: group.kill(),
+            },
+            RunHandle::Remote { .. } => Reattach::NotMine,
         }
     }
 
     /// Stops the workers once they are idle; call after draining and cancelling. Workers still
     /// running a job (a process that outlived SIGKILL, stuck in the kernel) are not waited for:
     /// the daemon's stop must end on time, and the next start recovers their claims.
-    pub fn shutdown(mut self) {
+    fn shutdown(mut self: Box<Self>) {
         let running = {
             let mut state = self.lock();
             state.closing = true;
@@ -309,10 +291,6 @@ impl Pool {
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.lock()
     }
 }
 
@@ -368,4 +346,16 @@ fn worker(shared: &Shared) {
             duration,
         })));
     }
+}
+
+/// Stops a process group from its handle alone: SIGTERM to every live member, SIGKILL to what is
+/// left after `grace`. Answers how many were asked to stop.
+pub fn terminate(group: &GroupId, grace: Duration) -> usize {
+    let asked = group.signal(nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while !group.live_members().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    group.kill();
+    asked
 }

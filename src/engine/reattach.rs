@@ -1,0 +1,33 @@
+//! Start-up recovery shared by the watcher and the worker: the claims a previous life of this
+//! node left are handed back to the executor (a local process group is stopped, provably ours
+//! or not at all) and every temp output their attempts may have made is removed, before
+//! anything runs.
+
+use crate::exec::executor::{Executor, Reattach};
+use crate::store::queue::Abandoned;
+
+/// Hands each abandoned claim's run back to `executor`, then sweeps their temps. `previous`
+/// names the life that ended, for the log ("the previous daemon's end").
+pub(super) fn reattach_abandoned(executor: &dyn Executor, abandoned: &[Abandoned], previous: &str) {
+    for job in abandoned {
+        let reattached = job.run.as_ref().map(|run| (run, executor.reattach(run)));
+        // Queued again either way; a published product is delivered, not made again.
+        let resolution = if job.published {
+            "published; its delivery resumes"
+        } else {
+            "requeued"
+        };
+        match reattached {
+            Some((run, Reattach::NotMine)) => {
+                tracing::warn!(job = job.id, rule = %job.rule, %run, resolution, "job was interrupted by {previous}; its run belongs to an executor this node does not have and is left alone");
+            }
+            Some((_, Reattach::Stopped { processes })) => {
+                tracing::warn!(job = job.id, rule = %job.rule, resolution, killed_processes = processes, "job was interrupted by {previous}");
+            }
+            None => {
+                tracing::warn!(job = job.id, rule = %job.rule, resolution, killed_processes = 0, "job was interrupted by {previous}");
+            }
+        }
+    }
+    crate::exec::temps::sweep(abandoned);
+}

@@ -1,0 +1,353 @@
+//! The contract every executor keeps (`shotrouter::exec::executor::Executor`), written against
+//! `dyn Executor` and a [`Bench`] only, with real processes: a job that succeeds, fails, times
+//! out, is cancelled mid-run, is handed back after its node was SIGKILLed, and publishes nothing
+//! when its claim is stale. [`Local`] runs them on the local process-group executor; a farm
+//! executor adds a bench of its own and runs the same cases.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use shotrouter::deliver::publish::OutputPaths;
+use shotrouter::exec::executor::{Executor, Finished, Reattach, Report};
+use shotrouter::exec::local::{LocalExecutor, QueueFactory};
+use shotrouter::exec::runner::{Failure, JobSpec, Outcome};
+use shotrouter::os::version::FileVersion;
+use shotrouter::store::RunHandle;
+use shotrouter::store::queue::{Answer, Claim, JobQueue, NewJob, RootedPath, Write};
+use shotrouter::store::sqlite::SqliteStore;
+
+use crate::daemon::Daemon;
+use crate::env::{Env, wait_until};
+
+/// What the cases need of an executor under test.
+trait Bench {
+    /// A fresh executor with `slots` slots, reporting to `reports`; attempts check their claim
+    /// in the store `store` opens before they publish.
+    fn executor(
+        &self,
+        slots: usize,
+        store: Option<QueueFactory>,
+        reports: Sender<Report>,
+    ) -> Box<dyn Executor>;
+    /// Whether nothing of the run is alive any more.
+    fn run_is_over(&self, run: &RunHandle) -> bool;
+    /// Rule keys that send a rule's jobs to this executor (none for the local one).
+    fn rule_keys(&self) -> &'static str;
+}
+
+/// The local executor: process groups on this machine.
+struct Local;
+
+impl Bench for Local {
+    fn executor(
+        &self,
+        slots: usize,
+        store: Option<QueueFactory>,
+        reports: Sender<Report>,
+    ) -> Box<dyn Executor> {
+        Box::new(LocalExecutor::new(slots, Arc::default(), store, reports))
+    }
+
+    fn run_is_over(&self, run: &RunHandle) -> bool {
+        run.group().is_some_and(|g| g.live_members().is_empty())
+    }
+
+    fn rule_keys(&self) -> &'static str {
+        ""
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn spec(dir: &Path, id: i64, steps: &[&[&str]]) -> JobSpec {
+    JobSpec {
+        id: id.to_string(),
+        rule: "contract".into(),
+        path: dir.join("input.dat"),
+        steps: steps
+            .iter()
+            .map(|argv| argv.iter().map(OsString::from).collect())
+            .collect(),
+        output: None,
+        allowed_roots: vec![dir.to_path_buf()],
+        timeout: None,
+        log_path: dir.join(format!("job-{id}.log")),
+        attempt: 1,
+        claim: Some(Claim {
+            id,
+            token: 1,
+            attempt: 1,
+        }),
+        view: None,
+        verify: None,
+        progress: false,
+        total_frames: None,
+        transfer: None,
+    }
+}
+
+/// The reports of one attempt up to its end: the run it started as, and how it ended.
+fn follow(reports: &Receiver<Report>, limit: Duration) -> (Option<RunHandle>, Finished) {
+    let deadline = Instant::now() + limit;
+    let mut run = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match reports.recv_timeout(left) {
+            Ok(Report::Started { run: started, .. }) => run = run.or(started),
+            Ok(Report::Progress { .. }) => {}
+            Ok(Report::Finished(finished)) => return (run, *finished),
+            Err(e) => panic!("no end within {limit:?}: {e}"),
+        }
+    }
+}
+
+/// Waits for the attempt's start; answers its attempt number and run.
+fn started(reports: &Receiver<Report>) -> (u64, RunHandle) {
+    match reports.recv_timeout(LIMIT) {
+        Ok(Report::Started {
+            job,
+            run: Some(run),
+            ..
+        }) => (job, run),
+        other => panic!("expected a start with a run, got {other:?}"),
+    }
+}
+
+fn succeeds(bench: &dyn Bench) {
+    let dir = tempfile::tempdir().expect("temp");
+    let (tx, rx) = unbounded();
+    let executor = bench.executor(1, None, tx);
+    let marker = dir.path().join("ran");
+    executor.submit(spec(
+        dir.path(),
+        1,
+        &[&["touch", marker.to_str().expect("utf-8")]],
+    ));
+    let (run, finished) = follow(&rx, LIMIT);
+    assert_eq!(finished.outcome, Outcome::Succeeded { published: None });
+    assert!(run.is_some(), "a run is reported before the end");
+    assert!(marker.exists(), "the command ran");
+    executor.shutdown();
+}
+
+fn fails_with_its_status_and_log(bench: &dyn Bench) {
+    let dir = tempfile::tempdir().expect("temp");
+    let (tx, rx) = unbounded();
+    let executor = bench.executor(1, None, tx);
+    executor.submit(spec(
+        dir.path(),
+        2,
+        &[&["sh", "-c", "echo 'no such lut' >&2; exit 3"]],
+    ));
+    let (_, finished) = follow(&rx, LIMIT);
+    match &finished.outcome {
+        Outcome::Failed(Failure::Exit { step: 1, status }) => {
+            assert!(status.contains('3'), "{status}");
+        }
+        other => panic!("expected a failed exit, got {other:?}"),
+    }
+    let log = std::fs::read_to_string(&finished.spec.log_path).expect("job log");
+    assert!(
+        log.contains("no such lut"),
+        "the job's stderr is in its log: {log}"
+    );
+    executor.shutdown();
+}
+
+fn times_out_and_leaves_nothing_running(bench: &dyn Bench) {
+    let dir = tempfile::tempdir().expect("temp");
+    let (tx, rx) = unbounded();
+    let executor = bench.executor(1, None, tx);
+    let mut job = spec(dir.path(), 3, &[&["sleep", "300"]]);
+    job.timeout = Some(Duration::from_millis(300));
+    executor.submit(job);
+    let (run, finished) = follow(&rx, LIMIT);
+    assert!(
+        matches!(
+            finished.outcome,
+            Outcome::Failed(Failure::TimedOut { step: 1, .. })
+        ),
+        "{:?}",
+        finished.outcome
+    );
+    let run = run.expect("started");
+    wait_until("the timed-out run to be gone", LIMIT, || {
+        bench.run_is_over(&run)
+    });
+    executor.shutdown();
+}
+
+fn is_cancelled_mid_run(bench: &dyn Bench) {
+    let dir = tempfile::tempdir().expect("temp");
+    let (tx, rx) = unbounded();
+    let executor = bench.executor(1, None, tx);
+    executor.submit(spec(dir.path(), 4, &[&["sleep", "300"]]));
+    let (attempt, run) = started(&rx);
+    assert!(!bench.run_is_over(&run), "running");
+    executor.cancel(attempt);
+    let (_, finished) = follow(&rx, LIMIT);
+    assert_eq!(finished.outcome, Outcome::Cancelled);
+    wait_until("the cancelled run to be gone", LIMIT, || {
+        bench.run_is_over(&run)
+    });
+    executor.shutdown();
+}
+
+/// A node runs a job, is SIGKILLed mid-run; its run, as the store recorded it, is handed to a
+/// fresh executor on the restarted node, which leaves nothing of it running.
+fn is_handed_back_after_its_node_is_killed(bench: &dyn Bench) {
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nrules:\n  - name: long\n    match: \"*.dat\"\n{}    run: [sleep, \"300\"]\n",
+            bench.rule_keys()
+        ),
+    );
+    std::fs::create_dir_all(env.path("shots")).expect("mkdir");
+    let daemon = Daemon::start(&env, &[], &[]);
+    env.write("shots/a.dat", "frame");
+    let state = env.path(".shotrouter");
+    let node = shotrouter::store::sqlite::node_name();
+    wait_until("the job's run to be recorded", LIMIT, || {
+        let out = env.run(&["jobs", "--json", "--state", state.to_str().expect("utf-8")]);
+        String::from_utf8_lossy(&out.stdout).contains("\"running\"")
+    });
+    daemon.kill_hard();
+    let mut store = SqliteStore::open(&state, &node).expect("the store");
+    let abandoned = store.recover().expect("recover");
+    assert_eq!(abandoned.len(), 1, "{abandoned:?}");
+    let run = abandoned[0].run.clone().expect("the run was recorded");
+    assert!(!bench.run_is_over(&run), "the run outlived its node");
+    let (tx, _rx) = unbounded();
+    let executor = bench.executor(1, None, tx);
+    match executor.reattach(&run) {
+        Reattach::Stopped { processes } => {
+            assert!(processes >= 1, "the orphaned run was stopped");
+            wait_until("the orphaned run to be gone", LIMIT, || {
+                bench.run_is_over(&run)
+            });
+        }
+        Reattach::NotMine => panic!("the executor disowned its own run {run}"),
+    }
+    executor.shutdown();
+}
+
+/// An attempt whose claim was superseded (its node's lease lapsed, another took the job) runs
+/// but publishes nothing: the product stays out of place.
+fn publishes_nothing_for_a_stale_claim(bench: &dyn Bench) {
+    let dir = tempfile::tempdir().expect("temp");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    let input = dir.path().join("input.dat");
+    std::fs::write(&input, "frame").expect("input");
+    let mut a = SqliteStore::open(&state, "a").expect("store");
+    a.register_roots(&[("shots".into(), dir.path().to_path_buf())])
+        .expect("roots");
+    let job = NewJob {
+        rule: "contract".into(),
+        rule_hash: "h".into(),
+        input: RootedPath {
+            root: "shots".into(),
+            rel: PathBuf::from("input.dat"),
+        },
+        version: FileVersion::of(&input).expect("version"),
+        steps: Vec::new(),
+        output: None,
+        unplannable: None,
+        follow_moves: false,
+        baseline_runs: false,
+        tags: Vec::new(),
+        concurrency: None,
+        plan: String::new(),
+    };
+    let answers = a
+        .commit(&[Write::Enqueue {
+            job: Box::new(job),
+            claim: true,
+        }])
+        .expect("enqueue");
+    let Some(Answer::Enqueued {
+        claim: Some(old), ..
+    }) = answers.first().cloned()
+    else {
+        panic!("claimed at enqueue: {answers:?}");
+    };
+    let mut b = SqliteStore::open(&state, "b").expect("store");
+    assert_eq!(b.expire(0).expect("expire").len(), 1, "a's claim lapses");
+    let answers = b.commit(&[Write::Claim { id: old.id }]).expect("claim");
+    assert!(matches!(answers[..], [Answer::Claimed(_)]), "{answers:?}");
+
+    let (tx, rx) = unbounded();
+    let opener: QueueFactory = {
+        let state = state.clone();
+        Arc::new(move || {
+            SqliteStore::open_for_worker(&state, "a").map(|s| Box::new(s) as Box<dyn JobQueue>)
+        })
+    };
+    let executor = bench.executor(1, Some(opener), tx);
+    let product = dir.path().join("out.mov");
+    let temp = dir.path().join(".out.planned.mov");
+    let mut attempt = spec(
+        dir.path(),
+        old.id,
+        &[&[
+            "cp",
+            input.to_str().expect("utf-8"),
+            temp.to_str().expect("utf-8"),
+        ]],
+    );
+    attempt.claim = Some(old);
+    attempt.output = Some(OutputPaths {
+        final_path: product.clone(),
+        temp_path: temp,
+        ale: None,
+    });
+    executor.submit(attempt);
+    let (_, finished) = follow(&rx, LIMIT);
+    assert!(
+        !matches!(finished.outcome, Outcome::Succeeded { .. }),
+        "{:?}",
+        finished.outcome
+    );
+    assert!(!product.exists(), "nothing published for a stale claim");
+    executor.shutdown();
+}
+
+/// Makes one `#[test]` per contract case for the bench `$bench`.
+macro_rules! executor_contract {
+    ($module:ident, $bench:expr) => {
+        mod $module {
+            use super::*;
+            #[test]
+            fn a_job_that_succeeds_reports_its_run_then_its_end() {
+                succeeds(&$bench);
+            }
+            #[test]
+            fn a_job_that_fails_is_recorded_with_its_status_and_log() {
+                fails_with_its_status_and_log(&$bench);
+            }
+            #[test]
+            fn a_job_that_times_out_leaves_nothing_running() {
+                times_out_and_leaves_nothing_running(&$bench);
+            }
+            #[test]
+            fn a_job_cancelled_mid_run_ends_cancelled_and_leaves_nothing_running() {
+                is_cancelled_mid_run(&$bench);
+            }
+            #[test]
+            fn a_run_whose_node_was_sigkilled_is_handed_back_and_stopped() {
+                is_handed_back_after_its_node_is_killed(&$bench);
+            }
+            #[test]
+            fn an_attempt_with_a_stale_claim_publishes_nothing() {
+                publishes_nothing_for_a_stale_claim(&$bench);
+            }
+        }
+    };
+}
+
+executor_contract!(local, Local);
