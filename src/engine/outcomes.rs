@@ -488,7 +488,7 @@ impl Engine {
 }
 
 /// The store's answer in a word for the log (its Debug text, `Cancelled`, is Rust's, not ours).
-fn answer_word(answer: &Answer) -> &'static str {
+pub(super) fn answer_word(answer: &Answer) -> &'static str {
     match answer {
         Answer::Ok => "ok",
         Answer::Enqueued { .. } => "enqueued",

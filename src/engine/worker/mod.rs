@@ -498,7 +498,7 @@ impl Worker {
                 }
                 (Then::Ended(tellings), answer) if !tellings.is_empty() => {
                     tracing::info!(
-                        ?answer,
+                        store_said = super::outcomes::answer_word(&answer),
                         "this attempt's end was refused (its claim was lost): its notify targets are not told"
                     );
                 }
