@@ -1,14 +1,10 @@
-//! From a routed file to a claimed job in a worker's hands: planning, the store record, the fair
-//! queue and the claim.
+//! From a routed file to a claimed job in the executor's hands: planning, the store record,
+//! the [`FairQueue`] and the claim.
 //!
-//! Rules take turns (round-robin), so ten thousand frames for one rule do not starve the SAN
-//! copy of another; within a rule jobs keep their arrival order. A job is claimed in the store
-//! before it is handed to a worker, and only while a slot is free: `jobs` running plus a few
-//! claimed and ready, as many as the workers start within one group commit (see
-//! [`FairQueue::set_prefetch`]), so a worker never waits on the store between two short jobs and
-//! a node never hoards long ones another node could run. Retries wait here, not in a worker.
+//! A job is claimed in the store before it is handed to the executor, and only while the fair
+//! queue has a slot free. Retries wait in the queue, not in the executor.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -21,191 +17,9 @@ use crate::store::JobId;
 use crate::store::queue::{NewJob, QueuedJob, Write};
 
 use super::Engine;
+use super::fair_queue::Pending;
 use super::outbox::Then;
 use super::worker::plan::PortablePlan;
-
-/// Most claimed jobs a node keeps ready beside its running ones.
-const MAX_PREFETCH: usize = 64;
-
-/// A planned job waiting for a slot: its store id when it is recorded.
-#[derive(Debug)]
-pub struct Pending {
-    /// The job's id in the store.
-    pub id: Option<JobId>,
-    /// What it runs.
-    pub spec: JobSpec,
-}
-
-/// Jobs waiting for a slot, per rule, and the slots in use.
-#[derive(Debug, Default)]
-pub struct FairQueue {
-    queues: BTreeMap<String, VecDeque<Pending>>,
-    rotation: usize,
-    delayed: Vec<(Instant, Pending)>,
-    in_use: HashMap<String, usize>,
-    in_use_total: usize,
-    /// New jobs per rule whose record (without a claim) is not committed yet: they are ahead
-    /// of any job that arrives after them.
-    unqueued: HashMap<String, usize>,
-    limit: usize,
-    prefetch: usize,
-    rule_limits: HashMap<String, usize>,
-}
-
-impl FairQueue {
-    /// A queue for `jobs` workers with per-rule `concurrency` limits.
-    pub fn new(jobs: usize, rule_limits: HashMap<String, usize>) -> FairQueue {
-        FairQueue {
-            limit: jobs,
-            prefetch: jobs,
-            rule_limits,
-            ..FairQueue::default()
-        }
-    }
-
-    /// Applies new limits after a reload.
-    pub fn set_limits(&mut self, jobs: usize, rule_limits: HashMap<String, usize>) {
-        self.limit = jobs;
-        self.rule_limits = rule_limits;
-        self.set_prefetch(self.prefetch);
-    }
-
-    /// How many claimed jobs may wait ready beside the running ones: at least one per worker,
-    /// more when jobs are short (enough for the workers to start until the next commit).
-    pub fn set_prefetch(&mut self, prefetch: usize) {
-        self.prefetch = prefetch.clamp(self.limit.max(1), MAX_PREFETCH);
-    }
-
-    /// Slots: the workers plus the claimed jobs ready to start.
-    fn capacity(&self) -> usize {
-        self.limit + self.prefetch
-    }
-
-    fn rule_has_room(&self, rule: &str) -> bool {
-        let limit = self.rule_limits.get(rule).copied().unwrap_or(usize::MAX);
-        self.in_use.get(rule).copied().unwrap_or(0) < limit
-    }
-
-    /// Whether a new job of `rule` may take a slot at once (nothing of its rule waits ahead).
-    pub fn has_slot_now(&self, rule: &str) -> bool {
-        self.in_use_total < self.capacity()
-            && self.rule_has_room(rule)
-            && self.queues.get(rule).is_none_or(VecDeque::is_empty)
-            && self.unqueued.get(rule).copied().unwrap_or(0) == 0
-    }
-
-    /// A new job of `rule` is being recorded without a claim: later ones wait behind it.
-    pub fn note_unqueued(&mut self, rule: &str) {
-        *self.unqueued.entry(rule.to_string()).or_default() += 1;
-    }
-
-    /// Its record is committed (it joins the queue, or was a duplicate).
-    pub fn forget_unqueued(&mut self, rule: &str) {
-        if let Some(n) = self.unqueued.get_mut(rule) {
-            *n = n.saturating_sub(1);
-        }
-    }
-
-    /// Takes a slot for a job of `rule`.
-    pub fn reserve(&mut self, rule: &str) {
-        *self.in_use.entry(rule.to_string()).or_default() += 1;
-        self.in_use_total += 1;
-    }
-
-    /// Gives back a slot of `rule` (its job ended, or its claim was refused).
-    pub fn release(&mut self, rule: &str) {
-        if let Some(n) = self.in_use.get_mut(rule)
-            && *n > 0
-        {
-            *n -= 1;
-            self.in_use_total -= 1;
-        }
-    }
-
-    /// Queues a job behind the others of its rule.
-    pub fn push(&mut self, pending: Pending) {
-        self.queues
-            .entry(pending.spec.rule.clone())
-            .or_default()
-            .push_back(pending);
-    }
-
-    /// Queues a job to wait until `at` (a retry's backoff, a queued job's `not_before`).
-    pub fn delay(&mut self, pending: Pending, at: Instant) {
-        self.delayed.push((at, pending));
-    }
-
-    /// The earliest delayed job's time.
-    pub fn next_delayed(&self) -> Option<Instant> {
-        self.delayed.iter().map(|(at, _)| *at).min()
-    }
-
-    /// The next job allowed to take a slot now, with the slot taken.
-    pub fn pick(&mut self, now: Instant) -> Option<Pending> {
-        let mut index = 0;
-        while index < self.delayed.len() {
-            if self.delayed[index].0 <= now {
-                let (_, pending) = self.delayed.swap_remove(index);
-                self.push(pending);
-            } else {
-                index += 1;
-            }
-        }
-        if self.in_use_total >= self.capacity() {
-            return None;
-        }
-        let rules: Vec<String> = self
-            .queues
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(r, _)| r.clone())
-            .collect();
-        for offset in 0..rules.len() {
-            let rule = &rules[(self.rotation + offset) % rules.len()];
-            if self.rule_has_room(rule) {
-                self.rotation = (self.rotation + offset + 1) % rules.len();
-                let pending = self.queues.get_mut(rule).and_then(VecDeque::pop_front)?;
-                self.reserve(rule);
-                return Some(pending);
-            }
-        }
-        None
-    }
-
-    /// Jobs waiting for a slot (not those waiting out a retry's backoff).
-    pub fn waiting(&self) -> impl Iterator<Item = &JobSpec> {
-        self.queues.values().flatten().map(|p| &p.spec)
-    }
-
-    /// Jobs waiting, delayed ones included.
-    pub fn len(&self) -> usize {
-        self.queues.values().map(VecDeque::len).sum::<usize>() + self.delayed.len()
-    }
-
-    /// Whether no job waits.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Jobs waiting for a retry.
-    pub fn delayed_len(&self) -> usize {
-        self.delayed.len()
-    }
-
-    /// Removes every waiting job.
-    pub fn drain(&mut self) -> Vec<Pending> {
-        let mut all: Vec<Pending> = std::mem::take(&mut self.queues)
-            .into_values()
-            .flatten()
-            .collect();
-        all.extend(
-            std::mem::take(&mut self.delayed)
-                .into_iter()
-                .map(|(_, p)| p),
-        );
-        all
-    }
-}
 
 impl Engine {
     pub(super) fn dispatch(
@@ -583,9 +397,6 @@ impl Engine {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;
 
 /// Whether `path` is the only name of its file: a file with other hard links (a publish
 /// that links frames instead of copying them) was not moved, its old name still holds it.

@@ -24,7 +24,8 @@ use crate::rules;
 use crate::source::{SourceEvent, Sources, WatchConfig};
 use crate::store::queue::{Answer, JobQueue};
 
-use super::dispatch::{FairQueue, roots_of, rule_limits};
+use super::dispatch::{roots_of, rule_limits};
+use super::fair_queue::FairQueue;
 use super::outbox::{self, Then};
 use super::{Engine, HEARTBEAT, Options, STORE_POLL};
 

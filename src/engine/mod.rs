@@ -11,6 +11,7 @@
 //! and [`telemetry`] (a snapshot anyone may read without the database).
 
 pub mod dispatch;
+pub mod fair_queue;
 pub mod intake;
 pub mod ledger;
 pub mod lifecycle;
@@ -41,7 +42,7 @@ use crate::store::queue::{JobQueue, RootedPath};
 
 pub use lifecycle::run;
 
-use dispatch::FairQueue;
+use fair_queue::FairQueue;
 use intake::Intake;
 use ledger::Ledger;
 use outbox::Outbox;

@@ -13,7 +13,7 @@ use crate::store::queue::{Answer, Ending, Write};
 use crate::store::{JobId, JobProgress};
 
 use super::Engine;
-use super::dispatch::Pending;
+use super::fair_queue::Pending;
 use super::notify::{About, Telling};
 use super::outbox::Then;
 use crate::rules::NotifyEvent;

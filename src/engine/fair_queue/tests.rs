@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn pending(rule: &str, n: u32) -> Pending {
     Pending {
