@@ -78,9 +78,7 @@ pub fn check(path: &Path, strict: bool, json: bool) -> Result<ExitCode, Error> {
             Ok(set) => report_of(path, set, strict),
             Err(e) => failed_report(path, e),
         };
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::Runtime(e.to_string()))?
-            + "\n";
+        let text = serde_json::to_string_pretty(&report).map_err(Error::failed)? + "\n";
         write_stdout(&text)?;
         return Ok(if report.ok {
             ExitCode::SUCCESS
@@ -134,7 +132,7 @@ pub fn check(path: &Path, strict: bool, json: bool) -> Result<ExitCode, Error> {
 fn write_stdout(text: &str) -> Result<(), Error> {
     std::io::stdout()
         .write_all(text.as_bytes())
-        .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))
+        .map_err(Error::io("cannot write to stdout"))
 }
 
 fn lossy(path: &Path) -> String {

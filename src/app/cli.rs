@@ -343,8 +343,7 @@ impl StateArgs {
     /// A `--store` URL that cannot be used.
     pub fn location(&self) -> Result<crate::store::Location, crate::error::Error> {
         match &self.store {
-            Some(value) => crate::store::Location::parse(value)
-                .map_err(|e| crate::error::Error::Config(e.to_string())),
+            Some(value) => crate::store::Location::parse(value).map_err(crate::error::Error::setup),
             None => Ok(crate::store::Location::Folder(self.dir())),
         }
     }

@@ -37,14 +37,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             let set = RuleSet::compile(rules::load(&rules)?)?;
             let reports = explain::explain(&set, &paths, event.into(), verbose);
             let text = if json {
-                serde_json::to_string_pretty(&reports).map_err(|e| Error::Runtime(e.to_string()))?
-                    + "\n"
+                serde_json::to_string_pretty(&reports).map_err(Error::failed)? + "\n"
             } else {
                 explain::render_text(&reports, &set)
             };
             std::io::stdout()
                 .write_all(text.as_bytes())
-                .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
+                .map_err(Error::io("cannot write to stdout"))?;
             Ok(if explain::any_failed(&reports) {
                 ExitCode::FAILURE
             } else {
@@ -179,8 +178,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 "starting"
             );
             let location = match &args.store {
-                Some(value) => crate::store::Location::parse(value)
-                    .map_err(|e| Error::Config(e.to_string()))?,
+                Some(value) => crate::store::Location::parse(value).map_err(Error::setup)?,
                 None => crate::store::Location::Folder(state_dir.clone()),
             };
             let telemetry = engine::telemetry::TelemetryHandle::default();
@@ -228,8 +226,7 @@ fn worker(args: cli::WorkerArgs, color: ColorChoice) -> Result<ExitCode, Error> 
     let node = args
         .name
         .unwrap_or_else(|| format!("{}-worker", crate::store::sqlite::node_name()));
-    let location =
-        crate::store::Location::parse(&args.store).map_err(|e| Error::Config(e.to_string()))?;
+    let location = crate::store::Location::parse(&args.store).map_err(Error::setup)?;
     let state_dir = match (args.state, &location) {
         (Some(dir), _) => dir,
         (None, crate::store::Location::Folder(dir)) => dir.clone(),

@@ -20,7 +20,7 @@ use crate::store::{self, FileRecord, JobId, JobRow, Location, Status};
 pub(crate) fn open(store: &Location) -> Result<Box<dyn JobHistory>, Error> {
     store::open_history(store)
         .map(|s| s as Box<dyn JobHistory>)
-        .map_err(|e| Error::Config(e.to_string()))
+        .map_err(Error::setup)
 }
 
 /// Refuses ids the store has never seen: a typo must not look like "nothing to do".
@@ -62,14 +62,15 @@ fn check_rule(history: &dyn JobHistory, rule: &str) -> Result<(), Error> {
     )))
 }
 
-pub(crate) fn runtime(e: impl std::fmt::Display) -> Error {
-    Error::Runtime(e.to_string())
+/// A store failure while answering (exit 1), its cause kept.
+pub(crate) fn runtime(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::failed(e)
 }
 
 pub(crate) fn print(text: &str) -> Result<ExitCode, Error> {
     std::io::stdout()
         .write_all(text.as_bytes())
-        .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
+        .map_err(Error::io("cannot write to stdout"))?;
     Ok(ExitCode::SUCCESS)
 }
 

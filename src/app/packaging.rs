@@ -25,7 +25,7 @@ pub fn completions(shell: CompletionShell) -> Result<ExitCode, Error> {
     clap_complete::generate(shell, &mut Cli::command(), "shotrouter", &mut script);
     std::io::stdout()
         .write_all(&script)
-        .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
+        .map_err(Error::io("cannot write to stdout"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -36,10 +36,7 @@ pub fn completions(shell: CompletionShell) -> Result<ExitCode, Error> {
 /// `dir` cannot be created or written (exit 1).
 pub fn manpages(dir: &Path) -> Result<ExitCode, Error> {
     let failed = |e: std::io::Error| {
-        Error::Runtime(format!(
-            "cannot write man pages into `{}`: {e}",
-            dir.display()
-        ))
+        Error::io(format!("cannot write man pages into `{}`", dir.display()))(e)
     };
     std::fs::create_dir_all(dir).map_err(failed)?;
     clap_mangen::generate_to(Cli::command(), dir).map_err(failed)?;

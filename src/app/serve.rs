@@ -27,7 +27,7 @@ pub fn start(
     telemetry: Option<TelemetryHandle>,
 ) -> Result<Server, Error> {
     let options = http::Options::new(addr, token_file, state_dir.to_path_buf(), hosts)
-        .map_err(|e| Error::Config(e.to_string()))?;
+        .map_err(Error::setup)?;
     if !addr.ip().is_loopback() && options.token.is_none() {
         tracing::warn!(
             %addr,
@@ -36,7 +36,7 @@ pub fn start(
     }
     let location = store.clone();
     let opener: HistoryOpener = Arc::new(move || open_history(&location));
-    http::serve(options, telemetry, opener).map_err(|e| Error::Config(e.to_string()))
+    http::serve(options, telemetry, opener).map_err(Error::setup)
 }
 
 /// `shotrouter serve`: the server alone, until SIGINT or SIGTERM.
@@ -52,12 +52,12 @@ pub fn serve(
     hosts: Vec<String>,
 ) -> Result<ExitCode, Error> {
     // A typo'd --state or --store is an error now, not a page of 503s.
-    open_history(store).map_err(|e| Error::Config(e.to_string()))?;
+    open_history(store).map_err(Error::setup)?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])
-    .map_err(|e| Error::Runtime(format!("cannot catch signals: {e}")))?;
+    .map_err(Error::io("cannot catch signals"))?;
     let server = start(addr, token_file, hosts, store, state_dir, None)?;
     let signal = signals.forever().next().unwrap_or_default();
     tracing::info!(signal, "stopping");

@@ -24,7 +24,7 @@ pub fn run(store: &Location, every: Duration) -> Result<ExitCode, Error> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| Error::Runtime(format!("cannot catch signal {signal}: {e}")))?;
+            .map_err(Error::io(format!("cannot catch signal {signal}")))?;
     }
     // A missing store is an error to act on, not a block to repeat.
     status::status_report(store)?;

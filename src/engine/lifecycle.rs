@@ -76,11 +76,10 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         super::retention::start(options.state_dir.join("logs"), keep);
     }
     let store: Option<Box<dyn JobQueue>> = if options.store {
-        let mut store = crate::store::open_queue(&options.location, &node)
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let mut store = crate::store::open_queue(&options.location, &node).map_err(Error::setup)?;
         store
             .register_roots(&roots_of(&set))
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(Error::setup)?;
         let role = if options.no_run {
             "watcher"
         } else {
@@ -88,7 +87,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         };
         store
             .register_node(role, super::LEASE.as_millis() as i64)
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(Error::setup)?;
         Some(store)
     } else {
         None
@@ -170,8 +169,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         }
     } else {
         watcher = Some(
-            Sources::start(watch_config(&engine.set), source_tx.clone())
-                .map_err(|e| Error::Config(e.to_string()))?,
+            Sources::start(watch_config(&engine.set), source_tx.clone()).map_err(Error::setup)?,
         );
         reloads = super::reload::watch(&engine.options.rules_path);
         let roots = engine.set.roots_text();
@@ -248,7 +246,7 @@ pub(super) fn signal_channel() -> Result<Receiver<i32>, Error> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let (tx, rx) = unbounded();
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
+        .map_err(Error::io("cannot handle signals"))?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -256,7 +254,7 @@ pub(super) fn signal_channel() -> Result<Receiver<i32>, Error> {
                 let _ = tx.send(signal);
             }
         })
-        .map_err(|e| Error::Runtime(format!("cannot start the signal thread: {e}")))?;
+        .map_err(Error::io("cannot start the signal thread"))?;
     Ok(rx)
 }
 
@@ -419,7 +417,7 @@ impl Engine {
         let Some(store) = self.store.as_mut() else {
             return Ok(());
         };
-        let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
+        let abandoned = store.recover().map_err(Error::failed)?;
         super::reattach::reattach_abandoned(
             &*self.executor,
             &abandoned,
@@ -485,14 +483,13 @@ impl Engine {
         if rewatch && let Some(store) = self.store.as_mut() {
             store
                 .register_roots(&roots_of(&set))
-                .map_err(|e| Error::Runtime(e.to_string()))?;
+                .map_err(Error::failed)?;
         }
         self.set = set;
         if rewatch {
             drop(watcher.take());
             *watcher = Some(
-                Sources::start(watch_config(&self.set), source.clone())
-                    .map_err(|e| Error::Config(e.to_string()))?,
+                Sources::start(watch_config(&self.set), source.clone()).map_err(Error::setup)?,
             );
         }
         tracing::info!(rules = %path.display(), count = self.set.file.rules.len(), rewatched = rewatch, "rules reloaded");

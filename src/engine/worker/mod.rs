@@ -138,7 +138,7 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
     let role = "worker";
     store
         .register_node(role, options.lease.as_millis() as i64)
-        .map_err(|e| Error::Config(e.to_string()))?;
+        .map_err(Error::setup)?;
     let (done_tx, done_rx) = unbounded();
     let executor: Box<dyn Executor> = Box::new(LocalExecutor::new(
         options.jobs,
@@ -146,7 +146,7 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         Some(options.store.clone()),
         done_tx,
     ));
-    let abandoned = store.recover().map_err(|e| Error::Runtime(e.to_string()))?;
+    let abandoned = store.recover().map_err(Error::failed)?;
     super::reattach::reattach_abandoned(&*executor, &abandoned, "this worker's previous end");
     let wake = waker(options.store.clone());
     tracing::info!(node = %options.node, jobs = options.jobs, tags = %options.tags.join(","), "worker started");
