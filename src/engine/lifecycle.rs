@@ -26,12 +26,9 @@ use crate::store::queue::{Answer, JobQueue};
 
 use super::dispatch::{roots_of, rule_limits};
 use super::fair_queue::FairQueue;
+use super::liveness::LOST_CHECK;
 use super::outbox::{self, Then};
 use super::{Engine, HEARTBEAT, Options, STORE_POLL};
-
-/// How often the engine asks which of its running claims it lost (cancelled from another
-/// machine, or taken over after its lease lapsed).
-const LOST_CHECK: Duration = Duration::from_secs(1);
 
 /// Most messages handled in one burst before its writes are committed (group commit).
 const BATCH: usize = 64;
@@ -139,6 +136,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         attempts: HashMap::new(),
         progress_written: HashMap::new(),
         next_lost_check: now,
+        liveness: super::liveness::Liveness::new(super::LEASE),
         mounts: super::worker::mounts::MountCache::default(),
         health: Default::default(),
         cursor: 0,
@@ -301,19 +299,12 @@ impl Engine {
                     .collect();
                 parts.join("; ")
             });
-            if let Some(store) = self.store.as_mut() {
-                let beat = store
-                    .heartbeat(health.as_deref())
-                    .and_then(|()| store.expire(super::LEASE.as_millis() as i64));
-                match beat {
-                    Ok(expired) => {
-                        for job in expired {
-                            tracing::warn!(job = job.id, rule = %job.rule, "queued again: the node that ran it stopped heartbeating");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot record this node's heartbeat"),
-                }
+            if let Some(store) = self.store.as_deref_mut()
+                && let Err(e) = self.liveness.beat(store, health.as_deref())
+            {
+                tracing::warn!(error = %e, "cannot record this node's heartbeat");
             }
+            self.liveness.fence(&*self.executor);
         }
         if let (Some(at), Some(sd)) = (self.next_watchdog, &self.sd)
             && now >= at

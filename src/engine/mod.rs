@@ -15,6 +15,7 @@ pub mod fair_queue;
 pub mod intake;
 pub mod ledger;
 pub mod lifecycle;
+mod liveness;
 pub mod notify;
 pub mod outbox;
 pub mod outcomes;
@@ -127,6 +128,8 @@ pub struct Engine {
     /// The executor's handle on each running attempt and its claim, by job: to stop one the store
     /// superseded, or one cancelled or taken over from another machine.
     attempts: HashMap<JobId, (u64, crate::store::queue::Claim)>,
+    /// This node's heartbeat, lost claims and self-fencing, as on a worker.
+    liveness: liveness::Liveness,
     /// When each running attempt's progress was last written to the store.
     progress_written: HashMap<JobId, outcomes::Written>,
     /// When to ask the store next which running claims this node lost.

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::liveness::Liveness;
 use crate::exec::executor::{Finished, Report};
 use crate::exec::progress::StepProgress;
 use crate::exec::runner::{JobSpec, Outcome};
@@ -343,22 +344,9 @@ impl Engine {
                     bar.inc(1);
                 }
             }
-            (Then::Started(job), Answer::Cancelled) => {
-                tracing::info!(
-                    job,
-                    "cancelled (by a user, or superseded by a newer version of its input); stopping it"
-                );
-                self.executor.cancel(job);
+            (Then::Started(job), answer) => {
+                super::liveness::on_started(&*self.executor, job, &answer);
             }
-            (Then::Started(job), Answer::Stale { current }) => {
-                tracing::error!(
-                    job,
-                    current_token = current,
-                    "this attempt's claim was superseded; stopping it"
-                );
-                self.executor.cancel(job);
-            }
-            (Then::Started(_), _) => {}
             (Then::Retry(spec, at), Answer::Ok) => self.requeue(*spec, at),
             (Then::Retry(spec, _), answer) => {
                 tracing::info!(
@@ -414,42 +402,22 @@ impl Engine {
         }
     }
 
-    /// Stops running attempts whose claim this node lost: cancelled from another machine, or
-    /// queued again after this node's lease lapsed (a stalled machine) and perhaps running
-    /// elsewhere. Their writes would be refused anyway; this frees the machine at once.
+    /// Stops running attempts whose claim this node lost (see [`Liveness::stop_lost`]).
     pub(super) fn stop_lost(&mut self) {
-        let Some(store) = self.store.as_mut() else {
+        let Some(store) = self.store.as_deref_mut() else {
             return;
         };
-        if self.attempts.is_empty() {
-            return;
-        }
-        let claims: Vec<_> = self.attempts.values().map(|(_, claim)| *claim).collect();
-        match store.lost_claims(&claims) {
-            Ok(lost) => {
-                for id in lost {
-                    if let Some((job, _)) = self.attempts.get(&id) {
-                        tracing::warn!(
-                            job = id,
-                            "claim lost (cancelled, superseded, or taken over after a lease expiry); stopping its process group"
-                        );
-                        self.executor.cancel(*job);
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot ask the store which claims this node still holds")
-            }
+        let running: Vec<_> = self.attempts.values().copied().collect();
+        if let Err(e) = Liveness::stop_lost(store, &*self.executor, &running) {
+            tracing::warn!(error = %e, "cannot ask the store which claims this node still holds");
         }
     }
 
-    /// Gives back this node's claims it does not hold: a claim committed whose answer this
-    /// engine never read (the connection broke at the commit, and the retried write found the
-    /// job already claimed) would otherwise stay claimed, counting against its rule's limit,
-    /// for as long as this node heartbeats. Called with an empty outbox, so every claim this
-    /// engine still has to end is among the jobs it holds.
+    /// Gives back this node's claims it does not hold (see [`Liveness::release_unheld`]).
+    /// Called with an empty outbox, so every claim this engine still has to end is among the
+    /// jobs it holds.
     pub(super) fn release_unheld(&mut self) {
-        let Some(store) = self.store.as_mut() else {
+        let Some(store) = self.store.as_deref_mut() else {
             return;
         };
         let held: Vec<JobId> = self
@@ -458,18 +426,8 @@ impl Engine {
             .filter_map(|id| id.parse().ok())
             .chain(self.attempts.keys().copied())
             .collect();
-        match store.release_unheld(&held) {
-            Ok(released) => {
-                for job in released {
-                    tracing::warn!(
-                        job,
-                        "queued again: this node's claim of it was never taken up (its answer was lost)"
-                    );
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot give back the claims this node does not hold")
-            }
+        if let Err(e) = Liveness::release_unheld(store, &held) {
+            tracing::warn!(error = %e, "cannot give back the claims this node does not hold");
         }
     }
 

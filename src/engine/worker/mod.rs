@@ -25,7 +25,7 @@ use crossbeam_channel::{Receiver, after, bounded, select, tick, unbounded};
 
 use crate::deliver::DeliverError;
 use crate::error::Error;
-use crate::exec::executor::{Executor, Finished, Report};
+use crate::exec::executor::{AttemptId, Executor, Finished, Report};
 use crate::exec::local::{LocalExecutor, QueueFactory};
 use crate::exec::notifier::Notifier;
 use crate::exec::provenance::Provenance;
@@ -33,14 +33,13 @@ use crate::exec::runner::{Failure, JobSpec, Outcome};
 use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
 use crate::store::{JobId, StoreError};
+
+use super::liveness::{LOST_CHECK, Liveness};
 use plan::{PathMap, Retries};
 
 /// Most time between two heartbeats (and looks for other nodes' expired leases); a short
 /// `--lease` heartbeats at a third of it.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-
-/// How often it asks which of its claims it lost (cancelled, superseded, expired).
-const LOST_CHECK: Duration = Duration::from_secs(1);
 
 /// Longest it waits between two looks for work when no sign of new work arrives.
 const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -111,7 +110,7 @@ struct Worker {
     pending: Vec<(Write, Then)>,
     /// When a heartbeat last reached the store: past the lease, this node's claims are the
     /// others' to take, so it stops what it runs.
-    last_beat: Instant,
+    liveness: Liveness,
     /// How often this node declined each job (it fails a job it keeps declining).
     declined: HashMap<JobId, u32>,
     /// The watchers' roots seen in plans, and whether this node can map each.
@@ -150,13 +149,14 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
     super::reattach::reattach_abandoned(&*executor, &abandoned, "this worker's previous end");
     let wake = waker(options.store.clone());
     tracing::info!(node = %options.node, jobs = options.jobs, tags = %options.tags.join(","), "worker started");
+    let liveness = Liveness::new(options.lease);
     let mut worker = Worker {
         options,
         store: Some(store),
         executor,
         held: HashMap::new(),
         pending: Vec::new(),
-        last_beat: Instant::now(),
+        liveness,
         declined: HashMap::new(),
         roots: HashMap::new(),
         next_unfiltered: Instant::now(),
@@ -228,7 +228,7 @@ fn waker(open: QueueFactory) -> Receiver<()> {
 
 impl Worker {
     fn run_loop(&mut self, done: &Receiver<Report>, signals: &Receiver<i32>, wake: &Receiver<()>) {
-        let beat = tick((self.options.lease / 3).clamp(Duration::from_millis(100), HEARTBEAT));
+        let beat = tick(self.liveness.beat_every(HEARTBEAT));
         let lost = tick(LOST_CHECK);
         let idle = tick(IDLE_POLL);
         let mut stop_deadline: Option<Instant> = None;
@@ -478,17 +478,8 @@ impl Worker {
         };
         for ((_, then), answer) in std::mem::take(&mut self.pending).into_iter().zip(answers) {
             match (then, answer) {
-                (Then::Started(job), Answer::Cancelled) => {
-                    tracing::info!(job, "cancelled meanwhile; stopping it");
-                    self.executor.cancel(job);
-                }
-                (Then::Started(job), Answer::Stale { current }) => {
-                    tracing::error!(
-                        job,
-                        current_token = current,
-                        "this attempt's claim was taken over (its lease expired); stopping it"
-                    );
-                    self.executor.cancel(job);
+                (Then::Started(job), answer) => {
+                    super::liveness::on_started(&*self.executor, job, &answer);
                 }
                 // The end is recorded: this node held the job's claim, so it tells.
                 (Then::Ended(tellings), Answer::Ok) => self.send(tellings),
@@ -508,69 +499,35 @@ impl Worker {
     }
 
     fn heartbeat(&mut self) {
-        let lease_ms = self.options.lease.as_millis() as i64;
         let held: Vec<JobId> = self.held.keys().copied().collect();
-        if let Some(store) = self.store() {
-            let result = store.heartbeat(None).and_then(|()| {
-                let expired = store.expire(lease_ms)?;
-                let released = store.release_unheld(&held)?;
-                Ok((expired, released))
-            });
-            match result {
-                Ok((expired, released)) => {
-                    self.last_beat = Instant::now();
-                    for job in expired {
-                        tracing::warn!(job = job.id, rule = %job.rule, "queued again: its node stopped heartbeating");
-                    }
-                    for job in released {
-                        tracing::warn!(
-                            job,
-                            "queued again: this node's claim of it was never taken up (its answer was lost)"
-                        );
-                    }
-                }
-                Err(e) => self.lose_store(&e),
+        if self.store().is_some()
+            && let Some(store) = self.store.as_deref_mut()
+        {
+            let beat = self
+                .liveness
+                .beat(store, None)
+                .and_then(|()| Liveness::release_unheld(store, &held));
+            if let Err(e) = beat {
+                self.lose_store(&e);
             }
         }
-        self.fence();
-    }
-
-    /// A node that could not heartbeat for twice its lease has lost its claims to the others
-    /// if they can reach the store (a network partition), and they may run the same jobs now:
-    /// it stops its attempts rather than run them twice. Twice, because while the database
-    /// itself is down (a restart) nobody takes anything: after it comes back every node gets a
-    /// whole lease again, and stopping at once would only repeat work.
-    fn fence(&mut self) {
-        if self.last_beat.elapsed() <= self.options.lease * 2 || self.executor.running() == 0 {
-            return;
-        }
-        tracing::error!(
-            running = self.executor.running(),
-            lease_ms = self.options.lease.as_millis() as u64,
-            "no heartbeat reached the store for twice the lease: other nodes may have taken this node's jobs, so its attempts stop"
-        );
-        self.executor.cancel_running(Duration::from_millis(400));
+        self.liveness.fence(&*self.executor);
     }
 
     /// Stops attempts whose claim this node no longer holds.
     fn stop_lost(&mut self) {
-        if self.held.is_empty() {
+        let running: Vec<(AttemptId, Claim)> = self
+            .held
+            .values()
+            .filter_map(|h| h.job.map(|job| (job, h.claim)))
+            .collect();
+        if running.is_empty() || self.store().is_none() {
             return;
         }
-        let claims: Vec<Claim> = self.held.values().map(|h| h.claim).collect();
-        let Some(store) = self.store() else { return };
-        let lost = match store.lost_claims(&claims) {
-            Ok(lost) => lost,
-            Err(e) => return self.lose_store(&e),
-        };
-        for id in lost {
-            if let Some(Held { job: Some(job), .. }) = self.held.get(&id) {
-                tracing::warn!(
-                    job = id,
-                    "claim lost (cancelled, superseded, or taken over after a lease expiry); stopping its process group"
-                );
-                self.executor.cancel(*job);
-            }
+        if let Some(store) = self.store.as_deref_mut()
+            && let Err(e) = Liveness::stop_lost(store, &*self.executor, &running)
+        {
+            self.lose_store(&e);
         }
     }
 }
