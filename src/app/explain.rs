@@ -278,14 +278,15 @@ fn explain_one(
                     .iter()
                     .map(|(k, v)| (k.to_string(), lossy(v)))
                     .collect();
-                m.verify = plan.verify.map(|v| {
+                m.verify = plan.job.verify.map(|v| {
                     let decode = v.decode.then(|| ("decode".to_string(), "true".to_string()));
                     v.checks.into_iter().chain(decode).collect()
                 });
                 m.output = plan
+                    .job
                     .output
                     .map(|o| lossy(o.final_path.as_os_str().as_bytes()));
-                for argv in plan.steps {
+                for argv in plan.job.steps {
                     m.display_steps.push(
                         argv.iter()
                             .map(|a| shell_quote(a.as_bytes()))

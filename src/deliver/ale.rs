@@ -31,9 +31,10 @@ pub struct AleClip {
 }
 
 /// An ALE file: where it goes and what it says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AleSheet {
     /// The published path, in the product's folder.
+    #[serde(with = "crate::os::path_text::path")]
     pub final_path: PathBuf,
     /// `FPS` as Avid writes it (`23.976`, `24`, `29.97`).
     pub fps: String,

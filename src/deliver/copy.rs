@@ -33,8 +33,9 @@ use self::pipe::PipeError;
 pub use self::pipe::{BLOCK, Overlap};
 pub use self::temp::{TempFile, attempt_tag};
 
-/// Whether a delivery keeps its source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Whether a delivery keeps its source (`copy` or `move` in a plan's text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TransferKind {
     /// The source stays.
     Copy,
@@ -53,15 +54,17 @@ impl TransferKind {
 }
 
 /// A job's copy or move as route plans it: every path expanded and checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransferPlan {
     /// Copy or move.
     pub kind: TransferKind,
     /// The destination file, inside the watch roots or `outputs:` folders.
+    #[serde(with = "crate::os::path_text::path")]
     pub to: PathBuf,
     /// The hashes to compute (at least one).
     pub hashes: Vec<HashKind>,
     /// The folder whose ASC MHL history records the delivery (`mhl: true`).
+    #[serde(default, with = "crate::os::path_text::opt_path")]
     pub mhl_root: Option<PathBuf>,
 }
 

@@ -7,8 +7,11 @@
 
 use md5::Digest as _;
 
-/// A hash a rule may ask for in `copy:`/`move:` (`hash:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A hash a rule may ask for in `copy:`/`move:` (`hash:`); in a plan's text by its name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum HashKind {
     /// xxHash 64-bit, seed 0 (`xxhsum -H64`; ASC MHL's `xxh64`).
     Xxh64,

@@ -21,13 +21,16 @@ use crate::os::dir_handle::DirHandle;
 use crate::os::version::FileVersion;
 
 /// Where a product is written and where it is published.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutputPaths {
     /// The published path.
+    #[serde(with = "crate::os::path_text::path")]
     pub final_path: PathBuf,
     /// The hidden temp path the commands write (`{out}`).
+    #[serde(with = "crate::os::path_text::path")]
     pub temp_path: PathBuf,
     /// The ALE published beside the product, when the rule has `ale:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ale: Option<crate::deliver::ale::AleSheet>,
 }
 

@@ -112,7 +112,7 @@ fn show_codes(codes: &HeaderCodes, perfs_per_frame: Option<u32>) -> String {
 }
 
 /// What one job's product must be.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Expectations {
     /// (key, expected value).
     pub checks: Vec<(String, String)>,
@@ -123,6 +123,7 @@ pub struct Expectations {
     /// KeyKode must carry the same.
     pub stock_codes: Option<(u32, u32)>,
     /// `decode: true`: ffmpeg must decode every frame of the product.
+    #[serde(default)]
     pub decode: bool,
 }
 

@@ -19,7 +19,7 @@ use crate::store::queue::{NewJob, QueuedJob, Write};
 use super::Engine;
 use super::fair_queue::Pending;
 use super::outbox::Then;
-use super::worker::plan::PortablePlan;
+use super::worker::plan::StoredPlan;
 
 impl Engine {
     pub(super) fn dispatch(
@@ -81,14 +81,14 @@ impl Engine {
                 } else if !to_workers {
                     self.queue.note_unqueued(&rule.name);
                 }
-                let plan = self.portable_plan(&spec, index);
+                let plan = self.stored_plan(&spec);
                 let job = NewJob {
                     rule: rule.name.clone(),
                     rule_hash: rule.definition_hash.clone(),
                     input: self.rooted(root, &identity_rel),
                     version,
-                    steps: spec.steps.clone(),
-                    output: spec.output.as_ref().map(|o| o.final_path.clone()),
+                    steps: spec.plan.steps.clone(),
+                    output: spec.plan.output.as_ref().map(|o| o.final_path.clone()),
                     unplannable: None,
                     follow_moves: rule.on_rename == OnRename::Follow
                         && match &sequence {
@@ -205,39 +205,28 @@ impl Engine {
             id,
             rule: rule.name.clone(),
             path: root_path.join(rel),
-            steps: planned.steps,
-            output: planned.output,
+            plan: planned.job,
             allowed_roots: plan::allowed_output_roots(&set),
-            timeout: rule.timeout,
             attempt: 1,
             claim: None,
-            view: planned.view,
-            verify: planned.verify,
-            progress: rule.progress.is_some(),
-            total_frames: planned.frames,
-            transfer: planned.transfer,
         })
     }
 
-    /// What a worker needs to run the job of rule `index` planned as `spec` without the
-    /// rules file, as stored with the job.
-    fn portable_plan(&self, spec: &JobSpec, index: usize) -> String {
-        let rule = &self.set.file.rules[index];
+    /// The job's plan as the store keeps it: `spec`'s, with where this watcher's trees are,
+    /// so any node can run it without the rules file.
+    fn stored_plan(&self, spec: &JobSpec) -> String {
         let roots = roots_of(&self.set);
         let folders: Vec<std::path::PathBuf> = roots
             .iter()
             .map(|(_, path)| path.clone())
             .chain(self.set.file.outputs.iter().cloned())
             .collect();
-        PortablePlan::of(
-            spec,
-            &roots,
-            &self.set.file.outputs,
-            rule.retries,
-            rule.backoff,
+        StoredPlan::new(
+            spec.plan.clone(),
+            roots,
+            self.set.file.outputs.clone(),
+            &self.mounts.get(&folders),
         )
-        .with_mounts(&self.mounts.get(&folders))
-        .notifying(rule.notify_targets(&self.set.file))
         .to_text()
     }
 
@@ -367,13 +356,13 @@ impl Engine {
         };
         spec.path = self.set.file.watch[root].path.join(&rel);
         let rule = &self.set.file.rules[index];
-        let plan = self.portable_plan(&spec, index);
+        let plan = self.stored_plan(&spec);
         self.outbox.push(
             Write::Replan {
                 id: job.id,
                 rule_hash: rule.definition_hash.clone(),
-                steps: spec.steps.clone(),
-                output: spec.output.as_ref().map(|o| o.final_path.clone()),
+                steps: spec.plan.steps.clone(),
+                output: spec.plan.output.as_ref().map(|o| o.final_path.clone()),
                 plan,
             },
             Then::Nothing,

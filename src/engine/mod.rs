@@ -134,7 +134,7 @@ pub struct Engine {
     progress_written: HashMap<JobId, outcomes::Written>,
     /// When to ask the store next which running claims this node lost.
     next_lost_check: Instant,
-    /// The mounts of the roots and output folders, recorded in each job's portable plan.
+    /// The mounts of the roots and output folders, recorded in each job's stored plan.
     mounts: worker::mounts::MountCache,
     /// What the sources say is wrong with their coverage, per topic (see
     /// [`SourceEvent::Health`](crate::source::SourceEvent::Health)).

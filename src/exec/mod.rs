@@ -7,6 +7,7 @@
 pub mod executor;
 pub mod local;
 pub mod notifier;
+pub mod plan;
 pub mod progress;
 pub mod provenance;
 mod resume;

@@ -33,7 +33,7 @@ use progress::ProgressSink;
 
 pub use crate::exec::watchdog::{JobControl, KILL_GRACE, Watchdog};
 
-/// Everything needed to run one attempt of a job.
+/// One attempt of a job: its plan, and where this attempt runs it.
 #[derive(Debug, Clone)]
 pub struct JobSpec {
     /// Unique job id, used in the log and temp names.
@@ -42,31 +42,16 @@ pub struct JobSpec {
     pub rule: String,
     /// The triggering file.
     pub path: PathBuf,
-    /// Each step's argv.
-    pub steps: Vec<Vec<OsString>>,
-    /// The product, if the rule declares one.
-    pub output: Option<OutputPaths>,
+    /// What runs: argv, product, checks, copy, view, timeout (the job's one plan).
+    pub plan: crate::exec::plan::JobPlan,
     /// Where outputs may be published.
     pub allowed_roots: Vec<PathBuf>,
-    /// Longest the job may run.
-    pub timeout: Option<Duration>,
     /// The job's log file.
     pub log_path: PathBuf,
     /// 1 for the first try.
     pub attempt: u32,
     /// The job's claim in the store (its fencing token), when jobs are recorded.
     pub claim: Option<crate::store::queue::Claim>,
-    /// Symlink view of a sequence, made before the first step and removed after the last.
-    pub view: Option<crate::media::sequence::View>,
-    /// What the product must be, checked with ffprobe before it is published.
-    pub verify: Option<crate::deliver::verify::Expectations>,
-    /// Whether ffmpeg steps report their progress (`progress: ffmpeg`).
-    pub progress: bool,
-    /// Frames the input holds, when the plan knows (a sequence, a probed input).
-    pub total_frames: Option<u64>,
-    /// The rule's `copy:`/`move:`: of the published product when the job has an output, else
-    /// of the triggering file itself.
-    pub transfer: Option<crate::deliver::copy::TransferPlan>,
 }
 
 /// How a job ended.
@@ -159,14 +144,14 @@ pub fn run(
     watchdog: &Watchdog,
     hooks: &mut dyn JobHooks,
 ) -> Outcome {
-    if let Some(view) = &spec.view
+    if let Some(view) = &spec.plan.view
         && let Err(e) = view.create()
     {
         view.remove();
         return Outcome::Failed(Failure::View(format!("{}: {e}", view.dir.display())));
     }
     let outcome = run_attempt(spec, job, control, watchdog, hooks);
-    if let Some(view) = &spec.view {
+    if let Some(view) = &spec.plan.view {
         view.remove();
     }
     outcome
@@ -199,21 +184,21 @@ fn run_attempt(
         ),
     );
     // A `copy:`/`move:` without an output delivers the triggering file: no commands, no product.
-    if spec.output.is_none()
-        && let Some(plan) = &spec.transfer
+    if spec.plan.output.is_none()
+        && let Some(plan) = &spec.plan.transfer
     {
         return deliver_input(spec, plan, &mut log, hooks);
     }
-    if let Some(output) = &spec.output {
+    if let Some(output) = &spec.plan.output {
         let before = hooks.published_before();
-        match resume::resume(before.as_ref(), output, spec.transfer.as_ref()) {
+        match resume::resume(before.as_ref(), output, spec.plan.transfer.as_ref()) {
             Resume::RunAgain => {}
             Resume::DeliverProduct => {
                 return deliver_published(spec, &output.final_path, &mut log, hooks);
             }
             Resume::AlreadyMoved => {
                 // What the killed attempt left beside the destination goes (its temp's lock).
-                let to = spec.transfer.as_ref().map(|plan| {
+                let to = spec.plan.transfer.as_ref().map(|plan| {
                     Transfer::planned(plan, spec.allowed_roots.clone(), transfer_tag(spec))
                         .remove_abandoned(&mut log);
                     plan.to.display().to_string()
@@ -232,10 +217,11 @@ fn run_attempt(
         }
     }
     let mut delivery = spec
+        .plan
         .output
         .as_ref()
         .map(|output| Delivery::new(spec, output));
-    let mut steps_argv = std::borrow::Cow::Borrowed(&spec.steps);
+    let mut steps_argv = std::borrow::Cow::Borrowed(&spec.plan.steps);
     if let Some(Delivery { product, steps }) = &mut delivery {
         for step in steps.iter() {
             if let Err(error) = step.prepare(product, &mut log) {
@@ -257,7 +243,8 @@ fn run_attempt(
             );
             let (from, to) = (product.temp_path.as_os_str(), via.as_os_str());
             steps_argv = std::borrow::Cow::Owned(
-                spec.steps
+                spec.plan
+                    .steps
                     .iter()
                     .map(|argv| {
                         argv.iter()
@@ -273,11 +260,11 @@ fn run_attempt(
             delivery.product.discard();
         }
     };
-    let deadline = spec.timeout.map(|t| Instant::now() + t);
-    let mut total_frames = spec.total_frames;
+    let deadline = spec.plan.timeout.map(|t| Instant::now() + t);
+    let mut total_frames = spec.plan.total_frames;
     for (index, argv) in steps_argv.iter().enumerate() {
         let step = index + 1;
-        let reports = spec.progress && argv.first().is_some_and(|p| progress::is_ffmpeg(p));
+        let reports = spec.plan.progress && argv.first().is_some_and(|p| progress::is_ffmpeg(p));
         let with_progress;
         let (argv, tail) = match reports.then(|| hooks.progress_sink()).flatten() {
             Some(sink) => {
@@ -306,7 +293,7 @@ fn run_attempt(
             },
             StepResult::TimedOut => Failure::TimedOut {
                 step,
-                limit: spec.timeout.unwrap_or_default(),
+                limit: spec.plan.timeout.unwrap_or_default(),
             },
             StepResult::Cancelled => {
                 discard(&delivery);
@@ -359,7 +346,7 @@ impl Delivery {
     /// asked), publish, then the ALE's rename.
     fn new(spec: &JobSpec, output: &OutputPaths) -> Delivery {
         let mut steps: Vec<Box<dyn Step>> = Vec::new();
-        if let Some(expected) = &spec.verify {
+        if let Some(expected) = &spec.plan.verify {
             steps.push(Box::new(Verify {
                 expected: expected.clone(),
             }));
@@ -377,7 +364,7 @@ impl Delivery {
                 final_path: sheet.final_path.clone(),
             }));
         }
-        if let Some(plan) = &spec.transfer {
+        if let Some(plan) = &spec.plan.transfer {
             steps.push(Box::new(Transfer::planned(
                 plan,
                 spec.allowed_roots.clone(),
@@ -427,7 +414,7 @@ fn deliver_published(
             product.display()
         ),
     );
-    if let Some(plan) = &spec.transfer {
+    if let Some(plan) = &spec.plan.transfer {
         let transfer = Transfer::planned(plan, spec.allowed_roots.clone(), transfer_tag(spec));
         let mut hooks = PublishingHook(hooks);
         if let Err(error) = transfer.deliver(product, log, &mut hooks) {

@@ -21,7 +21,7 @@ use crate::store::queue::Abandoned;
 /// Renames a claimed job's temp output after its claim, in its argv too (every occurrence of
 /// the previous temp path in every argument: `{out}` may sit inside a longer one).
 pub fn bind_claim(spec: &mut JobSpec) {
-    let (Some(claim), Some(output)) = (spec.claim, spec.output.as_mut()) else {
+    let (Some(claim), Some(output)) = (spec.claim, spec.plan.output.as_mut()) else {
         return;
     };
     let Some(temp) = temp_beside(&output.final_path, &claim_tag(claim.id, claim.token)) else {
@@ -31,7 +31,7 @@ pub fn bind_claim(spec: &mut JobSpec) {
     if old == temp {
         return;
     }
-    for argv in &mut spec.steps {
+    for argv in &mut spec.plan.steps {
         for arg in argv.iter_mut() {
             *arg = replace_all(arg, old.as_os_str().as_bytes(), temp.as_os_str().as_bytes());
         }
@@ -105,19 +105,21 @@ mod tests {
             id: "99-1".into(),
             rule: "r".into(),
             path: "/s/a.tif".into(),
-            steps: vec![vec![
-                "ffmpeg".into(),
-                "-o".into(),
-                planned.clone().into(),
-                format!("--log={}.txt", planned.display()).into(),
-            ]],
-            output: Some(OutputPaths {
-                final_path: "/s/out/a.mov".into(),
-                temp_path: planned,
-                ale: None,
-            }),
+            plan: crate::exec::plan::JobPlan {
+                steps: vec![vec![
+                    "ffmpeg".into(),
+                    "-o".into(),
+                    planned.clone().into(),
+                    format!("--log={}.txt", planned.display()).into(),
+                ]],
+                output: Some(OutputPaths {
+                    final_path: "/s/out/a.mov".into(),
+                    temp_path: planned,
+                    ale: None,
+                }),
+                ..Default::default()
+            },
             allowed_roots: vec!["/s".into()],
-            timeout: None,
             log_path: "/l".into(),
             attempt: 1,
             claim: Some(Claim {
@@ -125,17 +127,12 @@ mod tests {
                 token: 3,
                 attempt: 1,
             }),
-            view: None,
-            verify: None,
-            progress: false,
-            total_frames: None,
-            transfer: None,
         };
         bind_claim(&mut spec);
         let temp = PathBuf::from("/s/out/.a.srjob7-3.mov");
-        assert_eq!(spec.output.as_ref().map(|o| &o.temp_path), Some(&temp));
-        assert_eq!(spec.steps[0][2], temp.as_os_str());
-        assert_eq!(spec.steps[0][3], "--log=/s/out/.a.srjob7-3.mov.txt");
+        assert_eq!(spec.plan.output.as_ref().map(|o| &o.temp_path), Some(&temp));
+        assert_eq!(spec.plan.steps[0][2], temp.as_os_str());
+        assert_eq!(spec.plan.steps[0][3], "--log=/s/out/.a.srjob7-3.mov.txt");
         // A retry is claimed again: the name follows the new token.
         spec.claim = Some(Claim {
             id: 7,
@@ -143,7 +140,7 @@ mod tests {
             attempt: 2,
         });
         bind_claim(&mut spec);
-        assert_eq!(spec.steps[0][2], "/s/out/.a.srjob7-4.mov");
+        assert_eq!(spec.plan.steps[0][2], "/s/out/.a.srjob7-4.mov");
     }
 
     #[test]

@@ -350,11 +350,13 @@ pub struct Reading {
 }
 
 /// A folder of symlinks numbered contiguously, made before a job and removed after it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct View {
     /// The folder.
+    #[serde(with = "crate::os::path_text::path")]
     pub dir: PathBuf,
     /// (link, target) pairs.
+    #[serde(with = "crate::os::path_text::pairs")]
     pub links: Vec<(PathBuf, PathBuf)>,
 }
 

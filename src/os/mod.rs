@@ -7,6 +7,7 @@ pub mod lease;
 pub mod machine_id;
 pub mod mountinfo;
 pub mod owner_lock;
+pub mod path_text;
 pub mod process;
 pub mod program;
 pub mod quote;

@@ -8,42 +8,31 @@
 //! Products are written to a hidden temp name beside the final one that keeps its extension
 //! (ffmpeg picks the container from it), and renamed into place only on success.
 
-use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::deliver::ale::{AleClip, AleSheet};
 use crate::deliver::copy::TransferPlan;
 use crate::deliver::publish::OutputPaths;
-use crate::deliver::verify::Expectations;
+use crate::exec::plan::{JobPlan, PortableNotify};
 use crate::media::probe::{self, Probed};
-use crate::media::sequence::{self, OnGaps, Reading, Sequence, View};
+use crate::media::sequence::{self, OnGaps, Reading, Sequence};
 use crate::route::matcher::{RuleSet, path_bindings};
 use crate::rules::normalize;
 use crate::rules::template::{Bindings, MissingVariable};
 
-/// A job ready to run.
+/// A job ready to run: its one plan (the value stored with the job and run by any node),
+/// and what `explain` and the log show of how it was made.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Index of the rule in the rule set.
     pub rule: usize,
     /// Every variable, including `{out}` when the rule has an output.
     pub vars: Bindings,
-    /// The product, when the rule declares `output:`.
-    pub output: Option<OutputPaths>,
-    /// Each step's argv.
-    pub steps: Vec<Vec<OsString>>,
-    /// The symlink view to make before the job, for a sequence ffmpeg cannot read in place.
-    pub view: Option<View>,
-    /// What the product must be before it is published.
-    pub verify: Option<Expectations>,
     /// A sequence's missing frames, as ranges (empty when complete or not a sequence).
     pub missing: Vec<(i64, i64)>,
-    /// Frames the input holds, when known (a sequence's length, or the probed count): how far
-    /// an ffmpeg step's progress has to go.
-    pub frames: Option<u64>,
-    /// The rule's `copy:`/`move:`, with its destination expanded and checked.
-    pub transfer: Option<TransferPlan>,
+    /// What runs.
+    pub job: JobPlan,
 }
 
 /// The frames a sequence job runs on, and where its view would go.
@@ -220,13 +209,24 @@ pub fn plan(
     Ok(Plan {
         rule: rule_index,
         vars,
-        output,
-        steps,
-        view,
-        verify,
         missing,
-        frames: frames_known,
-        transfer,
+        job: JobPlan {
+            steps,
+            output,
+            view,
+            verify,
+            transfer,
+            timeout: rule.timeout,
+            retries: rule.retries,
+            backoff: rule.backoff,
+            progress: rule.progress.is_some(),
+            total_frames: frames_known,
+            notify: rule
+                .notify_targets(&set.file)
+                .iter()
+                .map(PortableNotify::of)
+                .collect(),
+        },
     })
 }
 

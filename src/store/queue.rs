@@ -172,7 +172,7 @@ pub enum Write {
         steps: Vec<Vec<OsString>>,
         /// New product.
         output: Option<PathBuf>,
-        /// New portable plan ([`NewJob::plan`]), so a worker that claims the job meanwhile
+        /// New plan ([`NewJob::plan`]), so a worker that claims the job meanwhile
         /// runs the new commands with their own product, checks and timeout.
         plan: String,
     },

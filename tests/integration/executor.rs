@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use shotrouter::deliver::publish::OutputPaths;
 use shotrouter::exec::executor::{Executor, Finished, Reattach, Report};
 use shotrouter::exec::local::{LocalExecutor, QueueFactory};
+use shotrouter::exec::plan::JobPlan;
 use shotrouter::exec::runner::{Failure, JobSpec, Outcome};
 use shotrouter::os::version::FileVersion;
 use shotrouter::store::RunHandle;
@@ -67,13 +68,14 @@ fn spec(dir: &Path, id: i64, steps: &[&[&str]]) -> JobSpec {
         id: id.to_string(),
         rule: "contract".into(),
         path: dir.join("input.dat"),
-        steps: steps
-            .iter()
-            .map(|argv| argv.iter().map(OsString::from).collect())
-            .collect(),
-        output: None,
+        plan: JobPlan {
+            steps: steps
+                .iter()
+                .map(|argv| argv.iter().map(OsString::from).collect())
+                .collect(),
+            ..JobPlan::default()
+        },
         allowed_roots: vec![dir.to_path_buf()],
-        timeout: None,
         log_path: dir.join(format!("job-{id}.log")),
         attempt: 1,
         claim: Some(Claim {
@@ -81,11 +83,6 @@ fn spec(dir: &Path, id: i64, steps: &[&[&str]]) -> JobSpec {
             token: 1,
             attempt: 1,
         }),
-        view: None,
-        verify: None,
-        progress: false,
-        total_frames: None,
-        transfer: None,
     }
 }
 
@@ -162,7 +159,7 @@ fn times_out_and_leaves_nothing_running(bench: &dyn Bench) {
     let (tx, rx) = unbounded();
     let executor = bench.executor(1, None, tx);
     let mut job = spec(dir.path(), 3, &[&["sleep", "300"]]);
-    job.timeout = Some(Duration::from_millis(300));
+    job.plan.timeout = Some(Duration::from_millis(300));
     executor.submit(job);
     let (run, finished) = follow(&rx, LIMIT);
     assert!(
@@ -301,7 +298,7 @@ fn publishes_nothing_for_a_stale_claim(bench: &dyn Bench) {
         ]],
     );
     attempt.claim = Some(old);
-    attempt.output = Some(OutputPaths {
+    attempt.plan.output = Some(OutputPaths {
         final_path: product.clone(),
         temp_path: temp,
         ale: None,

@@ -28,6 +28,7 @@ mod parity;
 mod pg;
 mod pg_cluster;
 mod pg_tls;
+mod plan_compat;
 mod poll;
 mod progress;
 mod publish_resume;

@@ -41,11 +41,17 @@ fn issue_12_pg_a_worker_stopped_past_its_lease_loses_its_job_and_cannot_publish(
     });
     frozen.signal(Signal::SIGSTOP);
     let rescuer = Worker::start(&env, &url, "rescuer", &["--jobs", "1", "--lease", "1s"]);
-    wait_until(
-        "the rescuer to finish the job",
-        Duration::from_secs(30),
-        || done(&env, &store) == 1,
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while done(&env, &store) != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after 30 s waiting for the rescuer to finish the job; jobs: {:?}\nrescuer's log:\n{}\nfrozen worker's log:\n{}",
+            jobs(&env, &store),
+            rescuer.log_text(),
+            frozen.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     frozen.signal(Signal::SIGCONT);
     wait_until(
         "the resumed worker to stop its lost attempt",

@@ -12,7 +12,6 @@
 
 mod mount_facts;
 pub mod mounts;
-mod path_text;
 pub mod plan;
 mod report;
 
@@ -315,8 +314,8 @@ impl Worker {
                 Ok((spec, retries, notify)) => {
                     tracing::info!(job = job.claim.id, rule = %job.rule, path = %spec.path.display(), attempt = job.claim.attempt, "claimed");
                     self.declined.remove(&job.claim.id);
-                    if spec.steps != job.steps {
-                        let steps = spec.steps.clone();
+                    if spec.plan.steps != job.steps {
+                        let steps = spec.plan.steps.clone();
                         let ran = Write::Ran {
                             claim: job.claim,
                             steps,
@@ -388,7 +387,7 @@ impl Worker {
 
     /// Notes the watcher's roots a job's plan names, and whether this node maps each.
     fn learn_roots(&mut self, text: &str) {
-        if let Ok(plan) = plan::PortablePlan::from_text(text) {
+        if let Ok(plan) = plan::StoredPlan::from_text(text, &[]) {
             for (name, mappable) in self.options.map.mappable_roots(&plan) {
                 self.roots.insert(name, mappable);
             }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::os::mountinfo::MountTable;
 
-use super::path_text::escape;
+use crate::os::path_text::escape;
 
 /// Which machine, and which boot of it, facts are read or judged on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use crate::os::mountinfo::{Mount, MountTable};
 
 pub use super::mount_facts::{Host, MountCache, MountFact, WatcherMounts};
 use super::mount_facts::{depth_under, dev_text, resolved};
-use super::path_text::unescape;
+use crate::os::path_text::unescape;
 
 /// This worker's side: its mount table, read after the folders asked about were opened, and
 /// its machine's and boot's ids.

@@ -70,7 +70,7 @@ impl JobHooks for WorkerHooks<'_> {
             let _ = self.shared.done.send(Report::Started {
                 claim,
                 job: self.job,
-                temp_output: self.spec.output.as_ref().map(|o| o.temp_path.clone()),
+                temp_output: self.spec.plan.output.as_ref().map(|o| o.temp_path.clone()),
                 run: GroupId::of(pgid).map(RunHandle::Local),
             });
         }
@@ -95,6 +95,7 @@ impl JobHooks for WorkerHooks<'_> {
         let mut pause = Duration::from_millis(250);
         let what = if self
             .spec
+            .plan
             .output
             .as_ref()
             .is_some_and(|o| o.final_path == output)

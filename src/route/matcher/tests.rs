@@ -95,10 +95,13 @@ fn non_utf8_names_match_and_reach_argv_intact() {
     assert_eq!(s.route(&rel, EventKind::CloseWrite), [0]);
     let planned = plan(&s, 0, Path::new("/show/shots"), &rel, "t", None).expect("plans");
     assert_eq!(
-        planned.steps[0][1].clone().into_vec(),
+        planned.job.steps[0][1].clone().into_vec(),
         b"/show/shots/sh\xff10/a\xfe b.tif".to_vec()
     );
-    assert_eq!(planned.steps[0][2].clone().into_vec(), b"sh\xff10".to_vec());
+    assert_eq!(
+        planned.job.steps[0][2].clone().into_vec(),
+        b"sh\xff10".to_vec()
+    );
 }
 
 #[test]
@@ -175,7 +178,7 @@ fn outputs_escaping_the_roots_are_refused() {
         None,
     )
     .expect("inside");
-    let out = ok.output.expect("output");
+    let out = ok.job.output.expect("output");
     assert_eq!(out.final_path, PathBuf::from("/show/shots/sh010/x.mov"));
     assert_eq!(out.temp_path, PathBuf::from("/show/shots/sh010/.x.t.mov"));
     let escaped = plan(

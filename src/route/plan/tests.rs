@@ -28,7 +28,7 @@ fn transfer_of(to: &str, mhl: bool) -> Result<TransferPlan, PlanError> {
         "t",
         None,
     )
-    .map(|p| p.transfer.expect("a transfer"))
+    .map(|p| p.job.transfer.expect("a transfer"))
 }
 
 #[test]
@@ -213,4 +213,36 @@ fn bound_names_are_the_names_rules_accept() {
     let mut vars = Bindings::default();
     bind_probe(&mut vars, &probed);
     assert_eq!(names(&vars), sorted(probe::PROBE_VARIABLES));
+}
+
+/// The plan route builds carries what the rule says of running it, not only the argv: the
+/// value any node runs is the value stored.
+#[test]
+fn the_plan_carries_the_rules_timeout_retries_progress_and_notify() {
+    let text = "version: 1\nwatch: [/show/shots]\nrules:\n  - name: r\n    match: \"**/*.mov\"\n    output: \"{dir}/out/{stem}.mp4\"\n    timeout: 90s\n    retries: 2\n    backoff: 10s\n    progress: ffmpeg\n    notify: {webhook: \"http://127.0.0.1:9/hook\", on: [failed]}\n    run: [ffmpeg, -i, \"{path}\", \"{out}\"]\n";
+    let set = RuleSet::compile(
+        crate::rules::parse(Path::new("r.yaml"), text, Path::new("/")).expect("valid"),
+    )
+    .expect("compiles");
+    let job = plan(
+        &set,
+        0,
+        Path::new("/show/shots"),
+        Path::new("sh010/a.mov"),
+        "t",
+        None,
+    )
+    .expect("plans")
+    .job;
+    assert_eq!(job.timeout, Some(std::time::Duration::from_secs(90)));
+    assert_eq!((job.retries, job.backoff.as_secs()), (2, 10));
+    assert!(job.progress);
+    assert_eq!(job.notify.len(), 1);
+    assert_eq!(
+        job.notify[0].webhook.as_deref(),
+        Some("http://127.0.0.1:9/hook")
+    );
+    let out = job.output.expect("output");
+    assert_eq!(out.final_path, PathBuf::from("/show/shots/sh010/out/a.mp4"));
+    assert_eq!(job.steps[0][3], out.temp_path.into_os_string());
 }

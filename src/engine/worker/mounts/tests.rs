@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::worker::path_text::escape;
+use crate::os::path_text::escape;
 
 fn fact(path: &str, point: &str, depth: u32, fs_type: &str, source: &str) -> MountFact {
     MountFact {

@@ -1,4 +1,11 @@
 use super::*;
+use crate::deliver::ale::{AleClip, AleSheet};
+use crate::deliver::copy::{TransferKind, TransferPlan};
+use crate::deliver::hash::HashKind;
+use crate::deliver::publish::OutputPaths;
+use crate::deliver::verify::Expectations;
+use crate::exec::plan::PortableNotify;
+use crate::os::path_text::{escape, unescape};
 use crate::rules::NotifyEvent;
 use crate::rules::template::Template;
 
@@ -7,6 +14,35 @@ fn paths_survive_the_text_form() {
     for raw in [&b"/s/a b%20\xff\xfe.tif"[..], b"/plain", b"/100%/x\n"] {
         let path = PathBuf::from(OsString::from_vec(raw.to_vec()));
         assert_eq!(unescape(&escape(&path)), path);
+    }
+}
+
+/// The text a watcher stores for `job`, planned under `roots` and `outputs`, without mount
+/// facts.
+fn stored(job: JobPlan, roots: &[(&str, &Path)], outputs: &[PathBuf]) -> String {
+    let roots = roots
+        .iter()
+        .map(|(n, p)| ((*n).to_string(), p.to_path_buf()))
+        .collect();
+    StoredPlan::new(job, roots, outputs.to_vec(), &WatcherMounts::default()).to_text()
+}
+
+/// A claimed job of root `shots` with the plan `text`.
+fn claimed(text: String, rel: &str, steps: Vec<Vec<OsString>>) -> ClaimedJob {
+    ClaimedJob {
+        claim: crate::store::queue::Claim {
+            id: 1,
+            token: 1,
+            attempt: 1,
+        },
+        rule: "r".into(),
+        input: crate::store::queue::RootedPath {
+            root: "shots".into(),
+            rel: rel.into(),
+        },
+        steps,
+        output: None,
+        plan: text,
     }
 }
 
@@ -24,11 +60,12 @@ fn an_ale_and_a_dpx_keykode_check_travel_to_a_worker_mapped() {
         end: "01:00:00:01".into(),
         keykode: None,
     };
-    let mut spec = JobSpec {
-        id: "1".into(),
-        rule: "r".into(),
-        path: on_watcher("a.1001.dpx"),
-        steps: vec![vec!["cp".into()]],
+    let job = JobPlan {
+        steps: vec![vec![
+            "cp".into(),
+            on_watcher("a.1001.dpx").into(),
+            on_watcher(".a.t.mxf").into(),
+        ]],
         output: Some(OutputPaths {
             final_path: on_watcher("a.mxf"),
             temp_path: on_watcher(".a.t.mxf"),
@@ -39,82 +76,46 @@ fn an_ale_and_a_dpx_keykode_check_travel_to_a_worker_mapped() {
                 clips: vec![clip.clone()],
             }),
         }),
-        allowed_roots: vec![watcher.path().to_path_buf()],
-        timeout: None,
-        log_path: "/l".into(),
-        attempt: 1,
-        claim: None,
-        view: None,
-        progress: false,
-        total_frames: None,
-        transfer: None,
         verify: Some(Expectations {
             checks: vec![("keykode".into(), "KU 22 9012 1234+05".into())],
             perfs_per_frame: Some(4),
             stock_codes: Some((1, 22)),
-            decode: false,
+            decode: true,
         }),
+        ..JobPlan::default()
     };
-    let roots = [("shots".to_string(), watcher.path().to_path_buf())];
-    let plan = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
-    assert_eq!(plan.format, FORMAT_EDITORIAL, "older workers refuse it");
-    let job = ClaimedJob {
-        claim: crate::store::queue::Claim {
-            id: 1,
-            token: 1,
-            attempt: 1,
-        },
-        rule: "r".into(),
-        input: crate::store::queue::RootedPath {
-            root: "shots".into(),
-            rel: "a.1001.dpx".into(),
-        },
-        steps: spec.steps.clone(),
-        output: Some(on_watcher("a.mxf")),
-        plan: plan.to_text(),
-    };
+    let text = stored(job, &[("shots", watcher.path())], &[]);
     let map = PathMap {
         entries: vec![("shots".into(), farm.path().to_path_buf())],
     };
-    let (mapped, ..) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
-    let sheet = mapped.output.and_then(|o| o.ale).expect("the ALE travels");
+    let (mapped, ..) = job_spec(
+        &claimed(text, "a.1001.dpx", Vec::new()),
+        &map,
+        Path::new("/state"),
+    )
+    .expect("mapped");
+    let output = mapped.plan.output.expect("the output travels");
+    assert_eq!(output.temp_path, farm.path().join(".a.t.mxf"));
+    let sheet = output.ale.expect("the ALE travels");
     assert_eq!(sheet.final_path, farm.path().join("a.ale"));
     assert_eq!(sheet.clips, [clip]);
-    let verify = mapped.verify.expect("verify");
+    let verify = mapped.plan.verify.expect("verify");
     assert_eq!(
         (verify.perfs_per_frame, verify.stock_codes, verify.decode),
-        (Some(4), Some((1, 22)), false)
+        (Some(4), Some((1, 22)), true)
     );
-
-    // `decode: true` travels too, in a format older workers refuse rather than skip.
-    spec.verify.as_mut().expect("verify").decode = true;
-    let decoding = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
-    assert_eq!(decoding.format, FORMAT_DECODE);
-    assert!(decoding.to_text().contains("\"decode\":true"));
-    let job = ClaimedJob {
-        plan: decoding.to_text(),
-        ..job
-    };
-    let (mapped, _, _) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
-    assert!(mapped.verify.expect("verify").decode);
-    spec.verify.as_mut().expect("verify").decode = false;
-
-    // Without either, the plan is the one format-1 workers already read.
-    spec.output.as_mut().expect("output").ale = None;
-    spec.verify = None;
-    let plain = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
-    assert_eq!(plain.format, 1);
-    let text = plain.to_text();
-    assert!(
-        !text.contains("\"ale\"")
-            && !text.contains("\"perfs_per_frame\"")
-            && !text.contains("\"decode\""),
-        "{text}"
+    assert_eq!(
+        mapped.plan.steps[0][1..],
+        [
+            farm.path().join("a.1001.dpx").into_os_string(),
+            farm.path().join(".a.t.mxf").into_os_string()
+        ],
+        "the argv the plan carries is mapped"
     );
 }
 
 #[test]
-fn a_copy_or_move_travels_to_a_worker_mapped_and_older_workers_refuse_it() {
+fn a_copy_or_move_travels_to_a_worker_mapped() {
     let watcher = tempfile::tempdir().expect("dir");
     let farm = tempfile::tempdir().expect("dir");
     let (farm_shots, farm_san) = (farm.path().join("shots"), farm.path().join("san"));
@@ -122,55 +123,30 @@ fn a_copy_or_move_travels_to_a_worker_mapped_and_older_workers_refuse_it() {
     std::fs::create_dir_all(&farm_san).expect("san");
     std::fs::write(farm_shots.join("a.mxf"), b"media").expect("input");
     let (shots, san) = (watcher.path().join("shots"), watcher.path().join("san"));
-    let spec = JobSpec {
-        id: "1".into(),
-        rule: "r".into(),
-        path: shots.join("a.mxf"),
-        steps: Vec::new(),
-        output: None,
-        allowed_roots: vec![shots.clone(), san.clone()],
-        timeout: None,
-        log_path: "/l".into(),
-        attempt: 1,
-        claim: None,
-        view: None,
-        verify: None,
-        progress: false,
-        total_frames: None,
+    let job = JobPlan {
         transfer: Some(TransferPlan {
             kind: TransferKind::Move,
             to: san.join("day1/a.mxf"),
             hashes: vec![HashKind::Xxh64, HashKind::Md5],
             mhl_root: Some(san.join("day1")),
         }),
+        ..JobPlan::default()
     };
-    let roots = [("shots".to_string(), shots.clone())];
-    let plan = PortablePlan::of(&spec, &roots, std::slice::from_ref(&san), 0, Duration::ZERO);
-    assert_eq!(plan.format, FORMAT_TRANSFER, "older workers refuse it");
-    let job = ClaimedJob {
-        claim: crate::store::queue::Claim {
-            id: 1,
-            token: 1,
-            attempt: 1,
-        },
-        rule: "r".into(),
-        input: crate::store::queue::RootedPath {
-            root: "shots".into(),
-            rel: "a.mxf".into(),
-        },
-        steps: Vec::new(),
-        output: None,
-        plan: plan.to_text(),
-    };
+    let text = stored(job, &[("shots", &shots)], std::slice::from_ref(&san));
     let map = PathMap {
         entries: vec![
             ("shots".into(), farm_shots.clone()),
             (san.to_string_lossy().into_owned(), farm_san.clone()),
         ],
     };
-    let (mapped, ..) = job_spec(&job, &map, Path::new("/state")).expect("mapped");
+    let (mapped, ..) = job_spec(
+        &claimed(text, "a.mxf", Vec::new()),
+        &map,
+        Path::new("/state"),
+    )
+    .expect("mapped");
     assert_eq!(
-        mapped.transfer,
+        mapped.plan.transfer,
         Some(TransferPlan {
             kind: TransferKind::Move,
             to: farm_san.join("day1/a.mxf"),
@@ -228,29 +204,9 @@ fn arguments_map_by_whole_folders_only() {
 }
 
 #[test]
-fn notify_targets_and_progress_travel_and_older_workers_refuse_notify() {
+fn notify_targets_progress_and_retries_travel_and_a_newer_format_is_refused() {
     let watcher = tempfile::tempdir().expect("dir");
     std::fs::write(watcher.path().join("a.mov"), b"media").expect("input");
-    let spec = JobSpec {
-        id: "1".into(),
-        rule: "r".into(),
-        path: watcher.path().join("a.mov"),
-        steps: vec![vec!["ffmpeg".into()]],
-        output: None,
-        allowed_roots: vec![watcher.path().to_path_buf()],
-        timeout: None,
-        log_path: "/l".into(),
-        attempt: 1,
-        claim: None,
-        view: None,
-        verify: None,
-        progress: true,
-        total_frames: Some(48),
-        transfer: None,
-    };
-    let roots = [("shots".to_string(), watcher.path().to_path_buf())];
-    let quiet = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
-    assert_eq!(quiet.format, 1, "progress alone needs no new format");
     let target = NotifyTarget {
         events: vec![NotifyEvent::Done, NotifyEvent::Stuck],
         webhook: Some("http://127.0.0.1:9/hook".into()),
@@ -261,41 +217,38 @@ fn notify_targets_and_progress_travel_and_older_workers_refuse_notify() {
         stuck_after: Duration::from_secs(600),
         line: 0,
     };
-    let plan = quiet.clone().notifying(std::slice::from_ref(&target));
-    assert_eq!(plan.format, FORMAT_NOTIFY, "older workers refuse it");
-    let job = ClaimedJob {
-        claim: crate::store::queue::Claim {
-            id: 1,
-            token: 1,
-            attempt: 1,
-        },
-        rule: "r".into(),
-        input: crate::store::queue::RootedPath {
-            root: "shots".into(),
-            rel: "a.mov".into(),
-        },
-        steps: spec.steps.clone(),
-        output: None,
-        plan: plan.to_text(),
+    let job = JobPlan {
+        steps: vec![vec!["ffmpeg".into()]],
+        progress: true,
+        total_frames: Some(48),
+        retries: 3,
+        backoff: Duration::from_secs(7),
+        notify: vec![PortableNotify::of(&target)],
+        ..JobPlan::default()
     };
-    let (mapped, _, notify) = job_spec(&job, &PathMap::default(), Path::new("/s")).expect("spec");
-    assert_eq!((mapped.progress, mapped.total_frames), (true, Some(48)));
+    let text = stored(job, &[("shots", watcher.path())], &[]);
+    let (mapped, retries, notify) = job_spec(
+        &claimed(text.clone(), "a.mov", Vec::new()),
+        &PathMap::default(),
+        Path::new("/s"),
+    )
+    .expect("spec");
+    assert_eq!(
+        (mapped.plan.progress, mapped.plan.total_frames),
+        (true, Some(48))
+    );
+    assert_eq!((retries.retries, retries.backoff.as_secs()), (3, 7));
     assert_eq!(notify.len(), 1);
     assert_eq!(*notify[0], target);
 
-    // An earlier format still runs; a later one is refused with a fix.
-    let older = ClaimedJob {
-        plan: quiet.to_text(),
-        ..job.clone()
-    };
-    assert!(job_spec(&older, &PathMap::default(), Path::new("/s")).is_ok());
-    let mut newer = plan.clone();
-    newer.format = FORMAT + 1;
+    let newer = text.replacen(
+        &format!("\"format\":{FORMAT}"),
+        &format!("\"format\":{}", FORMAT + 1),
+        1,
+    );
+    assert_ne!(newer, text);
     let refused = job_spec(
-        &ClaimedJob {
-            plan: newer.to_text(),
-            ..job
-        },
+        &claimed(newer, "a.mov", Vec::new()),
         &PathMap::default(),
         Path::new("/s"),
     )
@@ -307,24 +260,6 @@ fn notify_targets_and_progress_travel_and_older_workers_refuse_notify() {
 fn a_notify_target_naming_an_unknown_event_is_left_out_not_the_job() {
     let watcher = tempfile::tempdir().expect("dir");
     std::fs::write(watcher.path().join("a.mov"), b"media").expect("input");
-    let spec = JobSpec {
-        id: "1".into(),
-        rule: "r".into(),
-        path: watcher.path().join("a.mov"),
-        steps: vec![vec!["ffmpeg".into()]],
-        output: None,
-        allowed_roots: vec![watcher.path().to_path_buf()],
-        timeout: None,
-        log_path: "/l".into(),
-        attempt: 1,
-        claim: None,
-        view: None,
-        verify: None,
-        progress: false,
-        total_frames: None,
-        transfer: None,
-    };
-    let roots = [("shots".to_string(), watcher.path().to_path_buf())];
     let known = NotifyTarget {
         events: vec![NotifyEvent::Done],
         webhook: Some("http://127.0.0.1:9/known".into()),
@@ -332,52 +267,27 @@ fn a_notify_target_naming_an_unknown_event_is_left_out_not_the_job() {
         stuck_after: Duration::from_secs(600),
         line: 0,
     };
-    let mut plan = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO)
-        .notifying(&[known.clone(), known.clone()]);
-    plan.notify[1].on = vec!["done".into(), "exploded".into()];
-    plan.notify[1].webhook = Some("http://127.0.0.1:9/newer".into());
-    let job = ClaimedJob {
-        claim: crate::store::queue::Claim {
-            id: 1,
-            token: 1,
-            attempt: 1,
-        },
-        rule: "r".into(),
-        input: crate::store::queue::RootedPath {
-            root: "shots".into(),
-            rel: "a.mov".into(),
-        },
-        steps: spec.steps.clone(),
-        output: None,
-        plan: plan.to_text(),
+    let mut newer = PortableNotify::of(&known);
+    newer.on = vec!["done".into(), "exploded".into()];
+    newer.webhook = Some("http://127.0.0.1:9/newer".into());
+    let job = JobPlan {
+        steps: vec![vec!["ffmpeg".into()]],
+        notify: vec![PortableNotify::of(&known), newer],
+        ..JobPlan::default()
     };
-    let (_, _, notify) =
-        job_spec(&job, &PathMap::default(), Path::new("/s")).expect("the job runs");
+    let text = stored(job, &[("shots", watcher.path())], &[]);
+    let (_, _, notify) = job_spec(
+        &claimed(text, "a.mov", Vec::new()),
+        &PathMap::default(),
+        Path::new("/s"),
+    )
+    .expect("the job runs");
     assert_eq!(notify.len(), 1, "only the target it understands");
     assert_eq!(*notify[0], known);
 }
 
 #[test]
-fn mount_facts_raise_the_format_only_for_an_empty_folder_and_old_plans_still_read() {
-    let spec = JobSpec {
-        id: "1".into(),
-        rule: "r".into(),
-        path: "/srv/shots/a.dat".into(),
-        steps: vec![vec!["cp".into()]],
-        output: None,
-        allowed_roots: Vec::new(),
-        timeout: None,
-        log_path: "/l".into(),
-        attempt: 1,
-        claim: None,
-        view: None,
-        progress: false,
-        total_frames: None,
-        transfer: None,
-        verify: None,
-    };
-    let roots = [("shots".to_string(), PathBuf::from("/srv/shots"))];
-    let plan = PortablePlan::of(&spec, &roots, &[], 0, Duration::ZERO);
+fn mount_facts_travel_with_the_plan() {
     let fact = MountFact {
         path: "/srv/shots".into(),
         mount_point: "/srv".into(),
@@ -389,26 +299,89 @@ fn mount_facts_raise_the_format_only_for_an_empty_folder_and_old_plans_still_rea
         dev: Some("0:52".into()),
         boot: None,
     };
-    let mut mounts = WatcherMounts {
+    let mounts = WatcherMounts {
         facts: vec![fact.clone()],
-        any_empty: false,
+        any_empty: true,
     };
-    let full = plan.clone().with_mounts(&mounts);
+    let plan = StoredPlan::new(
+        JobPlan::default(),
+        vec![("shots".into(), "/srv/shots".into())],
+        Vec::new(),
+        &mounts,
+    );
+    assert_eq!(plan.mount_of(Path::new("/srv/shots")), Some(&fact));
+    assert_eq!(StoredPlan::from_text(&plan.to_text(), &[]), Ok(plan));
+}
+
+/// Plans as earlier releases stored them (formats 1 to 4, their JSON verbatim) still run: their
+/// argv comes from the job's steps, every path they name is mapped.
+#[test]
+fn plans_of_earlier_releases_still_run() {
+    let watcher = tempfile::tempdir().expect("dir");
+    let farm = tempfile::tempdir().expect("dir");
+    std::fs::write(farm.path().join("a b.mxf"), b"media").expect("input");
+    let w = escape(watcher.path());
+    let steps = vec![vec![
+        OsString::from("cp"),
+        watcher.path().join("a b.mxf").into_os_string(),
+        watcher.path().join(".a b.t.mov").into_os_string(),
+    ]];
+    let map = PathMap {
+        entries: vec![("shots".into(), farm.path().to_path_buf())],
+    };
+    // Format 1: a product, a timeout, retries and plain checks.
+    let v1 = format!(
+        r#"{{"format":1,"roots":[["shots","{w}"]],"outputs":[],"output":["{w}/a b.mov","{w}/.a b.t.mov"],"timeout_ms":90000,"retries":2,"backoff_ms":5000,"verify":[["frames","48"]],"view":null}}"#
+    );
+    let (spec, retries, _) = job_spec(
+        &claimed(v1, "a b.mxf", steps.clone()),
+        &map,
+        Path::new("/s"),
+    )
+    .expect("a format-1 plan runs");
     assert_eq!(
-        full.format, 1,
-        "older workers judge non-empty folders as before"
+        spec.plan.steps[0][2],
+        farm.path().join(".a b.t.mov").into_os_string()
     );
-    assert_eq!(full.mount_of(Path::new("/srv/shots")), Some(&fact));
-    let text = full.to_text();
-    assert_eq!(PortablePlan::from_text(&text), Ok(full));
-    mounts.any_empty = true;
-    assert_eq!(plan.clone().with_mounts(&mounts).format, FORMAT_MOUNTS);
-    // A plan of the previous release (no facts) still runs; a newer format is refused.
-    let old = r#"{"format":3,"roots":[["shots","/srv/shots"]],"outputs":[],"output":null,"timeout_ms":null,"retries":0,"backoff_ms":0,"verify":null,"view":null}"#;
-    assert!(PortablePlan::from_text(old).is_ok_and(|p| p.mounts.is_empty()));
-    let newer = old.replace("\"format\":3", "\"format\":5");
-    assert!(
-        PortablePlan::from_text(&newer).is_err_and(|e| e.contains("upgrade this worker")),
-        "{newer}"
+    let output = spec.plan.output.expect("output");
+    assert_eq!(output.final_path, farm.path().join("a b.mov"));
+    assert_eq!(spec.plan.timeout, Some(Duration::from_secs(90)));
+    assert_eq!((retries.retries, retries.backoff.as_secs()), (2, 5));
+    assert_eq!(
+        spec.plan.verify.expect("verify").checks,
+        [("frames".to_string(), "48".to_string())]
     );
+    // Format 3: a move with its MHL folder and hashes.
+    let v3 = format!(
+        r#"{{"format":3,"roots":[["shots","{w}"]],"outputs":[],"output":null,"timeout_ms":null,"retries":0,"backoff_ms":0,"verify":null,"view":null,"transfer":{{"kind":"move","to":"{w}/san/a b.mxf","hashes":["xxh64","md5"],"mhl_root":"{w}/san"}}}}"#
+    );
+    let (spec, ..) = job_spec(&claimed(v3, "a b.mxf", Vec::new()), &map, Path::new("/s"))
+        .expect("a format-3 plan runs");
+    let transfer = spec.plan.transfer.expect("transfer");
+    assert_eq!(
+        (
+            transfer.kind,
+            transfer.to,
+            transfer.hashes,
+            transfer.mhl_root
+        ),
+        (
+            TransferKind::Move,
+            farm.path().join("san/a b.mxf"),
+            vec![HashKind::Xxh64, HashKind::Md5],
+            Some(farm.path().join("san"))
+        )
+    );
+    // Format 4: notify targets, progress, decode.
+    let v4 = format!(
+        r#"{{"format":4,"roots":[["shots","{w}"]],"outputs":[],"output":null,"timeout_ms":null,"retries":0,"backoff_ms":0,"verify":[["codec","prores"]],"decode":true,"view":null,"notify":[{{"on":["done"],"webhook":"http://127.0.0.1:9/h","stuck_after_ms":600000}}],"progress":true,"total_frames":24}}"#
+    );
+    let (spec, _, notify) = job_spec(&claimed(v4, "a b.mxf", steps), &map, Path::new("/s"))
+        .expect("a format-4 plan runs");
+    assert!(spec.plan.verify.expect("verify").decode);
+    assert_eq!(
+        (spec.plan.progress, spec.plan.total_frames),
+        (true, Some(24))
+    );
+    assert_eq!(notify.len(), 1);
 }

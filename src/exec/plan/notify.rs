@@ -1,4 +1,4 @@
-//! A rule's `notify:` targets in the plan's text form: the node that runs the job, watcher or
+//! A rule's `notify:` targets as the plan carries them: the node that runs the job, watcher or
 //! worker, tells them of its end.
 
 use std::time::Duration;
@@ -24,7 +24,8 @@ pub struct PortableNotify {
 }
 
 impl PortableNotify {
-    pub(super) fn of(target: &NotifyTarget) -> PortableNotify {
+    /// The target as the plan carries it.
+    pub fn of(target: &NotifyTarget) -> PortableNotify {
         PortableNotify {
             on: target
                 .events
@@ -43,7 +44,7 @@ impl PortableNotify {
     /// The target again; the watcher checked it when it loaded its rules. `None` when the plan
     /// names an event this worker does not know (a newer watcher's): the target is left out
     /// with a warning rather than the whole job declined.
-    pub(super) fn to_target(&self) -> Result<Option<NotifyTarget>, String> {
+    pub fn to_target(&self) -> Result<Option<NotifyTarget>, String> {
         let mut events = Vec::with_capacity(self.on.len());
         for name in &self.on {
             match NotifyEvent::ALL.into_iter().find(|e| e.as_str() == name) {
