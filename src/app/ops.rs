@@ -401,7 +401,7 @@ pub fn cancel(store: &Location, ids: &[JobId], as_json: bool) -> Result<ExitCode
     for (id, run) in &cancelled {
         let mut killed = 0;
         if let Some(run) = run {
-            killed = crate::exec::executor::terminate(run, crate::exec::runner::KILL_GRACE)
+            killed = crate::exec::terminate::terminate(run, crate::exec::runner::KILL_GRACE)
                 .map_err(|e| {
                     Error::Runtime(format!("job {id} is cancelled in the store, but {e}"))
                 })?;

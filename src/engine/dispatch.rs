@@ -19,7 +19,7 @@ use crate::store::queue::{NewJob, QueuedJob, Write};
 use super::Engine;
 use super::fair_queue::Pending;
 use super::outbox::Then;
-use super::worker::plan::StoredPlan;
+use super::stored_plan::StoredPlan;
 
 impl Engine {
     pub(super) fn dispatch(

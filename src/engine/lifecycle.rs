@@ -137,7 +137,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         progress_written: HashMap::new(),
         next_lost_check: now,
         liveness: super::liveness::Liveness::new(super::LEASE),
-        mounts: super::worker::mounts::MountCache::default(),
+        mounts: super::mounts::MountCache::default(),
         health: Default::default(),
         cursor: 0,
         next_poll: now + STORE_POLL,

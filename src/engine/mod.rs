@@ -16,6 +16,7 @@ pub mod intake;
 pub mod ledger;
 pub mod lifecycle;
 mod liveness;
+pub mod mounts;
 pub mod notify;
 pub mod outbox;
 pub mod outcomes;
@@ -25,6 +26,7 @@ pub mod retention;
 pub mod sequencer;
 pub mod sequences;
 pub mod settle;
+pub mod stored_plan;
 pub mod telemetry;
 pub mod worker;
 
@@ -135,7 +137,7 @@ pub struct Engine {
     /// When to ask the store next which running claims this node lost.
     next_lost_check: Instant,
     /// The mounts of the roots and output folders, recorded in each job's stored plan.
-    mounts: worker::mounts::MountCache,
+    mounts: mounts::MountCache,
     /// What the sources say is wrong with their coverage, per topic (see
     /// [`SourceEvent::Health`](crate::source::SourceEvent::Health)).
     health: std::collections::BTreeMap<&'static str, String>,

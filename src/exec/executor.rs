@@ -3,7 +3,7 @@
 //! [`Report`]s, in order: the run's start (with the [`RunHandle`] the store keeps with the
 //! claim), its progress, its end. After a restart the node gives each handle the store recorded
 //! back to its executor ([`Executor::reattach`]); `shotrouter cancel` and the API, which hold no
-//! executor, stop a run from its handle alone ([`terminate`]).
+//! executor, stop a run from its handle alone ([`crate::exec::terminate`]).
 //!
 //! The local process-group pool ([`crate::exec::local`]) is the first executor; a farm
 //! scheduler is another. Every executor passes the same contract suite, with real processes
@@ -106,27 +106,4 @@ pub trait Executor: Send {
     /// Stops the executor once idle; a run still going (stuck in the kernel) is left for the
     /// next start to recover.
     fn shutdown(self: Box<Self>);
-}
-
-/// Why a run could not be stopped from its handle.
-#[derive(Debug, thiserror::Error)]
-pub enum TerminateError {
-    /// The handle names an executor this build does not have.
-    #[error("the run is {run}, which this build of shotrouter cannot stop; stop it there")]
-    UnknownExecutor {
-        /// The run.
-        run: RunHandle,
-    },
-}
-
-/// Stops a run known only by its handle (`shotrouter cancel`, the API): asks it to stop, and
-/// forces it after `grace`. Answers how many processes were asked; a run already over is 0.
-///
-/// # Errors
-/// A handle of an executor this build does not have.
-pub fn terminate(run: &RunHandle, grace: Duration) -> Result<usize, TerminateError> {
-    match run {
-        RunHandle::Local(group) => Ok(crate::exec::local::terminate(group, grace)),
-        RunHandle::Remote { .. } => Err(TerminateError::UnknownExecutor { run: run.clone() }),
-    }
 }

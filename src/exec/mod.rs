@@ -13,4 +13,5 @@ pub mod provenance;
 mod resume;
 pub mod runner;
 pub mod temps;
+pub mod terminate;
 pub mod watchdog;

@@ -85,7 +85,7 @@ async fn cancel(
                 )));
             };
             let Some(run) = run else { return Ok(0) };
-            crate::exec::executor::terminate(&run, crate::exec::runner::KILL_GRACE).map_err(|e| {
+            crate::exec::terminate::terminate(&run, crate::exec::runner::KILL_GRACE).map_err(|e| {
                 ApiError::Conflict(format!("job {id} is cancelled in the store, but {e}"))
             })
         })

@@ -10,8 +10,6 @@
 //! it lost every second). A store that cannot be reached is retried with backoff; jobs running
 //! keep running and their ends wait in memory until the store answers.
 
-mod mount_facts;
-pub mod mounts;
 pub mod plan;
 mod report;
 
@@ -387,7 +385,7 @@ impl Worker {
 
     /// Notes the watcher's roots a job's plan names, and whether this node maps each.
     fn learn_roots(&mut self, text: &str) {
-        if let Ok(plan) = plan::StoredPlan::from_text(text, &[]) {
+        if let Ok(plan) = super::stored_plan::StoredPlan::from_text(text, &[]) {
             for (name, mappable) in self.options.map.mappable_roots(&plan) {
                 self.roots.insert(name, mappable);
             }

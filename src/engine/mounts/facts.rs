@@ -1,6 +1,6 @@
 //! The watcher's side of mount facts: which mount holds each of its roots and output folders
 //! (point, type, source, mounted folder, depth), with its machine's id, recorded in each job's
-//! plan for workers to compare with their own mounts ([`super::mounts`]).
+//! plan for workers to compare with their own mounts ([`super`]).
 //!
 //! They are read off the dispatch path: resolving a folder on a hung hard-mounted NFS share
 //! blocks forever, and the watcher's loop must not. A plan gets the last facts read; only the

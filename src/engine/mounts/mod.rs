@@ -1,6 +1,6 @@
 //! Whether a worker may use a watcher's folder at the watcher's own path. The watcher records,
 //! in each job's plan, the mount each of its roots and output folders is on
-//! (`mount_facts`); a worker uses the same path only where its own mount table shows
+//! (`facts`); a worker uses the same path only where its own mount table shows
 //! that mount, or a share at least as deep. Emptiness proves nothing (a new show's delivery
 //! folder is empty), so it is never asked, except of plans from older watchers, which carry
 //! no facts. `--map` entries are taken as given. When in doubt, the folder is declined, with
@@ -15,9 +15,11 @@ use std::sync::Arc;
 use crate::os::fs_kind::is_remote_type;
 use crate::os::mountinfo::{Mount, MountTable};
 
-pub use super::mount_facts::{Host, MountCache, MountFact, WatcherMounts};
-use super::mount_facts::{depth_under, dev_text, resolved};
+mod facts;
+
 use crate::os::path_text::unescape;
+pub use facts::{Host, MountCache, MountFact, WatcherMounts};
+use facts::{depth_under, dev_text, resolved};
 
 /// This worker's side: its mount table, read after the folders asked about were opened, and
 /// its machine's and boot's ids.

@@ -1,0 +1,29 @@
+//! Stopping a run from its stored handle alone, for those who hold no executor: `shotrouter
+//! cancel` and the API's cancel. Each kind of handle goes to the executor that made it.
+
+use std::time::Duration;
+
+use crate::store::RunHandle;
+
+/// Why a run could not be stopped from its handle.
+#[derive(Debug, thiserror::Error)]
+pub enum TerminateError {
+    /// The handle names an executor this build does not have.
+    #[error("the run is {run}, which this build of shotrouter cannot stop; stop it there")]
+    UnknownExecutor {
+        /// The run.
+        run: RunHandle,
+    },
+}
+
+/// Stops a run known only by its handle (`shotrouter cancel`, the API): asks it to stop, and
+/// forces it after `grace`. Answers how many processes were asked; a run already over is 0.
+///
+/// # Errors
+/// A handle of an executor this build does not have.
+pub fn terminate(run: &RunHandle, grace: Duration) -> Result<usize, TerminateError> {
+    match run {
+        RunHandle::Local(group) => Ok(crate::exec::local::terminate(group, grace)),
+        RunHandle::Remote { .. } => Err(TerminateError::UnknownExecutor { run: run.clone() }),
+    }
+}
