@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::exec::notifier::{Notice, Notifier};
 use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::now_ms;
+use crate::store::queue::Answer;
 
 use super::Engine;
 
@@ -234,5 +235,26 @@ impl Engine {
             kept.insert(id, (first, told));
         }
         self.stuck.since = kept;
+    }
+}
+
+/// Tells an attempt's `notify:` targets of its end once the store answered the end's record,
+/// the same on a watcher and a worker: all of them when the store took it; only a user's
+/// cancel when the job was cancelled meanwhile (it ended cancelled, as told); none when the
+/// end was refused (the claim was lost: the node that holds it now tells the job's end, once).
+pub(super) fn tell_after_end(tellings: Vec<Telling>, answer: &Answer, notifier: &Notifier) {
+    match answer {
+        Answer::Ok => tellings.into_iter().for_each(|t| t.send(notifier)),
+        Answer::Cancelled => tellings
+            .into_iter()
+            .filter(Telling::is_cancel)
+            .for_each(|t| t.send(notifier)),
+        refused if !tellings.is_empty() => {
+            tracing::info!(
+                store_said = super::outcomes::answer_word(refused),
+                "this attempt's end was refused (its claim was lost): its notify targets are not told"
+            );
+        }
+        _ => {}
     }
 }

@@ -58,7 +58,7 @@ pub struct Outbox {
 
 /// Puts a progress write among those waiting for the store, in place of one of the same claim
 /// when one waits: while the store is away, a job keeps one progress write, not one a block.
-pub(crate) fn push_progress<'a>(
+pub(super) fn push_progress<'a>(
     waiting: impl IntoIterator<Item = &'a mut Write>,
     write: Write,
 ) -> Option<Write> {

@@ -357,18 +357,11 @@ impl Engine {
                 self.forget(&spec);
                 self.outstanding = self.outstanding.saturating_sub(1);
             }
-            (Then::Ended(spec, _), Answer::Stale { current }) => {
-                tracing::error!(job = %spec.id, current_token = current, "end not recorded: the job was claimed again meanwhile; its notify targets are not told");
-                self.forget(&spec);
-            }
             (Then::Ended(spec, tellings), answer) => {
-                // A user's cancel refuses the end: the job ended cancelled, as told.
-                let cancelled = answer == Answer::Cancelled;
-                for telling in tellings {
-                    if !cancelled || telling.is_cancel() {
-                        telling.send(&self.notifier);
-                    }
+                if let Answer::Stale { current } = answer {
+                    tracing::error!(job = %spec.id, current_token = current, "end not recorded: the job was claimed again meanwhile");
                 }
+                super::notify::tell_after_end(tellings, &answer, &self.notifier);
                 self.forget(&spec);
             }
         }

@@ -32,6 +32,7 @@ use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
 use crate::store::{JobId, StoreError};
 
 use super::liveness::{LOST_CHECK, Liveness};
+use super::outbox::{Outbox, Then};
 use plan::{PathMap, Retries};
 
 /// Most time between two heartbeats (and looks for other nodes' expired leases); a short
@@ -74,16 +75,6 @@ pub struct WorkerOptions {
     pub lease: Duration,
 }
 
-/// A write waiting for the store, and what to do with its answer.
-enum Then {
-    Nothing,
-    Started(u64),
-    /// An attempt's end: what its rule's `notify:` targets are told once the store took it.
-    /// Sent only then, so an attempt whose claim was lost (taken over, fenced) tells nothing:
-    /// the node that holds the claim now tells the job's end, once.
-    Ended(Vec<super::notify::Telling>),
-}
-
 /// A claim this node holds.
 struct Held {
     claim: Claim,
@@ -104,7 +95,8 @@ struct Worker {
     executor: Box<dyn Executor>,
     /// Claims this node holds.
     held: HashMap<JobId, Held>,
-    pending: Vec<(Write, Then)>,
+    /// Writes waiting for the store, each with what to do once it answered.
+    outbox: Outbox,
     /// When a heartbeat last reached the store: past the lease, this node's claims are the
     /// others' to take, so it stops what it runs.
     liveness: Liveness,
@@ -152,7 +144,7 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         store: Some(store),
         executor,
         held: HashMap::new(),
-        pending: Vec::new(),
+        outbox: Outbox::default(),
         liveness,
         declined: HashMap::new(),
         roots: HashMap::new(),
@@ -292,7 +284,7 @@ impl Worker {
 
     /// Claims as many jobs as there are free slots, and hands them to the executor.
     fn fill(&mut self) {
-        if self.stopping || !self.pending.is_empty() {
+        if self.stopping || !self.outbox.is_empty() {
             return;
         }
         let free = self.options.jobs.saturating_sub(self.held.len());
@@ -318,7 +310,7 @@ impl Worker {
                             claim: job.claim,
                             steps,
                         };
-                        self.pending.push((ran, Then::Nothing));
+                        self.outbox.push(ran, Then::Nothing);
                     }
                     self.held.insert(
                         job.claim.id,
@@ -357,8 +349,8 @@ impl Worker {
             tracing::warn!(job = claim.id, rule, %reason, "declined: left to another node");
             Ending::Declined { reason }
         };
-        self.pending
-            .push((Write::Finish { claim, ending }, Then::Nothing));
+        self.outbox
+            .push(Write::Finish { claim, ending }, Then::Nothing);
     }
 
     /// The roots to claim jobs of: those seen in plans that this node can map, except every
@@ -404,14 +396,14 @@ impl Worker {
                     held.job = Some(job);
                     held.started_at_ms.get_or_insert_with(crate::store::now_ms);
                 }
-                self.pending.push((
+                self.outbox.push(
                     Write::Started {
                         claim,
                         run,
                         temp_output,
                     },
                     Then::Started(job),
-                ));
+                );
             }
             Report::Progress { id, progress } => self.on_progress(&id, progress),
             Report::Finished(finished) => self.on_finished(*finished),
@@ -458,37 +450,42 @@ impl Worker {
                 Ending::Cancelled
             }
         };
-        self.pending
-            .push((Write::Finish { claim, ending }, Then::Ended(tellings)));
+        self.outbox.push(
+            Write::Finish { claim, ending },
+            Then::Ended(Box::new(spec), tellings),
+        );
     }
 
     /// Commits what waits; on failure keeps it for the next try (the store may be down).
     fn flush(&mut self) {
-        if self.pending.is_empty() {
+        if self.outbox.is_empty() || self.store().is_none() {
             return;
         }
-        let writes: Vec<Write> = self.pending.iter().map(|(w, _)| w.clone()).collect();
-        let Some(store) = self.store() else { return };
+        let (writes, plan) = self.outbox.take();
+        let Some(store) = self.store.as_deref_mut() else {
+            return self.outbox.restore(writes, plan);
+        };
         let answers = match store.commit(&writes) {
             Ok(answers) => answers,
-            Err(e) => return self.lose_store(&e),
+            Err(e) => {
+                self.outbox.restore(writes, plan);
+                return self.lose_store(&e);
+            }
         };
-        for ((_, then), answer) in std::mem::take(&mut self.pending).into_iter().zip(answers) {
-            match (then, answer) {
-                (Then::Started(job), answer) => {
+        let mut answers = answers.into_iter();
+        for (sent, then) in plan {
+            // A start folded into its attempt's end was never sent: nothing to hear.
+            let answer = if sent {
+                answers.next().unwrap_or(Answer::Ok)
+            } else {
+                Answer::Ok
+            };
+            match then {
+                Then::Started(job) => {
                     super::liveness::on_started(&*self.executor, job, &answer);
                 }
-                // The end is recorded: this node held the job's claim, so it tells.
-                (Then::Ended(tellings), Answer::Ok) => self.send(tellings),
-                // A user's cancel stopped it: the job ended cancelled, as told.
-                (Then::Ended(tellings), Answer::Cancelled) => {
-                    self.send(tellings.into_iter().filter(|t| t.is_cancel()).collect())
-                }
-                (Then::Ended(tellings), answer) if !tellings.is_empty() => {
-                    tracing::info!(
-                        store_said = super::outcomes::answer_word(&answer),
-                        "this attempt's end was refused (its claim was lost): its notify targets are not told"
-                    );
+                Then::Ended(_, tellings) => {
+                    super::notify::tell_after_end(tellings, &answer, &self.notifier);
                 }
                 _ => {}
             }

@@ -13,9 +13,8 @@ use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::JobProgress;
 use crate::store::queue::Write;
 
-use super::{Held, Then, Worker};
+use super::{Held, Worker};
 use crate::engine::notify::Telling;
-use crate::engine::outbox::push_progress;
 use crate::engine::outcomes::progress_due;
 
 impl Worker {
@@ -41,9 +40,7 @@ impl Worker {
             claim: held.claim,
             progress,
         };
-        if let Some(write) = push_progress(self.pending.iter_mut().map(|(w, _)| w), write) {
-            self.pending.push((write, Then::Nothing));
-        }
+        self.outbox.push_progress(write);
     }
 
     /// What the targets of a held job's rule that want `event` are to be told (its attempt ran
@@ -73,12 +70,5 @@ impl Worker {
         notice.started_at_ms = held.started_at_ms;
         notice.duration_ms = Some(duration.as_millis() as u64);
         Some(Telling::new(notice, targets))
-    }
-
-    /// Sends what waited for the store's record of an end.
-    pub(super) fn send(&self, tellings: Vec<Telling>) {
-        for telling in tellings {
-            telling.send(&self.notifier);
-        }
     }
 }
