@@ -367,7 +367,7 @@ impl Engine {
             }
         }
         // Recorded with the next heartbeat, at once.
-        self.next_heartbeat = Instant::now();
+        self.liveness.beat_soon();
     }
 
     /// Hands the baseline gathered so far to the outbox, in one write.

@@ -26,7 +26,6 @@ use crate::store::queue::{Answer, JobQueue};
 
 use super::dispatch::{roots_of, rule_limits};
 use super::fair_queue::FairQueue;
-use super::liveness::LOST_CHECK;
 use super::outbox::{self, Then};
 use super::{Engine, HEARTBEAT, Options, STORE_POLL};
 
@@ -135,14 +134,11 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         known: HashSet::new(),
         attempts: HashMap::new(),
         progress_written: HashMap::new(),
-        next_lost_check: now,
         liveness: super::liveness::Liveness::new(super::LEASE),
         mounts: super::mounts::MountCache::default(),
         health: Default::default(),
         cursor: 0,
         next_poll: now + STORE_POLL,
-        next_heartbeat: now,
-        release_due: false,
         first_start,
         began_first: first_start,
         baseline: Vec::new(),
@@ -284,13 +280,10 @@ impl Engine {
             self.resume_queued(self.cursor);
             self.take_notices(now);
         }
-        if now >= self.next_lost_check {
-            self.next_lost_check = now + LOST_CHECK;
+        if self.liveness.lost_check_due(now) {
             self.stop_lost();
         }
-        if now >= self.next_heartbeat {
-            self.next_heartbeat = now + HEARTBEAT;
-            self.release_due = true;
+        if self.liveness.beat_due(now, HEARTBEAT) {
             let health = (!self.health.is_empty()).then(|| {
                 let parts: Vec<String> = self
                     .health
@@ -318,8 +311,7 @@ impl Engine {
         if self.should_commit(now) {
             self.flush(now);
         }
-        if self.release_due && self.outbox.is_empty() {
-            self.release_due = false;
+        if self.liveness.take_release_due(self.outbox.is_empty()) {
             self.release_unheld();
         }
         let idle = self.is_idle();

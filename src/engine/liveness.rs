@@ -19,20 +19,71 @@ pub(super) const LOST_CHECK: Duration = Duration::from_secs(1);
 /// gets a whole lease again; stopping at once would only repeat work.
 const FENCE_AFTER_LEASES: u32 = 2;
 
-/// A node's lease in the store and when its last heartbeat reached it.
+/// A node's lease in the store, when its last heartbeat reached it, and when its next beat,
+/// lost-claim check and hand-back are due (for a loop that polls; the worker's loop ticks).
 #[derive(Debug)]
 pub(super) struct Liveness {
     lease: Duration,
     last_beat: Instant,
+    next_beat: Instant,
+    next_lost_check: Instant,
+    /// Set at each beat: claims this node does not hold are given back once none of its
+    /// claims waits to be committed.
+    release_due: bool,
 }
 
 impl Liveness {
-    /// A node whose claims outlive its last heartbeat by `lease`.
+    /// A node whose claims outlive its last heartbeat by `lease`; its first beat and check are
+    /// due at once.
     pub(super) fn new(lease: Duration) -> Liveness {
+        let now = Instant::now();
         Liveness {
             lease,
-            last_beat: Instant::now(),
+            last_beat: now,
+            next_beat: now,
+            next_lost_check: now,
+            release_due: false,
         }
+    }
+
+    /// When the next beat is due.
+    pub(super) fn next_beat(&self) -> Instant {
+        self.next_beat
+    }
+
+    /// Makes the next beat due now (the node has news for `status`, such as its health).
+    pub(super) fn beat_soon(&mut self) {
+        self.next_beat = Instant::now();
+    }
+
+    /// Whether a beat is due at `now`; if so, the one after is due `every` later, and a
+    /// hand-back of unheld claims is due too.
+    pub(super) fn beat_due(&mut self, now: Instant, every: Duration) -> bool {
+        if now < self.next_beat {
+            return false;
+        }
+        self.next_beat = now + every;
+        self.release_due = true;
+        true
+    }
+
+    /// Whether a lost-claim check is due at `now`; if so, the next is [`LOST_CHECK`] later.
+    pub(super) fn lost_check_due(&mut self, now: Instant) -> bool {
+        if now < self.next_lost_check {
+            return false;
+        }
+        self.next_lost_check = now + LOST_CHECK;
+        true
+    }
+
+    /// Whether the hand-back of unheld claims is due, given that no claim of this node waits
+    /// to be committed (`idle_outbox`); answering yes clears it.
+    pub(super) fn take_release_due(&mut self, idle_outbox: bool) -> bool {
+        let due = self.release_due && idle_outbox;
+        if due {
+            self.release_due = false;
+        }
+        due
     }
 
     /// How often to heartbeat: a third of the lease, within `[100 ms, cap]`.

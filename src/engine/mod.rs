@@ -134,8 +134,6 @@ pub struct Engine {
     liveness: liveness::Liveness,
     /// When each running attempt's progress was last written to the store.
     progress_written: HashMap<JobId, outcomes::Written>,
-    /// When to ask the store next which running claims this node lost.
-    next_lost_check: Instant,
     /// The mounts of the roots and output folders, recorded in each job's stored plan.
     mounts: mounts::MountCache,
     /// What the sources say is wrong with their coverage, per topic (see
@@ -144,10 +142,6 @@ pub struct Engine {
     /// Where the poll for jobs queued by someone else stands.
     cursor: i64,
     next_poll: Instant,
-    next_heartbeat: Instant,
-    /// Set at each heartbeat: this node's claims it does not hold are given back once the
-    /// outbox is empty (a claim waiting there to be ended is still held).
-    release_due: bool,
     /// Whether this start records a baseline instead of catching up.
     first_start: bool,
     /// Whether this run began as a first start: a root first listed after the initial scan
@@ -193,7 +187,7 @@ impl Engine {
         let store = self
             .store
             .as_ref()
-            .map(|_| self.next_poll.min(self.next_heartbeat));
+            .map(|_| self.next_poll.min(self.liveness.next_beat()));
         [
             self.intake.next_deadline(),
             self.sequences.next_deadline(),
