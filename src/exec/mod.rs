@@ -12,6 +12,7 @@ pub mod progress;
 pub mod provenance;
 mod resume;
 pub mod runner;
+mod step;
 pub mod temps;
 pub mod terminate;
 pub mod watchdog;

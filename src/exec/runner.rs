@@ -1,23 +1,17 @@
-//! Runs one job: each step's argv through `duct` (never a shell), in its own process group,
-//! with stdout and stderr in the job's log file, then the job's delivery steps (verify, publish).
+//! Runs one attempt of a job: its plan's steps one after another (each in a process group of
+//! its own, `exec::step`), with the job's log, then its delivery steps (verify, publish, copy
+//! or move), built from the plan in one place ([`Delivery`]).
 //!
-//! A failing, missing or hanging command is an [`Outcome`], never an error of the daemon. When a
-//! step ends, stragglers of its group are killed and reaped (the daemon is a child subreaper),
-//! so no job leaves orphans or zombies behind; deadlines and cancels are the [`Watchdog`]'s.
+//! A failing, missing or hanging command is an [`Outcome`], never an error of the daemon;
+//! deadlines and cancels are the [`Watchdog`]'s.
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::{WaitPidFlag, waitpid};
-use nix::unistd::Pid;
 
 use crate::deliver::ale::{PublishAle, WriteAle};
 use crate::deliver::copy::{Transfer, attempt_tag};
@@ -26,6 +20,7 @@ use crate::deliver::verify::Verify;
 use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext};
 use crate::exec::progress;
 use crate::exec::resume::{self, Resume};
+use crate::exec::step::{StepResult, describe, exit_text, open_log, run_step};
 use crate::os::quote::shell_quote;
 use crate::os::version::FileVersion;
 use crate::store::queue::Published;
@@ -445,139 +440,11 @@ impl DeliveryHooks for PublishingHook<'_> {
     }
 }
 
-enum StepResult {
-    Exited(std::process::ExitStatus),
-    TimedOut,
-    Cancelled,
-    SpawnFailed(String),
-}
-
-fn describe(result: &StepResult) -> String {
-    match result {
-        StepResult::Exited(status) => exit_text(*status),
-        StepResult::TimedOut => "timed out; process group killed".into(),
-        StepResult::Cancelled => "cancelled; process group killed".into(),
-        StepResult::SpawnFailed(reason) => format!("could not start: {reason}"),
-    }
-}
-
-fn exit_text(status: std::process::ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        _ => "ended".into(),
-    }
-}
-
 /// Appends one line to the job log in a single write (an unbuffered `writeln!` would issue one
 /// system call per formatting fragment).
 pub(super) fn note(log: &mut File, mut line: String) {
     line.push('\n');
     let _ = log.write_all(line.as_bytes());
-}
-
-fn open_log(path: &Path) -> Result<File, String> {
-    let open = || File::options().create(true).append(true).open(path);
-    match open() {
-        Ok(file) => Ok(file),
-        // The rule's log folder is made on its first job, not checked on every one.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-            }
-            open().map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn run_step(
-    argv: &[OsString],
-    log: &File,
-    deadline: Option<Instant>,
-    job: u64,
-    control: &Arc<JobControl>,
-    watchdog: &Watchdog,
-    hooks: &mut dyn JobHooks,
-) -> StepResult {
-    if control.is_cancelled() {
-        return StepResult::Cancelled;
-    }
-    if deadline.is_some_and(|d| d <= Instant::now()) {
-        return StepResult::TimedOut;
-    }
-    let (stdout, stderr) = match (log.try_clone(), log.try_clone()) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            return StepResult::SpawnFailed(format!("cannot share the log file: {e}"));
-        }
-    };
-    let expression = crate::os::program::command(&argv[0], &argv[1..])
-        .stdin_null()
-        .stdout_file(stdout)
-        .stderr_file(stderr)
-        .unchecked()
-        .before_spawn(|command| {
-            // Its own process group, so a timeout reaches everything the command spawned.
-            command.process_group(0);
-            Ok(())
-        });
-    let handle = match expression.start() {
-        Ok(handle) => handle,
-        Err(e) => return StepResult::SpawnFailed(e.to_string()),
-    };
-    let pgid = handle.pids().first().map_or(0, |&p| p as i32);
-    control.set_group(pgid);
-    if !hooks.group_started(pgid) {
-        control.mark_cancelled();
-        control.signal(Signal::SIGKILL);
-    }
-    if let Some(deadline) = deadline {
-        watchdog.arm(job, deadline, control);
-    }
-    if control.is_cancelled() {
-        // Cancelled while starting: the canceller saw no group yet.
-        control.signal(Signal::SIGTERM);
-    }
-    // Blocks until the child exits; the watchdog's signals are what end a stuck one.
-    let status = handle.wait().map(|output| output.status);
-    if deadline.is_some() {
-        watchdog.disarm(job);
-    }
-    control.set_group(0);
-    reap_group(pgid);
-    if control.is_cancelled() {
-        StepResult::Cancelled
-    } else if control.take_timed_out() {
-        StepResult::TimedOut
-    } else {
-        match status {
-            Ok(status) => StepResult::Exited(status),
-            Err(e) => StepResult::SpawnFailed(format!("lost track of the process: {e}")),
-        }
-    }
-}
-
-/// Kills whatever is left of a finished job's process group and reaps the members that were
-/// re-parented to us. A member whose parent just died reaches us a moment later, so this looks
-/// again until the group is empty (bounded: a member that left the group is not ours to wait for).
-fn reap_group(pgid: i32) {
-    if pgid <= 0 {
-        return;
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let members_left = killpg(Pid::from_raw(pgid), Signal::SIGKILL) != Err(Errno::ESRCH);
-        while let Ok(status) = waitpid(Pid::from_raw(-pgid), Some(WaitPidFlag::WNOHANG)) {
-            if status == nix::sys::wait::WaitStatus::StillAlive {
-                break;
-            }
-        }
-        if !members_left || Instant::now() >= deadline {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// `text` with every `from` replaced by `to`.
