@@ -2,7 +2,7 @@
 //! cancelled, or impossible to plan), an attempt whose product failed `verify:`, and a job
 //! queued longer than a target's `stuck_after` (in this engine, or in the store for workers: a
 //! worker tells the ends of the jobs it runs itself). The engine only decides and queues;
-//! [`Notifier`](crate::exec::notifier::Notifier) delivers on its own thread, so a webhook that
+//! [`Notifier`] delivers on its own thread, so a webhook that
 //! is down never holds up a job or the loop.
 
 use std::collections::HashMap;

@@ -22,7 +22,7 @@ pub(crate) const FORMAT: u32 = 5;
 /// A job's plan with where the watcher's trees are, as stored with the job.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StoredPlan {
-    /// The plan's format ([`FORMAT`] when written by this release).
+    /// The plan's format (5 when written by this release; 1 to 4 by earlier ones).
     pub format: u32,
     /// The watcher's roots: name and path on the watcher.
     #[serde(with = "crate::os::path_text::named")]

@@ -1,6 +1,6 @@
 //! Runs one attempt of a job: its plan's steps one after another (each in a process group of
 //! its own, `exec::step`), with the job's log, then its delivery steps (verify, publish, copy
-//! or move), built from the plan in one place ([`Delivery`]).
+//! or move), built from the plan in one place (`Delivery`).
 //!
 //! A failing, missing or hanging command is an [`Outcome`], never an error of the daemon;
 //! deadlines and cancels are the [`Watchdog`]'s.

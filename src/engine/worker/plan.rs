@@ -1,7 +1,7 @@
 //! A worker's side of a job's plan: the [`StoredPlan`] a watcher queued, made runnable here.
 //! A worker maps each of the watcher's roots and output folders to
 //! where that tree is mounted on the worker (`--map shots=/mnt/shots`, Tdarr's path
-//! translators) and rewrites every path of the plan in one place ([`JobPlan::map_paths`]),
+//! translators) and rewrites every path of the plan in one place ([`JobPlan::map_paths`](crate::exec::plan::JobPlan::map_paths)),
 //! refusing a job whose paths it cannot map. Without a `--map`, a worker uses the watcher's own
 //! path only where its mounts match the facts the watcher recorded ([`mounts`]).
 
