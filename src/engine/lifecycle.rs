@@ -22,7 +22,7 @@ use crate::os::owner_lock::{LockError, OwnerLock};
 use crate::route::matcher::{RuleSet, Scratch};
 use crate::rules;
 use crate::source::{SourceEvent, Sources, WatchConfig};
-use crate::store::queue::{Answer, JobQueue};
+use crate::store::queue::JobQueue;
 
 use super::dispatch::{roots_of, rule_limits};
 use super::fair_queue::FairQueue;
@@ -377,13 +377,7 @@ impl Engine {
                 },
                 _ => writes.iter().map(outbox::unrecorded).collect(),
             };
-            let mut answers = answers.into_iter();
-            for (sent, then) in plan {
-                let answer = if sent {
-                    answers.next().unwrap_or(Answer::Ok)
-                } else {
-                    Answer::Ok
-                };
+            for (then, answer) in outbox::answered(plan, answers) {
                 self.apply(then, answer);
             }
             self.fill(now);

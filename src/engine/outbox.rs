@@ -206,6 +206,23 @@ impl Outbox {
     }
 }
 
+/// Pairs each follow-up of a taken plan with the store's answer to its write, in order; a
+/// write folded away before the commit (a start its end superseded) is answered `Ok`.
+pub fn answered(
+    plan: Vec<(bool, Then)>,
+    answers: Vec<Answer>,
+) -> impl Iterator<Item = (Then, Answer)> {
+    let mut answers = answers.into_iter();
+    plan.into_iter().map(move |(sent, then)| {
+        let answer = if sent {
+            answers.next().unwrap_or(Answer::Ok)
+        } else {
+            Answer::Ok
+        };
+        (then, answer)
+    })
+}
+
 /// The answer a write gets when no store records jobs: everything is granted at once.
 pub fn unrecorded(write: &Write) -> Answer {
     match write {

@@ -28,7 +28,7 @@ use crate::exec::notifier::Notifier;
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::{Failure, JobSpec, Outcome};
 use crate::rules::{NotifyEvent, NotifyTarget};
-use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
+use crate::store::queue::{Claim, Ending, JobQueue, Write};
 use crate::store::{JobId, StoreError};
 
 use super::liveness::{LOST_CHECK, Liveness};
@@ -472,14 +472,7 @@ impl Worker {
                 return self.lose_store(&e);
             }
         };
-        let mut answers = answers.into_iter();
-        for (sent, then) in plan {
-            // A start folded into its attempt's end was never sent: nothing to hear.
-            let answer = if sent {
-                answers.next().unwrap_or(Answer::Ok)
-            } else {
-                Answer::Ok
-            };
+        for (then, answer) in super::outbox::answered(plan, answers) {
             match then {
                 Then::Started(job) => {
                     super::liveness::on_started(&*self.executor, job, &answer);
