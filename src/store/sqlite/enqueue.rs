@@ -142,14 +142,14 @@ fn supersede(
     version: FileVersion,
 ) -> rusqlite::Result<Vec<JobId>> {
     let (ino, size, mtime) = stored(version);
-    tx.prepare_cached(
+    tx.prepare_cached(concat!(
         "UPDATE jobs SET status = 'cancelled', finished_at = ?4,
              exit_status = 'superseded by job ' || ?3 || ': a newer version of the input arrived'
-         WHERE file_id = ?1 AND rule = ?2 AND id < ?3
-             AND status IN ('queued', 'claimed', 'running')
-             AND NOT (ino = ?5 AND size = ?6 AND mtime_ns = ?7)
-         RETURNING id",
-    )?
+         WHERE file_id = ?1 AND rule = ?2 AND id < ?3 AND ",
+        active!(),
+        " AND NOT (ino = ?5 AND size = ?6 AND mtime_ns = ?7)
+         RETURNING id"
+    ))?
     .query_map(params![file_id, rule, id, now, ino, size, mtime], |r| {
         r.get(0)
     })?
@@ -165,16 +165,17 @@ fn supersede(
 fn follow_move(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<(i64, RootedPath)>> {
     let (ino, size, mtime) = stored(job.version);
     let found: Option<(i64, String, Vec<u8>)> = tx
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT f.id, f.root, f.rel FROM files f
              WHERE f.ino = ?1 AND f.size = ?2 AND f.mtime_ns = ?3 AND f.legacy = 0
                  AND NOT (f.root = ?4 AND f.rel = ?5)
                  AND EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = f.id AND j.rule = ?6
                      AND j.ino = ?1 AND j.size = ?2 AND j.mtime_ns = ?3 AND j.status = 'done')
-                 AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.file_id = f.id
-                     AND a.status IN ('queued', 'claimed', 'running'))
-             LIMIT 1",
-        )?
+                 AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.file_id = f.id AND ",
+            active!("a."),
+            ")
+             LIMIT 1"
+        ))?
         .query_row(
             params![
                 ino,
