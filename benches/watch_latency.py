@@ -52,12 +52,13 @@ def pct(values, p):
 class Shotrouter:
     name = "shotrouter watch"
     extra = []
+    binary = BIN
 
     def __init__(self, tmp, tree, stamp, log):
         rules = tmp / "rules.yaml"
         rules.write_text(f"version: 1\nwatch: [{tree}]\njobs: 2\nrules:\n  - name: stamp\n    match: \"**\"\n    run: [{stamp}, {log}, \"{{path}}\"]\n")
         self.err = open(tmp / "daemon.log", "w+")
-        self.proc = subprocess.Popen([BIN, "watch", *self.extra, "--state", tmp / "state", rules], stderr=self.err, env={**os.environ, "SHOTROUTER_LOG": "warn,shotrouter::engine=info"})
+        self.proc = subprocess.Popen([self.binary, "watch", *self.extra, "--state", tmp / "state", rules], stderr=self.err, env={**os.environ, "SHOTROUTER_LOG": "warn,shotrouter::engine=info"})
         ok = wait_for(lambda: " watching " in Path(self.err.name).read_text(), 30)
         assert ok, "shotrouter did not start"
 
@@ -83,6 +84,14 @@ class InotifywaitLoop:
     def stop(self):
         os.killpg(self.proc.pid, 15)
         self.proc.wait()
+
+
+def baseline_of(binary):
+    """The two store contenders again, run from another build (`--baseline`), so a change is
+    measured against its base in the same run, interleaved on the same noisy machine."""
+    store = type("BaselineStore", (Shotrouter,), {"name": "baseline watch", "binary": binary})
+    no_store = type("BaselineNoStore", (ShotrouterNoStore,), {"name": "baseline --no-store", "binary": binary})
+    return store, no_store
 
 
 def latency(kind, stamp, files):
@@ -159,12 +168,15 @@ def main():
     ap.add_argument("--burst", type=int, default=10_000, help="files for the burst run (100 folders)")
     ap.add_argument("--repeat", type=int, default=3, help="burst runs per contender; the median is shown")
     ap.add_argument("--only", choices=["latency", "burst"], help="run one half")
+    ap.add_argument("--baseline", type=Path, help="another build of shotrouter to run beside this one")
     args = ap.parse_args()
     stamp = build_stamp(scratch("sr-bench-"))
     if args.only != "burst":
         print(f"close -> job start latency, {args.files} files written 10 ms apart (contenders interleaved, {args.repeat} rounds pooled)")
         print(f"  {'':26} {'p50 ms':>8} {'p99 ms':>8} {'missed':>7} {'twice':>6}")
         contenders = (Shotrouter, ShotrouterNoStore, InotifywaitLoop)
+        if args.baseline:
+            contenders = (baseline_of(args.baseline)[0], *contenders)
         pooled = {kind: ([], 0, 0) for kind in contenders}
         for _ in range(args.repeat):
             for kind in contenders:
@@ -181,7 +193,10 @@ def main():
     if args.only == "latency":
         return
     print(f"\nburst: {args.burst} files into 100 new folders, trivial command (median of {args.repeat}, interleaved)")
-    contenders = (Shotrouter, ShotrouterNoStore, InotifywaitLoop)
+    pairs = [(Shotrouter, ShotrouterNoStore)]
+    if args.baseline:
+        pairs.insert(0, baseline_of(args.baseline))
+    contenders = (*(kind for pair in pairs for kind in pair), InotifywaitLoop)
     runs = {"limit": [], **{kind: [] for kind in contenders}}
     for _ in range(args.repeat):
         runs["limit"].append(spawn_limit(stamp, args.burst))
@@ -193,12 +208,14 @@ def main():
         rate, missed, dupes, _ = sorted(runs[kind])[len(runs[kind]) // 2]
         all_rates = " ".join(f"{r[0]:.0f}" for r in runs[kind])
         print(f"  {kind.name:26} {rate:8.0f} /s  ({rate / limit:5.0%} of the spawn limit)  missed {missed}, twice {dupes}   runs: {all_rates}")
-    with_store = sorted(runs[Shotrouter])[len(runs[Shotrouter]) // 2][0]
-    without = sorted(runs[ShotrouterNoStore])[len(runs[ShotrouterNoStore]) // 2][0]
-    print(f"\n  the job store costs {1 - with_store / without:.1%} of burst throughput (median with / median without)")
-    cpu_with = sorted(r[3] for r in runs[Shotrouter])[len(runs[Shotrouter]) // 2]
-    cpu_without = sorted(r[3] for r in runs[ShotrouterNoStore])[len(runs[ShotrouterNoStore]) // 2]
-    print(f"  daemon CPU per job: {cpu_with:.0f} us with the store, {cpu_without:.0f} us without ({cpu_with / cpu_without:.2f}x)")
+    for store, no_store in pairs:
+        build = "the baseline's" if store.binary != BIN else "the job"
+        with_store = sorted(runs[store])[len(runs[store]) // 2][0]
+        without = sorted(runs[no_store])[len(runs[no_store]) // 2][0]
+        print(f"\n  {build} store costs {1 - with_store / without:.1%} of burst throughput (median with / median without)")
+        cpu_with = sorted(r[3] for r in runs[store])[len(runs[store]) // 2]
+        cpu_without = sorted(r[3] for r in runs[no_store])[len(runs[no_store]) // 2]
+        print(f"  daemon CPU per job: {cpu_with:.0f} us with the store, {cpu_without:.0f} us without ({cpu_with / cpu_without:.2f}x)")
     for path in KEEP:
         shutil.rmtree(path, ignore_errors=True)
 

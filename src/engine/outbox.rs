@@ -50,8 +50,10 @@ pub struct Outbox {
     then: Vec<Then>,
     /// When the oldest waiting write was added.
     since: Option<Instant>,
-    /// When the oldest waiting step start was added.
+    /// When the oldest waiting step start was added; `None` once none waits.
     started_since: Option<Instant>,
+    /// Step starts waiting (not yet folded into their attempt's end).
+    starts: usize,
     /// Claims among the waiting writes (a new job claimed at enqueue, or a waiting one).
     claims: usize,
 }
@@ -81,6 +83,7 @@ impl Outbox {
             Write::Finish { claim, .. } => self.drop_started(*claim),
             Write::Enqueue { claim: true, .. } | Write::Claim { .. } => self.claims += 1,
             Write::Started { .. } => {
+                self.starts += 1;
                 self.started_since.get_or_insert_with(Instant::now);
             }
             _ => {}
@@ -109,12 +112,19 @@ impl Outbox {
         start.into_iter().chain(any).min()
     }
 
-    /// A start not yet written is superseded by the attempt's end.
+    /// A start not yet written is superseded by the attempt's end. When no start is left
+    /// waiting, so is the start's short window: the end waits for company like any write
+    /// (in a burst of quick jobs every start is folded so, and its window alone made the
+    /// engine commit every 2 ms).
     fn drop_started(&mut self, finished: Claim) {
         for write in self.writes.iter_mut().rev() {
             if matches!(write, Some(Write::Started { claim, .. }) if *claim == finished) {
                 *write = None;
+                self.starts = self.starts.saturating_sub(1);
             }
+        }
+        if self.starts == 0 {
+            self.started_since = None;
         }
     }
 
@@ -133,7 +143,13 @@ impl Outbox {
             .flatten()
             .filter(|w| matches!(w, Write::Enqueue { claim: true, .. } | Write::Claim { .. }))
             .count();
+        self.starts = old_writes
+            .iter()
+            .flatten()
+            .filter(|w| matches!(w, Write::Started { .. }))
+            .count();
         self.since = (!old_writes.is_empty()).then(Instant::now);
+        self.started_since = (self.starts > 0).then(Instant::now);
         self.writes = old_writes;
         self.then = old_then;
     }
@@ -195,6 +211,7 @@ impl Outbox {
         let then = std::mem::take(&mut self.then);
         self.since = None;
         self.started_since = None;
+        self.starts = 0;
         self.claims = 0;
         let mut kept = Vec::with_capacity(writes.len());
         let mut plan = Vec::with_capacity(writes.len());
@@ -285,5 +302,32 @@ mod tests {
             [false, true, true]
         );
         assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn the_start_window_lasts_while_a_start_waits() {
+        let started = |id: i64| Write::Started {
+            claim: claim(id),
+            run: None,
+            temp_output: None,
+        };
+        let finish = |id: i64| Write::Finish {
+            claim: claim(id),
+            ending: Ending::Done,
+        };
+        let mut outbox = Outbox::default();
+        let before = Instant::now();
+        outbox.push(started(1), Then::Started(1));
+        outbox.push(started(2), Then::Started(2));
+        outbox.push(finish(1), Then::Nothing);
+        let after = Instant::now();
+        let due = outbox.due().expect("writes wait");
+        assert!(due <= after + START_WINDOW, "job 2's start still waits");
+        outbox.push(finish(2), Then::Nothing);
+        let due = outbox.due().expect("writes wait");
+        assert!(
+            due >= before + COMMIT_WINDOW,
+            "both starts are folded into their ends: the ends wait their own window"
+        );
     }
 }

@@ -20,20 +20,23 @@ pub(super) fn enqueue(
     job: &NewJob,
     claim: bool,
 ) -> rusqlite::Result<Answer> {
-    // One look-up of the path's record answers the baseline check, rules out a move (a path
-    // that has a record is not followed), names the record to update and, when there is none,
-    // the supersession: a new record has no older jobs. A burst of new files so runs four
-    // statements per job, not five, and none with `RETURNING`: SQLite runs that clause as a
+    // One look-up answers the baseline check, rules out a move (a path that has a record is
+    // not followed) or finds the record to follow, names the record to update and, when there
+    // is none, the supersession: a new record has no older jobs. A burst of new files so runs
+    // three statements per job, and none with `RETURNING`: SQLite runs that clause as a
     // trigger filling a temporary table, which cost more than the row written.
-    let known = known_file(tx, job)?;
+    let follow = job.follow_moves && job.unplannable.is_none();
+    let (known, moved) = match look_up(tx, job, follow)? {
+        Some(Found::Known(known)) => (Some(known), None),
+        Some(Found::Moved(old_id, from)) => (None, Some((old_id, from))),
+        None => (None, None),
+    };
     if !job.baseline_runs && known.is_some_and(|k| k.baseline_here) {
         return Ok(Answer::Duplicate);
     }
-    if known.is_none()
-        && job.follow_moves
-        && job.unplannable.is_none()
-        && let Some((old_id, from)) = follow_move(tx, job)?
-    {
+    if let Some((old_id, from)) = moved {
+        tx.prepare_cached("UPDATE files SET root = ?2, rel = ?3 WHERE id = ?1")?
+            .execute(params![old_id, job.input.root, blob(&job.input.rel)])?;
         record_file(tx, &job.input, job.version, now, legacy, Some(old_id))?;
         return Ok(Answer::Moved { from });
     }
@@ -114,22 +117,73 @@ struct Known {
     baseline_here: bool,
 }
 
-fn known_file(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<Known>> {
+/// What the look-up before an enqueue found: the record of the job's path, or (when the path
+/// has none and moves are followed) the record of another path to move here.
+enum Found {
+    Known(Known),
+    /// The other record's row id and path.
+    Moved(i64, RootedPath),
+}
+
+/// The record of a job's path; else, with `follow`, a record to follow: one statement. The
+/// second arm runs only when the first found nothing (`LIMIT 1` over `UNION ALL`).
+///
+/// A record is followed when `job`'s version succeeded for its rule under another path that
+/// still records that version. Only a plain move is followed: when the old record still has
+/// unfinished jobs (of any rule: their commands name the old path) or the new path already has
+/// a record (a file renamed over another, whose jobs must be superseded), the job runs as usual.
+fn look_up(tx: &Connection, job: &NewJob, follow: bool) -> rusqlite::Result<Option<Found>> {
     let (ino, size, mtime) = stored(job.version);
-    tx.prepare_cached(
-        "SELECT id, baseline = 1 AND ino = ?3 AND size = ?4 AND mtime_ns = ?5
-         FROM files WHERE root = ?1 AND rel = ?2",
-    )?
-    .query_row(
-        params![job.input.root, blob(&job.input.rel), ino, size, mtime],
-        |r| {
-            Ok(Known {
-                id: r.get(0)?,
-                baseline_here: r.get(1)?,
-            })
-        },
-    )
-    .optional()
+    type Row = (
+        Option<i64>,
+        Option<bool>,
+        Option<i64>,
+        Option<String>,
+        Option<Vec<u8>>,
+    );
+    let row: Option<Row> = tx
+        .prepare_cached(concat!(
+            "SELECT id, baseline = 1 AND ino = ?3 AND size = ?4 AND mtime_ns = ?5,
+                 NULL, NULL, NULL
+             FROM files WHERE root = ?1 AND rel = ?2
+             UNION ALL
+             SELECT NULL, NULL, f.id, f.root, f.rel FROM files f
+             WHERE ?7 AND f.ino = ?3 AND f.size = ?4 AND f.mtime_ns = ?5 AND f.legacy = 0
+                 AND NOT (f.root = ?1 AND f.rel = ?2)
+                 AND EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = f.id AND j.rule = ?6
+                     AND j.ino = ?3 AND j.size = ?4 AND j.mtime_ns = ?5 AND j.status = 'done')
+                 AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.file_id = f.id AND ",
+            active!("a."),
+            ")
+             LIMIT 1"
+        ))?
+        .query_row(
+            params![
+                job.input.root,
+                blob(&job.input.rel),
+                ino,
+                size,
+                mtime,
+                job.rule,
+                follow
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        Some((Some(id), baseline_here, _, _, _)) => Some(Found::Known(Known {
+            id,
+            baseline_here: baseline_here.unwrap_or(false),
+        })),
+        Some((None, _, Some(old_id), Some(root), Some(rel))) => Some(Found::Moved(
+            old_id,
+            RootedPath {
+                root,
+                rel: path_of(rel),
+            },
+        )),
+        _ => None,
+    })
 }
 
 /// Cancels the unfinished jobs of `rule` on the file's older versions, for the new job `id`.
@@ -142,63 +196,18 @@ fn supersede(
     version: FileVersion,
 ) -> rusqlite::Result<Vec<JobId>> {
     let (ino, size, mtime) = stored(version);
-    tx.prepare_cached(
+    tx.prepare_cached(concat!(
         "UPDATE jobs SET status = 'cancelled', finished_at = ?4,
              exit_status = 'superseded by job ' || ?3 || ': a newer version of the input arrived'
-         WHERE file_id = ?1 AND rule = ?2 AND id < ?3
-             AND status IN ('queued', 'claimed', 'running')
-             AND NOT (ino = ?5 AND size = ?6 AND mtime_ns = ?7)
-         RETURNING id",
-    )?
+         WHERE file_id = ?1 AND rule = ?2 AND id < ?3 AND ",
+        active!(),
+        " AND NOT (ino = ?5 AND size = ?6 AND mtime_ns = ?7)
+         RETURNING id"
+    ))?
     .query_map(params![file_id, rule, id, now, ino, size, mtime], |r| {
         r.get(0)
     })?
     .collect()
-}
-
-/// When `job`'s version succeeded for its rule under another path that still records that
-/// version, moves that file's record (and so its history) to the job's path and returns where
-/// it was. Only a plain move is followed: when the old record still has unfinished jobs (of any
-/// rule: their commands name the old path) or the new path already has a record (a file
-/// renamed over another, whose jobs must be superseded; the caller asks only when it has
-/// none), the job runs as usual. Answers the moved record's row id too.
-fn follow_move(tx: &Connection, job: &NewJob) -> rusqlite::Result<Option<(i64, RootedPath)>> {
-    let (ino, size, mtime) = stored(job.version);
-    let found: Option<(i64, String, Vec<u8>)> = tx
-        .prepare_cached(
-            "SELECT f.id, f.root, f.rel FROM files f
-             WHERE f.ino = ?1 AND f.size = ?2 AND f.mtime_ns = ?3 AND f.legacy = 0
-                 AND NOT (f.root = ?4 AND f.rel = ?5)
-                 AND EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = f.id AND j.rule = ?6
-                     AND j.ino = ?1 AND j.size = ?2 AND j.mtime_ns = ?3 AND j.status = 'done')
-                 AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.file_id = f.id
-                     AND a.status IN ('queued', 'claimed', 'running'))
-             LIMIT 1",
-        )?
-        .query_row(
-            params![
-                ino,
-                size,
-                mtime,
-                job.input.root,
-                blob(&job.input.rel),
-                job.rule
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((old_id, root, rel)) = found else {
-        return Ok(None);
-    };
-    tx.prepare_cached("UPDATE files SET root = ?2, rel = ?3 WHERE id = ?1")?
-        .execute(params![old_id, job.input.root, blob(&job.input.rel)])?;
-    Ok(Some((
-        old_id,
-        RootedPath {
-            root,
-            rel: path_of(rel),
-        },
-    )))
 }
 
 /// Records the version of an enqueued job's file: an update of the record `known` (found at

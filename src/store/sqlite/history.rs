@@ -77,10 +77,11 @@ impl JobHistory for SqliteStore {
             files: 0,
             nodes: Vec::new(),
         };
-        let mut stmt = self.conn.prepare(
-            "SELECT status, count(*) FROM jobs
-             WHERE status IN ('queued', 'claimed', 'running') GROUP BY status",
-        )?;
+        let mut stmt = self.conn.prepare(concat!(
+            "SELECT status, count(*) FROM jobs WHERE ",
+            active!(),
+            " GROUP BY status"
+        ))?;
         let counts = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         for count in counts {
             let (status, n) = count?;
@@ -334,12 +335,13 @@ impl JobHistory for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut cancelled = Vec::new();
         {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare(concat!(
                 "UPDATE jobs SET status = 'cancelled', finished_at = ?2,
                      exit_status = 'cancelled by a user'
-                 WHERE id = ?1 AND status IN ('queued', 'claimed', 'running')
-                 RETURNING pgid, leader_start, boot_id, run_remote",
-            )?;
+                 WHERE id = ?1 AND ",
+                active!(),
+                " RETURNING pgid, leader_start, boot_id, run_remote"
+            ))?;
             for &id in ids {
                 let group = stmt
                     .query_row(params![id, now_ms()], |r| {
@@ -379,7 +381,8 @@ impl JobHistory for SqliteStore {
                  WHERE f.id IN (SELECT file_id FROM jobs WHERE rule = ?1
                          AND (?2 IS NULL OR created_at >= ?2))
                      AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.file_id = f.id AND q.rule = ?1
-                         AND q.status IN ('queued', 'claimed', 'running'))"
+                         AND {active})",
+                active = active!("q.")
             ),
             params![rule, since_ms, now_ms()],
         )?;

@@ -15,6 +15,27 @@ use super::queue::RootedPath;
 use crate::store::encoding::{display_path, stored};
 use encoding::{APPLICATION_ID, path_of, retry_soon};
 
+/// SQL for "the job is queued, claimed or running", as a string literal, in the words of the
+/// `jobs_active` partial index (so SQLite may use it) and without an `IN` list of three, which
+/// SQLite evaluates by building a temporary b-tree each time (schema v6). `active!("j.")` for a
+/// table alias.
+macro_rules! active {
+    () => {
+        active!("")
+    };
+    ($alias:literal) => {
+        concat!(
+            "(",
+            $alias,
+            "status = 'queued' OR ",
+            $alias,
+            "status = 'claimed' OR ",
+            $alias,
+            "status = 'running')"
+        )
+    };
+}
+
 mod checkpoint;
 mod cluster;
 mod encoding;

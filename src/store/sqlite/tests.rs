@@ -428,4 +428,9 @@ fn the_hot_path_uses_indexes() {
         moved.contains("files_by_content") && moved.contains("jobs_by_version"),
         "{moved}"
     );
+    // `active!` is the partial index's own predicate, and a test for one status implies it.
+    let active = plan(concat!("SELECT count(*) FROM jobs WHERE ", active!()));
+    assert!(active.contains("jobs_active"), "{active}");
+    let queued = plan("SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 5");
+    assert!(queued.contains("jobs_active"), "{queued}");
 }
