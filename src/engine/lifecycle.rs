@@ -318,14 +318,19 @@ impl Engine {
         self.publish_telemetry(now, idle);
     }
 
-    /// Whether to commit now: a claim a worker may soon wait for, a write that has waited its
-    /// window, or a large outbox. Otherwise the writes wait for company (group commit).
+    /// Whether to commit now: a claim a worker may soon wait for, or (when the fair queue has
+    /// nothing left to claim) a new job it would claim next, a write that has waited its
+    /// window, or a large outbox. Otherwise the writes wait for company (group commit). In a
+    /// burst, new jobs are recorded without a claim once the prefetch is full; left to their
+    /// window, the workers ran dry while they waited.
     fn should_commit(&self, now: Instant) -> bool {
         if self.outbox.is_empty() {
             return false;
         }
+        let feeds =
+            self.outbox.has_claims() || (self.outbox.has_new_jobs() && self.queue.is_empty());
         self.store.is_none()
-            || (self.outbox.has_claims() && self.executor.waiting() < self.set.file.jobs)
+            || (feeds && self.executor.waiting() < self.set.file.jobs)
             || self.outbox.due().is_some_and(|due| due <= now)
             || self.outbox.len() >= MAX_OUTBOX
     }

@@ -56,6 +56,8 @@ pub struct Outbox {
     starts: usize,
     /// Claims among the waiting writes (a new job claimed at enqueue, or a waiting one).
     claims: usize,
+    /// New jobs recorded without a claim: the fair queue's next work once committed.
+    new_jobs: usize,
 }
 
 /// Puts a progress write among those waiting for the store, in place of one of the same claim
@@ -82,6 +84,7 @@ impl Outbox {
         match &write {
             Write::Finish { claim, .. } => self.drop_started(*claim),
             Write::Enqueue { claim: true, .. } | Write::Claim { .. } => self.claims += 1,
+            Write::Enqueue { claim: false, .. } => self.new_jobs += 1,
             Write::Started { .. } => {
                 self.starts += 1;
                 self.started_since.get_or_insert_with(Instant::now);
@@ -103,6 +106,11 @@ impl Outbox {
     /// Whether a claim waits to be committed.
     pub fn has_claims(&self) -> bool {
         self.claims > 0
+    }
+
+    /// Whether a new job recorded without a claim waits to be committed.
+    pub fn has_new_jobs(&self) -> bool {
+        self.new_jobs > 0
     }
 
     /// When the waiting writes must be committed at the latest.
@@ -142,6 +150,11 @@ impl Outbox {
             .iter()
             .flatten()
             .filter(|w| matches!(w, Write::Enqueue { claim: true, .. } | Write::Claim { .. }))
+            .count();
+        self.new_jobs = old_writes
+            .iter()
+            .flatten()
+            .filter(|w| matches!(w, Write::Enqueue { claim: false, .. }))
             .count();
         self.starts = old_writes
             .iter()
@@ -196,6 +209,7 @@ impl Outbox {
             }
         }
         self.claims = 0;
+        self.new_jobs = 0;
         if kept_writes.is_empty() {
             self.since = None;
         }
@@ -213,6 +227,7 @@ impl Outbox {
         self.started_since = None;
         self.starts = 0;
         self.claims = 0;
+        self.new_jobs = 0;
         let mut kept = Vec::with_capacity(writes.len());
         let mut plan = Vec::with_capacity(writes.len());
         for (write, then) in writes.into_iter().zip(then) {
