@@ -137,7 +137,7 @@ pub(crate) fn connect(loc: &PgLocation) -> Result<postgres::Client, StoreError> 
         source,
     })?;
     let (config, password) = loc.client_config()?;
-    config.connect(tls).map_err(|e| {
+    let mut client = config.connect(tls).map_err(|e| {
         let url = loc.to_string();
         let reason = super::url::scrub(&describe(&e), password.as_deref());
         if is_tls_failure(&e) {
@@ -150,8 +150,27 @@ pub(crate) fn connect(loc: &PgLocation) -> Result<postgres::Client, StoreError> 
         } else {
             StoreError::Connect { url, reason }
         }
-    })
+    })?;
+    // A node frozen inside one of its (millisecond-long) transactions (SIGSTOP, a paused VM,
+    // a swap storm) would hold its row and advisory locks for as long as it stays frozen, and
+    // every other node's expiry and recovery would wait behind them: the lease would never
+    // lapse. The server ends such a session instead; the node reconnects when it wakes.
+    client
+        .batch_execute(&format!(
+            "SET idle_in_transaction_session_timeout = '{}ms'",
+            IDLE_IN_TRANSACTION.as_millis()
+        ))
+        .map_err(|e| StoreError::Connect {
+            url: loc.to_string(),
+            reason: super::url::scrub(&describe(&e), password.as_deref()),
+        })?;
+    Ok(client)
 }
+
+/// Longest a session may sit idle inside an open transaction before the server ends it.
+/// shotrouter's transactions never wait on anything but the database, so only a frozen
+/// client reaches it.
+pub(crate) const IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Whether the connection failed in the TLS handshake or its negotiation (the client's own
 /// kind of error, or this module's [`tls::TlsError`] among its causes).

@@ -537,3 +537,40 @@ fn retried_and_declined_jobs_are_due_by_the_database_clock() {
         (got[1].claim.id, 1)
     );
 }
+
+/// A node frozen inside a transaction cannot hold the cluster's locks for longer than the
+/// server's idle-in-transaction timeout: every session shotrouter opens sets it.
+#[test]
+fn a_session_frozen_in_a_transaction_is_ended_by_the_server() {
+    let pg = Pg::new();
+    let mut client = super::connect(&pg.loc).expect("connects");
+    let timeout: String = client
+        .query_one("SHOW idle_in_transaction_session_timeout", &[])
+        .expect("show")
+        .get(0);
+    assert_eq!(timeout, "10s");
+    // The server ends a session that sits in its transaction past the timeout.
+    client
+        .batch_execute("SET idle_in_transaction_session_timeout = '200ms'; BEGIN; SELECT pg_advisory_xact_lock(4242)")
+        .expect("a transaction holding a lock");
+    let mut other = pg.sql();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let taken: bool = other
+            .query_one("SELECT pg_try_advisory_lock(4242)", &[])
+            .expect("try")
+            .get(0);
+        if taken {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the frozen session still holds its lock after 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        client.is_closed() || client.simple_query("SELECT 1").is_err(),
+        "the server ended the frozen session"
+    );
+}
