@@ -1,4 +1,7 @@
 //! The command line: clap types only. Each subcommand's `--help` ends with an example.
+//!
+//! Past 600 lines on purpose: it is one concept (the declared command line, which clap and the
+//! man pages read as a whole), mostly help text; the arguments' meaning lives in `commands`.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! questions (catch-up, producer). Enqueue is idempotent by construction: the unique version
 //! index plus `INSERT … ON CONFLICT DO NOTHING`, never a look-up first. Every fenced write names
 //! the token and the statuses it may change in its `WHERE`, so a refused write changes nothing.
+//!
+//! Just past 600 lines: one `Write` per arm of one group commit, each arm short. The next split
+//! is the claim statements beside `enqueue.rs` (a `claim.rs`), due when a write kind is added.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
