@@ -108,6 +108,18 @@ pub(crate) fn prepare_output(
     temp_path: &Path,
     allowed: &[PathBuf],
 ) -> Result<DirHandle, String> {
+    let handle = open_output(final_path, allowed)?;
+    let name = temp_path.file_name().unwrap_or_default();
+    handle
+        .remove(name)
+        .map_err(|e| format!("cannot remove stale `{}`: {e}", temp_path.display()))?;
+    Ok(handle)
+}
+
+/// Opens (making it when missing) the output's folder from the allowed root it lies in,
+/// refusing one that resolves outside the allowed roots, and leaves what is in it alone: the
+/// product a farm task wrote there is published through this handle.
+pub(crate) fn open_output(final_path: &Path, allowed: &[PathBuf]) -> Result<DirHandle, String> {
     let dir = final_path
         .parent()
         .ok_or_else(|| format!("output `{}` has no folder", final_path.display()))?;
@@ -128,12 +140,7 @@ pub(crate) fn prepare_output(
         .filter_map(|root| root.canonicalize().ok())
         .collect();
     let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
-    let handle = DirHandle::open_checked(root, rel, &real_roots)?;
-    let name = temp_path.file_name().unwrap_or_default();
-    handle
-        .remove(name)
-        .map_err(|e| format!("cannot remove stale `{}`: {e}", temp_path.display()))?;
-    Ok(handle)
+    DirHandle::open_checked(root, rel, &real_roots)
 }
 
 fn rename_into_place(product: &Product, cx: &mut StepContext<'_>) -> Result<(), DeliverError> {

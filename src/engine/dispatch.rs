@@ -183,7 +183,12 @@ impl Engine {
         let root_path = &set.file.watch[root].path;
         self.next_job += 1;
         let id = format!("{}-{}", self.run_tag, self.next_job);
-        let view_dir = self.options.state_dir.join("views").join(&id);
+        // A farm task reads the view from the spool every farm node mounts, not this node's state.
+        let views = match &rule.slurm {
+            Some(request) => request.spool.join("views"),
+            None => self.options.state_dir.join("views"),
+        };
+        let view_dir = views.join(&id);
         let input = sequence.map(|sequence| plan::SequenceInput {
             sequence,
             view_dir: &view_dir,
@@ -410,4 +415,24 @@ pub(super) fn rule_limits(set: &crate::route::matcher::RuleSet) -> HashMap<Strin
         .iter()
         .filter_map(|r| r.concurrency.map(|c| (r.name.clone(), c)))
         .collect()
+}
+
+/// The rules whose jobs run on the farm, and how many may be in flight there
+/// (`slurm.max_jobs`).
+pub(super) fn farm_lane(
+    set: &crate::route::matcher::RuleSet,
+) -> (std::collections::HashSet<String>, usize) {
+    let rules = set
+        .file
+        .rules
+        .iter()
+        .filter(|r| r.slurm.is_some())
+        .map(|r| r.name.clone())
+        .collect();
+    let limit = set
+        .file
+        .farm
+        .as_ref()
+        .map_or(crate::rules::farm::DEFAULT_FARM_MAX_JOBS, |f| f.max_jobs);
+    (rules, limit)
 }

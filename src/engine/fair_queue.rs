@@ -7,7 +7,7 @@
 //! short jobs and a node never hoards long ones another node could run. A plain data
 //! structure: the engine passes the clock in.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use crate::exec::runner::JobSpec;
@@ -39,6 +39,11 @@ pub struct FairQueue {
     limit: usize,
     prefetch: usize,
     rule_limits: HashMap<String, usize>,
+    /// Rules whose jobs run on the farm: they take the farm's slots (`slurm.max_jobs`), not
+    /// this node's.
+    farm_rules: HashSet<String>,
+    farm_limit: usize,
+    farm_in_use: usize,
 }
 
 impl FairQueue {
@@ -65,9 +70,24 @@ impl FairQueue {
         self.prefetch = prefetch.clamp(self.limit.max(1), MAX_PREFETCH);
     }
 
+    /// Which rules run on the farm, and how many of their jobs may be in flight there.
+    pub fn set_farm(&mut self, rules: HashSet<String>, limit: usize) {
+        self.farm_rules = rules;
+        self.farm_limit = limit;
+    }
+
     /// Slots: the workers plus the claimed jobs ready to start.
     fn capacity(&self) -> usize {
         self.limit + self.prefetch
+    }
+
+    /// Whether the lane `rule` runs in (this node's slots, or the farm's) has a slot free.
+    fn lane_has_room(&self, rule: &str) -> bool {
+        if self.farm_rules.contains(rule) {
+            self.farm_in_use < self.farm_limit
+        } else {
+            self.in_use_total.saturating_sub(self.farm_in_use) < self.capacity()
+        }
     }
 
     fn rule_has_room(&self, rule: &str) -> bool {
@@ -77,7 +97,7 @@ impl FairQueue {
 
     /// Whether a new job of `rule` may take a slot at once (nothing of its rule waits ahead).
     pub fn has_slot_now(&self, rule: &str) -> bool {
-        self.in_use_total < self.capacity()
+        self.lane_has_room(rule)
             && self.rule_has_room(rule)
             && self.queues.get(rule).is_none_or(VecDeque::is_empty)
             && self.unqueued.get(rule).copied().unwrap_or(0) == 0
@@ -99,6 +119,9 @@ impl FairQueue {
     pub fn reserve(&mut self, rule: &str) {
         *self.in_use.entry(rule.to_string()).or_default() += 1;
         self.in_use_total += 1;
+        if self.farm_rules.contains(rule) {
+            self.farm_in_use += 1;
+        }
     }
 
     /// Gives back a slot of `rule` (its job ended, or its claim was refused).
@@ -108,6 +131,9 @@ impl FairQueue {
         {
             *n -= 1;
             self.in_use_total -= 1;
+            if self.farm_rules.contains(rule) {
+                self.farm_in_use = self.farm_in_use.saturating_sub(1);
+            }
         }
     }
 
@@ -140,9 +166,6 @@ impl FairQueue {
                 index += 1;
             }
         }
-        if self.in_use_total >= self.capacity() {
-            return None;
-        }
         let rules: Vec<String> = self
             .queues
             .iter()
@@ -151,7 +174,7 @@ impl FairQueue {
             .collect();
         for offset in 0..rules.len() {
             let rule = &rules[(self.rotation + offset) % rules.len()];
-            if self.rule_has_room(rule) {
+            if self.lane_has_room(rule) && self.rule_has_room(rule) {
                 self.rotation = (self.rotation + offset + 1) % rules.len();
                 let pending = self.queues.get_mut(rule).and_then(VecDeque::pop_front)?;
                 self.reserve(rule);

@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender, select, unbounded};
 
 use crate::error::Error;
 use crate::exec::executor::{Executor, Report};
-use crate::exec::local::{LocalExecutor, QueueFactory};
+use crate::exec::local::QueueFactory;
 use crate::exec::provenance::Provenance;
 use crate::os::owner_lock::{LockError, OwnerLock};
 use crate::route::matcher::{RuleSet, Scratch};
@@ -98,7 +98,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let (done_tx, done_rx) = unbounded();
     let signals = signal_channel()?;
     let provenance = Arc::new(Provenance::default());
-    let executor: Box<dyn Executor> = Box::new(LocalExecutor::new(
+    let executor: Box<dyn Executor> = Box::new(crate::exec::by_plan::ByPlan::new(
         set.file.jobs,
         provenance.clone(),
         factory,
@@ -107,9 +107,12 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let progress = options.progress.clone().filter(|_| options.once);
     let now = Instant::now();
     let telemetry = options.telemetry.clone();
+    let mut queue = FairQueue::new(set.file.jobs, rule_limits(&set));
+    let (farm_rules, farm_limit) = super::dispatch::farm_lane(&set);
+    queue.set_farm(farm_rules, farm_limit);
     let mut engine = Engine {
         run_tag: format!("{}", std::process::id()),
-        queue: FairQueue::new(set.file.jobs, rule_limits(&set)),
+        queue,
         options,
         set,
         ledger: Default::default(),
@@ -462,6 +465,8 @@ impl Engine {
             || set.events() != self.set.events();
         self.executor.set_limit(set.file.jobs);
         self.queue.set_limits(set.file.jobs, rule_limits(&set));
+        let (farm_rules, farm_limit) = super::dispatch::farm_lane(&set);
+        self.queue.set_farm(farm_rules, farm_limit);
         if rewatch && let Some(store) = self.store.as_mut() {
             store
                 .register_roots(&roots_of(&set))

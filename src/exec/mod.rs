@@ -4,7 +4,9 @@
 //! and cancels, signalled to the job's process group), and temp outputs named after their claim
 //! (swept after a crash); `notifier` delivers `notify:` webhooks and commands; `progress` reads ffmpeg's `-progress` output.
 
+pub mod by_plan;
 pub mod executor;
+pub mod fenced_publish;
 pub mod local;
 pub mod notifier;
 pub mod plan;
@@ -12,6 +14,7 @@ pub mod progress;
 pub mod provenance;
 mod resume;
 pub mod runner;
+pub mod slurm;
 mod step;
 pub mod temps;
 pub mod terminate;

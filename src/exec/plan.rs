@@ -66,6 +66,10 @@ pub struct JobPlan {
     /// The rule's `notify:` targets: the node that runs the job tells them of its end.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<PortableNotify>,
+    /// `executor: slurm`: its steps run as a task of the studio's Slurm cluster, asking for
+    /// this; the node that submitted it verifies and publishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::rules::farm::SlurmRequest>,
 }
 
 impl JobPlan {
@@ -214,6 +218,14 @@ mod tests {
             progress: true,
             total_frames: Some(48),
             notify: Vec::new(),
+            slurm: Some(crate::rules::farm::SlurmRequest {
+                partition: Some("render".into()),
+                time_minutes: Some(30),
+                args: vec!["--constraint=avx2".into()],
+                spool: "/farm/spool".into(),
+                poll_ms: 2000,
+                ..Default::default()
+            }),
         }
     }
 

@@ -28,6 +28,8 @@ use progress::ProgressSink;
 
 pub use crate::exec::watchdog::{JobControl, KILL_GRACE, Watchdog};
 
+pub mod remote;
+
 /// One attempt of a job: its plan, and where this attempt runs it.
 #[derive(Debug, Clone)]
 pub struct JobSpec {
@@ -99,6 +101,10 @@ pub enum Failure {
     /// `verify:` asks for, or not publishable).
     #[error(transparent)]
     Deliver(#[from] DeliverError),
+    /// The farm scheduler ended the attempt for a reason of its own (out of memory, cancelled
+    /// there, a task that vanished): its words.
+    #[error("{0}")]
+    Farm(String),
     /// A sequence's view could not be made.
     #[error("cannot make the sequence view: {0}")]
     View(String),

@@ -8,6 +8,14 @@ use crate::store::RunHandle;
 /// Why a run could not be stopped from its handle.
 #[derive(Debug, thiserror::Error)]
 pub enum TerminateError {
+    /// The farm scheduler did not take the cancel.
+    #[error("cannot cancel {run}: {source}")]
+    Farm {
+        /// The run.
+        run: RunHandle,
+        /// What the scheduler's tool said.
+        source: crate::exec::slurm::client::ClientError,
+    },
     /// The handle names an executor this build does not have.
     #[error("the run is {run}, which this build of shotrouter cannot stop; stop it there")]
     UnknownExecutor {
@@ -24,6 +32,15 @@ pub enum TerminateError {
 pub fn terminate(run: &RunHandle, grace: Duration) -> Result<usize, TerminateError> {
     match run {
         RunHandle::Local(group) => Ok(crate::exec::local::terminate(group, grace)),
+        RunHandle::Remote { executor, id } if executor == crate::exec::slurm::NAME => {
+            // Slurm signals the task's processes and ends them after its own `KillWait`.
+            crate::exec::slurm::client::cancel(id)
+                .map(|()| 1)
+                .map_err(|source| TerminateError::Farm {
+                    run: run.clone(),
+                    source,
+                })
+        }
         RunHandle::Remote { .. } => Err(TerminateError::UnknownExecutor { run: run.clone() }),
     }
 }

@@ -226,6 +226,13 @@ pub fn plan(
                 .iter()
                 .map(PortableNotify::of)
                 .collect(),
+            slurm: rule.slurm.clone().map(|mut request| {
+                // A task past the rule's `timeout:` is ended by Slurm, when no `time:` says otherwise.
+                if request.time_minutes.is_none() {
+                    request.time_minutes = rule.timeout.map(|t| t.as_secs().div_ceil(60).max(1));
+                }
+                request
+            }),
         },
     })
 }

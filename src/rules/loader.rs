@@ -24,7 +24,7 @@ use crate::rules::yaml::{self, Node, NodeKind, Span};
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "version", "watch", "ignore", "vars", "jobs", "outputs", "rules", "timecode", "keykode",
-    "notify",
+    "notify", "slurm",
 ];
 
 /// Why a rules file could not be loaded.
@@ -86,6 +86,7 @@ fn parse_within(
         errors: Vec::new(),
         warnings: Vec::new(),
         captures_unknown: false,
+        source_has_farm_block: false,
         limits,
         regex_bytes: 0,
     };
@@ -111,6 +112,7 @@ fn parse_within(
 pub(super) struct Defaults {
     pub(super) timecode: Option<TimecodeSpec>,
     pub(super) keykode: Option<KeyKodeSpec>,
+    pub(super) farm: Option<crate::rules::farm::FarmSettings>,
 }
 
 /// Reads a whole rules file, collecting every problem.
@@ -124,6 +126,8 @@ pub(super) struct Loader<'s> {
     /// Set while reading a rule whose `regex:` did not compile: its captures are unknown, so a
     /// template naming one is not reported (with a misleading "did you mean") on top.
     pub(super) captures_unknown: bool,
+    /// The file has a `slurm:` block (reported where it is when broken).
+    pub(super) source_has_farm_block: bool,
     /// The most rules the file may hold, and what its regexes may compile to.
     pub(super) limits: Limits,
     /// What the `regex:` values read so far compile to, against `limits.max_regex_bytes`.
@@ -220,9 +224,12 @@ impl<'s> Loader<'s> {
         let defaults = Defaults {
             timecode: self.timecode(&top),
             keykode: self.keykode(&top),
+            farm: self.farm(&top, base),
         };
+        self.source_has_farm_block = top.node.get("slurm").is_some();
         let rules = self.rules(&top, &vars, &defaults);
         let notify = self.notify(&top).unwrap_or_default();
+        let farm = defaults.farm;
         Some(RuleFile {
             path: PathBuf::new(),
             warnings: Diagnostics::empty(PathBuf::new(), String::new()),
@@ -233,6 +240,7 @@ impl<'s> Loader<'s> {
             outputs,
             rules,
             notify,
+            farm,
         })
     }
 

@@ -24,6 +24,7 @@
 //! are written), `template`, `diag` and `yaml` (the positioned tree).
 
 pub mod diag;
+pub mod farm;
 pub mod limits;
 mod lines;
 mod loader;
@@ -52,6 +53,8 @@ pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 
 #[cfg(test)]
 mod editorial_tests;
+#[cfg(test)]
+mod farm_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

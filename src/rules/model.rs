@@ -228,6 +228,12 @@ pub struct Rule {
     /// Its own `notify:` entries, replacing the file's; `None` uses the file's. Not part of the
     /// definition hash: it tells people, it does not change what runs.
     pub notify: Option<Vec<super::NotifyTarget>>,
+    /// Where its jobs run (`executor:`). Not part of the definition hash, like `tags`: it
+    /// decides where the rule runs, not what.
+    pub executor: super::farm::ExecutorKind,
+    /// What its jobs ask of Slurm (`executor: slurm`): the file's `slurm:` with the rule's own
+    /// over it.
+    pub slurm: Option<super::farm::SlurmRequest>,
     /// Line of the rule in the file, for messages.
     pub line: usize,
     /// A hash of everything that defines what the rule runs, recorded with each job.
@@ -326,6 +332,8 @@ pub struct RuleFile {
     pub rules: Vec<Rule>,
     /// The file's `notify:` entries, for rules without their own.
     pub notify: Vec<super::NotifyTarget>,
+    /// The file's `slurm:` block, when rules run on the farm.
+    pub farm: Option<super::farm::FarmSettings>,
     /// What `check` warns about (a program not on `PATH`, a missing root): the file loads, but
     /// something will likely fail or wait; the daemon logs each at start.
     pub warnings: Diagnostics,

@@ -164,6 +164,7 @@ pub(super) fn read(text: &str, steps: &[Vec<OsString>]) -> Result<StoredPlan, St
             progress: old.progress,
             total_frames: old.total_frames,
             notify: old.notify,
+            slurm: None,
         },
     })
 }

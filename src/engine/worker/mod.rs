@@ -23,7 +23,7 @@ use crossbeam_channel::{Receiver, after, bounded, select, tick, unbounded};
 use crate::deliver::DeliverError;
 use crate::error::Error;
 use crate::exec::executor::{AttemptId, Executor, Finished, Report};
-use crate::exec::local::{LocalExecutor, QueueFactory};
+use crate::exec::local::QueueFactory;
 use crate::exec::notifier::Notifier;
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::{Failure, JobSpec, Outcome};
@@ -128,7 +128,7 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         .register_node(role, options.lease.as_millis() as i64)
         .map_err(Error::setup)?;
     let (done_tx, done_rx) = unbounded();
-    let executor: Box<dyn Executor> = Box::new(LocalExecutor::new(
+    let executor: Box<dyn Executor> = Box::new(crate::exec::by_plan::ByPlan::new(
         options.jobs,
         Arc::new(Provenance::default()),
         Some(options.store.clone()),

@@ -15,18 +15,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::exec::executor::{AttemptId, Executor, Finished, Reattach, Report};
+use crate::exec::fenced_publish::FencedPublisher;
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::{self, JobControl, JobHooks, JobSpec, Watchdog};
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
-use crate::store::queue::{Delivered, JobQueue, Published};
-use crate::store::{RunHandle, StoreError};
+use crate::store::RunHandle;
+use crate::store::queue::{JobQueue, Published};
 
-/// Longest a finished attempt waits for an unreachable store before its publish gives up.
-const PUBLISH_WAIT: Duration = Duration::from_secs(120);
-
-/// Opens a store connection for a worker (each worker has its own).
-pub type QueueFactory = Arc<dyn Fn() -> Result<Box<dyn JobQueue>, StoreError> + Send + Sync>;
+pub use crate::exec::fenced_publish::QueueFactory;
 
 /// The local executor: a pool of threads, each running one attempt's process groups.
 pub struct LocalExecutor {
@@ -38,9 +35,8 @@ struct Shared {
     state: Mutex<State>,
     wake: Condvar,
     done: Sender<Report>,
-    provenance: Arc<Provenance>,
     watchdog: Watchdog,
-    store: Option<QueueFactory>,
+    publisher: FencedPublisher,
 }
 
 #[derive(Default)]
@@ -78,80 +74,15 @@ impl JobHooks for WorkerHooks<'_> {
     }
 
     fn publishing(&mut self, output: &Path, version: FileVersion) -> bool {
-        let Some(claim) = self.spec.claim else {
-            self.shared
-                .provenance
-                .record(output, &self.spec.rule, version);
-            return true;
-        };
-        let Some(open) = self.shared.store.as_ref() else {
-            return true;
-        };
-        // The claim is checked at the publish or nothing is published: a product that cannot
-        // be shown current might be stale. A store that cannot be reached (a database
-        // restarting) is waited for, up to PUBLISH_WAIT, with the connection opened again;
-        // after that the attempt fails and is retried as the rule says.
-        let deadline = Instant::now() + PUBLISH_WAIT;
-        let mut pause = Duration::from_millis(250);
-        let what = if self
-            .spec
-            .plan
-            .output
-            .as_ref()
-            .is_some_and(|o| o.final_path == output)
-        {
-            Delivered::Product
-        } else {
-            Delivered::Copy
-        };
-        loop {
-            let result = match self.store.as_mut() {
-                Some(store) => store.publishing(claim, &self.spec.rule, output, version, what),
-                None => open().and_then(|store| {
-                    let store = self.store.insert(store);
-                    store.publishing(claim, &self.spec.rule, output, version, what)
-                }),
-            };
-            match result {
-                Ok(()) => break,
-                Err(e @ StoreError::Stale { .. }) => {
-                    tracing::error!(job = claim.id, error = %e, "not publishing: this attempt lost its claim");
-                    return false;
-                }
-                Err(e) if Instant::now() + pause > deadline => {
-                    tracing::error!(job = claim.id, error = %e, "not publishing: cannot check the claim in the store");
-                    return false;
-                }
-                Err(e) => {
-                    tracing::warn!(job = claim.id, error = %e, retry_in_ms = pause.as_millis() as u64, "the store does not answer; the publish waits for it");
-                    *self.store = None;
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
         self.shared
-            .provenance
-            .record(output, &self.spec.rule, version);
-        true
+            .publisher
+            .publishing(self.store, self.spec, output, version)
     }
 
     fn published_before(&mut self) -> Option<Published> {
-        let claim = self.spec.claim?;
-        let open = self.shared.store.as_ref()?;
-        let store = match self.store.as_mut() {
-            Some(store) => store,
-            None => self.store.insert(open().ok()?),
-        };
-        match store.published_product(claim) {
-            Ok(published) => published,
-            Err(e) => {
-                // Run as a first attempt would: the product is published again, no harm done.
-                tracing::warn!(job = claim.id, error = %e, "cannot read what an earlier attempt published; running the commands");
-                *self.store = None;
-                None
-            }
-        }
+        self.shared
+            .publisher
+            .published_before(self.store, self.spec)
     }
 
     fn progress_sink(&mut self) -> Option<crate::exec::progress::ProgressSink> {
@@ -182,9 +113,8 @@ impl LocalExecutor {
             }),
             wake: Condvar::new(),
             done,
-            provenance,
             watchdog: Watchdog::start(),
-            store,
+            publisher: FencedPublisher { provenance, store },
         });
         let mut pool = LocalExecutor {
             shared,

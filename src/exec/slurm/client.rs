@@ -1,0 +1,251 @@
+//! Slurm's standard client tools, as a farm's own tools use them: `sbatch` (the script on
+//! stdin), `squeue` and `scancel`, with the environment the daemon was given (`SLURM_CONF`).
+//!
+//! `squeue` is asked in its text format, one line per task (`-r`), every state (`--states=all`:
+//! a finished task stays listed for `MinJobAge`, 5 minutes by default), only the arrays in
+//! flight (`--jobs`). Its `--json` answer in Slurm 22.05 ignores `--jobs` and `--user` and
+//! dumps the whole farm's queue, too much to ask for every two seconds.
+//!
+//! A controller that does not answer is [`ClientError::Unreachable`]: the executor waits for it
+//! and never reads it as "the tasks are gone".
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// Why a Slurm command did not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The tool is not installed here.
+    #[error("`{program}` cannot be run: {reason}")]
+    Missing {
+        /// `sbatch`, `squeue` or `scancel`.
+        program: &'static str,
+        /// The OS's reason.
+        reason: String,
+    },
+    /// The controller did not answer (down, restarting, unreachable).
+    #[error("slurmctld does not answer `{program}`: {message}")]
+    Unreachable {
+        /// The tool.
+        program: &'static str,
+        /// What it printed.
+        message: String,
+    },
+    /// The controller refused the request (an unknown partition, a limit).
+    #[error("`{program}` refused: {message}")]
+    Refused {
+        /// The tool.
+        program: &'static str,
+        /// What it printed.
+        message: String,
+    },
+}
+
+/// One line of `squeue`: a task (or a plain job) and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The array's job id (a plain job's own id).
+    pub array: u64,
+    /// The task's index; `None` for a plain job.
+    pub task: Option<u32>,
+    /// Slurm's state, e.g. `PENDING`, `RUNNING`, `COMPLETED`, `TIMEOUT`.
+    pub state: String,
+    /// Why it waits or ended (`Priority`, `Resources`, `None`).
+    pub reason: String,
+    /// The node(s) it runs on.
+    pub nodes: String,
+}
+
+/// Submits `script` as an array of `tasks` tasks; answers the array's job id.
+///
+/// # Errors
+/// The controller is unreachable, or refused the submission.
+pub fn submit(script: &str, tasks: usize, args: &[OsString]) -> Result<u64, ClientError> {
+    let mut child = Command::new("sbatch")
+        .arg("--parsable")
+        .arg(format!("--array=0-{}", tasks.saturating_sub(1)))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ClientError::Missing {
+            program: "sbatch",
+            reason: e.to_string(),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A refused submission may close stdin early; its answer says why.
+        let _ = stdin.write_all(script.as_bytes());
+    }
+    let output = child.wait_with_output().map_err(|e| ClientError::Missing {
+        program: "sbatch",
+        reason: e.to_string(),
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.success() {
+        let id = stdout.trim().split(';').next().unwrap_or_default();
+        return id.parse().map_err(|_| ClientError::Refused {
+            program: "sbatch",
+            message: format!("answered `{}`, not a job id", stdout.trim()),
+        });
+    }
+    Err(classify("sbatch", &output.stderr))
+}
+
+/// Where each task of `arrays` stands. An id Slurm no longer knows is simply not listed.
+///
+/// # Errors
+/// The controller is unreachable.
+pub fn query(arrays: &[u64]) -> Result<Vec<Row>, ClientError> {
+    if arrays.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = arrays.iter().map(u64::to_string).collect();
+    let output = Command::new("squeue")
+        .args([
+            "-r",
+            "--noheader",
+            "--states=all",
+            "--format=%F|%K|%T|%r|%N",
+        ])
+        .arg(format!("--jobs={}", ids.join(",")))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ClientError::Missing {
+            program: "squeue",
+            reason: e.to_string(),
+        })?;
+    if !output.status.success() {
+        // Every id asked for is gone (purged after `MinJobAge`): nothing is listed.
+        if String::from_utf8_lossy(&output.stderr).contains("Invalid job id") {
+            return Ok(Vec::new());
+        }
+        return Err(classify("squeue", &output.stderr));
+    }
+    Ok(parse_rows(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// Cancels one task (`123_4`) or a whole array.
+///
+/// # Errors
+/// The controller is unreachable or refused.
+pub fn cancel(id: &str) -> Result<(), ClientError> {
+    let output = Command::new("scancel")
+        .arg(id)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ClientError::Missing {
+            program: "scancel",
+            reason: e.to_string(),
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    // A task already over is what was wanted.
+    if String::from_utf8_lossy(&output.stderr).contains("Invalid job id") {
+        return Ok(());
+    }
+    Err(classify("scancel", &output.stderr))
+}
+
+/// Whether the cluster answers: the message when it does not.
+pub fn ping() -> Result<(), ClientError> {
+    query(&[]).map(|_| ())?;
+    let output = Command::new("squeue")
+        .args([
+            "--noheader",
+            "--format=%i",
+            "--states=PD",
+            "--user=root",
+            "--jobs=1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ClientError::Missing {
+            program: "squeue",
+            reason: e.to_string(),
+        })?;
+    if output.status.success() || String::from_utf8_lossy(&output.stderr).contains("Invalid job id")
+    {
+        Ok(())
+    } else {
+        Err(classify("squeue", &output.stderr))
+    }
+}
+
+/// A failed tool's message, as unreachable (wait) or refused (the attempt fails).
+fn classify(program: &'static str, stderr: &[u8]) -> ClientError {
+    let message = String::from_utf8_lossy(stderr).trim().to_string();
+    let lower = message.to_ascii_lowercase();
+    let unreachable = [
+        "unable to contact slurm controller",
+        "connection refused",
+        "socket timed out",
+        "connection timed out",
+        "communication connection failure",
+        "slurm_persist_conn",
+        "unable to establish",
+        "could not establish",
+        "slurmctld not responding",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle));
+    if unreachable {
+        ClientError::Unreachable { program, message }
+    } else {
+        ClientError::Refused { program, message }
+    }
+}
+
+/// `squeue`'s lines (`%F|%K|%T|%r|%N`) as rows; lines it cannot read are skipped.
+fn parse_rows(text: &str) -> Vec<Row> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.trim().splitn(5, '|');
+            let array = fields.next()?.parse().ok()?;
+            let task = fields.next()?.parse().ok();
+            Some(Row {
+                array,
+                task,
+                state: fields.next()?.to_string(),
+                reason: fields.next()?.to_string(),
+                nodes: fields.next().unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_read_tasks_and_plain_jobs() {
+        let rows = parse_rows(
+            "1|5|PENDING|JobArrayTaskLimit|\n1|0|RUNNING|None|vm\n7|N/A|COMPLETED|None|vm\ngarbage\n",
+        );
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[0].array, rows[0].task), (1, Some(5)));
+        assert_eq!(rows[0].reason, "JobArrayTaskLimit");
+        assert_eq!(
+            (rows[1].state.as_str(), rows[1].nodes.as_str()),
+            ("RUNNING", "vm")
+        );
+        assert_eq!(rows[2].task, None);
+    }
+
+    #[test]
+    fn a_silent_controller_is_unreachable_not_refused() {
+        let e = classify(
+            "squeue",
+            b"slurm_load_jobs error: Unable to contact slurm controller (connect failure)",
+        );
+        assert!(matches!(e, ClientError::Unreachable { .. }));
+        let e = classify(
+            "sbatch",
+            b"sbatch: error: invalid partition specified: nope",
+        );
+        assert!(matches!(e, ClientError::Refused { .. }));
+    }
+}
