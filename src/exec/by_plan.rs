@@ -44,6 +44,7 @@ impl ByPlan {
     fn slurm(&self) -> &SlurmExecutor {
         self.slurm.get_or_init(|| {
             SlurmExecutor::new(
+                crate::exec::slurm::client::Client::default(),
                 self.provenance.clone(),
                 self.store.clone(),
                 self.done.clone(),

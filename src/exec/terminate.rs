@@ -34,7 +34,8 @@ pub fn terminate(run: &RunHandle, grace: Duration) -> Result<usize, TerminateErr
         RunHandle::Local(group) => Ok(crate::exec::local::terminate(group, grace)),
         RunHandle::Remote { executor, id } if executor == crate::exec::slurm::NAME => {
             // Slurm signals the task's processes and ends them after its own `KillWait`.
-            crate::exec::slurm::client::cancel(id)
+            crate::exec::slurm::client::Client::default()
+                .cancel(id)
                 .map(|()| 1)
                 .map_err(|source| TerminateError::Farm {
                     run: run.clone(),

@@ -42,6 +42,28 @@ pub enum ClientError {
     },
 }
 
+/// Slurm's client tools with the environment they run in: the daemon's own (`SLURM_CONF`
+/// and `PATH` as the service was given them), plus any variables set here (a test's cluster).
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    env: Vec<(OsString, OsString)>,
+}
+
+impl Client {
+    /// The tools with `SLURM_CONF` pointing at `conf`.
+    pub fn with_conf(conf: &std::path::Path) -> Client {
+        Client {
+            env: vec![("SLURM_CONF".into(), conf.as_os_str().to_owned())],
+        }
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+}
+
 /// One line of `squeue`: a task (or a plain job) and where it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
@@ -57,120 +79,112 @@ pub struct Row {
     pub nodes: String,
 }
 
-/// Submits `script` as an array of `tasks` tasks; answers the array's job id.
-///
-/// # Errors
-/// The controller is unreachable, or refused the submission.
-pub fn submit(script: &str, tasks: usize, args: &[OsString]) -> Result<u64, ClientError> {
-    let mut child = Command::new("sbatch")
-        .arg("--parsable")
-        .arg(format!("--array=0-{}", tasks.saturating_sub(1)))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| ClientError::Missing {
+impl Client {
+    /// Submits `script` as an array of `tasks` tasks; answers the array's job id.
+    ///
+    /// # Errors
+    /// The controller is unreachable, or refused the submission.
+    pub fn submit(
+        &self,
+        script: &str,
+        tasks: usize,
+        args: &[OsString],
+    ) -> Result<u64, ClientError> {
+        let mut child = self
+            .command("sbatch")
+            .arg("--parsable")
+            .arg(format!("--array=0-{}", tasks.saturating_sub(1)))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| ClientError::Missing {
+                program: "sbatch",
+                reason: e.to_string(),
+            })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A refused submission may close stdin early; its answer says why.
+            let _ = stdin.write_all(script.as_bytes());
+        }
+        let output = child.wait_with_output().map_err(|e| ClientError::Missing {
             program: "sbatch",
             reason: e.to_string(),
         })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A refused submission may close stdin early; its answer says why.
-        let _ = stdin.write_all(script.as_bytes());
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if output.status.success() {
+            let id = stdout.trim().split(';').next().unwrap_or_default();
+            return id.parse().map_err(|_| ClientError::Refused {
+                program: "sbatch",
+                message: format!("answered `{}`, not a job id", stdout.trim()),
+            });
+        }
+        Err(classify("sbatch", &output.stderr))
     }
-    let output = child.wait_with_output().map_err(|e| ClientError::Missing {
-        program: "sbatch",
-        reason: e.to_string(),
-    })?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if output.status.success() {
-        let id = stdout.trim().split(';').next().unwrap_or_default();
-        return id.parse().map_err(|_| ClientError::Refused {
-            program: "sbatch",
-            message: format!("answered `{}`, not a job id", stdout.trim()),
-        });
-    }
-    Err(classify("sbatch", &output.stderr))
-}
 
-/// Where each task of `arrays` stands. An id Slurm no longer knows is simply not listed.
-///
-/// # Errors
-/// The controller is unreachable.
-pub fn query(arrays: &[u64]) -> Result<Vec<Row>, ClientError> {
-    if arrays.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<String> = arrays.iter().map(u64::to_string).collect();
-    let output = Command::new("squeue")
-        .args([
-            "-r",
-            "--noheader",
-            "--states=all",
-            "--format=%F|%K|%T|%r|%N",
-        ])
-        .arg(format!("--jobs={}", ids.join(",")))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ClientError::Missing {
-            program: "squeue",
-            reason: e.to_string(),
-        })?;
-    if !output.status.success() {
-        // Every id asked for is gone (purged after `MinJobAge`): nothing is listed.
-        if String::from_utf8_lossy(&output.stderr).contains("Invalid job id") {
+    /// Where each task of `arrays` stands. An id Slurm no longer knows is simply not listed.
+    ///
+    /// # Errors
+    /// The controller is unreachable.
+    pub fn query(&self, arrays: &[u64]) -> Result<Vec<Row>, ClientError> {
+        if arrays.is_empty() {
             return Ok(Vec::new());
         }
-        return Err(classify("squeue", &output.stderr));
+        let ids: Vec<String> = arrays.iter().map(u64::to_string).collect();
+        let output = Command::new("squeue")
+            .args([
+                "-r",
+                "--noheader",
+                "--states=all",
+                "--format=%F|%K|%T|%r|%N",
+            ])
+            .arg(format!("--jobs={}", ids.join(",")))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| ClientError::Missing {
+                program: "squeue",
+                reason: e.to_string(),
+            })?;
+        if !output.status.success() {
+            // Every id asked for is gone (purged after `MinJobAge`): nothing is listed.
+            if String::from_utf8_lossy(&output.stderr).contains("Invalid job id") {
+                return Ok(Vec::new());
+            }
+            return Err(classify("squeue", &output.stderr));
+        }
+        Ok(parse_rows(&String::from_utf8_lossy(&output.stdout)))
     }
-    Ok(parse_rows(&String::from_utf8_lossy(&output.stdout)))
-}
 
-/// Cancels one task (`123_4`) or a whole array.
-///
-/// # Errors
-/// The controller is unreachable or refused.
-pub fn cancel(id: &str) -> Result<(), ClientError> {
-    let output = Command::new("scancel")
-        .arg(id)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ClientError::Missing {
-            program: "scancel",
-            reason: e.to_string(),
-        })?;
-    if output.status.success() {
-        return Ok(());
+    /// Cancels one task (`123_4`) or a whole array.
+    ///
+    /// # Errors
+    /// The controller is unreachable or refused.
+    pub fn cancel(&self, id: &str) -> Result<(), ClientError> {
+        let output = self
+            .command("scancel")
+            .arg(id)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| ClientError::Missing {
+                program: "scancel",
+                reason: e.to_string(),
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        // A task already over is what was wanted.
+        if String::from_utf8_lossy(&output.stderr).contains("Invalid job id") {
+            return Ok(());
+        }
+        Err(classify("scancel", &output.stderr))
     }
-    // A task already over is what was wanted.
-    if String::from_utf8_lossy(&output.stderr).contains("Invalid job id") {
-        return Ok(());
-    }
-    Err(classify("scancel", &output.stderr))
-}
 
-/// Whether the cluster answers: the message when it does not.
-pub fn ping() -> Result<(), ClientError> {
-    query(&[]).map(|_| ())?;
-    let output = Command::new("squeue")
-        .args([
-            "--noheader",
-            "--format=%i",
-            "--states=PD",
-            "--user=root",
-            "--jobs=1",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ClientError::Missing {
-            program: "squeue",
-            reason: e.to_string(),
-        })?;
-    if output.status.success() || String::from_utf8_lossy(&output.stderr).contains("Invalid job id")
-    {
-        Ok(())
-    } else {
-        Err(classify("squeue", &output.stderr))
+    /// Whether the cluster answers (`check`): a query for a job id no cluster has.
+    ///
+    /// # Errors
+    /// The tools are missing, or the controller does not answer.
+    pub fn ping(&self) -> Result<(), ClientError> {
+        self.query(&[1]).map(|_| ())
     }
 }
 

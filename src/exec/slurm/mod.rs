@@ -36,7 +36,7 @@ use crate::store::queue::{JobQueue, Published};
 pub mod client;
 pub mod script;
 
-use client::ClientError;
+use client::{Client, ClientError};
 use script::{EndRecord, EndStatus};
 
 /// The executor's name in run handles (`slurm:123_4`).
@@ -72,6 +72,7 @@ struct Shared {
     delivered: Condvar,
     done: Sender<Report>,
     publisher: FencedPublisher,
+    client: Client,
 }
 
 #[derive(Default)]
@@ -120,6 +121,7 @@ impl SlurmExecutor {
     /// Starts the farm thread and the delivery threads; reports go to `done`. With `store`,
     /// products are recorded with their claim before they are published.
     pub fn new(
+        client: Client,
         provenance: Arc<Provenance>,
         store: Option<QueueFactory>,
         done: Sender<Report>,
@@ -133,6 +135,7 @@ impl SlurmExecutor {
             delivered: Condvar::new(),
             done,
             publisher: FencedPublisher { provenance, store },
+            client,
         });
         let mut threads = Vec::new();
         let farm = shared.clone();
@@ -228,13 +231,15 @@ impl Executor for SlurmExecutor {
     /// back; the job runs again as a new task). Following it instead is left for later.
     fn reattach(&self, run: &RunHandle) -> Reattach {
         match run {
-            RunHandle::Remote { executor, id } if executor == NAME => match client::cancel(id) {
-                Ok(()) => Reattach::Stopped { processes: 1 },
-                Err(error) => {
-                    tracing::warn!(task = %id, %error, "cannot cancel a Slurm task of this node's previous life; its product will not be published");
-                    Reattach::Stopped { processes: 0 }
+            RunHandle::Remote { executor, id } if executor == NAME => {
+                match self.shared.client.cancel(id) {
+                    Ok(()) => Reattach::Stopped { processes: 1 },
+                    Err(error) => {
+                        tracing::warn!(task = %id, %error, "cannot cancel a Slurm task of this node's previous life; its product will not be published");
+                        Reattach::Stopped { processes: 0 }
+                    }
                 }
-            },
+            }
             _ => Reattach::NotMine,
         }
     }
@@ -323,7 +328,7 @@ fn farm_loop(shared: &Shared) {
         drop(state);
 
         for (_, id) in cancels {
-            if let Err(error) = client::cancel(&id) {
+            if let Err(error) = shared.client.cancel(&id) {
                 tracing::warn!(task = %id, %error, "cannot cancel a Slurm task yet; asking again at the next poll");
                 let mut state = shared.lock();
                 if let Some(attempt) = state
@@ -401,8 +406,11 @@ fn submit_batch(shared: &Shared, batch: Vec<(AttemptId, JobSpec)>) {
         })
         .collect();
     let text = script::batch_script(&rule, &request.spool, &tasks);
-    let result = make_spool(&request)
-        .and_then(|()| client::submit(&text, batch.len(), &sbatch_args(&rule, &request)));
+    let result = make_spool(&request).and_then(|()| {
+        shared
+            .client
+            .submit(&text, batch.len(), &sbatch_args(&rule, &request))
+    });
     match result {
         Ok(array) => {
             tracing::info!(rule = %rule, array, tasks = batch.len(), "submitted to Slurm");
@@ -535,7 +543,7 @@ fn poll(shared: &Shared, unreachable_since: &mut Option<Instant>) {
     if arrays.is_empty() {
         return;
     }
-    let rows = match client::query(&arrays) {
+    let rows = match shared.client.query(&arrays) {
         Ok(rows) => {
             if let Some(since) = unreachable_since.take() {
                 tracing::info!(after_s = since.elapsed().as_secs(), "Slurm answers again");
