@@ -93,7 +93,11 @@ pub fn check(path: &Path, strict: bool, json: bool) -> Result<ExitCode, Error> {
         eprintln!("{warnings}");
     }
     let root_warnings = choices.iter().filter(|c| c.warning().is_some()).count();
-    let count = warnings.items.len() + root_warnings;
+    let farm = farm_warning(&set);
+    if let Some(warning) = &farm {
+        eprintln!("warning: {warning}");
+    }
+    let count = warnings.items.len() + root_warnings + usize::from(farm.is_some());
     if strict && count > 0 {
         for (root, choice) in set.file.watch.iter().zip(&choices) {
             if let Some(warning) = choice.warning() {
@@ -127,6 +131,20 @@ pub fn check(path: &Path, strict: bool, json: bool) -> Result<ExitCode, Error> {
     }
     write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// When a rule runs on Slurm and its tools are installed: whether the cluster answers
+/// (`sbatch` missing is already a warning of the rule).
+fn farm_warning(set: &RuleSet) -> Option<String> {
+    let rule = set.file.rules.iter().find(|r| r.slurm.is_some())?;
+    crate::os::program::find_program(std::ffi::OsStr::new("squeue"))?;
+    let client = crate::exec::slurm::client::Client::default();
+    client.ping().err().map(|e| {
+        format!(
+            "rule `{}` runs on Slurm, but the cluster does not answer: {e}; check `SLURM_CONF` and that slurmctld runs",
+            rule.name
+        )
+    })
 }
 
 fn write_stdout(text: &str) -> Result<(), Error> {

@@ -15,6 +15,9 @@ use shotrouter::exec::executor::{Executor, Finished, Reattach, Report};
 use shotrouter::exec::local::{LocalExecutor, QueueFactory};
 use shotrouter::exec::plan::JobPlan;
 use shotrouter::exec::runner::{Failure, JobSpec, Outcome};
+use shotrouter::exec::slurm::SlurmExecutor;
+use shotrouter::exec::slurm::client::Client;
+use shotrouter::rules::farm::SlurmRequest;
 use shotrouter::os::version::FileVersion;
 use shotrouter::store::RunHandle;
 use shotrouter::store::queue::{Answer, Claim, JobQueue, NewJob, RootedPath, Write};
@@ -37,6 +40,20 @@ trait Bench {
     fn run_is_over(&self, run: &RunHandle) -> bool;
     /// Rule keys that send a rule's jobs to this executor (none for the local one).
     fn rule_keys(&self) -> &'static str;
+    /// Top-level keys the rules file needs for it (none for the local one).
+    fn file_keys(&self, _dir: &Path) -> String {
+        String::new()
+    }
+    /// Environment a daemon needs to reach it.
+    fn daemon_vars(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    /// Makes a planned attempt one this executor runs (a farm request).
+    fn adapt(&self, _spec: &mut JobSpec) {}
+    /// Longest a case waits for a start or an end.
+    fn limit(&self) -> Duration {
+        LIMIT
+    }
 }
 
 /// The local executor: process groups on this machine.
@@ -118,12 +135,14 @@ fn succeeds(bench: &dyn Bench) {
     let (tx, rx) = unbounded();
     let executor = bench.executor(1, None, tx);
     let marker = dir.path().join("ran");
-    executor.submit(spec(
+    let mut job = spec(
         dir.path(),
         1,
         &[&["touch", marker.to_str().expect("utf-8")]],
-    ));
-    let (run, finished) = follow(&rx, LIMIT);
+    );
+    bench.adapt(&mut job);
+    executor.submit(job);
+    let (run, finished) = follow(&rx, bench.limit());
     assert_eq!(finished.outcome, Outcome::Succeeded { published: None });
     assert!(run.is_some(), "a run is reported before the end");
     assert!(marker.exists(), "the command ran");
@@ -134,12 +153,14 @@ fn fails_with_its_status_and_log(bench: &dyn Bench) {
     let dir = tempfile::tempdir().expect("temp");
     let (tx, rx) = unbounded();
     let executor = bench.executor(1, None, tx);
-    executor.submit(spec(
+    let mut job = spec(
         dir.path(),
         2,
         &[&["sh", "-c", "echo 'no such lut' >&2; exit 3"]],
-    ));
-    let (_, finished) = follow(&rx, LIMIT);
+    );
+    bench.adapt(&mut job);
+    executor.submit(job);
+    let (_, finished) = follow(&rx, bench.limit());
     match &finished.outcome {
         Outcome::Failed(Failure::Exit { step: 1, status }) => {
             assert!(status.contains('3'), "{status}");
@@ -160,8 +181,9 @@ fn times_out_and_leaves_nothing_running(bench: &dyn Bench) {
     let executor = bench.executor(1, None, tx);
     let mut job = spec(dir.path(), 3, &[&["sleep", "300"]]);
     job.plan.timeout = Some(Duration::from_millis(300));
+    bench.adapt(&mut job);
     executor.submit(job);
-    let (run, finished) = follow(&rx, LIMIT);
+    let (run, finished) = follow(&rx, bench.limit());
     assert!(
         matches!(
             finished.outcome,
@@ -171,7 +193,7 @@ fn times_out_and_leaves_nothing_running(bench: &dyn Bench) {
         finished.outcome
     );
     let run = run.expect("started");
-    wait_until("the timed-out run to be gone", LIMIT, || {
+    wait_until("the timed-out run to be gone", bench.limit(), || {
         bench.run_is_over(&run)
     });
     executor.shutdown();
@@ -181,13 +203,15 @@ fn is_cancelled_mid_run(bench: &dyn Bench) {
     let dir = tempfile::tempdir().expect("temp");
     let (tx, rx) = unbounded();
     let executor = bench.executor(1, None, tx);
-    executor.submit(spec(dir.path(), 4, &[&["sleep", "300"]]));
+    let mut job = spec(dir.path(), 4, &[&["sleep", "300"]]);
+    bench.adapt(&mut job);
+    executor.submit(job);
     let (attempt, run) = started(&rx);
     assert!(!bench.run_is_over(&run), "running");
     executor.cancel(attempt);
-    let (_, finished) = follow(&rx, LIMIT);
+    let (_, finished) = follow(&rx, bench.limit());
     assert_eq!(finished.outcome, Outcome::Cancelled);
-    wait_until("the cancelled run to be gone", LIMIT, || {
+    wait_until("the cancelled run to be gone", bench.limit(), || {
         bench.run_is_over(&run)
     });
     executor.shutdown();
@@ -200,12 +224,15 @@ fn is_handed_back_after_its_node_is_killed(bench: &dyn Bench) {
     env.write(
         "rules.yaml",
         format!(
-            "version: 1\nwatch: [shots]\nrules:\n  - name: long\n    match: \"*.dat\"\n{}    run: [sleep, \"300\"]\n",
+            "version: 1\nwatch: [shots]\n{}rules:\n  - name: long\n    match: \"*.dat\"\n{}    run: [sleep, \"300\"]\n",
+            bench.file_keys(env.root()),
             bench.rule_keys()
         ),
     );
     std::fs::create_dir_all(env.path("shots")).expect("mkdir");
-    let daemon = Daemon::start(&env, &[], &[]);
+    let vars = bench.daemon_vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let daemon = Daemon::start(&env, &[], &vars);
     env.write("shots/a.dat", "frame");
     let state = env.path(".shotrouter");
     let node = shotrouter::store::sqlite::node_name();
@@ -224,7 +251,7 @@ fn is_handed_back_after_its_node_is_killed(bench: &dyn Bench) {
     match executor.reattach(&run) {
         Reattach::Stopped { processes } => {
             assert!(processes >= 1, "the orphaned run was stopped");
-            wait_until("the orphaned run to be gone", LIMIT, || {
+            wait_until("the orphaned run to be gone", bench.limit(), || {
                 bench.run_is_over(&run)
             });
         }
@@ -303,8 +330,9 @@ fn publishes_nothing_for_a_stale_claim(bench: &dyn Bench) {
         temp_path: temp,
         ale: None,
     });
+    bench.adapt(&mut attempt);
     executor.submit(attempt);
-    let (_, finished) = follow(&rx, LIMIT);
+    let (_, finished) = follow(&rx, bench.limit());
     assert!(
         !matches!(finished.outcome, Outcome::Succeeded { .. }),
         "{:?}",
@@ -348,3 +376,123 @@ macro_rules! executor_contract {
 }
 
 executor_contract!(local, Local);
+
+/// The Slurm executor, on a real one-node cluster of its own.
+struct Slurm {
+    cluster: crate::helpers::slurm::Cluster,
+}
+
+impl Slurm {
+    /// A bench with a running cluster; `None` (only with `SHOTROUTER_ALLOW_SKIP=1`) when
+    /// Slurm is not installed.
+    fn start() -> Option<Slurm> {
+        crate::helpers::slurm::Cluster::start().map(|cluster| Slurm { cluster })
+    }
+}
+
+impl Bench for Slurm {
+    fn executor(
+        &self,
+        _slots: usize,
+        store: Option<QueueFactory>,
+        reports: Sender<Report>,
+    ) -> Box<dyn Executor> {
+        Box::new(SlurmExecutor::new(
+            Client::with_conf(self.cluster.conf()),
+            Arc::default(),
+            store,
+            reports,
+        ))
+    }
+
+    fn run_is_over(&self, run: &RunHandle) -> bool {
+        let RunHandle::Remote { id, .. } = run else {
+            return true;
+        };
+        let array = id.split('_').next().unwrap_or_default();
+        let out = self
+            .cluster
+            .command("squeue")
+            .args(["-r", "--noheader", "--states=all", "--format=%F_%K|%T"])
+            .arg(format!("--jobs={array}"))
+            .output()
+            .expect("squeue");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let state = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{id}|")).map(str::to_string));
+        !matches!(
+            state.as_deref(),
+            Some("PENDING" | "RUNNING" | "COMPLETING" | "CONFIGURING" | "SUSPENDED")
+        )
+    }
+
+    fn rule_keys(&self) -> &'static str {
+        "    executor: slurm\n"
+    }
+
+    fn file_keys(&self, dir: &Path) -> String {
+        format!("slurm: {{spool: {}, poll: 300ms}}\n", dir.join("spool").display())
+    }
+
+    fn daemon_vars(&self) -> Vec<(&'static str, String)> {
+        vec![(
+            "SLURM_CONF",
+            self.cluster.conf().to_str().expect("utf-8").to_string(),
+        )]
+    }
+
+    fn adapt(&self, spec: &mut JobSpec) {
+        let spool = spec.allowed_roots[0].join("spool");
+        spec.plan.slurm = Some(SlurmRequest {
+            // Slurm's shortest limit is a minute; a planned timeout becomes one.
+            time_minutes: spec.plan.timeout.map(|_| 1),
+            spool,
+            poll_ms: 300,
+            ..SlurmRequest::default()
+        });
+    }
+
+    fn limit(&self) -> Duration {
+        // A task past its one-minute limit is ended by Slurm's own timer.
+        Duration::from_secs(240)
+    }
+}
+
+/// The Slurm bench, or a skipped case (only with `SHOTROUTER_ALLOW_SKIP=1`).
+macro_rules! slurm_or_skip {
+    () => {
+        match Slurm::start() {
+            Some(bench) => bench,
+            None => return,
+        }
+    };
+}
+
+mod slurm {
+    use super::*;
+    #[test]
+    fn a_job_that_succeeds_reports_its_run_then_its_end() {
+        succeeds(&slurm_or_skip!());
+    }
+    #[test]
+    fn a_job_that_fails_is_recorded_with_its_status_and_log() {
+        fails_with_its_status_and_log(&slurm_or_skip!());
+    }
+    #[test]
+    fn a_job_that_times_out_leaves_nothing_running() {
+        times_out_and_leaves_nothing_running(&slurm_or_skip!());
+    }
+    #[test]
+    fn a_job_cancelled_mid_run_ends_cancelled_and_leaves_nothing_running() {
+        is_cancelled_mid_run(&slurm_or_skip!());
+    }
+    #[test]
+    fn a_run_whose_node_was_sigkilled_is_handed_back_and_stopped() {
+        is_handed_back_after_its_node_is_killed(&slurm_or_skip!());
+    }
+    #[test]
+    fn an_attempt_with_a_stale_claim_publishes_nothing() {
+        publishes_nothing_for_a_stale_claim(&slurm_or_skip!());
+    }
+}
