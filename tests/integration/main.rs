@@ -35,6 +35,7 @@ mod publish_resume;
 mod rules_limits;
 mod sd_notify;
 mod sequences;
+mod slurm_cluster;
 mod store;
 mod verify_decode;
 mod watch;
