@@ -36,6 +36,7 @@ mod rules_limits;
 mod sd_notify;
 mod sequences;
 mod slurm;
+mod slurm_cluster;
 mod store;
 mod verify_decode;
 mod watch;
