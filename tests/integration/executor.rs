@@ -17,8 +17,8 @@ use shotrouter::exec::plan::JobPlan;
 use shotrouter::exec::runner::{Failure, JobSpec, Outcome};
 use shotrouter::exec::slurm::SlurmExecutor;
 use shotrouter::exec::slurm::client::Client;
-use shotrouter::rules::farm::SlurmRequest;
 use shotrouter::os::version::FileVersion;
+use shotrouter::rules::farm::SlurmRequest;
 use shotrouter::store::RunHandle;
 use shotrouter::store::queue::{Answer, Claim, JobQueue, NewJob, RootedPath, Write};
 use shotrouter::store::sqlite::SqliteStore;
@@ -432,7 +432,10 @@ impl Bench for Slurm {
     }
 
     fn file_keys(&self, dir: &Path) -> String {
-        format!("slurm: {{spool: {}, poll: 300ms}}\n", dir.join("spool").display())
+        format!(
+            "slurm: {{spool: {}, poll: 300ms}}\n",
+            dir.join("spool").display()
+        )
     }
 
     fn daemon_vars(&self) -> Vec<(&'static str, String)> {

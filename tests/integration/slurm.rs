@@ -8,7 +8,8 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use crate::daemon::{Daemon, argvdump, jobs, records};
+use crate::cluster::jobs;
+use crate::daemon::{Daemon, argvdump, records};
 use crate::env::{Env, stderr, wait_until};
 use crate::helpers::slurm::Cluster;
 
@@ -60,24 +61,33 @@ fn a_burst_is_a_handful_of_arrays_and_hostile_names_are_one_argv_element_on_the_
     let hostile: Vec<Vec<u8>> = vec![
         b"a b'$(touch pwned)\"; y.dat".to_vec(),
         b"line\nbreak.dat".to_vec(),
-        b"<script>alert(1)</script>.dat".to_vec(),
+        b"<script>alert(1)<\\script>.dat".to_vec(),
         b"caf\xe9 latin1.dat".to_vec(),
         b"back\\slash `tick` %s.dat".to_vec(),
     ];
-    let mut names: Vec<Vec<u8>> = (0..60).map(|i| format!("f{i:03}.dat").into_bytes()).collect();
+    let mut names: Vec<Vec<u8>> = (0..60)
+        .map(|i| format!("f{i:03}.dat").into_bytes())
+        .collect();
     names.extend(hostile.iter().cloned());
     for name in &names {
         std::fs::write(env.path("shots").join(OsStr::from_bytes(name)), name).expect("input");
     }
     let conf = cluster.conf().to_str().expect("utf-8").to_string();
     let out = env
-        .command(&["watch", "--once", env.path("rules.yaml").to_str().expect("utf-8")])
+        .command(&[
+            "watch",
+            "--once",
+            env.path("rules.yaml").to_str().expect("utf-8"),
+        ])
         .env("SLURM_CONF", &conf)
         .output()
         .expect("watch --once");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
-    let rows = jobs(&env, &["--state", env.path(".shotrouter").to_str().expect("utf-8")]);
+    let rows = jobs(
+        &env,
+        &["--state", env.path(".shotrouter").to_str().expect("utf-8")],
+    );
     let done = rows.iter().filter(|r| r["status"] == "done").count();
     assert_eq!(done, names.len(), "every job done: {rows:#?}");
     for name in &names {
@@ -85,7 +95,12 @@ fn a_burst_is_a_handful_of_arrays_and_hostile_names_are_one_argv_element_on_the_
         let mut product = stem.to_vec();
         product.extend_from_slice(b".out");
         let path = env.path("shots/out").join(OsStr::from_bytes(&product));
-        assert_eq!(std::fs::read(&path).expect("product"), *name, "{}", path.display());
+        assert_eq!(
+            std::fs::read(&path).expect("product"),
+            *name,
+            "{}",
+            path.display()
+        );
     }
     // Each task's argv arrived as planned: the path and the name, one element each.
     let seen: HashSet<Vec<u8>> = records(&env.path("runs.log"))
@@ -96,17 +111,37 @@ fn a_burst_is_a_handful_of_arrays_and_hostile_names_are_one_argv_element_on_the_
         })
         .collect();
     for name in &hostile {
-        assert!(seen.contains(name), "{:?} reached the farm intact", String::from_utf8_lossy(name));
+        assert!(
+            seen.contains(name),
+            "{:?} reached the farm intact",
+            String::from_utf8_lossy(name)
+        );
     }
-    assert!(!env.path("shots/pwned").exists() && !env.root().join("pwned").exists(), "no shell read a file name");
+    assert!(
+        !env.path("shots/pwned").exists() && !env.root().join("pwned").exists(),
+        "no shell read a file name"
+    );
     let (ids, tasks) = arrays(&cluster);
     assert_eq!(tasks, names.len(), "one task per job");
-    assert!(ids.len() <= 3, "a burst of {} files is a handful of submissions, not {}: {ids:?}", names.len(), ids.len());
+    assert!(
+        ids.len() <= 3,
+        "a burst of {} files is a handful of submissions, not {}: {ids:?}",
+        names.len(),
+        ids.len()
+    );
     // The farm's output is in the job's log, as a local job's is.
-    let job = env.run(&["job", "1", "--state", env.path(".shotrouter").to_str().expect("utf-8")]);
+    let job = env.run(&[
+        "job",
+        "1",
+        "--state",
+        env.path(".shotrouter").to_str().expect("utf-8"),
+    ]);
     let text = String::from_utf8_lossy(&job.stdout);
     assert!(text.contains("submitted to Slurm as task"), "{text}");
-    assert!(text.contains("== step 1 on"), "the task's output is in the job's log: {text}");
+    assert!(
+        text.contains("== step 1 on"),
+        "the task's output is in the job's log: {text}"
+    );
 }
 
 #[test]
@@ -138,16 +173,27 @@ fn a_task_cancelled_in_slurm_fails_its_job_saying_so() {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         match text.lines().find(|l| l.contains("shotrouter-long")) {
             Some(line) => {
-                task = line.split('|').next().unwrap_or_default().trim().to_string();
+                task = line
+                    .split('|')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
                 true
             }
             None => false,
         }
     });
-    let status = cluster.command("scancel").arg(&task).status().expect("scancel");
+    let status = cluster
+        .command("scancel")
+        .arg(&task)
+        .status()
+        .expect("scancel");
     assert!(status.success());
     wait_until("the job to fail", LIMIT, || {
-        jobs(&env, &["--state", state]).iter().any(|r| r["status"] == "failed")
+        jobs(&env, &["--state", state])
+            .iter()
+            .any(|r| r["status"] == "failed")
     });
     let rows = jobs(&env, &["--state", state]);
     let result = rows[0]["result"].as_str().unwrap_or_default().to_string();
@@ -157,7 +203,7 @@ fn a_task_cancelled_in_slurm_fails_its_job_saying_so() {
 
 #[test]
 fn a_controller_that_goes_away_is_waited_for_and_the_job_still_lands() {
-    let Some(mut cluster) = Cluster::start() else {
+    let Some(cluster) = Cluster::start() else {
         return;
     };
     let env = Env::new();
@@ -192,11 +238,19 @@ fn a_controller_that_goes_away_is_waited_for_and_the_job_still_lands() {
     });
     std::thread::sleep(Duration::from_secs(2));
     let rows = jobs(&env, &["--state", state]);
-    assert_eq!(rows[0]["status"], "running", "a silent controller fails nothing: {rows:#?}");
+    assert_eq!(
+        rows[0]["status"], "running",
+        "a silent controller fails nothing: {rows:#?}"
+    );
     cluster.start_controller();
     wait_until("the job to be done once Slurm answers", LIMIT, || {
-        jobs(&env, &["--state", state]).iter().any(|r| r["status"] == "done")
+        jobs(&env, &["--state", state])
+            .iter()
+            .any(|r| r["status"] == "done")
     });
-    assert_eq!(std::fs::read(env.path("shots/a.out")).expect("product"), b"frames");
+    assert_eq!(
+        std::fs::read(env.path("shots/a.out")).expect("product"),
+        b"frames"
+    );
     drop(daemon);
 }

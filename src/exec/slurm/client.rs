@@ -131,7 +131,8 @@ impl Client {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = arrays.iter().map(u64::to_string).collect();
-        let output = Command::new("squeue")
+        let output = self
+            .command("squeue")
             .args([
                 "-r",
                 "--noheader",

@@ -683,6 +683,10 @@ fn follow(task: &mut Task, row: Option<&client::Row>) -> Step {
         if let Some(record) = record() {
             return Step::End(by_record(task, &record));
         }
+        // A pending task cancelled here leaves the queue without ever running.
+        if task.cancelled {
+            return Step::End(Err(Outcome::Cancelled));
+        }
         task.missing_polls += 1;
         if task.missing_polls >= MISSING_POLLS {
             let last = if task.last_state.is_empty() {
