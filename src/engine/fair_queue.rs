@@ -44,6 +44,9 @@ pub struct FairQueue {
     farm_rules: HashSet<String>,
     farm_limit: usize,
     farm_in_use: usize,
+    /// Slots taken in the farm's lane, per rule: a slot goes back to the lane it came from,
+    /// even when a reload moved its rule between lanes meanwhile.
+    farm_taken: HashMap<String, usize>,
 }
 
 impl FairQueue {
@@ -121,6 +124,7 @@ impl FairQueue {
         self.in_use_total += 1;
         if self.farm_rules.contains(rule) {
             self.farm_in_use += 1;
+            *self.farm_taken.entry(rule.to_string()).or_default() += 1;
         }
     }
 
@@ -131,7 +135,10 @@ impl FairQueue {
         {
             *n -= 1;
             self.in_use_total -= 1;
-            if self.farm_rules.contains(rule) {
+            if let Some(taken) = self.farm_taken.get_mut(rule)
+                && *taken > 0
+            {
+                *taken -= 1;
                 self.farm_in_use = self.farm_in_use.saturating_sub(1);
             }
         }

@@ -117,7 +117,16 @@ impl JobPlan {
             }),
             None => None,
         };
+        // The spool is where every farm node and submitter mount it; a worker maps it when it
+        // lies in a tree it maps, and takes it as written otherwise.
+        let slurm = self.slurm.map(|mut request| {
+            if let Ok(mapped) = path(&request.spool) {
+                request.spool = mapped;
+            }
+            request
+        });
         Ok(JobPlan {
+            slurm,
             steps: self
                 .steps
                 .iter()

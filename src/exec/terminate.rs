@@ -35,7 +35,7 @@ pub fn terminate(run: &RunHandle, grace: Duration) -> Result<usize, TerminateErr
         RunHandle::Remote { executor, id } if executor == crate::exec::slurm::NAME => {
             // Slurm signals the task's processes and ends them after its own `KillWait`.
             crate::exec::slurm::client::Client::default()
-                .cancel(id)
+                .cancel(std::slice::from_ref(id))
                 .map(|()| 1)
                 .map_err(|source| TerminateError::Farm {
                     run: run.clone(),

@@ -124,16 +124,57 @@ const SLURM_KEYS: &[&str] = &[
 ];
 const FILE_ONLY_KEYS: &[&str] = &["spool", "poll", "max_jobs"];
 
-/// `sbatch` options shotrouter sets for every submission: an `args:` entry may not change them.
-const RESERVED_ARGS: &[(&str, &str)] = &[
-    ("--array", "-a"),
-    ("--output", "-o"),
-    ("--error", "-e"),
-    ("--input", "-i"),
-    ("--parsable", ""),
-    ("--wrap", ""),
-    ("--job-name", "-J"),
+/// `sbatch` options shotrouter sets for every submission, or that would take the submission
+/// out of its hands: an `args:` entry may not give them, written in full, abbreviated (`--arr`)
+/// or as a short option, alone or bundled (`-Qa0-3`). (long name, short letter)
+const RESERVED_ARGS: &[(&str, Option<char>)] = &[
+    ("--array", Some('a')),
+    ("--output", Some('o')),
+    ("--error", Some('e')),
+    ("--input", Some('i')),
+    ("--parsable", None),
+    ("--wrap", None),
+    ("--job-name", Some('J')),
+    ("--comment", None),
+    ("--requeue", None),
+    ("--no-requeue", None),
+    ("--quiet", Some('Q')),
+    ("--wait", Some('W')),
+    ("--clusters", Some('M')),
+    ("--test-only", None),
+    ("--hold", Some('H')),
 ];
+
+/// Short `sbatch` options that take a value: in a bundle (`-cN`), the rest is that value.
+const SHORT_WITH_VALUE: &str = "ABDFGLMNSabcdeijkmnopqstwx";
+
+/// The reserved option an `args:` item gives, if any.
+fn reserved_in(arg: &str) -> Option<&'static str> {
+    if let Some(long) = arg.strip_prefix("--") {
+        let flag = long.split('=').next().unwrap_or(long);
+        if flag.is_empty() {
+            return None;
+        }
+        // getopt takes any unambiguous prefix of a long option.
+        return RESERVED_ARGS
+            .iter()
+            .find(|(name, _)| name[2..].starts_with(flag))
+            .map(|(name, _)| *name);
+    }
+    let bundle = arg.strip_prefix('-')?;
+    for letter in bundle.chars() {
+        if let Some((name, _)) = RESERVED_ARGS
+            .iter()
+            .find(|(_, short)| *short == Some(letter))
+        {
+            return Some(name);
+        }
+        if SHORT_WITH_VALUE.contains(letter) {
+            return None;
+        }
+    }
+    None
+}
 
 impl Loader<'_> {
     /// The file's `slurm:` block; `None` when absent (or reported).
@@ -430,17 +471,12 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            let flag = arg.split('=').next().unwrap_or(arg);
-            let reserved = RESERVED_ARGS.iter().find(|(long, short)| {
-                flag == *long
-                    || (!short.is_empty()
-                        && (flag == *short || (arg.starts_with(short) && !arg.starts_with("--"))))
-            });
-            if let Some((long, _)) = reserved {
+            let reserved = reserved_in(arg);
+            if let Some(long) = reserved {
                 self.error(
                     Diagnostic::new(format!("`args` item `{arg}` sets `{long}`, which shotrouter sets itself"), span)
                         .context(map.at("args"))
-                        .hint("shotrouter submits bursts as arrays and keeps each task's log: leave the array, log, input, name and `--parsable` to it"),
+                        .hint("shotrouter submits bursts as arrays, keeps each task's log and follows it on this cluster: leave the array, log, input, name, comment, requeue, waiting and cluster to it"),
                 );
             }
         }
@@ -489,8 +525,9 @@ pub fn slurm_minutes(text: &str) -> Option<u64> {
                 .max(u64::from(duration.subsec_nanos() > 0)),
         );
     }
+    // Up to ten thousand days: no product takes longer, and no sum below can overflow.
     let number = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()))
+        (!s.is_empty() && s.len() <= 9 && s.chars().all(|c| c.is_ascii_digit()))
             .then(|| s.parse().ok())
             .flatten()
     };

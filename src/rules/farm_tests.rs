@@ -105,6 +105,21 @@ fn bad_values_are_refused_where_they_are_written() {
 }
 
 #[test]
+fn options_with_values_that_look_reserved_are_theirs() {
+    let file = load(&format!(
+        "slurm:\n  spool: /farm\n  args: [-cJ, --constraint=a, --exclusive, -x, node13]\n{RULE}"
+    ));
+    // `-cJ` is `--cpus-per-task=J` (Slurm refuses it at submission, not shotrouter at load);
+    // `node13` is not an option.
+    let errs = file.expect_err("node13").items;
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].message.contains("`node13` is not an option"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
 fn the_spool_is_required_and_pattern_free() {
     let errs = errors(&format!("slurm:\n  partition: render\n{RULE}"));
     assert!(

@@ -254,3 +254,77 @@ fn a_controller_that_goes_away_is_waited_for_and_the_job_still_lands() {
     );
     drop(daemon);
 }
+
+#[test]
+fn a_task_whose_node_fails_runs_again_without_spending_an_attempt() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let gate = env.path("gate");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nslurm: {{spool: {spool}, poll: 300ms}}\nrules:\n  - name: gated\n    match: \"*.dat\"\n    executor: slurm\n    output: \"{{dir}}/{{stem}}.out\"\n    run: [sh, -c, 'while [ ! -e \"$0\" ]; do sleep 0.1; done; cp \"$1\" \"$2\"', {gate}, \"{{path}}\", \"{{out}}\"]\n",
+            spool = env.path("spool").display(),
+            gate = gate.display(),
+        ),
+    );
+    let conf = cluster.conf().to_str().expect("utf-8").to_string();
+    let daemon = Daemon::start(&env, &[], &[("SLURM_CONF", &conf)]);
+    env.write("shots/a.dat", "frames");
+    let state = env.path(".shotrouter");
+    let state = state.to_str().expect("utf-8");
+    let running = || {
+        let out = cluster
+            .command("squeue")
+            .args(["-r", "--noheader", "--states=RUNNING", "--format=%j"])
+            .output()
+            .expect("squeue");
+        String::from_utf8_lossy(&out.stdout).contains("shotrouter-gated")
+    };
+    wait_until("the task to run", LIMIT, running);
+    // The node goes down under the running task: Slurm ends it NODE_FAIL (shotrouter submits
+    // with `--no-requeue`), and shotrouter submits it again.
+    let node = format!("nodename={}", cluster.node());
+    cluster.run(
+        "scontrol",
+        &["update", &node, "state=down", "reason=shotrouter-test"],
+    );
+    wait_until("the task to leave the failed node", LIMIT, || !running());
+    // The node takes `resume` once its failed task is cleaned up (or is back already: slurmd
+    // registers again, `ReturnToService=2`).
+    wait_until("the node to come back", LIMIT, || {
+        let _ = cluster
+            .command("scontrol")
+            .args(["update", &node, "state=resume"])
+            .stderr(std::process::Stdio::null())
+            .status();
+        cluster.node_state().is_some_and(|s| {
+            s.starts_with("idle") || s.starts_with("alloc") || s.starts_with("mix")
+        })
+    });
+    std::fs::write(&gate, "go").expect("gate");
+    wait_until("the job to be done", LIMIT, || {
+        jobs(&env, &["--state", state])
+            .iter()
+            .any(|r| r["status"] == "done")
+    });
+    let rows = jobs(&env, &["--state", state]);
+    assert_eq!(
+        rows[0]["attempts"], 1,
+        "a lost node spends no attempt: {rows:#?}"
+    );
+    let job = env.run(&["job", "1", "--state", state]);
+    let text = String::from_utf8_lossy(&job.stdout);
+    assert!(
+        text.contains("NODE_FAIL") && text.contains("submitted again"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(env.path("shots/a.out")).expect("product"),
+        b"frames"
+    );
+    drop(daemon);
+}

@@ -95,3 +95,32 @@ fn a_new_job_takes_a_slot_at_once_only_when_none_of_its_rule_waits() {
     );
     assert!(queue.has_slot_now("other"));
 }
+
+#[test]
+fn farm_jobs_take_the_farms_slots_not_this_nodes() {
+    let mut queue = FairQueue::new(1, HashMap::new());
+    queue.set_farm(HashSet::from(["render".to_string()]), 3);
+    for n in 0..5 {
+        queue.push(pending("render", n));
+        queue.push(pending("local", n));
+    }
+    let now = Instant::now();
+    let picked: Vec<Pending> = std::iter::from_fn(|| queue.pick(now)).collect();
+    let farm = picked.iter().filter(|p| p.spec.rule == "render").count();
+    let local = picked.len() - farm;
+    // Three in flight on the farm; this node's one worker plus one ready.
+    assert_eq!((farm, local), (3, 2), "{:?}", ids(&picked));
+    // A reload moves the rule off the farm: its slots still go back to the farm's lane.
+    queue.set_farm(HashSet::new(), 3);
+    for _ in 0..3 {
+        queue.release("render");
+    }
+    queue.set_farm(HashSet::from(["render".to_string()]), 3);
+    let again: Vec<Pending> = std::iter::from_fn(|| queue.pick(now)).collect();
+    assert_eq!(
+        again.iter().filter(|p| p.spec.rule == "render").count(),
+        2,
+        "{:?}",
+        ids(&again)
+    );
+}

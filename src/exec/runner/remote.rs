@@ -150,10 +150,13 @@ pub fn finish(
     }
 }
 
-/// Removes the temp product a task may have left (it failed, or was cancelled).
+/// Removes the temp product a task may have left (it failed, or was cancelled), through its
+/// checked folder like every other temp.
 fn discard_temp(spec: &JobSpec) {
-    if let Some(output) = &spec.plan.output {
-        let _ = std::fs::remove_file(&output.temp_path);
+    if let Some(output) = &spec.plan.output
+        && let Ok(dir) = open_output(&output.final_path, &spec.allowed_roots)
+    {
+        let _ = dir.remove(output.temp_path.file_name().unwrap_or_default());
     }
 }
 

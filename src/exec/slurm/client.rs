@@ -24,8 +24,9 @@ pub enum ClientError {
         /// The OS's reason.
         reason: String,
     },
-    /// The controller did not answer (down, restarting, unreachable).
-    #[error("slurmctld does not answer `{program}`: {message}")]
+    /// The controller did not take the request for now (down, restarting, busy, a limit
+    /// reached): asked again later.
+    #[error("Slurm did not take `{program}` for now: {message}")]
     Unreachable {
         /// The tool.
         program: &'static str,
@@ -90,11 +91,12 @@ impl Client {
         tasks: usize,
         args: &[OsString],
     ) -> Result<u64, ClientError> {
+        // The request's own options first: shotrouter's come last, and the last one wins.
         let mut child = self
             .command("sbatch")
+            .args(args)
             .arg("--parsable")
             .arg(format!("--array=0-{}", tasks.saturating_sub(1)))
-            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -156,14 +158,17 @@ impl Client {
         Ok(parse_rows(&String::from_utf8_lossy(&output.stdout)))
     }
 
-    /// Cancels one task (`123_4`) or a whole array.
+    /// Cancels tasks (`123_4`) or whole arrays, in one call.
     ///
     /// # Errors
     /// The controller is unreachable or refused.
-    pub fn cancel(&self, id: &str) -> Result<(), ClientError> {
+    pub fn cancel(&self, ids: &[String]) -> Result<(), ClientError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let output = self
             .command("scancel")
-            .arg(id)
+            .args(ids)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| ClientError::Missing {
@@ -180,6 +185,33 @@ impl Client {
         Err(classify("scancel", &output.stderr))
     }
 
+    /// The array submitted under `name` with the comment `tag`, if the controller has one: a
+    /// submission whose answer was lost (`sbatch` timed out) may still have been taken.
+    ///
+    /// # Errors
+    /// The controller is unreachable.
+    pub fn find_tagged(&self, name: &str, tag: &str) -> Result<Option<u64>, ClientError> {
+        let output = self
+            .command("squeue")
+            .args(["--noheader", "--states=all", "--format=%F|%k"])
+            .arg(format!("--name={name}"))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| ClientError::Missing {
+                program: "squeue",
+                reason: e.to_string(),
+            })?;
+        if !output.status.success() {
+            return Err(classify("squeue", &output.stderr));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| {
+                let (array, comment) = line.trim().split_once('|')?;
+                (comment == tag).then(|| array.parse().ok()).flatten()
+            }))
+    }
+
     /// Whether the cluster answers (`check`): a query for a job id no cluster has.
     ///
     /// # Errors
@@ -189,27 +221,41 @@ impl Client {
     }
 }
 
-/// A failed tool's message, as unreachable (wait) or refused (the attempt fails).
+/// A failed tool's message: refused (the attempt fails) only when Slurm said the request itself
+/// is wrong; anything else (a controller down, busy, in standby, a timeout, a submit limit
+/// reached) is waited for, since failing a burst of jobs for an outage loses the night.
 fn classify(program: &'static str, stderr: &[u8]) -> ClientError {
     let message = String::from_utf8_lossy(stderr).trim().to_string();
     let lower = message.to_ascii_lowercase();
-    let unreachable = [
-        "unable to contact slurm controller",
-        "connection refused",
-        "socket timed out",
-        "connection timed out",
-        "communication connection failure",
-        "slurm_persist_conn",
-        "unable to establish",
-        "could not establish",
-        "slurmctld not responding",
+    let refused = [
+        "invalid partition",
+        "invalid account",
+        "invalid qos",
+        "invalid generic resource",
+        "invalid gres",
+        "invalid feature",
+        "invalid time limit",
+        "invalid job array specification",
+        "invalid option",
+        "unrecognized option",
+        "unknown option",
+        "requested node configuration is not available",
+        "memory specification can not be satisfied",
+        "more processors requested than permitted",
+        "node count specification invalid",
+        "job violates accounting/qos policy",
+        "access/permission denied",
+        "user's group not permitted",
+        "invalid user",
+        "unable to process configuration file",
+        "fatal:",
     ]
     .iter()
     .any(|needle| lower.contains(needle));
-    if unreachable {
-        ClientError::Unreachable { program, message }
-    } else {
+    if refused {
         ClientError::Refused { program, message }
+    } else {
+        ClientError::Unreachable { program, message }
     }
 }
 

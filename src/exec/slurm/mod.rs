@@ -4,19 +4,24 @@
 //! - **Bursts are arrays.** Jobs handed over within [`GATHER`] of each other with the same
 //!   `slurm:` request are one `sbatch --array` (at most [`MAX_ARRAY`] tasks, under Slurm's
 //!   default `MaxArraySize` of 1001): a render's thousand frames cost one submission, not a
-//!   thousand.
-//! - **Followed without accounting.** One thread asks `squeue` about every array in flight each
-//!   `slurm.poll`, and reads each task's end record (`script`): no `sacct`, no `slurmdbd`. A
-//!   controller that does not answer is waited for; a task is only ever ended by what Slurm or
-//!   its end record said.
+//!   thousand (`submit`).
+//! - **Followed without accounting.** One farm thread asks `squeue` about every array in flight
+//!   each `slurm.poll`, and reads each task's end record (`follow`): no `sacct`, no `slurmdbd`.
+//!   A controller that does not answer is waited for; a task is only ever ended by what Slurm
+//!   or its end record said.
 //! - **Delivered here.** A task that completed goes to a delivery thread that runs the same
 //!   steps as a local job (`runner::remote::finish`): verify, publish with the claim checked in
 //!   the store, copy or move. A task the farm lost (`NODE_FAIL`, `PREEMPTED`, `BOOT_FAIL`) is
 //!   submitted again without spending an attempt.
+//!
+//! Every attempt handed over ends in exactly one `Report::Finished`, and is counted by
+//! [`Executor::running`] or [`Executor::waiting`] until then, wherever it is: gathering, being
+//! submitted, waiting for the controller, in flight, being looked at, or being delivered. The
+//! farm thread does its slow work (`sbatch`, `squeue`, the spool's files) without the lock the
+//! engine's thread takes.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,18 +31,18 @@ use crossbeam_channel::Sender;
 use crate::exec::executor::{AttemptId, Executor, Finished, Reattach, Report};
 use crate::exec::fenced_publish::{FencedPublisher, QueueFactory};
 use crate::exec::provenance::Provenance;
-use crate::exec::runner::remote::{self, Prepared};
-use crate::exec::runner::{Failure, JobHooks, JobSpec, Outcome};
+use crate::exec::runner::remote;
+use crate::exec::runner::{JobHooks, JobSpec, Outcome};
 use crate::os::version::FileVersion;
-use crate::rules::farm::SlurmRequest;
 use crate::store::RunHandle;
 use crate::store::queue::{JobQueue, Published};
 
 pub mod client;
+mod follow;
 pub mod script;
+mod submit;
 
-use client::{Client, ClientError};
-use script::{EndRecord, EndStatus};
+use client::Client;
 
 /// The executor's name in run handles (`slurm:123_4`).
 pub const NAME: &str = "slurm";
@@ -45,16 +50,11 @@ pub const NAME: &str = "slurm";
 pub const GATHER: Duration = Duration::from_millis(200);
 /// Most tasks in one array (Slurm's default `MaxArraySize` is 1001: indices 0 to 1000).
 pub const MAX_ARRAY: usize = 1000;
-/// Polls a task Slurm calls finished may wait for its end record (shared storage can show a
-/// file late) before it is failed for writing none.
-const END_RECORD_POLLS: u32 = 10;
-/// Polls in a row a task may be missing from `squeue` before it counts as gone.
-const MISSING_POLLS: u32 = 3;
-/// Times a task the farm lost is submitted again before the attempt fails.
-const MAX_LOST: u32 = 3;
 /// The first attempt number this executor hands out: above the local executor's, so a node
 /// holding both knows whose an attempt is.
 pub const FIRST_ATTEMPT: AttemptId = 1 << 48;
+/// Times a task the farm lost is submitted again before the attempt fails.
+const MAX_RESUBMITS: u32 = 3;
 /// Threads that verify and publish finished tasks' products.
 const DELIVERY_THREADS: usize = 2;
 
@@ -78,19 +78,37 @@ struct Shared {
 #[derive(Default)]
 struct State {
     /// Handed over, waiting to be gathered into an array.
-    gathering: Vec<(AttemptId, JobSpec)>,
+    gathering: Vec<Pending>,
     gather_since: Option<Instant>,
     /// Prepared, but the controller did not take them yet.
-    unsubmitted: Vec<Vec<(AttemptId, JobSpec)>>,
+    unsubmitted: Vec<Batch>,
     /// Submitted, followed by polling.
     tasks: HashMap<AttemptId, Task>,
+    /// Attempts the farm thread holds outside these maps (being submitted, being looked at).
+    busy: HashSet<AttemptId>,
     /// Ended on the farm, to be delivered here.
     ended: VecDeque<Ended>,
     delivering: usize,
-    /// Cancels asked for, sent by the farm thread.
-    to_cancel: Vec<AttemptId>,
+    /// Cancels asked for, resolved by the farm thread wherever the attempt is.
+    cancels: HashSet<AttemptId>,
+    /// Tasks to `scancel` that no attempt holds (a previous life's, a cancel that failed).
+    orphans: Vec<String>,
     next: AttemptId,
     closing: bool,
+}
+
+/// An attempt not submitted yet, and how many times the farm lost it.
+struct Pending {
+    attempt: AttemptId,
+    spec: JobSpec,
+    resubmits: u32,
+}
+
+/// Attempts for one `sbatch --array`, with the tag that finds the array again when the
+/// answer to its submission was lost.
+struct Batch {
+    tag: String,
+    items: Vec<Pending>,
 }
 
 /// A submitted task.
@@ -105,11 +123,12 @@ struct Task {
     cancelled: bool,
     missing_polls: u32,
     record_polls: u32,
-    lost: u32,
+    resubmits: u32,
 }
 
 /// A task that ended on the farm: how, and where its output is.
 struct Ended {
+    attempt: AttemptId,
     spec: JobSpec,
     result: Result<(), Outcome>,
     log: Option<PathBuf>,
@@ -139,11 +158,12 @@ impl SlurmExecutor {
         });
         let mut threads = Vec::new();
         let farm = shared.clone();
-        if let Ok(handle) = std::thread::Builder::new()
+        match std::thread::Builder::new()
             .name("slurm".into())
             .spawn(move || farm_loop(&farm))
         {
-            threads.push(handle);
+            Ok(handle) => threads.push(handle),
+            Err(e) => tracing::error!(error = %e, "cannot start the Slurm thread"),
         }
         for n in 0..DELIVERY_THREADS {
             let shared = shared.clone();
@@ -163,12 +183,29 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Reports an attempt's end (call without the lock held, then release its slot).
     fn finished(&self, spec: JobSpec, outcome: Outcome, started: Instant) {
         let _ = self.done.send(Report::Finished(Box::new(Finished {
             spec,
             outcome,
             duration: started.elapsed(),
         })));
+    }
+
+    /// Ends an attempt that never reached the farm as cancelled, leaving nothing behind.
+    fn end_unsubmitted(&self, pending: Pending, prepared: bool) {
+        let outcome = if prepared {
+            let mut conn = None;
+            let mut hooks = Hooks {
+                publisher: &self.publisher,
+                conn: &mut conn,
+                spec: &pending.spec,
+            };
+            remote::finish(&pending.spec, Err(Outcome::Cancelled), None, &mut hooks)
+        } else {
+            Outcome::Cancelled
+        };
+        self.finished(pending.spec, outcome, Instant::now());
     }
 }
 
@@ -178,7 +215,11 @@ impl Executor for SlurmExecutor {
         let mut state = self.shared.lock();
         let attempt = state.next;
         state.next += 1;
-        state.gathering.push((attempt, spec));
+        state.gathering.push(Pending {
+            attempt,
+            spec,
+            resubmits: 0,
+        });
         state.gather_since.get_or_insert_with(Instant::now);
         self.shared.wake.notify_all();
     }
@@ -188,64 +229,83 @@ impl Executor for SlurmExecutor {
 
     fn waiting(&self) -> usize {
         let state = self.shared.lock();
-        state.gathering.len() + state.unsubmitted.iter().map(Vec::len).sum::<usize>()
+        state.gathering.len()
+            + state
+                .unsubmitted
+                .iter()
+                .map(|b| b.items.len())
+                .sum::<usize>()
     }
 
     fn running(&self) -> usize {
         let state = self.shared.lock();
-        state.tasks.len() + state.ended.len() + state.delivering
+        state.tasks.len() + state.busy.len() + state.ended.len() + state.delivering
     }
 
     fn drain_queued(&self) -> Vec<JobSpec> {
         let mut state = self.shared.lock();
         state.gather_since = None;
-        let mut specs: Vec<JobSpec> = state.gathering.drain(..).map(|(_, s)| s).collect();
-        // Prepared ones keep nothing that a next attempt would not make again.
-        specs.extend(state.unsubmitted.drain(..).flatten().map(|(_, s)| s));
+        let mut specs: Vec<JobSpec> = state.gathering.drain(..).map(|p| p.spec).collect();
+        // Prepared for a controller that did not answer: a next attempt prepares again.
+        specs.extend(
+            state
+                .unsubmitted
+                .drain(..)
+                .flat_map(|b| b.items)
+                .map(|p| p.spec),
+        );
         specs
     }
 
     fn cancel(&self, attempt: AttemptId) {
         let mut state = self.shared.lock();
-        if let Some(at) = state.gathering.iter().position(|(a, _)| *a == attempt) {
-            let (_, spec) = state.gathering.remove(at);
+        if let Some(at) = state.gathering.iter().position(|p| p.attempt == attempt) {
+            let pending = state.gathering.remove(at);
             drop(state);
-            self.shared
-                .finished(spec, Outcome::Cancelled, Instant::now());
+            self.shared.end_unsubmitted(pending, false);
             return;
         }
-        if state.tasks.contains_key(&attempt) {
-            state.to_cancel.push(attempt);
-            self.shared.wake.notify_all();
-        }
+        state.cancels.insert(attempt);
+        self.shared.wake.notify_all();
     }
 
     fn cancel_running(&self, _kill_after: Duration) {
         let mut state = self.shared.lock();
-        let all: Vec<AttemptId> = state.tasks.keys().copied().collect();
-        state.to_cancel.extend(all);
+        let all: Vec<AttemptId> = state
+            .tasks
+            .keys()
+            .chain(&state.busy)
+            .copied()
+            .chain(
+                state
+                    .unsubmitted
+                    .iter()
+                    .flat_map(|b| b.items.iter().map(|p| p.attempt)),
+            )
+            .collect();
+        state.cancels.extend(all);
         self.shared.wake.notify_all();
     }
 
     /// A task a previous life of this node submitted is cancelled in Slurm (its claim was given
-    /// back; the job runs again as a new task). Following it instead is left for later.
+    /// back; the job runs again as a new task), by the farm thread with the others in one
+    /// `scancel`. Following it instead is left for later.
     fn reattach(&self, run: &RunHandle) -> Reattach {
         match run {
             RunHandle::Remote { executor, id } if executor == NAME => {
-                match self.shared.client.cancel(id) {
-                    Ok(()) => Reattach::Stopped { processes: 1 },
-                    Err(error) => {
-                        tracing::warn!(task = %id, %error, "cannot cancel a Slurm task of this node's previous life; its product will not be published");
-                        Reattach::Stopped { processes: 0 }
-                    }
-                }
+                self.shared.lock().orphans.push(id.clone());
+                self.shared.wake.notify_all();
+                Reattach::Stopped { processes: 1 }
             }
             _ => Reattach::NotMine,
         }
     }
 
+    /// Stops the farm and delivery threads. Tasks still on the farm are left to the next
+    /// start, which cancels them in Slurm and runs their jobs again; a delivery still going
+    /// (a copy, a store that does not answer) is not waited for.
     fn shutdown(self: Box<Self>) {
-        {
+        let busy = {
             let mut state = self.shared.lock();
             state.closing = true;
             if !state.tasks.is_empty() {
@@ -254,9 +314,13 @@ impl Executor for SlurmExecutor {
                     "Slurm tasks still in flight at exit; the next start cancels them and runs their jobs again"
                 );
             }
-        }
+            state.delivering + state.busy.len()
+        };
         self.shared.wake.notify_all();
         self.shared.delivered.notify_all();
+        if busy > 0 {
+            return;
+        }
         for thread in self.threads {
             let _ = thread.join();
         }
@@ -270,20 +334,27 @@ fn farm_loop(shared: &Shared) {
     loop {
         let mut state = shared.lock();
         if state.closing {
+            let gathering = std::mem::take(&mut state.gathering);
+            let unsubmitted = std::mem::take(&mut state.unsubmitted);
+            drop(state);
+            for pending in gathering {
+                shared.end_unsubmitted(pending, false);
+            }
+            for pending in unsubmitted.into_iter().flat_map(|b| b.items) {
+                shared.end_unsubmitted(pending, true);
+            }
             return;
         }
         let now = Instant::now();
         let gather_due = state.gather_since.map(|since| since + GATHER);
         let full = state.gathering.len() >= MAX_ARRAY;
-        let wake_at = [
-            gather_due,
-            (!state.tasks.is_empty() || !state.unsubmitted.is_empty()).then_some(next_poll),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let work_now = full || !state.to_cancel.is_empty() || wake_at.is_some_and(|at| at <= now);
-        if !work_now {
+        let following = !state.tasks.is_empty() || !state.unsubmitted.is_empty();
+        let wake_at = [gather_due, following.then_some(next_poll)]
+            .into_iter()
+            .flatten()
+            .min();
+        let cancels_now = !state.cancels.is_empty() || !state.orphans.is_empty();
+        if !(full || cancels_now || wake_at.is_some_and(|at| at <= now)) {
             let timeout = wake_at.map_or(Duration::from_secs(3600), |at| at - now);
             drop(
                 shared
@@ -293,14 +364,7 @@ fn farm_loop(shared: &Shared) {
             );
             continue;
         }
-        let cancels: Vec<(AttemptId, String)> = std::mem::take(&mut state.to_cancel)
-            .into_iter()
-            .filter_map(|attempt| {
-                let task = state.tasks.get_mut(&attempt)?;
-                task.cancelled = true;
-                Some((attempt, task.id.clone()))
-            })
-            .collect();
+        let (to_scancel, cancelled) = resolve_cancels(&mut state);
         let gathered = if full || gather_due.is_some_and(|at| at <= now) {
             state.gather_since = None;
             std::mem::take(&mut state.gathering)
@@ -313,489 +377,76 @@ fn farm_loop(shared: &Shared) {
         } else {
             Vec::new()
         };
+        state.busy.extend(gathered.iter().map(|p| p.attempt));
+        state
+            .busy
+            .extend(retry.iter().flat_map(|b| b.items.iter().map(|p| p.attempt)));
         let poll_every = state
             .tasks
             .values()
-            .filter_map(|t| t.spec.plan.slurm.as_ref().map(|r| r.poll_ms))
-            .chain(
-                gathered
-                    .iter()
-                    .filter_map(|(_, s)| s.plan.slurm.as_ref().map(|r| r.poll_ms)),
-            )
+            .map(|t| &t.spec)
+            .chain(gathered.iter().map(|p| &p.spec))
+            .filter_map(|s| s.plan.slurm.as_ref().map(|r| r.poll_ms))
             .filter(|ms| *ms > 0)
             .min()
             .map_or(crate::rules::farm::DEFAULT_FARM_POLL, Duration::from_millis);
         drop(state);
 
-        for (_, id) in cancels {
-            if let Err(error) = shared.client.cancel(&id) {
-                tracing::warn!(task = %id, %error, "cannot cancel a Slurm task yet; asking again at the next poll");
-                let mut state = shared.lock();
-                if let Some(attempt) = state
-                    .tasks
-                    .iter()
-                    .find(|(_, t)| t.id == id)
-                    .map(|(a, _)| *a)
-                {
-                    state.to_cancel.push(attempt);
-                }
-            }
+        for pending in cancelled {
+            shared.end_unsubmitted(pending, true);
+        }
+        if !to_scancel.is_empty()
+            && let Err(error) = shared.client.cancel(&to_scancel)
+        {
+            // Asked again at the next poll, with whatever else is to cancel by then.
+            tracing::warn!(tasks = to_scancel.len(), %error, "cannot cancel Slurm tasks yet; asking again at the next poll");
+            let mut state = shared.lock();
+            state.orphans.extend(to_scancel);
+            drop(state);
+            next_poll = next_poll.max(Instant::now() + poll_every);
         }
         if !gathered.is_empty() {
-            for batch in prepare(shared, gathered) {
-                submit_batch(shared, batch);
+            for batch in submit::prepare(shared, gathered) {
+                submit::submit_batch(shared, batch);
             }
         }
         for batch in retry {
-            submit_batch(shared, batch);
+            submit::submit_batch(shared, batch);
         }
         if poll_now {
             next_poll = Instant::now() + poll_every;
-            poll(shared, &mut unreachable_since);
+            follow::poll(shared, &mut unreachable_since);
         }
     }
 }
 
-/// Readies each gathered job here (folders, views, an earlier publish) and groups the rest by
-/// rule and request into arrays of at most [`MAX_ARRAY`].
-fn prepare(shared: &Shared, gathered: Vec<(AttemptId, JobSpec)>) -> Vec<Vec<(AttemptId, JobSpec)>> {
-    let mut groups: BTreeMap<(String, String), Vec<(AttemptId, JobSpec)>> = BTreeMap::new();
-    let mut conn = None;
-    for (attempt, spec) in gathered {
-        let started = Instant::now();
-        let mut hooks = Hooks {
-            publisher: &shared.publisher,
-            conn: &mut conn,
-            spec: &spec,
-        };
-        match remote::prepare(&spec, &mut hooks) {
-            Prepared::Submit => {
-                let key = serde_json::to_string(&spec.plan.slurm).unwrap_or_default();
-                groups
-                    .entry((spec.rule.clone(), key))
-                    .or_default()
-                    .push((attempt, spec));
-            }
-            Prepared::Ended(outcome) => shared.finished(spec, outcome, started),
-        }
-    }
-    groups
-        .into_values()
-        .flat_map(|group| {
-            let mut chunks = Vec::new();
-            let mut group = group.into_iter().peekable();
-            while group.peek().is_some() {
-                chunks.push(group.by_ref().take(MAX_ARRAY).collect::<Vec<_>>());
-            }
-            chunks
-        })
-        .collect()
-}
-
-/// Submits one array; a controller that does not answer keeps it for the next poll.
-fn submit_batch(shared: &Shared, batch: Vec<(AttemptId, JobSpec)>) {
-    let Some(request) = batch.first().and_then(|(_, s)| s.plan.slurm.clone()) else {
-        return;
-    };
-    let rule = batch[0].1.rule.clone();
-    let tasks: Vec<script::Task<'_>> = batch
-        .iter()
-        .map(|(_, spec)| script::Task {
-            job: &spec.id,
-            steps: &spec.plan.steps,
-        })
-        .collect();
-    let text = script::batch_script(&rule, &request.spool, &tasks);
-    let result = make_spool(&request).and_then(|()| {
-        shared
-            .client
-            .submit(&text, batch.len(), &sbatch_args(&rule, &request))
-    });
-    match result {
-        Ok(array) => {
-            tracing::info!(rule = %rule, array, tasks = batch.len(), "submitted to Slurm");
-            let mut state = shared.lock();
-            for (index, (attempt, spec)) in batch.into_iter().enumerate() {
-                let id = format!("{array}_{index}");
-                note_submitted(&spec, &id, index, &request);
-                if let Some(claim) = spec.claim {
-                    let _ = shared.done.send(Report::Started {
-                        claim,
-                        job: attempt,
-                        temp_output: spec.plan.output.as_ref().map(|o| o.temp_path.clone()),
-                        run: Some(RunHandle::Remote {
-                            executor: NAME.to_string(),
-                            id: id.clone(),
-                        }),
-                    });
-                }
-                state.tasks.insert(
-                    attempt,
-                    Task {
-                        spec,
-                        id,
-                        array,
-                        index: index as u32,
-                        started: Instant::now(),
-                        last_state: String::new(),
-                        cancelled: false,
-                        missing_polls: 0,
-                        record_polls: 0,
-                        lost: 0,
-                    },
-                );
-            }
-        }
-        Err(error @ ClientError::Unreachable { .. }) => {
-            tracing::warn!(rule = %rule, tasks = batch.len(), %error, "Slurm does not answer; the submission waits for it");
-            shared.lock().unsubmitted.push(batch);
-        }
-        Err(error) => {
-            tracing::warn!(rule = %rule, tasks = batch.len(), %error, "Slurm refused the submission");
-            for (_, spec) in batch {
-                let failure =
-                    Outcome::Failed(Failure::Farm(format!("Slurm refused the job: {error}")));
-                let mut conn = None;
-                let mut hooks = Hooks {
-                    publisher: &shared.publisher,
-                    conn: &mut conn,
-                    spec: &spec,
-                };
-                let outcome = remote::finish(&spec, Err(failure), None, &mut hooks);
-                shared.finished(spec, outcome, Instant::now());
-            }
-        }
-    }
-}
-
-/// `sbatch`'s options for an array of `rule`: its name, its log, then the request's own.
-fn sbatch_args(rule: &str, request: &SlurmRequest) -> Vec<OsString> {
-    let name: String = rule
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut output = OsString::from("--output=");
-    output.push(request.spool.join("logs").join("%A_%a.log"));
-    let mut args = vec![
-        OsString::from(format!("--job-name=shotrouter-{name}")),
-        output,
-    ];
-    args.extend(request.sbatch_args().into_iter().map(OsString::from));
-    args
-}
-
-fn make_spool(request: &SlurmRequest) -> Result<(), ClientError> {
-    for folder in ["logs", "ends"] {
-        let path = request.spool.join(folder);
-        std::fs::create_dir_all(&path).map_err(|e| ClientError::Refused {
-            program: "sbatch",
-            message: format!("cannot make the spool folder `{}`: {e}", path.display()),
-        })?;
-    }
-    Ok(())
-}
-
-/// Tells the job's log where its task went.
-fn note_submitted(spec: &JobSpec, id: &str, index: usize, request: &SlurmRequest) {
-    let mut lines = String::new();
-    for argv in &spec.plan.steps {
-        let display: Vec<String> = argv
-            .iter()
-            .map(|a| {
-                crate::os::quote::shell_quote(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str()))
-            })
-            .collect();
-        lines.push_str(&format!("$ {}\n", display.join(" ")));
-    }
-    lines.push_str(&format!(
-        "== submitted to Slurm as task {id} (index {index} of its array); its output: {}\n",
-        script::log_path(&request.spool, id).display()
-    ));
-    append(&spec.log_path, &lines);
-}
-
-fn append(path: &std::path::Path, text: &str) {
-    use std::io::Write;
-    if let Ok(mut log) = std::fs::File::options()
-        .append(true)
-        .create(true)
-        .open(path)
-    {
-        let _ = log.write_all(text.as_bytes());
-    }
-}
-
-/// One look at every array in flight.
-fn poll(shared: &Shared, unreachable_since: &mut Option<Instant>) {
-    let arrays: Vec<u64> = {
-        let state = shared.lock();
-        let mut arrays: Vec<u64> = state.tasks.values().map(|t| t.array).collect();
-        arrays.sort_unstable();
-        arrays.dedup();
-        arrays
-    };
-    if arrays.is_empty() {
-        return;
-    }
-    let rows = match shared.client.query(&arrays) {
-        Ok(rows) => {
-            if let Some(since) = unreachable_since.take() {
-                tracing::info!(after_s = since.elapsed().as_secs(), "Slurm answers again");
-            }
-            rows
-        }
-        Err(error) => {
-            if unreachable_since.is_none() {
-                tracing::warn!(%error, "cannot ask Slurm about its tasks; they are kept and followed when it answers");
-                *unreachable_since = Some(Instant::now());
-            }
-            return;
-        }
-    };
-    let by_task: HashMap<(u64, u32), &client::Row> = rows
-        .iter()
-        .filter_map(|row| Some(((row.array, row.task?), row)))
-        .collect();
-    let mut state = shared.lock();
+/// Takes the cancels asked for: the ids to `scancel` (tasks in flight, orphans) and the
+/// attempts that never reached the farm, to end here. A cancel of an attempt being submitted
+/// stays asked for, and is resolved once it is in flight.
+fn resolve_cancels(state: &mut State) -> (Vec<String>, Vec<Pending>) {
+    let mut ids = std::mem::take(&mut state.orphans);
     let mut ended = Vec::new();
-    let mut lost = Vec::new();
-    for (attempt, task) in &mut state.tasks {
-        let row = by_task.get(&(task.array, task.index)).copied();
-        match follow(task, row) {
-            Step::Wait => {}
-            Step::End(result) => ended.push((*attempt, result)),
-            Step::Lost(why) => lost.push((*attempt, why)),
-        }
-    }
-    for (attempt, result) in ended {
-        if let Some(task) = state.tasks.remove(&attempt) {
-            let spool = task
-                .spec
-                .plan
-                .slurm
-                .as_ref()
-                .map(|r| r.spool.clone())
-                .unwrap_or_default();
-            state.ended.push_back(Ended {
-                log: Some(script::log_path(&spool, &task.id)),
-                end_record: Some(script::end_path(&spool, &task.id)),
-                spec: task.spec,
-                result,
-                started: task.started,
-            });
-        }
-    }
-    let mut again = Vec::new();
-    for (attempt, why) in lost {
-        if let Some(task) = state.tasks.remove(&attempt) {
-            let spool = task
-                .spec
-                .plan
-                .slurm
-                .as_ref()
-                .map(|r| r.spool.clone())
-                .unwrap_or_default();
-            if task.lost + 1 >= MAX_LOST {
-                state.ended.push_back(Ended {
-                    log: Some(script::log_path(&spool, &task.id)),
-                    end_record: None,
-                    result: Err(Outcome::Failed(Failure::Farm(format!(
-                        "{why}, {MAX_LOST} times; giving up this attempt"
-                    )))),
-                    spec: task.spec,
-                    started: task.started,
-                });
-            } else {
-                append(
-                    &task.spec.log_path,
-                    &format!(
-                        "== Slurm task {} {why}; submitted again (the attempt is not spent)\n",
-                        task.id
-                    ),
-                );
-                again.push((attempt, task.spec, task.lost + 1));
-            }
-        }
-    }
-    drop(state);
-    shared.delivered.notify_all();
-    if !again.is_empty() {
-        // Resubmitted as one array; their lost count is kept.
-        let lost_counts: HashMap<AttemptId, u32> = again.iter().map(|(a, _, n)| (*a, *n)).collect();
-        let batch: Vec<(AttemptId, JobSpec)> = again.into_iter().map(|(a, s, _)| (a, s)).collect();
-        for chunk in regroup(batch) {
-            submit_batch(shared, chunk);
-        }
-        let mut state = shared.lock();
-        for (attempt, n) in lost_counts {
-            if let Some(task) = state.tasks.get_mut(&attempt) {
-                task.lost = n;
-            }
-        }
-    }
-}
-
-/// Groups jobs by rule and request, in arrays of at most [`MAX_ARRAY`].
-fn regroup(batch: Vec<(AttemptId, JobSpec)>) -> Vec<Vec<(AttemptId, JobSpec)>> {
-    let mut groups: BTreeMap<(String, String), Vec<(AttemptId, JobSpec)>> = BTreeMap::new();
-    for (attempt, spec) in batch {
-        let key = serde_json::to_string(&spec.plan.slurm).unwrap_or_default();
-        groups
-            .entry((spec.rule.clone(), key))
-            .or_default()
-            .push((attempt, spec));
-    }
-    groups
-        .into_values()
-        .flat_map(|g| g.chunks(MAX_ARRAY).map(<[_]>::to_vec).collect::<Vec<_>>())
-        .collect()
-}
-
-/// What one poll learned of a task.
-enum Step {
-    Wait,
-    End(Result<(), Outcome>),
-    /// The farm lost it (a node failed, it was preempted): run it again, attempt not spent.
-    Lost(String),
-}
-
-/// Reads a task's row (or its absence) and its end record.
-fn follow(task: &mut Task, row: Option<&client::Row>) -> Step {
-    let spool = task
-        .spec
-        .plan
-        .slurm
-        .as_ref()
-        .map(|r| r.spool.clone())
-        .unwrap_or_default();
-    let record = || {
-        std::fs::read_to_string(script::end_path(&spool, &task.id))
-            .ok()
-            .and_then(|text| EndRecord::parse(&text))
-    };
-    let Some(row) = row else {
-        if let Some(record) = record() {
-            return Step::End(by_record(task, &record));
-        }
-        // A pending task cancelled here leaves the queue without ever running.
-        if task.cancelled {
-            return Step::End(Err(Outcome::Cancelled));
-        }
-        task.missing_polls += 1;
-        if task.missing_polls >= MISSING_POLLS {
-            let last = if task.last_state.is_empty() {
-                "never listed".to_string()
-            } else {
-                format!("last seen {}", task.last_state)
-            };
-            return Step::End(Err(Outcome::Failed(Failure::Farm(format!(
-                "Slurm task {} left the queue without an end record ({last})",
-                task.id
-            )))));
-        }
-        return Step::Wait;
-    };
-    task.missing_polls = 0;
-    if row.state != task.last_state {
-        let detail = match row.state.as_str() {
-            "PENDING" if row.reason != "None" => format!(" ({})", row.reason),
-            "RUNNING" => format!(" on {}", row.nodes),
-            _ => String::new(),
-        };
-        append(
-            &task.spec.log_path,
-            &format!("== Slurm task {}: {}{detail}\n", task.id, row.state),
-        );
-        task.last_state = row.state.clone();
-    }
-    let state = row.state.as_str();
-    match state {
-        "COMPLETED" | "FAILED" => match record() {
-            Some(record) => Step::End(by_record(task, &record)),
-            None => {
-                task.record_polls += 1;
-                if task.record_polls < END_RECORD_POLLS {
-                    Step::Wait
-                } else {
-                    Step::End(Err(Outcome::Failed(Failure::Farm(format!(
-                        "Slurm says task {} {}, but it left no end record at `{}` (is the spool on storage every farm node mounts?)",
-                        task.id,
-                        state.to_ascii_lowercase(),
-                        script::end_path(&spool, &task.id).display()
-                    )))))
+    let cancels = std::mem::take(&mut state.cancels);
+    for attempt in cancels {
+        if let Some(task) = state.tasks.get_mut(&attempt) {
+            task.cancelled = true;
+            ids.push(task.id.clone());
+        } else if state.busy.contains(&attempt) {
+            state.cancels.insert(attempt);
+        } else {
+            for batch in &mut state.unsubmitted {
+                if let Some(at) = batch.items.iter().position(|p| p.attempt == attempt) {
+                    ended.push(batch.items.remove(at));
                 }
             }
-        },
-        "TIMEOUT" | "DEADLINE" => Step::End(Err(Outcome::Failed(Failure::TimedOut {
-            step: 1,
-            limit: Duration::from_secs(
-                task.spec
-                    .plan
-                    .slurm
-                    .as_ref()
-                    .and_then(|r| r.time_minutes)
-                    .unwrap_or(0)
-                    * 60,
-            ),
-        }))),
-        "OUT_OF_MEMORY" => Step::End(Err(Outcome::Failed(Failure::Farm(format!(
-            "Slurm task {} ran out of memory on {} (OUT_OF_MEMORY); raise `slurm.mem`",
-            task.id, row.nodes
-        ))))),
-        "CANCELLED" if task.cancelled => Step::End(Err(Outcome::Cancelled)),
-        "CANCELLED" => Step::End(Err(Outcome::Failed(Failure::Farm(format!(
-            "cancelled in Slurm (by someone else: `scancel` or a wrangler), task {}{}",
-            task.id,
-            if row.reason == "None" {
-                String::new()
-            } else {
-                format!(", reason {}", row.reason)
-            }
-        ))))),
-        "NODE_FAIL" | "PREEMPTED" | "BOOT_FAIL" => {
-            Step::Lost(format!("ended {state} on {}", row.nodes))
+            state.unsubmitted.retain(|b| !b.items.is_empty());
         }
-        _ => Step::Wait,
     }
-}
-
-/// A task's end as its end record says.
-fn by_record(task: &Task, record: &EndRecord) -> Result<(), Outcome> {
-    if record.job != task.spec.id {
-        return Err(Outcome::Failed(Failure::Farm(format!(
-            "the end record of Slurm task {} is job {}'s, not job {}'s",
-            task.id, record.job, task.spec.id
-        ))));
+    if state.closing {
+        // The next start cancels what is left, without holding up this stop.
+        ids.clear();
     }
-    match record.status {
-        EndStatus::Exit(0) if record.step == 0 => Ok(()),
-        EndStatus::Missing => Err(Outcome::Failed(Failure::Spawn {
-            step: record.step,
-            program: task
-                .spec
-                .plan
-                .steps
-                .get(record.step.saturating_sub(1))
-                .and_then(|argv| argv.first())
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            reason: format!("not found on farm node {}", record.node),
-        })),
-        EndStatus::Exit(code) => Err(Outcome::Failed(Failure::Exit {
-            step: record.step.max(1),
-            status: if code > 128 {
-                format!("killed by signal {} on {}", code - 128, record.node)
-            } else {
-                format!("exited with status {code} on {}", record.node)
-            },
-        })),
-    }
+    (ids, ended)
 }
 
 /// A delivery thread: verifies and publishes what the farm made.
@@ -805,12 +456,12 @@ fn deliver_loop(shared: &Shared) {
         let ended = {
             let mut state = shared.lock();
             loop {
+                if state.closing {
+                    return;
+                }
                 if let Some(ended) = state.ended.pop_front() {
                     state.delivering += 1;
                     break ended;
-                }
-                if state.closing {
-                    return;
                 }
                 state = shared
                     .delivered
@@ -819,6 +470,7 @@ fn deliver_loop(shared: &Shared) {
             }
         };
         let Ended {
+            attempt: _,
             spec,
             result,
             log,
@@ -835,8 +487,10 @@ fn deliver_loop(shared: &Shared) {
         for path in [log, end_record].into_iter().flatten() {
             let _ = std::fs::remove_file(path);
         }
-        shared.lock().delivering -= 1;
+        // Reported before the slot is given back: a stop that sees nothing running has
+        // every end in its channel.
         shared.finished(spec, outcome, started);
+        shared.lock().delivering -= 1;
     }
 }
 
@@ -852,7 +506,7 @@ impl JobHooks for Hooks<'_> {
         true
     }
 
-    fn publishing(&mut self, output: &std::path::Path, version: FileVersion) -> bool {
+    fn publishing(&mut self, output: &Path, version: FileVersion) -> bool {
         self.publisher
             .publishing(self.conn, self.spec, output, version)
     }
@@ -860,4 +514,25 @@ impl JobHooks for Hooks<'_> {
     fn published_before(&mut self) -> Option<Published> {
         self.publisher.published_before(self.conn, self.spec)
     }
+}
+
+/// Appends to a job's log.
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    if let Ok(mut log) = std::fs::File::options()
+        .append(true)
+        .create(true)
+        .open(path)
+    {
+        let _ = log.write_all(text.as_bytes());
+    }
+}
+
+/// The spool a job's request names.
+fn spool_of(spec: &JobSpec) -> PathBuf {
+    spec.plan
+        .slurm
+        .as_ref()
+        .map(|r| r.spool.clone())
+        .unwrap_or_default()
 }

@@ -63,12 +63,12 @@ pub fn batch_script(rule: &str, spool: &Path, tasks: &[Task<'_>]) -> String {
         "}\n",
         "step() {\n",
         "  n=$1; shift\n",
-        "  if ! command -v -- \"$1\" > /dev/null; then\n",
+        "  if ! type -P -- \"$1\" > /dev/null; then\n",
         "    printf '== step %s: cannot run %q: not found on %s\\n' \"$n\" \"$1\" \"$(hostname)\" >&2\n",
         "    end \"$n\" missing; exit 127\n",
         "  fi\n",
         "  printf '== step %s on %s\\n' \"$n\" \"$(hostname)\"\n",
-        "  \"$@\" < /dev/null\n",
+        "  ( exec -- \"$@\" ) < /dev/null\n",
         "  rc=$?\n",
         "  if [ \"$rc\" -ne 0 ]; then end \"$n\" \"$rc\"; exit \"$rc\"; fi\n",
         "}\n",
@@ -263,6 +263,38 @@ mod tests {
             EndRecord::parse(&end).expect("parses").status,
             EndStatus::Missing
         );
+    }
+
+    #[test]
+    fn a_program_named_like_the_scripts_own_words_is_looked_for_on_path() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::create_dir_all(dir.path().join("ends")).expect("ends");
+        for program in ["end", "step", "if"] {
+            let steps = vec![vec![OsString::from(program)]];
+            let script = batch_script(
+                "r",
+                dir.path(),
+                &[Task {
+                    job: "1",
+                    steps: &steps,
+                }],
+            );
+            let status = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(&script)
+                .env("SLURM_ARRAY_JOB_ID", "6")
+                .env("SLURM_ARRAY_TASK_ID", "0")
+                .env("PATH", "/usr/bin:/bin")
+                .output()
+                .expect("bash");
+            assert_eq!(status.status.code(), Some(127), "{program}");
+            let end = std::fs::read_to_string(end_path(dir.path(), "6_0")).expect("end");
+            assert_eq!(
+                EndRecord::parse(&end).expect("parses").status,
+                EndStatus::Missing,
+                "{program}"
+            );
+        }
     }
 
     #[test]
