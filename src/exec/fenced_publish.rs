@@ -28,7 +28,7 @@ pub struct FencedPublisher {
 
 impl FencedPublisher {
     /// Records `output`'s version for `spec`'s claim; false when the claim is stale or the
-    /// store cannot be reached within [`PUBLISH_WAIT`] (then nothing is published). `conn` is
+    /// store cannot be reached within two minutes (then nothing is published). `conn` is
     /// the calling thread's connection, opened on its first publish.
     pub fn publishing(
         &self,
