@@ -251,7 +251,7 @@ pub(super) fn tell_after_end(tellings: Vec<Telling>, answer: &Answer, notifier: 
             .for_each(|t| t.send(notifier)),
         refused if !tellings.is_empty() => {
             tracing::info!(
-                store_said = super::outcomes::answer_word(refused),
+                store_said = refused.word(),
                 "this attempt's end was refused (its claim was lost): its notify targets are not told"
             );
         }

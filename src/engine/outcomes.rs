@@ -351,7 +351,7 @@ impl Engine {
             (Then::Retry(spec, _), answer) => {
                 tracing::info!(
                     job = %spec.id,
-                    store_said = answer_word(&answer),
+                    store_said = answer.word(),
                     "not retried: cancelled by a user, or claimed again elsewhere"
                 );
                 self.forget(&spec);
@@ -435,20 +435,6 @@ impl Engine {
         let (root, rel) = self.set.locate(path)?;
         let index = self.set.file.watch.iter().position(|w| w.path == root)?;
         Some((index, rel.to_path_buf()))
-    }
-}
-
-/// The store's answer in a word for the log (its Debug text, `Cancelled`, is Rust's, not ours).
-pub(super) fn answer_word(answer: &Answer) -> &'static str {
-    match answer {
-        Answer::Ok => "ok",
-        Answer::Enqueued { .. } => "enqueued",
-        Answer::Duplicate => "duplicate",
-        Answer::Moved { .. } => "moved",
-        Answer::Claimed(_) => "claimed",
-        Answer::NotClaimable => "not claimable",
-        Answer::Cancelled => "cancelled",
-        Answer::Stale { .. } => "claimed again elsewhere",
     }
 }
 

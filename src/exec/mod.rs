@@ -7,6 +7,7 @@
 pub mod by_plan;
 pub mod executor;
 pub mod fenced_publish;
+pub mod hooks;
 pub mod local;
 pub mod notifier;
 pub mod plan;

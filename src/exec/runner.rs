@@ -23,9 +23,8 @@ use crate::exec::resume::{self, Resume};
 use crate::exec::step::{StepResult, describe, exit_text, open_log, run_step};
 use crate::os::quote::shell_quote;
 use crate::os::version::FileVersion;
-use crate::store::queue::Published;
-use progress::ProgressSink;
 
+pub use crate::exec::hooks::JobHooks;
 pub use crate::exec::watchdog::{JobControl, KILL_GRACE, Watchdog};
 
 pub mod remote;
@@ -116,25 +115,6 @@ pub enum Failure {
         /// Why.
         reason: String,
     },
-}
-
-/// What a running job reports as it goes, so it can be recorded durably.
-pub trait JobHooks {
-    /// A step's process group started (the daemon may die; a later one must be able to kill it).
-    /// Returning false stops the job at once (a user cancelled it while it waited).
-    fn group_started(&mut self, pgid: i32) -> bool;
-    /// The product is about to be renamed into place with this version. Returning false
-    /// discards it instead: the attempt no longer holds the job's claim.
-    fn publishing(&mut self, output: &Path, version: FileVersion) -> bool;
-    /// Where an ffmpeg step's progress goes (`progress: ffmpeg`); `None` reads none.
-    fn progress_sink(&mut self) -> Option<ProgressSink> {
-        None
-    }
-    /// The version of the product an earlier attempt of this job published, and of its
-    /// delivery, if the store recorded one (an attempt cut short after its publish).
-    fn published_before(&mut self) -> Option<Published> {
-        None
-    }
 }
 
 /// Runs one attempt of a job to the end. `job` is a number unique among running jobs.

@@ -15,7 +15,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
-use crate::exec::runner::JobHooks;
+use crate::exec::hooks::JobHooks;
 use crate::exec::watchdog::{JobControl, Watchdog};
 
 /// How a step ended.

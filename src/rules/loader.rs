@@ -224,7 +224,7 @@ impl<'s> Loader<'s> {
         let defaults = Defaults {
             timecode: self.timecode(&top),
             keykode: self.keykode(&top),
-            farm: self.farm(&top, base),
+            farm: self.slurm_block(&top, base),
         };
         self.source_has_farm_block = top.node.get("slurm").is_some();
         let rules = self.rules(&top, &vars, &defaults);

@@ -25,6 +25,7 @@
 
 pub mod diag;
 pub mod farm;
+mod farm_keys;
 pub mod limits;
 mod lines;
 mod loader;

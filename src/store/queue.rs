@@ -261,6 +261,22 @@ pub enum Answer {
     },
 }
 
+impl Answer {
+    /// The answer in a word for the log (its Debug text, `Cancelled`, is Rust's, not ours).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Answer::Ok => "ok",
+            Answer::Enqueued { .. } => "enqueued",
+            Answer::Duplicate => "duplicate",
+            Answer::Moved { .. } => "moved",
+            Answer::Claimed(_) => "claimed",
+            Answer::NotClaimable => "not claimable",
+            Answer::Cancelled => "cancelled",
+            Answer::Stale { .. } => "claimed again elsewhere",
+        }
+    }
+}
+
 /// A job queued in the store, as read back (resumed at start, or queued by the CLI).
 #[derive(Debug, Clone)]
 pub struct QueuedJob {

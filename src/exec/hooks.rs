@@ -1,0 +1,28 @@
+//! What a running attempt tells whoever records it, at the moments that must be durable: a
+//! step's process group started, a product about to be published (checked against the claim),
+//! progress; and what it asks: whether an earlier attempt already published.
+
+use std::path::Path;
+
+use crate::exec::progress::ProgressSink;
+use crate::os::version::FileVersion;
+use crate::store::queue::Published;
+
+/// What a running job reports as it goes, so it can be recorded durably.
+pub trait JobHooks {
+    /// A step's process group started (the daemon may die; a later one must be able to kill it).
+    /// Returning false stops the job at once (a user cancelled it while it waited).
+    fn group_started(&mut self, pgid: i32) -> bool;
+    /// The product is about to be renamed into place with this version. Returning false
+    /// discards it instead: the attempt no longer holds the job's claim.
+    fn publishing(&mut self, output: &Path, version: FileVersion) -> bool;
+    /// Where an ffmpeg step's progress goes (`progress: ffmpeg`); `None` reads none.
+    fn progress_sink(&mut self) -> Option<ProgressSink> {
+        None
+    }
+    /// The version of the product an earlier attempt of this job published, and of its
+    /// delivery, if the store recorded one (an attempt cut short after its publish).
+    fn published_before(&mut self) -> Option<Published> {
+        None
+    }
+}
