@@ -328,3 +328,76 @@ fn a_task_whose_node_fails_runs_again_without_spending_an_attempt() {
     );
     drop(daemon);
 }
+
+#[test]
+fn a_failing_task_is_retried_and_shotrouter_cancel_stops_a_farm_job() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let tries = env.path("tries");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nslurm: {{spool: {spool}, poll: 300ms}}\nrules:\n  - name: flaky\n    match: \"*.dat\"\n    executor: slurm\n    retries: 1\n    backoff: 100ms\n    output: \"{{dir}}/{{stem}}.out\"\n    run: [sh, -c, 'echo try >> \"$0\"; if [ $(wc -l < \"$0\") -lt 2 ]; then echo first try fails >&2; exit 4; fi; cp \"$1\" \"$2\"', {tries}, \"{{path}}\", \"{{out}}\"]\n  - name: long\n    match: \"*.long\"\n    executor: slurm\n    run: [sleep, \"300\"]\n",
+            spool = env.path("spool").display(),
+            tries = tries.display(),
+        ),
+    );
+    let conf = cluster.conf().to_str().expect("utf-8").to_string();
+    let daemon = Daemon::start(&env, &[], &[("SLURM_CONF", &conf)]);
+    let state = env.path(".shotrouter");
+    let state = state.to_str().expect("utf-8");
+    env.write("shots/a.dat", "frames");
+    wait_until("the retried job to be done", LIMIT, || {
+        jobs(&env, &["--state", state])
+            .iter()
+            .any(|r| r["status"] == "done")
+    });
+    let rows = jobs(&env, &["--state", state]);
+    assert_eq!(rows[0]["attempts"], 2, "failed once, then done: {rows:#?}");
+    assert_eq!(
+        std::fs::read(env.path("shots/a.out")).expect("product"),
+        b"frames"
+    );
+    let job = env.run(&["job", "1", "--state", state]);
+    let text = String::from_utf8_lossy(&job.stdout);
+    assert!(
+        text.contains("first try fails") && text.contains("exited with status 4"),
+        "{text}"
+    );
+
+    env.write("shots/b.long", "x");
+    wait_until("the long task to run on the farm", LIMIT, || {
+        let out = cluster
+            .command("squeue")
+            .args(["-r", "--noheader", "--states=RUNNING", "--format=%j"])
+            .output()
+            .expect("squeue");
+        String::from_utf8_lossy(&out.stdout).contains("shotrouter-long")
+    });
+    let out = env
+        .command(&["cancel", "2", "--state", state])
+        .env("SLURM_CONF", &conf)
+        .output()
+        .expect("cancel");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    wait_until("the job to be cancelled and its task gone", LIMIT, || {
+        let cancelled = jobs(&env, &["--state", state])
+            .iter()
+            .any(|r| r["id"] == 2 && r["status"] == "cancelled");
+        let out = cluster
+            .command("squeue")
+            .args([
+                "-r",
+                "--noheader",
+                "--states=PENDING,RUNNING,COMPLETING",
+                "--format=%j",
+            ])
+            .output()
+            .expect("squeue");
+        cancelled && !String::from_utf8_lossy(&out.stdout).contains("shotrouter-long")
+    });
+    drop(daemon);
+}

@@ -116,6 +116,11 @@ pub fn finish(
         append_task_log(&mut log, task_log);
     }
     if let Err(outcome) = ended {
+        match &outcome {
+            Outcome::Failed(failure) => note(&mut log, format!("== {failure}")),
+            Outcome::Cancelled => note(&mut log, "== cancelled".to_string()),
+            Outcome::Succeeded { .. } => {}
+        }
         discard_temp(spec);
         return outcome;
     }
