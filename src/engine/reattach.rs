@@ -6,11 +6,15 @@
 use crate::exec::executor::{Executor, Reattach};
 use crate::store::queue::Abandoned;
 
-/// Hands each abandoned claim's run back to `executor`, then sweeps their temps. `previous`
-/// names the life that ended, for the log ("the previous daemon's end").
+/// Hands each abandoned claim's run back to `executor`, then sweeps the temps of those it does
+/// not follow. `previous` names the life that ended, for the log ("the previous daemon's end").
 pub(super) fn reattach_abandoned(executor: &dyn Executor, abandoned: &[Abandoned], previous: &str) {
+    let mut sweep = Vec::new();
     for job in abandoned {
-        let reattached = job.run.as_ref().map(|run| (run, executor.reattach(run)));
+        let reattached = job.run.as_ref().map(|run| (run, executor.reattach(job)));
+        if !matches!(reattached, Some((_, Reattach::Following))) {
+            sweep.push(job.clone());
+        }
         // Queued again either way; a published product is delivered, not made again.
         let resolution = if job.published {
             "published; its delivery resumes"
@@ -21,6 +25,9 @@ pub(super) fn reattach_abandoned(executor: &dyn Executor, abandoned: &[Abandoned
             Some((run, Reattach::NotMine)) => {
                 tracing::warn!(job = job.id, rule = %job.rule, %run, resolution, "job was interrupted by {previous}; its run belongs to an executor this node does not have and is left alone");
             }
+            Some((run, Reattach::Following)) => {
+                tracing::info!(job = job.id, rule = %job.rule, %run, "job was interrupted by {previous}; its run goes on and is followed when the job is claimed again");
+            }
             Some((_, Reattach::Stopped { processes })) => {
                 tracing::warn!(job = job.id, rule = %job.rule, resolution, killed_processes = processes, "job was interrupted by {previous}");
             }
@@ -29,5 +36,5 @@ pub(super) fn reattach_abandoned(executor: &dyn Executor, abandoned: &[Abandoned
             }
         }
     }
-    crate::exec::temps::sweep(abandoned);
+    crate::exec::temps::sweep(&sweep);
 }

@@ -12,7 +12,7 @@ use crate::exec::local::LocalExecutor;
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::JobSpec;
 use crate::exec::slurm::{FIRST_ATTEMPT, SlurmExecutor};
-use crate::store::RunHandle;
+use crate::store::queue::Abandoned;
 
 /// Local jobs and farm jobs, behind one [`Executor`].
 pub struct ByPlan {
@@ -99,9 +99,9 @@ impl Executor for ByPlan {
         }
     }
 
-    fn reattach(&self, run: &RunHandle) -> Reattach {
-        match self.local.reattach(run) {
-            Reattach::NotMine => self.slurm().reattach(run),
+    fn reattach(&self, job: &Abandoned) -> Reattach {
+        match self.local.reattach(job) {
+            Reattach::NotMine => self.slurm().reattach(job),
             done => done,
         }
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::exec::runner::{JobSpec, Outcome};
 use crate::store::RunHandle;
-use crate::store::queue::Claim;
+use crate::store::queue::{Abandoned, Claim};
 
 /// An executor's own number for one attempt it was handed, to cancel it by.
 pub type AttemptId = u64;
@@ -66,6 +66,10 @@ pub enum Reattach {
         /// Processes signalled.
         processes: usize,
     },
+    /// The run goes on elsewhere (a farm task) and is followed: when the store queues its job
+    /// again and this node claims it, the executor adopts the run instead of starting a new
+    /// one, and publishes what it makes. Its temp output must not be swept.
+    Following,
     /// Another executor made this run; this one leaves it alone.
     NotMine,
 }
@@ -100,8 +104,9 @@ pub trait Executor: Send {
     /// Stops every running attempt: asks now, forces after `kill_after`.
     fn cancel_running(&self, kill_after: Duration);
 
-    /// Takes back a run that a previous life of this node recorded (see [`Reattach`]).
-    fn reattach(&self, run: &RunHandle) -> Reattach;
+    /// Takes back the run of a claim that a previous life of this node left (see
+    /// [`Reattach`]); `job.run` is the run.
+    fn reattach(&self, job: &Abandoned) -> Reattach;
 
     /// Stops the executor once idle; a run still going (stuck in the kernel) is left for the
     /// next start to recover.

@@ -35,7 +35,7 @@ pub fn terminate(run: &RunHandle, grace: Duration) -> Result<usize, TerminateErr
         RunHandle::Remote { executor, id } if executor == crate::exec::slurm::NAME => {
             // Slurm signals the task's processes and ends them after its own `KillWait`.
             crate::exec::slurm::client::Client::default()
-                .cancel(std::slice::from_ref(id))
+                .cancel(&[crate::exec::slurm::split_handle(id).0.to_string()])
                 .map(|()| 1)
                 .map_err(|source| TerminateError::Farm {
                     run: run.clone(),

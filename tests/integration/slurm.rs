@@ -401,3 +401,57 @@ fn a_failing_task_is_retried_and_shotrouter_cancel_stops_a_farm_job() {
     });
     drop(daemon);
 }
+
+#[test]
+fn a_watcher_killed_mid_burst_follows_its_tasks_after_a_restart_and_submits_nothing_twice() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let gate = env.path("gate");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nslurm: {{spool: {spool}, poll: 300ms}}\nrules:\n  - name: gated\n    match: \"*.dat\"\n    executor: slurm\n    output: \"{{dir}}/{{stem}}.out\"\n    run: [sh, -c, 'while [ ! -e \"$0\" ]; do sleep 0.1; done; cp \"$1\" \"$2\"', {gate}, \"{{path}}\", \"{{out}}\"]\n",
+            spool = env.path("spool").display(),
+            gate = gate.display(),
+        ),
+    );
+    let conf = cluster.conf().to_str().expect("utf-8").to_string();
+    let daemon = Daemon::start(&env, &[], &[("SLURM_CONF", &conf)]);
+    let names: Vec<String> = (0..12).map(|i| format!("f{i:02}.dat")).collect();
+    for name in &names {
+        env.write(format!("shots/{name}"), name);
+    }
+    let state = env.path(".shotrouter");
+    let state = state.to_str().expect("utf-8");
+    wait_until("every task to be submitted and recorded", LIMIT, || {
+        arrays(&cluster).1 == names.len()
+            && jobs(&env, &["--state", state])
+                .iter()
+                .filter(|r| r["status"] == "running")
+                .count()
+                == names.len()
+    });
+    daemon.kill_hard();
+    let daemon = Daemon::start(&env, &[], &[("SLURM_CONF", &conf)]);
+    std::fs::write(&gate, "go").expect("gate");
+    wait_until("every job to be done", LIMIT, || {
+        jobs(&env, &["--state", state])
+            .iter()
+            .filter(|r| r["status"] == "done")
+            .count()
+            == names.len()
+    });
+    let (ids, tasks) = arrays(&cluster);
+    assert_eq!(tasks, names.len(), "nothing submitted twice: {ids:?}");
+    for name in &names {
+        let out = env.path(format!("shots/{}", name.replace(".dat", ".out")));
+        assert_eq!(std::fs::read(&out).expect("product"), name.as_bytes());
+    }
+    let job = env.run(&["job", "1", "--state", state]);
+    let text = String::from_utf8_lossy(&job.stdout);
+    assert!(text.contains("following Slurm task"), "{text}");
+    drop(daemon);
+}

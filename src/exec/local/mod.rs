@@ -21,7 +21,7 @@ use crate::exec::runner::{self, JobControl, JobHooks, JobSpec, Watchdog};
 use crate::os::process::GroupId;
 use crate::os::version::FileVersion;
 use crate::store::RunHandle;
-use crate::store::queue::{JobQueue, Published};
+use crate::store::queue::{Abandoned, JobQueue, Published};
 
 pub use crate::exec::fenced_publish::QueueFactory;
 
@@ -193,12 +193,13 @@ impl Executor for LocalExecutor {
     /// A group a previous daemon recorded cannot be followed (its exit status went with that
     /// daemon, and its product was written through that daemon's folder handle): it is
     /// killed, if provably the one started, and the job runs again.
-    fn reattach(&self, run: &RunHandle) -> Reattach {
-        match run {
-            RunHandle::Local(group) => Reattach::Stopped {
+    fn reattach(&self, job: &Abandoned) -> Reattach {
+        match &job.run {
+            Some(RunHandle::Local(group)) => Reattach::Stopped {
                 processes: group.kill(),
             },
-            RunHandle::Remote { .. } => Reattach::NotMine,
+            Some(RunHandle::Remote { .. }) => Reattach::NotMine,
+            None => Reattach::Stopped { processes: 0 },
         }
     }
 

@@ -35,7 +35,7 @@ use crate::exec::runner::remote;
 use crate::exec::runner::{JobHooks, JobSpec, Outcome};
 use crate::os::version::FileVersion;
 use crate::store::RunHandle;
-use crate::store::queue::{JobQueue, Published};
+use crate::store::queue::{Abandoned, JobQueue, Published};
 
 pub mod client;
 mod follow;
@@ -55,6 +55,9 @@ pub const MAX_ARRAY: usize = 1000;
 pub const FIRST_ATTEMPT: AttemptId = 1 << 48;
 /// Times a task the farm lost is submitted again before the attempt fails.
 const MAX_RESUBMITS: u32 = 3;
+/// How long a previous life's task waits for its job to be claimed again here before it is
+/// cancelled (another node may have taken the job).
+const ADOPT_WAIT: Duration = Duration::from_secs(300);
 /// Threads that verify and publish finished tasks' products.
 const DELIVERY_THREADS: usize = 2;
 
@@ -92,9 +95,24 @@ struct State {
     /// Cancels asked for, resolved by the farm thread wherever the attempt is.
     cancels: HashSet<AttemptId>,
     /// Tasks to `scancel` that no attempt holds (a previous life's, a cancel that failed).
-    orphans: Vec<String>,
+    to_scancel: Vec<String>,
+    /// Tasks a previous life of this node submitted, still running on the farm, by job id:
+    /// adopted when the job is claimed again with the same argv, cancelled if not by
+    /// [`ADOPT_WAIT`].
+    adoptable: HashMap<String, Orphan>,
     next: AttemptId,
     closing: bool,
+}
+
+/// A task of a previous life, waiting to be adopted.
+struct Orphan {
+    /// `123_4`.
+    id: String,
+    /// The digest of the argv it runs (`{out}` in place of its temp path).
+    digest: String,
+    /// Its temp output (named after the previous claim).
+    temp: Option<PathBuf>,
+    since: Instant,
 }
 
 /// An attempt not submitted yet, and how many times the farm lost it.
@@ -215,6 +233,16 @@ impl Executor for SlurmExecutor {
         let mut state = self.shared.lock();
         let attempt = state.next;
         state.next += 1;
+        if let Some(orphan) = state.adoptable.remove(&spec.id) {
+            if orphan.digest == digest(&spec) {
+                let task = adopt(spec, orphan, attempt, &self.shared);
+                state.tasks.insert(attempt, task);
+                self.shared.wake.notify_all();
+                return;
+            }
+            // The job runs something else now (its rule changed): a new task, not the old one.
+            state.to_scancel.push(orphan.id);
+        }
         state.gathering.push(Pending {
             attempt,
             spec,
@@ -287,17 +315,39 @@ impl Executor for SlurmExecutor {
         self.shared.wake.notify_all();
     }
 
-    /// A task a previous life of this node submitted is cancelled in Slurm (its claim was given
-    /// back; the job runs again as a new task), by the farm thread with the others in one
-    /// `scancel`. Following it instead is left for later.
-    fn reattach(&self, run: &RunHandle) -> Reattach {
-        match run {
-            RunHandle::Remote { executor, id } if executor == NAME => {
-                self.shared.lock().orphans.push(id.clone());
+    /// A task a previous life of this node submitted goes on running on the farm: when the
+    /// store's requeued job is claimed here again with the same argv, the task is adopted
+    /// (nothing is submitted twice) and its product published under the new claim. A task
+    /// whose job is not claimed here within [`ADOPT_WAIT`] is cancelled.
+    fn reattach(&self, job: &Abandoned) -> Reattach {
+        let Some(RunHandle::Remote { executor, id }) = &job.run else {
+            return Reattach::NotMine;
+        };
+        if executor != NAME {
+            return Reattach::NotMine;
+        }
+        let (task, digest) = split_handle(id);
+        let mut state = self.shared.lock();
+        match digest {
+            Some(digest) => {
+                state.adoptable.insert(
+                    job.id.to_string(),
+                    Orphan {
+                        id: task.to_string(),
+                        digest: digest.to_string(),
+                        temp: job.temp_output.clone(),
+                        since: Instant::now(),
+                    },
+                );
+                self.shared.wake.notify_all();
+                Reattach::Following
+            }
+            // A handle without its argv's digest cannot be matched: cancelled, run again.
+            None => {
+                state.to_scancel.push(task.to_string());
                 self.shared.wake.notify_all();
                 Reattach::Stopped { processes: 1 }
             }
-            _ => Reattach::NotMine,
         }
     }
 
@@ -346,14 +396,31 @@ fn farm_loop(shared: &Shared) {
             return;
         }
         let now = Instant::now();
+        // A previous life's task whose job was not claimed here again (another node took it).
+        let expired: Vec<String> = state
+            .adoptable
+            .iter()
+            .filter(|(_, o)| o.since + ADOPT_WAIT <= now)
+            .map(|(job, _)| job.clone())
+            .collect();
+        for job in expired {
+            if let Some(orphan) = state.adoptable.remove(&job) {
+                tracing::info!(job = %job, task = %orphan.id, "a Slurm task of this node's previous life was not claimed again here; cancelling it");
+                state.to_scancel.push(orphan.id);
+                if let Some(temp) = orphan.temp {
+                    let _ = std::fs::remove_file(temp);
+                }
+            }
+        }
+        let adopt_due = state.adoptable.values().map(|o| o.since + ADOPT_WAIT).min();
         let gather_due = state.gather_since.map(|since| since + GATHER);
         let full = state.gathering.len() >= MAX_ARRAY;
         let following = !state.tasks.is_empty() || !state.unsubmitted.is_empty();
-        let wake_at = [gather_due, following.then_some(next_poll)]
+        let wake_at = [gather_due, following.then_some(next_poll), adopt_due]
             .into_iter()
             .flatten()
             .min();
-        let cancels_now = !state.cancels.is_empty() || !state.orphans.is_empty();
+        let cancels_now = !state.cancels.is_empty() || !state.to_scancel.is_empty();
         if !(full || cancels_now || wake_at.is_some_and(|at| at <= now)) {
             let timeout = wake_at.map_or(Duration::from_secs(3600), |at| at - now);
             drop(
@@ -401,7 +468,7 @@ fn farm_loop(shared: &Shared) {
             // Asked again at the next poll, with whatever else is to cancel by then.
             tracing::warn!(tasks = to_scancel.len(), %error, "cannot cancel Slurm tasks yet; asking again at the next poll");
             let mut state = shared.lock();
-            state.orphans.extend(to_scancel);
+            state.to_scancel.extend(to_scancel);
             drop(state);
             next_poll = next_poll.max(Instant::now() + poll_every);
         }
@@ -424,7 +491,7 @@ fn farm_loop(shared: &Shared) {
 /// attempts that never reached the farm, to end here. A cancel of an attempt being submitted
 /// stays asked for, and is resolved once it is in flight.
 fn resolve_cancels(state: &mut State) -> (Vec<String>, Vec<Pending>) {
-    let mut ids = std::mem::take(&mut state.orphans);
+    let mut ids = std::mem::take(&mut state.to_scancel);
     let mut ended = Vec::new();
     let cancels = std::mem::take(&mut state.cancels);
     for attempt in cancels {
@@ -535,4 +602,84 @@ fn spool_of(spec: &JobSpec) -> PathBuf {
         .as_ref()
         .map(|r| r.spool.clone())
         .unwrap_or_default()
+}
+
+/// A run handle's id: the task (`123_4`) and the digest of the argv it runs, if recorded.
+pub(crate) fn split_handle(id: &str) -> (&str, Option<&str>) {
+    match id.split_once('#') {
+        Some((task, digest)) => (task, Some(digest)),
+        None => (id, None),
+    }
+}
+
+/// The run handle of a task: its id and its argv's digest, so a restarted node can tell
+/// whether the job it claims again still runs the same thing.
+fn handle(task: &str, spec: &JobSpec) -> RunHandle {
+    RunHandle::Remote {
+        executor: NAME.to_string(),
+        id: format!("{task}#{}", digest(spec)),
+    }
+}
+
+/// A digest of what a job runs, the same for every attempt: its argv with `{out}` in place of
+/// the temp path its claim names.
+fn digest(spec: &JobSpec) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let temp = spec
+        .plan
+        .output
+        .as_ref()
+        .map(|o| o.temp_path.as_os_str().as_bytes());
+    let mut bytes = Vec::new();
+    for argv in &spec.plan.steps {
+        for arg in argv {
+            let arg = match temp {
+                Some(temp) => crate::exec::runner::replace_all(arg, temp, b"{out}"),
+                None => arg.clone(),
+            };
+            bytes.extend_from_slice(arg.as_bytes());
+            bytes.push(0);
+        }
+        bytes.push(b'\n');
+    }
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
+}
+
+/// Follows a previous life's task as this attempt: its product is the temp the task writes.
+fn adopt(mut spec: JobSpec, orphan: Orphan, attempt: AttemptId, shared: &Shared) -> Task {
+    if let (Some(output), Some(temp)) = (spec.plan.output.as_mut(), orphan.temp.clone()) {
+        output.temp_path = temp;
+    }
+    append(
+        &spec.log_path,
+        &format!(
+            "== job {} rule {} attempt {}: following Slurm task {}, submitted before this node restarted\n",
+            spec.id, spec.rule, spec.attempt, orphan.id
+        ),
+    );
+    if let Some(claim) = spec.claim {
+        let _ = shared.done.send(Report::Started {
+            claim,
+            job: attempt,
+            temp_output: spec.plan.output.as_ref().map(|o| o.temp_path.clone()),
+            run: Some(handle(&orphan.id, &spec)),
+        });
+    }
+    let (array, index) = orphan
+        .id
+        .split_once('_')
+        .and_then(|(a, i)| Some((a.parse().ok()?, i.parse().ok()?)))
+        .unwrap_or((0, 0));
+    Task {
+        spec,
+        id: orphan.id,
+        array,
+        index,
+        started: Instant::now(),
+        last_state: String::new(),
+        cancelled: false,
+        missing_polls: 0,
+        record_polls: 0,
+        resubmits: 0,
+    }
 }

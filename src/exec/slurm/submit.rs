@@ -11,12 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::client::ClientError;
-use super::{Batch, Hooks, MAX_ARRAY, NAME, Pending, Shared, Task, append, script};
+use super::{Batch, Hooks, MAX_ARRAY, Pending, Shared, Task, append, script};
 use crate::exec::executor::Report;
 use crate::exec::runner::remote::{self, Prepared};
 use crate::exec::runner::{Failure, JobSpec, Outcome};
 use crate::rules::farm::SlurmRequest;
-use crate::store::RunHandle;
 
 /// Readies each gathered attempt here (folders, views, an earlier publish) and groups the rest
 /// by rule and request into arrays of at most [`MAX_ARRAY`].
@@ -142,10 +141,7 @@ pub(super) fn submit_batch(shared: &Shared, batch: Batch) {
                             .output
                             .as_ref()
                             .map(|o| o.temp_path.clone()),
-                        run: Some(RunHandle::Remote {
-                            executor: NAME.to_string(),
-                            id: id.clone(),
-                        }),
+                        run: Some(super::handle(&id, &pending.spec)),
                     });
                 }
                 tasks.push((
