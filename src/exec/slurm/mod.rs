@@ -318,7 +318,7 @@ impl Executor for SlurmExecutor {
     /// A task a previous life of this node submitted goes on running on the farm: when the
     /// store's requeued job is claimed here again with the same argv, the task is adopted
     /// (nothing is submitted twice) and its product published under the new claim. A task
-    /// whose job is not claimed here within [`ADOPT_WAIT`] is cancelled.
+    /// whose job is not claimed here within five minutes is cancelled.
     fn reattach(&self, job: &Abandoned) -> Reattach {
         let Some(RunHandle::Remote { executor, id }) = &job.run else {
             return Reattach::NotMine;
