@@ -532,6 +532,13 @@ impl Engine {
                 );
             }
         }
+        let left = self.executor.leave_running();
+        if left > 0 {
+            tracing::info!(
+                tasks = left,
+                "farm tasks go on running; the next start follows them"
+            );
+        }
         let running = self.executor.running();
         tracing::info!(
             running,

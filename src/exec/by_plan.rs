@@ -99,6 +99,10 @@ impl Executor for ByPlan {
         }
     }
 
+    fn leave_running(&self) -> usize {
+        self.slurm.get().map_or(0, Executor::leave_running)
+    }
+
     fn reattach(&self, job: &Abandoned) -> Reattach {
         match self.local.reattach(job) {
             Reattach::NotMine => self.slurm().reattach(job),

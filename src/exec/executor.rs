@@ -104,6 +104,13 @@ pub trait Executor: Send {
     /// Stops every running attempt: asks now, forces after `kill_after`.
     fn cancel_running(&self, kill_after: Duration);
 
+    /// At a stop: lets go of the runs that go on without this node (farm tasks), so they are
+    /// neither waited for nor cancelled; their claims stay recorded and the next start follows
+    /// them ([`Reattach::Following`]). No end is reported for them. Answers how many.
+    fn leave_running(&self) -> usize {
+        0
+    }
+
     /// Takes back the run of a claim that a previous life of this node left (see
     /// [`Reattach`]); `job.run` is the run.
     fn reattach(&self, job: &Abandoned) -> Reattach;

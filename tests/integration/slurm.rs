@@ -404,6 +404,20 @@ fn a_failing_task_is_retried_and_shotrouter_cancel_stops_a_farm_job() {
 
 #[test]
 fn a_watcher_killed_mid_burst_follows_its_tasks_after_a_restart_and_submits_nothing_twice() {
+    follows_its_tasks_after_a_restart(Daemon::kill_hard);
+}
+
+#[test]
+fn a_watcher_stopped_mid_burst_leaves_its_tasks_running_and_follows_them_after_a_restart() {
+    follows_its_tasks_after_a_restart(|daemon| {
+        let status = daemon.stop();
+        assert_eq!(status, Some(0), "a clean stop");
+    });
+}
+
+/// A burst on the farm, the watcher gone mid-way (`stop`), started again: every task runs
+/// once and every product is published once.
+fn follows_its_tasks_after_a_restart(stop: impl FnOnce(Daemon)) {
     let Some(cluster) = Cluster::start() else {
         return;
     };
@@ -434,7 +448,7 @@ fn a_watcher_killed_mid_burst_follows_its_tasks_after_a_restart_and_submits_noth
                 .count()
                 == names.len()
     });
-    daemon.kill_hard();
+    stop(daemon);
     let daemon = Daemon::start(&env, &[], &[("SLURM_CONF", &conf)]);
     std::fs::write(&gate, "go").expect("gate");
     wait_until("every job to be done", LIMIT, || {

@@ -123,7 +123,12 @@ pub(super) fn poll(shared: &Shared, unreachable_since: &mut Option<Instant>) {
         for attempt in tasks.keys().chain(finished.iter().map(|e| &e.attempt)) {
             state.busy.remove(attempt);
         }
-        state.tasks.extend(tasks);
+        // While this node stops and leaves its tasks on the farm, only those asked to stop
+        // are still followed (their end is reported).
+        let leaving = state.leaving;
+        state
+            .tasks
+            .extend(tasks.into_iter().filter(|(_, t)| !leaving || t.cancelled));
         state.ended.extend(finished);
     }
     shared.delivered.notify_all();

@@ -102,6 +102,9 @@ struct State {
     adoptable: HashMap<String, Orphan>,
     next: AttemptId,
     closing: bool,
+    /// This node is stopping and leaves its tasks on the farm: tasks the farm thread puts
+    /// back (after a poll, a submission) are let go too.
+    leaving: bool,
 }
 
 /// A task of a previous life, waiting to be adopted.
@@ -313,6 +316,23 @@ impl Executor for SlurmExecutor {
             .collect();
         state.cancels.extend(all);
         self.shared.wake.notify_all();
+    }
+
+    /// Tasks in flight go on on the farm; the next start adopts them. A task already asked to
+    /// stop (cancelled) is not left: its end is still reported.
+    fn leave_running(&self) -> usize {
+        let mut state = self.shared.lock();
+        state.leaving = true;
+        let left: Vec<AttemptId> = state
+            .tasks
+            .iter()
+            .filter(|(_, t)| !t.cancelled)
+            .map(|(a, _)| *a)
+            .collect();
+        for attempt in &left {
+            state.tasks.remove(attempt);
+        }
+        left.len()
     }
 
     /// A task a previous life of this node submitted goes on running on the farm: when the

@@ -163,7 +163,10 @@ pub(super) fn submit_batch(shared: &Shared, batch: Batch) {
             let mut state = shared.lock();
             for (attempt, task) in tasks {
                 state.busy.remove(&attempt);
-                state.tasks.insert(attempt, task);
+                // Submitted while this node stops: on the farm, followed by the next start.
+                if !state.leaving {
+                    state.tasks.insert(attempt, task);
+                }
             }
         }
         Err(error @ ClientError::Unreachable { .. }) => {
