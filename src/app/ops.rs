@@ -312,6 +312,10 @@ pub fn job(
             }
         }
     }
+    if let Some(run) = &detail.farm_run {
+        let (executor, id) = run.split_once(':').unwrap_or(("farm", run));
+        let _ = writeln!(out, "farm      {executor} job {id}");
+    }
     let on_node = match (&r.node, logs.is_some()) {
         (Some(node), false) => format!(" (on node {node}; give --state for this machine's logs)"),
         _ => String::new(),

@@ -286,6 +286,17 @@ pub struct JobDetail {
     /// The argv its last claim ran, when they differ from `steps` (a worker's `--map`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ran: Option<RanSteps>,
+    /// Its run on a farm scheduler, as `executor:id` (`slurm:1234_7`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub farm_run: Option<String>,
+}
+
+/// A stored remote run (`slurm:1234_7#digest`) as people read it: `slurm:1234_7`.
+pub(crate) fn farm_run(stored: Option<String>) -> Option<String> {
+    stored.map(|text| match text.split_once('#') {
+        Some((run, _)) => run.to_string(),
+        None => text,
+    })
 }
 
 /// The argv a job's last claim ran where it differs from the planned one, and the node.

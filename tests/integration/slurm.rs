@@ -138,6 +138,7 @@ fn a_burst_is_a_handful_of_arrays_and_hostile_names_are_one_argv_element_on_the_
     ]);
     let text = String::from_utf8_lossy(&job.stdout);
     assert!(text.contains("submitted to Slurm as task"), "{text}");
+    assert!(text.contains("farm      slurm job "), "the job names its Slurm task: {text}");
     assert!(
         text.contains("== step 1 on"),
         "the task's output is in the job's log: {text}"

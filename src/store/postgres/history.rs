@@ -152,7 +152,7 @@ impl JobHistory for PgStore {
         };
         let detail = client.query_one(
             "SELECT rule_hash, steps, ino, size, mtime_ns, ran_steps, ran_node,
-                 ran_token = token
+                 ran_token = token, run_remote
              FROM jobs WHERE id = $1",
             &[&id],
         )?;
@@ -180,6 +180,7 @@ impl JobHistory for PgStore {
                 .collect(),
             raw_steps,
             ran,
+            farm_run: crate::store::farm_run(detail.get(8)),
         }))
     }
 

@@ -503,7 +503,7 @@ fn finish(
                  due_at = now() + $6::bigint * interval '1 millisecond',
                  finished_at = {NOW_MS}, started_at = coalesce(started_at, {NOW_MS}),
                  temp_output = NULL, pgid = NULL, leader_start = NULL, boot_id = NULL,
-                 run_remote = NULL, attempts = greatest(attempts - $7, 0)
+                 attempts = greatest(attempts - $7, 0)
              WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')"
         ),
         &[

@@ -159,29 +159,35 @@ impl JobHistory for SqliteStore {
         let Some(job_row) = self.conn.query_row(&sql, [id], row).optional()? else {
             return Ok(None);
         };
-        let (rule_hash, steps, (ino, size, mtime), ran): (String, Option<Vec<u8>>, _, _) =
-            self.conn.query_row(
-                "SELECT rule_hash, steps, ino, size, mtime_ns, ran_steps, ran_node,
-                     coalesce(ran_token = token, 0)
+        let (rule_hash, steps, (ino, size, mtime), ran, remote): (
+            String,
+            Option<Vec<u8>>,
+            _,
+            _,
+            Option<String>,
+        ) = self.conn.query_row(
+            "SELECT rule_hash, steps, ino, size, mtime_ns, ran_steps, ran_node,
+                     coalesce(ran_token = token, 0), run_remote
                  FROM jobs WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        (
-                            r.get::<_, i64>(2)?,
-                            r.get::<_, i64>(3)?,
-                            r.get::<_, i64>(4)?,
-                        ),
-                        (
-                            r.get::<_, Option<Vec<u8>>>(5)?,
-                            r.get::<_, Option<String>>(6)?,
-                            r.get::<_, bool>(7)?,
-                        ),
-                    ))
-                },
-            )?;
+            [id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    (
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ),
+                    (
+                        r.get::<_, Option<Vec<u8>>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, bool>(7)?,
+                    ),
+                    r.get(8)?,
+                ))
+            },
+        )?;
         let raw_steps = steps.map(|s| decode_steps(&s)).unwrap_or_default();
         let ran = RanSteps::recorded(ran.0, ran.1, ran.2, &raw_steps);
         Ok(Some(JobDetail {
@@ -195,6 +201,7 @@ impl JobHistory for SqliteStore {
                 .collect(),
             raw_steps,
             ran,
+            farm_run: crate::store::farm_run(remote),
         }))
     }
 

@@ -513,7 +513,7 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
         .prepare_cached(
             "UPDATE jobs SET status = ?3, exit_status = ?4, not_before = ?5, finished_at = ?6,
                  started_at = coalesce(started_at, ?6), temp_output = NULL, pgid = NULL,
-                 leader_start = NULL, boot_id = NULL, run_remote = NULL, attempts = max(attempts - ?7, 0)
+                 leader_start = NULL, boot_id = NULL, attempts = max(attempts - ?7, 0)
              WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
         )?
         .execute(params![
