@@ -38,6 +38,14 @@ pub fn status_text(report: &StatusReport) -> String {
     } else {
         String::new()
     };
+    let claimed = if report.on_farm > 0 {
+        format!(
+            " ({} of them on the farm: pending or running there){claimed}",
+            report.on_farm
+        )
+    } else {
+        claimed
+    };
     let oldest = report.oldest_queued_s.map_or(String::new(), |s| {
         format!(" (oldest waiting {})", duration_ms(s * 1000))
     });

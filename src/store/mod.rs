@@ -337,6 +337,9 @@ impl RanSteps {
 pub struct StatusReport {
     /// Jobs running.
     pub running: u64,
+    /// Of those, jobs whose run is a farm scheduler's (`executor: slurm`): pending or running
+    /// there.
+    pub on_farm: u64,
     /// Jobs claimed by a node, not yet started (always 0 in the v1 store).
     pub claimed: u64,
     /// Jobs queued.

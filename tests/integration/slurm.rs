@@ -138,7 +138,10 @@ fn a_burst_is_a_handful_of_arrays_and_hostile_names_are_one_argv_element_on_the_
     ]);
     let text = String::from_utf8_lossy(&job.stdout);
     assert!(text.contains("submitted to Slurm as task"), "{text}");
-    assert!(text.contains("farm      slurm job "), "the job names its Slurm task: {text}");
+    assert!(
+        text.contains("farm      slurm job "),
+        "the job names its Slurm task: {text}"
+    );
     assert!(
         text.contains("== step 1 on"),
         "the task's output is in the job's log: {text}"
@@ -449,6 +452,13 @@ fn follows_its_tasks_after_a_restart(stop: impl FnOnce(Daemon)) {
                 .count()
                 == names.len()
     });
+    let status = env.run(&["status", "--json", "--state", state]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(
+        status["on_farm"],
+        names.len(),
+        "status counts the jobs on the farm: {status}"
+    );
     stop(daemon);
     let daemon = Daemon::start(&env, &[], &[("SLURM_CONF", &conf)]);
     std::fs::write(&gate, "go").expect("gate");

@@ -166,6 +166,7 @@ function render(view) {
   const s = view.status;
   const now = Date.now();
   setCount('c-running', s && s.running + s.claimed);
+  setCount('c-farm', s && s.on_farm);
   setCount('c-queued', s && s.queued);
   setCount('c-oldest', s && s.oldest_queued_s !== null ? ago(s.oldest_queued_s * 1000) : '–');
   setCount('c-failed', s && s.failed_24h);

@@ -54,6 +54,7 @@ impl JobHistory for PgStore {
         let mut client = self.client()?;
         let mut report = StatusReport {
             running: 0,
+            on_farm: 0,
             claimed: 0,
             queued: 0,
             failed_24h: 0,
@@ -87,6 +88,12 @@ impl JobHistory for PgStore {
             ),
             &[],
         )?;
+        report.on_farm = client
+            .query_one(
+                "SELECT count(*) FROM jobs WHERE status = 'running' AND run_remote IS NOT NULL",
+                &[],
+            )?
+            .get::<_, i64>(0) as u64;
         report.failed_24h = totals.get::<_, i64>(0) as u64;
         report.done_1h = totals.get::<_, i64>(1) as u64;
         report.done_24h = totals.get::<_, i64>(2) as u64;

@@ -68,6 +68,7 @@ impl JobHistory for SqliteStore {
         let now = now_ms();
         let mut report = StatusReport {
             running: 0,
+            on_farm: 0,
             claimed: 0,
             queued: 0,
             failed_24h: 0,
@@ -99,6 +100,11 @@ impl JobHistory for SqliteStore {
                 |r| r.get::<_, i64>(0).map(|n| n as u64),
             )
         };
+        report.on_farm = self.conn.query_row(
+            "SELECT count(*) FROM jobs WHERE status = 'running' AND run_remote IS NOT NULL",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n as u64),
+        )?;
         report.failed_24h = finished("failed", now - 86_400_000)?;
         report.done_1h = finished("done", now - 3_600_000)?;
         report.done_24h = finished("done", now - 86_400_000)?;
