@@ -63,6 +63,24 @@ impl Client {
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
+
+    /// Runs `program` with `args` (no input) to its end; only a failure to start it is an
+    /// error here.
+    fn output<I, A>(
+        &self,
+        program: &'static str,
+        args: I,
+    ) -> Result<std::process::Output, ClientError>
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<std::ffi::OsStr>,
+    {
+        self.command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| missing(program, &e))
+    }
 }
 
 /// One line of `squeue`: a task (or a plain job) and where it stands.
@@ -101,18 +119,14 @@ impl Client {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| ClientError::Missing {
-                program: "sbatch",
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| missing("sbatch", &e))?;
         if let Some(mut stdin) = child.stdin.take() {
             // A refused submission may close stdin early; its answer says why.
             let _ = stdin.write_all(script.as_bytes());
         }
-        let output = child.wait_with_output().map_err(|e| ClientError::Missing {
-            program: "sbatch",
-            reason: e.to_string(),
-        })?;
+        let output = child
+            .wait_with_output()
+            .map_err(|e| missing("sbatch", &e))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if output.status.success() {
             let id = stdout.trim().split(';').next().unwrap_or_default();
@@ -133,21 +147,17 @@ impl Client {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = arrays.iter().map(u64::to_string).collect();
-        let output = self
-            .command("squeue")
-            .args([
+        let jobs = format!("--jobs={}", ids.join(","));
+        let output = self.output(
+            "squeue",
+            [
                 "-r",
                 "--noheader",
                 "--states=all",
                 "--format=%F|%K|%T|%r|%N",
-            ])
-            .arg(format!("--jobs={}", ids.join(",")))
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| ClientError::Missing {
-                program: "squeue",
-                reason: e.to_string(),
-            })?;
+                &jobs,
+            ],
+        )?;
         if !output.status.success() {
             // Every id asked for is gone (purged after `MinJobAge`): nothing is listed.
             if String::from_utf8_lossy(&output.stderr).contains("Invalid job id") {
@@ -166,15 +176,7 @@ impl Client {
         if ids.is_empty() {
             return Ok(());
         }
-        let output = self
-            .command("scancel")
-            .args(ids)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| ClientError::Missing {
-                program: "scancel",
-                reason: e.to_string(),
-            })?;
+        let output = self.output("scancel", ids)?;
         if output.status.success() {
             return Ok(());
         }
@@ -191,16 +193,11 @@ impl Client {
     /// # Errors
     /// The controller is unreachable.
     pub fn find_tagged(&self, name: &str, tag: &str) -> Result<Option<u64>, ClientError> {
-        let output = self
-            .command("squeue")
-            .args(["--noheader", "--states=all", "--format=%F|%k"])
-            .arg(format!("--name={name}"))
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| ClientError::Missing {
-                program: "squeue",
-                reason: e.to_string(),
-            })?;
+        let name = format!("--name={name}");
+        let output = self.output(
+            "squeue",
+            ["--noheader", "--states=all", "--format=%F|%k", &name],
+        )?;
         if !output.status.success() {
             return Err(classify("squeue", &output.stderr));
         }
@@ -218,6 +215,14 @@ impl Client {
     /// The tools are missing, or the controller does not answer.
     pub fn ping(&self) -> Result<(), ClientError> {
         self.query(&[1]).map(|_| ())
+    }
+}
+
+/// A tool that could not be started.
+fn missing(program: &'static str, error: &std::io::Error) -> ClientError {
+    ClientError::Missing {
+        program,
+        reason: error.to_string(),
     }
 }
 

@@ -32,17 +32,21 @@ use crate::exec::executor::{AttemptId, Executor, Finished, Reattach, Report};
 use crate::exec::fenced_publish::{FencedPublisher, QueueFactory};
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::remote;
-use crate::exec::runner::{JobHooks, JobSpec, Outcome};
-use crate::os::version::FileVersion;
+use crate::exec::runner::{JobSpec, Outcome};
 use crate::store::RunHandle;
-use crate::store::queue::{Abandoned, JobQueue, Published};
+use crate::store::queue::Abandoned;
 
+mod adopt;
 pub mod client;
+mod deliver;
 mod follow;
 pub mod script;
 mod submit;
 
+pub(crate) use adopt::split_handle;
+use adopt::{Orphan, adopt, digest};
 use client::Client;
+use deliver::{Hooks, deliver_loop};
 
 /// The executor's name in run handles (`slurm:123_4`).
 pub const NAME: &str = "slurm";
@@ -105,17 +109,6 @@ struct State {
     /// This node is stopping and leaves its tasks on the farm: tasks the farm thread puts
     /// back (after a poll, a submission) are let go too.
     leaving: bool,
-}
-
-/// A task of a previous life, waiting to be adopted.
-struct Orphan {
-    /// `123_4`.
-    id: String,
-    /// The digest of the argv it runs (`{out}` in place of its temp path).
-    digest: String,
-    /// Its temp output (named after the previous claim).
-    temp: Option<PathBuf>,
-    since: Instant,
 }
 
 /// An attempt not submitted yet, and how many times the farm lost it.
@@ -536,73 +529,6 @@ fn resolve_cancels(state: &mut State) -> (Vec<String>, Vec<Pending>) {
     (ids, ended)
 }
 
-/// A delivery thread: verifies and publishes what the farm made.
-fn deliver_loop(shared: &Shared) {
-    let mut conn: Option<Box<dyn JobQueue>> = None;
-    loop {
-        let ended = {
-            let mut state = shared.lock();
-            loop {
-                if state.closing {
-                    return;
-                }
-                if let Some(ended) = state.ended.pop_front() {
-                    state.delivering += 1;
-                    break ended;
-                }
-                state = shared
-                    .delivered
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-        };
-        let Ended {
-            attempt: _,
-            spec,
-            result,
-            log,
-            end_record,
-            started,
-        } = ended;
-        let mut hooks = Hooks {
-            publisher: &shared.publisher,
-            conn: &mut conn,
-            spec: &spec,
-        };
-        let outcome = remote::finish(&spec, result, log.as_deref(), &mut hooks);
-        // Their words are in the job's log now; the spool keeps nothing of a finished task.
-        for path in [log, end_record].into_iter().flatten() {
-            let _ = std::fs::remove_file(path);
-        }
-        // Reported before the slot is given back: a stop that sees nothing running has
-        // every end in its channel.
-        shared.finished(spec, outcome, started);
-        shared.lock().delivering -= 1;
-    }
-}
-
-/// The hooks of a farm job's local part: its publish checked against its claim.
-struct Hooks<'a> {
-    publisher: &'a FencedPublisher,
-    conn: &'a mut Option<Box<dyn JobQueue>>,
-    spec: &'a JobSpec,
-}
-
-impl JobHooks for Hooks<'_> {
-    fn group_started(&mut self, _pgid: i32) -> bool {
-        true
-    }
-
-    fn publishing(&mut self, output: &Path, version: FileVersion) -> bool {
-        self.publisher
-            .publishing(self.conn, self.spec, output, version)
-    }
-
-    fn published_before(&mut self) -> Option<Published> {
-        self.publisher.published_before(self.conn, self.spec)
-    }
-}
-
 /// Appends to a job's log.
 fn append(path: &Path, text: &str) {
     use std::io::Write;
@@ -622,84 +548,4 @@ fn spool_of(spec: &JobSpec) -> PathBuf {
         .as_ref()
         .map(|r| r.spool.clone())
         .unwrap_or_default()
-}
-
-/// A run handle's id: the task (`123_4`) and the digest of the argv it runs, if recorded.
-pub(crate) fn split_handle(id: &str) -> (&str, Option<&str>) {
-    match id.split_once('#') {
-        Some((task, digest)) => (task, Some(digest)),
-        None => (id, None),
-    }
-}
-
-/// The run handle of a task: its id and its argv's digest, so a restarted node can tell
-/// whether the job it claims again still runs the same thing.
-fn handle(task: &str, spec: &JobSpec) -> RunHandle {
-    RunHandle::Remote {
-        executor: NAME.to_string(),
-        id: format!("{task}#{}", digest(spec)),
-    }
-}
-
-/// A digest of what a job runs, the same for every attempt: its argv with `{out}` in place of
-/// the temp path its claim names.
-fn digest(spec: &JobSpec) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let temp = spec
-        .plan
-        .output
-        .as_ref()
-        .map(|o| o.temp_path.as_os_str().as_bytes());
-    let mut bytes = Vec::new();
-    for argv in &spec.plan.steps {
-        for arg in argv {
-            let arg = match temp {
-                Some(temp) => crate::exec::runner::replace_all(arg, temp, b"{out}"),
-                None => arg.clone(),
-            };
-            bytes.extend_from_slice(arg.as_bytes());
-            bytes.push(0);
-        }
-        bytes.push(b'\n');
-    }
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
-}
-
-/// Follows a previous life's task as this attempt: its product is the temp the task writes.
-fn adopt(mut spec: JobSpec, orphan: Orphan, attempt: AttemptId, shared: &Shared) -> Task {
-    if let (Some(output), Some(temp)) = (spec.plan.output.as_mut(), orphan.temp.clone()) {
-        output.temp_path = temp;
-    }
-    append(
-        &spec.log_path,
-        &format!(
-            "== job {} rule {} attempt {}: following Slurm task {}, submitted before this node restarted\n",
-            spec.id, spec.rule, spec.attempt, orphan.id
-        ),
-    );
-    if let Some(claim) = spec.claim {
-        let _ = shared.done.send(Report::Started {
-            claim,
-            job: attempt,
-            temp_output: spec.plan.output.as_ref().map(|o| o.temp_path.clone()),
-            run: Some(handle(&orphan.id, &spec)),
-        });
-    }
-    let (array, index) = orphan
-        .id
-        .split_once('_')
-        .and_then(|(a, i)| Some((a.parse().ok()?, i.parse().ok()?)))
-        .unwrap_or((0, 0));
-    Task {
-        spec,
-        id: orphan.id,
-        array,
-        index,
-        started: Instant::now(),
-        last_state: String::new(),
-        cancelled: false,
-        missing_polls: 0,
-        record_polls: 0,
-        resubmits: 0,
-    }
 }

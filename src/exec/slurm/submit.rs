@@ -141,7 +141,7 @@ pub(super) fn submit_batch(shared: &Shared, batch: Batch) {
                             .output
                             .as_ref()
                             .map(|o| o.temp_path.clone()),
-                        run: Some(super::handle(&id, &pending.spec)),
+                        run: Some(super::adopt::handle(&id, &pending.spec)),
                     });
                 }
                 tasks.push((
