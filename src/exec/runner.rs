@@ -289,23 +289,9 @@ fn run_attempt(
         discard(&delivery);
         return Outcome::Failed(failure);
     }
-    let Some(Delivery { product, steps }) = &mut delivery else {
-        return Outcome::Succeeded { published: None };
-    };
-    let mut hooks = PublishingHook(hooks);
-    let mut cx = StepContext {
-        log: &mut log,
-        hooks: &mut hooks,
-    };
-    for step in steps.iter() {
-        if let Err(error) = step.run(product, &mut cx) {
-            tracing::debug!(job = %spec.id, step = step.name(), %error, "delivery step failed");
-            product.discard();
-            return Outcome::Failed(error.into());
-        }
-    }
-    Outcome::Succeeded {
-        published: product.published.clone(),
+    match &mut delivery {
+        Some(delivery) => delivery.run(spec, &mut log, hooks),
+        None => Outcome::Succeeded { published: None },
     }
 }
 
@@ -355,6 +341,26 @@ impl Delivery {
         Delivery {
             product: Product::new(&spec.rule, output),
             steps,
+        }
+    }
+
+    /// Runs the steps on the product, once the commands made it; the first refusal discards
+    /// it and is the attempt's failure.
+    fn run(&mut self, spec: &JobSpec, log: &mut File, hooks: &mut dyn JobHooks) -> Outcome {
+        let mut hooks = PublishingHook(hooks);
+        let mut cx = StepContext {
+            log,
+            hooks: &mut hooks,
+        };
+        for step in &self.steps {
+            if let Err(error) = step.run(&mut self.product, &mut cx) {
+                tracing::debug!(job = %spec.id, step = step.name(), %error, "delivery step failed");
+                self.product.discard();
+                return Outcome::Failed(error.into());
+            }
+        }
+        Outcome::Succeeded {
+            published: self.product.published.clone(),
         }
     }
 }

@@ -10,10 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{
-    Delivery, Failure, JobHooks, JobSpec, Outcome, PublishingHook, deliver_published, note,
-};
-use crate::deliver::StepContext;
+use super::{Delivery, Failure, JobHooks, JobSpec, Outcome, deliver_published, note};
 use crate::deliver::copy::Transfer;
 use crate::deliver::publish::open_output;
 use crate::exec::resume::{self, Resume};
@@ -137,22 +134,7 @@ pub fn finish(
             return Outcome::Failed(error.into());
         }
     }
-    let Delivery { product, steps } = &mut delivery;
-    let mut hooks = PublishingHook(hooks);
-    let mut cx = StepContext {
-        log: &mut log,
-        hooks: &mut hooks,
-    };
-    for step in steps.iter() {
-        if let Err(error) = step.run(product, &mut cx) {
-            tracing::debug!(job = %spec.id, step = step.name(), %error, "delivery step failed");
-            product.discard();
-            return Outcome::Failed(error.into());
-        }
-    }
-    Outcome::Succeeded {
-        published: product.published.clone(),
-    }
+    delivery.run(spec, &mut log, hooks)
 }
 
 /// Removes the temp product a task may have left (it failed, or was cancelled), through its
