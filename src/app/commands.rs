@@ -90,7 +90,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             verbosity,
         } => {
             quiet_logs(verbosity, cli.color);
-            ops::job(&state.location()?, state.logs().as_deref(), id, json)
+            crate::app::job::job(&state.location()?, state.logs().as_deref(), id, json)
         }
         Command::Retry {
             state,

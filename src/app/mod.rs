@@ -1,5 +1,5 @@
 //! The command line: `cli` (the clap types) parses, [`run`](crate::run) dispatches to the
-//! commands, `ops` and `status` read the store's history for the operations commands, `explain`
+//! commands, `ops`, `job` and `status` read the store's history for the operations commands, `explain`
 //! shows what rules do, `logfmt` writes the text log's lines and `logging` installs it,
 //! `packaging` writes the completion scripts and man pages a package ships; `table`, `human`
 //! and `style` shape text output (widths, times and sizes, colour), `watch_status` repeats
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod explain;
 pub mod human;
+pub mod job;
 pub mod logfmt;
 pub mod logging;
 pub mod metrics_file;

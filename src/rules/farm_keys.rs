@@ -232,6 +232,20 @@ impl Loader<'_> {
                     .hint("a `copy:`/`move:` of the matched file runs on this node: remove `executor: slurm`"),
             );
         }
+        if map.node.get("progress").is_some() {
+            self.warn(
+                Diagnostic::new("`progress:` is not read from jobs on the farm", map.span_of("progress"))
+                    .context(map.at("progress"))
+                    .hint("a Slurm task's state (pending, running) is shown instead; its output is in the job's log when it ends"),
+            );
+        }
+        if crate::os::program::find_program(std::ffi::OsStr::new("sbatch")).is_none() {
+            self.warn(
+                Diagnostic::new("`sbatch` is not on PATH: this rule's jobs cannot be submitted to Slurm", map.span_of("executor"))
+                    .context(map.at("executor"))
+                    .hint("install Slurm's client tools (Debian: `slurm-client`) and point `SLURM_CONF` at the cluster's `slurm.conf`"),
+            );
+        }
         let mut request = farm.defaults.clone();
         if let Some(own) = own {
             let known: Vec<&'static str> =

@@ -326,22 +326,6 @@ impl Loader<'_> {
         let transfer = self.transfer(map, &known, &framing);
         let (executor, slurm) =
             self.rule_executor(map, defaults.farm.as_ref(), framing.has_commands);
-        if slurm.is_some() && progress.is_some() {
-            self.warn(
-                Diagnostic::new("`progress:` is not read from jobs on the farm", map.span_of("progress"))
-                    .context(map.at("progress"))
-                    .hint("a Slurm task's state (pending, running) is shown instead; its output is in the job's log when it ends"),
-            );
-        }
-        if slurm.is_some()
-            && crate::os::program::find_program(std::ffi::OsStr::new("sbatch")).is_none()
-        {
-            self.warn(
-                Diagnostic::new("`sbatch` is not on PATH: this rule's jobs cannot be submitted to Slurm", map.span_of("executor"))
-                    .context(map.at("executor"))
-                    .hint("install Slurm's client tools (Debian: `slurm-client`) and point `SLURM_CONF` at the cluster's `slurm.conf`"),
-            );
-        }
         self.captures_unknown = false;
         if verify.is_some() && output.is_none() {
             self.warn(

@@ -30,6 +30,32 @@ fn farm_rules(env: &Env, extra: &str) {
     );
 }
 
+/// A rules file whose one rule, `gated`, runs on the farm: each task waits until the returned
+/// path (the gate) exists, then copies its input to its product.
+fn gated_rules(env: &Env) -> std::path::PathBuf {
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let gate = env.path("gate");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nslurm: {{spool: {spool}, poll: 300ms}}\nrules:\n  - name: gated\n    match: \"*.dat\"\n    executor: slurm\n    output: \"{{dir}}/{{stem}}.out\"\n    run: [sh, -c, 'while [ ! -e \"$0\" ]; do sleep 0.1; done; cp \"$1\" \"$2\"', {gate}, \"{{path}}\", \"{{out}}\"]\n",
+            spool = env.path("spool").display(),
+            gate = gate.display(),
+        ),
+    );
+    gate
+}
+
+/// Whether a task of the array named `name` runs now.
+fn running(cluster: &Cluster, name: &str) -> bool {
+    let out = cluster
+        .command("squeue")
+        .args(["-r", "--noheader", "--states=RUNNING", "--format=%j"])
+        .output()
+        .expect("squeue");
+    String::from_utf8_lossy(&out.stdout).contains(name)
+}
+
 /// The arrays the cluster knows (ids), and their tasks, of shotrouter's jobs.
 fn arrays(cluster: &Cluster) -> (HashSet<String>, usize) {
     let out = cluster
@@ -211,28 +237,14 @@ fn a_controller_that_goes_away_is_waited_for_and_the_job_still_lands() {
         return;
     };
     let env = Env::new();
-    std::fs::create_dir_all(env.path("shots")).expect("root");
-    let gate = env.path("gate");
-    env.write(
-        "rules.yaml",
-        format!(
-            "version: 1\nwatch: [shots]\nslurm: {{spool: {spool}, poll: 300ms}}\nrules:\n  - name: gated\n    match: \"*.dat\"\n    executor: slurm\n    output: \"{{dir}}/{{stem}}.out\"\n    run: [sh, -c, 'while [ ! -e \"$0\" ]; do sleep 0.1; done; cp \"$1\" \"$2\"', {gate}, \"{{path}}\", \"{{out}}\"]\n",
-            spool = env.path("spool").display(),
-            gate = gate.display(),
-        ),
-    );
+    let gate = gated_rules(&env);
     let conf = cluster.conf().to_str().expect("utf-8").to_string();
     let daemon = Daemon::start(&env, &[], &[("SLURM_CONF", &conf)]);
     env.write("shots/a.dat", "frames");
     let state = env.path(".shotrouter");
     let state = state.to_str().expect("utf-8");
     wait_until("the task to run", LIMIT, || {
-        let out = cluster
-            .command("squeue")
-            .args(["-r", "--noheader", "--states=RUNNING", "--format=%j"])
-            .output()
-            .expect("squeue");
-        String::from_utf8_lossy(&out.stdout).contains("shotrouter-gated")
+        running(&cluster, "shotrouter-gated")
     });
     cluster.stop_controller();
     // The task finishes while nobody can ask Slurm about it; polls fail meanwhile.
@@ -265,30 +277,14 @@ fn a_task_whose_node_fails_runs_again_without_spending_an_attempt() {
         return;
     };
     let env = Env::new();
-    std::fs::create_dir_all(env.path("shots")).expect("root");
-    let gate = env.path("gate");
-    env.write(
-        "rules.yaml",
-        format!(
-            "version: 1\nwatch: [shots]\nslurm: {{spool: {spool}, poll: 300ms}}\nrules:\n  - name: gated\n    match: \"*.dat\"\n    executor: slurm\n    output: \"{{dir}}/{{stem}}.out\"\n    run: [sh, -c, 'while [ ! -e \"$0\" ]; do sleep 0.1; done; cp \"$1\" \"$2\"', {gate}, \"{{path}}\", \"{{out}}\"]\n",
-            spool = env.path("spool").display(),
-            gate = gate.display(),
-        ),
-    );
+    let gate = gated_rules(&env);
     let conf = cluster.conf().to_str().expect("utf-8").to_string();
     let daemon = Daemon::start(&env, &[], &[("SLURM_CONF", &conf)]);
     env.write("shots/a.dat", "frames");
     let state = env.path(".shotrouter");
     let state = state.to_str().expect("utf-8");
-    let running = || {
-        let out = cluster
-            .command("squeue")
-            .args(["-r", "--noheader", "--states=RUNNING", "--format=%j"])
-            .output()
-            .expect("squeue");
-        String::from_utf8_lossy(&out.stdout).contains("shotrouter-gated")
-    };
-    wait_until("the task to run", LIMIT, running);
+    let task_runs = || running(&cluster, "shotrouter-gated");
+    wait_until("the task to run", LIMIT, task_runs);
     // The node goes down under the running task: Slurm ends it NODE_FAIL (shotrouter submits
     // with `--no-requeue`), and shotrouter submits it again.
     let node = format!("nodename={}", cluster.node());
@@ -296,7 +292,7 @@ fn a_task_whose_node_fails_runs_again_without_spending_an_attempt() {
         "scontrol",
         &["update", &node, "state=down", "reason=shotrouter-test"],
     );
-    wait_until("the task to leave the failed node", LIMIT, || !running());
+    wait_until("the task to leave the failed node", LIMIT, || !task_runs());
     // The node takes `resume` once its failed task is cleaned up (or is back already: slurmd
     // registers again, `ReturnToService=2`).
     wait_until("the node to come back", LIMIT, || {
@@ -374,12 +370,7 @@ fn a_failing_task_is_retried_and_shotrouter_cancel_stops_a_farm_job() {
 
     env.write("shots/b.long", "x");
     wait_until("the long task to run on the farm", LIMIT, || {
-        let out = cluster
-            .command("squeue")
-            .args(["-r", "--noheader", "--states=RUNNING", "--format=%j"])
-            .output()
-            .expect("squeue");
-        String::from_utf8_lossy(&out.stdout).contains("shotrouter-long")
+        running(&cluster, "shotrouter-long")
     });
     let out = env
         .command(&["cancel", "2", "--state", state])
@@ -426,16 +417,7 @@ fn follows_its_tasks_after_a_restart(stop: impl FnOnce(Daemon)) {
         return;
     };
     let env = Env::new();
-    std::fs::create_dir_all(env.path("shots")).expect("root");
-    let gate = env.path("gate");
-    env.write(
-        "rules.yaml",
-        format!(
-            "version: 1\nwatch: [shots]\nslurm: {{spool: {spool}, poll: 300ms}}\nrules:\n  - name: gated\n    match: \"*.dat\"\n    executor: slurm\n    output: \"{{dir}}/{{stem}}.out\"\n    run: [sh, -c, 'while [ ! -e \"$0\" ]; do sleep 0.1; done; cp \"$1\" \"$2\"', {gate}, \"{{path}}\", \"{{out}}\"]\n",
-            spool = env.path("spool").display(),
-            gate = gate.display(),
-        ),
-    );
+    let gate = gated_rules(&env);
     let conf = cluster.conf().to_str().expect("utf-8").to_string();
     let daemon = Daemon::start(&env, &[], &[("SLURM_CONF", &conf)]);
     let names: Vec<String> = (0..12).map(|i| format!("f{i:02}.dat")).collect();
