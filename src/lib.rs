@@ -10,8 +10,11 @@
 //! app      cli, commands, explain, ops    everything below
 //! http     api, dashboard, live updates   engine (telemetry), store (history), exec (kill grace),
 //!                                         media, rules, os
-//! engine   intake, sequences, dispatch,   source, route, exec, store, rules, media, os
-//!          outcomes, lifecycle, telemetry
+//! engine   node (the loop every node runs: source, route, exec, store, rules, media, os
+//!          committer, liveness, recovery);
+//!          the watcher (intake, sequences,
+//!          dispatch, outcomes, telemetry)
+//!          and the worker, its two roles
 //! source   file events (inotify, poll)    rules (watch roots), os
 //! route    matcher, plan: all binding     rules, deliver, media
 //! exec     pool, runner, watchdog, temps  deliver, store (job ids), media (views), os

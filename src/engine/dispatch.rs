@@ -1,10 +1,10 @@
 //! From a routed file to a claimed job in the executor's hands: planning, the store record,
-//! the [`FairQueue`](super::fair_queue::FairQueue) and the claim.
+//! the [`FairQueue`] and the claim.
 //!
 //! A job is claimed in the store before it is handed to the executor, and only while the fair
 //! queue has a slot free. Retries wait in the queue, not in the executor.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,51 @@ use crate::store::JobId;
 use crate::store::queue::{NewJob, QueuedJob, Write};
 
 use super::Engine;
-use super::fair_queue::Pending;
-use super::outbox::Then;
+use super::fair_queue::{FairQueue, Pending};
+use super::ledger::Ledger;
+use super::mounts::MountCache;
+use super::node::outbox::Then;
 use super::stored_plan::StoredPlan;
+
+/// Dispatch's own state: the fair queue, the jobs planned and held, how far ahead to claim,
+/// and where the look for work queued by others stands.
+pub struct Dispatch {
+    pub(super) queue: FairQueue,
+    /// Names this process's jobs before the store gives them an id (`<pid>-<n>`).
+    pub(super) run_tag: String,
+    pub(super) next_job: u64,
+    /// Jobs planned whose last attempt has not finished.
+    pub(super) outstanding: usize,
+    /// Store jobs this engine holds (waiting, claimed or running): not resumed twice.
+    pub(super) known: HashSet<JobId>,
+    /// How long attempts take, on average lately: how far ahead to claim.
+    pub(super) typical_attempt: Option<Duration>,
+    /// Where the poll for jobs queued by someone else stands, and when it is next due.
+    pub(super) cursor: i64,
+    pub(super) next_poll: Instant,
+    /// The file versions already dispatched per rule.
+    pub(super) ledger: Ledger,
+    /// The mounts of the roots and output folders, recorded in each job's stored plan.
+    pub(super) mounts: MountCache,
+}
+
+impl Dispatch {
+    /// Nothing planned yet; the first look in the store is due at `next_poll`.
+    pub fn new(queue: FairQueue, next_poll: Instant) -> Dispatch {
+        Dispatch {
+            queue,
+            run_tag: std::process::id().to_string(),
+            next_job: 0,
+            outstanding: 0,
+            known: HashSet::new(),
+            typical_attempt: None,
+            cursor: 0,
+            next_poll,
+            ledger: Ledger::default(),
+            mounts: MountCache::default(),
+        }
+    }
+}
 
 impl Engine {
     pub(super) fn dispatch(
@@ -54,7 +96,7 @@ impl Engine {
         };
         let abs = set.file.watch[root].path.join(&identity_rel);
         if let Some(version) = version
-            && !self.ledger.record(&rule.name, &abs, version)
+            && !self.dispatch.ledger.record(&rule.name, &abs, version)
         {
             tracing::debug!(rule = %rule.name, path = %abs.display(), "this version was already dispatched");
             return;
@@ -67,19 +109,19 @@ impl Engine {
             }
         };
         spec.path = abs;
-        self.outstanding += 1;
-        self.counters.planned += 1;
-        if let Some(bar) = &self.progress {
+        self.dispatch.outstanding += 1;
+        self.readout.counters.planned += 1;
+        if let Some(bar) = &self.readout.progress {
             bar.inc_length(1);
         }
-        match (self.store.is_some(), version) {
+        match (self.node.store.is_some(), version) {
             (true, Some(version)) => {
                 let to_workers = self.leaves_to_workers(&rule.name);
-                let claim = !to_workers && self.queue.has_slot_now(&rule.name);
+                let claim = !to_workers && self.dispatch.queue.has_slot_now(&rule.name);
                 if claim {
-                    self.queue.reserve(&rule.name);
+                    self.dispatch.queue.reserve(&rule.name);
                 } else if !to_workers {
-                    self.queue.note_unqueued(&rule.name);
+                    self.dispatch.queue.note_unqueued(&rule.name);
                 }
                 let plan = self.stored_plan(&spec);
                 let job = NewJob {
@@ -103,7 +145,7 @@ impl Engine {
                     concurrency: rule.concurrency.map(|n| n as u32),
                     plan,
                 };
-                self.outbox.push(
+                self.node.committer.push(
                     Write::Enqueue {
                         job: Box::new(job),
                         claim,
@@ -115,7 +157,7 @@ impl Engine {
                 );
             }
             // Deletions and runs without a store are not recorded.
-            _ => self.queue.push(Pending { id: None, spec }),
+            _ => self.dispatch.queue.push(Pending { id: None, spec }),
         }
     }
 
@@ -132,7 +174,7 @@ impl Engine {
         let rule = &self.set.file.rules[index];
         let path = self.set.file.watch[root].path.join(rel);
         tracing::error!(rule = %rule.name, path = %path.display(), error = %reason, "cannot build the job");
-        self.counters.failed += 1;
+        self.readout.counters.failed += 1;
         self.notify(
             crate::rules::NotifyEvent::Failed,
             super::notify::About {
@@ -145,7 +187,7 @@ impl Engine {
                 duration: None,
             },
         );
-        if let (true, Some(version)) = (self.store.is_some(), version) {
+        if let (true, Some(version)) = (self.node.store.is_some(), version) {
             let job = NewJob {
                 rule: rule.name.clone(),
                 rule_hash: rule.definition_hash.clone(),
@@ -160,7 +202,7 @@ impl Engine {
                 concurrency: None,
                 plan: String::new(),
             };
-            self.outbox.push(
+            self.node.committer.push(
                 Write::Enqueue {
                     job: Box::new(job),
                     claim: false,
@@ -181,8 +223,8 @@ impl Engine {
         let set = self.set.clone();
         let rule = &set.file.rules[index];
         let root_path = &set.file.watch[root].path;
-        self.next_job += 1;
-        let id = format!("{}-{}", self.run_tag, self.next_job);
+        self.dispatch.next_job += 1;
+        let id = format!("{}-{}", self.dispatch.run_tag, self.dispatch.next_job);
         // A farm task reads the view from the spool every farm node mounts, not this node's state.
         let views = match &rule.slurm {
             Some(request) => request.spool.join("views"),
@@ -230,7 +272,7 @@ impl Engine {
             spec.plan.clone(),
             roots,
             self.set.file.outputs.clone(),
-            &self.mounts.get(&folders),
+            &self.dispatch.mounts.get(&folders),
         )
         .to_text()
     }
@@ -257,19 +299,20 @@ impl Engine {
     pub(super) fn adopt(&mut self, spec: &mut JobSpec, id: JobId) {
         spec.id = id.to_string();
         spec.log_path = self.log_path(&spec.rule, &spec.id);
-        self.known.insert(id);
+        self.dispatch.known.insert(id);
     }
 
     /// Takes slots for waiting jobs: recorded ones are claimed first (handed over once the
     /// claim is committed), unrecorded ones go to a worker at once.
     pub(super) fn fill(&mut self, now: Instant) {
-        if self.stopping {
+        if self.node.stopping {
             return;
         }
-        while let Some(Pending { id, spec }) = self.queue.pick(now) {
-            match (id, self.store.is_some()) {
+        while let Some(Pending { id, spec }) = self.dispatch.queue.pick(now) {
+            match (id, self.node.store.is_some()) {
                 (Some(id), true) => self
-                    .outbox
+                    .node
+                    .committer
                     .push(Write::Claim { id }, Then::Claimed(Box::new(spec))),
                 _ => self.hand_over(spec),
             }
@@ -279,10 +322,10 @@ impl Engine {
     /// Gives a claimed job to the workers; while stopping, gives the claim back instead (the
     /// job is queued for the next start).
     pub(super) fn hand_over(&mut self, spec: JobSpec) {
-        if self.stopping {
-            self.outstanding = self.outstanding.saturating_sub(1);
+        if self.node.stopping {
+            self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
             if let Some(claim) = spec.claim {
-                self.outbox.push(
+                self.node.committer.push(
                     Write::Finish {
                         claim,
                         ending: crate::store::queue::Ending::Interrupted,
@@ -292,14 +335,14 @@ impl Engine {
             }
             return;
         }
-        self.telemetry_ready(&spec);
-        self.executor.submit(spec);
+        self.readout.ready(&spec);
+        self.node.executor.submit(spec);
     }
 
     /// Takes jobs queued in the store that this engine does not hold (resumed at start-up, or
     /// queued by `shotrouter retry`/`rerun`), planned again with the current rules.
     pub(super) fn resume_queued(&mut self, cursor: i64) {
-        let Some(store) = self.store.as_ref() else {
+        let Some(store) = self.node.store.as_ref() else {
             return;
         };
         let queued = match store.queued_since(cursor) {
@@ -310,8 +353,8 @@ impl Engine {
             }
         };
         for job in queued {
-            self.cursor = self.cursor.max(job.cursor);
-            if !self.known.contains(&job.id) && !self.leaves_to_workers(&job.rule) {
+            self.dispatch.cursor = self.dispatch.cursor.max(job.cursor);
+            if !self.dispatch.known.contains(&job.id) && !self.leaves_to_workers(&job.rule) {
                 self.resume(job);
             }
         }
@@ -332,7 +375,8 @@ impl Engine {
         let Some(index) = self.set.index_of(&job.rule) else {
             let reason = format!("rule `{}` is no longer in the rules", job.rule);
             tracing::error!(job = job.id, %reason, "cannot resume a queued job");
-            self.outbox
+            self.node
+                .committer
                 .push(Write::Drop { id: job.id, reason }, Then::Nothing);
             return;
         };
@@ -353,8 +397,9 @@ impl Engine {
             Ok(spec) => spec,
             Err(reason) => {
                 tracing::error!(job = job.id, error = %reason, "cannot build the queued job");
-                self.counters.failed += 1;
-                self.outbox
+                self.readout.counters.failed += 1;
+                self.node
+                    .committer
                     .push(Write::Drop { id: job.id, reason }, Then::Nothing);
                 return;
             }
@@ -362,7 +407,7 @@ impl Engine {
         spec.path = self.set.file.watch[root].path.join(&rel);
         let rule = &self.set.file.rules[index];
         let plan = self.stored_plan(&spec);
-        self.outbox.push(
+        self.node.committer.push(
             Write::Replan {
                 id: job.id,
                 rule_hash: rule.definition_hash.clone(),
@@ -375,8 +420,8 @@ impl Engine {
         self.adopt(&mut spec, job.id);
         spec.attempt = job.attempts + 1;
         tracing::info!(job = job.id, rule = %job.rule, path = %spec.path.display(), "resuming queued job");
-        self.outstanding += 1;
-        if let Some(bar) = &self.progress {
+        self.dispatch.outstanding += 1;
+        if let Some(bar) = &self.readout.progress {
             bar.inc_length(1);
         }
         let wait = Duration::from_millis((job.not_before - crate::store::now_ms()).max(0) as u64);
@@ -385,9 +430,9 @@ impl Engine {
             spec,
         };
         if wait > Duration::ZERO {
-            self.queue.delay(pending, Instant::now() + wait);
+            self.dispatch.queue.delay(pending, Instant::now() + wait);
         } else {
-            self.queue.push(pending);
+            self.dispatch.queue.push(pending);
         }
     }
 }

@@ -15,8 +15,10 @@ use crate::engine::sequencer::Purpose;
 use crate::engine::settle::Debouncer;
 use crate::os::lease::{self, Writers};
 use crate::os::version::FileVersion;
+use crate::route::matcher::Scratch;
 use crate::rules::EventKind;
 use crate::source::{FileEvent, Origin, SourceEvent};
+use crate::store::queue::RootedPath;
 
 use super::Engine;
 
@@ -44,15 +46,48 @@ pub struct Waiting {
 }
 
 /// Files waiting to be ready.
-#[derive(Default)]
 pub struct Intake {
     /// Per (rule, file): waiting for the rule's `settle`.
     settling: Debouncer<(String, PathBuf), Waiting>,
     /// Per file: found by a scan, waiting to hold still.
     scanned: Debouncer<PathBuf, Waiting>,
+    /// Whether this start records a baseline instead of catching up.
+    pub(super) first_start: bool,
+    /// Whether this run began as a first start: a root first listed after the initial scan
+    /// (a share that was down) is then a baseline too, not a flood of catch-up work.
+    pub(super) began_first: bool,
+    /// Files of the initial scan not yet handed to the outbox as baseline (in chunks of
+    /// [`BASELINE_CHUNK`], so a tree of millions never sits in memory at once).
+    pub(super) baseline: Vec<(RootedPath, FileVersion)>,
+    /// Files recorded as the baseline so far.
+    pub(super) baselined: usize,
+    /// Whether every source has reported its initial scan (idle is reported only after).
+    pub(super) initial_done: bool,
+    /// What the sources say is wrong with their coverage, per topic (see
+    /// [`SourceEvent::Health`]).
+    pub(super) health: std::collections::BTreeMap<&'static str, String>,
+    /// The matcher's scratch space and the rules one file matched, reused for every event.
+    pub(super) scratch: Scratch,
+    pub(super) routed: Vec<usize>,
 }
 
 impl Intake {
+    /// Nothing waiting yet; `first_start`: the store is new, so this start records a baseline.
+    pub fn new(first_start: bool) -> Intake {
+        Intake {
+            settling: Debouncer::default(),
+            scanned: Debouncer::default(),
+            first_start,
+            began_first: first_start,
+            baseline: Vec::new(),
+            baselined: 0,
+            initial_done: false,
+            health: Default::default(),
+            scratch: Scratch::default(),
+            routed: Vec::new(),
+        }
+    }
+
     /// When the next waiting file is due.
     pub fn next_deadline(&self) -> Option<Instant> {
         [self.settling.next_deadline(), self.scanned.next_deadline()]
@@ -76,18 +111,18 @@ impl Engine {
     pub(super) fn on_source(&mut self, event: SourceEvent) {
         match event {
             SourceEvent::File(file) => {
-                self.counters.events += 1;
+                self.readout.counters.events += 1;
                 self.on_file(file, Instant::now());
             }
             SourceEvent::InitialScanDone => self.initial_scan_done(),
             SourceEvent::Overflow => {
                 // The source rescans after each overflow.
-                self.counters.overflows += 1;
-                self.counters.rescans += 1;
+                self.readout.counters.overflows += 1;
+                self.readout.counters.rescans += 1;
             }
             SourceEvent::Health { topic, problem } => self.note_health(topic, problem),
-            SourceEvent::PollPass { took } => self.timings.poll_passes.observe(took),
-            SourceEvent::RootBack(_) => self.counters.rescans += 1,
+            SourceEvent::PollPass { took } => self.readout.timings.poll_passes.observe(took),
+            SourceEvent::RootBack(_) => self.readout.counters.rescans += 1,
             SourceEvent::RootLost(_) => {}
         }
     }
@@ -121,15 +156,20 @@ impl Engine {
             return;
         };
         let set = self.set.clone();
-        set.route_into(&file.rel, file.kind, &mut self.scratch, &mut self.routed);
-        if self.routed.is_empty() {
+        set.route_into(
+            &file.rel,
+            file.kind,
+            &mut self.intake.scratch,
+            &mut self.intake.routed,
+        );
+        if self.intake.routed.is_empty() {
             return;
         }
         let input = self.rooted(file.root, &file.rel);
         let mut catch_up = false;
-        for index in std::mem::take(&mut self.routed) {
+        for index in std::mem::take(&mut self.intake.routed) {
             if set.file.rules[index].sequence.is_some() {
-                let purpose = if self.began_first {
+                let purpose = if self.intake.began_first {
                     Purpose::Baseline
                 } else {
                     Purpose::CatchUp
@@ -138,33 +178,33 @@ impl Engine {
                 continue;
             }
             let rule = &set.file.rules[index].name;
-            let wanted = !self.began_first
-                && self.store.as_mut().is_some_and(|store| {
+            let wanted = !self.intake.began_first
+                && self.node.store.as_mut().is_some_and(|store| {
                     let own_output = store.producer(&abs, version).ok().flatten().as_deref()
                         == Some(rule.as_str());
                     !own_output && store.wants_catch_up(rule, &input, version).unwrap_or(true)
                 });
             if wanted {
                 catch_up = true;
-            } else if self.store.is_none() {
+            } else if self.node.store.is_none() {
                 // With a store, the store knows this version: it refuses a later duplicate.
-                self.ledger.record(rule, &abs, version);
+                self.dispatch.ledger.record(rule, &abs, version);
             }
         }
-        if self.first_start {
-            if self.store.is_some() {
-                self.baseline.push((input, version));
-                if self.baseline.len() >= BASELINE_CHUNK {
+        if self.intake.first_start {
+            if self.node.store.is_some() {
+                self.intake.baseline.push((input, version));
+                if self.intake.baseline.len() >= BASELINE_CHUNK {
                     self.flush_baseline();
                 }
             }
-        } else if self.began_first {
+        } else if self.intake.began_first {
             // A root first listed after the initial scan of a first start.
-            if self.store.is_some() {
+            if self.node.store.is_some() {
                 let files = vec![(input, version)];
-                self.outbox.push(
+                self.node.committer.push(
                     crate::store::queue::Write::Baseline { files },
-                    super::outbox::Then::Nothing,
+                    super::node::outbox::Then::Nothing,
                 );
             }
         } else if catch_up {
@@ -209,13 +249,13 @@ impl Engine {
         // A product's publish ends in one complete-file event (the rename into place); other
         // kinds (a poller's `create` first) leave the record for it.
         let completes = matches!(kind, EventKind::CloseWrite | EventKind::MovedTo);
-        let published = if self.store.is_some() && completes {
+        let published = if self.node.store.is_some() && completes {
             self.provenance.take(&abs)
         } else {
             self.provenance.get(&abs)
         };
-        set.route_into(rel, kind, &mut self.scratch, &mut self.routed);
-        if self.routed.is_empty() {
+        set.route_into(rel, kind, &mut self.intake.scratch, &mut self.intake.routed);
+        if self.intake.routed.is_empty() {
             return;
         }
         // A deletion has no version: whatever is at the path now (a file renamed into its
@@ -232,12 +272,13 @@ impl Engine {
         let producer = match (published, version) {
             (Some((rule, made)), Some(version)) if made == version => Some(rule),
             (_, Some(version)) if scanned => self
+                .node
                 .store
                 .as_ref()
                 .and_then(|store| store.producer(&abs, version).ok().flatten()),
             _ => None,
         };
-        for index in std::mem::take(&mut self.routed) {
+        for index in std::mem::take(&mut self.intake.routed) {
             let rule = &set.file.rules[index];
             if producer.as_deref() == Some(rule.name.as_str()) {
                 tracing::debug!(rule = %rule.name, path = %abs.display(), "skipping the rule's own output");
@@ -326,7 +367,7 @@ impl Engine {
     /// Files a producer declared complete (`shotrouter notify`): routed at once, as if their
     /// close had been seen, without waiting for the source to notice them.
     pub(super) fn take_notices(&mut self, now: Instant) {
-        let Some(store) = self.store.as_mut() else {
+        let Some(store) = self.node.store.as_mut() else {
             return;
         };
         let notices = match store.take_notices() {
@@ -358,33 +399,33 @@ impl Engine {
         match problem {
             Some(problem) => {
                 tracing::error!(topic, problem = %problem, "degraded");
-                self.health.insert(topic, problem);
+                self.intake.health.insert(topic, problem);
             }
             None => {
-                if self.health.remove(topic).is_some() {
+                if self.intake.health.remove(topic).is_some() {
                     tracing::info!(topic, "no longer degraded");
                 }
             }
         }
         // Recorded with the next heartbeat, at once.
-        self.liveness.beat_soon();
+        self.node.liveness.beat_soon();
     }
 
     /// Hands the baseline gathered so far to the outbox, in one write.
     fn flush_baseline(&mut self) {
-        let files = std::mem::take(&mut self.baseline);
-        self.baselined += files.len();
+        let files = std::mem::take(&mut self.intake.baseline);
+        self.intake.baselined += files.len();
         if !files.is_empty() {
-            self.outbox.push(
+            self.node.committer.push(
                 crate::store::queue::Write::Baseline { files },
-                super::outbox::Then::Nothing,
+                super::node::outbox::Then::Nothing,
             );
         }
     }
 
     fn initial_scan_done(&mut self) {
-        self.initial_done = true;
-        if !self.first_start {
+        self.intake.initial_done = true;
+        if !self.intake.first_start {
             tracing::info!(
                 catching_up = self.intake.scanned.len(),
                 "initial scan done; files new or changed since the last run will be processed"
@@ -393,9 +434,9 @@ impl Engine {
         }
         self.flush_baseline();
         tracing::info!(
-            files = self.baselined,
+            files = self.intake.baselined,
             "first start: files already present are recorded as the baseline, not processed (`shotrouter rerun` or `watch --once` processes them)"
         );
-        self.first_start = false;
+        self.intake.first_start = false;
     }
 }

@@ -2,7 +2,7 @@
 //! cancelled, or impossible to plan), an attempt whose product failed `verify:`, and a job
 //! queued longer than a target's `stuck_after` (in this engine, or in the store for workers: a
 //! worker tells the ends of the jobs it runs itself). The engine only decides and queues;
-//! [`Notifier`] delivers on its own thread, so a webhook that
+//! [`Notifier`](crate::exec::notifier::Notifier) delivers on its own thread, so a webhook that
 //! is down never holds up a job or the loop.
 
 use std::collections::HashMap;
@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::exec::notifier::{Notice, Notifier};
+use crate::exec::notifier::Notice;
 use crate::rules::{NotifyEvent, NotifyTarget};
 use crate::store::now_ms;
-use crate::store::queue::Answer;
 
 use super::Engine;
+use super::node::telling::Telling;
 
 /// How often queued jobs are checked for `stuck` (when some target asks for it), at most: a
 /// shorter `stuck_after` is checked four times within it.
@@ -33,34 +33,6 @@ pub struct StuckWatch {
     since: HashMap<String, (Instant, u64)>,
     /// When the queue is next looked at.
     pub next_check: Option<Instant>,
-}
-
-/// A notice and the targets that want it, held until the store recorded the end it tells of:
-/// an attempt whose end is refused (its claim was lost) tells nothing, and the node that holds
-/// the claim tells the job's end once.
-#[derive(Debug)]
-pub struct Telling {
-    notice: Notice,
-    targets: Vec<Arc<NotifyTarget>>,
-}
-
-impl Telling {
-    /// A notice for `targets`.
-    pub fn new(notice: Notice, targets: Vec<Arc<NotifyTarget>>) -> Telling {
-        Telling { notice, targets }
-    }
-
-    /// Hands it to the notifier.
-    pub fn send(self, notifier: &Notifier) {
-        notifier.send(self.notice, &self.targets);
-    }
-
-    /// Whether it tells of a user's cancel (`failed: cancelled`): still true once the store
-    /// answered the end with the cancel.
-    pub fn is_cancel(&self) -> bool {
-        self.notice.event == NotifyEvent::Failed.as_str()
-            && self.notice.reason.as_deref() == Some("cancelled")
-    }
 }
 
 /// What the engine knows of an attempt when it notifies about it.
@@ -90,7 +62,7 @@ impl Engine {
     /// Queues a notification of `event` for every target of the job's rule that wants it.
     pub(super) fn notify(&self, event: NotifyEvent, about: About<'_>) {
         if let Some(telling) = self.telling(event, about) {
-            telling.send(&self.notifier);
+            telling.send(&self.node.notifier);
         }
     }
 
@@ -104,11 +76,11 @@ impl Engine {
         let mut notice = Notice::new(event, about.job, about.rule, about.path);
         notice.attempt = about.attempt;
         notice.reason = about.reason;
-        notice.node = self.node.clone();
+        notice.node = self.node.name.clone();
         notice.at_ms = now_ms();
         notice.started_at_ms = about.started_at_ms;
         notice.duration_ms = about.duration.map(|d| d.as_millis() as u64);
-        Some(Telling { notice, targets })
+        Some(Telling::new(notice, targets))
     }
 
     /// How often to look for stuck jobs; `None` when no target asks for `stuck`.
@@ -129,7 +101,7 @@ impl Engine {
     /// worker has claimed yet: its engine holds none of them, so the store is asked for them,
     /// only while some target asks for `stuck`, and for at most [`STUCK_READ`].
     fn queued_for_workers(&self) -> Vec<(String, String, PathBuf, u32)> {
-        let Some(store) = self.store.as_ref() else {
+        let Some(store) = self.node.store.as_ref() else {
             return Vec::new();
         };
         // This engine never queues these itself, so none is counted twice.
@@ -189,13 +161,15 @@ impl Engine {
         }
         self.stuck.next_check = Some(now + every);
         let mut waiting: Vec<(String, String, PathBuf, u32)> = self
+            .dispatch
             .queue
             .waiting()
             .map(|s| (s.id.clone(), s.rule.clone(), s.path.clone(), s.attempt))
             .collect();
         waiting.extend(self.queued_for_workers());
         waiting.extend(
-            self.active
+            self.readout
+                .active
                 .values()
                 .filter(|j| j.started_at_ms.is_none())
                 .map(|j| {
@@ -228,33 +202,12 @@ impl Engine {
                     "queued for {}",
                     humantime::format_duration(Duration::from_secs(waited.as_secs()))
                 ));
-                notice.node = self.node.clone();
+                notice.node = self.node.name.clone();
                 notice.at_ms = now_ms();
-                self.notifier.send(notice, &due);
+                self.node.notifier.send(notice, &due);
             }
             kept.insert(id, (first, told));
         }
         self.stuck.since = kept;
-    }
-}
-
-/// Tells an attempt's `notify:` targets of its end once the store answered the end's record,
-/// the same on a watcher and a worker: all of them when the store took it; only a user's
-/// cancel when the job was cancelled meanwhile (it ended cancelled, as told); none when the
-/// end was refused (the claim was lost: the node that holds it now tells the job's end, once).
-pub(super) fn tell_after_end(tellings: Vec<Telling>, answer: &Answer, notifier: &Notifier) {
-    match answer {
-        Answer::Ok => tellings.into_iter().for_each(|t| t.send(notifier)),
-        Answer::Cancelled => tellings
-            .into_iter()
-            .filter(Telling::is_cancel)
-            .for_each(|t| t.send(notifier)),
-        refused if !tellings.is_empty() => {
-            tracing::info!(
-                store_said = refused.word(),
-                "this attempt's end was refused (its claim was lost): its notify targets are not told"
-            );
-        }
-        _ => {}
     }
 }

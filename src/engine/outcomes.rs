@@ -4,19 +4,19 @@
 
 use std::time::{Duration, Instant};
 
-use super::liveness::Liveness;
-use crate::exec::executor::{Finished, Report};
+use crate::exec::executor::{AttemptId, Finished, Report};
 use crate::exec::progress::StepProgress;
 use crate::exec::runner::{JobSpec, Outcome};
 use crate::rules;
 use crate::source::{FileEvent, Origin, SourceEvent};
-use crate::store::queue::{Answer, Ending, Write};
+use crate::store::queue::{Answer, Claim, Ending, Write};
 use crate::store::{JobId, JobProgress};
 
 use super::Engine;
 use super::fair_queue::Pending;
-use super::notify::{About, Telling};
-use super::outbox::Then;
+use super::node::outbox::Then;
+use super::node::telling::Telling;
+use super::notify::About;
 use crate::rules::NotifyEvent;
 
 /// How often a running attempt's progress is written to the store, at most (the telemetry of
@@ -47,14 +47,17 @@ pub(super) fn retry_delay(backoff: Duration, attempt: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
+/// The attempts this engine's executor runs: each one's handle and claim, by job (to stop one
+/// the store superseded, cancelled or took over), and when its progress was last written.
+#[derive(Debug, Default)]
+pub struct Attempts {
+    pub(super) running: std::collections::HashMap<JobId, (AttemptId, Claim)>,
+    pub(super) written: std::collections::HashMap<JobId, Written>,
+}
+
 impl Engine {
     /// Handles a worker's report; while stopping, ends are recorded without retries or chains.
-    pub(super) fn on_report(
-        &mut self,
-        report: Report,
-        source: &crossbeam_channel::Sender<SourceEvent>,
-        stopping: bool,
-    ) {
+    pub(super) fn on_report(&mut self, report: Report) {
         match report {
             Report::Started {
                 claim,
@@ -62,9 +65,9 @@ impl Engine {
                 temp_output,
                 run,
             } => {
-                self.attempts.insert(claim.id, (job, claim));
-                self.telemetry_started(&claim.id.to_string());
-                self.outbox.push(
+                self.attempts.running.insert(claim.id, (job, claim));
+                self.readout.started(&claim.id.to_string());
+                self.node.committer.push(
                     Write::Started {
                         claim,
                         run,
@@ -74,10 +77,10 @@ impl Engine {
                 );
             }
             Report::Progress { id, progress } => {
-                self.telemetry_progress(&id, progress);
+                self.readout.progress(&id, progress);
                 self.record_progress(&id, progress);
             }
-            Report::Finished(finished) => self.on_finished(*finished, source, stopping),
+            Report::Finished(finished) => self.on_finished(*finished),
         }
     }
 
@@ -86,41 +89,46 @@ impl Engine {
     /// `shotrouter job`, the API of any node and the dashboard read it (the telemetry snapshot
     /// shows every block on this node at once).
     fn record_progress(&mut self, id: &str, step: StepProgress) {
-        let Some(&(_, claim)) = id.parse().ok().and_then(|id| self.attempts.get(&id)) else {
+        let Some(&(_, claim)) = id
+            .parse()
+            .ok()
+            .and_then(|id| self.attempts.running.get(&id))
+        else {
             return;
         };
         let now = Instant::now();
-        if !progress_due(self.progress_written.get(&claim.id).copied(), &step, now) {
+        if !progress_due(self.attempts.written.get(&claim.id).copied(), &step, now) {
             return;
         }
-        self.progress_written.insert(claim.id, (now, step.frame));
+        self.attempts.written.insert(claim.id, (now, step.frame));
         let progress = JobProgress {
             frame: step.frame,
             total_frames: step.total_frames,
             fps_milli: step.fps_milli,
         };
-        self.outbox
+        self.node
+            .committer
             .push_progress(Write::Progress { claim, progress });
     }
 
-    fn on_finished(
-        &mut self,
-        finished: Finished,
-        source: &crossbeam_channel::Sender<SourceEvent>,
-        stopping: bool,
-    ) {
+    fn on_finished(&mut self, finished: Finished) {
+        let stopping = self.node.stopping;
         let Finished {
             spec,
             outcome,
             duration,
         } = finished;
-        self.queue.release(&spec.rule);
+        self.dispatch.queue.release(&spec.rule);
         if let Some(claim) = spec.claim {
-            self.attempts.remove(&claim.id);
-            self.progress_written.remove(&claim.id);
+            self.attempts.running.remove(&claim.id);
+            self.attempts.written.remove(&claim.id);
         }
-        let started_at_ms = self.active.get(&spec.id).and_then(|j| j.started_at_ms);
-        self.telemetry_finished(&spec.id);
+        let started_at_ms = self
+            .readout
+            .active
+            .get(&spec.id)
+            .and_then(|j| j.started_at_ms);
+        self.readout.finished(&spec.id);
         self.note_duration(duration);
         let about = |reason: Option<String>| About {
             job: &spec.id,
@@ -131,7 +139,7 @@ impl Engine {
             started_at_ms,
             duration: Some(duration),
         };
-        self.timings.observe_job(&spec.rule, duration);
+        self.readout.timings.observe_job(&spec.rule, duration);
         let mut tellings = Vec::new();
         if matches!(
             &outcome,
@@ -139,7 +147,7 @@ impl Engine {
                 crate::deliver::DeliverError::Verify(_)
             ))
         ) {
-            self.counters.verify_failed += 1;
+            self.readout.counters.verify_failed += 1;
             let reason = match &outcome {
                 Outcome::Failed(failure) => Some(failure.to_string()),
                 _ => None,
@@ -156,7 +164,7 @@ impl Engine {
         let ending = match &outcome {
             Outcome::Succeeded { published } => {
                 tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
-                self.counters.succeeded += 1;
+                self.readout.counters.succeeded += 1;
                 tellings.extend(self.telling(NotifyEvent::Done, about(None)));
                 // In --once there is no watcher to see the product land: route it here so
                 // chains (frames → movie → SAN copy) complete.
@@ -164,7 +172,7 @@ impl Engine {
                     && let Some(product) = published
                     && let Some((root, rel)) = self.locate(product)
                 {
-                    let _ = source.send(SourceEvent::File(FileEvent {
+                    let _ = self.feedback.send(SourceEvent::File(FileEvent {
                         root,
                         rel,
                         kind: rules::EventKind::MovedTo,
@@ -185,11 +193,11 @@ impl Engine {
                     let not_before = crate::store::now_ms() + delay.as_millis() as i64;
                     // The attempt's `verify_failed` goes at once: its end is not final.
                     for telling in tellings {
-                        telling.send(&self.notifier);
+                        telling.send(&self.node.notifier);
                     }
                     return self.retry(spec, reason, not_before, delay, stopping);
                 }
-                self.counters.failed += 1;
+                self.readout.counters.failed += 1;
                 tellings.extend(self.telling(NotifyEvent::Failed, about(Some(reason.clone()))));
                 Ending::Failed { reason }
             }
@@ -200,7 +208,7 @@ impl Engine {
             }
             Outcome::Cancelled => {
                 tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "cancelled", "end");
-                self.counters.failed += 1;
+                self.readout.counters.failed += 1;
                 tellings.extend(self.telling(NotifyEvent::Failed, about(Some("cancelled".into()))));
                 Ending::Cancelled
             }
@@ -210,18 +218,18 @@ impl Engine {
 
     /// Records an attempt's end for good; its notices go once the store took it.
     fn end(&mut self, spec: JobSpec, ending: Ending, tellings: Vec<Telling>) {
-        self.outstanding = self.outstanding.saturating_sub(1);
-        if let Some(bar) = &self.progress {
+        self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
+        if let Some(bar) = &self.readout.progress {
             bar.inc(1);
         }
         match spec.claim {
-            Some(claim) => self.outbox.push(
+            Some(claim) => self.node.committer.push(
                 Write::Finish { claim, ending },
                 Then::Ended(Box::new(spec), tellings),
             ),
             None => {
                 for telling in tellings {
-                    telling.send(&self.notifier);
+                    telling.send(&self.node.notifier);
                 }
             }
         }
@@ -237,7 +245,7 @@ impl Engine {
         delay: Duration,
         stopping: bool,
     ) {
-        self.counters.retried += 1;
+        self.readout.counters.retried += 1;
         let at = Instant::now() + delay;
         match spec.claim {
             Some(claim) => {
@@ -248,11 +256,15 @@ impl Engine {
                     Then::Retry(Box::new(spec), at)
                 };
                 if stopping {
-                    self.outstanding = self.outstanding.saturating_sub(1);
+                    self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
                 }
-                self.outbox.push(Write::Finish { claim, ending }, then);
+                self.node
+                    .committer
+                    .push(Write::Finish { claim, ending }, then);
             }
-            None if stopping => self.outstanding = self.outstanding.saturating_sub(1),
+            None if stopping => {
+                self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1)
+            }
             None => self.requeue(spec, at),
         }
     }
@@ -265,7 +277,7 @@ impl Engine {
             claim: None,
             ..spec
         };
-        self.queue.delay(Pending { id, spec }, at);
+        self.dispatch.queue.delay(Pending { id, spec }, at);
     }
 
     /// Acts on the store's answer to a write, once committed.
@@ -280,7 +292,7 @@ impl Engine {
                     superseded,
                 },
             ) => {
-                self.ledger.forget(&spec.rule, &spec.path);
+                self.dispatch.ledger.forget(&spec.rule, &spec.path);
                 self.stop_superseded(&superseded, id, &spec);
                 if id >= 0 {
                     self.adopt(&mut spec, id);
@@ -291,18 +303,18 @@ impl Engine {
                         spec.attempt = claim.attempt;
                         self.hand_over(*spec);
                     }
-                    None if self.stopping || self.leaves_to_workers(&spec.rule) => {
+                    None if self.node.stopping || self.leaves_to_workers(&spec.rule) => {
                         if reserved {
-                            self.queue.release(&spec.rule);
+                            self.dispatch.queue.release(&spec.rule);
                         }
                         // Recorded as queued: the next start, or a worker, runs it.
-                        self.outstanding = self.outstanding.saturating_sub(1);
+                        self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
                     }
                     None => {
                         if reserved {
-                            self.queue.release(&spec.rule);
+                            self.dispatch.queue.release(&spec.rule);
                         }
-                        self.queue.push(Pending {
+                        self.dispatch.queue.push(Pending {
                             id: (id >= 0).then_some(id),
                             spec: *spec,
                         });
@@ -310,7 +322,7 @@ impl Engine {
                 }
             }
             (Then::Enqueued { spec, reserved }, answer) => {
-                self.ledger.forget(&spec.rule, &spec.path);
+                self.dispatch.ledger.forget(&spec.rule, &spec.path);
                 // A duplicate (this version already has a job) or a move the store followed.
                 // A slot taken for it is freed.
                 if let Answer::Moved { from } = answer {
@@ -319,12 +331,12 @@ impl Engine {
                     tracing::debug!(rule = %spec.rule, path = %spec.path.display(), "the store already has this version");
                 }
                 if reserved {
-                    self.queue.release(&spec.rule);
+                    self.dispatch.queue.release(&spec.rule);
                 } else {
-                    self.queue.forget_unqueued(&spec.rule);
+                    self.dispatch.queue.forget_unqueued(&spec.rule);
                 }
-                self.outstanding = self.outstanding.saturating_sub(1);
-                if let Some(bar) = &self.progress {
+                self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
+                if let Some(bar) = &self.readout.progress {
                     bar.inc(1);
                 }
             }
@@ -335,17 +347,17 @@ impl Engine {
             }
             (Then::Claimed(spec), _) => {
                 tracing::info!(job = %spec.id, rule = %spec.rule, "not claimable any more (cancelled, or claimed elsewhere); skipped");
-                self.queue.release(&spec.rule);
+                self.dispatch.queue.release(&spec.rule);
                 if let Ok(id) = spec.id.parse() {
-                    self.known.remove(&id);
+                    self.dispatch.known.remove(&id);
                 }
-                self.outstanding = self.outstanding.saturating_sub(1);
-                if let Some(bar) = &self.progress {
+                self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
+                if let Some(bar) = &self.readout.progress {
                     bar.inc(1);
                 }
             }
             (Then::Started(job), answer) => {
-                super::liveness::on_started(&*self.executor, job, &answer);
+                super::node::liveness::on_started(&*self.node.executor, job, &answer);
             }
             (Then::Retry(spec, at), Answer::Ok) => self.requeue(*spec, at),
             (Then::Retry(spec, _), answer) => {
@@ -355,13 +367,13 @@ impl Engine {
                     "not retried: cancelled by a user, or claimed again elsewhere"
                 );
                 self.forget(&spec);
-                self.outstanding = self.outstanding.saturating_sub(1);
+                self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
             }
             (Then::Ended(spec, tellings), answer) => {
                 if let Answer::Stale { current } = answer {
                     tracing::error!(job = %spec.id, current_token = current, "end not recorded: the job was claimed again meanwhile");
                 }
-                super::notify::tell_after_end(tellings, &answer, &self.notifier);
+                super::node::telling::tell_after_end(tellings, &answer, &self.node.notifier);
                 self.forget(&spec);
             }
         }
@@ -371,15 +383,16 @@ impl Engine {
     /// workers start within one group commit: dozens for a flood of quick copies, none beyond
     /// one per worker for encodes that take minutes.
     fn note_duration(&mut self, duration: Duration) {
-        let typical = match self.typical_attempt {
+        let typical = match self.dispatch.typical_attempt {
             Some(typical) => (typical * 7 + duration) / 8,
             None => duration,
         };
-        self.typical_attempt = Some(typical);
+        self.dispatch.typical_attempt = Some(typical);
         let jobs = self.set.file.jobs;
-        let per_window =
-            super::outbox::COMMIT_WINDOW.as_nanos() * jobs as u128 / typical.as_nanos().max(1);
-        self.queue
+        let per_window = super::node::outbox::COMMIT_WINDOW.as_nanos() * jobs as u128
+            / typical.as_nanos().max(1);
+        self.dispatch
+            .queue
             .set_prefetch(jobs + usize::try_from(per_window).unwrap_or(usize::MAX / 2));
     }
 
@@ -387,46 +400,37 @@ impl Engine {
     /// refuses their publish, so killing them only saves the machine's time.
     fn stop_superseded(&mut self, superseded: &[JobId], by: JobId, spec: &JobSpec) {
         for old in superseded {
-            let running = self.attempts.get(old).map(|(job, _)| *job);
+            let running = self.attempts.running.get(old).map(|(job, _)| *job);
             tracing::info!(job = old, superseded_by = by, rule = %spec.rule, path = %spec.path.display(), running = running.is_some(), "superseded: a newer version of its input arrived");
             if let Some(handle) = running {
-                self.executor.cancel(handle);
+                self.node.executor.cancel(handle);
             }
         }
     }
 
-    /// Stops running attempts whose claim this node lost (see [`Liveness::stop_lost`]).
-    pub(super) fn stop_lost(&mut self) {
-        let Some(store) = self.store.as_deref_mut() else {
-            return;
-        };
-        let running: Vec<_> = self.attempts.values().copied().collect();
-        if let Err(e) = Liveness::stop_lost(store, &*self.executor, &running) {
-            tracing::warn!(error = %e, "cannot ask the store which claims this node still holds");
-        }
-    }
-
-    /// Gives back this node's claims it does not hold (see [`Liveness::release_unheld`]).
-    /// Called with an empty outbox, so every claim this engine still has to end is among the
-    /// jobs it holds.
-    pub(super) fn release_unheld(&mut self) {
-        let Some(store) = self.store.as_deref_mut() else {
-            return;
-        };
-        let held: Vec<JobId> = self
-            .active
-            .keys()
-            .filter_map(|id| id.parse().ok())
-            .chain(self.attempts.keys().copied())
+    /// The claims this engine holds (handed to the executor, or running), each with its
+    /// attempt once started: what the node loop checks for lost claims and hands back.
+    pub(super) fn held_claims(&self) -> Vec<(JobId, Option<(AttemptId, Claim)>)> {
+        let mut held: Vec<_> = self
+            .attempts
+            .running
+            .iter()
+            .map(|(id, run)| (*id, Some(*run)))
             .collect();
-        if let Err(e) = Liveness::release_unheld(store, &held) {
-            tracing::warn!(error = %e, "cannot give back the claims this node does not hold");
-        }
+        held.extend(
+            self.readout
+                .active
+                .keys()
+                .filter_map(|id| id.parse::<JobId>().ok())
+                .filter(|id| !self.attempts.running.contains_key(id))
+                .map(|id| (id, None)),
+        );
+        held
     }
 
     fn forget(&mut self, spec: &JobSpec) {
         if let Some(claim) = spec.claim {
-            self.known.remove(&claim.id);
+            self.dispatch.known.remove(&claim.id);
         }
     }
 
@@ -441,7 +445,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::outbox::push_progress;
+    use crate::engine::node::outbox::push_progress;
     use crate::store::queue::Claim;
 
     fn block(frame: u64, ended: bool) -> StepProgress {

@@ -15,7 +15,7 @@ use crate::rules::EventKind;
 use crate::store::queue::{RootedPath, Write};
 
 use super::Engine;
-use super::outbox::Then;
+use super::node::outbox::Then;
 
 impl Engine {
     /// A frame for a sequence rule: gather it with its sequence.
@@ -108,24 +108,26 @@ impl Engine {
             };
             match gathering.purpose {
                 Purpose::Baseline => {
-                    if self.store.is_none() {
-                        self.ledger.record(&key.rule, &identity, version);
+                    if self.node.store.is_none() {
+                        self.dispatch.ledger.record(&key.rule, &identity, version);
                     }
-                    if self.store.is_some() {
+                    if self.node.store.is_some() {
                         let files = vec![(rooted.clone(), version)];
-                        self.outbox.push(Write::Baseline { files }, Then::Nothing);
+                        self.node
+                            .committer
+                            .push(Write::Baseline { files }, Then::Nothing);
                     }
                     continue;
                 }
                 Purpose::CatchUp => {
-                    let wanted = self.store.as_mut().is_some_and(|store| {
+                    let wanted = self.node.store.as_mut().is_some_and(|store| {
                         store
                             .wants_catch_up(&key.rule, &rooted, version)
                             .unwrap_or(true)
                     });
                     if !wanted {
-                        if self.store.is_none() {
-                            self.ledger.record(&key.rule, &identity, version);
+                        if self.node.store.is_none() {
+                            self.dispatch.ledger.record(&key.rule, &identity, version);
                         }
                         continue;
                     }

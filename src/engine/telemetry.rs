@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
+
+use indicatif::ProgressBar;
 
 use serde::Serialize;
 
@@ -210,13 +213,45 @@ impl TelemetryHandle {
     }
 }
 
-impl Engine {
-    /// A handle readers keep; it always shows the latest snapshot.
-    pub fn telemetry(&self) -> TelemetryHandle {
-        self.telemetry.clone()
+/// What the engine shows of itself, and owns for it: counts, the jobs in hand, timings, its
+/// published snapshot, and `--once`'s progress bar.
+pub struct Readout {
+    pub(super) counters: Counters,
+    /// Jobs in the executor's hands, for the snapshot.
+    pub(super) active: BTreeMap<String, ActiveJob>,
+    /// Where the snapshot is published; the caller keeps a clone to read it.
+    pub(super) handle: TelemetryHandle,
+    /// Histograms of attempt, commit and poll-pass durations.
+    pub(super) timings: Timings,
+    /// When a busy engine next publishes its snapshot.
+    pub(super) next_publish: Instant,
+    /// Whether the snapshot lags behind (a publish was skipped): due at `next_publish`.
+    pub(super) stale: bool,
+    pub(super) started_at_ms: i64,
+    /// `--once`'s progress bar.
+    pub(super) progress: Option<ProgressBar>,
+    /// Whether work was pending at the last check, to log the moment the queue drains.
+    pub(super) busy: bool,
+}
+
+impl Readout {
+    /// Nothing counted yet; snapshots go to `handle`.
+    pub fn new(handle: TelemetryHandle, progress: Option<ProgressBar>) -> Readout {
+        Readout {
+            counters: Counters::default(),
+            active: BTreeMap::new(),
+            handle,
+            timings: Timings::new(),
+            next_publish: Instant::now(),
+            stale: false,
+            started_at_ms: now_ms(),
+            progress,
+            busy: false,
+        }
     }
 
-    pub(super) fn telemetry_ready(&mut self, spec: &JobSpec) {
+    /// A job was handed to the executor.
+    pub(super) fn ready(&mut self, spec: &JobSpec) {
         self.active.insert(
             spec.id.clone(),
             ActiveJob {
@@ -231,47 +266,52 @@ impl Engine {
         );
     }
 
-    pub(super) fn telemetry_progress(&mut self, id: &str, step: StepProgress) {
+    /// How far a job's ffmpeg step got.
+    pub(super) fn progress(&mut self, id: &str, step: StepProgress) {
         if let Some(job) = self.active.get_mut(id) {
             job.progress = Some(Progress {
                 frame: step.frame,
                 total_frames: step.total_frames,
                 fps_milli: step.fps_milli,
             });
-            self.telemetry_stale = true;
+            self.stale = true;
         }
     }
 
-    pub(super) fn telemetry_started(&mut self, id: &str) {
+    /// A job's first step started.
+    pub(super) fn started(&mut self, id: &str) {
         if let Some(job) = self.active.get_mut(id) {
             job.started_at_ms.get_or_insert_with(now_ms);
         }
     }
 
-    pub(super) fn telemetry_finished(&mut self, id: &str) {
+    /// A job left the executor's hands.
+    pub(super) fn finished(&mut self, id: &str) {
         self.active.remove(id);
     }
+}
 
+impl Engine {
     /// Publishes the current state for readers, unless a busy engine did so very recently.
-    pub(super) fn publish_telemetry(&mut self, now: std::time::Instant, idle: bool) {
-        if !idle && now < self.next_telemetry {
+    pub(super) fn publish_telemetry(&mut self, now: Instant, idle: bool) {
+        if !idle && now < self.readout.next_publish {
             // Published at the deadline even if nothing else wakes the engine before it (the
             // last progress of a job before a quiet spell).
-            self.telemetry_stale = true;
+            self.readout.stale = true;
             return;
         }
-        self.telemetry_stale = false;
-        self.next_telemetry = now + PUBLISH_EVERY;
-        self.telemetry.publish(Telemetry {
-            node: self.node.clone(),
-            started_at_ms: self.started_at_ms,
-            counters: self.counters,
-            queued: self.queue.len(),
-            retry_waiting: self.queue.delayed_len(),
+        self.readout.stale = false;
+        self.readout.next_publish = now + PUBLISH_EVERY;
+        self.readout.handle.publish(Telemetry {
+            node: self.node.name.clone(),
+            started_at_ms: self.readout.started_at_ms,
+            counters: self.readout.counters,
+            queued: self.dispatch.queue.len(),
+            retry_waiting: self.dispatch.queue.delayed_len(),
             files_waiting: self.intake.len(),
             sequences_gathering: self.sequences.len(),
-            active: self.active.clone(),
-            timings: self.timings.clone(),
+            active: self.readout.active.clone(),
+            timings: self.readout.timings.clone(),
         });
     }
 }

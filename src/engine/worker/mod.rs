@@ -18,21 +18,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, after, bounded, select, tick, unbounded};
+use crossbeam_channel::{Receiver, bounded, never, unbounded};
 
 use crate::deliver::DeliverError;
 use crate::error::Error;
 use crate::exec::executor::{AttemptId, Executor, Finished, Report};
 use crate::exec::local::QueueFactory;
-use crate::exec::notifier::Notifier;
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::{Failure, JobSpec, Outcome};
 use crate::rules::{NotifyEvent, NotifyTarget};
-use crate::store::queue::{Claim, Ending, JobQueue, Write};
+use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
 use crate::store::{JobId, StoreError};
 
-use super::liveness::{LOST_CHECK, Liveness};
-use super::outbox::{Outbox, Then};
+use super::node::liveness::Liveness;
+use super::node::outbox::Then;
+use super::node::{Node, Role};
 use plan::{PathMap, Retries};
 
 /// Most time between two heartbeats (and looks for other nodes' expired leases); a short
@@ -42,7 +42,7 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Longest it waits between two looks for work when no sign of new work arrives.
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
-/// Longest wait between two attempts to reach a store that went away.
+/// Longest wait between two attempts to reach a store that is not there yet at start.
 const MAX_RECONNECT: Duration = Duration::from_secs(10);
 
 /// How many times a node declines one job before it fails it.
@@ -50,9 +50,6 @@ const MAX_DECLINES: u32 = 6;
 
 /// How often a worker claims from every root, to learn roots it has not seen in a plan yet.
 const ROOT_DISCOVERY: Duration = Duration::from_secs(30);
-
-/// At exit, how long notifications still waiting may take to be delivered.
-const NOTIFY_GRACE: Duration = Duration::from_secs(2);
 
 /// How a worker is run.
 #[derive(Clone)]
@@ -89,28 +86,22 @@ struct Held {
     progress_written: Option<(Instant, u64)>,
 }
 
+/// The worker's role in the node loop: claims from the store, ends recorded there.
 struct Worker {
     options: WorkerOptions,
-    store: Option<Box<dyn JobQueue>>,
-    executor: Box<dyn Executor>,
+    /// The executor, the store (reopened when it went away), the committer, liveness and the
+    /// notifier: what a worker shares with watchers.
+    node: Node,
     /// Claims this node holds.
     held: HashMap<JobId, Held>,
-    /// Writes waiting for the store, each with what to do once it answered.
-    outbox: Outbox,
-    /// When a heartbeat last reached the store: past the lease, this node's claims are the
-    /// others' to take, so it stops what it runs.
-    liveness: Liveness,
     /// How often this node declined each job (it fails a job it keeps declining).
     declined: HashMap<JobId, u32>,
     /// The watchers' roots seen in plans, and whether this node can map each.
     roots: HashMap<String, bool>,
     /// When a claim last looked at every root (to learn roots it has not seen yet).
     next_unfiltered: Instant,
-    reconnect_at: Instant,
-    reconnect_wait: Duration,
-    stopping: bool,
-    /// Delivers the `notify:` notifications of the jobs this node runs.
-    notifier: Notifier,
+    /// When to look for work again though no sign of it came.
+    next_look: Instant,
 }
 
 /// Runs `shotrouter worker` until SIGINT/SIGTERM.
@@ -135,30 +126,27 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         done_tx,
     ));
     let abandoned = store.recover().map_err(Error::failed)?;
-    super::reattach::reattach_abandoned(&*executor, &abandoned, "this worker's previous end");
+    super::node::reattach::reattach_abandoned(&*executor, &abandoned, "this worker's previous end");
     let wake = waker(options.store.clone());
     tracing::info!(node = %options.node, jobs = options.jobs, tags = %options.tags.join(","), "worker started");
-    let liveness = Liveness::new(options.lease);
-    let mut worker = Worker {
-        options,
-        store: Some(store),
+    let node = Node::new(
+        options.node.clone(),
         executor,
+        Some(store),
+        Liveness::new(options.lease, HEARTBEAT),
+        options.grace,
+    )
+    .reconnecting(options.store.clone());
+    let worker = Worker {
+        options,
+        node,
         held: HashMap::new(),
-        outbox: Outbox::default(),
-        liveness,
         declined: HashMap::new(),
         roots: HashMap::new(),
         next_unfiltered: Instant::now(),
-        reconnect_at: Instant::now(),
-        reconnect_wait: Duration::from_millis(500),
-        stopping: false,
-        notifier: Notifier::default(),
+        next_look: Instant::now(),
     };
-    worker.run_loop(&done_rx, &signals, &wake);
-    worker.executor.shutdown();
-    worker.notifier.finish(NOTIFY_GRACE);
-    tracing::info!("worker stopped");
-    Ok(ExitCode::SUCCESS)
+    super::node::run(worker, &never::<()>(), &wake, &done_rx, &signals, IDLE_POLL)
 }
 
 /// The store at start: a store that is not there yet (its watcher has not created it, the
@@ -215,88 +203,104 @@ fn waker(open: QueueFactory) -> Receiver<()> {
     rx
 }
 
+impl Role for Worker {
+    type Event = ();
+
+    fn node(&mut self) -> &mut Node {
+        &mut self.node
+    }
+
+    fn node_ref(&self) -> &Node {
+        &self.node
+    }
+
+    fn on_event(&mut self, _event: ()) {}
+
+    /// The store says work may be waiting: the turn's fill looks.
+    fn on_nudge(&mut self) -> Result<(), Error> {
+        self.next_look = Instant::now();
+        Ok(())
+    }
+
+    fn on_report(&mut self, report: Report) {
+        Worker::on_report(self, report);
+    }
+
+    fn on_answer(&mut self, then: Then, answer: Answer) {
+        match then {
+            Then::Started(job) => {
+                super::node::liveness::on_started(&*self.node.executor, job, &answer);
+            }
+            Then::Ended(_, tellings) => {
+                super::node::telling::tell_after_end(tellings, &answer, &self.node.notifier);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_tick(&mut self, _now: Instant, _quiet: bool) {}
+
+    fn fill(&mut self, now: Instant) {
+        Worker::fill(self, now);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        Some(self.next_look)
+    }
+
+    fn held(&self) -> Vec<(JobId, Option<(AttemptId, Claim)>)> {
+        self.held
+            .iter()
+            .map(|(id, h)| (*id, h.job.map(|job| (job, h.claim))))
+            .collect()
+    }
+
+    /// Ends are committed at once while a slot is free: the next claim waits for them (the
+    /// rule's cluster-wide `concurrency` counts them until then).
+    fn wants_commit(&self) -> bool {
+        self.held.len() < self.options.jobs
+    }
+
+    fn begin_stop(&mut self) {}
+
+    /// A worker's stop is often for good (a drain before maintenance, a machine leaving the
+    /// farm): its farm tasks are cancelled with its local attempts, and their jobs queued again
+    /// for another node at once, rather than wait out its lease.
+    fn leaves_farm_tasks(&self) -> bool {
+        false
+    }
+
+    fn after_turn(&mut self, _now: Instant, _quiet: bool) {}
+
+    fn finish(&mut self, _stopped: bool) -> ExitCode {
+        tracing::info!("worker stopped");
+        ExitCode::SUCCESS
+    }
+
+    fn into_node(self) -> Node {
+        self.node
+    }
+}
+
 impl Worker {
-    fn run_loop(&mut self, done: &Receiver<Report>, signals: &Receiver<i32>, wake: &Receiver<()>) {
-        let beat = tick(self.liveness.beat_every(HEARTBEAT));
-        let lost = tick(LOST_CHECK);
-        let idle = tick(IDLE_POLL);
-        let mut stop_deadline: Option<Instant> = None;
-        self.fill();
-        loop {
-            let grace_over = stop_deadline.map_or(crossbeam_channel::never(), |at| {
-                after(at.saturating_duration_since(Instant::now()))
-            });
-            select! {
-                recv(done) -> report => if let Ok(report) = report { self.on_report(report) },
-                recv(signals) -> _ => {
-                    if self.stopping {
-                        break;
-                    }
-                    tracing::info!(running = self.held.len(), grace_ms = self.options.grace.as_millis() as u64, "stopping: no new claims; running jobs get their grace");
-                    self.stopping = true;
-                    stop_deadline = Some(Instant::now() + self.options.grace);
-                }
-                recv(grace_over) -> _ => {
-                    self.executor.cancel_running(Duration::from_millis(400));
-                    stop_deadline = Some(Instant::now() + Duration::from_secs(3600));
-                }
-                recv(wake) -> _ => {}
-                recv(beat) -> _ => self.heartbeat(),
-                recv(lost) -> _ => self.stop_lost(),
-                recv(idle) -> _ => {}
-            }
-            while let Ok(report) = done.try_recv() {
-                self.on_report(report);
-            }
-            self.flush();
-            if self.stopping && self.held.is_empty() && self.executor.running() == 0 {
-                break;
-            }
-            self.fill();
-        }
-        self.flush();
-    }
-
-    /// The store, reconnecting (with backoff) when it went away.
-    fn store(&mut self) -> Option<&mut Box<dyn JobQueue>> {
-        if self.store.is_none() && Instant::now() >= self.reconnect_at {
-            match (self.options.store)() {
-                Ok(store) => {
-                    tracing::info!("store reachable again");
-                    self.store = Some(store);
-                    self.reconnect_wait = Duration::from_millis(500);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = self.reconnect_wait.as_millis() as u64, "store unreachable; running jobs continue, their ends wait");
-                    self.reconnect_at = Instant::now() + self.reconnect_wait;
-                    self.reconnect_wait = (self.reconnect_wait * 2).min(MAX_RECONNECT);
-                }
-            }
-        }
-        self.store.as_mut()
-    }
-
-    fn lose_store(&mut self, error: &dyn std::fmt::Display) {
-        tracing::warn!(error = %error, "store call failed; reconnecting");
-        self.store = None;
-        self.reconnect_at = Instant::now() + self.reconnect_wait;
-    }
-
     /// Claims as many jobs as there are free slots, and hands them to the executor.
-    fn fill(&mut self) {
-        if self.stopping || !self.outbox.is_empty() {
+    fn fill(&mut self, now: Instant) {
+        if self.node.stopping || !self.node.committer.is_empty() {
             return;
         }
         let free = self.options.jobs.saturating_sub(self.held.len());
         if free == 0 {
             return;
         }
+        self.next_look = now + IDLE_POLL;
         let tags = self.options.tags.clone();
         let roots = self.claimable_roots();
-        let Some(store) = self.store() else { return };
+        let Some(store) = self.node.store() else {
+            return;
+        };
         let claimed = match store.claim_next(&tags, &roots, free) {
             Ok(claimed) => claimed,
-            Err(e) => return self.lose_store(&e),
+            Err(e) => return self.node.lose_store(&e),
         };
         for job in claimed {
             self.learn_roots(&job.plan);
@@ -310,7 +314,7 @@ impl Worker {
                             claim: job.claim,
                             steps,
                         };
-                        self.outbox.push(ran, Then::Nothing);
+                        self.node.committer.push(ran, Then::Nothing);
                     }
                     self.held.insert(
                         job.claim.id,
@@ -323,7 +327,7 @@ impl Worker {
                             progress_written: None,
                         },
                     );
-                    self.executor.submit(spec);
+                    self.node.executor.submit(spec);
                 }
                 Err(reason) => self.decline(job.claim, &job.rule, reason),
             }
@@ -349,7 +353,8 @@ impl Worker {
             tracing::warn!(job = claim.id, rule, %reason, "declined: left to another node");
             Ending::Declined { reason }
         };
-        self.outbox
+        self.node
+            .committer
             .push(Write::Finish { claim, ending }, Then::Nothing);
     }
 
@@ -396,7 +401,7 @@ impl Worker {
                     held.job = Some(job);
                     held.started_at_ms.get_or_insert_with(crate::store::now_ms);
                 }
-                self.outbox.push(
+                self.node.committer.push(
                     Write::Started {
                         claim,
                         run,
@@ -438,84 +443,22 @@ impl Worker {
             Outcome::Failed(failure) => {
                 let reason = failure.to_string();
                 tracing::warn!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = %reason, duration_ms = ms, attempt = spec.attempt, log = %spec.log_path.display(), "end");
-                let ending = retry_or_fail(&spec, retries, reason, self.stopping);
+                let ending = retry_or_fail(&spec, retries, reason, self.node.stopping);
                 if let Ending::Failed { reason } = &ending {
                     tell(NotifyEvent::Failed, Some(reason.clone()));
                 }
                 ending
             }
-            Outcome::Cancelled if self.stopping => Ending::Interrupted,
+            Outcome::Cancelled if self.node.stopping => Ending::Interrupted,
             Outcome::Cancelled => {
                 tell(NotifyEvent::Failed, Some("cancelled".into()));
                 Ending::Cancelled
             }
         };
-        self.outbox.push(
+        self.node.committer.push(
             Write::Finish { claim, ending },
             Then::Ended(Box::new(spec), tellings),
         );
-    }
-
-    /// Commits what waits; on failure keeps it for the next try (the store may be down).
-    fn flush(&mut self) {
-        if self.outbox.is_empty() || self.store().is_none() {
-            return;
-        }
-        let (writes, plan) = self.outbox.take();
-        let Some(store) = self.store.as_deref_mut() else {
-            return self.outbox.restore(writes, plan);
-        };
-        let answers = match store.commit(&writes) {
-            Ok(answers) => answers,
-            Err(e) => {
-                self.outbox.restore(writes, plan);
-                return self.lose_store(&e);
-            }
-        };
-        for (then, answer) in super::outbox::answered(plan, answers) {
-            match then {
-                Then::Started(job) => {
-                    super::liveness::on_started(&*self.executor, job, &answer);
-                }
-                Then::Ended(_, tellings) => {
-                    super::notify::tell_after_end(tellings, &answer, &self.notifier);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn heartbeat(&mut self) {
-        let held: Vec<JobId> = self.held.keys().copied().collect();
-        if self.store().is_some()
-            && let Some(store) = self.store.as_deref_mut()
-        {
-            let beat = self
-                .liveness
-                .beat(store, None)
-                .and_then(|()| Liveness::release_unheld(store, &held));
-            if let Err(e) = beat {
-                self.lose_store(&e);
-            }
-        }
-        self.liveness.fence(&*self.executor);
-    }
-
-    /// Stops attempts whose claim this node no longer holds.
-    fn stop_lost(&mut self) {
-        let running: Vec<(AttemptId, Claim)> = self
-            .held
-            .values()
-            .filter_map(|h| h.job.map(|job| (job, h.claim)))
-            .collect();
-        if running.is_empty() || self.store().is_none() {
-            return;
-        }
-        if let Some(store) = self.store.as_deref_mut()
-            && let Err(e) = Liveness::stop_lost(store, &*self.executor, &running)
-        {
-            self.lose_store(&e);
-        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::store::JobProgress;
 use crate::store::queue::Write;
 
 use super::{Held, Worker};
-use crate::engine::notify::Telling;
+use crate::engine::node::telling::Telling;
 use crate::engine::outcomes::progress_due;
 
 impl Worker {
@@ -40,7 +40,7 @@ impl Worker {
             claim: held.claim,
             progress,
         };
-        self.outbox.push_progress(write);
+        self.node.committer.push_progress(write);
     }
 
     /// What the targets of a held job's rule that want `event` are to be told (its attempt ran
@@ -65,7 +65,7 @@ impl Worker {
         let mut notice = Notice::new(event, &spec.id, &spec.rule, &spec.path);
         notice.attempt = spec.attempt;
         notice.reason = reason;
-        notice.node = self.options.node.clone();
+        notice.node = self.node.name.clone();
         notice.at_ms = crate::store::now_ms();
         notice.started_at_ms = held.started_at_ms;
         notice.duration_ms = Some(duration.as_millis() as u64);

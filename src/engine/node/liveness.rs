@@ -12,7 +12,7 @@ use crate::store::{JobId, StoreError};
 
 /// How often a node asks which of its running claims it lost (cancelled elsewhere,
 /// superseded, taken over): the longest a lost attempt keeps running.
-pub(super) const LOST_CHECK: Duration = Duration::from_secs(1);
+pub(crate) const LOST_CHECK: Duration = Duration::from_secs(1);
 
 /// How long the attempts of a node that cannot heartbeat may go on: twice its lease. While the
 /// database itself is down (a restart) nobody takes anything, and after it comes back every node
@@ -20,10 +20,12 @@ pub(super) const LOST_CHECK: Duration = Duration::from_secs(1);
 const FENCE_AFTER_LEASES: u32 = 2;
 
 /// A node's lease in the store, when its last heartbeat reached it, and when its next beat,
-/// lost-claim check and hand-back are due (for a loop that polls; the worker's loop ticks).
+/// lost-claim check and hand-back are due .
 #[derive(Debug)]
-pub(super) struct Liveness {
+pub struct Liveness {
     lease: Duration,
+    /// How often to heartbeat: a third of the lease, within `[100 ms, the role's cap]`.
+    every: Duration,
     last_beat: Instant,
     next_beat: Instant,
     next_lost_check: Instant,
@@ -33,12 +35,13 @@ pub(super) struct Liveness {
 }
 
 impl Liveness {
-    /// A node whose claims outlive its last heartbeat by `lease`; its first beat and check are
-    /// due at once.
-    pub(super) fn new(lease: Duration) -> Liveness {
+    /// A node whose claims outlive its last heartbeat by `lease`, beating a third as often, at
+    /// least every `cap`; its first beat and check are due at once.
+    pub(crate) fn new(lease: Duration, cap: Duration) -> Liveness {
         let now = Instant::now();
         Liveness {
             lease,
+            every: (lease / 3).clamp(Duration::from_millis(100), cap),
             last_beat: now,
             next_beat: now,
             next_lost_check: now,
@@ -47,28 +50,33 @@ impl Liveness {
     }
 
     /// When the next beat is due.
-    pub(super) fn next_beat(&self) -> Instant {
+    pub(crate) fn next_beat(&self) -> Instant {
         self.next_beat
     }
 
     /// Makes the next beat due now (the node has news for `status`, such as its health).
-    pub(super) fn beat_soon(&mut self) {
+    pub(crate) fn beat_soon(&mut self) {
         self.next_beat = Instant::now();
     }
 
-    /// Whether a beat is due at `now`; if so, the one after is due `every` later, and a
-    /// hand-back of unheld claims is due too.
-    pub(super) fn beat_due(&mut self, now: Instant, every: Duration) -> bool {
+    /// When the next lost-claim check is due.
+    pub(crate) fn next_lost_check(&self) -> Instant {
+        self.next_lost_check
+    }
+
+    /// Whether a beat is due at `now`; if so, the next one is scheduled, and a hand-back of
+    /// unheld claims is due too.
+    pub(crate) fn beat_due(&mut self, now: Instant) -> bool {
         if now < self.next_beat {
             return false;
         }
-        self.next_beat = now + every;
+        self.next_beat = now + self.every;
         self.release_due = true;
         true
     }
 
     /// Whether a lost-claim check is due at `now`; if so, the next is [`LOST_CHECK`] later.
-    pub(super) fn lost_check_due(&mut self, now: Instant) -> bool {
+    pub(crate) fn lost_check_due(&mut self, now: Instant) -> bool {
         if now < self.next_lost_check {
             return false;
         }
@@ -78,7 +86,7 @@ impl Liveness {
 
     /// Whether the hand-back of unheld claims is due, given that no claim of this node waits
     /// to be committed (`idle_outbox`); answering yes clears it.
-    pub(super) fn take_release_due(&mut self, idle_outbox: bool) -> bool {
+    pub(crate) fn take_release_due(&mut self, idle_outbox: bool) -> bool {
         let due = self.release_due && idle_outbox;
         if due {
             self.release_due = false;
@@ -86,17 +94,12 @@ impl Liveness {
         due
     }
 
-    /// How often to heartbeat: a third of the lease, within `[100 ms, cap]`.
-    pub(super) fn beat_every(&self, cap: Duration) -> Duration {
-        (self.lease / 3).clamp(Duration::from_millis(100), cap)
-    }
-
     /// Records that this node is alive (and how well it covers its tree), and queues again
     /// the claims of nodes whose lease lapsed. Logs each job queued again.
     ///
     /// # Errors
     /// The store's; the beat did not count.
-    pub(super) fn beat(
+    pub(crate) fn beat(
         &mut self,
         store: &mut dyn JobQueue,
         health: Option<&str>,
@@ -116,7 +119,7 @@ impl Liveness {
     ///
     /// # Errors
     /// The store's.
-    pub(super) fn release_unheld(
+    pub(crate) fn release_unheld(
         store: &mut dyn JobQueue,
         held: &[JobId],
     ) -> Result<(), StoreError> {
@@ -135,7 +138,7 @@ impl Liveness {
     ///
     /// # Errors
     /// The store's; nothing was stopped.
-    pub(super) fn stop_lost(
+    pub(crate) fn stop_lost(
         store: &mut dyn JobQueue,
         executor: &dyn Executor,
         running: &[(AttemptId, Claim)],
@@ -159,7 +162,7 @@ impl Liveness {
     /// A node that could not heartbeat for twice its lease has lost its claims to the others
     /// if they can reach the store (a network partition), and they may run the same jobs now:
     /// it stops its attempts rather than run them twice.
-    pub(super) fn fence(&self, executor: &dyn Executor) {
+    pub(crate) fn fence(&self, executor: &dyn Executor) {
         if self.last_beat.elapsed() <= self.lease * FENCE_AFTER_LEASES || executor.running() == 0 {
             return;
         }
@@ -174,7 +177,7 @@ impl Liveness {
 
 /// Acts on the store's answer to an attempt's start: an attempt whose job a user cancelled
 /// meanwhile, or whose claim was taken over, is stopped.
-pub(super) fn on_started(executor: &dyn Executor, attempt: AttemptId, answer: &Answer) {
+pub(crate) fn on_started(executor: &dyn Executor, attempt: AttemptId, answer: &Answer) {
     match answer {
         Answer::Cancelled => {
             tracing::info!(

@@ -8,7 +8,7 @@ use crate::store::queue::Abandoned;
 
 /// Hands each abandoned claim's run back to `executor`, then sweeps the temps of those it does
 /// not follow. `previous` names the life that ended, for the log ("the previous daemon's end").
-pub(super) fn reattach_abandoned(executor: &dyn Executor, abandoned: &[Abandoned], previous: &str) {
+pub(crate) fn reattach_abandoned(executor: &dyn Executor, abandoned: &[Abandoned], previous: &str) {
     let mut sweep = Vec::new();
     for job in abandoned {
         let reattached = job.run.as_ref().map(|run| (run, executor.reattach(job)));

@@ -32,7 +32,7 @@ pub enum Then {
     Retry(Box<JobSpec>, Instant),
     /// An attempt ended for good, and what its `notify:` targets are told once the store took
     /// the end.
-    Ended(Box<JobSpec>, Vec<super::notify::Telling>),
+    Ended(Box<JobSpec>, Vec<super::telling::Telling>),
 }
 
 /// Longest a write waits for others to share its commit. A crash loses at most this much of
@@ -62,7 +62,7 @@ pub struct Outbox {
 
 /// Puts a progress write among those waiting for the store, in place of one of the same claim
 /// when one waits: while the store is away, a job keeps one progress write, not one a block.
-pub(super) fn push_progress<'a>(
+pub(crate) fn push_progress<'a>(
     waiting: impl IntoIterator<Item = &'a mut Write>,
     write: Write,
 ) -> Option<Write> {
