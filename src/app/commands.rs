@@ -200,7 +200,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             let metrics = args.metrics_file.clone().map(|path| {
                 super::metrics_file::start(path, args.metrics_every, &location, &telemetry)
             });
-            let code = engine::run(engine::Options {
+            let code = engine::lifecycle::run(engine::Options {
                 location,
                 rules_path: args.rules,
                 once: args.once,

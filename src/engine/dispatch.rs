@@ -4,7 +4,7 @@
 //! A job is claimed in the store before it is handed to the executor, and only while the fair
 //! queue has a slot free. Retries wait in the queue, not in the executor.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -17,51 +17,9 @@ use crate::store::JobId;
 use crate::store::queue::{NewJob, QueuedJob, Write};
 
 use super::Engine;
-use super::fair_queue::{FairQueue, Pending};
-use super::ledger::Ledger;
-use super::mounts::MountCache;
+use super::fair_queue::Pending;
 use super::node::outbox::Then;
 use super::stored_plan::StoredPlan;
-
-/// Dispatch's own state: the fair queue, the jobs planned and held, how far ahead to claim,
-/// and where the look for work queued by others stands.
-pub struct Dispatch {
-    pub(super) queue: FairQueue,
-    /// Names this process's jobs before the store gives them an id (`<pid>-<n>`).
-    pub(super) run_tag: String,
-    pub(super) next_job: u64,
-    /// Jobs planned whose last attempt has not finished.
-    pub(super) outstanding: usize,
-    /// Store jobs this engine holds (waiting, claimed or running): not resumed twice.
-    pub(super) known: HashSet<JobId>,
-    /// How long attempts take, on average lately: how far ahead to claim.
-    pub(super) typical_attempt: Option<Duration>,
-    /// Where the poll for jobs queued by someone else stands, and when it is next due.
-    pub(super) cursor: i64,
-    pub(super) next_poll: Instant,
-    /// The file versions already dispatched per rule.
-    pub(super) ledger: Ledger,
-    /// The mounts of the roots and output folders, recorded in each job's stored plan.
-    pub(super) mounts: MountCache,
-}
-
-impl Dispatch {
-    /// Nothing planned yet; the first look in the store is due at `next_poll`.
-    pub fn new(queue: FairQueue, next_poll: Instant) -> Dispatch {
-        Dispatch {
-            queue,
-            run_tag: std::process::id().to_string(),
-            next_job: 0,
-            outstanding: 0,
-            known: HashSet::new(),
-            typical_attempt: None,
-            cursor: 0,
-            next_poll,
-            ledger: Ledger::default(),
-            mounts: MountCache::default(),
-        }
-    }
-}
 
 impl Engine {
     pub(super) fn dispatch(
@@ -96,7 +54,7 @@ impl Engine {
         };
         let abs = set.file.watch[root].path.join(&identity_rel);
         if let Some(version) = version
-            && !self.dispatch.ledger.record(&rule.name, &abs, version)
+            && !self.planned.ledger.record(&rule.name, &abs, version)
         {
             tracing::debug!(rule = %rule.name, path = %abs.display(), "this version was already dispatched");
             return;
@@ -109,7 +67,7 @@ impl Engine {
             }
         };
         spec.path = abs;
-        self.dispatch.outstanding += 1;
+        self.planned.outstanding += 1;
         self.readout.counters.planned += 1;
         if let Some(bar) = &self.readout.progress {
             bar.inc_length(1);
@@ -117,11 +75,11 @@ impl Engine {
         match (self.node.store.is_some(), version) {
             (true, Some(version)) => {
                 let to_workers = self.leaves_to_workers(&rule.name);
-                let claim = !to_workers && self.dispatch.queue.has_slot_now(&rule.name);
+                let claim = !to_workers && self.planned.queue.has_slot_now(&rule.name);
                 if claim {
-                    self.dispatch.queue.reserve(&rule.name);
+                    self.planned.queue.reserve(&rule.name);
                 } else if !to_workers {
-                    self.dispatch.queue.note_unqueued(&rule.name);
+                    self.planned.queue.note_unqueued(&rule.name);
                 }
                 let plan = self.stored_plan(&spec);
                 let job = NewJob {
@@ -157,7 +115,7 @@ impl Engine {
                 );
             }
             // Deletions and runs without a store are not recorded.
-            _ => self.dispatch.queue.push(Pending { id: None, spec }),
+            _ => self.planned.queue.push(Pending { id: None, spec }),
         }
     }
 
@@ -223,8 +181,8 @@ impl Engine {
         let set = self.set.clone();
         let rule = &set.file.rules[index];
         let root_path = &set.file.watch[root].path;
-        self.dispatch.next_job += 1;
-        let id = format!("{}-{}", self.dispatch.run_tag, self.dispatch.next_job);
+        self.planned.next_job += 1;
+        let id = format!("{}-{}", self.planned.run_tag, self.planned.next_job);
         // A farm task reads the view from the spool every farm node mounts, not this node's state.
         let views = match &rule.slurm {
             Some(request) => request.spool.join("views"),
@@ -272,7 +230,7 @@ impl Engine {
             spec.plan.clone(),
             roots,
             self.set.file.outputs.clone(),
-            &self.dispatch.mounts.get(&folders),
+            &self.planned.mounts.get(&folders),
         )
         .to_text()
     }
@@ -299,7 +257,7 @@ impl Engine {
     pub(super) fn adopt(&mut self, spec: &mut JobSpec, id: JobId) {
         spec.id = id.to_string();
         spec.log_path = self.log_path(&spec.rule, &spec.id);
-        self.dispatch.known.insert(id);
+        self.planned.known.insert(id);
     }
 
     /// Takes slots for waiting jobs: recorded ones are claimed first (handed over once the
@@ -308,7 +266,7 @@ impl Engine {
         if self.node.stopping {
             return;
         }
-        while let Some(Pending { id, spec }) = self.dispatch.queue.pick(now) {
+        while let Some(Pending { id, spec }) = self.planned.queue.pick(now) {
             match (id, self.node.store.is_some()) {
                 (Some(id), true) => self
                     .node
@@ -323,7 +281,7 @@ impl Engine {
     /// job is queued for the next start).
     pub(super) fn hand_over(&mut self, spec: JobSpec) {
         if self.node.stopping {
-            self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
+            self.planned.outstanding = self.planned.outstanding.saturating_sub(1);
             if let Some(claim) = spec.claim {
                 self.node.committer.push(
                     Write::Finish {
@@ -353,8 +311,8 @@ impl Engine {
             }
         };
         for job in queued {
-            self.dispatch.cursor = self.dispatch.cursor.max(job.cursor);
-            if !self.dispatch.known.contains(&job.id) && !self.leaves_to_workers(&job.rule) {
+            self.planned.cursor = self.planned.cursor.max(job.cursor);
+            if !self.planned.known.contains(&job.id) && !self.leaves_to_workers(&job.rule) {
                 self.resume(job);
             }
         }
@@ -420,7 +378,7 @@ impl Engine {
         self.adopt(&mut spec, job.id);
         spec.attempt = job.attempts + 1;
         tracing::info!(job = job.id, rule = %job.rule, path = %spec.path.display(), "resuming queued job");
-        self.dispatch.outstanding += 1;
+        self.planned.outstanding += 1;
         if let Some(bar) = &self.readout.progress {
             bar.inc_length(1);
         }
@@ -430,9 +388,9 @@ impl Engine {
             spec,
         };
         if wait > Duration::ZERO {
-            self.dispatch.queue.delay(pending, Instant::now() + wait);
+            self.planned.queue.delay(pending, Instant::now() + wait);
         } else {
-            self.dispatch.queue.push(pending);
+            self.planned.queue.push(pending);
         }
     }
 }

@@ -12,15 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::engine::sequencer::Purpose;
-use crate::engine::settle::Debouncer;
 use crate::os::lease::{self, Writers};
 use crate::os::version::FileVersion;
-use crate::route::matcher::Scratch;
 use crate::rules::EventKind;
 use crate::source::{FileEvent, Origin, SourceEvent};
-use crate::store::queue::RootedPath;
 
 use super::Engine;
+use super::arrivals::Waiting;
 
 /// How many baseline files the outbox gets at once during a first start's initial scan.
 pub const BASELINE_CHUNK: usize = 10_000;
@@ -34,78 +32,6 @@ pub const SCAN_QUIET: Duration = Duration::from_secs(15);
 /// While a scanned file's writer has it open, how often the kernel is asked again (its close
 /// event normally comes first).
 pub const WRITER_RECHECK: Duration = Duration::from_secs(1);
-
-/// A file waiting out its quiet time.
-#[derive(Debug, Clone)]
-pub struct Waiting {
-    root: usize,
-    rel: PathBuf,
-    kind: EventKind,
-    version: Option<FileVersion>,
-    quiet: Duration,
-}
-
-/// Files waiting to be ready.
-pub struct Intake {
-    /// Per (rule, file): waiting for the rule's `settle`.
-    settling: Debouncer<(String, PathBuf), Waiting>,
-    /// Per file: found by a scan, waiting to hold still.
-    scanned: Debouncer<PathBuf, Waiting>,
-    /// Whether this start records a baseline instead of catching up.
-    pub(super) first_start: bool,
-    /// Whether this run began as a first start: a root first listed after the initial scan
-    /// (a share that was down) is then a baseline too, not a flood of catch-up work.
-    pub(super) began_first: bool,
-    /// Files of the initial scan not yet handed to the outbox as baseline (in chunks of
-    /// [`BASELINE_CHUNK`], so a tree of millions never sits in memory at once).
-    pub(super) baseline: Vec<(RootedPath, FileVersion)>,
-    /// Files recorded as the baseline so far.
-    pub(super) baselined: usize,
-    /// Whether every source has reported its initial scan (idle is reported only after).
-    pub(super) initial_done: bool,
-    /// What the sources say is wrong with their coverage, per topic (see
-    /// [`SourceEvent::Health`]).
-    pub(super) health: std::collections::BTreeMap<&'static str, String>,
-    /// The matcher's scratch space and the rules one file matched, reused for every event.
-    pub(super) scratch: Scratch,
-    pub(super) routed: Vec<usize>,
-}
-
-impl Intake {
-    /// Nothing waiting yet; `first_start`: the store is new, so this start records a baseline.
-    pub fn new(first_start: bool) -> Intake {
-        Intake {
-            settling: Debouncer::default(),
-            scanned: Debouncer::default(),
-            first_start,
-            began_first: first_start,
-            baseline: Vec::new(),
-            baselined: 0,
-            initial_done: false,
-            health: Default::default(),
-            scratch: Scratch::default(),
-            routed: Vec::new(),
-        }
-    }
-
-    /// When the next waiting file is due.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        [self.settling.next_deadline(), self.scanned.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Whether no file waits.
-    pub fn is_empty(&self) -> bool {
-        self.settling.is_empty() && self.scanned.is_empty()
-    }
-
-    /// Files waiting (settling or holding still).
-    pub fn len(&self) -> usize {
-        self.settling.len() + self.scanned.len()
-    }
-}
 
 impl Engine {
     pub(super) fn on_source(&mut self, event: SourceEvent) {
@@ -136,7 +62,7 @@ impl Engine {
             }
             Origin::Scan | Origin::Event => {
                 if matches!(file.kind, EventKind::CloseWrite | EventKind::MovedTo) {
-                    self.intake.scanned.remove(&abs);
+                    self.arrivals.scanned.remove(&abs);
                 }
                 self.on_ready(
                     file.root,
@@ -159,17 +85,17 @@ impl Engine {
         set.route_into(
             &file.rel,
             file.kind,
-            &mut self.intake.scratch,
-            &mut self.intake.routed,
+            &mut self.arrivals.scratch,
+            &mut self.arrivals.routed,
         );
-        if self.intake.routed.is_empty() {
+        if self.arrivals.routed.is_empty() {
             return;
         }
         let input = self.rooted(file.root, &file.rel);
         let mut catch_up = false;
-        for index in std::mem::take(&mut self.intake.routed) {
+        for index in std::mem::take(&mut self.arrivals.routed) {
             if set.file.rules[index].sequence.is_some() {
-                let purpose = if self.intake.began_first {
+                let purpose = if self.arrivals.began_first {
                     Purpose::Baseline
                 } else {
                     Purpose::CatchUp
@@ -178,7 +104,7 @@ impl Engine {
                 continue;
             }
             let rule = &set.file.rules[index].name;
-            let wanted = !self.intake.began_first
+            let wanted = !self.arrivals.began_first
                 && self.node.store.as_mut().is_some_and(|store| {
                     let own_output = store.producer(&abs, version).ok().flatten().as_deref()
                         == Some(rule.as_str());
@@ -188,17 +114,17 @@ impl Engine {
                 catch_up = true;
             } else if self.node.store.is_none() {
                 // With a store, the store knows this version: it refuses a later duplicate.
-                self.dispatch.ledger.record(rule, &abs, version);
+                self.planned.ledger.record(rule, &abs, version);
             }
         }
-        if self.intake.first_start {
+        if self.arrivals.first_start {
             if self.node.store.is_some() {
-                self.intake.baseline.push((input, version));
-                if self.intake.baseline.len() >= BASELINE_CHUNK {
+                self.arrivals.baseline.push((input, version));
+                if self.arrivals.baseline.len() >= BASELINE_CHUNK {
                     self.flush_baseline();
                 }
             }
-        } else if self.intake.began_first {
+        } else if self.arrivals.began_first {
             // A root first listed after the initial scan of a first start.
             if self.node.store.is_some() {
                 let files = vec![(input, version)];
@@ -236,7 +162,7 @@ impl Engine {
                 version,
                 quiet,
             };
-            self.intake.scanned.push(abs, now + quiet, waiting);
+            self.arrivals.scanned.push(abs, now + quiet, waiting);
         }
     }
 
@@ -254,8 +180,13 @@ impl Engine {
         } else {
             self.provenance.get(&abs)
         };
-        set.route_into(rel, kind, &mut self.intake.scratch, &mut self.intake.routed);
-        if self.intake.routed.is_empty() {
+        set.route_into(
+            rel,
+            kind,
+            &mut self.arrivals.scratch,
+            &mut self.arrivals.routed,
+        );
+        if self.arrivals.routed.is_empty() {
             return;
         }
         // A deletion has no version: whatever is at the path now (a file renamed into its
@@ -278,7 +209,7 @@ impl Engine {
                 .and_then(|store| store.producer(&abs, version).ok().flatten()),
             _ => None,
         };
-        for index in std::mem::take(&mut self.intake.routed) {
+        for index in std::mem::take(&mut self.arrivals.routed) {
             let rule = &set.file.rules[index];
             if producer.as_deref() == Some(rule.name.as_str()) {
                 tracing::debug!(rule = %rule.name, path = %abs.display(), "skipping the rule's own output");
@@ -297,7 +228,7 @@ impl Engine {
                     version,
                     quiet: rule.settle,
                 };
-                self.intake.settling.push(
+                self.arrivals.settling.push(
                     (rule.name.clone(), abs.clone()),
                     now + rule.settle,
                     waiting,
@@ -310,7 +241,7 @@ impl Engine {
 
     /// Files whose quiet time is over: dispatched if they held still, else waiting again.
     pub(super) fn fire_due_files(&mut self, now: Instant) {
-        for (abs, waiting) in self.intake.scanned.drain_ready(now) {
+        for (abs, waiting) in self.arrivals.scanned.drain_ready(now) {
             let writers = lease::writers(&abs);
             match FileVersion::of(&abs) {
                 None => {}
@@ -331,7 +262,7 @@ impl Engine {
                     } else {
                         SCAN_QUIET
                     };
-                    self.intake.scanned.push(
+                    self.arrivals.scanned.push(
                         abs,
                         now + quiet,
                         Waiting {
@@ -343,12 +274,12 @@ impl Engine {
                 }
             }
         }
-        for ((rule, abs), waiting) in self.intake.settling.drain_ready(now) {
+        for ((rule, abs), waiting) in self.arrivals.settling.drain_ready(now) {
             let current = FileVersion::of(&abs);
             if current.is_some() && current != waiting.version {
                 // Written again during the quiet time: wait again from now.
                 let deadline = now + waiting.quiet;
-                self.intake.settling.push(
+                self.arrivals.settling.push(
                     (rule, abs),
                     deadline,
                     Waiting {
@@ -399,10 +330,10 @@ impl Engine {
         match problem {
             Some(problem) => {
                 tracing::error!(topic, problem = %problem, "degraded");
-                self.intake.health.insert(topic, problem);
+                self.arrivals.health.insert(topic, problem);
             }
             None => {
-                if self.intake.health.remove(topic).is_some() {
+                if self.arrivals.health.remove(topic).is_some() {
                     tracing::info!(topic, "no longer degraded");
                 }
             }
@@ -413,8 +344,8 @@ impl Engine {
 
     /// Hands the baseline gathered so far to the outbox, in one write.
     fn flush_baseline(&mut self) {
-        let files = std::mem::take(&mut self.intake.baseline);
-        self.intake.baselined += files.len();
+        let files = std::mem::take(&mut self.arrivals.baseline);
+        self.arrivals.baselined += files.len();
         if !files.is_empty() {
             self.node.committer.push(
                 crate::store::queue::Write::Baseline { files },
@@ -424,19 +355,19 @@ impl Engine {
     }
 
     fn initial_scan_done(&mut self) {
-        self.intake.initial_done = true;
-        if !self.intake.first_start {
+        self.arrivals.initial_done = true;
+        if !self.arrivals.first_start {
             tracing::info!(
-                catching_up = self.intake.scanned.len(),
+                catching_up = self.arrivals.scanned.len(),
                 "initial scan done; files new or changed since the last run will be processed"
             );
             return;
         }
         self.flush_baseline();
         tracing::info!(
-            files = self.intake.baselined,
+            files = self.arrivals.baselined,
             "first start: files already present are recorded as the baseline, not processed (`shotrouter rerun` or `watch --once` processes them)"
         );
-        self.intake.first_start = false;
+        self.arrivals.first_start = false;
     }
 }

@@ -99,11 +99,11 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let (farm_rules, farm_limit) = super::dispatch::farm_lane(&set);
     queue.set_farm(farm_rules, farm_limit);
     let mut engine = Engine {
-        dispatch: super::dispatch::Dispatch::new(queue, Instant::now() + STORE_POLL),
+        planned: super::planned::Planned::new(queue, Instant::now() + STORE_POLL),
         options,
         set,
         provenance,
-        intake: super::intake::Intake::new(first_start),
+        arrivals: super::arrivals::Arrivals::new(first_start),
         sequences: Default::default(),
         attempts: Default::default(),
         node,
@@ -111,7 +111,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         feedback: source_tx.clone(),
         readout,
         stuck: Default::default(),
-        systemd: Systemd::default(),
+        systemd: Default::default(),
     };
     engine.recover()?;
     let mut reloads = crossbeam_channel::never();
@@ -129,7 +129,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         reloads = super::reload::watch(&engine.options.rules_path);
         let roots = engine.set.roots_text();
         tracing::info!(rules = %engine.options.rules_path.display(), roots = %roots, jobs = engine.set.file.jobs, node = %engine.node.name, "watching");
-        engine.systemd = Systemd::ready();
+        engine.systemd = super::systemd::Systemd::ready();
         Duration::from_secs(3600)
     };
     drop(source_tx);
@@ -219,9 +219,9 @@ impl Role for Engine {
     fn on_tick(&mut self, now: Instant, quiet: bool) {
         self.fire_due_sequences(now, quiet);
         self.fire_due_files(now);
-        if self.node.store.is_some() && now >= self.dispatch.next_poll {
-            self.dispatch.next_poll = now + STORE_POLL;
-            self.resume_queued(self.dispatch.cursor);
+        if self.node.store.is_some() && now >= self.planned.next_poll {
+            self.planned.next_poll = now + STORE_POLL;
+            self.resume_queued(self.planned.cursor);
             self.take_notices(now);
         }
         self.check_stuck(now);
@@ -240,9 +240,9 @@ impl Role for Engine {
     }
 
     fn health(&self) -> Option<String> {
-        (!self.intake.health.is_empty()).then(|| {
+        (!self.arrivals.health.is_empty()).then(|| {
             let parts: Vec<String> = self
-                .intake
+                .arrivals
                 .health
                 .iter()
                 .map(|(t, p)| format!("{t}: {p}"))
@@ -258,7 +258,7 @@ impl Role for Engine {
     fn wants_commit(&self) -> bool {
         let committer = &self.node.committer;
         let feeds =
-            committer.has_claims() || (committer.has_new_jobs() && self.dispatch.queue.is_empty());
+            committer.has_claims() || (committer.has_new_jobs() && self.planned.queue.is_empty());
         feeds && self.node.executor.waiting() < self.set.file.jobs
     }
 
@@ -271,7 +271,7 @@ impl Role for Engine {
     fn begin_stop(&mut self) {
         self.systemd.tell("STOPPING=1");
         drop(self.sources.take());
-        let waiting = self.dispatch.queue.drain().len();
+        let waiting = self.planned.queue.drain().len();
         if waiting > 0 {
             tracing::warn!(
                 count = waiting,
@@ -323,6 +323,29 @@ impl Role for Engine {
 }
 
 impl Engine {
+    /// Publishes the current state for readers, unless a busy engine did so very recently.
+    pub(super) fn publish_telemetry(&mut self, now: Instant, idle: bool) {
+        if !idle && now < self.readout.next_publish {
+            // Published at the deadline even if nothing else wakes the engine before it (the
+            // last progress of a job before a quiet spell).
+            self.readout.stale = true;
+            return;
+        }
+        self.readout.stale = false;
+        self.readout.next_publish = now + super::telemetry::PUBLISH_EVERY;
+        self.readout.handle.publish(super::telemetry::Telemetry {
+            node: self.node.name.clone(),
+            started_at_ms: self.readout.started_at_ms,
+            counters: self.readout.counters,
+            queued: self.planned.queue.len(),
+            retry_waiting: self.planned.queue.delayed_len(),
+            files_waiting: self.arrivals.len(),
+            sequences_gathering: self.sequences.len(),
+            active: self.readout.active.clone(),
+            timings: self.readout.timings.clone(),
+        });
+    }
+
     /// Start-up: this node's claims left by a previous run are resolved, their processes
     /// killed (only if provably ours, or found writing their temp output) and every temp output
     /// their attempts may have made removed; then every queued job resumes.
@@ -343,7 +366,7 @@ impl Engine {
     /// Logs once each time all work is done: what a supervisor checks at the end of a night.
     fn note_idle(&mut self, quiet: bool) {
         let idle = self.is_idle() && quiet;
-        if idle && self.readout.busy && self.intake.initial_done {
+        if idle && self.readout.busy && self.arrivals.initial_done {
             tracing::info!(
                 succeeded = self.readout.counters.succeeded,
                 failed = self.readout.counters.failed,
@@ -352,7 +375,7 @@ impl Engine {
         }
         // Before the initial scan is done, idle moments are not reported, but the first idle
         // after it is.
-        self.readout.busy = !idle || !self.intake.initial_done;
+        self.readout.busy = !idle || !self.arrivals.initial_done;
     }
 
     /// Loads the rules again; a file that does not load leaves the previous rules in force.
@@ -377,11 +400,11 @@ impl Engine {
             || set.file.ignore != self.set.file.ignore
             || set.events() != self.set.events();
         self.node.executor.set_limit(set.file.jobs);
-        self.dispatch
+        self.planned
             .queue
             .set_limits(set.file.jobs, rule_limits(&set));
         let (farm_rules, farm_limit) = super::dispatch::farm_lane(&set);
-        self.dispatch.queue.set_farm(farm_rules, farm_limit);
+        self.planned.queue.set_farm(farm_rules, farm_limit);
         if rewatch && let Some(store) = self.node.store.as_mut() {
             store
                 .register_roots(&roots_of(&set))
@@ -397,47 +420,5 @@ impl Engine {
         }
         tracing::info!(rules = %path.display(), count = self.set.file.rules.len(), rewatched = rewatch, "rules reloaded");
         Ok(())
-    }
-}
-
-/// systemd's notify socket, when the daemon runs under `Type=notify`, and its watchdog.
-#[derive(Default)]
-pub(super) struct Systemd {
-    notify: Option<crate::os::sd_notify::SdNotify>,
-    /// When the next `WATCHDOG=1` is due, when systemd asks for pings.
-    pub(super) next_ping: Option<Instant>,
-}
-
-impl Systemd {
-    /// Tells systemd (under `Type=notify`) that the watcher and the store are up, and starts
-    /// the watchdog pings it asks for.
-    fn ready() -> Systemd {
-        let notify = crate::os::sd_notify::SdNotify::from_env();
-        let mut next_ping = None;
-        if let Some(sd) = &notify {
-            sd.notify("READY=1");
-            next_ping = sd.watchdog_every().map(|every| Instant::now() + every);
-            let watchdog_ms = sd.watchdog_every().map(|d| d.as_millis() as u64);
-            tracing::debug!(watchdog_ms, "told systemd we are ready");
-        }
-        Systemd { notify, next_ping }
-    }
-
-    /// Tells systemd `state`, when it listens.
-    fn tell(&self, state: &str) {
-        if let Some(sd) = &self.notify {
-            sd.notify(state);
-        }
-    }
-
-    /// Pings the watchdog when due. Sent from the loop itself: an engine that stops looping
-    /// stops pinging.
-    fn ping(&mut self, now: Instant) {
-        if let (Some(at), Some(sd)) = (self.next_ping, &self.notify)
-            && now >= at
-        {
-            sd.notify("WATCHDOG=1");
-            self.next_ping = sd.watchdog_every().map(|every| now + every);
-        }
     }
 }

@@ -15,6 +15,8 @@
 //! [`retention`] (old job logs deleted, on a thread of its own), [`notify`] (when `notify:`
 //! targets are told) and [`telemetry`] (a snapshot anyone may read without the database).
 
+pub mod arrivals;
+pub mod attempts;
 pub mod dispatch;
 pub mod fair_queue;
 pub mod intake;
@@ -24,12 +26,15 @@ pub mod mounts;
 pub mod node;
 pub mod notify;
 pub mod outcomes;
+pub mod planned;
 pub mod reload;
 pub mod retention;
 pub mod sequencer;
 pub mod sequences;
 pub mod settle;
 pub mod stored_plan;
+pub mod stuck;
+pub mod systemd;
 pub mod telemetry;
 pub mod worker;
 
@@ -43,9 +48,6 @@ use crate::exec::provenance::Provenance;
 use crate::route::matcher::RuleSet;
 use crate::store::queue::RootedPath;
 
-pub use lifecycle::run;
-
-use intake::Intake;
 use sequencer::Sequencer;
 use telemetry::TelemetryHandle;
 
@@ -94,13 +96,13 @@ pub struct Engine {
     set: Arc<RuleSet>,
     provenance: Arc<Provenance>,
     /// Files settling, scans, the baseline of a first start, the sources' health.
-    intake: Intake,
+    arrivals: arrivals::Arrivals,
     /// Frames gathered into sequences.
     sequences: Sequencer,
     /// The fair queue, planned and held jobs, the look for work queued by others.
-    dispatch: dispatch::Dispatch,
+    planned: planned::Planned,
     /// The attempts running, with their claims.
-    attempts: outcomes::Attempts,
+    attempts: attempts::Attempts,
     /// The executor, the store (`None`: jobs are not recorded), the committer, liveness and the
     /// notifier: what the watcher shares with workers.
     node: node::Node,
@@ -111,9 +113,9 @@ pub struct Engine {
     /// Counts, jobs in hand, timings and the published snapshot.
     readout: telemetry::Readout,
     /// Queued jobs watched for `stuck` notifications.
-    stuck: notify::StuckWatch,
+    stuck: stuck::StuckWatch,
     /// systemd's notify socket and watchdog.
-    systemd: lifecycle::Systemd,
+    systemd: systemd::Systemd,
 }
 
 impl Engine {
@@ -129,16 +131,16 @@ impl Engine {
     /// sequence, a retry, the store poll, a stuck check, telemetry or systemd's watchdog ping
     /// (the node loop adds its own: heartbeat, lost claims, the commit).
     fn next_deadline(&self) -> Option<Instant> {
-        let store = self.node.store.as_ref().map(|_| self.dispatch.next_poll);
+        let store = self.node.store.as_ref().map(|_| self.planned.next_poll);
         [
-            self.intake.next_deadline(),
+            self.arrivals.next_deadline(),
             self.sequences.next_deadline(),
-            self.dispatch.queue.next_delayed(),
+            self.planned.queue.next_delayed(),
             store,
-            self.systemd.next_ping,
+            self.systemd.next_ping(),
             self.stuck
                 .next_check
-                .filter(|_| !self.dispatch.queue.is_empty() || !self.readout.active.is_empty()),
+                .filter(|_| !self.planned.queue.is_empty() || !self.readout.active.is_empty()),
             self.readout.stale.then_some(self.readout.next_publish),
         ]
         .into_iter()
@@ -147,8 +149,8 @@ impl Engine {
     }
 
     fn is_idle(&self) -> bool {
-        self.dispatch.outstanding == 0
-            && self.intake.is_empty()
+        self.planned.outstanding == 0
+            && self.arrivals.is_empty()
             && self.sequences.is_empty()
             && self.node.committer.is_empty()
     }

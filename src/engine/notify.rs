@@ -27,14 +27,6 @@ const STUCK_CHECK_MIN: Duration = Duration::from_millis(50);
 /// Most jobs queued for workers read from the store at one look for `stuck` (the oldest).
 const STUCK_READ: usize = 1000;
 
-/// Jobs seen waiting in the queue: since when, and which targets were already told.
-#[derive(Debug, Default)]
-pub struct StuckWatch {
-    since: HashMap<String, (Instant, u64)>,
-    /// When the queue is next looked at.
-    pub next_check: Option<Instant>,
-}
-
 /// What the engine knows of an attempt when it notifies about it.
 pub(super) struct About<'a> {
     pub job: &'a str,
@@ -161,7 +153,7 @@ impl Engine {
         }
         self.stuck.next_check = Some(now + every);
         let mut waiting: Vec<(String, String, PathBuf, u32)> = self
-            .dispatch
+            .planned
             .queue
             .waiting()
             .map(|s| (s.id.clone(), s.rule.clone(), s.path.clone(), s.attempt))

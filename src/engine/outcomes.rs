@@ -15,45 +15,10 @@ use crate::store::{JobId, JobProgress};
 use super::Engine;
 use super::fair_queue::Pending;
 use super::node::outbox::Then;
+use super::node::pacing::{progress_due, retry_delay};
 use super::node::telling::Telling;
 use super::notify::About;
 use crate::rules::NotifyEvent;
-
-/// How often a running attempt's progress is written to the store, at most (the telemetry of
-/// the node that runs it has every block): one write per job a second was a transaction each.
-pub(super) const PROGRESS_EVERY: Duration = Duration::from_secs(5);
-
-/// The progress last written for an attempt: when, and at which frame.
-pub(super) type Written = (Instant, u64);
-
-/// Whether a progress block is written to the store, given the last one written: not when its
-/// frame did not move, else its last block, or [`PROGRESS_EVERY`] after the last write.
-pub(super) fn progress_due(last: Option<Written>, step: &StepProgress, now: Instant) -> bool {
-    match last {
-        None => true,
-        Some((_, frame)) if frame == step.frame => false,
-        Some((at, _)) => step.ended || now >= at + PROGRESS_EVERY,
-    }
-}
-
-/// Longest wait between retries.
-const MAX_BACKOFF: Duration = Duration::from_secs(600);
-
-/// How long a failed attempt waits before the next: the rule's `backoff`, doubled for each
-/// attempt after the first, at most [`MAX_BACKOFF`]. The same on a watcher and on a worker.
-pub(super) fn retry_delay(backoff: Duration, attempt: u32) -> Duration {
-    backoff
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF)
-}
-
-/// The attempts this engine's executor runs: each one's handle and claim, by job (to stop one
-/// the store superseded, cancelled or took over), and when its progress was last written.
-#[derive(Debug, Default)]
-pub struct Attempts {
-    pub(super) running: std::collections::HashMap<JobId, (AttemptId, Claim)>,
-    pub(super) written: std::collections::HashMap<JobId, Written>,
-}
 
 impl Engine {
     /// Handles a worker's report; while stopping, ends are recorded without retries or chains.
@@ -118,7 +83,7 @@ impl Engine {
             outcome,
             duration,
         } = finished;
-        self.dispatch.queue.release(&spec.rule);
+        self.planned.queue.release(&spec.rule);
         if let Some(claim) = spec.claim {
             self.attempts.running.remove(&claim.id);
             self.attempts.written.remove(&claim.id);
@@ -218,7 +183,7 @@ impl Engine {
 
     /// Records an attempt's end for good; its notices go once the store took it.
     fn end(&mut self, spec: JobSpec, ending: Ending, tellings: Vec<Telling>) {
-        self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
+        self.planned.outstanding = self.planned.outstanding.saturating_sub(1);
         if let Some(bar) = &self.readout.progress {
             bar.inc(1);
         }
@@ -256,14 +221,14 @@ impl Engine {
                     Then::Retry(Box::new(spec), at)
                 };
                 if stopping {
-                    self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
+                    self.planned.outstanding = self.planned.outstanding.saturating_sub(1);
                 }
                 self.node
                     .committer
                     .push(Write::Finish { claim, ending }, then);
             }
             None if stopping => {
-                self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1)
+                self.planned.outstanding = self.planned.outstanding.saturating_sub(1)
             }
             None => self.requeue(spec, at),
         }
@@ -277,7 +242,7 @@ impl Engine {
             claim: None,
             ..spec
         };
-        self.dispatch.queue.delay(Pending { id, spec }, at);
+        self.planned.queue.delay(Pending { id, spec }, at);
     }
 
     /// Acts on the store's answer to a write, once committed.
@@ -292,7 +257,7 @@ impl Engine {
                     superseded,
                 },
             ) => {
-                self.dispatch.ledger.forget(&spec.rule, &spec.path);
+                self.planned.ledger.forget(&spec.rule, &spec.path);
                 self.stop_superseded(&superseded, id, &spec);
                 if id >= 0 {
                     self.adopt(&mut spec, id);
@@ -305,16 +270,16 @@ impl Engine {
                     }
                     None if self.node.stopping || self.leaves_to_workers(&spec.rule) => {
                         if reserved {
-                            self.dispatch.queue.release(&spec.rule);
+                            self.planned.queue.release(&spec.rule);
                         }
                         // Recorded as queued: the next start, or a worker, runs it.
-                        self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
+                        self.planned.outstanding = self.planned.outstanding.saturating_sub(1);
                     }
                     None => {
                         if reserved {
-                            self.dispatch.queue.release(&spec.rule);
+                            self.planned.queue.release(&spec.rule);
                         }
-                        self.dispatch.queue.push(Pending {
+                        self.planned.queue.push(Pending {
                             id: (id >= 0).then_some(id),
                             spec: *spec,
                         });
@@ -322,7 +287,7 @@ impl Engine {
                 }
             }
             (Then::Enqueued { spec, reserved }, answer) => {
-                self.dispatch.ledger.forget(&spec.rule, &spec.path);
+                self.planned.ledger.forget(&spec.rule, &spec.path);
                 // A duplicate (this version already has a job) or a move the store followed.
                 // A slot taken for it is freed.
                 if let Answer::Moved { from } = answer {
@@ -331,11 +296,11 @@ impl Engine {
                     tracing::debug!(rule = %spec.rule, path = %spec.path.display(), "the store already has this version");
                 }
                 if reserved {
-                    self.dispatch.queue.release(&spec.rule);
+                    self.planned.queue.release(&spec.rule);
                 } else {
-                    self.dispatch.queue.forget_unqueued(&spec.rule);
+                    self.planned.queue.forget_unqueued(&spec.rule);
                 }
-                self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
+                self.planned.outstanding = self.planned.outstanding.saturating_sub(1);
                 if let Some(bar) = &self.readout.progress {
                     bar.inc(1);
                 }
@@ -347,11 +312,11 @@ impl Engine {
             }
             (Then::Claimed(spec), _) => {
                 tracing::info!(job = %spec.id, rule = %spec.rule, "not claimable any more (cancelled, or claimed elsewhere); skipped");
-                self.dispatch.queue.release(&spec.rule);
+                self.planned.queue.release(&spec.rule);
                 if let Ok(id) = spec.id.parse() {
-                    self.dispatch.known.remove(&id);
+                    self.planned.known.remove(&id);
                 }
-                self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
+                self.planned.outstanding = self.planned.outstanding.saturating_sub(1);
                 if let Some(bar) = &self.readout.progress {
                     bar.inc(1);
                 }
@@ -367,7 +332,7 @@ impl Engine {
                     "not retried: cancelled by a user, or claimed again elsewhere"
                 );
                 self.forget(&spec);
-                self.dispatch.outstanding = self.dispatch.outstanding.saturating_sub(1);
+                self.planned.outstanding = self.planned.outstanding.saturating_sub(1);
             }
             (Then::Ended(spec, tellings), answer) => {
                 if let Answer::Stale { current } = answer {
@@ -383,15 +348,15 @@ impl Engine {
     /// workers start within one group commit: dozens for a flood of quick copies, none beyond
     /// one per worker for encodes that take minutes.
     fn note_duration(&mut self, duration: Duration) {
-        let typical = match self.dispatch.typical_attempt {
+        let typical = match self.planned.typical_attempt {
             Some(typical) => (typical * 7 + duration) / 8,
             None => duration,
         };
-        self.dispatch.typical_attempt = Some(typical);
+        self.planned.typical_attempt = Some(typical);
         let jobs = self.set.file.jobs;
         let per_window = super::node::outbox::COMMIT_WINDOW.as_nanos() * jobs as u128
             / typical.as_nanos().max(1);
-        self.dispatch
+        self.planned
             .queue
             .set_prefetch(jobs + usize::try_from(per_window).unwrap_or(usize::MAX / 2));
     }
@@ -430,7 +395,7 @@ impl Engine {
 
     fn forget(&mut self, spec: &JobSpec) {
         if let Some(claim) = spec.claim {
-            self.dispatch.known.remove(&claim.id);
+            self.planned.known.remove(&claim.id);
         }
     }
 
@@ -439,99 +404,5 @@ impl Engine {
         let (root, rel) = self.set.locate(path)?;
         let index = self.set.file.watch.iter().position(|w| w.path == root)?;
         Some((index, rel.to_path_buf()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::node::outbox::push_progress;
-    use crate::store::queue::Claim;
-
-    fn block(frame: u64, ended: bool) -> StepProgress {
-        StepProgress {
-            frame,
-            total_frames: Some(100),
-            fps_milli: 24_000,
-            ended,
-        }
-    }
-
-    fn progress(id: JobId, token: i64, frame: u64) -> Write {
-        Write::Progress {
-            claim: Claim {
-                id,
-                token,
-                attempt: 1,
-            },
-            progress: JobProgress {
-                frame,
-                total_frames: Some(100),
-                fps_milli: 24_000,
-            },
-        }
-    }
-
-    #[test]
-    fn progress_reaches_the_store_every_five_seconds_when_its_frame_moved() {
-        let t0 = Instant::now();
-        let second = Duration::from_secs(1);
-        assert!(progress_due(None, &block(1, false), t0), "the first block");
-        let last = Some((t0, 1));
-        for s in 1..5 {
-            assert!(
-                !progress_due(last, &block(1 + s, false), t0 + second * s as u32),
-                "{s} s later"
-            );
-        }
-        assert!(progress_due(last, &block(6, false), t0 + PROGRESS_EVERY));
-        assert!(
-            !progress_due(last, &block(1, false), t0 + PROGRESS_EVERY * 3),
-            "a frame that did not move is not written again"
-        );
-        assert!(
-            progress_due(last, &block(9, true), t0 + second),
-            "the last block, at once"
-        );
-        assert!(
-            !progress_due(last, &block(1, true), t0 + second),
-            "nor the last block when the frame is the one written"
-        );
-    }
-
-    /// A progress write as (job, token, frame); `None` for another write.
-    fn seen(write: &Write) -> Option<(JobId, i64, u64)> {
-        match write {
-            Write::Progress { claim, progress } => Some((claim.id, claim.token, progress.frame)),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn a_waiting_progress_write_of_the_same_claim_is_replaced_not_queued() {
-        let mut waiting = [
-            Write::Drop {
-                id: 7,
-                reason: "gone".into(),
-            },
-            progress(1, 1, 10),
-            progress(2, 1, 10),
-        ];
-        // An hour of blocks while the store is away: still one write per claim.
-        for frame in 11..3_611 {
-            assert!(push_progress(waiting.iter_mut(), progress(1, 1, frame)).is_none());
-        }
-        assert_eq!(waiting.len(), 3);
-        assert_eq!(seen(&waiting[1]), Some((1, 1, 3_610)));
-        assert_eq!(seen(&waiting[2]), Some((2, 1, 10)), "another job's stays");
-        // Another claim of the same job (a new attempt) is its own write.
-        let other = push_progress(waiting.iter_mut(), progress(1, 2, 1));
-        assert_eq!(other.as_ref().and_then(seen), Some((1, 2, 1)));
-        let drop = Write::Drop {
-            id: 1,
-            reason: "x".into(),
-        };
-        let back = push_progress(waiting.iter_mut(), drop);
-        assert!(matches!(back, Some(Write::Drop { id: 1, .. })));
     }
 }

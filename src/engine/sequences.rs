@@ -109,7 +109,7 @@ impl Engine {
             match gathering.purpose {
                 Purpose::Baseline => {
                     if self.node.store.is_none() {
-                        self.dispatch.ledger.record(&key.rule, &identity, version);
+                        self.planned.ledger.record(&key.rule, &identity, version);
                     }
                     if self.node.store.is_some() {
                         let files = vec![(rooted.clone(), version)];
@@ -127,7 +127,7 @@ impl Engine {
                     });
                     if !wanted {
                         if self.node.store.is_none() {
-                            self.dispatch.ledger.record(&key.rule, &identity, version);
+                            self.planned.ledger.record(&key.rule, &identity, version);
                         }
                         continue;
                     }

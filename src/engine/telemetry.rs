@@ -16,8 +16,6 @@ use crate::exec::progress::StepProgress;
 use crate::exec::runner::JobSpec;
 use crate::store::now_ms;
 
-use super::Engine;
-
 /// How often a busy engine publishes a new snapshot: often enough for a live page, rarely
 /// enough that copying it costs nothing during a flood.
 pub const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
@@ -208,7 +206,7 @@ impl TelemetryHandle {
             .clone()
     }
 
-    fn publish(&self, telemetry: Telemetry) {
+    pub(super) fn publish(&self, telemetry: Telemetry) {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = telemetry;
     }
 }
@@ -288,31 +286,6 @@ impl Readout {
     /// A job left the executor's hands.
     pub(super) fn finished(&mut self, id: &str) {
         self.active.remove(id);
-    }
-}
-
-impl Engine {
-    /// Publishes the current state for readers, unless a busy engine did so very recently.
-    pub(super) fn publish_telemetry(&mut self, now: Instant, idle: bool) {
-        if !idle && now < self.readout.next_publish {
-            // Published at the deadline even if nothing else wakes the engine before it (the
-            // last progress of a job before a quiet spell).
-            self.readout.stale = true;
-            return;
-        }
-        self.readout.stale = false;
-        self.readout.next_publish = now + PUBLISH_EVERY;
-        self.readout.handle.publish(Telemetry {
-            node: self.node.name.clone(),
-            started_at_ms: self.readout.started_at_ms,
-            counters: self.readout.counters,
-            queued: self.dispatch.queue.len(),
-            retry_waiting: self.dispatch.queue.delayed_len(),
-            files_waiting: self.intake.len(),
-            sequences_gathering: self.sequences.len(),
-            active: self.readout.active.clone(),
-            timings: self.readout.timings.clone(),
-        });
     }
 }
 

@@ -47,8 +47,9 @@ fn an_ffmpeg_step_reports_frames_advancing_to_the_probed_total() {
         progress: None,
         telemetry: telemetry.clone(),
     };
-    let engine =
-        std::thread::spawn(move || shotrouter::engine::run(options).map_err(|e| e.to_string()));
+    let engine = std::thread::spawn(move || {
+        shotrouter::engine::lifecycle::run(options).map_err(|e| e.to_string())
+    });
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen: Vec<Progress> = Vec::new();
     while !engine.is_finished() {

@@ -21,6 +21,7 @@
 pub mod committer;
 pub mod liveness;
 pub mod outbox;
+pub mod pacing;
 pub mod reattach;
 pub mod telling;
 

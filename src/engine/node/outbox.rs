@@ -345,4 +345,55 @@ mod tests {
             "both starts are folded into their ends: the ends wait their own window"
         );
     }
+
+    fn progress(id: crate::store::JobId, token: i64, frame: u64) -> Write {
+        Write::Progress {
+            claim: Claim {
+                id,
+                token,
+                attempt: 1,
+            },
+            progress: crate::store::JobProgress {
+                frame,
+                total_frames: Some(100),
+                fps_milli: 24_000,
+            },
+        }
+    }
+
+    /// A progress write as (job, token, frame); `None` for another write.
+    fn seen(write: &Write) -> Option<(crate::store::JobId, i64, u64)> {
+        match write {
+            Write::Progress { claim, progress } => Some((claim.id, claim.token, progress.frame)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_waiting_progress_write_of_the_same_claim_is_replaced_not_queued() {
+        let mut waiting = [
+            Write::Drop {
+                id: 7,
+                reason: "gone".into(),
+            },
+            progress(1, 1, 10),
+            progress(2, 1, 10),
+        ];
+        // An hour of blocks while the store is away: still one write per claim.
+        for frame in 11..3_611 {
+            assert!(push_progress(waiting.iter_mut(), progress(1, 1, frame)).is_none());
+        }
+        assert_eq!(waiting.len(), 3);
+        assert_eq!(seen(&waiting[1]), Some((1, 1, 3_610)));
+        assert_eq!(seen(&waiting[2]), Some((2, 1, 10)), "another job's stays");
+        // Another claim of the same job (a new attempt) is its own write.
+        let other = push_progress(waiting.iter_mut(), progress(1, 2, 1));
+        assert_eq!(other.as_ref().and_then(seen), Some((1, 2, 1)));
+        let drop = Write::Drop {
+            id: 1,
+            reason: "x".into(),
+        };
+        let back = push_progress(waiting.iter_mut(), drop);
+        assert!(matches!(back, Some(Write::Drop { id: 1, .. })));
+    }
 }

@@ -476,7 +476,7 @@ fn retry_or_fail(
     let delay = if stopping {
         Duration::ZERO
     } else {
-        super::outcomes::retry_delay(retries.backoff, spec.attempt)
+        super::node::pacing::retry_delay(retries.backoff, spec.attempt)
     };
     Ending::Retry {
         reason,

@@ -14,8 +14,8 @@ use crate::store::JobProgress;
 use crate::store::queue::Write;
 
 use super::{Held, Worker};
+use crate::engine::node::pacing::progress_due;
 use crate::engine::node::telling::Telling;
-use crate::engine::outcomes::progress_due;
 
 impl Worker {
     /// Records how far a job's ffmpeg step got, when [`progress_due`] (its frame moved, at most

@@ -1,0 +1,18 @@
+//! The attempts a watcher's executor runs, with their claims: what a superseded, cancelled or
+//! taken-over job's attempt is stopped by, and when each one's progress was last written.
+
+use std::collections::HashMap;
+
+use crate::exec::executor::AttemptId;
+use crate::store::JobId;
+use crate::store::queue::Claim;
+
+use super::node::pacing::Written;
+
+/// The attempts this engine's executor runs: each one's handle and claim, by job (to stop one
+/// the store superseded, cancelled or took over), and when its progress was last written.
+#[derive(Debug, Default)]
+pub struct Attempts {
+    pub(super) running: HashMap<JobId, (AttemptId, Claim)>,
+    pub(super) written: HashMap<JobId, Written>,
+}
