@@ -1,5 +1,5 @@
 //! From a routed file to a claimed job in the executor's hands: planning, the store record,
-//! the [`FairQueue`] and the claim.
+//! the [`FairQueue`](super::fair_queue::FairQueue) and the claim.
 //!
 //! A job is claimed in the store before it is handed to the executor, and only while the fair
 //! queue has a slot free. Retries wait in the queue, not in the executor.
