@@ -36,6 +36,7 @@ macro_rules! active {
     };
 }
 
+mod adopt;
 mod checkpoint;
 mod cluster;
 mod encoding;
@@ -47,6 +48,7 @@ mod queue;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod write;
 
 /// A connection to the SQLite store, on behalf of one node.
 pub struct SqliteStore {

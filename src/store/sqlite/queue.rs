@@ -1,26 +1,28 @@
-//! [`JobQueue`] for SQLite: the engine's group commits, claims fenced by tokens, and the start-up
-//! questions (catch-up, producer). Enqueue is idempotent by construction: the unique version
-//! index plus `INSERT … ON CONFLICT DO NOTHING`, never a look-up first. Every fenced write names
-//! the token and the statuses it may change in its `WHERE`, so a refused write changes nothing.
+//! [`JobQueue`] for SQLite: the engine's group commits, the products published under a claim,
+//! the queue the engine reads, and the start-up questions (catch-up, producer). Enqueue is
+//! idempotent by construction: the unique version index plus `INSERT … ON CONFLICT DO NOTHING`,
+//! never a look-up first. Every fenced write names the token and the statuses it may change in
+//! its `WHERE`, so a refused write changes nothing.
 //!
-//! Just past 600 lines: one `Write` per arm of one group commit, each arm short. The next split
-//! is the claim statements beside `enqueue.rs` (a `claim.rs`), due when a write kind is added.
+//! A group commit is one `BEGIN IMMEDIATE` transaction here; each of its writes is applied in
+//! `write.rs` (an enqueue in `enqueue.rs`). The rows of the previous release that a root
+//! registration re-keys are adopted in `adopt.rs`.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::super::queue::{
-    Abandoned, Answer, Claim, ClaimedJob, DECLINE_MS, Delivered, Ending, JobQueue, Published,
-    QueuedJob, RootedPath, Write,
+    Abandoned, Answer, Claim, ClaimedJob, Delivered, JobQueue, Published, QueuedJob, RootedPath,
+    Write,
 };
 use super::super::{JobId, StoreError, now_ms};
-use super::encoding::{blob, encode_steps, path_of};
-use super::enqueue::{enqueue, upgrade_legacy, upsert_baseline};
+use super::adopt::adopt;
+use super::encoding::{blob, path_of};
+use super::enqueue::upgrade_legacy;
+use super::write::apply;
 use super::{SqliteStore, stored};
 use crate::os::version::FileVersion;
-use crate::store::RunHandle;
 use crate::store::encoding::loaded;
 
 impl JobQueue for SqliteStore {
@@ -335,281 +337,6 @@ impl JobQueue for SqliteStore {
     fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
         self.set_role(role, lease_ms)
     }
-}
-
-/// Applies one write of a group commit.
-fn apply(
-    tx: &Connection,
-    node: &str,
-    now: i64,
-    legacy: bool,
-    write: &Write,
-) -> rusqlite::Result<Answer> {
-    match write {
-        Write::Enqueue { job, claim } => enqueue(tx, node, now, legacy, job, *claim),
-        Write::Claim { id } => {
-            // A job's first claim (token and attempts still 0, as a job queued without a claim
-            // has) needs no read-back: one statement per claim in a burst. Any other matches
-            // nothing here and takes the general path, which reads the token by primary key,
-            // not with `RETURNING` (a trigger filling a temporary table in SQLite).
-            let first = tx
-                .prepare_cached(
-                    "UPDATE jobs SET status = 'claimed', token = 1, node = ?2, attempts = 1,
-                         claimed_at = ?3, exit_status = NULL
-                     WHERE id = ?1 AND status = 'queued' AND token = 0 AND attempts = 0",
-                )?
-                .execute(params![id, node, now])?;
-            if first == 1 {
-                return Ok(Answer::Claimed(Claim {
-                    id: *id,
-                    token: 1,
-                    attempt: 1,
-                }));
-            }
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE jobs SET status = 'claimed', token = token + 1, node = ?2,
-                         attempts = attempts + 1, claimed_at = ?3, exit_status = NULL
-                     WHERE id = ?1 AND status = 'queued'",
-                )?
-                .execute(params![id, node, now])?;
-            if changed == 0 {
-                return Ok(Answer::NotClaimable);
-            }
-            let (token, attempt): (i64, i64) = tx
-                .prepare_cached("SELECT token, attempts FROM jobs WHERE id = ?1")?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(Answer::Claimed(Claim {
-                id: *id,
-                token,
-                attempt: attempt as u32,
-            }))
-        }
-        Write::Replan {
-            id,
-            rule_hash,
-            steps,
-            output,
-            plan,
-        } => {
-            // A claimed job has not started yet, so its plan may still change. A product an
-            // earlier attempt published under another rule definition or output is not this
-            // plan's: forgotten, so the next attempt runs the new commands instead of only
-            // copying the old product. (The steps are not compared: their temp names differ
-            // from one daemon to the next.)
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE jobs SET rule_hash = ?2, steps = ?3, output = ?4,
-                         plan = coalesce(?5, plan),
-                         publish_ino = CASE WHEN rule_hash IS ?2 AND output IS ?4 THEN publish_ino END,
-                         publish_size = CASE WHEN rule_hash IS ?2 AND output IS ?4 THEN publish_size END,
-                         publish_mtime_ns = CASE WHEN rule_hash IS ?2 AND output IS ?4 THEN publish_mtime_ns END
-                     WHERE id = ?1 AND status IN ('queued', 'claimed')",
-                )?
-                .execute(params![
-                    id,
-                    rule_hash,
-                    encode_steps(steps),
-                    output.as_deref().map(blob),
-                    (!plan.is_empty()).then_some(plan.as_str())
-                ])?;
-            Ok(if changed == 1 {
-                Answer::Ok
-            } else {
-                Answer::NotClaimable
-            })
-        }
-        Write::Progress { claim, progress } => {
-            // A stale claim's progress is dropped: its node learns of the loss elsewhere.
-            tx.prepare_cached(
-                "UPDATE jobs SET progress = ?3
-                 WHERE id = ?1 AND token = ?2 AND status = 'running'",
-            )?
-            .execute(params![claim.id, claim.token, progress.to_text()])?;
-            Ok(Answer::Ok)
-        }
-        Write::Started {
-            claim,
-            run,
-            temp_output,
-        } => {
-            let group = run.as_ref().and_then(RunHandle::group);
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?3),
-                         pgid = ?4, leader_start = ?5, boot_id = ?6, temp_output = ?7,
-                         run_remote = ?8, progress = NULL
-                     WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
-                )?
-                .execute(params![
-                    claim.id,
-                    claim.token,
-                    now,
-                    group.as_ref().map(|g| g.pgid),
-                    group.as_ref().map(|g| g.leader_start as i64),
-                    group.as_ref().map(|g| g.boot_id.as_str()),
-                    temp_output.as_deref().map(blob),
-                    run.as_ref().and_then(RunHandle::remote_text)
-                ])?;
-            if changed == 1 {
-                Ok(Answer::Ok)
-            } else {
-                refusal(tx, claim.id)
-            }
-        }
-        Write::Ran { claim, steps } => {
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE jobs SET ran_steps = ?3, ran_node = node, ran_token = token
-                     WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
-                )?
-                .execute(params![claim.id, claim.token, encode_steps(steps)])?;
-            if changed == 1 {
-                Ok(Answer::Ok)
-            } else {
-                refusal(tx, claim.id)
-            }
-        }
-        Write::Finish { claim, ending } => finish(tx, now, *claim, ending),
-        Write::Drop { id, reason } => {
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE jobs SET status = 'cancelled', exit_status = ?2, finished_at = ?3
-                     WHERE id = ?1 AND status = 'queued'",
-                )?
-                .execute(params![id, reason, now])?;
-            Ok(if changed == 1 {
-                Answer::Ok
-            } else {
-                Answer::NotClaimable
-            })
-        }
-        Write::Baseline { files } => {
-            for (path, version) in files {
-                upsert_baseline(tx, path, *version, now, legacy)?;
-            }
-            Ok(Answer::Ok)
-        }
-    }
-}
-
-fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite::Result<Answer> {
-    let (status, reason, not_before) = match ending {
-        Ending::Done => ("done", None, 0),
-        Ending::Failed { reason } => ("failed", Some(reason.as_str()), 0),
-        Ending::Cancelled => ("cancelled", Some("cancelled"), 0),
-        Ending::Retry { reason, not_before } => ("queued", Some(reason.as_str()), *not_before),
-        Ending::Interrupted => ("queued", Some("interrupted: this node shut down"), 0),
-        Ending::Declined { reason } => ("queued", Some(reason.as_str()), now + DECLINE_MS),
-    };
-    // An attempt this node's stop cut short, or that it could not run, gives its count back
-    // (its claim raised it).
-    let uncount = i64::from(matches!(
-        ending,
-        Ending::Interrupted | Ending::Declined { .. }
-    ));
-    // The queue_seq stays: the engine queued it again itself and knows it.
-    let changed = tx
-        .prepare_cached(
-            "UPDATE jobs SET status = ?3, exit_status = ?4, not_before = ?5, finished_at = ?6,
-                 started_at = coalesce(started_at, ?6), temp_output = NULL, pgid = NULL,
-                 leader_start = NULL, boot_id = NULL, attempts = max(attempts - ?7, 0)
-             WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
-        )?
-        .execute(params![
-            claim.id,
-            claim.token,
-            status,
-            reason,
-            not_before,
-            now,
-            uncount
-        ])?;
-    if changed == 1 {
-        Ok(Answer::Ok)
-    } else {
-        refusal(tx, claim.id)
-    }
-}
-
-/// Why a fenced write changed nothing: a user's cancel, or a newer claim.
-fn refusal(tx: &Connection, id: JobId) -> rusqlite::Result<Answer> {
-    let row: Option<(String, i64)> = tx
-        .prepare_cached("SELECT status, token FROM jobs WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    Ok(match row {
-        Some((status, _)) if status == "cancelled" => Answer::Cancelled,
-        Some((_, current)) => Answer::Stale { current },
-        None => Answer::Stale { current: 0 },
-    })
-}
-
-/// Re-keys rows a previous release stored under absolute paths below `path` to root `name`.
-/// A file already known under its rooted key keeps that row; the legacy row's jobs join it
-/// (taking the next generation when the same version has a job there).
-fn adopt(tx: &Connection, name: &str, path: &Path) -> rusqlite::Result<()> {
-    let mut prefix = path.as_os_str().as_bytes().to_vec();
-    if prefix.last() != Some(&b'/') {
-        prefix.push(b'/');
-    }
-    let len = prefix.len() as i64;
-    let legacy: Vec<(i64, Vec<u8>, bool)> = tx
-        .prepare(
-            "SELECT id, substr(rel, ?2 + 1), baseline FROM files
-             WHERE root = '' AND substr(rel, 1, ?2) = ?1",
-        )?
-        .query_map(params![prefix, len], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    for (id, rel, baseline) in legacy {
-        let existing: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM files WHERE root = ?1 AND rel = ?2",
-                params![name, rel],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(keep) = existing else {
-            tx.execute(
-                "UPDATE files SET root = ?2, rel = ?3 WHERE id = ?1",
-                params![id, name, rel],
-            )?;
-            continue;
-        };
-        let jobs: Vec<JobId> = tx
-            .prepare("SELECT id FROM jobs WHERE file_id = ?1 ORDER BY id")?
-            .query_map([id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for job in jobs {
-            tx.execute(
-                "UPDATE jobs SET file_id = ?2, generation = coalesce(
-                     (SELECT max(k.generation) + 1 FROM jobs k WHERE k.file_id = ?2
-                         AND k.rule = jobs.rule AND k.ino = jobs.ino AND k.size = jobs.size
-                         AND k.mtime_ns = jobs.mtime_ns),
-                     generation)
-                 WHERE id = ?1",
-                params![job, keep],
-            )?;
-        }
-        tx.execute(
-            "UPDATE files SET baseline = max(baseline, ?2) WHERE id = ?1",
-            params![keep, baseline],
-        )?;
-        tx.execute("DELETE FROM files WHERE id = ?1", [id])?;
-    }
-    // Outputs carry no jobs: a rooted row recorded by this release wins over its legacy twin.
-    tx.execute(
-        "UPDATE OR IGNORE outputs SET root = ?3, rel = substr(rel, ?2 + 1)
-         WHERE root = '' AND substr(rel, 1, ?2) = ?1",
-        params![prefix, len, name],
-    )?;
-    tx.execute(
-        "DELETE FROM outputs WHERE root = '' AND substr(rel, 1, ?2) = ?1",
-        params![prefix, len],
-    )?;
-    Ok(())
 }
 
 /// A queued job from a row of `id, rule, root, rel, attempts, not_before, queue_seq`.
