@@ -1,6 +1,7 @@
 //! Opening the store wherever `--store` says it is: the one place that knows every backend.
 
 use super::StoreError;
+use super::cuts::CutStore;
 use super::history::JobHistory;
 use super::location::Location;
 use super::postgres::PgStore;
@@ -36,6 +37,18 @@ pub fn open_worker_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>
 /// # Errors
 /// A missing or outdated store; whatever the backend's open reports.
 pub fn open_history(loc: &Location) -> Result<Box<dyn JobHistory + Send>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
+        Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),
+    })
+}
+
+/// Opens an existing store at `loc` for `shotrouter cut` and the API's cuts; never creates nor
+/// upgrades one.
+///
+/// # Errors
+/// As [`open_history`].
+pub fn open_cuts(loc: &Location) -> Result<Box<dyn CutStore + Send>, StoreError> {
     Ok(match loc {
         Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
         Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),

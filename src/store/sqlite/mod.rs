@@ -38,6 +38,7 @@ macro_rules! active {
 
 mod checkpoint;
 mod cluster;
+mod cuts;
 mod encoding;
 mod enqueue;
 pub use encoding::DB_FILE;
