@@ -223,3 +223,55 @@ pub(super) fn from_json<T: for<'de> Deserialize<'de>>(
         reason: e.to_string(),
     })
 }
+
+/// What a render submitter should render for one shot: `head_in` to `tail_out`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderRange {
+    /// The shot.
+    pub shot: String,
+    /// First frame to render, handles included.
+    pub head_in: i64,
+    /// First frame the cut shows.
+    pub cut_in: i64,
+    /// Last frame the cut shows.
+    pub cut_out: i64,
+    /// Last frame to render, handles included.
+    pub tail_out: i64,
+    /// `head_in-tail_out`, as render submitters take a frame range.
+    pub frames: String,
+}
+
+/// The frames to render for every shot a revision shows (`cut ranges`, `/api/v1/cuts/{name}/ranges`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CutRanges {
+    /// The cut.
+    pub cut: String,
+    /// The revision the ranges are from.
+    pub revision: i64,
+    /// The rate its frames count in.
+    pub fps: String,
+    /// One per shot shown, by name; omitted shots are left out.
+    pub shots: Vec<RenderRange>,
+}
+
+impl CutRanges {
+    /// The ranges of `revision`.
+    pub fn of(revision: &CutRevision) -> CutRanges {
+        CutRanges {
+            cut: revision.name.clone(),
+            revision: revision.revision,
+            fps: revision.fps.clone(),
+            shots: revision
+                .present()
+                .map(|s| RenderRange {
+                    shot: s.shot.clone(),
+                    head_in: s.head_in,
+                    cut_in: s.cut_in,
+                    cut_out: s.cut_out,
+                    tail_out: s.tail_out,
+                    frames: format!("{}-{}", s.head_in, s.tail_out),
+                })
+                .collect(),
+        }
+    }
+}
