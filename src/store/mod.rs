@@ -23,8 +23,14 @@ pub mod sqlite;
 mod url;
 
 pub use location::Location;
-pub use open::{open_cuts, open_history, open_queue, open_worker_queue};
+pub use open::{open_cuts, open_history, open_ops, open_queue, open_worker_queue};
 pub use run::RunHandle;
+
+/// What the operations side reads and changes: jobs' history and cuts, on one connection (the
+/// HTTP server's pool keeps these).
+pub trait OpsStore: history::JobHistory + cuts::CutStore {}
+
+impl<T: history::JobHistory + cuts::CutStore> OpsStore for T {}
 
 /// A job's id in the store.
 pub type JobId = i64;

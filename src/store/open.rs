@@ -1,12 +1,12 @@
 //! Opening the store wherever `--store` says it is: the one place that knows every backend.
 
-use super::StoreError;
 use super::cuts::CutStore;
 use super::history::JobHistory;
 use super::location::Location;
 use super::postgres::PgStore;
 use super::queue::JobQueue;
 use super::sqlite::SqliteStore;
+use super::{OpsStore, StoreError};
 
 /// Opens the engine's side of the store at `loc` for node `node`, creating or upgrading it.
 ///
@@ -49,6 +49,18 @@ pub fn open_history(loc: &Location) -> Result<Box<dyn JobHistory + Send>, StoreE
 /// # Errors
 /// As [`open_history`].
 pub fn open_cuts(loc: &Location) -> Result<Box<dyn CutStore + Send>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
+        Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),
+    })
+}
+
+/// Opens an existing store at `loc` for the HTTP server: its history and its cuts on one
+/// connection; never creates nor upgrades one.
+///
+/// # Errors
+/// As [`open_history`].
+pub fn open_ops(loc: &Location) -> Result<Box<dyn OpsStore + Send>, StoreError> {
     Ok(match loc {
         Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
         Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),
