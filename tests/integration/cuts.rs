@@ -1,8 +1,9 @@
 //! `shotrouter cut` against the real binary (issue 22): a revision series of EDLs and an .otio
 //! imported into both stores (SQLite and PostgreSQL, each made by a running watcher), their
 //! frames and changes, the API's answers equal to the CLI's JSON, `cut ranges --json` equal to
-//! ranges computed here from OpenTimelineIO's own reading, and the refusals: a broken EDL by
-//! file and line, an EDL without a rate, AAF without `otioconvert`. Clip names from the cut
+//! ranges computed here from OpenTimelineIO's own reading, FCP XML read through the venv's
+//! `otioconvert`, and the refusals: a broken EDL by file and line, an EDL without a rate, AAF
+//! without `otioconvert`. Clip names from the cut
 //! file are text: `<script>`, quotes and `$(x)` are printed, never run.
 
 use std::collections::BTreeMap;
@@ -405,5 +406,58 @@ fn issue_22_hostile_clip_names_are_text() {
     let api = get(port, "/api/v1/cuts/hostile").json();
     assert_eq!(api["shots"][0]["items"][0]["clip"], name, "{api}");
     assert_eq!(api["unmatched"][0]["clip"], "$(touch pwned2) <b>", "{api}");
+    drop(daemon);
+}
+
+#[test]
+fn issue_22_fcp_xml_is_read_through_otioconvert_with_the_edls_ranges() {
+    let Some(python) = otio_python() else { return };
+    let bin = python.parent().expect("the venv's bin").to_path_buf();
+    if !bin.join("otioconvert").is_file() {
+        crate::helpers::require::cannot_run(
+            &format!("`otioconvert` is missing from {}", bin.display()),
+            crate::helpers::require::DEPS,
+        );
+        return;
+    }
+    let env = Env::new();
+    let (daemon, _) = watcher(&env, None);
+    let xml = env.path("rev3.xml");
+    let made = std::process::Command::new(bin.join("otioconvert"))
+        .args(["-i", &data("rev3.edl"), "-a", "rate=24", "-o"])
+        .arg(&xml)
+        .output()
+        .expect("otioconvert runs");
+    assert!(made.status.success(), "{}", stderr(&made));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env
+        .command(&[
+            "cut",
+            "import",
+            "rev3.xml",
+            "--name",
+            "xml",
+            "--json",
+            "--rules",
+            "rules.yaml",
+        ])
+        .env("PATH", &path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    cut_json(
+        &env,
+        None,
+        &["import", &data("rev3.edl"), "--name", "edl", "--json"],
+    );
+    // The same shots and frames as the EDL it was made from.
+    let frames = |name: &str| cut_json(&env, None, &["ranges", name, "--json"])["shots"].clone();
+    let from_xml = frames("xml");
+    assert_eq!(from_xml.as_array().map(Vec::len), Some(5), "{from_xml}");
+    assert_eq!(from_xml, frames("edl"));
     drop(daemon);
 }
