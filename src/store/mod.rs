@@ -208,8 +208,7 @@ pub enum StoreError {
     /// A cut revision's number is taken, or is not the next one: another import of the cut
     /// ran at the same time.
     #[error(
-        "cut `{name}` already has a revision {revision} or is not at {} yet: another import ran at the same time; import the file again",
-        revision - 1
+        "cut `{name}` changed while this import was computed (revision {revision} is taken, or not the next); import the file again"
     )]
     CutRevision {
         /// The cut.

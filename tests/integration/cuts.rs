@@ -3,8 +3,8 @@
 //! frames and changes, the API's answers equal to the CLI's JSON, `cut ranges --json` equal to
 //! ranges computed here from OpenTimelineIO's own reading, FCP XML read through the venv's
 //! `otioconvert`, and the refusals: a broken EDL by file and line, an EDL without a rate, AAF
-//! without `otioconvert`. Clip names from the cut
-//! file are text: `<script>`, quotes and `$(x)` are printed, never run.
+//! without `otioconvert`. Clip names from the cut file are text: `<script>`, quotes and `$(x)`
+//! are printed, never run.
 
 use std::collections::BTreeMap;
 use std::process::Output;

@@ -87,6 +87,7 @@ pub fn import(
     }
     print(&render_revision(&revision))
 }
+
 /// The cut `name` names, or the only one in the store.
 fn which(store: &dyn CutStore, name: Option<&str>) -> Result<String, Error> {
     if let Some(name) = name {
