@@ -409,6 +409,30 @@ mod tests {
         }
     }
 
+    /// Routing will ask for a shot's frames in the latest revision of each cut: one search of
+    /// `cut_shots` by its key (shot first) and one of `cuts` by its own, no scan.
+    #[test]
+    fn a_shots_latest_frames_are_found_by_index() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        migrate(&mut conn, 7).expect("migrates");
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT s.head_in, s.tail_out FROM cut_shots s
+                 WHERE s.shot = 'sh010'
+                    AND s.revision = (SELECT max(revision) FROM cuts c WHERE c.name = s.cut)",
+            )
+            .expect("explain")
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert!(
+            plan.iter().any(|p| p.starts_with("SEARCH s USING INDEX")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.starts_with("SCAN")), "{plan:?}");
+    }
+
     #[test]
     fn v1_duplicates_of_one_version_become_generations() {
         let mut conn = Connection::open_in_memory().expect("sqlite");
