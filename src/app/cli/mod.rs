@@ -497,5 +497,19 @@ mod tests {
             store_password_on_command_line(&matches),
             Some("postgres://u:pw@h/db")
         );
+        // Two levels down: `cut ranges --store`.
+        let matches = Cli::command()
+            .try_get_matches_from([
+                "shotrouter",
+                "cut",
+                "ranges",
+                "--store",
+                "postgres://u:pw@h/db",
+            ])
+            .expect("parses");
+        assert_eq!(
+            store_password_on_command_line(&matches),
+            Some("postgres://u:pw@h/db")
+        );
     }
 }
