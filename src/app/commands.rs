@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::app::cli::{self, Cli, Command};
 use crate::app::style::{self, ColorChoice};
-use crate::app::{check, explain, logging, ops, packaging, serve, status, watch_status};
+use crate::app::{check, cut, explain, logging, ops, packaging, serve, status, watch_status};
 use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
@@ -157,6 +157,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 http_host,
             )
         }
+        Command::Cut(command) => run_cut(command, cli.color),
         Command::Completions { shell } => packaging::completions(shell),
         Command::Manpages { dir } => packaging::manpages(&dir),
         Command::Watch(args) => {
@@ -308,6 +309,42 @@ fn default_worker_state() -> PathBuf {
 }
 
 /// The operations commands log only what goes wrong below them (and more with `-v`).
+/// One of the `cut` subcommands.
+fn run_cut(command: cli::CutCommand, color: ColorChoice) -> Result<ExitCode, Error> {
+    match command {
+        cli::CutCommand::Import {
+            file,
+            name,
+            fps,
+            json,
+            place,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, color);
+            cut::import(&file, name.as_deref(), fps, json, &place)
+        }
+        cli::CutCommand::Show {
+            name,
+            revision,
+            json,
+            place,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, color);
+            cut::show(name.as_deref(), revision, json, &place)
+        }
+        cli::CutCommand::Ranges {
+            name,
+            json,
+            place,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, color);
+            cut::ranges(name.as_deref(), json, &place)
+        }
+    }
+}
+
 fn quiet_logs(verbosity: cli::Verbosity, color: ColorChoice) {
     logging::init(cli::LogFormat::Text, verbosity, color, None);
 }

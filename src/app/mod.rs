@@ -1,13 +1,14 @@
 //! The command line: `cli` (the clap types) parses, [`run`](crate::run) dispatches to the
-//! commands, `ops`, `job` and `status` read the store's history for the operations commands, `explain`
-//! shows what rules do, `logfmt` writes the text log's lines and `logging` installs it,
-//! `packaging` writes the completion scripts and man pages a package ships; `table`, `human`
-//! and `style` shape text output (widths, times and sizes, colour), `watch_status` repeats
-//! `status`, `metrics_file` writes `watch --metrics-file`.
+//! commands, `ops`, `job` and `status` read the store's history for the operations commands,
+//! `cut` imports and shows editorial's cuts, `explain` shows what rules do, `logfmt` writes the
+//! text log's lines and `logging` installs it, `packaging` writes the completion scripts and
+//! man pages a package ships; `table`, `human` and `style` shape text output (widths, times and
+//! sizes, colour), `watch_status` repeats `status`, `metrics_file` writes `watch --metrics-file`.
 
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod cut;
 pub mod explain;
 pub mod human;
 pub mod job;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::engine::telemetry::TelemetryHandle;
 use crate::error::Error;
 use crate::http::{self, HistoryOpener, Server};
-use crate::store::{Location, open_history};
+use crate::store::{Location, open_history, open_ops};
 
 /// Starts the server for the store at `store` (opened per connection, so a store that `watch`
 /// creates a moment later is found); job logs are read from `state_dir`; `hosts` are the
@@ -35,7 +35,7 @@ pub fn start(
         );
     }
     let location = store.clone();
-    let opener: HistoryOpener = Arc::new(move || open_history(&location));
+    let opener: HistoryOpener = Arc::new(move || open_ops(&location));
     http::serve(options, telemetry, opener).map_err(Error::setup)
 }
 

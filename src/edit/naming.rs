@@ -61,6 +61,11 @@ impl ShotNaming {
         self
     }
 
+    /// The pattern as written.
+    pub fn pattern(&self) -> &str {
+        self.pattern.as_str()
+    }
+
     /// The shot `item` shows: the first of clip name, locators, reel that the pattern matches.
     pub fn shot_of(&self, item: &CutItem) -> Option<String> {
         item.name

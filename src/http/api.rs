@@ -1,5 +1,5 @@
 //! The read side of the JSON API: status, jobs (filtered, paged by id), one job with its log
-//! tail, rules, nodes, `/healthz`. Each handler validates its parameters first (400 with a
+//! tail, rules, nodes, cuts (`cuts.rs`), `/healthz`. Each handler validates its parameters first (400 with a
 //! JSON error), then asks the store on a blocking thread.
 
 use std::io::{Read, Seek, SeekFrom};
@@ -43,6 +43,9 @@ pub(crate) fn routes() -> Router<State> {
         .route("/api/v1/files", get(super::files::files))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/nodes", get(nodes))
+        .route("/api/v1/cuts", get(super::cuts::cuts))
+        .route("/api/v1/cuts/{name}", get(super::cuts::cut))
+        .route("/api/v1/cuts/{name}/ranges", get(super::cuts::ranges))
         .route("/api/v1/events", get(super::live::events))
         .route("/api/v1/openapi.json", get(super::openapi::document))
         .route("/metrics", get(metrics))

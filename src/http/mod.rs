@@ -1,7 +1,8 @@
 //! The HTTP server: a JSON API under `/api/v1/`, live updates by server-sent events, the
 //! dashboard at `/` and `/healthz`. It stands beside `app/` and reads only the engine's
-//! [`TelemetryHandle`] and the store's [`JobHistory`](crate::store::history::JobHistory); the one thing it changes is what the
-//! operations CLI changes (retry, cancel, rerun), behind a bearer token.
+//! [`TelemetryHandle`] and the store's [`JobHistory`](crate::store::history::JobHistory) and
+//! [`CutStore`](crate::store::cuts::CutStore); the one thing it changes is what the operations
+//! CLI changes (retry, cancel, rerun), behind a bearer token.
 //!
 //! The rest of shotrouter is synchronous: the server runs axum on a tokio runtime in a thread
 //! of its own, and every store call runs on a blocking thread with a connection of its own
@@ -11,6 +12,7 @@
 pub mod actions;
 pub mod api;
 pub mod auth;
+pub mod cuts;
 pub mod dashboard;
 pub mod error;
 pub mod files;

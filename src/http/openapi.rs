@@ -34,6 +34,9 @@ mod tests {
             "/api/v1/files",
             "/api/v1/rules",
             "/api/v1/nodes",
+            "/api/v1/cuts",
+            "/api/v1/cuts/{name}",
+            "/api/v1/cuts/{name}/ranges",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is documented");
         }

@@ -5,14 +5,16 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::store::StoreError;
+use crate::store::cuts::CutStore;
 use crate::store::history::JobHistory;
+use crate::store::{OpsStore, StoreError};
 
 use super::error::ApiError;
 
-/// Opens one connection to the store's history; called again whenever the pool needs one.
+/// Opens one connection to the store's history and cuts; called again whenever the pool needs
+/// one.
 pub type HistoryOpener =
-    Arc<dyn Fn() -> Result<Box<dyn JobHistory + Send>, StoreError> + Send + Sync>;
+    Arc<dyn Fn() -> Result<Box<dyn OpsStore + Send>, StoreError> + Send + Sync>;
 
 /// Blocking threads, hence connections, at most.
 pub(crate) const MAX_CONNECTIONS: usize = 16;
@@ -21,7 +23,7 @@ pub(crate) const MAX_CONNECTIONS: usize = 16;
 #[derive(Clone)]
 pub(crate) struct Pool {
     open: HistoryOpener,
-    idle: Arc<Mutex<Vec<Box<dyn JobHistory + Send>>>>,
+    idle: Arc<Mutex<Vec<Box<dyn OpsStore + Send>>>>,
 }
 
 impl Pool {
@@ -32,11 +34,29 @@ impl Pool {
         }
     }
 
-    /// Runs `f` with a connection on a blocking thread.
+    /// Runs `f` with a connection's history on a blocking thread.
     pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn JobHistory) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.run_ops(|store| f(store)).await
+    }
+
+    /// Runs `f` with a connection's cuts on a blocking thread.
+    pub(crate) async fn run_cuts<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn CutStore) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.run_ops(|store| f(store)).await
+    }
+
+    /// Runs `f` with a connection on a blocking thread.
+    async fn run_ops<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn OpsStore) -> Result<T, ApiError> + Send + 'static,
     {
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {

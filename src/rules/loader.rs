@@ -24,7 +24,7 @@ use crate::rules::yaml::{self, Node, NodeKind, Span};
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "version", "watch", "ignore", "vars", "jobs", "outputs", "rules", "timecode", "keykode",
-    "notify", "slurm",
+    "notify", "slurm", "cuts",
 ];
 
 /// Why a rules file could not be loaded.
@@ -230,6 +230,7 @@ impl<'s> Loader<'s> {
         let rules = self.rules(&top, &vars, &defaults);
         let notify = self.notify(&top).unwrap_or_default();
         let farm = defaults.farm;
+        let cuts = self.cuts_block(&top);
         Some(RuleFile {
             path: PathBuf::new(),
             warnings: Diagnostics::empty(PathBuf::new(), String::new()),
@@ -241,6 +242,7 @@ impl<'s> Loader<'s> {
             rules,
             notify,
             farm,
+            cuts,
         })
     }
 

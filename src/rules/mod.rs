@@ -23,6 +23,7 @@
 //! per section (`watch`, `rule_keys`, `media_keys`, `verify`, `notify`, `transfer`), `syntax` and `path` (how values
 //! are written), `template`, `diag` and `yaml` (the positioned tree).
 
+pub mod cuts;
 pub mod diag;
 pub mod farm;
 mod farm_keys;

@@ -334,6 +334,8 @@ pub struct RuleFile {
     pub notify: Vec<super::NotifyTarget>,
     /// The file's `slurm:` block, when rules run on the farm.
     pub farm: Option<super::farm::FarmSettings>,
+    /// The file's `cuts:` block: how shots are named in editorial's cuts.
+    pub cuts: Option<super::cuts::CutSettings>,
     /// What `check` warns about (a program not on `PATH`, a missing root): the file loads, but
     /// something will likely fail or wait; the daemon logs each at start.
     pub warnings: Diagnostics,

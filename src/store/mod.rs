@@ -1,14 +1,17 @@
-//! The job store: every file seen, every job and every published output. Two traits are the
-//! whole interface: [`queue::JobQueue`] for the engine (enqueue, claim with fencing tokens,
-//! group commits, recovery, leases) and [`history::JobHistory`] for the operations commands.
-//! [`sqlite::SqliteStore`] implements both, embedded; another backend implements the same traits
-//! and runs the same contract suite (`contract/`). This file holds the backend-neutral types.
+//! The job store: every file seen, every job and every published output, and editorial's cut
+//! revisions. Three traits are the whole interface: [`queue::JobQueue`] for the engine
+//! (enqueue, claim with fencing tokens, group commits, recovery, leases),
+//! [`history::JobHistory`] for the operations commands and [`cuts::CutStore`] for cuts.
+//! [`sqlite::SqliteStore`] implements them, embedded; another backend implements the same
+//! traits and runs the same contract suite (`contract/`). This file holds the backend-neutral
+//! types.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[cfg(test)]
 mod contract;
+pub mod cuts;
 mod encoding;
 pub mod history;
 pub mod location;
@@ -20,8 +23,14 @@ pub mod sqlite;
 mod url;
 
 pub use location::Location;
-pub use open::{open_history, open_queue, open_worker_queue};
+pub use open::{open_cuts, open_history, open_ops, open_queue, open_worker_queue};
 pub use run::RunHandle;
+
+/// What the operations side reads and changes: jobs' history and cuts, on one connection (the
+/// HTTP server's pool keeps these).
+pub trait OpsStore: history::JobHistory + cuts::CutStore {}
+
+impl<T: history::JobHistory + cuts::CutStore> OpsStore for T {}
 
 /// A job's id in the store.
 pub type JobId = i64;
@@ -195,6 +204,27 @@ pub enum StoreError {
     NoSchema {
         /// The store's URL, password redacted.
         url: String,
+    },
+    /// A cut revision's number is taken, or is not the next one: another import of the cut
+    /// ran at the same time.
+    #[error(
+        "cut `{name}` changed while this import was computed (revision {revision} is taken, or not the next); import the file again"
+    )]
+    CutRevision {
+        /// The cut.
+        name: String,
+        /// The revision that could not be stored.
+        revision: i64,
+    },
+    /// A stored cut revision does not read back (written by another build, or edited by hand).
+    #[error("cut `{name}` revision {revision} is unreadable in the store: {reason}")]
+    CutData {
+        /// The cut.
+        name: String,
+        /// The revision.
+        revision: i64,
+        /// What the JSON reader said.
+        reason: String,
     },
     /// A `--store` value that cannot be used.
     #[error("--store `{value}`: {reason}")]

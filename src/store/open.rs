@@ -1,11 +1,12 @@
 //! Opening the store wherever `--store` says it is: the one place that knows every backend.
 
-use super::StoreError;
+use super::cuts::CutStore;
 use super::history::JobHistory;
 use super::location::Location;
 use super::postgres::PgStore;
 use super::queue::JobQueue;
 use super::sqlite::SqliteStore;
+use super::{OpsStore, StoreError};
 
 /// Opens the engine's side of the store at `loc` for node `node`, creating or upgrading it.
 ///
@@ -36,6 +37,30 @@ pub fn open_worker_queue(loc: &Location, node: &str) -> Result<Box<dyn JobQueue>
 /// # Errors
 /// A missing or outdated store; whatever the backend's open reports.
 pub fn open_history(loc: &Location) -> Result<Box<dyn JobHistory + Send>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
+        Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),
+    })
+}
+
+/// Opens an existing store at `loc` for `shotrouter cut` and the API's cuts; never creates nor
+/// upgrades one.
+///
+/// # Errors
+/// As [`open_history`].
+pub fn open_cuts(loc: &Location) -> Result<Box<dyn CutStore + Send>, StoreError> {
+    Ok(match loc {
+        Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
+        Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),
+    })
+}
+
+/// Opens an existing store at `loc` for the HTTP server: its history and its cuts on one
+/// connection; never creates nor upgrades one.
+///
+/// # Errors
+/// As [`open_history`].
+pub fn open_ops(loc: &Location) -> Result<Box<dyn OpsStore + Send>, StoreError> {
     Ok(match loc {
         Location::Folder(dir) => Box::new(SqliteStore::open_existing(dir)?),
         Location::Postgres(pg) => Box::new(PgStore::open_existing(pg)?),

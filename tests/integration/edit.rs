@@ -12,7 +12,7 @@ use shotrouter::edit::{Change, Cut, FrameClass, ShotNaming, ShotRanges, cmx3600,
 use shotrouter::media::timecode::Rate;
 
 /// A video clip as read: (name, source in, source out, record in, record out).
-type Clip = (String, i64, i64, i64, i64);
+pub(crate) type Clip = (String, i64, i64, i64, i64);
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +22,7 @@ fn data(name: &str) -> PathBuf {
 
 /// `scripts/deps test`'s venv python with OpenTimelineIO and its EDL adapter. Missing, the
 /// test fails, unless `SHOTROUTER_ALLOW_SKIP=1` (then `None`).
-fn otio_python() -> Option<PathBuf> {
+pub(crate) fn otio_python() -> Option<PathBuf> {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/editorial-venv/bin/python3");
     let works = Command::new(&venv)
         .args(["-c", "import opentimelineio, otio_cmx3600_adapter"])
@@ -43,7 +43,7 @@ fn otio_python() -> Option<PathBuf> {
 
 /// What OpenTimelineIO reads from `cut` at `rate`: (name, source in, source out, record in,
 /// record out) of every video clip in record order (see tests/tools/read_cut.py).
-fn otio_reads(python: &Path, cut: &Path, rate: &str) -> Vec<Clip> {
+pub(crate) fn otio_reads(python: &Path, cut: &Path, rate: &str) -> Vec<Clip> {
     let out = Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/read_cut.py"))
         .arg(cut)

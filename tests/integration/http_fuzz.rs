@@ -25,6 +25,24 @@ fn schemathesis() -> PathBuf {
 fn issue_13_schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let env = Env::new();
     let (daemon, port) = daemon_with_jobs(&env);
+    // A cut in the store, so `/api/v1/cuts` answers with rows the document must describe.
+    let edl = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/edit/rev3.edl");
+    let import = env.run(&[
+        "cut",
+        "import",
+        edl,
+        "--name",
+        "reel1",
+        "--fps",
+        "24",
+        "--rules",
+        "rules.yaml",
+    ]);
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
     let mut child = Command::new(schemathesis())
         .args([
             "run",

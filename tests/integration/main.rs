@@ -5,6 +5,7 @@ mod cli;
 mod cli_output;
 mod cluster;
 mod coverage;
+mod cuts;
 mod daemon;
 mod deliveries;
 mod edit;

@@ -269,6 +269,10 @@ fn ship_the_deb_installs_a_working_binary_man_pages_completions_and_unit() {
         "serve",
         "watch",
         "completions",
+        "cut",
+        "cut-import",
+        "cut-show",
+        "cut-ranges",
     ] {
         let page = man1.join(format!("shotrouter-{command}.1.gz"));
         assert!(page.is_file(), "no man page {}", page.display());

@@ -1,5 +1,5 @@
-//! The contract every store backend keeps, as test cases written only against `dyn JobQueue`
-//! and `dyn JobHistory`. A backend instantiates all of them with [`contract_tests!`] and a
+//! The contract every store backend keeps, as test cases written only against `dyn JobQueue`,
+//! `dyn JobHistory` and `dyn CutStore`. A backend instantiates all of them with [`contract_tests!`] and a
 //! [`Backend`] that opens several handles (each a node, or the CLI) on one fresh store. The
 //! cases use no clock but the store's, no sleeps, and real files only in the backend's scratch.
 
@@ -14,11 +14,13 @@ use crate::os::version::FileVersion;
 
 mod claims;
 mod cluster;
+mod cuts;
 mod history;
 mod published;
 
 pub(crate) use claims::*;
 pub(crate) use cluster::*;
+pub(crate) use cuts::*;
 pub(crate) use history::*;
 pub(crate) use published::*;
 
@@ -28,6 +30,8 @@ pub(crate) trait Backend {
     fn queue(&self, node: &str) -> Box<dyn JobQueue>;
     /// A history handle on this store, as the operations CLI opens it.
     fn history(&self) -> Box<dyn JobHistory>;
+    /// A cuts handle on this store, as `shotrouter cut` opens it (the store exists).
+    fn cuts(&self) -> Box<dyn super::cuts::CutStore>;
     /// A local folder for the files a case makes (products, their versions).
     fn scratch(&self) -> &Path;
 }
@@ -69,6 +73,8 @@ macro_rules! contract_tests {
             only_the_same_plan_keeps_a_published_product,
             a_delivery_is_recorded_until_the_next_product,
             stuck_reads_due_jobs_of_its_rules_under_its_own_roots,
+            cut_revisions_read_back_in_order,
+            a_racing_cut_import_is_refused,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

@@ -22,6 +22,7 @@ use super::queue::RootedPath;
 
 mod cached;
 mod cluster;
+mod cuts;
 mod enqueue;
 mod history;
 mod lease;

@@ -25,6 +25,8 @@
 //!
 //! The argv a claim ran where it differs from the planned one (a worker's `--map`), the node
 //! that ran it and the claim's token: `shotrouter job` shows it while that claim is the last.
+//! Editorial's cuts (issue 22): `cuts`, one row per imported revision with its shots as JSON,
+//! and `cut_shots`, one row per shot a revision shows, keyed `(shot, cut, revision)`.
 
 use postgres::Client;
 use std::path::PathBuf;
@@ -41,7 +43,16 @@ pub(super) const MIGRATION_LOCK: i64 = 0x5352_4F55_0000;
 const VERSION_TABLE: &str = "shotrouter_schema";
 
 /// The tables of every version: one of them without a version row is not ours.
-const OUR_TABLES: &[&str] = &["roots", "nodes", "files", "jobs", "outputs", "notices"];
+const OUR_TABLES: &[&str] = &[
+    "roots",
+    "nodes",
+    "files",
+    "jobs",
+    "outputs",
+    "notices",
+    "cuts",
+    "cut_shots",
+];
 
 const V1: &str = "CREATE TABLE roots (
         node TEXT NOT NULL,
@@ -126,7 +137,27 @@ const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     ALTER TABLE jobs ADD COLUMN delivered_ino BIGINT;
     ALTER TABLE jobs ADD COLUMN delivered_size BIGINT;
     ALTER TABLE jobs ADD COLUMN delivered_mtime_ns BIGINT;
-    ALTER TABLE jobs ADD COLUMN run_remote TEXT;";
+    ALTER TABLE jobs ADD COLUMN run_remote TEXT;
+    CREATE TABLE cuts (
+        name TEXT NOT NULL,
+        revision BIGINT NOT NULL,
+        imported_at BIGINT NOT NULL,
+        source TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        fps TEXT NOT NULL,
+        shots TEXT NOT NULL,
+        unmatched TEXT NOT NULL,
+        PRIMARY KEY (name, revision)
+    );
+    CREATE TABLE cut_shots (
+        cut TEXT NOT NULL,
+        revision BIGINT NOT NULL,
+        shot TEXT NOT NULL,
+        head_in BIGINT NOT NULL, cut_in BIGINT NOT NULL,
+        cut_out BIGINT NOT NULL, tail_out BIGINT NOT NULL,
+        PRIMARY KEY (shot, cut, revision),
+        FOREIGN KEY (cut, revision) REFERENCES cuts(name, revision)
+    );";
 
 const MIGRATIONS: &[&str] = &[V1, V2];
 

@@ -54,6 +54,10 @@ impl Backend for Pg {
         Box::new(PgStore::open_existing(&self.loc).expect("opens"))
     }
 
+    fn cuts(&self) -> Box<dyn crate::store::cuts::CutStore> {
+        Box::new(PgStore::open_existing(&self.loc).expect("opens"))
+    }
+
     fn scratch(&self) -> &Path {
         self.scratch.path()
     }

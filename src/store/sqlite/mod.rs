@@ -39,6 +39,7 @@ macro_rules! active {
 mod adopt;
 mod checkpoint;
 mod cluster;
+mod cuts;
 mod encoding;
 mod enqueue;
 pub use encoding::DB_FILE;

@@ -54,6 +54,10 @@
 //! job's status evaluated three of them (the CHECK, and the index's test on the old and the new
 //! row): about half of what a claim or an end cost. Queries that test for an active job use
 //! `active!`, the index's own words, which is how SQLite recognises a partial index it may use.
+//!
+//! Editorial's cuts (issue 22): `cuts`, one row per imported revision of a cut with its shots
+//! and unmatched items as JSON, and `cut_shots`, one row per shot a revision shows with its
+//! `head_in`, `cut_in`, `cut_out` and `tail_out`, keyed `(shot, cut, revision)`.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -217,7 +221,10 @@ const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
     ALTER TABLE jobs ADD COLUMN run_remote TEXT;";
 
 /// Version 6: `jobs` rebuilt with its status CHECK as `OR`s, `jobs_active` recreated likewise;
-/// the columns, their order, the rows and their ids stay as they are.
+/// the columns, their order, the rows and their ids stay as they are. And editorial's cuts:
+/// `cuts` (one row per revision, its shots as JSON) and `cut_shots` (one row per shot present,
+/// keyed by shot first, for routing's lookup of a shot's latest frames). Version 6 is in no
+/// release yet, so it may still grow here.
 const V6: &str = "CREATE TABLE jobs_v6 (
         id INTEGER PRIMARY KEY,
         rule TEXT NOT NULL,
@@ -265,7 +272,27 @@ const V6: &str = "CREATE TABLE jobs_v6 (
     CREATE INDEX jobs_active ON jobs(status)
         WHERE status = 'queued' OR status = 'claimed' OR status = 'running';
     CREATE INDEX jobs_by_finish ON jobs(finished_at) WHERE finished_at IS NOT NULL;
-    CREATE INDEX jobs_by_queue ON jobs(queue_seq) WHERE queue_seq > 0;";
+    CREATE INDEX jobs_by_queue ON jobs(queue_seq) WHERE queue_seq > 0;
+    CREATE TABLE cuts (
+        name TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        imported_at INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        fps TEXT NOT NULL,
+        shots TEXT NOT NULL,
+        unmatched TEXT NOT NULL,
+        PRIMARY KEY (name, revision)
+    );
+    CREATE TABLE cut_shots (
+        cut TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        shot TEXT NOT NULL,
+        head_in INTEGER NOT NULL, cut_in INTEGER NOT NULL,
+        cut_out INTEGER NOT NULL, tail_out INTEGER NOT NULL,
+        PRIMARY KEY (shot, cut, revision),
+        FOREIGN KEY (cut, revision) REFERENCES cuts(name, revision)
+    );";
 
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
@@ -380,6 +407,30 @@ mod tests {
                 .expect("read");
             assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{sql}");
         }
+    }
+
+    /// Routing will ask for a shot's frames in the latest revision of each cut: one search of
+    /// `cut_shots` by its key (shot first) and one of `cuts` by its own, no scan.
+    #[test]
+    fn a_shots_latest_frames_are_found_by_index() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        migrate(&mut conn, 7).expect("migrates");
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT s.head_in, s.tail_out FROM cut_shots s
+                 WHERE s.shot = 'sh010'
+                    AND s.revision = (SELECT max(revision) FROM cuts c WHERE c.name = s.cut)",
+            )
+            .expect("explain")
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert!(
+            plan.iter().any(|p| p.starts_with("SEARCH s USING INDEX")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.starts_with("SCAN")), "{plan:?}");
     }
 
     #[test]

@@ -40,6 +40,10 @@ impl Backend for Sqlite {
         Box::new(SqliteStore::open_existing(&self.state()).expect("opens"))
     }
 
+    fn cuts(&self) -> Box<dyn crate::store::cuts::CutStore> {
+        Box::new(SqliteStore::open_existing(&self.state()).expect("opens"))
+    }
+
     fn scratch(&self) -> &Path {
         self.dir.path()
     }

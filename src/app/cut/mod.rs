@@ -1,0 +1,177 @@
+//! `shotrouter cut import|show|ranges`: reading a cut file (the I/O `crate::edit` leaves to its
+//! callers, and `otioconvert` for AAF and FCP XML), computing its shot ranges and changes
+//! against the stored revisions, storing it, and printing revisions and render ranges.
+//!
+//! A revision is computed from every revision before it, so frame numbers stay where earlier
+//! revisions put them; the store refuses it when another import got there first.
+//!
+//! Files: `file` (reading a cut file), `revision` (computing the next revision), `render` (text).
+
+mod file;
+mod render;
+mod revision;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::app::cli::CutPlace;
+use crate::app::ops::{json, print, runtime};
+use crate::error::Error;
+use crate::media::timecode::Rate;
+use crate::rules::cuts::CutSettings;
+use crate::store::cuts::{CutRanges, CutRevision, CutStore};
+use crate::store::{self, now_ms};
+
+pub use file::CutError;
+use file::read_cut;
+use render::{render_ranges, render_revision, shown};
+use revision::revision_of;
+
+/// The shot naming of the rules' `cuts:` block, or the defaults.
+fn settings(place: &CutPlace) -> Result<CutSettings, Error> {
+    match &place.rules {
+        Some(path) => Ok(crate::rules::load(path)?.cuts.unwrap_or_default()),
+        None => Ok(CutSettings::default()),
+    }
+}
+
+fn open_store(place: &CutPlace) -> Result<Box<dyn CutStore + Send>, Error> {
+    store::open_cuts(&place.state().location()?).map_err(Error::setup)
+}
+
+/// `shotrouter cut import FILE`.
+///
+/// # Errors
+/// A file that cannot be read as a cut (exit 1, naming its line or clip), bad rules, no store.
+pub fn import(
+    file: &Path,
+    name: Option<&str>,
+    fps: Option<Rate>,
+    as_json: bool,
+    place: &CutPlace,
+) -> Result<ExitCode, Error> {
+    let settings = settings(place)?;
+    let bytes = std::fs::read(file).map_err(|source| {
+        Error::failed(CutError::Open {
+            path: file.to_path_buf(),
+            source,
+        })
+    })?;
+    let (cut, rate) = read_cut(file, &bytes, fps.or(settings.fps)).map_err(Error::failed)?;
+    let name = match name {
+        Some("") => {
+            return Err(Error::Config(
+                "`--name` is empty; give the cut a name".into(),
+            ));
+        }
+        Some(n) => n.to_string(),
+        None => file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::Config("give the cut a name with `--name`".into()))?,
+    };
+    let mut store = open_store(place)?;
+    let earlier = store.cut_revisions(&name).map_err(runtime)?;
+    let revision = revision_of(&name, &cut, &settings.naming, &earlier);
+    let revision = CutRevision {
+        imported_at: now_ms(),
+        source: crate::rules::absolute(file).display().to_string(),
+        hash: format!("xxh3:{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
+        fps: rate.to_string(),
+        ..revision
+    };
+    store.add_cut_revision(&revision).map_err(runtime)?;
+    if as_json {
+        return json(&revision);
+    }
+    print(&render_revision(&revision))
+}
+
+/// The cut `name` names, or the only one in the store.
+fn which(store: &dyn CutStore, name: Option<&str>) -> Result<String, Error> {
+    if let Some(name) = name {
+        return Ok(name.to_string());
+    }
+    let cuts = store.cuts().map_err(runtime)?;
+    match cuts.as_slice() {
+        [only] => Ok(only.name.clone()),
+        [] => Err(Error::Config(
+            "the store holds no cut yet; import one with `shotrouter cut import FILE`".into(),
+        )),
+        several => Err(Error::Config(format!(
+            "the store holds {} cuts; name one: {}",
+            several.len(),
+            several
+                .iter()
+                .map(|c| format!("`{}`", shown(&c.name)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Revision `revision` (latest by default) of `name`, or an error naming what exists.
+fn find(store: &dyn CutStore, name: &str, revision: Option<i64>) -> Result<CutRevision, Error> {
+    if let Some(found) = store.cut_revision(name, revision).map_err(runtime)? {
+        return Ok(found);
+    }
+    let latest = store.cut_revision(name, None).map_err(runtime)?;
+    Err(Error::Config(match (latest, revision) {
+        (Some(latest), Some(n)) => format!(
+            "cut `{}` has no revision {n}; its revisions are 1 to {}",
+            shown(name),
+            latest.revision
+        ),
+        _ => {
+            let names: Vec<String> = store
+                .cuts()
+                .map_err(runtime)?
+                .into_iter()
+                .map(|c| format!("`{}`", shown(&c.name)))
+                .collect();
+            if names.is_empty() {
+                format!("no cut `{}` in the store; it holds none yet", shown(name))
+            } else {
+                format!(
+                    "no cut `{}` in the store; it holds {}",
+                    shown(name),
+                    names.join(", ")
+                )
+            }
+        }
+    }))
+}
+
+/// `shotrouter cut show [NAME] [--revision N]`.
+///
+/// # Errors
+/// No such cut or revision (exit 2), no store, database errors.
+pub fn show(
+    name: Option<&str>,
+    revision: Option<i64>,
+    as_json: bool,
+    place: &CutPlace,
+) -> Result<ExitCode, Error> {
+    let store = open_store(place)?;
+    let name = which(&*store, name)?;
+    let found = find(&*store, &name, revision)?;
+    if as_json {
+        return json(&found);
+    }
+    print(&render_revision(&found))
+}
+
+/// `shotrouter cut ranges [NAME]`.
+///
+/// # Errors
+/// No such cut (exit 2), no store, database errors.
+pub fn ranges(name: Option<&str>, as_json: bool, place: &CutPlace) -> Result<ExitCode, Error> {
+    let store = open_store(place)?;
+    let name = which(&*store, name)?;
+    let ranges = CutRanges::of(&find(&*store, &name, None)?);
+    if as_json {
+        return json(&ranges);
+    }
+    print(&render_ranges(&ranges))
+}
