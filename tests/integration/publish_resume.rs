@@ -203,7 +203,14 @@ fn an_ale_lost_with_a_kill_after_the_publish_is_made_again() {
     let ale = env.path("shots/out/sh010.ale");
     let lock = stop_before_the_copy(&copies);
     let daemon = Daemon::start(&env, &[], &[]);
-    crate::editorial::frames(&env.path("shots/r24"), "sh010", "dpx", 1001, 2);
+    // Made aside and renamed in together: two ffmpeg runs on a loaded machine may take longer
+    // than the 200 ms settle, and the first frame alone would be a sequence of its own.
+    let staged = crate::editorial::frames(&env.path("staging"), "sh010", "dpx", 1001, 2);
+    std::fs::create_dir_all(env.path("shots/r24")).expect("mkdir");
+    for frame in &staged {
+        let name = frame.file_name().expect("name");
+        std::fs::rename(frame, env.path("shots/r24").join(name)).expect("rename into the tree");
+    }
     wait_for_the_copy(&copies, &product, "sh010");
     daemon.kill_hard();
     drop(lock);
