@@ -260,7 +260,7 @@ print(json.dumps({"start": t.global_start_time.value, "duration": t.duration().v
 }
 
 #[test]
-fn a_shot_without_a_product_is_named_and_nothing_is_written() {
+fn a_missing_shot_or_a_movie_failing_its_check_writes_nothing() {
     if !require_program("ffmpeg", "ffmpeg") {
         return;
     }
@@ -285,6 +285,64 @@ fn a_shot_without_a_product_is_named_and_nothing_is_written() {
         "{text}"
     );
     assert!(!env.path("rev.mov").exists() && !env.path("rev.otio").exists());
+
+    // An ffmpeg that stops early and exits 0 (as ffmpeg does at a gap): verify refuses it.
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v ffmpeg"])
+            .output()
+            .expect("sh")
+            .stdout,
+    )
+    .expect("utf-8");
+    let wrapper = bin.join("ffmpeg");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/bash\nargs=(\"$@\"); last=${{args[-1]}}; unset 'args[-1]'\nexec {} \"${{args[@]}}\" -frames:v 5 \"$last\"\n",
+            real.trim()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env
+        .command(&[
+            "conform",
+            "--rules",
+            "rules.yaml",
+            "--from",
+            "review",
+            "seq",
+            "--output",
+            "short.mov",
+        ])
+        .env("PATH", path)
+        .output()
+        .expect("shotrouter runs");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("failed verification") && text.contains("5 frames, the cut lasts 30"),
+        "{text}"
+    );
+    assert!(!env.path("short.mov").exists() && !env.path("short.otio").exists());
+    let left: Vec<_> = std::fs::read_dir(env.root())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("conform-"))
+        .collect();
+    assert!(left.is_empty(), "temp files are left: {left:?}");
 
     let out = conform(&env, &["seq", "--output", "a.mov", "--pick", "approved"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
