@@ -159,3 +159,98 @@ fn the_argv_keeps_paths_whole_and_out_of_the_filter_graph() {
     assert_eq!(text[tc + 1], "01:00:00;00");
     assert!(text.contains(&"30000/1001".to_string()));
 }
+
+fn revision(items: &[(&str, &str, &str, i64, i64)], unmatched: &[(&str, &str)]) -> CutRevision {
+    use crate::store::cuts::{CutShot, CutShotItem, ShotChange, UnmatchedItem};
+    CutRevision {
+        name: "seq".into(),
+        revision: 1,
+        imported_at: 0,
+        source: "seq.edl".into(),
+        hash: String::new(),
+        fps: "29.97".into(),
+        shots: items
+            .iter()
+            .enumerate()
+            .map(|(n, (shot, i, o, first, last))| CutShot {
+                shot: (*shot).into(),
+                change: ShotChange::New,
+                head_in: 1001,
+                cut_in: 1009,
+                cut_out: 1100,
+                tail_out: 1108,
+                source_in: 0,
+                items: vec![CutShotItem {
+                    event: n as u32 + 1,
+                    clip: None,
+                    reel: None,
+                    record_in: (*i).into(),
+                    record_out: (*o).into(),
+                    first: *first,
+                    last: *last,
+                    speed: 1.0,
+                }],
+            })
+            .collect(),
+        unmatched: unmatched
+            .iter()
+            .map(|(i, o)| UnmatchedItem {
+                event: 9,
+                clip: None,
+                reel: None,
+                record_in: (*i).into(),
+                record_out: (*o).into(),
+                origin: "line 9".into(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn drop_frame_record_timecode_lays_out_items_and_a_title_card_extends_the_cut() {
+    let df = Counting::new(Rate::ntsc(30), true).unwrap();
+    // Minute 1 is not a tenth minute: labels 00:01:00;00 and ;01 do not exist, so
+    // 00:01:00;02 follows 00:00:59;29 directly.
+    let rev = revision(
+        &[
+            ("sh020", "00:01:00;02", "00:01:00;04", 1009, 1010),
+            ("sh010", "00:00:59;28", "00:01:00;02", 1009, 1010),
+        ],
+        &[("00:01:00;04", "00:01:00;10")],
+    );
+    let (uses, start, end) = layout(&rev, df).unwrap();
+    assert_eq!(uses[0].shot, "sh010", "record order, not shot order");
+    assert_eq!(
+        uses[0].record_out - uses[0].record_in,
+        2,
+        "the dropped labels hold no frames"
+    );
+    assert_eq!(start, df.frame_of("00:00:59;28").unwrap());
+    assert_eq!(
+        end - start,
+        10,
+        "the title card is part of the cut's duration"
+    );
+    assert_eq!(df.label(start), "00:00:59;28");
+}
+
+#[test]
+fn items_playing_at_once_are_refused() {
+    let df = Counting::new(Rate::ntsc(30), true).unwrap();
+    let rev = revision(
+        &[
+            ("sh010", "01:00:00;00", "01:00:00;10", 1009, 1018),
+            ("sh020", "01:00:00;05", "01:00:00;15", 1009, 1018),
+        ],
+        &[],
+    );
+    assert_eq!(
+        layout(&rev, df),
+        Err(LayoutError::Overlap {
+            first: 1,
+            second: 2
+        })
+    );
+    let none = revision(&[], &[]);
+    assert_eq!(layout(&none, df), Err(LayoutError::Empty));
+}
