@@ -358,12 +358,16 @@ pub fn ffmpeg_args(
                 source, indexes, ..
             } => {
                 let src = &sources[*source];
+                let lo = indexes.iter().copied().min().unwrap_or(0);
+                let hi = indexes.iter().copied().max().unwrap_or(0);
+                // Read no further than a frame past the last one used: `trim` cuts exactly,
+                // this only spares decoding the product's tail (time-based, hence the margin).
+                args.push("-t".into());
+                args.push(seconds(hi + 2, counting.rate).into());
                 args.push("-i".into());
                 let mut path = OsString::from("file:");
                 path.push(&src.path);
                 args.push(path);
-                let lo = indexes.iter().copied().min().unwrap_or(0);
-                let hi = indexes.iter().copied().max().unwrap_or(0);
                 let scale = if (src.width, src.height) == (width, height) {
                     String::new()
                 } else {
@@ -425,6 +429,15 @@ pub fn ffmpeg_args(
     out.push(output);
     args.push(out);
     args
+}
+
+/// `frames` at `rate` in seconds, as ffmpeg's time options take them (exact to the
+/// microsecond, rounded up).
+fn seconds(frames: i64, rate: crate::media::timecode::Rate) -> String {
+    let micros = (i128::from(frames) * 1_000_000 * i128::from(rate.den))
+        .div_euclid(i128::from(rate.num))
+        + 1;
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
 /// The filter showing `run` from a stream whose frame 0 is product index `lo`.

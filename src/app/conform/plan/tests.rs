@@ -158,6 +158,9 @@ fn the_argv_keeps_paths_whole_and_out_of_the_filter_graph() {
     let tc = text.iter().position(|a| a == "-timecode").unwrap();
     assert_eq!(text[tc + 1], "01:00:00;00");
     assert!(text.contains(&"30000/1001".to_string()));
+    // Index 9 of the product is the last used: read 11 frames at 29.97 (0.3670333... s).
+    let t = text.iter().position(|a| a == "-t").unwrap();
+    assert_eq!(text[t + 1], "0.367034");
 }
 
 fn revision(items: &[(&str, &str, &str, i64, i64)], unmatched: &[(&str, &str)]) -> CutRevision {
