@@ -353,3 +353,63 @@ fn a_missing_shot_or_a_movie_failing_its_check_writes_nothing() {
     );
     assert!(!env.path("a.mov").exists());
 }
+
+#[test]
+fn a_drop_frame_cut_is_stamped_with_its_drop_frame_record_timecode() {
+    if !require_program("ffmpeg", "ffmpeg") || !require_program("ffprobe", "ffmpeg") {
+        return;
+    }
+    let Some(python) = otio_python() else { return };
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        RULES
+            .replace("sh[0-9]{3})_", "sh[0-9]{3})")
+            .replace("fps: 24", "fps: 29.97"),
+    );
+    // tests/data/edit/drop_2997.edl: four shots from 00:00:58;00, across the dropped labels.
+    for shot in ["sh100", "sh110", "sh120", "sh130"] {
+        let dir = env.path(format!("shots/{shot}/render"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let status = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi"])
+            .args([
+                "-i",
+                "testsrc2=size=64x36:rate=30000/1001",
+                "-frames:v",
+                "80",
+            ])
+            .args(["-c:v", "ffv1", "-timecode", "00:00:33;11"]) // frame 1001 at 29.97 DF
+            .arg(dir.join(format!("{shot}_v001.mov")))
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success());
+    }
+    watch_once(&env);
+    let edl = format!(
+        "{}/tests/data/edit/drop_2997.edl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = env.run(&["cut", "import", "--rules", "rules.yaml", &edl]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = conform(&env, &["--output", "df.mov", "--codec", "ffv1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let probed = probe(&env.path("df.mov"));
+    assert_eq!(timecode(&probed), "00:00:58;00");
+    assert_eq!(decoded_frames(&probed), 160);
+    assert_eq!(field(&probed, "r_frame_rate"), "30000/1001");
+    let read = Command::new(&python)
+        .args([
+            "-c",
+            "import sys, opentimelineio as otio\nt = otio.adapters.read_from_file(sys.argv[1])\nprint(otio.opentime.to_timecode(t.global_start_time, 30000 / 1001, drop_frame=True), t.duration().value)",
+        ])
+        .arg(env.path("df.otio"))
+        .output()
+        .expect("python runs");
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(stdout(&read).trim(), "00:00:58;00 160.0");
+}
