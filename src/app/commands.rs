@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use crate::app::cli::{self, Cli, Command};
 use crate::app::style::{self, ColorChoice};
-use crate::app::{check, cut, explain, logging, ops, packaging, serve, status, watch_status};
+use crate::app::{
+    check, conform, cut, explain, logging, ops, packaging, serve, status, watch_status,
+};
 use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
@@ -158,6 +160,24 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             )
         }
         Command::Cut(command) => run_cut(command, cli.color),
+        Command::Conform(args) => {
+            quiet_logs(args.verbosity, cli.color);
+            let request = conform::Request {
+                name: args.name.as_deref(),
+                rule: &args.rule,
+                output: &args.output,
+                pick: match args.pick {
+                    cli::PickArg::Latest => conform::Pick::Latest,
+                    cli::PickArg::Approved => conform::Pick::Approved,
+                },
+                codec: match args.codec {
+                    cli::CodecArg::Prores => conform::Codec::ProresHq,
+                    cli::CodecArg::Ffv1 => conform::Codec::Ffv1,
+                },
+                as_json: args.json,
+            };
+            conform::conform(&request, &args.place)
+        }
         Command::Completions { shell } => packaging::completions(shell),
         Command::Manpages { dir } => packaging::manpages(&dir),
         Command::Watch(args) => {

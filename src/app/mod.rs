@@ -8,6 +8,7 @@
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod conform;
 pub mod cut;
 pub mod explain;
 pub mod human;

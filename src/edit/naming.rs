@@ -66,6 +66,17 @@ impl ShotNaming {
         self.pattern.as_str()
     }
 
+    /// The shot `text` names (a clip or file name), if the pattern matches it.
+    pub fn shot_in(&self, text: &str) -> Option<String> {
+        Some(
+            self.pattern
+                .captures(text)?
+                .name("shot")?
+                .as_str()
+                .to_string(),
+        )
+    }
+
     /// The shot `item` shows: the first of clip name, locators, reel that the pattern matches.
     pub fn shot_of(&self, item: &CutItem) -> Option<String> {
         item.name

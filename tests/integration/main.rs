@@ -4,6 +4,7 @@ mod check_explain;
 mod cli;
 mod cli_output;
 mod cluster;
+mod conform;
 mod coverage;
 mod cuts;
 mod daemon;

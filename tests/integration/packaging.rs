@@ -273,6 +273,7 @@ fn ship_the_deb_installs_a_working_binary_man_pages_completions_and_unit() {
         "cut-import",
         "cut-show",
         "cut-ranges",
+        "conform",
     ] {
         let page = man1.join(format!("shotrouter-{command}.1.gz"));
         assert!(page.is_file(), "no man page {}", page.display());

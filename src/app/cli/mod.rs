@@ -4,9 +4,11 @@
 //! mostly help text. A command with subcommands of its own has a file here (`cut`), and so do
 //! the long-running commands' options (`daemon`); the arguments' meaning lives in `commands`.
 
+mod conform;
 mod cut;
 mod daemon;
 
+pub use conform::{CodecArg, ConformArgs, PickArg};
 pub use cut::{CutCommand, CutPlace};
 pub use daemon::{WatchArgs, WorkerArgs};
 
@@ -320,6 +322,12 @@ pub enum Command {
         after_help = "Examples:\n  shotrouter cut import --rules rules.yaml reel1_v012.edl --name reel1 --fps 24\n  shotrouter cut ranges reel1 --json\n\nSee docs/cuts.md."
     )]
     Cut(CutCommand),
+    /// Conform a cut into one review movie from the latest published version of each shot, with
+    /// an .otio of what was used; verified before it is written.
+    #[command(
+        after_help = "Examples:\n  shotrouter conform reel1 --rules rules.yaml --from review --output reel1_conform.mov\n  shotrouter conform --from review --output /tmp/check.mov --codec ffv1 --json\n\nExit status: 0 written and verified, 1 a shot has no product or the movie fails its check\n(nothing is written), 2 usage. See docs/cuts.md."
+    )]
+    Conform(ConformArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     #[command(
         after_help = "Examples:\n  shotrouter completions bash > ~/.local/share/bash-completion/completions/shotrouter\n  shotrouter completions zsh > ~/.zfunc/_shotrouter\n  shotrouter completions fish > ~/.config/fish/completions/shotrouter.fish\n\nThe Debian package installs all three."

@@ -24,18 +24,19 @@ use crate::store::{self, now_ms};
 
 pub use file::CutError;
 use file::read_cut;
-use render::{render_ranges, render_revision, shown};
+pub(crate) use render::shown;
+use render::{render_ranges, render_revision};
 use revision::revision_of;
 
 /// The shot naming of the rules' `cuts:` block, or the defaults.
-fn settings(place: &CutPlace) -> Result<CutSettings, Error> {
+pub(crate) fn settings(place: &CutPlace) -> Result<CutSettings, Error> {
     match &place.rules {
         Some(path) => Ok(crate::rules::load(path)?.cuts.unwrap_or_default()),
         None => Ok(CutSettings::default()),
     }
 }
 
-fn open_store(place: &CutPlace) -> Result<Box<dyn CutStore + Send>, Error> {
+pub(crate) fn open_store(place: &CutPlace) -> Result<Box<dyn CutStore + Send>, Error> {
     store::open_cuts(&place.state().location()?).map_err(Error::setup)
 }
 
@@ -89,7 +90,7 @@ pub fn import(
 }
 
 /// The cut `name` names, or the only one in the store.
-fn which(store: &dyn CutStore, name: Option<&str>) -> Result<String, Error> {
+pub(crate) fn which(store: &dyn CutStore, name: Option<&str>) -> Result<String, Error> {
     if let Some(name) = name {
         return Ok(name.to_string());
     }
@@ -112,7 +113,11 @@ fn which(store: &dyn CutStore, name: Option<&str>) -> Result<String, Error> {
 }
 
 /// Revision `revision` (latest by default) of `name`, or an error naming what exists.
-fn find(store: &dyn CutStore, name: &str, revision: Option<i64>) -> Result<CutRevision, Error> {
+pub(crate) fn find(
+    store: &dyn CutStore,
+    name: &str,
+    revision: Option<i64>,
+) -> Result<CutRevision, Error> {
     if let Some(found) = store.cut_revision(name, revision).map_err(runtime)? {
         return Ok(found);
     }

@@ -49,7 +49,7 @@ const UNMATCHED_COLUMNS: [Column; 6] = [
 
 /// Text from a cut file shown safely on a terminal: control characters (an escape sequence in a
 /// clip name) as escapes; everything else, `<script>`, quotes and `$(x)` included, as written.
-pub(super) fn shown(text: &str) -> String {
+pub(crate) fn shown(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() {
