@@ -234,6 +234,8 @@ pub struct Rule {
     /// What its jobs ask of Slurm (`executor: slurm`): the file's `slurm:` with the rule's own
     /// over it.
     pub slurm: Option<super::farm::SlurmRequest>,
+    /// `frames:`: which frames of a shot with a cut the rule processes.
+    pub frames: super::frames::FrameScope,
     /// Line of the rule in the file, for messages.
     pub line: usize,
     /// A hash of everything that defines what the rule runs, recorded with each job.
@@ -290,6 +292,9 @@ impl Rule {
         }
         if self.verify.as_ref().is_some_and(|v| v.decode) {
             canonical.push_str("|verify.decode");
+        }
+        if self.frames != super::frames::FrameScope::All {
+            canonical.push_str(&format!("|frames:{}", self.frames.as_str()));
         }
         if let Some(t) = &self.transfer {
             canonical.push_str(&format!(
