@@ -90,6 +90,7 @@ impl Engine {
                     steps: spec.plan.steps.clone(),
                     output: spec.plan.output.as_ref().map(|o| o.final_path.clone()),
                     unplannable: None,
+                    skipped: None,
                     follow_moves: rule.on_rename == OnRename::Follow
                         && match &sequence {
                             Some(seq) => seq
@@ -154,6 +155,7 @@ impl Engine {
                 steps: Vec::new(),
                 output: None,
                 unplannable: Some(reason.to_string()),
+                skipped: None,
                 follow_moves: false,
                 baseline_runs: true,
                 tags: Vec::new(),
