@@ -266,10 +266,10 @@ fn explain_one(
                     sequence: seq,
                     view_dir: Path::new(EXPLAIN_VIEWS),
                 };
-                plan::plan(set, index, root, &first, "JOB", Some(input))
+                plan::plan(set, index, root, &first, "JOB", Some(input), None)
             }
             (Some(_), None) => Err(plan::PlanError::NoFrames),
-            (None, _) => plan::plan(set, index, root, rel, "JOB", None),
+            (None, _) => plan::plan(set, index, root, rel, "JOB", None, None),
         };
         match planned {
             Ok(plan) => {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::exec::runner::JobSpec;
 use crate::media::sequence::Sequence;
 use crate::os::version::FileVersion;
+use crate::route::cut::{self, Verdict};
 use crate::route::plan;
 use crate::rules::OnRename;
 use crate::store::JobId;
@@ -57,6 +58,12 @@ impl Engine {
             && !self.planned.ledger.record(&rule.name, &abs, version)
         {
             tracing::debug!(rule = %rule.name, path = %abs.display(), "this version was already dispatched");
+            return;
+        }
+        if sequence.is_none()
+            && let Verdict::Skipped(reason) = cut::verdict(&self.cuts.index, rule, rel)
+        {
+            self.record_skipped(index, root, rel, version, reason);
             return;
         }
         let mut spec = match self.plan_job(index, root, rel, sequence.as_ref()) {
@@ -172,6 +179,45 @@ impl Engine {
         }
     }
 
+    /// A frame the rule's `frames:` leaves out: logged, and recorded as a skipped job with the
+    /// reason so `shotrouter jobs --status skipped` shows it. Nothing runs; not a failure.
+    fn record_skipped(
+        &mut self,
+        index: usize,
+        root: usize,
+        rel: &Path,
+        version: Option<FileVersion>,
+        reason: String,
+    ) {
+        let rule = &self.set.file.rules[index];
+        let path = self.set.file.watch[root].path.join(rel);
+        tracing::info!(rule = %rule.name, path = %path.display(), reason = %reason, "skipped");
+        if let (true, Some(version)) = (self.node.store.is_some(), version) {
+            let job = NewJob {
+                rule: rule.name.clone(),
+                rule_hash: rule.definition_hash.clone(),
+                input: self.rooted(root, rel),
+                version,
+                steps: Vec::new(),
+                output: None,
+                unplannable: None,
+                skipped: Some(reason),
+                follow_moves: false,
+                baseline_runs: self.options.once,
+                tags: Vec::new(),
+                concurrency: None,
+                plan: String::new(),
+            };
+            self.node.committer.push(
+                Write::Enqueue {
+                    job: Box::new(job),
+                    claim: false,
+                },
+                Then::Nothing,
+            );
+        }
+    }
+
     /// Plans rule `index` for a file (or a sequence starting at `rel`).
     pub(super) fn plan_job(
         &mut self,
@@ -198,8 +244,18 @@ impl Engine {
         if rule.sequence.is_some() && input.is_none() {
             return Err("a sequence rule needs the sequence's frames".into());
         }
-        let planned = plan::plan(&set, index, root_path, rel, &format!("sr{id}"), input)
-            .map_err(|e| e.to_string())?;
+        let cuts = self.cuts.index.clone();
+        let shot_cut = cut::shot_of(rule, rel).and_then(|shot| cuts.get(&shot));
+        let planned = plan::plan(
+            &set,
+            index,
+            root_path,
+            rel,
+            &format!("sr{id}"),
+            input,
+            shot_cut.map(|c| &**c),
+        )
+        .map_err(|e| e.to_string())?;
         if !planned.missing.is_empty() {
             let on_gaps = rule
                 .sequence
@@ -344,9 +400,18 @@ impl Engine {
         let planned = if self.set.file.rules[index].sequence.is_some() {
             let abs = self.set.file.watch[root].path.join(&rel);
             match super::sequences::reread_sequence(&abs) {
-                Some(seq) => {
+                Some(mut seq) => {
                     let first = rel.with_file_name(&seq.frames[0].name);
-                    self.plan_job(index, root, &first, Some(&seq))
+                    // The frames its `frames:` allows, as when it was first dispatched.
+                    let rule = &self.set.file.rules[index];
+                    cut::restrict_sequence(&self.cuts.index, rule, &first, &mut seq);
+                    match seq.frames.first() {
+                        Some(kept) => {
+                            let first = rel.with_file_name(&kept.name);
+                            self.plan_job(index, root, &first, Some(&seq))
+                        }
+                        None => Err("no frame of the sequence is in the cut's range".to_string()),
+                    }
                 }
                 None => Err("no frame of the sequence is left".to_string()),
             }

@@ -17,7 +17,9 @@ use crate::deliver::publish::OutputPaths;
 use crate::exec::plan::{JobPlan, PortableNotify};
 use crate::media::probe::{self, Probed};
 use crate::media::sequence::{self, OnGaps, Reading, Sequence};
+use crate::route::cut::ShotCut;
 use crate::route::matcher::{RuleSet, path_bindings};
+use crate::rules::FrameScope;
 use crate::rules::normalize;
 use crate::rules::template::{Bindings, MissingVariable};
 
@@ -82,7 +84,8 @@ pub enum PlanError {
 }
 
 /// Plans rule `rule_index` for the file `root`/`rel` (a sequence's first frame when
-/// `sequence` is given); `job_tag` makes the temp name unique per job.
+/// `sequence` is given); `job_tag` makes the temp name unique per job; `cut` is the file's
+/// shot's cut, giving `{cut.*}`.
 ///
 /// # Errors
 /// See [`PlanError`].
@@ -93,9 +96,13 @@ pub fn plan(
     rel: &Path,
     job_tag: &str,
     sequence: Option<SequenceInput<'_>>,
+    cut: Option<&ShotCut>,
 ) -> Result<Plan, PlanError> {
     let rule = &set.file.rules[rule_index];
     let mut vars = bindings(set, rule_index, root, rel);
+    if let Some(cut) = cut {
+        cut.bind(&mut vars);
+    }
     let mut frames_known = None;
     if rule.probe {
         let input = root.join(rel);
@@ -115,8 +122,19 @@ pub fn plan(
             if let Some((first, last)) = range {
                 frames.restrict(first, last);
             }
-            let reading = sequence::reading(&frames, range, seq_rule.on_gaps, input.view_dir)
-                .ok_or(PlanError::NoFrames)?;
+            // The frames the rule's `frames:` allows by the shot's cut, read through a view.
+            let by_cut = match cut {
+                Some(cut) if rule.frames != FrameScope::All => {
+                    frames
+                        .frames
+                        .retain(|f| rule.frames.allows(cut.classify(f.number)));
+                    true
+                }
+                _ => false,
+            };
+            let reading =
+                sequence::reading_with(&frames, range, seq_rule.on_gaps, input.view_dir, by_cut)
+                    .ok_or(PlanError::NoFrames)?;
             if seq_rule.on_gaps == OnGaps::Fail && !reading.missing.is_empty() {
                 return Err(PlanError::Gaps(reading.missing));
             }

@@ -6,6 +6,7 @@ mod cli_output;
 mod cluster;
 mod coverage;
 mod cuts;
+mod cuts_routing;
 mod daemon;
 mod deliveries;
 mod edit;

@@ -150,7 +150,7 @@ pub enum Command {
         /// Where the store is.
         #[command(flatten)]
         state: StateArgs,
-        /// Only jobs in this state: queued, running, done, failed, cancelled.
+        /// Only jobs in this state: queued, running, done, failed, cancelled, skipped.
         #[arg(long)]
         status: Option<String>,
         /// Only jobs of this rule.

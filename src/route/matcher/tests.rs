@@ -93,7 +93,7 @@ fn non_utf8_names_match_and_reach_argv_intact() {
     );
     let rel = PathBuf::from(OsString::from_vec(b"sh\xff10/a\xfe b.tif".to_vec()));
     assert_eq!(s.route(&rel, EventKind::CloseWrite), [0]);
-    let planned = plan(&s, 0, Path::new("/show/shots"), &rel, "t", None).expect("plans");
+    let planned = plan(&s, 0, Path::new("/show/shots"), &rel, "t", None, None).expect("plans");
     assert_eq!(
         planned.job.steps[0][1].clone().into_vec(),
         b"/show/shots/sh\xff10/a\xfe b.tif".to_vec()
@@ -141,6 +141,7 @@ fn bindings_hold_path_parts_vars_and_captures() {
         Path::new("sh010/renders/beauty/b.1001.exr"),
         "t",
         None,
+        None,
     )
     .expect("plans");
     let get = |k| String::from_utf8_lossy(p.vars.get(k).expect(k)).into_owned();
@@ -176,6 +177,7 @@ fn outputs_escaping_the_roots_are_refused() {
         Path::new("sh010/x.tif"),
         "t",
         None,
+        None,
     )
     .expect("inside");
     let out = ok.job.output.expect("output");
@@ -187,6 +189,7 @@ fn outputs_escaping_the_roots_are_refused() {
         Path::new("/show/shots"),
         Path::new("../../etc/x.tif"),
         "t",
+        None,
         None,
     );
     assert!(
@@ -206,6 +209,7 @@ fn outputs_may_go_to_listed_folders() {
             Path::new("/show/shots"),
             Path::new("a.mov"),
             "t",
+            None,
             None
         )
         .is_ok()
@@ -221,6 +225,7 @@ fn missing_frame_is_a_plan_error_not_a_panic() {
         Path::new("/show/shots"),
         Path::new("movie.mov"),
         "t",
+        None,
         None,
     )
     .expect_err("no frame");

@@ -27,6 +27,7 @@ fn transfer_of(to: &str, mhl: bool) -> Result<TransferPlan, PlanError> {
         Path::new("sh010/a b.mov"),
         "t",
         None,
+        None,
     )
     .map(|p| p.job.transfer.expect("a transfer"))
 }
@@ -230,6 +231,7 @@ fn the_plan_carries_the_rules_timeout_retries_progress_and_notify() {
         Path::new("/show/shots"),
         Path::new("sh010/a.mov"),
         "t",
+        None,
         None,
     )
     .expect("plans")
