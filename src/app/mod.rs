@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod cut;
 pub mod explain;
+pub mod explain_cut;
 pub mod human;
 pub mod job;
 pub mod logfmt;

@@ -186,6 +186,50 @@ watch: [shots]
             "vars.reel1.1.1001.1009.1056.1064",
         ]
     );
+    // `explain` says where a frame falls, by which cut, and what each rule does with it.
+    let out = env.run(&[
+        "explain",
+        "rules.yaml",
+        "shots/sh010/plates/p.1003.exr",
+        "shots/sh999/plates/p.0990.exr",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cut_lines: Vec<String> = stdout(&out)
+        .lines()
+        .filter(|l| l.starts_with("    cut: "))
+        .map(|l| l.trim().to_string())
+        .collect();
+    let handle =
+        "frame 1003 of `sh010` is a handle (cut 1009-1056, handles 1001-1064, cut `reel1` rev 1)";
+    let none = "cut: none; no cut shows `sh999` yet: processed as `all`";
+    assert_eq!(
+        cut_lines,
+        [
+            format!("cut: handle; {handle}; skipped (`frames: in_cut`)"),
+            format!("cut: handle; {handle}; runs (`frames: with_handles`)"),
+            none.to_string(),
+            none.to_string(),
+        ]
+    );
+    // The hostile shot in `explain --json`: the same text, not markup nor a command.
+    let hostile = env.path(format!("shots/{HOSTILE}/plates/p.1020.exr"));
+    let out = env.run(&[
+        "explain",
+        "--json",
+        "rules.yaml",
+        hostile.to_str().expect("utf-8"),
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let cut = &report[0]["matches"][0]["cut"];
+    assert_eq!(
+        (
+            cut["shot"].as_str(),
+            cut["class"].as_str(),
+            cut["runs"].as_bool()
+        ),
+        (Some(HOSTILE), Some("in"), Some(true)),
+        "{report}"
+    );
     // `--status skipped` finds them; a skipped job is not retried as a failure.
     let listed = ok(&env, &["jobs", "--status", "skipped", "--json"]);
     assert_eq!(
