@@ -350,6 +350,15 @@ fn run_cut(command: cli::CutCommand, color: ColorChoice) -> Result<ExitCode, Err
             quiet_logs(verbosity, color);
             cut::ranges(name.as_deref(), json, &place)
         }
+        cli::CutCommand::Waste {
+            name,
+            json,
+            place,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, color);
+            cut::waste(name.as_deref(), json, &place)
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Routing that knows the cut (issue 22), through a real `shotrouter watch` daemon and a cut
 //! imported with `shotrouter cut import`: a rule's `frames:` runs only the frames it allows,
 //! records the others as skipped with the reason (`jobs --status skipped`), a shot with no cut
-//! yet runs as `all`, `{cut.*}` reach the command, and a sequence rule's movie (real ffmpeg,
+//! yet runs as `all`, `{cut.*}` reach the command, `explain` says where a frame falls, `cut
+//! waste --json` counts what is outside and missing, and a sequence rule's movie (real ffmpeg,
 //! read back with ffprobe) covers only the cut with its timecode following. A shot named
-//! `<script>'$(x)"` stays text in reasons.
+//! `<script>'$(x)"` stays text in reasons and reports.
 
 use std::time::Duration;
 
@@ -248,6 +249,45 @@ watch: [shots]
         serde_json::json!([]),
         "{retried}"
     );
+    // `cut waste`: per shot, files outside head_in..tail_out and frames missing in the cut.
+    let waste: Value =
+        serde_json::from_str(&ok(&env, &["cut", "waste", "reel1", "--json"])).expect("JSON");
+    let per_shot: Vec<(String, u64, u64, u64, String)> = waste["shots"]
+        .as_array()
+        .expect("shots")
+        .iter()
+        .map(|s| {
+            let n = |k: &str| s[k].as_u64().expect(k);
+            (
+                s["shot"].as_str().expect("shot").to_string(),
+                n("outside_frames"),
+                n("outside_bytes"),
+                n("missing_frames"),
+                s["missing"].as_str().expect("missing").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_shot,
+        [
+            ("sh010".to_string(), 2, 8, 47, "1009,1011-1056".to_string()),
+            (HOSTILE.to_string(), 0, 0, 24, "1009-1032".to_string()),
+        ]
+    );
+    assert_eq!(
+        (
+            &waste["outside_frames"],
+            &waste["outside_bytes"],
+            &waste["missing_frames"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(8),
+            &serde_json::json!(71)
+        )
+    );
+    let text = ok(&env, &["cut", "waste"]);
+    assert!(text.contains("show: outside 2 (8 B), missing 71"), "{text}");
     daemon.stop();
 }
 
