@@ -245,7 +245,11 @@ impl Engine {
             return Err("a sequence rule needs the sequence's frames".into());
         }
         let cuts = self.cuts.index.clone();
-        let shot_cut = cut::shot_of(rule, rel).and_then(|shot| cuts.get(&shot));
+        let shot_cut = if cuts.is_empty() {
+            None
+        } else {
+            cut::shot_of(rule, rel).and_then(|shot| cuts.get(&shot))
+        };
         let planned = plan::plan(
             &set,
             index,

@@ -137,6 +137,10 @@ impl CutIndex {
 /// The shot `rel` belongs to by `rule`'s `shot` capture (`None` without one, or no match).
 pub fn shot_of(rule: &Rule, rel: &Path) -> Option<String> {
     let regex = rule.regex.as_ref()?;
+    // Checked first: a rule without the capture costs no second run of its regex.
+    if !regex.capture_names().flatten().any(|c| c == "shot") {
+        return None;
+    }
     let captures = regex.captures(rel.as_os_str().as_bytes())?;
     let shot = captures.name("shot")?;
     Some(String::from_utf8_lossy(shot.as_bytes()).into_owned())
@@ -182,7 +186,7 @@ pub enum Verdict {
 
 /// What `rule` does with the file `rel`, by the cut of its shot.
 pub fn verdict(index: &CutIndex, rule: &Rule, rel: &Path) -> Verdict {
-    if rule.frames == crate::rules::FrameScope::All {
+    if rule.frames == crate::rules::FrameScope::All || index.is_empty() {
         return Verdict::Unlimited;
     }
     let (Some(shot), Some(frame)) = (shot_of(rule, rel), frame_of(rel)) else {
