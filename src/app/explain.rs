@@ -273,7 +273,7 @@ fn explain_one(
                     sequence: seq,
                     view_dir: Path::new(EXPLAIN_VIEWS),
                 };
-                let shot_cut = cut::shot_of(rule, &first).and_then(|s| cuts.get(&s));
+                let shot_cut = cut::shot_of(rule, &first).and_then(|s| cuts.get(s));
                 plan::plan(
                     set,
                     index,
@@ -286,7 +286,7 @@ fn explain_one(
             }
             (Some(_), None) => Err(plan::PlanError::NoFrames),
             (None, _) => {
-                let shot_cut = cut::shot_of(rule, rel).and_then(|s| cuts.get(&s));
+                let shot_cut = cut::shot_of(rule, rel).and_then(|s| cuts.get(s));
                 plan::plan(set, index, root, rel, "JOB", None, shot_cut.map(|c| &**c))
             }
         };

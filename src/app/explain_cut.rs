@@ -29,7 +29,7 @@ pub struct CutReport {
 
 /// The cut line of a match, when the rule names a shot and the file has a frame number.
 pub fn cut_report(cuts: &CutIndex, rule: &Rule, rel: &Path) -> Option<CutReport> {
-    let shot = shot_of(rule, rel)?;
+    let shot = shot_of(rule, rel)?.to_string();
     let frame = frame_of(rel)?;
     let frames = rule.frames.as_str();
     Some(match cuts.get(&shot) {

@@ -248,7 +248,7 @@ impl Engine {
         let shot_cut = if cuts.is_empty() {
             None
         } else {
-            cut::shot_of(rule, rel).and_then(|shot| cuts.get(&shot))
+            cut::shot_of(rule, rel).and_then(|shot| cuts.get(shot))
         };
         let planned = plan::plan(
             &set,

@@ -134,8 +134,9 @@ impl CutIndex {
     }
 }
 
-/// The shot `rel` belongs to by `rule`'s `shot` capture (`None` without one, or no match).
-pub fn shot_of(rule: &Rule, rel: &Path) -> Option<String> {
+/// The shot `rel` belongs to by `rule`'s `shot` capture (`None` without one, no match, or a
+/// capture that is not UTF-8: cuts name shots in text). Borrowed from `rel`: no allocation.
+pub fn shot_of<'a>(rule: &Rule, rel: &'a Path) -> Option<&'a str> {
     let regex = rule.regex.as_ref()?;
     // Checked first: a rule without the capture costs no second run of its regex.
     if !regex.capture_names().flatten().any(|c| c == "shot") {
@@ -143,7 +144,7 @@ pub fn shot_of(rule: &Rule, rel: &Path) -> Option<String> {
     }
     let captures = regex.captures(rel.as_os_str().as_bytes())?;
     let shot = captures.name("shot")?;
-    Some(String::from_utf8_lossy(shot.as_bytes()).into_owned())
+    std::str::from_utf8(&rel.as_os_str().as_bytes()[shot.range()]).ok()
 }
 
 /// The frame number in `rel`'s file name, as the sequence parser reads it.
@@ -165,7 +166,7 @@ pub fn restrict_sequence(
     if rule.frames == crate::rules::FrameScope::All {
         return None;
     }
-    let cut = index.get(&shot_of(rule, rel)?)?.clone();
+    let cut = index.get(shot_of(rule, rel)?)?.clone();
     let before = sequence.frames.len();
     sequence
         .frames
@@ -192,14 +193,14 @@ pub fn verdict(index: &CutIndex, rule: &Rule, rel: &Path) -> Verdict {
     let (Some(shot), Some(frame)) = (shot_of(rule, rel), frame_of(rel)) else {
         return Verdict::Unlimited;
     };
-    let Some(cut) = index.get(&shot) else {
+    let Some(cut) = index.get(shot) else {
         return Verdict::Unlimited;
     };
     let class = cut.classify(frame);
     if rule.frames.allows(class) {
         Verdict::Allowed(class)
     } else {
-        Verdict::Skipped(cut.describe(&shot, frame, class))
+        Verdict::Skipped(cut.describe(shot, frame, class))
     }
 }
 

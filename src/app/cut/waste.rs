@@ -84,7 +84,7 @@ pub fn waste(set: &RuleSet, revision: &CutRevision) -> CutWaste {
         let shot = set
             .route(&file.rel, EventKind::CloseWrite)
             .into_iter()
-            .find_map(|i| shot_of(&set.file.rules[i], &file.rel));
+            .find_map(|i| shot_of(&set.file.rules[i], &file.rel).map(str::to_string));
         let Some(shot) = shot else { continue };
         let Some(&(head_in, tail_out)) = ranges.get(shot.as_str()) else {
             continue;
