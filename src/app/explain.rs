@@ -11,7 +11,7 @@ use std::ffi::OsString;
 
 use crate::media::sequence::{self, Sequence};
 use crate::os::quote::shell_quote;
-use crate::route::cut::{self, CutIndex};
+use crate::route::cut::CutIndex;
 use crate::route::matcher::RuleSet;
 use crate::route::plan;
 use crate::rules::{self, EventKind};
@@ -273,22 +273,10 @@ fn explain_one(
                     sequence: seq,
                     view_dir: Path::new(EXPLAIN_VIEWS),
                 };
-                let shot_cut = cut::shot_of(rule, &first).and_then(|s| cuts.get(s));
-                plan::plan(
-                    set,
-                    index,
-                    root,
-                    &first,
-                    "JOB",
-                    Some(input),
-                    shot_cut.map(|c| &**c),
-                )
+                plan::plan(set, index, root, &first, "JOB", Some(input), cuts)
             }
             (Some(_), None) => Err(plan::PlanError::NoFrames),
-            (None, _) => {
-                let shot_cut = cut::shot_of(rule, rel).and_then(|s| cuts.get(s));
-                plan::plan(set, index, root, rel, "JOB", None, shot_cut.map(|c| &**c))
-            }
+            (None, _) => plan::plan(set, index, root, rel, "JOB", None, cuts),
         };
         match planned {
             Ok(plan) => {
@@ -316,6 +304,8 @@ fn explain_one(
                         .push(argv.iter().map(|a| lossy(a.as_bytes())).collect());
                 }
             }
+            // The cut line says why; a frame left out is not an error.
+            Err(plan::PlanError::Skipped(_)) => {}
             Err(e) => m.error = Some(e.to_string()),
         }
         report.matches.push(m);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::exec::runner::JobSpec;
 use crate::media::sequence::Sequence;
 use crate::os::version::FileVersion;
-use crate::route::cut::{self, Verdict};
+use crate::route::cut;
 use crate::route::plan;
 use crate::rules::OnRename;
 use crate::store::JobId;
@@ -60,16 +60,14 @@ impl Engine {
             tracing::debug!(rule = %rule.name, path = %abs.display(), "this version was already dispatched");
             return;
         }
-        if sequence.is_none()
-            && let Verdict::Skipped(reason) = cut::verdict(&self.cuts.index, rule, rel)
-        {
-            self.record_skipped(index, root, rel, version, reason);
-            return;
-        }
         let mut spec = match self.plan_job(index, root, rel, sequence.as_ref()) {
             Ok(spec) => spec,
-            Err(reason) => {
-                self.record_unplannable(index, root, &identity_rel, version, &reason);
+            Err(plan::PlanError::Skipped(reason)) => {
+                self.record_skipped(index, root, rel, version, reason);
+                return;
+            }
+            Err(e) => {
+                self.record_unplannable(index, root, &identity_rel, version, &e.to_string());
                 return;
             }
         };
@@ -225,7 +223,7 @@ impl Engine {
         root: usize,
         rel: &Path,
         sequence: Option<&Sequence>,
-    ) -> Result<JobSpec, String> {
+    ) -> Result<JobSpec, plan::PlanError> {
         let set = self.set.clone();
         let rule = &set.file.rules[index];
         let root_path = &set.file.watch[root].path;
@@ -242,14 +240,9 @@ impl Engine {
             view_dir: &view_dir,
         });
         if rule.sequence.is_some() && input.is_none() {
-            return Err("a sequence rule needs the sequence's frames".into());
+            return Err(plan::PlanError::NoFrames);
         }
         let cuts = self.cuts.index.clone();
-        let shot_cut = if cuts.is_empty() {
-            None
-        } else {
-            cut::shot_of(rule, rel).and_then(|shot| cuts.get(shot))
-        };
         let planned = plan::plan(
             &set,
             index,
@@ -257,9 +250,8 @@ impl Engine {
             rel,
             &format!("sr{id}"),
             input,
-            shot_cut.map(|c| &**c),
-        )
-        .map_err(|e| e.to_string())?;
+            &cuts,
+        )?;
         if !planned.missing.is_empty() {
             let on_gaps = rule
                 .sequence
@@ -414,17 +406,18 @@ impl Engine {
                             let first = rel.with_file_name(&kept.name);
                             self.plan_job(index, root, &first, Some(&seq))
                         }
-                        None => Err("no frame of the sequence is in the cut's range".to_string()),
+                        None => Err(plan::PlanError::NoFrames),
                     }
                 }
-                None => Err("no frame of the sequence is left".to_string()),
+                None => Err(plan::PlanError::NoFrames),
             }
         } else {
             self.plan_job(index, root, &rel, None)
         };
         let mut spec = match planned {
             Ok(spec) => spec,
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 tracing::error!(job = job.id, error = %reason, "cannot build the queued job");
                 self.readout.counters.failed += 1;
                 self.node

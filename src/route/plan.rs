@@ -17,7 +17,7 @@ use crate::deliver::publish::OutputPaths;
 use crate::exec::plan::{JobPlan, PortableNotify};
 use crate::media::probe::{self, Probed};
 use crate::media::sequence::{self, OnGaps, Reading, Sequence};
-use crate::route::cut::ShotCut;
+use crate::route::cut::{CutIndex, ShotCut};
 use crate::route::matcher::{RuleSet, path_bindings};
 use crate::rules::FrameScope;
 use crate::rules::normalize;
@@ -81,11 +81,17 @@ pub enum PlanError {
     /// The ALE cannot be made for this job.
     #[error("ale: {0}")]
     Ale(String),
+    /// The rule's `frames:` leaves this frame out (not a failure: the job is recorded skipped).
+    #[error("{0}")]
+    Skipped(String),
 }
 
 /// Plans rule `rule_index` for the file `root`/`rel` (a sequence's first frame when
-/// `sequence` is given); `job_tag` makes the temp name unique per job; `cut` is the file's
-/// shot's cut, giving `{cut.*}`.
+/// `sequence` is given); `job_tag` makes the temp name unique per job; `cuts` give the file's
+/// shot's `{cut.*}` and, by the rule's `frames:`, which frames it runs on.
+///
+/// The shot is looked up by the `shot` capture the bindings already hold, so knowing the cut
+/// costs a hash look-up and a few compares, not another pass of the rule's regex.
 ///
 /// # Errors
 /// See [`PlanError`].
@@ -96,13 +102,24 @@ pub fn plan(
     rel: &Path,
     job_tag: &str,
     sequence: Option<SequenceInput<'_>>,
-    cut: Option<&ShotCut>,
+    cuts: &CutIndex,
 ) -> Result<Plan, PlanError> {
     let rule = &set.file.rules[rule_index];
     let mut vars = bindings(set, rule_index, root, rel);
-    if let Some(cut) = cut {
+    let cut = shot_cut(cuts, rule, &vars);
+    if let Some((shot, cut)) = &cut {
         cut.bind(&mut vars);
+        if rule.sequence.is_none()
+            && rule.frames != FrameScope::All
+            && let Some(frame) = crate::route::cut::frame_of(rel)
+        {
+            let class = cut.classify(frame);
+            if !rule.frames.allows(class) {
+                return Err(PlanError::Skipped(cut.describe(shot, frame, class)));
+            }
+        }
     }
+    let cut = cut.map(|(_, c)| c);
     let mut frames_known = None;
     if rule.probe {
         let input = root.join(rel);
@@ -123,7 +140,7 @@ pub fn plan(
                 frames.restrict(first, last);
             }
             // The frames the rule's `frames:` allows by the shot's cut, read through a view.
-            let by_cut = match cut {
+            let by_cut = match &cut {
                 Some(cut) if rule.frames != FrameScope::All => {
                     frames
                         .frames
@@ -293,6 +310,23 @@ fn transfer_plan(
         hashes: rule.hashes.clone(),
         mhl_root,
     })
+}
+
+/// The shot (by the rule's `shot` capture, already bound) and its cut, when a cut shows it.
+fn shot_cut(
+    cuts: &CutIndex,
+    rule: &crate::rules::Rule,
+    vars: &Bindings,
+) -> Option<(String, std::sync::Arc<ShotCut>)> {
+    if cuts.is_empty() || rule.regex.is_none() {
+        return None;
+    }
+    let shot = std::str::from_utf8(vars.get("shot")?).ok()?;
+    let has_capture = rule
+        .regex
+        .as_ref()
+        .is_some_and(|r| r.capture_names().flatten().any(|c| c == "shot"));
+    has_capture.then(|| cuts.get(shot).map(|c| (shot.to_string(), c.clone())))?
 }
 
 /// The variables every job of a rule has: the file's path parts, `{rule}`, `vars:` and the
