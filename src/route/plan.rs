@@ -107,19 +107,21 @@ pub fn plan(
     let rule = &set.file.rules[rule_index];
     let mut vars = bindings(set, rule_index, root, rel);
     let cut = shot_cut(cuts, rule, &vars);
-    if let Some((shot, cut)) = &cut {
-        cut.bind(&mut vars);
+    if let Some(cut) = cut {
         if rule.sequence.is_none()
             && rule.frames != FrameScope::All
             && let Some(frame) = crate::route::cut::frame_of(rel)
         {
             let class = cut.classify(frame);
             if !rule.frames.allows(class) {
-                return Err(PlanError::Skipped(cut.describe(shot, frame, class)));
+                let shot = String::from_utf8_lossy(vars.get("shot").unwrap_or_default());
+                return Err(PlanError::Skipped(cut.describe(&shot, frame, class)));
             }
         }
+        if rule.uses_cut_variables() {
+            cut.bind(&mut vars);
+        }
     }
-    let cut = cut.map(|(_, c)| c);
     let mut frames_known = None;
     if rule.probe {
         let input = root.join(rel);
@@ -140,7 +142,7 @@ pub fn plan(
                 frames.restrict(first, last);
             }
             // The frames the rule's `frames:` allows by the shot's cut, read through a view.
-            let by_cut = match &cut {
+            let by_cut = match cut {
                 Some(cut) if rule.frames != FrameScope::All => {
                     frames
                         .frames
@@ -312,21 +314,24 @@ fn transfer_plan(
     })
 }
 
-/// The shot (by the rule's `shot` capture, already bound) and its cut, when a cut shows it.
-fn shot_cut(
-    cuts: &CutIndex,
+/// The cut of the shot the rule's `shot` capture (already bound) names, when a cut shows it.
+fn shot_cut<'c>(
+    cuts: &'c CutIndex,
     rule: &crate::rules::Rule,
     vars: &Bindings,
-) -> Option<(String, std::sync::Arc<ShotCut>)> {
-    if cuts.is_empty() || rule.regex.is_none() {
+) -> Option<&'c ShotCut> {
+    if cuts.is_empty() {
         return None;
     }
-    let shot = std::str::from_utf8(vars.get("shot")?).ok()?;
     let has_capture = rule
         .regex
         .as_ref()
         .is_some_and(|r| r.capture_names().flatten().any(|c| c == "shot"));
-    has_capture.then(|| cuts.get(shot).map(|c| (shot.to_string(), c.clone())))?
+    if !has_capture {
+        return None;
+    }
+    let shot = std::str::from_utf8(vars.get("shot")?).ok()?;
+    cuts.get(shot).map(|c| &**c)
 }
 
 /// The variables every job of a rule has: the file's path parts, `{rule}`, `vars:` and the

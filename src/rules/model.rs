@@ -243,6 +243,24 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether any of its templates uses a `{cut.*}` variable: only then are they bound, so a
+    /// rule that only limits its frames pays no allocations for them.
+    pub fn uses_cut_variables(&self) -> bool {
+        let verify = self
+            .verify
+            .iter()
+            .flat_map(|v| v.checks.iter().map(|(_, t)| t));
+        let transfer = self.transfer.iter().map(|t| &t.to);
+        self.steps
+            .iter()
+            .flatten()
+            .chain(self.output.iter())
+            .chain(self.ale.iter())
+            .chain(verify)
+            .chain(transfer)
+            .any(|t| t.variables().any(|(v, _)| v.starts_with("cut.")))
+    }
+
     /// The `notify:` entries that apply to this rule: its own, else the file's.
     pub fn notify_targets<'a>(&'a self, file: &'a RuleFile) -> &'a [super::NotifyTarget] {
         self.notify.as_deref().unwrap_or(&file.notify)
