@@ -41,6 +41,7 @@ fn job(i: u64) -> Write {
             steps: vec![vec!["true".into()]],
             output: None,
             unplannable: None,
+            skipped: None,
             follow_moves: false,
             baseline_runs: false,
             tags: Vec::new(),

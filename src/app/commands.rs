@@ -7,7 +7,7 @@ use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::app::cli::{self, Cli, Command};
+use crate::app::cli::{self, Cli, Command, StateArgs};
 use crate::app::style::{self, ColorChoice};
 use crate::app::{
     check, conform, cut, explain, logging, ops, packaging, serve, status, watch_status,
@@ -35,9 +35,17 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             verbose,
             json,
             event,
+            state,
+            store,
         } => {
             let set = RuleSet::compile(rules::load(&rules)?)?;
-            let reports = explain::explain(&set, &paths, event.into(), verbose);
+            let place = StateArgs {
+                state,
+                rules: Some(rules.clone()),
+                store,
+            };
+            let cuts = explain_cuts(&set, &place)?;
+            let reports = explain::explain(&set, &cuts, &paths, event.into(), verbose);
             let text = if json {
                 serde_json::to_string_pretty(&reports).map_err(Error::failed)? + "\n"
             } else {
@@ -362,9 +370,39 @@ fn run_cut(command: cli::CutCommand, color: ColorChoice) -> Result<ExitCode, Err
             quiet_logs(verbosity, color);
             cut::ranges(name.as_deref(), json, &place)
         }
+        cli::CutCommand::Waste {
+            name,
+            json,
+            place,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, color);
+            cut::waste(name.as_deref(), json, &place)
+        }
     }
 }
 
 fn quiet_logs(verbosity: cli::Verbosity, color: ColorChoice) {
     logging::init(cli::LogFormat::Text, verbosity, color, None);
+}
+
+/// The cuts `explain` classifies frames by: read only when a rule names its shot, from an
+/// existing store (none yet: no cuts, every shot processed as `all`).
+fn explain_cuts(set: &RuleSet, place: &StateArgs) -> Result<crate::route::cut::CutIndex, Error> {
+    let names_shots = set.file.rules.iter().any(|r| {
+        r.regex
+            .as_ref()
+            .is_some_and(|re| re.capture_names().flatten().any(|c| c == "shot"))
+    });
+    if !names_shots {
+        return Ok(Default::default());
+    }
+    let location = place.location()?;
+    if let crate::store::Location::Folder(dir) = &location
+        && !dir.exists()
+    {
+        return Ok(Default::default());
+    }
+    let store = crate::store::open_cuts(&location).map_err(Error::setup)?;
+    crate::route::cut::CutIndex::load(&*store).map_err(Error::setup)
 }

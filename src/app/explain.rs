@@ -11,6 +11,7 @@ use std::ffi::OsString;
 
 use crate::media::sequence::{self, Sequence};
 use crate::os::quote::shell_quote;
+use crate::route::cut::CutIndex;
 use crate::route::matcher::RuleSet;
 use crate::route::plan;
 use crate::rules::{self, EventKind};
@@ -63,6 +64,9 @@ pub struct MatchReport {
     /// Longest the job may run (`timeout:`), e.g. `10m`; absent when unlimited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// The frame against its shot's cut, for a rule that names its shot (a `shot` capture).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut: Option<super::explain_cut::CutReport>,
     /// Quiet time after the last write before the job fires (`settle:`), e.g. `2s`.
     pub settle: String,
     /// How many times a failed job is tried again (`retries:`).
@@ -98,9 +102,10 @@ pub struct SkipReport {
     pub reason: String,
 }
 
-/// Explains each path against a compiled rule set.
+/// Explains each path against a compiled rule set and the cuts in the store (`cuts`).
 pub fn explain(
     set: &RuleSet,
+    cuts: &CutIndex,
     paths: &[PathBuf],
     event: EventKind,
     verbose: bool,
@@ -111,7 +116,7 @@ pub fn explain(
     absolute
         .iter()
         .map(|p| {
-            let mut report = explain_one(set, p, event, verbose, &sequences);
+            let mut report = explain_one(set, cuts, p, event, verbose, &sequences);
             for m in &mut report.matches {
                 if let Some(summary) = &m.sequence {
                     m.repeat = !shown.insert((m.rule.clone(), summary.sequence.clone()));
@@ -194,6 +199,7 @@ fn lossy(bytes: &[u8]) -> String {
 
 fn explain_one(
     set: &RuleSet,
+    cuts: &CutIndex,
     path: &Path,
     event: EventKind,
     verbose: bool,
@@ -230,6 +236,7 @@ fn explain_one(
             error: None,
             sequence: None,
             verify: None,
+            cut: super::explain_cut::cut_report(cuts, rule, rel),
             timeout: rule
                 .timeout
                 .map(|t| humantime::format_duration(t).to_string()),
@@ -266,10 +273,10 @@ fn explain_one(
                     sequence: seq,
                     view_dir: Path::new(EXPLAIN_VIEWS),
                 };
-                plan::plan(set, index, root, &first, "JOB", Some(input))
+                plan::plan(set, index, root, &first, "JOB", Some(input), cuts)
             }
             (Some(_), None) => Err(plan::PlanError::NoFrames),
-            (None, _) => plan::plan(set, index, root, rel, "JOB", None),
+            (None, _) => plan::plan(set, index, root, rel, "JOB", None, cuts),
         };
         match planned {
             Ok(plan) => {
@@ -297,6 +304,8 @@ fn explain_one(
                         .push(argv.iter().map(|a| lossy(a.as_bytes())).collect());
                 }
             }
+            // The cut line says why; a frame left out is not an error.
+            Err(plan::PlanError::Skipped(_)) => {}
             Err(e) => m.error = Some(e.to_string()),
         }
         report.matches.push(m);
@@ -425,6 +434,9 @@ pub fn render_text(reports: &[PathReport], set: &RuleSet) -> String {
                 .iter()
                 .map(|(k, v)| format!("{k}={}", shell_quote(v.as_bytes())))
                 .collect();
+            if let Some(cut) = &m.cut {
+                let _ = writeln!(out, "    {}", super::explain_cut::render(cut));
+            }
             let _ = writeln!(out, "    vars: {}", vars.join(" "));
             if let Some(output) = &m.output {
                 let _ = writeln!(out, "    output: {}", shell_quote(output.as_bytes()));

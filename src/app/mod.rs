@@ -11,6 +11,7 @@ pub mod commands;
 pub mod conform;
 pub mod cut;
 pub mod explain;
+pub mod explain_cut;
 pub mod human;
 pub mod job;
 pub mod logfmt;

@@ -64,6 +64,15 @@ pub fn status_text(report: &StatusReport) -> String {
         report.done_24h,
         report.files
     );
+    if report.skipped_24h > 0 {
+        out.insert_str(
+            out.len() - 1,
+            &format!(
+                "; {} frames skipped by `frames:` in the last 24h (shotrouter jobs --status skipped)",
+                report.skipped_24h
+            ),
+        );
+    }
     let now = store::now_ms();
     for node in &report.nodes {
         // A heartbeat comes every 10 s (every 5 s or less from a worker): a minute without one

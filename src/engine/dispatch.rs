@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::exec::runner::JobSpec;
 use crate::media::sequence::Sequence;
 use crate::os::version::FileVersion;
+use crate::route::cut;
 use crate::route::plan;
 use crate::rules::OnRename;
 use crate::store::JobId;
@@ -61,8 +62,12 @@ impl Engine {
         }
         let mut spec = match self.plan_job(index, root, rel, sequence.as_ref()) {
             Ok(spec) => spec,
-            Err(reason) => {
-                self.record_unplannable(index, root, &identity_rel, version, &reason);
+            Err(plan::PlanError::Skipped(reason)) => {
+                self.record_skipped(index, root, rel, version, reason);
+                return;
+            }
+            Err(e) => {
+                self.record_unplannable(index, root, &identity_rel, version, &e.to_string());
                 return;
             }
         };
@@ -90,6 +95,7 @@ impl Engine {
                     steps: spec.plan.steps.clone(),
                     output: spec.plan.output.as_ref().map(|o| o.final_path.clone()),
                     unplannable: None,
+                    skipped: None,
                     follow_moves: rule.on_rename == OnRename::Follow
                         && match &sequence {
                             Some(seq) => seq
@@ -154,8 +160,48 @@ impl Engine {
                 steps: Vec::new(),
                 output: None,
                 unplannable: Some(reason.to_string()),
+                skipped: None,
                 follow_moves: false,
                 baseline_runs: true,
+                tags: Vec::new(),
+                concurrency: None,
+                plan: String::new(),
+            };
+            self.node.committer.push(
+                Write::Enqueue {
+                    job: Box::new(job),
+                    claim: false,
+                },
+                Then::Nothing,
+            );
+        }
+    }
+
+    /// A frame the rule's `frames:` leaves out: logged, and recorded as a skipped job with the
+    /// reason so `shotrouter jobs --status skipped` shows it. Nothing runs; not a failure.
+    fn record_skipped(
+        &mut self,
+        index: usize,
+        root: usize,
+        rel: &Path,
+        version: Option<FileVersion>,
+        reason: String,
+    ) {
+        let rule = &self.set.file.rules[index];
+        let path = self.set.file.watch[root].path.join(rel);
+        tracing::info!(rule = %rule.name, path = %path.display(), reason = %reason, "skipped");
+        if let (true, Some(version)) = (self.node.store.is_some(), version) {
+            let job = NewJob {
+                rule: rule.name.clone(),
+                rule_hash: rule.definition_hash.clone(),
+                input: self.rooted(root, rel),
+                version,
+                steps: Vec::new(),
+                output: None,
+                unplannable: None,
+                skipped: Some(reason),
+                follow_moves: false,
+                baseline_runs: self.options.once,
                 tags: Vec::new(),
                 concurrency: None,
                 plan: String::new(),
@@ -177,7 +223,7 @@ impl Engine {
         root: usize,
         rel: &Path,
         sequence: Option<&Sequence>,
-    ) -> Result<JobSpec, String> {
+    ) -> Result<JobSpec, plan::PlanError> {
         let set = self.set.clone();
         let rule = &set.file.rules[index];
         let root_path = &set.file.watch[root].path;
@@ -194,10 +240,18 @@ impl Engine {
             view_dir: &view_dir,
         });
         if rule.sequence.is_some() && input.is_none() {
-            return Err("a sequence rule needs the sequence's frames".into());
+            return Err(plan::PlanError::NoFrames);
         }
-        let planned = plan::plan(&set, index, root_path, rel, &format!("sr{id}"), input)
-            .map_err(|e| e.to_string())?;
+        let cuts = self.cuts.index.clone();
+        let planned = plan::plan(
+            &set,
+            index,
+            root_path,
+            rel,
+            &format!("sr{id}"),
+            input,
+            &cuts,
+        )?;
         if !planned.missing.is_empty() {
             let on_gaps = rule
                 .sequence
@@ -342,18 +396,28 @@ impl Engine {
         let planned = if self.set.file.rules[index].sequence.is_some() {
             let abs = self.set.file.watch[root].path.join(&rel);
             match super::sequences::reread_sequence(&abs) {
-                Some(seq) => {
+                Some(mut seq) => {
                     let first = rel.with_file_name(&seq.frames[0].name);
-                    self.plan_job(index, root, &first, Some(&seq))
+                    // The frames its `frames:` allows, as when it was first dispatched.
+                    let rule = &self.set.file.rules[index];
+                    cut::restrict_sequence(&self.cuts.index, rule, &first, &mut seq);
+                    match seq.frames.first() {
+                        Some(kept) => {
+                            let first = rel.with_file_name(&kept.name);
+                            self.plan_job(index, root, &first, Some(&seq))
+                        }
+                        None => Err(plan::PlanError::NoFrames),
+                    }
                 }
-                None => Err("no frame of the sequence is left".to_string()),
+                None => Err(plan::PlanError::NoFrames),
             }
         } else {
             self.plan_job(index, root, &rel, None)
         };
         let mut spec = match planned {
             Ok(spec) => spec,
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 tracing::error!(job = job.id, error = %reason, "cannot build the queued job");
                 self.readout.counters.failed += 1;
                 self.node

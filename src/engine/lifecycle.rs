@@ -105,6 +105,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         provenance,
         arrivals: super::arrivals::Arrivals::new(first_start),
         sequences: Default::default(),
+        cuts: Default::default(),
         attempts: Default::default(),
         node,
         sources: None,
@@ -113,6 +114,9 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         stuck: Default::default(),
         systemd: Default::default(),
     };
+    if let Some(store) = engine.node.store.as_deref() {
+        engine.cuts.refresh(store);
+    }
     engine.recover()?;
     let mut reloads = crossbeam_channel::never();
     // `--once` over a tree with nothing to do (and no store to poll) must still wake up to see
@@ -221,6 +225,9 @@ impl Role for Engine {
         self.fire_due_files(now);
         if self.node.store.is_some() && now >= self.planned.next_poll {
             self.planned.next_poll = now + STORE_POLL;
+            if let Some(store) = self.node.store.as_deref() {
+                self.cuts.refresh(store);
+            }
             self.resume_queued(self.planned.cursor);
             self.take_notices(now);
         }

@@ -13,10 +13,12 @@
 //! [`dispatch`] (planning, claims; the [`fair_queue`] in a file of its own), [`outcomes`] (ends
 //! of attempts, retries, backoff), [`lifecycle`] (start, its role in the node loop, reload),
 //! [`retention`] (old job logs deleted, on a thread of its own), [`notify`] (when `notify:`
-//! targets are told) and [`telemetry`] (a snapshot anyone may read without the database).
+//! targets are told), [`telemetry`] (a snapshot anyone may read without the database) and
+//! [`cuts`] (every shot's latest cut ranges, which a rule's `frames:` routes by).
 
 pub mod arrivals;
 pub mod attempts;
+pub mod cuts;
 pub mod dispatch;
 pub mod fair_queue;
 pub mod intake;
@@ -99,6 +101,8 @@ pub struct Engine {
     arrivals: arrivals::Arrivals,
     /// Frames gathered into sequences.
     sequences: Sequencer,
+    /// Every shot's latest cut ranges, refreshed at the store poll when a revision arrives.
+    cuts: cuts::Cuts,
     /// The fair queue, planned and held jobs, the look for work queued by others.
     planned: planned::Planned,
     /// The attempts running, with their claims.

@@ -96,6 +96,20 @@ impl Engine {
                 let rel = key.dir.join(&f.name);
                 set.route(&rel, EventKind::MovedTo).contains(&index)
             });
+            // A sequence rule's movie covers only the frames its `frames:` allows.
+            if let Some(first) = sequence.frames.first() {
+                let rel = key.dir.join(&first.name);
+                let rule = &set.file.rules[index];
+                if let Some((cut, dropped)) = crate::route::cut::restrict_sequence(
+                    &self.cuts.index,
+                    rule,
+                    &rel,
+                    &mut sequence,
+                ) && dropped > 0
+                {
+                    tracing::info!(rule = %key.rule, sequence = %sequence.hashes_path().display(), dropped, cut = %cut.cut, revision = cut.revision, frames = rule.frames.as_str(), "frames outside the allowed range left out of the sequence");
+                }
+            }
             let Some(version) = sequence_version(&sequence) else {
                 continue;
             };

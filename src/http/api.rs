@@ -157,7 +157,7 @@ async fn jobs(
     let status = match q.status.as_deref() {
         Some(text) => Some(Status::parse(text).ok_or_else(|| {
             ApiError::BadRequest(format!(
-                "unknown status `{text}`; use queued, claimed, running, done, failed or cancelled"
+                "unknown status `{text}`; use queued, claimed, running, done, failed, cancelled or skipped"
             ))
         })?),
         None => None,

@@ -400,6 +400,19 @@ pub fn reading(
     on_gaps: OnGaps,
     view_dir: &Path,
 ) -> Option<Reading> {
+    reading_with(seq, range, on_gaps, view_dir, false)
+}
+
+/// [`reading`], with a view even for contiguous frames when `only_these` is set: `seq` was cut
+/// down to fewer frames than its folder holds (a rule's `frames:`), and ffmpeg reading the
+/// folder's pattern would carry on past the last frame kept.
+pub fn reading_with(
+    seq: &Sequence,
+    range: Option<(i64, i64)>,
+    on_gaps: OnGaps,
+    view_dir: &Path,
+    only_these: bool,
+) -> Option<Reading> {
     let (span_first, span_last) = seq.span()?;
     let missing = seq.missing(range);
     let (first, last) = match (on_gaps, range) {
@@ -429,7 +442,7 @@ pub fn reading(
     };
     let contiguous = frames.len() as i64 == last - first + 1
         && frames.iter().zip(first..).all(|(f, n)| f.number == n);
-    if contiguous && first >= 0 {
+    if contiguous && first >= 0 && !only_these {
         let mut name = printf_escape(&seq.head);
         name.extend_from_slice(if seq.pad == 0 {
             b"%d".as_slice()

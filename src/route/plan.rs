@@ -17,7 +17,9 @@ use crate::deliver::publish::OutputPaths;
 use crate::exec::plan::{JobPlan, PortableNotify};
 use crate::media::probe::{self, Probed};
 use crate::media::sequence::{self, OnGaps, Reading, Sequence};
+use crate::route::cut::{CutIndex, ShotCut};
 use crate::route::matcher::{RuleSet, path_bindings};
+use crate::rules::FrameScope;
 use crate::rules::normalize;
 use crate::rules::template::{Bindings, MissingVariable};
 
@@ -79,10 +81,17 @@ pub enum PlanError {
     /// The ALE cannot be made for this job.
     #[error("ale: {0}")]
     Ale(String),
+    /// The rule's `frames:` leaves this frame out (not a failure: the job is recorded skipped).
+    #[error("{0}")]
+    Skipped(String),
 }
 
 /// Plans rule `rule_index` for the file `root`/`rel` (a sequence's first frame when
-/// `sequence` is given); `job_tag` makes the temp name unique per job.
+/// `sequence` is given); `job_tag` makes the temp name unique per job; `cuts` give the file's
+/// shot's `{cut.*}` and, by the rule's `frames:`, which frames it runs on.
+///
+/// The shot is looked up by the `shot` capture the bindings already hold, so knowing the cut
+/// costs a hash look-up and a few compares, not another pass of the rule's regex.
 ///
 /// # Errors
 /// See [`PlanError`].
@@ -93,9 +102,26 @@ pub fn plan(
     rel: &Path,
     job_tag: &str,
     sequence: Option<SequenceInput<'_>>,
+    cuts: &CutIndex,
 ) -> Result<Plan, PlanError> {
     let rule = &set.file.rules[rule_index];
     let mut vars = bindings(set, rule_index, root, rel);
+    let cut = shot_cut(cuts, rule, &vars);
+    if let Some(cut) = cut {
+        if rule.sequence.is_none()
+            && rule.frames != FrameScope::All
+            && let Some(frame) = crate::route::cut::frame_of(rel)
+        {
+            let class = cut.classify(frame);
+            if !rule.frames.allows(class) {
+                let shot = String::from_utf8_lossy(vars.get("shot").unwrap_or_default());
+                return Err(PlanError::Skipped(cut.describe(&shot, frame, class)));
+            }
+        }
+        if rule.uses_cut_variables() {
+            cut.bind(&mut vars);
+        }
+    }
     let mut frames_known = None;
     if rule.probe {
         let input = root.join(rel);
@@ -115,8 +141,19 @@ pub fn plan(
             if let Some((first, last)) = range {
                 frames.restrict(first, last);
             }
-            let reading = sequence::reading(&frames, range, seq_rule.on_gaps, input.view_dir)
-                .ok_or(PlanError::NoFrames)?;
+            // The frames the rule's `frames:` allows by the shot's cut, read through a view.
+            let by_cut = match cut {
+                Some(cut) if rule.frames != FrameScope::All => {
+                    frames
+                        .frames
+                        .retain(|f| rule.frames.allows(cut.classify(f.number)));
+                    true
+                }
+                _ => false,
+            };
+            let reading =
+                sequence::reading_with(&frames, range, seq_rule.on_gaps, input.view_dir, by_cut)
+                    .ok_or(PlanError::NoFrames)?;
             if seq_rule.on_gaps == OnGaps::Fail && !reading.missing.is_empty() {
                 return Err(PlanError::Gaps(reading.missing));
             }
@@ -275,6 +312,26 @@ fn transfer_plan(
         hashes: rule.hashes.clone(),
         mhl_root,
     })
+}
+
+/// The cut of the shot the rule's `shot` capture (already bound) names, when a cut shows it.
+fn shot_cut<'c>(
+    cuts: &'c CutIndex,
+    rule: &crate::rules::Rule,
+    vars: &Bindings,
+) -> Option<&'c ShotCut> {
+    if cuts.is_empty() {
+        return None;
+    }
+    let has_capture = rule
+        .regex
+        .as_ref()
+        .is_some_and(|r| r.capture_names().flatten().any(|c| c == "shot"));
+    if !has_capture {
+        return None;
+    }
+    let shot = std::str::from_utf8(vars.get("shot")?).ok()?;
+    cuts.get(shot).map(|c| &**c)
 }
 
 /// The variables every job of a rule has: the file's path parts, `{rule}`, `vars:` and the

@@ -472,6 +472,8 @@ impl<'s> Loader<'s> {
                 d.hint("declare `output:` on the rule to get `{out}`")
             } else if var.starts_with("seq.") && !known.iter().any(|k| k == "seq.first") {
                 d.hint("`{seq.*}` variables need `sequence:` on the rule")
+            } else if let Some(hint) = super::frames::cut_variable_hint(var, known) {
+                d.hint(hint)
             } else if var.starts_with("probe.") {
                 d.hint("`{probe.*}` variables need `probe: true` on the rule")
             } else if (var == "timecode" || var == "keykode") && !known.iter().any(|k| k == var) {

@@ -27,6 +27,7 @@ pub mod cuts;
 pub mod diag;
 pub mod farm;
 mod farm_keys;
+pub mod frames;
 pub mod limits;
 mod lines;
 mod loader;
@@ -42,6 +43,7 @@ pub mod verify;
 mod watch;
 pub mod yaml;
 
+pub use frames::{CUT_VARIABLES, FrameScope};
 pub use limits::Limits;
 pub use loader::{RulesError, load, load_within, parse};
 pub use model::{
@@ -57,6 +59,8 @@ pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 mod editorial_tests;
 #[cfg(test)]
 mod farm_tests;
+#[cfg(test)]
+mod frames_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

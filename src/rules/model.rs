@@ -234,6 +234,8 @@ pub struct Rule {
     /// What its jobs ask of Slurm (`executor: slurm`): the file's `slurm:` with the rule's own
     /// over it.
     pub slurm: Option<super::farm::SlurmRequest>,
+    /// `frames:`: which frames of a shot with a cut the rule processes.
+    pub frames: super::frames::FrameScope,
     /// Line of the rule in the file, for messages.
     pub line: usize,
     /// A hash of everything that defines what the rule runs, recorded with each job.
@@ -241,6 +243,24 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether any of its templates uses a `{cut.*}` variable: only then are they bound, so a
+    /// rule that only limits its frames pays no allocations for them.
+    pub fn uses_cut_variables(&self) -> bool {
+        let verify = self
+            .verify
+            .iter()
+            .flat_map(|v| v.checks.iter().map(|(_, t)| t));
+        let transfer = self.transfer.iter().map(|t| &t.to);
+        self.steps
+            .iter()
+            .flatten()
+            .chain(self.output.iter())
+            .chain(self.ale.iter())
+            .chain(verify)
+            .chain(transfer)
+            .any(|t| t.variables().any(|(v, _)| v.starts_with("cut.")))
+    }
+
     /// The `notify:` entries that apply to this rule: its own, else the file's.
     pub fn notify_targets<'a>(&'a self, file: &'a RuleFile) -> &'a [super::NotifyTarget] {
         self.notify.as_deref().unwrap_or(&file.notify)
@@ -290,6 +310,9 @@ impl Rule {
         }
         if self.verify.as_ref().is_some_and(|v| v.decode) {
             canonical.push_str("|verify.decode");
+        }
+        if self.frames != super::frames::FrameScope::All {
+            canonical.push_str(&format!("|frames:{}", self.frames.as_str()));
         }
         if let Some(t) = &self.transfer {
             canonical.push_str(&format!(

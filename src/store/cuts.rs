@@ -204,6 +204,14 @@ pub trait CutStore {
     /// # Errors
     /// Database errors.
     fn shot_frames(&self, shot: &str) -> Result<Vec<ShotFrames>, StoreError>;
+
+    /// How many revisions of all cuts are stored. Revisions are never changed or removed, so
+    /// a new count means a new revision: the watcher's cheap check, at each store poll,
+    /// before it reads the cuts again.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn cut_revision_count(&self) -> Result<i64, StoreError>;
 }
 
 /// A stored revision's shots or unmatched items as JSON.

@@ -58,6 +58,9 @@ pub enum Status {
     Failed,
     /// Cancelled by a user.
     Cancelled,
+    /// Never run: the rule's `frames:` leaves the file out (a frame outside the cut); the
+    /// reason is recorded. Never retried, never counted failed.
+    Skipped,
 }
 
 impl Status {
@@ -70,17 +73,19 @@ impl Status {
             Status::Done => "done",
             Status::Failed => "failed",
             Status::Cancelled => "cancelled",
+            Status::Skipped => "skipped",
         }
     }
 
     /// Every state, in a job's order of life.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Queued,
         Status::Claimed,
         Status::Running,
         Status::Done,
         Status::Failed,
         Status::Cancelled,
+        Status::Skipped,
     ];
 
     /// Parses the stored text (and the CLI's `--status`).
@@ -376,6 +381,8 @@ pub struct StatusReport {
     pub queued: u64,
     /// Jobs failed in the last 24 h.
     pub failed_24h: u64,
+    /// Jobs skipped in the last 24 h: frames a rule's `frames:` left out.
+    pub skipped_24h: u64,
     /// Jobs done in the last hour.
     pub done_1h: u64,
     /// Jobs done in the last 24 h.

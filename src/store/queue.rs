@@ -55,6 +55,9 @@ pub struct NewJob {
     pub output: Option<PathBuf>,
     /// A job that cannot be planned is recorded as failed at once with this reason.
     pub unplannable: Option<String>,
+    /// A job the rule's `frames:` leaves out is recorded as skipped at once with this reason
+    /// (a frame outside the cut); it never runs.
+    pub skipped: Option<String>,
     /// When this exact version already succeeded for this rule under another path (the file
     /// was renamed, or its folder was), record the move instead of a job
     /// ([`Answer::Moved`]). False when the rule asks to run again on renames, or the file
@@ -318,8 +321,9 @@ pub struct Abandoned {
 }
 
 /// The engine's view of the store. One per engine thread; workers open their own for the
-/// write that must be durable before a rename ([`JobQueue::publishing`]).
-pub trait JobQueue: Send {
+/// write that must be durable before a rename ([`JobQueue::publishing`]). It reads the cuts
+/// too: the watcher routes frames by the shots' latest ranges.
+pub trait JobQueue: Send + super::cuts::CutStore {
     /// This node's name (the claims it makes carry it).
     fn node(&self) -> &str;
 

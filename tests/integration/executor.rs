@@ -289,6 +289,7 @@ fn publishes_nothing_for_a_stale_claim(bench: &dyn Bench) {
         steps: Vec::new(),
         output: None,
         unplannable: None,
+        skipped: None,
         follow_moves: false,
         baseline_runs: false,
         tags: Vec::new(),

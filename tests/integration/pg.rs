@@ -36,6 +36,7 @@ fn portable(rel: &str, ino: u64) -> Write {
             steps: vec![vec!["true".into()]],
             output: None,
             unplannable: None,
+            skipped: None,
             follow_moves: false,
             baseline_runs: false,
             tags: Vec::new(),

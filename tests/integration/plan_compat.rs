@@ -50,6 +50,7 @@ fn issue_20_a_job_queued_by_the_previous_release_runs_on_a_worker_of_this_one() 
         steps,
         output: Some(product.clone()),
         unplannable: None,
+        skipped: None,
         follow_moves: false,
         baseline_runs: true,
         tags: Vec::new(),

@@ -1,4 +1,4 @@
-//! `shotrouter cut`: clap types of the cut commands (import, show, ranges). What they do is
+//! `shotrouter cut`: clap types of the cut commands (import, show, ranges, waste). What they do is
 //! `app::cut`'s.
 
 use std::path::PathBuf;
@@ -90,6 +90,24 @@ pub enum CutCommand {
         after_help = "Examples:\n  shotrouter cut ranges reel1\n  shotrouter cut ranges --json | jq -r '.shots[] | \"\\(.shot) \\(.frames)\"'"
     )]
     Ranges {
+        /// The cut (default: the only one in the store).
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where the rules and the store are.
+        #[command(flatten)]
+        place: CutPlace,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
+    },
+    /// Per shot of the latest revision: frames on disk outside `head_in..tail_out` (count,
+    /// bytes) and frames missing inside `cut_in..cut_out`, and the sums for the show.
+    #[command(
+        after_help = "Examples:\n  shotrouter cut waste reel1 --rules rules.yaml\n  shotrouter cut waste --rules rules.yaml --json | jq '.outside_bytes'\n\nA frame is a file under a watch root that a rule with a `shot` capture matches and whose\nname has a frame number: `--rules` is needed."
+    )]
+    Waste {
         /// The cut (default: the only one in the store).
         name: Option<String>,
         /// Print JSON.

@@ -121,6 +121,13 @@ pub enum Command {
         /// The event to explain for.
         #[arg(long, value_enum, default_value = "close-write")]
         event: EventArg,
+        /// Where the cuts are read from (rules that name a shot): the state folder (default:
+        /// `.shotrouter/` beside the rules file).
+        #[arg(long, env = "SHOTROUTER_STATE")]
+        state: Option<PathBuf>,
+        /// The shared store the cuts are in: a `postgres://` URL, or a state folder.
+        #[arg(long, env = "SHOTROUTER_STORE")]
+        store: Option<String>,
     },
     /// What the daemon is doing: running, queued, failed, throughput.
     #[command(
@@ -152,7 +159,7 @@ pub enum Command {
         /// Where the store is.
         #[command(flatten)]
         state: StateArgs,
-        /// Only jobs in this state: queued, running, done, failed, cancelled.
+        /// Only jobs in this state: queued, running, done, failed, cancelled, skipped.
         #[arg(long)]
         status: Option<String>,
         /// Only jobs of this rule.

@@ -5,11 +5,13 @@
 //! A revision is computed from every revision before it, so frame numbers stay where earlier
 //! revisions put them; the store refuses it when another import got there first.
 //!
-//! Files: `file` (reading a cut file), `revision` (computing the next revision), `render` (text).
+//! Files: `file` (reading a cut file), `revision` (computing the next revision), `render` (text),
+//! `waste` (frames on disk against a revision).
 
 mod file;
 mod render;
 mod revision;
+mod waste;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -165,6 +167,27 @@ pub fn show(
         return json(&found);
     }
     print(&render_revision(&found))
+}
+
+/// `shotrouter cut waste [NAME]`.
+///
+/// # Errors
+/// No `--rules` or no such cut (exit 2), bad rules, no store, database errors.
+pub fn waste(name: Option<&str>, as_json: bool, place: &CutPlace) -> Result<ExitCode, Error> {
+    let Some(rules) = &place.rules else {
+        return Err(Error::Config(
+            "`cut waste` needs `--rules`: its rules say which files are frames of which shot"
+                .into(),
+        ));
+    };
+    let set = crate::route::matcher::RuleSet::compile(crate::rules::load(rules)?)?;
+    let store = open_store(place)?;
+    let name = which(&*store, name)?;
+    let report = waste::waste(&set, &find(&*store, &name, None)?);
+    if as_json {
+        return json(&report);
+    }
+    print(&waste::render_waste(&report))
 }
 
 /// `shotrouter cut ranges [NAME]`.

@@ -93,7 +93,16 @@ fn non_utf8_names_match_and_reach_argv_intact() {
     );
     let rel = PathBuf::from(OsString::from_vec(b"sh\xff10/a\xfe b.tif".to_vec()));
     assert_eq!(s.route(&rel, EventKind::CloseWrite), [0]);
-    let planned = plan(&s, 0, Path::new("/show/shots"), &rel, "t", None).expect("plans");
+    let planned = plan(
+        &s,
+        0,
+        Path::new("/show/shots"),
+        &rel,
+        "t",
+        None,
+        &crate::route::cut::CutIndex::default(),
+    )
+    .expect("plans");
     assert_eq!(
         planned.job.steps[0][1].clone().into_vec(),
         b"/show/shots/sh\xff10/a\xfe b.tif".to_vec()
@@ -141,6 +150,7 @@ fn bindings_hold_path_parts_vars_and_captures() {
         Path::new("sh010/renders/beauty/b.1001.exr"),
         "t",
         None,
+        &crate::route::cut::CutIndex::default(),
     )
     .expect("plans");
     let get = |k| String::from_utf8_lossy(p.vars.get(k).expect(k)).into_owned();
@@ -176,6 +186,7 @@ fn outputs_escaping_the_roots_are_refused() {
         Path::new("sh010/x.tif"),
         "t",
         None,
+        &crate::route::cut::CutIndex::default(),
     )
     .expect("inside");
     let out = ok.job.output.expect("output");
@@ -188,6 +199,7 @@ fn outputs_escaping_the_roots_are_refused() {
         Path::new("../../etc/x.tif"),
         "t",
         None,
+        &crate::route::cut::CutIndex::default(),
     );
     assert!(
         matches!(escaped, Err(PlanError::OutsideRoots { .. })),
@@ -206,7 +218,8 @@ fn outputs_may_go_to_listed_folders() {
             Path::new("/show/shots"),
             Path::new("a.mov"),
             "t",
-            None
+            None,
+            &crate::route::cut::CutIndex::default()
         )
         .is_ok()
     );
@@ -222,6 +235,7 @@ fn missing_frame_is_a_plan_error_not_a_panic() {
         Path::new("movie.mov"),
         "t",
         None,
+        &crate::route::cut::CutIndex::default(),
     )
     .expect_err("no frame");
     assert_eq!(

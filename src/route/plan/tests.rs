@@ -27,6 +27,7 @@ fn transfer_of(to: &str, mhl: bool) -> Result<TransferPlan, PlanError> {
         Path::new("sh010/a b.mov"),
         "t",
         None,
+        &crate::route::cut::CutIndex::default(),
     )
     .map(|p| p.job.transfer.expect("a transfer"))
 }
@@ -231,6 +232,7 @@ fn the_plan_carries_the_rules_timeout_retries_progress_and_notify() {
         Path::new("sh010/a.mov"),
         "t",
         None,
+        &crate::route::cut::CutIndex::default(),
     )
     .expect("plans")
     .job;

@@ -215,6 +215,43 @@ pub(crate) fn a_finish_without_a_start_records_the_end(b: &dyn Backend) {
     );
 }
 
+/// A job the rule's `frames:` leaves out is recorded skipped with its reason at once: never
+/// claimed, never queued, found by `--status skipped`, and not retried as a failure.
+pub(crate) fn a_skipped_job_is_recorded_and_never_runs(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let mut job = new_job("review", "sh010.1003.exr", version(8, 10));
+    let reason = "frame 1003 of `sh010` is a handle (cut 1009-1056, cut `reel1` rev 2)";
+    job.skipped = Some(reason.into());
+    let write = Write::Enqueue {
+        job: Box::new(job),
+        claim: true,
+    };
+    let (id, claim) = enqueued(one(&mut *q, write));
+    assert_eq!(claim, None);
+    assert!(queued_ids(&*q, -1).is_empty());
+    let h = b.history();
+    let row = h.job(id).expect("read").expect("exists").row;
+    assert_eq!(
+        (row.status.as_str(), row.result.as_deref()),
+        ("skipped", Some(reason))
+    );
+    assert!(row.finished_at.is_some());
+    let skipped = crate::store::history::JobFilter {
+        status: Some(crate::store::Status::Skipped),
+        limit: 10,
+        ..Default::default()
+    };
+    let found: Vec<_> = h
+        .jobs(&skipped)
+        .expect("jobs")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(found, [id]);
+    let status = h.status().expect("status");
+    assert_eq!((status.failed_24h, status.skipped_24h), (0, 1));
+}
+
 /// `Retry` and `Interrupted` queue the job again for the engine itself (no new cursor).
 pub(crate) fn retry_and_interruption_queue_again(b: &dyn Backend) {
     let mut q = b.queue("a");

@@ -75,7 +75,9 @@ pub(crate) fn cut_revisions_read_back_in_order(b: &dyn Backend) {
             shot("sh020", ShotChange::Omitted, 1009, 1032),
         ],
     );
+    assert_eq!(cuts.cut_revision_count().expect("count"), 0);
     cuts.add_cut_revision(&first).expect("rev 1");
+    assert_eq!(cuts.cut_revision_count().expect("count"), 1);
     cuts.add_cut_revision(&revision(
         "promo",
         1,
@@ -85,6 +87,7 @@ pub(crate) fn cut_revisions_read_back_in_order(b: &dyn Backend) {
     cuts.add_cut_revision(&second).expect("rev 2");
 
     let other = b.cuts();
+    assert_eq!(other.cut_revision_count().expect("count"), 3);
     assert_eq!(
         other.cut_revisions("reel1").expect("history"),
         vec![first.clone(), second.clone()]
@@ -146,6 +149,7 @@ pub(crate) fn a_racing_cut_import_is_refused(b: &dyn Backend) {
     ));
     let history = one.cut_revisions("reel1").expect("history");
     assert_eq!(history.len(), 1);
+    assert_eq!(one.cut_revision_count().expect("count"), 1);
     assert_eq!(history[0].shots[0].shot, "sh010");
     assert!(one.shot_frames("sh030").expect("sh030").is_empty());
 }

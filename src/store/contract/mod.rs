@@ -75,6 +75,7 @@ macro_rules! contract_tests {
             stuck_reads_due_jobs_of_its_rules_under_its_own_roots,
             cut_revisions_read_back_in_order,
             a_racing_cut_import_is_refused,
+            a_skipped_job_is_recorded_and_never_runs,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {
@@ -117,6 +118,7 @@ fn new_job(rule: &str, rel: &str, v: FileVersion) -> NewJob {
         ]],
         output: None,
         unplannable: None,
+        skipped: None,
         follow_moves: true,
         baseline_runs: false,
         tags: Vec::new(),

@@ -151,4 +151,9 @@ impl CutStore for PgStore {
             })
             .collect())
     }
+
+    fn cut_revision_count(&self) -> Result<i64, StoreError> {
+        let mut client = self.client()?;
+        Ok(client.query_one("SELECT count(*) FROM cuts", &[])?.get(0))
+    }
 }

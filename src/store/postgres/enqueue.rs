@@ -23,7 +23,8 @@ pub(super) fn enqueue(
     if !job.baseline_runs && known == Some(true) {
         return Ok(Answer::Duplicate);
     }
-    let moved = if known.is_none() && job.follow_moves && job.unplannable.is_none() {
+    let settled = job.unplannable.as_ref().or(job.skipped.as_ref());
+    let moved = if known.is_none() && job.follow_moves && settled.is_none() {
         follow_move(tx, job)?
     } else {
         None
@@ -33,7 +34,7 @@ pub(super) fn enqueue(
         return Ok(Answer::Moved { from });
     }
     let (ino, size, mtime) = stored(job.version);
-    let claim = claim && job.unplannable.is_none();
+    let claim = claim && settled.is_none();
     let (status, token, claimer, attempts, claimed, finished): (
         &str,
         i64,
@@ -43,6 +44,7 @@ pub(super) fn enqueue(
         bool,
     ) = match (&job.unplannable, claim) {
         (Some(_), _) => ("failed", 0, None, 0, false, true),
+        (None, _) if job.skipped.is_some() => ("skipped", 0, None, 0, false, true),
         (None, true) => ("claimed", 1, Some(node), 1, true, false),
         (None, false) => ("queued", 0, None, 0, false, false),
     };
@@ -77,7 +79,7 @@ pub(super) fn enqueue(
             &attempts,
             &steps,
             &output,
-            &job.unplannable,
+            &settled,
             &claimed,
             &finished,
             &tags,

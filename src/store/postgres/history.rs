@@ -58,6 +58,7 @@ impl JobHistory for PgStore {
             claimed: 0,
             queued: 0,
             failed_24h: 0,
+            skipped_24h: 0,
             done_1h: 0,
             done_24h: 0,
             oldest_queued_s: None,
@@ -83,7 +84,8 @@ impl JobHistory for PgStore {
                 "SELECT
                      count(*) FILTER (WHERE status = 'failed' AND finished_at >= {NOW_MS} - 86400000),
                      count(*) FILTER (WHERE status = 'done' AND finished_at >= {NOW_MS} - 3600000),
-                     count(*) FILTER (WHERE status = 'done' AND finished_at >= {NOW_MS} - 86400000)
+                     count(*) FILTER (WHERE status = 'done' AND finished_at >= {NOW_MS} - 86400000),
+                     count(*) FILTER (WHERE status = 'skipped')
                  FROM jobs WHERE finished_at >= {NOW_MS} - 86400000"
             ),
             &[],
@@ -97,6 +99,7 @@ impl JobHistory for PgStore {
         report.failed_24h = totals.get::<_, i64>(0) as u64;
         report.done_1h = totals.get::<_, i64>(1) as u64;
         report.done_24h = totals.get::<_, i64>(2) as u64;
+        report.skipped_24h = totals.get::<_, i64>(3) as u64;
         report.oldest_queued_s = client
             .query_one(
                 &format!(

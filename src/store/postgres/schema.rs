@@ -86,7 +86,8 @@ const V1: &str = "CREATE TABLE roots (
         ino BIGINT NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL,
         generation INTEGER NOT NULL DEFAULT 0,
         status TEXT NOT NULL
-            CHECK (status IN ('queued', 'claimed', 'running', 'done', 'failed', 'cancelled')),
+            CHECK (status IN ('queued', 'claimed', 'running', 'done', 'failed', 'cancelled',
+                'skipped')),
         token BIGINT NOT NULL DEFAULT 0,
         node TEXT,
         attempts INTEGER NOT NULL DEFAULT 0,

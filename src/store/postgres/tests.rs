@@ -83,6 +83,7 @@ fn job(rel: &str, ino: u64) -> Write {
             steps: vec![vec!["true".into()]],
             output: None,
             unplannable: None,
+            skipped: None,
             follow_moves: false,
             baseline_runs: false,
             tags: Vec::new(),

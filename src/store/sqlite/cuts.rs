@@ -167,4 +167,11 @@ impl CutStore for SqliteStore {
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
+
+    fn cut_revision_count(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT count(*) FROM cuts")?
+            .query_row([], |r| r.get(0))?)
+    }
 }

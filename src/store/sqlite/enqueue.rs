@@ -25,7 +25,8 @@ pub(super) fn enqueue(
     // is none, the supersession: a new record has no older jobs. A burst of new files so runs
     // three statements per job, and none with `RETURNING`: SQLite runs that clause as a
     // trigger filling a temporary table, which cost more than the row written.
-    let follow = job.follow_moves && job.unplannable.is_none();
+    let settled = job.unplannable.as_ref().or(job.skipped.as_ref());
+    let follow = job.follow_moves && settled.is_none();
     let (known, moved) = match look_up(tx, job, follow)? {
         Some(Found::Known(known)) => (Some(known), None),
         Some(Found::Moved(old_id, from)) => (None, Some((old_id, from))),
@@ -49,10 +50,11 @@ pub(super) fn enqueue(
         known.map(|k| k.id),
     )?;
     let (ino, size, mtime) = stored(job.version);
-    let claim = claim && job.unplannable.is_none();
+    let claim = claim && settled.is_none();
     let (status, token, claimer, attempts, claimed_at, finished_at) =
         match (&job.unplannable, claim) {
             (Some(_), _) => ("failed", 0, None, 0, None, Some(now)),
+            (None, _) if job.skipped.is_some() => ("skipped", 0, None, 0, None, Some(now)),
             (None, true) => ("claimed", 1, Some(node), 1, Some(now), None),
             (None, false) => ("queued", 0, None, 0, None, None),
         };
@@ -79,7 +81,7 @@ pub(super) fn enqueue(
             attempts,
             encode_steps(&job.steps),
             job.output.as_deref().map(blob),
-            job.unplannable,
+            settled,
             now,
             claimed_at,
             finished_at,

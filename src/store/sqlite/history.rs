@@ -72,6 +72,7 @@ impl JobHistory for SqliteStore {
             claimed: 0,
             queued: 0,
             failed_24h: 0,
+            skipped_24h: 0,
             done_1h: 0,
             done_24h: 0,
             oldest_queued_s: None,
@@ -106,6 +107,7 @@ impl JobHistory for SqliteStore {
             |r| r.get::<_, i64>(0).map(|n| n as u64),
         )?;
         report.failed_24h = finished("failed", now - 86_400_000)?;
+        report.skipped_24h = finished("skipped", now - 86_400_000)?;
         report.done_1h = finished("done", now - 3_600_000)?;
         report.done_24h = finished("done", now - 86_400_000)?;
         let oldest: Option<i64> = self.conn.query_row(

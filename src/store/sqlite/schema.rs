@@ -234,7 +234,8 @@ const V6: &str = "CREATE TABLE jobs_v6 (
         generation INTEGER NOT NULL DEFAULT 0,
         status TEXT NOT NULL
             CHECK (status = 'queued' OR status = 'claimed' OR status = 'running'
-                OR status = 'done' OR status = 'failed' OR status = 'cancelled'),
+                OR status = 'done' OR status = 'failed' OR status = 'cancelled'
+                OR status = 'skipped'),
         token INTEGER NOT NULL DEFAULT 0,
         node TEXT,
         attempts INTEGER NOT NULL DEFAULT 0,
