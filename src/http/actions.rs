@@ -12,9 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::State;
-use super::api::{bad_path, bad_query, job_id, since_ms};
+use super::api::{job_id, since_ms};
 use super::auth;
 use super::error::ApiError;
+use super::error::{bad_path, bad_query};
 use crate::store::history::JobHistory;
 use crate::store::{JobDetail, JobId};
 

@@ -19,7 +19,7 @@ use crate::store::history::JobFilter;
 use crate::store::{JobId, Status, now_ms};
 
 use super::State;
-use super::error::ApiError;
+use super::error::{ApiError, bad_path, bad_query};
 
 /// Jobs per page when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -90,16 +90,6 @@ pub(crate) fn since_ms(since: Option<&str>) -> Result<Option<i64>, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("bad `since` `{text}`: {e}")))?;
     let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
     Ok(Some(now_ms().saturating_sub(ms)))
-}
-
-/// A URL path axum could not decode (bad percent-encoding, not UTF-8), as a JSON 400.
-pub(crate) fn bad_path(rejection: PathRejection) -> ApiError {
-    ApiError::BadRequest(format!("bad path: {}", rejection.body_text()))
-}
-
-/// A query string axum could not parse, as a JSON 400.
-pub(crate) fn bad_query(rejection: QueryRejection) -> ApiError {
-    ApiError::BadRequest(format!("bad query string: {}", rejection.body_text()))
 }
 
 async fn healthz(Extract(state): Extract<State>) -> Response {

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use crate::store::cuts::{CutRanges, CutRevision, CutStore};
 
 use super::State;
-use super::api::{bad_path, bad_query};
 use super::error::ApiError;
+use super::error::{bad_path, bad_query};
 
 /// `cuts/{name}` parameters.
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use axum::Json;
 use axum::extract::Request;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -140,4 +141,14 @@ pub(crate) async fn common_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     response
+}
+
+/// A URL path axum could not decode (bad percent-encoding, not UTF-8), as a JSON 400.
+pub(crate) fn bad_path(rejection: PathRejection) -> ApiError {
+    ApiError::BadRequest(format!("bad path: {}", rejection.body_text()))
+}
+
+/// A query string axum could not parse, as a JSON 400.
+pub(crate) fn bad_query(rejection: QueryRejection) -> ApiError {
+    ApiError::BadRequest(format!("bad query string: {}", rejection.body_text()))
 }

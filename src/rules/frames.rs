@@ -1,10 +1,8 @@
 //! A rule's `frames:` key (`all`, `with_handles`, `in_cut`) and its `{cut.*}` variables: what a
 //! rule needs from the cut for the shot a file belongs to. Both name the shot by the rule's
-//! `shot` capture, so a rule without one is refused at load; the engine does the look-up.
+//! `shot` capture, so a rule without one is refused at load (`frames_keys`); the engine does the look-up.
 
 use crate::edit::FrameClass;
-use crate::rules::diag::Diagnostic;
-use crate::rules::loader::{Loader, MapReader};
 
 /// The variables a rule with a `shot` capture may use: the shot's frames in the latest cut
 /// that shows it, and that cut's name and revision.
@@ -47,27 +45,6 @@ impl FrameScope {
             FrameScope::WithHandles => class != FrameClass::Outside,
             FrameScope::InCut => class == FrameClass::InCut,
         }
-    }
-}
-
-impl Loader<'_> {
-    /// `frames:`; anything but `all` needs the shot, named by a `shot` capture of `regex`.
-    pub(super) fn frame_scope(&mut self, map: &MapReader<'_>, has_shot: bool) -> FrameScope {
-        let scope = self.field::<FrameScope>(map, "frames").unwrap_or_default();
-        if scope != FrameScope::All && !has_shot && !self.captures_unknown {
-            self.error(
-                Diagnostic::new(
-                    format!(
-                        "`frames: {}` needs the file's shot, but the rule names none",
-                        scope.as_str()
-                    ),
-                    map.span_of("frames"),
-                )
-                .context(map.at("frames"))
-                .hint("add a `shot` capture to the rule's `regex`, e.g. `regex: \"^shots/(?P<shot>sh[0-9]+)/\"`"),
-            );
-        }
-        scope
     }
 }
 

@@ -24,10 +24,12 @@
 //! are written), `template`, `diag` and `yaml` (the positioned tree).
 
 pub mod cuts;
+mod cuts_keys;
 pub mod diag;
 pub mod farm;
 mod farm_keys;
 pub mod frames;
+mod frames_keys;
 pub mod limits;
 mod lines;
 mod loader;
