@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::media::keykode::{CODE_VARIABLES, PART_VARIABLES};
 use crate::rules::diag::Diagnostic;
-use crate::rules::frames::CUT_VARIABLES;
 use crate::rules::limits;
 use crate::rules::loader::{Defaults, Loader, MapReader};
 use crate::rules::model::{
@@ -242,13 +241,7 @@ impl Loader<'_> {
                 known.push(capture.to_string());
             }
         }
-        let has_shot = regex
-            .as_ref()
-            .is_some_and(|r| r.capture_names().flatten().any(|c| c == "shot"));
-        if has_shot {
-            known.extend(CUT_VARIABLES.iter().map(|v| v.to_string()));
-        }
-        let frames = self.frame_scope(map, has_shot);
+        let frames = self.frame_scope(map, regex.as_ref(), &mut known);
         let sequence = self.sequence(map, &known);
         let timecode = match map.node.get("timecode") {
             Some(_) => self.timecode(map),
