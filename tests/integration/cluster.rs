@@ -16,6 +16,9 @@ use crate::env::{Env, stderr, wait_until};
 pub struct Worker {
     child: Child,
     log: PathBuf,
+    /// The log's length when this worker was spawned: a worker restarted under the same name
+    /// appends to its predecessor's log, whose lines say nothing of this one.
+    log_from: usize,
 }
 
 impl Worker {
@@ -72,6 +75,7 @@ impl Worker {
         vars: &[(&str, &str)],
     ) -> Worker {
         let log = env.path(format!("{name}.log"));
+        let log_from = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
         let mut argv = vec!["worker", "--name", name];
         argv.extend_from_slice(args);
         // On PostgreSQL a worker's default state folder is machine-wide (as root,
@@ -110,12 +114,18 @@ impl Worker {
             .env("SHOTROUTER_LOG", "info")
             .spawn()
             .expect("worker starts");
-        Worker { child, log }
+        Worker {
+            child,
+            log,
+            log_from,
+        }
     }
 
-    /// Whether the worker has opened its store and started.
+    /// Whether this worker (not an earlier one of its name) has opened its store and started.
     pub fn is_started(&self) -> bool {
-        self.log_text().contains("worker started")
+        let log = std::fs::read(&self.log).unwrap_or_default();
+        log.get(self.log_from..)
+            .is_some_and(|own| own.windows(14).any(|w| w == b"worker started"))
     }
 
     /// The worker's exit status once it has exited, without waiting.
@@ -279,7 +289,14 @@ pub fn chaos(env: &Env, store: &str, store_args: &[&str], files: usize, every: D
         "{reruns} re-runs for {kills} kills of workers holding at most 2 jobs each"
     );
     for worker in workers.into_iter().flatten() {
-        assert_eq!(worker.stop(), Some(0));
+        let log = worker.log.clone();
+        let status = worker.stop();
+        assert_eq!(
+            status,
+            Some(0),
+            "a worker's stop; its log:\n{}",
+            String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default())
+        );
     }
 }
 
