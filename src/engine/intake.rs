@@ -38,6 +38,7 @@ impl Engine {
         match event {
             SourceEvent::File(file) => {
                 self.readout.counters.events += 1;
+                self.cuts.waste.arrived();
                 self.on_file(file, Instant::now());
             }
             SourceEvent::InitialScanDone => self.initial_scan_done(),

@@ -98,6 +98,12 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let mut queue = FairQueue::new(set.file.jobs, rule_limits(&set));
     let (farm_rules, farm_limit) = super::dispatch::farm_lane(&set);
     queue.set_farm(farm_rules, farm_limit);
+    // `--once` ends before anyone could read the waste.
+    let waste = if options.once {
+        Default::default()
+    } else {
+        super::waste_watch::WasteWatch::start(options.telemetry.clone())
+    };
     let mut engine = Engine {
         planned: super::planned::Planned::new(queue, Instant::now() + STORE_POLL),
         options,
@@ -105,7 +111,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         provenance,
         arrivals: super::arrivals::Arrivals::new(first_start),
         sequences: Default::default(),
-        cuts: Default::default(),
+        cuts: super::cuts::Cuts::new(waste),
         attempts: Default::default(),
         node,
         sources: None,
@@ -114,8 +120,11 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         stuck: Default::default(),
         systemd: Default::default(),
     };
-    if let Some(store) = engine.node.store.as_deref() {
-        engine.cuts.refresh(store);
+    if let Some(store) = engine.node.store.as_deref()
+        && engine.cuts.refresh(store)
+    {
+        let cuts = &mut engine.cuts;
+        cuts.waste.ask(&engine.set, &cuts.revisions, Instant::now());
     }
     engine.recover()?;
     let mut reloads = crossbeam_channel::never();
@@ -226,7 +235,12 @@ impl Role for Engine {
         if self.node.store.is_some() && now >= self.planned.next_poll {
             self.planned.next_poll = now + STORE_POLL;
             if let Some(store) = self.node.store.as_deref() {
-                self.cuts.refresh(store);
+                let cuts = &mut self.cuts;
+                if cuts.refresh(store) {
+                    cuts.waste.ask(&self.set, &cuts.revisions, now);
+                } else {
+                    cuts.waste.tick(&self.set, &cuts.revisions, now);
+                }
             }
             self.resume_queued(self.planned.cursor);
             self.take_notices(now);
@@ -418,6 +432,9 @@ impl Engine {
                 .map_err(Error::failed)?;
         }
         self.set = set;
+        self.cuts
+            .waste
+            .ask(&self.set, &self.cuts.revisions, Instant::now());
         if rewatch && self.sources.is_some() {
             drop(self.sources.take());
             self.sources = Some(

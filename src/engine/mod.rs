@@ -38,6 +38,8 @@ pub mod stored_plan;
 pub mod stuck;
 pub mod systemd;
 pub mod telemetry;
+pub mod waste;
+pub mod waste_watch;
 pub mod worker;
 
 use std::path::PathBuf;

@@ -193,21 +193,57 @@ pub struct Telemetry {
     pub timings: Timings,
 }
 
-/// A shared handle on the latest snapshot.
+/// A shared handle on the latest snapshot, and on the latest waste of the cuts (apart: it is
+/// computed on a thread of its own, minutes apart, and is larger than the live view needs).
 #[derive(Debug, Clone, Default)]
-pub struct TelemetryHandle(Arc<RwLock<Telemetry>>);
+pub struct TelemetryHandle(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    snapshot: RwLock<Telemetry>,
+    waste: RwLock<Option<Arc<WasteReport>>>,
+}
+
+/// Every cut's waste as a watcher last worked it out from the files on disk.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct WasteReport {
+    /// When, unix ms.
+    pub computed_at_ms: i64,
+    /// How long the scan took, ms.
+    pub took_ms: u64,
+    /// Per cut (its latest revision), by name.
+    pub cuts: Vec<super::waste::CutWaste>,
+}
 
 impl TelemetryHandle {
     /// A copy of the latest snapshot.
     pub fn snapshot(&self) -> Telemetry {
         self.0
+            .snapshot
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
     pub(super) fn publish(&self, telemetry: Telemetry) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = telemetry;
+        *self
+            .0
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = telemetry;
+    }
+
+    /// The cuts' waste, once a watcher has worked it out.
+    pub fn waste(&self) -> Option<Arc<WasteReport>> {
+        self.0
+            .waste
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn publish_waste(&self, report: WasteReport) {
+        *self.0.waste.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(report));
     }
 }
 

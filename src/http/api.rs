@@ -46,6 +46,7 @@ pub(crate) fn routes() -> Router<State> {
         .route("/api/v1/cuts", get(super::cuts::cuts))
         .route("/api/v1/cuts/{name}", get(super::cuts::cut))
         .route("/api/v1/cuts/{name}/ranges", get(super::cuts::ranges))
+        .route("/api/v1/cuts/{name}/waste", get(super::cuts::waste))
         .route("/api/v1/events", get(super::live::events))
         .route("/api/v1/openapi.json", get(super::openapi::document))
         .route("/metrics", get(metrics))

@@ -78,6 +78,8 @@ pub struct View {
     pub recent: Vec<JobRow>,
     /// Per-rule counts.
     pub rules: Vec<RuleStats>,
+    /// Per cut, the waste the watcher last worked out, with its worst shots.
+    pub waste: Vec<super::cuts::WasteSummary>,
 }
 
 /// The latest view, serialized once for every viewer.
@@ -172,6 +174,11 @@ pub(crate) fn start(
                     last_counts = counts;
                 }
                 view.rules = rules.clone();
+                view.waste = telemetry
+                    .as_ref()
+                    .and_then(TelemetryHandle::waste)
+                    .map(|report| super::cuts::summaries(&report, ROWS))
+                    .unwrap_or_default();
                 let json = serde_json::to_string(&view).unwrap_or_else(|e| {
                     serde_json::json!({ "error": format!("cannot serialize the view: {e}") })
                         .to_string()
@@ -236,6 +243,7 @@ fn compute(history: &mut dyn JobHistory, telemetry: Option<Telemetry>) -> Result
         recent: newest(None, None)?,
         telemetry,
         rules: Vec::new(),
+        waste: Vec::new(),
     };
     Ok(view)
 }

@@ -114,13 +114,7 @@ impl CutIndex {
     /// # Errors
     /// Database errors; a stored revision that does not read back.
     pub fn load(store: &dyn CutStore) -> Result<CutIndex, StoreError> {
-        let mut revisions = Vec::new();
-        for summary in store.cuts()? {
-            if let Some(r) = store.cut_revision(&summary.name, Some(summary.revision))? {
-                revisions.push(r);
-            }
-        }
-        Ok(CutIndex::of(&revisions))
+        Ok(CutIndex::of(&store.latest_revisions()?))
     }
 
     /// `shot`'s cut, if any cut shows it.

@@ -212,6 +212,20 @@ pub trait CutStore {
     /// # Errors
     /// Database errors.
     fn cut_revision_count(&self) -> Result<i64, StoreError>;
+
+    /// The latest revision of every cut, by name: what routing and the waste go by.
+    ///
+    /// # Errors
+    /// Database errors; a stored revision that does not read back.
+    fn latest_revisions(&self) -> Result<Vec<CutRevision>, StoreError> {
+        let mut revisions = Vec::new();
+        for summary in self.cuts()? {
+            if let Some(r) = self.cut_revision(&summary.name, Some(summary.revision))? {
+                revisions.push(r);
+            }
+        }
+        Ok(revisions)
+    }
 }
 
 /// A stored revision's shots or unmatched items as JSON.

@@ -4,12 +4,13 @@
 // dialog; Retry asks for the token once and the job runs again. Prints one JSON line.
 //
 // Environment: URL (the dashboard), TOKEN, SHOTS (a watched folder), OK (the file whose
-// presence makes the `check` rule pass), SCREENSHOT (optional: where to save a PNG).
+// presence makes the `check` rule pass), EVIL_SHOT (a shot of the imported cut named like an
+// HTML payload), SCREENSHOT (optional: where to save a PNG).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const { URL, TOKEN, SHOTS, OK, SCREENSHOT } = process.env;
+const { URL, TOKEN, SHOTS, OK, SCREENSHOT, EVIL_SHOT } = process.env;
 const WAIT = { timeout: 20000 };
 const EVIL = '<img src=x onerror=alert(1)>.tif';
 
@@ -39,6 +40,17 @@ try {
 
   await page.goto(URL);
   await page.waitForSelector('#conn.live', WAIT);
+
+  // The cut's waste, worked out by the watcher: sh010's frame 1000 lies outside, most of its
+  // cut is missing, and a shot named like an HTML payload is shown as text.
+  await page.waitForFunction(() => [...document.querySelectorAll('#waste tbody tr')]
+    .some((tr) => tr.textContent.includes('reel1 rev 1')), null, WAIT);
+  await page.waitForFunction((evil) => [...document.querySelectorAll('#waste-shots tbody tr')]
+    .some((tr) => tr.textContent.includes(evil)), EVIL_SHOT, WAIT);
+  const wasteText = await page.evaluate(() => document.querySelector('#waste-shots tbody').textContent);
+  for (const want of ['sh010', '1001-1064', '1009-1056', '1 (4 B)', '1009,1011-1056']) {
+    if (!wasteText.includes(want)) failures.push('the waste panel lacks ' + JSON.stringify(want) + ': ' + wasteText);
+  }
 
   // A job appears, runs and ends, without a reload.
   fs.writeFileSync(path.join(SHOTS, 'sh010_comp.tif'), 'frame');

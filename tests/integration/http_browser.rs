@@ -1,13 +1,17 @@
 //! The dashboard in a real browser: Debian's headless Chromium, driven by playwright-core
 //! (`tests/browser/`, installed by `scripts/deps test`), against a real daemon. With
-//! `SHOTROUTER_SCREENSHOT=1` it also saves `docs/dashboard.png`.
+//! `SHOTROUTER_SCREENSHOT=1` it also saves `docs/dashboard.png`. The page shows an imported
+//! cut's waste as the watcher works it out.
 
 use std::path::Path;
 use std::process::Command;
 
 use crate::daemon::Daemon;
-use crate::env::Env;
+use crate::env::{Env, stderr};
 use crate::http_api::port_in;
+
+/// A shot name that is an HTML payload (no `/`: it is a folder too).
+const EVIL_SHOT: &str = "<img src=y onerror=alert(2)>";
 
 #[test]
 fn issue_13_the_dashboard_goes_live_shows_failures_as_text_and_retries() {
@@ -15,7 +19,7 @@ fn issue_13_the_dashboard_goes_live_shows_failures_as_text_and_retries() {
     env.write(
         "rules.yaml",
         format!(
-            "version: 1\nwatch: [shots]\nrules:\n  - name: review\n    match: \"**/*.tif\"\n    run: [sleep, \"2\"]\n  - name: check\n    match: \"**/checked/*.tif\"\n    run: [test, -e, \"{}\"]\n",
+            "version: 1\nwatch: [shots]\ncuts:\n  shot: \"^(?P<shot>.+)_anim$\"\n  fps: 24\nrules:\n  - name: review\n    match: \"**/*.tif\"\n    run: [sleep, \"2\"]\n  - name: check\n    match: \"**/checked/*.tif\"\n    run: [test, -e, \"{}\"]\n  - name: plates\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    run: [\"true\"]\n",
             env.path("ok").display()
         ),
     );
@@ -27,6 +31,24 @@ fn issue_13_the_dashboard_goes_live_shows_failures_as_text_and_retries() {
         &[],
     );
     let port = port_in(&daemon.log_text());
+    // A cut whose second shot is named like an HTML payload, and frames of both: the waste
+    // panel shows sh010's frame outside and the frames missing, all as text.
+    for frame in ["1000", "1010"] {
+        env.write(format!("shots/sh010/plates/p.{frame}.exr"), frame);
+    }
+    env.write(format!("shots/{EVIL_SHOT}/plates/p.1009.exr"), "e");
+    env.write(
+        "reel1.edl",
+        format!(
+            "TITLE: reel1\nFCM: NON-DROP FRAME\n\n\
+             001  AX       V     C        01:00:00:00 01:00:02:00 01:00:00:00 01:00:02:00\n\
+             * FROM CLIP NAME: sh010_anim\n\
+             002  AX       V     C        02:00:00:00 02:00:01:00 01:00:02:00 01:00:03:00\n\
+             * FROM CLIP NAME: {EVIL_SHOT}_anim\n"
+        ),
+    );
+    let imported = env.run(&["cut", "import", "reel1.edl", "--rules", "rules.yaml"]);
+    assert_eq!(imported.status.code(), Some(0), "{}", stderr(&imported));
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         browser.join("node_modules/playwright-core").is_dir(),
@@ -39,7 +61,8 @@ fn issue_13_the_dashboard_goes_live_shows_failures_as_text_and_retries() {
         .env("URL", format!("http://127.0.0.1:{port}/"))
         .env("TOKEN", "browser-token")
         .env("SHOTS", env.path("shots/sh010"))
-        .env("OK", env.path("ok"));
+        .env("OK", env.path("ok"))
+        .env("EVIL_SHOT", EVIL_SHOT);
     if std::env::var_os("SHOTROUTER_SCREENSHOT").is_some() {
         command.env(
             "SCREENSHOT",

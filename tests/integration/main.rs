@@ -6,6 +6,7 @@ mod cli_output;
 mod cluster;
 mod conform;
 mod coverage;
+mod cut_waste;
 mod cuts;
 mod cuts_routing;
 mod daemon;

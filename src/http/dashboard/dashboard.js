@@ -179,7 +179,34 @@ function render(view) {
   fill('recent', jobRows(view.recent), 'no jobs yet', 5);
   if (oldestShown === null && view.recent.length) oldestShown = view.recent[view.recent.length - 1].id;
   fill('rules', view.rules.map((r) => row([el('td', r.name), el('td', r.done_1h), el('td', r.failed_24h), el('td', r.queued)])), 'no rules with jobs yet', 4);
+  renderWaste(view.waste);
   fill('nodes', (s ? s.nodes : []).map((n) => row([el('td', n.name), el('td', ago(n.last_seen_s * 1000) + ' ago'), el('td', n.health || 'ok')])), 'no node has run a daemon on this store', 3);
+}
+
+function size(bytes) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let n = bytes, u = 0;
+  while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
+  return (u ? n.toFixed(1) : String(n)) + ' ' + units[u];
+}
+
+// Per cut the frames rendered that the cut does not show and those it shows that never
+// arrived, as the watcher last worked them out; the worst shots below.
+function renderWaste(waste) {
+  const section = document.getElementById('waste-section');
+  section.hidden = !waste || !waste.length;
+  if (section.hidden) return;
+  fill('waste', waste.map((c) => row([el('td', c.cut + ' rev ' + c.revision), el('td', c.outside_frames + ' (' + size(c.outside_bytes) + ')'), el('td', c.missing_frames), el('td', c.shots_off)])), '', 4);
+  const shots = [];
+  for (const c of waste) {
+    for (const s of c.worst) {
+      shots.push(row([el('td', c.cut), el('td', s.shot), el('td', s.head_in + '-' + s.tail_out), el('td', s.cut_in + '-' + s.cut_out),
+        el('td', s.outside_frames + ' (' + size(s.outside_bytes) + ')'), el('td', s.missing_frames ? s.missing_frames + ': ' + s.missing : '0')]));
+    }
+  }
+  fill('waste-shots', shots, 'every shot has its frames, and none outside the cut', 6);
+  const at = Math.min(...waste.map((c) => c.computed_at_ms));
+  document.getElementById('waste-note').textContent = '(worked out ' + ago(Date.now() - at) + ' ago)';
 }
 
 async function older() {
