@@ -13,8 +13,10 @@
 //! [`dispatch`] (planning, claims; the [`fair_queue`] in a file of its own), [`outcomes`] (ends
 //! of attempts, retries, backoff), [`lifecycle`] (start, its role in the node loop, reload),
 //! [`retention`] (old job logs deleted, on a thread of its own), [`notify`] (when `notify:`
-//! targets are told), [`telemetry`] (a snapshot anyone may read without the database) and
-//! [`cuts`] (every shot's latest cut ranges, which a rule's `frames:` routes by).
+//! targets are told), [`telemetry`] (a snapshot anyone may read without the database),
+//! [`cuts`] (every shot's latest cut ranges, which a rule's `frames:` routes by) and
+//! [`waste`] (what lies on disk outside each cut, worked out for the dashboard by
+//! [`waste_watch`] on a thread of its own).
 
 pub mod arrivals;
 pub mod attempts;
