@@ -17,9 +17,13 @@
 //!          and the worker, its two roles
 //! source   file events (inotify, poll)    rules (watch roots), os
 //! route    matcher, plan: all binding     rules, deliver, media
-//! exec     pool, runner, watchdog, temps  deliver, store (job ids), media (views), os
+//! exec     pool, runner, watchdog, temps  deliver, cutfile (notices), store (job ids), media
+//!                                         (views), os
 //! rules    rules.yaml → RuleFile          deliver (expectation type), media, os (PATH lookup)
 //! deliver  Step: verify, publish          media, os
+//! cutfile  cut files read, revisions      store, edit, media, os
+//!          computed and stored (`cut
+//!          import`, `cuts.files`)
 //! store    job queue and history          os
 //! edit     cut readers (EDL, .otio), shot  media (timecode)
 //!          ranges, revision diff
@@ -32,6 +36,7 @@
 //! [`run`] itself is `app::commands::run`.
 
 pub mod app;
+pub mod cutfile;
 pub mod deliver;
 pub mod edit;
 pub mod engine;
