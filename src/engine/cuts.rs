@@ -1,11 +1,15 @@
 //! The watcher's copy of the cuts: every shot's latest ranges ([`CutIndex`]), read from the
 //! store at start and again only when the count of stored revisions changes (one cheap
-//! query at each store poll), so classifying a frame never waits on the database.
+//! query at each store poll), so classifying a frame never waits on the database. Revisions
+//! that arrive while it runs (by `cut import` in another process, or its own import of
+//! `cuts.files`) are diffed as they are read, for the `extended` notice.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::cutfile::{ExtendedShot, extended_shots};
 use crate::route::cut::CutIndex;
-use crate::store::cuts::CutStore;
+use crate::store::cuts::{CutRevision, CutStore};
 
 /// The cut index and the revision count it was read at.
 #[derive(Debug, Default)]
@@ -14,6 +18,11 @@ pub struct Cuts {
     pub index: Arc<CutIndex>,
     /// How many revisions the store held when `index` was read; `None` before the first read.
     seen: Option<i64>,
+    /// Each cut's latest revision when `index` was read; `None` before the first read (what
+    /// the store held at start is not news).
+    latest: Option<HashMap<String, i64>>,
+    /// Revisions read since the engine last looked that extend shots, with those shots.
+    pub extended: Vec<(CutRevision, Vec<ExtendedShot>)>,
 }
 
 impl Cuts {
@@ -38,11 +47,46 @@ impl Cuts {
                 }
                 self.index = Arc::new(index);
                 self.seen = Some(count);
+                self.note_new_revisions(store);
                 true
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the cuts; routing by the cuts read before");
                 false
+            }
+        }
+    }
+
+    /// Collects, for each revision stored since the last read, its `extended` shots against
+    /// the revision before it. Every new revision is looked at, not only the latest: two
+    /// imports between two polls must not hide the first one's extension.
+    fn note_new_revisions(&mut self, store: &dyn CutStore) {
+        let summaries = match store.cuts() {
+            Ok(summaries) => summaries,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the cuts; new revisions not told");
+                return;
+            }
+        };
+        let now: HashMap<String, i64> = summaries
+            .iter()
+            .map(|s| (s.name.clone(), s.revision))
+            .collect();
+        let Some(before) = self.latest.replace(now) else {
+            return;
+        };
+        for summary in summaries {
+            let from = before.get(&summary.name).copied().unwrap_or(0) + 1;
+            for number in from..=summary.revision {
+                let read = |n: i64| store.cut_revision(&summary.name, Some(n));
+                let (Ok(Some(revision)), Ok(previous)) = (read(number), read(number - 1)) else {
+                    tracing::warn!(cut = %summary.name, revision = number, "cannot read a new cut revision; its extended shots are not told");
+                    continue;
+                };
+                let shots = extended_shots(previous.as_ref(), &revision);
+                if !shots.is_empty() {
+                    self.extended.push((revision, shots));
+                }
             }
         }
     }

@@ -106,6 +106,8 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         arrivals: super::arrivals::Arrivals::new(first_start),
         sequences: Default::default(),
         cuts: Default::default(),
+        cut_files: Default::default(),
+        outside: Default::default(),
         attempts: Default::default(),
         node,
         sources: None,
@@ -228,9 +230,11 @@ impl Role for Engine {
             if let Some(store) = self.node.store.as_deref() {
                 self.cuts.refresh(store);
             }
+            self.tell_cut_changes();
             self.resume_queued(self.planned.cursor);
             self.take_notices(now);
         }
+        self.tell_outside(now);
         self.check_stuck(now);
     }
 
