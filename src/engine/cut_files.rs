@@ -100,7 +100,7 @@ impl Engine {
                 self.tell_cut_changes();
             }
             Ok(Imported::Unchanged { revision }) => {
-                tracing::debug!(cut = %name, revision, path = %abs.display(), "cut file unchanged; no new revision");
+                tracing::info!(cut = %name, revision, path = %abs.display(), "cut file unchanged; no new revision");
             }
             Err(e) => {
                 tracing::error!(cut = %name, path = %abs.display(), "cannot import a cut file: {e}");

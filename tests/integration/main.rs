@@ -7,6 +7,7 @@ mod cluster;
 mod conform;
 mod coverage;
 mod cuts;
+mod cuts_files;
 mod cuts_routing;
 mod daemon;
 mod deliveries;
