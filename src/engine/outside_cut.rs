@@ -136,8 +136,9 @@ impl OutsideWatch {
 
 impl Engine {
     /// Notes a frame that arrived (routed to the rules `routed`) when its shot's cut leaves it
-    /// outside `head_in..tail_out` and the first rule naming its shot has a target that wants
-    /// `outside_cut`. Costs nothing without cuts, and one parse of the name without a frame.
+    /// outside `head_in..tail_out`; its shot is named by the first of those rules that has a
+    /// target wanting `outside_cut` and a `shot` capture. Costs nothing without cuts, and one
+    /// parse of the name when no target wants it.
     pub(super) fn note_outside(
         &mut self,
         set: &RuleSet,
@@ -152,21 +153,24 @@ impl Engine {
         let Some(frame) = frame_of(rel) else {
             return;
         };
+        // Targets first: without one that wants `outside_cut`, no second run of the regex.
         let Some((rule, shot)) = routed.iter().find_map(|&i| {
             let rule = &set.file.rules[i];
-            shot_of(rule, rel).map(|shot| (rule, shot))
+            let wanted = rule
+                .notify_targets(&set.file)
+                .iter()
+                .any(|t| t.wants(NotifyEvent::OutsideCut));
+            wanted
+                .then(|| shot_of(rule, rel))
+                .flatten()
+                .map(|shot| (rule, shot))
         }) else {
             return;
         };
         let Some(cut) = self.cuts.index.get(shot) else {
             return;
         };
-        if cut.classify(frame) != FrameClass::Outside
-            || !rule
-                .notify_targets(&set.file)
-                .iter()
-                .any(|t| t.wants(NotifyEvent::OutsideCut))
-        {
+        if cut.classify(frame) != FrameClass::Outside {
             return;
         }
         let key = Key {
