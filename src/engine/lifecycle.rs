@@ -308,6 +308,8 @@ impl Role for Engine {
     }
 
     fn finish(&mut self, stopped: bool) -> ExitCode {
+        // Frames outside the cut gathered so far are told now, not lost with the engine.
+        self.tell_outside(Instant::now() + super::outside_cut::LONGEST);
         self.publish_telemetry(Instant::now(), true);
         if let Some(bar) = &self.readout.progress {
             bar.finish_and_clear();

@@ -307,3 +307,40 @@ fn frames_outside_the_cut_notify_once_per_shot_with_count_and_range() {
     );
     drop(daemon);
 }
+
+#[test]
+fn frames_outside_the_cut_gathered_by_a_once_run_are_told_before_it_exits() {
+    let env = Env::new();
+    let hook = Hook::start(0);
+    env.write("rules.yaml", rules(&hook, "outside_cut"));
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    // A first run makes the store; the cut is imported into it; the frames come after.
+    let out = env.run(&["watch", "--once", "rules.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    env.write("reel1.edl", REV1);
+    let out = env.run(&["cut", "import", "reel1.edl", "--rules", "rules.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for frame in [990, 991, 1100] {
+        env.write(format!("shots/sh010/plates/p.{frame:04}.exr"), "x");
+    }
+    let out = env.run(&["watch", "--once", "rules.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Told before the run ended (not 2 s of quiet later, by a process that is gone); the
+    // listener's thread may store the body a moment after it answered.
+    wait_until("the once run's notice", Duration::from_secs(5), || {
+        !events(&hook, "outside_cut").is_empty()
+    });
+    let told = events(&hook, "outside_cut");
+    assert_eq!(told.len(), 1, "{}", stderr(&out));
+    assert_eq!(
+        (told[0]["shot"].as_str(), told[0]["count"].as_u64()),
+        (Some("sh010"), Some(3))
+    );
+    assert_eq!(
+        (
+            told[0]["first_frame"].as_i64(),
+            told[0]["last_frame"].as_i64()
+        ),
+        (Some(990), Some(1100))
+    );
+}
