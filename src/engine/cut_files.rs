@@ -169,8 +169,9 @@ impl Engine {
         all.into_iter().map(|t| Arc::new(t.clone())).collect()
     }
 
-    /// Sends `notice` from this node, now.
+    /// Sends a notice of the cut from this node, now (`attempt` 0: no job ran).
     pub(super) fn tell(&self, mut notice: Notice, targets: &[Arc<NotifyTarget>]) {
+        notice.attempt = 0;
         notice.node = self.node.name.clone();
         notice.at_ms = now_ms();
         self.node.notifier.send(notice, targets);

@@ -123,6 +123,10 @@ fn cut_files_are_imported_once_per_content_extensions_notify_and_broken_ones_do_
         (notice["cut"].as_str(), notice["revision"].as_i64()),
         (Some("reel1"), Some(2))
     );
+    assert_eq!(
+        (notice["job"].as_str(), notice["attempt"].as_u64()),
+        (Some(""), Some(0))
+    );
     assert!(
         notice["path"]
             .as_str()
