@@ -10,8 +10,8 @@
 //! app      cli, commands, explain, ops    everything below
 //! http     api, dashboard, live updates   engine (telemetry), store (history), exec (kill grace),
 //!                                         media, rules, os
-//! engine   node (the loop every node runs: source, route, exec, store, rules, media, os
-//!          committer, liveness, recovery);
+//! engine   node (the loop every node runs: source, route, exec, cutfile, store, rules,
+//!          committer, liveness, recovery); edit (frame classes), media, os
 //!          the watcher (intake, sequences,
 //!          dispatch, outcomes, telemetry)
 //!          and the worker, its two roles
