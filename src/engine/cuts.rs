@@ -91,3 +91,64 @@ impl Cuts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::cutfile::{Dedup, Request, import};
+    use crate::edit::ShotNaming;
+    use crate::media::timecode::Rate;
+    use crate::store::sqlite::SqliteStore;
+
+    const REV1: &str = "001  AX V C 01:00:00:00 01:00:02:00 01:00:00:00 01:00:02:00\n* FROM CLIP NAME: sh010_anim\n";
+    const REV2: &str = "001  AX V C 01:00:00:00 01:00:02:12 01:00:00:00 01:00:02:12\n* FROM CLIP NAME: sh010_anim\n";
+
+    fn add(store: &mut SqliteStore, name: &str, text: &str) {
+        let naming = ShotNaming::new(r"^(?P<shot>[A-Za-z]+[0-9]+)(?:_|$)").unwrap();
+        let request = Request {
+            file: Path::new("cut.edl"),
+            source: Path::new("/cut.edl"),
+            bytes: text.as_bytes(),
+            name,
+            fps: Some(Rate::parse("24").unwrap()),
+            naming: &naming,
+            dedup: Dedup::Never,
+        };
+        import(store, request).expect("imports");
+    }
+
+    #[test]
+    fn revisions_read_after_the_first_read_are_diffed_each_against_its_own_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("state"), "n").unwrap();
+        add(&mut store, "old", REV1);
+        add(&mut store, "old", REV2);
+        let mut cuts = Cuts::default();
+        assert!(cuts.refresh(&store));
+        assert!(
+            cuts.extended.is_empty(),
+            "what the store held at start is not news"
+        );
+        // Two imports between two polls, and a new cut.
+        add(&mut store, "seq", REV1);
+        add(&mut store, "seq", REV2);
+        add(&mut store, "seq", REV1);
+        add(&mut store, "seq", REV2);
+        assert!(cuts.refresh(&store));
+        let told: Vec<(String, i64, String)> = cuts
+            .extended
+            .iter()
+            .map(|(r, shots)| (r.name.clone(), r.revision, shots[0].frames.clone()))
+            .collect();
+        assert_eq!(
+            told,
+            [
+                ("seq".to_string(), 2, "1065-1076".to_string()),
+                ("seq".to_string(), 4, "1065-1076".to_string())
+            ]
+        );
+        assert!(!cuts.refresh(&store), "nothing new");
+    }
+}
