@@ -10,16 +10,20 @@
 //! app      cli, commands, explain, ops    everything below
 //! http     api, dashboard, live updates   engine (telemetry), store (history), exec (kill grace),
 //!                                         media, rules, os
-//! engine   node (the loop every node runs: source, route, exec, store, rules, media, os
-//!          committer, liveness, recovery);
+//! engine   node (the loop every node runs: source, route, exec, cutfile, store, rules,
+//!          committer, liveness, recovery); edit (frame classes), media, os
 //!          the watcher (intake, sequences,
 //!          dispatch, outcomes, telemetry)
 //!          and the worker, its two roles
 //! source   file events (inotify, poll)    rules (watch roots), os
 //! route    matcher, plan: all binding     rules, deliver, media
-//! exec     pool, runner, watchdog, temps  deliver, store (job ids), media (views), os
+//! exec     pool, runner, watchdog, temps  deliver, cutfile (notices), store (job ids), media
+//!                                         (views), os
 //! rules    rules.yaml → RuleFile          deliver (expectation type), media, os (PATH lookup)
 //! deliver  Step: verify, publish          media, os
+//! cutfile  cut files read, revisions      store, edit, media, os
+//!          computed and stored (`cut
+//!          import`, `cuts.files`)
 //! store    job queue and history          os
 //! edit     cut readers (EDL, .otio), shot  media (timecode)
 //!          ranges, revision diff
@@ -32,6 +36,7 @@
 //! [`run`] itself is `app::commands::run`.
 
 pub mod app;
+pub mod cutfile;
 pub mod deliver;
 pub mod edit;
 pub mod engine;

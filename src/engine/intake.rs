@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::cutfile::Dedup;
 use crate::engine::sequencer::Purpose;
 use crate::os::lease::{self, Writers};
 use crate::os::version::FileVersion;
@@ -82,6 +83,8 @@ impl Engine {
         let Some(version) = FileVersion::of(&abs) else {
             return;
         };
+        // A restart re-sees every cut file: only content no revision holds is news.
+        self.take_cut_file(file.root, &file.rel, file.kind, Dedup::Any);
         let set = self.set.clone();
         set.route_into(
             &file.rel,
@@ -181,6 +184,12 @@ impl Engine {
         } else {
             self.provenance.get(&abs)
         };
+        // A cut file is imported when complete; one a scan found again is news only when no
+        // revision holds its content (a live save of an older cut is a revert, and stored).
+        if completes || scanned {
+            let dedup = if scanned { Dedup::Any } else { Dedup::Latest };
+            self.take_cut_file(root, rel, kind, dedup);
+        }
         set.route_into(
             rel,
             kind,
@@ -200,6 +209,11 @@ impl Engine {
         if kind != EventKind::Delete && version.is_none() {
             tracing::debug!(path = %abs.display(), "gone before it could be routed");
             return;
+        }
+        if kind != EventKind::Delete {
+            let routed = std::mem::take(&mut self.arrivals.routed);
+            self.note_outside(&set, &routed, rel, &abs, now);
+            self.arrivals.routed = routed;
         }
         let producer = match (published, version) {
             (Some((rule, made)), Some(version)) if made == version => Some(rule),

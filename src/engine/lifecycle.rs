@@ -112,6 +112,8 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         arrivals: super::arrivals::Arrivals::new(first_start),
         sequences: Default::default(),
         cuts: super::cuts::Cuts::new(waste),
+        cut_files: Default::default(),
+        outside: Default::default(),
         attempts: Default::default(),
         node,
         sources: None,
@@ -120,12 +122,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         stuck: Default::default(),
         systemd: Default::default(),
     };
-    if let Some(store) = engine.node.store.as_deref()
-        && engine.cuts.refresh(store)
-    {
-        let cuts = &mut engine.cuts;
-        cuts.waste.ask(&engine.set, &cuts.revisions, Instant::now());
-    }
+    engine.refresh_cuts(Instant::now());
     engine.recover()?;
     let mut reloads = crossbeam_channel::never();
     // `--once` over a tree with nothing to do (and no store to poll) must still wake up to see
@@ -234,17 +231,12 @@ impl Role for Engine {
         self.fire_due_files(now);
         if self.node.store.is_some() && now >= self.planned.next_poll {
             self.planned.next_poll = now + STORE_POLL;
-            if let Some(store) = self.node.store.as_deref() {
-                let cuts = &mut self.cuts;
-                if cuts.refresh(store) {
-                    cuts.waste.ask(&self.set, &cuts.revisions, now);
-                } else {
-                    cuts.waste.tick(&self.set, &cuts.revisions, now);
-                }
-            }
+            self.refresh_cuts(now);
+            self.tell_cut_changes();
             self.resume_queued(self.planned.cursor);
             self.take_notices(now);
         }
+        self.tell_outside(now);
         self.check_stuck(now);
     }
 
@@ -318,6 +310,8 @@ impl Role for Engine {
     }
 
     fn finish(&mut self, stopped: bool) -> ExitCode {
+        // Frames outside the cut gathered so far are told now, not lost with the engine.
+        self.tell_outside(Instant::now() + super::outside_cut::LONGEST);
         self.publish_telemetry(Instant::now(), true);
         if let Some(bar) = &self.readout.progress {
             bar.finish_and_clear();

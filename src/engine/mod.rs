@@ -14,12 +14,14 @@
 //! of attempts, retries, backoff), [`lifecycle`] (start, its role in the node loop, reload),
 //! [`retention`] (old job logs deleted, on a thread of its own), [`notify`] (when `notify:`
 //! targets are told), [`telemetry`] (a snapshot anyone may read without the database),
-//! [`cuts`] (every shot's latest cut ranges, which a rule's `frames:` routes by) and
-//! [`waste`] (what lies on disk outside each cut, worked out for the dashboard by
-//! [`waste_watch`] on a thread of its own).
+//! [`cuts`] (every shot's latest cut ranges, which a rule's `frames:` routes by), [`cut_files`]
+//! (cut files dropped into the tree imported, `extended` told), [`outside_cut`] (frames
+//! outside the cut told once per shot) and [`waste`] (what lies on disk outside each cut,
+//! worked out for the dashboard by [`waste_watch`] on a thread of its own).
 
 pub mod arrivals;
 pub mod attempts;
+pub mod cut_files;
 pub mod cuts;
 pub mod dispatch;
 pub mod fair_queue;
@@ -30,6 +32,7 @@ pub mod mounts;
 pub mod node;
 pub mod notify;
 pub mod outcomes;
+pub mod outside_cut;
 pub mod planned;
 pub mod reload;
 pub mod retention;
@@ -107,6 +110,10 @@ pub struct Engine {
     sequences: Sequencer,
     /// Every shot's latest cut ranges, refreshed at the store poll when a revision arrives.
     cuts: cuts::Cuts,
+    /// The `cuts.files` glob cut files arrive by.
+    cut_files: cut_files::CutFiles,
+    /// Frames outside the cut, gathered per shot for one `outside_cut` notice.
+    outside: outside_cut::OutsideWatch,
     /// The fair queue, planned and held jobs, the look for work queued by others.
     planned: planned::Planned,
     /// The attempts running, with their claims.
@@ -150,6 +157,7 @@ impl Engine {
                 .next_check
                 .filter(|_| !self.planned.queue.is_empty() || !self.readout.active.is_empty()),
             self.readout.stale.then_some(self.readout.next_publish),
+            self.outside.next_deadline(),
         ]
         .into_iter()
         .flatten()

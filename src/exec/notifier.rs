@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde::Serialize;
 
+use crate::cutfile::ExtendedShot;
 use crate::rules::template::Bindings;
 use crate::rules::{NotifyEvent, NotifyTarget};
 
@@ -39,7 +40,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// What happened to a job, as the JSON body says it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Notice {
-    /// `failed`, `done`, `verify_failed` or `stuck`.
+    /// `failed`, `done`, `verify_failed`, `stuck`, `outside_cut` or `extended`.
     pub event: &'static str,
     /// The job's id.
     pub job: String,
@@ -64,6 +65,34 @@ pub struct Notice {
     /// Raw input path, for the command's `{path}`; not serialized (the body has `path_b64`).
     #[serde(skip)]
     pub raw_path: PathBuf,
+    /// Of the cut (`outside_cut`, `extended`, a cut file that failed): its keys join the body's.
+    #[serde(flatten)]
+    pub cut: Option<CutAbout>,
+}
+
+/// What a notice of the cut says of it, beside the job keys (`job` and `rule` then empty,
+/// `path` the cut file or the first frame outside).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct CutAbout {
+    /// The cut's name.
+    pub cut: String,
+    /// Its revision (0 for a file that could not be imported).
+    pub revision: i64,
+    /// `outside_cut`: the shot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shot: Option<String>,
+    /// `outside_cut`: how many distinct frames arrived outside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// `outside_cut`: the lowest of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_frame: Option<i64>,
+    /// `outside_cut`: the highest of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_frame: Option<i64>,
+    /// `extended`: each shot extended, its new range and the frames needed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shots: Vec<ExtendedShot>,
 }
 
 impl Notice {
@@ -82,6 +111,7 @@ impl Notice {
             started_at_ms: None,
             duration_ms: None,
             raw_path: path.to_path_buf(),
+            cut: None,
         }
     }
 }
@@ -306,6 +336,13 @@ fn run_command(
     vars.insert("attempt", notice.attempt.to_string());
     vars.insert("reason", notice.reason.clone().unwrap_or_default());
     vars.insert("node", notice.node.as_str());
+    let cut = notice.cut.as_ref();
+    vars.insert("cut", cut.map_or("", |c| c.cut.as_str()));
+    vars.insert("shot", cut.and_then(|c| c.shot.as_deref()).unwrap_or(""));
+    vars.insert(
+        "revision",
+        cut.map_or(String::new(), |c| c.revision.to_string()),
+    );
     for template in command {
         for (var, _) in template.variables() {
             if let Some(name) = var.strip_prefix("env.")
@@ -360,5 +397,35 @@ mod tests {
             .expect("base64");
         assert_eq!(raw, b"/s/<script>\xff\".tif");
         assert!(json.get("raw_path").is_none());
+        assert!(json.get("cut").is_none() && json.get("shots").is_none());
+    }
+
+    #[test]
+    fn a_cut_notice_carries_the_cut_beside_the_job_keys() {
+        let mut notice = Notice::new(
+            NotifyEvent::OutsideCut,
+            "",
+            "comp",
+            "/s/sh010.0990.exr".as_ref(),
+        );
+        notice.cut = Some(CutAbout {
+            cut: "reel1".into(),
+            revision: 2,
+            shot: Some("sh010".into()),
+            count: Some(3),
+            first_frame: Some(990),
+            last_frame: Some(992),
+            shots: Vec::new(),
+        });
+        let json = serde_json::to_value(&notice).expect("json");
+        assert_eq!(json["event"], "outside_cut");
+        assert_eq!(json["cut"], "reel1");
+        assert_eq!(json["revision"], 2);
+        assert_eq!(json["shot"], "sh010");
+        assert_eq!(
+            (json["count"].as_u64(), json["first_frame"].as_i64()),
+            (Some(3), Some(990))
+        );
+        assert!(json.get("shots").is_none());
     }
 }

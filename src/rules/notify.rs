@@ -1,5 +1,6 @@
 //! `notify:` at the top of a rules file and on a rule: who is told when a job fails for good,
-//! succeeds, fails its product's verification, or waits in the queue too long. A rule's own
+//! succeeds, fails its product's verification, or waits in the queue too long, and of the cut
+//! (frames arriving outside it, a revision that extends shots). A rule's own
 //! `notify:` replaces the file's (`notify: []` silences one rule). Everything is checked at
 //! load: event names (with a suggestion), webhook URLs (`http://` or `https://` with a host),
 //! command templates (only the variables of [`NOTIFY_VARIABLES`]).
@@ -13,8 +14,9 @@ use crate::rules::template::Template;
 use crate::rules::yaml::{Node, NodeKind};
 
 /// The variables a notification `command:` may use.
-pub const NOTIFY_VARIABLES: &[&str] =
-    &["event", "job", "rule", "path", "attempt", "reason", "node"];
+pub const NOTIFY_VARIABLES: &[&str] = &[
+    "event", "job", "rule", "path", "attempt", "reason", "node", "cut", "shot", "revision",
+];
 
 /// How long a job may wait in the queue before `stuck` fires, unless `stuck_after:` says.
 pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(30 * 60);
@@ -32,15 +34,22 @@ pub enum NotifyEvent {
     VerifyFailed,
     /// A job has been queued longer than `stuck_after`.
     Stuck,
+    /// Frames of a shot keep arriving outside its cut's `head_in..tail_out` (once per shot and
+    /// cut revision).
+    OutsideCut,
+    /// A new cut revision needs frames past a shot's previous `head_in..tail_out`.
+    Extended,
 }
 
 impl NotifyEvent {
     /// Every event, in the order the docs list them.
-    pub const ALL: [NotifyEvent; 4] = [
+    pub const ALL: [NotifyEvent; 6] = [
         NotifyEvent::Failed,
         NotifyEvent::Done,
         NotifyEvent::VerifyFailed,
         NotifyEvent::Stuck,
+        NotifyEvent::OutsideCut,
+        NotifyEvent::Extended,
     ];
 
     /// The name written in rules.yaml and in the JSON body.
@@ -50,7 +59,15 @@ impl NotifyEvent {
             NotifyEvent::Done => "done",
             NotifyEvent::VerifyFailed => "verify_failed",
             NotifyEvent::Stuck => "stuck",
+            NotifyEvent::OutsideCut => "outside_cut",
+            NotifyEvent::Extended => "extended",
         }
+    }
+
+    /// Whether only the watcher tells it (of the cut, not of a job's end): a job's plan leaves
+    /// it out, so a worker that does not know the name still tells the target the rest.
+    pub fn watcher_only(self) -> bool {
+        matches!(self, NotifyEvent::OutsideCut | NotifyEvent::Extended)
     }
 }
 
@@ -278,6 +295,27 @@ mod tests {
             file.rules[2].progress,
             Some(crate::rules::ProgressKind::Ffmpeg)
         );
+    }
+
+    #[test]
+    fn cut_events_load_and_misspelt_ones_get_a_suggestion() {
+        let file = load(
+            "notify: {on: [outside_cut, extended, failed], webhook: \"http://127.0.0.1:9/h\"}\nrules:\n  - name: a\n    match: \"*\"\n    run: [\"true\"]\n    notify: {on: extended, command: [tell, \"{event}\"]}\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            file.notify[0].events,
+            [
+                NotifyEvent::OutsideCut,
+                NotifyEvent::Extended,
+                NotifyEvent::Failed
+            ]
+        );
+        assert!(file.rules[0].notify_targets(&file)[0].wants(NotifyEvent::Extended));
+        let err = load("notify: {on: [outside_cutt, extend], command: [x]}\nrules: []\n")
+            .expect_err("invalid");
+        assert!(err.contains("did you mean `outside_cut`?"), "{err}");
+        assert!(err.contains("did you mean `extended`?"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod conform;
 mod coverage;
 mod cut_waste;
 mod cuts;
+mod cuts_files;
 mod cuts_routing;
 mod daemon;
 mod deliveries;

@@ -5,12 +5,10 @@
 //! A revision is computed from every revision before it, so frame numbers stay where earlier
 //! revisions put them; the store refuses it when another import got there first.
 //!
-//! Files: `file` (reading a cut file), `revision` (computing the next revision), `render` (text),
-//! `waste` (frames on disk against a revision).
+//! Reading and storing is [`crate::cutfile`]'s, which the watcher's import of `cuts.files`
+//! shares. Files: `render` (text), `waste` (frames on disk against a revision).
 
-mod file;
 mod render;
-mod revision;
 mod waste;
 
 use std::path::Path;
@@ -21,14 +19,13 @@ use crate::app::ops::{json, print, runtime};
 use crate::error::Error;
 use crate::media::timecode::Rate;
 use crate::rules::cuts::CutSettings;
+use crate::store;
 use crate::store::cuts::{CutRanges, CutRevision, CutStore};
-use crate::store::{self, now_ms};
 
-pub use file::CutError;
-use file::read_cut;
+pub use crate::cutfile::CutError;
+use crate::cutfile::{Dedup, ImportError, Request};
 pub(crate) use render::shown;
 use render::{render_ranges, render_revision};
-use revision::revision_of;
 
 /// The shot naming of the rules' `cuts:` block, or the defaults.
 pub(crate) fn settings(place: &CutPlace) -> Result<CutSettings, Error> {
@@ -60,7 +57,6 @@ pub fn import(
             source,
         })
     })?;
-    let (cut, rate) = read_cut(file, &bytes, fps.or(settings.fps)).map_err(Error::failed)?;
     let name = match name {
         Some("") => {
             return Err(Error::Config(
@@ -68,23 +64,25 @@ pub fn import(
             ));
         }
         Some(n) => n.to_string(),
-        None => file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty())
+        None => crate::cutfile::name_of(file)
             .ok_or_else(|| Error::Config("give the cut a name with `--name`".into()))?,
     };
-    let mut store = open_store(place)?;
-    let earlier = store.cut_revisions(&name).map_err(runtime)?;
-    let revision = revision_of(&name, &cut, &settings.naming, &earlier);
-    let revision = CutRevision {
-        imported_at: now_ms(),
-        source: crate::rules::absolute(file).display().to_string(),
-        hash: format!("xxh3:{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
-        fps: rate.to_string(),
-        ..revision
+    let source = crate::rules::absolute(file);
+    let request = Request {
+        file,
+        source: &source,
+        bytes: &bytes,
+        name: &name,
+        fps: fps.or(settings.fps),
+        naming: &settings.naming,
+        dedup: Dedup::Never,
     };
-    store.add_cut_revision(&revision).map_err(runtime)?;
+    let parsed = crate::cutfile::parse(&request).map_err(Error::failed)?;
+    let mut store = open_store(place)?;
+    let revision = crate::cutfile::store(&mut *store, &request, &parsed).map_err(|e| match e {
+        ImportError::Cut(e) => Error::failed(e),
+        ImportError::Store { source, .. } => runtime(*source),
+    })?;
     if as_json {
         return json(&revision);
     }

@@ -30,6 +30,7 @@ impl PortableNotify {
             on: target
                 .events
                 .iter()
+                .filter(|e| !e.watcher_only())
                 .map(|e| e.as_str().to_string())
                 .collect(),
             webhook: target.webhook.clone(),

@@ -39,7 +39,7 @@ fn stored_change(change: Change) -> ShotChange {
 
 /// The next revision of cut `name` after `earlier` (oldest first): shots, changes and items;
 /// the caller fills in where it came from.
-pub(super) fn revision_of(
+pub fn revision_of(
     name: &str,
     cut: &Cut,
     naming: &ShotNaming,
@@ -124,7 +124,6 @@ mod tests {
     use super::*;
     use crate::edit::cmx3600;
     use crate::media::timecode::Rate;
-    use crate::rules::cuts::CutSettings;
     use crate::store::cuts::CutRanges;
 
     fn cut(text: &str) -> Cut {
@@ -136,7 +135,7 @@ mod tests {
 
     #[test]
     fn a_revision_keeps_frame_numbers_lists_omitted_shots_and_unmatched_items() {
-        let naming = CutSettings::default().naming;
+        let naming = ShotNaming::new(r"^(?P<shot>[A-Za-z]+[0-9]+)(?:_|$)").unwrap();
         let first = revision_of("reel1", &cut(REV1), &naming, &[]);
         assert_eq!(first.revision, 1);
         let shots: Vec<_> = first

@@ -1,6 +1,6 @@
-//! Reading a cut file for `cut import`: its format by extension or content, an `.otio`
-//! file's own rate, AAF and FCP XML through OpenTimelineIO's `otioconvert`. The readers
-//! themselves are `crate::edit`'s, which does no I/O.
+//! Reading a cut file: its format by extension or content, an `.otio` file's own rate, AAF
+//! and FCP XML through OpenTimelineIO's `otioconvert`. The readers themselves are
+//! `crate::edit`'s, which does no I/O.
 
 use std::path::{Path, PathBuf};
 
@@ -97,11 +97,7 @@ fn format_of(path: &Path, bytes: &[u8]) -> Format {
 
 /// Reads `bytes` as the cut file `path` holds, at `fps` (required for an EDL; an .otio file
 /// gives its own when not told).
-pub(super) fn read_cut(
-    path: &Path,
-    bytes: &[u8],
-    fps: Option<Rate>,
-) -> Result<(Cut, Rate), CutError> {
+pub fn read_cut(path: &Path, bytes: &[u8], fps: Option<Rate>) -> Result<(Cut, Rate), CutError> {
     let read = |source| CutError::Read {
         path: path.to_path_buf(),
         source,
