@@ -106,6 +106,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         arrivals: super::arrivals::Arrivals::new(first_start),
         sequences: Default::default(),
         cuts: Default::default(),
+        conforms: Default::default(),
         attempts: Default::default(),
         node,
         sources: None,
@@ -117,6 +118,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     if let Some(store) = engine.node.store.as_deref() {
         engine.cuts.refresh(store);
     }
+    engine.conform_read_cuts(false, Instant::now());
     engine.recover()?;
     let mut reloads = crossbeam_channel::never();
     // `--once` over a tree with nothing to do (and no store to poll) must still wake up to see
@@ -223,10 +225,16 @@ impl Role for Engine {
     fn on_tick(&mut self, now: Instant, quiet: bool) {
         self.fire_due_sequences(now, quiet);
         self.fire_due_files(now);
+        self.fire_due_conforms(now);
         if self.node.store.is_some() && now >= self.planned.next_poll {
             self.planned.next_poll = now + STORE_POLL;
-            if let Some(store) = self.node.store.as_deref() {
-                self.cuts.refresh(store);
+            let revised = self
+                .node
+                .store
+                .as_deref()
+                .is_some_and(|store| self.cuts.refresh(store));
+            if revised {
+                self.conform_read_cuts(true, now);
             }
             self.resume_queued(self.planned.cursor);
             self.take_notices(now);

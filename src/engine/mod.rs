@@ -14,10 +14,12 @@
 //! of attempts, retries, backoff), [`lifecycle`] (start, its role in the node loop, reload),
 //! [`retention`] (old job logs deleted, on a thread of its own), [`notify`] (when `notify:`
 //! targets are told), [`telemetry`] (a snapshot anyone may read without the database) and
-//! [`cuts`] (every shot's latest cut ranges, which a rule's `frames:` routes by).
+//! [`cuts`] (every shot's latest cut ranges, which a rule's `frames:` routes by) and [`conform`]
+//! (the `conform:` block's sequence review, conformed again as a job when its shots change).
 
 pub mod arrivals;
 pub mod attempts;
+pub mod conform;
 pub mod cuts;
 pub mod dispatch;
 pub mod fair_queue;
@@ -103,6 +105,8 @@ pub struct Engine {
     sequences: Sequencer,
     /// Every shot's latest cut ranges, refreshed at the store poll when a revision arrives.
     cuts: cuts::Cuts,
+    /// The cuts as `conform:` sees them, and the conforms waiting for their settle.
+    conforms: conform::Conforms,
     /// The fair queue, planned and held jobs, the look for work queued by others.
     planned: planned::Planned,
     /// The attempts running, with their claims.
@@ -140,6 +144,7 @@ impl Engine {
             self.arrivals.next_deadline(),
             self.sequences.next_deadline(),
             self.planned.queue.next_delayed(),
+            self.conforms.next_deadline(),
             store,
             self.systemd.next_ping(),
             self.stuck
@@ -156,6 +161,7 @@ impl Engine {
         self.planned.outstanding == 0
             && self.arrivals.is_empty()
             && self.sequences.is_empty()
+            && self.conforms.next_deadline().is_none()
             && self.node.committer.is_empty()
     }
 }

@@ -1,0 +1,367 @@
+//! The `conform:` block at work: the watcher keeps each cut's sequence review up to date.
+//!
+//! A cut is conformed again when a job of the block's `from` rule is done for a shot the cut
+//! shows, or when the cut gets a new revision (noticed where the [`CutIndex`] is reloaded).
+//! Each trigger (re)starts the cut's `settle` wait, so a burst of publishes makes one conform.
+//!
+//! A conform is a job like any other: recorded in the store under rule `conform` with the
+//! movie as its path, claimed, logged, fenced and published temp→final by the runner, told
+//! to `notify:`. Its one step runs this same binary as `shotrouter conform`, which writes the
+//! movie to the job's temp output and the `.otio` beside the final movie. Each conform is a
+//! new version of the movie's record (as a re-rendered file is), so `shotrouter file MOVIE`
+//! lists every conform of it and a newer one supersedes an older one still queued.
+//!
+//! [`CutIndex`]: crate::route::cut::CutIndex
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::deliver::publish::OutputPaths;
+use crate::exec::plan::JobPlan;
+use crate::exec::runner::JobSpec;
+use crate::os::version::FileVersion;
+use crate::route::plan::{allowed_output_roots, temp_path};
+use crate::rules::conform::{CONFORM_RULE, ConformSettings};
+use crate::store::Location;
+use crate::store::queue::{NewJob, QueuedJob, RootedPath, Write};
+
+use super::Engine;
+use super::fair_queue::Pending;
+use super::node::outbox::Then;
+
+/// The cuts as conform sees them, and the conforms waiting for their burst to end.
+#[derive(Debug, Default)]
+pub struct Conforms {
+    /// Each cut's latest revision and the shots it shows; `None` before the first read.
+    cuts: Option<HashMap<String, (i64, HashSet<String>)>>,
+    /// When each cut's conform is due; a trigger pushes it back by `settle`.
+    due: HashMap<String, Instant>,
+}
+
+impl Conforms {
+    /// The earliest conform due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.due.values().min().copied()
+    }
+}
+
+impl Engine {
+    fn conform_settings(&self) -> Option<&ConformSettings> {
+        self.set.file.conform.as_ref()
+    }
+
+    /// Reads every cut's latest revision; with `trigger`, a cut that is new or has a newer
+    /// revision than last read is conformed (after `settle`). The first read only learns:
+    /// a watcher's start is no reason to conform.
+    pub(super) fn conform_read_cuts(&mut self, trigger: bool, now: Instant) {
+        let Some(settings) = self.conform_settings().cloned() else {
+            return;
+        };
+        let Some(store) = self.node.store.as_deref() else {
+            return;
+        };
+        let summaries = match store.cuts() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "conform: cannot read the cuts");
+                return;
+            }
+        };
+        let mut read = HashMap::new();
+        for summary in summaries.iter().filter(|s| settings.covers(&s.name)) {
+            let shots = match store.cut_revision(&summary.name, Some(summary.revision)) {
+                Ok(Some(revision)) => revision.present().map(|s| s.shot.clone()).collect(),
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(cut = %summary.name, error = %e, "conform: cannot read the cut");
+                    continue;
+                }
+            };
+            read.insert(summary.name.clone(), (summary.revision, shots));
+        }
+        if trigger && let Some(before) = &self.conforms.cuts {
+            let changed: Vec<String> = read
+                .iter()
+                .filter(|(name, (rev, _))| before.get(*name).is_none_or(|(r, _)| r != rev))
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in changed {
+                tracing::info!(cut = %name, "conform: a new revision of the cut; conforming after the settle");
+                self.conforms.due.insert(name, now + settings.settle);
+            }
+        }
+        self.conforms.cuts = Some(read);
+    }
+
+    /// A job ended well: when its rule is the block's `from`, every cut showing its shot is
+    /// conformed after the settle (pushed back if already waiting).
+    pub(super) fn conform_after_publish(&mut self, spec: &JobSpec, published: Option<&Path>) {
+        let Some(settings) = self.conform_settings() else {
+            return;
+        };
+        if spec.rule != settings.from {
+            return;
+        }
+        let settle = settings.settle;
+        let Some(naming) = self.set.file.cuts.as_ref().map(|c| &c.naming) else {
+            return;
+        };
+        let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let Some(shot) = published
+            .and_then(name_of)
+            .and_then(|n| naming.shot_in(&n))
+            .or_else(|| name_of(&spec.path).and_then(|n| naming.shot_in(&n)))
+        else {
+            return;
+        };
+        if self.conforms.cuts.is_none() {
+            self.conform_read_cuts(false, Instant::now());
+        }
+        let due = Instant::now() + settle;
+        let cuts: Vec<String> = self
+            .conforms
+            .cuts
+            .iter()
+            .flatten()
+            .filter(|(_, (_, shots))| shots.contains(&shot))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for cut in cuts {
+            tracing::debug!(cut = %cut, shot = %shot, "conform: a shot of the cut was published");
+            self.conforms.due.insert(cut, due);
+        }
+    }
+
+    /// Queues the conforms whose settle is over.
+    pub(super) fn fire_due_conforms(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .conforms
+            .due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for cut in due {
+            self.conforms.due.remove(&cut);
+            self.queue_conform(&cut);
+        }
+    }
+
+    /// Records and queues the conform of `cut`'s latest revision, as a job of rule `conform`.
+    fn queue_conform(&mut self, cut: &str) {
+        let Some(spec) = self.plan_conform(cut) else {
+            return;
+        };
+        self.planned.outstanding += 1;
+        self.readout.counters.planned += 1;
+        if self.node.store.is_none() {
+            self.planned.queue.push(Pending { id: None, spec });
+            return;
+        }
+        let claim = !self.options.no_run && self.planned.queue.has_slot_now(CONFORM_RULE);
+        if claim {
+            self.planned.queue.reserve(CONFORM_RULE);
+        } else if !self.options.no_run {
+            self.planned.queue.note_unqueued(CONFORM_RULE);
+        }
+        let job = NewJob {
+            rule: CONFORM_RULE.to_string(),
+            rule_hash: String::new(),
+            input: self.rooted_anywhere(&spec.path),
+            version: conform_version(self.conformed_revision(cut)),
+            steps: spec.plan.steps.clone(),
+            output: spec.plan.output.as_ref().map(|o| o.final_path.clone()),
+            unplannable: None,
+            skipped: None,
+            follow_moves: false,
+            baseline_runs: true,
+            tags: Vec::new(),
+            concurrency: None,
+            plan: self.stored_plan(&spec),
+        };
+        tracing::info!(cut = %cut, output = %spec.path.display(), "conform queued");
+        self.node.committer.push(
+            Write::Enqueue {
+                job: Box::new(job),
+                claim,
+            },
+            Then::Enqueued {
+                spec: Box::new(spec),
+                reserved: claim,
+            },
+        );
+    }
+
+    fn conformed_revision(&self, cut: &str) -> i64 {
+        self.conforms
+            .cuts
+            .as_ref()
+            .and_then(|c| c.get(cut))
+            .map_or(0, |(rev, _)| *rev)
+    }
+
+    /// The job that conforms `cut`'s latest revision: one step, `shotrouter conform`, writing
+    /// the job's temp output; `None` (logged) when the movie's name cannot be made.
+    fn plan_conform(&mut self, cut: &str) -> Option<JobSpec> {
+        let settings = self.conform_settings()?.clone();
+        let revision = self.conformed_revision(cut);
+        let output = match settings.output_for(cut, revision) {
+            Ok(output) => output,
+            Err(e) => {
+                tracing::error!(cut = %cut, error = %e, "cannot name the conformed movie");
+                return None;
+            }
+        };
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                tracing::error!(error = %e, "conform: cannot find this program to run it");
+                return None;
+            }
+        };
+        self.planned.next_job += 1;
+        let id = format!("{}-{}", self.planned.run_tag, self.planned.next_job);
+        let temp = temp_path(&output, &format!("sr{id}"))?;
+        let mut argv: Vec<OsString> = vec![
+            exe.into(),
+            "conform".into(),
+            cut.into(),
+            "--from".into(),
+            settings.from.clone().into(),
+            "--output".into(),
+            temp.clone().into(),
+            "--otio".into(),
+            output.with_extension("otio").into(),
+            "--codec".into(),
+            settings.codec.as_arg().into(),
+            "--rules".into(),
+            self.options.rules_path.clone().into(),
+        ];
+        argv.extend(store_args(&self.options.location));
+        let mut allowed = allowed_output_roots(&self.set);
+        allowed.extend(output.parent().map(Path::to_path_buf));
+        Some(JobSpec {
+            log_path: self
+                .options
+                .state_dir
+                .join("logs")
+                .join(CONFORM_RULE)
+                .join(format!("{id}.log")),
+            id,
+            rule: CONFORM_RULE.to_string(),
+            path: output.clone(),
+            plan: JobPlan {
+                steps: vec![argv],
+                output: Some(OutputPaths {
+                    final_path: output,
+                    temp_path: temp,
+                    ale: None,
+                }),
+                ..JobPlan::default()
+            },
+            allowed_roots: allowed,
+            attempt: 1,
+            claim: None,
+        })
+    }
+
+    /// A conform job queued in the store (a start after a stop, `shotrouter retry`/`rerun`):
+    /// planned again for the cut whose movie it is now, else dropped with the reason.
+    pub(super) fn resume_conform(&mut self, job: QueuedJob) {
+        if self.conforms.cuts.is_none() {
+            self.conform_read_cuts(false, Instant::now());
+        }
+        let path = self.path_of(&job.input);
+        let cut = self.conform_settings().and_then(|settings| {
+            self.conforms
+                .cuts
+                .iter()
+                .flatten()
+                .find_map(|(name, (rev, _))| {
+                    (settings.output_for(name, *rev).ok().as_ref() == Some(&path))
+                        .then(|| name.clone())
+                })
+        });
+        let Some(mut spec) = cut.and_then(|cut| self.plan_conform(&cut)) else {
+            let reason = format!(
+                "no cut's conform makes `{}` now (no `conform:` block, or the cut has a newer revision)",
+                path.display()
+            );
+            tracing::warn!(job = job.id, %reason, "conform job dropped");
+            self.node
+                .committer
+                .push(Write::Drop { id: job.id, reason }, Then::Nothing);
+            return;
+        };
+        let plan = self.stored_plan(&spec);
+        self.node.committer.push(
+            Write::Replan {
+                id: job.id,
+                rule_hash: String::new(),
+                steps: spec.plan.steps.clone(),
+                output: spec.plan.output.as_ref().map(|o| o.final_path.clone()),
+                plan,
+            },
+            Then::Nothing,
+        );
+        self.adopt(&mut spec, job.id);
+        spec.attempt = job.attempts + 1;
+        tracing::info!(job = job.id, path = %spec.path.display(), "resuming queued conform");
+        self.planned.outstanding += 1;
+        self.planned.queue.push(Pending {
+            id: Some(job.id),
+            spec,
+        });
+    }
+
+    /// The store's name for an absolute path: under the watch root holding it, else under no
+    /// root (the store shows such a path as it is).
+    fn rooted_anywhere(&self, path: &Path) -> RootedPath {
+        match self.locate(path) {
+            Some((root, rel)) => self.rooted(root, &rel),
+            None => RootedPath {
+                root: String::new(),
+                rel: path.to_path_buf(),
+            },
+        }
+    }
+
+    fn path_of(&self, rooted: &RootedPath) -> PathBuf {
+        self.set
+            .file
+            .watch
+            .iter()
+            .find(|w| w.name == rooted.root)
+            .map_or_else(|| rooted.rel.clone(), |w| w.path.join(&rooted.rel))
+    }
+}
+
+/// A conform's version of its movie's record: the revision conformed and when it was asked
+/// for, so each conform is a job of its own in the movie's history.
+fn conform_version(revision: i64) -> FileVersion {
+    FileVersion {
+        dev: 0,
+        ino: revision.max(0) as u64,
+        size: 0,
+        mtime_ns: crate::store::now_ms() as i128 * 1_000_000,
+    }
+}
+
+/// How the conform step finds the store this watcher uses: its state folder, or the
+/// PostgreSQL database by URL without a password (the child takes `PGPASSWORD` or the
+/// password file from the environment it inherits).
+fn store_args(location: &Location) -> Vec<OsString> {
+    match location {
+        Location::Folder(dir) => vec!["--state".into(), dir.clone().into()],
+        Location::Postgres(pg) => vec![
+            "--store".into(),
+            format!(
+                "postgres://{}@{}:{}/{}",
+                pg.user, pg.host, pg.port, pg.dbname
+            )
+            .into(),
+        ],
+    }
+}
