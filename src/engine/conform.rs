@@ -237,7 +237,7 @@ impl Engine {
             "--codec".into(),
             settings.codec.as_arg().into(),
             "--rules".into(),
-            self.options.rules_path.clone().into(),
+            crate::rules::absolute(&self.options.rules_path).into(),
         ];
         argv.extend(store_args(&self.options.location));
         let mut allowed = allowed_output_roots(&self.set);
@@ -354,7 +354,7 @@ fn conform_version(revision: i64) -> FileVersion {
 /// password file from the environment it inherits).
 fn store_args(location: &Location) -> Vec<OsString> {
     match location {
-        Location::Folder(dir) => vec!["--state".into(), dir.clone().into()],
+        Location::Folder(dir) => vec!["--state".into(), crate::rules::absolute(dir).into()],
         Location::Postgres(pg) => vec![
             "--store".into(),
             format!(

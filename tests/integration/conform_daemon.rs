@@ -1,0 +1,186 @@
+//! The `conform:` block through a real `shotrouter watch` (issue 22): per-shot review movies
+//! are published by a rule, a cut is imported with `cut import`, and the watcher conforms the
+//! cut as a job of rule `conform` (real ffmpeg, the movie read back with ffprobe). A new version
+//! of the shots (published in one burst) makes one more conform whose `.otio` names the new
+//! versions; a new revision of the cut makes another, of the revision's length.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::daemon::Daemon;
+use crate::env::{Env, stderr, stdout, wait_until};
+use crate::helpers::require::require_program;
+use crate::media::{decoded_frames, probe};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+const RULES: &str = r#"version: 1
+watch: [shots]
+cuts:
+  shot: "^(?P<shot>sh[0-9]{3})_"
+  fps: 24
+rules:
+  - name: review
+    match: "*/render/*.mov"
+    output: "{dir}/../review/{name}"
+    run: [cp, "{path}", "{out}"]
+conform:
+  from: review
+  output: "edit/{cut.name}_r{cut.revision}.mov"
+  codec: ffv1
+  settle: 3s
+"#;
+
+/// Revision 1: `sh010` 12 frames then `sh020` 12 frames.
+const REV1: &str = "TITLE: seq\nFCM: NON-DROP FRAME\n\n\
+001  SH010    V     C        01:00:00:00 01:00:00:12 01:00:00:00 01:00:00:12\n\
+* FROM CLIP NAME: sh010_anim\n\
+002  SH020    V     C        02:00:00:00 02:00:00:12 01:00:00:12 01:00:01:00\n\
+* FROM CLIP NAME: sh020_anim\n";
+
+/// Revision 2: `sh010` trimmed to 8 frames.
+const REV2: &str = "TITLE: seq\nFCM: NON-DROP FRAME\n\n\
+001  SH010    V     C        01:00:00:00 01:00:00:08 01:00:00:00 01:00:00:08\n\
+* FROM CLIP NAME: sh010_anim\n\
+002  SH020    V     C        02:00:00:00 02:00:00:12 01:00:00:08 01:00:00:20\n\
+* FROM CLIP NAME: sh020_anim\n";
+
+/// A 46-frame 64x36 FFV1 render of frames 1001-1046 (timecode `00:00:41:17`), made aside and
+/// renamed into `shots/SHOT/render/` so the watcher sees it whole.
+fn render(env: &Env, shot: &str, name: &str, seed: u32) {
+    let aside = env.path(format!("aside/{name}"));
+    std::fs::create_dir_all(aside.parent().expect("folder")).expect("mkdir");
+    let source = format!(
+        "color=c=black:s=64x36:r=24:d=2,geq=lum='mod(N*7+X*3+Y+{seed},256)':cb='mod(N*5+{seed},256)':cr=128"
+    );
+    let status = Command::new("ffmpeg")
+        .args([
+            "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &source,
+        ])
+        .args([
+            "-frames:v",
+            "46",
+            "-c:v",
+            "ffv1",
+            "-timecode",
+            "00:00:41:17",
+        ])
+        .arg(&aside)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg cannot render {name}");
+    let dir = env.path(format!("shots/{shot}/render"));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::rename(&aside, dir.join(name)).expect("rename into the tree");
+}
+
+/// `shotrouter ARGS --rules rules.yaml`, which must succeed.
+fn ok(env: &Env, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--rules", "rules.yaml"]);
+    let out = env.run(&all);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Every job of `rule` as JSON.
+fn jobs_of(env: &Env, rule: &str) -> Vec<Value> {
+    let text = ok(env, &["jobs", "--json", "--limit", "1000"]);
+    serde_json::from_str::<Value>(&text)
+        .expect("JSON")
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter(|j| j["rule"] == rule)
+        .cloned()
+        .collect()
+}
+
+fn done(env: &Env, rule: &str) -> usize {
+    jobs_of(env, rule)
+        .iter()
+        .filter(|j| j["status"] == "done")
+        .count()
+}
+
+fn import(env: &Env, edl: &str) {
+    env.write("seq.edl", edl);
+    ok(env, &["cut", "import", "seq.edl", "--name", "seq"]);
+}
+
+fn frames_of(movie: &Path) -> u64 {
+    decoded_frames(&probe(movie))
+}
+
+#[test]
+fn the_watcher_conforms_again_on_publishes_and_revisions() {
+    if !require_program("ffmpeg", "ffmpeg") || !require_program("ffprobe", "ffmpeg") {
+        return;
+    }
+    let env = Env::new();
+    env.write("rules.yaml", RULES);
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let daemon = Daemon::start(&env, &[], &[]);
+
+    render(&env, "sh010", "sh010_anim_v001.mov", 0);
+    render(&env, "sh020", "sh020_anim_v001.mov", 100);
+    wait_until("both shots published", LIMIT, || done(&env, "review") == 2);
+
+    // (b) a new cut: conformed from the published versions.
+    import(&env, REV1);
+    let r1 = env.path("edit/seq_r1.mov");
+    wait_until("the cut conformed", LIMIT, || done(&env, "conform") == 1);
+    assert!(r1.is_file(), "{}", daemon.log_text());
+    assert_eq!(frames_of(&r1), 24, "the cut's 12 + 12 frames");
+    let otio = std::fs::read_to_string(env.path("edit/seq_r1.otio")).expect("the .otio beside");
+    assert!(otio.contains("sh010_anim_v001.mov"), "{otio}");
+    let job = &jobs_of(&env, "conform")[0];
+    assert!(
+        job["path"]
+            .as_str()
+            .expect("path")
+            .ends_with("edit/seq_r1.mov"),
+        "{job}"
+    );
+    // No temp output or conform temp left beside the movie.
+    let names: Vec<String> = std::fs::read_dir(env.path("edit"))
+        .expect("edit")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["seq_r1.mov", "seq_r1.otio"], "{names:?}");
+
+    // (a) new versions of both shots in one burst: one conform, naming them.
+    render(&env, "sh010", "sh010_anim_v002.mov", 50);
+    render(&env, "sh020", "sh020_anim_v002.mov", 150);
+    wait_until("the new versions conformed", LIMIT, || {
+        done(&env, "review") == 4 && done(&env, "conform") == 2
+    });
+    let otio = std::fs::read_to_string(env.path("edit/seq_r1.otio")).expect("the .otio");
+    assert!(otio.contains("sh010_anim_v002.mov"), "{otio}");
+    assert!(otio.contains("sh020_anim_v002.mov"), "{otio}");
+    assert!(!otio.contains("_v001.mov"), "{otio}");
+    assert_eq!(frames_of(&r1), 24);
+
+    // (b) a new revision: its own movie, of its length.
+    import(&env, REV2);
+    let r2 = env.path("edit/seq_r2.mov");
+    wait_until("the revision conformed", LIMIT, || {
+        done(&env, "conform") == 3
+    });
+    assert_eq!(frames_of(&r2), 20, "the revision's 8 + 12 frames");
+    let otio = std::fs::read_to_string(env.path("edit/seq_r2.otio")).expect("the .otio");
+    assert!(otio.contains("sh010_anim_v002.mov"), "{otio}");
+    // The burst made one conform, not one per shot: three in all, every one done.
+    let conforms = jobs_of(&env, "conform");
+    assert_eq!(conforms.len(), 3, "{conforms:#?}");
+    assert!(
+        daemon.log_text().contains("conform queued"),
+        "{}",
+        daemon.log_text()
+    );
+}
