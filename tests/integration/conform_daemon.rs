@@ -32,6 +32,9 @@ conform:
   output: "edit/{cut.name}_r{cut.revision}.mov"
   codec: ffv1
   settle: 3s
+notify:
+  - on: [done, failed]
+    command: [sh, -c, 'echo "$1 $2 $3" >> "$4"', sh, "{event}", "{rule}", "{path}", "NOTICES"]
 "#;
 
 /// Revision 1: `sh010` 12 frames then `sh020` 12 frames.
@@ -47,6 +50,13 @@ const REV2: &str = "TITLE: seq\nFCM: NON-DROP FRAME\n\n\
 * FROM CLIP NAME: sh010_anim\n\
 002  SH020    V     C        02:00:00:00 02:00:00:12 01:00:00:08 01:00:00:20\n\
 * FROM CLIP NAME: sh020_anim\n";
+
+/// Revision 3: a shot nothing was published for yet.
+const REV3: &str = "TITLE: seq\nFCM: NON-DROP FRAME\n\n\
+001  SH010    V     C        01:00:00:00 01:00:00:08 01:00:00:00 01:00:00:08\n\
+* FROM CLIP NAME: sh010_anim\n\
+002  SH030    V     C        03:00:00:00 03:00:00:12 01:00:00:08 01:00:00:20\n\
+* FROM CLIP NAME: sh030_anim\n";
 
 /// A 46-frame 64x36 FFV1 render of frames 1001-1046 (timecode `00:00:41:17`), made aside and
 /// renamed into `shots/SHOT/render/` so the watcher sees it whole.
@@ -121,7 +131,11 @@ fn the_watcher_conforms_again_on_publishes_and_revisions() {
         return;
     }
     let env = Env::new();
-    env.write("rules.yaml", RULES);
+    let notices = env.path("notices.txt");
+    env.write(
+        "rules.yaml",
+        RULES.replace("NOTICES", notices.to_str().expect("utf-8")),
+    );
     std::fs::create_dir_all(env.path("shots")).expect("root");
     let daemon = Daemon::start(&env, &[], &[]);
 
@@ -178,9 +192,29 @@ fn the_watcher_conforms_again_on_publishes_and_revisions() {
     // The burst made one conform, not one per shot: three in all, every one done.
     let conforms = jobs_of(&env, "conform");
     assert_eq!(conforms.len(), 3, "{conforms:#?}");
+    let told = || std::fs::read_to_string(&notices).unwrap_or_default();
+    wait_until("the conforms told", LIMIT, || {
+        told().matches("done conform ").count() == 3
+    });
     assert!(
-        daemon.log_text().contains("conform queued"),
+        told().contains(&format!("done conform {}", r2.display())),
         "{}",
-        daemon.log_text()
+        told()
     );
+
+    // A revision showing a shot nothing was published for: the conform fails, saying which,
+    // leaves no movie, and is told.
+    import(&env, REV3);
+    wait_until("the failed conform told", LIMIT, || {
+        told().contains("failed conform ")
+    });
+    let failed: Vec<Value> = jobs_of(&env, "conform")
+        .into_iter()
+        .filter(|j| j["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    let log = ok(&env, &["job", &failed[0]["id"].to_string()]);
+    assert!(log.contains("`sh030`"), "{log}");
+    assert!(!env.path("edit/seq_r3.mov").exists());
+    drop(daemon);
 }
