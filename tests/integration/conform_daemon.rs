@@ -216,5 +216,25 @@ fn the_watcher_conforms_again_on_publishes_and_revisions() {
     let log = ok(&env, &["job", &failed[0]["id"].to_string()]);
     assert!(log.contains("`sh030`"), "{log}");
     assert!(!env.path("edit/seq_r3.mov").exists());
+
+    // `retry` of a conform: the watcher plans it again for the cut whose movie it is and runs
+    // it as the same job (it fails again for the same reason).
+    let id = failed[0]["id"].to_string();
+    ok(&env, &["retry", &id]);
+    wait_until("the retried conform told", LIMIT, || {
+        told().matches("failed conform ").count() == 2
+    });
+    let job = jobs_of(&env, "conform")
+        .into_iter()
+        .find(|j| j["id"].to_string() == id)
+        .expect("the job");
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        daemon.log_text().contains("resuming queued conform"),
+        "{}",
+        daemon.log_text()
+    );
+    let log = ok(&env, &["job", &id]);
+    assert!(log.contains("`sh030`"), "{log}");
     drop(daemon);
 }
