@@ -179,6 +179,17 @@ fn the_watcher_conforms_again_on_publishes_and_revisions() {
     assert!(otio.contains("sh020_anim_v002.mov"), "{otio}");
     assert!(!otio.contains("_v001.mov"), "{otio}");
     assert_eq!(frames_of(&r1), 24);
+    // Both conforms are jobs on the movie's one record.
+    let record = ok(&env, &["files", "--json", r1.to_str().expect("utf-8")]);
+    let record: Value = serde_json::from_str(&record).expect("JSON");
+    let on_record: Vec<&Value> = record[0]["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["rule"] == "conform" && j["status"] == "done")
+        .collect();
+    assert_eq!(on_record.len(), 2, "{record:#}");
+    assert_eq!(record[0]["produced_by"][0], "conform", "{record:#}");
 
     // (b) a new revision: its own movie, of its length.
     import(&env, REV2);
