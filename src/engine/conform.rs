@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::deliver::publish::OutputPaths;
 use crate::exec::plan::JobPlan;
@@ -30,20 +30,45 @@ use crate::store::queue::{NewJob, QueuedJob, RootedPath, Write};
 use super::Engine;
 use super::fair_queue::Pending;
 use super::node::outbox::Then;
+use super::settle::Debouncer;
 
 /// The cuts as conform sees them, and the conforms waiting for their burst to end.
 #[derive(Debug, Default)]
 pub struct Conforms {
     /// Each cut's latest revision and the shots it shows; `None` before the first read.
     cuts: Option<HashMap<String, (i64, HashSet<String>)>>,
-    /// When each cut's conform is due; a trigger pushes it back by `settle`.
-    due: HashMap<String, Instant>,
+    /// The cuts waiting for their settle, each with when its first trigger came.
+    due: Debouncer<String, Instant>,
 }
+
+/// A burst that never pauses is conformed at the latest this many settles after its first
+/// trigger: a trickle of publishes every 20 s must not put a 30 s settle off for ever.
+pub const MOST_SETTLES: u32 = 10;
 
 impl Conforms {
     /// The earliest conform due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.due.values().min().copied()
+        self.due.next_deadline()
+    }
+
+    /// (Re)starts `cut`'s settle at `now`: due `settle` after the last trigger, and no later
+    /// than [`MOST_SETTLES`] settles after the first one of the burst.
+    pub fn trigger(&mut self, cut: &str, now: Instant, settle: Duration) {
+        let first = self.due.remove(&cut.to_string()).unwrap_or(now);
+        let deadline = (now + settle).min(first + settle * MOST_SETTLES);
+        self.due.push(cut.to_string(), deadline, first);
+    }
+
+    /// The cuts whose settle is over, taken.
+    pub fn take_due(&mut self, now: Instant) -> Vec<String> {
+        let mut due: Vec<String> = self
+            .due
+            .drain_ready(now)
+            .into_iter()
+            .map(|(cut, _)| cut)
+            .collect();
+        due.sort();
+        due
     }
 }
 
@@ -89,7 +114,7 @@ impl Engine {
                 .collect();
             for name in changed {
                 tracing::info!(cut = %name, "conform: a new revision of the cut; conforming after the settle");
-                self.conforms.due.insert(name, now + settings.settle);
+                self.conforms.trigger(&name, now, settings.settle);
             }
         }
         self.conforms.cuts = Some(read);
@@ -119,7 +144,7 @@ impl Engine {
         if self.conforms.cuts.is_none() {
             self.conform_read_cuts(false, Instant::now());
         }
-        let due = Instant::now() + settle;
+        let now = Instant::now();
         let cuts: Vec<String> = self
             .conforms
             .cuts
@@ -130,22 +155,16 @@ impl Engine {
             .collect();
         for cut in cuts {
             tracing::debug!(cut = %cut, shot = %shot, "conform: a shot of the cut was published");
-            self.conforms.due.insert(cut, due);
+            self.conforms.trigger(&cut, now, settle);
         }
     }
 
     /// Queues the conforms whose settle is over.
     pub(super) fn fire_due_conforms(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .conforms
-            .due
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(name, _)| name.clone())
-            .collect();
-        for cut in due {
-            self.conforms.due.remove(&cut);
-            self.queue_conform(&cut);
+        for cut in self.conforms.take_due(now) {
+            if self.conform_settings().is_some_and(|s| s.covers(&cut)) {
+                self.queue_conform(&cut);
+            }
         }
     }
 
@@ -363,5 +382,46 @@ fn store_args(location: &Location) -> Vec<OsString> {
             )
             .into(),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{Conforms, MOST_SETTLES};
+
+    const SETTLE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_burst_makes_one_conform_after_its_last_trigger() {
+        let t0 = Instant::now();
+        let mut c = Conforms::default();
+        for i in 0..10 {
+            c.trigger("seq", t0 + Duration::from_secs(i * 5), SETTLE);
+        }
+        c.trigger("other", t0, SETTLE);
+        let last = t0 + Duration::from_secs(45);
+        assert_eq!(c.next_deadline(), Some(t0 + SETTLE), "`other` first");
+        assert_eq!(c.take_due(t0 + SETTLE), ["other"]);
+        assert!(
+            c.take_due(last + SETTLE - Duration::from_millis(1))
+                .is_empty()
+        );
+        assert_eq!(c.take_due(last + SETTLE), ["seq"]);
+        assert!(c.take_due(last + SETTLE * 100).is_empty(), "taken once");
+        assert_eq!(c.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_burst_that_never_pauses_is_conformed_all_the_same() {
+        let t0 = Instant::now();
+        let mut c = Conforms::default();
+        let mut now = t0;
+        while now < t0 + SETTLE * (MOST_SETTLES + 5) {
+            c.trigger("seq", now, SETTLE);
+            now += Duration::from_secs(20);
+        }
+        assert_eq!(c.next_deadline(), Some(t0 + SETTLE * MOST_SETTLES));
     }
 }

@@ -434,6 +434,8 @@ impl Engine {
             );
         }
         tracing::info!(rules = %path.display(), count = self.set.file.rules.len(), rewatched = rewatch, "rules reloaded");
+        // The `conform:` block's `cut:` may have changed: read the cuts it covers again.
+        self.conform_read_cuts(false, Instant::now());
         Ok(())
     }
 }

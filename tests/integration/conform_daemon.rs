@@ -230,14 +230,15 @@ fn the_watcher_conforms_again_on_publishes_and_revisions() {
 
     // `retry` of a conform: the watcher plans it again for the cut whose movie it is and runs
     // it as the same job (it fails again for the same reason).
-    let id = failed[0]["id"].to_string();
+    let id_value = failed[0]["id"].clone();
+    let id = id_value.to_string();
     ok(&env, &["retry", &id]);
     wait_until("the retried conform told", LIMIT, || {
         told().matches("failed conform ").count() == 2
     });
     let job = jobs_of(&env, "conform")
         .into_iter()
-        .find(|j| j["id"].to_string() == id)
+        .find(|j| j["id"] == id_value)
         .expect("the job");
     assert_eq!(job["status"], "failed", "{job}");
     assert!(
