@@ -369,18 +369,14 @@ fn conform_version(revision: i64) -> FileVersion {
 }
 
 /// How the conform step finds the store this watcher uses: its state folder, or the
-/// PostgreSQL database by URL without a password (the child takes `PGPASSWORD` or the
-/// password file from the environment it inherits).
+/// PostgreSQL database by its URL without the password (never on a command line: the step
+/// takes `PGPASSWORD` or the password file from the environment it inherits).
 fn store_args(location: &Location) -> Vec<OsString> {
     match location {
         Location::Folder(dir) => vec!["--state".into(), crate::rules::absolute(dir).into()],
         Location::Postgres(pg) => vec![
             "--store".into(),
-            format!(
-                "postgres://{}@{}:{}/{}",
-                pg.user, pg.host, pg.port, pg.dbname
-            )
-            .into(),
+            pg.to_string().replacen(":***@", "@", 1).into(),
         ],
     }
 }

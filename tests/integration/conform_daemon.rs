@@ -87,10 +87,21 @@ fn render(env: &Env, shot: &str, name: &str, seed: u32) {
     std::fs::rename(&aside, dir.join(name)).expect("rename into the tree");
 }
 
-/// `shotrouter ARGS --rules rules.yaml`, which must succeed.
+/// `shotrouter ARGS --rules rules.yaml`, or with `--store URL` on a PostgreSQL store (`cut`
+/// takes both: the rules name the shots), which must succeed.
 fn ok(env: &Env, args: &[&str]) -> String {
     let mut all = args.to_vec();
-    all.extend(["--rules", "rules.yaml"]);
+    let store = std::fs::read_to_string(env.path("store.url")).unwrap_or_default();
+    if store.is_empty() || args[0] == "cut" {
+        all.extend(["--rules", "rules.yaml"]);
+    }
+    let state = env.path(".shotrouter");
+    if !store.is_empty() {
+        all.extend(["--store", store.as_str()]);
+        if args[0] == "job" {
+            all.extend(["--state", state.to_str().expect("utf-8")]);
+        }
+    }
     let out = env.run(&all);
     assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
     stdout(&out)
@@ -127,17 +138,32 @@ fn frames_of(movie: &Path) -> u64 {
 
 #[test]
 fn the_watcher_conforms_again_on_publishes_and_revisions() {
+    conforms_again_on(None);
+}
+
+/// The same on a PostgreSQL store: the conform step is given the watcher's store URL.
+#[test]
+fn the_watcher_conforms_again_on_the_postgresql_store() {
+    let url = crate::pg::fresh_store_url();
+    conforms_again_on(Some(&url));
+}
+
+fn conforms_again_on(store: Option<&str>) {
     if !require_program("ffmpeg", "ffmpeg") || !require_program("ffprobe", "ffmpeg") {
         return;
     }
     let env = Env::new();
+    if let Some(url) = store {
+        env.write("store.url", url);
+    }
     let notices = env.path("notices.txt");
     env.write(
         "rules.yaml",
         RULES.replace("NOTICES", notices.to_str().expect("utf-8")),
     );
     std::fs::create_dir_all(env.path("shots")).expect("root");
-    let daemon = Daemon::start(&env, &[], &[]);
+    let extra: Vec<&str> = store.map_or_else(Vec::new, |url| vec!["--store", url]);
+    let daemon = Daemon::start(&env, &extra, &[]);
 
     render(&env, "sh010", "sh010_anim_v001.mov", 0);
     render(&env, "sh020", "sh020_anim_v001.mov", 100);
