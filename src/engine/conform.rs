@@ -185,9 +185,13 @@ impl Engine {
         } else if !self.options.no_run {
             self.planned.queue.note_unqueued(CONFORM_RULE);
         }
+        let rule_hash = self
+            .conform_settings()
+            .map(ConformSettings::definition_hash)
+            .unwrap_or_default();
         let job = NewJob {
             rule: CONFORM_RULE.to_string(),
-            rule_hash: String::new(),
+            rule_hash,
             input: self.rooted_anywhere(&spec.path),
             version: conform_version(self.conformed_revision(cut)),
             steps: spec.plan.steps.clone(),
@@ -315,10 +319,14 @@ impl Engine {
             return;
         };
         let plan = self.stored_plan(&spec);
+        let rule_hash = self
+            .conform_settings()
+            .map(ConformSettings::definition_hash)
+            .unwrap_or_default();
         self.node.committer.push(
             Write::Replan {
                 id: job.id,
-                rule_hash: String::new(),
+                rule_hash,
                 steps: spec.plan.steps.clone(),
                 output: spec.plan.output.as_ref().map(|o| o.final_path.clone()),
                 plan,

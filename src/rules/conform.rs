@@ -59,6 +59,19 @@ pub struct ConformSettings {
 }
 
 impl ConformSettings {
+    /// A stable hash of what a conform job runs (xxh3, hex): its "rule definition" in the
+    /// store, as a rule's is.
+    pub fn definition_hash(&self) -> String {
+        let canonical = format!(
+            "{}|{}|{:?}|{:?}",
+            self.from,
+            self.output.source(),
+            self.codec,
+            self.cut
+        );
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()))
+    }
+
     /// Whether the block conforms cut `name`.
     pub fn covers(&self, name: &str) -> bool {
         self.cut.as_deref().is_none_or(|c| c == name)

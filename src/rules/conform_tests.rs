@@ -66,6 +66,12 @@ fn defaults_are_prores_every_cut_and_thirty_seconds() {
         "a cut's name never makes a folder"
     );
     assert!(load("").expect("loads").conform.is_none());
+    let ffv1 = load("conform: {from: review, output: \"/r/{cut.name}.mov\", codec: ffv1}\n")
+        .expect("loads")
+        .conform
+        .expect("conform");
+    assert_eq!(c.definition_hash().len(), 16);
+    assert_ne!(c.definition_hash(), ffv1.definition_hash());
 }
 
 #[test]
