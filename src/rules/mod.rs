@@ -20,8 +20,9 @@
 //! `probe: true`. `{{` and `}}` are literal braces. The full reference is `docs/rules.md`.
 //!
 //! Files: `model` (the types), `loader` (the YAML tree to the model, with diagnostics), one file
-//! per section (`watch`, `rule_keys`, `media_keys`, `verify`, `notify`, `transfer`), `syntax` and `path` (how values
-//! are written), `template`, `diag` and `yaml` (the positioned tree).
+//! per section (`watch`, `rule_keys`, `media_keys`, `verify`, `notify`, `transfer`, `conform`),
+//! `syntax` and `path` (how values are written), `template`, `diag` and `yaml` (the positioned
+//! tree).
 
 pub mod conform;
 mod conform_keys;
