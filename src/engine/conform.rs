@@ -120,6 +120,31 @@ impl Engine {
         self.conforms.cuts = Some(read);
     }
 
+    /// At start: a cut whose movie is missing (a revision imported while the watcher was
+    /// stopped, with `{cut.revision}` in `output`; a movie deleted) is conformed after the
+    /// settle. A movie that exists is taken as up to date.
+    pub(super) fn conform_missing_movies(&mut self, now: Instant) {
+        let Some(settings) = self.conform_settings().cloned() else {
+            return;
+        };
+        let missing: Vec<String> = self
+            .conforms
+            .cuts
+            .iter()
+            .flatten()
+            .filter(|(name, (rev, _))| {
+                settings
+                    .output_for(name, *rev)
+                    .is_ok_and(|movie| !movie.exists())
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in missing {
+            tracing::info!(cut = %name, "conform: the cut's movie is missing; conforming after the settle");
+            self.conforms.trigger(&name, now, settings.settle);
+        }
+    }
+
     /// A job ended well: when its rule is the block's `from`, every cut showing its shot is
     /// conformed after the settle (pushed back if already waiting).
     pub(super) fn conform_after_publish(&mut self, spec: &JobSpec, published: Option<&Path>) {
@@ -307,6 +332,10 @@ impl Engine {
                         .then(|| name.clone())
                 })
         });
+        // Planned here, it is not also conformed for a missing movie.
+        if let Some(cut) = &cut {
+            self.conforms.due.remove(cut);
+        }
         let Some(mut spec) = cut.and_then(|cut| self.plan_conform(&cut)) else {
             let reason = format!(
                 "no cut's conform makes `{}` now (no `conform:` block, or the cut has a newer revision)",

@@ -119,6 +119,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         engine.cuts.refresh(store);
     }
     engine.conform_read_cuts(false, Instant::now());
+    engine.conform_missing_movies(Instant::now());
     engine.recover()?;
     let mut reloads = crossbeam_channel::never();
     // `--once` over a tree with nothing to do (and no store to poll) must still wake up to see

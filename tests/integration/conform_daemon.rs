@@ -2,7 +2,10 @@
 //! are published by a rule, a cut is imported with `cut import`, and the watcher conforms the
 //! cut as a job of rule `conform` (real ffmpeg, the movie read back with ffprobe). A new version
 //! of the shots (published in one burst) makes one more conform whose `.otio` names the new
-//! versions; a new revision of the cut makes another, of the revision's length.
+//! versions; a new revision of the cut makes another, of the revision's length, also when it
+//! was imported while the watcher was stopped. A revision showing a shot with no product makes
+//! a failed conform that says which and is told; `retry` runs it again as the same job. On the
+//! SQLite store and on PostgreSQL.
 
 use std::path::Path;
 use std::process::Command;
@@ -51,7 +54,14 @@ const REV2: &str = "TITLE: seq\nFCM: NON-DROP FRAME\n\n\
 002  SH020    V     C        02:00:00:00 02:00:00:12 01:00:00:08 01:00:00:20\n\
 * FROM CLIP NAME: sh020_anim\n";
 
-/// Revision 3: a shot nothing was published for yet.
+/// Revision 3: `sh020` trimmed to 10 frames.
+const REV2B: &str = "TITLE: seq\nFCM: NON-DROP FRAME\n\n\
+001  SH010    V     C        01:00:00:00 01:00:00:08 01:00:00:00 01:00:00:08\n\
+* FROM CLIP NAME: sh010_anim\n\
+002  SH020    V     C        02:00:00:00 02:00:00:10 01:00:00:08 01:00:00:18\n\
+* FROM CLIP NAME: sh020_anim\n";
+
+/// Revision 4: a shot nothing was published for yet.
 const REV3: &str = "TITLE: seq\nFCM: NON-DROP FRAME\n\n\
 001  SH010    V     C        01:00:00:00 01:00:00:08 01:00:00:00 01:00:00:08\n\
 * FROM CLIP NAME: sh010_anim\n\
@@ -239,6 +249,18 @@ fn conforms_again_on(store: Option<&str>) {
         told()
     );
 
+    // A revision imported while the watcher is stopped: its movie is missing at the next
+    // start, so the watcher conforms it then.
+    assert_eq!(daemon.stop(), Some(0), "the watcher stops");
+    import(&env, REV2B);
+    let daemon = Daemon::start(&env, &extra, &[]);
+    let r3 = env.path("edit/seq_r3.mov");
+    wait_until("the revision conformed after the start", LIMIT, || {
+        done(&env, "conform") == 4
+    });
+    assert_eq!(frames_of(&r3), 18, "the revision's 8 + 10 frames");
+    assert_eq!(jobs_of(&env, "conform").len(), 4);
+
     // A revision showing a shot nothing was published for: the conform fails, saying which,
     // leaves no movie, and is told.
     import(&env, REV3);
@@ -252,7 +274,7 @@ fn conforms_again_on(store: Option<&str>) {
     assert_eq!(failed.len(), 1, "{failed:#?}");
     let log = ok(&env, &["job", &failed[0]["id"].to_string()]);
     assert!(log.contains("`sh030`"), "{log}");
-    assert!(!env.path("edit/seq_r3.mov").exists());
+    assert!(!env.path("edit/seq_r4.mov").exists());
 
     // `retry` of a conform: the watcher plans it again for the cut whose movie it is and runs
     // it as the same job (it fails again for the same reason).
