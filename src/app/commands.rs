@@ -174,6 +174,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 name: args.name.as_deref(),
                 rule: &args.rule,
                 output: &args.output,
+                otio: args.otio.as_deref(),
                 pick: match args.pick {
                     cli::PickArg::Latest => conform::Pick::Latest,
                     cli::PickArg::Approved => conform::Pick::Approved,

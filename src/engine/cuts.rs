@@ -33,8 +33,9 @@ pub struct Cuts {
 }
 
 impl Engine {
-    /// Reads the cuts again when the store holds a new revision (and has their waste worked
-    /// out again then, or when files arrived long enough ago); returns whether it read them.
+    /// Reads the cuts again when the store holds a new revision, and then has their waste
+    /// worked out again and the `conform:` block told (the waste also when files arrived long
+    /// enough ago); returns whether it read them.
     pub(super) fn refresh_cuts(&mut self, now: Instant) -> bool {
         let Some(store) = self.node.store.as_deref() else {
             return false;
@@ -42,6 +43,7 @@ impl Engine {
         let cuts = &mut self.cuts;
         if cuts.refresh(store) {
             cuts.waste.ask(&self.set, &cuts.revisions, now);
+            self.conform_read_cuts(true, now);
             true
         } else {
             cuts.waste.tick(&self.set, &cuts.revisions, now);

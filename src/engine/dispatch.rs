@@ -273,7 +273,7 @@ impl Engine {
 
     /// The job's plan as the store keeps it: `spec`'s, with where this watcher's trees are,
     /// so any node can run it without the rules file.
-    fn stored_plan(&self, spec: &JobSpec) -> String {
+    pub(super) fn stored_plan(&self, spec: &JobSpec) -> String {
         let roots = roots_of(&self.set);
         let folders: Vec<std::path::PathBuf> = roots
             .iter()
@@ -366,7 +366,12 @@ impl Engine {
         };
         for job in queued {
             self.planned.cursor = self.planned.cursor.max(job.cursor);
-            if !self.planned.known.contains(&job.id) && !self.leaves_to_workers(&job.rule) {
+            if self.planned.known.contains(&job.id) || self.leaves_to_workers(&job.rule) {
+                continue;
+            }
+            if job.rule == crate::rules::conform::CONFORM_RULE && self.set.file.conform.is_some() {
+                self.resume_conform(job);
+            } else {
                 self.resume(job);
             }
         }

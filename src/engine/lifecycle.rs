@@ -114,6 +114,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         cuts: super::cuts::Cuts::new(waste),
         cut_files: Default::default(),
         outside: Default::default(),
+        conforms: Default::default(),
         attempts: Default::default(),
         node,
         sources: None,
@@ -123,6 +124,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         systemd: Default::default(),
     };
     engine.refresh_cuts(Instant::now());
+    engine.conform_missing_movies(Instant::now());
     engine.recover()?;
     let mut reloads = crossbeam_channel::never();
     // `--once` over a tree with nothing to do (and no store to poll) must still wake up to see
@@ -229,6 +231,7 @@ impl Role for Engine {
     fn on_tick(&mut self, now: Instant, quiet: bool) {
         self.fire_due_sequences(now, quiet);
         self.fire_due_files(now);
+        self.fire_due_conforms(now);
         if self.node.store.is_some() && now >= self.planned.next_poll {
             self.planned.next_poll = now + STORE_POLL;
             self.refresh_cuts(now);
@@ -437,6 +440,8 @@ impl Engine {
             );
         }
         tracing::info!(rules = %path.display(), count = self.set.file.rules.len(), rewatched = rewatch, "rules reloaded");
+        // The `conform:` block's `cut:` may have changed: read the cuts it covers again.
+        self.conform_read_cuts(false, Instant::now());
         Ok(())
     }
 }

@@ -16,11 +16,13 @@
 //! targets are told), [`telemetry`] (a snapshot anyone may read without the database),
 //! [`cuts`] (every shot's latest cut ranges, which a rule's `frames:` routes by), [`cut_files`]
 //! (cut files dropped into the tree imported, `extended` told), [`outside_cut`] (frames
-//! outside the cut told once per shot) and [`waste`] (what lies on disk outside each cut,
-//! worked out for the dashboard by [`waste_watch`] on a thread of its own).
+//! outside the cut told once per shot), [`waste`] (what lies on disk outside each cut,
+//! worked out for the dashboard by [`waste_watch`] on a thread of its own) and [`conform`]
+//! (the `conform:` block's sequence review, conformed again as a job when its shots change).
 
 pub mod arrivals;
 pub mod attempts;
+pub mod conform;
 pub mod cut_files;
 pub mod cuts;
 pub mod dispatch;
@@ -114,6 +116,8 @@ pub struct Engine {
     cut_files: cut_files::CutFiles,
     /// Frames outside the cut, gathered per shot for one `outside_cut` notice.
     outside: outside_cut::OutsideWatch,
+    /// The cuts as `conform:` sees them, and the conforms waiting for their settle.
+    conforms: conform::Conforms,
     /// The fair queue, planned and held jobs, the look for work queued by others.
     planned: planned::Planned,
     /// The attempts running, with their claims.
@@ -151,6 +155,7 @@ impl Engine {
             self.arrivals.next_deadline(),
             self.sequences.next_deadline(),
             self.planned.queue.next_delayed(),
+            self.conforms.next_deadline(),
             store,
             self.systemd.next_ping(),
             self.stuck
@@ -168,6 +173,7 @@ impl Engine {
         self.planned.outstanding == 0
             && self.arrivals.is_empty()
             && self.sequences.is_empty()
+            && self.conforms.next_deadline().is_none()
             && self.node.committer.is_empty()
     }
 }

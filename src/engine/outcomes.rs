@@ -131,6 +131,7 @@ impl Engine {
                 tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
                 self.readout.counters.succeeded += 1;
                 tellings.extend(self.telling(NotifyEvent::Done, about(None)));
+                self.conform_after_publish(&spec, published.as_deref());
                 // In --once there is no watcher to see the product land: route it here so
                 // chains (frames → movie → SAN copy) complete.
                 if self.options.once

@@ -24,7 +24,7 @@ use crate::rules::yaml::{self, Node, NodeKind, Span};
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "version", "watch", "ignore", "vars", "jobs", "outputs", "rules", "timecode", "keykode",
-    "notify", "slurm", "cuts",
+    "notify", "slurm", "cuts", "conform",
 ];
 
 /// Why a rules file could not be loaded.
@@ -231,6 +231,7 @@ impl<'s> Loader<'s> {
         let notify = self.notify(&top).unwrap_or_default();
         let farm = defaults.farm;
         let cuts = self.cuts_block(&top);
+        let conform = self.conform_block(&top, base, &rules, &vars, top.node.get("cuts").is_some());
         Some(RuleFile {
             path: PathBuf::new(),
             warnings: Diagnostics::empty(PathBuf::new(), String::new()),
@@ -243,6 +244,7 @@ impl<'s> Loader<'s> {
             notify,
             farm,
             cuts,
+            conform,
         })
     }
 
@@ -500,7 +502,7 @@ impl<'s> Loader<'s> {
 
     /// The position of a character inside a scalar, when the source shows the text verbatim
     /// (plain or quoted without escapes before it on one line); else the scalar's start.
-    fn span_within(&self, node: &Node, char_offset: usize) -> Span {
+    pub(super) fn span_within(&self, node: &Node, char_offset: usize) -> Span {
         let NodeKind::Scalar { text, plain } = &node.kind else {
             return node.span;
         };

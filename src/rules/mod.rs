@@ -20,9 +20,12 @@
 //! `probe: true`. `{{` and `}}` are literal braces. The full reference is `docs/rules.md`.
 //!
 //! Files: `model` (the types), `loader` (the YAML tree to the model, with diagnostics), one file
-//! per section (`watch`, `rule_keys`, `media_keys`, `verify`, `notify`, `transfer`), `syntax` and `path` (how values
-//! are written), `template`, `diag` and `yaml` (the positioned tree).
+//! per section (`watch`, `rule_keys`, `media_keys`, `verify`, `notify`, `transfer`, `conform`),
+//! `syntax` and `path` (how values are written), `template`, `diag` and `yaml` (the positioned
+//! tree).
 
+pub mod conform;
+mod conform_keys;
 pub mod cuts;
 mod cuts_keys;
 pub mod diag;
@@ -57,6 +60,8 @@ pub use notify::{DEFAULT_STUCK_AFTER, NOTIFY_VARIABLES, NotifyEvent, NotifyTarge
 pub use path::{absolute, normalize};
 pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 
+#[cfg(test)]
+mod conform_tests;
 #[cfg(test)]
 mod editorial_tests;
 #[cfg(test)]

@@ -359,6 +359,8 @@ pub struct RuleFile {
     pub farm: Option<super::farm::FarmSettings>,
     /// The file's `cuts:` block: how shots are named in editorial's cuts.
     pub cuts: Option<super::cuts::CutSettings>,
+    /// The file's `conform:` block: the sequence review the daemon keeps up to date.
+    pub conform: Option<super::conform::ConformSettings>,
     /// What `check` warns about (a program not on `PATH`, a missing root): the file loads, but
     /// something will likely fail or wait; the daemon logs each at start.
     pub warnings: Diagnostics,

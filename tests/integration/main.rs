@@ -5,6 +5,7 @@ mod cli;
 mod cli_output;
 mod cluster;
 mod conform;
+mod conform_daemon;
 mod coverage;
 mod cut_waste;
 mod cuts;

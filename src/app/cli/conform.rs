@@ -35,6 +35,10 @@ pub struct ConformArgs {
     /// The movie to write (QuickTime); `FILE.otio` of what was used is written beside it.
     #[arg(long, value_name = "FILE.mov")]
     pub output: PathBuf,
+    /// Where the `.otio` goes (default: beside `--output`). The watcher's conform job writes
+    /// the movie to its temp output and the `.otio` beside the final movie.
+    #[arg(long, value_name = "FILE.otio", hide = true)]
+    pub otio: Option<PathBuf>,
     /// Which product of each shot.
     #[arg(long, value_enum, default_value = "latest")]
     pub pick: PickArg,

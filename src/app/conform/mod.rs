@@ -129,6 +129,8 @@ pub struct Request<'a> {
     pub rule: &'a str,
     /// The movie to write.
     pub output: &'a Path,
+    /// Where the `.otio` goes; `None`: beside `output`.
+    pub otio: Option<&'a Path>,
     /// Which product of a shot.
     pub pick: Pick,
     /// The movie's codec.
@@ -267,7 +269,9 @@ pub fn conform(request: &Request<'_>, place: &CutPlace) -> Result<ExitCode, Erro
     );
     let timecode = counting.label(start);
     let output = crate::rules::absolute(request.output);
-    let otio_path = output.with_extension("otio");
+    let otio_path = request
+        .otio
+        .map_or_else(|| output.with_extension("otio"), crate::rules::absolute);
     let temp = temp_beside(&output);
     let args = ffmpeg_args(
         &segments,
