@@ -150,7 +150,7 @@ pub fn shot_of<'a>(rule: &Rule, rel: &'a Path) -> Option<&'a str> {
 /// The frame number in `rel`'s file name, as the sequence parser reads it.
 pub fn frame_of(rel: &Path) -> Option<i64> {
     let name = rel.file_name()?;
-    FrameName::parse(name.as_bytes()).map(|f| f.frame)
+    FrameName::number(name.as_bytes())
 }
 
 /// Drops the frames of `sequence` (whose first frame is `rel`) that `rule`'s `frames:` leaves
