@@ -28,6 +28,8 @@ pub struct RuleSet {
     owners: Vec<Owner>,
     /// The ignore globs alone, for checking folders.
     ignore: GlobSet,
+    /// Per rule, whether a template uses `{cut.*}`: read once here, not per planned job.
+    cut_variables: Vec<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +123,14 @@ impl RuleSet {
             patterns,
             owners,
             ignore: ignore.build().map_err(glob_error)?,
+            cut_variables: file.rules.iter().map(|r| r.uses_cut_variables()).collect(),
             file,
         })
+    }
+
+    /// Whether rule `index`'s templates use a `{cut.*}` variable.
+    pub fn uses_cut_variables(&self, index: usize) -> bool {
+        self.cut_variables.get(index).copied().unwrap_or(false)
     }
 
     /// The ignore globs, for the watcher's folder checks.

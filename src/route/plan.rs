@@ -109,7 +109,13 @@ pub fn plan(
         .regex
         .as_ref()
         .and_then(|r| r.captures(rel.as_os_str().as_bytes()));
-    let shot_cut = shot_cut(cuts, captures.as_ref());
+    // Only a rule with `frames:` or a `{cut.*}` variable needs its shot's cut.
+    let needs_cut = rule.frames != FrameScope::All || set.uses_cut_variables(rule_index);
+    let shot_cut = if needs_cut {
+        shot_cut(cuts, captures.as_ref())
+    } else {
+        None
+    };
     if let Some((shot, cut)) = shot_cut
         && rule.sequence.is_none()
         && rule.frames != FrameScope::All
@@ -123,7 +129,7 @@ pub fn plan(
     let mut vars = bindings_of(set, rule, root, rel, captures.as_ref());
     let cut = shot_cut.map(|(_, cut)| cut);
     if let Some(cut) = cut
-        && rule.uses_cut_variables()
+        && set.uses_cut_variables(rule_index)
     {
         cut.bind(&mut vars);
     }
