@@ -30,6 +30,8 @@ pub struct RuleSet {
     ignore: GlobSet,
     /// Per rule, whether a template uses `{cut.*}`: read once here, not per planned job.
     cut_variables: Vec<bool>,
+    /// Per rule, the index of its regex's `shot` group: taken by index, no name look-up per job.
+    shot_groups: Vec<Option<usize>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,8 +126,22 @@ impl RuleSet {
             owners,
             ignore: ignore.build().map_err(glob_error)?,
             cut_variables: file.rules.iter().map(|r| r.uses_cut_variables()).collect(),
+            shot_groups: file
+                .rules
+                .iter()
+                .map(|r| {
+                    r.regex
+                        .as_ref()
+                        .and_then(|x| x.capture_names().position(|n| n == Some("shot")))
+                })
+                .collect(),
             file,
         })
+    }
+
+    /// The index of rule `index`'s `shot` capture group, if its regex has one.
+    pub fn shot_group(&self, index: usize) -> Option<usize> {
+        self.shot_groups.get(index).copied().flatten()
     }
 
     /// Whether rule `index`'s templates use a `{cut.*}` variable.

@@ -111,10 +111,9 @@ pub fn plan(
         .and_then(|r| r.captures(rel.as_os_str().as_bytes()));
     // Only a rule with `frames:` or a `{cut.*}` variable needs its shot's cut.
     let needs_cut = rule.frames != FrameScope::All || set.uses_cut_variables(rule_index);
-    let shot_cut = if needs_cut {
-        shot_cut(cuts, captures.as_ref())
-    } else {
-        None
+    let shot_cut = match (needs_cut, set.shot_group(rule_index)) {
+        (true, Some(group)) => shot_cut(cuts, captures.as_ref(), group),
+        _ => None,
     };
     if let Some((shot, cut)) = shot_cut
         && rule.sequence.is_none()
@@ -325,16 +324,17 @@ fn transfer_plan(
     })
 }
 
-/// The shot the rule's `shot` capture names and its cut, when a cut shows it.
+/// The shot the rule's `shot` capture (group `group`) names and its cut, when a cut shows it.
 fn shot_cut<'c, 'h>(
     cuts: &'c CutIndex,
     captures: Option<&regex::bytes::Captures<'h>>,
+    group: usize,
 ) -> Option<(&'h str, &'c ShotCut)> {
     if cuts.is_empty() {
         return None;
     }
-    // `name` is `None` for a regex without the capture, as for one that did not take part.
-    let shot = std::str::from_utf8(captures?.name("shot")?.as_bytes()).ok()?;
+    // `None` for a capture that did not take part in the match.
+    let shot = std::str::from_utf8(captures?.get(group)?.as_bytes()).ok()?;
     cuts.get(shot).map(|c| (shot, &**c))
 }
 
