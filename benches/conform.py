@@ -5,10 +5,14 @@ N shots, each a 48-frame 320x180 ProRes HQ review movie of frames 1001-1048 (tim
 frames of each (cut_in 1009..1032). shotrouter conforms it into ProRes HQ; the baseline cuts the
 same frames out of the same products with one ffmpeg per shot (`trim`, ProRes HQ) and joins the
 intermediates with the concat demuxer (`-c copy`); and ffmpeg's own concat demuxer reads the
-products with `inpoint`/`outpoint` and re-encodes in one run (the ratio's baseline). Each output
-is checked to hold N x 24 frames (a note is printed when one does not).
+products with `inpoint`/`outpoint` and re-encodes in one run (the ratio's baseline), its frames
+numbered by `settb`/`setpts=N` as conform numbers its own: without, the demuxer's rounded
+`inpoint` shifts the first frame by a tick and `-r` duplicates one (2,401 frames for 2,400).
+Also timed: conform's own ffmpeg command alone (captured from a first conform), so what
+shotrouter adds around it (picking, one ffprobe per product, the verifying ffprobe) shows.
+Each output is checked to hold N x 24 frames, and the baseline's frames once to be ours (framemd5).
 """
-import argparse, os, statistics, subprocess, tempfile, time
+import argparse, hashlib, os, shutil, statistics, subprocess, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +49,15 @@ def setup(tmp, shots):
     (tmp / "cut.edl").write_text("\n".join(edl) + "\n")
     run([BIN, "watch", "--once", "rules.yaml"], cwd=tmp)
     run([BIN, "cut", "import", "--rules", "rules.yaml", "cut.edl", "--name", "bench"], cwd=tmp)
+    # One conform through a wrapper that keeps ffmpeg's argv (NUL-separated) for `ffmpeg_alone`.
+    wrap = tmp / "wrap"
+    wrap.mkdir()
+    (wrap / "ffmpeg").write_text(
+        f'#!/bin/sh\nprintf "%s\\0" "$@" > {tmp / "argv"}\nexec {shutil.which("ffmpeg")} "$@"\n')
+    (wrap / "ffmpeg").chmod(0o755)
+    env = dict(os.environ, PATH=f"{wrap}:{os.environ['PATH']}")
+    subprocess.run([BIN, "conform", "--rules", "rules.yaml", "--from", "review", "--output", "ours.mov"],
+                   cwd=tmp, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def frames(path):
@@ -57,6 +70,21 @@ def frames(path):
 def ours(tmp):
     run([BIN, "conform", "--rules", "rules.yaml", "--from", "review", "--output", "ours.mov"], cwd=tmp)
     return tmp / "ours.mov"
+
+
+def ffmpeg_alone(tmp):
+    """conform's ffmpeg command as it ran, writing elsewhere: the filter graph's own cost."""
+    argv = (tmp / "argv").read_bytes().split(b"\0")[:-1]
+    out = tmp / "alone.mov"
+    run(["ffmpeg"] + argv[:-1] + [b"file:" + bytes(out)])
+    return out
+
+
+def decoded(path):
+    out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "framemd5", "-"],
+                         check=True, capture_output=True, text=True).stdout
+    return hashlib.sha256("".join(l.split(",")[-1] for l in out.splitlines()
+                                  if not l.startswith("#")).encode()).hexdigest()
 
 
 def baseline(tmp, shots):
@@ -88,7 +116,8 @@ def concat_inpoints(tmp, shots):
     (tmp / "inpoints.txt").write_text("\n".join(lines) + "\n")
     out = tmp / "inpoints.mov"
     run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i",
-         str(tmp / "inpoints.txt")] + PRORES + ["-timecode", "01:00:00:00", str(out)])
+         str(tmp / "inpoints.txt"), "-vf", "settb=1/24,setpts=N", "-r", "24"] + PRORES
+        + ["-timecode", "01:00:00:00", str(out)])
     return out
 
 
@@ -100,23 +129,33 @@ def main():
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         setup(tmp, args.shots)
+        base_name = "ffmpeg concat demuxer, inpoint/outpoint"
         cases = (("shotrouter conform (one filter graph)", lambda: ours(tmp)),
+                 ("  its ffmpeg command alone", lambda: ffmpeg_alone(tmp)),
                  ("ffmpeg per shot + concat demuxer", lambda: baseline(tmp, args.shots)),
-                 ("ffmpeg concat demuxer, inpoint/outpoint", lambda: concat_inpoints(tmp, args.shots)))
+                 (base_name, lambda: concat_inpoints(tmp, args.shots)))
         times = {name: [] for name, _ in cases}
+        checks = []
         for _ in range(args.runs):
             for name, f in cases:
                 start = time.perf_counter()
                 out = f()
                 times[name].append(time.perf_counter() - start)
+                start = time.perf_counter()
                 got = frames(out)
+                if name == base_name:
+                    checks.append(time.perf_counter() - start)
                 if got != 24 * args.shots:
                     print(f"  note: {name} wrote {got} frames, not {24 * args.shots}")
-        base = statistics.median(times["ffmpeg concat demuxer, inpoint/outpoint"])
-        print(f"conform of {args.shots} shots x 24 frames, 320x180 ProRes HQ, median of {args.runs}")
+        if decoded(tmp / "ours.mov") != decoded(tmp / "inpoints.mov"):
+            print(f"  note: {base_name} decodes to other frames than conform's")
+        base = statistics.median(times[base_name])
+        probe = statistics.median(checks)
+        print(f"conform of {args.shots} shots x 24 frames, 320x180 ProRes HQ, median of {args.runs}"
+              f" (last column: the baseline plus one ffprobe of its output, {probe:.2f} s, as conform verifies)")
         for name, ts in times.items():
             m = statistics.median(ts)
-            print(f"  {name:42} {m:7.2f} s  {m / base:5.2f}x ffmpeg's own concat")
+            print(f"  {name:42} {m:7.2f} s  {m / base:5.2f}x ffmpeg's own concat  {m / (base + probe):5.2f}x")
 
 
 if __name__ == "__main__":

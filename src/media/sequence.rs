@@ -53,13 +53,30 @@ pub struct FrameName {
 impl FrameName {
     /// Splits a file name; `None` when it carries no frame number.
     pub fn parse(name: &[u8]) -> Option<FrameName> {
+        let (start, end, frame) = Self::locate(name)?;
+        Some(FrameName {
+            head: name[..start].to_vec(),
+            digits: name[start..end].to_vec(),
+            frame,
+            tail: name[end..].to_vec(),
+        })
+    }
+
+    /// Just the frame number [`parse`](Self::parse) reads, without copying the name's parts:
+    /// routing by the cut asks it of every arrival.
+    pub fn number(name: &[u8]) -> Option<i64> {
+        Self::locate(name).map(|(_, _, frame)| frame)
+    }
+
+    /// Where the number is (`start..end`, sign included) and its value.
+    fn locate(name: &[u8]) -> Option<(usize, usize, i64)> {
         let dot = name.iter().rposition(|&b| b == b'.').filter(|&i| i > 0);
         dot.and_then(|d| Self::split_at(name, d))
             .or_else(|| Self::split_at(name, name.len()))
     }
 
     /// Tries the number ending at `end` (where the tail starts).
-    fn split_at(name: &[u8], end: usize) -> Option<FrameName> {
+    fn split_at(name: &[u8], end: usize) -> Option<(usize, usize, i64)> {
         let digits = name[..end]
             .iter()
             .rev()
@@ -75,14 +92,8 @@ impl FrameName {
         if start == 0 || !matches!(name[start - 1], b'.' | b'_') {
             return None;
         }
-        let text = &name[start..end];
-        let frame = std::str::from_utf8(text).ok()?.parse().ok()?;
-        Some(FrameName {
-            head: name[..start].to_vec(),
-            digits: text.to_vec(),
-            frame,
-            tail: name[end..].to_vec(),
-        })
+        let frame = std::str::from_utf8(&name[start..end]).ok()?.parse().ok()?;
+        Some((start, end, frame))
     }
 
     /// The width printf pads to when the number has a leading zero (`0012`, `-003`).

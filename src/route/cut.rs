@@ -143,8 +143,14 @@ pub fn shot_of<'a>(rule: &Rule, rel: &'a Path) -> Option<&'a str> {
 
 /// The frame number in `rel`'s file name, as the sequence parser reads it.
 pub fn frame_of(rel: &Path) -> Option<i64> {
-    let name = rel.file_name()?;
-    FrameName::parse(name.as_bytes()).map(|f| f.frame)
+    let bytes = rel.as_os_str().as_bytes();
+    // An arrival's name is what follows its last `/`; `Path::file_name` parses every
+    // component to say so, and is kept for the odd path (`a/`, `a/.`, `..`).
+    let name = match bytes.rsplit(|&b| b == b'/').next() {
+        Some(name) if !matches!(name, b"" | b"." | b"..") => name,
+        _ => rel.file_name()?.as_bytes(),
+    };
+    FrameName::number(name)
 }
 
 /// Drops the frames of `sequence` (whose first frame is `rel`) that `rule`'s `frames:` leaves

@@ -28,6 +28,10 @@ pub struct RuleSet {
     owners: Vec<Owner>,
     /// The ignore globs alone, for checking folders.
     ignore: GlobSet,
+    /// Per rule, whether a template uses `{cut.*}`: read once here, not per planned job.
+    cut_variables: Vec<bool>,
+    /// Per rule, the index of its regex's `shot` group: taken by index, no name look-up per job.
+    shot_groups: Vec<Option<usize>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +125,28 @@ impl RuleSet {
             patterns,
             owners,
             ignore: ignore.build().map_err(glob_error)?,
+            cut_variables: file.rules.iter().map(|r| r.uses_cut_variables()).collect(),
+            shot_groups: file
+                .rules
+                .iter()
+                .map(|r| {
+                    r.regex
+                        .as_ref()
+                        .and_then(|x| x.capture_names().position(|n| n == Some("shot")))
+                })
+                .collect(),
             file,
         })
+    }
+
+    /// The index of rule `index`'s `shot` capture group, if its regex has one.
+    pub fn shot_group(&self, index: usize) -> Option<usize> {
+        self.shot_groups.get(index).copied().flatten()
+    }
+
+    /// Whether rule `index`'s templates use a `{cut.*}` variable.
+    pub fn uses_cut_variables(&self, index: usize) -> bool {
+        self.cut_variables.get(index).copied().unwrap_or(false)
     }
 
     /// The ignore globs, for the watcher's folder checks.

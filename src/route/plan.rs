@@ -90,8 +90,8 @@ pub enum PlanError {
 /// `sequence` is given); `job_tag` makes the temp name unique per job; `cuts` give the file's
 /// shot's `{cut.*}` and, by the rule's `frames:`, which frames it runs on.
 ///
-/// The shot is looked up by the `shot` capture the bindings already hold, so knowing the cut
-/// costs a hash look-up and a few compares, not another pass of the rule's regex.
+/// The rule's regex runs once: its `shot` capture finds the cut before any variable is bound,
+/// so a frame `frames:` leaves out costs a hash look-up and a few compares, and no bindings.
 ///
 /// # Errors
 /// See [`PlanError`].
@@ -105,22 +105,32 @@ pub fn plan(
     cuts: &CutIndex,
 ) -> Result<Plan, PlanError> {
     let rule = &set.file.rules[rule_index];
-    let mut vars = bindings(set, rule_index, root, rel);
-    let cut = shot_cut(cuts, rule, &vars);
-    if let Some(cut) = cut {
-        if rule.sequence.is_none()
-            && rule.frames != FrameScope::All
-            && let Some(frame) = crate::route::cut::frame_of(rel)
-        {
-            let class = cut.classify(frame);
-            if !rule.frames.allows(class) {
-                let shot = String::from_utf8_lossy(vars.get("shot").unwrap_or_default());
-                return Err(PlanError::Skipped(cut.describe(&shot, frame, class)));
-            }
+    let captures = rule
+        .regex
+        .as_ref()
+        .and_then(|r| r.captures(rel.as_os_str().as_bytes()));
+    // Only a rule with `frames:` or a `{cut.*}` variable needs its shot's cut.
+    let needs_cut = rule.frames != FrameScope::All || set.uses_cut_variables(rule_index);
+    let shot_cut = match (needs_cut, set.shot_group(rule_index)) {
+        (true, Some(group)) => shot_cut(cuts, captures.as_ref(), group),
+        _ => None,
+    };
+    if let Some((shot, cut)) = shot_cut
+        && rule.sequence.is_none()
+        && rule.frames != FrameScope::All
+        && let Some(frame) = crate::route::cut::frame_of(rel)
+    {
+        let class = cut.classify(frame);
+        if !rule.frames.allows(class) {
+            return Err(PlanError::Skipped(cut.describe(shot, frame, class)));
         }
-        if rule.uses_cut_variables() {
-            cut.bind(&mut vars);
-        }
+    }
+    let mut vars = bindings_of(set, rule, root, rel, captures.as_ref());
+    let cut = shot_cut.map(|(_, cut)| cut);
+    if let Some(cut) = cut
+        && set.uses_cut_variables(rule_index)
+    {
+        cut.bind(&mut vars);
     }
     let mut frames_known = None;
     if rule.probe {
@@ -314,38 +324,45 @@ fn transfer_plan(
     })
 }
 
-/// The cut of the shot the rule's `shot` capture (already bound) names, when a cut shows it.
-fn shot_cut<'c>(
+/// The shot the rule's `shot` capture (group `group`) names and its cut, when a cut shows it.
+fn shot_cut<'c, 'h>(
     cuts: &'c CutIndex,
-    rule: &crate::rules::Rule,
-    vars: &Bindings,
-) -> Option<&'c ShotCut> {
+    captures: Option<&regex::bytes::Captures<'h>>,
+    group: usize,
+) -> Option<(&'h str, &'c ShotCut)> {
     if cuts.is_empty() {
         return None;
     }
-    let has_capture = rule
-        .regex
-        .as_ref()
-        .is_some_and(|r| r.capture_names().flatten().any(|c| c == "shot"));
-    if !has_capture {
-        return None;
-    }
-    let shot = std::str::from_utf8(vars.get("shot")?).ok()?;
-    cuts.get(shot).map(|c| &**c)
+    // `None` for a capture that did not take part in the match.
+    let shot = std::str::from_utf8(captures?.get(group)?.as_bytes()).ok()?;
+    cuts.get(shot).map(|c| (shot, &**c))
 }
 
 /// The variables every job of a rule has: the file's path parts, `{rule}`, `vars:` and the
 /// regex's named captures.
 pub fn bindings(set: &RuleSet, rule_index: usize, root: &Path, rel: &Path) -> Bindings {
     let rule = &set.file.rules[rule_index];
+    let captures = rule
+        .regex
+        .as_ref()
+        .and_then(|r| r.captures(rel.as_os_str().as_bytes()));
+    bindings_of(set, rule, root, rel, captures.as_ref())
+}
+
+/// [`bindings`] with the rule's regex already run on `rel`.
+fn bindings_of(
+    set: &RuleSet,
+    rule: &crate::rules::Rule,
+    root: &Path,
+    rel: &Path,
+    captures: Option<&regex::bytes::Captures<'_>>,
+) -> Bindings {
     let mut vars = path_bindings(root, rel);
     vars.insert("rule", rule.name.as_bytes());
     for (name, value) in &set.file.vars {
         vars.insert(name.clone(), value.as_bytes());
     }
-    if let Some(regex) = &rule.regex
-        && let Some(captures) = regex.captures(rel.as_os_str().as_bytes())
-    {
+    if let (Some(regex), Some(captures)) = (&rule.regex, captures) {
         for name in regex.capture_names().flatten() {
             if let Some(m) = captures.name(name) {
                 vars.insert(name, m.as_bytes());
