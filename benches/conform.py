@@ -9,7 +9,7 @@ products with `inpoint`/`outpoint` and re-encodes in one run (the ratio's baseli
 numbered by `settb`/`setpts=N` as conform numbers its own: without, the demuxer's rounded
 `inpoint` shifts the first frame by a tick and `-r` duplicates one (2,401 frames for 2,400).
 Also timed: conform's own ffmpeg command alone (captured from a first conform), so what
-shotrouter adds around it (picking, one ffprobe per product, the verifying ffprobe) shows.
+shotrouter adds around it (picking, reading the products' headers, the verifying ffprobe) shows.
 Each output is checked to hold N x 24 frames, and the baseline's frames once to be ours (framemd5).
 """
 import argparse, hashlib, os, shutil, statistics, subprocess, tempfile, time

@@ -6,6 +6,7 @@ pub mod avid;
 pub mod decode;
 pub mod image_header;
 pub mod keykode;
+pub mod mov;
 pub mod probe;
 pub mod sequence;
 pub mod timecode;

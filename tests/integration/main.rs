@@ -27,6 +27,7 @@ mod http_fuzz;
 mod http_host;
 mod media;
 mod metrics;
+mod mov_header;
 mod notify;
 mod operations;
 mod packaging;

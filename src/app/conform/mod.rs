@@ -30,7 +30,7 @@ pub use pick::Pick;
 use pick::{Product, file_name, latest};
 pub use plan::Codec;
 use plan::{LayoutError, Source, Uncovered, ffmpeg_args, layout, segments};
-use product::first_frame;
+use product::{first_frame, probe_product_file};
 
 /// Why a conform stopped.
 #[derive(Debug, thiserror::Error)]
@@ -411,8 +411,9 @@ fn temp_beside(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.conform-{}", std::process::id()))
 }
 
-/// Most ffprobe runs at once: each costs about 0.07 s of mostly start-up, so a 100-shot cut
-/// probed one by one spends seconds before ffmpeg starts.
+/// Most products read at once: a header read in-process is cheap, but one that falls back to
+/// ffprobe costs about 0.09 s of mostly start-up, so a 100-shot cut read one by one would spend
+/// seconds before ffmpeg starts.
 const PROBES_AT_ONCE: usize = 8;
 
 /// [`probe_product`] of each `(shot, product, head_in)`, several at once, in order.
@@ -464,7 +465,7 @@ fn probe_product(
             problem,
         })
     };
-    let probed = probe(Path::new(&product.path), "the product").map_err(&bad)?;
+    let probed = probe_product_file(Path::new(&product.path)).map_err(&bad)?;
     if probed.fps != Some(rate) {
         return Err(bad(format!(
             "its rate is {}, the cut's is {rate}; conform does not change rates",

@@ -12,7 +12,35 @@
 //! Whichever applies, the frames the cut needs must lie inside the product (checked by the
 //! plan), so a wrong guess is refused, never conformed.
 
+use std::path::Path;
+
+use crate::media::mov;
+use crate::media::probe::{Probed, probe};
 use crate::media::timecode::{Counting, Rate, TimecodeSpec};
+
+/// What conform needs of a product (rate, frames, size, timecode): from its MOV/MP4 header
+/// in-process when `media::mov` is sure of it, since an ffprobe costs ~0.09 s of start-up per
+/// product; else from ffprobe, which stays the reference for everything else.
+///
+/// # Errors
+/// ffprobe's, when it is asked and fails.
+pub fn probe_product_file(path: &Path) -> Result<Probed, String> {
+    let movie = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("mov") || e.eq_ignore_ascii_case("mp4"));
+    let complete = |p: &Probed| {
+        p.fps.is_some()
+            && p.frames.is_some()
+            && p.width.is_some()
+            && p.height.is_some()
+            && p.timecode.is_some()
+    };
+    match movie.then(|| mov::read(path)).flatten() {
+        Some(read) if complete(&read) => Ok(read),
+        _ => probe(path, "the product"),
+    }
+}
 
 /// How a product's first frame was found, for the report and the `.otio`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
