@@ -70,6 +70,14 @@ pub struct JobPlan {
     /// this; the node that submitted it verifies and publishes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<crate::rules::farm::SlurmRequest>,
+    /// The rule's declared `inputs:`, expanded: read by the steps besides the matched file.
+    /// The node that runs the job records the version of each it found (its lineage).
+    #[serde(default, with = "crate::os::path_text::list", skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<PathBuf>,
+    /// The rule's [`work_hash`](crate::rules::Rule::work_hash) when it was planned: recorded
+    /// with the run, so a later change of what the rule makes shows its products stale.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub work_hash: String,
 }
 
 impl JobPlan {
@@ -125,8 +133,14 @@ impl JobPlan {
             }
             request
         });
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|p| path(p))
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(JobPlan {
             slurm,
+            inputs,
             steps: self
                 .steps
                 .iter()

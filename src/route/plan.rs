@@ -195,6 +195,15 @@ pub fn plan(
             vars.insert(name, value);
         }
     }
+    // Declared inputs name files beside the matched one: no `{out}` yet, like the product.
+    let inputs = match &rule.inputs {
+        Some(declared) => declared
+            .paths
+            .iter()
+            .map(|t| Ok(normalize(&root.join(PathBuf::from(t.expand(&vars)?)))))
+            .collect::<Result<Vec<_>, PlanError>>()?,
+        None => Vec::new(),
+    };
     let output = match &rule.output {
         Some(template) => {
             let expanded = PathBuf::from(template.expand(&vars)?);
@@ -280,6 +289,8 @@ pub fn plan(
                 }
                 request
             }),
+            inputs,
+            work_hash: rule.work_hash.clone(),
         },
     })
 }

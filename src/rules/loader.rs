@@ -24,7 +24,7 @@ use crate::rules::yaml::{self, Node, NodeKind, Span};
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "version", "watch", "ignore", "vars", "jobs", "outputs", "rules", "timecode", "keykode",
-    "notify", "slurm", "cuts", "conform",
+    "notify", "slurm", "cuts", "conform", "lineage",
 ];
 
 /// Why a rules file could not be loaded.
@@ -232,6 +232,7 @@ impl<'s> Loader<'s> {
         let farm = defaults.farm;
         let cuts = self.cuts_block(&top);
         let conform = self.conform_block(&top, base, &rules, &vars, top.node.get("cuts").is_some());
+        let lineage = self.lineage_block(&top);
         Some(RuleFile {
             path: PathBuf::new(),
             warnings: Diagnostics::empty(PathBuf::new(), String::new()),
@@ -245,6 +246,7 @@ impl<'s> Loader<'s> {
             farm,
             cuts,
             conform,
+            lineage,
         })
     }
 

@@ -33,6 +33,8 @@ pub mod farm;
 mod farm_keys;
 pub mod frames;
 mod frames_keys;
+pub mod inputs;
+mod inputs_keys;
 pub mod limits;
 mod lines;
 mod loader;
@@ -49,6 +51,7 @@ mod watch;
 pub mod yaml;
 
 pub use frames::{CUT_VARIABLES, FrameScope};
+pub use inputs::{DeclaredInputs, LineageSettings, OnInputChange};
 pub use limits::Limits;
 pub use loader::{RulesError, load, load_within, parse};
 pub use model::{

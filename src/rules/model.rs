@@ -236,6 +236,13 @@ pub struct Rule {
     pub slurm: Option<super::farm::SlurmRequest>,
     /// `frames:`: which frames of a shot with a cut the rule processes.
     pub frames: super::frames::FrameScope,
+    /// `inputs:`: the files its jobs read besides the matched one, waited for, and run again
+    /// (or marked stale) when they change.
+    pub inputs: Option<super::inputs::DeclaredInputs>,
+    /// A hash of what decides its products (commands, product path, checks, inputs, the
+    /// file's `vars:`), without what only decides when or where it runs (timeout, retries,
+    /// settle...): a change marks its products stale (`shotrouter stale`).
+    pub work_hash: String,
     /// Line of the rule in the file, for messages.
     pub line: usize,
     /// A hash of everything that defines what the rule runs, recorded with each job.
@@ -323,6 +330,47 @@ impl Rule {
                 t.mhl
             ));
         }
+        if let Some(inputs) = &self.inputs {
+            let paths: Vec<&str> = inputs.paths.iter().map(Template::source).collect();
+            canonical.push_str(&format!("|inputs:{paths:?}"));
+        }
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()))
+    }
+
+    /// The [`Rule::work_hash`]: what decides its products, the file's `vars:` included
+    /// (their values fill its templates), nothing that only decides when or where it runs.
+    pub(super) fn compute_work_hash(&self, vars: &std::collections::BTreeMap<String, String>) -> String {
+        let steps: Vec<Vec<&str>> = self
+            .steps
+            .iter()
+            .map(|s| s.iter().map(Template::source).collect())
+            .collect();
+        let verify = self
+            .verify
+            .as_ref()
+            .map(|v| (v.checks.iter().map(|(k, t)| (k, t.source())).collect::<Vec<_>>(), v.decode));
+        let transfer = self
+            .transfer
+            .as_ref()
+            .map(|t| (t.kind.as_str(), t.to.source(), &t.hashes, t.mhl));
+        let inputs = self
+            .inputs
+            .as_ref()
+            .map(|i| i.paths.iter().map(Template::source).collect::<Vec<_>>());
+        let canonical = format!(
+            "{steps:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{inputs:?}|{vars:?}",
+            self.output.as_ref().map(Template::source),
+            self.sequence
+                .as_ref()
+                .map(|s| (s.expect.as_ref().map(Template::source), s.on_gaps)),
+            self.timecode,
+            self.keykode,
+            verify,
+            self.avid,
+            self.ale.as_ref().map(Template::source),
+            transfer,
+            self.frames.as_str(),
+        );
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()))
     }
 }
@@ -361,6 +409,8 @@ pub struct RuleFile {
     pub cuts: Option<super::cuts::CutSettings>,
     /// The file's `conform:` block: the sequence review the daemon keeps up to date.
     pub conform: Option<super::conform::ConformSettings>,
+    /// The file's `lineage:` block: whether runs are recorded, where OpenLineage events go.
+    pub lineage: super::inputs::LineageSettings,
     /// What `check` warns about (a program not on `PATH`, a missing root): the file loads, but
     /// something will likely fail or wait; the daemon logs each at start.
     pub warnings: Diagnostics,

@@ -50,6 +50,9 @@ const RULE_KEYS: &[&str] = &[
     "executor",
     "slurm",
     "frames",
+    "inputs",
+    "wait_inputs",
+    "on_input_change",
 ];
 
 impl Loader<'_> {
@@ -304,6 +307,7 @@ impl Loader<'_> {
                 timecode.is_some(),
             );
         }
+        let inputs = self.declared_inputs(map, &known);
         if output.is_some() {
             known.push("out".into());
         }
@@ -371,10 +375,13 @@ impl Loader<'_> {
             executor,
             slurm,
             frames,
+            inputs,
+            work_hash: String::new(),
             line: map.node.span.line,
             definition_hash: String::new(),
         };
         rule.definition_hash = rule.compute_hash();
+        rule.work_hash = rule.compute_work_hash(vars);
         Some(rule)
     }
 

@@ -165,6 +165,8 @@ pub(super) fn read(text: &str, steps: &[Vec<OsString>]) -> Result<StoredPlan, St
             total_frames: old.total_frames,
             notify: old.notify,
             slurm: None,
+            inputs: Vec::new(),
+            work_hash: String::new(),
         },
     })
 }
