@@ -14,6 +14,7 @@ mod contract;
 pub mod cuts;
 mod encoding;
 pub mod history;
+pub mod lineage;
 pub mod location;
 mod open;
 pub mod postgres;
@@ -46,6 +47,9 @@ pub type StoredVersion = (u64, u64, u64, i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Waiting for its declared inputs (`inputs:` of its rule): not claimable until they are
+    /// there; what it waits for is its result.
+    Waiting,
     /// Waiting for a worker.
     Queued,
     /// Claimed by a node that is about to run it (the v2 store only).
@@ -67,6 +71,7 @@ impl Status {
     /// The stored text.
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Waiting => "waiting",
             Status::Queued => "queued",
             Status::Claimed => "claimed",
             Status::Running => "running",
@@ -78,7 +83,8 @@ impl Status {
     }
 
     /// Every state, in a job's order of life.
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
+        Status::Waiting,
         Status::Queued,
         Status::Claimed,
         Status::Running,
@@ -379,6 +385,8 @@ pub struct StatusReport {
     pub claimed: u64,
     /// Jobs queued.
     pub queued: u64,
+    /// Jobs waiting for their declared inputs.
+    pub waiting: u64,
     /// Jobs failed in the last 24 h.
     pub failed_24h: u64,
     /// Jobs skipped in the last 24 h: frames a rule's `frames:` left out.

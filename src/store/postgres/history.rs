@@ -57,6 +57,7 @@ impl JobHistory for PgStore {
             on_farm: 0,
             claimed: 0,
             queued: 0,
+            waiting: 0,
             failed_24h: 0,
             skipped_24h: 0,
             done_1h: 0,
@@ -67,13 +68,14 @@ impl JobHistory for PgStore {
         };
         let counts = client.query(
             "SELECT status, count(*) FROM jobs
-             WHERE status IN ('queued', 'claimed', 'running') GROUP BY status",
+             WHERE status IN ('waiting', 'queued', 'claimed', 'running') GROUP BY status",
             &[],
         )?;
         for count in counts {
             let n = count.get::<_, i64>(1) as u64;
             match Status::parse(count.get(0)) {
                 Some(Status::Queued) => report.queued = n,
+                Some(Status::Waiting) => report.waiting = n,
                 Some(Status::Claimed) => report.claimed = n,
                 Some(Status::Running) => report.running = n,
                 _ => {}

@@ -52,6 +52,8 @@ const OUR_TABLES: &[&str] = &[
     "notices",
     "cuts",
     "cut_shots",
+    "job_inputs",
+    "rule_defs",
 ];
 
 const V1: &str = "CREATE TABLE roots (
@@ -130,7 +132,10 @@ const V1: &str = "CREATE TABLE roots (
 /// progress reaches `shotrouter job`, the API and the dashboard. The version of a product's
 /// `copy:`/`move:` destination (`delivered_*`), so a job killed after its move resumes as
 /// done. A run's handle where it is not a local process group (`run_remote`, `executor:id`,
-/// e.g. a farm scheduler's job). Version 2 is in no release yet, so its columns may still grow here.
+/// e.g. a farm scheduler's job). Lineage and declared inputs: the status `waiting`, with
+/// `waits_for`/`wait_until`; `work_hash` and `programs` of a job's last done run;
+/// `job_inputs` and `rule_defs` (see `store::lineage`). Version 2 is in no release yet, so its
+/// columns may still grow here.
 const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     ALTER TABLE jobs ADD COLUMN ran_node TEXT;
     ALTER TABLE jobs ADD COLUMN ran_token BIGINT;
@@ -158,6 +163,31 @@ const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
         cut_out BIGINT NOT NULL, tail_out BIGINT NOT NULL,
         PRIMARY KEY (shot, cut, revision),
         FOREIGN KEY (cut, revision) REFERENCES cuts(name, revision)
+    );
+    ALTER TABLE jobs DROP CONSTRAINT jobs_status_check;
+    ALTER TABLE jobs ADD CONSTRAINT jobs_status_check
+        CHECK (status IN ('waiting', 'queued', 'claimed', 'running', 'done', 'failed',
+            'cancelled', 'skipped'));
+    ALTER TABLE jobs ADD COLUMN waits_for TEXT;
+    ALTER TABLE jobs ADD COLUMN wait_until BIGINT;
+    ALTER TABLE jobs ADD COLUMN work_hash TEXT;
+    ALTER TABLE jobs ADD COLUMN programs TEXT;
+    DROP INDEX jobs_active;
+    CREATE INDEX jobs_active ON jobs(status, node)
+        WHERE status IN ('waiting', 'queued', 'claimed', 'running');
+    CREATE TABLE job_inputs (
+        job_id BIGINT NOT NULL REFERENCES jobs(id),
+        file_id BIGINT NOT NULL REFERENCES files(id),
+        ino BIGINT NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL,
+        hash TEXT,
+        PRIMARY KEY (job_id, file_id)
+    );
+    CREATE INDEX job_inputs_by_file ON job_inputs(file_id);
+    CREATE INDEX outputs_by_job ON outputs(job_id);
+    CREATE TABLE rule_defs (
+        name TEXT PRIMARY KEY,
+        work_hash TEXT NOT NULL,
+        seen_at BIGINT NOT NULL
     );";
 
 const MIGRATIONS: &[&str] = &[V1, V2];

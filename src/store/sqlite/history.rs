@@ -71,6 +71,7 @@ impl JobHistory for SqliteStore {
             on_farm: 0,
             claimed: 0,
             queued: 0,
+            waiting: 0,
             failed_24h: 0,
             skipped_24h: 0,
             done_1h: 0,
@@ -89,6 +90,7 @@ impl JobHistory for SqliteStore {
             let (status, n) = count?;
             match Status::parse(&status) {
                 Some(Status::Queued) => report.queued = n as u64,
+                Some(Status::Waiting) => report.waiting = n as u64,
                 Some(Status::Claimed) => report.claimed = n as u64,
                 Some(Status::Running) => report.running = n as u64,
                 _ => {}

@@ -27,6 +27,8 @@ macro_rules! active {
         concat!(
             "(",
             $alias,
+            "status = 'waiting' OR ",
+            $alias,
             "status = 'queued' OR ",
             $alias,
             "status = 'claimed' OR ",

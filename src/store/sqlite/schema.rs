@@ -58,6 +58,10 @@
 //! Editorial's cuts (issue 22): `cuts`, one row per imported revision of a cut with its shots
 //! and unmatched items as JSON, and `cut_shots`, one row per shot a revision shows with its
 //! `head_in`, `cut_in`, `cut_out` and `tail_out`, keyed `(shot, cut, revision)`.
+//!
+//! Lineage and declared inputs (issue 23): the status `waiting` (a job whose declared inputs
+//! are not there yet; it counts as unfinished, in `active!` and `jobs_active`), and the
+//! tables and columns described in `store::lineage`.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -233,9 +237,9 @@ const V6: &str = "CREATE TABLE jobs_v6 (
         ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
         generation INTEGER NOT NULL DEFAULT 0,
         status TEXT NOT NULL
-            CHECK (status = 'queued' OR status = 'claimed' OR status = 'running'
-                OR status = 'done' OR status = 'failed' OR status = 'cancelled'
-                OR status = 'skipped'),
+            CHECK (status = 'waiting' OR status = 'queued' OR status = 'claimed'
+                OR status = 'running' OR status = 'done' OR status = 'failed'
+                OR status = 'cancelled' OR status = 'skipped'),
         token INTEGER NOT NULL DEFAULT 0,
         node TEXT,
         attempts INTEGER NOT NULL DEFAULT 0,
@@ -252,7 +256,8 @@ const V6: &str = "CREATE TABLE jobs_v6 (
         tags TEXT NOT NULL DEFAULT '', concurrency INTEGER, plan TEXT,
         ran_steps BLOB, ran_node TEXT, ran_token INTEGER, progress TEXT,
         delivered_ino INTEGER, delivered_size INTEGER, delivered_mtime_ns INTEGER,
-        run_remote TEXT
+        run_remote TEXT,
+        waits_for TEXT, wait_until INTEGER, work_hash TEXT, programs TEXT
     );
     INSERT INTO jobs_v6 (id, rule, rule_hash, file_id, ino, size, mtime_ns, generation, status,
             token, node, attempts, steps, output, temp_output, publish_ino, publish_size,
@@ -271,7 +276,8 @@ const V6: &str = "CREATE TABLE jobs_v6 (
     ALTER TABLE jobs_v6 RENAME TO jobs;
     CREATE UNIQUE INDEX jobs_by_version ON jobs(file_id, rule, ino, size, mtime_ns, generation);
     CREATE INDEX jobs_active ON jobs(status)
-        WHERE status = 'queued' OR status = 'claimed' OR status = 'running';
+        WHERE status = 'waiting' OR status = 'queued' OR status = 'claimed'
+            OR status = 'running';
     CREATE INDEX jobs_by_finish ON jobs(finished_at) WHERE finished_at IS NOT NULL;
     CREATE INDEX jobs_by_queue ON jobs(queue_seq) WHERE queue_seq > 0;
     CREATE TABLE cuts (
@@ -293,6 +299,20 @@ const V6: &str = "CREATE TABLE jobs_v6 (
         cut_out INTEGER NOT NULL, tail_out INTEGER NOT NULL,
         PRIMARY KEY (shot, cut, revision),
         FOREIGN KEY (cut, revision) REFERENCES cuts(name, revision)
+    );
+    CREATE TABLE job_inputs (
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        file_id INTEGER NOT NULL REFERENCES files(id),
+        ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        hash TEXT,
+        PRIMARY KEY (job_id, file_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX job_inputs_by_file ON job_inputs(file_id);
+    CREATE INDEX outputs_by_job ON outputs(job_id);
+    CREATE TABLE rule_defs (
+        name TEXT PRIMARY KEY,
+        work_hash TEXT NOT NULL,
+        seen_at INTEGER NOT NULL
     );";
 
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
