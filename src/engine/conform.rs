@@ -220,6 +220,7 @@ impl Engine {
             tags: Vec::new(),
             concurrency: None,
             plan: self.stored_plan(&spec),
+            waiting: None,
         };
         tracing::info!(cut = %cut, output = %spec.path.display(), "conform queued");
         self.node.committer.push(

@@ -108,6 +108,7 @@ impl Engine {
                     tags: rule.tags.clone(),
                     concurrency: rule.concurrency.map(|n| n as u32),
                     plan,
+                    waiting: None,
                 };
                 self.node.committer.push(
                     Write::Enqueue {
@@ -166,6 +167,7 @@ impl Engine {
                 tags: Vec::new(),
                 concurrency: None,
                 plan: String::new(),
+                waiting: None,
             };
             self.node.committer.push(
                 Write::Enqueue {
@@ -205,6 +207,7 @@ impl Engine {
                 tags: Vec::new(),
                 concurrency: None,
                 plan: String::new(),
+                waiting: None,
             };
             self.node.committer.push(
                 Write::Enqueue {

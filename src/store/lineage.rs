@@ -70,8 +70,8 @@ pub struct WaitingJob {
 /// One declared input as a run found it before its first step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsedInput {
-    /// Where it is, as the store names paths.
-    pub path: RootedPath,
+    /// Where it is, as the job was planned (the watcher's path; the store names it by root).
+    pub path: PathBuf,
     /// The version read.
     pub version: FileVersion,
     /// Its content hash (`xxh64:…`), where the job read the file itself.

@@ -75,6 +75,9 @@ pub struct NewJob {
     /// What a worker needs to run the job without the rules file (JSON, opaque to the store;
     /// empty when the job cannot be run by a worker).
     pub plan: String,
+    /// A job whose declared inputs are not all there is recorded `waiting` for them, not
+    /// queued: no node claims it until the watcher releases it ([`Write::Release`]).
+    pub waiting: Option<super::lineage::WaitFor>,
 }
 
 /// A job a worker claimed, with everything it needs to run it.
@@ -224,6 +227,53 @@ pub enum Write {
         /// The files and their versions.
         files: Vec<(RootedPath, FileVersion)>,
     },
+    /// A queued job planned again whose declared inputs are not all there: `waiting` for them.
+    Wait {
+        /// The job.
+        id: JobId,
+        /// What it waits for.
+        wait: super::lineage::WaitFor,
+    },
+    /// A waiting job's inputs are all there: queued for the next claim.
+    Release {
+        /// The job.
+        id: JobId,
+    },
+    /// A waiting job whose inputs never came in time: failed with this reason.
+    GiveUp {
+        /// The job.
+        id: JobId,
+        /// Which input never came, and how long it was waited for.
+        reason: String,
+    },
+    /// What the claimed job's successful run used: its declared inputs at the versions read,
+    /// its programs, the rule's work hash. Written just before its [`Ending::Done`].
+    Used {
+        /// The claim.
+        claim: Claim,
+        /// What it used.
+        used: Box<super::lineage::RunUse>,
+    },
+    /// A new version of a file some job declared as input arrived: its record is updated, and
+    /// the answer ([`Answer::Users`]) names the jobs whose last done run read another version.
+    InputSeen {
+        /// The file (absolute, on the watcher).
+        path: PathBuf,
+        /// Its new version.
+        version: FileVersion,
+    },
+    /// Queues each job's file again for its rule (a new generation, planned with the current
+    /// rules), unless the rule already has an unfinished job on it.
+    Rerun {
+        /// The jobs to run again.
+        ids: Vec<JobId>,
+    },
+    /// Each rule's current work hash (at start and after a reload): products made under
+    /// another one are stale.
+    RuleDefs {
+        /// (rule, work hash).
+        defs: Vec<(String, String)>,
+    },
 }
 
 /// The store's answer to one [`Write`], in the order written.
@@ -262,6 +312,8 @@ pub enum Answer {
         /// The current token.
         current: i64,
     },
+    /// The jobs (and their rules) whose last done run read another version of an input.
+    Users(Vec<(JobId, String)>),
 }
 
 impl Answer {
@@ -276,6 +328,7 @@ impl Answer {
             Answer::NotClaimable => "not claimable",
             Answer::Cancelled => "cancelled",
             Answer::Stale { .. } => "claimed again elsewhere",
+            Answer::Users(_) => "users",
         }
     }
 }
@@ -483,4 +536,11 @@ pub trait JobQueue: Send + super::cuts::CutStore {
     /// # Errors
     /// Database errors.
     fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError>;
+
+    /// Every job waiting for its declared inputs (read by the watcher at start).
+    fn waiting_jobs(&self) -> Result<Vec<super::lineage::WaitingJob>, StoreError>;
+
+    /// Every file some job's last done run read as a declared input: the watcher looks out
+    /// for their new versions.
+    fn declared_inputs(&self) -> Result<Vec<RootedPath>, StoreError>;
 }

@@ -68,6 +68,11 @@ impl<'a, 't> Cached<'a, 't> {
         self.tx.execute(&statement, params)
     }
 
+    /// The transaction itself, for helpers that take any client (a path's root look-up).
+    pub(super) fn inner(&mut self) -> &mut Transaction<'t> {
+        &mut self.tx
+    }
+
     pub(super) fn commit(self) -> Result<(), postgres::Error> {
         self.tx.commit()
     }

@@ -34,7 +34,7 @@ pub(super) fn enqueue(
         return Ok(Answer::Moved { from });
     }
     let (ino, size, mtime) = stored(job.version);
-    let claim = claim && settled.is_none();
+    let claim = claim && settled.is_none() && job.waiting.is_none();
     let (status, token, claimer, attempts, claimed, finished): (
         &str,
         i64,
@@ -45,6 +45,7 @@ pub(super) fn enqueue(
     ) = match (&job.unplannable, claim) {
         (Some(_), _) => ("failed", 0, None, 0, false, true),
         (None, _) if job.skipped.is_some() => ("skipped", 0, None, 0, false, true),
+        (None, _) if job.waiting.is_some() => ("waiting", 0, None, 0, false, false),
         (None, true) => ("claimed", 1, Some(node), 1, true, false),
         (None, false) => ("queued", 0, None, 0, false, false),
     };
@@ -55,15 +56,20 @@ pub(super) fn enqueue(
     tags.dedup();
     let concurrency = job.concurrency.map(|n| n.min(i32::MAX as u32) as i32);
     let plan = (!job.plan.is_empty()).then_some(job.plan.as_str());
+    let waits_for = job.waiting.as_ref().map(|w| w.to_text());
+    let wait_until = job.waiting.as_ref().map(|w| w.until_ms);
+    let result = settled
+        .cloned()
+        .or_else(|| job.waiting.as_ref().map(|w| w.describe()));
     // With DO NOTHING, RETURNING yields no row at all for a conflict: that is the duplicate.
     let row = tx.query_opt(
         &format!(
             "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, status, token, node,
                  attempts, steps, output, exit_status, created_at, claimed_at, finished_at,
-                 tags, concurrency, plan)
+                 tags, concurrency, plan, waits_for, wait_until)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {NOW_MS},
                  CASE WHEN $14 THEN {NOW_MS} END, CASE WHEN $15 THEN {NOW_MS} END,
-                 $16, $17, $18)
+                 $16, $17, $18, $19, $20)
              ON CONFLICT DO NOTHING RETURNING id"
         ),
         &[
@@ -79,12 +85,14 @@ pub(super) fn enqueue(
             &attempts,
             &steps,
             &output,
-            &settled,
+            &result,
             &claimed,
             &finished,
             &tags,
             &concurrency,
             &plan,
+            &waits_for,
+            &wait_until,
         ],
     )?;
     let Some(row) = row else {
@@ -124,7 +132,7 @@ fn supersede(
                 "UPDATE jobs SET status = 'cancelled', finished_at = {NOW_MS},
                      exit_status = 'superseded by job ' || $3::bigint || ': a newer version of the input arrived'
                  WHERE file_id = $1 AND rule = $2 AND id < $3
-                     AND status IN ('queued', 'claimed', 'running')
+                     AND status IN ('waiting', 'queued', 'claimed', 'running')
                      AND NOT (ino = $4 AND size = $5 AND mtime_ns = $6)
                  RETURNING id"
             ),
@@ -166,7 +174,7 @@ fn follow_move(
              AND EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = f.id AND j.rule = $6
                  AND j.ino = $1 AND j.size = $2 AND j.mtime_ns = $3 AND j.status = 'done')
              AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.file_id = f.id
-                 AND a.status IN ('queued', 'claimed', 'running'))
+                 AND a.status IN ('waiting', 'queued', 'claimed', 'running'))
          LIMIT 1 FOR UPDATE OF f",
         &[&ino, &size, &mtime, &job.input.root, &rel, &job.rule],
     )?;

@@ -325,7 +325,7 @@ impl JobHistory for PgStore {
                 &format!(
                     "UPDATE jobs SET status = 'cancelled', finished_at = {NOW_MS},
                          exit_status = 'cancelled by a user'
-                     WHERE id = $1 AND status IN ('queued', 'claimed', 'running')
+                     WHERE id = $1 AND status IN ('waiting', 'queued', 'claimed', 'running')
                      RETURNING pgid, leader_start, boot_id, run_remote"
                 ),
                 &[&id],
@@ -359,7 +359,7 @@ impl JobHistory for PgStore {
                      WHERE f.id IN (SELECT file_id FROM jobs WHERE rule = $1::text
                              AND ($2::bigint IS NULL OR created_at >= $2::bigint))
                          AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.file_id = f.id
-                             AND q.rule = $1::text AND q.status IN ('queued', 'claimed', 'running'))"
+                             AND q.rule = $1::text AND q.status IN ('waiting', 'queued', 'claimed', 'running'))"
                 ),
                 &[&rule as &(dyn postgres::types::ToSql + Sync), &since_ms],
             )?;

@@ -26,6 +26,7 @@ mod cuts;
 mod enqueue;
 mod history;
 mod lease;
+mod lineage;
 mod queue;
 mod schema;
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::super::queue::{
 use super::super::{JobId, StoreError, now_ms};
 use super::cached::Cached;
 use super::enqueue::{enqueue, upsert_file};
-use super::{CHANNEL, NOW_MS, PgStore, rooted};
+use super::{CHANNEL, NOW_MS, PgStore, QUEUE_SEQ_LOCK, lineage, rooted};
 use crate::os::version::FileVersion;
 use crate::store::RunHandle;
 
@@ -74,6 +74,9 @@ impl JobQueue for PgStore {
         let mut tries = 0;
         loop {
             let mut tx = Cached::new(client.transaction()?, &mut statements);
+            if writes.iter().any(places_jobs) {
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&QUEUE_SEQ_LOCK])?;
+            }
             let mut queues = false;
             let applied: Result<Vec<Answer>, postgres::Error> = writes
                 .iter()
@@ -308,6 +311,14 @@ impl JobQueue for PgStore {
     fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
         self.set_role(role, lease_ms)
     }
+
+    fn waiting_jobs(&self) -> Result<Vec<crate::store::lineage::WaitingJob>, StoreError> {
+        Ok(lineage::waiting_jobs(&mut *self.client()?)?)
+    }
+
+    fn declared_inputs(&self) -> Result<Vec<RootedPath>, StoreError> {
+        Ok(lineage::declared_inputs(&mut *self.client()?)?)
+    }
 }
 
 /// Applies one write of a group commit; `queues` is set when it queued a job.
@@ -459,7 +470,27 @@ fn apply(
             }
             Ok(Answer::Ok)
         }
+        Write::Wait { id, wait } => lineage::wait(tx, *id, wait),
+        Write::Release { id } => {
+            let answer = lineage::release(tx, *id)?;
+            *queues |= answer == Answer::Ok;
+            Ok(answer)
+        }
+        Write::GiveUp { id, reason } => lineage::give_up(tx, *id, reason),
+        Write::Used { claim, used } => lineage::used(tx, node, *claim, used),
+        Write::InputSeen { path, version } => lineage::input_seen(tx, node, path, *version),
+        Write::Rerun { ids } => {
+            *queues = true;
+            lineage::rerun(tx, ids)
+        }
+        Write::RuleDefs { defs } => lineage::rule_defs(tx, defs),
     }
+}
+
+/// Whether a write gives a job a place among those queued by others: the transaction takes
+/// the queue's place lock first, before any row lock, as `requeueing` does.
+fn places_jobs(write: &Write) -> bool {
+    matches!(write, Write::Release { .. } | Write::Rerun { .. })
 }
 
 fn finish(
@@ -524,7 +555,7 @@ fn finish(
 }
 
 /// Why a fenced write changed nothing: a user's cancel, or a newer claim.
-fn refusal(tx: &mut Cached<'_, '_>, id: JobId) -> Result<Answer, postgres::Error> {
+pub(super) fn refusal(tx: &mut Cached<'_, '_>, id: JobId) -> Result<Answer, postgres::Error> {
     let row = tx.query_opt("SELECT status, token FROM jobs WHERE id = $1", &[&id])?;
     Ok(match row {
         Some(row) if row.get::<_, &str>(0) == "cancelled" => Answer::Cancelled,

@@ -55,17 +55,20 @@ pub(super) fn enqueue(
         match (&job.unplannable, claim) {
             (Some(_), _) => ("failed", 0, None, 0, None, Some(now)),
             (None, _) if job.skipped.is_some() => ("skipped", 0, None, 0, None, Some(now)),
+            (None, _) if job.waiting.is_some() => ("waiting", 0, None, 0, None, None),
             (None, true) => ("claimed", 1, Some(node), 1, Some(now), None),
             (None, false) => ("queued", 0, None, 0, None, None),
         };
+    let waits_for = job.waiting.as_ref().map(|w| (w.to_text(), w.until_ms, w.describe()));
+    let claim = claim && waits_for.is_none();
     // With DO NOTHING, a conflict inserts no row: that is the duplicate.
     let inserted = tx
         .prepare_cached(
             "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, status, token, node,
                  attempts, steps, output, exit_status, created_at, claimed_at, finished_at,
-                 tags, concurrency, plan)
+                 tags, concurrency, plan, waits_for, wait_until)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19)
+                 ?17, ?18, ?19, ?20, ?21)
              ON CONFLICT DO NOTHING",
         )?
         .execute(params![
@@ -81,13 +84,15 @@ pub(super) fn enqueue(
             attempts,
             encode_steps(&job.steps),
             job.output.as_deref().map(blob),
-            settled,
+            settled.or(waits_for.as_ref().map(|w| &w.2)),
             now,
             claimed_at,
             finished_at,
             super::encoding::encode_tags(&job.tags),
             job.concurrency,
-            (!job.plan.is_empty()).then_some(job.plan.as_str())
+            (!job.plan.is_empty()).then_some(job.plan.as_str()),
+            waits_for.as_ref().map(|w| &w.0),
+            waits_for.as_ref().map(|w| w.1)
         ])?;
     if inserted == 0 {
         return Ok(Answer::Duplicate);

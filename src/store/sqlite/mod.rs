@@ -47,6 +47,7 @@ mod enqueue;
 pub use encoding::DB_FILE;
 mod history;
 mod lease;
+mod lineage;
 mod queue;
 mod schema;
 #[cfg(test)]

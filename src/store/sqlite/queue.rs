@@ -337,6 +337,14 @@ impl JobQueue for SqliteStore {
     fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
         self.set_role(role, lease_ms)
     }
+
+    fn waiting_jobs(&self) -> Result<Vec<crate::store::lineage::WaitingJob>, StoreError> {
+        Ok(super::lineage::waiting_jobs(&self.conn)?)
+    }
+
+    fn declared_inputs(&self) -> Result<Vec<RootedPath>, StoreError> {
+        Ok(super::lineage::declared_inputs(&self.conn)?)
+    }
 }
 
 /// A queued job from a row of `id, rule, root, rel, attempts, not_before, queue_seq`.

@@ -11,6 +11,7 @@ use super::super::JobId;
 use super::super::queue::{Answer, Claim, DECLINE_MS, Ending, Write};
 use super::encoding::{blob, encode_steps};
 use super::enqueue::{enqueue, upsert_baseline};
+use super::lineage;
 use crate::store::RunHandle;
 
 /// Applies one write of a group commit.
@@ -166,6 +167,13 @@ pub(super) fn apply(
             }
             Ok(Answer::Ok)
         }
+        Write::Wait { id, wait } => lineage::wait(tx, *id, wait),
+        Write::Release { id } => lineage::release(tx, *id),
+        Write::GiveUp { id, reason } => lineage::give_up(tx, *id, reason, now),
+        Write::Used { claim, used } => lineage::used(tx, *claim, used, now),
+        Write::InputSeen { path, version } => lineage::input_seen(tx, path, *version, now),
+        Write::Rerun { ids } => lineage::rerun(tx, ids, now),
+        Write::RuleDefs { defs } => lineage::rule_defs(tx, defs, now),
     }
 }
 
@@ -209,7 +217,7 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
 }
 
 /// Why a fenced write changed nothing: a user's cancel, or a newer claim.
-fn refusal(tx: &Connection, id: JobId) -> rusqlite::Result<Answer> {
+pub(super) fn refusal(tx: &Connection, id: JobId) -> rusqlite::Result<Answer> {
     let row: Option<(String, i64)> = tx
         .prepare_cached("SELECT status, token FROM jobs WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
