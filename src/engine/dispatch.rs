@@ -72,14 +72,27 @@ impl Engine {
             }
         };
         spec.path = abs;
-        self.planned.outstanding += 1;
-        self.readout.counters.planned += 1;
-        if let Some(bar) = &self.readout.progress {
-            bar.inc_length(1);
+        // Declared inputs not all there: recorded waiting for them (only a store can hold it).
+        let waiting = match (
+            self.node.store.is_some() && version.is_some(),
+            &spec.plan.inputs,
+        ) {
+            (true, inputs) if !inputs.is_empty() => {
+                let missing = self.missing_inputs(&spec);
+                (!missing.is_empty()).then(|| self.wait_for(&rule.name, missing))
+            }
+            _ => None,
+        };
+        if waiting.is_none() {
+            self.planned.outstanding += 1;
+            self.readout.counters.planned += 1;
+            if let Some(bar) = &self.readout.progress {
+                bar.inc_length(1);
+            }
         }
         match (self.node.store.is_some(), version) {
             (true, Some(version)) => {
-                let to_workers = self.leaves_to_workers(&rule.name);
+                let to_workers = self.leaves_to_workers(&rule.name) || waiting.is_some();
                 let claim = !to_workers && self.planned.queue.has_slot_now(&rule.name);
                 if claim {
                     self.planned.queue.reserve(&rule.name);
@@ -87,6 +100,7 @@ impl Engine {
                     self.planned.queue.note_unqueued(&rule.name);
                 }
                 let plan = self.stored_plan(&spec);
+                let then_wait = waiting.clone();
                 let job = NewJob {
                     rule: rule.name.clone(),
                     rule_hash: rule.definition_hash.clone(),
@@ -108,17 +122,21 @@ impl Engine {
                     tags: rule.tags.clone(),
                     concurrency: rule.concurrency.map(|n| n as u32),
                     plan,
-                    waiting: None,
+                    waiting,
+                };
+                let then = match then_wait {
+                    Some(wait) => Then::Waiting(Box::new(spec), wait),
+                    None => Then::Enqueued {
+                        spec: Box::new(spec),
+                        reserved: claim,
+                    },
                 };
                 self.node.committer.push(
                     Write::Enqueue {
                         job: Box::new(job),
                         claim,
                     },
-                    Then::Enqueued {
-                        spec: Box::new(spec),
-                        reserved: claim,
-                    },
+                    then,
                 );
             }
             // Deletions and runs without a store are not recorded.
@@ -435,6 +453,19 @@ impl Engine {
             }
         };
         spec.path = self.set.file.watch[root].path.join(&rel);
+        let missing = self.missing_inputs(&spec);
+        if !missing.is_empty() {
+            let wait = self.wait_for(&job.rule, missing);
+            self.node.committer.push(
+                Write::Wait {
+                    id: job.id,
+                    wait: wait.clone(),
+                },
+                Then::Nothing,
+            );
+            self.watch_waiting(job.id, &job.rule, wait);
+            return;
+        }
         let rule = &self.set.file.rules[index];
         let plan = self.stored_plan(&spec);
         self.node.committer.push(

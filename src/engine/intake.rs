@@ -189,6 +189,7 @@ impl Engine {
         if completes || scanned {
             let dedup = if scanned { Dedup::Any } else { Dedup::Latest };
             self.take_cut_file(root, rel, kind, dedup);
+            self.input_arrived(&abs);
         }
         set.route_into(
             rel,

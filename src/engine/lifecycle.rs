@@ -115,6 +115,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         cut_files: Default::default(),
         outside: Default::default(),
         conforms: Default::default(),
+        inputs: Default::default(),
         attempts: Default::default(),
         node,
         sources: None,
@@ -240,6 +241,7 @@ impl Role for Engine {
             self.take_notices(now);
         }
         self.tell_outside(now);
+        self.look_at_inputs(now);
         self.check_stuck(now);
     }
 
@@ -377,6 +379,8 @@ impl Engine {
             &abandoned,
             "the previous daemon's end",
         );
+        self.load_inputs();
+        self.record_rule_defs();
         self.resume_queued(-1);
         Ok(())
     }
@@ -440,6 +444,8 @@ impl Engine {
             );
         }
         tracing::info!(rules = %path.display(), count = self.set.file.rules.len(), rewatched = rewatch, "rules reloaded");
+        // A rule whose work changed leaves its products stale (`shotrouter stale`).
+        self.record_rule_defs();
         // The `conform:` block's `cut:` may have changed: read the cuts it covers again.
         self.conform_read_cuts(false, Instant::now());
         Ok(())

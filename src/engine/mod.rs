@@ -27,6 +27,7 @@ pub mod cut_files;
 pub mod cuts;
 pub mod dispatch;
 pub mod fair_queue;
+pub mod inputs;
 pub mod intake;
 pub mod ledger;
 pub mod lifecycle;
@@ -120,6 +121,8 @@ pub struct Engine {
     conforms: conform::Conforms,
     /// The fair queue, planned and held jobs, the look for work queued by others.
     planned: planned::Planned,
+    /// Jobs waiting for their declared inputs, and the inputs jobs have read.
+    inputs: inputs::InputWatch,
     /// The attempts running, with their claims.
     attempts: attempts::Attempts,
     /// The executor, the store (`None`: jobs are not recorded), the committer, liveness and the
@@ -163,6 +166,7 @@ impl Engine {
                 .filter(|_| !self.planned.queue.is_empty() || !self.readout.active.is_empty()),
             self.readout.stale.then_some(self.readout.next_publish),
             self.outside.next_deadline(),
+            self.inputs.next_deadline(),
         ]
         .into_iter()
         .flatten()

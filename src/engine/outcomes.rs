@@ -82,6 +82,7 @@ impl Engine {
             spec,
             outcome,
             duration,
+            facts,
         } = finished;
         self.planned.queue.release(&spec.rule);
         if let Some(claim) = spec.claim {
@@ -131,6 +132,7 @@ impl Engine {
                 tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
                 self.readout.counters.succeeded += 1;
                 tellings.extend(self.telling(NotifyEvent::Done, about(None)));
+                self.record_use(&spec, &facts);
                 self.conform_after_publish(&spec, published.as_deref());
                 // In --once there is no watcher to see the product land: route it here so
                 // chains (frames → movie → SAN copy) complete.
@@ -179,7 +181,12 @@ impl Engine {
                 Ending::Cancelled
             }
         };
+        let inputs = (ending == Ending::Done && !spec.plan.inputs.is_empty())
+            .then(|| spec.plan.inputs.clone());
         self.end(spec, ending, tellings);
+        if let Some(inputs) = inputs {
+            self.recheck_inputs(&inputs, &facts);
+        }
     }
 
     /// Records an attempt's end for good; its notices go once the store took it.
@@ -325,6 +332,17 @@ impl Engine {
             (Then::Started(job), answer) => {
                 super::node::liveness::on_started(&*self.node.executor, job, &answer);
             }
+            (Then::Waiting(spec, wait), Answer::Enqueued { id, superseded, .. }) => {
+                self.planned.ledger.forget(&spec.rule, &spec.path);
+                self.stop_superseded(&superseded, id, &spec);
+                self.watch_waiting(id, &spec.rule, wait);
+            }
+            (Then::Waiting(spec, _), _) => {
+                self.planned.ledger.forget(&spec.rule, &spec.path);
+            }
+            (Then::Released(_), _) => self.released(),
+            (Then::InputUsers(path), Answer::Users(users)) => self.input_users(&path, users),
+            (Then::InputUsers(_), _) => {}
             (Then::Retry(spec, at), Answer::Ok) => self.requeue(*spec, at),
             (Then::Retry(spec, _), answer) => {
                 tracing::info!(

@@ -54,6 +54,8 @@ pub struct Finished {
     pub outcome: Outcome,
     /// How long it ran.
     pub duration: Duration,
+    /// What it used: its declared inputs' versions when it started, its programs.
+    pub facts: crate::exec::lineage::RunFacts,
 }
 
 /// What became of a run a previous life of this node recorded, once handed back.

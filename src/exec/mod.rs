@@ -8,6 +8,7 @@ pub mod by_plan;
 pub mod executor;
 pub mod fenced_publish;
 pub mod hooks;
+pub mod lineage;
 pub mod local;
 pub mod notifier;
 pub mod plan;

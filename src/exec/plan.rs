@@ -72,7 +72,11 @@ pub struct JobPlan {
     pub slurm: Option<crate::rules::farm::SlurmRequest>,
     /// The rule's declared `inputs:`, expanded: read by the steps besides the matched file.
     /// The node that runs the job records the version of each it found (its lineage).
-    #[serde(default, with = "crate::os::path_text::list", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        with = "crate::os::path_text::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub inputs: Vec<PathBuf>,
     /// The rule's [`work_hash`](crate::rules::Rule::work_hash) when it was planned: recorded
     /// with the run, so a later change of what the rule makes shows its products stale.

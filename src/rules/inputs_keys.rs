@@ -6,7 +6,6 @@ use crate::rules::inputs::{DEFAULT_WAIT_INPUTS, DeclaredInputs, LineageSettings,
 use crate::rules::loader::{Loader, MapReader};
 use crate::rules::yaml::NodeKind;
 
-
 const LINEAGE_KEYS: &[&str] = &["record", "openlineage"];
 
 impl Loader<'_> {
@@ -44,9 +43,12 @@ impl Loader<'_> {
         };
         if wait == Some(std::time::Duration::ZERO) {
             self.error(
-                Diagnostic::new("`wait_inputs` must be longer than 0s", map.span_of("wait_inputs"))
-                    .context(map.at("wait_inputs"))
-                    .hint("leave it out to wait a day, or give e.g. `wait_inputs: 2h`"),
+                Diagnostic::new(
+                    "`wait_inputs` must be longer than 0s",
+                    map.span_of("wait_inputs"),
+                )
+                .context(map.at("wait_inputs"))
+                .hint("leave it out to wait a day, or give e.g. `wait_inputs: 2h`"),
             );
         }
         let paths: Vec<_> = items

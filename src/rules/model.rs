@@ -339,16 +339,24 @@ impl Rule {
 
     /// The [`Rule::work_hash`]: what decides its products, the file's `vars:` included
     /// (their values fill its templates), nothing that only decides when or where it runs.
-    pub(super) fn compute_work_hash(&self, vars: &std::collections::BTreeMap<String, String>) -> String {
+    pub(super) fn compute_work_hash(
+        &self,
+        vars: &std::collections::BTreeMap<String, String>,
+    ) -> String {
         let steps: Vec<Vec<&str>> = self
             .steps
             .iter()
             .map(|s| s.iter().map(Template::source).collect())
             .collect();
-        let verify = self
-            .verify
-            .as_ref()
-            .map(|v| (v.checks.iter().map(|(k, t)| (k, t.source())).collect::<Vec<_>>(), v.decode));
+        let verify = self.verify.as_ref().map(|v| {
+            (
+                v.checks
+                    .iter()
+                    .map(|(k, t)| (k, t.source()))
+                    .collect::<Vec<_>>(),
+                v.decode,
+            )
+        });
         let transfer = self
             .transfer
             .as_ref()

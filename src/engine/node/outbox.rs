@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::exec::runner::JobSpec;
+use crate::store::JobId;
 use crate::store::queue::{Answer, Claim, Write};
 
 /// What to do with the store's answer to a write.
@@ -33,6 +34,12 @@ pub enum Then {
     /// An attempt ended for good, and what its `notify:` targets are told once the store took
     /// the end.
     Ended(Box<JobSpec>, Vec<super::telling::Telling>),
+    /// A new job recorded `waiting` for its declared inputs: watch them for it.
+    Waiting(Box<JobSpec>, crate::store::lineage::WaitFor),
+    /// A waiting job released (or jobs queued again): look in the queue at once.
+    Released(JobId),
+    /// The jobs that read an older version of this input: run again or left stale.
+    InputUsers(std::path::PathBuf),
 }
 
 /// Longest a write waits for others to share its commit. A crash loses at most this much of

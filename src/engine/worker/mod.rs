@@ -14,6 +14,7 @@ pub mod plan;
 mod report;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +85,9 @@ struct Held {
     started_at_ms: Option<i64>,
     /// When its progress was last written to the store, and at which frame.
     progress_written: Option<(Instant, u64)>,
+    /// Its declared inputs as the watcher planned them (the store's names for them; this node
+    /// looks at its own mounts of them).
+    planned_inputs: Vec<PathBuf>,
 }
 
 /// The worker's role in the node loop: claims from the store, ends recorded there.
@@ -325,6 +329,7 @@ impl Worker {
                             notify,
                             started_at_ms: None,
                             progress_written: None,
+                            planned_inputs: plan::planned_inputs(&job),
                         },
                     );
                     self.node.executor.submit(spec);
@@ -420,6 +425,7 @@ impl Worker {
             spec,
             outcome,
             duration,
+            facts,
         } = finished;
         let Some(claim) = spec.claim else { return };
         let held = self.held.remove(&claim.id);
@@ -438,6 +444,16 @@ impl Worker {
             Outcome::Succeeded { .. } => {
                 tracing::info!(job = %spec.id, rule = %spec.rule, path = %spec.path.display(), status = "ok", duration_ms = ms, "end");
                 tell(NotifyEvent::Done, None);
+                if let Some(held) = &held {
+                    let used = facts.to_use(&held.planned_inputs, &spec.plan.work_hash);
+                    self.node.committer.push(
+                        Write::Used {
+                            claim,
+                            used: Box::new(used),
+                        },
+                        Then::Nothing,
+                    );
+                }
                 Ending::Done
             }
             Outcome::Failed(failure) => {

@@ -67,6 +67,15 @@ pub struct Retries {
     pub backoff: Duration,
 }
 
+/// The job's declared inputs as its watcher planned them (read again from the plan only when it
+/// has some).
+pub fn planned_inputs(job: &ClaimedJob) -> Vec<PathBuf> {
+    if !job.plan.contains("\"inputs\"") {
+        return Vec::new();
+    }
+    StoredPlan::from_text(&job.plan, &job.steps).map_or_else(|_| Vec::new(), |p| p.job.inputs)
+}
+
 /// Builds what the runner needs from a claimed job: every watcher path mapped to this machine,
 /// with how a failed attempt is retried and whom its end is told.
 ///

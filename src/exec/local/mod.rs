@@ -265,6 +265,7 @@ fn worker(shared: &Shared) {
             spec: &spec,
             job,
         };
+        let facts = crate::exec::lineage::RunFacts::gather(&spec.plan);
         let outcome = runner::run(&spec, job, &control, &shared.watchdog, &mut hooks);
         let duration = started.elapsed();
 
@@ -276,6 +277,7 @@ fn worker(shared: &Shared) {
             spec,
             outcome,
             duration,
+            facts,
         })));
     }
 }

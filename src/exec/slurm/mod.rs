@@ -197,12 +197,15 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reports an attempt's end (call without the lock held, then release its slot).
+    /// Reports an attempt's end (call without the lock held, then release its slot). What it
+    /// used is looked at now, by the node that submitted it: the farm node does not say.
     fn finished(&self, spec: JobSpec, outcome: Outcome, started: Instant) {
+        let facts = crate::exec::lineage::RunFacts::gather(&spec.plan);
         let _ = self.done.send(Report::Finished(Box::new(Finished {
             spec,
             outcome,
             duration: started.elapsed(),
+            facts,
         })));
     }
 

@@ -46,7 +46,12 @@ pub(super) fn release(tx: &Connection, id: JobId) -> rusqlite::Result<Answer> {
 }
 
 /// A waiting job whose inputs never came: failed, saying which.
-pub(super) fn give_up(tx: &Connection, id: JobId, reason: &str, now: i64) -> rusqlite::Result<Answer> {
+pub(super) fn give_up(
+    tx: &Connection,
+    id: JobId,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<Answer> {
     let changed = tx
         .prepare_cached(
             "UPDATE jobs SET status = 'failed', exit_status = ?2, finished_at = ?3,
