@@ -193,7 +193,7 @@ pub fn jobs(
     let status = match status {
         Some(text) => Some(Status::parse(text).ok_or_else(|| {
             Error::Config(format!(
-                "unknown status `{text}`; use queued, claimed, running, done, failed, cancelled or skipped"
+                "unknown status `{text}`; use waiting, queued, claimed, running, done, failed, cancelled or skipped"
             ))
         })?),
         None => None,

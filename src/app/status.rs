@@ -64,6 +64,15 @@ pub fn status_text(report: &StatusReport) -> String {
         report.done_24h,
         report.files
     );
+    if report.waiting > 0 {
+        out.insert_str(
+            out.len() - 1,
+            &format!(
+                "; {} waiting for their inputs (shotrouter jobs --status waiting)",
+                report.waiting
+            ),
+        );
+    }
     if report.skipped_24h > 0 {
         out.insert_str(
             out.len() - 1,

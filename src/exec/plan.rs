@@ -253,6 +253,8 @@ mod tests {
                 poll_ms: 2000,
                 ..Default::default()
             }),
+            inputs: vec![odd(b"/s/grade/a \xff$(x).cube")],
+            work_hash: "0123456789abcdef".into(),
         }
     }
 

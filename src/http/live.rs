@@ -72,6 +72,8 @@ pub struct View {
     pub running: Vec<LiveJob>,
     /// Jobs queued, newest first.
     pub queued: Vec<JobRow>,
+    /// Jobs waiting for their declared inputs, newest first (their result says what for).
+    pub waiting: Vec<JobRow>,
     /// Jobs that failed, created in the last 24 hours, newest first.
     pub failures: Vec<JobRow>,
     /// The newest jobs, whatever their state.
@@ -239,6 +241,7 @@ fn compute(history: &mut dyn JobHistory, telemetry: Option<Telemetry>) -> Result
         error: None,
         running,
         queued: newest(Some(Status::Queued), None)?,
+        waiting: newest(Some(Status::Waiting), None)?,
         failures: newest(Some(Status::Failed), Some(now_ms() - 86_400_000))?,
         recent: newest(None, None)?,
         telemetry,

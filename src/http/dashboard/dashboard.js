@@ -174,6 +174,9 @@ function render(view) {
   setCount('c-done24', s && s.done_24h);
   fill('running', view.running.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(j.started_at ? now - j.started_at : null)), progressCell(j.progress)], j.id)), 'nothing running', 5);
   fill('queued', view.queued.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(now - j.created_at))], j.id)), 'queue empty', 4);
+  setCount('c-waiting', s && s.waiting);
+  document.getElementById('waiting-section').hidden = !view.waiting || !view.waiting.length;
+  fill('waiting', (view.waiting || []).map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', (j.result || '').replace(/^waiting for /, '')), el('td', ago(now - j.created_at))], j.id)), '', 5);
   document.getElementById('queue-note').textContent = s && s.queued > view.queued.length ? '(newest ' + view.queued.length + ' of ' + s.queued + ')' : '';
   fill('failures', failureRows(view.failures), 'no failures in the last 24 h', 6);
   fill('recent', jobRows(view.recent), 'no jobs yet', 5);
