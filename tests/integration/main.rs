@@ -21,6 +21,7 @@ mod hardening;
 mod hardening_rules;
 mod hardening_run;
 mod helpers;
+mod inputs;
 mod http_api;
 mod http_browser;
 mod http_fuzz;
