@@ -72,6 +72,8 @@ mod farm_tests;
 #[cfg(test)]
 mod frames_tests;
 #[cfg(test)]
+mod inputs_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod transfer_tests;

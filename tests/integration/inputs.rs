@@ -198,7 +198,10 @@ fn scenario(store: &[&str]) {
     let stale = json(&env, &stale_args, &[]);
     let text = stale.to_string();
     assert!(text.contains("notes/a.txt"), "{stale:#}");
-    assert!(!text.contains("review/a.graded"), "rerun, not stale: {stale:#}");
+    assert!(
+        !text.contains("review/a.graded"),
+        "rerun, not stale: {stale:#}"
+    );
 
     // A rules edit that changes what `graded` makes: its products go stale, nothing runs.
     let done_before = jobs(&env, &state)
@@ -240,8 +243,7 @@ fn issue_23_a_job_waits_for_its_lut_runs_again_when_it_changes_and_says_where_it
 }
 
 #[test]
-fn issue_23_pg_a_job_waits_for_its_lut_runs_again_when_it_changes_and_says_where_it_came_from()
-{
+fn issue_23_pg_a_job_waits_for_its_lut_runs_again_when_it_changes_and_says_where_it_came_from() {
     let url = fresh_store_url();
     scenario(&["--store", &url]);
 }
