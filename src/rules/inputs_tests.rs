@@ -85,9 +85,9 @@ fn bad_values_are_refused_at_them() {
 
 #[test]
 fn the_lineage_block_is_checked() {
-    let file = load(&format!(
-        "version: 1\nwatch: [shots]\nlineage: {{record: false, openlineage: \"http://marquez:5000/api/v1/lineage\"}}\nrules:\n  - name: r\n    match: \"**\"\n    run: [cp]\n"
-    ))
+    let file = load(
+        "version: 1\nwatch: [shots]\nlineage: {record: false, openlineage: \"http://marquez:5000/api/v1/lineage\"}\nrules:\n  - name: r\n    match: \"**\"\n    run: [cp]\n"
+    )
     .expect("valid");
     assert!(!file.lineage.record);
     assert_eq!(
