@@ -40,6 +40,15 @@ pub struct PathReport {
     pub note: Option<String>,
 }
 
+/// A declared input of a job, as `explain` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InputReport {
+    /// The path, expanded (lossy UTF-8).
+    pub path: String,
+    /// Whether it is there now.
+    pub present: bool,
+}
+
 /// One rule that fires.
 #[derive(Debug, Serialize)]
 pub struct MatchReport {
@@ -52,6 +61,10 @@ pub struct MatchReport {
     pub output: Option<String>,
     /// Each step's argv.
     pub steps: Vec<Vec<String>>,
+    /// Its declared `inputs:`, expanded, each with whether it is there now (a missing one
+    /// makes the job wait for it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputReport>,
     /// Why the commands cannot be built for this file, e.g. no frame number for `{frame}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -233,6 +246,7 @@ fn explain_one(
             vars: Default::default(),
             output: None,
             steps: Vec::new(),
+            inputs: Vec::new(),
             error: None,
             sequence: None,
             verify: None,
@@ -293,6 +307,15 @@ fn explain_one(
                     .job
                     .output
                     .map(|o| lossy(o.final_path.as_os_str().as_bytes()));
+                m.inputs = plan
+                    .job
+                    .inputs
+                    .iter()
+                    .map(|p| InputReport {
+                        path: lossy(p.as_os_str().as_bytes()),
+                        present: p.exists(),
+                    })
+                    .collect();
                 for argv in plan.job.steps {
                     m.display_steps.push(
                         argv.iter()
@@ -440,6 +463,18 @@ pub fn render_text(reports: &[PathReport], set: &RuleSet) -> String {
             let _ = writeln!(out, "    vars: {}", vars.join(" "));
             if let Some(output) = &m.output {
                 let _ = writeln!(out, "    output: {}", shell_quote(output.as_bytes()));
+            }
+            for input in &m.inputs {
+                let state = if input.present {
+                    "present"
+                } else {
+                    "missing: the job would wait for it"
+                };
+                let _ = writeln!(
+                    out,
+                    "    input: {} ({state})",
+                    shell_quote(input.path.as_bytes())
+                );
             }
             if let Some(verify) = &m.verify {
                 let checks: Vec<String> = verify
