@@ -74,16 +74,32 @@ impl InputWatch {
     }
 }
 
-/// Whether an input is there and complete: present, and nobody writing it (when the kernel
-/// cannot say, it must have held still since the last look).
+/// How long a file must have been left alone to count as complete when the kernel cannot say
+/// whether someone writes it (a network file system): a delivery in progress touches it more
+/// often than this.
+const UNTOUCHED: Duration = Duration::from_secs(5);
+
+/// Whether an input is there and complete: present, and nobody writing it. When the kernel
+/// cannot say (NFS, SMB), it must be untouched for [`UNTOUCHED`] or have held still since the
+/// last look.
 fn is_complete(path: &Path, last_look: &mut HashMap<PathBuf, FileVersion>) -> bool {
-    let Some(version) = FileVersion::of(path) else {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Some(version) = FileVersion::from_metadata(&meta) else {
         return false;
     };
     match lease::writers(path) {
         Writers::None => true,
         Writers::Open => false,
-        Writers::Unknown => last_look.insert(path.to_path_buf(), version) == Some(version),
+        Writers::Unknown => {
+            let untouched = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age >= UNTOUCHED);
+            untouched || last_look.insert(path.to_path_buf(), version) == Some(version)
+        }
     }
 }
 

@@ -20,7 +20,11 @@ pub struct FileVersion {
 impl FileVersion {
     /// The version of a regular file, or `None` when it is missing or not a regular file.
     pub fn of(path: &Path) -> Option<FileVersion> {
-        let meta = std::fs::metadata(path).ok()?;
+        FileVersion::from_metadata(&std::fs::metadata(path).ok()?)
+    }
+
+    /// The version `meta` describes, or `None` when it is not a regular file's.
+    pub fn from_metadata(meta: &std::fs::Metadata) -> Option<FileVersion> {
         meta.is_file().then(|| FileVersion {
             dev: meta.dev(),
             ino: meta.ino(),
