@@ -247,3 +247,44 @@ fn issue_23_pg_a_job_waits_for_its_lut_runs_again_when_it_changes_and_says_where
     let url = fresh_store_url();
     scenario(&["--store", &url]);
 }
+
+#[test]
+fn issue_23_an_input_outside_every_root_is_looked_at_every_second() {
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        r#"version: 1
+watch: [shots]
+rules:
+  - name: slate
+    match: "*.dat"
+    inputs: ["{root}/../config/slate.txt"]
+    output: "{root}/out/{stem}.txt"
+    run: [cp, --, "{root}/../config/slate.txt", "{out}"]
+"#,
+    );
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let state = ["--state", ".state"];
+    let daemon = Daemon::start(&env, &state, &[]);
+    env.write("shots/a.dat", "A\n");
+    wait_until("the job waiting for the slate", LIMIT, || {
+        of(&jobs(&env, &state), "slate", "waiting").len() == 1
+    });
+    // Written in place, outside the watched tree: the look every second finds it complete.
+    let delivered = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    env.write("config/slate.txt", "SLATE\n");
+    wait_until("the product", LIMIT, || {
+        read(&env, "shots/out/a.txt").as_deref() == Some("SLATE\n")
+    });
+    let done = of(&jobs(&env, &state), "slate", "done");
+    let started = done[0]["started_at"].as_i64().expect("started");
+    assert!(
+        started - delivered < 2500,
+        "started {} ms after the slate was written",
+        started - delivered
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
