@@ -52,6 +52,13 @@ try {
     if (!wasteText.includes(want)) failures.push('the waste panel lacks ' + JSON.stringify(want) + ': ' + wasteText);
   }
 
+  // No shot has its grade LUT: the three plates' graded jobs wait, and the waiting panel says
+  // for what, as text (one shot is named like an HTML payload).
+  await page.waitForFunction((evil) => [...document.querySelectorAll('#waiting tbody tr')]
+    .some((tr) => tr.textContent.includes(evil + '/grade.cube')), EVIL_SHOT, WAIT);
+  const waitingCount = await page.evaluate(() => document.getElementById('c-waiting').textContent);
+  if (waitingCount !== '3') failures.push('the waiting counter shows ' + JSON.stringify(waitingCount));
+
   // A job appears, runs and ends, without a reload.
   fs.writeFileSync(path.join(SHOTS, 'sh010_comp.tif'), 'frame');
   const rowWith = (table, text, extra) => page.waitForFunction(

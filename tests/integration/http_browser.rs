@@ -1,7 +1,7 @@
 //! The dashboard in a real browser: Debian's headless Chromium, driven by playwright-core
 //! (`tests/browser/`, installed by `scripts/deps test`), against a real daemon. With
 //! `SHOTROUTER_SCREENSHOT=1` it also saves `docs/dashboard.png`. The page shows an imported
-//! cut's waste as the watcher works it out.
+//! cut's waste as the watcher works it out, and the jobs waiting for their declared inputs.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,7 +19,7 @@ fn issue_13_the_dashboard_goes_live_shows_failures_as_text_and_retries() {
     env.write(
         "rules.yaml",
         format!(
-            "version: 1\nwatch: [shots]\ncuts:\n  shot: \"^(?P<shot>.+)_anim$\"\n  fps: 24\nrules:\n  - name: review\n    match: \"**/*.tif\"\n    run: [sleep, \"2\"]\n  - name: check\n    match: \"**/checked/*.tif\"\n    run: [test, -e, \"{}\"]\n  - name: plates\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    run: [\"true\"]\n",
+            "version: 1\nwatch: [shots]\ncuts:\n  shot: \"^(?P<shot>.+)_anim$\"\n  fps: 24\nrules:\n  - name: review\n    match: \"**/*.tif\"\n    run: [sleep, \"2\"]\n  - name: check\n    match: \"**/checked/*.tif\"\n    run: [test, -e, \"{}\"]\n  - name: plates\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    run: [\"true\"]\n  - name: graded\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    inputs: [\"{{root}}/{{shot}}/grade.cube\"]\n    run: [\"true\"]\n",
             env.path("ok").display()
         ),
     );
