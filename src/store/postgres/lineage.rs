@@ -67,7 +67,7 @@ pub(super) fn give_up(
     Ok(ok_if(changed))
 }
 
-/// What a claimed job's run used, replacing what an earlier run of the job recorded.
+/// What a claimed job's run used (a job succeeds once: its id records one run).
 pub(super) fn used(
     tx: &mut Cached<'_, '_>,
     node: &str,
@@ -83,7 +83,6 @@ pub(super) fn used(
     if changed == 0 {
         return refusal(tx, claim.id);
     }
-    tx.execute("DELETE FROM job_inputs WHERE job_id = $1", &[&claim.id])?;
     for input in &used.inputs {
         let file_id = file_row(tx, node, &input.path, input.version)?;
         let (ino, size, mtime) = stored(input.version);

@@ -66,7 +66,7 @@ pub(super) fn give_up(
     })
 }
 
-/// What a claimed job's run used, replacing what an earlier run of the job recorded.
+/// What a claimed job's run used (a job succeeds once: its id records one run).
 pub(super) fn used(
     tx: &Connection,
     claim: Claim,
@@ -83,8 +83,6 @@ pub(super) fn used(
     if changed == 0 {
         return refusal(tx, claim.id);
     }
-    tx.prepare_cached("DELETE FROM job_inputs WHERE job_id = ?1")?
-        .execute([claim.id])?;
     for input in &used.inputs {
         let file_id = file_row(tx, &input.path, input.version, now)?;
         let (ino, size, mtime) = stored(input.version);
