@@ -5,6 +5,7 @@
 //! (swept after a crash); `notifier` delivers `notify:` webhooks and commands; `progress` reads ffmpeg's `-progress` output.
 
 pub mod by_plan;
+pub mod courier;
 pub mod executor;
 pub mod fenced_publish;
 pub mod hooks;
