@@ -77,6 +77,19 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// One JSON POST to `url`.
+///
+/// # Errors
+/// The connection's failure, a timeout or a non-2xx answer, naming `url`.
+pub fn post_json(agent: &ureq::Agent, url: &str, body: &[u8]) -> Result<(), String> {
+    agent
+        .post(url)
+        .content_type("application/json")
+        .send(body)
+        .map(drop)
+        .map_err(|e| format!("`{url}`: {e}"))
+}
+
 impl<P: Parcel> Courier<P> {
     /// Starts the delivery thread named `thread`; the log calls one parcel `noun`.
     pub fn start(thread: &str, noun: &'static str) -> Courier<P> {

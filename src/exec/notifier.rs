@@ -19,7 +19,7 @@ use crate::cutfile::ExtendedShot;
 use crate::rules::template::Bindings;
 use crate::rules::{NotifyEvent, NotifyTarget};
 
-use crate::exec::courier::{Courier, Parcel};
+use crate::exec::courier::{Courier, Parcel, post_json};
 
 /// Longest a notification command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -167,11 +167,7 @@ impl Notifier {
 fn deliver(agent: &ureq::Agent, notice: &Notice, target: &NotifyTarget) -> Result<(), String> {
     let body = serde_json::to_vec(notice).map_err(|e| e.to_string())?;
     if let Some(url) = &target.webhook {
-        agent
-            .post(url)
-            .content_type("application/json")
-            .send(&body[..])
-            .map_err(|e| format!("webhook `{url}`: {e}"))?;
+        post_json(agent, url, &body).map_err(|e| format!("webhook {e}"))?;
     }
     if let Some(command) = &target.command {
         run_command(command, notice, body)?;
