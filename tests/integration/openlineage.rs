@@ -1,7 +1,8 @@
 //! OpenLineage run events (issue 23) from a real daemon to a real receiver on 127.0.0.1 (the
 //! notify tests' listener thread, its first POST answered 500 so the retry is exercised), every
 //! event validated against the official JSON schemas by jsonschema in a child process
-//! (tests/tools/validate_openlineage.py, from the venv `scripts/deps test` makes).
+//! (tests/tools/validate_openlineage.py, from the venv `scripts/deps test` makes). A worker, which
+//! has no rules file, sends the events of the jobs it runs from what their plans carry.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -13,6 +14,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::cluster::Worker;
+use crate::daemon::Daemon;
 use crate::env::{Env, stderr, wait_until};
 use crate::helpers::require::{DEPS, cannot_run};
 use crate::notify::Hook;
@@ -158,16 +161,7 @@ fn issue_23_openlineage_run_events_validate_against_the_official_schema() {
     }
     let runs = runs(&events);
     assert_eq!(runs.len(), 3, "one run per attempt: {runs:#?}");
-    for events in runs.values() {
-        let kinds: Vec<&str> = events
-            .iter()
-            .filter_map(|e| e["eventType"].as_str())
-            .collect();
-        assert!(
-            kinds == ["START", "COMPLETE"] || kinds == ["START", "FAIL"],
-            "{events:#?}"
-        );
-    }
+    assert_start_then_end(&runs);
 
     // The job with a declared input: both files read, each with its version; the product made.
     let review = run_of(&runs, &plate);
@@ -194,4 +188,65 @@ fn issue_23_openlineage_run_events_validate_against_the_official_schema() {
     let error = &broken[1]["run"]["facets"]["errorMessage"];
     assert_eq!(error["message"], "step 1 exited with status 1", "{error:#}");
     assert_eq!(broken[1]["outputs"], serde_json::json!([]));
+}
+
+/// Every run's events: a START, then a COMPLETE or a FAIL.
+fn assert_start_then_end(runs: &BTreeMap<String, Vec<Value>>) {
+    for events in runs.values() {
+        let kinds: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e["eventType"].as_str())
+            .collect();
+        assert!(
+            kinds == ["START", "COMPLETE"] || kinds == ["START", "FAIL"],
+            "{events:#?}"
+        );
+    }
+}
+
+#[test]
+fn issue_23_a_worker_sends_the_events_of_the_jobs_it_runs() {
+    let Some(python) = validator_python() else {
+        return;
+    };
+    let env = Env::new();
+    let hook = Hook::start(0);
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    // No `show` in `vars:`: the namespace is the rules file's stem.
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nlineage:\n  openlineage: \"{url}\"\nrules:\n  - name: ok\n    match: \"*.ok\"\n    run: [\"true\"]\n  - name: bad\n    match: \"*.bad\"\n    run: [\"false\"]\n",
+            url = hook.url
+        ),
+    );
+    let watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let store = env.path(".shotrouter").display().to_string();
+    let worker = Worker::start(&env, &store, "w1", &[]);
+    let ok = env.write("shots/a b.ok", "x");
+    let bad = env.write("shots/c $(d).bad", "x");
+    wait_until("four events", Duration::from_secs(30), || {
+        hook.bodies().len() >= 4
+    });
+    assert_eq!(worker.stop(), Some(0));
+    drop(watcher);
+    let events = hook.bodies();
+    assert_eq!(events.len(), 4, "{events:#?}");
+    assert_valid(&python, &env, &events);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["job"]["namespace"] == "shotrouter://rules"),
+        "{events:#?}"
+    );
+    let runs = runs(&events);
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_start_then_end(&runs);
+    assert_eq!(run_of(&runs, &ok)[1]["eventType"], "COMPLETE");
+    let failed = run_of(&runs, &bad);
+    assert_eq!(failed[1]["job"]["name"], "bad");
+    assert_eq!(
+        failed[1]["run"]["facets"]["errorMessage"]["message"],
+        "step 1 exited with status 1"
+    );
 }
