@@ -16,10 +16,9 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::cutfile::ExtendedShot;
+use crate::exec::courier::{Courier, Parcel, post_json};
 use crate::rules::template::Bindings;
 use crate::rules::{NotifyEvent, NotifyTarget};
-
-use crate::exec::courier::{Courier, Parcel, post_json};
 
 /// Longest a notification command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,8 +1,8 @@
 //! The one plan of a job: what `route` builds from a rule and a file, what the store keeps with
 //! the job, and what any node runs, watcher or worker. Its argv, product, verify checks,
 //! copy or move, sequence view, ALE, timeout, retries, notify targets and OpenLineage receiver
-//! are one serialisable
-//! value; a new key of a rule becomes a field here and a step that acts on it, nothing else.
+//! are one serialisable value; a new key of a rule becomes a field here and a step that acts on
+//! it, nothing else.
 //!
 //! Paths and arguments are written as escaped text (`%` and bytes that are not UTF-8 as `%XX`),
 //! so a non-UTF-8 file name survives the store. A worker on another machine rewrites every path
