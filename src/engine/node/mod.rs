@@ -1,8 +1,8 @@
 //! The node loop, one for `shotrouter watch` and `shotrouter worker`: what every node that runs
 //! jobs does the same way, whatever fills its queue. It owns the parts both roles share
 //! ([`Node`]: the executor, the store connection, the writes waiting to be committed, the
-//! node's liveness, its notifier and its OpenLineage sender) and drives a [`Role`] (the watcher's engine, a worker)
-//! through one loop:
+//! node's liveness, its notifier and its OpenLineage sender) and drives a [`Role`] (the
+//! watcher's engine, a worker) through one loop:
 //!
 //! 1. wait for the role's input, an executor's report, a signal, or the next deadline;
 //! 2. handle a burst of what waits (at most [`BATCH`] messages);

@@ -2,7 +2,8 @@
 //! and no watcher. It claims due jobs it may run (its `--tags`, each rule's cluster-wide
 //! `concurrency`) when it has a free slot, runs them through the same executor, runner, verification
 //! and publish as `watch`, and records each end with its claim's fencing token; its jobs'
-//! progress, `notify:` and OpenLineage events go where a watcher's would (`report`).
+//! progress and `notify:` go where a watcher's would (`report`), and so do their OpenLineage
+//! events, from what each plan carries.
 //!
 //! Its claims are leased while it heartbeats: a worker that dies or stalls past the lease has
 //! its jobs queued again by any other node (the attempt counted), and when it comes back its
