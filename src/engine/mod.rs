@@ -13,7 +13,8 @@
 //! [`dispatch`] (planning, claims; the [`fair_queue`] in a file of its own), [`outcomes`] (ends
 //! of attempts, retries, backoff), [`lifecycle`] (start, its role in the node loop, reload),
 //! [`retention`] (old job logs deleted, on a thread of its own), [`notify`] (when `notify:`
-//! targets are told), [`telemetry`] (a snapshot anyone may read without the database),
+//! targets are told), [`lineage`] (when OpenLineage run events are sent), [`telemetry`] (a
+//! snapshot anyone may read without the database),
 //! [`cuts`] (every shot's latest cut ranges, which a rule's `frames:` routes by), [`cut_files`]
 //! (cut files dropped into the tree imported, `extended` told), [`outside_cut`] (frames
 //! outside the cut told once per shot), [`waste`] (what lies on disk outside each cut,
@@ -31,6 +32,7 @@ pub mod inputs;
 pub mod intake;
 pub mod ledger;
 pub mod lifecycle;
+pub mod lineage;
 pub mod mounts;
 pub mod node;
 pub mod notify;

@@ -1,6 +1,7 @@
 //! What the workers report: a step's start (recorded with the claim's token; a cancelled or
 //! superseded claim stops the attempt), and an attempt's end (done, failed, or retried after
-//! an exponential backoff), each written in the engine's next group commit.
+//! an exponential backoff), each written in the engine's next group commit; both are told as
+//! OpenLineage events (`lineage`) when the plan asks.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ impl Engine {
             } => {
                 self.attempts.running.insert(claim.id, (job, claim));
                 self.readout.started(&claim.id.to_string());
+                self.lineage_started(&claim);
                 self.node.committer.push(
                     Write::Started {
                         claim,
@@ -89,6 +91,7 @@ impl Engine {
             self.attempts.running.remove(&claim.id);
             self.attempts.written.remove(&claim.id);
         }
+        self.lineage_ended(&spec, &outcome, duration);
         let started_at_ms = self
             .readout
             .active
@@ -274,6 +277,7 @@ impl Engine {
                     Some(claim) => {
                         spec.claim = (id >= 0).then_some(claim);
                         spec.attempt = claim.attempt;
+                        self.note_lineage(&spec);
                         self.hand_over(*spec);
                     }
                     None if self.node.stopping || self.leaves_to_workers(&spec.rule) => {
@@ -316,6 +320,7 @@ impl Engine {
             (Then::Claimed(mut spec), Answer::Claimed(claim)) => {
                 spec.claim = (claim.id >= 0).then_some(claim);
                 spec.attempt = claim.attempt;
+                self.note_lineage(&spec);
                 self.hand_over(*spec);
             }
             (Then::Claimed(spec), _) => {

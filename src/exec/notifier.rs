@@ -1,38 +1,24 @@
 //! Delivers notifications (`notify:` in rules.yaml) on a thread of its own: a JSON POST to a
 //! webhook and/or a command with the JSON body on stdin (argv templates, never a shell).
 //!
-//! Nothing here can hold up a job or the engine: [`Notifier::send`] only queues. The queue is
-//! bounded ([`CAPACITY`]); when full, the oldest waiting delivery is dropped with one log line.
-//! A failed delivery is logged and tried again after a backoff, at most [`TRIES`] times. The
+//! Nothing here can hold up a job or the engine: [`Notifier::send`] only queues on a
+//! [`Courier`] (bounded, the oldest dropped when full, failed tries repeated with backoff). The
 //! body's schema is documented in docs/dashboard.md ("Notifications").
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Serialize;
 
 use crate::cutfile::ExtendedShot;
+use crate::exec::courier::{Courier, Parcel, post_json};
 use crate::rules::template::Bindings;
 use crate::rules::{NotifyEvent, NotifyTarget};
-
-/// Most deliveries waiting at once.
-pub const CAPACITY: usize = 1000;
-
-/// Most tries of one delivery.
-pub const TRIES: u32 = 5;
-
-/// Wait before the second try; doubled for each further one.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-
-/// Longest a webhook may take to connect, and to answer in all.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest a notification command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -120,33 +106,28 @@ impl Notice {
 struct Item {
     notice: Arc<Notice>,
     target: Arc<NotifyTarget>,
-    tries: u32,
-    not_before: Instant,
 }
 
-#[derive(Default)]
-struct Queue {
-    items: VecDeque<Item>,
-    closing: Option<Instant>,
-    /// Set by the thread as it returns.
-    exited: bool,
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = &self.notice;
+        write!(
+            f,
+            "event={} job={} rule={} target_line={}",
+            n.event, n.job, n.rule, self.target.line
+        )
+    }
 }
 
-struct Shared {
-    queue: Mutex<Queue>,
-    wake: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+impl Parcel for Item {
+    fn deliver(&self, agent: &ureq::Agent) -> Result<(), String> {
+        deliver(agent, &self.notice, &self.target)
     }
 }
 
 /// The delivery thread and its queue.
 pub struct Notifier {
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    courier: Courier<Item>,
 }
 
 impl Default for Notifier {
@@ -158,25 +139,9 @@ impl Default for Notifier {
 impl Notifier {
     /// Starts the delivery thread.
     pub fn start() -> Notifier {
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
-            wake: Condvar::new(),
-        });
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .http_status_as_error(true)
-            .build()
-            .into();
-        let thread = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("notifier".into())
-                .spawn(move || deliver_all(&shared, &agent))
-                .map_err(|e| tracing::error!(error = %e, "cannot start the notifier thread"))
-                .ok()
-        };
-        Notifier { shared, thread }
+        Notifier {
+            courier: Courier::start("notifier", "notification"),
+        }
     }
 
     /// Queues `notice` for every target; returns at once. A full queue drops its oldest.
@@ -185,125 +150,15 @@ impl Notifier {
             return;
         }
         let notice = Arc::new(notice);
-        let now = Instant::now();
-        let mut queue = self.shared.lock();
-        for target in targets {
-            if queue.items.len() >= CAPACITY
-                && let Some(dropped) = queue.items.pop_front()
-            {
-                tracing::warn!(event = dropped.notice.event, job = %dropped.notice.job, rule = %dropped.notice.rule, capacity = CAPACITY, "notification queue full; dropped its oldest notification");
-            }
-            queue.items.push_back(Item {
-                notice: notice.clone(),
-                target: target.clone(),
-                tries: 0,
-                not_before: now,
-            });
-        }
-        drop(queue);
-        self.shared.wake.notify_one();
+        self.courier.send(targets.iter().map(|target| Item {
+            notice: notice.clone(),
+            target: target.clone(),
+        }));
     }
 
-    /// Delivers what is due within `grace`, then stops: what is still waiting is logged and
-    /// dropped. A delivery still hanging then (a webhook that accepts and never answers) is
-    /// left to its own timeout on the detached thread: a stop is never held up by it.
-    pub fn finish(mut self, grace: Duration) {
-        let deadline = Instant::now() + grace;
-        let mut queue = self.shared.lock();
-        queue.closing = Some(deadline);
-        self.shared.wake.notify_all();
-        while !queue.exited {
-            let left =
-                (deadline + Duration::from_millis(100)).saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                tracing::warn!(
-                    "stopping: a notification is still being delivered; not waiting for it"
-                );
-                break;
-            }
-            queue = self
-                .shared
-                .wake
-                .wait_timeout(queue, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        let exited = queue.exited;
-        drop(queue);
-        if let Some(thread) = self.thread.take()
-            && exited
-        {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Notifier {
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.shared.lock().closing = Some(Instant::now());
-            self.shared.wake.notify_all();
-        }
-    }
-}
-
-fn deliver_all(shared: &Shared, agent: &ureq::Agent) {
-    deliver_until_closed(shared, agent);
-    shared.lock().exited = true;
-    shared.wake.notify_all();
-}
-
-fn deliver_until_closed(shared: &Shared, agent: &ureq::Agent) {
-    let mut queue = shared.lock();
-    loop {
-        let now = Instant::now();
-        if let Some(deadline) = queue.closing
-            && (queue.items.is_empty() || now >= deadline)
-        {
-            if !queue.items.is_empty() {
-                tracing::warn!(
-                    count = queue.items.len(),
-                    "stopping: notifications not delivered"
-                );
-            }
-            return;
-        }
-        let due = queue.items.iter().position(|i| i.not_before <= now);
-        let Some(index) = due else {
-            let next = queue.items.iter().map(|i| i.not_before).min();
-            let until = [next, queue.closing]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(now + Duration::from_secs(3600));
-            queue = shared
-                .wake
-                .wait_timeout(queue, until.saturating_duration_since(now))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            continue;
-        };
-        let Some(mut item) = queue.items.remove(index) else {
-            continue;
-        };
-        drop(queue);
-        let result = deliver(agent, &item.notice, &item.target);
-        queue = shared.lock();
-        item.tries += 1;
-        match result {
-            Ok(()) => {
-                tracing::debug!(event = item.notice.event, job = %item.notice.job, "notification delivered");
-            }
-            Err(reason) if item.tries < TRIES => {
-                let wait = FIRST_BACKOFF.saturating_mul(1 << (item.tries - 1));
-                tracing::warn!(event = item.notice.event, job = %item.notice.job, target_line = item.target.line, %reason, tries = item.tries, retry_in_ms = wait.as_millis() as u64, "notification failed; trying again");
-                item.not_before = Instant::now() + wait;
-                queue.items.push_back(item);
-            }
-            Err(reason) => {
-                tracing::error!(event = item.notice.event, job = %item.notice.job, target_line = item.target.line, %reason, tries = item.tries, "notification failed; giving up");
-            }
-        }
+    /// Delivers what is due within `grace`, then stops (see [`Courier::finish`]).
+    pub fn finish(self, grace: Duration) {
+        self.courier.finish(grace);
     }
 }
 
@@ -311,11 +166,7 @@ fn deliver_until_closed(shared: &Shared, agent: &ureq::Agent) {
 fn deliver(agent: &ureq::Agent, notice: &Notice, target: &NotifyTarget) -> Result<(), String> {
     let body = serde_json::to_vec(notice).map_err(|e| e.to_string())?;
     if let Some(url) = &target.webhook {
-        agent
-            .post(url)
-            .content_type("application/json")
-            .send(&body[..])
-            .map_err(|e| format!("webhook `{url}`: {e}"))?;
+        post_json(agent, url, &body).map_err(|e| format!("webhook {e}"))?;
     }
     if let Some(command) = &target.command {
         run_command(command, notice, body)?;

@@ -1,7 +1,8 @@
 //! The one plan of a job: what `route` builds from a rule and a file, what the store keeps with
 //! the job, and what any node runs, watcher or worker. Its argv, product, verify checks,
-//! copy or move, sequence view, ALE, timeout, retries and notify targets are one serialisable
-//! value; a new key of a rule becomes a field here and a step that acts on it, nothing else.
+//! copy or move, sequence view, ALE, timeout, retries, notify targets and OpenLineage receiver
+//! are one serialisable value; a new key of a rule becomes a field here and a step that acts on
+//! it, nothing else.
 //!
 //! Paths and arguments are written as escaped text (`%` and bytes that are not UTF-8 as `%XX`),
 //! so a non-UTF-8 file name survives the store. A worker on another machine rewrites every path
@@ -19,7 +20,9 @@ use crate::deliver::publish::OutputPaths;
 use crate::deliver::verify::Expectations;
 use crate::media::sequence::View;
 
+mod lineage;
 mod notify;
+pub use lineage::PortableLineage;
 pub use notify::PortableNotify;
 
 /// Everything a node needs to run one job, besides its input and claim.
@@ -82,6 +85,9 @@ pub struct JobPlan {
     /// with the run, so a later change of what the rule makes shows its products stale.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub work_hash: String,
+    /// The file's `lineage.openlineage`: the node that runs the job sends its run events there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openlineage: Option<PortableLineage>,
 }
 
 impl JobPlan {
@@ -255,6 +261,10 @@ mod tests {
             }),
             inputs: vec![odd(b"/s/grade/a \xff$(x).cube")],
             work_hash: "0123456789abcdef".into(),
+            openlineage: Some(PortableLineage {
+                url: "http://marquez:5000/api/v1/lineage".into(),
+                namespace: "shotrouter://show".into(),
+            }),
         }
     }
 
@@ -282,6 +292,7 @@ mod tests {
             )
             .expect("maps");
         let text = serde_json::to_string(&mapped).expect("text");
+        assert!(mapped.inputs.iter().all(|p| p.starts_with("/mnt")));
         for field in ["final_path", "temp_path", "dir", "to", "mhl_root"] {
             assert!(
                 text.contains(&format!("\"{field}\":\"/mnt/")),

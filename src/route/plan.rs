@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::deliver::ale::{AleClip, AleSheet};
 use crate::deliver::copy::TransferPlan;
 use crate::deliver::publish::OutputPaths;
-use crate::exec::plan::{JobPlan, PortableNotify};
+use crate::exec::plan::{JobPlan, PortableLineage, PortableNotify};
 use crate::media::probe::{self, Probed};
 use crate::media::sequence::{self, OnGaps, Reading, Sequence};
 use crate::route::cut::{CutIndex, ShotCut};
@@ -291,6 +291,7 @@ pub fn plan(
             }),
             inputs,
             work_hash: rule.work_hash.clone(),
+            openlineage: PortableLineage::of(&set.file),
         },
     })
 }

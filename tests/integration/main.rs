@@ -30,6 +30,7 @@ mod media;
 mod metrics;
 mod mov_header;
 mod notify;
+mod openlineage;
 mod operations;
 mod packaging;
 mod parity;

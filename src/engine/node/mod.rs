@@ -1,8 +1,8 @@
 //! The node loop, one for `shotrouter watch` and `shotrouter worker`: what every node that runs
 //! jobs does the same way, whatever fills its queue. It owns the parts both roles share
 //! ([`Node`]: the executor, the store connection, the writes waiting to be committed, the
-//! node's liveness and its notifier) and drives a [`Role`] (the watcher's engine, a worker)
-//! through one loop:
+//! node's liveness, its notifier and its OpenLineage sender) and drives a [`Role`] (the
+//! watcher's engine, a worker) through one loop:
 //!
 //! 1. wait for the role's input, an executor's report, a signal, or the next deadline;
 //! 2. handle a burst of what waits (at most [`BATCH`] messages);
@@ -34,6 +34,7 @@ use crate::error::Error;
 use crate::exec::executor::{AttemptId, Executor, Report};
 use crate::exec::local::QueueFactory;
 use crate::exec::notifier::Notifier;
+use crate::exec::openlineage::Lineage;
 use crate::store::JobId;
 use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
 
@@ -52,7 +53,7 @@ const STOP_KILL_AFTER: Duration = Duration::from_millis(400);
 /// records what it has and returns (the rest is recovered at the next start).
 const STOP_REPORT_WAIT: Duration = Duration::from_millis(700);
 
-/// At exit, how long notifications still waiting may take to be delivered.
+/// At exit, how long notifications (and lineage events) still waiting may take to be delivered.
 const NOTIFY_GRACE: Duration = Duration::from_secs(2);
 
 /// Longest wait between two attempts to reach a store that went away.
@@ -73,6 +74,8 @@ pub struct Node {
     pub liveness: Liveness,
     /// Delivers `notify:` notifications on its own thread.
     pub notifier: Notifier,
+    /// Sends the OpenLineage run events of the attempts this node runs, on its own thread.
+    pub lineage: Lineage,
     /// Set at SIGINT/SIGTERM: nothing more is started; claims granted meanwhile are given back.
     pub stopping: bool,
     /// Time running jobs get after SIGINT/SIGTERM.
@@ -100,6 +103,7 @@ impl Node {
             committer: Committer::default(),
             liveness,
             notifier: Notifier::default(),
+            lineage: Lineage::default(),
             stopping: false,
             grace,
             reopen: None,
@@ -326,6 +330,7 @@ pub fn run<R: Role>(
     let node = role.into_node();
     node.executor.shutdown();
     node.notifier.finish(NOTIFY_GRACE);
+    node.lineage.finish(NOTIFY_GRACE);
     Ok(code)
 }
 

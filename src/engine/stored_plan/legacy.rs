@@ -167,6 +167,7 @@ pub(super) fn read(text: &str, steps: &[Vec<OsString>]) -> Result<StoredPlan, St
             slurm: None,
             inputs: Vec::new(),
             work_hash: String::new(),
+            openlineage: None,
         },
     })
 }

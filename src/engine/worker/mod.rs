@@ -2,7 +2,8 @@
 //! and no watcher. It claims due jobs it may run (its `--tags`, each rule's cluster-wide
 //! `concurrency`) when it has a free slot, runs them through the same executor, runner, verification
 //! and publish as `watch`, and records each end with its claim's fencing token; its jobs'
-//! progress and `notify:` go where a watcher's would (`report`).
+//! progress and `notify:` go where a watcher's would (`report`), and so do their OpenLineage
+//! events, from what each plan carries.
 //!
 //! Its claims are leased while it heartbeats: a worker that dies or stalls past the lease has
 //! its jobs queued again by any other node (the attempt counted), and when it comes back its
@@ -25,6 +26,7 @@ use crate::deliver::DeliverError;
 use crate::error::Error;
 use crate::exec::executor::{AttemptId, Executor, Finished, Report};
 use crate::exec::local::QueueFactory;
+use crate::exec::openlineage::LineageRun;
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::{Failure, JobSpec, Outcome};
 use crate::rules::{NotifyEvent, NotifyTarget};
@@ -83,6 +85,8 @@ struct Held {
     notify: Vec<Arc<NotifyTarget>>,
     /// When its first step started, unix ms.
     started_at_ms: Option<i64>,
+    /// Its OpenLineage run, when the plan sends events.
+    lineage: Option<LineageRun>,
     /// When its progress was last written to the store, and at which frame.
     progress_written: Option<(Instant, u64)>,
     /// Its declared inputs as the watcher planned them (the store's names for them; this node
@@ -330,6 +334,7 @@ impl Worker {
                             started_at_ms: None,
                             progress_written: None,
                             planned_inputs: plan::planned_inputs(&job),
+                            lineage: LineageRun::of(&spec),
                         },
                     );
                     self.node.executor.submit(spec);
@@ -405,6 +410,9 @@ impl Worker {
                 if let Some(held) = self.held.get_mut(&claim.id) {
                     held.job = Some(job);
                     held.started_at_ms.get_or_insert_with(crate::store::now_ms);
+                    if let Some(run) = held.lineage.as_mut() {
+                        self.node.lineage.start(run);
+                    }
                 }
                 self.node.committer.push(
                     Write::Started {
@@ -428,8 +436,13 @@ impl Worker {
             facts,
         } = finished;
         let Some(claim) = spec.claim else { return };
-        let held = self.held.remove(&claim.id);
+        let mut held = self.held.remove(&claim.id);
         let retries = held.as_ref().map(|h| h.retries);
+        let run = held.as_mut().and_then(|h| h.lineage.take());
+        if let Some(run) = run.or_else(|| LineageRun::of(&spec)) {
+            let stopping = self.node.stopping;
+            self.node.lineage.end(run, &outcome, duration, stopping);
+        }
         let ms = duration.as_millis() as u64;
         let mut tellings = Vec::new();
         let mut tell = |event: NotifyEvent, reason: Option<String>| {
