@@ -1,6 +1,6 @@
 //! A rule's media keys: `sequence:` (frames gathered into one job), `timecode:` and `keykode:`
 //! (a rule's own, else the file's top-level default), `avid:` (a DNxHD/DNxHR name at a rate),
-//! and `verify:` (what the product must be).
+//! `verify:` (what the product must be), and what `ale:` needs of them.
 //!
 //! Labels are checked here, at load, against `media`'s arithmetic: an impossible timecode or an
 //! unknown film format never reaches ffmpeg, which would accept it and write a wrong file.
@@ -16,6 +16,35 @@ use crate::rules::verify::{KEYS as VERIFY_KEYS, VerifyRule};
 use crate::rules::yaml::NodeKind;
 
 impl Loader<'_> {
+    /// `ale:` describes a clip: the frames of a sequence, published as a product, with the
+    /// timecode that gives the ALE its `FPS`, `Start` and `End`.
+    pub(super) fn ale_needs(
+        &mut self,
+        map: &MapReader<'_>,
+        sequence: bool,
+        output: bool,
+        timecode: bool,
+    ) {
+        let lacks: Vec<&str> = [
+            (!sequence).then_some("`sequence:`"),
+            (!output).then_some("`output:`"),
+            (!timecode).then_some("`timecode:` (on the rule or the file)"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !lacks.is_empty() {
+            self.error(
+                Diagnostic::new(
+                    format!("`ale` needs {}", lacks.join(" and ")),
+                    map.span_of("ale"),
+                )
+                .context(map.at("ale"))
+                .hint("the ALE describes the sequence's product as one clip: its `Start`/`End` come from the timecode"),
+            );
+        }
+    }
+
     /// `timecode: {fps, start, at_frame, drop}`.
     pub(super) fn timecode(&mut self, map: &MapReader<'_>) -> Option<TimecodeSpec> {
         let sub = self.submap(

@@ -385,29 +385,6 @@ impl Loader<'_> {
         Some(rule)
     }
 
-    /// `ale:` describes a clip: the frames of a sequence, published as a product, with the
-    /// timecode that gives the ALE its `FPS`, `Start` and `End`.
-    fn ale_needs(&mut self, map: &MapReader<'_>, sequence: bool, output: bool, timecode: bool) {
-        let lacks: Vec<&str> = [
-            (!sequence).then_some("`sequence:`"),
-            (!output).then_some("`output:`"),
-            (!timecode).then_some("`timecode:` (on the rule or the file)"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !lacks.is_empty() {
-            self.error(
-                Diagnostic::new(
-                    format!("`ale` needs {}", lacks.join(" and ")),
-                    map.span_of("ale"),
-                )
-                .context(map.at("ale"))
-                .hint("the ALE describes the sequence's product as one clip: its `Start`/`End` come from the timecode"),
-            );
-        }
-    }
-
     /// Warns when a step's program, written literally, is not found where the job would look:
     /// on `PATH` for a bare name, at its path for an absolute one. A program built from a
     /// template (`{var}`) or relative to the job's folder is known only when the job runs.

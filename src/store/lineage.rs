@@ -1,5 +1,5 @@
 //! What the store keeps of lineage and declared inputs, backend-neutral: a job that waits for
-//! its inputs ([`WaitFor`], [`WaitingJob`]), what one run used ([`RunUse`]), and the answers
+//! its inputs ([`WaitFor`]), what one run used ([`RunUse`]), and the answers
 //! of the lineage and staleness queries ([`LineageReport`], [`StaleProduct`]).
 //!
 //! Tables (both backends): `jobs.waits_for`/`wait_until` (a `waiting` job's inputs, JSON, and
@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use crate::os::version::FileVersion;
 
 use super::JobId;
-use super::queue::RootedPath;
 
 /// What a job waits for before it may run: its declared inputs that are missing or still being
 /// written (absolute paths on the watcher that planned it), and until when.
@@ -52,19 +51,6 @@ impl WaitFor {
             .collect();
         format!("waiting for {}", names.join(", "))
     }
-}
-
-/// A job waiting for its declared inputs, as the watcher reads them back at start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WaitingJob {
-    /// Its id.
-    pub id: JobId,
-    /// Its rule.
-    pub rule: String,
-    /// Its matched file (or sequence's `####` path).
-    pub input: RootedPath,
-    /// What it waits for.
-    pub wait: WaitFor,
 }
 
 /// One declared input as a run found it before its first step.

@@ -350,6 +350,19 @@ pub struct QueuedJob {
     pub cursor: i64,
 }
 
+/// A job waiting for its declared inputs, as the watcher reads them back at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingJob {
+    /// Its id.
+    pub id: JobId,
+    /// Its rule.
+    pub rule: String,
+    /// Its matched file (or sequence's `####` path).
+    pub input: RootedPath,
+    /// What it waits for.
+    pub wait: super::lineage::WaitFor,
+}
+
 /// A claim of this node that a previous run of it left behind (it crashed or was killed).
 #[derive(Debug, Clone)]
 pub struct Abandoned {
@@ -538,7 +551,7 @@ pub trait JobQueue: Send + super::cuts::CutStore {
     fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError>;
 
     /// Every job waiting for its declared inputs (read by the watcher at start).
-    fn waiting_jobs(&self) -> Result<Vec<super::lineage::WaitingJob>, StoreError>;
+    fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError>;
 
     /// Every file some job's last done run read as a declared input: the watcher looks out
     /// for their new versions.

@@ -6,10 +6,9 @@
 use std::path::Path;
 
 use super::super::JobId;
-use super::super::lineage::{RunUse, WaitFor, WaitingJob};
-use super::super::queue::{Answer, Claim, RootedPath};
+use super::super::lineage::{RunUse, WaitFor};
+use super::super::queue::{Answer, Claim, RootedPath, WaitingJob};
 use super::cached::Cached;
-use super::queue::refusal;
 use super::{NEXT_QUEUE_SEQ, NOW_MS, rooted};
 use crate::os::version::FileVersion;
 use crate::store::encoding::{blob, path_of, stored};
@@ -80,8 +79,9 @@ pub(super) fn used(
          WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')",
         &[&claim.id, &claim.token, &used.work_hash, &programs],
     )?;
+    // A stale claim records nothing; its end, written next, is refused and says why.
     if changed == 0 {
-        return refusal(tx, claim.id);
+        return Ok(Answer::NotClaimable);
     }
     for input in &used.inputs {
         let file_id = file_row(tx, node, &input.path, input.version)?;

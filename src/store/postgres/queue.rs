@@ -312,7 +312,7 @@ impl JobQueue for PgStore {
         self.set_role(role, lease_ms)
     }
 
-    fn waiting_jobs(&self) -> Result<Vec<crate::store::lineage::WaitingJob>, StoreError> {
+    fn waiting_jobs(&self) -> Result<Vec<crate::store::queue::WaitingJob>, StoreError> {
         Ok(lineage::waiting_jobs(&mut *self.client()?)?)
     }
 
@@ -555,7 +555,7 @@ fn finish(
 }
 
 /// Why a fenced write changed nothing: a user's cancel, or a newer claim.
-pub(super) fn refusal(tx: &mut Cached<'_, '_>, id: JobId) -> Result<Answer, postgres::Error> {
+fn refusal(tx: &mut Cached<'_, '_>, id: JobId) -> Result<Answer, postgres::Error> {
     let row = tx.query_opt("SELECT status, token FROM jobs WHERE id = $1", &[&id])?;
     Ok(match row {
         Some(row) if row.get::<_, &str>(0) == "cancelled" => Answer::Cancelled,

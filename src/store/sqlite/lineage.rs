@@ -5,10 +5,9 @@
 use rusqlite::{Connection, params};
 
 use super::super::JobId;
-use super::super::lineage::{RunUse, WaitFor, WaitingJob};
-use super::super::queue::{Answer, Claim, RootedPath};
+use super::super::lineage::{RunUse, WaitFor};
+use super::super::queue::{Answer, Claim, RootedPath, WaitingJob};
 use super::encoding::{blob, path_of};
-use super::write::refusal;
 use super::{NEXT_QUEUE_SEQ, SqliteStore, stored};
 use crate::os::version::FileVersion;
 
@@ -80,8 +79,9 @@ pub(super) fn used(
              WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
         )?
         .execute(params![claim.id, claim.token, used.work_hash, programs])?;
+    // A stale claim records nothing; its end, written next, is refused and says why.
     if changed == 0 {
-        return refusal(tx, claim.id);
+        return Ok(Answer::NotClaimable);
     }
     for input in &used.inputs {
         let file_id = file_row(tx, &input.path, input.version, now)?;

@@ -338,7 +338,7 @@ impl JobQueue for SqliteStore {
         self.set_role(role, lease_ms)
     }
 
-    fn waiting_jobs(&self) -> Result<Vec<crate::store::lineage::WaitingJob>, StoreError> {
+    fn waiting_jobs(&self) -> Result<Vec<crate::store::queue::WaitingJob>, StoreError> {
         Ok(super::lineage::waiting_jobs(&self.conn)?)
     }
 

@@ -217,7 +217,7 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
 }
 
 /// Why a fenced write changed nothing: a user's cancel, or a newer claim.
-pub(super) fn refusal(tx: &Connection, id: JobId) -> rusqlite::Result<Answer> {
+fn refusal(tx: &Connection, id: JobId) -> rusqlite::Result<Answer> {
     let row: Option<(String, i64)> = tx
         .prepare_cached("SELECT status, token FROM jobs WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
