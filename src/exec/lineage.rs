@@ -1,6 +1,10 @@
 //! What a run used, gathered by the executor that runs it: the version of each declared input
-//! when the attempt starts, and each program its steps run with the version that program
-//! reports (asked once per binary and cached: a night of ffmpeg jobs asks ffmpeg once).
+//! when the attempt starts, and each program its steps run with its version (asked once per
+//! binary and cached: a night of ffmpeg jobs asks ffmpeg once).
+//!
+//! Only programs known to answer `--version` (or `-version`) and do nothing else are asked: a
+//! studio's wrapper script may ignore its arguments and do its real work, so every other
+//! program is identified by a hash of its contents instead, read once.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -16,6 +20,56 @@ use crate::store::lineage::{RunUse, UsedInput, UsedProgram};
 
 /// Longest a program may take to tell its version before it is killed and recorded without one.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Programs that print their version for `--version` or `-version` and exit: the converters and
+/// tools this field runs. Any other program is never started to ask.
+const ASKABLE: &[&str] = &[
+    "ffmpeg",
+    "ffprobe",
+    "oiiotool",
+    "iinfo",
+    "maketx",
+    "exrheader",
+    "exrmaketiled",
+    "mediainfo",
+    "cp",
+    "mv",
+    "rsync",
+    "install",
+    "ln",
+    "cat",
+    "tar",
+    "gzip",
+    "zstd",
+    "xz",
+    "sox",
+    "convert",
+    "magick",
+    "identify",
+    "shotrouter",
+    "python3",
+    "python",
+    "node",
+    "perl",
+    "bash",
+    "sh",
+    "dash",
+    "true",
+    "false",
+    "ocioconvert",
+    "ociocheck",
+    "dcraw",
+    "exiftool",
+    "md5sum",
+    "sha1sum",
+    "sha256sum",
+    "xxhsum",
+    "b3sum",
+    "ascmhl",
+];
+
+/// Largest program hashed to identify it (bigger ones are named by size and mtime).
+const HASH_LIMIT: u64 = 64 << 20;
 
 /// What an attempt used, in the executor's terms: the version of each of its plan's `inputs`
 /// (in order; `None` for one gone by then) and its steps' programs.
@@ -90,13 +144,35 @@ pub fn identify(program: &OsString) -> UsedProgram {
             version: version.clone(),
         };
     }
-    let version =
-        ask_version(&resolved, "--version").or_else(|| ask_version(&resolved, "-version"));
+    let askable = resolved
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| ASKABLE.contains(&n));
+    let version = if askable {
+        ask_version(&resolved, "--version").or_else(|| ask_version(&resolved, "-version"))
+    } else {
+        fingerprint(&resolved)
+    };
     cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(key, version.clone());
     UsedProgram { path, version }
+}
+
+/// A program nobody may ask: `xxh3:` and the hash of its contents (up to [`HASH_LIMIT`]), else
+/// its size and mtime.
+fn fingerprint(program: &std::path::Path) -> Option<String> {
+    let meta = std::fs::metadata(program).ok()?;
+    if meta.len() > HASH_LIMIT {
+        let version = FileVersion::from_metadata(&meta)?;
+        return Some(format!(
+            "size {} mtime_ns {}",
+            version.size, version.mtime_ns
+        ));
+    }
+    let bytes = std::fs::read(program).ok()?;
+    Some(format!("xxh3:{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)))
 }
 
 /// The first line `program FLAG` prints on stdout when it exits 0 within [`VERSION_TIMEOUT`].
@@ -147,6 +223,24 @@ mod tests {
         let started = Instant::now();
         assert_eq!(identify(&OsString::from("cp")).version, Some(version));
         assert!(started.elapsed() < Duration::from_millis(50), "asked again");
+    }
+
+    #[test]
+    fn a_program_not_known_to_answer_is_hashed_never_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("ran");
+        let script = dir.path().join("publish.sh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\ntouch '{}'\necho 1.0\n", marker.display()),
+        )
+        .expect("write");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let used = identify(&script.clone().into_os_string());
+        assert!(!marker.exists(), "the script was started");
+        let version = used.version.expect("a fingerprint");
+        assert!(version.starts_with("xxh3:"), "{version}");
     }
 
     #[test]
