@@ -124,6 +124,7 @@ fn new_job(rule: &str, rel: &str, v: FileVersion) -> NewJob {
         tags: Vec::new(),
         concurrency: None,
         plan: String::new(),
+        waiting: None,
     }
 }
 

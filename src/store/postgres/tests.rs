@@ -89,6 +89,7 @@ fn job(rel: &str, ino: u64) -> Write {
             tags: Vec::new(),
             concurrency: None,
             plan: String::new(),
+            waiting: None,
         }),
         claim: false,
     }

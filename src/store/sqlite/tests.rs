@@ -292,6 +292,7 @@ fn a_v1_store_catches_up_nothing_it_already_ran() {
         tags: Vec::new(),
         concurrency: None,
         plan: String::new(),
+        waiting: None,
     };
     let answers = store
         .commit(&[Write::Enqueue {
@@ -323,6 +324,7 @@ fn a_legacy_file_met_first_by_an_event_is_a_duplicate_too() {
         tags: Vec::new(),
         concurrency: None,
         plan: String::new(),
+        waiting: None,
     };
     let enqueue = Write::Enqueue {
         job: Box::new(again),
@@ -361,6 +363,7 @@ fn a_legacy_row_joins_the_row_this_release_recorded_first() {
         tags: Vec::new(),
         concurrency: None,
         plan: String::new(),
+        waiting: None,
     };
     let answers = store
         .commit(&[Write::Enqueue {
