@@ -47,6 +47,7 @@ fn job(i: u64) -> Write {
             tags: Vec::new(),
             concurrency: None,
             plan: "{}".into(),
+            waiting: None,
         }),
         claim: false,
     }

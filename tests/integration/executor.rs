@@ -295,6 +295,7 @@ fn publishes_nothing_for_a_stale_claim(bench: &dyn Bench) {
         tags: Vec::new(),
         concurrency: None,
         plan: String::new(),
+        waiting: None,
     };
     let answers = a
         .commit(&[Write::Enqueue {

@@ -42,6 +42,7 @@ fn portable(rel: &str, ino: u64) -> Write {
             tags: Vec::new(),
             concurrency: None,
             plan: "{}".into(),
+            waiting: None,
         }),
         claim: false,
     }

@@ -56,6 +56,7 @@ fn issue_20_a_job_queued_by_the_previous_release_runs_on_a_worker_of_this_one() 
         tags: Vec::new(),
         concurrency: None,
         plan,
+        waiting: None,
     };
     store
         .commit(&[Write::Enqueue {
