@@ -59,7 +59,10 @@ pub(super) fn enqueue(
             (None, true) => ("claimed", 1, Some(node), 1, Some(now), None),
             (None, false) => ("queued", 0, None, 0, None, None),
         };
-    let waits_for = job.waiting.as_ref().map(|w| (w.to_text(), w.until_ms, w.describe()));
+    let waits_for = job
+        .waiting
+        .as_ref()
+        .map(|w| (w.to_text(), w.until_ms, w.describe()));
     let claim = claim && waits_for.is_none();
     // With DO NOTHING, a conflict inserts no row: that is the duplicate.
     let inserted = tx

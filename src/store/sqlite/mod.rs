@@ -48,6 +48,7 @@ pub use encoding::DB_FILE;
 mod history;
 mod lease;
 mod lineage;
+mod lineage_query;
 mod queue;
 mod schema;
 #[cfg(test)]
