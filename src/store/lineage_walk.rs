@@ -29,8 +29,10 @@ pub(crate) struct RawEdge {
     pub declared: bool,
     /// The version the job read.
     pub used: Version,
-    /// The input (up: the file the walk goes on to; down: the file walked from).
+    /// The input (up: the file the walk goes on to; down: empty, see `from`).
     pub input: Key,
+    /// Down: the `files` id of the input, one of the ids asked about.
+    pub from: i64,
     /// The input's current version (up only; down knows its own).
     pub input_now: Option<(i64, Version)>,
     /// The product.
@@ -54,8 +56,9 @@ pub(crate) trait Source {
     fn is_product(&mut self, at: &Key) -> Result<bool, Self::Error>;
     /// The edges into a product: its job's matched file and declared inputs.
     fn up(&mut self, product: &Key, out: &mut Vec<RawEdge>) -> Result<(), Self::Error>;
-    /// The edges out of a file: the current products of the jobs that matched or read it.
-    fn down(&mut self, file_id: i64, out: &mut Vec<RawEdge>) -> Result<(), Self::Error>;
+    /// The edges out of files (one look-up for a whole level of the walk): the current
+    /// products of the jobs that matched or read each, ordered by file as asked.
+    fn down(&mut self, file_ids: &[i64], out: &mut Vec<RawEdge>) -> Result<(), Self::Error>;
 }
 
 /// Where the walk starts: the path itself when the store knows it, else the sequence of the
@@ -81,8 +84,20 @@ fn key_of(at: &RootedPath) -> Key {
 struct Shown(HashMap<String, Vec<u8>>);
 
 impl Shown {
+    /// As [`display_path`] shows it, in one allocation (a walk shows 100,000 of them).
     fn path(&self, (root, rel): &Key) -> String {
-        display_path(root, rel, self.0.get(root).map(Vec::as_slice))
+        let base = match self.0.get(root) {
+            Some(base) if !root.is_empty() && !rel.is_empty() && !rel.starts_with(b"/") => base,
+            base => return display_path(root, rel, base.map(Vec::as_slice)),
+        };
+        let mut joined = Vec::with_capacity(base.len() + 1 + rel.len());
+        joined.extend_from_slice(base);
+        if !base.ends_with(b"/") {
+            joined.push(b'/');
+        }
+        joined.extend_from_slice(rel);
+        String::from_utf8(joined)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
@@ -120,17 +135,19 @@ pub(crate) fn lineage<S: Source>(
                     raw.clear();
                     src.up(product, &mut raw)?;
                     let product_shown = shown.path(product);
-                    for e in raw.drain(..) {
+                    for mut e in raw.drain(..) {
                         let changed = e.input_now.is_some_and(|(_, now)| now != e.used);
+                        let input_shown = shown.path(&e.input);
+                        let input = std::mem::take(&mut e.input);
                         report.edges.push(edge(
                             level,
-                            &e,
-                            shown.path(&e.input),
+                            e,
+                            input_shown,
                             changed,
                             product_shown.clone(),
                         ));
-                        if seen.insert(e.input.clone()) {
-                            next.push(e.input);
+                        if seen.insert(input.clone()) {
+                            next.push(input);
                         }
                     }
                 }
@@ -154,47 +171,48 @@ pub(crate) fn lineage<S: Source>(
             };
             let mut seen: HashSet<i64> = HashSet::new();
             seen.insert(id);
-            let mut frontier = vec![(id, version, shown.path(&first))];
+            // Each level is one look-up of all its files.
+            let mut frontier: HashMap<i64, (Version, String)> = HashMap::new();
+            frontier.insert(id, (version, shown.path(&first)));
+            let mut ids = vec![id];
             for level in 1..=depth {
-                let mut next = Vec::new();
-                for (file_id, now, input_shown) in &frontier {
-                    raw.clear();
-                    src.down(*file_id, &mut raw)?;
-                    for e in raw.drain(..) {
-                        let product_shown = shown.path(&e.product);
-                        report.edges.push(edge(
-                            level,
-                            &e,
-                            input_shown.clone(),
-                            *now != e.used,
-                            product_shown.clone(),
-                        ));
-                        if let Some((pid, pv)) = e.product_file
-                            && seen.insert(pid)
-                        {
-                            next.push((pid, pv, product_shown));
-                        }
+                raw.clear();
+                src.down(&ids, &mut raw)?;
+                let mut next = HashMap::new();
+                let mut next_ids = Vec::new();
+                for e in raw.drain(..) {
+                    let Some((now, input_shown)) = frontier.get(&e.from) else {
+                        continue;
+                    };
+                    let product_shown = shown.path(&e.product);
+                    let changed = *now != e.used;
+                    if let Some((pid, pv)) = e.product_file
+                        && seen.insert(pid)
+                    {
+                        next.insert(pid, (pv, product_shown.clone()));
+                        next_ids.push(pid);
                     }
+                    report
+                        .edges
+                        .push(edge(level, e, input_shown.clone(), changed, product_shown));
                 }
                 frontier = next;
-                if frontier.is_empty() {
+                ids = next_ids;
+                if ids.is_empty() {
                     break;
                 }
             }
-            for (file_id, _, _) in &frontier {
+            if !ids.is_empty() {
                 raw.clear();
-                src.down(*file_id, &mut raw)?;
-                if !raw.is_empty() {
-                    report.truncated = true;
-                    break;
-                }
+                src.down(&ids, &mut raw)?;
+                report.truncated = !raw.is_empty();
             }
         }
     }
     Ok(report)
 }
 
-fn edge(depth: u32, e: &RawEdge, input: String, changed: bool, product: String) -> LineageEdge {
+fn edge(depth: u32, e: RawEdge, input: String, changed: bool, product: String) -> LineageEdge {
     LineageEdge {
         depth,
         input,
@@ -202,9 +220,9 @@ fn edge(depth: u32, e: &RawEdge, input: String, changed: bool, product: String) 
         input_version: Some(stored_version(e.used)),
         input_changed: changed,
         job: e.job,
-        rule: e.rule.clone(),
-        node: e.node.clone(),
-        farm_run: super::farm_run(e.run_remote.clone()),
+        rule: e.rule,
+        node: e.node,
+        farm_run: super::farm_run(e.run_remote),
         product,
         finished_at: e.finished_at,
     }

@@ -26,19 +26,20 @@ const UP_SQL: &str = "SELECT j.id, j.rule, j.node, j.run_remote, j.finished_at, 
         JOIN files f ON f.id = i.file_id
     WHERE o.root = $1 AND o.rel = $2";
 
-/// The edges out of a file (`$1`): the current products of the jobs that matched it, then of
-/// those that read it as a declared input, each with its own file row when it has one.
+/// The edges out of files (`$1`, their ids): the current products of the jobs that matched
+/// them, then of those that read them as a declared input, each with its own file row when it
+/// has one.
 const DOWN_SQL: &str = "SELECT j.id, j.rule, j.node, j.run_remote, j.finished_at, false,
-        j.ino, j.size, j.mtime_ns, o.root, o.rel, p.id, p.ino, p.size, p.mtime_ns
+        j.ino, j.size, j.mtime_ns, o.root, o.rel, p.id, p.ino, p.size, p.mtime_ns, j.file_id
     FROM jobs j JOIN outputs o ON o.job_id = j.id
         LEFT JOIN files p ON p.root = o.root AND p.rel = o.rel
-    WHERE j.file_id = $1
+    WHERE j.file_id = ANY($1)
     UNION ALL
     SELECT j.id, j.rule, j.node, j.run_remote, j.finished_at, true,
-        i.ino, i.size, i.mtime_ns, o.root, o.rel, p.id, p.ino, p.size, p.mtime_ns
+        i.ino, i.size, i.mtime_ns, o.root, o.rel, p.id, p.ino, p.size, p.mtime_ns, i.file_id
     FROM job_inputs i JOIN jobs j ON j.id = i.job_id JOIN outputs o ON o.job_id = i.job_id
         LEFT JOIN files p ON p.root = o.root AND p.rel = o.rel
-    WHERE i.file_id = $1";
+    WHERE i.file_id = ANY($1)";
 
 /// Current products whose job read another version of a declared input than its current one.
 const CHANGED_INPUTS_SQL: &str = "SELECT o.root, o.rel, j.id, j.rule, f.root, f.rel,
@@ -72,6 +73,7 @@ fn version(r: &Row, at: usize) -> Version {
 fn raw_edge(r: &Row, up: bool, this: &Key) -> RawEdge {
     let other: Key = (r.get(9), r.get(10));
     let file = r.get::<_, Option<i64>>(11).map(|id| (id, version(r, 12)));
+    let from = if up { 0 } else { r.get(15) };
     let (input, input_now, product, product_file) = if up {
         (other, file, this.clone(), None)
     } else {
@@ -86,6 +88,7 @@ fn raw_edge(r: &Row, up: bool, this: &Key) -> RawEdge {
         declared: r.get(5),
         used: version(r, 6),
         input,
+        from,
         input_now,
         product,
         product_file,
@@ -124,9 +127,9 @@ impl Source for Walk<'_> {
         Ok(())
     }
 
-    fn down(&mut self, file_id: i64, out: &mut Vec<RawEdge>) -> Result<(), postgres::Error> {
+    fn down(&mut self, file_ids: &[i64], out: &mut Vec<RawEdge>) -> Result<(), postgres::Error> {
         let this: Key = (String::new(), Vec::new());
-        for r in self.client.query(&self.down, &[&file_id])? {
+        for r in self.client.query(&self.down, &[&file_ids])? {
             out.push(raw_edge(&r, false, &this));
         }
         Ok(())

@@ -25,19 +25,19 @@ const UP_SQL: &str = "SELECT j.id, j.rule, j.node, j.run_remote, j.finished_at, 
         JOIN files f ON f.id = i.file_id
     WHERE o.root = ?1 AND o.rel = ?2";
 
-/// The edges out of a file (`?1`): the current products of the jobs that matched it, then of
-/// those that read it as a declared input, each with its own file row when it has one.
+/// The edges out of files (`?1`, their ids as a JSON array): the current products of the
+/// jobs that matched them, then of those that read them as a declared input, each with its
+/// own file row when it has one.
 const DOWN_SQL: &str = "SELECT j.id, j.rule, j.node, j.run_remote, j.finished_at, 0,
-        j.ino, j.size, j.mtime_ns, o.root, o.rel, p.id, p.ino, p.size, p.mtime_ns
-    FROM jobs j JOIN outputs o ON o.job_id = j.id
+        j.ino, j.size, j.mtime_ns, o.root, o.rel, p.id, p.ino, p.size, p.mtime_ns, f.value
+    FROM json_each(?1) f JOIN jobs j ON j.file_id = f.value JOIN outputs o ON o.job_id = j.id
         LEFT JOIN files p ON p.root = o.root AND p.rel = o.rel
-    WHERE j.file_id = ?1
     UNION ALL
     SELECT j.id, j.rule, j.node, j.run_remote, j.finished_at, 1,
-        i.ino, i.size, i.mtime_ns, o.root, o.rel, p.id, p.ino, p.size, p.mtime_ns
-    FROM job_inputs i JOIN jobs j ON j.id = i.job_id JOIN outputs o ON o.job_id = i.job_id
-        LEFT JOIN files p ON p.root = o.root AND p.rel = o.rel
-    WHERE i.file_id = ?1";
+        i.ino, i.size, i.mtime_ns, o.root, o.rel, p.id, p.ino, p.size, p.mtime_ns, f.value
+    FROM json_each(?1) f JOIN job_inputs i ON i.file_id = f.value
+        JOIN jobs j ON j.id = i.job_id JOIN outputs o ON o.job_id = i.job_id
+        LEFT JOIN files p ON p.root = o.root AND p.rel = o.rel";
 
 /// Current products whose job read another version of a declared input than its current one.
 const CHANGED_INPUTS_SQL: &str = "SELECT o.root, o.rel, j.id, j.rule, f.root, f.rel,
@@ -50,6 +50,9 @@ const CHANGED_INPUTS_SQL: &str = "SELECT o.root, o.rel, j.id, j.rule, f.root, f.
 const CHANGED_RULES_SQL: &str = "SELECT o.root, o.rel, j.id, j.rule
     FROM outputs o JOIN jobs j ON j.id = o.job_id JOIN rule_defs d ON d.name = j.rule
     WHERE j.work_hash IS NOT NULL AND j.work_hash <> d.work_hash";
+
+/// How much of the file a walk maps.
+const MMAP_BYTES: i64 = 1 << 30;
 
 struct Walk<'c>(&'c Connection);
 
@@ -65,6 +68,7 @@ fn raw_edge(r: &rusqlite::Row<'_>, up: bool, this: &Key) -> rusqlite::Result<Raw
         Some(id) => Some((id, version(r, 12)?)),
         None => None,
     };
+    let from = if up { 0 } else { r.get(15)? };
     let (input, input_now, product, product_file) = if up {
         (other, file, this.clone(), None)
     } else {
@@ -79,6 +83,7 @@ fn raw_edge(r: &rusqlite::Row<'_>, up: bool, this: &Key) -> rusqlite::Result<Raw
         declared: r.get(5)?,
         used: version(r, 6)?,
         input,
+        from,
         input_now,
         product,
         product_file,
@@ -122,10 +127,19 @@ impl Source for Walk<'_> {
         Ok(())
     }
 
-    fn down(&mut self, file_id: i64, out: &mut Vec<RawEdge>) -> rusqlite::Result<()> {
+    fn down(&mut self, file_ids: &[i64], out: &mut Vec<RawEdge>) -> rusqlite::Result<()> {
+        let mut ids = String::with_capacity(file_ids.len() * 8 + 2);
+        ids.push('[');
+        for (n, id) in file_ids.iter().enumerate() {
+            if n > 0 {
+                ids.push(',');
+            }
+            ids.push_str(&id.to_string());
+        }
+        ids.push(']');
         let mut stmt = self.0.prepare_cached(DOWN_SQL)?;
-        let mut rows = stmt.query([file_id])?;
-        // The file walked from is the caller's: its key is not read again for every edge.
+        let mut rows = stmt.query([ids])?;
+        // The files walked from are the caller's: their keys are not read for every edge.
         let this: Key = (String::new(), Vec::new());
         while let Some(r) = rows.next()? {
             out.push(raw_edge(r, false, &this)?);
@@ -141,6 +155,9 @@ pub(super) fn lineage(
     direction: Direction,
     depth: u32,
 ) -> Result<LineageReport, StoreError> {
+    // A walk down a big tree seeks all over the file: mapped, its pages are read without a
+    // system call and a copy each (the default page cache holds 2 MB of them).
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     Ok(lineage_walk::lineage(
         &mut Walk(conn),
         path,
