@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use crate::app::cli::{self, Cli, Command, StateArgs};
 use crate::app::style::{self, ColorChoice};
 use crate::app::{
-    check, conform, cut, explain, logging, ops, packaging, serve, status, watch_status,
+    check, conform, cut, explain, lineage, logging, ops, packaging, serve, status, watch_status,
 };
 use crate::engine;
 use crate::error::Error;
@@ -126,11 +126,41 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             state,
             rule,
             since,
+            stale,
             json,
             verbosity,
         } => {
             quiet_logs(verbosity, cli.color);
-            ops::rerun(&state.location()?, &rule, since, json)
+            if stale {
+                lineage::rerun_stale(&state.location()?, &rule, json)
+            } else {
+                ops::rerun(&state.location()?, &rule, since, json)
+            }
+        }
+        Command::Lineage {
+            state,
+            path,
+            up: _,
+            down,
+            depth,
+            json,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, cli.color);
+            let direction = if down {
+                crate::store::lineage::Direction::Down
+            } else {
+                crate::store::lineage::Direction::Up
+            };
+            lineage::lineage(&state.location()?, &path, direction, depth, json)
+        }
+        Command::Stale {
+            state,
+            json,
+            verbosity,
+        } => {
+            quiet_logs(verbosity, cli.color);
+            lineage::stale(&state.location()?, json)
         }
         Command::Files {
             state,

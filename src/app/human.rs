@@ -19,10 +19,21 @@ pub fn duration_ms(ms: i64) -> String {
 /// A moment (milliseconds since the epoch) in local time: `21:03:12` today, `Nov 28 21:03`
 /// within the year, `2025-11-28 21:03` before. Falls back to UTC if no zone can be read.
 pub fn local_time_ms(ms: i64, now_ms: i64) -> String {
+    time_ms_in(ms, now_ms, &local_zone())
+}
+
+/// The system's time zone (`TZ` honoured), UTC when none can be read. Reading it costs a file
+/// read and a parse: a command that shows many times reads it once.
+pub fn local_zone() -> TimeZone {
+    TimeZone::try_system().unwrap_or(TimeZone::UTC)
+}
+
+/// [`local_time_ms`] in a zone read once.
+pub fn time_ms_in(ms: i64, now_ms: i64, tz: &TimeZone) -> String {
     let Ok(at) = Timestamp::from_millisecond(ms) else {
         return ms.to_string();
     };
-    let tz = TimeZone::try_system().unwrap_or(TimeZone::UTC);
+    let tz = tz.clone();
     let at = at.to_zoned_datetime(tz.clone());
     let now = Timestamp::from_millisecond(now_ms)
         .unwrap_or(Timestamp::UNIX_EPOCH)
@@ -38,11 +49,15 @@ pub fn local_time_ms(ms: i64, now_ms: i64) -> String {
 
 /// A full local date and time with its offset, for one job's detail: `2026-11-29 21:03:12 +01:00`.
 pub fn local_datetime_ns(ns: i64) -> String {
+    datetime_ns_in(ns, &local_zone())
+}
+
+/// [`local_datetime_ns`] in a zone read once.
+pub fn datetime_ns_in(ns: i64, tz: &TimeZone) -> String {
     let Ok(at) = Timestamp::from_nanosecond(i128::from(ns)) else {
         return ns.to_string();
     };
-    let tz = TimeZone::try_system().unwrap_or(TimeZone::UTC);
-    at.to_zoned_datetime(tz)
+    at.to_zoned_datetime(tz.clone())
         .strftime("%Y-%m-%d %H:%M:%S %:z")
         .to_string()
 }

@@ -14,6 +14,7 @@ pub mod explain;
 pub mod explain_cut;
 pub mod human;
 pub mod job;
+pub mod lineage;
 pub mod logfmt;
 pub mod logging;
 pub mod metrics_file;

@@ -41,7 +41,7 @@ fn check_ids(history: &dyn JobHistory, ids: &[JobId]) -> Result<(), Error> {
 }
 
 /// Refuses a rule name the store has no job of, suggesting the closest one.
-fn check_rule(history: &dyn JobHistory, rule: &str) -> Result<(), Error> {
+pub(crate) fn check_rule(history: &dyn JobHistory, rule: &str) -> Result<(), Error> {
     let names = history.rule_names().map_err(runtime)?;
     if names.iter().any(|n| n == rule) {
         return Ok(());

@@ -41,6 +41,8 @@ pub(crate) fn routes() -> Router<State> {
         .route("/api/v1/jobs", get(jobs))
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/files", get(super::files::files))
+        .route("/api/v1/lineage", get(super::lineage::lineage))
+        .route("/api/v1/stale", get(super::lineage::stale))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/cuts", get(super::cuts::cuts))

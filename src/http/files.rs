@@ -45,7 +45,7 @@ fn percent_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// The `path` parameter of a raw query string, as bytes.
-fn path_param(query: Option<&str>) -> Result<PathBuf, ApiError> {
+pub(super) fn path_param(query: Option<&str>) -> Result<PathBuf, ApiError> {
     let missing = || ApiError::BadRequest("give the file as `?path=/absolute/path`".into());
     let value = query
         .unwrap_or("")

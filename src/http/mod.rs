@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod error;
 pub mod files;
 pub mod host;
+mod lineage;
 pub mod live;
 pub mod metrics;
 pub mod openapi;

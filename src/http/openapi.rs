@@ -32,6 +32,8 @@ mod tests {
             "/api/v1/jobs/{id}/cancel",
             "/api/v1/rules/{name}/rerun",
             "/api/v1/files",
+            "/api/v1/lineage",
+            "/api/v1/stale",
             "/api/v1/rules",
             "/api/v1/nodes",
             "/api/v1/cuts",

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::store::RunHandle;
 
+use super::lineage::{Direction, LineageReport, StaleProduct};
 use super::{FileRecord, JobDetail, JobId, JobRow, Status, StatusReport, StoreError};
 
 /// Filters of `shotrouter jobs`.
@@ -96,4 +97,31 @@ pub trait JobHistory {
     /// # Errors
     /// Database errors.
     fn rerun(&mut self, rule: &str, since_ms: Option<i64>) -> Result<usize, StoreError>;
+
+    /// What `path` (absolute on this node; a frame finds its sequence) was made from
+    /// ([`Direction::Up`]) or what was made from it ([`Direction::Down`]), transitively, at
+    /// most `depth` jobs away.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn lineage(
+        &self,
+        path: &Path,
+        direction: Direction,
+        depth: u32,
+    ) -> Result<LineageReport, StoreError>;
+
+    /// The current products whose job read a declared input that has another version now, or
+    /// whose rule's work hash changed since.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn stale(&self) -> Result<Vec<StaleProduct>, StoreError>;
+
+    /// Queues the stale products' jobs of `rule` again (a new generation of their file's
+    /// latest version), except files with an unfinished job of the rule; returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn rerun_stale(&mut self, rule: &str) -> Result<usize, StoreError>;
 }

@@ -15,6 +15,7 @@ pub mod cuts;
 mod encoding;
 pub mod history;
 pub mod lineage;
+mod lineage_walk;
 pub mod location;
 mod open;
 pub mod postgres;

@@ -221,6 +221,35 @@ fn issue_13_jobs_page_by_cursor_filter_and_escape_file_names() {
     assert_eq!(get(port, "/api/v1/files?path=relative/a.dat").status, 400);
     assert_eq!(get(port, "/api/v1/files?path=/nowhere/a.dat").status, 404);
     assert_eq!(get(port, "/api/v1/files").status, 400);
+    // Lineage and staleness: the same bytes, the same checks.
+    let walk = get(
+        port,
+        &format!("/api/v1/lineage?path={encoded}&direction=down&depth=3"),
+    );
+    assert_eq!(walk.status, 200, "{}", walk.body);
+    let walk = walk.json();
+    assert_eq!(walk["direction"], "down");
+    assert!(
+        walk["edges"].is_array() && walk["truncated"] == false,
+        "{walk}"
+    );
+    for (query, needle) in [
+        ("", "?path="),
+        ("path=relative/a.dat", "must be absolute"),
+        ("path=/a&direction=sideways", "bad `direction` `sideways`"),
+        ("path=/a&depth=0", "bad `depth` `0`"),
+    ] {
+        let reply = get(port, &format!("/api/v1/lineage?{query}"));
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        let error = reply.json();
+        assert!(
+            error["error"].as_str().expect("error").contains(needle),
+            "{query}: {error}"
+        );
+    }
+    let stale = get(port, "/api/v1/stale");
+    assert_eq!(stale.status, 200, "{}", stale.body);
+    assert_eq!(stale.json()["stale"], serde_json::json!([]));
     // The page escapes the name once the live view has it; JSON carries it as a string.
     wait_until(
         "the page to list the hostile name",

@@ -123,3 +123,55 @@ fn issue_9_files_given_one_frame_shows_the_sequence_its_jobs_and_product() {
     assert_eq!(records[0]["jobs"][0]["status"], "done");
     assert_eq!(daemon.stop(), Some(0));
 }
+
+#[test]
+fn issue_23_lineage_walks_from_a_frame_to_the_product_and_back() {
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch: [shots]\nrules:\n  - name: pack\n    match: \"*/comp/*.tif\"\n    sequence: {expect: \"1001-1003\"}\n    output: \"{dir}/{seq.name}.txt\"\n    run: [cp, \"{path}\", \"{out}\"]\n",
+    );
+    std::fs::create_dir_all(env.path("shots/sh010/comp")).expect("root");
+    let daemon = Daemon::start(&env, &[], &[]);
+    for frame in 1001..=1003 {
+        env.write(format!("shots/sh010/comp/sh010_comp.{frame}.tif"), "frame");
+    }
+    wait_until("the sequence's job", Duration::from_secs(20), || {
+        statuses(&env) == ["done"]
+    });
+    // A relative frame path: its sequence, then the product made from it.
+    let out = env.run(&["lineage", "--down", "shots/sh010/comp/sh010_comp.1002.tif"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].ends_with("sh010_comp.####.tif'"), "{text}");
+    assert!(
+        lines[1].contains("→ ") && lines[1].contains("sh010_comp.txt"),
+        "{text}"
+    );
+    assert!(lines[1].contains("matched by `pack` job"), "{text}");
+    let product = env.path("shots/sh010/comp/sh010_comp.txt");
+    let json = env.run(&["lineage", "--json", product.to_str().expect("utf-8")]);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(report["direction"], "up");
+    assert_eq!(report["edges"][0]["role"], "matched");
+    assert_eq!(report["edges"][0]["rule"], "pack");
+    assert!(
+        report["edges"][0]["input"]
+            .as_str()
+            .expect("input")
+            .ends_with("sh010_comp.####.tif")
+    );
+    assert_eq!(report["edges"][0]["input_changed"], false);
+    let stale = env.run(&["stale", "--json"]);
+    assert_eq!(stale.status.code(), Some(0), "{}", stderr(&stale));
+    assert_eq!(stdout(&stale).trim(), "[]");
+    let rerun = env.run(&["rerun", "--stale", "--rule", "pack", "--json"]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    let answer: serde_json::Value = serde_json::from_slice(&rerun.stdout).expect("JSON");
+    assert_eq!(answer["queued"], 0);
+    let both = env.run(&["rerun", "--stale", "--rule", "pack", "--since", "1h"]);
+    assert_eq!(both.status.code(), Some(2), "--stale and --since conflict");
+    assert_eq!(daemon.stop(), Some(0));
+}

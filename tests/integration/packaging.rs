@@ -265,6 +265,8 @@ fn ship_the_deb_installs_a_working_binary_man_pages_completions_and_unit() {
         "cancel",
         "rerun",
         "files",
+        "lineage",
+        "stale",
         "notify",
         "serve",
         "watch",

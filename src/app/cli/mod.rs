@@ -232,8 +232,11 @@ pub enum Command {
         #[command(flatten)]
         verbosity: Verbosity,
     },
-    /// Run a rule again on the files it ran on (after editing it, say).
-    #[command(after_help = "Example:\n  shotrouter rerun --rule review-quicktime --since 24h")]
+    /// Run a rule again on the files it ran on (after editing it, say), or only where its
+    /// products are stale.
+    #[command(
+        after_help = "Examples:\n  shotrouter rerun --rule review-quicktime --since 24h\n  shotrouter rerun --stale --rule review-quicktime   # only its products `shotrouter stale` lists"
+    )]
     Rerun {
         /// Where the store is.
         #[command(flatten)]
@@ -242,8 +245,12 @@ pub enum Command {
         #[arg(long)]
         rule: String,
         /// Only files it ran on within this long.
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = parse_duration, conflicts_with = "stale")]
         since: Option<Duration>,
+        /// Only the jobs whose products are stale: made from a declared input that has a
+        /// newer version now, or by an older definition of the rule (see `shotrouter stale`).
+        #[arg(long)]
+        stale: bool,
         /// Print JSON: the rule and how many jobs were queued.
         #[arg(long)]
         json: bool,
@@ -262,6 +269,50 @@ pub enum Command {
         /// Files (relative paths are taken from the current folder).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
+    },
+    /// What a file was made from (`--up`, the default), or what was made from it (`--down`),
+    /// job by job: matched files, declared inputs, products and their copies.
+    #[command(
+        after_help = "Examples:\n  shotrouter lineage /mnt/san/review/sh010_beauty_v001.mov\n  shotrouter lineage --down shots/luts/show.cube --depth 3\n  shotrouter lineage shots/sh010/renders/beauty/sh010_beauty_v001.1005.tif   # a frame: its sequence\n\nAn input marked CHANGED has a newer version than the one its job read: the product is stale."
+    )]
+    Lineage {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
+        /// The file (relative paths are taken from the current folder; a frame finds its
+        /// sequence).
+        path: PathBuf,
+        /// What it was made from, transitively (the default).
+        #[arg(long, conflicts_with = "down")]
+        up: bool,
+        /// What was made from it, transitively.
+        #[arg(long)]
+        down: bool,
+        /// At most this many jobs away.
+        #[arg(long, default_value_t = crate::app::lineage::DEFAULT_DEPTH, value_parser = clap::value_parser!(u32).range(1..))]
+        depth: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Log verbosity.
+        #[command(flatten)]
+        verbosity: Verbosity,
+    },
+    /// Products made from a declared input that has a newer version now, or by an older
+    /// definition of their rule.
+    #[command(
+        after_help = "Example:\n  shotrouter stale\n  shotrouter rerun --stale --rule review-quicktime   # make one rule's again"
+    )]
+    Stale {
+        /// Where the store is.
+        #[command(flatten)]
+        state: StateArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -16,12 +16,14 @@ mod claims;
 mod cluster;
 mod cuts;
 mod history;
+mod lineage;
 mod published;
 
 pub(crate) use claims::*;
 pub(crate) use cluster::*;
 pub(crate) use cuts::*;
 pub(crate) use history::*;
+pub(crate) use lineage::*;
 pub(crate) use published::*;
 
 /// One fresh, empty store of the backend under test, with as many handles as a case asks for.
@@ -76,6 +78,10 @@ macro_rules! contract_tests {
             cut_revisions_read_back_in_order,
             a_racing_cut_import_is_refused,
             a_skipped_job_is_recorded_and_never_runs,
+            waiting_jobs_are_released_or_given_up,
+            used_inputs_and_their_new_versions,
+            lineage_walks_up_and_down,
+            stale_products_and_their_reruns,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

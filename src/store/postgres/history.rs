@@ -9,6 +9,7 @@ use postgres::Row;
 
 use super::super::encoding::{blob, decode_steps, display_path, lossy};
 use super::super::history::{JobFilter, JobHistory};
+use super::super::lineage::{Direction, LineageReport, StaleProduct};
 use super::super::{
     FileRecord, JobDetail, JobId, JobProgress, JobRow, NodeReport, RanSteps, Status, StatusReport,
     StoreError,
@@ -368,5 +369,22 @@ impl JobHistory for PgStore {
             }
             Ok(inserted as usize)
         })
+    }
+
+    fn lineage(
+        &self,
+        path: &Path,
+        direction: Direction,
+        depth: u32,
+    ) -> Result<LineageReport, StoreError> {
+        self.lineage_walk(path, direction, depth)
+    }
+
+    fn stale(&self) -> Result<Vec<StaleProduct>, StoreError> {
+        self.stale_products()
+    }
+
+    fn rerun_stale(&mut self, rule: &str) -> Result<usize, StoreError> {
+        self.rerun_stale_of(rule)
     }
 }

@@ -160,26 +160,35 @@ pub(super) fn input_seen(
 /// Queues each job's file again for its rule, unless one is unfinished (the caller holds the
 /// queue's place lock).
 pub(super) fn rerun(tx: &mut Cached<'_, '_>, ids: &[JobId]) -> Result<Answer, postgres::Error> {
+    rerun_jobs(tx, ids).map(|_| Answer::Ok)
+}
+
+/// [`rerun`], answering how many jobs it queued.
+pub(super) fn rerun_jobs(tx: &mut Cached<'_, '_>, ids: &[JobId]) -> Result<usize, postgres::Error> {
+    let sql = rerun_sql();
+    let mut queued = 0;
     for id in ids {
-        tx.execute(
-            &format!(
-                "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, generation,
-                     status, created_at, queue_seq, tags, concurrency, plan)
-                 SELECT j.rule, 'rerun', f.id, f.ino, f.size, f.mtime_ns,
-                     coalesce((SELECT max(g.generation) + 1 FROM jobs g WHERE g.file_id = f.id
-                         AND g.rule = j.rule AND g.ino = f.ino AND g.size = f.size
-                         AND g.mtime_ns = f.mtime_ns), 0),
-                     'queued', {NOW_MS}, {NEXT_QUEUE_SEQ}, j.tags, j.concurrency, j.plan
-                 FROM jobs j JOIN files f ON f.id = j.file_id
-                 WHERE j.id = $1
-                     AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.file_id = f.id
-                         AND q.rule = j.rule
-                         AND q.status IN ('waiting', 'queued', 'claimed', 'running'))"
-            ),
-            &[id],
-        )?;
+        queued += tx.execute(&sql, &[id])? as usize;
     }
-    Ok(Answer::Ok)
+    Ok(queued)
+}
+
+/// The statement of [`rerun`] for one job, `$1`.
+pub(super) fn rerun_sql() -> String {
+    format!(
+        "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, generation,
+             status, created_at, queue_seq, tags, concurrency, plan)
+         SELECT j.rule, 'rerun', f.id, f.ino, f.size, f.mtime_ns,
+             coalesce((SELECT max(g.generation) + 1 FROM jobs g WHERE g.file_id = f.id
+                 AND g.rule = j.rule AND g.ino = f.ino AND g.size = f.size
+                 AND g.mtime_ns = f.mtime_ns), 0),
+             'queued', {NOW_MS}, {NEXT_QUEUE_SEQ}, j.tags, j.concurrency, j.plan
+         FROM jobs j JOIN files f ON f.id = j.file_id
+         WHERE j.id = $1
+             AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.file_id = f.id
+                 AND q.rule = j.rule
+                 AND q.status IN ('waiting', 'queued', 'claimed', 'running'))"
+    )
 }
 
 /// Each rule's current work hash.

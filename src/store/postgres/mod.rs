@@ -27,6 +27,7 @@ mod enqueue;
 mod history;
 mod lease;
 mod lineage;
+mod lineage_query;
 mod queue;
 mod schema;
 #[cfg(test)]

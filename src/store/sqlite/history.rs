@@ -8,6 +8,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::history::{JobFilter, JobHistory};
+use super::super::lineage::{Direction, LineageReport, StaleProduct};
 use super::super::{
     FileRecord, JobDetail, JobId, JobProgress, JobRow, NodeReport, RanSteps, Status, StatusReport,
     StoreError, now_ms,
@@ -405,5 +406,22 @@ impl JobHistory for SqliteStore {
         )?;
         tx.commit()?;
         Ok(inserted)
+    }
+
+    fn lineage(
+        &self,
+        path: &Path,
+        direction: Direction,
+        depth: u32,
+    ) -> Result<LineageReport, StoreError> {
+        super::lineage_query::lineage(&self.conn, path, direction, depth)
+    }
+
+    fn stale(&self) -> Result<Vec<StaleProduct>, StoreError> {
+        super::lineage_query::stale(&self.conn)
+    }
+
+    fn rerun_stale(&mut self, rule: &str) -> Result<usize, StoreError> {
+        super::lineage_query::rerun_stale(&mut self.conn, rule)
     }
 }

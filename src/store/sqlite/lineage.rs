@@ -151,6 +151,11 @@ pub(super) fn input_seen(
 /// Queues each job's file again for its rule: a new generation of the file's latest version,
 /// planned by the engine with the current rules (as `rerun` does), unless one is unfinished.
 pub(super) fn rerun(tx: &Connection, ids: &[JobId], now: i64) -> rusqlite::Result<Answer> {
+    rerun_jobs(tx, ids, now).map(|_| Answer::Ok)
+}
+
+/// [`rerun`], answering how many jobs it queued.
+pub(super) fn rerun_jobs(tx: &Connection, ids: &[JobId], now: i64) -> rusqlite::Result<usize> {
     let mut stmt = tx.prepare_cached(&format!(
         "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, generation, status,
              created_at, queue_seq, tags, concurrency, plan)
@@ -165,10 +170,11 @@ pub(super) fn rerun(tx: &Connection, ids: &[JobId], now: i64) -> rusqlite::Resul
                  AND {active})",
         active = active!("q.")
     ))?;
+    let mut queued = 0;
     for id in ids {
-        stmt.execute(params![id, now])?;
+        queued += stmt.execute(params![id, now])?;
     }
-    Ok(Answer::Ok)
+    Ok(queued)
 }
 
 /// Each rule's current work hash.

@@ -48,6 +48,7 @@ pub use encoding::DB_FILE;
 mod history;
 mod lease;
 mod lineage;
+mod lineage_query;
 mod queue;
 mod schema;
 #[cfg(test)]
@@ -98,7 +99,9 @@ impl SqliteStore {
         let existed = path.exists();
         let conn = Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| folder(&e))?;
         let mut store = SqliteStore::start(conn, path, node, Some(!existed))?;
@@ -117,7 +120,7 @@ impl SqliteStore {
         if !path.exists() {
             return Err(StoreError::Missing(dir.to_path_buf()));
         }
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let conn = Connection::open_with_flags(&path, SHARED_FLAGS)?;
         let store = SqliteStore::start(conn, path, node, None)?;
         store.conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
         Ok(store)
@@ -134,7 +137,7 @@ impl SqliteStore {
         if !path.exists() {
             return Err(StoreError::Missing(dir.to_path_buf()));
         }
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let conn = Connection::open_with_flags(&path, SHARED_FLAGS)?;
         let store = SqliteStore::start(conn, path, &node_name(), None)?;
         let found: i32 = store
             .conn
@@ -274,6 +277,12 @@ impl SqliteStore {
         })
     }
 }
+
+/// How a connection to an existing store is opened. `NO_MUTEX`: a [`Connection`] is never
+/// shared between threads (it is not `Sync`), so SQLite's own per-call locking of it only
+/// costs (a lock and an unlock around every step and every column read).
+const SHARED_FLAGS: OpenFlags =
+    OpenFlags::SQLITE_OPEN_READ_WRITE.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 
 /// Statements each connection keeps prepared: every one the store runs, with room to spare.
 const STATEMENT_CACHE: usize = 64;

@@ -307,8 +307,8 @@ const V6: &str = "CREATE TABLE jobs_v6 (
         hash TEXT,
         PRIMARY KEY (job_id, file_id)
     ) WITHOUT ROWID;
-    CREATE INDEX job_inputs_by_file ON job_inputs(file_id);
-    CREATE INDEX outputs_by_job ON outputs(job_id);
+    CREATE INDEX job_inputs_by_file ON job_inputs(file_id, ino, size, mtime_ns);
+    CREATE INDEX outputs_by_job ON outputs(job_id, root, rel);
     CREATE TABLE rule_defs (
         name TEXT PRIMARY KEY,
         work_hash TEXT NOT NULL,
