@@ -107,6 +107,31 @@ pub fn job(
             }
         }
     }
+    if let Some(used) = &detail.used {
+        for program in &used.programs {
+            let version = program.version.as_deref().unwrap_or("version unknown");
+            let _ = writeln!(
+                out,
+                "program   {} ({version})",
+                shell_quote(program.path.as_bytes())
+            );
+        }
+        for input in &used.inputs {
+            let (_, ino, bytes, mtime) = input.version;
+            let changed = if input.changed {
+                paint("  CHANGED since", crate::app::style::Paint::Red)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "input     {} read at inode {ino} size {} modified {}{changed}",
+                shell_quote(input.path.as_bytes()),
+                size(bytes),
+                local_datetime_ns(mtime)
+            );
+        }
+    }
     if let Some(run) = &detail.farm_run {
         let (executor, id) = run.split_once(':').unwrap_or(("farm", run));
         let _ = writeln!(out, "farm      {executor} job {id}");

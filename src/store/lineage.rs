@@ -85,6 +85,47 @@ pub struct RunUse {
     pub work_hash: String,
 }
 
+/// What a job's successful run used, as `shotrouter job` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RunRecord {
+    /// The rule's work hash it ran with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_hash: Option<String>,
+    /// The programs its steps ran.
+    pub programs: Vec<UsedProgram>,
+    /// Its declared inputs at the versions read, and whether each has another version now.
+    pub inputs: Vec<InputRead>,
+}
+
+/// A declared input a run read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InputRead {
+    /// The path (lossy UTF-8).
+    pub path: String,
+    /// The version read.
+    pub version: super::StoredVersion,
+    /// Whether the file has another version now.
+    pub changed: bool,
+}
+
+impl RunRecord {
+    /// From the `programs` column's JSON and the inputs' rows; `None` when nothing was recorded.
+    pub(crate) fn from_parts(
+        work_hash: Option<String>,
+        programs: Option<&str>,
+        inputs: Vec<InputRead>,
+    ) -> Option<RunRecord> {
+        let programs: Vec<UsedProgram> = programs
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
+        (work_hash.is_some() || !programs.is_empty() || !inputs.is_empty()).then_some(RunRecord {
+            work_hash,
+            programs,
+            inputs,
+        })
+    }
+}
+
 /// Which way a lineage query walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -331,6 +331,9 @@ pub struct JobDetail {
     /// Its run on a farm scheduler, as `executor:id` (`slurm:1234_7`), when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub farm_run: Option<String>,
+    /// What its successful run used: programs, declared inputs, the rule's work hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<lineage::RunRecord>,
 }
 
 /// A stored remote run (`slurm:1234_7#digest`) as people read it: `slurm:1234_7`.

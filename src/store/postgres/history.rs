@@ -194,6 +194,7 @@ impl JobHistory for PgStore {
             raw_steps,
             ran,
             farm_run: crate::store::farm_run(detail.get(8)),
+            used: super::lineage::run_record(&mut *client, &self.node, id)?,
         }))
     }
 

@@ -209,6 +209,48 @@ pub(super) fn rule_defs(
     Ok(Answer::Ok)
 }
 
+/// What job `id`'s run recorded (`shotrouter job`); paths shown where this node mounts them.
+pub(super) fn run_record(
+    client: &mut impl postgres::GenericClient,
+    node: &str,
+    id: JobId,
+) -> Result<Option<crate::store::lineage::RunRecord>, postgres::Error> {
+    let row = client.query_one("SELECT work_hash, programs FROM jobs WHERE id = $1", &[&id])?;
+    let rows = client.query(
+        &format!(
+            "SELECT f.root, f.rel, {}, i.ino, i.size, i.mtime_ns,
+                 NOT (i.ino = f.ino AND i.size = f.size AND i.mtime_ns = f.mtime_ns)
+             FROM job_inputs i JOIN files f ON f.id = i.file_id
+             WHERE i.job_id = $1 ORDER BY f.rel",
+            super::root_path_sql("f.root", "$2")
+        ),
+        &[&id, &node],
+    )?;
+    let inputs = rows
+        .iter()
+        .map(|r| {
+            let root: String = r.get(0);
+            let rel: Vec<u8> = r.get(1);
+            let root_path: Option<Vec<u8>> = r.get(2);
+            crate::store::lineage::InputRead {
+                path: crate::store::encoding::display_path(&root, &rel, root_path.as_deref()),
+                version: (
+                    0,
+                    r.get::<_, i64>(3) as u64,
+                    r.get::<_, i64>(4) as u64,
+                    r.get(5),
+                ),
+                changed: r.get(6),
+            }
+        })
+        .collect();
+    Ok(crate::store::lineage::RunRecord::from_parts(
+        row.get(0),
+        row.get(1),
+        inputs,
+    ))
+}
+
 /// Every waiting job, oldest first.
 pub(super) fn waiting_jobs(
     client: &mut impl postgres::GenericClient,

@@ -213,6 +213,7 @@ impl JobHistory for SqliteStore {
             raw_steps,
             ran,
             farm_run: crate::store::farm_run(remote),
+            used: super::lineage::run_record(&self.conn, id)?,
         }))
     }
 

@@ -194,6 +194,46 @@ pub(super) fn rule_defs(
     Ok(Answer::Ok)
 }
 
+/// What job `id`'s run recorded (`shotrouter job`).
+pub(super) fn run_record(
+    conn: &Connection,
+    id: JobId,
+) -> rusqlite::Result<Option<crate::store::lineage::RunRecord>> {
+    let (work_hash, programs): (Option<String>, Option<String>) = conn.query_row(
+        "SELECT work_hash, programs FROM jobs WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.root, f.rel, r.path, i.ino, i.size, i.mtime_ns,
+             NOT (i.ino = f.ino AND i.size = f.size AND i.mtime_ns = f.mtime_ns)
+         FROM job_inputs i JOIN files f ON f.id = i.file_id LEFT JOIN roots r ON r.name = f.root
+         WHERE i.job_id = ?1 ORDER BY f.rel",
+    )?;
+    let inputs = stmt
+        .query_map([id], |r| {
+            let root: String = r.get(0)?;
+            let rel: Vec<u8> = r.get(1)?;
+            let root_path: Option<Vec<u8>> = r.get(2)?;
+            Ok(crate::store::lineage::InputRead {
+                path: crate::store::encoding::display_path(&root, &rel, root_path.as_deref()),
+                version: (
+                    0,
+                    r.get::<_, i64>(3)? as u64,
+                    r.get::<_, i64>(4)? as u64,
+                    r.get(5)?,
+                ),
+                changed: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(crate::store::lineage::RunRecord::from_parts(
+        work_hash,
+        programs.as_deref(),
+        inputs,
+    ))
+}
+
 /// Every waiting job, oldest first.
 pub(super) fn waiting_jobs(conn: &Connection) -> rusqlite::Result<Vec<WaitingJob>> {
     let mut stmt = conn.prepare_cached(
