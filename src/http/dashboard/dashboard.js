@@ -67,7 +67,7 @@ function statusCell(status) {
 }
 
 function jobRows(jobs) {
-  return jobs.map((j) => row([el('td', j.id), statusCell(j.status), el('td', j.rule), pathCell(j.path), el('td', j.result || '')], j.id));
+  return jobs.map((j) => row([el('td', j.id), statusCell(j.status), el('td', j.rule), pathCell(j.path), el('td', j.result || '', 'result')], j.id));
 }
 
 function setCount(id, value) {
