@@ -16,8 +16,7 @@ use crate::os::quote::shell_quote;
 use crate::store::lineage::{Direction, LineageEdge, LineageReport, StaleProduct};
 use crate::store::{self, Location};
 
-/// How deep `lineage` walks unless told otherwise.
-pub const DEFAULT_DEPTH: u32 = 10;
+pub use crate::store::lineage::DEFAULT_DEPTH;
 
 /// `shotrouter lineage PATH`.
 ///

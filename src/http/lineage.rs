@@ -35,7 +35,7 @@ fn direction(query: Option<&str>) -> Result<Direction, ApiError> {
 
 fn depth(query: Option<&str>) -> Result<u32, ApiError> {
     let Some(text) = param(query, "depth") else {
-        return Ok(crate::app::lineage::DEFAULT_DEPTH);
+        return Ok(crate::store::lineage::DEFAULT_DEPTH);
     };
     text.parse::<u32>()
         .ok()

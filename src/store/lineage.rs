@@ -126,6 +126,9 @@ impl RunRecord {
     }
 }
 
+/// How many jobs away a lineage walk goes unless told otherwise (the CLI's and the API's).
+pub const DEFAULT_DEPTH: u32 = 10;
+
 /// Which way a lineage query walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
