@@ -46,6 +46,7 @@ fn job(i: u64) -> Write {
             baseline_runs: false,
             tags: Vec::new(),
             concurrency: None,
+            priority: 0,
             plan: "{}".into(),
             waiting: None,
         }),

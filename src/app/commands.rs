@@ -16,6 +16,7 @@ use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
 use crate::rules;
+use crate::store::control::Bump;
 
 /// Runs one subcommand.
 ///
@@ -112,6 +113,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         } => {
             quiet_logs(verbosity, cli.color);
             ops::retry(&state.location()?, &ids, failed, rule.as_deref(), json)
+        }
+        Command::Bump(args) => {
+            quiet_logs(args.verbosity, cli.color);
+            let to = match args.priority {
+                Some(p) if !args.top => Bump::To(p),
+                _ => Bump::Top,
+            };
+            crate::app::control::bump(&args.state.location()?, &args.ids, to, args.json)
         }
         Command::Cancel {
             state,

@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod conform;
+pub mod control;
 pub mod cut;
 pub mod explain;
 pub mod explain_cut;

@@ -23,7 +23,7 @@ pub(crate) fn open(store: &Location) -> Result<Box<dyn JobHistory>, Error> {
 }
 
 /// Refuses ids the store has never seen: a typo must not look like "nothing to do".
-fn check_ids(history: &dyn JobHistory, ids: &[JobId]) -> Result<(), Error> {
+pub(crate) fn check_ids(history: &dyn JobHistory, ids: &[JobId]) -> Result<(), Error> {
     let mut unknown = Vec::new();
     for &id in ids {
         if history.job(id).map_err(runtime)?.is_none() {

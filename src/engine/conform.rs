@@ -219,6 +219,7 @@ impl Engine {
             baseline_runs: true,
             tags: Vec::new(),
             concurrency: None,
+            priority: 0,
             plan: self.stored_plan(&spec),
             waiting: None,
         };

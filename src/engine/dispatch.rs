@@ -121,6 +121,7 @@ impl Engine {
                     baseline_runs: self.options.once,
                     tags: rule.tags.clone(),
                     concurrency: rule.concurrency.map(|n| n as u32),
+                    priority: rule.priority,
                     plan,
                     waiting,
                 };
@@ -184,6 +185,7 @@ impl Engine {
                 baseline_runs: true,
                 tags: Vec::new(),
                 concurrency: None,
+                priority: 0,
                 plan: String::new(),
                 waiting: None,
             };
@@ -224,6 +226,7 @@ impl Engine {
                 baseline_runs: self.options.once,
                 tags: Vec::new(),
                 concurrency: None,
+                priority: 0,
                 plan: String::new(),
                 waiting: None,
             };
@@ -387,7 +390,14 @@ impl Engine {
         };
         for job in queued {
             self.planned.cursor = self.planned.cursor.max(job.cursor);
-            if self.planned.known.contains(&job.id) || self.leaves_to_workers(&job.rule) {
+            if self.planned.known.contains(&job.id) {
+                // Seen again after a `bump`: the job keeps its place in line at its priority.
+                if self.planned.queue.set_priority(job.id, job.priority) {
+                    tracing::info!(job = job.id, priority = job.priority, "queued job bumped");
+                }
+                continue;
+            }
+            if self.leaves_to_workers(&job.rule) {
                 continue;
             }
             if job.rule == crate::rules::conform::CONFORM_RULE && self.set.file.conform.is_some() {
@@ -495,6 +505,7 @@ impl Engine {
         } else {
             self.planned.queue.push(pending);
         }
+        self.planned.queue.set_priority(job.id, job.priority);
     }
 }
 
@@ -520,6 +531,16 @@ pub(super) fn rule_limits(set: &crate::route::matcher::RuleSet) -> HashMap<Strin
         .rules
         .iter()
         .filter_map(|r| r.concurrency.map(|c| (r.name.clone(), c)))
+        .collect()
+}
+
+/// Each rule's `priority:` other than 0, the fair queue's order.
+pub(super) fn rule_priorities(set: &crate::route::matcher::RuleSet) -> HashMap<String, i32> {
+    set.file
+        .rules
+        .iter()
+        .filter(|r| r.priority != 0)
+        .map(|r| (r.name.clone(), r.priority))
         .collect()
 }
 

@@ -1,7 +1,8 @@
 //! The fair queue: planned jobs waiting for a slot, per rule, and the slots in use.
 //!
-//! Rules take turns (round-robin), so ten thousand frames for one rule do not starve the SAN
-//! copy of another; within a rule jobs keep their arrival order. A slot is free while fewer
+//! Jobs of a higher priority (the rule's `priority:`, or a job's own after `shotrouter bump`)
+//! start first. Rules of one priority take turns (round-robin), so ten thousand frames for one
+//! rule do not starve the SAN copy of another; within a rule jobs keep their arrival order. A slot is free while fewer
 //! than `jobs` run plus a few claimed and ready, as many as the executor starts within one
 //! group commit (see [`FairQueue::set_prefetch`]), so it never waits on the store between two
 //! short jobs and a node never hoards long ones another node could run. A plain data
@@ -39,6 +40,10 @@ pub struct FairQueue {
     limit: usize,
     prefetch: usize,
     rule_limits: HashMap<String, usize>,
+    /// Each rule's `priority:` (absent: 0).
+    priorities: HashMap<String, i32>,
+    /// Jobs whose priority is not their rule's (bumped), by store id.
+    bumped: HashMap<JobId, i32>,
     /// Rules whose jobs run on the farm: they take the farm's slots (`slurm.max_jobs`), not
     /// this node's.
     farm_rules: HashSet<String>,
@@ -71,6 +76,59 @@ impl FairQueue {
     /// more when jobs are short (enough for the workers to start until the next commit).
     pub fn set_prefetch(&mut self, prefetch: usize) {
         self.prefetch = prefetch.clamp(self.limit.max(1), MAX_PREFETCH);
+    }
+
+    /// Each rule's `priority:`, after a start or a reload.
+    pub fn set_priorities(&mut self, priorities: HashMap<String, i32>) {
+        self.priorities = priorities;
+    }
+
+    /// Gives a queued job its own priority (`shotrouter bump`); whether this queue holds it.
+    pub fn set_priority(&mut self, id: JobId, priority: i32) -> bool {
+        let held = self
+            .queues
+            .values()
+            .flatten()
+            .chain(self.delayed.iter().map(|(_, p)| p))
+            .find(|p| p.id == Some(id))
+            .map(|p| p.spec.rule.clone());
+        let Some(rule) = held else {
+            return false;
+        };
+        if self.rule_priority(&rule) == priority {
+            self.bumped.remove(&id);
+        } else {
+            self.bumped.insert(id, priority);
+        }
+        true
+    }
+
+    fn rule_priority(&self, rule: &str) -> i32 {
+        self.priorities.get(rule).copied().unwrap_or(0)
+    }
+
+    fn priority_of(&self, pending: &Pending) -> i32 {
+        pending
+            .id
+            .and_then(|id| self.bumped.get(&id).copied())
+            .unwrap_or_else(|| self.rule_priority(&pending.spec.rule))
+    }
+
+    /// The first of a rule's highest-priority jobs, and that priority. Only bumped jobs
+    /// differ from their rule's, so without any the front is it.
+    fn best_of(&self, rule: &str) -> Option<(usize, i32)> {
+        let queue = self.queues.get(rule)?;
+        if self.bumped.is_empty() {
+            return queue.front().map(|_| (0, self.rule_priority(rule)));
+        }
+        queue
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, self.priority_of(p)))
+            .fold(None, |best, (i, p)| match best {
+                Some((_, b)) if b >= p => best,
+                _ => Some((i, p)),
+            })
     }
 
     /// Which rules run on the farm, and how many of their jobs may be in flight there.
@@ -179,11 +237,29 @@ impl FairQueue {
             .filter(|(_, q)| !q.is_empty())
             .map(|(r, _)| r.clone())
             .collect();
+        // Each rule with room: its best job. The highest priority wins; rules of that
+        // priority take turns.
+        let best: Vec<Option<(usize, i32)>> = rules
+            .iter()
+            .map(|rule| {
+                (self.lane_has_room(rule) && self.rule_has_room(rule))
+                    .then(|| self.best_of(rule))
+                    .flatten()
+            })
+            .collect();
+        let top = best.iter().flatten().map(|(_, p)| *p).max()?;
         for offset in 0..rules.len() {
-            let rule = &rules[(self.rotation + offset) % rules.len()];
-            if self.lane_has_room(rule) && self.rule_has_room(rule) {
-                self.rotation = (self.rotation + offset + 1) % rules.len();
-                let pending = self.queues.get_mut(rule).and_then(VecDeque::pop_front)?;
+            let at = (self.rotation + offset) % rules.len();
+            let Some((index, priority)) = best[at] else {
+                continue;
+            };
+            if priority == top {
+                let rule = &rules[at];
+                self.rotation = (at + 1) % rules.len();
+                let pending = self.queues.get_mut(rule).and_then(|q| q.remove(index))?;
+                if let Some(id) = pending.id {
+                    self.bumped.remove(&id);
+                }
                 self.reserve(rule);
                 return Some(pending);
             }
@@ -213,6 +289,7 @@ impl FairQueue {
 
     /// Removes every waiting job.
     pub fn drain(&mut self) -> Vec<Pending> {
+        self.bumped.clear();
         let mut all: Vec<Pending> = std::mem::take(&mut self.queues)
             .into_values()
             .flatten()

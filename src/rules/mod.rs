@@ -43,6 +43,7 @@ mod model;
 mod notify;
 mod path;
 mod rule_keys;
+mod schedule_keys;
 mod syntax;
 pub mod template;
 pub mod transfer;
@@ -61,6 +62,7 @@ pub use model::{
 };
 pub use notify::{DEFAULT_STUCK_AFTER, NOTIFY_VARIABLES, NotifyEvent, NotifyTarget};
 pub use path::{absolute, normalize};
+pub use schedule_keys::PRIORITY_RANGE;
 pub use syntax::{compile_glob, did_you_mean, parse_duration, path_regex};
 
 #[cfg(test)]
@@ -73,6 +75,8 @@ mod farm_tests;
 mod frames_tests;
 #[cfg(test)]
 mod inputs_tests;
+#[cfg(test)]
+mod schedule_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -195,6 +195,9 @@ pub struct Rule {
     pub backoff: Duration,
     /// At most this many jobs of this rule at once (across every node, on a shared store).
     pub concurrency: Option<usize>,
+    /// Queued jobs of a higher priority start first (`priority:`, default 0). Not part of the
+    /// definition hash: it decides when the rule runs, not what.
+    pub priority: i32,
     /// Only nodes holding every one of these tags run the rule's jobs (`worker --tags`). Not
     /// part of the definition hash: it decides where the rule runs, not what.
     pub tags: Vec<String>,

@@ -53,6 +53,7 @@ const RULE_KEYS: &[&str] = &[
     "inputs",
     "wait_inputs",
     "on_input_change",
+    "priority",
 ];
 
 impl Loader<'_> {
@@ -221,6 +222,7 @@ impl Loader<'_> {
         }
         let stop = self.field::<bool>(map, "stop").unwrap_or(false);
         let tags = self.tags(map);
+        let priority = self.priority(map);
 
         let mut known: Vec<String> = BUILTIN_VARIABLES.iter().map(|s| s.to_string()).collect();
         known.extend(
@@ -354,6 +356,7 @@ impl Loader<'_> {
             retries,
             backoff,
             concurrency,
+            priority,
             tags,
             stop,
             settle: settle.unwrap_or(if sequence.is_some() {

@@ -124,4 +124,16 @@ pub trait JobHistory {
     /// # Errors
     /// Database errors.
     fn rerun_stale(&mut self, rule: &str) -> Result<usize, StoreError>;
+
+    /// Gives queued jobs a new priority (`shotrouter bump`): claims take them in that order,
+    /// and the watcher holding one sees it at its next poll. Returns each changed job with its
+    /// priority; jobs not queued are left out.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn bump(
+        &mut self,
+        ids: &[JobId],
+        to: super::control::Bump,
+    ) -> Result<Vec<(JobId, i32)>, StoreError>;
 }

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 #[cfg(test)]
 mod contract;
+pub mod control;
 pub mod cuts;
 mod encoding;
 pub mod history;

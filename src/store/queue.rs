@@ -72,6 +72,9 @@ pub struct NewJob {
     /// At most this many of the rule's jobs claimed or running across every node
     /// (`concurrency:` of the rule); `None`: no limit beyond each node's `jobs`.
     pub concurrency: Option<u32>,
+    /// Queued jobs of a higher priority are claimed first (`priority:` of the rule; `bump`
+    /// changes it later).
+    pub priority: i32,
     /// What a worker needs to run the job without the rules file (JSON, opaque to the store;
     /// empty when the job cannot be run by a worker).
     pub plan: String,
@@ -348,6 +351,8 @@ pub struct QueuedJob {
     pub not_before: i64,
     /// Where the poll cursor stands after this job (see [`JobQueue::queued_since`]).
     pub cursor: i64,
+    /// Its priority (its rule's, or a `bump`'s).
+    pub priority: i32,
 }
 
 /// A job waiting for its declared inputs, as the watcher reads them back at start.

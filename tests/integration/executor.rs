@@ -294,6 +294,7 @@ fn publishes_nothing_for_a_stale_claim(bench: &dyn Bench) {
         baseline_runs: false,
         tags: Vec::new(),
         concurrency: None,
+        priority: 0,
         plan: String::new(),
         waiting: None,
     };

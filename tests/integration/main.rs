@@ -6,6 +6,7 @@ mod cli_output;
 mod cluster;
 mod conform;
 mod conform_daemon;
+mod control;
 mod coverage;
 mod cut_waste;
 mod cuts;

@@ -41,6 +41,7 @@ fn portable(rel: &str, ino: u64) -> Write {
             baseline_runs: false,
             tags: Vec::new(),
             concurrency: None,
+            priority: 0,
             plan: "{}".into(),
             waiting: None,
         }),

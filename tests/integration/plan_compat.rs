@@ -55,6 +55,7 @@ fn issue_20_a_job_queued_by_the_previous_release_runs_on_a_worker_of_this_one() 
         baseline_runs: true,
         tags: Vec::new(),
         concurrency: None,
+        priority: 0,
         plan,
         waiting: None,
     };

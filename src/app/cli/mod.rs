@@ -5,10 +5,12 @@
 //! the long-running commands' options (`daemon`); the arguments' meaning lives in `commands`.
 
 mod conform;
+mod control;
 mod cut;
 mod daemon;
 
 pub use conform::{CodecArg, ConformArgs, PickArg};
+pub use control::BumpArgs;
 pub use cut::{CutCommand, CutPlace};
 pub use daemon::{WatchArgs, WorkerArgs};
 
@@ -216,6 +218,11 @@ pub enum Command {
         #[command(flatten)]
         verbosity: Verbosity,
     },
+    /// Change queued jobs' priority: higher starts first, on this node and on workers.
+    #[command(
+        after_help = "Examples:\n  shotrouter bump 1234 1235 --priority 10\n  shotrouter bump 1234 --top   # starts next\n\nSee docs/operations.md."
+    )]
+    Bump(BumpArgs),
     /// Cancel queued or running jobs; a running job's process group is killed.
     #[command(after_help = "Example:\n  shotrouter cancel 1234")]
     Cancel {

@@ -124,3 +124,47 @@ fn farm_jobs_take_the_farms_slots_not_this_nodes() {
         ids(&again)
     );
 }
+
+#[test]
+fn a_higher_priority_starts_first_and_rules_of_one_priority_take_turns() {
+    let mut queue = FairQueue::new(3, HashMap::new());
+    queue.set_priorities(HashMap::from([("urgent".to_string(), 10)]));
+    for n in 0..2 {
+        queue.push(pending("frames", n));
+        queue.push(pending("san", n));
+    }
+    for n in 0..2 {
+        queue.push(pending("urgent", n));
+    }
+    let now = Instant::now();
+    let picked: Vec<Pending> = std::iter::from_fn(|| queue.pick(now)).collect();
+    assert_eq!(
+        ids(&picked),
+        [
+            "urgent-0", "urgent-1", "frames-0", "san-0", "frames-1", "san-1"
+        ]
+    );
+}
+
+#[test]
+fn a_bumped_job_goes_ahead_of_its_rule_and_of_others() {
+    let mut queue = FairQueue::new(1, HashMap::new());
+    let with_id = |rule: &str, n: u32, id: JobId| Pending {
+        id: Some(id),
+        ..pending(rule, n)
+    };
+    queue.push(with_id("frames", 0, 1));
+    queue.push(with_id("frames", 1, 2));
+    queue.push(with_id("san", 0, 3));
+    assert!(queue.set_priority(2, 5), "held here");
+    assert!(!queue.set_priority(99, 5), "not held here");
+    let now = Instant::now();
+    let picked: Vec<Pending> = std::iter::from_fn(|| queue.pick(now)).collect();
+    // Two slots (one worker, one ready); after the bumped job, the rules take turns again.
+    assert_eq!(ids(&picked), ["frames-1", "san-0"]);
+    queue.release("frames");
+    assert_eq!(
+        queue.pick(now).map(|p| p.spec.id).as_deref(),
+        Some("frames-0")
+    );
+}

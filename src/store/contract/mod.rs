@@ -14,6 +14,7 @@ use crate::os::version::FileVersion;
 
 mod claims;
 mod cluster;
+mod control;
 mod cuts;
 mod history;
 mod lineage;
@@ -21,6 +22,7 @@ mod published;
 
 pub(crate) use claims::*;
 pub(crate) use cluster::*;
+pub(crate) use control::*;
 pub(crate) use cuts::*;
 pub(crate) use history::*;
 pub(crate) use lineage::*;
@@ -82,6 +84,7 @@ macro_rules! contract_tests {
             used_inputs_and_their_new_versions,
             lineage_walks_up_and_down,
             stale_products_and_their_reruns,
+            claims_follow_priority_and_bumps,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {
@@ -129,6 +132,7 @@ fn new_job(rule: &str, rel: &str, v: FileVersion) -> NewJob {
         baseline_runs: false,
         tags: Vec::new(),
         concurrency: None,
+        priority: 0,
         plan: String::new(),
         waiting: None,
     }

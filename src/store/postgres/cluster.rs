@@ -136,9 +136,9 @@ fn claim_once(
     // rule's lock, i.e. is claiming its jobs right now).
     let mut room: HashMap<String, i64> = HashMap::new();
     let mut claimed = Vec::new();
-    // Pages in id order; a rule found at its limit is left out of the next pages, so a
-    // saturated backlog never starves the jobs queued behind it.
-    let mut after: i64 = 0;
+    // Pages higher priority first, in id order within one; a rule found at its limit is left
+    // out of the next pages, so a saturated backlog never starves the jobs queued behind it.
+    let (mut after, mut level): (i64, i32) = (0, i32::MAX);
     while claimed.len() < limit {
         let full: Vec<&str> = room
             .iter()
@@ -146,17 +146,19 @@ fn claim_once(
             .map(|(rule, _)| rule.as_str())
             .collect();
         let candidates = tx.query(
-            "SELECT j.id, j.rule, j.concurrency FROM jobs j JOIN files f ON f.id = j.file_id
+            "SELECT j.id, j.rule, j.concurrency, j.priority FROM jobs j
+                 JOIN files f ON f.id = j.file_id
              WHERE j.status = 'queued' AND j.due_at <= now() AND j.plan IS NOT NULL
                  AND j.tags <@ $1::text[] AND (cardinality($2::text[]) = 0 OR f.root = ANY($2))
-                 AND j.id > $4 AND NOT (j.rule = ANY($5::text[]))
-             ORDER BY j.id LIMIT $3",
-            &[&tags, &roots, &CLAIM_WINDOW, &after, &full],
+                 AND (j.priority < $6 OR (j.priority = $6 AND j.id > $4))
+                 AND NOT (j.rule = ANY($5::text[]))
+             ORDER BY j.priority DESC, j.id LIMIT $3",
+            &[&tags, &roots, &CLAIM_WINDOW, &after, &full, &level],
         )?;
         let Some(last) = candidates.last() else {
             break;
         };
-        after = last.get(0);
+        (after, level) = (last.get(0), last.get(3));
         claim_page(&mut tx, node, candidates, limit, &mut room, &mut claimed)?;
     }
     tx.commit()?;

@@ -66,10 +66,10 @@ pub(super) fn enqueue(
         &format!(
             "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, status, token, node,
                  attempts, steps, output, exit_status, created_at, claimed_at, finished_at,
-                 tags, concurrency, plan, waits_for, wait_until)
+                 tags, concurrency, plan, waits_for, wait_until, priority)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {NOW_MS},
                  CASE WHEN $14 THEN {NOW_MS} END, CASE WHEN $15 THEN {NOW_MS} END,
-                 $16, $17, $18, $19, $20)
+                 $16, $17, $18, $19, $20, $21)
              ON CONFLICT DO NOTHING RETURNING id"
         ),
         &[
@@ -93,6 +93,7 @@ pub(super) fn enqueue(
             &plan,
             &waits_for,
             &wait_until,
+            &job.priority,
         ],
     )?;
     let Some(row) = row else {

@@ -388,4 +388,11 @@ impl JobHistory for PgStore {
     fn rerun_stale(&mut self, rule: &str) -> Result<usize, StoreError> {
         self.rerun_stale_of(rule)
     }
+    fn bump(
+        &mut self,
+        ids: &[JobId],
+        to: crate::store::control::Bump,
+    ) -> Result<Vec<(JobId, i32)>, StoreError> {
+        self.bump_jobs(ids, to)
+    }
 }

@@ -22,6 +22,7 @@ use super::queue::RootedPath;
 
 mod cached;
 mod cluster;
+mod control;
 mod cuts;
 mod enqueue;
 mod history;

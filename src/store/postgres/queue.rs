@@ -203,11 +203,11 @@ impl JobQueue for PgStore {
 
     fn queued_since(&self, cursor: i64) -> Result<Vec<QueuedJob>, StoreError> {
         let sql = if cursor < 0 {
-            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority
              FROM jobs j JOIN files f ON f.id = j.file_id
              WHERE j.status = 'queued' AND $1::bigint < 0 ORDER BY j.id"
         } else {
-            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority
              FROM jobs j JOIN files f ON f.id = j.file_id
              WHERE j.queue_seq > 0 AND j.queue_seq > $1 AND j.status = 'queued'
              ORDER BY j.queue_seq, j.id"
@@ -228,7 +228,7 @@ impl JobQueue for PgStore {
             return Ok(Vec::new());
         }
         let rows = self.client()?.query(
-            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority
              FROM jobs j JOIN files f ON f.id = j.file_id
              WHERE j.status = 'queued' AND j.not_before <= $1 AND j.rule = ANY($2)
                  AND f.root IN (
@@ -566,7 +566,8 @@ fn refusal(tx: &mut Cached<'_, '_>, id: JobId) -> Result<Answer, postgres::Error
     })
 }
 
-/// A queued job from a row of `id, rule, root, rel, attempts, not_before, queue_seq`.
+/// A queued job from a row of `id, rule, root, rel, attempts, not_before, queue_seq,
+/// priority`.
 fn queued_job(r: &postgres::Row) -> QueuedJob {
     QueuedJob {
         id: r.get(0),
@@ -578,5 +579,6 @@ fn queued_job(r: &postgres::Row) -> QueuedJob {
         attempts: r.get::<_, i32>(4) as u32,
         not_before: r.get(5),
         cursor: r.get(6),
+        priority: r.get(7),
     }
 }

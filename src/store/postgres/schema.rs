@@ -134,7 +134,8 @@ const V1: &str = "CREATE TABLE roots (
 /// done. A run's handle where it is not a local process group (`run_remote`, `executor:id`,
 /// e.g. a farm scheduler's job). Lineage and declared inputs: the status `waiting`, with
 /// `waits_for`/`wait_until`; `work_hash` and `programs` of a job's last done run;
-/// `job_inputs` and `rule_defs` (see `store::lineage`). Version 2 is in no release yet, so its
+/// `job_inputs` and `rule_defs` (see `store::lineage`). A job's `priority`, and
+/// `jobs_claimable` in the claim's order (higher priority first). Version 2 is in no release yet, so its
 /// columns may still grow here.
 const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     ALTER TABLE jobs ADD COLUMN ran_node TEXT;
@@ -172,6 +173,9 @@ const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     ALTER TABLE jobs ADD COLUMN wait_until BIGINT;
     ALTER TABLE jobs ADD COLUMN work_hash TEXT;
     ALTER TABLE jobs ADD COLUMN programs TEXT;
+    ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX jobs_claimable;
+    CREATE INDEX jobs_claimable ON jobs(priority DESC, id) WHERE status = 'queued';
     DROP INDEX jobs_active;
     CREATE INDEX jobs_active ON jobs(status, node)
         WHERE status IN ('waiting', 'queued', 'claimed', 'running');

@@ -88,6 +88,7 @@ fn job(rel: &str, ino: u64) -> Write {
             baseline_runs: false,
             tags: Vec::new(),
             concurrency: None,
+            priority: 0,
             plan: String::new(),
             waiting: None,
         }),

@@ -46,32 +46,40 @@ impl SqliteStore {
                 busy.insert(rule, n);
             }
         }
-        // Pages of the queue in id order, only the columns that decide: a claim looks past
-        // jobs it may not take (other tags or roots, a rule at its limit) until it has `limit`
-        // or the queue ends, so a saturated backlog never starves the jobs behind it.
-        type Candidate = (JobId, String, String, String, Option<u32>);
+        // Pages of the queue, higher priority first and in id order within one, only the
+        // columns that decide: a claim looks past jobs it may not take (other tags or roots, a
+        // rule at its limit) until it has `limit` or the queue ends, so a saturated backlog
+        // never starves the jobs behind it.
+        type Candidate = (JobId, String, String, String, Option<u32>, i32);
         // Token, attempt, the input's path, steps, product and plan of a job just claimed.
         type Taken = (i64, i64, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, String);
         let mut claimed = Vec::new();
-        let mut after: JobId = 0;
+        let (mut after, mut level): (JobId, i32) = (0, i32::MAX);
         'pages: loop {
             let page: Vec<Candidate> = tx
                 .prepare_cached(
-                    "SELECT j.id, j.rule, f.root, j.tags, j.concurrency
+                    "SELECT j.id, j.rule, f.root, j.tags, j.concurrency, j.priority
                      FROM jobs j JOIN files f ON f.id = j.file_id
                      WHERE j.status = 'queued' AND j.not_before <= ?1 AND j.plan IS NOT NULL
-                         AND j.id > ?3
-                     ORDER BY j.id LIMIT ?2",
+                         AND (j.priority < ?4 OR (j.priority = ?4 AND j.id > ?3))
+                     ORDER BY j.priority DESC, j.id LIMIT ?2",
                 )?
-                .query_map(params![now, CLAIM_WINDOW, after], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                .query_map(params![now, CLAIM_WINDOW, after, level], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             let Some(last) = page.last() else {
                 break;
             };
-            after = last.0;
-            for (id, rule, root, job_tags, concurrency) in page {
+            (after, level) = (last.0, last.5);
+            for (id, rule, root, job_tags, concurrency, _) in page {
                 if claimed.len() >= limit {
                     break 'pages;
                 }

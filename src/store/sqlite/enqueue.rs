@@ -69,9 +69,9 @@ pub(super) fn enqueue(
         .prepare_cached(
             "INSERT INTO jobs (rule, rule_hash, file_id, ino, size, mtime_ns, status, token, node,
                  attempts, steps, output, exit_status, created_at, claimed_at, finished_at,
-                 tags, concurrency, plan, waits_for, wait_until)
+                 tags, concurrency, plan, waits_for, wait_until, priority)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19, ?20, ?21)
+                 ?17, ?18, ?19, ?20, ?21, ?22)
              ON CONFLICT DO NOTHING",
         )?
         .execute(params![
@@ -95,7 +95,8 @@ pub(super) fn enqueue(
             job.concurrency,
             (!job.plan.is_empty()).then_some(job.plan.as_str()),
             waits_for.as_ref().map(|w| &w.0),
-            waits_for.as_ref().map(|w| w.1)
+            waits_for.as_ref().map(|w| w.1),
+            job.priority
         ])?;
     if inserted == 0 {
         return Ok(Answer::Duplicate);

@@ -425,4 +425,11 @@ impl JobHistory for SqliteStore {
     fn rerun_stale(&mut self, rule: &str) -> Result<usize, StoreError> {
         super::lineage_query::rerun_stale(&mut self.conn, rule)
     }
+    fn bump(
+        &mut self,
+        ids: &[JobId],
+        to: crate::store::control::Bump,
+    ) -> Result<Vec<(JobId, i32)>, StoreError> {
+        self.bump_jobs(ids, to)
+    }
 }

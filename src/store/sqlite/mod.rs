@@ -41,6 +41,7 @@ macro_rules! active {
 mod adopt;
 mod checkpoint;
 mod cluster;
+mod control;
 mod cuts;
 mod encoding;
 mod enqueue;

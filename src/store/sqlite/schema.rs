@@ -227,7 +227,8 @@ const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
 /// Version 6: `jobs` rebuilt with its status CHECK as `OR`s, `jobs_active` recreated likewise;
 /// the columns, their order, the rows and their ids stay as they are. And editorial's cuts:
 /// `cuts` (one row per revision, its shots as JSON) and `cut_shots` (one row per shot present,
-/// keyed by shot first, for routing's lookup of a shot's latest frames). Version 6 is in no
+/// keyed by shot first, for routing's lookup of a shot's latest frames); a job's `priority`
+/// and `jobs_claimable`, the claim's order (higher priority first). Version 6 is in no
 /// release yet, so it may still grow here.
 const V6: &str = "CREATE TABLE jobs_v6 (
         id INTEGER PRIMARY KEY,
@@ -257,7 +258,8 @@ const V6: &str = "CREATE TABLE jobs_v6 (
         ran_steps BLOB, ran_node TEXT, ran_token INTEGER, progress TEXT,
         delivered_ino INTEGER, delivered_size INTEGER, delivered_mtime_ns INTEGER,
         run_remote TEXT,
-        waits_for TEXT, wait_until INTEGER, work_hash TEXT, programs TEXT
+        waits_for TEXT, wait_until INTEGER, work_hash TEXT, programs TEXT,
+        priority INTEGER NOT NULL DEFAULT 0
     );
     INSERT INTO jobs_v6 (id, rule, rule_hash, file_id, ino, size, mtime_ns, generation, status,
             token, node, attempts, steps, output, temp_output, publish_ino, publish_size,
@@ -280,6 +282,7 @@ const V6: &str = "CREATE TABLE jobs_v6 (
             OR status = 'running';
     CREATE INDEX jobs_by_finish ON jobs(finished_at) WHERE finished_at IS NOT NULL;
     CREATE INDEX jobs_by_queue ON jobs(queue_seq) WHERE queue_seq > 0;
+    CREATE INDEX jobs_claimable ON jobs(priority DESC, id) WHERE status = 'queued';
     CREATE TABLE cuts (
         name TEXT NOT NULL,
         revision INTEGER NOT NULL,
@@ -343,7 +346,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_fresh_database_reaches_the_current_version_with_the_four_job_indexes() {
+    fn a_fresh_database_reaches_the_current_version_with_the_five_job_indexes() {
         let mut conn = Connection::open_in_memory().expect("sqlite");
         migrate(&mut conn, 7).expect("migrates");
         let version: i32 = conn
@@ -364,7 +367,8 @@ mod tests {
                 "jobs_active",
                 "jobs_by_finish",
                 "jobs_by_queue",
-                "jobs_by_version"
+                "jobs_by_version",
+                "jobs_claimable"
             ]
         );
     }

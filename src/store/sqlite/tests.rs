@@ -291,6 +291,7 @@ fn a_v1_store_catches_up_nothing_it_already_ran() {
         baseline_runs: false,
         tags: Vec::new(),
         concurrency: None,
+        priority: 0,
         plan: String::new(),
         waiting: None,
     };
@@ -323,6 +324,7 @@ fn a_legacy_file_met_first_by_an_event_is_a_duplicate_too() {
         baseline_runs: false,
         tags: Vec::new(),
         concurrency: None,
+        priority: 0,
         plan: String::new(),
         waiting: None,
     };
@@ -362,6 +364,7 @@ fn a_legacy_row_joins_the_row_this_release_recorded_first() {
         baseline_runs: false,
         tags: Vec::new(),
         concurrency: None,
+        priority: 0,
         plan: String::new(),
         waiting: None,
     };

@@ -1,0 +1,32 @@
+//! Clap types of the commands that change when queued jobs start (`bump`). What they do is
+//! `app::control`'s.
+
+use crate::app::cli::{StateArgs, Verbosity};
+
+/// `shotrouter bump`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BumpArgs {
+    /// Where the store is.
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Job ids (queued ones; others are left as they are).
+    #[arg(required = true)]
+    pub ids: Vec<i64>,
+    /// The new priority: higher starts first (a rule's `priority:` is 0 unless set).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        required_unless_present = "top",
+        conflicts_with = "top"
+    )]
+    pub priority: Option<i32>,
+    /// One above every queued job's priority, so these start next.
+    #[arg(long)]
+    pub top: bool,
+    /// Print JSON: the jobs bumped, with their priority, and those that were not.
+    #[arg(long)]
+    pub json: bool,
+    /// Log verbosity.
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}

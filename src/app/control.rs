@@ -1,0 +1,59 @@
+//! The commands that change when queued jobs start: `bump` (a job's priority).
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use crate::app::ops::{check_ids, json, open, print, runtime};
+use crate::error::Error;
+use crate::rules::PRIORITY_RANGE;
+use crate::store::control::Bump;
+use crate::store::{JobId, Location};
+
+/// A job `bump` left as it was, and why.
+#[derive(serde::Serialize)]
+struct NotBumped {
+    id: JobId,
+    reason: &'static str,
+}
+
+/// `shotrouter bump`: gives queued jobs a priority (or `--top`: one above every queued job's).
+///
+/// # Errors
+/// A priority out of range, an unknown id, no store, or a database error.
+pub fn bump(store: &Location, ids: &[JobId], to: Bump, as_json: bool) -> Result<ExitCode, Error> {
+    if let Bump::To(p) = to
+        && !PRIORITY_RANGE.contains(&p)
+    {
+        return Err(Error::Config(format!(
+            "--priority {p} is out of range ({} to {})",
+            PRIORITY_RANGE.start(),
+            PRIORITY_RANGE.end()
+        )));
+    }
+    let mut history = open(store)?;
+    check_ids(history.as_ref(), ids)?;
+    let bumped = history.bump(ids, to).map_err(runtime)?;
+    let refused: Vec<NotBumped> = ids
+        .iter()
+        .filter(|id| !bumped.iter().any(|(b, _)| b == *id))
+        .map(|&id| NotBumped {
+            id,
+            reason: "only queued jobs are bumped",
+        })
+        .collect();
+    if as_json {
+        let bumped: Vec<_> = bumped
+            .iter()
+            .map(|(id, priority)| serde_json::json!({ "id": id, "priority": priority }))
+            .collect();
+        return json(&serde_json::json!({ "bumped": bumped, "not_bumped": refused }));
+    }
+    let mut out = String::new();
+    for (id, priority) in &bumped {
+        let _ = writeln!(out, "bumped {id} to priority {priority}");
+    }
+    for r in &refused {
+        let _ = writeln!(out, "not bumped {}: {}", r.id, r.reason);
+    }
+    print(&out)
+}

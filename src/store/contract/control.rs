@@ -1,0 +1,74 @@
+//! Contract cases for what people change about when queued jobs start: priorities and bumps.
+
+use super::super::control::Bump;
+use super::super::queue::{ClaimedJob, NewJob, Write};
+use super::*;
+
+fn prioritised(rel: &str, ino: u64, priority: i32) -> Write {
+    let mut job: NewJob = new_job("review", rel, version(ino, 10));
+    job.plan = format!("{{\"rel\":\"{rel}\"}}");
+    job.priority = priority;
+    Write::Enqueue {
+        job: Box::new(job),
+        claim: false,
+    }
+}
+
+fn rels(claimed: &[ClaimedJob]) -> Vec<String> {
+    claimed
+        .iter()
+        .map(|c| c.input.rel.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Claims take higher priorities first, in id order within one; a bump changes a queued
+/// job's place (`--top`: above every queued job), shows in the poll of queued jobs, and leaves
+/// jobs that are not queued alone.
+pub(crate) fn claims_follow_priority_and_bumps(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    let answers = watcher
+        .commit(&[
+            prioritised("low.tif", 1, -5),
+            prioritised("a.tif", 2, 0),
+            prioritised("b.tif", 3, 0),
+            prioritised("high.tif", 4, 10),
+        ])
+        .expect("commit");
+    let ids: Vec<JobId> = answers.into_iter().map(|a| enqueued(a).0).collect();
+    let mut worker = b.queue("worker");
+    let first = worker.claim_next(&[], &[], 2).expect("claim");
+    assert_eq!(rels(&first), ["high.tif", "a.tif"]);
+
+    let mut h = b.history();
+    let cursor = watcher
+        .queued_since(-1)
+        .expect("queued")
+        .iter()
+        .map(|j| j.cursor)
+        .max()
+        .unwrap_or(0);
+    let bumped = h
+        .bump(&[ids[0], ids[0], first[0].claim.id], Bump::Top)
+        .expect("bump");
+    assert_eq!(
+        bumped,
+        [(ids[0], 1)],
+        "once, queued jobs only, above the queued ones (the 10 is claimed)"
+    );
+    let seen = watcher.queued_since(cursor).expect("poll");
+    assert_eq!(
+        seen.iter().map(|j| (j.id, j.priority)).collect::<Vec<_>>(),
+        [(ids[0], 1)],
+        "the watcher's poll sees the bump"
+    );
+    assert_eq!(
+        h.bump(&[ids[2]], Bump::To(-10)).expect("bump"),
+        [(ids[2], -10)]
+    );
+    let next = worker.claim_next(&[], &[], 5).expect("claim");
+    assert_eq!(rels(&next), ["low.tif", "b.tif"]);
+    assert!(
+        h.bump(&[ids[1]], Bump::To(1)).expect("bump").is_empty(),
+        "a claimed job is not queued"
+    );
+}
