@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod api;
 pub mod auth;
+pub mod control;
 pub mod cuts;
 pub mod dashboard;
 pub mod error;
@@ -208,6 +209,7 @@ fn router(state: State, hosts: Arc<host::AllowedHosts>) -> Router {
         .merge(dashboard::routes())
         .merge(api::routes())
         .merge(actions::routes())
+        .merge(control::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(hosts, host::check))

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::daemon::Daemon;
 use crate::env::{Env, stderr, stdout, wait_until};
+use crate::http_api::{port_in, request};
 
 /// Every job of `shotrouter jobs --json`: (id, rule, status).
 fn jobs(env: &Env) -> Vec<(i64, String, String)> {
@@ -31,19 +32,20 @@ fn started(env: &Env) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn issue_24_one_job_slot_starts_queued_jobs_in_priority_order_and_a_bump_goes_first() {
-    let env = Env::new();
+/// A daemon with one job slot (`jobs: 1`) taken by a gate job that runs until the file `open`
+/// exists, and a second gate job claimed ready beside it: what arrives next stays queued.
+/// Rules `low` (-1), `plain` (0), `high` (5) and `late` (-5) match their own extension.
+fn gated_daemon(env: &Env, extra: &[&str]) -> Daemon {
     let started_file = env.path("started");
     let open = env.path("open");
-    let rule = |name: &str, ext: &str, priority: Option<i32>, gate: bool| {
+    let rule = |name: &str, priority: Option<i32>, gate: bool| {
         let wait = if gate {
             format!("; while [ ! -e '{}' ]; do sleep 0.05; done", open.display())
         } else {
             String::new()
         };
         format!(
-            "  - name: {name}\n    match: \"**/*.{ext}\"\n{}    run: [sh, -c, \"echo {{name}} >> '{}'{wait}\"]\n",
+            "  - name: {name}\n    match: \"**/*.{name}\"\n{}    run: [sh, -c, \"echo {{name}} >> '{}'{wait}\"]\n",
             priority
                 .map(|p| format!("    priority: {p}\n"))
                 .unwrap_or_default(),
@@ -54,30 +56,36 @@ fn issue_24_one_job_slot_starts_queued_jobs_in_priority_order_and_a_bump_goes_fi
         "rules.yaml",
         format!(
             "version: 1\nwatch: [shots]\njobs: 1\nrules:\n{}{}{}{}{}",
-            rule("gate", "gate", None, true),
-            rule("low", "low", Some(-1), false),
-            rule("plain", "plain", None, false),
-            rule("high", "high", Some(5), false),
-            rule("late", "late", Some(-5), false),
+            rule("gate", None, true),
+            rule("low", Some(-1), false),
+            rule("plain", None, false),
+            rule("high", Some(5), false),
+            rule("late", Some(-5), false),
         ),
     );
     std::fs::create_dir_all(env.path("shots")).expect("root");
-    let daemon = Daemon::start(&env, &[], &[]);
-    // The slot runs the first gate job; the second is claimed, ready beside it.
+    let daemon = Daemon::start(env, extra, &[]);
     env.write("shots/1.gate", "");
     wait_until("the first gate job to run", Duration::from_secs(20), || {
-        started(&env) == ["1.gate"]
+        started(env) == ["1.gate"]
     });
     env.write("shots/2.gate", "");
     wait_until(
         "the second gate job to be claimed",
         Duration::from_secs(20),
         || {
-            let all = jobs(&env);
+            let all = jobs(env);
             all.len() == 2 && all.iter().all(|(_, _, s)| s != "queued")
         },
     );
-    // Arrival order is the reverse of the priorities', and one file waits at -5 to be bumped.
+    daemon
+}
+
+#[test]
+fn issue_24_one_job_slot_starts_queued_jobs_in_priority_order_and_a_bump_goes_first() {
+    let env = Env::new();
+    let daemon = gated_daemon(&env, &[]);
+    // They arrive lowest priority first; the one at -5 is bumped to the top.
     for name in ["a.late", "a.low", "a.plain", "a.high"] {
         env.write(format!("shots/{name}"), "");
     }
@@ -119,4 +127,63 @@ fn issue_24_bump_refuses_a_priority_out_of_range_and_needs_one() {
     let out = env.run(&["bump", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--priority"), "{}", stderr(&out));
+}
+
+#[test]
+fn issue_24_bump_over_http_needs_the_token_and_the_servers_own_origin() {
+    let env = Env::new();
+    env.write("token", "s3cret-token\n");
+    let daemon = gated_daemon(
+        &env,
+        &["--http", "127.0.0.1:0", "--http-token-file", "token"],
+    );
+    let port = port_in(&daemon.log_text());
+    env.write("shots/a.low", "");
+    wait_until("a job queued", Duration::from_secs(20), || {
+        jobs(&env).iter().any(|(_, _, s)| s == "queued")
+    });
+    let all = jobs(&env);
+    let queued = all
+        .iter()
+        .find(|(_, _, s)| s == "queued")
+        .expect("queued")
+        .0;
+    let running = all
+        .iter()
+        .find(|(_, _, s)| s == "running")
+        .expect("running")
+        .0;
+    let bump = |id: i64, query: &str| format!("/api/v1/jobs/{id}/bump{query}");
+    let good = "Authorization: Bearer s3cret-token";
+    for (path, headers, status) in [
+        (bump(queued, "?top=true"), &[][..], 401),
+        (
+            bump(queued, "?top=true"),
+            &[good, "Origin: http://evil.example"][..],
+            403,
+        ),
+        (bump(queued, ""), &[good][..], 400),
+        (bump(queued, "?top=true&priority=3"), &[good][..], 400),
+        (bump(queued, "?priority=9999999"), &[good][..], 400),
+        (bump(running, "?top=true"), &[good][..], 409),
+        (bump(999_999, "?top=true"), &[good][..], 404),
+    ] {
+        let reply = request(port, "POST", &path, headers);
+        assert_eq!(reply.status, status, "{path} {headers:?}: {}", reply.body);
+    }
+    let own_origin = format!("Origin: http://127.0.0.1:{port}");
+    let reply = request(
+        port,
+        "POST",
+        &bump(queued, "?priority=7"),
+        &[good, &own_origin],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({ "id": queued, "priority": 7 })
+    );
+    env.write("open", "");
+    daemon.wait_idle_with(3, Duration::from_secs(20));
+    assert_eq!(daemon.stop(), Some(0));
 }

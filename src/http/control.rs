@@ -1,0 +1,78 @@
+//! The API's control of when queued jobs start: bump (a job's priority), as the CLI does it,
+//! behind the same [`auth::check`] (token and same-site origin) as the other actions.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path as UrlPath, Query, State as Extract};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::State;
+use super::api::job_id;
+use super::auth;
+use super::error::ApiError;
+use super::error::{bad_path, bad_query};
+use crate::rules::PRIORITY_RANGE;
+use crate::store::control::Bump;
+
+/// The control routes.
+pub(crate) fn routes() -> Router<State> {
+    Router::new().route("/api/v1/jobs/{id}/bump", post(bump))
+}
+
+/// `bump` parameters: exactly one of them.
+#[derive(Debug, Deserialize)]
+pub(crate) struct BumpQuery {
+    priority: Option<i32>,
+    top: Option<bool>,
+}
+
+impl BumpQuery {
+    fn to(&self) -> Result<Bump, ApiError> {
+        match (self.priority, self.top) {
+            (Some(p), None | Some(false)) if PRIORITY_RANGE.contains(&p) => Ok(Bump::To(p)),
+            (Some(p), None | Some(false)) => Err(ApiError::BadRequest(format!(
+                "priority {p} is out of range ({} to {})",
+                PRIORITY_RANGE.start(),
+                PRIORITY_RANGE.end()
+            ))),
+            (None, Some(true)) => Ok(Bump::Top),
+            _ => Err(ApiError::BadRequest(
+                "give `priority=N` or `top=true`, not both".into(),
+            )),
+        }
+    }
+}
+
+async fn bump(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    id: Result<UrlPath<String>, PathRejection>,
+    query: Result<Query<BumpQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    auth::check(&headers, state.token.as_deref())?;
+    let UrlPath(id) = id.map_err(bad_path)?;
+    let id = job_id(&id)?;
+    let Query(q) = query.map_err(bad_query)?;
+    let to = q.to()?;
+    let priority = state
+        .pool
+        .run(move |h| {
+            let job = h
+                .job(id)?
+                .ok_or_else(|| ApiError::NotFound(format!("no job {id} in the store")))?;
+            match h.bump(&[id], to)?.first() {
+                Some((_, priority)) => Ok(*priority),
+                None => Err(ApiError::Conflict(format!(
+                    "job {id} is {}: only queued jobs are bumped",
+                    job.row.status
+                ))),
+            }
+        })
+        .await?;
+    tracing::info!(job = id, priority, "http: bump");
+    Ok(Json(json!({ "id": id, "priority": priority })))
+}
