@@ -16,7 +16,7 @@ use crate::engine;
 use crate::error::Error;
 use crate::route::matcher::RuleSet;
 use crate::rules;
-use crate::store::control::Bump;
+use crate::store::control::{Bump, PauseTarget};
 
 /// Runs one subcommand.
 ///
@@ -121,6 +121,24 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 _ => Bump::Top,
             };
             crate::app::control::bump(&args.state.location()?, &args.ids, to, args.json)
+        }
+        Command::Pause(args) => {
+            quiet_logs(args.verbosity, cli.color);
+            crate::app::control::pause(
+                &args.state.location()?,
+                &pause_target(&args),
+                true,
+                args.json,
+            )
+        }
+        Command::Resume(args) => {
+            quiet_logs(args.verbosity, cli.color);
+            crate::app::control::pause(
+                &args.state.location()?,
+                &pause_target(&args),
+                false,
+                args.json,
+            )
         }
         Command::Cancel {
             state,
@@ -445,4 +463,12 @@ fn explain_cuts(set: &RuleSet, place: &StateArgs) -> Result<crate::route::cut::C
     }
     let store = crate::store::open_cuts(&location).map_err(Error::setup)?;
     crate::route::cut::CutIndex::load(&*store).map_err(Error::setup)
+}
+
+/// The node or rule `pause`/`resume` names (clap requires exactly one).
+fn pause_target(args: &cli::PauseArgs) -> PauseTarget {
+    match (&args.node, &args.rule) {
+        (Some(node), _) => PauseTarget::Node(node.clone()),
+        (None, rule) => PauseTarget::Rule(rule.clone().unwrap_or_default()),
+    }
 }

@@ -1,4 +1,5 @@
-//! The commands that change when queued jobs start: `bump` (a job's priority).
+//! The commands that change when queued jobs start: `bump` (a job's priority), `pause` and
+//! `resume` (a node or a rule).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -6,7 +7,7 @@ use std::process::ExitCode;
 use crate::app::ops::{check_ids, json, open, print, runtime};
 use crate::error::Error;
 use crate::rules::PRIORITY_RANGE;
-use crate::store::control::Bump;
+use crate::store::control::{Bump, PauseTarget};
 use crate::store::{JobId, Location};
 
 /// A job `bump` left as it was, and why.
@@ -56,4 +57,38 @@ pub fn bump(store: &Location, ids: &[JobId], to: Bump, as_json: bool) -> Result<
         let _ = writeln!(out, "not bumped {}: {}", r.id, r.reason);
     }
     print(&out)
+}
+
+/// `shotrouter pause` (`paused`) and `shotrouter resume`.
+///
+/// # Errors
+/// No store, or a database error.
+pub fn pause(
+    store: &Location,
+    target: &PauseTarget,
+    paused: bool,
+    as_json: bool,
+) -> Result<ExitCode, Error> {
+    let mut history = open(store)?;
+    let changed = history.set_paused(target, paused).map_err(runtime)?;
+    if as_json {
+        return json(&serde_json::json!({
+            "target": target,
+            "paused": paused,
+            "changed": changed,
+        }));
+    }
+    let text = match (paused, changed) {
+        (true, true) => format!(
+            "paused {target}: {}\n",
+            match target {
+                PauseTarget::Node(_) => "it finishes what it runs and claims nothing new",
+                PauseTarget::Rule(_) => "its jobs stay queued until `shotrouter resume`",
+            }
+        ),
+        (true, false) => format!("{target} was already paused\n"),
+        (false, true) => format!("resumed {target}\n"),
+        (false, false) => format!("{target} was not paused\n"),
+    };
+    print(&text)
 }

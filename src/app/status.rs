@@ -111,12 +111,30 @@ pub fn status_text(report: &StatusReport) -> String {
             1 => ", 1 job".to_string(),
             n => format!(", {n} jobs"),
         };
-        let _ = writeln!(out, "{role} {}: {seen}{jobs}", node.name);
+        let paused =
+            if report.paused.iter().any(
+                |p| matches!(&p.target, store::control::PauseTarget::Node(n) if *n == node.name),
+            ) {
+                format!(", {}", paint("paused", Paint::Red))
+            } else {
+                String::new()
+            };
+        let _ = writeln!(out, "{role} {}: {seen}{jobs}{paused}", node.name);
         if let Some(health) = &node.health
             && node.last_seen_s < 60
         {
             let _ = writeln!(out, "  {}: {health}", paint("DEGRADED", Paint::Red));
         }
+    }
+    for pause in &report.paused {
+        let _ = writeln!(
+            out,
+            "paused: {} since {} (shotrouter resume --{} {})",
+            pause.target,
+            local_time_ms(pause.since_ms, now),
+            pause.target.kind(),
+            pause.target.name()
+        );
     }
     out
 }

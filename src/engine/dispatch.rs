@@ -15,6 +15,7 @@ use crate::route::cut;
 use crate::route::plan;
 use crate::rules::OnRename;
 use crate::store::JobId;
+use crate::store::control::PauseTarget;
 use crate::store::queue::{NewJob, QueuedJob, Write};
 
 use super::Engine;
@@ -352,6 +353,35 @@ impl Engine {
                     .push(Write::Claim { id }, Then::Claimed(Box::new(spec))),
                 _ => self.hand_over(spec),
             }
+        }
+    }
+
+    /// Reads the pauses in force (`shotrouter pause`): a paused rule's jobs, or every job when
+    /// this node is paused, wait in the queue; what runs finishes. Logged when it changes.
+    pub(super) fn read_pauses(&mut self) {
+        let Some(store) = self.node.store.as_ref() else {
+            return;
+        };
+        let pauses = match store.paused() {
+            Ok(pauses) => pauses,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the pauses from the store");
+                return;
+            }
+        };
+        let mut node = false;
+        let mut rules = std::collections::HashSet::new();
+        for pause in pauses {
+            match pause {
+                PauseTarget::Node(name) => node |= name == self.node.name,
+                PauseTarget::Rule(name) => {
+                    rules.insert(name);
+                }
+            }
+        }
+        let shown = format!("{rules:?}");
+        if self.planned.queue.set_paused(node, rules) {
+            tracing::info!(node_paused = node, paused_rules = %shown, "pauses changed");
         }
     }
 

@@ -44,6 +44,10 @@ pub struct FairQueue {
     priorities: HashMap<String, i32>,
     /// Jobs whose priority is not their rule's (bumped), by store id.
     bumped: HashMap<JobId, i32>,
+    /// Rules paused (`shotrouter pause --rule`): their jobs wait.
+    paused_rules: HashSet<String>,
+    /// This node is paused (`shotrouter pause --node`): nothing takes a slot.
+    paused_node: bool,
     /// Rules whose jobs run on the farm: they take the farm's slots (`slurm.max_jobs`), not
     /// this node's.
     farm_rules: HashSet<String>,
@@ -76,6 +80,19 @@ impl FairQueue {
     /// more when jobs are short (enough for the workers to start until the next commit).
     pub fn set_prefetch(&mut self, prefetch: usize) {
         self.prefetch = prefetch.clamp(self.limit.max(1), MAX_PREFETCH);
+    }
+
+    /// The pauses in force, read from the store at each poll; whether they changed.
+    pub fn set_paused(&mut self, node: bool, rules: HashSet<String>) -> bool {
+        let changed = node != self.paused_node || rules != self.paused_rules;
+        self.paused_node = node;
+        self.paused_rules = rules;
+        changed
+    }
+
+    /// Whether jobs of `rule` wait for a resume (the rule or this node is paused).
+    pub fn is_paused(&self, rule: &str) -> bool {
+        self.paused_node || self.paused_rules.contains(rule)
     }
 
     /// Each rule's `priority:`, after a start or a reload.
@@ -152,6 +169,9 @@ impl FairQueue {
     }
 
     fn rule_has_room(&self, rule: &str) -> bool {
+        if self.is_paused(rule) {
+            return false;
+        }
         let limit = self.rule_limits.get(rule).copied().unwrap_or(usize::MAX);
         self.in_use.get(rule).copied().unwrap_or(0) < limit
     }

@@ -239,6 +239,7 @@ impl Role for Engine {
             self.refresh_cuts(now);
             self.tell_cut_changes();
             self.resume_queued(self.planned.cursor);
+            self.read_pauses();
             self.take_notices(now);
         }
         self.tell_outside(now);
@@ -382,6 +383,7 @@ impl Engine {
         );
         self.load_inputs();
         self.record_rule_defs();
+        self.read_pauses();
         self.resume_queued(-1);
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! The API's control of when queued jobs start: bump (a job's priority), as the CLI does it,
-//! behind the same [`auth::check`] (token and same-site origin) as the other actions.
+//! The API's control of when queued jobs start: bump (a job's priority), pause and resume (a
+//! node or a rule), as the CLI does them, behind the same [`auth::check`] (token and same-site
+//! origin) as the other actions.
 
 use axum::Json;
 use axum::Router;
@@ -16,11 +17,16 @@ use super::auth;
 use super::error::ApiError;
 use super::error::{bad_path, bad_query};
 use crate::rules::PRIORITY_RANGE;
-use crate::store::control::Bump;
+use crate::store::control::{Bump, PauseTarget};
 
 /// The control routes.
 pub(crate) fn routes() -> Router<State> {
-    Router::new().route("/api/v1/jobs/{id}/bump", post(bump))
+    Router::new()
+        .route("/api/v1/jobs/{id}/bump", post(bump))
+        .route("/api/v1/nodes/{name}/pause", post(pause_node))
+        .route("/api/v1/nodes/{name}/resume", post(resume_node))
+        .route("/api/v1/rules/{name}/pause", post(pause_rule))
+        .route("/api/v1/rules/{name}/resume", post(resume_rule))
 }
 
 /// `bump` parameters: exactly one of them.
@@ -75,4 +81,64 @@ async fn bump(
         .await?;
     tracing::info!(job = id, priority, "http: bump");
     Ok(Json(json!({ "id": id, "priority": priority })))
+}
+
+/// Pauses or resumes what the URL names.
+async fn set_paused(
+    state: State,
+    headers: HeaderMap,
+    name: Result<UrlPath<String>, PathRejection>,
+    target: fn(String) -> PauseTarget,
+    paused: bool,
+) -> Result<Json<Value>, ApiError> {
+    auth::check(&headers, state.token.as_deref())?;
+    let UrlPath(name) = name.map_err(bad_path)?;
+    if name.is_empty() {
+        return Err(ApiError::BadRequest("name a node or a rule".into()));
+    }
+    let target = target(name);
+    let asked = target.clone();
+    let changed = state
+        .pool
+        .run(move |h| Ok(h.set_paused(&asked, paused)?))
+        .await?;
+    tracing::info!(%target, paused, changed, "http: pause");
+    Ok(Json(json!({
+        "kind": target.kind(),
+        "name": target.name(),
+        "paused": paused,
+        "changed": changed,
+    })))
+}
+
+async fn pause_node(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    name: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(state, headers, name, PauseTarget::Node, true).await
+}
+
+async fn resume_node(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    name: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(state, headers, name, PauseTarget::Node, false).await
+}
+
+async fn pause_rule(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    name: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(state, headers, name, PauseTarget::Rule, true).await
+}
+
+async fn resume_rule(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    name: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(state, headers, name, PauseTarget::Rule, false).await
 }

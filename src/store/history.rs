@@ -136,4 +136,14 @@ pub trait JobHistory {
         ids: &[JobId],
         to: super::control::Bump,
     ) -> Result<Vec<(JobId, i32)>, StoreError>;
+
+    /// Pauses (`true`) or resumes a node or a rule; returns whether that changed anything.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn set_paused(
+        &mut self,
+        target: &super::control::PauseTarget,
+        paused: bool,
+    ) -> Result<bool, StoreError>;
 }

@@ -406,6 +406,8 @@ pub struct StatusReport {
     pub files: u64,
     /// The nodes that ran a daemon on this store, most recently seen first.
     pub nodes: Vec<NodeReport>,
+    /// The nodes and rules paused (`shotrouter pause`).
+    pub paused: Vec<control::Pause>,
 }
 
 /// A node of `shotrouter status`: when its daemon was last alive and what it cannot cover.

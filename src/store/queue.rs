@@ -555,6 +555,10 @@ pub trait JobQueue: Send + super::cuts::CutStore {
     /// Database errors.
     fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError>;
 
+    /// The nodes and rules paused: a watcher holds their jobs in its queue (claims by
+    /// [`JobQueue::claim_next`] leave them out in the store).
+    fn paused(&self) -> Result<Vec<super::control::PauseTarget>, StoreError>;
+
     /// Every job waiting for its declared inputs (read by the watcher at start).
     fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError>;
 

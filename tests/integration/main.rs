@@ -35,6 +35,7 @@ mod openlineage;
 mod operations;
 mod packaging;
 mod parity;
+mod pause;
 mod pg;
 mod pg_cluster;
 mod pg_tls;

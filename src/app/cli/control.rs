@@ -1,5 +1,5 @@
-//! Clap types of the commands that change when queued jobs start (`bump`). What they do is
-//! `app::control`'s.
+//! Clap types of the commands that change when queued jobs start (`bump`, `pause`, `resume`).
+//! What they do is `app::control`'s.
 
 use crate::app::cli::{StateArgs, Verbosity};
 
@@ -24,6 +24,27 @@ pub struct BumpArgs {
     #[arg(long)]
     pub top: bool,
     /// Print JSON: the jobs bumped, with their priority, and those that were not.
+    #[arg(long)]
+    pub json: bool,
+    /// Log verbosity.
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+/// `shotrouter pause` and `shotrouter resume`: one node or one rule.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false, id = "target")]
+pub struct PauseArgs {
+    /// Where the store is.
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// A node, by the name `shotrouter status` lists (its host name unless `--node` named it).
+    #[arg(long, group = "target")]
+    pub node: Option<String>,
+    /// A rule, by name.
+    #[arg(long, group = "target")]
+    pub rule: Option<String>,
+    /// Print JSON: what is paused, and whether this changed it.
     #[arg(long)]
     pub json: bool,
     /// Log verbosity.

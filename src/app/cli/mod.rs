@@ -10,7 +10,7 @@ mod cut;
 mod daemon;
 
 pub use conform::{CodecArg, ConformArgs, PickArg};
-pub use control::BumpArgs;
+pub use control::{BumpArgs, PauseArgs};
 pub use cut::{CutCommand, CutPlace};
 pub use daemon::{WatchArgs, WorkerArgs};
 
@@ -223,6 +223,17 @@ pub enum Command {
         after_help = "Examples:\n  shotrouter bump 1234 1235 --priority 10\n  shotrouter bump 1234 --top   # starts next\n\nSee docs/operations.md."
     )]
     Bump(BumpArgs),
+    /// Pause a node (it finishes what it runs, claims nothing new) or a rule (its jobs stay
+    /// queued on every node); kept in the store until `resume`.
+    #[command(
+        after_help = "Examples:\n  shotrouter pause --node render07   # drain before maintenance\n  shotrouter pause --rule archive-copy\n\nSee docs/operations.md."
+    )]
+    Pause(PauseArgs),
+    /// Resume a paused node or rule.
+    #[command(
+        after_help = "Examples:\n  shotrouter resume --node render07\n  shotrouter resume --rule archive-copy"
+    )]
+    Resume(PauseArgs),
     /// Cancel queued or running jobs; a running job's process group is killed.
     #[command(after_help = "Example:\n  shotrouter cancel 1234")]
     Cancel {

@@ -1,6 +1,7 @@
-//! Contract cases for what people change about when queued jobs start: priorities and bumps.
+//! Contract cases for what people change about when queued jobs start: priorities, bumps and
+//! pauses.
 
-use super::super::control::Bump;
+use super::super::control::{Bump, PauseTarget};
 use super::super::queue::{ClaimedJob, NewJob, Write};
 use super::*;
 
@@ -71,4 +72,61 @@ pub(crate) fn claims_follow_priority_and_bumps(b: &dyn Backend) {
         h.bump(&[ids[1]], Bump::To(1)).expect("bump").is_empty(),
         "a claimed job is not queued"
     );
+}
+
+/// A paused node claims nothing; a paused rule's jobs are claimed by no node; both are listed
+/// (by `status` and for the watcher) until resumed, and pausing twice changes nothing.
+pub(crate) fn pauses_hold_claims_until_resumed(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    let answers = watcher
+        .commit(&[prioritised("a.tif", 1, 0), prioritised("b.tif", 2, 0)])
+        .expect("commit");
+    assert!(answers.iter().all(|a| matches!(a, Answer::Enqueued { .. })));
+    let mut archive: NewJob = new_job("archive", "c.tif", version(3, 10));
+    archive.plan = "{}".into();
+    let (archived, _) = enqueued(one(
+        &mut *watcher,
+        Write::Enqueue {
+            job: Box::new(archive),
+            claim: false,
+        },
+    ));
+    let mut h = b.history();
+    let node = PauseTarget::Node("render07".into());
+    let rule = PauseTarget::Rule("review".into());
+    assert!(h.set_paused(&node, true).expect("pause"));
+    assert!(!h.set_paused(&node, true).expect("again"), "already paused");
+    assert!(h.set_paused(&rule, true).expect("pause"));
+    let listed = watcher.paused().expect("paused");
+    assert!(
+        listed.contains(&node) && listed.contains(&rule),
+        "{listed:?}"
+    );
+    let status = h.status().expect("status");
+    assert_eq!(
+        status
+            .paused
+            .iter()
+            .map(|p| p.target.clone())
+            .collect::<Vec<_>>(),
+        [node.clone(), rule.clone()]
+    );
+    let mut paused = b.queue("render07");
+    assert!(paused.claim_next(&[], &[], 10).expect("claim").is_empty());
+    let mut other = b.queue("render08");
+    let got = other.claim_next(&[], &[], 10).expect("claim");
+    assert_eq!(
+        got.iter().map(|c| c.claim.id).collect::<Vec<_>>(),
+        [archived],
+        "the paused rule's jobs stay queued"
+    );
+    assert!(h.set_paused(&rule, false).expect("resume"));
+    assert!(!h.set_paused(&rule, false).expect("again"), "not paused");
+    assert!(paused.claim_next(&[], &[], 10).expect("claim").is_empty());
+    assert_eq!(
+        rels(&other.claim_next(&[], &[], 10).expect("claim")),
+        ["a.tif", "b.tif"]
+    );
+    assert!(h.set_paused(&node, false).expect("resume"));
+    assert!(h.status().expect("status").paused.is_empty());
 }

@@ -85,6 +85,7 @@ macro_rules! contract_tests {
             lineage_walks_up_and_down,
             stale_products_and_their_reruns,
             claims_follow_priority_and_bumps,
+            pauses_hold_claims_until_resumed,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

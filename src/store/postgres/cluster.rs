@@ -136,6 +136,17 @@ fn claim_once(
     // rule's lock, i.e. is claiming its jobs right now).
     let mut room: HashMap<String, i64> = HashMap::new();
     let mut claimed = Vec::new();
+    // A paused node claims nothing new; a paused rule's jobs stay queued.
+    let paused: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM paused WHERE kind = 'node' AND name = $1)",
+            &[&node],
+        )?
+        .get(0);
+    if paused {
+        tx.commit()?;
+        return Ok(claimed);
+    }
     // Pages higher priority first, in id order within one; a rule found at its limit is left
     // out of the next pages, so a saturated backlog never starves the jobs queued behind it.
     let (mut after, mut level): (i64, i32) = (0, i32::MAX);
@@ -151,6 +162,7 @@ fn claim_once(
              WHERE j.status = 'queued' AND j.due_at <= now() AND j.plan IS NOT NULL
                  AND j.tags <@ $1::text[] AND (cardinality($2::text[]) = 0 OR f.root = ANY($2))
                  AND (j.priority < $6 OR (j.priority = $6 AND j.id > $4))
+                 AND j.rule NOT IN (SELECT name FROM paused WHERE kind = 'rule')
                  AND NOT (j.rule = ANY($5::text[]))
              ORDER BY j.priority DESC, j.id LIMIT $3",
             &[&tags, &roots, &CLAIM_WINDOW, &after, &full, &level],

@@ -1,10 +1,11 @@
-//! `bump` on PostgreSQL: a queued job's priority, a new `queue_seq` so the watcher holding it
-//! sees the change at its next poll, and a notice that wakes waiting workers.
+//! `bump` and `pause` on PostgreSQL: a queued job's priority, a new `queue_seq` so the watcher
+//! holding it sees the change at its next poll, and a notice that wakes waiting workers; the
+//! `paused` nodes and rules.
 
-use super::super::control::Bump;
+use super::super::control::{Bump, Pause, PauseTarget};
 use super::super::{JobId, StoreError};
 use super::queue::notify;
-use super::{NEXT_QUEUE_SEQ, PgStore};
+use super::{NEXT_QUEUE_SEQ, NOW_MS, PgStore};
 
 impl PgStore {
     /// See [`JobHistory::bump`](super::super::history::JobHistory::bump).
@@ -38,5 +39,54 @@ impl PgStore {
             }
             Ok(bumped)
         })
+    }
+}
+
+/// Every pause in force, oldest first.
+pub(super) fn pauses(client: &mut postgres::Client) -> Result<Vec<Pause>, postgres::Error> {
+    let rows = client.query(
+        "SELECT kind, name, since FROM paused ORDER BY since, kind, name",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            PauseTarget::from_row(r.get(0), r.get(1)).map(|target| Pause {
+                target,
+                since_ms: r.get(2),
+            })
+        })
+        .collect())
+}
+
+impl PgStore {
+    /// See [`JobHistory::set_paused`](super::super::history::JobHistory::set_paused). A resume
+    /// notifies waiting workers, so they claim the jobs it frees at once.
+    pub(super) fn set_paused_to(
+        &mut self,
+        target: &PauseTarget,
+        paused: bool,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let changed = if paused {
+            tx.execute(
+                &format!(
+                    "INSERT INTO paused (kind, name, since) VALUES ($1, $2, {NOW_MS})
+                     ON CONFLICT DO NOTHING"
+                ),
+                &[&target.kind(), &target.name()],
+            )?
+        } else {
+            tx.execute(
+                "DELETE FROM paused WHERE kind = $1 AND name = $2",
+                &[&target.kind(), &target.name()],
+            )?
+        };
+        if changed == 1 && !paused {
+            notify(&mut tx)?;
+        }
+        tx.commit()?;
+        Ok(changed == 1)
     }
 }

@@ -66,6 +66,7 @@ impl JobHistory for PgStore {
             oldest_queued_s: None,
             files: 0,
             nodes: Vec::new(),
+            paused: Vec::new(),
         };
         let counts = client.query(
             "SELECT status, count(*) FROM jobs
@@ -131,6 +132,7 @@ impl JobHistory for PgStore {
                 running: r.get::<_, i64>(4) as u64,
             })
             .collect();
+        report.paused = super::control::pauses(&mut client)?;
         Ok(report)
     }
 
@@ -394,5 +396,13 @@ impl JobHistory for PgStore {
         to: crate::store::control::Bump,
     ) -> Result<Vec<(JobId, i32)>, StoreError> {
         self.bump_jobs(ids, to)
+    }
+
+    fn set_paused(
+        &mut self,
+        target: &crate::store::control::PauseTarget,
+        paused: bool,
+    ) -> Result<bool, StoreError> {
+        self.set_paused_to(target, paused)
     }
 }

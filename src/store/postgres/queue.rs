@@ -312,6 +312,11 @@ impl JobQueue for PgStore {
         self.set_role(role, lease_ms)
     }
 
+    fn paused(&self) -> Result<Vec<crate::store::control::PauseTarget>, StoreError> {
+        let pauses = super::control::pauses(&mut *self.client()?)?;
+        Ok(pauses.into_iter().map(|p| p.target).collect())
+    }
+
     fn waiting_jobs(&self) -> Result<Vec<crate::store::queue::WaitingJob>, StoreError> {
         Ok(lineage::waiting_jobs(&mut *self.client()?)?)
     }

@@ -135,7 +135,8 @@ const V1: &str = "CREATE TABLE roots (
 /// e.g. a farm scheduler's job). Lineage and declared inputs: the status `waiting`, with
 /// `waits_for`/`wait_until`; `work_hash` and `programs` of a job's last done run;
 /// `job_inputs` and `rule_defs` (see `store::lineage`). A job's `priority`, and
-/// `jobs_claimable` in the claim's order (higher priority first). Version 2 is in no release yet, so its
+/// `jobs_claimable` in the claim's order (higher priority first); `paused`, the nodes and rules
+/// `shotrouter pause` holds. Version 2 is in no release yet, so its
 /// columns may still grow here.
 const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     ALTER TABLE jobs ADD COLUMN ran_node TEXT;
@@ -192,6 +193,12 @@ const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
         name TEXT PRIMARY KEY,
         work_hash TEXT NOT NULL,
         seen_at BIGINT NOT NULL
+    );
+    CREATE TABLE paused (
+        kind TEXT NOT NULL CHECK (kind IN ('node', 'rule')),
+        name TEXT NOT NULL,
+        since BIGINT NOT NULL,
+        PRIMARY KEY (kind, name)
     );";
 
 const MIGRATIONS: &[&str] = &[V1, V2];

@@ -35,6 +35,10 @@ impl SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A paused node claims nothing new; a paused rule's jobs stay queued.
+        if super::control::node_paused(&tx, &self.node)? {
+            return Ok(Vec::new());
+        }
         let mut busy: HashMap<String, u32> = HashMap::new();
         {
             let mut stmt = tx.prepare_cached(
@@ -62,6 +66,7 @@ impl SqliteStore {
                      FROM jobs j JOIN files f ON f.id = j.file_id
                      WHERE j.status = 'queued' AND j.not_before <= ?1 AND j.plan IS NOT NULL
                          AND (j.priority < ?4 OR (j.priority = ?4 AND j.id > ?3))
+                         AND j.rule NOT IN (SELECT name FROM paused WHERE kind = 'rule')
                      ORDER BY j.priority DESC, j.id LIMIT ?2",
                 )?
                 .query_map(params![now, CLAIM_WINDOW, after, level], |r| {

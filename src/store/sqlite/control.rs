@@ -1,10 +1,10 @@
-//! `bump` on SQLite: a queued job's priority, and a new `queue_seq` so the watcher holding it
-//! sees the change at its next poll.
+//! `bump` and `pause` on SQLite: a queued job's priority, and a new `queue_seq` so the watcher
+//! holding it sees the change at its next poll; the `paused` nodes and rules.
 
 use rusqlite::{TransactionBehavior, params};
 
-use super::super::control::Bump;
-use super::super::{JobId, StoreError};
+use super::super::control::{Bump, Pause, PauseTarget};
+use super::super::{JobId, StoreError, now_ms};
 use super::{NEXT_QUEUE_SEQ, SqliteStore};
 
 impl SqliteStore {
@@ -39,5 +39,51 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(bumped)
+    }
+}
+
+/// Every pause in force, oldest first.
+pub(super) fn pauses(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<Pause>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT kind, name, since FROM paused ORDER BY since, kind, name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+    })?;
+    let mut pauses = Vec::new();
+    for row in rows {
+        let (kind, name, since_ms) = row?;
+        if let Some(target) = PauseTarget::from_row(&kind, name) {
+            pauses.push(Pause { target, since_ms });
+        }
+    }
+    Ok(pauses)
+}
+
+/// Whether `node` is paused: its claims take nothing.
+pub(super) fn node_paused(conn: &rusqlite::Connection, node: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM paused WHERE kind = 'node' AND name = ?1)")?
+        .query_row([node], |r| r.get(0))
+}
+
+impl SqliteStore {
+    /// See [`JobHistory::set_paused`](super::super::history::JobHistory::set_paused).
+    pub(super) fn set_paused_to(
+        &mut self,
+        target: &PauseTarget,
+        paused: bool,
+    ) -> Result<bool, StoreError> {
+        let changed = if paused {
+            self.conn.execute(
+                "INSERT INTO paused (kind, name, since) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                params![target.kind(), target.name(), now_ms()],
+            )?
+        } else {
+            self.conn.execute(
+                "DELETE FROM paused WHERE kind = ?1 AND name = ?2",
+                params![target.kind(), target.name()],
+            )?
+        };
+        Ok(changed == 1)
     }
 }

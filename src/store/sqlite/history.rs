@@ -80,6 +80,7 @@ impl JobHistory for SqliteStore {
             oldest_queued_s: None,
             files: 0,
             nodes: Vec::new(),
+            paused: Vec::new(),
         };
         let mut stmt = self.conn.prepare(concat!(
             "SELECT status, count(*) FROM jobs WHERE ",
@@ -139,6 +140,7 @@ impl JobHistory for SqliteStore {
             })
         })?;
         report.nodes = nodes.collect::<rusqlite::Result<_>>()?;
+        report.paused = super::control::pauses(&self.conn)?;
         Ok(report)
     }
 
@@ -431,5 +433,13 @@ impl JobHistory for SqliteStore {
         to: crate::store::control::Bump,
     ) -> Result<Vec<(JobId, i32)>, StoreError> {
         self.bump_jobs(ids, to)
+    }
+
+    fn set_paused(
+        &mut self,
+        target: &crate::store::control::PauseTarget,
+        paused: bool,
+    ) -> Result<bool, StoreError> {
+        self.set_paused_to(target, paused)
     }
 }

@@ -338,6 +338,11 @@ impl JobQueue for SqliteStore {
         self.set_role(role, lease_ms)
     }
 
+    fn paused(&self) -> Result<Vec<crate::store::control::PauseTarget>, StoreError> {
+        let pauses = super::control::pauses(&self.conn)?;
+        Ok(pauses.into_iter().map(|p| p.target).collect())
+    }
+
     fn waiting_jobs(&self) -> Result<Vec<crate::store::queue::WaitingJob>, StoreError> {
         Ok(super::lineage::waiting_jobs(&self.conn)?)
     }

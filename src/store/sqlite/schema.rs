@@ -228,7 +228,8 @@ const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
 /// the columns, their order, the rows and their ids stay as they are. And editorial's cuts:
 /// `cuts` (one row per revision, its shots as JSON) and `cut_shots` (one row per shot present,
 /// keyed by shot first, for routing's lookup of a shot's latest frames); a job's `priority`
-/// and `jobs_claimable`, the claim's order (higher priority first). Version 6 is in no
+/// and `jobs_claimable`, the claim's order (higher priority first); `paused`, the nodes and
+/// rules `shotrouter pause` holds. Version 6 is in no
 /// release yet, so it may still grow here.
 const V6: &str = "CREATE TABLE jobs_v6 (
         id INTEGER PRIMARY KEY,
@@ -316,7 +317,13 @@ const V6: &str = "CREATE TABLE jobs_v6 (
         name TEXT PRIMARY KEY,
         work_hash TEXT NOT NULL,
         seen_at INTEGER NOT NULL
-    );";
+    );
+    CREATE TABLE paused (
+        kind TEXT NOT NULL CHECK (kind = 'node' OR kind = 'rule'),
+        name TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        PRIMARY KEY (kind, name)
+    ) WITHOUT ROWID;";
 
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 

@@ -1,0 +1,191 @@
+//! Pause and resume with real processes: a paused worker claims nothing while another runs the
+//! queue; a paused rule's jobs stay queued on the watcher and start on resume.
+
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Worker, arrive, jobs, sqlite_store, write_rules};
+use crate::daemon::Daemon;
+use crate::env::{Env, stderr, stdout, wait_until};
+use crate::http_api::{get, port_in, request};
+
+fn run_ok(env: &Env, args: &[&str]) -> String {
+    let out = env.run(args);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// How many jobs `node` took, and how many are done.
+fn taken_by(env: &Env, node: &str) -> (usize, usize) {
+    let rows = jobs(env, &[]);
+    let by = rows.iter().filter(|r| r["node"] == node).count();
+    let done = rows.iter().filter(|r| r["status"] == "done").count();
+    (by, done)
+}
+
+#[test]
+fn issue_24_a_paused_node_claims_nothing_for_10_s_while_another_runs_jobs() {
+    let env = Env::new();
+    write_rules(&env, 200);
+    let _watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let store = sqlite_store(&env);
+    assert!(
+        run_ok(&env, &["pause", "--node", "paused"]).starts_with("paused node paused:"),
+        "the pause is kept in the store before the node even starts"
+    );
+    let paused = Worker::start(&env, &store, "paused", &["--jobs", "2"]);
+    let runner = Worker::start(&env, &store, "runner", &["--jobs", "1"]);
+    let names = arrive(&env, 80);
+    let status = run_ok(&env, &["status"]);
+    assert!(status.contains("paused: node paused since"), "{status}");
+    let start = Instant::now();
+    let mut done_while_paused = 0;
+    while start.elapsed() < Duration::from_secs(10) {
+        let (by_paused, done) = taken_by(&env, "paused");
+        assert_eq!(by_paused, 0, "the paused node claimed a job");
+        done_while_paused = done;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        done_while_paused >= 10,
+        "the other node ran jobs meanwhile: {done_while_paused}"
+    );
+    assert_eq!(
+        run_ok(&env, &["resume", "--node", "paused"]),
+        "resumed node paused\n"
+    );
+    wait_until("the resumed node to claim", Duration::from_secs(20), || {
+        taken_by(&env, "paused").0 > 0
+    });
+    wait_until("every job done", Duration::from_secs(60), || {
+        taken_by(&env, "paused").1 == names.len()
+    });
+    assert_eq!(paused.stop(), Some(0));
+    assert_eq!(runner.stop(), Some(0));
+}
+
+#[test]
+fn issue_24_a_paused_rules_jobs_stay_queued_and_start_on_resume() {
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch: [shots]\njobs: 1\nrules:\n  - name: archive\n    match: \"**/*.arc\"\n    run: [\"true\"]\n  - name: review\n    match: \"**/*.rev\"\n    run: [\"true\"]\n",
+    );
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let daemon = Daemon::start(&env, &[], &[]);
+    run_ok(&env, &["pause", "--rule", "archive"]);
+    wait_until(
+        "the watcher to see the pause",
+        Duration::from_secs(10),
+        || daemon.log_text().contains("pauses changed"),
+    );
+    // The archive file arrives first: with the rule paused, the review after it runs.
+    env.write("shots/a.arc", "");
+    env.write("shots/a.rev", "");
+    let status_of = |rule: &str| {
+        jobs(&env, &[])
+            .iter()
+            .find(|r| r["rule"] == rule)
+            .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+    };
+    wait_until("the review job done", Duration::from_secs(20), || {
+        status_of("review").as_deref() == Some("done")
+    });
+    assert_eq!(status_of("archive").as_deref(), Some("queued"));
+    // A restart keeps the pause: it is in the store.
+    assert_eq!(daemon.stop(), Some(0));
+    let daemon = Daemon::start(&env, &[], &[]);
+    env.write("shots/b.rev", "");
+    wait_until(
+        "the second review job done",
+        Duration::from_secs(20),
+        || {
+            jobs(&env, &[])
+                .iter()
+                .filter(|r| r["status"] == "done")
+                .count()
+                == 2
+        },
+    );
+    assert_eq!(status_of("archive").as_deref(), Some("queued"));
+    assert_eq!(
+        run_ok(&env, &["resume", "--rule", "archive"]),
+        "resumed rule archive\n"
+    );
+    wait_until("the archive job done", Duration::from_secs(20), || {
+        status_of("archive").as_deref() == Some("done")
+    });
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+#[test]
+fn issue_24_pause_and_resume_over_http_need_the_token_and_show_in_the_status() {
+    let env = Env::new();
+    env.write("rules.yaml", "version: 1\nwatch: [shots]\nrules: []\n");
+    env.write("token", "s3cret-token\n");
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let daemon = Daemon::start(
+        &env,
+        &["--http", "127.0.0.1:0", "--http-token-file", "token"],
+        &[],
+    );
+    let port = port_in(&daemon.log_text());
+    let good = "Authorization: Bearer s3cret-token";
+    let pause = "/api/v1/rules/archive/pause";
+    for (headers, status) in [
+        (&[][..], 401),
+        (&[good, "Origin: http://evil.example"][..], 403),
+    ] {
+        let reply = request(port, "POST", pause, headers);
+        assert_eq!(reply.status, status, "{headers:?}: {}", reply.body);
+    }
+    assert!(
+        get(port, "/api/v1/status").json()["store"]["paused"]
+            .as_array()
+            .expect("paused")
+            .is_empty()
+    );
+    for (path, changed) in [
+        (pause, true),
+        (pause, false),
+        ("/api/v1/nodes/render07/pause", true),
+    ] {
+        let reply = request(port, "POST", path, &[good]);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.json()["changed"], changed, "{path}");
+    }
+    // The status view is refreshed in the background: the pauses show within its period.
+    let listed = || -> Vec<(String, String)> {
+        get(port, "/api/v1/status").json()["store"]["paused"]
+            .as_array()
+            .expect("paused")
+            .iter()
+            .map(|p| {
+                (
+                    p["kind"].as_str().expect("kind").to_string(),
+                    p["name"].as_str().expect("name").to_string(),
+                )
+            })
+            .collect()
+    };
+    let want = [
+        ("node".to_string(), "render07".to_string()),
+        ("rule".to_string(), "archive".to_string()),
+    ];
+    wait_until(
+        "the status to list both pauses",
+        Duration::from_secs(10),
+        || {
+            let mut listed = listed();
+            listed.sort();
+            listed == want
+        },
+    );
+    let reply = request(port, "POST", "/api/v1/rules/archive/resume", &[good]);
+    assert_eq!(reply.json()["changed"], true, "{}", reply.body);
+    let status = run_ok(&env, &["status"]);
+    assert!(
+        status.contains("paused: node render07 since") && !status.contains("rule archive"),
+        "{status}"
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
