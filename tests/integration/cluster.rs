@@ -147,6 +147,11 @@ impl Worker {
         let _ = self.child.wait();
     }
 
+    /// Waits for the worker to exit by itself; its exit code.
+    pub fn wait(mut self) -> Option<i32> {
+        self.child.wait().expect("worker exits").code()
+    }
+
     /// SIGTERM; the exit code.
     pub fn stop(mut self) -> Option<i32> {
         self.signal(Signal::SIGTERM);

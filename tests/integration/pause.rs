@@ -189,3 +189,43 @@ fn issue_24_pause_and_resume_over_http_need_the_token_and_show_in_the_status() {
     );
     assert_eq!(daemon.stop(), Some(0));
 }
+
+#[test]
+fn issue_24_a_worker_drains_on_sigusr1_and_exits_when_its_jobs_have_ended() {
+    let env = Env::new();
+    let open = env.path("open");
+    env.write(
+        "rules.yaml",
+        format!(
+            "version: 1\nwatch: [shots]\nrules:\n  - name: gate\n    match: \"**/*.dat\"\n    run: [sh, -c, \"while [ ! -e '{}' ]; do sleep 0.05; done\"]\n",
+            open.display()
+        ),
+    );
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let _watcher = Daemon::start(&env, &["--no-run"], &[]);
+    let store = sqlite_store(&env);
+    let worker = Worker::start(&env, &store, "w", &["--jobs", "2"]);
+    env.write("shots/a.dat", "");
+    let status_of = |rel: &str| {
+        jobs(&env, &[])
+            .iter()
+            .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(rel)))
+            .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+    };
+    wait_until("the first job to run", Duration::from_secs(20), || {
+        status_of("a.dat").as_deref() == Some("running")
+    });
+    worker.signal(nix::sys::signal::Signal::SIGUSR1);
+    wait_until("the worker to drain", Duration::from_secs(10), || {
+        worker.log_text().contains("draining: no new jobs")
+    });
+    // A free slot, and a job for it: the draining worker leaves it queued.
+    env.write("shots/b.dat", "");
+    wait_until("the second job queued", Duration::from_secs(20), || {
+        status_of("b.dat").as_deref() == Some("queued")
+    });
+    env.write("open", "");
+    assert_eq!(worker.wait(), Some(0), "drained, it exits by itself");
+    assert_eq!(status_of("a.dat").as_deref(), Some("done"));
+    assert_eq!(status_of("b.dat").as_deref(), Some("queued"));
+}

@@ -11,6 +11,7 @@
 //! it lost every second). A store that cannot be reached is retried with backoff; jobs running
 //! keep running and their ends wait in memory until the store answers.
 
+mod drain;
 pub mod plan;
 mod report;
 
@@ -110,15 +111,18 @@ struct Worker {
     next_unfiltered: Instant,
     /// When to look for work again though no sign of it came.
     next_look: Instant,
+    /// SIGUSR1: claim nothing more, exit once the held jobs have ended.
+    drain: drain::Drain,
 }
 
-/// Runs `shotrouter worker` until SIGINT/SIGTERM.
+/// Runs `shotrouter worker` until SIGINT/SIGTERM, or until drained after SIGUSR1.
 ///
 /// # Errors
 /// A store that cannot be opened at start (exit 2) or signal set-up failures.
 pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
     crate::os::program::become_subreaper();
     let signals = super::lifecycle::signal_channel()?;
+    let drain = drain::Drain::listen()?;
     let Some(mut store) = first_connection(&options.store, &signals)? else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -153,6 +157,7 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         roots: HashMap::new(),
         next_unfiltered: Instant::now(),
         next_look: Instant::now(),
+        drain,
     };
     super::node::run(worker, &never::<()>(), &wake, &done_rx, &signals, IDLE_POLL)
 }
@@ -280,6 +285,11 @@ impl Role for Worker {
 
     fn after_turn(&mut self, _now: Instant, _quiet: bool) {}
 
+    /// Drained: asked to (SIGUSR1), and nothing held or left to write.
+    fn finished(&self, _quiet: bool) -> bool {
+        self.drain.is_asked() && self.held.is_empty() && self.node.committer.is_empty()
+    }
+
     fn finish(&mut self, _stopped: bool) -> ExitCode {
         tracing::info!("worker stopped");
         ExitCode::SUCCESS
@@ -293,7 +303,10 @@ impl Role for Worker {
 impl Worker {
     /// Claims as many jobs as there are free slots, and hands them to the executor.
     fn fill(&mut self, now: Instant) {
-        if self.node.stopping || !self.node.committer.is_empty() {
+        if self.node.stopping
+            || !self.node.committer.is_empty()
+            || self.drain.draining(self.held.len())
+        {
             return;
         }
         let free = self.options.jobs.saturating_sub(self.held.len());
