@@ -140,6 +140,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 args.json,
             )
         }
+        Command::RunNow(args) => {
+            quiet_logs(args.verbosity, cli.color);
+            crate::app::control::run_now(&args.state.location()?, &args.ids, args.json)
+        }
         Command::Cancel {
             state,
             ids,

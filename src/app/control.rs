@@ -1,5 +1,5 @@
 //! The commands that change when queued jobs start: `bump` (a job's priority), `pause` and
-//! `resume` (a node or a rule).
+//! `resume` (a node or a rule), `run-now` (past its rule's window).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ use crate::rules::PRIORITY_RANGE;
 use crate::store::control::{Bump, PauseTarget};
 use crate::store::{JobId, Location};
 
-/// A job `bump` left as it was, and why.
+/// A job `bump` or `run-now` left as it was, and why.
 #[derive(serde::Serialize)]
 struct NotBumped {
     id: JobId,
@@ -91,4 +91,33 @@ pub fn pause(
         (false, false) => format!("{target} was not paused\n"),
     };
     print(&text)
+}
+
+/// `shotrouter run-now`: lets queued jobs start outside their rule's `window:`.
+///
+/// # Errors
+/// An unknown id, no store, or a database error.
+pub fn run_now(store: &Location, ids: &[JobId], as_json: bool) -> Result<ExitCode, Error> {
+    let mut history = open(store)?;
+    check_ids(history.as_ref(), ids)?;
+    let let_go = history.run_now(ids).map_err(runtime)?;
+    let refused: Vec<NotBumped> = ids
+        .iter()
+        .filter(|id| !let_go.contains(id))
+        .map(|&id| NotBumped {
+            id,
+            reason: "only queued jobs wait for a window",
+        })
+        .collect();
+    if as_json {
+        return json(&serde_json::json!({ "run_now": let_go, "not_changed": refused }));
+    }
+    let mut out = String::new();
+    for id in &let_go {
+        let _ = writeln!(out, "job {id} may start now, outside its window");
+    }
+    for r in &refused {
+        let _ = writeln!(out, "not changed {}: {}", r.id, r.reason);
+    }
+    print(&out)
 }

@@ -425,6 +425,9 @@ impl Engine {
                 if self.planned.queue.set_priority(job.id, job.priority) {
                     tracing::info!(job = job.id, priority = job.priority, "queued job bumped");
                 }
+                if job.run_now && self.planned.queue.run_now(job.id) {
+                    tracing::info!(job = job.id, "queued job may start outside its window");
+                }
                 continue;
             }
             if self.leaves_to_workers(&job.rule) {
@@ -536,6 +539,9 @@ impl Engine {
             self.planned.queue.push(pending);
         }
         self.planned.queue.set_priority(job.id, job.priority);
+        if job.run_now {
+            self.planned.queue.run_now(job.id);
+        }
     }
 }
 

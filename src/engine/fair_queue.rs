@@ -48,6 +48,10 @@ pub struct FairQueue {
     paused_rules: HashSet<String>,
     /// This node is paused (`shotrouter pause --node`): nothing takes a slot.
     paused_node: bool,
+    /// Rules outside their `window:` now: their jobs wait, except those run now.
+    closed: HashSet<String>,
+    /// Jobs `shotrouter run-now` lets start outside their rule's window.
+    run_now: HashSet<JobId>,
     /// Rules whose jobs run on the farm: they take the farm's slots (`slurm.max_jobs`), not
     /// this node's.
     farm_rules: HashSet<String>,
@@ -90,6 +94,36 @@ impl FairQueue {
         changed
     }
 
+    /// The rules outside their window now; whether that changed.
+    pub fn set_closed(&mut self, closed: HashSet<String>) -> bool {
+        let changed = closed != self.closed;
+        self.closed = closed;
+        changed
+    }
+
+    /// Lets a queued job start outside its rule's window (`shotrouter run-now`); whether this
+    /// queue holds it.
+    pub fn run_now(&mut self, id: JobId) -> bool {
+        let held = self
+            .queues
+            .values()
+            .flatten()
+            .chain(self.delayed.iter().map(|(_, p)| p))
+            .any(|p| p.id == Some(id));
+        if held {
+            self.run_now.insert(id);
+        }
+        held
+    }
+
+    /// The recorded jobs waiting for a slot, with their rule, and whether each may start
+    /// outside its window.
+    pub fn waiting_ids(&self) -> impl Iterator<Item = (JobId, &str, bool)> {
+        self.queues.values().flatten().filter_map(|p| {
+            p.id.map(|id| (id, p.spec.rule.as_str(), self.run_now.contains(&id)))
+        })
+    }
+
     /// Whether jobs of `rule` wait for a resume (the rule or this node is paused).
     pub fn is_paused(&self, rule: &str) -> bool {
         self.paused_node || self.paused_rules.contains(rule)
@@ -100,7 +134,8 @@ impl FairQueue {
         self.priorities = priorities;
     }
 
-    /// Gives a queued job its own priority (`shotrouter bump`); whether this queue holds it.
+    /// Gives a queued job its own priority (`shotrouter bump`); whether this queue holds it
+    /// and its priority changed.
     pub fn set_priority(&mut self, id: JobId, priority: i32) -> bool {
         let held = self
             .queues
@@ -112,12 +147,17 @@ impl FairQueue {
         let Some(rule) = held else {
             return false;
         };
+        let before = self
+            .bumped
+            .get(&id)
+            .copied()
+            .unwrap_or_else(|| self.rule_priority(&rule));
         if self.rule_priority(&rule) == priority {
             self.bumped.remove(&id);
         } else {
             self.bumped.insert(id, priority);
         }
-        true
+        before != priority
     }
 
     fn rule_priority(&self, rule: &str) -> i32 {
@@ -135,12 +175,15 @@ impl FairQueue {
     /// differ from their rule's, so without any the front is it.
     fn best_of(&self, rule: &str) -> Option<(usize, i32)> {
         let queue = self.queues.get(rule)?;
-        if self.bumped.is_empty() {
+        let closed = self.closed.contains(rule);
+        if self.bumped.is_empty() && !closed {
             return queue.front().map(|_| (0, self.rule_priority(rule)));
         }
         queue
             .iter()
             .enumerate()
+            // Outside its window, only the jobs run now may start.
+            .filter(|(_, p)| !closed || p.id.is_some_and(|id| self.run_now.contains(&id)))
             .map(|(i, p)| (i, self.priority_of(p)))
             .fold(None, |best, (i, p)| match best {
                 Some((_, b)) if b >= p => best,
@@ -178,7 +221,8 @@ impl FairQueue {
 
     /// Whether a new job of `rule` may take a slot at once (nothing of its rule waits ahead).
     pub fn has_slot_now(&self, rule: &str) -> bool {
-        self.lane_has_room(rule)
+        !self.closed.contains(rule)
+            && self.lane_has_room(rule)
             && self.rule_has_room(rule)
             && self.queues.get(rule).is_none_or(VecDeque::is_empty)
             && self.unqueued.get(rule).copied().unwrap_or(0) == 0
@@ -279,6 +323,7 @@ impl FairQueue {
                 let pending = self.queues.get_mut(rule).and_then(|q| q.remove(index))?;
                 if let Some(id) = pending.id {
                     self.bumped.remove(&id);
+                    self.run_now.remove(&id);
                 }
                 self.reserve(rule);
                 return Some(pending);
@@ -310,6 +355,7 @@ impl FairQueue {
     /// Removes every waiting job.
     pub fn drain(&mut self) -> Vec<Pending> {
         self.bumped.clear();
+        self.run_now.clear();
         let mut all: Vec<Pending> = std::mem::take(&mut self.queues)
             .into_values()
             .flatten()

@@ -231,6 +231,7 @@ impl Role for Engine {
 
     /// Fires what is due, looks in the store for work queued by others, and for stuck jobs.
     fn on_tick(&mut self, now: Instant, quiet: bool) {
+        self.check_windows(now);
         self.fire_due_sequences(now, quiet);
         self.fire_due_files(now);
         self.fire_due_conforms(now);

@@ -23,6 +23,7 @@
 
 pub mod arrivals;
 pub mod attempts;
+pub mod clock;
 pub mod conform;
 pub mod cut_files;
 pub mod cuts;
@@ -50,6 +51,7 @@ pub mod systemd;
 pub mod telemetry;
 pub mod waste;
 pub mod waste_watch;
+mod windows;
 pub mod worker;
 
 use std::path::PathBuf;

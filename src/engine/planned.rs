@@ -31,6 +31,10 @@ pub struct Planned {
     pub(super) ledger: Ledger,
     /// The mounts of the roots and output folders, recorded in each job's stored plan.
     pub(super) mounts: MountCache,
+    /// When the rules' windows are next checked, and the queued jobs recorded as waiting for
+    /// one (see [`super::windows`]).
+    pub(super) next_window_check: Instant,
+    pub(super) held_for_window: HashSet<JobId>,
 }
 
 impl Planned {
@@ -47,6 +51,8 @@ impl Planned {
             next_poll,
             ledger: Ledger::default(),
             mounts: MountCache::default(),
+            next_window_check: Instant::now(),
+            held_for_window: HashSet::new(),
         }
     }
 }

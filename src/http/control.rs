@@ -1,5 +1,5 @@
-//! The API's control of when queued jobs start: bump (a job's priority), pause and resume (a
-//! node or a rule), as the CLI does them, behind the same [`auth::check`] (token and same-site
+//! The API's control of when queued jobs start: bump (a job's priority), run-now (past its
+//! rule's window), pause and resume (a node or a rule), as the CLI does them, behind the same [`auth::check`] (token and same-site
 //! origin) as the other actions.
 
 use axum::Json;
@@ -23,6 +23,7 @@ use crate::store::control::{Bump, PauseTarget};
 pub(crate) fn routes() -> Router<State> {
     Router::new()
         .route("/api/v1/jobs/{id}/bump", post(bump))
+        .route("/api/v1/jobs/{id}/run-now", post(run_now))
         .route("/api/v1/nodes/{name}/pause", post(pause_node))
         .route("/api/v1/nodes/{name}/resume", post(resume_node))
         .route("/api/v1/rules/{name}/pause", post(pause_rule))
@@ -141,4 +142,31 @@ async fn resume_rule(
     name: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     set_paused(state, headers, name, PauseTarget::Rule, false).await
+}
+
+async fn run_now(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    auth::check(&headers, state.token.as_deref())?;
+    let UrlPath(id) = id.map_err(bad_path)?;
+    let id = job_id(&id)?;
+    state
+        .pool
+        .run(move |h| {
+            let job = h
+                .job(id)?
+                .ok_or_else(|| ApiError::NotFound(format!("no job {id} in the store")))?;
+            if h.run_now(&[id])?.is_empty() {
+                return Err(ApiError::Conflict(format!(
+                    "job {id} is {}: only queued jobs wait for a window",
+                    job.row.status
+                )));
+            }
+            Ok(())
+        })
+        .await?;
+    tracing::info!(job = id, "http: run-now");
+    Ok(Json(json!({ "run_now": id })))
 }

@@ -31,6 +31,7 @@ mod tests {
             "/api/v1/jobs/{id}/retry",
             "/api/v1/jobs/{id}/cancel",
             "/api/v1/jobs/{id}/bump",
+            "/api/v1/jobs/{id}/run-now",
             "/api/v1/nodes/{name}/pause",
             "/api/v1/nodes/{name}/resume",
             "/api/v1/rules/{name}/pause",

@@ -43,6 +43,7 @@ mod model;
 mod notify;
 mod path;
 mod rule_keys;
+pub mod schedule;
 mod schedule_keys;
 mod syntax;
 pub mod template;

@@ -198,6 +198,9 @@ pub struct Rule {
     /// Queued jobs of a higher priority start first (`priority:`, default 0). Not part of the
     /// definition hash: it decides when the rule runs, not what.
     pub priority: i32,
+    /// The local times of day its jobs may start (`window:`; empty: any time). Not part of the
+    /// definition hash either.
+    pub windows: Vec<crate::rules::schedule::Window>,
     /// Only nodes holding every one of these tags run the rule's jobs (`worker --tags`). Not
     /// part of the definition hash: it decides where the rule runs, not what.
     pub tags: Vec<String>,

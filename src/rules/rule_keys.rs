@@ -54,6 +54,7 @@ const RULE_KEYS: &[&str] = &[
     "wait_inputs",
     "on_input_change",
     "priority",
+    "window",
 ];
 
 impl Loader<'_> {
@@ -223,6 +224,7 @@ impl Loader<'_> {
         let stop = self.field::<bool>(map, "stop").unwrap_or(false);
         let tags = self.tags(map);
         let priority = self.priority(map);
+        let windows = self.windows(map);
 
         let mut known: Vec<String> = BUILTIN_VARIABLES.iter().map(|s| s.to_string()).collect();
         known.extend(
@@ -357,6 +359,7 @@ impl Loader<'_> {
             backoff,
             concurrency,
             priority,
+            windows,
             tags,
             stop,
             settle: settle.unwrap_or(if sequence.is_some() {

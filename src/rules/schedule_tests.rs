@@ -34,3 +34,23 @@ fn a_priority_out_of_range_is_an_error_at_its_value() {
         "{report}"
     );
 }
+
+#[test]
+fn windows_are_read_as_one_or_a_list_and_a_bad_one_is_an_error_at_its_place() {
+    let one = load(&format!("{HEAD}    window: \"19:00-07:00\"\n")).expect("valid");
+    assert_eq!(one.rules[0].windows.len(), 1);
+    let two = load(&format!(
+        "{HEAD}    window: [\"12:00-13:00\", \"19:00-07:00\"]\n"
+    ))
+    .expect("valid");
+    assert_eq!(two.rules[0].windows.len(), 2);
+    let report = load(&format!(
+        "{HEAD}    window: [\"12:00-13:00\", \"19:00-31:00\"]\n"
+    ))
+    .expect_err("bad window")
+    .to_string();
+    assert!(
+        report.contains("rules.yaml:7:29") && report.contains("`31:00` is not a time of day"),
+        "{report}"
+    );
+}

@@ -146,4 +146,11 @@ pub trait JobHistory {
         target: &super::control::PauseTarget,
         paused: bool,
     ) -> Result<bool, StoreError>;
+
+    /// Lets queued jobs start outside their rule's `window:` (`shotrouter run-now`); the
+    /// watcher holding one sees it at its next poll. Returns the jobs changed.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn run_now(&mut self, ids: &[JobId]) -> Result<Vec<JobId>, StoreError>;
 }

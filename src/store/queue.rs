@@ -225,6 +225,14 @@ pub enum Write {
         /// Why.
         reason: String,
     },
+    /// Sets (or with `None` clears) why a queued job waits, as `jobs` and `job` show it (a
+    /// rule's `window:`); a job not queued is left alone.
+    Hold {
+        /// The job.
+        id: JobId,
+        /// Why it waits.
+        reason: Option<String>,
+    },
     /// Files present at the first start: known, never run.
     Baseline {
         /// The files and their versions.
@@ -353,6 +361,8 @@ pub struct QueuedJob {
     pub cursor: i64,
     /// Its priority (its rule's, or a `bump`'s).
     pub priority: i32,
+    /// `shotrouter run-now`: it may start outside its rule's window.
+    pub run_now: bool,
 }
 
 /// A job waiting for its declared inputs, as the watcher reads them back at start.

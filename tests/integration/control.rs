@@ -171,6 +171,15 @@ fn issue_24_bump_over_http_needs_the_token_and_the_servers_own_origin() {
         let reply = request(port, "POST", &path, headers);
         assert_eq!(reply.status, status, "{path} {headers:?}: {}", reply.body);
     }
+    let run_now = |id: i64| format!("/api/v1/jobs/{id}/run-now");
+    assert_eq!(request(port, "POST", &run_now(queued), &[]).status, 401);
+    assert_eq!(
+        request(port, "POST", &run_now(running), &[good]).status,
+        409
+    );
+    let reply = request(port, "POST", &run_now(queued), &[good]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), serde_json::json!({ "run_now": queued }));
     let own_origin = format!("Origin: http://127.0.0.1:{port}");
     let reply = request(
         port,

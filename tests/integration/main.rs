@@ -51,4 +51,5 @@ mod slurm_cluster;
 mod store;
 mod verify_decode;
 mod watch;
+mod windows;
 mod worker_paths;

@@ -1,4 +1,5 @@
-//! Clap types of the commands that change when queued jobs start (`bump`, `pause`, `resume`).
+//! Clap types of the commands that change when queued jobs start (`bump`, `pause`, `resume`,
+//! `run-now`).
 //! What they do is `app::control`'s.
 
 use crate::app::cli::{StateArgs, Verbosity};
@@ -45,6 +46,23 @@ pub struct PauseArgs {
     #[arg(long, group = "target")]
     pub rule: Option<String>,
     /// Print JSON: what is paused, and whether this changed it.
+    #[arg(long)]
+    pub json: bool,
+    /// Log verbosity.
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+/// `shotrouter run-now`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunNowArgs {
+    /// Where the store is.
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Job ids (queued ones; others are left as they are).
+    #[arg(required = true)]
+    pub ids: Vec<i64>,
+    /// Print JSON: the jobs let go, and those that were not.
     #[arg(long)]
     pub json: bool,
     /// Log verbosity.

@@ -10,7 +10,7 @@ mod cut;
 mod daemon;
 
 pub use conform::{CodecArg, ConformArgs, PickArg};
-pub use control::{BumpArgs, PauseArgs};
+pub use control::{BumpArgs, PauseArgs, RunNowArgs};
 pub use cut::{CutCommand, CutPlace};
 pub use daemon::{WatchArgs, WorkerArgs};
 
@@ -234,6 +234,9 @@ pub enum Command {
         after_help = "Examples:\n  shotrouter resume --node render07\n  shotrouter resume --rule archive-copy"
     )]
     Resume(PauseArgs),
+    /// Let queued jobs start now, outside their rule's `window:`.
+    #[command(after_help = "Example:\n  shotrouter run-now 1234 1235\n\nSee docs/operations.md.")]
+    RunNow(RunNowArgs),
     /// Cancel queued or running jobs; a running job's process group is killed.
     #[command(after_help = "Example:\n  shotrouter cancel 1234")]
     Cancel {

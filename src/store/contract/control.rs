@@ -130,3 +130,27 @@ pub(crate) fn pauses_hold_claims_until_resumed(b: &dyn Backend) {
     assert!(h.set_paused(&node, false).expect("resume"));
     assert!(h.status().expect("status").paused.is_empty());
 }
+
+/// `run_now` marks queued jobs only, once, and the watcher's poll sees the mark.
+pub(crate) fn run_now_marks_queued_jobs_for_the_watcher(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    let answers = watcher
+        .commit(&[prioritised("a.tif", 1, 0), prioritised("b.tif", 2, 0)])
+        .expect("commit");
+    let ids: Vec<JobId> = answers.into_iter().map(|a| enqueued(a).0).collect();
+    let mut worker = b.queue("worker");
+    let claimed = worker.claim_next(&[], &[], 1).expect("claim");
+    assert_eq!(rels(&claimed), ["a.tif"]);
+    let mut h = b.history();
+    assert_eq!(
+        h.run_now(&[ids[1], ids[1], ids[0]]).expect("run now"),
+        [ids[1]],
+        "once, and not the claimed job"
+    );
+    // The engine's own jobs are at 0 in the poll; the mark moves the job past it.
+    let seen = watcher.queued_since(0).expect("poll");
+    assert_eq!(
+        seen.iter().map(|j| (j.id, j.run_now)).collect::<Vec<_>>(),
+        [(ids[1], true)]
+    );
+}

@@ -86,6 +86,7 @@ macro_rules! contract_tests {
             stale_products_and_their_reruns,
             claims_follow_priority_and_bumps,
             pauses_hold_claims_until_resumed,
+            run_now_marks_queued_jobs_for_the_watcher,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

@@ -8,6 +8,23 @@ use super::queue::notify;
 use super::{NEXT_QUEUE_SEQ, NOW_MS, PgStore};
 
 impl PgStore {
+    /// See [`JobHistory::run_now`](super::super::history::JobHistory::run_now).
+    pub(super) fn run_now_of(&mut self, ids: &[JobId]) -> Result<Vec<JobId>, StoreError> {
+        self.requeueing(|tx| {
+            let sql = format!(
+                "UPDATE jobs SET run_now = true, queue_seq = {NEXT_QUEUE_SEQ}
+                 WHERE id = $1 AND status = 'queued'"
+            );
+            let mut changed = Vec::new();
+            for &id in ids {
+                if !changed.contains(&id) && tx.execute(&sql, &[&id])? == 1 {
+                    changed.push(id);
+                }
+            }
+            Ok(changed)
+        })
+    }
+
     /// See [`JobHistory::bump`](super::super::history::JobHistory::bump).
     pub(super) fn bump_jobs(
         &mut self,
@@ -89,4 +106,17 @@ impl PgStore {
         tx.commit()?;
         Ok(changed == 1)
     }
+}
+
+/// [`Write::Hold`](super::super::queue::Write::Hold): a queued job's reason to wait.
+pub(super) fn hold(
+    tx: &mut super::cached::Cached<'_, '_>,
+    id: JobId,
+    reason: Option<&str>,
+) -> Result<super::super::queue::Answer, postgres::Error> {
+    tx.execute(
+        "UPDATE jobs SET exit_status = $2 WHERE id = $1 AND status = 'queued'",
+        &[&id, &reason],
+    )?;
+    Ok(super::super::queue::Answer::Ok)
 }

@@ -405,4 +405,8 @@ impl JobHistory for PgStore {
     ) -> Result<bool, StoreError> {
         self.set_paused_to(target, paused)
     }
+
+    fn run_now(&mut self, ids: &[JobId]) -> Result<Vec<JobId>, StoreError> {
+        self.run_now_of(ids)
+    }
 }

@@ -203,11 +203,13 @@ impl JobQueue for PgStore {
 
     fn queued_since(&self, cursor: i64) -> Result<Vec<QueuedJob>, StoreError> {
         let sql = if cursor < 0 {
-            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority,
+                 j.run_now
              FROM jobs j JOIN files f ON f.id = j.file_id
              WHERE j.status = 'queued' AND $1::bigint < 0 ORDER BY j.id"
         } else {
-            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority,
+                 j.run_now
              FROM jobs j JOIN files f ON f.id = j.file_id
              WHERE j.queue_seq > 0 AND j.queue_seq > $1 AND j.status = 'queued'
              ORDER BY j.queue_seq, j.id"
@@ -228,7 +230,8 @@ impl JobQueue for PgStore {
             return Ok(Vec::new());
         }
         let rows = self.client()?.query(
-            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority,
+                 j.run_now
              FROM jobs j JOIN files f ON f.id = j.file_id
              WHERE j.status = 'queued' AND j.not_before <= $1 AND j.rule = ANY($2)
                  AND f.root IN (
@@ -484,6 +487,7 @@ fn apply(
         Write::GiveUp { id, reason } => lineage::give_up(tx, *id, reason),
         Write::Used { claim, used } => lineage::used(tx, node, *claim, used),
         Write::InputSeen { path, version } => lineage::input_seen(tx, node, path, *version),
+        Write::Hold { id, reason } => super::control::hold(tx, *id, reason.as_deref()),
         Write::Rerun { ids } => {
             *queues = true;
             lineage::rerun(tx, ids)
@@ -572,7 +576,7 @@ fn refusal(tx: &mut Cached<'_, '_>, id: JobId) -> Result<Answer, postgres::Error
 }
 
 /// A queued job from a row of `id, rule, root, rel, attempts, not_before, queue_seq,
-/// priority`.
+/// priority, run_now`.
 fn queued_job(r: &postgres::Row) -> QueuedJob {
     QueuedJob {
         id: r.get(0),
@@ -585,5 +589,6 @@ fn queued_job(r: &postgres::Row) -> QueuedJob {
         not_before: r.get(5),
         cursor: r.get(6),
         priority: r.get(7),
+        run_now: r.get(8),
     }
 }

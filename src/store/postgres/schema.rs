@@ -135,7 +135,8 @@ const V1: &str = "CREATE TABLE roots (
 /// e.g. a farm scheduler's job). Lineage and declared inputs: the status `waiting`, with
 /// `waits_for`/`wait_until`; `work_hash` and `programs` of a job's last done run;
 /// `job_inputs` and `rule_defs` (see `store::lineage`). A job's `priority`, and
-/// `jobs_claimable` in the claim's order (higher priority first); `paused`, the nodes and rules
+/// `jobs_claimable` in the claim's order (higher priority first); `run_now` (it may start
+/// outside its rule's window); `paused`, the nodes and rules
 /// `shotrouter pause` holds. Version 2 is in no release yet, so its
 /// columns may still grow here.
 const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
@@ -175,6 +176,7 @@ const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     ALTER TABLE jobs ADD COLUMN work_hash TEXT;
     ALTER TABLE jobs ADD COLUMN programs TEXT;
     ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN run_now BOOLEAN NOT NULL DEFAULT false;
     DROP INDEX jobs_claimable;
     CREATE INDEX jobs_claimable ON jobs(priority DESC, id) WHERE status = 'queued';
     DROP INDEX jobs_active;

@@ -8,6 +8,27 @@ use super::super::{JobId, StoreError, now_ms};
 use super::{NEXT_QUEUE_SEQ, SqliteStore};
 
 impl SqliteStore {
+    /// See [`JobHistory::run_now`](super::super::history::JobHistory::run_now).
+    pub(super) fn run_now_of(&mut self, ids: &[JobId]) -> Result<Vec<JobId>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut changed = Vec::new();
+        {
+            let mut stmt = tx.prepare(&format!(
+                "UPDATE jobs SET run_now = 1, queue_seq = {NEXT_QUEUE_SEQ}
+                 WHERE id = ?1 AND status = 'queued'"
+            ))?;
+            for &id in ids {
+                if !changed.contains(&id) && stmt.execute([id])? == 1 {
+                    changed.push(id);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
     /// See [`JobHistory::bump`](super::super::history::JobHistory::bump).
     pub(super) fn bump_jobs(
         &mut self,
@@ -86,4 +107,15 @@ impl SqliteStore {
         };
         Ok(changed == 1)
     }
+}
+
+/// [`Write::Hold`](super::super::queue::Write::Hold): a queued job's reason to wait.
+pub(super) fn hold(
+    tx: &rusqlite::Connection,
+    id: JobId,
+    reason: Option<&str>,
+) -> rusqlite::Result<super::super::queue::Answer> {
+    tx.prepare_cached("UPDATE jobs SET exit_status = ?2 WHERE id = ?1 AND status = 'queued'")?
+        .execute(params![id, reason])?;
+    Ok(super::super::queue::Answer::Ok)
 }

@@ -442,4 +442,8 @@ impl JobHistory for SqliteStore {
     ) -> Result<bool, StoreError> {
         self.set_paused_to(target, paused)
     }
+
+    fn run_now(&mut self, ids: &[JobId]) -> Result<Vec<JobId>, StoreError> {
+        self.run_now_of(ids)
+    }
 }

@@ -207,11 +207,13 @@ impl JobQueue for SqliteStore {
     fn queued_since(&self, cursor: i64) -> Result<Vec<QueuedJob>, StoreError> {
         // `queue_seq > 0` is spelled out so the planner may use the partial index.
         let sql = if cursor < 0 {
-            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority,
+                 j.run_now
              FROM jobs j JOIN files f ON f.id = j.file_id
              WHERE j.status = 'queued' AND ?1 < 0 ORDER BY j.id"
         } else {
-            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority,
+                 j.run_now
              FROM jobs j JOIN files f ON f.id = j.file_id
              WHERE j.queue_seq > 0 AND j.queue_seq > ?1 AND j.status = 'queued'
              ORDER BY j.queue_seq, j.id"
@@ -231,7 +233,8 @@ impl JobQueue for SqliteStore {
             return Ok(Vec::new());
         }
         let mut stmt = self.conn.prepare_cached(
-            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority
+            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority,
+                 j.run_now
              FROM jobs j JOIN files f ON f.id = j.file_id
              WHERE j.status = 'queued' AND j.not_before <= ?1
                  AND j.rule IN (SELECT value FROM json_each(?2))
@@ -353,7 +356,7 @@ impl JobQueue for SqliteStore {
 }
 
 /// A queued job from a row of `id, rule, root, rel, attempts, not_before, queue_seq,
-/// priority`.
+/// priority, run_now`.
 fn queued_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedJob> {
     Ok(QueuedJob {
         id: r.get(0)?,
@@ -366,5 +369,6 @@ fn queued_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedJob> {
         not_before: r.get(5)?,
         cursor: r.get(6)?,
         priority: r.get(7)?,
+        run_now: r.get(8)?,
     })
 }

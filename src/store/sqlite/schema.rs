@@ -228,7 +228,8 @@ const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
 /// the columns, their order, the rows and their ids stay as they are. And editorial's cuts:
 /// `cuts` (one row per revision, its shots as JSON) and `cut_shots` (one row per shot present,
 /// keyed by shot first, for routing's lookup of a shot's latest frames); a job's `priority`
-/// and `jobs_claimable`, the claim's order (higher priority first); `paused`, the nodes and
+/// and `jobs_claimable`, the claim's order (higher priority first); `run_now` (it may start
+/// outside its rule's window); `paused`, the nodes and
 /// rules `shotrouter pause` holds. Version 6 is in no
 /// release yet, so it may still grow here.
 const V6: &str = "CREATE TABLE jobs_v6 (
@@ -260,7 +261,8 @@ const V6: &str = "CREATE TABLE jobs_v6 (
         delivered_ino INTEGER, delivered_size INTEGER, delivered_mtime_ns INTEGER,
         run_remote TEXT,
         waits_for TEXT, wait_until INTEGER, work_hash TEXT, programs TEXT,
-        priority INTEGER NOT NULL DEFAULT 0
+        priority INTEGER NOT NULL DEFAULT 0,
+        run_now INTEGER NOT NULL DEFAULT 0
     );
     INSERT INTO jobs_v6 (id, rule, rule_hash, file_id, ino, size, mtime_ns, generation, status,
             token, node, attempts, steps, output, temp_output, publish_ino, publish_size,

@@ -161,6 +161,7 @@ pub(super) fn apply(
                 Answer::NotClaimable
             })
         }
+        Write::Hold { id, reason } => super::control::hold(tx, *id, reason.as_deref()),
         Write::Baseline { files } => {
             for (path, version) in files {
                 upsert_baseline(tx, path, *version, now, legacy)?;

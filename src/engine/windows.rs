@@ -1,0 +1,66 @@
+//! Rules' `window:` on the watcher: outside its windows a rule's jobs wait in the queue, each
+//! with the reason "waiting for window 19:00–07:00" recorded for `jobs` and `job`, and start
+//! once the (local) clock enters one; `shotrouter run-now` lets chosen jobs start anyway. The
+//! clock is [`super::clock`], which tests replace.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use crate::rules::schedule::{open_at, waiting_reason};
+use crate::store::queue::Write;
+
+use super::Engine;
+use super::node::outbox::Then;
+
+/// How often the windows are checked: a job starts within this of its window opening.
+pub(super) const WINDOW_CHECK: Duration = Duration::from_secs(1);
+
+impl Engine {
+    /// Closes the rules outside their windows, opens the others, and records why held jobs
+    /// wait (and that they no longer do).
+    pub(super) fn check_windows(&mut self, now: Instant) {
+        if now < self.planned.next_window_check {
+            return;
+        }
+        self.planned.next_window_check = now + WINDOW_CHECK;
+        let windowed = self.set.file.rules.iter().filter(|r| !r.windows.is_empty());
+        let mut closed: HashMap<String, String> = HashMap::new();
+        let mut minute = None;
+        for rule in windowed {
+            let minute = *minute.get_or_insert_with(super::clock::local_minute);
+            if !open_at(&rule.windows, minute) {
+                closed.insert(rule.name.clone(), waiting_reason(&rule.windows));
+            }
+        }
+        if self
+            .planned
+            .queue
+            .set_closed(closed.keys().cloned().collect())
+        {
+            tracing::info!(outside = ?closed.keys().collect::<Vec<_>>(), "rules' windows changed");
+        }
+        let mut marked = HashSet::new();
+        let mut writes = Vec::new();
+        for (id, rule, run_now) in self.planned.queue.waiting_ids() {
+            match closed.get(rule) {
+                Some(reason) if !run_now => {
+                    marked.insert(id);
+                    if !self.planned.held_for_window.contains(&id) {
+                        writes.push((id, Some(reason.clone())));
+                    }
+                }
+                _ if self.planned.held_for_window.contains(&id) => writes.push((id, None)),
+                _ => {}
+            }
+        }
+        self.planned.held_for_window = marked;
+        if self.node.store.is_none() {
+            return;
+        }
+        for (id, reason) in writes {
+            self.node
+                .committer
+                .push(Write::Hold { id, reason }, Then::Nothing);
+        }
+    }
+}
