@@ -126,6 +126,26 @@ pub fn status_text(report: &StatusReport) -> String {
             let _ = writeln!(out, "  {}: {health}", paint("DEGRADED", Paint::Red));
         }
     }
+    for wait in &report.waiting_for_tags {
+        let _ = writeln!(
+            out,
+            "{} queued job{} {}, which no live node holds (shotrouter worker --tags {}): {}{}",
+            wait.jobs,
+            if wait.jobs == 1 { "" } else { "s" },
+            wait.reason,
+            wait.tags.join(","),
+            wait.ids
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+            if wait.jobs as usize > wait.ids.len() {
+                " …"
+            } else {
+                ""
+            }
+        );
+    }
     for pause in &report.paused {
         let _ = writeln!(
             out,

@@ -64,7 +64,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
             "watcher+worker"
         };
         store
-            .register_node(role, super::LEASE.as_millis() as i64)
+            .register_node(role, super::LEASE.as_millis() as i64, &[])
             .map_err(Error::setup)?;
         Some(store)
     } else {

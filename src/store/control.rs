@@ -78,3 +78,45 @@ pub struct Pause {
     /// Since when, unix ms.
     pub since_ms: i64,
 }
+
+/// Queued jobs no live node can take: none holds all their `tags:`, as `status` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TagWait {
+    /// The tags the jobs need.
+    pub tags: Vec<String>,
+    /// How many queued jobs need them.
+    pub jobs: u64,
+    /// The first of them (at most [`TAG_WAIT_IDS`]), oldest first.
+    pub ids: Vec<super::JobId>,
+    /// The reason as `status` says it: "waiting for a node with tag gpu".
+    pub reason: String,
+}
+
+/// How many of the jobs waiting for a tag `status` names.
+pub const TAG_WAIT_IDS: usize = 20;
+
+/// How long since its last heartbeat a node still counts as live (as `status` reads it).
+pub const LIVE_MS: i64 = 60_000;
+
+/// Of the tag sets queued jobs need (with their counts), those no live node's tags cover.
+pub fn unplaceable(queued: Vec<(Vec<String>, u64)>, live: &[Vec<String>]) -> Vec<TagWait> {
+    queued
+        .into_iter()
+        .filter(|(tags, _)| {
+            !tags.is_empty()
+                && !live
+                    .iter()
+                    .any(|node| tags.iter().all(|t| node.contains(t)))
+        })
+        .map(|(tags, jobs)| TagWait {
+            reason: format!(
+                "waiting for a node with tag{} {}",
+                if tags.len() == 1 { "" } else { "s" },
+                tags.join(", ")
+            ),
+            tags,
+            jobs,
+            ids: Vec::new(),
+        })
+        .collect()
+}

@@ -408,6 +408,8 @@ pub struct StatusReport {
     pub nodes: Vec<NodeReport>,
     /// The nodes and rules paused (`shotrouter pause`).
     pub paused: Vec<control::Pause>,
+    /// Queued jobs no live node can take (no node holds their `tags:`).
+    pub waiting_for_tags: Vec<control::TagWait>,
 }
 
 /// A node of `shotrouter status`: when its daemon was last alive and what it cannot cover.

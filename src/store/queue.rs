@@ -563,7 +563,12 @@ pub trait JobQueue: Send + super::cuts::CutStore {
     ///
     /// # Errors
     /// Database errors.
-    fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError>;
+    fn register_node(
+        &mut self,
+        role: &str,
+        lease_ms: i64,
+        tags: &[String],
+    ) -> Result<(), StoreError>;
 
     /// The nodes and rules paused: a watcher holds their jobs in its queue (claims by
     /// [`JobQueue::claim_next`] leave them out in the store).

@@ -1,5 +1,6 @@
 //! The single integration-test binary: real binary, real temp folders, real processes.
 
+mod capability;
 mod check_explain;
 mod cli;
 mod cli_output;

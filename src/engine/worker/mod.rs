@@ -128,7 +128,7 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
     };
     let role = "worker";
     store
-        .register_node(role, options.lease.as_millis() as i64)
+        .register_node(role, options.lease.as_millis() as i64, &options.tags)
         .map_err(Error::setup)?;
     let (done_tx, done_rx) = unbounded();
     let executor: Box<dyn Executor> = Box::new(crate::exec::by_plan::ByPlan::new(

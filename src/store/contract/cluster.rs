@@ -139,9 +139,11 @@ pub(crate) fn lost_claims_name_cancelled_and_taken_over_jobs(b: &dyn Backend) {
     // `stalled` heartbeat just now: a lease of a minute spares it; none at all does not, and
     // a node's own registered lease wins over the caller's.
     assert!(rescuer.expire(60_000).expect("expire").is_empty());
-    stalled.register_node("worker", 3_600_000).expect("role");
+    stalled
+        .register_node("worker", 3_600_000, &[])
+        .expect("role");
     assert!(rescuer.expire(-1).expect("expire").is_empty());
-    stalled.register_node("worker", -1).expect("role");
+    stalled.register_node("worker", -1, &[]).expect("role");
     let expired = rescuer.expire(60_000).expect("expire");
     let mut ids: Vec<JobId> = expired.iter().map(|a| a.id).collect();
     ids.sort_unstable();
@@ -164,7 +166,7 @@ pub(crate) fn lost_claims_name_cancelled_and_taken_over_jobs(b: &dyn Backend) {
 /// `status` lists each node with its role and the jobs it holds.
 pub(crate) fn nodes_report_their_role_and_jobs(b: &dyn Backend) {
     let mut watcher = b.queue("fs1");
-    watcher.register_node("watcher", 30_000).expect("role");
+    watcher.register_node("watcher", 30_000, &[]).expect("role");
     one(
         &mut *watcher,
         portable("review", "a.tif", version(1, 10), &[], None),
@@ -174,7 +176,7 @@ pub(crate) fn nodes_report_their_role_and_jobs(b: &dyn Backend) {
         portable("review", "b.tif", version(2, 10), &[], None),
     );
     let mut worker = b.queue("farm7");
-    worker.register_node("worker", 30_000).expect("role");
+    worker.register_node("worker", 30_000, &[]).expect("role");
     assert_eq!(worker.claim_next(&[], &[], 2).expect("claim").len(), 2);
     let nodes = b.history().status().expect("status").nodes;
     let find = |name: &str| {

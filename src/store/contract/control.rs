@@ -154,3 +154,49 @@ pub(crate) fn run_now_marks_queued_jobs_for_the_watcher(b: &dyn Backend) {
         [(ids[1], true)]
     );
 }
+
+/// `status` lists queued jobs whose tags no live node holds, until a node with them registers.
+pub(crate) fn jobs_no_live_node_can_take_are_listed(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    watcher.register_node("watcher", 30_000, &[]).expect("role");
+    let mut gpu: NewJob = new_job("grade", "a.exr", version(1, 10));
+    gpu.tags = vec!["gpu".into(), "linux".into()];
+    gpu.plan = "{}".into();
+    let mut plain: NewJob = new_job("copy", "b.exr", version(2, 10));
+    plain.plan = "{}".into();
+    for job in [gpu.clone(), plain] {
+        let write = Write::Enqueue {
+            job: Box::new(job),
+            claim: false,
+        };
+        assert!(matches!(one(&mut *watcher, write), Answer::Enqueued { .. }));
+    }
+    let h = b.history();
+    let waits = h.status().expect("status").waiting_for_tags;
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert_eq!(
+        (waits[0].jobs, waits[0].reason.as_str()),
+        (1, "waiting for a node with tags gpu, linux")
+    );
+    assert_eq!(waits[0].ids.len(), 1);
+    assert_eq!(
+        h.job(waits[0].ids[0])
+            .expect("job")
+            .expect("exists")
+            .row
+            .rule,
+        "grade"
+    );
+    let mut half = b.queue("half");
+    half.register_node("worker", 30_000, &["gpu".into()])
+        .expect("role");
+    assert_eq!(h.status().expect("status").waiting_for_tags.len(), 1);
+    let mut full = b.queue("full");
+    full.register_node(
+        "worker",
+        30_000,
+        &["linux".into(), "gpu".into(), "x".into()],
+    )
+    .expect("role");
+    assert!(h.status().expect("status").waiting_for_tags.is_empty());
+}

@@ -87,6 +87,7 @@ macro_rules! contract_tests {
             claims_follow_priority_and_bumps,
             pauses_hold_claims_until_resumed,
             run_now_marks_queued_jobs_for_the_watcher,
+            jobs_no_live_node_can_take_are_listed,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

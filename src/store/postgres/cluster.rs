@@ -113,12 +113,21 @@ impl PgStore {
         })
     }
 
-    pub(super) fn set_role(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
+    pub(super) fn set_role(
+        &mut self,
+        role: &str,
+        lease_ms: i64,
+        tags: &[String],
+    ) -> Result<(), StoreError> {
+        let mut tags = tags.to_vec();
+        tags.sort_unstable();
+        tags.dedup();
         self.client()?.execute(
-            "INSERT INTO nodes (name, heartbeat_at, role, lease_ms) VALUES ($1, now(), $2, $3)
+            "INSERT INTO nodes (name, heartbeat_at, role, lease_ms, tags)
+                 VALUES ($1, now(), $2, $3, $4)
              ON CONFLICT (name) DO UPDATE SET heartbeat_at = now(), role = excluded.role,
-                 lease_ms = excluded.lease_ms",
-            &[&self.node, &role, &lease_ms],
+                 lease_ms = excluded.lease_ms, tags = excluded.tags",
+            &[&self.node, &role, &lease_ms, &tags],
         )?;
         Ok(())
     }

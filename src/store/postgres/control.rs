@@ -120,3 +120,42 @@ pub(super) fn hold(
     )?;
     Ok(super::super::queue::Answer::Ok)
 }
+
+/// Queued jobs no live node can take (see [`unplaceable`](super::super::control::unplaceable)).
+pub(super) fn waiting_for_tags(
+    client: &mut postgres::Client,
+) -> Result<Vec<super::super::control::TagWait>, postgres::Error> {
+    let queued: Vec<(Vec<String>, u64)> = client
+        .query(
+            "SELECT tags, count(*) FROM jobs WHERE status = 'queued' AND cardinality(tags) > 0
+             GROUP BY tags",
+            &[],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+        .collect();
+    if queued.is_empty() {
+        return Ok(Vec::new());
+    }
+    let live: Vec<Vec<String>> = client
+        .query(
+            "SELECT tags FROM nodes WHERE heartbeat_at > now() - $1 * interval '1 millisecond'",
+            &[&(super::super::control::LIVE_MS as f64)],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut waits = super::super::control::unplaceable(queued, &live);
+    for wait in &mut waits {
+        let limit = super::super::control::TAG_WAIT_IDS as i64;
+        wait.ids = client
+            .query(
+                "SELECT id FROM jobs WHERE status = 'queued' AND tags = $1 ORDER BY id LIMIT $2",
+                &[&wait.tags, &limit],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    }
+    Ok(waits)
+}

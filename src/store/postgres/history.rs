@@ -67,6 +67,7 @@ impl JobHistory for PgStore {
             files: 0,
             nodes: Vec::new(),
             paused: Vec::new(),
+            waiting_for_tags: Vec::new(),
         };
         let counts = client.query(
             "SELECT status, count(*) FROM jobs
@@ -133,6 +134,7 @@ impl JobHistory for PgStore {
             })
             .collect();
         report.paused = super::control::pauses(&mut client)?;
+        report.waiting_for_tags = super::control::waiting_for_tags(&mut client)?;
         Ok(report)
     }
 

@@ -137,7 +137,8 @@ const V1: &str = "CREATE TABLE roots (
 /// `job_inputs` and `rule_defs` (see `store::lineage`). A job's `priority`, and
 /// `jobs_claimable` in the claim's order (higher priority first); `run_now` (it may start
 /// outside its rule's window); `paused`, the nodes and rules
-/// `shotrouter pause` holds. Version 2 is in no release yet, so its
+/// `shotrouter pause` holds; a node's `tags` (which tagged jobs it can take). Version 2 is in
+/// no release yet, so its
 /// columns may still grow here.
 const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     ALTER TABLE jobs ADD COLUMN ran_node TEXT;
@@ -201,7 +202,8 @@ const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
         name TEXT NOT NULL,
         since BIGINT NOT NULL,
         PRIMARY KEY (kind, name)
-    );";
+    );
+    ALTER TABLE nodes ADD COLUMN tags TEXT[] NOT NULL DEFAULT '{}';";
 
 const MIGRATIONS: &[&str] = &[V1, V2];
 

@@ -203,14 +203,26 @@ impl SqliteStore {
         Ok(released)
     }
 
-    pub(super) fn set_role(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
+    pub(super) fn set_role(
+        &mut self,
+        role: &str,
+        lease_ms: i64,
+        tags: &[String],
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO nodes (name, heartbeat_at, role, lease_ms) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO nodes (name, heartbeat_at, role, lease_ms, tags)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-                     role = excluded.role, lease_ms = excluded.lease_ms",
+                     role = excluded.role, lease_ms = excluded.lease_ms, tags = excluded.tags",
             )?
-            .execute(params![self.node, now_ms(), role, lease_ms])?;
+            .execute(params![
+                self.node,
+                now_ms(),
+                role,
+                lease_ms,
+                super::encoding::encode_tags(tags)
+            ])?;
         Ok(())
     }
 }

@@ -119,3 +119,43 @@ pub(super) fn hold(
         .execute(params![id, reason])?;
     Ok(super::super::queue::Answer::Ok)
 }
+
+/// Queued jobs no live node can take (see [`unplaceable`](super::super::control::unplaceable)).
+pub(super) fn waiting_for_tags(
+    conn: &rusqlite::Connection,
+    now: i64,
+) -> rusqlite::Result<Vec<super::super::control::TagWait>> {
+    use super::encoding::decode_tags;
+    let queued = conn
+        .prepare_cached(
+            "SELECT tags, count(*) FROM jobs WHERE status = 'queued' AND tags != '' GROUP BY tags",
+        )?
+        .query_map([], |r| {
+            Ok((
+                decode_tags(&r.get::<_, String>(0)?),
+                r.get::<_, i64>(1)? as u64,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if queued.is_empty() {
+        return Ok(Vec::new());
+    }
+    let live = conn
+        .prepare_cached("SELECT tags FROM nodes WHERE heartbeat_at >= ?1")?
+        .query_map([now - super::super::control::LIVE_MS], |r| {
+            Ok(decode_tags(&r.get::<_, String>(0)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut waits = super::super::control::unplaceable(queued, &live);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM jobs WHERE status = 'queued' AND tags = ?1 ORDER BY id LIMIT ?2",
+    )?;
+    for wait in &mut waits {
+        let tags = super::encoding::encode_tags(&wait.tags);
+        let limit = super::super::control::TAG_WAIT_IDS as i64;
+        wait.ids = stmt
+            .query_map(params![tags, limit], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(waits)
+}

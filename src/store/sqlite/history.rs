@@ -81,6 +81,7 @@ impl JobHistory for SqliteStore {
             files: 0,
             nodes: Vec::new(),
             paused: Vec::new(),
+            waiting_for_tags: Vec::new(),
         };
         let mut stmt = self.conn.prepare(concat!(
             "SELECT status, count(*) FROM jobs WHERE ",
@@ -141,6 +142,7 @@ impl JobHistory for SqliteStore {
         })?;
         report.nodes = nodes.collect::<rusqlite::Result<_>>()?;
         report.paused = super::control::pauses(&self.conn)?;
+        report.waiting_for_tags = super::control::waiting_for_tags(&self.conn, now)?;
         Ok(report)
     }
 

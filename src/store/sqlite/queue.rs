@@ -337,8 +337,13 @@ impl JobQueue for SqliteStore {
         self.release(held)
     }
 
-    fn register_node(&mut self, role: &str, lease_ms: i64) -> Result<(), StoreError> {
-        self.set_role(role, lease_ms)
+    fn register_node(
+        &mut self,
+        role: &str,
+        lease_ms: i64,
+        tags: &[String],
+    ) -> Result<(), StoreError> {
+        self.set_role(role, lease_ms, tags)
     }
 
     fn paused(&self) -> Result<Vec<crate::store::control::PauseTarget>, StoreError> {

@@ -230,7 +230,7 @@ const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
 /// keyed by shot first, for routing's lookup of a shot's latest frames); a job's `priority`
 /// and `jobs_claimable`, the claim's order (higher priority first); `run_now` (it may start
 /// outside its rule's window); `paused`, the nodes and
-/// rules `shotrouter pause` holds. Version 6 is in no
+/// rules `shotrouter pause` holds; a node's `tags` (which tagged jobs it can take). Version 6 is in no
 /// release yet, so it may still grow here.
 const V6: &str = "CREATE TABLE jobs_v6 (
         id INTEGER PRIMARY KEY,
@@ -325,7 +325,8 @@ const V6: &str = "CREATE TABLE jobs_v6 (
         name TEXT NOT NULL,
         since INTEGER NOT NULL,
         PRIMARY KEY (kind, name)
-    ) WITHOUT ROWID;";
+    ) WITHOUT ROWID;
+    ALTER TABLE nodes ADD COLUMN tags TEXT NOT NULL DEFAULT '';";
 
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
