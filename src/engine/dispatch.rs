@@ -379,7 +379,9 @@ impl Engine {
                 }
             }
         }
-        let shown = format!("{rules:?}");
+        let mut shown: Vec<&str> = rules.iter().map(String::as_str).collect();
+        shown.sort_unstable();
+        let shown = shown.join(",");
         if self.planned.queue.set_paused(node, rules) {
             tracing::info!(node_paused = node, paused_rules = %shown, "pauses changed");
         }

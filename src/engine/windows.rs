@@ -37,7 +37,9 @@ impl Engine {
             .queue
             .set_closed(closed.keys().cloned().collect())
         {
-            tracing::info!(outside = ?closed.keys().collect::<Vec<_>>(), "rules' windows changed");
+            let mut outside: Vec<&str> = closed.keys().map(String::as_str).collect();
+            outside.sort_unstable();
+            tracing::info!(outside = %outside.join(","), "rules' windows changed");
         }
         let mut marked = HashSet::new();
         let mut writes = Vec::new();
