@@ -15,7 +15,6 @@ use crate::route::cut;
 use crate::route::plan;
 use crate::rules::OnRename;
 use crate::store::JobId;
-use crate::store::control::PauseTarget;
 use crate::store::queue::{NewJob, QueuedJob, Write};
 
 use super::Engine;
@@ -356,37 +355,6 @@ impl Engine {
         }
     }
 
-    /// Reads the pauses in force (`shotrouter pause`): a paused rule's jobs, or every job when
-    /// this node is paused, wait in the queue; what runs finishes. Logged when it changes.
-    pub(super) fn read_pauses(&mut self) {
-        let Some(store) = self.node.store.as_ref() else {
-            return;
-        };
-        let pauses = match store.paused() {
-            Ok(pauses) => pauses,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the pauses from the store");
-                return;
-            }
-        };
-        let mut node = false;
-        let mut rules = std::collections::HashSet::new();
-        for pause in pauses {
-            match pause {
-                PauseTarget::Node(name) => node |= name == self.node.name,
-                PauseTarget::Rule(name) => {
-                    rules.insert(name);
-                }
-            }
-        }
-        let mut shown: Vec<&str> = rules.iter().map(String::as_str).collect();
-        shown.sort_unstable();
-        let shown = shown.join(",");
-        if self.planned.queue.set_paused(node, rules) {
-            tracing::info!(node_paused = node, paused_rules = %shown, "pauses changed");
-        }
-    }
-
     /// Gives a claimed job to the workers; while stopping, gives the claim back instead (the
     /// job is queued for the next start).
     pub(super) fn hand_over(&mut self, spec: JobSpec) {
@@ -569,16 +537,6 @@ pub(super) fn rule_limits(set: &crate::route::matcher::RuleSet) -> HashMap<Strin
         .rules
         .iter()
         .filter_map(|r| r.concurrency.map(|c| (r.name.clone(), c)))
-        .collect()
-}
-
-/// Each rule's `priority:` other than 0, the fair queue's order.
-pub(super) fn rule_priorities(set: &crate::route::matcher::RuleSet) -> HashMap<String, i32> {
-    set.file
-        .rules
-        .iter()
-        .filter(|r| r.priority != 0)
-        .map(|r| (r.name.clone(), r.priority))
         .collect()
 }
 

@@ -96,7 +96,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     let progress = options.progress.clone().filter(|_| options.once);
     let readout = super::telemetry::Readout::new(options.telemetry.clone(), progress);
     let mut queue = FairQueue::new(set.file.jobs, rule_limits(&set));
-    queue.set_priorities(super::dispatch::rule_priorities(&set));
+    queue.set_priorities(super::control::rule_priorities(&set));
     let (farm_rules, farm_limit) = super::dispatch::farm_lane(&set);
     queue.set_farm(farm_rules, farm_limit);
     // `--once` ends before anyone could read the waste.
@@ -431,7 +431,7 @@ impl Engine {
             .set_limits(set.file.jobs, rule_limits(&set));
         self.planned
             .queue
-            .set_priorities(super::dispatch::rule_priorities(&set));
+            .set_priorities(super::control::rule_priorities(&set));
         let (farm_rules, farm_limit) = super::dispatch::farm_lane(&set);
         self.planned.queue.set_farm(farm_rules, farm_limit);
         if rewatch && let Some(store) = self.node.store.as_mut() {

@@ -25,6 +25,7 @@ pub mod arrivals;
 pub mod attempts;
 pub mod clock;
 pub mod conform;
+mod control;
 pub mod cut_files;
 pub mod cuts;
 pub mod dispatch;

@@ -4,6 +4,17 @@
 
 use crate::app::cli::{StateArgs, Verbosity};
 
+/// `bump --help`'s examples.
+pub const BUMP_EXAMPLES: &str = "Examples:\n  shotrouter bump 1234 1235 --priority 10\n  shotrouter bump 1234 --top   # starts next\n\nSee docs/operations.md.";
+/// `pause --help`'s examples.
+pub const PAUSE_EXAMPLES: &str = "Examples:\n  shotrouter pause --node render07   # drain before maintenance\n  shotrouter pause --rule archive-copy\n\nSee docs/operations.md.";
+/// `resume --help`'s examples.
+pub const RESUME_EXAMPLES: &str =
+    "Examples:\n  shotrouter resume --node render07\n  shotrouter resume --rule archive-copy";
+/// `run-now --help`'s examples.
+pub const RUN_NOW_EXAMPLES: &str =
+    "Example:\n  shotrouter run-now 1234 1235\n\nSee docs/operations.md.";
+
 /// `shotrouter bump`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BumpArgs {

@@ -219,23 +219,17 @@ pub enum Command {
         verbosity: Verbosity,
     },
     /// Change queued jobs' priority: higher starts first, on this node and on workers.
-    #[command(
-        after_help = "Examples:\n  shotrouter bump 1234 1235 --priority 10\n  shotrouter bump 1234 --top   # starts next\n\nSee docs/operations.md."
-    )]
+    #[command(after_help = control::BUMP_EXAMPLES)]
     Bump(BumpArgs),
     /// Pause a node (it finishes what it runs, claims nothing new) or a rule (its jobs stay
     /// queued on every node); kept in the store until `resume`.
-    #[command(
-        after_help = "Examples:\n  shotrouter pause --node render07   # drain before maintenance\n  shotrouter pause --rule archive-copy\n\nSee docs/operations.md."
-    )]
+    #[command(after_help = control::PAUSE_EXAMPLES)]
     Pause(PauseArgs),
     /// Resume a paused node or rule.
-    #[command(
-        after_help = "Examples:\n  shotrouter resume --node render07\n  shotrouter resume --rule archive-copy"
-    )]
+    #[command(after_help = control::RESUME_EXAMPLES)]
     Resume(PauseArgs),
     /// Let queued jobs start now, outside their rule's `window:`.
-    #[command(after_help = "Example:\n  shotrouter run-now 1234 1235\n\nSee docs/operations.md.")]
+    #[command(after_help = control::RUN_NOW_EXAMPLES)]
     RunNow(RunNowArgs),
     /// Cancel queued or running jobs; a running job's process group is killed.
     #[command(after_help = "Example:\n  shotrouter cancel 1234")]
