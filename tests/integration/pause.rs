@@ -229,3 +229,47 @@ fn issue_24_a_worker_drains_on_sigusr1_and_exits_when_its_jobs_have_ended() {
     assert_eq!(status_of("a.dat").as_deref(), Some("done"));
     assert_eq!(status_of("b.dat").as_deref(), Some("queued"));
 }
+
+#[test]
+fn issue_24_a_paused_watcher_records_new_jobs_queued_and_runs_them_on_resume() {
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch: [shots]\nrules:\n  - name: copy\n    match: \"**/*.dat\"\n    run: [\"true\"]\n",
+    );
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let daemon = Daemon::start(&env, &[], &[]);
+    let status: serde_json::Value =
+        serde_json::from_str(&run_ok(&env, &["status", "--json"])).expect("JSON");
+    let name = status["nodes"][0]["name"]
+        .as_str()
+        .expect("the watcher's node name")
+        .to_string();
+    run_ok(&env, &["pause", "--node", &name]);
+    wait_until(
+        "the watcher to see the pause",
+        Duration::from_secs(10),
+        || daemon.log_text().contains("pauses changed"),
+    );
+    // With a free slot and no pause, a new job is claimed in the very write that records it:
+    // recorded queued, it was held.
+    env.write("shots/a.dat", "");
+    wait_until("the job recorded", Duration::from_secs(20), || {
+        !jobs(&env, &[]).is_empty()
+    });
+    assert_eq!(jobs(&env, &[])[0]["status"], "queued");
+    let text = run_ok(&env, &["status"]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!(" {name}: ")) && l.ends_with(", paused"))
+            && text.contains(&format!("paused: node {name} since")),
+        "{text}"
+    );
+    run_ok(&env, &["resume", "--node", &name]);
+    wait_until(
+        "the job done after the resume",
+        Duration::from_secs(20),
+        || jobs(&env, &[])[0]["status"] == "done",
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
