@@ -36,6 +36,11 @@ fn issue_24_status_lists_jobs_waiting_for_a_node_with_their_tag() {
         )),
         "{text}"
     );
+    assert_eq!(
+        jobs(&env, &[])[0]["result"],
+        "waiting for a node with tag gpu",
+        "`jobs` says why it waits"
+    );
     let gpu = Worker::start(&env, &store, "gpu", &["--tags", "gpu"]);
     wait_until("the gpu node to run it", Duration::from_secs(20), || {
         jobs(&env, &[]).iter().all(|r| r["status"] == "done")

@@ -179,13 +179,23 @@ pub(crate) fn jobs_no_live_node_can_take_are_listed(b: &dyn Backend) {
         (1, "waiting for a node with tags gpu, linux")
     );
     assert_eq!(waits[0].ids.len(), 1);
+    let row = h.job(waits[0].ids[0]).expect("job").expect("exists").row;
     assert_eq!(
-        h.job(waits[0].ids[0])
-            .expect("job")
-            .expect("exists")
-            .row
-            .rule,
-        "grade"
+        (row.rule.as_str(), row.result.as_deref()),
+        ("grade", Some("waiting for a node with tags gpu, linux")),
+        "the job says why it waits"
+    );
+    let listed = h
+        .jobs(&crate::store::history::JobFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .expect("jobs");
+    let results: Vec<_> = listed.iter().map(|r| r.result.as_deref()).collect();
+    assert_eq!(
+        results,
+        [None, Some("waiting for a node with tags gpu, linux")],
+        "newest first; the untagged job has no reason"
     );
     let mut half = b.queue("half");
     half.register_node("worker", 30_000, &["gpu".into()])

@@ -159,3 +159,29 @@ pub(super) fn waiting_for_tags(
     }
     Ok(waits)
 }
+
+/// Gives queued jobs without a reason the one of [`waiting_for_tags`] when no live node can
+/// take them, as `jobs` and `job` show it.
+pub(super) fn explain_tag_waits(
+    client: &mut postgres::Client,
+    rows: &mut [crate::store::JobRow],
+) -> Result<(), postgres::Error> {
+    let unexplained = |r: &crate::store::JobRow| r.status == "queued" && r.result.is_none();
+    if !rows.iter().any(unexplained) {
+        return Ok(());
+    }
+    let waits = waiting_for_tags(client)?;
+    if waits.is_empty() {
+        return Ok(());
+    }
+    for row in rows.iter_mut().filter(|r| unexplained(r)) {
+        let tags: Vec<String> = client
+            .query_one("SELECT tags FROM jobs WHERE id = $1", &[&row.id])?
+            .get(0);
+        row.result = waits
+            .iter()
+            .find(|w| w.tags == tags)
+            .map(|w| w.reason.clone());
+    }
+    Ok(())
+}

@@ -158,7 +158,9 @@ impl JobHistory for PgStore {
                 &filter.before,
             ],
         )?;
-        Ok(rows.iter().map(row).collect())
+        let mut rows: Vec<JobRow> = rows.iter().map(row).collect();
+        super::control::explain_tag_waits(&mut *self.client()?, &mut rows)?;
+        Ok(rows)
     }
 
     fn job(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
@@ -181,8 +183,10 @@ impl JobHistory for PgStore {
             detail.get::<_, Option<bool>>(7).unwrap_or(false),
             &raw_steps,
         );
+        let mut job_row = row(&found);
+        super::control::explain_tag_waits(&mut client, std::slice::from_mut(&mut job_row))?;
         Ok(Some(JobDetail {
-            row: row(&found),
+            row: job_row,
             rule_hash: detail.get(0),
             // The device is no part of a version here; shown as 0.
             input: Some((

@@ -159,3 +159,29 @@ pub(super) fn waiting_for_tags(
     }
     Ok(waits)
 }
+
+/// Gives queued jobs without a reason the one of [`waiting_for_tags`] when no live node can
+/// take them, as `jobs` and `job` show it.
+pub(super) fn explain_tag_waits(
+    conn: &rusqlite::Connection,
+    rows: &mut [crate::store::JobRow],
+) -> rusqlite::Result<()> {
+    let unexplained = |r: &crate::store::JobRow| r.status == "queued" && r.result.is_none();
+    if !rows.iter().any(unexplained) {
+        return Ok(());
+    }
+    let waits = waiting_for_tags(conn, now_ms())?;
+    if waits.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached("SELECT tags FROM jobs WHERE id = ?1")?;
+    for row in rows.iter_mut().filter(|r| unexplained(r)) {
+        let tags: String = stmt.query_row([row.id], |r| r.get(0))?;
+        let tags = super::encoding::decode_tags(&tags);
+        row.result = waits
+            .iter()
+            .find(|w| w.tags == tags)
+            .map(|w| w.reason.clone());
+    }
+    Ok(())
+}

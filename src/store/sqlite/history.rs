@@ -166,14 +166,17 @@ impl JobHistory for SqliteStore {
             ],
             row,
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
+        super::control::explain_tag_waits(&self.conn, &mut rows)?;
+        Ok(rows)
     }
 
     fn job(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         let sql = format!("{ROW_SQL} WHERE j.id = ?1");
-        let Some(job_row) = self.conn.query_row(&sql, [id], row).optional()? else {
+        let Some(mut job_row) = self.conn.query_row(&sql, [id], row).optional()? else {
             return Ok(None);
         };
+        super::control::explain_tag_waits(&self.conn, std::slice::from_mut(&mut job_row))?;
         let (rule_hash, steps, (ino, size, mtime), ran, remote): (
             String,
             Option<Vec<u8>>,
