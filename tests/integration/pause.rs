@@ -14,33 +14,32 @@ fn run_ok(env: &Env, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// How many jobs `node` took, and how many are done.
-fn taken_by(env: &Env, node: &str) -> (usize, usize) {
-    let rows = jobs(env, &[]);
-    let by = rows.iter().filter(|r| r["node"] == node).count();
-    let done = rows.iter().filter(|r| r["status"] == "done").count();
-    (by, done)
-}
-
-#[test]
-fn issue_24_a_paused_node_claims_nothing_for_10_s_while_another_runs_jobs() {
-    let env = Env::new();
-    write_rules(&env, 200);
-    let _watcher = Daemon::start(&env, &["--no-run"], &[]);
-    let store = sqlite_store(&env);
+/// A paused node claims nothing for 10 s while another runs jobs, on `store` (a state folder
+/// or a `postgres://` URL); once resumed it takes its share.
+fn a_paused_node_claims_nothing_while_another_runs(env: &Env, store: &str) {
+    write_rules(env, 200);
+    let store_args = ["--store", store];
+    let _watcher = Daemon::start(env, &["--no-run", "--store", store], &[]);
+    let pause = run_ok(env, &["pause", "--node", "paused", "--store", store]);
     assert!(
-        run_ok(&env, &["pause", "--node", "paused"]).starts_with("paused node paused:"),
-        "the pause is kept in the store before the node even starts"
+        pause.starts_with("paused node paused:"),
+        "the pause is kept in the store before the node even starts: {pause}"
     );
-    let paused = Worker::start(&env, &store, "paused", &["--jobs", "2"]);
-    let runner = Worker::start(&env, &store, "runner", &["--jobs", "1"]);
-    let names = arrive(&env, 80);
-    let status = run_ok(&env, &["status"]);
+    let paused = Worker::start(env, store, "paused", &["--jobs", "2"]);
+    let runner = Worker::start(env, store, "runner", &["--jobs", "1"]);
+    let names = arrive(env, 80);
+    let status = run_ok(env, &["status", "--store", store]);
     assert!(status.contains("paused: node paused since"), "{status}");
+    let taken_by = |node: &str| {
+        let rows = jobs(env, &store_args);
+        let by = rows.iter().filter(|r| r["node"] == node).count();
+        let done = rows.iter().filter(|r| r["status"] == "done").count();
+        (by, done)
+    };
     let start = Instant::now();
     let mut done_while_paused = 0;
     while start.elapsed() < Duration::from_secs(10) {
-        let (by_paused, done) = taken_by(&env, "paused");
+        let (by_paused, done) = taken_by("paused");
         assert_eq!(by_paused, 0, "the paused node claimed a job");
         done_while_paused = done;
         std::thread::sleep(Duration::from_millis(200));
@@ -50,17 +49,31 @@ fn issue_24_a_paused_node_claims_nothing_for_10_s_while_another_runs_jobs() {
         "the other node ran jobs meanwhile: {done_while_paused}"
     );
     assert_eq!(
-        run_ok(&env, &["resume", "--node", "paused"]),
+        run_ok(env, &["resume", "--node", "paused", "--store", store]),
         "resumed node paused\n"
     );
     wait_until("the resumed node to claim", Duration::from_secs(20), || {
-        taken_by(&env, "paused").0 > 0
+        taken_by("paused").0 > 0
     });
     wait_until("every job done", Duration::from_secs(60), || {
-        taken_by(&env, "paused").1 == names.len()
+        taken_by("paused").1 == names.len()
     });
     assert_eq!(paused.stop(), Some(0));
     assert_eq!(runner.stop(), Some(0));
+}
+
+#[test]
+fn issue_24_a_paused_node_claims_nothing_for_10_s_while_another_runs_jobs() {
+    let env = Env::new();
+    let store = sqlite_store(&env);
+    a_paused_node_claims_nothing_while_another_runs(&env, &store);
+}
+
+#[test]
+fn issue_24_pg_a_paused_node_claims_nothing_for_10_s_while_another_runs_jobs() {
+    let env = Env::new();
+    let url = crate::pg::fresh_store_url();
+    a_paused_node_claims_nothing_while_another_runs(&env, &url);
 }
 
 #[test]
