@@ -1,5 +1,6 @@
-//! Pause and resume with real processes: a paused worker claims nothing while another runs the
-//! queue; a paused rule's jobs stay queued on the watcher and start on resume.
+//! Pause, resume and drain with real processes: a paused worker (SQLite and PostgreSQL) or
+//! watcher claims nothing while another runs the queue; a paused rule's jobs stay queued and
+//! start on resume, across a restart; the API's pause; a worker drained by SIGUSR1.
 
 use std::time::{Duration, Instant};
 

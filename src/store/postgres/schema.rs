@@ -134,12 +134,11 @@ const V1: &str = "CREATE TABLE roots (
 /// done. A run's handle where it is not a local process group (`run_remote`, `executor:id`,
 /// e.g. a farm scheduler's job). Lineage and declared inputs: the status `waiting`, with
 /// `waits_for`/`wait_until`; `work_hash` and `programs` of a job's last done run;
-/// `job_inputs` and `rule_defs` (see `store::lineage`). A job's `priority`, and
-/// `jobs_claimable` in the claim's order (higher priority first); `run_now` (it may start
-/// outside its rule's window); `paused`, the nodes and rules
-/// `shotrouter pause` holds; a node's `tags` (which tagged jobs it can take). Version 2 is in
-/// no release yet, so its
-/// columns may still grow here.
+/// `job_inputs` and `rule_defs` (see `store::lineage`). Control of the night: a job's
+/// `priority` and `jobs_claimable` in the claim's order (higher priority first); `run_now` (it
+/// may start outside its rule's window); `paused`, the nodes and rules `shotrouter pause`
+/// holds; a node's `tags` (which tagged jobs it can take). Version 2 is in no release yet, so
+/// its columns may still grow here.
 const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     ALTER TABLE jobs ADD COLUMN ran_node TEXT;
     ALTER TABLE jobs ADD COLUMN ran_token BIGINT;

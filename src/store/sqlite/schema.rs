@@ -227,11 +227,11 @@ const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
 /// Version 6: `jobs` rebuilt with its status CHECK as `OR`s, `jobs_active` recreated likewise;
 /// the columns, their order, the rows and their ids stay as they are. And editorial's cuts:
 /// `cuts` (one row per revision, its shots as JSON) and `cut_shots` (one row per shot present,
-/// keyed by shot first, for routing's lookup of a shot's latest frames); a job's `priority`
-/// and `jobs_claimable`, the claim's order (higher priority first); `run_now` (it may start
-/// outside its rule's window); `paused`, the nodes and
-/// rules `shotrouter pause` holds; a node's `tags` (which tagged jobs it can take). Version 6 is in no
-/// release yet, so it may still grow here.
+/// keyed by shot first, for routing's lookup of a shot's latest frames). Control of the
+/// night: a job's `priority` and `jobs_claimable`, the claim's order (higher priority first);
+/// `run_now` (it may start outside its rule's window); `paused`, the nodes and rules
+/// `shotrouter pause` holds; a node's `tags` (which tagged jobs it can take). Version 6 is in
+/// no release yet, so it may still grow here.
 const V6: &str = "CREATE TABLE jobs_v6 (
         id INTEGER PRIMARY KEY,
         rule TEXT NOT NULL,
