@@ -40,6 +40,10 @@ pub(crate) fn routes() -> Router<State> {
         .route("/api/v1/status", get(status))
         .route("/api/v1/jobs", get(jobs))
         .route("/api/v1/jobs/{id}", get(job))
+        .route(
+            "/api/v1/jobs/{id}/thumbnail",
+            get(super::thumbnail::thumbnail),
+        )
         .route("/api/v1/files", get(super::files::files))
         .route("/api/v1/lineage", get(super::lineage::lineage))
         .route("/api/v1/stale", get(super::lineage::stale))

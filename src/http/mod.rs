@@ -22,6 +22,7 @@ pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod pool;
+mod thumbnail;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -174,6 +175,7 @@ pub fn serve(
             pool.clone(),
             telemetry.clone(),
             demand.clone(),
+            options.state_dir.clone(),
             stop_rx.clone(),
         )
     });

@@ -45,6 +45,7 @@ mod path;
 mod rule_keys;
 mod syntax;
 pub mod template;
+mod thumbnail_keys;
 pub mod transfer;
 pub mod verify;
 mod watch;

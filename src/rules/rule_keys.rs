@@ -53,6 +53,7 @@ const RULE_KEYS: &[&str] = &[
     "inputs",
     "wait_inputs",
     "on_input_change",
+    "thumbnail",
 ];
 
 impl Loader<'_> {
@@ -330,6 +331,7 @@ impl Loader<'_> {
                 .any(|k| events.contains(k)),
         };
         let transfer = self.transfer(map, &known, &framing);
+        let thumbnail = self.thumbnail(map, framing.has_output);
         let (executor, slurm) =
             self.rule_executor(map, defaults.farm.as_ref(), framing.has_commands);
         self.captures_unknown = false;
@@ -368,6 +370,7 @@ impl Loader<'_> {
             avid,
             ale,
             probe,
+            thumbnail,
             transfer,
             on_rename,
             progress,

@@ -1,7 +1,8 @@
 // The dashboard in a real headless Chromium, against a daemon that
 // tests/integration/http_browser.rs started. It writes the files itself, so it sees each job
 // appear, run and end without reloading; a file named like an HTML payload must never open a
-// dialog; Retry asks for the token once and the job runs again. Prints one JSON line.
+// dialog; Retry asks for the token once and the job runs again; a `thumbnail: true` rule's
+// product shows its poster frame in the jobs list. Prints one JSON line.
 //
 // Environment: URL (the dashboard), TOKEN, SHOTS (a watched folder), OK (the file whose
 // presence makes the `check` rule pass), EVIL_SHOT (a shot of the imported cut named like an
@@ -68,13 +69,29 @@ try {
   await rowWith('running', 'sh010_comp.tif');
   await rowWith('recent', 'sh010_comp.tif', '.st-done');
 
+  // A product of a `thumbnail: true` rule: its poster frame is drawn and shown in the jobs
+  // list, loaded from the API by job number.
+  fs.writeFileSync(path.join(SHOTS, 'sh010_review.poster'), 'go');
+  await rowWith('recent', 'sh010_review.poster', 'img.thumb');
+  await page.waitForFunction(() => [...document.querySelectorAll('#recent img.thumb')]
+    .some((img) => img.complete && img.naturalWidth > 0), null, WAIT);
+  const thumbWidth = await page.evaluate(() => Math.max(...[...document.querySelectorAll('#recent img.thumb')].map((img) => img.naturalWidth)));
+  if (thumbWidth !== 320) failures.push('the thumbnail is ' + thumbWidth + ' pixels wide, not 320');
+
   // A failure whose name is an HTML payload: shown as text, never run.
   fs.writeFileSync(path.join(SHOTS, 'checked', EVIL), 'frame');
   await rowWith('failures', EVIL);
   const shownName = await page.evaluate(() => document.querySelector('#failures tbody tr td.path').textContent);
   if (!shownName.endsWith(EVIL)) failures.push('failure row shows ' + JSON.stringify(shownName));
-  const images = await page.evaluate(() => document.querySelectorAll('img').length);
-  if (images !== 0) failures.push(images + ' <img> elements were created from a file name');
+  // The only pictures are thumbnails, addressed by job number under /api/: none made of a
+  // file name, none with a handler attribute.
+  const foreign = await page.evaluate(() => [...document.querySelectorAll('img')]
+    .filter((img) => !(img.classList.contains('thumb')
+      && /^\/api\/v1\/jobs\/[0-9]+\/thumbnail$/.test(new URL(img.src).pathname)
+      && new URL(img.src).origin === location.origin
+      && !img.hasAttribute('onerror') && !img.hasAttribute('onload')))
+    .map((img) => img.outerHTML));
+  if (foreign.length) failures.push(foreign.length + ' <img> elements not thumbnails (made from a file name?): ' + foreign.join(' '));
   await page.click('#failures tbody tr .log-button');
   await page.waitForFunction(() => {
     const pre = document.querySelector('#failures pre.log');

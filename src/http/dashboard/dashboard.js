@@ -4,6 +4,8 @@
 
 const TOKEN_KEY = 'shotrouter-token';
 const openLogs = new Map(); // job id -> log text (or null while loading)
+const thumbs = new Map(); // job id -> its <img>, made once, so a re-render loads nothing again
+let withThumbnail = new Set(); // ids of the shown jobs that have a thumbnail on this node
 let oldestShown = null;
 
 function el(tag, text, cls) {
@@ -66,8 +68,29 @@ function statusCell(status) {
   return el('td', status, 'st-' + status);
 }
 
+// The poster frame of a job whose rule asks for one. Its address is built from the job's
+// number only, never from a file name; the server lists which jobs have one.
+function thumbnail(id) {
+  let img = thumbs.get(id);
+  if (!img) {
+    img = document.createElement('img');
+    img.className = 'thumb';
+    img.alt = 'job ' + id;
+    img.loading = 'lazy';
+    img.src = '/api/v1/jobs/' + encodeURIComponent(String(Number(id))) + '/thumbnail';
+    thumbs.set(id, img);
+  }
+  return img;
+}
+
+function thumbCell(id) {
+  const td = el('td', null, 'pic');
+  if (withThumbnail.has(id)) td.append(thumbnail(id));
+  return td;
+}
+
 function jobRows(jobs) {
-  return jobs.map((j) => row([el('td', j.id), statusCell(j.status), el('td', j.rule), pathCell(j.path), el('td', j.result || '', 'result')], j.id));
+  return jobs.map((j) => row([el('td', j.id), statusCell(j.status), el('td', j.rule), pathCell(j.path), el('td', j.result || '', 'result'), thumbCell(j.id)], j.id));
 }
 
 function setCount(id, value) {
@@ -179,7 +202,8 @@ function render(view) {
   fill('waiting', (view.waiting || []).map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', (j.result || '').replace(/^waiting for /, '')), el('td', ago(now - j.created_at))], j.id)), '', 5);
   document.getElementById('queue-note').textContent = s && s.queued > view.queued.length ? '(newest ' + view.queued.length + ' of ' + s.queued + ')' : '';
   fill('failures', failureRows(view.failures), 'no failures in the last 24 h', 6);
-  fill('recent', jobRows(view.recent), 'no jobs yet', 5);
+  withThumbnail = new Set(view.thumbnails || []);
+  fill('recent', jobRows(view.recent), 'no jobs yet', 6);
   if (oldestShown === null && view.recent.length) oldestShown = view.recent[view.recent.length - 1].id;
   fill('rules', view.rules.map((r) => row([el('td', r.name), el('td', r.done_1h), el('td', r.failed_24h), el('td', r.queued)])), 'no rules with jobs yet', 4);
   renderWaste(view.waste);
