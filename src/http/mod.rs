@@ -22,6 +22,7 @@ pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod pool;
+pub mod shots;
 mod thumbnail;
 
 use std::net::SocketAddr;

@@ -60,6 +60,19 @@ try {
   const waitingCount = await page.evaluate(() => document.getElementById('c-waiting').textContent);
   if (waitingCount !== '3') failures.push('the waiting counter shows ' + JSON.stringify(waitingCount));
 
+  // The per-shot grid: a row per shot of the rules with a `shot` capture; the shot named like
+  // an HTML payload is a row whose name is text, and each cell holds its latest job's state.
+  await page.waitForFunction((evil) => [...document.querySelectorAll('#shots tbody td.shot')]
+    .some((td) => td.textContent === evil), EVIL_SHOT, WAIT);
+  const grid = await page.evaluate(() => ({
+    head: [...document.querySelectorAll('#shots thead th')].map((th) => th.textContent),
+    shots: [...document.querySelectorAll('#shots tbody td.shot')].map((td) => td.textContent),
+    states: [...document.querySelectorAll('#shots tbody td.cell span')].map((s) => s.textContent),
+  }));
+  if (JSON.stringify(grid.head) !== JSON.stringify(['shot', 'plates', 'graded'])) failures.push('the grid has columns ' + JSON.stringify(grid.head));
+  if (!grid.shots.includes('sh010')) failures.push('the grid lacks sh010: ' + JSON.stringify(grid.shots));
+  if (!grid.states.includes('waiting')) failures.push('no grid cell shows a waiting job: ' + JSON.stringify(grid.states));
+
   // A job appears, runs and ends, without a reload.
   fs.writeFileSync(path.join(SHOTS, 'sh010_comp.tif'), 'frame');
   const rowWith = (table, text, extra) => page.waitForFunction(
