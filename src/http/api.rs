@@ -49,6 +49,8 @@ pub(crate) fn routes() -> Router<State> {
         .route("/api/v1/stale", get(super::lineage::stale))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/shots", get(super::shots::shots))
+        .route("/api/v1/charts/done.svg", get(super::charts::done))
+        .route("/api/v1/charts/queued.svg", get(super::charts::queued))
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/cuts", get(super::cuts::cuts))
         .route("/api/v1/cuts/{name}", get(super::cuts::cut))

@@ -91,20 +91,39 @@ try {
   const thumbWidth = await page.evaluate(() => Math.max(...[...document.querySelectorAll('#recent img.thumb')].map((img) => img.naturalWidth)));
   if (thumbWidth !== 320) failures.push('the thumbnail is ' + thumbWidth + ' pixels wide, not 320');
 
+  // The charts: SVG drawn by the server, with a point for each minute since the first job
+  // done, and the queue's first sample.
+  await page.evaluate(() => reloadCharts());
+  await page.waitForFunction(() => ['chart-done', 'chart-queued']
+    .every((id) => { const img = document.getElementById(id); return img.complete && img.naturalWidth > 0; }), null, WAIT);
+  const chartPoints = await page.evaluate(async () => {
+    const count = async (name) => {
+      const text = await (await fetch('/api/v1/charts/' + name + '.svg')).text();
+      const svg = new DOMParser().parseFromString(text, 'image/svg+xml');
+      return [...svg.querySelectorAll('polyline.series')]
+        .map((line) => line.getAttribute('points').trim().split(/\s+/).filter(Boolean).length);
+    };
+    return { done: await count('done'), queued: await count('queued') };
+  });
+  if (!chartPoints.done.length || !chartPoints.done.every((n) => n > 0)) failures.push('the done chart has no points: ' + JSON.stringify(chartPoints));
+  if (!chartPoints.queued.length) failures.push('the queue chart has no series: ' + JSON.stringify(chartPoints));
+
   // A failure whose name is an HTML payload: shown as text, never run.
   fs.writeFileSync(path.join(SHOTS, 'checked', EVIL), 'frame');
   await rowWith('failures', EVIL);
   const shownName = await page.evaluate(() => document.querySelector('#failures tbody tr td.path').textContent);
   if (!shownName.endsWith(EVIL)) failures.push('failure row shows ' + JSON.stringify(shownName));
-  // The only pictures are thumbnails, addressed by job number under /api/: none made of a
-  // file name, none with a handler attribute.
+  // The only pictures are thumbnails and charts, addressed by job number or chart name under
+  // /api/ of this server: none made of a file name, none with a handler attribute.
   const foreign = await page.evaluate(() => [...document.querySelectorAll('img')]
-    .filter((img) => !(img.classList.contains('thumb')
-      && /^\/api\/v1\/jobs\/[0-9]+\/thumbnail$/.test(new URL(img.src).pathname)
-      && new URL(img.src).origin === location.origin
-      && !img.hasAttribute('onerror') && !img.hasAttribute('onload')))
+    .filter((img) => {
+      const url = new URL(img.src);
+      const ours = (img.classList.contains('thumb') && /^\/api\/v1\/jobs\/[0-9]+\/thumbnail$/.test(url.pathname))
+        || (img.classList.contains('chart') && /^\/api\/v1\/charts\/(done|queued)\.svg$/.test(url.pathname));
+      return !(ours && url.origin === location.origin && !img.hasAttribute('onerror') && !img.hasAttribute('onload'));
+    })
     .map((img) => img.outerHTML));
-  if (foreign.length) failures.push(foreign.length + ' <img> elements not thumbnails (made from a file name?): ' + foreign.join(' '));
+  if (foreign.length) failures.push(foreign.length + ' <img> elements neither thumbnails nor charts (made from a file name?): ' + foreign.join(' '));
   await page.click('#failures tbody tr .log-button');
   await page.waitForFunction(() => {
     const pre = document.querySelector('#failures pre.log');

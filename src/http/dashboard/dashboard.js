@@ -320,6 +320,16 @@ async function showShotLog(id) {
   }
 }
 
+// The charts are SVG the server draws, shown as images (no script runs in them); drawn again
+// every CHARTS_EVERY_MS.
+const CHARTS_EVERY_MS = 30000;
+
+function reloadCharts() {
+  for (const [id, name] of [['chart-done', 'done'], ['chart-queued', 'queued']]) {
+    document.getElementById(id).src = '/api/v1/charts/' + name + '.svg?at=' + Date.now();
+  }
+}
+
 // Hooks for the controls another branch adds (pause/resume a node or rule, bump a job): each
 // is a POST with the token, as retry and cancel are. HOOK(pause-resume), HOOK(bump).
 
@@ -340,4 +350,5 @@ document.addEventListener('DOMContentLoaded', () => {
   connect();
   loadShots();
   setInterval(loadShots, SHOTS_EVERY_MS);
+  setInterval(reloadCharts, CHARTS_EVERY_MS);
 });
