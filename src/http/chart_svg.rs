@@ -52,6 +52,12 @@ pub fn draw(title: &str, series: &[Series], now_minute: i64, zero_gaps: bool) ->
          <title>{}</title><rect width=\"100%\" height=\"100%\" fill=\"#14171c\"/>",
         escape(title)
     );
+    let _ = write!(
+        svg,
+        "<text x=\"{:.1}\" y=\"15\" fill=\"#8b95a3\" text-anchor=\"end\">{}</text>",
+        WIDTH - RIGHT,
+        escape(title)
+    );
     // Hour marks every 6 h, and the scale.
     for hours in [24, 18, 12, 6, 0] {
         let at = x(now_minute - hours * 60);

@@ -147,7 +147,7 @@ pub(crate) async fn done(Extract(state): Extract<State>) -> Result<Response, Api
         })
         .collect();
     Ok(svg(draw(
-        "jobs done per minute, last 24 h",
+        "jobs done per minute",
         &series,
         now / 60_000,
         true,
@@ -159,12 +159,7 @@ pub(crate) async fn done(Extract(state): Extract<State>) -> Result<Response, Api
 pub(crate) async fn queued(Extract(state): Extract<State>) -> Response {
     sample(&state.pool, &state.queue_samples).await;
     let series = state.queue_samples.series();
-    svg(draw(
-        "jobs queued, sampled each minute, last 24 h",
-        &series,
-        now_ms() / 60_000,
-        false,
-    ))
+    svg(draw("jobs queued", &series, now_ms() / 60_000, false))
 }
 
 fn svg(body: String) -> Response {
