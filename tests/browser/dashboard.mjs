@@ -2,7 +2,8 @@
 // tests/integration/http_browser.rs started. It writes the files itself, so it sees each job
 // appear, run and end without reloading; a file named like an HTML payload must never open a
 // dialog; Retry asks for the token once and the job runs again; a `thumbnail: true` rule's
-// product shows its poster frame in the jobs list. Prints one JSON line.
+// product shows its poster frame in the jobs list; the per-shot grid and the charts show;
+// Cancel stops a running job. Prints one JSON line.
 //
 // Environment: URL (the dashboard), TOKEN, SHOTS (a watched folder), OK (the file whose
 // presence makes the `check` rule pass), EVIL_SHOT (a shot of the imported cut named like an
@@ -138,6 +139,13 @@ try {
     .some((tr) => tr.textContent.includes(evil)), EVIL, WAIT);
   await page.waitForFunction((evil) => [...document.querySelectorAll('#recent tbody tr')]
     .some((tr) => tr.textContent.includes(evil) && tr.textContent.includes('check') && tr.querySelector('.st-done')), EVIL, WAIT);
+  // Cancel, with the token already given: a long job stops and is recorded cancelled.
+  fs.writeFileSync(path.join(SHOTS, 'sh010_long.hold'), 'x');
+  await rowWith('running', 'sh010_long.hold', '.cancel-button');
+  await page.evaluate(() => [...document.querySelectorAll('#running tbody tr')]
+    .find((tr) => tr.textContent.includes('sh010_long.hold')).querySelector('.cancel-button').click());
+  await rowWith('recent', 'sh010_long.hold', '.st-cancelled');
+
   const kept = await page.evaluate(() => sessionStorage.getItem('shotrouter-token'));
   if (kept !== TOKEN) failures.push('token not kept in sessionStorage: ' + JSON.stringify(kept));
   if (prompts !== 1) failures.push('asked for the token ' + prompts + ' times');

@@ -20,7 +20,7 @@ fn issue_13_the_dashboard_goes_live_shows_failures_as_text_and_retries() {
     env.write(
         "rules.yaml",
         format!(
-            "version: 1\nwatch: [shots]\ncuts:\n  shot: \"^(?P<shot>.+)_anim$\"\n  fps: 24\nrules:\n  - name: review\n    match: \"**/*.tif\"\n    run: [sleep, \"2\"]\n  - name: check\n    match: \"**/checked/*.tif\"\n    run: [test, -e, \"{}\"]\n  - name: plates\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    run: [\"true\"]\n  - name: graded\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    inputs: [\"{{root}}/{{shot}}/grade.cube\"]\n    run: [\"true\"]\n  - name: poster\n    match: \"**/*.poster\"\n    output: \"{{dir}}/{{stem}}.mp4\"\n    thumbnail: true\n    run: [ffmpeg, -nostdin, -v, error, -f, lavfi, -i, \"testsrc=size=640x360:rate=24:duration=2\", -pix_fmt, yuv420p, -f, mp4, \"{{out}}\"]\n",
+            "version: 1\nwatch: [shots]\ncuts:\n  shot: \"^(?P<shot>.+)_anim$\"\n  fps: 24\nrules:\n  - name: review\n    match: \"**/*.tif\"\n    run: [sleep, \"2\"]\n  - name: check\n    match: \"**/checked/*.tif\"\n    run: [test, -e, \"{}\"]\n  - name: plates\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    run: [\"true\"]\n  - name: graded\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    inputs: [\"{{root}}/{{shot}}/grade.cube\"]\n    run: [\"true\"]\n  - name: poster\n    match: \"**/*.poster\"\n    output: \"{{dir}}/{{stem}}.mp4\"\n    thumbnail: true\n    run: [ffmpeg, -nostdin, -v, error, -f, lavfi, -i, \"testsrc=size=640x360:rate=24:duration=2\", -pix_fmt, yuv420p, -f, mp4, \"{{out}}\"]\n  - name: hold\n    match: \"**/*.hold\"\n    run: [sleep, \"60\"]\n",
             env.path("ok").display()
         ),
     );

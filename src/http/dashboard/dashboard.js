@@ -220,6 +220,8 @@ function render(view) {
   fill('failures', failureRows(view.failures), 'no failures in the last 24 h', 6);
   withThumbnail = new Set(view.thumbnails || []);
   fill('recent', jobRows(view.recent), 'no jobs yet', 6);
+  // Pictures no longer shown are forgotten, so a page open for days holds only what it shows.
+  if (thumbs.size > 100) for (const [key, img] of thumbs) if (!img.isConnected) thumbs.delete(key);
   if (oldestShown === null && view.recent.length) oldestShown = view.recent[view.recent.length - 1].id;
   fill('rules', view.rules.map((r) => row([el('td', r.name), el('td', r.done_1h), el('td', r.failed_24h), el('td', r.queued)])), 'no rules with jobs yet', 4);
   renderWaste(view.waste);
