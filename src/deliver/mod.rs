@@ -1,6 +1,6 @@
 //! What happens to a product after its commands exit 0 and before anyone may see it: a list of
 //! [`Step`]s run in order (verification with ffprobe or an image's own header, an ALE's temp
-//! file, the temp-then-rename publish, the ALE's rename, then a verified copy or move with its
+//! file, the temp-then-rename publish, the ALE's rename, a poster frame for the dashboard (`thumbnail`), then a verified copy or move with its
 //! ASC MHL record (`copy`, `mhl`)).
 //!
 //! exec decides when steps run and turns their errors into the job's outcome; steps know nothing
@@ -12,6 +12,7 @@ pub mod copy;
 pub mod hash;
 pub mod mhl;
 pub mod publish;
+pub mod thumbnail;
 pub mod verify;
 
 use std::ffi::OsStr;

@@ -125,6 +125,7 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
         stuck: Default::default(),
         systemd: Default::default(),
     };
+    engine.options.telemetry.publish_rules(&engine.set);
     engine.refresh_cuts(Instant::now());
     engine.conform_missing_movies(Instant::now());
     engine.recover()?;
@@ -440,6 +441,7 @@ impl Engine {
                 .map_err(Error::failed)?;
         }
         self.set = set;
+        self.options.telemetry.publish_rules(&self.set);
         self.cuts
             .waste
             .ask(&self.set, &self.cuts.revisions, Instant::now());

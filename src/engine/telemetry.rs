@@ -202,6 +202,7 @@ pub struct TelemetryHandle(Arc<Shared>);
 struct Shared {
     snapshot: RwLock<Telemetry>,
     waste: RwLock<Option<Arc<WasteReport>>>,
+    rules: RwLock<Option<Arc<crate::route::matcher::RuleSet>>>,
 }
 
 /// Every cut's waste as a watcher last worked it out from the files on disk.
@@ -244,6 +245,20 @@ impl TelemetryHandle {
 
     pub(super) fn publish_waste(&self, report: WasteReport) {
         *self.0.waste.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(report));
+    }
+
+    /// The rules the watcher routes by now (after its latest reload), once it has started: what
+    /// the dashboard's per-shot view reads each job's `shot` capture with.
+    pub fn rules(&self) -> Option<Arc<crate::route::matcher::RuleSet>> {
+        self.0
+            .rules
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn publish_rules(&self, set: &Arc<crate::route::matcher::RuleSet>) {
+        *self.0.rules.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(set));
     }
 }
 

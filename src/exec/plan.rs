@@ -62,6 +62,10 @@ pub struct JobPlan {
     /// Whether ffmpeg steps report their progress (`progress: ffmpeg`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub progress: bool,
+    /// Whether the node that publishes the product also makes its poster frame (`thumbnail:
+    /// true`), kept in its state folder for the dashboard.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thumbnail: bool,
     /// Frames the input holds, when known (a sequence's length, a probed count): how far an
     /// ffmpeg step's progress has to go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -249,6 +253,7 @@ mod tests {
             retries: 2,
             backoff: Duration::from_secs(10),
             progress: true,
+            thumbnail: true,
             total_frames: Some(48),
             notify: Vec::new(),
             slurm: Some(crate::rules::farm::SlurmRequest {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::deliver::ale::{PublishAle, WriteAle};
 use crate::deliver::copy::{Transfer, attempt_tag};
 use crate::deliver::publish::{OutputPaths, Publish};
+use crate::deliver::thumbnail::Thumbnail;
 use crate::deliver::verify::Verify;
 use crate::deliver::{DeliverError, DeliveryHooks, Product, Step, StepContext};
 use crate::exec::progress;
@@ -310,7 +311,7 @@ struct Delivery {
 
 impl Delivery {
     /// The steps in the order they run: verify (when the rule asks), the ALE's temp file (when
-    /// asked), publish, then the ALE's rename.
+    /// asked), publish, the thumbnail (when asked), then the ALE's rename.
     fn new(spec: &JobSpec, output: &OutputPaths) -> Delivery {
         let mut steps: Vec<Box<dyn Step>> = Vec::new();
         if let Some(expected) = &spec.plan.verify {
@@ -326,6 +327,15 @@ impl Delivery {
         steps.push(Box::new(Publish {
             allowed_roots: spec.allowed_roots.clone(),
         }));
+        // Right after publishing, before a `move:` takes the product away.
+        if spec.plan.thumbnail
+            && let Some(to) = thumbnail_path(spec)
+        {
+            steps.push(Box::new(Thumbnail {
+                to,
+                frames: spec.plan.total_frames,
+            }));
+        }
         if let Some(sheet) = &output.ale {
             steps.push(Box::new(PublishAle {
                 final_path: sheet.final_path.clone(),
@@ -363,6 +373,13 @@ impl Delivery {
             published: self.product.published.clone(),
         }
     }
+}
+
+/// Where this job's thumbnail goes: the `thumbs/` of the state folder that holds its log
+/// (`STATE/logs/<rule>/<id>.log` on every node, watcher or worker).
+fn thumbnail_path(spec: &JobSpec) -> Option<PathBuf> {
+    let state_dir = spec.log_path.ancestors().nth(3)?;
+    crate::deliver::thumbnail::path_in(state_dir, &spec.id)
 }
 
 /// Runs a rule's `copy:`/`move:` on the triggering file itself (the rule has no commands).

@@ -40,10 +40,17 @@ pub(crate) fn routes() -> Router<State> {
         .route("/api/v1/status", get(status))
         .route("/api/v1/jobs", get(jobs))
         .route("/api/v1/jobs/{id}", get(job))
+        .route(
+            "/api/v1/jobs/{id}/thumbnail",
+            get(super::thumbnail::thumbnail),
+        )
         .route("/api/v1/files", get(super::files::files))
         .route("/api/v1/lineage", get(super::lineage::lineage))
         .route("/api/v1/stale", get(super::lineage::stale))
         .route("/api/v1/rules", get(rules))
+        .route("/api/v1/shots", get(super::shots::shots))
+        .route("/api/v1/charts/done.svg", get(super::charts::done))
+        .route("/api/v1/charts/queued.svg", get(super::charts::queued))
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/cuts", get(super::cuts::cuts))
         .route("/api/v1/cuts/{name}", get(super::cuts::cut))

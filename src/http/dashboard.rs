@@ -53,7 +53,7 @@ fn rows(jobs: &[JobRow]) -> String {
     for job in jobs {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td class=\"st-{status}\">{status}</td><td>{}</td><td class=\"path\">{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"st-{status}\">{status}</td><td>{}</td><td class=\"path\">{}</td><td>{}</td><td class=\"pic\"></td></tr>",
             job.id,
             escape(&job.rule),
             escape(&job.path),
@@ -62,7 +62,7 @@ fn rows(jobs: &[JobRow]) -> String {
         );
     }
     if out.is_empty() {
-        out.push_str("<tr><td colspan=\"5\">no jobs yet</td></tr>");
+        out.push_str("<tr><td colspan=\"6\">no jobs yet</td></tr>");
     }
     out
 }

@@ -82,6 +82,8 @@ pub struct View {
     pub rules: Vec<RuleStats>,
     /// Per cut, the waste the watcher last worked out, with its worst shots.
     pub waste: Vec<super::cuts::WasteSummary>,
+    /// The ids among `recent` that have a thumbnail on this node (`thumbnail: true`).
+    pub thumbnails: Vec<crate::store::JobId>,
 }
 
 /// The latest view, serialized once for every viewer.
@@ -137,6 +139,7 @@ pub(crate) fn start(
     pool: Pool,
     telemetry: Option<TelemetryHandle>,
     demand: Arc<Demand>,
+    state_dir: std::path::PathBuf,
     mut stop: watch::Receiver<bool>,
 ) -> watch::Receiver<Arc<Live>> {
     let (tx, rx) = watch::channel(Arc::new(Live::default()));
@@ -150,7 +153,14 @@ pub(crate) fn start(
                 || now_ms() - demand.wanted_ms.load(Ordering::Relaxed) < IDLE_AFTER_MS;
             if looked_at {
                 let snapshot = telemetry.as_ref().map(TelemetryHandle::snapshot);
-                let mut view = match pool.run(move |h| Ok(compute(h, snapshot)?)).await {
+                let dir = state_dir.clone();
+                let computed = pool.run(move |h| {
+                    let mut view = compute(h, snapshot)?;
+                    let done = view.recent.iter().filter(|j| j.output.is_some());
+                    view.thumbnails = super::thumbnail::present(&dir, done.map(|j| j.id));
+                    Ok(view)
+                });
+                let mut view = match computed.await {
                     Ok(view) => view,
                     Err(e) => View {
                         error: Some(e.to_string()),
@@ -247,6 +257,7 @@ fn compute(history: &mut dyn JobHistory, telemetry: Option<Telemetry>) -> Result
         telemetry,
         rules: Vec::new(),
         waste: Vec::new(),
+        thumbnails: Vec::new(),
     };
     Ok(view)
 }

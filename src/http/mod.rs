@@ -12,6 +12,8 @@
 pub mod actions;
 pub mod api;
 pub mod auth;
+mod chart_svg;
+mod charts;
 pub mod control;
 pub mod cuts;
 pub mod dashboard;
@@ -23,6 +25,8 @@ pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod pool;
+pub mod shots;
+mod thumbnail;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -103,6 +107,8 @@ pub(crate) struct Shared {
     pub(crate) state_dir: PathBuf,
     pub(crate) live: watch::Receiver<Arc<live::Live>>,
     pub(crate) demand: Arc<live::Demand>,
+    /// The queue's depth per rule, sampled each minute for its chart.
+    pub(crate) queue_samples: Arc<charts::QueueSamples>,
 }
 
 /// The handlers' state.
@@ -175,8 +181,13 @@ pub fn serve(
             pool.clone(),
             telemetry.clone(),
             demand.clone(),
+            options.state_dir.clone(),
             stop_rx.clone(),
         )
+    });
+    let queue_samples = Arc::new(charts::QueueSamples::default());
+    runtime.block_on(async {
+        charts::start_sampling(pool.clone(), queue_samples.clone(), stop_rx.clone());
     });
     let shared = Arc::new(Shared {
         telemetry,
@@ -185,6 +196,7 @@ pub fn serve(
         state_dir: options.state_dir,
         live,
         demand,
+        queue_samples,
     });
     let hosts = Arc::new(host::AllowedHosts::new(addr.ip(), &options.hosts));
     let app = router(shared, hosts);

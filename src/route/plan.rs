@@ -276,6 +276,7 @@ pub fn plan(
             retries: rule.retries,
             backoff: rule.backoff,
             progress: rule.progress.is_some(),
+            thumbnail: rule.thumbnail && rule.output.is_some(),
             total_frames: frames_known,
             notify: rule
                 .notify_targets(&set.file)

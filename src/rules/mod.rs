@@ -47,6 +47,7 @@ pub mod schedule;
 mod schedule_keys;
 mod syntax;
 pub mod template;
+mod thumbnail_keys;
 pub mod transfer;
 pub mod verify;
 mod watch;

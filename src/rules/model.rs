@@ -222,6 +222,9 @@ pub struct Rule {
     pub ale: Option<Template>,
     /// The input is read with ffprobe before planning, giving `{probe.*}`.
     pub probe: bool,
+    /// `thumbnail: true`: a small JPEG poster frame of each published product, for the
+    /// dashboard. Not part of either hash: a picture of the product is not the product.
+    pub thumbnail: bool,
     /// `copy:` or `move:`: the verified delivery of the product (or, without commands, of the
     /// matched file).
     pub transfer: Option<TransferRule>,

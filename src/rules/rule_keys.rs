@@ -55,6 +55,7 @@ const RULE_KEYS: &[&str] = &[
     "on_input_change",
     "priority",
     "window",
+    "thumbnail",
 ];
 
 impl Loader<'_> {
@@ -334,6 +335,7 @@ impl Loader<'_> {
                 .any(|k| events.contains(k)),
         };
         let transfer = self.transfer(map, &known, &framing);
+        let thumbnail = self.thumbnail(map, framing.has_output);
         let (executor, slurm) =
             self.rule_executor(map, defaults.farm.as_ref(), framing.has_commands);
         self.captures_unknown = false;
@@ -374,6 +376,7 @@ impl Loader<'_> {
             avid,
             ale,
             probe,
+            thumbnail,
             transfer,
             on_rename,
             progress,

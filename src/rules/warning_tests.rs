@@ -236,3 +236,25 @@ fn type_errors_speak_of_values_not_rust_types() {
         assert!(!d.message.ends_with("a map"), "{}", d.message);
     }
 }
+
+#[test]
+fn a_thumbnail_without_a_product_is_a_warning_and_leaves_the_hashes_alone() {
+    let d = one_warning(
+        "rules:\n  - name: r\n    match: \"**\"\n    thumbnail: true\n    run: [sh, -c, \"true\"]\n",
+    );
+    assert!(d.message.contains("no `output`"), "{}", d.message);
+    // A picture of the product is not the product: turning it on marks nothing stale.
+    let body = |extra: &str| {
+        format!(
+            "rules:\n  - name: r\n    match: \"**\"\n    output: \"/tmp/{{stem}}.mp4\"\n{extra}    run: [sh, -c, \"true {{out}}\"]\n"
+        )
+    };
+    let plain = parse_with_root(&body("")).expect("loads");
+    let with = parse_with_root(&body("    thumbnail: true\n")).expect("loads");
+    assert!(with.rules[0].thumbnail && !plain.rules[0].thumbnail);
+    assert_eq!(plain.rules[0].work_hash, with.rules[0].work_hash);
+    assert_eq!(
+        plain.rules[0].definition_hash,
+        with.rules[0].definition_hash
+    );
+}

@@ -1,7 +1,9 @@
 // The dashboard in a real headless Chromium, against a daemon that
 // tests/integration/http_browser.rs started. It writes the files itself, so it sees each job
 // appear, run and end without reloading; a file named like an HTML payload must never open a
-// dialog; Retry asks for the token once and the job runs again. Prints one JSON line.
+// dialog; Retry asks for the token once and the job runs again; a `thumbnail: true` rule's
+// product shows its poster frame in the jobs list; the per-shot grid and the charts show;
+// Cancel stops a running job. Prints one JSON line.
 //
 // Environment: URL (the dashboard), TOKEN, SHOTS (a watched folder), OK (the file whose
 // presence makes the `check` rule pass), EVIL_SHOT (a shot of the imported cut named like an
@@ -59,6 +61,19 @@ try {
   const waitingCount = await page.evaluate(() => document.getElementById('c-waiting').textContent);
   if (waitingCount !== '3') failures.push('the waiting counter shows ' + JSON.stringify(waitingCount));
 
+  // The per-shot grid: a row per shot of the rules with a `shot` capture; the shot named like
+  // an HTML payload is a row whose name is text, and each cell holds its latest job's state.
+  await page.waitForFunction((evil) => [...document.querySelectorAll('#shots tbody td.shot')]
+    .some((td) => td.textContent === evil), EVIL_SHOT, WAIT);
+  const grid = await page.evaluate(() => ({
+    head: [...document.querySelectorAll('#shots thead th')].map((th) => th.textContent),
+    shots: [...document.querySelectorAll('#shots tbody td.shot')].map((td) => td.textContent),
+    states: [...document.querySelectorAll('#shots tbody td.cell span')].map((s) => s.textContent),
+  }));
+  if (JSON.stringify(grid.head) !== JSON.stringify(['shot', 'plates', 'graded'])) failures.push('the grid has columns ' + JSON.stringify(grid.head));
+  if (!grid.shots.includes('sh010')) failures.push('the grid lacks sh010: ' + JSON.stringify(grid.shots));
+  if (!grid.states.includes('waiting')) failures.push('no grid cell shows a waiting job: ' + JSON.stringify(grid.states));
+
   // A job appears, runs and ends, without a reload.
   fs.writeFileSync(path.join(SHOTS, 'sh010_comp.tif'), 'frame');
   const rowWith = (table, text, extra) => page.waitForFunction(
@@ -68,13 +83,48 @@ try {
   await rowWith('running', 'sh010_comp.tif');
   await rowWith('recent', 'sh010_comp.tif', '.st-done');
 
+  // A product of a `thumbnail: true` rule: its poster frame is drawn and shown in the jobs
+  // list, loaded from the API by job number.
+  fs.writeFileSync(path.join(SHOTS, 'sh010_review.poster'), 'go');
+  await rowWith('recent', 'sh010_review.poster', 'img.thumb');
+  await page.waitForFunction(() => [...document.querySelectorAll('#recent img.thumb')]
+    .some((img) => img.complete && img.naturalWidth > 0), null, WAIT);
+  const thumbWidth = await page.evaluate(() => Math.max(...[...document.querySelectorAll('#recent img.thumb')].map((img) => img.naturalWidth)));
+  if (thumbWidth !== 320) failures.push('the thumbnail is ' + thumbWidth + ' pixels wide, not 320');
+
+  // The charts: SVG drawn by the server, with a point for each minute since the first job
+  // done, and the queue's first sample.
+  await page.evaluate(() => reloadCharts());
+  await page.waitForFunction(() => ['chart-done', 'chart-queued']
+    .every((id) => { const img = document.getElementById(id); return img.complete && img.naturalWidth > 0; }), null, WAIT);
+  const chartPoints = await page.evaluate(async () => {
+    const count = async (name) => {
+      const text = await (await fetch('/api/v1/charts/' + name + '.svg')).text();
+      const svg = new DOMParser().parseFromString(text, 'image/svg+xml');
+      return [...svg.querySelectorAll('polyline.series')]
+        .map((line) => line.getAttribute('points').trim().split(/\s+/).filter(Boolean).length);
+    };
+    return { done: await count('done'), queued: await count('queued') };
+  });
+  if (!chartPoints.done.length || !chartPoints.done.every((n) => n > 0)) failures.push('the done chart has no points: ' + JSON.stringify(chartPoints));
+  if (!chartPoints.queued.length) failures.push('the queue chart has no series: ' + JSON.stringify(chartPoints));
+
   // A failure whose name is an HTML payload: shown as text, never run.
   fs.writeFileSync(path.join(SHOTS, 'checked', EVIL), 'frame');
   await rowWith('failures', EVIL);
   const shownName = await page.evaluate(() => document.querySelector('#failures tbody tr td.path').textContent);
   if (!shownName.endsWith(EVIL)) failures.push('failure row shows ' + JSON.stringify(shownName));
-  const images = await page.evaluate(() => document.querySelectorAll('img').length);
-  if (images !== 0) failures.push(images + ' <img> elements were created from a file name');
+  // The only pictures are thumbnails and charts, addressed by job number or chart name under
+  // /api/ of this server: none made of a file name, none with a handler attribute.
+  const foreign = await page.evaluate(() => [...document.querySelectorAll('img')]
+    .filter((img) => {
+      const url = new URL(img.src);
+      const ours = (img.classList.contains('thumb') && /^\/api\/v1\/jobs\/[0-9]+\/thumbnail$/.test(url.pathname))
+        || (img.classList.contains('chart') && /^\/api\/v1\/charts\/(done|queued)\.svg$/.test(url.pathname));
+      return !(ours && url.origin === location.origin && !img.hasAttribute('onerror') && !img.hasAttribute('onload'));
+    })
+    .map((img) => img.outerHTML));
+  if (foreign.length) failures.push(foreign.length + ' <img> elements neither thumbnails nor charts (made from a file name?): ' + foreign.join(' '));
   await page.click('#failures tbody tr .log-button');
   await page.waitForFunction(() => {
     const pre = document.querySelector('#failures pre.log');
@@ -89,6 +139,13 @@ try {
     .some((tr) => tr.textContent.includes(evil)), EVIL, WAIT);
   await page.waitForFunction((evil) => [...document.querySelectorAll('#recent tbody tr')]
     .some((tr) => tr.textContent.includes(evil) && tr.textContent.includes('check') && tr.querySelector('.st-done')), EVIL, WAIT);
+  // Cancel, with the token already given: a long job stops and is recorded cancelled.
+  fs.writeFileSync(path.join(SHOTS, 'sh010_long.hold'), 'x');
+  await rowWith('running', 'sh010_long.hold', '.cancel-button');
+  await page.evaluate(() => [...document.querySelectorAll('#running tbody tr')]
+    .find((tr) => tr.textContent.includes('sh010_long.hold')).querySelector('.cancel-button').click());
+  await rowWith('recent', 'sh010_long.hold', '.st-cancelled');
+
   const kept = await page.evaluate(() => sessionStorage.getItem('shotrouter-token'));
   if (kept !== TOKEN) failures.push('token not kept in sessionStorage: ' + JSON.stringify(kept));
   if (prompts !== 1) failures.push('asked for the token ' + prompts + ' times');

@@ -427,6 +427,20 @@ fn issue_13_serve_is_read_only_without_a_token_and_survives_bad_http() {
             .expect("error")
             .contains("--http-token-file")
     );
+    // Without a watcher there are no rules to read shots with, and no thumbnail was drawn.
+    let shots = get(port, "/api/v1/shots");
+    assert_eq!(shots.status, 503, "{}", shots.body);
+    assert!(
+        shots.json()["error"]
+            .as_str()
+            .expect("error")
+            .contains("watch --http")
+    );
+    assert_eq!(get(port, "/api/v1/jobs/1/thumbnail").status, 404);
+    assert_eq!(get(port, "/api/v1/jobs/x/thumbnail").status, 400);
+    let chart = get(port, "/api/v1/charts/done.svg");
+    assert_eq!(chart.status, 200, "{}", chart.body);
+    assert!(chart.body.contains("<polyline"), "{}", chart.body);
     // A slow client holding a connection open does not stop others.
     let mut slow = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHo")

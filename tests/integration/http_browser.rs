@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: Debian's headless Chromium, driven by playwright-core
 //! (`tests/browser/`, installed by `scripts/deps test`), against a real daemon. With
 //! `SHOTROUTER_SCREENSHOT=1` it also saves `docs/dashboard.png`. The page shows an imported
-//! cut's waste as the watcher works it out, and the jobs waiting for their declared inputs.
+//! cut's waste as the watcher works it out, the jobs waiting for their declared inputs, and the
+//! poster frame ffmpeg draws of a `thumbnail: true` rule's product.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,7 +20,7 @@ fn issue_13_the_dashboard_goes_live_shows_failures_as_text_and_retries() {
     env.write(
         "rules.yaml",
         format!(
-            "version: 1\nwatch: [shots]\ncuts:\n  shot: \"^(?P<shot>.+)_anim$\"\n  fps: 24\nrules:\n  - name: review\n    match: \"**/*.tif\"\n    run: [sleep, \"2\"]\n  - name: check\n    match: \"**/checked/*.tif\"\n    run: [test, -e, \"{}\"]\n  - name: plates\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    run: [\"true\"]\n  - name: graded\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    inputs: [\"{{root}}/{{shot}}/grade.cube\"]\n    run: [\"true\"]\n",
+            "version: 1\nwatch: [shots]\ncuts:\n  shot: \"^(?P<shot>.+)_anim$\"\n  fps: 24\nrules:\n  - name: review\n    match: \"**/*.tif\"\n    run: [sleep, \"2\"]\n  - name: check\n    match: \"**/checked/*.tif\"\n    run: [test, -e, \"{}\"]\n  - name: plates\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    run: [\"true\"]\n  - name: graded\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    inputs: [\"{{root}}/{{shot}}/grade.cube\"]\n    run: [\"true\"]\n  - name: poster\n    match: \"**/*.poster\"\n    output: \"{{dir}}/{{stem}}.mp4\"\n    thumbnail: true\n    run: [ffmpeg, -nostdin, -v, error, -f, lavfi, -i, \"testsrc=size=640x360:rate=24:duration=2\", -pix_fmt, yuv420p, -f, mp4, \"{{out}}\"]\n  - name: hold\n    match: \"**/*.hold\"\n    run: [sleep, \"60\"]\n",
             env.path("ok").display()
         ),
     );
@@ -49,6 +50,9 @@ fn issue_13_the_dashboard_goes_live_shows_failures_as_text_and_retries() {
     );
     let imported = env.run(&["cut", "import", "reel1.edl", "--rules", "rules.yaml"]);
     assert_eq!(imported.status.code(), Some(0), "{}", stderr(&imported));
+    if !crate::helpers::require::require_program("ffmpeg", "ffmpeg") {
+        return;
+    }
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         browser.join("node_modules/playwright-core").is_dir(),

@@ -50,6 +50,7 @@ mod sequences;
 mod slurm;
 mod slurm_cluster;
 mod store;
+mod thumbnails;
 mod verify_decode;
 mod watch;
 mod windows;

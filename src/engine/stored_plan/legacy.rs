@@ -162,6 +162,7 @@ pub(super) fn read(text: &str, steps: &[Vec<OsString>]) -> Result<StoredPlan, St
             retries: old.retries,
             backoff: Duration::from_millis(old.backoff_ms),
             progress: old.progress,
+            thumbnail: false,
             total_frames: old.total_frames,
             notify: old.notify,
             slurm: None,

@@ -4,6 +4,8 @@
 
 const TOKEN_KEY = 'shotrouter-token';
 const openLogs = new Map(); // job id -> log text (or null while loading)
+const thumbs = new Map(); // job id -> its <img>, made once, so a re-render loads nothing again
+let withThumbnail = new Set(); // ids of the shown jobs that have a thumbnail on this node
 let oldestShown = null;
 
 function el(tag, text, cls) {
@@ -66,8 +68,30 @@ function statusCell(status) {
   return el('td', status, 'st-' + status);
 }
 
+// The poster frame of a job whose rule asks for one. Its address is built from the job's
+// number only, never from a file name; the server lists which jobs have one.
+function thumbnail(id, kind) {
+  const key = (kind || 'list') + ':' + id;
+  let img = thumbs.get(key);
+  if (!img) {
+    img = document.createElement('img');
+    img.className = kind ? 'thumb ' + kind : 'thumb';
+    img.alt = 'job ' + id;
+    img.loading = 'lazy';
+    img.src = '/api/v1/jobs/' + encodeURIComponent(String(Number(id))) + '/thumbnail';
+    thumbs.set(key, img);
+  }
+  return img;
+}
+
+function thumbCell(id) {
+  const td = el('td', null, 'pic');
+  if (withThumbnail.has(id)) td.append(thumbnail(id));
+  return td;
+}
+
 function jobRows(jobs) {
-  return jobs.map((j) => row([el('td', j.id), statusCell(j.status), el('td', j.rule), pathCell(j.path), el('td', j.result || '', 'result')], j.id));
+  return jobs.map((j) => row([el('td', j.id), statusCell(j.status), el('td', j.rule), pathCell(j.path), el('td', j.result || '', 'result'), thumbCell(j.id)], j.id));
 }
 
 function setCount(id, value) {
@@ -116,24 +140,38 @@ function updateTokenState() {
   }
 }
 
-async function retry(id, button) {
+// POST /api/v1/jobs/{id}/{action} (retry, cancel) with the token; the button says how it went.
+async function act(id, action, button, doneText) {
   const t = token();
   if (!t) return;
   button.disabled = true;
   try {
-    const r = await fetch('/api/v1/jobs/' + encodeURIComponent(id) + '/retry', {
+    const r = await fetch('/api/v1/jobs/' + encodeURIComponent(id) + '/' + action, {
       method: 'POST', headers: { Authorization: 'Bearer ' + t },
     });
     const body = await r.json();
     if (r.status === 401) sessionStorage.removeItem(TOKEN_KEY);
     showError(r.ok ? '' : body.error);
-    button.textContent = r.ok ? 'queued again' : 'retry';
+    button.textContent = r.ok ? doneText : action;
     updateTokenState();
   } catch (e) {
-    showError('retry failed: ' + e);
+    showError(action + ' failed: ' + e);
   } finally {
     button.disabled = false;
   }
+}
+
+function retry(id, button) {
+  return act(id, 'retry', button, 'queued again');
+}
+
+function actionCell(id, action, doneText) {
+  const td = document.createElement('td');
+  const b = el('button', action, action + '-button');
+  b.type = 'button';
+  b.addEventListener('click', () => act(id, action, b, doneText));
+  td.append(b);
+  return td;
 }
 
 function failureRows(failures) {
@@ -172,14 +210,18 @@ function render(view) {
   setCount('c-failed', s && s.failed_24h);
   setCount('c-done1', s && s.done_1h);
   setCount('c-done24', s && s.done_24h);
-  fill('running', view.running.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(j.started_at ? now - j.started_at : null)), progressCell(j.progress)], j.id)), 'nothing running', 5);
-  fill('queued', view.queued.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(now - j.created_at))], j.id)), 'queue empty', 4);
+  fill('running', view.running.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(j.started_at ? now - j.started_at : null)), progressCell(j.progress), actionCell(j.id, 'cancel', 'cancelling')], j.id)), 'nothing running', 6);
+  // HOOK(bump): a bump button per queued job goes beside cancel once /api/v1/jobs/{id}/bump exists.
+  fill('queued', view.queued.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(now - j.created_at)), actionCell(j.id, 'cancel', 'cancelled')], j.id)), 'queue empty', 5);
   setCount('c-waiting', s && s.waiting);
   document.getElementById('waiting-section').hidden = !view.waiting || !view.waiting.length;
   fill('waiting', (view.waiting || []).map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', (j.result || '').replace(/^waiting for /, '')), el('td', ago(now - j.created_at))], j.id)), '', 5);
   document.getElementById('queue-note').textContent = s && s.queued > view.queued.length ? '(newest ' + view.queued.length + ' of ' + s.queued + ')' : '';
   fill('failures', failureRows(view.failures), 'no failures in the last 24 h', 6);
-  fill('recent', jobRows(view.recent), 'no jobs yet', 5);
+  withThumbnail = new Set(view.thumbnails || []);
+  fill('recent', jobRows(view.recent), 'no jobs yet', 6);
+  // Pictures no longer shown are forgotten, so a page open for days holds only what it shows.
+  if (thumbs.size > 100) for (const [key, img] of thumbs) if (!img.isConnected) thumbs.delete(key);
   if (oldestShown === null && view.recent.length) oldestShown = view.recent[view.recent.length - 1].id;
   fill('rules', view.rules.map((r) => row([el('td', r.name), el('td', r.done_1h), el('td', r.failed_24h), el('td', r.queued)])), 'no rules with jobs yet', 4);
   renderWaste(view.waste);
@@ -224,6 +266,75 @@ async function older() {
   if (body.next_before === null) document.getElementById('more').disabled = true;
 }
 
+// The per-shot grid (/api/v1/shots): rows are shots, columns rules, each cell the latest job's
+// state; its thumbnail shows on hover, a failure opens its log. A server without a watcher
+// has no rules (503): the section stays hidden. Refreshed every few seconds while shown.
+const SHOTS_EVERY_MS = 5000;
+
+async function loadShots() {
+  const section = document.getElementById('shots-section');
+  try {
+    const r = await fetch('/api/v1/shots');
+    if (!r.ok) { section.hidden = true; return; }
+    renderShots(await r.json());
+  } catch (e) {
+    section.hidden = true;
+  }
+}
+
+function shotCell(cell) {
+  const td = el('td', null, 'cell');
+  if (!cell) { td.textContent = '·'; td.classList.add('none'); return td; }
+  const mark = el('span', cell.status, 'st-' + cell.status);
+  td.title = cell.path + (cell.result ? '\n' + cell.result : '');
+  td.append(mark);
+  if (cell.status === 'failed') {
+    const log = el('button', 'log', 'shot-log-button');
+    log.type = 'button';
+    log.addEventListener('click', () => showShotLog(cell.id));
+    td.append(' ', log);
+  }
+  if (cell.thumbnail) td.append(thumbnail(cell.id, 'pop'));
+  return td;
+}
+
+function renderShots(grid) {
+  const section = document.getElementById('shots-section');
+  section.hidden = !grid.rules.length;
+  if (section.hidden) return;
+  const head = document.querySelector('#shots thead tr');
+  head.replaceChildren(el('th', 'shot'), ...grid.rules.map((r) => el('th', r)));
+  fill('shots', grid.shots.map((s) => row([el('td', s.shot, 'shot'), ...grid.rules.map((r) => shotCell(s.cells[r]))])),
+    'no job of these rules yet', grid.rules.length + 1);
+  document.getElementById('shots-note').textContent = '(' + grid.shots.length + ' shots, from the newest ' + grid.jobs_read + ' jobs)';
+}
+
+async function showShotLog(id) {
+  const pre = document.getElementById('shot-log');
+  pre.hidden = false;
+  pre.textContent = 'job ' + id + ': loading…';
+  try {
+    const r = await fetch('/api/v1/jobs/' + encodeURIComponent(id));
+    const body = await r.json();
+    pre.textContent = 'job ' + id + '\n' + (r.ok ? (body.log_tail.join('\n') || '(empty log)') : body.error);
+  } catch (e) {
+    pre.textContent = 'cannot load the log: ' + e;
+  }
+}
+
+// The charts are SVG the server draws, shown as images (no script runs in them); drawn again
+// every CHARTS_EVERY_MS.
+const CHARTS_EVERY_MS = 30000;
+
+function reloadCharts() {
+  for (const [id, name] of [['chart-done', 'done'], ['chart-queued', 'queued']]) {
+    document.getElementById(id).src = '/api/v1/charts/' + name + '.svg?at=' + Date.now();
+  }
+}
+
+// Hooks for the controls another branch adds (pause/resume a node or rule, bump a job): each
+// is a POST with the token, as retry and cancel are. HOOK(pause-resume), HOOK(bump).
+
 function connect() {
   const conn = document.getElementById('conn');
   const source = new EventSource('/api/v1/events');
@@ -239,4 +350,7 @@ document.addEventListener('DOMContentLoaded', () => {
   document.getElementById('more').addEventListener('click', older);
   updateTokenState();
   connect();
+  loadShots();
+  setInterval(loadShots, SHOTS_EVERY_MS);
+  setInterval(reloadCharts, CHARTS_EVERY_MS);
 });

@@ -220,7 +220,7 @@ fn bound_names_are_the_names_rules_accept() {
 /// value any node runs is the value stored.
 #[test]
 fn the_plan_carries_the_rules_timeout_retries_progress_and_notify() {
-    let text = "version: 1\nwatch: [/show/shots]\nrules:\n  - name: r\n    match: \"**/*.mov\"\n    output: \"{dir}/out/{stem}.mp4\"\n    timeout: 90s\n    retries: 2\n    backoff: 10s\n    progress: ffmpeg\n    notify: {webhook: \"http://127.0.0.1:9/hook\", on: [failed]}\n    run: [ffmpeg, -i, \"{path}\", \"{out}\"]\n";
+    let text = "version: 1\nwatch: [/show/shots]\nrules:\n  - name: r\n    match: \"**/*.mov\"\n    output: \"{dir}/out/{stem}.mp4\"\n    timeout: 90s\n    retries: 2\n    backoff: 10s\n    progress: ffmpeg\n    thumbnail: true\n    notify: {webhook: \"http://127.0.0.1:9/hook\", on: [failed]}\n    run: [ffmpeg, -i, \"{path}\", \"{out}\"]\n";
     let set = RuleSet::compile(
         crate::rules::parse(Path::new("r.yaml"), text, Path::new("/")).expect("valid"),
     )
@@ -239,6 +239,7 @@ fn the_plan_carries_the_rules_timeout_retries_progress_and_notify() {
     assert_eq!(job.timeout, Some(std::time::Duration::from_secs(90)));
     assert_eq!((job.retries, job.backoff.as_secs()), (2, 10));
     assert!(job.progress);
+    assert!(job.thumbnail, "workers draw the poster frame too");
     assert_eq!(job.notify.len(), 1);
     assert_eq!(
         job.notify[0].webhook.as_deref(),
