@@ -179,6 +179,10 @@ impl FairQueue {
         if self.bumped.is_empty() && !closed {
             return queue.front().map(|_| (0, self.rule_priority(rule)));
         }
+        // A closed rule's backlog may be long: with no job let run now, none is looked at.
+        if closed && self.run_now.is_empty() {
+            return None;
+        }
         queue
             .iter()
             .enumerate()

@@ -168,3 +168,38 @@ fn a_bumped_job_goes_ahead_of_its_rule_and_of_others() {
         Some("frames-0")
     );
 }
+
+#[test]
+fn a_closed_rule_waits_except_the_jobs_run_now_and_a_paused_one_waits_for_all() {
+    let mut queue = FairQueue::new(4, HashMap::new());
+    let with_id = |rule: &str, n: u32, id: JobId| Pending {
+        id: Some(id),
+        ..pending(rule, n)
+    };
+    for n in 0..3 {
+        queue.push(with_id("night", n, JobId::from(n + 1)));
+    }
+    queue.push(with_id("san", 0, 10));
+    assert!(queue.set_closed(HashSet::from(["night".to_string()])));
+    assert!(
+        !queue.has_slot_now("night"),
+        "a closed rule's new job waits"
+    );
+    let now = Instant::now();
+    assert_eq!(queue.pick(now).map(|p| p.spec.id).as_deref(), Some("san-0"));
+    assert!(queue.pick(now).is_none(), "the closed rule's jobs wait");
+    assert!(queue.run_now(2));
+    assert_eq!(
+        queue.pick(now).map(|p| p.spec.id).as_deref(),
+        Some("night-1")
+    );
+    assert!(queue.pick(now).is_none(), "only the job run now went");
+    assert!(queue.set_paused(false, HashSet::from(["night".to_string()])));
+    assert!(queue.set_closed(HashSet::new()));
+    assert!(queue.pick(now).is_none(), "a paused rule's jobs wait");
+    assert!(queue.set_paused(false, HashSet::new()));
+    assert_eq!(
+        queue.pick(now).map(|p| p.spec.id).as_deref(),
+        Some("night-0")
+    );
+}
