@@ -5,7 +5,7 @@
 // product shows its poster frame in the jobs list; the per-shot grid and the charts show;
 // the control panel pauses a rule (its new job stays queued) and resumes it (the job runs),
 // pauses and resumes the node; Bump and Run now act on queued jobs; Cancel stops a running
-// job. Prints one JSON line.
+// job; the grid shows a cell's thumbnail on hover and a failed cell's log. Prints one JSON line.
 //
 // Environment: URL (the dashboard), TOKEN, SHOTS (a watched folder), OK (the file whose
 // presence makes the `check` rule pass), EVIL_SHOT (a shot of the imported cut named like an
@@ -72,7 +72,7 @@ try {
     shots: [...document.querySelectorAll('#shots tbody td.shot')].map((td) => td.textContent),
     states: [...document.querySelectorAll('#shots tbody td.cell span')].map((s) => s.textContent),
   }));
-  if (JSON.stringify(grid.head) !== JSON.stringify(['shot', 'plates', 'graded'])) failures.push('the grid has columns ' + JSON.stringify(grid.head));
+  if (JSON.stringify(grid.head) !== JSON.stringify(['shot', 'plates', 'graded', 'preview', 'qc'])) failures.push('the grid has columns ' + JSON.stringify(grid.head));
   if (!grid.shots.includes('sh010')) failures.push('the grid lacks sh010: ' + JSON.stringify(grid.shots));
   if (!grid.states.includes('waiting')) failures.push('no grid cell shows a waiting job: ' + JSON.stringify(grid.states));
 
@@ -229,6 +229,41 @@ try {
   await page.evaluate(() => [...document.querySelectorAll('#running tbody tr')]
     .find((tr) => tr.textContent.includes('sh010_long.hold')).querySelector('.cancel-button').click());
   await rowWith('recent', 'sh010_long.hold', '.st-cancelled');
+
+  // The per-shot grid's pictures and logs: a `thumbnail: true` rule's cell shows its poster
+  // frame on hover (drawn, 320 pixels wide), a failed cell's `log` button opens its log.
+  fs.writeFileSync(path.join(SHOTS, 'sh010.preview'), 'go');
+  fs.writeFileSync(path.join(SHOTS, 'sh010.qc'), 'go');
+  const gridTd = (rule) => page.evaluateHandle((rule) => {
+    const col = [...document.querySelectorAll('#shots thead th')].findIndex((th) => th.textContent === rule);
+    const tr = [...document.querySelectorAll('#shots tbody tr')].find((tr) => tr.firstChild.textContent === 'sh010');
+    return tr && col > 0 ? tr.children[col] : null;
+  }, rule);
+  const gridCell = async (rule) => (await gridTd(rule)).evaluate((td) => {
+    if (!td) return null;
+    const img = td.querySelector('img.pop');
+    const span = td.querySelector('span');
+    return { state: span ? span.textContent : td.textContent, log: !!td.querySelector('.shot-log-button'), picture: !!img,
+      shown: !!img && getComputedStyle(img).display !== 'none', width: img && img.complete ? img.naturalWidth : 0 };
+  });
+  await waitFor('the grid\'s preview cell done with a picture', async () => { const c = await gridCell('preview'); return (c && c.state === 'done' && c.picture) || c; });
+  if ((await gridCell('preview') || {}).shown) failures.push('the grid\'s thumbnail shows without a hover');
+  await waitFor('the grid\'s thumbnail on hover', async () => {
+    // The grid is drawn again every 5 s: a cell replaced under the pointer is hovered again.
+    try { await (await gridTd('preview')).hover({ timeout: 1000 }); } catch (e) { return String(e).split('\n')[0]; }
+    const c = await gridCell('preview');
+    return (c && c.shown && c.width === 320) || c;
+  });
+  await page.mouse.move(0, 0);
+  await waitFor('the grid\'s qc cell failed with a log button', async () => { const c = await gridCell('qc'); return (c && c.state === 'failed' && c.log) || c; });
+  await page.evaluate(() => {
+    const col = [...document.querySelectorAll('#shots thead th')].findIndex((th) => th.textContent === 'qc');
+    [...document.querySelectorAll('#shots tbody tr')].find((tr) => tr.firstChild.textContent === 'sh010').children[col].querySelector('.shot-log-button').click();
+  });
+  await page.waitForFunction(() => {
+    const pre = document.getElementById('shot-log');
+    return !pre.hidden && pre.textContent.includes('exited with status 1');
+  }, null, WAIT);
 
   const kept = await page.evaluate(() => sessionStorage.getItem('shotrouter-token'));
   if (kept !== TOKEN) failures.push('token not kept in sessionStorage: ' + JSON.stringify(kept));
