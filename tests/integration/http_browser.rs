@@ -2,7 +2,8 @@
 //! (`tests/browser/`, installed by `scripts/deps test`), against a real daemon. With
 //! `SHOTROUTER_SCREENSHOT=1` it also saves `docs/dashboard.png`. The page shows an imported
 //! cut's waste as the watcher works it out, the jobs waiting for their declared inputs, and the
-//! poster frame ffmpeg draws of a `thumbnail: true` rule's product.
+//! poster frame ffmpeg draws of a `thumbnail: true` rule's product; its control panel pauses
+//! and resumes a rule and the node, and bumps and runs now queued jobs (issue 24).
 
 use std::path::Path;
 use std::process::Command;
@@ -20,16 +21,17 @@ fn issue_13_the_dashboard_goes_live_shows_failures_as_text_and_retries() {
     env.write(
         "rules.yaml",
         format!(
-            "version: 1\nwatch: [shots]\ncuts:\n  shot: \"^(?P<shot>.+)_anim$\"\n  fps: 24\nrules:\n  - name: review\n    match: \"**/*.tif\"\n    run: [sleep, \"2\"]\n  - name: check\n    match: \"**/checked/*.tif\"\n    run: [test, -e, \"{}\"]\n  - name: plates\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    run: [\"true\"]\n  - name: graded\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    inputs: [\"{{root}}/{{shot}}/grade.cube\"]\n    run: [\"true\"]\n  - name: poster\n    match: \"**/*.poster\"\n    output: \"{{dir}}/{{stem}}.mp4\"\n    thumbnail: true\n    run: [ffmpeg, -nostdin, -v, error, -f, lavfi, -i, \"testsrc=size=640x360:rate=24:duration=2\", -pix_fmt, yuv420p, -f, mp4, \"{{out}}\"]\n  - name: hold\n    match: \"**/*.hold\"\n    run: [sleep, \"60\"]\n",
+            "version: 1\nwatch: [shots]\ncuts:\n  shot: \"^(?P<shot>.+)_anim$\"\n  fps: 24\nrules:\n  - name: review\n    match: \"**/*.tif\"\n    run: [sleep, \"2\"]\n  - name: check\n    match: \"**/checked/*.tif\"\n    run: [test, -e, \"{}\"]\n  - name: plates\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    run: [\"true\"]\n  - name: graded\n    regex: '^(?P<shot>[^/]+)/plates/p\\.[0-9]+\\.exr$'\n    inputs: [\"{{root}}/{{shot}}/grade.cube\"]\n    run: [\"true\"]\n  - name: poster\n    match: \"**/*.poster\"\n    output: \"{{dir}}/{{stem}}.mp4\"\n    thumbnail: true\n    run: [ffmpeg, -nostdin, -v, error, -f, lavfi, -i, \"testsrc=size=640x360:rate=24:duration=2\", -pix_fmt, yuv420p, -f, mp4, \"{{out}}\"]\n  - name: hold\n    match: \"**/*.hold\"\n    run: [sleep, \"60\"]\n  - name: night\n    match: \"**/*.night\"\n    window: \"19:00-07:00\"\n    run: [\"true\"]\n  - name: preview\n    regex: '^(?P<shot>[^/]+)/[^/]+\\.preview$'\n    output: \"{{dir}}/{{stem}}.mp4\"\n    thumbnail: true\n    run: [ffmpeg, -nostdin, -v, error, -f, lavfi, -i, \"testsrc=size=640x360:rate=24:duration=1\", -pix_fmt, yuv420p, -f, mp4, \"{{out}}\"]\n  - name: qc\n    regex: '^(?P<shot>[^/]+)/[^/]+\\.qc$'\n    run: [\"false\"]\n",
             env.path("ok").display()
         ),
     );
     env.write("token", "browser-token\n");
     std::fs::create_dir_all(env.path("shots/sh010/checked")).expect("root");
+    // Noon for the rules' windows: the `night` rule's jobs wait, until run now.
     let daemon = Daemon::start(
         &env,
         &["--http", "127.0.0.1:0", "--http-token-file", "token"],
-        &[],
+        &[("SHOTROUTER_FAKE_NOW", "12:00")],
     );
     let port = port_in(&daemon.log_text());
     // A cut whose second shot is named like an HTML payload, and frames of both: the waste

@@ -7,6 +7,8 @@ const openLogs = new Map(); // job id -> log text (or null while loading)
 const thumbs = new Map(); // job id -> its <img>, made once, so a re-render loads nothing again
 let withThumbnail = new Set(); // ids of the shown jobs that have a thumbnail on this node
 let oldestShown = null;
+let actionError = ''; // why the last control or action failed; kept across re-renders
+const bumpedTo = new Map(); // job id -> the priority its bump gave it, while it is queued
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -98,10 +100,19 @@ function setCount(id, value) {
   document.getElementById(id).textContent = value === null || value === undefined ? '–' : String(value);
 }
 
-function showError(text) {
+// The error area: the store's error (from the live view) and the last failed action's.
+let storeError = '';
+
+function paintError() {
+  const text = [storeError, actionError].filter(Boolean).join(' — ');
   const box = document.getElementById('error');
-  box.textContent = text || '';
+  box.textContent = text;
   box.hidden = !text;
+}
+
+function showError(text) {
+  actionError = text || '';
+  paintError();
 }
 
 async function showLog(id) {
@@ -140,25 +151,109 @@ function updateTokenState() {
   }
 }
 
+// POST an action or a control to PATH with the token. Returns the answer's body, or null
+// after showing why it failed in the error area (a 401 forgets the token, to ask again).
+async function post(path, what, button) {
+  const t = token();
+  if (!t) return null;
+  if (button) button.disabled = true;
+  try {
+    const r = await fetch(path, { method: 'POST', headers: { Authorization: 'Bearer ' + t } });
+    const body = await r.json().catch(() => ({ error: r.status + ' ' + r.statusText }));
+    if (r.status === 401) sessionStorage.removeItem(TOKEN_KEY);
+    updateTokenState();
+    showError(r.ok ? '' : what + ': ' + body.error);
+    return r.ok ? body : null;
+  } catch (e) {
+    showError(what + ' failed: ' + e);
+    return null;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+function jobPath(id, action) {
+  return '/api/v1/jobs/' + encodeURIComponent(String(Number(id))) + '/' + action;
+}
+
 // POST /api/v1/jobs/{id}/{action} (retry, cancel) with the token; the button says how it went.
 async function act(id, action, button, doneText) {
-  const t = token();
-  if (!t) return;
-  button.disabled = true;
-  try {
-    const r = await fetch('/api/v1/jobs/' + encodeURIComponent(id) + '/' + action, {
-      method: 'POST', headers: { Authorization: 'Bearer ' + t },
-    });
-    const body = await r.json();
-    if (r.status === 401) sessionStorage.removeItem(TOKEN_KEY);
-    showError(r.ok ? '' : body.error);
-    button.textContent = r.ok ? doneText : action;
-    updateTokenState();
-  } catch (e) {
-    showError(action + ' failed: ' + e);
-  } finally {
-    button.disabled = false;
+  const body = await post(jobPath(id, action), action + ' job ' + id, button);
+  button.textContent = body ? doneText : action;
+}
+
+// Bump a queued job to the top of the queue (one above every queued job's priority); its
+// button shows the priority it got until the job leaves the queue.
+async function bump(id, button) {
+  const body = await post(jobPath(id, 'bump') + '?top=true', 'bump job ' + id, button);
+  if (body) {
+    bumpedTo.set(id, body.priority);
+    button.textContent = 'priority ' + body.priority;
   }
+}
+
+// Let a job held by its rule's window start now.
+async function runNow(id, button) {
+  const body = await post(jobPath(id, 'run-now'), 'run job ' + id + ' now', button);
+  if (body) button.textContent = 'starting';
+}
+
+// Pause or resume a node or a rule (KIND 'node' or 'rule'). The page shows the change at
+// once; the next live view (the store's list of pauses) confirms it.
+async function setPaused(kind, name, pause, button) {
+  const action = pause ? 'pause' : 'resume';
+  const body = await post('/api/v1/' + kind + 's/' + encodeURIComponent(name) + '/' + action,
+    action + ' ' + kind + ' ' + name, button);
+  if (!body || !lastView || !lastView.status) return;
+  const s = lastView.status;
+  s.paused = (s.paused || []).filter((p) => !(p.kind === kind && p.name === name));
+  if (pause) s.paused.push({ kind, name, since_ms: Date.now() });
+  render(lastView);
+}
+
+function button(text, cls, onClick) {
+  const b = el('button', text, cls);
+  b.type = 'button';
+  b.addEventListener('click', () => onClick(b));
+  return b;
+}
+
+// A queued job's buttons: bump, run now (when its rule's window holds it), cancel.
+function queuedActions(j) {
+  const td = el('td', null, 'acts');
+  const bumped = bumpedTo.get(j.id);
+  td.append(button(bumped === undefined ? 'bump' : 'priority ' + bumped, 'bump-button', (b) => bump(j.id, b)));
+  if ((j.result || '').startsWith('waiting for window')) {
+    td.append(' ', button('run now', 'run-now-button', (b) => runNow(j.id, b)));
+  }
+  td.append(' ', button('cancel', 'cancel-button', (b) => act(j.id, 'cancel', b, 'cancelled')));
+  return td;
+}
+
+// The control panel: each rule and node known to the page, paused or not, with the button
+// that changes it. Rules are those with jobs, the grid's columns and those paused.
+let gridRules = [];
+
+function controlRows(kind, names, paused) {
+  return [...names].sort().map((name) => {
+    const p = paused.get(kind + ':' + name);
+    const state = p ? el('td', 'paused ' + ago(Date.now() - p.since_ms) + ' ago', 'st-paused') : el('td', 'active', 'st-active');
+    const action = p ? 'resume' : 'pause';
+    const td = document.createElement('td');
+    td.append(button(action, action + '-button', (b) => setPaused(kind, name, !p, b)));
+    return row([el('td', name), state, td], name);
+  });
+}
+
+function renderControl(view) {
+  const s = view.status;
+  const paused = new Map();
+  for (const p of (s && s.paused) || []) paused.set(p.kind + ':' + p.name, p);
+  const rules = new Set([...view.rules.map((r) => r.name), ...gridRules]);
+  const nodes = new Set((s ? s.nodes : []).map((n) => n.name));
+  for (const p of paused.values()) (p.kind === 'rule' ? rules : nodes).add(p.name);
+  fill('control-rules', controlRows('rule', rules, paused), 'no rule known yet', 3);
+  fill('control-nodes', controlRows('node', nodes, paused), 'no node known yet', 3);
 }
 
 function retry(id, button) {
@@ -200,7 +295,8 @@ let lastView = null;
 function render(view) {
   if (!view) return;
   lastView = view;
-  showError(view.error ? 'store: ' + view.error : '');
+  storeError = view.error ? 'store: ' + view.error : '';
+  paintError();
   const s = view.status;
   const now = Date.now();
   setCount('c-running', s && s.running + s.claimed);
@@ -211,8 +307,9 @@ function render(view) {
   setCount('c-done1', s && s.done_1h);
   setCount('c-done24', s && s.done_24h);
   fill('running', view.running.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(j.started_at ? now - j.started_at : null)), progressCell(j.progress), actionCell(j.id, 'cancel', 'cancelling')], j.id)), 'nothing running', 6);
-  // HOOK(bump): a bump button per queued job goes beside cancel once /api/v1/jobs/{id}/bump exists.
-  fill('queued', view.queued.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(now - j.created_at)), actionCell(j.id, 'cancel', 'cancelled')], j.id)), 'queue empty', 5);
+  const pausedRules = new Set(((s && s.paused) || []).filter((p) => p.kind === 'rule').map((p) => p.name));
+  for (const id of bumpedTo.keys()) if (!view.queued.some((j) => j.id === id)) bumpedTo.delete(id);
+  fill('queued', view.queued.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(now - j.created_at)), el('td', j.result || (pausedRules.has(j.rule) ? 'rule paused' : ''), 'result'), queuedActions(j)], j.id)), 'queue empty', 6);
   setCount('c-waiting', s && s.waiting);
   document.getElementById('waiting-section').hidden = !view.waiting || !view.waiting.length;
   fill('waiting', (view.waiting || []).map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', (j.result || '').replace(/^waiting for /, '')), el('td', ago(now - j.created_at))], j.id)), '', 5);
@@ -225,6 +322,7 @@ function render(view) {
   if (oldestShown === null && view.recent.length) oldestShown = view.recent[view.recent.length - 1].id;
   fill('rules', view.rules.map((r) => row([el('td', r.name), el('td', r.done_1h), el('td', r.failed_24h), el('td', r.queued)])), 'no rules with jobs yet', 4);
   renderWaste(view.waste);
+  renderControl(view);
   fill('nodes', (s ? s.nodes : []).map((n) => row([el('td', n.name), el('td', ago(n.last_seen_s * 1000) + ' ago'), el('td', n.health || 'ok')])), 'no node has run a daemon on this store', 3);
 }
 
@@ -304,6 +402,7 @@ function renderShots(grid) {
   if (section.hidden) return;
   const head = document.querySelector('#shots thead tr');
   head.replaceChildren(el('th', 'shot'), ...grid.rules.map((r) => el('th', r)));
+  if (grid.rules.some((r) => !gridRules.includes(r))) { gridRules = grid.rules; render(lastView); }
   fill('shots', grid.shots.map((s) => row([el('td', s.shot, 'shot'), ...grid.rules.map((r) => shotCell(s.cells[r]))])),
     'no job of these rules yet', grid.rules.length + 1);
   document.getElementById('shots-note').textContent = '(' + grid.shots.length + ' shots, from the newest ' + grid.jobs_read + ' jobs)';
@@ -331,9 +430,6 @@ function reloadCharts() {
     document.getElementById(id).src = '/api/v1/charts/' + name + '.svg?at=' + Date.now();
   }
 }
-
-// Hooks for the controls another branch adds (pause/resume a node or rule, bump a job): each
-// is a POST with the token, as retry and cancel are. HOOK(pause-resume), HOOK(bump).
 
 function connect() {
   const conn = document.getElementById('conn');
