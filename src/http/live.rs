@@ -84,6 +84,37 @@ pub struct View {
     pub waste: Vec<super::cuts::WasteSummary>,
     /// The ids among `recent` that have a thumbnail on this node (`thumbnail: true`).
     pub thumbnails: Vec<crate::store::JobId>,
+    /// The rules the watcher in this process routes by now, in file order (none from
+    /// `shotrouter serve`): the dashboard's controls list them before any of their jobs exist.
+    pub configured: Vec<ConfiguredRule>,
+}
+
+/// A rule as the watcher routes by it: what decides when its jobs start.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ConfiguredRule {
+    /// The rule.
+    pub name: String,
+    /// Its `priority:`.
+    pub priority: i32,
+    /// Its `window:` ("19:00–07:00"), none when it may start at any time.
+    pub windows: Vec<String>,
+    /// Whether the (local) clock is inside one of its windows now.
+    pub open: bool,
+}
+
+/// The rules of `set`, their windows read against the engine's clock.
+fn configured(set: &crate::route::matcher::RuleSet) -> Vec<ConfiguredRule> {
+    let minute = crate::engine::clock::local_minute();
+    set.file
+        .rules
+        .iter()
+        .map(|r| ConfiguredRule {
+            name: r.name.clone(),
+            priority: r.priority,
+            windows: r.windows.iter().map(ToString::to_string).collect(),
+            open: crate::rules::schedule::open_at(&r.windows, minute),
+        })
+        .collect()
 }
 
 /// The latest view, serialized once for every viewer.
@@ -186,6 +217,11 @@ pub(crate) fn start(
                     last_counts = counts;
                 }
                 view.rules = rules.clone();
+                view.configured = telemetry
+                    .as_ref()
+                    .and_then(TelemetryHandle::rules)
+                    .map(|set| configured(&set))
+                    .unwrap_or_default();
                 view.waste = telemetry
                     .as_ref()
                     .and_then(TelemetryHandle::waste)
@@ -258,6 +294,7 @@ fn compute(history: &mut dyn JobHistory, telemetry: Option<Telemetry>) -> Result
         rules: Vec::new(),
         waste: Vec::new(),
         thumbnails: Vec::new(),
+        configured: Vec::new(),
     };
     Ok(view)
 }

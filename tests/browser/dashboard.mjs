@@ -157,6 +157,13 @@ try {
   const controlButton = (table, name, cls) => page.evaluate(([table, name, cls]) => [...document.querySelectorAll('#' + table + ' tbody tr')]
     .find((tr) => tr.firstChild.textContent === name).querySelector(cls).click(), [table, name, cls]);
   await waitFor('review in the control panel', () => controlShows('control-rules', 'review', 'active'));
+  // The watcher's rules are listed before any of their jobs exist, with their windows read
+  // against the daemon's clock (noon): `night` has no job yet.
+  await waitFor('night\'s closed window in the control panel', () => page.evaluate(() => {
+    const tr = [...document.querySelectorAll('#control-rules tbody tr')].find((tr) => tr.firstChild.textContent === 'night');
+    const text = tr && tr.querySelector('.schedule').textContent;
+    return text === 'window 19:00–07:00 (closed)' || text || null;
+  }));
   await controlButton('control-rules', 'review', '.pause-button');
   await waitFor('the API to list review paused', async () => (await apiPaused()).includes('rule review') || await apiPaused());
   await waitFor('the page to show review paused', () => controlShows('control-rules', 'review', 'paused'));

@@ -231,17 +231,33 @@ function queuedActions(j) {
 }
 
 // The control panel: each rule and node known to the page, paused or not, with the button
-// that changes it. Rules are those with jobs, the grid's columns and those paused.
+// that changes it. Rules are the watcher's (in file order, with their priority and window),
+// then any other with jobs, in the grid or paused.
 let gridRules = [];
 
-function controlRows(kind, names, paused) {
-  return [...names].sort().map((name) => {
+// What decides when a rule's jobs start besides a pause: "priority 10", "window 19:00–07:00 (closed)".
+function scheduleText(rule) {
+  if (!rule) return '';
+  const parts = [];
+  if (rule.priority) parts.push('priority ' + rule.priority);
+  if (rule.windows.length) parts.push('window ' + rule.windows.join(', ') + (rule.open ? ' (open)' : ' (closed)'));
+  return parts.join(', ');
+}
+
+function controlRows(kind, names, paused, configured) {
+  return names.map((name) => {
     const p = paused.get(kind + ':' + name);
     const state = p ? el('td', 'paused ' + ago(Date.now() - p.since_ms) + ' ago', 'st-paused') : el('td', 'active', 'st-active');
     const action = p ? 'resume' : 'pause';
     const td = document.createElement('td');
     td.append(button(action, action + '-button', (b) => setPaused(kind, name, !p, b)));
-    return row([el('td', name), state, td], name);
+    const cells = [el('td', name), state];
+    if (kind === 'rule') {
+      const rule = configured.get(name);
+      cells.push(el('td', scheduleText(rule), rule && rule.windows.length && !rule.open ? 'schedule st-paused' : 'schedule'));
+    }
+    cells.push(td);
+    return row(cells, name);
   });
 }
 
@@ -249,11 +265,14 @@ function renderControl(view) {
   const s = view.status;
   const paused = new Map();
   for (const p of (s && s.paused) || []) paused.set(p.kind + ':' + p.name, p);
-  const rules = new Set([...view.rules.map((r) => r.name), ...gridRules]);
+  const configured = new Map((view.configured || []).map((r) => [r.name, r]));
+  const others = new Set([...view.rules.map((r) => r.name), ...gridRules]);
   const nodes = new Set((s ? s.nodes : []).map((n) => n.name));
-  for (const p of paused.values()) (p.kind === 'rule' ? rules : nodes).add(p.name);
-  fill('control-rules', controlRows('rule', rules, paused), 'no rule known yet', 3);
-  fill('control-nodes', controlRows('node', nodes, paused), 'no node known yet', 3);
+  for (const p of paused.values()) (p.kind === 'rule' ? others : nodes).add(p.name);
+  for (const name of configured.keys()) others.delete(name);
+  const rules = [...configured.keys(), ...[...others].sort()];
+  fill('control-rules', controlRows('rule', rules, paused, configured), 'no rule known yet', 4);
+  fill('control-nodes', controlRows('node', [...nodes].sort(), paused, configured), 'no node known yet', 3);
 }
 
 function retry(id, button) {
