@@ -2,7 +2,8 @@
 //! and `slurm.max_jobs: 1` (one task in flight): a later, higher-priority rule's job is
 //! submitted before the rest of an earlier backlog; a paused rule's job reaches Slurm only on
 //! resume; a rule outside its `window:` (the fake clock) submits nothing until `run-now` or the
-//! window opens.
+//! window opens; a task left running on the farm by a watcher restarted while its rule is
+//! paused is followed to its end.
 
 use std::time::{Duration, Instant};
 
@@ -217,5 +218,57 @@ fn issue_24_farm_priority_orders_submission_pause_and_window_hold_it() {
             name.as_bytes()
         );
     }
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+/// A watcher restarted while its rule is paused: the task it left on the farm is followed and
+/// its product published (not left waiting for the resume, then cancelled as nobody's); the
+/// rule's new job still waits for the resume.
+#[test]
+fn issue_24_a_farm_task_left_running_is_followed_after_a_restart_while_its_rule_is_paused() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let env = Env::new();
+    rules(&env);
+    let conf = cluster.conf().to_str().expect("utf-8").to_string();
+    let vars = [("SLURM_CONF", conf.as_str())];
+    let daemon = Daemon::start(&env, &[], &vars);
+    let state = env.path(".shotrouter");
+    let state = state.to_str().expect("utf-8");
+    env.write("shots/b1.bg", "b1.bg");
+    wait_until("the task on the farm", LIMIT, || {
+        tasks_of(&cluster, "backlog") == 1
+            && status_of(&env, state, "b1.bg").as_deref() == Some("running")
+    });
+    run_ok(&env, &["pause", "--rule", "backlog", "--state", state]);
+    assert_eq!(daemon.stop(), Some(0), "a clean stop");
+    let daemon = Daemon::start(&env, &[], &vars);
+    env.write("shots/b2.bg", "b2.bg");
+    std::fs::write(env.path("gate"), "go").expect("gate");
+    wait_until(
+        "the task left running to be followed and done",
+        LIMIT,
+        || status_of(&env, state, "b1.bg").as_deref() == Some("done"),
+    );
+    let (b1, _, _) = job_of(&env, state, "b1.bg").expect("b1");
+    let log = env.run(&["job", &b1.to_string(), "--state", state]);
+    let text = String::from_utf8_lossy(&log.stdout);
+    assert!(text.contains("following Slurm task"), "{text}");
+    assert_eq!(
+        std::fs::read(env.path("shots/out/b1.bg")).expect("product"),
+        b"b1.bg"
+    );
+    assert_eq!(
+        status_of(&env, state, "b2.bg").as_deref(),
+        Some("queued"),
+        "the paused rule's new job waits"
+    );
+    assert_eq!(tasks_of(&cluster, "backlog"), 1, "nothing new submitted");
+    run_ok(&env, &["resume", "--rule", "backlog", "--state", state]);
+    wait_until("the new job done on resume", LIMIT, || {
+        status_of(&env, state, "b2.bg").as_deref() == Some("done")
+    });
+    assert_eq!(tasks_of(&cluster, "backlog"), 2);
     assert_eq!(daemon.stop(), Some(0));
 }
