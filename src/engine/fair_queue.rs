@@ -355,12 +355,19 @@ impl FairQueue {
         if self.following.is_empty() {
             return None;
         }
-        let (rule, index) = self.queues.iter().find_map(|(rule, queue)| {
+        let found = self.queues.iter().find_map(|(rule, queue)| {
             queue
                 .iter()
                 .position(|p| p.id.is_some_and(|id| self.following.contains(&id)))
                 .map(|index| (rule.clone(), index))
-        })?;
+        });
+        let Some((rule, index)) = found else {
+            // Those not waiting here (another node's root, dropped) are forgotten, so a long
+            // backlog is not scanned at each pick for them.
+            let delayed: HashSet<JobId> = self.delayed.iter().filter_map(|(_, p)| p.id).collect();
+            self.following.retain(|id| delayed.contains(id));
+            return None;
+        };
         let pending = self.queues.get_mut(&rule)?.remove(index)?;
         if let Some(id) = pending.id {
             self.following.remove(&id);
