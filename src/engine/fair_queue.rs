@@ -60,6 +60,9 @@ pub struct FairQueue {
     /// Slots taken in the farm's lane, per rule: a slot goes back to the lane it came from,
     /// even when a reload moved its rule between lanes meanwhile.
     farm_taken: HashMap<String, usize>,
+    /// Jobs whose run a previous life of this node left going (a farm task to adopt): they
+    /// are taken first, paused, outside their window or not, since they already run.
+    following: HashSet<JobId>,
 }
 
 impl FairQueue {
@@ -114,6 +117,13 @@ impl FairQueue {
             self.run_now.insert(id);
         }
         held
+    }
+
+    /// Jobs whose run still goes on from a previous life of this node (farm tasks followed
+    /// after a restart): picked before anything else, whatever holds their rule, so the
+    /// executor adopts their runs instead of cancelling them once they waited too long.
+    pub fn follow(&mut self, ids: impl IntoIterator<Item = JobId>) {
+        self.following.extend(ids);
     }
 
     /// The recorded jobs waiting for a slot, with their rule, and whether each may start
@@ -299,6 +309,9 @@ impl FairQueue {
                 index += 1;
             }
         }
+        if let Some(pending) = self.pick_followed() {
+            return Some(pending);
+        }
         let rules: Vec<String> = self
             .queues
             .iter()
@@ -336,6 +349,35 @@ impl FairQueue {
         None
     }
 
+    /// A waiting job whose run already goes on, with its slot taken (even past a limit: it
+    /// is in flight anyway).
+    fn pick_followed(&mut self) -> Option<Pending> {
+        if self.following.is_empty() {
+            return None;
+        }
+        let found = self.queues.iter().find_map(|(rule, queue)| {
+            queue
+                .iter()
+                .position(|p| p.id.is_some_and(|id| self.following.contains(&id)))
+                .map(|index| (rule.clone(), index))
+        });
+        let Some((rule, index)) = found else {
+            // Those not waiting here (another node's root, dropped) are forgotten, so a long
+            // backlog is not scanned at each pick for them.
+            let delayed: HashSet<JobId> = self.delayed.iter().filter_map(|(_, p)| p.id).collect();
+            self.following.retain(|id| delayed.contains(id));
+            return None;
+        };
+        let pending = self.queues.get_mut(&rule)?.remove(index)?;
+        if let Some(id) = pending.id {
+            self.following.remove(&id);
+            self.bumped.remove(&id);
+            self.run_now.remove(&id);
+        }
+        self.reserve(&rule);
+        Some(pending)
+    }
+
     /// Jobs waiting for a slot (not those waiting out a retry's backoff).
     pub fn waiting(&self) -> impl Iterator<Item = &JobSpec> {
         self.queues.values().flatten().map(|p| &p.spec)
@@ -359,6 +401,7 @@ impl FairQueue {
     /// Removes every waiting job.
     pub fn drain(&mut self) -> Vec<Pending> {
         self.bumped.clear();
+        self.following.clear();
         self.run_now.clear();
         let mut all: Vec<Pending> = std::mem::take(&mut self.queues)
             .into_values()

@@ -378,11 +378,13 @@ impl Engine {
             return Ok(());
         };
         let abandoned = store.recover().map_err(Error::failed)?;
-        super::node::reattach::reattach_abandoned(
+        let following = super::node::reattach::reattach_abandoned(
             &*self.node.executor,
             &abandoned,
             "the previous daemon's end",
         );
+        // Their runs go on (farm tasks): claimed first, paused or outside a window, and adopted.
+        self.planned.queue.follow(following);
         self.load_inputs();
         self.record_rule_defs();
         self.read_pauses();

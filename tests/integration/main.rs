@@ -49,6 +49,7 @@ mod sd_notify;
 mod sequences;
 mod slurm;
 mod slurm_cluster;
+mod slurm_control;
 mod store;
 mod thumbnails;
 mod verify_decode;

@@ -203,3 +203,43 @@ fn a_closed_rule_waits_except_the_jobs_run_now_and_a_paused_one_waits_for_all() 
         Some("night-0")
     );
 }
+
+#[test]
+fn a_job_whose_farm_task_still_runs_is_taken_first_though_paused_closed_or_the_lane_full() {
+    let mut queue = FairQueue::new(1, HashMap::new());
+    queue.set_farm(
+        HashSet::from(["render".to_string(), "urgent".to_string()]),
+        1,
+    );
+    queue.set_priorities(HashMap::from([("urgent".to_string(), 10)]));
+    let with_id = |rule: &str, n: u32, id: JobId| Pending {
+        id: Some(id),
+        ..pending(rule, n)
+    };
+    queue.push(with_id("urgent", 0, 1));
+    for n in 0..3 {
+        queue.push(with_id("render", n, JobId::from(n + 10)));
+    }
+    // After a restart: two of render's tasks are still on the farm, the rule is paused and
+    // outside its window, and a higher priority waits.
+    queue.follow([11, 12]);
+    assert!(queue.set_paused(false, HashSet::from(["render".to_string()])));
+    assert!(queue.set_closed(HashSet::from(["render".to_string()])));
+    let now = Instant::now();
+    let picked: Vec<Pending> = std::iter::from_fn(|| queue.pick(now)).collect();
+    assert_eq!(
+        ids(&picked),
+        ["render-1", "render-2"],
+        "adopted, nothing new"
+    );
+    queue.release("render");
+    queue.release("render");
+    assert_eq!(
+        queue.pick(now).map(|p| p.spec.id).as_deref(),
+        Some("urgent-0")
+    );
+    assert!(
+        queue.pick(now).is_none(),
+        "the paused rule's other job waits"
+    );
+}

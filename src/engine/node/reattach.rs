@@ -4,12 +4,19 @@
 //! anything runs.
 
 use crate::exec::executor::{Executor, Reattach};
+use crate::store::JobId;
 use crate::store::queue::Abandoned;
 
 /// Hands each abandoned claim's run back to `executor`, then sweeps the temps of those it does
 /// not follow. `previous` names the life that ended, for the log ("the previous daemon's end").
-pub(crate) fn reattach_abandoned(executor: &dyn Executor, abandoned: &[Abandoned], previous: &str) {
+/// Returns the jobs whose runs go on and are followed once claimed again.
+pub(crate) fn reattach_abandoned(
+    executor: &dyn Executor,
+    abandoned: &[Abandoned],
+    previous: &str,
+) -> Vec<JobId> {
     let mut sweep = Vec::new();
+    let mut following = Vec::new();
     for job in abandoned {
         let reattached = job.run.as_ref().map(|run| (run, executor.reattach(job)));
         if !matches!(reattached, Some((_, Reattach::Following))) {
@@ -26,6 +33,7 @@ pub(crate) fn reattach_abandoned(executor: &dyn Executor, abandoned: &[Abandoned
                 tracing::warn!(job = job.id, rule = %job.rule, %run, resolution, "job was interrupted by {previous}; its run belongs to an executor this node does not have and is left alone");
             }
             Some((run, Reattach::Following)) => {
+                following.push(job.id);
                 tracing::info!(job = job.id, rule = %job.rule, %run, "job was interrupted by {previous}; its run goes on and is followed when the job is claimed again");
             }
             Some((_, Reattach::Stopped { processes })) => {
@@ -37,4 +45,5 @@ pub(crate) fn reattach_abandoned(executor: &dyn Executor, abandoned: &[Abandoned
         }
     }
     crate::exec::temps::sweep(&sweep);
+    following
 }
