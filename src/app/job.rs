@@ -56,6 +56,9 @@ pub fn job(
         );
     }
     let _ = writeln!(out, "attempts  {}", r.attempts);
+    if r.priority != 0 {
+        let _ = writeln!(out, "priority  {}", r.priority);
+    }
     if let Some(result) = &r.result {
         let _ = writeln!(out, "result    {result}");
     }

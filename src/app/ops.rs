@@ -79,7 +79,7 @@ pub(crate) fn json(value: &impl serde::Serialize) -> Result<ExitCode, Error> {
 
 /// The jobs table's columns: the free-text ones (rule, node, result, path) give way to a narrow
 /// terminal, the short ones never do.
-const JOB_COLUMNS: [Column; 9] = [
+const JOB_COLUMNS: [Column; 10] = [
     Column {
         name: "ID",
         right: true,
@@ -94,6 +94,11 @@ const JOB_COLUMNS: [Column; 9] = [
         name: "RULE",
         right: false,
         shrinks: true,
+    },
+    Column {
+        name: "PRI",
+        right: true,
+        shrinks: false,
     },
     Column {
         name: "TRY",
@@ -127,8 +132,9 @@ const JOB_COLUMNS: [Column; 9] = [
     },
 ];
 
-/// Where `NODE` is in [`JOB_COLUMNS`].
-const NODE_COLUMN: usize = 6;
+/// Where `PRI` and `NODE` are in [`JOB_COLUMNS`].
+const PRIORITY_COLUMN: usize = 3;
+const NODE_COLUMN: usize = 7;
 
 /// How long a job ran (or has been running); empty before it started.
 pub(crate) fn took(r: &JobRow, now: i64) -> String {
@@ -147,6 +153,8 @@ fn table(rows: &[JobRow], indent: u16) -> String {
     nodes.sort_unstable();
     nodes.dedup();
     let with_node = nodes.len() > 1;
+    // The priority column only where a job's is not 0 (`priority:`, `shotrouter bump`).
+    let with_priority = rows.iter().any(|r| r.priority != 0);
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -154,6 +162,7 @@ fn table(rows: &[JobRow], indent: u16) -> String {
                 r.id.to_string(),
                 r.status.clone(),
                 r.rule.clone(),
+                r.priority.to_string(),
                 r.attempts.to_string(),
                 local_time_ms(r.created_at, now),
                 took(r, now),
@@ -164,12 +173,18 @@ fn table(rows: &[JobRow], indent: u16) -> String {
             if !with_node {
                 row.remove(NODE_COLUMN);
             }
+            if !with_priority {
+                row.remove(PRIORITY_COLUMN);
+            }
             row
         })
         .collect();
     let mut columns = JOB_COLUMNS.to_vec();
     if !with_node {
         columns.remove(NODE_COLUMN);
+    }
+    if !with_priority {
+        columns.remove(PRIORITY_COLUMN);
     }
     table::render(
         &columns,

@@ -146,6 +146,16 @@ pub fn status_text(report: &StatusReport) -> String {
             }
         );
     }
+    for wait in &report.waiting_for_window {
+        let _ = writeln!(
+            out,
+            "{} queued job{} of rule {} {} (shotrouter run-now ID starts one now)",
+            wait.jobs,
+            if wait.jobs == 1 { "" } else { "s" },
+            wait.rule,
+            wait.reason,
+        );
+    }
     for pause in &report.paused {
         let _ = writeln!(
             out,

@@ -66,3 +66,19 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::schedule::{Window, waiting_reason};
+
+    /// `status` finds held jobs by the reason's start.
+    #[test]
+    fn the_recorded_reason_starts_as_the_store_looks_for_it() {
+        let windows = [Window::parse("19:00-07:00").expect("window")];
+        let reason = waiting_reason(&windows);
+        assert!(
+            reason.starts_with(crate::store::control::WINDOW_REASON),
+            "{reason}"
+        );
+    }
+}

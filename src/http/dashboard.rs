@@ -112,6 +112,7 @@ mod tests {
             output: None,
             node: None,
             progress: None,
+            priority: 0,
         };
         let html = rows(&[job]);
         assert!(

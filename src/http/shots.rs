@@ -188,6 +188,7 @@ mod tests {
             output: None,
             node: None,
             progress: None,
+            priority: 0,
         }
     }
 

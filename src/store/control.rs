@@ -79,6 +79,24 @@ pub struct Pause {
     pub since_ms: i64,
 }
 
+/// The reason a queued job of a paused rule waits, as `jobs`, `job` and the dashboard show it.
+pub fn paused_reason(rule: &str) -> String {
+    format!("rule paused (shotrouter resume --rule {rule})")
+}
+
+/// Gives queued jobs of a paused rule that reason: it comes before a window's (the job would
+/// not start inside one either) and a tag's.
+pub fn explain_pauses(pauses: &[Pause], rows: &mut [super::JobRow]) {
+    for row in rows.iter_mut().filter(|r| r.status == "queued") {
+        if pauses
+            .iter()
+            .any(|p| matches!(&p.target, PauseTarget::Rule(name) if *name == row.rule))
+        {
+            row.result = Some(paused_reason(&row.rule));
+        }
+    }
+}
+
 /// Queued jobs no live node can take: none holds all their `tags:`, as `status` lists them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TagWait {
@@ -91,6 +109,20 @@ pub struct TagWait {
     /// The reason as `status` says it: "waiting for a node with tag gpu".
     pub reason: String,
 }
+
+/// Queued jobs of one rule held outside its `window:`, as `status` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WindowWait {
+    /// The rule.
+    pub rule: String,
+    /// How many of its queued jobs wait.
+    pub jobs: u64,
+    /// The reason the watcher recorded: "waiting for window 19:00–07:00".
+    pub reason: String,
+}
+
+/// How a held job's reason begins (see `rules::schedule::waiting_reason`).
+pub const WINDOW_REASON: &str = "waiting for window ";
 
 /// How many of the jobs waiting for a tag `status` names.
 pub const TAG_WAIT_IDS: usize = 20;

@@ -283,6 +283,8 @@ pub struct JobRow {
     /// recorded it (about once a second).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<JobProgress>,
+    /// Its priority: its rule's `priority:`, or what `shotrouter bump` gave it.
+    pub priority: i32,
 }
 
 /// How far a running job's ffmpeg step got, recorded in the store by the node that runs it so
@@ -410,6 +412,8 @@ pub struct StatusReport {
     pub paused: Vec<control::Pause>,
     /// Queued jobs no live node can take (no node holds their `tags:`).
     pub waiting_for_tags: Vec<control::TagWait>,
+    /// Queued jobs the watcher holds outside their rule's `window:`, per rule.
+    pub waiting_for_window: Vec<control::WindowWait>,
 }
 
 /// A node of `shotrouter status`: when its daemon was last alive and what it cannot cover.

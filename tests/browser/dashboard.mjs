@@ -170,7 +170,7 @@ try {
   fs.writeFileSync(path.join(SHOTS, 'sh010_paused.tif'), 'frame');
   await rowWith('queued', 'sh010_paused.tif', '.bump-button');
   await page.waitForFunction(() => [...document.querySelectorAll('#queued tbody tr')]
-    .some((tr) => tr.textContent.includes('sh010_paused.tif') && tr.querySelector('td.result').textContent === 'rule paused'), null, WAIT);
+    .some((tr) => tr.textContent.includes('sh010_paused.tif') && tr.querySelector('td.result').textContent === 'rule paused (shotrouter resume --rule review)'), null, WAIT);
   const heldUntil = Date.now() + 3000;
   while (Date.now() < heldUntil) {
     const job = await apiJob('sh010_paused.tif');

@@ -59,6 +59,13 @@ fn issue_24_a_window_holds_jobs_with_the_reason_and_a_clock_moved_into_it_starts
         "{}",
         String::from_utf8_lossy(&text.stdout)
     );
+    let status = env.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout)
+            .contains("2 queued jobs of rule night waiting for window 19:00–07:00"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     // run-now lets one start outside the window.
     let b = jobs(&env, &[])
         .iter()

@@ -328,7 +328,7 @@ function render(view) {
   fill('running', view.running.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(j.started_at ? now - j.started_at : null)), progressCell(j.progress), actionCell(j.id, 'cancel', 'cancelling')], j.id)), 'nothing running', 6);
   const pausedRules = new Set(((s && s.paused) || []).filter((p) => p.kind === 'rule').map((p) => p.name));
   for (const id of bumpedTo.keys()) if (!view.queued.some((j) => j.id === id)) bumpedTo.delete(id);
-  fill('queued', view.queued.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(now - j.created_at)), el('td', j.result || (pausedRules.has(j.rule) ? 'rule paused' : ''), 'result'), queuedActions(j)], j.id)), 'queue empty', 6);
+  fill('queued', view.queued.map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', ago(now - j.created_at)), el('td', j.result || (pausedRules.has(j.rule) ? 'rule paused (shotrouter resume --rule ' + j.rule + ')' : ''), 'result'), queuedActions(j)], j.id)), 'queue empty', 6);
   setCount('c-waiting', s && s.waiting);
   document.getElementById('waiting-section').hidden = !view.waiting || !view.waiting.length;
   fill('waiting', (view.waiting || []).map((j) => row([el('td', j.id), el('td', j.rule), pathCell(j.path), el('td', (j.result || '').replace(/^waiting for /, '')), el('td', ago(now - j.created_at))], j.id)), '', 5);

@@ -66,6 +66,11 @@ pub(crate) fn claims_follow_priority_and_bumps(b: &dyn Backend) {
         h.bump(&[ids[2]], Bump::To(-10)).expect("bump"),
         [(ids[2], -10)]
     );
+    assert_eq!(
+        h.job(ids[2]).expect("job").expect("there").row.priority,
+        -10,
+        "`job` and `jobs` show a job's priority"
+    );
     let next = worker.claim_next(&[], &[], 5).expect("claim");
     assert_eq!(rels(&next), ["low.tif", "b.tif"]);
     assert!(
@@ -102,6 +107,29 @@ pub(crate) fn pauses_hold_claims_until_resumed(b: &dyn Backend) {
         listed.contains(&node) && listed.contains(&rule),
         "{listed:?}"
     );
+    // `jobs` and `job` say why: the paused rule's jobs, not the others.
+    let queued = h
+        .jobs(&crate::store::history::JobFilter {
+            status: Some(crate::store::Status::Queued),
+            limit: 10,
+            ..Default::default()
+        })
+        .expect("jobs");
+    let why: Vec<(&str, Option<&str>)> = queued
+        .iter()
+        .map(|r| (r.rule.as_str(), r.result.as_deref()))
+        .collect();
+    let reason = super::super::control::paused_reason("review");
+    assert_eq!(
+        why,
+        [
+            ("archive", None),
+            ("review", Some(reason.as_str())),
+            ("review", Some(reason.as_str()))
+        ]
+    );
+    let detail = h.job(archived).expect("job").expect("there");
+    assert_eq!((detail.row.result, detail.row.priority), (None, 0));
     let status = h.status().expect("status");
     assert_eq!(
         status
@@ -209,4 +237,38 @@ pub(crate) fn jobs_no_live_node_can_take_are_listed(b: &dyn Backend) {
     )
     .expect("role");
     assert!(h.status().expect("status").waiting_for_tags.is_empty());
+}
+
+/// A reason the watcher holds a queued job with shows in `jobs`; one that names a window is
+/// counted per rule by `status`; a cleared one is gone.
+pub(crate) fn held_jobs_say_why_and_status_counts_windows(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    let answers = watcher
+        .commit(&[prioritised("a.tif", 1, 0), prioritised("b.tif", 2, 0)])
+        .expect("commit");
+    let ids: Vec<JobId> = answers.into_iter().map(|a| enqueued(a).0).collect();
+    let reason = format!("{}19:00–07:00", super::super::control::WINDOW_REASON);
+    let hold = |id: JobId, reason: Option<&str>| Write::Hold {
+        id,
+        reason: reason.map(str::to_string),
+    };
+    watcher
+        .commit(&[hold(ids[0], Some(&reason)), hold(ids[1], Some(&reason))])
+        .expect("hold");
+    let h = b.history();
+    let status = h.status().expect("status");
+    assert_eq!(
+        status
+            .waiting_for_window
+            .iter()
+            .map(|w| (w.rule.as_str(), w.jobs, w.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [("review", 2, reason.as_str())]
+    );
+    watcher.commit(&[hold(ids[1], None)]).expect("clear");
+    let job = h.job(ids[1]).expect("job").expect("there");
+    assert_eq!(job.row.result, None, "a cleared reason is gone");
+    let job = h.job(ids[0]).expect("job").expect("there");
+    assert_eq!(job.row.result.as_deref(), Some(reason.as_str()));
+    assert_eq!(h.status().expect("status").waiting_for_window[0].jobs, 1);
 }

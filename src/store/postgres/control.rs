@@ -160,12 +160,37 @@ pub(super) fn waiting_for_tags(
     Ok(waits)
 }
 
-/// Gives queued jobs without a reason the one of [`waiting_for_tags`] when no live node can
-/// take them, as `jobs` and `job` show it.
-pub(super) fn explain_tag_waits(
+/// Queued jobs held outside their rule's window, per rule and reason.
+pub(super) fn waiting_for_window(
+    client: &mut postgres::Client,
+) -> Result<Vec<super::super::control::WindowWait>, postgres::Error> {
+    let prefix = super::super::control::WINDOW_REASON;
+    Ok(client
+        .query(
+            "SELECT rule, exit_status, count(*) FROM jobs
+             WHERE status = 'queued' AND left(exit_status, $1) = $2
+             GROUP BY rule, exit_status ORDER BY rule",
+            &[&(prefix.chars().count() as i32), &prefix],
+        )?
+        .iter()
+        .map(|r| super::super::control::WindowWait {
+            rule: r.get(0),
+            reason: r.get(1),
+            jobs: r.get::<_, i64>(2) as u64,
+        })
+        .collect())
+}
+
+/// Gives queued jobs their reason to wait, as `jobs` and `job` show it: a paused rule's, else
+/// the one of [`waiting_for_tags`] when no live node can take them (a window's is stored).
+pub(super) fn explain_waits(
     client: &mut postgres::Client,
     rows: &mut [crate::store::JobRow],
 ) -> Result<(), postgres::Error> {
+    if !rows.iter().any(|r| r.status == "queued") {
+        return Ok(());
+    }
+    super::super::control::explain_pauses(&pauses(client)?, rows);
     let unexplained = |r: &crate::store::JobRow| r.status == "queued" && r.result.is_none();
     if !rows.iter().any(unexplained) {
         return Ok(());

@@ -24,7 +24,7 @@ fn row_sql() -> String {
         "SELECT j.id, j.rule, f.root, f.rel, {}, j.status, j.attempts,
             j.exit_status, j.created_at, j.started_at, j.finished_at,
             CASE WHEN j.status = 'done' THEN j.output END, j.node,
-            CASE WHEN j.status = 'running' THEN j.progress END
+            CASE WHEN j.status = 'running' THEN j.progress END, j.priority
         FROM jobs j JOIN files f ON f.id = j.file_id",
         root_path_sql("f.root", "$1")
     )
@@ -47,6 +47,7 @@ fn row(r: &Row) -> JobRow {
         output: r.get::<_, Option<Vec<u8>>>(11).map(|b| lossy(&b)),
         node: r.get(12),
         progress: JobProgress::from_text(r.get::<_, Option<String>>(13).as_deref()),
+        priority: r.get(14),
     }
 }
 
@@ -68,6 +69,7 @@ impl JobHistory for PgStore {
             nodes: Vec::new(),
             paused: Vec::new(),
             waiting_for_tags: Vec::new(),
+            waiting_for_window: Vec::new(),
         };
         let counts = client.query(
             "SELECT status, count(*) FROM jobs
@@ -135,6 +137,7 @@ impl JobHistory for PgStore {
             .collect();
         report.paused = super::control::pauses(&mut client)?;
         report.waiting_for_tags = super::control::waiting_for_tags(&mut client)?;
+        report.waiting_for_window = super::control::waiting_for_window(&mut client)?;
         Ok(report)
     }
 
@@ -159,7 +162,7 @@ impl JobHistory for PgStore {
             ],
         )?;
         let mut rows: Vec<JobRow> = rows.iter().map(row).collect();
-        super::control::explain_tag_waits(&mut *self.client()?, &mut rows)?;
+        super::control::explain_waits(&mut *self.client()?, &mut rows)?;
         Ok(rows)
     }
 
@@ -184,7 +187,7 @@ impl JobHistory for PgStore {
             &raw_steps,
         );
         let mut job_row = row(&found);
-        super::control::explain_tag_waits(&mut client, std::slice::from_mut(&mut job_row))?;
+        super::control::explain_waits(&mut client, std::slice::from_mut(&mut job_row))?;
         Ok(Some(JobDetail {
             row: job_row,
             rule_hash: detail.get(0),

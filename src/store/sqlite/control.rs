@@ -120,6 +120,31 @@ pub(super) fn hold(
     Ok(super::super::queue::Answer::Ok)
 }
 
+/// Queued jobs held outside their rule's window, per rule and reason.
+pub(super) fn waiting_for_window(
+    conn: &rusqlite::Connection,
+) -> rusqlite::Result<Vec<super::super::control::WindowWait>> {
+    conn.prepare_cached(
+        "SELECT rule, exit_status, count(*) FROM jobs
+         WHERE status = 'queued' AND substr(exit_status, 1, ?1) = ?2
+         GROUP BY rule, exit_status ORDER BY rule",
+    )?
+    .query_map(
+        params![
+            super::super::control::WINDOW_REASON.len() as i64,
+            super::super::control::WINDOW_REASON
+        ],
+        |r| {
+            Ok(super::super::control::WindowWait {
+                rule: r.get(0)?,
+                reason: r.get(1)?,
+                jobs: r.get::<_, i64>(2)? as u64,
+            })
+        },
+    )?
+    .collect()
+}
+
 /// Queued jobs no live node can take (see [`unplaceable`](super::super::control::unplaceable)).
 pub(super) fn waiting_for_tags(
     conn: &rusqlite::Connection,
@@ -160,12 +185,16 @@ pub(super) fn waiting_for_tags(
     Ok(waits)
 }
 
-/// Gives queued jobs without a reason the one of [`waiting_for_tags`] when no live node can
-/// take them, as `jobs` and `job` show it.
-pub(super) fn explain_tag_waits(
+/// Gives queued jobs their reason to wait, as `jobs` and `job` show it: a paused rule's, else
+/// the one of [`waiting_for_tags`] when no live node can take them (a window's is stored).
+pub(super) fn explain_waits(
     conn: &rusqlite::Connection,
     rows: &mut [crate::store::JobRow],
 ) -> rusqlite::Result<()> {
+    if !rows.iter().any(|r| r.status == "queued") {
+        return Ok(());
+    }
+    super::super::control::explain_pauses(&pauses(conn)?, rows);
     let unexplained = |r: &crate::store::JobRow| r.status == "queued" && r.result.is_none();
     if !rows.iter().any(unexplained) {
         return Ok(());

@@ -21,7 +21,7 @@ use crate::store::RunHandle;
 const ROW_SQL: &str = "SELECT j.id, j.rule, f.root, f.rel, r.path, j.status, j.attempts,
         j.exit_status, j.created_at, j.started_at, j.finished_at,
         CASE WHEN j.status = 'done' THEN j.output END, j.node,
-        CASE WHEN j.status = 'running' THEN j.progress END
+        CASE WHEN j.status = 'running' THEN j.progress END, j.priority
     FROM jobs j JOIN files f ON f.id = j.file_id LEFT JOIN roots r ON r.name = f.root";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
@@ -41,6 +41,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         output: r.get::<_, Option<Vec<u8>>>(11)?.map(|b| lossy(&b)),
         node: r.get(12)?,
         progress: JobProgress::from_text(r.get::<_, Option<String>>(13)?.as_deref()),
+        priority: r.get(14)?,
     })
 }
 
@@ -82,6 +83,7 @@ impl JobHistory for SqliteStore {
             nodes: Vec::new(),
             paused: Vec::new(),
             waiting_for_tags: Vec::new(),
+            waiting_for_window: Vec::new(),
         };
         let mut stmt = self.conn.prepare(concat!(
             "SELECT status, count(*) FROM jobs WHERE ",
@@ -143,6 +145,7 @@ impl JobHistory for SqliteStore {
         report.nodes = nodes.collect::<rusqlite::Result<_>>()?;
         report.paused = super::control::pauses(&self.conn)?;
         report.waiting_for_tags = super::control::waiting_for_tags(&self.conn, now)?;
+        report.waiting_for_window = super::control::waiting_for_window(&self.conn)?;
         Ok(report)
     }
 
@@ -167,7 +170,7 @@ impl JobHistory for SqliteStore {
             row,
         )?;
         let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
-        super::control::explain_tag_waits(&self.conn, &mut rows)?;
+        super::control::explain_waits(&self.conn, &mut rows)?;
         Ok(rows)
     }
 
@@ -176,7 +179,7 @@ impl JobHistory for SqliteStore {
         let Some(mut job_row) = self.conn.query_row(&sql, [id], row).optional()? else {
             return Ok(None);
         };
-        super::control::explain_tag_waits(&self.conn, std::slice::from_mut(&mut job_row))?;
+        super::control::explain_waits(&self.conn, std::slice::from_mut(&mut job_row))?;
         let (rule_hash, steps, (ino, size, mtime), ran, remote): (
             String,
             Option<Vec<u8>>,
