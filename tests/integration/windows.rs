@@ -1,11 +1,12 @@
 //! Rules' `window:` with real processes and a fake clock (`SHOTROUTER_FAKE_NOW` names a file
 //! holding the local time of day, which the test rewrites): outside the window a job stays
 //! queued with the reason, moving the clock into the window starts it, `run-now` starts a
-//! chosen one at once.
+//! chosen one at once. A `shotrouter worker` (no rules file) claims no job of a rule outside
+//! its window by its own clock, on SQLite and on PostgreSQL.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::cluster::jobs;
+use crate::cluster::{Worker, jobs, sqlite_store};
 use crate::daemon::Daemon;
 use crate::env::{Env, stderr, wait_until};
 
@@ -81,4 +82,82 @@ fn issue_24_a_window_holds_jobs_with_the_reason_and_a_clock_moved_into_it_starts
         job_of(&env, "a.dat").is_some_and(|(s, _)| s == "done")
     });
     assert_eq!(daemon.stop(), Some(0));
+}
+
+/// (status, node) of the job on `rel`, in `store`.
+fn claim_of(env: &Env, store: &str, rel: &str) -> Option<(String, String)> {
+    jobs(env, &["--store", store])
+        .iter()
+        .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(rel)))
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap_or_default().to_string(),
+                r["node"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+}
+
+/// A watcher that runs nothing (`--no-run`) queues a windowed rule's job at 12:00; a worker on
+/// `store` whose clock says 12:00 too runs another rule's job but leaves that one queued for
+/// 5 s (two looks and more), then runs it once its clock says 19:00.
+fn a_worker_claims_no_job_outside_its_window(env: &Env, store: &str) {
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch: [shots]\nrules:\n  - name: night\n    match: \"**/*.dat\"\n    window: \"19:00-07:00\"\n    run: [\"true\"]\n  - name: any\n    match: \"**/*.any\"\n    run: [\"true\"]\n",
+    );
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let clock = env.write("clock", "12:00\n");
+    let clock = clock.to_str().expect("a UTF-8 temp path");
+    let fake = [("SHOTROUTER_FAKE_NOW", clock)];
+    let watcher = Daemon::start(env, &["--no-run", "--store", store], &fake);
+    env.write("shots/a.dat", "");
+    wait_until("the night job queued", Duration::from_secs(20), || {
+        claim_of(env, store, "a.dat").is_some_and(|(s, _)| s == "queued")
+    });
+    let worker = Worker::start_with(env, "nightly", &["--store", store], &fake);
+    env.write("shots/c.any", "");
+    let done_here = (String::from("done"), String::from("nightly"));
+    wait_until(
+        "the worker to run the job without a window",
+        Duration::from_secs(20),
+        || claim_of(env, store, "c.any").as_ref() == Some(&done_here),
+    );
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        let (status, _) = claim_of(env, store, "a.dat").expect("the night job");
+        assert_eq!(
+            status,
+            "queued",
+            "claimed outside its window; the worker's log:\n{}",
+            worker.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        worker.log_text().contains("outside=night"),
+        "the worker says which rules are closed: {}",
+        worker.log_text()
+    );
+    env.write("clock", "19:00\n");
+    wait_until(
+        "the worker to run the night job in its window",
+        Duration::from_secs(20),
+        || claim_of(env, store, "a.dat").as_ref() == Some(&done_here),
+    );
+    assert_eq!(worker.stop(), Some(0));
+    assert_eq!(watcher.stop(), Some(0));
+}
+
+#[test]
+fn issue_24_a_worker_claims_no_job_outside_its_rules_window() {
+    let env = Env::new();
+    let store = sqlite_store(&env);
+    a_worker_claims_no_job_outside_its_window(&env, &store);
+}
+
+#[test]
+fn issue_24_pg_a_worker_claims_no_job_outside_its_rules_window() {
+    let env = Env::new();
+    let url = crate::pg::fresh_store_url();
+    a_worker_claims_no_job_outside_its_window(&env, &url);
 }

@@ -88,6 +88,7 @@ macro_rules! contract_tests {
             pauses_hold_claims_until_resumed,
             run_now_marks_queued_jobs_for_the_watcher,
             jobs_no_live_node_can_take_are_listed,
+            closed_windows_hold_claims_but_run_now,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {
