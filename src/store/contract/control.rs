@@ -123,6 +123,24 @@ pub(crate) fn pauses_hold_claims_until_resumed(b: &dyn Backend) {
             .is_empty()
     );
     let mut other = b.queue("render08");
+    paused.register_node("worker", 30_000, &[]).expect("role");
+    other.register_node("worker", 30_000, &[]).expect("role");
+    let flags = |h: &dyn JobHistory| {
+        let mut flags: Vec<(String, bool)> = h
+            .status()
+            .expect("status")
+            .nodes
+            .into_iter()
+            .map(|n| (n.name, n.paused))
+            .collect();
+        flags.sort();
+        flags
+    };
+    assert_eq!(
+        flags(&*h),
+        [("render07".into(), true), ("render08".into(), false)],
+        "each node says whether it is paused"
+    );
     let got = other
         .claim_next(&ClaimFilter::default(), 10)
         .expect("claim");
@@ -149,6 +167,10 @@ pub(crate) fn pauses_hold_claims_until_resumed(b: &dyn Backend) {
     );
     assert!(h.set_paused(&node, false).expect("resume"));
     assert!(h.status().expect("status").paused.is_empty());
+    assert_eq!(
+        flags(&*h),
+        [("render07".into(), false), ("render08".into(), false)]
+    );
 }
 
 /// `run_now` marks queued jobs only, once, and the watcher's poll sees the mark.
