@@ -161,3 +161,82 @@ fn issue_24_pg_a_worker_claims_no_job_outside_its_rules_window() {
     let url = crate::pg::fresh_store_url();
     a_worker_claims_no_job_outside_its_window(&env, &url);
 }
+
+/// Runs `watch --once` with the clock `clock` to its end (it must end within 30 s); its exit
+/// code and its log.
+fn watch_once(env: &Env, clock: &str) -> (Option<i32>, String) {
+    let log = env.path("once.log");
+    let mut child = env
+        .command(&["watch", "--once", "rules.yaml"])
+        .env("SHOTROUTER_FAKE_NOW", clock)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("starts");
+    let mut status = None;
+    wait_until("watch --once to exit", Duration::from_secs(30), || {
+        status = child.try_wait().expect("wait");
+        status.is_some()
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    (status.and_then(|s| s.code()), text)
+}
+
+#[test]
+fn issue_24_watch_once_ends_when_only_held_jobs_are_left_and_leaves_them_queued() {
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch: [shots]\nrules:\n  - name: night\n    match: \"**/*.dat\"\n    window: \"19:00-07:00\"\n    run: [\"true\"]\n  - name: any\n    match: \"**/*.any\"\n    run: [\"true\"]\n",
+    );
+    let clock = env.write("clock", "12:00\n");
+    let clock = clock.to_str().expect("a UTF-8 temp path");
+    env.write("shots/a.dat", "");
+    env.write("shots/c.any", "");
+    let (code, log) = watch_once(&env, clock);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("jobs held, left queued in the store")
+            && log.contains("night: 1 waiting for window 19:00–07:00"),
+        "{log}"
+    );
+    assert_eq!(
+        job_of(&env, "a.dat"),
+        Some((
+            "queued".to_string(),
+            "waiting for window 19:00–07:00".to_string()
+        ))
+    );
+    assert_eq!(
+        job_of(&env, "c.any").map(|(s, _)| s).as_deref(),
+        Some("done")
+    );
+
+    // In the window the held job runs; a paused rule's new job is held in turn.
+    let out = env.run(&["pause", "--rule", "any"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    env.write("shots/d.any", "");
+    env.write("clock", "19:00\n");
+    let (code, log) = watch_once(&env, clock);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("any: 1 paused"), "{log}");
+    assert_eq!(
+        job_of(&env, "a.dat").map(|(s, _)| s).as_deref(),
+        Some("done")
+    );
+    assert_eq!(
+        job_of(&env, "d.any").map(|(s, _)| s).as_deref(),
+        Some("queued")
+    );
+
+    // Resumed, nothing is held: no word of held jobs.
+    let out = env.run(&["resume", "--rule", "any"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (code, log) = watch_once(&env, clock);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("jobs held"), "{log}");
+    assert_eq!(
+        job_of(&env, "d.any").map(|(s, _)| s).as_deref(),
+        Some("done")
+    );
+}
