@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use shotrouter::os::version::FileVersion;
-use shotrouter::store::queue::{Ending, JobQueue, NewJob, RootedPath, Write};
+use shotrouter::store::queue::{ClaimFilter, Ending, JobQueue, NewJob, RootedPath, Write};
 use shotrouter::store::{Location, open_queue};
 
 #[path = "../src/store/postgres/test_server.rs"]
@@ -66,7 +66,7 @@ fn drain(q: &mut dyn JobQueue, work: Duration) -> usize {
     let mut done = 0;
     let mut idle = 0;
     while idle < 2 {
-        let got = q.claim_next(&[], &[], 1).expect("claim");
+        let got = q.claim_next(&ClaimFilter::default(), 1).expect("claim");
         if got.is_empty() {
             idle += 1;
             continue;
@@ -157,7 +157,7 @@ fn latency(server: &test_server::TestServer, dir: &tempfile::TempDir, samples: u
         let worker = std::thread::spawn(move || {
             let mut q = open_queue(&worker_loc, "worker").expect("opens");
             while stop_rx.try_recv().is_err() {
-                let got = q.claim_next(&[], &[], 1).expect("claim");
+                let got = q.claim_next(&ClaimFilter::default(), 1).expect("claim");
                 if got.is_empty() {
                     q.wait_for_work(Duration::from_millis(500)).expect("wait");
                     continue;

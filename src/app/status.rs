@@ -111,14 +111,11 @@ pub fn status_text(report: &StatusReport) -> String {
             1 => ", 1 job".to_string(),
             n => format!(", {n} jobs"),
         };
-        let paused =
-            if report.paused.iter().any(
-                |p| matches!(&p.target, store::control::PauseTarget::Node(n) if *n == node.name),
-            ) {
-                format!(", {}", paint("paused", Paint::Red))
-            } else {
-                String::new()
-            };
+        let paused = if node.paused {
+            format!(", {}", paint("paused", Paint::Red))
+        } else {
+            String::new()
+        };
         let _ = writeln!(out, "{role} {}: {seen}{jobs}{paused}", node.name);
         if let Some(health) = &node.health
             && node.last_seen_s < 60

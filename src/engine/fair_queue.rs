@@ -104,6 +104,11 @@ impl FairQueue {
         changed
     }
 
+    /// Whether `rule` is outside its window now.
+    pub fn is_closed(&self, rule: &str) -> bool {
+        self.closed.contains(rule)
+    }
+
     /// Lets a queued job start outside its rule's window (`shotrouter run-now`); whether this
     /// queue holds it.
     pub fn run_now(&mut self, id: JobId) -> bool {
@@ -391,6 +396,28 @@ impl FairQueue {
     /// Whether no job waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The jobs that wait only for a resume or for their rule's window, per rule: (rule,
+    /// paused, how many). A job of a closed rule that is run now is not held, nor is one
+    /// waiting for its retry.
+    pub fn held(&self) -> Vec<(&str, bool, usize)> {
+        self.queues
+            .iter()
+            .filter_map(|(rule, queue)| {
+                let count = if self.is_paused(rule) {
+                    queue.len()
+                } else if self.closed.contains(rule) {
+                    queue
+                        .iter()
+                        .filter(|p| !p.id.is_some_and(|id| self.run_now.contains(&id)))
+                        .count()
+                } else {
+                    0
+                };
+                (count > 0).then(|| (rule.as_str(), self.is_paused(rule), count))
+            })
+            .collect()
     }
 
     /// Jobs waiting for a retry.

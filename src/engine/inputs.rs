@@ -17,7 +17,7 @@ use crate::os::version::FileVersion;
 use crate::rules::OnInputChange;
 use crate::store::JobId;
 use crate::store::lineage::WaitFor;
-use crate::store::queue::Write;
+use crate::store::queue::{RuleDef, Write};
 
 use super::Engine;
 use super::node::outbox::Then;
@@ -308,9 +308,10 @@ impl Engine {
         }
     }
 
-    /// Tells the store each rule's work hash (at start and after a reload).
+    /// Tells the store each rule's work hash and windows (at start and after a reload): the
+    /// windows are for workers, so they are written even when lineage is not recorded.
     pub(super) fn record_rule_defs(&mut self) {
-        if self.node.store.is_none() || !self.set.file.lineage.record {
+        if self.node.store.is_none() {
             return;
         }
         let defs = self
@@ -318,7 +319,11 @@ impl Engine {
             .file
             .rules
             .iter()
-            .map(|r| (r.name.clone(), r.work_hash.clone()))
+            .map(|r| RuleDef {
+                name: r.name.clone(),
+                work_hash: r.work_hash.clone(),
+                windows: crate::rules::schedule::list_text(&r.windows),
+            })
             .collect();
         self.node
             .committer

@@ -20,6 +20,7 @@ use crate::exec::provenance::Provenance;
 use crate::os::owner_lock::{LockError, OwnerLock};
 use crate::route::matcher::RuleSet;
 use crate::rules;
+use crate::rules::schedule::waiting_reason;
 use crate::source::{SourceEvent, Sources, WatchConfig};
 use crate::store::JobId;
 use crate::store::queue::{Answer, Claim, JobQueue};
@@ -129,6 +130,10 @@ pub fn run(options: Options) -> Result<ExitCode, Error> {
     engine.refresh_cuts(Instant::now());
     engine.conform_missing_movies(Instant::now());
     engine.recover()?;
+    // The pauses and the windows before the first file is routed: a job planned at once (the
+    // scan of `--once`) claims its slot when it is recorded.
+    engine.read_pauses();
+    engine.check_windows(Instant::now());
     let mut reloads = crossbeam_channel::never();
     // `--once` over a tree with nothing to do (and no store to poll) must still wake up to see
     // that it is done.
@@ -314,8 +319,9 @@ impl Role for Engine {
         self.note_idle(quiet);
     }
 
+    /// `--once`: nothing left to do, or only jobs a pause or a closed window holds.
     fn finished(&self, quiet: bool) -> bool {
-        self.options.once && self.is_idle() && quiet
+        self.options.once && quiet && (self.is_idle() || self.only_held_left())
     }
 
     fn finish(&mut self, stopped: bool) -> ExitCode {
@@ -334,6 +340,7 @@ impl Role for Engine {
             failed = self.readout.counters.failed,
             "done"
         );
+        self.tell_held();
         if self.readout.counters.failed == 0 {
             ExitCode::SUCCESS
         } else {
@@ -347,6 +354,35 @@ impl Role for Engine {
 }
 
 impl Engine {
+    /// `--once` ended with jobs held by a pause or a closed window: says how many, and why.
+    fn tell_held(&self) {
+        let held = self.planned.queue.held();
+        if held.is_empty() {
+            return;
+        }
+        let count: usize = held.iter().map(|(_, _, n)| n).sum();
+        let why: Vec<String> = held
+            .iter()
+            .map(|(rule, paused, n)| {
+                let reason = if *paused {
+                    "paused (shotrouter resume)".to_string()
+                } else {
+                    self.set
+                        .index_of(rule)
+                        .map(|i| waiting_reason(&self.set.file.rules[i].windows))
+                        .unwrap_or_else(|| "waiting for its window".to_string())
+                };
+                format!("{rule}: {n} {reason}")
+            })
+            .collect();
+        let fate = if self.node.store.is_some() {
+            "left queued in the store for the next run"
+        } else {
+            "not run (no store keeps them)"
+        };
+        tracing::warn!(held = count, why = %why.join("; "), "jobs held, {fate}");
+    }
+
     /// Publishes the current state for readers, unless a busy engine did so very recently.
     pub(super) fn publish_telemetry(&mut self, now: Instant, idle: bool) {
         if !idle && now < self.readout.next_publish {
@@ -457,6 +493,9 @@ impl Engine {
         tracing::info!(rules = %path.display(), count = self.set.file.rules.len(), rewatched = rewatch, "rules reloaded");
         // A rule whose work changed leaves its products stale (`shotrouter stale`).
         self.record_rule_defs();
+        // Its windows may have changed: checked before the next file is routed.
+        self.planned.next_window_check = Instant::now();
+        self.check_windows(Instant::now());
         // The `conform:` block's `cut:` may have changed: read the cuts it covers again.
         self.conform_read_cuts(false, Instant::now());
         Ok(())

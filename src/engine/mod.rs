@@ -179,10 +179,25 @@ impl Engine {
     }
 
     fn is_idle(&self) -> bool {
-        self.planned.outstanding == 0
-            && self.arrivals.is_empty()
+        self.planned.outstanding == 0 && self.has_nothing_but_jobs()
+    }
+
+    /// No file to route, sequence to gather, conform due or write to commit.
+    fn has_nothing_but_jobs(&self) -> bool {
+        self.arrivals.is_empty()
             && self.sequences.is_empty()
             && self.conforms.next_deadline().is_none()
             && self.node.committer.is_empty()
+    }
+
+    /// Whether every job left waits only for a resume or for its rule's window, the window's
+    /// reason recorded: `watch --once` ends then, and leaves them queued in the store.
+    fn only_held_left(&self) -> bool {
+        let queue = &self.planned.queue;
+        let held: usize = queue.held().iter().map(|(_, _, n)| n).sum();
+        let unmarked = queue.waiting_ids().any(|(id, rule, run_now)| {
+            !run_now && queue.is_closed(rule) && !self.planned.held_for_window.contains(&id)
+        });
+        held > 0 && held == self.planned.outstanding && !unmarked && self.has_nothing_but_jobs()
     }
 }

@@ -70,6 +70,36 @@ impl fmt::Display for Window {
     }
 }
 
+/// How the store keeps a rule's windows, for workers: `19:00-07:00,12:00-13:00` (empty when
+/// it has none); [`parse_list`] reads it back.
+pub fn list_text(windows: &[Window]) -> String {
+    let list: Vec<String> = windows
+        .iter()
+        .map(|w| {
+            format!(
+                "{:02}:{:02}-{:02}:{:02}",
+                w.start / 60,
+                w.start % 60,
+                w.end / 60,
+                w.end % 60
+            )
+        })
+        .collect();
+    list.join(",")
+}
+
+/// Reads what [`list_text`] wrote.
+///
+/// # Errors
+/// What is wrong with a window, for a diagnostic.
+pub fn parse_list(text: &str) -> Result<Vec<Window>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(Window::parse)
+        .collect()
+}
+
 /// Whether `minute` is inside any of `windows` (none: always).
 pub fn open_at(windows: &[Window], minute: u16) -> bool {
     windows.is_empty() || windows.iter().any(|w| w.contains(minute))
@@ -104,6 +134,12 @@ mod tests {
             assert!(Window::parse(bad).is_err(), "{bad}");
         }
         assert!(open_at(&[], 0));
+        assert_eq!(list_text(&[night, day]), "19:00-07:00,09:30-24:00");
+        assert_eq!(
+            parse_list(&list_text(&[night, day])).expect("read back"),
+            [night, day]
+        );
+        assert_eq!(parse_list("").expect("none"), []);
         assert_eq!(
             waiting_reason(&[night, day]),
             "waiting for window 19:00–07:00, 09:30–24:00"

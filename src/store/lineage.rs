@@ -7,7 +7,9 @@
 //! `job_inputs (job_id, file_id, ino, size, mtime_ns, hash)`, one row per declared input a
 //! job's last done run read, at the version it read, its file a row of `files` like any other
 //! (root `''` and an absolute path when it lies outside every root); `rule_defs (name,
-//! work_hash, seen_at)`, each rule's current work hash as the watcher last loaded it. A job's
+//! work_hash, seen_at, windows)`, each rule's current work hash and its `window:`s
+//! (`19:00-07:00,12:00-13:00`, empty when none; read by workers) as the watcher last loaded
+//! it. A job's
 //! matched file is `jobs.file_id` at the job's version; its products are the `outputs` rows
 //! with its id. The current version of an input is its `files` row, which the watcher updates
 //! when a new version arrives.

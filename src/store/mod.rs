@@ -429,6 +429,19 @@ pub struct NodeReport {
     pub role: Option<String>,
     /// Jobs it has claimed or runs now.
     pub running: u64,
+    /// Whether it is paused (`shotrouter pause --node`): it claims nothing new.
+    pub paused: bool,
+}
+
+impl StatusReport {
+    /// Marks the nodes that [`StatusReport::paused`] names.
+    pub(crate) fn mark_paused_nodes(&mut self) {
+        for node in &mut self.nodes {
+            node.paused = self.paused.iter().any(
+                |p| matches!(&p.target, control::PauseTarget::Node(name) if *name == node.name),
+            );
+        }
+    }
 }
 
 /// What the store knows of one file.

@@ -280,11 +280,33 @@ pub enum Write {
         ids: Vec<JobId>,
     },
     /// Each rule's current work hash (at start and after a reload): products made under
-    /// another one are stale.
+    /// another one are stale. Its windows go with it, for workers.
     RuleDefs {
-        /// (rule, work hash).
-        defs: Vec<(String, String)>,
+        /// The rules.
+        defs: Vec<RuleDef>,
     },
+}
+
+/// A rule as the watcher last loaded it, in [`Write::RuleDefs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleDef {
+    /// Its name.
+    pub name: String,
+    /// Its work hash.
+    pub work_hash: String,
+    /// Its `window:`s as [`crate::rules::schedule::list_text`] writes them (empty: none).
+    pub windows: String,
+}
+
+/// Which queued jobs [`JobQueue::claim_next`] may take: all of them by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimFilter {
+    /// The node's tags: a job's tags must all be among them.
+    pub tags: Vec<String>,
+    /// The roots whose jobs it takes (empty: any).
+    pub roots: Vec<String>,
+    /// Rules outside their `window:` now: their jobs are skipped unless marked run-now.
+    pub closed_rules: Vec<String>,
 }
 
 /// The store's answer to one [`Write`], in the order written.
@@ -520,17 +542,25 @@ pub trait JobQueue: Send + super::cuts::CutStore {
     fn producer(&self, output: &Path, version: FileVersion) -> Result<Option<String>, StoreError>;
 
     /// Claims up to `limit` queued jobs that are due, that have a plan, whose tags are all
-    /// among `tags` and whose root is among `roots` (any root when `roots` is empty), keeping each rule's cluster-wide
-    /// `concurrency`, oldest first. Claims of other nodes are skipped, never waited for.
+    /// among the filter's `tags`, whose root is among its `roots` (any root when `roots` is
+    /// empty) and whose rule is not among its `closed_rules` (unless marked run-now), keeping
+    /// each rule's cluster-wide `concurrency`, higher priority then oldest first. Claims of
+    /// other nodes are skipped, never waited for.
     ///
     /// # Errors
     /// Database errors.
     fn claim_next(
         &mut self,
-        tags: &[String],
-        roots: &[String],
+        filter: &ClaimFilter,
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, StoreError>;
+
+    /// Each rule with a `window:`, and its windows as [`Write::RuleDefs`] recorded them
+    /// (workers, which have no rules file, skip the jobs of rules outside them).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn rule_windows(&self) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Waits up to `timeout` for a sign that work may have become claimable (another node
     /// committed something); true when woken before the timeout. A worker calls

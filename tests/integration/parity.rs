@@ -41,7 +41,13 @@ fn issue_19_a_watcher_gives_back_a_claim_whose_answer_it_lost() {
     let location = shotrouter::store::Location::Folder(env.path(".shotrouter"));
     let mut store = shotrouter::store::open_worker_queue(&location, &node).expect("open the store");
     let claimed = store
-        .claim_next(&["later".to_string()], &[], 1)
+        .claim_next(
+            &shotrouter::store::queue::ClaimFilter {
+                tags: vec!["later".to_string()],
+                ..Default::default()
+            },
+            1,
+        )
         .expect("claim");
     assert_eq!(claimed.len(), 1, "claimed under the watcher's name");
     let job = the_job(&env);

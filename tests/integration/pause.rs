@@ -31,6 +31,19 @@ fn a_paused_node_claims_nothing_while_another_runs(env: &Env, store: &str) {
     let names = arrive(env, 80);
     let status = run_ok(env, &["status", "--store", store]);
     assert!(status.contains("paused: node paused since"), "{status}");
+    assert!(status.contains("worker paused: heartbeat"), "{status}");
+    let report: serde_json::Value =
+        serde_json::from_str(&run_ok(env, &["status", "--json", "--store", store])).expect("json");
+    let flags: Vec<(&str, bool)> = report["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| Some((n["name"].as_str()?, n["paused"].as_bool()?)))
+        .collect();
+    assert!(
+        flags.contains(&("paused", true)) && flags.contains(&("runner", false)),
+        "each node says whether it is paused: {flags:?}"
+    );
     let taken_by = |node: &str| {
         let rows = jobs(env, &store_args);
         let by = rows.iter().filter(|r| r["node"] == node).count();

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use shotrouter::os::version::FileVersion;
-use shotrouter::store::queue::{Answer, NewJob, RootedPath, Write};
+use shotrouter::store::queue::{Answer, ClaimFilter, NewJob, RootedPath, Write};
 use shotrouter::store::{Location, StoreError, open_history, open_queue};
 
 #[path = "../../src/store/postgres/test_server.rs"]
@@ -63,7 +63,9 @@ fn the_store_reconnects_after_the_database_restarts() {
         .commit(&[portable("a.tif", 1), portable("b.tif", 2)])
         .expect("enqueue");
     assert!(answers.iter().all(|a| matches!(a, Answer::Enqueued { .. })));
-    let first = worker.claim_next(&[], &[], 1).expect("claim");
+    let first = worker
+        .claim_next(&ClaimFilter::default(), 1)
+        .expect("claim");
     assert_eq!(first.len(), 1);
 
     server.stop();
@@ -86,7 +88,9 @@ fn the_store_reconnects_after_the_database_restarts() {
     let _ = watcher.heartbeat(None);
     watcher.heartbeat(None).expect("the watcher is back");
     worker.heartbeat(None).expect("the worker is back");
-    let second = worker.claim_next(&[], &[], 5).expect("claim");
+    let second = worker
+        .claim_next(&ClaimFilter::default(), 5)
+        .expect("claim");
     assert_eq!(
         second.len(),
         1,

@@ -85,6 +85,37 @@ fn delayed_jobs_wait_for_their_time() {
 }
 
 #[test]
+fn held_jobs_are_those_only_a_pause_or_a_closed_window_keeps() {
+    let mut queue = FairQueue::new(1, HashMap::new());
+    for (rule, n, id) in [
+        ("night", 0, 1),
+        ("night", 1, 2),
+        ("copy", 2, 3),
+        ("any", 3, 4),
+    ] {
+        let mut job = pending(rule, n);
+        job.id = Some(id);
+        queue.push(job);
+    }
+    queue.delay(pending("night", 9), Instant::now() + Duration::from_secs(5));
+    assert!(queue.held().is_empty());
+    queue.set_closed(["night".to_string()].into());
+    queue.set_paused(false, ["copy".to_string()].into());
+    assert!(queue.run_now(2));
+    assert_eq!(
+        queue.held(),
+        [("copy", true, 1), ("night", false, 1)],
+        "the job run now and the retry are not held"
+    );
+    queue.set_paused(true, HashSet::new());
+    assert_eq!(
+        queue.held(),
+        [("any", true, 1), ("copy", true, 1), ("night", true, 2)],
+        "a paused node holds everything"
+    );
+}
+
+#[test]
 fn a_new_job_takes_a_slot_at_once_only_when_none_of_its_rule_waits() {
     let mut queue = FairQueue::new(1, HashMap::new());
     assert!(queue.has_slot_now("r"));

@@ -1,6 +1,6 @@
 //! `shotrouter worker`: a node that runs jobs other nodes' watchers queued, with no rules file
 //! and no watcher. It claims due jobs it may run (its `--tags`, each rule's cluster-wide
-//! `concurrency`) when it has a free slot, runs them through the same executor, runner, verification
+//! `concurrency`, the rule's `window:` by this node's clock: `windows`) when it has a free slot, runs them through the same executor, runner, verification
 //! and publish as `watch`, and records each end with its claim's fencing token; its jobs'
 //! progress and `notify:` go where a watcher's would (`report`), and so do their OpenLineage
 //! events, from what each plan carries.
@@ -14,6 +14,7 @@
 mod drain;
 pub mod plan;
 mod report;
+mod windows;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ use crate::exec::openlineage::LineageRun;
 use crate::exec::provenance::Provenance;
 use crate::exec::runner::{Failure, JobSpec, Outcome};
 use crate::rules::{NotifyEvent, NotifyTarget};
-use crate::store::queue::{Answer, Claim, Ending, JobQueue, Write};
+use crate::store::queue::{Answer, Claim, ClaimFilter, Ending, JobQueue, Write};
 use crate::store::{JobId, StoreError};
 
 use super::node::liveness::Liveness;
@@ -113,6 +114,8 @@ struct Worker {
     next_look: Instant,
     /// SIGUSR1: claim nothing more, exit once the held jobs have ended.
     drain: drain::Drain,
+    /// The rules' windows: their jobs are not claimed outside them.
+    windows: windows::RuleWindows,
 }
 
 /// Runs `shotrouter worker` until SIGINT/SIGTERM, or until drained after SIGUSR1.
@@ -158,6 +161,7 @@ pub fn run(options: WorkerOptions) -> Result<ExitCode, Error> {
         next_unfiltered: Instant::now(),
         next_look: Instant::now(),
         drain,
+        windows: windows::RuleWindows::new(),
     };
     super::node::run(worker, &never::<()>(), &wake, &done_rx, &signals, IDLE_POLL)
 }
@@ -319,7 +323,16 @@ impl Worker {
         let Some(store) = self.node.store() else {
             return;
         };
-        let claimed = match store.claim_next(&tags, &roots, free) {
+        let closed_rules = match self.windows.closed(&**store, now) {
+            Ok(closed) => closed,
+            Err(e) => return self.node.lose_store(&e),
+        };
+        let filter = ClaimFilter {
+            tags,
+            roots,
+            closed_rules,
+        };
+        let claimed = match store.claim_next(&filter, free) {
             Ok(claimed) => claimed,
             Err(e) => return self.node.lose_store(&e),
         };

@@ -1,7 +1,7 @@
 //! Contract cases for workers on a shared store: claiming the next jobs a node may run,
 //! declining one, learning which claims were lost, and the nodes `status` lists.
 
-use super::super::queue::{ClaimedJob, Ending, NewJob, Write};
+use super::super::queue::{ClaimFilter, ClaimedJob, Ending, NewJob, Write};
 use super::*;
 
 fn portable(rule: &str, rel: &str, v: FileVersion, tags: &[&str], limit: Option<u32>) -> Write {
@@ -39,10 +39,18 @@ pub(crate) fn claim_next_keeps_tags_roots_and_concurrency(b: &dyn Backend) {
 
     let mut plain = b.queue("plain");
     let got = plain
-        .claim_next(&[], &["elsewhere".into()], 10)
+        .claim_next(
+            &ClaimFilter {
+                roots: vec!["elsewhere".into()],
+                ..ClaimFilter::default()
+            },
+            10,
+        )
         .expect("claim");
     assert!(got.is_empty(), "no job of another root: {:?}", rels(&got));
-    let got = plain.claim_next(&[], &[], 10).expect("claim");
+    let got = plain
+        .claim_next(&ClaimFilter::default(), 10)
+        .expect("claim");
     assert_eq!(
         rels(&got),
         ["a.tif", "c.tif"],
@@ -58,13 +66,33 @@ pub(crate) fn claim_next_keeps_tags_roots_and_concurrency(b: &dyn Backend) {
         first.steps,
         new_job("review", "a.tif", version(1, 10)).steps
     );
-    assert!(plain.claim_next(&[], &[], 10).expect("again").is_empty());
+    assert!(
+        plain
+            .claim_next(&ClaimFilter::default(), 10)
+            .expect("again")
+            .is_empty()
+    );
 
     let mut gpu = b.queue("gpu-node");
-    let got = gpu.claim_next(&["gpu".into(), "linux".into()], &["shots".into()], 10);
+    let got = gpu.claim_next(
+        &ClaimFilter {
+            tags: vec!["gpu".into(), "linux".into()],
+            roots: vec!["shots".into()],
+            ..ClaimFilter::default()
+        },
+        10,
+    );
     assert_eq!(rels(&got.expect("claim")), ["b.tif"], "dnx is at its limit");
     assert_eq!(finish(&mut *plain, dnx, Ending::Done), Answer::Ok);
-    let got = gpu.claim_next(&["gpu".into()], &[], 1).expect("claim");
+    let got = gpu
+        .claim_next(
+            &ClaimFilter {
+                tags: vec!["gpu".into()],
+                ..ClaimFilter::default()
+            },
+            1,
+        )
+        .expect("claim");
     assert_eq!(rels(&got), ["d.tif"], "the limit frees when a dnx job ends");
 }
 
@@ -80,7 +108,9 @@ pub(crate) fn a_declined_job_waits_and_keeps_its_count(b: &dyn Backend) {
         Answer::Enqueued { .. }
     ));
     let mut worker = b.queue("w1");
-    let got = worker.claim_next(&[], &[], 1).expect("claim");
+    let got = worker
+        .claim_next(&ClaimFilter::default(), 1)
+        .expect("claim");
     assert_eq!(got.len(), 1);
     let claim = got[0].claim;
     let reason = "root `shots` is not mounted on this worker".to_string();
@@ -106,7 +136,10 @@ pub(crate) fn a_declined_job_waits_and_keeps_its_count(b: &dyn Backend) {
     );
     let mut other = b.queue("w2");
     assert!(
-        other.claim_next(&[], &[], 1).expect("claim").is_empty(),
+        other
+            .claim_next(&ClaimFilter::default(), 1)
+            .expect("claim")
+            .is_empty(),
         "not claimable during the decline's wait"
     );
 }
@@ -123,7 +156,7 @@ pub(crate) fn lost_claims_name_cancelled_and_taken_over_jobs(b: &dyn Backend) {
     }
     let mut stalled = b.queue("stalled");
     let held: Vec<Claim> = stalled
-        .claim_next(&[], &[], 3)
+        .claim_next(&ClaimFilter::default(), 3)
         .expect("claim")
         .iter()
         .map(|c| c.claim)
@@ -148,7 +181,9 @@ pub(crate) fn lost_claims_name_cancelled_and_taken_over_jobs(b: &dyn Backend) {
     let mut ids: Vec<JobId> = expired.iter().map(|a| a.id).collect();
     ids.sort_unstable();
     assert_eq!(ids, [held[1].id, held[2].id]);
-    let taken = rescuer.claim_next(&[], &[], 1).expect("claim");
+    let taken = rescuer
+        .claim_next(&ClaimFilter::default(), 1)
+        .expect("claim");
     assert_eq!(taken.len(), 1);
     assert!(
         taken[0].claim.token > held[1].token,
@@ -177,7 +212,13 @@ pub(crate) fn nodes_report_their_role_and_jobs(b: &dyn Backend) {
     );
     let mut worker = b.queue("farm7");
     worker.register_node("worker", 30_000, &[]).expect("role");
-    assert_eq!(worker.claim_next(&[], &[], 2).expect("claim").len(), 2);
+    assert_eq!(
+        worker
+            .claim_next(&ClaimFilter::default(), 2)
+            .expect("claim")
+            .len(),
+        2
+    );
     let nodes = b.history().status().expect("status").nodes;
     let find = |name: &str| {
         nodes
@@ -229,7 +270,9 @@ pub(crate) fn a_saturated_backlog_starves_nothing_behind_it(b: &dyn Backend) {
     ));
     watcher.commit(&writes).expect("commit");
     let mut worker = b.queue("cpu-node");
-    let got = worker.claim_next(&[], &[], 5).expect("claim");
+    let got = worker
+        .claim_next(&ClaimFilter::default(), 5)
+        .expect("claim");
     assert_eq!(
         rels(&got),
         ["p0.dpx", "late.mov"],
@@ -248,9 +291,11 @@ pub(crate) fn claims_a_node_does_not_hold_are_released(b: &dyn Backend) {
         );
     }
     let mut worker = b.queue("w1");
-    let mine = worker.claim_next(&[], &[], 2).expect("claim");
+    let mine = worker
+        .claim_next(&ClaimFilter::default(), 2)
+        .expect("claim");
     let mut other = b.queue("w2");
-    let theirs = other.claim_next(&[], &[], 1).expect("claim");
+    let theirs = other.claim_next(&ClaimFilter::default(), 1).expect("claim");
     assert_eq!((mine.len(), theirs.len()), (2, 1));
     let released = worker.release_unheld(&[mine[0].claim.id]).expect("release");
     assert_eq!(released, [mine[1].claim.id]);
@@ -289,7 +334,10 @@ pub(crate) fn a_replanned_job_carries_its_new_plan(b: &dyn Backend) {
         plan: "{\"new\":1}".into(),
     };
     assert_eq!(one(&mut *watcher, replan), Answer::Ok);
-    let got = b.queue("w").claim_next(&[], &[], 1).expect("claim");
+    let got = b
+        .queue("w")
+        .claim_next(&ClaimFilter::default(), 1)
+        .expect("claim");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].plan, "{\"new\":1}");
     assert_eq!(

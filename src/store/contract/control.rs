@@ -2,7 +2,7 @@
 //! pauses.
 
 use super::super::control::{Bump, PauseTarget};
-use super::super::queue::{ClaimedJob, NewJob, Write};
+use super::super::queue::{ClaimFilter, ClaimedJob, NewJob, Write};
 use super::*;
 
 fn prioritised(rel: &str, ino: u64, priority: i32) -> Write {
@@ -37,7 +37,9 @@ pub(crate) fn claims_follow_priority_and_bumps(b: &dyn Backend) {
         .expect("commit");
     let ids: Vec<JobId> = answers.into_iter().map(|a| enqueued(a).0).collect();
     let mut worker = b.queue("worker");
-    let first = worker.claim_next(&[], &[], 2).expect("claim");
+    let first = worker
+        .claim_next(&ClaimFilter::default(), 2)
+        .expect("claim");
     assert_eq!(rels(&first), ["high.tif", "a.tif"]);
 
     let mut h = b.history();
@@ -71,7 +73,9 @@ pub(crate) fn claims_follow_priority_and_bumps(b: &dyn Backend) {
         -10,
         "`job` and `jobs` show a job's priority"
     );
-    let next = worker.claim_next(&[], &[], 5).expect("claim");
+    let next = worker
+        .claim_next(&ClaimFilter::default(), 5)
+        .expect("claim");
     assert_eq!(rels(&next), ["low.tif", "b.tif"]);
     assert!(
         h.bump(&[ids[1]], Bump::To(1)).expect("bump").is_empty(),
@@ -140,9 +144,34 @@ pub(crate) fn pauses_hold_claims_until_resumed(b: &dyn Backend) {
         [node.clone(), rule.clone()]
     );
     let mut paused = b.queue("render07");
-    assert!(paused.claim_next(&[], &[], 10).expect("claim").is_empty());
+    assert!(
+        paused
+            .claim_next(&ClaimFilter::default(), 10)
+            .expect("claim")
+            .is_empty()
+    );
     let mut other = b.queue("render08");
-    let got = other.claim_next(&[], &[], 10).expect("claim");
+    paused.register_node("worker", 30_000, &[]).expect("role");
+    other.register_node("worker", 30_000, &[]).expect("role");
+    let flags = |h: &dyn JobHistory| {
+        let mut flags: Vec<(String, bool)> = h
+            .status()
+            .expect("status")
+            .nodes
+            .into_iter()
+            .map(|n| (n.name, n.paused))
+            .collect();
+        flags.sort();
+        flags
+    };
+    assert_eq!(
+        flags(&*h),
+        [("render07".into(), true), ("render08".into(), false)],
+        "each node says whether it is paused"
+    );
+    let got = other
+        .claim_next(&ClaimFilter::default(), 10)
+        .expect("claim");
     assert_eq!(
         got.iter().map(|c| c.claim.id).collect::<Vec<_>>(),
         [archived],
@@ -150,13 +179,26 @@ pub(crate) fn pauses_hold_claims_until_resumed(b: &dyn Backend) {
     );
     assert!(h.set_paused(&rule, false).expect("resume"));
     assert!(!h.set_paused(&rule, false).expect("again"), "not paused");
-    assert!(paused.claim_next(&[], &[], 10).expect("claim").is_empty());
+    assert!(
+        paused
+            .claim_next(&ClaimFilter::default(), 10)
+            .expect("claim")
+            .is_empty()
+    );
     assert_eq!(
-        rels(&other.claim_next(&[], &[], 10).expect("claim")),
+        rels(
+            &other
+                .claim_next(&ClaimFilter::default(), 10)
+                .expect("claim")
+        ),
         ["a.tif", "b.tif"]
     );
     assert!(h.set_paused(&node, false).expect("resume"));
     assert!(h.status().expect("status").paused.is_empty());
+    assert_eq!(
+        flags(&*h),
+        [("render07".into(), false), ("render08".into(), false)]
+    );
 }
 
 /// `run_now` marks queued jobs only, once, and the watcher's poll sees the mark.
@@ -167,7 +209,9 @@ pub(crate) fn run_now_marks_queued_jobs_for_the_watcher(b: &dyn Backend) {
         .expect("commit");
     let ids: Vec<JobId> = answers.into_iter().map(|a| enqueued(a).0).collect();
     let mut worker = b.queue("worker");
-    let claimed = worker.claim_next(&[], &[], 1).expect("claim");
+    let claimed = worker
+        .claim_next(&ClaimFilter::default(), 1)
+        .expect("claim");
     assert_eq!(rels(&claimed), ["a.tif"]);
     let mut h = b.history();
     assert_eq!(
@@ -271,4 +315,68 @@ pub(crate) fn held_jobs_say_why_and_status_counts_windows(b: &dyn Backend) {
     let job = h.job(ids[0]).expect("job").expect("there");
     assert_eq!(job.row.result.as_deref(), Some(reason.as_str()));
     assert_eq!(h.status().expect("status").waiting_for_window[0].jobs, 1);
+}
+
+/// The windows a watcher records beside each rule's work hash read back for workers, and a
+/// claim skips the jobs of the rules it is told are closed, except those marked run-now.
+pub(crate) fn closed_windows_hold_claims_but_run_now(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    let defs = vec![
+        super::lineage::def("review", "w1", "19:00-07:00,12:00-13:00"),
+        super::lineage::def("copy", "w1", ""),
+    ];
+    assert_eq!(one(&mut *watcher, Write::RuleDefs { defs }), Answer::Ok);
+    assert_eq!(
+        watcher.rule_windows().expect("windows"),
+        [("review".to_string(), "19:00-07:00,12:00-13:00".to_string())],
+        "only windowed rules"
+    );
+    let defs = vec![super::lineage::def("review", "w1", "19:00-07:00")];
+    assert_eq!(one(&mut *watcher, Write::RuleDefs { defs }), Answer::Ok);
+    assert_eq!(
+        watcher.rule_windows().expect("windows"),
+        [("review".to_string(), "19:00-07:00".to_string())],
+        "a reload's windows replace the old"
+    );
+
+    let answers = watcher
+        .commit(&[prioritised("a.tif", 1, 0), prioritised("b.tif", 2, 0)])
+        .expect("commit");
+    let ids: Vec<JobId> = answers.into_iter().map(|a| enqueued(a).0).collect();
+    let mut copy: NewJob = new_job("copy", "c.tif", version(3, 10));
+    copy.plan = "{}".into();
+    let write = Write::Enqueue {
+        job: Box::new(copy),
+        claim: false,
+    };
+    assert!(matches!(one(&mut *watcher, write), Answer::Enqueued { .. }));
+    let closed = ClaimFilter {
+        closed_rules: vec!["review".into()],
+        ..ClaimFilter::default()
+    };
+    let mut worker = b.queue("worker");
+    assert_eq!(
+        rels(&worker.claim_next(&closed, 10).expect("claim")),
+        ["c.tif"],
+        "the closed rule's jobs stay queued"
+    );
+    assert!(worker.claim_next(&closed, 10).expect("claim").is_empty());
+    let mut h = b.history();
+    assert_eq!(h.run_now(&[ids[1]]).expect("run now"), [ids[1]]);
+    assert_eq!(
+        rels(&worker.claim_next(&closed, 10).expect("claim")),
+        ["b.tif"],
+        "run-now lets one through"
+    );
+    assert!(worker.claim_next(&closed, 10).expect("claim").is_empty());
+    assert_eq!(
+        rels(
+            &worker
+                .claim_next(&ClaimFilter::default(), 10)
+                .expect("claim")
+        ),
+        ["a.tif"],
+        "claimed once its window opens"
+    );
+    assert_eq!(status_of(&*h, ids[0]), "claimed");
 }

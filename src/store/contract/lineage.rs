@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use super::super::lineage::{Direction, LineageEdge, RunUse, UsedInput, UsedProgram, WaitFor};
-use super::super::queue::{Answer, Claim, Delivered, Ending, JobQueue, Write};
+use super::super::queue::{Answer, Claim, Delivered, Ending, JobQueue, RuleDef, Write};
 use super::super::{JobId, history::JobFilter};
 use super::{Backend, at, enqueue, enqueued, finish, new_job, one, queued_ids, status_of, version};
 use crate::os::version::FileVersion;
@@ -375,10 +375,7 @@ pub(crate) fn stale_products_and_their_reruns(b: &dyn Backend) {
     let c = chain(b, &mut *q);
     let mut h = b.history();
     assert!(h.stale().expect("stale").is_empty());
-    let defs = vec![
-        ("review".to_string(), "w1".to_string()),
-        ("copy-to-san".to_string(), "w1".to_string()),
-    ];
+    let defs = vec![def("review", "w1", ""), def("copy-to-san", "w1", "")];
     assert_eq!(one(&mut *q, Write::RuleDefs { defs }), Answer::Ok);
     assert!(h.stale().expect("stale").is_empty(), "same work hashes");
 
@@ -418,7 +415,7 @@ pub(crate) fn stale_products_and_their_reruns(b: &dyn Backend) {
             .all(|e| !e.input_changed)
     );
 
-    let defs = vec![("copy-to-san".to_string(), "w2".to_string())];
+    let defs = vec![def("copy-to-san", "w2", "")];
     assert_eq!(one(&mut *q, Write::RuleDefs { defs }), Answer::Ok);
     let stale = h.stale().expect("stale");
     let products: Vec<(&str, bool)> = stale
@@ -450,4 +447,13 @@ pub(crate) fn stale_products_and_their_reruns(b: &dyn Backend) {
         at("sh010/renders/beauty/sh010_beauty_v001.####.tif")
     );
     assert_eq!(h.rerun_stale("copy-to-san").expect("rerun"), 1);
+}
+
+/// A rule as a watcher records it.
+pub(super) fn def(name: &str, work_hash: &str, windows: &str) -> RuleDef {
+    RuleDef {
+        name: name.into(),
+        work_hash: work_hash.into(),
+        windows: windows.into(),
+    }
 }

@@ -89,6 +89,7 @@ macro_rules! contract_tests {
             run_now_marks_queued_jobs_for_the_watcher,
             jobs_no_live_node_can_take_are_listed,
             held_jobs_say_why_and_status_counts_windows,
+            closed_windows_hold_claims_but_run_now,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

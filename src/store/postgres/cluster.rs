@@ -2,12 +2,13 @@
 //! queued (`LISTEN shotrouter_jobs`), the claims they lost, and their role.
 //!
 //! A claim is one short transaction. The eligible jobs (due by the database's clock, with a
-//! plan, tags within the worker's, root among its roots) are read oldest first; each is taken
-//! with `FOR UPDATE SKIP LOCKED`, so workers claiming at once never wait on each other's rows
-//! and never take the same job. A rule with a cluster-wide `concurrency` is counted under a
-//! transaction-level advisory lock of that rule, taken with `pg_try_advisory_xact_lock`: while
-//! another node is claiming that rule's jobs this one skips them rather than wait, and since
-//! the lock is held to the commit, the count it reads is never stale.
+//! plan, tags within the worker's, root among its roots, rule not outside its window unless the
+//! job is marked run-now) are read oldest first; each is taken with `FOR UPDATE SKIP LOCKED`,
+//! so workers claiming at once never wait on each other's rows and never take the same job. A
+//! rule with a cluster-wide `concurrency` is counted under a transaction-level advisory lock of
+//! that rule, taken with `pg_try_advisory_xact_lock`: while another node is claiming that
+//! rule's jobs this one skips them rather than wait, and since the lock is held to the commit,
+//! the count it reads is never stale.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::super::encoding::{decode_steps, path_of};
-use super::super::queue::{Claim, ClaimedJob, RootedPath};
+use super::super::queue::{Claim, ClaimFilter, ClaimedJob, RootedPath};
 use super::super::{JobId, StoreError};
 use super::cached::Cached;
 use super::queue::retryable;
@@ -43,8 +44,7 @@ impl PgStore {
 
     pub(super) fn claim_next_jobs(
         &mut self,
-        tags: &[String],
-        roots: &[String],
+        filter: &ClaimFilter,
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
         if limit == 0 {
@@ -56,7 +56,7 @@ impl PgStore {
         loop {
             let mut statements = self.statements.borrow_mut();
             let tx = Cached::new(client.transaction()?, &mut statements);
-            match claim_once(tx, &self.node, tags, roots, limit) {
+            match claim_once(tx, &self.node, filter, limit) {
                 Err(e) if retryable(&e) && tries < 5 => tries += 1,
                 other => return Ok(other?),
             }
@@ -137,10 +137,14 @@ impl PgStore {
 fn claim_once(
     mut tx: Cached<'_, '_>,
     node: &str,
-    tags: &[String],
-    roots: &[String],
+    filter: &ClaimFilter,
     limit: usize,
 ) -> Result<Vec<ClaimedJob>, postgres::Error> {
+    let ClaimFilter {
+        tags,
+        roots,
+        closed_rules,
+    } = filter;
     // Per limited rule: how many more this node may claim now (0 when another node holds the
     // rule's lock, i.e. is claiming its jobs right now).
     let mut room: HashMap<String, i64> = HashMap::new();
@@ -173,8 +177,17 @@ fn claim_once(
                  AND (j.priority < $6 OR (j.priority = $6 AND j.id > $4))
                  AND j.rule NOT IN (SELECT name FROM paused WHERE kind = 'rule')
                  AND NOT (j.rule = ANY($5::text[]))
+                 AND (j.run_now OR NOT (j.rule = ANY($7::text[])))
              ORDER BY j.priority DESC, j.id LIMIT $3",
-            &[&tags, &roots, &CLAIM_WINDOW, &after, &full, &level],
+            &[
+                &tags,
+                &roots,
+                &CLAIM_WINDOW,
+                &after,
+                &full,
+                &level,
+                &closed_rules,
+            ],
         )?;
         let Some(last) = candidates.last() else {
             break;

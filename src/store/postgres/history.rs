@@ -133,11 +133,13 @@ impl JobHistory for PgStore {
                 health: r.get(2),
                 role: r.get(3),
                 running: r.get::<_, i64>(4) as u64,
+                paused: false,
             })
             .collect();
         report.paused = super::control::pauses(&mut client)?;
         report.waiting_for_tags = super::control::waiting_for_tags(&mut client)?;
         report.waiting_for_window = super::control::waiting_for_window(&mut client)?;
+        report.mark_paused_nodes();
         Ok(report)
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::super::JobId;
 use super::super::lineage::{RunUse, WaitFor};
-use super::super::queue::{Answer, Claim, RootedPath, WaitingJob};
+use super::super::queue::{Answer, Claim, RootedPath, RuleDef, WaitingJob};
 use super::cached::Cached;
 use super::{NEXT_QUEUE_SEQ, NOW_MS, rooted};
 use crate::os::version::FileVersion;
@@ -191,22 +191,34 @@ pub(super) fn rerun_sql() -> String {
     )
 }
 
-/// Each rule's current work hash.
+/// Each rule's current work hash and windows.
 pub(super) fn rule_defs(
     tx: &mut Cached<'_, '_>,
-    defs: &[(String, String)],
+    defs: &[RuleDef],
 ) -> Result<Answer, postgres::Error> {
-    for (name, hash) in defs {
+    for def in defs {
         tx.execute(
             &format!(
-                "INSERT INTO rule_defs (name, work_hash, seen_at) VALUES ($1, $2, {NOW_MS})
+                "INSERT INTO rule_defs (name, work_hash, seen_at, windows)
+                     VALUES ($1, $2, {NOW_MS}, $3)
                  ON CONFLICT (name) DO UPDATE SET work_hash = excluded.work_hash,
-                     seen_at = excluded.seen_at"
+                     seen_at = excluded.seen_at, windows = excluded.windows"
             ),
-            &[name, hash],
+            &[&def.name, &def.work_hash, &def.windows],
         )?;
     }
     Ok(Answer::Ok)
+}
+
+/// The rules with windows, and their windows.
+pub(super) fn rule_windows(
+    client: &mut impl postgres::GenericClient,
+) -> Result<Vec<(String, String)>, postgres::Error> {
+    let rows = client.query(
+        "SELECT name, windows FROM rule_defs WHERE windows <> '' ORDER BY name",
+        &[],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// What job `id`'s run recorded (`shotrouter job`); paths shown where this node mounts them.

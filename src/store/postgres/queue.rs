@@ -292,11 +292,14 @@ impl JobQueue for PgStore {
 
     fn claim_next(
         &mut self,
-        tags: &[String],
-        roots: &[String],
+        filter: &crate::store::queue::ClaimFilter,
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        self.claim_next_jobs(tags, roots, limit)
+        self.claim_next_jobs(filter, limit)
+    }
+
+    fn rule_windows(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(lineage::rule_windows(&mut *self.client()?)?)
     }
 
     fn wait_for_work(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError> {

@@ -194,7 +194,8 @@ const V2: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BYTEA;
     CREATE TABLE rule_defs (
         name TEXT PRIMARY KEY,
         work_hash TEXT NOT NULL,
-        seen_at BIGINT NOT NULL
+        seen_at BIGINT NOT NULL,
+        windows TEXT NOT NULL DEFAULT ''
     );
     CREATE TABLE paused (
         kind TEXT NOT NULL CHECK (kind IN ('node', 'rule')),

@@ -11,7 +11,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use super::super::contract::{Backend, contract_tests};
 use super::super::history::JobHistory;
 use super::super::location::{Location, PgLocation};
-use super::super::queue::{Answer, Ending, JobQueue, NewJob, RootedPath, Write};
+use super::super::queue::{Answer, ClaimFilter, Ending, JobQueue, NewJob, RootedPath, Write};
 use super::super::{StoreError, now_ms};
 use super::schema::{MIGRATION_LOCK, SCHEMA_VERSION, migrate};
 use super::test_server::{PASSWORD, PASSWORD_USER, shared};
@@ -407,7 +407,12 @@ fn an_idle_worker_is_woken_by_an_enqueue_on_another_connection() {
     let pg = Pg::new();
     let mut watcher = PgStore::open(&pg.loc, "watcher").expect("opens");
     let mut worker = PgStore::open(&pg.loc, "worker").expect("opens");
-    assert!(worker.claim_next(&[], &[], 1).expect("claim").is_empty());
+    assert!(
+        worker
+            .claim_next(&ClaimFilter::default(), 1)
+            .expect("claim")
+            .is_empty()
+    );
     assert!(
         !worker
             .wait_for_work(std::time::Duration::from_millis(100))
@@ -419,7 +424,12 @@ fn an_idle_worker_is_woken_by_an_enqueue_on_another_connection() {
             let woke = worker
                 .wait_for_work(std::time::Duration::from_secs(60))
                 .expect("wait");
-            (woke, worker.claim_next(&[], &[], 1).expect("claim"))
+            (
+                woke,
+                worker
+                    .claim_next(&ClaimFilter::default(), 1)
+                    .expect("claim"),
+            )
         });
         watcher
             .commit(&[portable("a.tif", 1, None)])
@@ -451,7 +461,7 @@ fn racing_workers_keep_the_cluster_wide_limit_and_take_each_job_once() {
                     let mut mine = Vec::new();
                     let mut idle = 0;
                     while idle < 3 {
-                        let got = q.claim_next(&[], &[], 2).expect("claim");
+                        let got = q.claim_next(&ClaimFilter::default(), 2).expect("claim");
                         let held: i64 = sql
                             .query_one(
                                 "SELECT count(*) FROM jobs
@@ -502,7 +512,7 @@ fn retried_and_declined_jobs_are_due_by_the_database_clock() {
     let mut q = PgStore::open(&pg.loc, "w").expect("opens");
     q.commit(&[portable("a.tif", 1, None), portable("b.tif", 2, None)])
         .expect("enqueue");
-    let got = q.claim_next(&[], &[], 2).expect("claim");
+    let got = q.claim_next(&ClaimFilter::default(), 2).expect("claim");
     assert_eq!(got.len(), 2);
     let soon = Ending::Retry {
         reason: "exited with status 1".into(),
@@ -524,7 +534,7 @@ fn retried_and_declined_jobs_are_due_by_the_database_clock() {
         ])
         .expect("finish");
     assert_eq!(answers, [Answer::Ok, Answer::Ok]);
-    let again = q.claim_next(&[], &[], 2).expect("claim");
+    let again = q.claim_next(&ClaimFilter::default(), 2).expect("claim");
     assert_eq!(
         again.iter().map(|j| j.claim.id).collect::<Vec<_>>(),
         [got[0].claim.id],
@@ -537,7 +547,7 @@ fn retried_and_declined_jobs_are_due_by_the_database_clock() {
             &[&got[1].claim.id],
         )
         .expect("time passes");
-    let later = q.claim_next(&[], &[], 2).expect("claim");
+    let later = q.claim_next(&ClaimFilter::default(), 2).expect("claim");
     assert_eq!(later.len(), 1);
     assert_eq!(
         (later[0].claim.id, later[0].claim.attempt),

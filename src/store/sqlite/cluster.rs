@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{TransactionBehavior, params};
 
-use super::super::queue::{Claim, ClaimedJob, RootedPath};
+use super::super::queue::{Claim, ClaimFilter, ClaimedJob, RootedPath};
 use super::super::{JobId, StoreError, now_ms};
 use super::encoding::{decode_steps, decode_tags, path_of};
 use super::{NEXT_QUEUE_SEQ, SqliteStore};
@@ -24,10 +24,14 @@ const WAKE_POLL: Duration = Duration::from_millis(20);
 impl SqliteStore {
     pub(super) fn claim_next_jobs(
         &mut self,
-        tags: &[String],
-        roots: &[String],
+        filter: &ClaimFilter,
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let ClaimFilter {
+            tags,
+            roots,
+            closed_rules,
+        } = filter;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -54,7 +58,7 @@ impl SqliteStore {
         // columns that decide: a claim looks past jobs it may not take (other tags or roots, a
         // rule at its limit) until it has `limit` or the queue ends, so a saturated backlog
         // never starves the jobs behind it.
-        type Candidate = (JobId, String, String, String, Option<u32>, i32);
+        type Candidate = (JobId, String, String, String, Option<u32>, i32, bool);
         // Token, attempt, the input's path, steps, product and plan of a job just claimed.
         type Taken = (i64, i64, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, String);
         let mut claimed = Vec::new();
@@ -62,7 +66,7 @@ impl SqliteStore {
         'pages: loop {
             let page: Vec<Candidate> = tx
                 .prepare_cached(
-                    "SELECT j.id, j.rule, f.root, j.tags, j.concurrency, j.priority
+                    "SELECT j.id, j.rule, f.root, j.tags, j.concurrency, j.priority, j.run_now
                      FROM jobs j JOIN files f ON f.id = j.file_id
                      WHERE j.status = 'queued' AND j.not_before <= ?1 AND j.plan IS NOT NULL
                          AND (j.priority < ?4 OR (j.priority = ?4 AND j.id > ?3))
@@ -77,6 +81,7 @@ impl SqliteStore {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
+                        r.get(6)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
@@ -84,13 +89,14 @@ impl SqliteStore {
                 break;
             };
             (after, level) = (last.0, last.5);
-            for (id, rule, root, job_tags, concurrency, _) in page {
+            for (id, rule, root, job_tags, concurrency, _, run_now) in page {
                 if claimed.len() >= limit {
                     break 'pages;
                 }
                 let needs = decode_tags(&job_tags);
                 if !needs.iter().all(|t| tags.contains(t))
                     || !(roots.is_empty() || roots.contains(&root))
+                    || (!run_now && closed_rules.contains(&rule))
                 {
                     continue;
                 }

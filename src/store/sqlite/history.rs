@@ -140,12 +140,14 @@ impl JobHistory for SqliteStore {
                 health: r.get(2)?,
                 role: r.get(3)?,
                 running: r.get::<_, i64>(4)? as u64,
+                paused: false,
             })
         })?;
         report.nodes = nodes.collect::<rusqlite::Result<_>>()?;
         report.paused = super::control::pauses(&self.conn)?;
         report.waiting_for_tags = super::control::waiting_for_tags(&self.conn, now)?;
         report.waiting_for_window = super::control::waiting_for_window(&self.conn)?;
+        report.mark_paused_nodes();
         Ok(report)
     }
 

@@ -6,7 +6,7 @@ use rusqlite::{Connection, params};
 
 use super::super::JobId;
 use super::super::lineage::{RunUse, WaitFor};
-use super::super::queue::{Answer, Claim, RootedPath, WaitingJob};
+use super::super::queue::{Answer, Claim, RootedPath, RuleDef, WaitingJob};
 use super::encoding::{blob, path_of};
 use super::{NEXT_QUEUE_SEQ, SqliteStore, stored};
 use crate::os::version::FileVersion;
@@ -177,21 +177,24 @@ pub(super) fn rerun_jobs(tx: &Connection, ids: &[JobId], now: i64) -> rusqlite::
     Ok(queued)
 }
 
-/// Each rule's current work hash.
-pub(super) fn rule_defs(
-    tx: &Connection,
-    defs: &[(String, String)],
-    now: i64,
-) -> rusqlite::Result<Answer> {
+/// Each rule's current work hash and windows.
+pub(super) fn rule_defs(tx: &Connection, defs: &[RuleDef], now: i64) -> rusqlite::Result<Answer> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO rule_defs (name, work_hash, seen_at) VALUES (?1, ?2, ?3)
+        "INSERT INTO rule_defs (name, work_hash, seen_at, windows) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(name) DO UPDATE SET work_hash = excluded.work_hash,
-             seen_at = excluded.seen_at",
+             seen_at = excluded.seen_at, windows = excluded.windows",
     )?;
-    for (name, hash) in defs {
-        stmt.execute(params![name, hash, now])?;
+    for def in defs {
+        stmt.execute(params![def.name, def.work_hash, now, def.windows])?;
     }
     Ok(Answer::Ok)
+}
+
+/// The rules with windows, and their windows.
+pub(super) fn rule_windows(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    conn.prepare_cached("SELECT name, windows FROM rule_defs WHERE windows <> '' ORDER BY name")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
 }
 
 /// What job `id`'s run recorded (`shotrouter job`).

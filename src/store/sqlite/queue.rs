@@ -318,11 +318,14 @@ impl JobQueue for SqliteStore {
 
     fn claim_next(
         &mut self,
-        tags: &[String],
-        roots: &[String],
+        filter: &crate::store::queue::ClaimFilter,
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        self.claim_next_jobs(tags, roots, limit)
+        self.claim_next_jobs(filter, limit)
+    }
+
+    fn rule_windows(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(super::lineage::rule_windows(&self.conn)?)
     }
 
     fn wait_for_work(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError> {

@@ -229,7 +229,8 @@ const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
 /// `cuts` (one row per revision, its shots as JSON) and `cut_shots` (one row per shot present,
 /// keyed by shot first, for routing's lookup of a shot's latest frames). Control of the
 /// night: a job's `priority` and `jobs_claimable`, the claim's order (higher priority first);
-/// `run_now` (it may start outside its rule's window); `paused`, the nodes and rules
+/// `run_now` (it may start outside its rule's window); `rule_defs.windows` (each rule's windows,
+/// for workers); `paused`, the nodes and rules
 /// `shotrouter pause` holds; a node's `tags` (which tagged jobs it can take). Version 6 is in
 /// no release yet, so it may still grow here.
 const V6: &str = "CREATE TABLE jobs_v6 (
@@ -318,7 +319,8 @@ const V6: &str = "CREATE TABLE jobs_v6 (
     CREATE TABLE rule_defs (
         name TEXT PRIMARY KEY,
         work_hash TEXT NOT NULL,
-        seen_at INTEGER NOT NULL
+        seen_at INTEGER NOT NULL,
+        windows TEXT NOT NULL DEFAULT ''
     );
     CREATE TABLE paused (
         kind TEXT NOT NULL CHECK (kind = 'node' OR kind = 'rule'),
