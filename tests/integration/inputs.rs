@@ -144,6 +144,9 @@ fn scenario(store: &[&str]) {
         .lines()
         .any(|l| l.contains("its inputs are there; queued"));
     assert!(released, "{}", daemon.log_text());
+    wait_until("the graded job's end recorded", LIMIT, || {
+        of(&jobs(&env, &state), "graded", "done").len() == 1
+    });
     let all = jobs(&env, &state);
     let graded = of(&all, "graded", "done");
     assert_eq!(graded.len(), 1, "{all:#?}");
@@ -278,6 +281,10 @@ rules:
     env.write("config/slate.txt", "SLATE\n");
     wait_until("the product", LIMIT, || {
         read(&env, "shots/out/a.txt").as_deref() == Some("SLATE\n")
+    });
+    // The product is published before the job's end is recorded.
+    wait_until("the job done", LIMIT, || {
+        of(&jobs(&env, &state), "slate", "done").len() == 1
     });
     let done = of(&jobs(&env, &state), "slate", "done");
     let started = done[0]["started_at"].as_i64().expect("started");
