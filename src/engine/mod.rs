@@ -23,7 +23,6 @@
 
 pub mod arrivals;
 pub mod attempts;
-pub mod clock;
 pub mod conform;
 mod control;
 pub mod cut_files;

@@ -1,7 +1,7 @@
 //! Rules' `window:` on the watcher: outside its windows a rule's jobs wait in the queue, each
 //! with the reason "waiting for window 19:00–07:00" recorded for `jobs` and `job`, and start
 //! once the (local) clock enters one; `shotrouter run-now` lets chosen jobs start anyway. The
-//! clock is [`super::clock`], which tests replace.
+//! clock is [`crate::rules::clock`], which tests replace.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ impl Engine {
         let mut closed: HashMap<String, String> = HashMap::new();
         let mut minute = None;
         for rule in windowed {
-            let minute = *minute.get_or_insert_with(super::clock::local_minute);
+            let minute = *minute.get_or_insert_with(crate::rules::clock::local_minute);
             if !open_at(&rule.windows, minute) {
                 closed.insert(rule.name.clone(), waiting_reason(&rule.windows));
             }

@@ -104,7 +104,7 @@ pub struct ConfiguredRule {
 
 /// The rules of `set`, their windows read against the engine's clock.
 fn configured(set: &crate::route::matcher::RuleSet) -> Vec<ConfiguredRule> {
-    let minute = crate::engine::clock::local_minute();
+    let minute = crate::rules::clock::local_minute();
     set.file
         .rules
         .iter()

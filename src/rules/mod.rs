@@ -24,6 +24,7 @@
 //! `syntax` and `path` (how values are written), `template`, `diag` and `yaml` (the positioned
 //! tree).
 
+pub mod clock;
 pub mod conform;
 mod conform_keys;
 pub mod cuts;

@@ -124,6 +124,48 @@ pub struct WindowWait {
 /// How a held job's reason begins (see `rules::schedule::waiting_reason`).
 pub const WINDOW_REASON: &str = "waiting for window ";
 
+/// Of the windows the watchers recorded per rule (`rule_defs.windows`), the rules outside them
+/// now by this node's clock, with the reason their jobs wait. A watcher records that reason
+/// on the jobs it holds itself; the jobs it leaves to workers (`--no-run`, `tags:`) get it
+/// here, when they are read.
+pub fn closed_windows(
+    recorded: Vec<(String, String)>,
+) -> std::collections::HashMap<String, String> {
+    use crate::rules::schedule::{open_at, parse_list, waiting_reason};
+    if recorded.is_empty() {
+        return std::collections::HashMap::new();
+    }
+    let minute = crate::rules::clock::local_minute();
+    recorded
+        .into_iter()
+        .filter_map(|(rule, text)| {
+            let windows = parse_list(&text).ok()?;
+            (!open_at(&windows, minute)).then(|| (rule, waiting_reason(&windows)))
+        })
+        .collect()
+}
+
+/// Adds queued jobs held for a window that recorded no reason to `status`'s count.
+pub fn count_unrecorded(waits: &mut Vec<WindowWait>, rule: &str, reason: &str, jobs: u64) {
+    if jobs == 0 {
+        return;
+    }
+    match waits
+        .iter_mut()
+        .find(|w| w.rule == rule && w.reason == reason)
+    {
+        Some(wait) => wait.jobs += jobs,
+        None => {
+            waits.push(WindowWait {
+                rule: rule.to_string(),
+                jobs,
+                reason: reason.to_string(),
+            });
+            waits.sort_by(|a, b| a.rule.cmp(&b.rule));
+        }
+    }
+}
+
 /// How many of the jobs waiting for a tag `status` names.
 pub const TAG_WAIT_IDS: usize = 20;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::{Worker, jobs, sqlite_store};
 use crate::daemon::Daemon;
-use crate::env::{Env, stderr, wait_until};
+use crate::env::{Env, stderr, stdout, wait_until};
 
 /// (status, result) of the job on `rel`.
 fn job_of(env: &Env, rel: &str) -> Option<(String, String)> {
@@ -144,6 +144,28 @@ fn a_worker_claims_no_job_outside_its_window(env: &Env, store: &str) {
         worker.log_text().contains("outside=night"),
         "the worker says which rules are closed: {}",
         worker.log_text()
+    );
+    // No watcher holds it, yet `jobs` and `status` (by their own clock) say why it waits.
+    let read = |args: &[&str]| {
+        let mut full = args.to_vec();
+        full.extend_from_slice(&["--store", store]);
+        let out = env
+            .command(&full)
+            .env("SHOTROUTER_FAKE_NOW", clock)
+            .output()
+            .expect("shotrouter runs");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let listed = read(&["jobs", "--status", "queued"]);
+    assert!(
+        listed.contains("waiting for window 19:00–07:00"),
+        "{listed}"
+    );
+    let status = read(&["status"]);
+    assert!(
+        status.contains("1 queued job of rule night waiting for window 19:00–07:00"),
+        "{status}"
     );
     env.write("clock", "19:00\n");
     wait_until(

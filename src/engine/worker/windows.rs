@@ -1,7 +1,7 @@
 //! Rules' `window:` on a worker, which has no rules file: the watcher records each rule's
 //! windows in the store beside its work hash (`rule_defs.windows`); the worker reads them every
 //! [`WINDOWS_REFRESH`] and claims no job of a rule outside its windows by its own local clock
-//! ([`crate::engine::clock`], which tests replace), unless the job is marked run-now.
+//! ([`crate::rules::clock`], which tests replace), unless the job is marked run-now.
 
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,7 @@ impl RuleWindows {
         let closed: Vec<String> = if self.rules.is_empty() {
             Vec::new()
         } else {
-            let minute = crate::engine::clock::local_minute();
+            let minute = crate::rules::clock::local_minute();
             self.rules
                 .iter()
                 .filter(|(_, windows)| !open_at(windows, minute))

@@ -160,8 +160,27 @@ pub(super) fn waiting_for_tags(
     Ok(waits)
 }
 
-/// Queued jobs held outside their rule's window, per rule and reason.
+/// Queued jobs held outside their rule's window, per rule and reason: those a watcher holds
+/// (their reason recorded) and those left to workers (by the recorded windows, now).
 pub(super) fn waiting_for_window(
+    client: &mut postgres::Client,
+) -> Result<Vec<super::super::control::WindowWait>, postgres::Error> {
+    let mut waits = recorded_window_waits(client)?;
+    let closed = super::super::control::closed_windows(super::lineage::rule_windows(client)?);
+    for (rule, reason) in &closed {
+        let jobs: i64 = client
+            .query_one(
+                "SELECT count(*) FROM jobs
+                 WHERE status = 'queued' AND rule = $1 AND exit_status IS NULL AND NOT run_now",
+                &[rule],
+            )?
+            .get(0);
+        super::super::control::count_unrecorded(&mut waits, rule, reason, jobs as u64);
+    }
+    Ok(waits)
+}
+
+fn recorded_window_waits(
     client: &mut postgres::Client,
 ) -> Result<Vec<super::super::control::WindowWait>, postgres::Error> {
     let prefix = super::super::control::WINDOW_REASON;
@@ -194,6 +213,18 @@ pub(super) fn explain_waits(
     let unexplained = |r: &crate::store::JobRow| r.status == "queued" && r.result.is_none();
     if !rows.iter().any(unexplained) {
         return Ok(());
+    }
+    let closed = super::super::control::closed_windows(super::lineage::rule_windows(client)?);
+    if !closed.is_empty() {
+        for row in rows.iter_mut().filter(|r| unexplained(r)) {
+            if let Some(reason) = closed.get(&row.rule)
+                && !client
+                    .query_one("SELECT run_now FROM jobs WHERE id = $1", &[&row.id])?
+                    .get::<_, bool>(0)
+            {
+                row.result = Some(reason.clone());
+            }
+        }
     }
     let waits = waiting_for_tags(client)?;
     if waits.is_empty() {

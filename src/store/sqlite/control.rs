@@ -120,8 +120,25 @@ pub(super) fn hold(
     Ok(super::super::queue::Answer::Ok)
 }
 
-/// Queued jobs held outside their rule's window, per rule and reason.
+/// Queued jobs held outside their rule's window, per rule and reason: those a watcher holds
+/// (their reason recorded) and those left to workers (by the recorded windows, now).
 pub(super) fn waiting_for_window(
+    conn: &rusqlite::Connection,
+) -> rusqlite::Result<Vec<super::super::control::WindowWait>> {
+    let mut waits = recorded_window_waits(conn)?;
+    let closed = super::super::control::closed_windows(super::lineage::rule_windows(conn)?);
+    let mut count = conn.prepare_cached(
+        "SELECT count(*) FROM jobs
+         WHERE status = 'queued' AND rule = ?1 AND exit_status IS NULL AND NOT run_now",
+    )?;
+    for (rule, reason) in &closed {
+        let jobs: i64 = count.query_row([rule], |r| r.get(0))?;
+        super::super::control::count_unrecorded(&mut waits, rule, reason, jobs as u64);
+    }
+    Ok(waits)
+}
+
+fn recorded_window_waits(
     conn: &rusqlite::Connection,
 ) -> rusqlite::Result<Vec<super::super::control::WindowWait>> {
     conn.prepare_cached(
@@ -198,6 +215,17 @@ pub(super) fn explain_waits(
     let unexplained = |r: &crate::store::JobRow| r.status == "queued" && r.result.is_none();
     if !rows.iter().any(unexplained) {
         return Ok(());
+    }
+    let closed = super::super::control::closed_windows(super::lineage::rule_windows(conn)?);
+    if !closed.is_empty() {
+        let mut run_now = conn.prepare_cached("SELECT run_now FROM jobs WHERE id = ?1")?;
+        for row in rows.iter_mut().filter(|r| unexplained(r)) {
+            if let Some(reason) = closed.get(&row.rule)
+                && !run_now.query_row([row.id], |r| r.get::<_, bool>(0))?
+            {
+                row.result = Some(reason.clone());
+            }
+        }
     }
     let waits = waiting_for_tags(conn, now_ms())?;
     if waits.is_empty() {

@@ -1,8 +1,9 @@
-//! The local time of day the engine checks rules' `window:` against. Tests set
+//! The local time of day rules' `window:` are read against (by watchers, workers, `jobs` and
+//! the dashboard), each node by its own time zone (`TZ`). Tests set
 //! `SHOTROUTER_FAKE_NOW` (read only when set) to `HH:MM`, or to the path of a file holding
 //! `HH:MM` that they rewrite to move the clock; nothing ever sleeps until a wall-clock time.
 
-use crate::rules::schedule::Window;
+use super::schedule::Window;
 
 /// The variable that replaces the clock.
 pub const FAKE_NOW: &str = "SHOTROUTER_FAKE_NOW";
