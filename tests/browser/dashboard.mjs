@@ -162,7 +162,7 @@ try {
   await waitFor('night\'s closed window in the control panel', () => page.evaluate(() => {
     const tr = [...document.querySelectorAll('#control-rules tbody tr')].find((tr) => tr.firstChild.textContent === 'night');
     const text = tr && tr.querySelector('.schedule').textContent;
-    return text === 'window 19:00–07:00 (closed)' || text || null;
+    return text === '19:00–07:00 (closed)' || text || null;
   }));
   await controlButton('control-rules', 'review', '.pause-button');
   await waitFor('the API to list review paused', async () => (await apiPaused()).includes('rule review') || await apiPaused());

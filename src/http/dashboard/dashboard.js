@@ -235,12 +235,12 @@ function queuedActions(j) {
 // then any other with jobs, in the grid or paused.
 let gridRules = [];
 
-// What decides when a rule's jobs start besides a pause: "priority 10", "window 19:00–07:00 (closed)".
+// What decides when a rule's jobs start besides a pause: "priority 10, 19:00–07:00 (closed)".
 function scheduleText(rule) {
   if (!rule) return '';
   const parts = [];
   if (rule.priority) parts.push('priority ' + rule.priority);
-  if (rule.windows.length) parts.push('window ' + rule.windows.join(', ') + (rule.open ? ' (open)' : ' (closed)'));
+  if (rule.windows.length) parts.push(rule.windows.join(', ') + (rule.open ? ' (open)' : ' (closed)'));
   return parts.join(', ');
 }
 
