@@ -16,10 +16,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::store::history::JobFilter;
-use crate::store::{JobId, Status, now_ms};
+use crate::store::{JobId, Status};
 
 use super::State;
 use super::error::{ApiError, bad_path, bad_query};
+use super::params::{job_id, since_ms};
 
 /// Jobs per page when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -79,27 +80,6 @@ async fn metrics(Extract(state): Extract<State>) -> Result<Response, ApiError> {
         text,
     )
         .into_response())
-}
-
-/// Parses a job id from the URL.
-pub(crate) fn job_id(text: &str) -> Result<JobId, ApiError> {
-    text.parse::<JobId>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!("`{text}` is not a job id (a positive integer)"))
-        })
-}
-
-/// Parses `since` (`2h`, `30m`) into unix ms.
-pub(crate) fn since_ms(since: Option<&str>) -> Result<Option<i64>, ApiError> {
-    let Some(text) = since else {
-        return Ok(None);
-    };
-    let duration = crate::rules::parse_duration(text)
-        .map_err(|e| ApiError::BadRequest(format!("bad `since` `{text}`: {e}")))?;
-    let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-    Ok(Some(now_ms().saturating_sub(ms)))
 }
 
 async fn healthz(Extract(state): Extract<State>) -> Response {
@@ -292,15 +272,5 @@ mod tests {
         for rule in ["..", "../etc", "/etc/passwd", "a/b", "", "."] {
             assert_eq!(log_path(logs, rule, 7), None, "{rule:?}");
         }
-    }
-
-    #[test]
-    fn ids_and_limits_are_checked() {
-        assert_eq!(job_id("12").expect("id"), 12);
-        for bad in ["0", "-1", "x", "1e3", "", "99999999999999999999"] {
-            assert!(job_id(bad).is_err(), "{bad:?}");
-        }
-        assert!(since_ms(Some("2h")).expect("since").is_some());
-        assert!(since_ms(Some("5")).is_err(), "a unit is needed");
     }
 }

@@ -12,10 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::State;
-use super::api::job_id;
 use super::auth;
 use super::error::ApiError;
 use super::error::{bad_path, bad_query};
+use super::params::job_id;
 use crate::rules::PRIORITY_RANGE;
 use crate::store::control::{Bump, PauseTarget};
 

@@ -24,6 +24,7 @@ mod lineage;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+mod params;
 pub mod pool;
 pub mod shots;
 mod thumbnail;

@@ -16,8 +16,8 @@ use crate::deliver::thumbnail::{THUMBS_DIR, path_in};
 use crate::store::JobId;
 
 use super::State;
-use super::api::job_id;
 use super::error::{ApiError, bad_path};
+use super::params::job_id;
 
 /// The largest thumbnail served: a 320-pixel-wide JPEG is a few tens of KiB; anything much
 /// larger is not one of ours.

@@ -107,7 +107,7 @@ impl PgStore {
             )?;
             let released: Vec<JobId> = rows.iter().map(|r| r.get(0)).collect();
             if !released.is_empty() {
-                super::queue::notify(tx)?;
+                super::wake::notify(tx)?;
             }
             Ok(released)
         })

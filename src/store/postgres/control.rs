@@ -4,7 +4,7 @@
 
 use super::super::control::{Bump, Pause, PauseTarget};
 use super::super::{JobId, StoreError};
-use super::queue::notify;
+use super::wake::notify;
 use super::{NEXT_QUEUE_SEQ, NOW_MS, PgStore};
 
 impl PgStore {

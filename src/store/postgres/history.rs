@@ -14,7 +14,7 @@ use super::super::{
     FileRecord, JobDetail, JobId, JobProgress, JobRow, NodeReport, RanSteps, Status, StatusReport,
     StoreError,
 };
-use super::queue::notify;
+use super::wake::notify;
 use super::{NEXT_QUEUE_SEQ, NOW_MS, PgStore, root_path_sql, rooted};
 use crate::store::RunHandle;
 

@@ -11,7 +11,7 @@ use super::super::lineage::{Direction, LineageReport, StaleProduct};
 use super::super::lineage_walk::{self, Key, RawEdge, RawStale, Source, Version};
 use super::super::queue::RootedPath;
 use super::super::{JobId, StoreError};
-use super::queue::notify;
+use super::wake::notify;
 use super::{PgStore, rooted};
 
 /// The edges into a product (`$1`, `$2`): its job's matched file, then its declared inputs.

@@ -36,6 +36,7 @@ pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;
 pub mod tls;
+mod wake;
 
 /// The channel a commit that queues work notifies.
 pub const CHANNEL: &str = "shotrouter_jobs";

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use postgres::Transaction;
 use postgres::error::SqlState;
 
 use super::super::encoding::{blob, encode_steps, loaded, path_of, stored};
@@ -31,12 +30,6 @@ pub(super) fn retryable(e: &postgres::Error) -> bool {
         Some(code) if *code == SqlState::T_R_DEADLOCK_DETECTED
             || *code == SqlState::T_R_SERIALIZATION_FAILURE
     )
-}
-
-/// Queues work for the nodes listening: delivered when (and only if) the transaction commits.
-pub(super) fn notify(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
-    tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
-    Ok(())
 }
 
 impl JobQueue for PgStore {
