@@ -71,21 +71,10 @@ impl Thumbnail {
         let temp = PathBuf::from(temp);
         let args = ffmpeg_args(product, seek, &temp);
         let run = || -> Result<(), String> {
-            let handle = crate::os::program::command(std::ffi::OsStr::new("ffmpeg"), &args)
-                .stdin_null()
-                .stdout_null()
-                .stderr_capture()
-                .unchecked()
-                .start()
-                .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
-            let output = match handle.wait_timeout(DEADLINE) {
-                Ok(Some(output)) => output.clone(),
-                Ok(None) => {
-                    let _ = handle.kill();
-                    return Err(format!("ffmpeg took longer than {DEADLINE:?}"));
-                }
-                Err(e) => return Err(format!("ffmpeg: {e}")),
-            };
+            let output =
+                crate::os::program::output_within(std::ffi::OsStr::new("ffmpeg"), &args, DEADLINE)
+                    .map_err(|e| format!("cannot run ffmpeg: {e}"))?
+                    .ok_or_else(|| format!("ffmpeg took longer than {DEADLINE:?}"))?;
             if !output.status.success() {
                 return Err(format!(
                     "ffmpeg {}: {}",

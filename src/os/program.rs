@@ -29,6 +29,32 @@ pub fn command<A: AsRef<OsStr>>(program: &OsStr, args: &[A]) -> duct::Expression
     )
 }
 
+/// Runs `program ARGS` (as [`command`]: stdin and stdout null, stderr kept) for at most
+/// `deadline`: its output, whatever its exit status, or `None` when it took longer and was
+/// killed. For the short checks shotrouter runs itself (a decode, a poster frame).
+///
+/// # Errors
+/// When it cannot be started or waited for.
+pub fn output_within<A: AsRef<OsStr>>(
+    program: &OsStr,
+    args: &[A],
+    deadline: std::time::Duration,
+) -> std::io::Result<Option<std::process::Output>> {
+    let handle = command(program, args)
+        .stdin_null()
+        .stdout_null()
+        .stderr_capture()
+        .unchecked()
+        .start()?;
+    match handle.wait_timeout(deadline)? {
+        Some(output) => Ok(Some(output.clone())),
+        None => {
+            let _ = handle.kill();
+            Ok(None)
+        }
+    }
+}
+
 /// Makes this process the reaper of its jobs' orphaned descendants, so that none is left as a
 /// zombie where PID 1 does not reap (containers).
 pub fn become_subreaper() {
