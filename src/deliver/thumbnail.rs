@@ -71,10 +71,13 @@ impl Thumbnail {
         let temp = PathBuf::from(temp);
         let args = ffmpeg_args(product, seek, &temp);
         let run = || -> Result<(), String> {
-            let output =
-                crate::os::program::output_within(std::ffi::OsStr::new("ffmpeg"), &args, DEADLINE)
-                    .map_err(|e| format!("cannot run ffmpeg: {e}"))?
-                    .ok_or_else(|| format!("ffmpeg took longer than {DEADLINE:?}"))?;
+            let ffmpeg = crate::os::program::command(std::ffi::OsStr::new("ffmpeg"), &args)
+                .stdin_null()
+                .stdout_null()
+                .stderr_capture();
+            let output = crate::os::program::output_within(ffmpeg, DEADLINE)
+                .map_err(|e| format!("cannot run ffmpeg: {e}"))?
+                .ok_or_else(|| format!("ffmpeg took longer than {DEADLINE:?}"))?;
             if !output.status.success() {
                 return Err(format!(
                     "ffmpeg {}: {}",

@@ -212,22 +212,16 @@ fn run_command(
         return Err("empty command".into());
     };
     let shown = String::from_utf8_lossy(program.as_bytes()).into_owned();
-    let handle = crate::os::program::command(program, args)
+    let run = crate::os::program::command(program, args)
         .stdin_bytes(body)
         .stdout_null()
-        .stderr_null()
-        .unchecked()
-        .start()
-        .map_err(|e| format!("command `{shown}`: {e}"))?;
-    match handle.wait_timeout(COMMAND_TIMEOUT) {
+        .stderr_null();
+    match crate::os::program::output_within(run, COMMAND_TIMEOUT) {
         Ok(Some(output)) if output.status.success() => Ok(()),
         Ok(Some(output)) => Err(format!("command `{shown}` {}", output.status)),
-        Ok(None) => {
-            let _ = handle.kill();
-            Err(format!(
-                "command `{shown}` ran longer than {COMMAND_TIMEOUT:?}; killed"
-            ))
-        }
+        Ok(None) => Err(format!(
+            "command `{shown}` ran longer than {COMMAND_TIMEOUT:?}; killed"
+        )),
         Err(e) => Err(format!("command `{shown}`: {e}")),
     }
 }

@@ -28,10 +28,13 @@ pub fn decode(path: &Path) -> Result<(), String> {
         "null".into(),
         "-".into(),
     ];
-    let output =
-        crate::os::program::output_within(std::ffi::OsStr::new("ffmpeg"), &args, DECODE_TIMEOUT)
-            .map_err(|e| format!("cannot run ffmpeg to decode the product: {e}"))?
-            .ok_or_else(|| format!("decoding the product took longer than {DECODE_TIMEOUT:?}"))?;
+    let ffmpeg = crate::os::program::command(std::ffi::OsStr::new("ffmpeg"), &args)
+        .stdin_null()
+        .stdout_null()
+        .stderr_capture();
+    let output = crate::os::program::output_within(ffmpeg, DECODE_TIMEOUT)
+        .map_err(|e| format!("cannot run ffmpeg to decode the product: {e}"))?
+        .ok_or_else(|| format!("decoding the product took longer than {DECODE_TIMEOUT:?}"))?;
     let first = first_error(&String::from_utf8_lossy(&output.stderr));
     match (output.status.success(), first) {
         (true, None) => Ok(()),

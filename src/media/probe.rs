@@ -67,21 +67,13 @@ pub fn probe(path: &Path, what: &str) -> Result<Probed, String> {
         "format_tags=timecode,comment:stream=codec_type,codec_name,profile,pix_fmt,width,height,r_frame_rate,nb_frames,duration_ts,time_base:stream_tags=timecode".into(),
         path.as_os_str().to_owned(),
     ];
-    let handle = crate::os::program::command(std::ffi::OsStr::new("ffprobe"), &args)
+    let ffprobe = crate::os::program::command(std::ffi::OsStr::new("ffprobe"), &args)
         .stdin_null()
         .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .start()
-        .map_err(|e| format!("cannot run ffprobe on {what}: {e}"))?;
-    let output = match handle.wait_timeout(PROBE_TIMEOUT) {
-        Ok(Some(output)) => output.clone(),
-        Ok(None) => {
-            let _ = handle.kill();
-            return Err(format!("ffprobe took longer than {PROBE_TIMEOUT:?}"));
-        }
-        Err(e) => return Err(format!("ffprobe: {e}")),
-    };
+        .stderr_capture();
+    let output = crate::os::program::output_within(ffprobe, PROBE_TIMEOUT)
+        .map_err(|e| format!("cannot run ffprobe on {what}: {e}"))?
+        .ok_or_else(|| format!("ffprobe took longer than {PROBE_TIMEOUT:?}"))?;
     if !output.status.success() {
         return Err(format!(
             "ffprobe cannot read {what} ({}): {}",

@@ -29,23 +29,17 @@ pub fn command<A: AsRef<OsStr>>(program: &OsStr, args: &[A]) -> duct::Expression
     )
 }
 
-/// Runs `program ARGS` (as [`command`]: stdin and stdout null, stderr kept) for at most
-/// `deadline`: its output, whatever its exit status, or `None` when it took longer and was
-/// killed. For the short checks shotrouter runs itself (a decode, a poster frame).
+/// Runs `expression` (a [`command`] with its stdin and outputs set) for at most `deadline`:
+/// its output, whatever its exit status, or `None` when it took longer and was killed. For the
+/// short programs shotrouter runs itself (a probe, a decode, a poster frame, a notification).
 ///
 /// # Errors
 /// When it cannot be started or waited for.
-pub fn output_within<A: AsRef<OsStr>>(
-    program: &OsStr,
-    args: &[A],
+pub fn output_within(
+    expression: duct::Expression,
     deadline: std::time::Duration,
 ) -> std::io::Result<Option<std::process::Output>> {
-    let handle = command(program, args)
-        .stdin_null()
-        .stdout_null()
-        .stderr_capture()
-        .unchecked()
-        .start()?;
+    let handle = expression.unchecked().start()?;
     match handle.wait_timeout(deadline)? {
         Some(output) => Ok(Some(output.clone())),
         None => {
