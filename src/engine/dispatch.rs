@@ -499,6 +499,9 @@ impl Engine {
             bar.inc_length(1);
         }
         let wait = Duration::from_millis((job.not_before - crate::store::now_ms()).max(0) as u64);
+        self.planned
+            .queue
+            .note_queued(job.id, &spec.rule, job.priority, job.run_now);
         let pending = Pending {
             id: Some(job.id),
             spec,
@@ -507,10 +510,6 @@ impl Engine {
             self.planned.queue.delay(pending, Instant::now() + wait);
         } else {
             self.planned.queue.push(pending);
-        }
-        self.planned.queue.set_priority(job.id, job.priority);
-        if job.run_now {
-            self.planned.queue.run_now(job.id);
         }
     }
 }

@@ -42,16 +42,16 @@ pub struct FairQueue {
     rule_limits: HashMap<String, usize>,
     /// Each rule's `priority:` (absent: 0).
     priorities: HashMap<String, i32>,
-    /// Jobs whose priority is not their rule's (bumped), by store id.
-    bumped: HashMap<JobId, i32>,
+    /// Jobs whose priority is not their rule's (bumped), by store id, with their rule.
+    bumped: HashMap<JobId, (String, i32)>,
     /// Rules paused (`shotrouter pause --rule`): their jobs wait.
     paused_rules: HashSet<String>,
     /// This node is paused (`shotrouter pause --node`): nothing takes a slot.
     paused_node: bool,
     /// Rules outside their `window:` now: their jobs wait, except those run now.
     closed: HashSet<String>,
-    /// Jobs `shotrouter run-now` lets start outside their rule's window.
-    run_now: HashSet<JobId>,
+    /// Jobs `shotrouter run-now` lets start outside their rule's window, with their rule.
+    run_now: HashMap<JobId, String>,
     /// Rules whose jobs run on the farm: they take the farm's slots (`slurm.max_jobs`), not
     /// this node's.
     farm_rules: HashSet<String>,
@@ -117,11 +117,26 @@ impl FairQueue {
             .values()
             .flatten()
             .chain(self.delayed.iter().map(|(_, p)| p))
-            .any(|p| p.id == Some(id));
-        if held {
-            self.run_now.insert(id);
+            .find(|p| p.id == Some(id))
+            .map(|p| p.spec.rule.clone());
+        match held {
+            Some(rule) => {
+                self.run_now.insert(id, rule);
+                true
+            }
+            None => false,
         }
-        held
+    }
+
+    /// What the store says of a job just queued here (of `rule`): its priority and whether it
+    /// is run now, noted without looking for it (a restart queues thousands).
+    pub fn note_queued(&mut self, id: JobId, rule: &str, priority: i32, run_now: bool) {
+        if priority != self.rule_priority(rule) {
+            self.bumped.insert(id, (rule.to_string(), priority));
+        }
+        if run_now {
+            self.run_now.insert(id, rule.to_string());
+        }
     }
 
     /// Jobs whose run still goes on from a previous life of this node (farm tasks followed
@@ -135,7 +150,7 @@ impl FairQueue {
     /// outside its window.
     pub fn waiting_ids(&self) -> impl Iterator<Item = (JobId, &str, bool)> {
         self.queues.values().flatten().filter_map(|p| {
-            p.id.map(|id| (id, p.spec.rule.as_str(), self.run_now.contains(&id)))
+            p.id.map(|id| (id, p.spec.rule.as_str(), self.run_now.contains_key(&id)))
         })
     }
 
@@ -165,12 +180,12 @@ impl FairQueue {
         let before = self
             .bumped
             .get(&id)
-            .copied()
+            .map(|(_, p)| *p)
             .unwrap_or_else(|| self.rule_priority(&rule));
         if self.rule_priority(&rule) == priority {
             self.bumped.remove(&id);
         } else {
-            self.bumped.insert(id, priority);
+            self.bumped.insert(id, (rule, priority));
         }
         before != priority
     }
@@ -182,27 +197,30 @@ impl FairQueue {
     fn priority_of(&self, pending: &Pending) -> i32 {
         pending
             .id
-            .and_then(|id| self.bumped.get(&id).copied())
+            .and_then(|id| self.bumped.get(&id).map(|(_, p)| *p))
             .unwrap_or_else(|| self.rule_priority(&pending.spec.rule))
     }
 
     /// The first of a rule's highest-priority jobs, and that priority. Only bumped jobs
     /// differ from their rule's, so without any the front is it.
+    /// A rule's backlog is scanned only when one of its own jobs was bumped or run now (the
+    /// maps are small), never because of another rule's.
     fn best_of(&self, rule: &str) -> Option<(usize, i32)> {
         let queue = self.queues.get(rule)?;
         let closed = self.closed.contains(rule);
-        if self.bumped.is_empty() && !closed {
+        let bumped = self.bumped.values().any(|(r, _)| r == rule);
+        if !bumped && !closed {
             return queue.front().map(|_| (0, self.rule_priority(rule)));
         }
-        // A closed rule's backlog may be long: with no job let run now, none is looked at.
-        if closed && self.run_now.is_empty() {
+        // A closed rule's backlog may be long: with no job of it run now, none is looked at.
+        if closed && !self.run_now.values().any(|r| r == rule) {
             return None;
         }
         queue
             .iter()
             .enumerate()
             // Outside its window, only the jobs run now may start.
-            .filter(|(_, p)| !closed || p.id.is_some_and(|id| self.run_now.contains(&id)))
+            .filter(|(_, p)| !closed || p.id.is_some_and(|id| self.run_now.contains_key(&id)))
             .map(|(i, p)| (i, self.priority_of(p)))
             .fold(None, |best, (i, p)| match best {
                 Some((_, b)) if b >= p => best,
@@ -410,7 +428,7 @@ impl FairQueue {
                 } else if self.closed.contains(rule) {
                     queue
                         .iter()
-                        .filter(|p| !p.id.is_some_and(|id| self.run_now.contains(&id)))
+                        .filter(|p| !p.id.is_some_and(|id| self.run_now.contains_key(&id)))
                         .count()
                 } else {
                     0

@@ -158,7 +158,16 @@ impl Engine {
     /// (the node loop adds its own: heartbeat, lost claims, the commit).
     fn next_deadline(&self) -> Option<Instant> {
         let store = self.node.store.as_ref().map(|_| self.planned.next_poll);
+        // Windows open by the clock alone: without a store's poll nothing else would wake us.
+        let windows = self
+            .set
+            .file
+            .rules
+            .iter()
+            .any(|r| !r.windows.is_empty())
+            .then_some(self.planned.next_window_check);
         [
+            windows,
             self.arrivals.next_deadline(),
             self.sequences.next_deadline(),
             self.planned.queue.next_delayed(),

@@ -29,6 +29,11 @@ impl Window {
         if start == end {
             return Err(format!("`{text}` is empty: it starts where it ends"));
         }
+        if start == DAY {
+            return Err(format!(
+                "`{text}` starts at 24:00, the end of the day: write 00:00"
+            ));
+        }
         Ok(Window { start, end })
     }
 
@@ -129,6 +134,8 @@ mod tests {
             "7-8",
             "07:60-08:00",
             "08:00-08:00",
+            "24:00-00:00",
+            "24:00-07:00",
             "a:bc-d",
         ] {
             assert!(Window::parse(bad).is_err(), "{bad}");
