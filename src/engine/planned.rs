@@ -2,7 +2,7 @@
 //! slot is free, the versions already dispatched, and where its look in the store for work
 //! queued by others stands. What happens to them is the watcher's [`dispatch`](super::dispatch).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::store::JobId;
@@ -35,6 +35,8 @@ pub struct Planned {
     /// one (see [`super::windows`]).
     pub(super) next_window_check: Instant,
     pub(super) held_for_window: HashSet<JobId>,
+    /// Per windowed rule, the reason last recorded on all its queued jobs (`None`: cleared).
+    pub(super) window_recorded: HashMap<String, Option<String>>,
 }
 
 impl Planned {
@@ -53,6 +55,7 @@ impl Planned {
             mounts: MountCache::default(),
             next_window_check: Instant::now(),
             held_for_window: HashSet::new(),
+            window_recorded: HashMap::new(),
         }
     }
 }

@@ -17,7 +17,8 @@ pub(super) const WINDOW_CHECK: Duration = Duration::from_secs(1);
 
 impl Engine {
     /// Closes the rules outside their windows, opens the others, and records why held jobs
-    /// wait (and that they no longer do).
+    /// wait (and that they no longer do): per rule when its window changes, per job for jobs
+    /// queued since.
     pub(super) fn check_windows(&mut self, now: Instant) {
         if now < self.planned.next_window_check {
             return;
@@ -41,17 +42,50 @@ impl Engine {
             outside.sort_unstable();
             tracing::info!(outside = %outside.join(","), "rules' windows changed");
         }
-        let mut marked = HashSet::new();
         let mut writes = Vec::new();
+        // Per rule, one statement when its window closes or opens (and at the first look after
+        // a start, which clears a reason a previous life left): a backlog of any size, and the
+        // jobs left to workers, get their reason at once.
+        let mut changed: HashSet<String> = HashSet::new();
+        if self.node.store.is_some() {
+            let rules: HashSet<String> = self
+                .set
+                .file
+                .rules
+                .iter()
+                .filter(|r| !r.windows.is_empty())
+                .map(|r| r.name.clone())
+                .chain(self.planned.window_recorded.keys().cloned())
+                .collect();
+            for rule in rules {
+                let reason = closed.get(&rule).cloned();
+                if self.planned.window_recorded.get(&rule) != Some(&reason) {
+                    writes.push(Write::HoldRule {
+                        rule: rule.clone(),
+                        reason: reason.clone(),
+                    });
+                    self.planned.window_recorded.insert(rule.clone(), reason);
+                    changed.insert(rule);
+                }
+            }
+        }
+        // Jobs queued here since: their own reason, and a job let run now loses it.
+        let mut marked = HashSet::new();
         for (id, rule, run_now) in self.planned.queue.waiting_ids() {
+            let known = changed.contains(rule);
             match closed.get(rule) {
                 Some(reason) if !run_now => {
                     marked.insert(id);
-                    if !self.planned.held_for_window.contains(&id) {
-                        writes.push((id, Some(reason.clone())));
+                    if !known && !self.planned.held_for_window.contains(&id) {
+                        writes.push(Write::Hold {
+                            id,
+                            reason: Some(reason.clone()),
+                        });
                     }
                 }
-                _ if self.planned.held_for_window.contains(&id) => writes.push((id, None)),
+                _ if !known && self.planned.held_for_window.contains(&id) => {
+                    writes.push(Write::Hold { id, reason: None });
+                }
                 _ => {}
             }
         }
@@ -59,10 +93,8 @@ impl Engine {
         if self.node.store.is_none() {
             return;
         }
-        for (id, reason) in writes {
-            self.node
-                .committer
-                .push(Write::Hold { id, reason }, Then::Nothing);
+        for write in writes {
+            self.node.committer.push(write, Then::Nothing);
         }
     }
 }

@@ -233,6 +233,16 @@ pub enum Write {
         /// Why it waits.
         reason: Option<String>,
     },
+    /// Sets why every queued job of a rule waits (its window closed: all but those run now),
+    /// or with `None` clears that reason from them (it opened): one statement whatever the
+    /// backlog, where [`Write::Hold`] is one job's.
+    HoldRule {
+        /// The rule.
+        rule: String,
+        /// Why its jobs wait (a reason starting with
+        /// [`WINDOW_REASON`](super::control::WINDOW_REASON)).
+        reason: Option<String>,
+    },
     /// Files present at the first start: known, never run.
     Baseline {
         /// The files and their versions.

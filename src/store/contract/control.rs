@@ -315,6 +315,26 @@ pub(crate) fn held_jobs_say_why_and_status_counts_windows(b: &dyn Backend) {
     let job = h.job(ids[0]).expect("job").expect("there");
     assert_eq!(job.row.result.as_deref(), Some(reason.as_str()));
     assert_eq!(h.status().expect("status").waiting_for_window[0].jobs, 1);
+    // A whole rule at once: every queued job but those run now; cleared, only that reason goes.
+    let mut h = b.history();
+    assert_eq!(h.run_now(&[ids[1]]).expect("run now"), [ids[1]]);
+    let rule = |reason: Option<&str>| Write::HoldRule {
+        rule: "review".into(),
+        reason: reason.map(str::to_string),
+    };
+    watcher.commit(&[hold(ids[0], None)]).expect("clear");
+    watcher
+        .commit(&[rule(Some(&reason))])
+        .expect("hold the rule");
+    let result = |id: JobId| h.job(id).expect("job").expect("there").row.result;
+    assert_eq!(result(ids[0]).as_deref(), Some(reason.as_str()));
+    assert_eq!(result(ids[1]), None, "run now: not held");
+    watcher
+        .commit(&[hold(ids[1], Some("another reason"))])
+        .expect("hold");
+    watcher.commit(&[rule(None)]).expect("clear the rule");
+    assert_eq!(result(ids[0]), None);
+    assert_eq!(result(ids[1]).as_deref(), Some("another reason"));
 }
 
 /// The windows a watcher records beside each rule's work hash read back for workers, and a

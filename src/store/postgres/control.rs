@@ -121,6 +121,28 @@ pub(super) fn hold(
     Ok(super::super::queue::Answer::Ok)
 }
 
+/// [`Write::HoldRule`](super::super::queue::Write::HoldRule): why a rule's queued jobs wait.
+pub(super) fn hold_rule(
+    tx: &mut super::cached::Cached<'_, '_>,
+    rule: &str,
+    reason: Option<&str>,
+) -> Result<super::super::queue::Answer, postgres::Error> {
+    let window = super::super::control::WINDOW_REASON;
+    match reason {
+        Some(reason) => tx.execute(
+            "UPDATE jobs SET exit_status = $2
+             WHERE status = 'queued' AND rule = $1 AND NOT run_now",
+            &[&rule, &reason],
+        )?,
+        None => tx.execute(
+            "UPDATE jobs SET exit_status = NULL
+             WHERE status = 'queued' AND rule = $1 AND left(exit_status, $2) = $3",
+            &[&rule, &(window.chars().count() as i32), &window],
+        )?,
+    };
+    Ok(super::super::queue::Answer::Ok)
+}
+
 /// Queued jobs no live node can take (see [`unplaceable`](super::super::control::unplaceable)).
 pub(super) fn waiting_for_tags(
     client: &mut postgres::Client,

@@ -489,6 +489,7 @@ fn apply(
         Write::Used { claim, used } => lineage::used(tx, node, *claim, used),
         Write::InputSeen { path, version } => lineage::input_seen(tx, node, path, *version),
         Write::Hold { id, reason } => super::control::hold(tx, *id, reason.as_deref()),
+        Write::HoldRule { rule, reason } => super::control::hold_rule(tx, rule, reason.as_deref()),
         Write::Rerun { ids } => {
             *queues = true;
             lineage::rerun(tx, ids)

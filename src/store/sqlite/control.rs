@@ -120,6 +120,30 @@ pub(super) fn hold(
     Ok(super::super::queue::Answer::Ok)
 }
 
+/// [`Write::HoldRule`](super::super::queue::Write::HoldRule): why a rule's queued jobs wait.
+pub(super) fn hold_rule(
+    tx: &rusqlite::Connection,
+    rule: &str,
+    reason: Option<&str>,
+) -> rusqlite::Result<super::super::queue::Answer> {
+    let window = super::super::control::WINDOW_REASON;
+    match reason {
+        Some(reason) => tx
+            .prepare_cached(
+                "UPDATE jobs SET exit_status = ?2
+                 WHERE status = 'queued' AND rule = ?1 AND NOT run_now",
+            )?
+            .execute(params![rule, reason])?,
+        None => tx
+            .prepare_cached(
+                "UPDATE jobs SET exit_status = NULL
+                 WHERE status = 'queued' AND rule = ?1 AND substr(exit_status, 1, ?2) = ?3",
+            )?
+            .execute(params![rule, window.len() as i64, window])?,
+    };
+    Ok(super::super::queue::Answer::Ok)
+}
+
 /// Queued jobs held outside their rule's window, per rule and reason: those a watcher holds
 /// (their reason recorded) and those left to workers (by the recorded windows, now).
 pub(super) fn waiting_for_window(

@@ -162,6 +162,7 @@ pub(super) fn apply(
             })
         }
         Write::Hold { id, reason } => super::control::hold(tx, *id, reason.as_deref()),
+        Write::HoldRule { rule, reason } => super::control::hold_rule(tx, rule, reason.as_deref()),
         Write::Baseline { files } => {
             for (path, version) in files {
                 upsert_baseline(tx, path, *version, now, legacy)?;
