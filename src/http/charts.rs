@@ -36,12 +36,17 @@ const QUEUE_CAP: usize = super::live::COUNT_CAP;
 /// One minute's sample: per rule, its queued jobs.
 type Sample = (i64, Vec<(String, u64)>);
 
-/// The queue's samples of the last day, oldest first.
+/// The queue's samples of the last day, oldest first, and when the last was taken (unix ms).
 #[derive(Debug, Default)]
-pub(crate) struct QueueSamples(Mutex<VecDeque<Sample>>);
+pub(crate) struct QueueSamples(Mutex<VecDeque<Sample>>, std::sync::atomic::AtomicI64);
+
+/// A chart drawn sooner than this after the last sample reuses it: the chart is served without
+/// the token, and each sample reads the store once per rule.
+const FRESH_ENOUGH_MS: i64 = 10_000;
 
 impl QueueSamples {
     fn push(&self, sample: Sample) {
+        self.1.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
         let mut ring = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if ring.back().is_some_and(|(m, _)| *m == sample.0) {
             ring.pop_back();
@@ -96,14 +101,12 @@ async fn sample(pool: &Pool, samples: &QueueSamples) {
             let names = h.rule_names()?;
             let mut counts = Vec::with_capacity(names.len());
             for name in names {
-                let queued = h
-                    .jobs(&JobFilter {
-                        status: Some(Status::Queued),
-                        rule: Some(&name),
-                        limit: QUEUE_CAP,
-                        ..JobFilter::default()
-                    })?
-                    .len();
+                let queued = h.count_jobs(&JobFilter {
+                    status: Some(Status::Queued),
+                    rule: Some(&name),
+                    limit: QUEUE_CAP,
+                    ..JobFilter::default()
+                })?;
                 counts.push((name, queued as u64));
             }
             Ok(counts)
@@ -157,7 +160,13 @@ pub(crate) async fn done(Extract(state): Extract<State>) -> Result<Response, Api
 /// The queue's depth, sampled each minute since the server started (and when the chart is
 /// drawn, so that its last point is now), per rule.
 pub(crate) async fn queued(Extract(state): Extract<State>) -> Response {
-    sample(&state.pool, &state.queue_samples).await;
+    let last = state
+        .queue_samples
+        .1
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if now_ms() - last > FRESH_ENOUGH_MS {
+        sample(&state.pool, &state.queue_samples).await;
+    }
     let series = state.queue_samples.series();
     svg(draw("jobs queued", &series, now_ms() / 60_000, false))
 }

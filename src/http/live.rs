@@ -306,15 +306,13 @@ fn compute(history: &mut dyn JobHistory, telemetry: Option<Telemetry>) -> Result
 pub fn rule_stats(history: &dyn JobHistory) -> Result<Vec<RuleStats>, StoreError> {
     let now = now_ms();
     let count = |rule: &str, status: Status, since_ms: Option<i64>| {
-        history
-            .jobs(&JobFilter {
-                status: Some(status),
-                rule: Some(rule),
-                since_ms,
-                limit: COUNT_CAP,
-                before: None,
-            })
-            .map(|rows| rows.len())
+        history.count_jobs(&JobFilter {
+            status: Some(status),
+            rule: Some(rule),
+            since_ms,
+            limit: COUNT_CAP,
+            before: None,
+        })
     };
     history
         .rule_names()?

@@ -38,6 +38,13 @@ pub trait JobHistory {
     /// Database errors.
     fn jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRow>, StoreError>;
 
+    /// How many jobs [`JobHistory::jobs`] would list (at most `filter.limit`), without reading
+    /// them or explaining why queued ones wait: the dashboard's per-rule counts and charts.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn count_jobs(&self, filter: &JobFilter<'_>) -> Result<usize, StoreError>;
+
     /// Tells the daemon that these files are complete (a farm's post-task, a publish tool):
     /// it routes them at once instead of waiting for its source to notice. Returns, per path,
     /// whether it is under a watch root the daemon registered; records them only when all are

@@ -44,8 +44,14 @@ pub(crate) fn history_reports_and_filters(b: &dyn Backend) {
         (1, 1, 1, 1, 1, 5)
     );
     assert!(s.oldest_queued_s.is_some());
+    // Every listing is checked against its count too.
     let ids = |filter: JobFilter<'_>| -> Vec<JobId> {
         let rows = h.jobs(&filter).expect("jobs");
+        assert_eq!(
+            h.count_jobs(&filter).expect("count"),
+            rows.len(),
+            "{filter:?}"
+        );
         rows.iter().map(|r| r.id).collect()
     };
     let all = JobFilter {

@@ -168,6 +168,28 @@ impl JobHistory for PgStore {
         Ok(rows)
     }
 
+    fn count_jobs(&self, filter: &JobFilter<'_>) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .client()?
+            .query_one(
+                "SELECT count(*) FROM (SELECT 1 FROM jobs j
+                 WHERE ($1::text IS NULL OR j.status = $1::text)
+                     AND ($2::text IS NULL OR j.rule = $2::text)
+                     AND ($3::bigint IS NULL OR j.created_at >= $3::bigint)
+                     AND j.id < coalesce($5::bigint, 9223372036854775807)
+                 LIMIT $4) AS listed",
+                &[
+                    &filter.status.map(Status::as_str),
+                    &filter.rule,
+                    &filter.since_ms,
+                    &(filter.limit as i64),
+                    &filter.before,
+                ],
+            )?
+            .get(0);
+        Ok(n as usize)
+    }
+
     fn job(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         let mut client = self.client()?;
         let sql = format!("{} WHERE j.id = $2", row_sql());

@@ -176,6 +176,29 @@ impl JobHistory for SqliteStore {
         Ok(rows)
     }
 
+    fn count_jobs(&self, filter: &JobFilter<'_>) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM jobs j
+                 WHERE (?1 IS NULL OR j.status = ?1) AND (?2 IS NULL OR j.rule = ?2)
+                     AND (?3 IS NULL OR j.created_at >= ?3)
+                     AND j.id < coalesce(?5, 9223372036854775807)
+                 LIMIT ?4)",
+            )?
+            .query_row(
+                params![
+                    filter.status.map(Status::as_str),
+                    filter.rule,
+                    filter.since_ms,
+                    filter.limit as i64,
+                    filter.before
+                ],
+                |r| r.get(0),
+            )?;
+        Ok(n as usize)
+    }
+
     fn job(&self, id: JobId) -> Result<Option<JobDetail>, StoreError> {
         let sql = format!("{ROW_SQL} WHERE j.id = ?1");
         let Some(mut job_row) = self.conn.query_row(&sql, [id], row).optional()? else {
