@@ -2,10 +2,13 @@
 //! pauses (`shotrouter pause`) read from the store at each poll.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::store::control::PauseTarget;
+use crate::store::queue::{DECLINE_MS, Ending, Write};
 
 use super::Engine;
+use super::node::outbox::Then;
 
 impl Engine {
     /// Reads the pauses in force (`shotrouter pause`): a paused rule's jobs, or every job when
@@ -36,6 +39,43 @@ impl Engine {
         let shown = shown.join(",");
         if self.planned.queue.set_paused(node, rules) {
             tracing::info!(node_paused = node, paused_rules = %shown, "pauses changed");
+            self.release_paused_claims();
+        }
+    }
+
+    /// Gives back the claims of jobs handed to the executor but not started whose rule (or
+    /// this node) is now paused: a drain must not start the few claimed ahead once a slot
+    /// frees. They are queued in the store again, their attempt not counted, and wait here
+    /// (as a declined job does, [`DECLINE_MS`]) for the resume; another node may take them.
+    fn release_paused_claims(&mut self) {
+        let unstarted = self.node.executor.drain_queued();
+        let mut released = 0;
+        for spec in unstarted {
+            let held = self.planned.queue.is_paused(&spec.rule);
+            match spec.claim {
+                Some(claim) if held => {
+                    released += 1;
+                    self.readout.finished(&spec.id);
+                    self.planned.queue.release(&spec.rule);
+                    let at = Instant::now() + Duration::from_millis(DECLINE_MS as u64);
+                    self.node.committer.push(
+                        Write::Finish {
+                            claim,
+                            ending: Ending::Declined {
+                                reason: "paused before it started".into(),
+                            },
+                        },
+                        Then::Retry(Box::new(spec), at),
+                    );
+                }
+                _ => self.node.executor.submit(spec),
+            }
+        }
+        if released > 0 {
+            tracing::info!(
+                jobs = released,
+                "claimed jobs not started given back: their rule or this node is paused"
+            );
         }
     }
 }

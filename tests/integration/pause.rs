@@ -300,3 +300,82 @@ fn issue_24_a_paused_watcher_records_new_jobs_queued_and_runs_them_on_resume() {
     );
     assert_eq!(daemon.stop(), Some(0));
 }
+
+/// A drain holds the jobs claimed ahead too: with one slot, the job running goes on while the
+/// next, already claimed and waiting for the slot, is given back when the node is paused; it
+/// does not start when the slot frees, and runs on resume.
+#[test]
+fn issue_24_a_paused_watcher_gives_back_the_job_it_claimed_ahead() {
+    let env = Env::new();
+    env.write(
+        "rules.yaml",
+        "version: 1\nwatch: [shots]\njobs: 1\nrules:\n  - name: slow\n    match: \"**/*.dat\"\n    run: [sleep, \"3\"]\n",
+    );
+    std::fs::create_dir_all(env.path("shots")).expect("root");
+    let daemon = Daemon::start(&env, &[], &[]);
+    env.write("shots/a.dat", "");
+    env.write("shots/b.dat", "");
+    let status_of = |name: &str| {
+        jobs(&env, &[])
+            .iter()
+            .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(name)))
+            .and_then(|r| r["status"].as_str().map(str::to_string))
+    };
+    wait_until(
+        "one running, one claimed ahead",
+        Duration::from_secs(20),
+        || {
+            let (a, b) = (status_of("a.dat"), status_of("b.dat"));
+            let running = [&a, &b]
+                .iter()
+                .filter(|s| s.as_deref() == Some("running"))
+                .count();
+            let claimed = [&a, &b]
+                .iter()
+                .filter(|s| s.as_deref() == Some("claimed"))
+                .count();
+            running == 1 && claimed == 1
+        },
+    );
+    let first = if status_of("a.dat").as_deref() == Some("running") {
+        ("a.dat", "b.dat")
+    } else {
+        ("b.dat", "a.dat")
+    };
+    let status: serde_json::Value =
+        serde_json::from_str(&run_ok(&env, &["status", "--json"])).expect("JSON");
+    let name = status["nodes"][0]["name"]
+        .as_str()
+        .expect("node")
+        .to_string();
+    run_ok(&env, &["pause", "--node", &name]);
+    wait_until("the claim given back", Duration::from_secs(10), || {
+        daemon
+            .log_text()
+            .contains("claimed jobs not started given back")
+    });
+    wait_until("the running job done", Duration::from_secs(20), || {
+        status_of(first.0).as_deref() == Some("done")
+    });
+    let since = Instant::now();
+    while since.elapsed() < Duration::from_secs(3) {
+        assert_eq!(
+            status_of(first.1).as_deref(),
+            Some("queued"),
+            "the job claimed ahead started on a paused node"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    run_ok(&env, &["resume", "--node", &name]);
+    wait_until(
+        "the held job done after the resume",
+        Duration::from_secs(30),
+        || status_of(first.1).as_deref() == Some("done"),
+    );
+    let rows = jobs(&env, &[]);
+    assert!(
+        rows.iter().all(|r| r["attempts"] == 1),
+        "a given-back claim is not an attempt: {rows:#?}"
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
