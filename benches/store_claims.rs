@@ -8,9 +8,12 @@
 //!   W × 5/s.
 //! - **Enqueue-to-claim latency** on an idle worker: from the watcher's commit to the worker
 //!   holding the claim, p50 and p99 (PostgreSQL wakes on `NOTIFY`; SQLite polls its file).
+//! - **Looking past**: one claim over 100,000 queued jobs the worker may not take (another
+//!   root; a rule whose window is closed), the time it holds its transaction.
 //!
-//! `cargo bench --bench store_claims` runs 2,000 trivial jobs and 200 latency samples;
-//! `cargo bench --bench store_claims -- 500 50` picks other counts.
+//! `cargo bench --bench store_claims` runs 2,000 trivial jobs, 200 latency samples and
+//! 100,000 jobs to look past; `cargo bench --bench store_claims -- 500 50 10000` picks other
+//! counts.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,9 +27,14 @@ mod test_server;
 
 /// A job a worker may run (it has a plan), on its own file.
 fn job(i: u64) -> Write {
+    job_of("review", i)
+}
+
+/// A job of `rule` a worker may run, on its own file.
+fn job_of(rule: &str, i: u64) -> Write {
     Write::Enqueue {
         job: Box::new(NewJob {
-            rule: "review".into(),
+            rule: rule.into(),
             rule_hash: "h".into(),
             input: RootedPath {
                 root: "shots".into(),
@@ -55,7 +63,11 @@ fn job(i: u64) -> Write {
 }
 
 fn enqueue(q: &mut dyn JobQueue, from: u64, n: u64) {
-    let writes: Vec<Write> = (from..from + n).map(job).collect();
+    enqueue_of(q, "review", from, n);
+}
+
+fn enqueue_of(q: &mut dyn JobQueue, rule: &str, from: u64, n: u64) {
+    let writes: Vec<Write> = (from..from + n).map(|i| job_of(rule, i)).collect();
     for batch in writes.chunks(200) {
         q.commit(batch).expect("enqueue");
     }
@@ -199,6 +211,39 @@ fn latency(server: &test_server::TestServer, dir: &tempfile::TempDir, samples: u
     );
 }
 
+/// One claim that reads past `n` queued jobs it may not take: of another root (filtered in
+/// Rust on SQLite), then of a closed rule, with one job it may take behind them.
+fn look_past(server: &test_server::TestServer, dir: &tempfile::TempDir, n: u64) {
+    println!("one claim looking past {n} queued jobs it may not take:");
+    for (name, loc) in stores(server, dir) {
+        let mut watcher = open_queue(&loc, "watcher").expect("opens");
+        enqueue_of(&mut *watcher, "night", 0, n);
+        enqueue(&mut *watcher, n, 1);
+        let mut worker = open_queue(&loc, "worker").expect("opens");
+        let elsewhere = ClaimFilter {
+            roots: vec!["elsewhere".into()],
+            ..ClaimFilter::default()
+        };
+        let start = Instant::now();
+        let got = worker.claim_next(&elsewhere, 1).expect("claim");
+        let other_root = start.elapsed();
+        assert!(got.is_empty());
+        let closed = ClaimFilter {
+            closed_rules: vec!["night".into()],
+            ..ClaimFilter::default()
+        };
+        let start = Instant::now();
+        let got = worker.claim_next(&closed, 1).expect("claim");
+        let closed_rule = start.elapsed();
+        assert_eq!(got.len(), 1);
+        println!(
+            "  {name:8} another root {:8.1} ms   a closed rule {:8.1} ms",
+            other_root.as_secs_f64() * 1e3,
+            closed_rule.as_secs_f64() * 1e3
+        );
+    }
+}
+
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
@@ -206,9 +251,11 @@ fn main() {
         .collect();
     let trivial_jobs = args.first().copied().unwrap_or(2_000);
     let samples = args.get(1).copied().unwrap_or(200);
+    let look_past_jobs = args.get(2).copied().unwrap_or(100_000);
     let server = test_server::TestServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
     trivial(&server, &dir, trivial_jobs);
     coordination(&server, &dir);
     latency(&server, &dir, samples);
+    look_past(&server, &dir, look_past_jobs);
 }

@@ -400,3 +400,48 @@ pub(crate) fn closed_windows_hold_claims_but_run_now(b: &dyn Backend) {
     );
     assert_eq!(status_of(&*h, ids[0]), "claimed");
 }
+
+/// A job of `rule` at `priority` needing `tags`.
+fn ranked(rule: &str, rel: &str, ino: u64, priority: i32, tags: &[&str]) -> Write {
+    let mut job: NewJob = new_job(rule, rel, version(ino, 10));
+    job.plan = format!("{{\"rel\":\"{rel}\"}}");
+    job.priority = priority;
+    job.tags = tags.iter().map(|t| t.to_string()).collect();
+    Write::Enqueue {
+        job: Box::new(job),
+        claim: false,
+    }
+}
+
+/// A claim reads the queue in pages: past more than a page of jobs it may not take (a closed
+/// rule's, tags it lacks) within one priority and across priorities, it still takes higher
+/// priorities first and ids in order within one, and a closed rule's run-now job.
+pub(crate) fn claim_pages_keep_priority_order_past_jobs_not_taken(b: &dyn Backend) {
+    let mut watcher = b.queue("watcher");
+    let mut writes = vec![ranked("review", "a0.tif", 1, 0, &[])];
+    writes.extend((0..600).map(|i| ranked("night", &format!("n{i}.tif"), 10 + i, 5, &[])));
+    writes.extend((0..600).map(|i| ranked("gpu", &format!("g{i}.exr"), 1_000 + i, 5, &["gpu"])));
+    writes.push(ranked("review", "h5.tif", 2, 5, &[]));
+    let run_at = writes.len();
+    writes.push(ranked("night", "run.tif", 3, 5, &[]));
+    writes.push(ranked("review", "low.tif", 4, -3, &[]));
+    writes.extend((0..600).map(|i| ranked("gpu", &format!("z{i}.exr"), 2_000 + i, 0, &["gpu"])));
+    writes.push(ranked("review", "b0.tif", 5, 0, &[]));
+    let answers = watcher.commit(&writes).expect("commit");
+    let run = enqueued(answers[run_at].clone()).0;
+    assert_eq!(b.history().run_now(&[run]).expect("run now"), [run]);
+    let closed = ClaimFilter {
+        closed_rules: vec!["night".into()],
+        ..ClaimFilter::default()
+    };
+    let mut worker = b.queue("worker");
+    assert_eq!(
+        rels(&worker.claim_next(&closed, 3).expect("claim")),
+        ["h5.tif", "run.tif", "a0.tif"]
+    );
+    assert_eq!(
+        rels(&worker.claim_next(&closed, 10).expect("claim")),
+        ["b0.tif", "low.tif"]
+    );
+    assert!(worker.claim_next(&closed, 10).expect("claim").is_empty());
+}

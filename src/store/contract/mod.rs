@@ -90,6 +90,7 @@ macro_rules! contract_tests {
             jobs_no_live_node_can_take_are_listed,
             held_jobs_say_why_and_status_counts_windows,
             closed_windows_hold_claims_but_run_now,
+            claim_pages_keep_priority_order_past_jobs_not_taken,
         );
     };
     ($backend:expr; $($case:ident),+ $(,)?) => {

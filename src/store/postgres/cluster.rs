@@ -28,6 +28,19 @@ use super::{CHANNEL, NEXT_QUEUE_SEQ, NOW_MS, PgStore};
 /// take (the others are at their rule's limit, or being claimed by other nodes).
 const CLAIM_WINDOW: i64 = 512;
 
+/// Queued jobs a node may take: due, planned, tags within its `$1`, root among its `$2`
+/// (any when empty), rule neither paused nor at its limit (`$4`) nor closed (`$5`) unless the
+/// job is run-now; a page's priority and position follow ([`claim_once`]), then its order and
+/// size (`$3`).
+const CANDIDATES: &str = "SELECT j.id, j.rule, j.concurrency, j.priority FROM jobs j
+         JOIN files f ON f.id = j.file_id
+     WHERE j.status = 'queued' AND j.due_at <= now() AND j.plan IS NOT NULL
+         AND j.tags <@ $1::text[] AND (cardinality($2::text[]) = 0 OR f.root = ANY($2))
+         AND j.rule NOT IN (SELECT name FROM paused WHERE kind = 'rule')
+         AND NOT (j.rule = ANY($4::text[]))
+         AND (j.run_now OR NOT (j.rule = ANY($5::text[])))";
+const PAGE: &str = "ORDER BY j.priority DESC, j.id LIMIT $3";
+
 /// The advisory-lock key space of rules' concurrency (the second key is the rule's hash).
 const CONCURRENCY_LOCK: i32 = 0x5352_4F56;
 
@@ -161,38 +174,45 @@ fn claim_once(
         return Ok(claimed);
     }
     // Pages higher priority first, in id order within one; a rule found at its limit is left
-    // out of the next pages, so a saturated backlog never starves the jobs queued behind it.
-    let (mut after, mut level): (i64, i32) = (0, i32::MAX);
+    // out of the next pages, so a saturated backlog never starves the jobs queued behind it. A
+    // page reads on within the last page's priority or, that priority done, below it: each is
+    // one range of `jobs_claimable`.
+    let (mut after, mut level, mut within): (i64, i32, bool) = (0, i32::MAX, true);
     while claimed.len() < limit {
         let full: Vec<&str> = room
             .iter()
             .filter(|(_, left)| **left <= 0)
             .map(|(rule, _)| rule.as_str())
             .collect();
-        let candidates = tx.query(
-            "SELECT j.id, j.rule, j.concurrency, j.priority FROM jobs j
-                 JOIN files f ON f.id = j.file_id
-             WHERE j.status = 'queued' AND j.due_at <= now() AND j.plan IS NOT NULL
-                 AND j.tags <@ $1::text[] AND (cardinality($2::text[]) = 0 OR f.root = ANY($2))
-                 AND (j.priority < $6 OR (j.priority = $6 AND j.id > $4))
-                 AND j.rule NOT IN (SELECT name FROM paused WHERE kind = 'rule')
-                 AND NOT (j.rule = ANY($5::text[]))
-                 AND (j.run_now OR NOT (j.rule = ANY($7::text[])))
-             ORDER BY j.priority DESC, j.id LIMIT $3",
-            &[
-                &tags,
-                &roots,
-                &CLAIM_WINDOW,
-                &after,
-                &full,
-                &level,
-                &closed_rules,
-            ],
-        )?;
+        let candidates = if within {
+            tx.query(
+                &format!("{CANDIDATES} AND j.priority = $6 AND j.id > $7 {PAGE}"),
+                &[
+                    &tags,
+                    &roots,
+                    &CLAIM_WINDOW,
+                    &full,
+                    &closed_rules,
+                    &level,
+                    &after,
+                ],
+            )?
+        } else {
+            tx.query(
+                &format!("{CANDIDATES} AND j.priority < $6 {PAGE}"),
+                &[&tags, &roots, &CLAIM_WINDOW, &full, &closed_rules, &level],
+            )?
+        };
+        let short = candidates.len() < CLAIM_WINDOW as usize;
         let Some(last) = candidates.last() else {
+            if within {
+                within = false;
+                continue;
+            }
             break;
         };
-        (after, level) = (last.get(0), last.get(3));
+        // A short page read its priority to the end (and, read below it, the queue).
+        (after, level, within) = (last.get(0), last.get(3), !short || !within);
         claim_page(&mut tx, node, candidates, limit, &mut room, &mut claimed)?;
     }
     tx.commit()?;

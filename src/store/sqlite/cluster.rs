@@ -21,6 +21,26 @@ const CLAIM_WINDOW: i64 = 512;
 /// How often `wait_for_work` asks whether another connection committed.
 const WAKE_POLL: Duration = Duration::from_millis(20);
 
+/// A page of the queue within one priority (`?4`), after the id `?3`: jobs not yet claimed
+/// that are due (`?1`), planned, of a rule neither paused nor closed (`?5`, a JSON array; a
+/// run-now job may start in a closed window), at most `?2`.
+const WITHIN: &str = "SELECT j.id, j.rule, f.root, j.tags, j.concurrency, j.priority
+     FROM jobs j INDEXED BY jobs_claimable JOIN files f ON f.id = j.file_id
+     WHERE j.status = 'queued' AND j.priority = ?4 AND j.id > ?3
+         AND j.not_before <= ?1 AND j.plan IS NOT NULL
+         AND j.rule NOT IN (SELECT name FROM paused WHERE kind = 'rule')
+         AND (j.run_now OR j.rule NOT IN (SELECT value FROM json_each(?5)))
+     ORDER BY j.priority DESC, j.id LIMIT ?2";
+/// The same below the priority `?4` (`?3` unused), higher priority first, in id order. Both
+/// name their index: left to choose, SQLite reads this one by `jobs_active` and sorts.
+const BELOW: &str = "SELECT j.id, j.rule, f.root, j.tags, j.concurrency, j.priority
+     FROM jobs j INDEXED BY jobs_claimable JOIN files f ON f.id = j.file_id
+     WHERE j.status = 'queued' AND j.priority < ?4
+         AND j.not_before <= ?1 AND j.plan IS NOT NULL
+         AND j.rule NOT IN (SELECT name FROM paused WHERE kind = 'rule')
+         AND (j.run_now OR j.rule NOT IN (SELECT value FROM json_each(?5)))
+     ORDER BY j.priority DESC, j.id LIMIT ?2";
+
 impl SqliteStore {
     pub(super) fn claim_next_jobs(
         &mut self,
@@ -56,24 +76,22 @@ impl SqliteStore {
         }
         // Pages of the queue, higher priority first and in id order within one, only the
         // columns that decide: a claim looks past jobs it may not take (other tags or roots, a
-        // rule at its limit) until it has `limit` or the queue ends, so a saturated backlog
-        // never starves the jobs behind it.
-        type Candidate = (JobId, String, String, String, Option<u32>, i32, bool);
+        // rule at its limit, a closed rule's) until it has `limit` or the queue ends, so a
+        // saturated backlog never starves the jobs behind it. A page reads on within the last
+        // page's priority, or, that priority done, from the next lower one: each is one seek
+        // of `jobs_claimable` (a keyset of `priority < ? OR (priority = ? AND id > ?)` is not,
+        // and re-reads each page's priority from its start).
+        type Candidate = (JobId, String, String, String, Option<u32>, i32);
         // Token, attempt, the input's path, steps, product and plan of a job just claimed.
         type Taken = (i64, i64, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, String);
+        let closed = serde_json::to_string(closed_rules).unwrap_or_else(|_| "[]".into());
         let mut claimed = Vec::new();
-        let (mut after, mut level): (JobId, i32) = (0, i32::MAX);
+        // Where the last page ended, and whether its priority may have more.
+        let (mut after, mut level, mut within): (JobId, i32, bool) = (0, i32::MAX, true);
         'pages: loop {
             let page: Vec<Candidate> = tx
-                .prepare_cached(
-                    "SELECT j.id, j.rule, f.root, j.tags, j.concurrency, j.priority, j.run_now
-                     FROM jobs j JOIN files f ON f.id = j.file_id
-                     WHERE j.status = 'queued' AND j.not_before <= ?1 AND j.plan IS NOT NULL
-                         AND (j.priority < ?4 OR (j.priority = ?4 AND j.id > ?3))
-                         AND j.rule NOT IN (SELECT name FROM paused WHERE kind = 'rule')
-                     ORDER BY j.priority DESC, j.id LIMIT ?2",
-                )?
-                .query_map(params![now, CLAIM_WINDOW, after, level], |r| {
+                .prepare_cached(if within { WITHIN } else { BELOW })?
+                .query_map(params![now, CLAIM_WINDOW, after, level, closed], |r| {
                     Ok((
                         r.get(0)?,
                         r.get(1)?,
@@ -81,22 +99,26 @@ impl SqliteStore {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
-                        r.get(6)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            let full = page.len() as i64 == CLAIM_WINDOW;
             let Some(last) = page.last() else {
+                if within {
+                    within = false;
+                    continue;
+                }
                 break;
             };
-            (after, level) = (last.0, last.5);
-            for (id, rule, root, job_tags, concurrency, _, run_now) in page {
+            // A short page read its priority to the end (and, read below, the queue).
+            (after, level, within) = (last.0, last.5, full || !within);
+            for (id, rule, root, job_tags, concurrency, _) in page {
                 if claimed.len() >= limit {
                     break 'pages;
                 }
                 let needs = decode_tags(&job_tags);
                 if !needs.iter().all(|t| tags.contains(t))
                     || !(roots.is_empty() || roots.contains(&root))
-                    || (!run_now && closed_rules.contains(&rule))
                 {
                     continue;
                 }
@@ -230,5 +252,61 @@ impl SqliteStore {
                 super::encoding::encode_tags(tags)
             ])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::{BELOW, WITHIN};
+
+    /// Each page of a claim is one search of `jobs_claimable` by priority (and id within
+    /// one), never a scan of the queue from its start, also with `ANALYZE`'s statistics.
+    #[test]
+    fn claim_pages_seek_the_claimable_index() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        super::super::schema::migrate(&mut conn, 7).expect("migrates");
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO files (id, root, rel, ino, size, mtime_ns, seen_at)
+                 SELECT i, 's', CAST('f' || i AS BLOB), i, 1, 1, 1 FROM n;
+             INSERT INTO jobs (id, rule, rule_hash, file_id, ino, size, mtime_ns, status,
+                     created_at, plan, priority)
+                 SELECT id, 'r' || (id % 3), 'h', id, id, 1, 1,
+                     CASE WHEN id % 4 = 0 THEN 'done' ELSE 'queued' END, 1, '{}', id % 5
+                 FROM files;",
+        )
+        .expect("rows");
+        for analyzed in [false, true] {
+            if analyzed {
+                conn.execute_batch("ANALYZE").expect("analyze");
+            }
+            for (sql, search) in [
+                (WITHIN, "USING INDEX jobs_claimable (priority=? AND id>?)"),
+                (BELOW, "USING INDEX jobs_claimable (priority<?)"),
+            ] {
+                let plan: Vec<String> = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .expect("explain")
+                    .query_map(rusqlite::params![0, 512, 0, 3, "[\"r1\"]"], |r| {
+                        r.get::<_, String>(3)
+                    })
+                    .expect("plan")
+                    .collect::<Result<_, _>>()
+                    .expect("read");
+                assert!(
+                    plan.iter()
+                        .any(|p| p.starts_with("SEARCH j ") && p.ends_with(search)),
+                    "analyzed: {analyzed}: {plan:?}"
+                );
+                assert!(
+                    !plan.iter().any(|p| p.starts_with("SCAN j ")
+                        || p == "SCAN j"
+                        || p.contains("TEMP B-TREE")),
+                    "analyzed: {analyzed}: {plan:?}"
+                );
+            }
+        }
     }
 }
