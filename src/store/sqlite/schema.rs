@@ -232,6 +232,11 @@ const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
 /// `run_now` (it may start outside its rule's window); `paused`, the nodes and rules
 /// `shotrouter pause` holds; a node's `tags` (which tagged jobs it can take). Version 6 is in
 /// no release yet, so it may still grow here.
+///
+/// The plan (about 430 bytes of a 700-byte row in a burst) stays in `jobs`. In a side table
+/// keyed by job, each enqueue writes one more row, while a status write saves only the copy of
+/// those bytes: replaying a burst's statements (enqueue, claim, end, in group commits) counted
+/// 4% more instructions in SQLite per job, and dropping the plan altogether under 3% fewer.
 const V6: &str = "CREATE TABLE jobs_v6 (
         id INTEGER PRIMARY KEY,
         rule TEXT NOT NULL,
