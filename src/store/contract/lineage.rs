@@ -67,6 +67,55 @@ fn ran(
     assert_eq!(finish(q, claim, Ending::Done), Answer::Ok);
 }
 
+/// A run's `Used` and its end in one commit, as the engine writes every successful end,
+/// answer and record as they do in two; a stale claim records neither.
+pub(crate) fn used_and_its_end_in_one_commit(b: &dyn Backend) {
+    let mut q = b.queue("a");
+    let q = &mut *q;
+    q.register_roots(&[("shots".into(), b.scratch().join("shots"))])
+        .expect("roots");
+    let lut = b.scratch().join("shots/luts/show.cube");
+    let done = claim(q, "review", "a.tif", version(1, 10));
+    let answers = q
+        .commit(&[
+            used(done, &[(&lut, version(50, 100))], "w1"),
+            Write::Finish {
+                claim: done,
+                ending: Ending::Done,
+            },
+        ])
+        .expect("commit");
+    assert_eq!(answers, [Answer::Ok, Answer::Ok]);
+    let h = b.history();
+    let detail = h.job(done.id).expect("read").expect("exists");
+    assert_eq!(detail.row.status, "done");
+    let record = detail.used.expect("a run record");
+    assert_eq!(record.work_hash.as_deref(), Some("w1"));
+    assert_eq!(record.programs.len(), 1);
+    assert_eq!(record.inputs.len(), 1);
+    assert!(record.inputs[0].path.ends_with("show.cube"));
+
+    let stale = Claim {
+        token: done.token + 1,
+        ..claim(q, "review", "b.tif", version(2, 10))
+    };
+    let answers = q
+        .commit(&[
+            used(stale, &[(&lut, version(50, 100))], "w2"),
+            Write::Finish {
+                claim: stale,
+                ending: Ending::Done,
+            },
+        ])
+        .expect("commit");
+    assert_eq!(answers[0], Answer::NotClaimable);
+    assert!(matches!(answers[1], Answer::Stale { .. }), "{answers:?}");
+    let detail = h.job(stale.id).expect("read").expect("exists");
+    assert_eq!(detail.row.status, "claimed");
+    let record = detail.used.unwrap_or_default();
+    assert_eq!((record.work_hash, record.inputs.len()), (None, 0));
+}
+
 /// A waiting job is not claimable; released, it is queued where every node's poll sees it;
 /// given up on, it fails saying why; a queued job planned again may wait.
 pub(crate) fn waiting_jobs_are_released_or_given_up(b: &dyn Backend) {

@@ -82,6 +82,7 @@ macro_rules! contract_tests {
             a_skipped_job_is_recorded_and_never_runs,
             waiting_jobs_are_released_or_given_up,
             used_inputs_and_their_new_versions,
+            used_and_its_end_in_one_commit,
             lineage_walks_up_and_down,
             stale_products_and_their_reruns,
             claims_follow_priority_and_bumps,

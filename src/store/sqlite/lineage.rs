@@ -83,6 +83,18 @@ pub(super) fn used(
     if changed == 0 {
         return Ok(Answer::NotClaimable);
     }
+    used_inputs(tx, claim, used, now)?;
+    Ok(Answer::Ok)
+}
+
+/// The declared inputs a run read, at the versions read (`job_inputs`), once the claim's
+/// `work_hash` and `programs` are written (by [`used`], or folded into the end's statement).
+pub(super) fn used_inputs(
+    tx: &Connection,
+    claim: Claim,
+    used: &RunUse,
+    now: i64,
+) -> rusqlite::Result<()> {
     for input in &used.inputs {
         let file_id = file_row(tx, &input.path, input.version, now)?;
         let (ino, size, mtime) = stored(input.version);
@@ -92,7 +104,7 @@ pub(super) fn used(
         )?
         .execute(params![claim.id, file_id, ino, size, mtime, input.hash])?;
     }
-    Ok(Answer::Ok)
+    Ok(())
 }
 
 /// The `files` row of a declared input, made when it has none. Its version is the watcher's

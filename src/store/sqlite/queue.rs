@@ -20,10 +20,42 @@ use super::super::{JobId, StoreError, now_ms};
 use super::adopt::adopt;
 use super::encoding::{blob, path_of};
 use super::enqueue::upgrade_legacy;
-use super::write::apply;
+use super::write::{apply, used_and_finish};
 use super::{SqliteStore, stored};
 use crate::os::version::FileVersion;
 use crate::store::encoding::loaded;
+
+/// Applies a group commit's writes in order. A run's `Used` followed by the same claim's
+/// `Finish` (how the engine ends every successful run) is one statement, not two.
+fn apply_all(
+    tx: &rusqlite::Connection,
+    node: &str,
+    now: i64,
+    legacy: bool,
+    writes: &[Write],
+) -> rusqlite::Result<Vec<Answer>> {
+    let mut answers = Vec::with_capacity(writes.len());
+    let mut rest = writes;
+    while let Some((write, after)) = rest.split_first() {
+        if let (
+            Write::Used { claim, used },
+            Some(Write::Finish {
+                claim: ended,
+                ending,
+            }),
+        ) = (write, after.first())
+            && claim == ended
+        {
+            let (used, ended) = used_and_finish(tx, now, *claim, used, ending)?;
+            answers.extend([used, ended]);
+            rest = &after[1..];
+            continue;
+        }
+        answers.push(apply(tx, node, now, legacy, write)?);
+        rest = after;
+    }
+    Ok(answers)
+}
 
 impl JobQueue for SqliteStore {
     fn node(&self) -> &str {
@@ -60,10 +92,7 @@ impl JobQueue for SqliteStore {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let now = now_ms();
         let legacy = self.has_legacy;
-        let applied: rusqlite::Result<Vec<Answer>> = writes
-            .iter()
-            .map(|write| apply(&self.conn, &self.node, now, legacy, write))
-            .collect();
+        let applied = apply_all(&self.conn, &self.node, now, legacy, writes);
         let committed = applied.and_then(|answers| {
             self.conn.prepare_cached("COMMIT")?.execute([])?;
             Ok(answers)

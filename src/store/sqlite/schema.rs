@@ -233,6 +233,12 @@ const V5: &str = "ALTER TABLE jobs ADD COLUMN ran_steps BLOB;
 /// for workers); `paused`, the nodes and rules
 /// `shotrouter pause` holds; a node's `tags` (which tagged jobs it can take). Version 6 is in
 /// no release yet, so it may still grow here.
+///
+/// The plan (about 430 bytes of a 700-byte row in a burst) stays in `jobs`. In a side table
+/// keyed by job, each enqueue writes one more row, and a status write saves only the copy of
+/// those bytes: replaying a burst's statements (enqueue, claim, what the run used, end, in
+/// group commits) counted 0.6% fewer instructions in SQLite per job, against 6% fewer with no
+/// plan at all and 13% fewer with the use folded into the end (which `write.rs` now does).
 const V6: &str = "CREATE TABLE jobs_v6 (
         id INTEGER PRIMARY KEY,
         rule TEXT NOT NULL,

@@ -13,6 +13,7 @@ use super::encoding::{blob, encode_steps};
 use super::enqueue::{enqueue, upsert_baseline};
 use super::lineage;
 use crate::store::RunHandle;
+use crate::store::lineage::RunUse;
 
 /// Applies one write of a group commit.
 pub(super) fn apply(
@@ -147,7 +148,7 @@ pub(super) fn apply(
                 refusal(tx, claim.id)
             }
         }
-        Write::Finish { claim, ending } => finish(tx, now, *claim, ending),
+        Write::Finish { claim, ending } => finish(tx, now, *claim, ending, None),
         Write::Drop { id, reason } => {
             let changed = tx
                 .prepare_cached(
@@ -179,7 +180,31 @@ pub(super) fn apply(
     }
 }
 
-fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite::Result<Answer> {
+/// A run's [`Write::Used`] and the same claim's [`Write::Finish`] just after it in one batch, as
+/// the engine writes every successful end: one `UPDATE` of the job instead of two. The answers
+/// are the ones the two writes would have had: the same `WHERE` fences both.
+pub(super) fn used_and_finish(
+    tx: &Connection,
+    now: i64,
+    claim: Claim,
+    used: &RunUse,
+    ending: &Ending,
+) -> rusqlite::Result<(Answer, Answer)> {
+    let ended = finish(tx, now, claim, ending, Some(used))?;
+    if !matches!(ended, Answer::Ok) {
+        return Ok((Answer::NotClaimable, ended));
+    }
+    lineage::used_inputs(tx, claim, used, now)?;
+    Ok((Answer::Ok, ended))
+}
+
+fn finish(
+    tx: &Connection,
+    now: i64,
+    claim: Claim,
+    ending: &Ending,
+    used: Option<&RunUse>,
+) -> rusqlite::Result<Answer> {
     let (status, reason, not_before) = match ending {
         Ending::Done => ("done", None, 0),
         Ending::Failed { reason } => ("failed", Some(reason.as_str()), 0),
@@ -194,12 +219,16 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
         ending,
         Ending::Interrupted | Ending::Declined { .. }
     ));
+    // What the run used, when its `Used` is folded in here (`?8`); else both stay.
+    let programs = used.map(|u| serde_json::to_string(&u.programs).unwrap_or_default());
     // The queue_seq stays: the engine queued it again itself and knows it.
     let changed = tx
         .prepare_cached(
             "UPDATE jobs SET status = ?3, exit_status = ?4, not_before = ?5, finished_at = ?6,
                  started_at = coalesce(started_at, ?6), temp_output = NULL, pgid = NULL,
-                 leader_start = NULL, boot_id = NULL, attempts = max(attempts - ?7, 0)
+                 leader_start = NULL, boot_id = NULL, attempts = max(attempts - ?7, 0),
+                 work_hash = CASE WHEN ?8 THEN ?9 ELSE work_hash END,
+                 programs = CASE WHEN ?8 THEN ?10 ELSE programs END
              WHERE id = ?1 AND token = ?2 AND status IN ('claimed', 'running')",
         )?
         .execute(params![
@@ -209,7 +238,10 @@ fn finish(tx: &Connection, now: i64, claim: Claim, ending: &Ending) -> rusqlite:
             reason,
             not_before,
             now,
-            uncount
+            uncount,
+            used.is_some(),
+            used.map(|u| u.work_hash.as_str()),
+            programs
         ])?;
     if changed == 1 {
         Ok(Answer::Ok)
