@@ -15,6 +15,7 @@ pub mod control;
 pub mod cuts;
 mod encoding;
 pub mod history;
+pub mod job;
 pub mod lineage;
 mod lineage_walk;
 pub mod location;
@@ -24,6 +25,7 @@ pub mod queue;
 pub mod run;
 pub mod sqlite;
 mod url;
+pub mod write;
 
 pub use location::Location;
 pub use open::{open_cuts, open_history, open_ops, open_queue, open_worker_queue};
