@@ -112,14 +112,7 @@ impl FairQueue {
     /// Lets a queued job start outside its rule's window (`shotrouter run-now`); whether this
     /// queue holds it.
     pub fn run_now(&mut self, id: JobId) -> bool {
-        let held = self
-            .queues
-            .values()
-            .flatten()
-            .chain(self.delayed.iter().map(|(_, p)| p))
-            .find(|p| p.id == Some(id))
-            .map(|p| p.spec.rule.clone());
-        match held {
+        match self.rule_of(id) {
             Some(rule) => {
                 self.run_now.insert(id, rule);
                 true
@@ -167,14 +160,7 @@ impl FairQueue {
     /// Gives a queued job its own priority (`shotrouter bump`); whether this queue holds it
     /// and its priority changed.
     pub fn set_priority(&mut self, id: JobId, priority: i32) -> bool {
-        let held = self
-            .queues
-            .values()
-            .flatten()
-            .chain(self.delayed.iter().map(|(_, p)| p))
-            .find(|p| p.id == Some(id))
-            .map(|p| p.spec.rule.clone());
-        let Some(rule) = held else {
+        let Some(rule) = self.rule_of(id) else {
             return false;
         };
         let before = self
@@ -188,6 +174,16 @@ impl FairQueue {
             self.bumped.insert(id, (rule, priority));
         }
         before != priority
+    }
+
+    /// The rule of a job this queue holds (waiting for a slot or for its retry), by store id.
+    fn rule_of(&self, id: JobId) -> Option<String> {
+        self.queues
+            .values()
+            .flatten()
+            .chain(self.delayed.iter().map(|(_, p)| p))
+            .find(|p| p.id == Some(id))
+            .map(|p| p.spec.rule.clone())
     }
 
     fn rule_priority(&self, rule: &str) -> i32 {
