@@ -57,6 +57,18 @@ fn apply_all(
     Ok(answers)
 }
 
+/// The watcher's poll twice a second: jobs queued (or bumped, run now, retried) since its
+/// cursor. Named to `jobs_by_queue`: left to choose without `ANALYZE`'s statistics, SQLite
+/// walked every queued job through `jobs_active` and sorted them. And the cursor's bound comes
+/// first: of two lower bounds SQLite seeks by one, and with `queue_seq > 0` first it started
+/// from the queue's beginning. Either way the poll's cost grew with the backlog.
+const QUEUED_SINCE: &str =
+    "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority,
+         j.run_now
+     FROM jobs j INDEXED BY jobs_by_queue JOIN files f ON f.id = j.file_id
+     WHERE j.queue_seq > ?1 AND j.queue_seq > 0 AND j.status = 'queued'
+     ORDER BY j.queue_seq, j.id";
+
 impl JobQueue for SqliteStore {
     fn node(&self) -> &str {
         &self.node
@@ -241,11 +253,7 @@ impl JobQueue for SqliteStore {
              FROM jobs j JOIN files f ON f.id = j.file_id
              WHERE j.status = 'queued' AND ?1 < 0 ORDER BY j.id"
         } else {
-            "SELECT j.id, j.rule, f.root, f.rel, j.attempts, j.not_before, j.queue_seq, j.priority,
-                 j.run_now
-             FROM jobs j JOIN files f ON f.id = j.file_id
-             WHERE j.queue_seq > 0 AND j.queue_seq > ?1 AND j.status = 'queued'
-             ORDER BY j.queue_seq, j.id"
+            QUEUED_SINCE
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map([cursor], queued_job)?;
@@ -408,4 +416,57 @@ fn queued_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedJob> {
         priority: r.get(7)?,
         run_now: r.get(8)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    /// The poll searches `jobs_by_queue` from its cursor, with or without `ANALYZE`'s
+    /// statistics, and never walks or sorts the whole backlog.
+    #[test]
+    fn the_poll_searches_the_queue_from_its_cursor() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        super::super::schema::migrate(&mut conn, 7).expect("migrates");
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO files (id, root, rel, ino, size, mtime_ns, seen_at)
+                 SELECT i, 's', CAST('f' || i AS BLOB), i, 1, 1, 1 FROM n;
+             INSERT INTO jobs (id, rule, rule_hash, file_id, ino, size, mtime_ns, status,
+                     created_at, plan, queue_seq)
+                 SELECT id, 'r', 'h', id, id, 1, 1, 'queued', 1, '{}', id FROM files;",
+        )
+        .expect("rows");
+        for analyzed in [false, true] {
+            if analyzed {
+                conn.execute_batch("ANALYZE").expect("analyze");
+            }
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", super::QUEUED_SINCE))
+                .expect("explain")
+                .query_map([1990], |r| r.get::<_, String>(3))
+                .expect("plan")
+                .collect::<Result<_, _>>()
+                .expect("read");
+            assert!(
+                plan.iter()
+                    .any(|p| p == "SEARCH j USING INDEX jobs_by_queue (queue_seq>?)"),
+                "analyzed: {analyzed}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+                "analyzed: {analyzed}: {plan:?}"
+            );
+            // The search starts at the cursor: ten rows past it cost tens of steps, not a
+            // walk of the 2,000 before it.
+            let mut poll = conn.prepare(super::QUEUED_SINCE).expect("prepare");
+            let rows = poll
+                .query_map([1990], |r| r.get::<_, i64>(0))
+                .expect("poll")
+                .count();
+            let steps = poll.get_status(rusqlite::StatementStatus::VmStep);
+            assert_eq!(rows, 10);
+            assert!(steps < 400, "analyzed: {analyzed}: {steps} steps");
+        }
+    }
 }
