@@ -13,6 +13,11 @@ pub trait JobHooks {
     /// A step's process group started (the daemon may die; a later one must be able to kill it).
     /// Returning false stops the job at once (a user cancelled it while it waited).
     fn group_started(&mut self, pgid: i32) -> bool;
+    /// Whether [`group_started`](Self::group_started) records anything: when it does, a quick
+    /// step is not reported at all (its end records it), which saves a /proc read per step.
+    fn records_starts(&self) -> bool {
+        true
+    }
     /// The product is about to be renamed into place with this version. Returning false
     /// discards it instead: the attempt no longer holds the job's claim.
     fn publishing(&mut self, output: &Path, version: FileVersion) -> bool;

@@ -18,6 +18,11 @@ use nix::unistd::Pid;
 use crate::exec::hooks::JobHooks;
 use crate::exec::watchdog::{JobControl, Watchdog};
 
+/// How long a step may run before its start is reported (and recorded with its process group).
+/// With the committer's start window (`engine::node::outbox::START_WINDOW`) it bounds how long
+/// a crash may leave a step's processes unknown to the next start.
+pub const QUICK_STEP: Duration = Duration::from_millis(1);
+
 /// How a step ended.
 pub(super) enum StepResult {
     Exited(std::process::ExitStatus),
@@ -97,7 +102,13 @@ pub(super) fn run_step(
     };
     let pgid = handle.pids().first().map_or(0, |&p| p as i32);
     control.set_group(pgid);
-    if !hooks.group_started(pgid) {
+    // A step over within QUICK_STEP is not reported as started: its end says so, and naming its
+    // group for recovery (a /proc read) cost more than a quick copy. Still unreaped, so the pid
+    // is still this child's.
+    let quick = hooks.records_starts()
+        && !control.is_cancelled()
+        && crate::os::process::ends_within(pgid, QUICK_STEP);
+    if !quick && !hooks.group_started(pgid) {
         control.mark_cancelled();
         control.signal(Signal::SIGKILL);
     }

@@ -152,6 +152,32 @@ fn stat(pid: i32) -> Option<Stat> {
     })
 }
 
+/// Whether the child `pid` (started by us, not yet reaped) ends within `wait`: its pidfd turns
+/// readable when it exits, and nothing is reaped. False while it runs, and on kernels without
+/// pidfds (before 5.3), where callers treat it as still running.
+pub fn ends_within(pid: i32, wait: std::time::Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use rustix::process::{Pid, PidfdFlags, pidfd_open};
+    let Some(fd) = Pid::from_raw(pid).and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok())
+    else {
+        return false;
+    };
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let timeout = Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos().into(),
+        };
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(ready) => return ready > 0,
+            Err(rustix::io::Errno::INTR) if !left.is_zero() => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
 /// This boot's id, read once: it cannot change while we run.
 fn boot_id() -> Option<String> {
     static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
@@ -182,6 +208,29 @@ mod tests {
         assert_eq!(group.kill(), 1);
         let _ = child.wait();
         assert!(group.live_members().is_empty());
+    }
+
+    #[test]
+    fn a_quick_child_ends_within_the_wait_and_a_slow_one_does_not() {
+        let mut quick = std::process::Command::new("true")
+            .spawn()
+            .expect("true runs");
+        assert!(ends_within(
+            quick.id() as i32,
+            std::time::Duration::from_secs(5)
+        ));
+        // Not reaped by the wait: the child is still ours to wait for.
+        assert!(quick.wait().expect("reaped here").success());
+        let mut slow = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep runs");
+        assert!(!ends_within(
+            slow.id() as i32,
+            std::time::Duration::from_millis(20)
+        ));
+        let _ = slow.kill();
+        let _ = slow.wait();
     }
 
     #[test]

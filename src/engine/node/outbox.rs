@@ -47,8 +47,9 @@ pub enum Then {
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(10);
 
 /// Longest a step's start waits for company: until it is written, a crash leaves that step's
-/// processes unknown to the next start, so this window is kept short.
-pub const START_WINDOW: Duration = Duration::from_millis(2);
+/// processes unknown to the next start, so this window is kept short. A step is reported only
+/// once it ran `exec::step::QUICK_STEP`: the two together are 2 ms.
+pub const START_WINDOW: Duration = Duration::from_millis(1);
 
 /// Writes waiting for the next commit.
 #[derive(Debug, Default)]

@@ -73,6 +73,10 @@ impl JobHooks for WorkerHooks<'_> {
         true
     }
 
+    fn records_starts(&self) -> bool {
+        self.spec.claim.is_some()
+    }
+
     fn publishing(&mut self, output: &Path, version: FileVersion) -> bool {
         self.shared
             .publisher

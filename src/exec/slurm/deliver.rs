@@ -68,6 +68,10 @@ impl JobHooks for Hooks<'_> {
         true
     }
 
+    fn records_starts(&self) -> bool {
+        false
+    }
+
     fn publishing(&mut self, output: &Path, version: FileVersion) -> bool {
         self.publisher
             .publishing(self.conn, self.spec, output, version)
