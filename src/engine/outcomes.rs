@@ -92,11 +92,13 @@ impl Engine {
             self.attempts.written.remove(&claim.id);
         }
         self.lineage_ended(&spec, &outcome, duration);
+        // A step over within 1 ms was never reported started: it started `duration` ago.
         let started_at_ms = self
             .readout
             .active
             .get(&spec.id)
-            .and_then(|j| j.started_at_ms);
+            .and_then(|j| j.started_at_ms)
+            .or_else(|| Some(crate::store::now_ms() - duration.as_millis() as i64));
         self.readout.finished(&spec.id);
         self.note_duration(duration);
         let about = |reason: Option<String>| About {

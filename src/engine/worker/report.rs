@@ -67,7 +67,10 @@ impl Worker {
         notice.reason = reason;
         notice.node = self.node.name.clone();
         notice.at_ms = crate::store::now_ms();
-        notice.started_at_ms = held.started_at_ms;
+        // A step over within 1 ms was never reported started: it started `duration` ago.
+        notice.started_at_ms = held
+            .started_at_ms
+            .or_else(|| Some(notice.at_ms - duration.as_millis() as i64));
         notice.duration_ms = Some(duration.as_millis() as u64);
         Some(Telling::new(notice, targets))
     }
