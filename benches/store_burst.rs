@@ -192,7 +192,7 @@ fn main() {
         .filter_map(|a| a.parse().ok())
         .collect();
     let n = args.first().copied().unwrap_or(10_000);
-    let batch = args.get(1).copied().unwrap_or(15) as usize;
+    let batch = args.get(1).copied().unwrap_or(15).max(1) as usize;
     let dir = tempfile::tempdir().expect("a temp dir");
     println!(
         "store cost per job of a burst on SQLite, {n} jobs, {batch} of each write per commit:"

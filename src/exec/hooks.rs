@@ -11,11 +11,18 @@ use crate::store::queue::Published;
 /// What a running job reports as it goes, so it can be recorded durably.
 pub trait JobHooks {
     /// A step's process group started (the daemon may die; a later one must be able to kill it).
-    /// Returning false stops the job at once (a user cancelled it while it waited).
+    /// `pgid` 0: the attempt goes on with no process group alive (its quick steps are over and
+    /// its delivery begins). Returning false stops the job at once (a user cancelled it while
+    /// it waited).
     fn group_started(&mut self, pgid: i32) -> bool;
     /// Whether [`group_started`](Self::group_started) records anything: when it does, a quick
     /// step is not reported at all (its end records it), which saves a /proc read per step.
     fn records_starts(&self) -> bool {
+        true
+    }
+    /// Whether this attempt's start was reported: its quick steps were not, so before a
+    /// delivery (which may take long) the runner reports it with no group.
+    fn start_reported(&self) -> bool {
         true
     }
     /// The product is about to be renamed into place with this version. Returning false

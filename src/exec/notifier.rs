@@ -44,7 +44,8 @@ pub struct Notice {
     pub node: String,
     /// When the event happened, unix ms.
     pub at_ms: i64,
-    /// When its attempt started, unix ms, when it did.
+    /// When its attempt started, unix ms (the end less the duration when no start was
+    /// reported); `None` in notices that are not of an end.
     pub started_at_ms: Option<i64>,
     /// How long its attempt ran, ms, when it ran.
     pub duration_ms: Option<u64>,

@@ -291,7 +291,15 @@ fn run_attempt(
         return Outcome::Failed(failure);
     }
     match &mut delivery {
-        Some(delivery) => delivery.run(spec, &mut log, hooks),
+        Some(delivery) => {
+            // Its steps were too quick to be reported started; its delivery (a verify, a copy
+            // to the SAN) may not be: the job is running from here on, with no group alive.
+            if !hooks.start_reported() && !hooks.group_started(0) {
+                delivery.product.discard();
+                return Outcome::Cancelled;
+            }
+            delivery.run(spec, &mut log, hooks)
+        }
         None => Outcome::Succeeded { published: None },
     }
 }

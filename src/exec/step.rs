@@ -19,8 +19,8 @@ use crate::exec::hooks::JobHooks;
 use crate::exec::watchdog::{JobControl, Watchdog};
 
 /// How long a step may run before its start is reported (and recorded with its process group).
-/// With the committer's start window (`engine::node::outbox::START_WINDOW`) it bounds how long
-/// a crash may leave a step's processes unknown to the next start.
+/// With the committer's start window (`engine::node::outbox::START_WINDOW`, 2 ms) it bounds how
+/// long a crash may leave a step's processes unknown to the next start: 3 ms.
 pub const QUICK_STEP: Duration = Duration::from_millis(1);
 
 /// How a step ended.

@@ -137,16 +137,24 @@ fn succeeds(bench: &dyn Bench) {
     let (tx, rx) = unbounded();
     let executor = bench.executor(1, None, tx);
     let marker = dir.path().join("ran");
+    // Past 1 ms (`exec::step::QUICK_STEP`): a step over sooner may go unreported, its end
+    // saying all there is.
     let mut job = spec(
         dir.path(),
         1,
-        &[&["touch", marker.to_str().expect("utf-8")]],
+        &[&[
+            "sh",
+            "-c",
+            "touch \"$1\" && sleep 0.05",
+            "sh",
+            marker.to_str().expect("utf-8"),
+        ]],
     );
     bench.adapt(&mut job);
     executor.submit(job);
     let (run, finished) = follow(&rx, bench.limit());
     assert_eq!(finished.outcome, Outcome::Succeeded { published: None });
-    assert!(run.is_some(), "a run is reported before the end");
+    assert!(run.is_some(), "a run past 1 ms is reported before the end");
     assert!(marker.exists(), "the command ran");
     executor.shutdown();
 }
@@ -386,6 +394,68 @@ macro_rules! executor_contract {
 }
 
 executor_contract!(local, Local);
+
+/// A step over within 1 ms is not reported started (its end says all there is), but a job
+/// whose steps leave a product is reported running before its delivery begins, quick steps or
+/// not: a verify or a copy to the SAN may take long, and until then the job would look claimed
+/// and not started (no cancel button, a false `stuck`). Twenty jobs, so that some steps are
+/// quick even on a busy machine.
+#[test]
+fn a_job_with_a_product_is_reported_running_before_its_delivery() {
+    let dir = tempfile::tempdir().expect("temp");
+    let input = dir.path().join("input.dat");
+    std::fs::write(&input, "frame").expect("input");
+    let (tx, rx) = unbounded();
+    let executor = Local.executor(1, None, tx);
+    for id in 1..=20 {
+        let temp = dir.path().join(format!(".out{id}.planned.mov"));
+        let mut job = spec(
+            dir.path(),
+            id,
+            &[&[
+                "cp",
+                input.to_str().expect("utf-8"),
+                temp.to_str().expect("utf-8"),
+            ]],
+        );
+        job.plan.output = Some(OutputPaths {
+            final_path: dir.path().join(format!("out{id}.mov")),
+            temp_path: temp,
+            ale: None,
+        });
+        executor.submit(job);
+    }
+    let deadline = Instant::now() + LIMIT;
+    let mut started = std::collections::HashSet::new();
+    let mut ended = 0;
+    while ended < 20 {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Report::Started { claim, .. }) => {
+                started.insert(claim.id);
+            }
+            Ok(Report::Progress { .. }) => {}
+            Ok(Report::Finished(finished)) => {
+                assert!(
+                    matches!(finished.outcome, Outcome::Succeeded { .. }),
+                    "{:?}",
+                    finished.outcome
+                );
+                let id = finished.spec.claim.expect("claimed").id;
+                assert!(
+                    started.contains(&id),
+                    "job {id} reported running before its end"
+                );
+                ended += 1;
+            }
+            Err(e) => panic!("not every end within {LIMIT:?}: {e}"),
+        }
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("out20.mov")).expect("published"),
+        b"frame"
+    );
+    executor.shutdown();
+}
 
 /// The Slurm executor, on a real one-node cluster of its own.
 struct Slurm {

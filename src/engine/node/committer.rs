@@ -43,6 +43,11 @@ impl Committer {
         self.outbox.has_claims()
     }
 
+    /// Whether an attempt's end waits to be committed.
+    pub fn has_ends(&self) -> bool {
+        self.outbox.has_ends()
+    }
+
     /// Whether a new job recorded without a claim waits to be committed.
     pub fn has_new_jobs(&self) -> bool {
         self.outbox.has_new_jobs()

@@ -426,18 +426,22 @@ fn release_unheld<R: Role>(role: &mut R) {
 }
 
 /// Whether to commit now: what the role waits for, a write that waited its window, a large
-/// outbox, no store (answers are immediate), or a node with nothing running or ready: no end
-/// can come to share the commit, and a file arriving next would wait behind it.
+/// outbox, no store (answers are immediate), or the last ends of a node with nothing running
+/// or ready: no other end can come to share their commit, and a file arriving next would wait
+/// behind it. (Other writes of a node at rest, a first start's baseline, still wait for
+/// company.)
 fn should_commit<R: Role>(role: &R, now: Instant) -> bool {
     let node = role.node_ref();
-    let at_rest = node.executor.running() == 0 && node.executor.waiting() == 0;
+    let at_rest = || {
+        node.executor.running() == 0 && node.executor.waiting() == 0 && node.committer.has_ends()
+    };
     !node.committer.is_empty()
         && !node.committer.retry_pending(now)
         && !node.waits_to_reconnect(now)
         && (node.store.is_none()
             || node.committer.must_commit(now)
             || role.wants_commit()
-            || at_rest)
+            || at_rest())
 }
 
 /// Commits what waits and acts on the answers (which may free or take slots, so again until

@@ -58,19 +58,29 @@ struct WorkerHooks<'a> {
     store: &'a mut Option<Box<dyn JobQueue>>,
     spec: &'a JobSpec,
     job: u64,
+    /// The attempt's start was reported (a step ran past `exec::step::QUICK_STEP`).
+    reported: bool,
 }
 
 impl JobHooks for WorkerHooks<'_> {
     fn group_started(&mut self, pgid: i32) -> bool {
         if let Some(claim) = self.spec.claim {
+            self.reported = true;
             let _ = self.shared.done.send(Report::Started {
                 claim,
                 job: self.job,
                 temp_output: self.spec.plan.output.as_ref().map(|o| o.temp_path.clone()),
-                run: GroupId::of(pgid).map(RunHandle::Local),
+                run: (pgid > 0)
+                    .then(|| GroupId::of(pgid))
+                    .flatten()
+                    .map(RunHandle::Local),
             });
         }
         true
+    }
+
+    fn start_reported(&self) -> bool {
+        self.reported || self.spec.claim.is_none()
     }
 
     fn records_starts(&self) -> bool {
@@ -268,6 +278,7 @@ fn worker(shared: &Shared) {
             store: &mut store,
             spec: &spec,
             job,
+            reported: false,
         };
         let facts = crate::exec::lineage::RunFacts::gather(&spec.plan);
         let outcome = runner::run(&spec, job, &control, &shared.watchdog, &mut hooks);
