@@ -83,6 +83,17 @@ pub(super) fn used(
     if changed == 0 {
         return Ok(Answer::NotClaimable);
     }
+    used_inputs(tx, node, claim, used)?;
+    Ok(Answer::Ok)
+}
+
+/// The declared inputs a claimed job's run read, at the versions it read.
+pub(super) fn used_inputs(
+    tx: &mut Cached<'_, '_>,
+    node: &str,
+    claim: Claim,
+    used: &RunUse,
+) -> Result<(), postgres::Error> {
     for input in &used.inputs {
         let file_id = file_row(tx, node, &input.path, input.version)?;
         let (ino, size, mtime) = stored(input.version);
@@ -94,7 +105,7 @@ pub(super) fn used(
             &[&claim.id, &file_id, &ino, &size, &mtime, &input.hash],
         )?;
     }
-    Ok(Answer::Ok)
+    Ok(())
 }
 
 /// The `files` row of a declared input, made when it has none.

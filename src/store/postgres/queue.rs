@@ -19,6 +19,7 @@ use super::enqueue::{enqueue, upsert_file};
 use super::{CHANNEL, NOW_MS, PgStore, QUEUE_SEQ_LOCK, lineage, rooted};
 use crate::os::version::FileVersion;
 use crate::store::RunHandle;
+use crate::store::lineage::RunUse;
 
 /// How often a commit that lost a deadlock or a serialization race is tried again.
 const RETRIES: usize = 5;
@@ -71,10 +72,7 @@ impl JobQueue for PgStore {
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&QUEUE_SEQ_LOCK])?;
             }
             let mut queues = false;
-            let applied: Result<Vec<Answer>, postgres::Error> = writes
-                .iter()
-                .map(|write| apply(&mut tx, &self.node, write, &mut queues))
-                .collect();
+            let applied = apply_all(&mut tx, &self.node, writes, &mut queues);
             let committed = applied.and_then(|answers| {
                 if queues {
                     tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
@@ -452,7 +450,7 @@ fn apply(
             }
         }
         Write::Finish { claim, ending } => {
-            let answer = finish(tx, *claim, ending)?;
+            let answer = finish(tx, *claim, ending, None)?;
             if answer == Answer::Ok && matches!(ending, Ending::Retry { .. } | Ending::Interrupted)
             {
                 *queues = true;
@@ -498,16 +496,57 @@ fn apply(
     }
 }
 
+/// Applies a group commit's writes in order. A run's `Used` followed by the same claim's
+/// `Finish` (how the engine ends every successful run) is one statement, not two: one round
+/// trip fewer per job to a database across the network.
+fn apply_all(
+    tx: &mut Cached<'_, '_>,
+    node: &str,
+    writes: &[Write],
+    queues: &mut bool,
+) -> Result<Vec<Answer>, postgres::Error> {
+    let mut answers = Vec::with_capacity(writes.len());
+    let mut rest = writes;
+    while let Some((write, after)) = rest.split_first() {
+        if let (
+            Write::Used { claim, used },
+            Some(Write::Finish {
+                claim: ended,
+                ending,
+            }),
+        ) = (write, after.first())
+            && claim == ended
+        {
+            let ended = finish(tx, *claim, ending, Some(used))?;
+            if ended == Answer::Ok {
+                lineage::used_inputs(tx, node, *claim, used)?;
+                *queues |= matches!(ending, Ending::Retry { .. } | Ending::Interrupted);
+                answers.extend([Answer::Ok, ended]);
+            } else {
+                // A stale claim records nothing; the end says why, as the two writes would.
+                answers.extend([Answer::NotClaimable, ended]);
+            }
+            rest = &after[1..];
+            continue;
+        }
+        answers.push(apply(tx, node, write, queues)?);
+        rest = after;
+    }
+    Ok(answers)
+}
+
 /// Whether a write gives a job a place among those queued by others: the transaction takes
 /// the queue's place lock first, before any row lock, as `requeueing` does.
 fn places_jobs(write: &Write) -> bool {
     matches!(write, Write::Release { .. } | Write::Rerun { .. })
 }
 
+/// A claim's end; with `used`, what its run used is written in the same statement.
 fn finish(
     tx: &mut Cached<'_, '_>,
     claim: Claim,
     ending: &Ending,
+    used: Option<&RunUse>,
 ) -> Result<Answer, postgres::Error> {
     // `not_before` as reported (the engine's clock; `None`: the database's now + the delay)
     // and the delay after which the job is due, in the database's clock.
@@ -537,6 +576,9 @@ fn finish(
         ending,
         Ending::Interrupted | Ending::Declined { .. }
     ));
+    // What the run used, when its `Used` is folded in here (`$8`); else both stay.
+    let programs = used.map(|u| serde_json::to_string(&u.programs).unwrap_or_default());
+    let work_hash = used.map(|u| u.work_hash.as_str());
     // The queue_seq stays: the engine queued it again itself and knows it.
     let changed = tx.execute(
         &format!(
@@ -545,7 +587,9 @@ fn finish(
                  due_at = now() + $6::bigint * interval '1 millisecond',
                  finished_at = {NOW_MS}, started_at = coalesce(started_at, {NOW_MS}),
                  temp_output = NULL, pgid = NULL, leader_start = NULL, boot_id = NULL,
-                 attempts = greatest(attempts - $7, 0)
+                 attempts = greatest(attempts - $7, 0),
+                 work_hash = CASE WHEN $8 THEN $9 ELSE work_hash END,
+                 programs = CASE WHEN $8 THEN $10 ELSE programs END
              WHERE id = $1 AND token = $2 AND status IN ('claimed', 'running')"
         ),
         &[
@@ -556,6 +600,9 @@ fn finish(
             &not_before,
             &delay_ms,
             &uncount,
+            &used.is_some(),
+            &work_hash,
+            &programs,
         ],
     )?;
     if changed == 1 {
