@@ -1,4 +1,4 @@
-//! One step of a job: its argv through `duct` (never a shell) in a process group of its own,
+//! One step of a job: its argv (never through a shell) in a process group of its own,
 //! stdout and stderr appended to the job's log, under the watchdog's deadline and cancel. When
 //! the step ends, stragglers of its group are killed and reaped (the daemon is a child
 //! subreaper), so no step leaves orphans or zombies behind.
@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,21 +87,18 @@ pub(super) fn run_step(
             return StepResult::SpawnFailed(format!("cannot share the log file: {e}"));
         }
     };
-    let expression = crate::os::program::command(&argv[0], &argv[1..])
-        .stdin_null()
-        .stdout_file(stdout)
-        .stderr_file(stderr)
-        .unchecked()
-        .before_spawn(|command| {
-            // Its own process group, so a timeout reaches everything the command spawned.
-            command.process_group(0);
-            Ok(())
-        });
-    let handle = match expression.start() {
-        Ok(handle) => handle,
+    let mut command = crate::os::program::spawnable(&argv[0], &argv[1..]);
+    command
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        // Its own process group, so a timeout reaches everything the command spawned.
+        .process_group(0);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
         Err(e) => return StepResult::SpawnFailed(e.to_string()),
     };
-    let pgid = handle.pids().first().map_or(0, |&p| p as i32);
+    let pgid = i32::try_from(child.id()).unwrap_or(0);
     control.set_group(pgid);
     // A step over within QUICK_STEP is not reported as started: its end says so, and naming its
     // group for recovery (a /proc read) cost more than a quick copy. Still unreaped, so the pid
@@ -120,7 +118,7 @@ pub(super) fn run_step(
         control.signal(Signal::SIGTERM);
     }
     // Blocks until the child exits; the watchdog's signals are what end a stuck one.
-    let status = handle.wait().map(|output| output.status);
+    let status = child.wait();
     if deadline.is_some() {
         watchdog.disarm(job);
     }

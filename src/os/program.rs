@@ -29,6 +29,22 @@ pub fn command<A: AsRef<OsStr>>(program: &OsStr, args: &[A]) -> duct::Expression
     )
 }
 
+/// `program ARGS` as a std command, resolved against `PATH` and without [`PRIVATE_ENV`]: for a
+/// job's steps, started on every job. Unlike [`command`] it leaves the environment alone when
+/// none of those is set, so std hands the daemon's own to `posix_spawn` instead of copying it
+/// into a new one per spawn; and it skips duct's wrapping: together about a tenth of a job
+/// thread's time in a burst of short jobs.
+pub fn spawnable<A: AsRef<OsStr>>(program: &OsStr, args: &[A]) -> std::process::Command {
+    let mut command = std::process::Command::new(resolve_program(&program.to_os_string()));
+    command.args(args);
+    for name in PRIVATE_ENV {
+        if std::env::var_os(name).is_some() {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// Runs `expression` (a [`command`] with its stdin and outputs set) for at most `deadline`:
 /// its output, whatever its exit status, or `None` when it took longer and was killed. For the
 /// short programs shotrouter runs itself (a probe, a decode, a poster frame, a notification).
