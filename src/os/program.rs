@@ -32,8 +32,8 @@ pub fn command<A: AsRef<OsStr>>(program: &OsStr, args: &[A]) -> duct::Expression
 /// `program ARGS` as a std command, resolved against `PATH` and without [`PRIVATE_ENV`]: for a
 /// job's steps, started on every job. Unlike [`command`] it leaves the environment alone when
 /// none of those is set, so std hands the daemon's own to `posix_spawn` instead of copying it
-/// into a new one per spawn; and it skips duct's wrapping: together about a tenth of a job
-/// thread's time in a burst of short jobs.
+/// into a new one per spawn; and it skips duct's wrapping: together about half of a job
+/// thread's CPU per job in a burst of trivial jobs.
 pub fn spawnable<A: AsRef<OsStr>>(program: &OsStr, args: &[A]) -> std::process::Command {
     let mut command = std::process::Command::new(resolve_program(&program.to_os_string()));
     command.args(args);

@@ -2,11 +2,13 @@
 //! inside whichever commit crosses 1,000 WAL pages, and a checkpoint fsyncs: several
 //! milliseconds added to one unlucky claim, which is what the engine's p99 latency showed.
 //! The engine's connections turn automatic checkpoints off; this thread runs a passive one (it
-//! never blocks a writer) every quarter second and once more when the store is closed.
+//! never waits for a writer) every quarter second and once more when the store is closed.
 //!
 //! A checkpoint that copied the whole log also starts the log over from here ([`restart_log`]):
 //! the first frame SQLite writes after a restart syncs the log's header, and that fsync would
-//! otherwise fall in the engine's next commit, on some claim's path from file to job.
+//! otherwise fall in the engine's next commit, on some claim's path from file to job. It is the
+//! same fsync, made by a write of this thread's, which holds the write lock meanwhile: the
+//! commit of the engine that comes then waits for it.
 
 use std::path::Path;
 use std::thread::JoinHandle;
@@ -14,8 +16,6 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rusqlite::{Connection, OpenFlags};
-
-use super::encoding::retry_soon;
 
 /// How often the log is checkpointed.
 const EVERY: Duration = Duration::from_millis(250);
@@ -36,7 +36,15 @@ impl Checkpointer {
                 return None;
             }
         };
-        let _ = conn.busy_handler(Some(retry_soon));
+        // Synchronous as the engine's connection is (its commits do not sync the log; the
+        // checkpoints do); a restart that finds the lock taken waits briefly, then leaves it.
+        if let Err(e) = conn
+            .execute_batch("PRAGMA synchronous = NORMAL")
+            .and_then(|()| conn.busy_handler(Some(briefly)))
+        {
+            tracing::warn!(error = %e, "cannot set up the store's checkpoints; SQLite checkpoints in commits instead");
+            return None;
+        }
         let (stop, stopped) = crossbeam_channel::bounded(1);
         let thread = std::thread::Builder::new()
             .name("checkpoint".into())
@@ -60,26 +68,38 @@ fn run(conn: &Connection, stopped: &Receiver<()>) {
     }
 }
 
+/// Waits for another writer's lock for about a millisecond at most: the restart is only worth
+/// making at once (and a store being closed must not wait on another process's writer).
+fn briefly(attempts: i32) -> bool {
+    if attempts >= 16 {
+        return false;
+    }
+    std::thread::sleep(Duration::from_micros(50));
+    true
+}
+
 /// What one turn of the thread does, apart from its timing.
 #[derive(Default)]
 struct Turns {
-    /// `PRAGMA data_version` just after this thread's own restart write: while it is unchanged,
-    /// the log holds nothing but that write, which is left uncopied (copied, it would be
-    /// restarted again, an fsync four times a second on an idle store; left, the next commit
-    /// appends to it instead of restarting the log).
+    /// `PRAGMA data_version` as of this thread's own restart write: while it is unchanged, the
+    /// log holds nothing but that write, which is left uncopied (copied, it would be restarted
+    /// again, four times a second on a store nobody writes; left, the next commit appends to
+    /// it instead of restarting the log).
     own_write: Option<i64>,
 }
 
 impl Turns {
     /// Checkpoints what others wrote since the last turn (everything when `last`), and starts
-    /// the log over when all of it was copied.
+    /// the log over when all of it was copied and nobody wrote since.
     fn turn(&mut self, conn: &Connection, last: bool) {
-        if !last && self.own_write.is_some() && self.own_write == data_version(conn) {
+        let before = data_version(conn);
+        if !last && before.is_some() && self.own_write == before {
             return;
         }
         match checkpoint(conn) {
-            Ok(true) if !last => match restart_log(conn) {
-                Ok(()) => self.own_write = data_version(conn),
+            Ok(true) if !last => match restart_log(conn, before) {
+                Ok(true) => self.own_write = before,
+                Ok(false) => {}
                 Err(e) => tracing::debug!(error = %e, "log restart left to the next commit"),
             },
             Ok(_) => {}
@@ -104,13 +124,18 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
 
 /// Starts the copied log over with a write of one page: the user version, rewritten unchanged,
 /// in a transaction of its own (so a migration cannot come between the read and the write).
-/// Costs one fsync here, about a millisecond, once per quarter second of activity; a commit of
-/// the engine that comes meanwhile waits for it, as for any writer, instead of paying it always.
-fn restart_log(conn: &Connection) -> rusqlite::Result<()> {
+/// Written only when no other connection committed since `before` (read before the
+/// checkpoint): a commit since may have restarted the log itself, or left frames the checkpoint
+/// did not copy, and this write would then only add a page. Answers whether it wrote.
+fn restart_log(conn: &Connection, before: Option<i64>) -> rusqlite::Result<bool> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    if before.is_none() || data_version(&tx) != before {
+        return Ok(false);
+    }
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     tx.execute_batch(&format!("PRAGMA user_version = {version}"))?;
-    tx.commit()
+    tx.commit()?;
+    Ok(true)
 }
 
 impl Drop for Checkpointer {
@@ -189,5 +214,38 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .expect("reads");
         assert_eq!(rows, 3);
+    }
+
+    #[test]
+    fn no_restart_write_after_a_commit_the_checkpoint_did_not_see() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = dir.path().join("s.db");
+        let writer = open(&db);
+        writer
+            .execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)")
+            .expect("writes");
+        let checkpointer = open(&db);
+        let before = data_version(&checkpointer);
+        assert!(
+            checkpoint(&checkpointer).expect("checkpoints"),
+            "all copied"
+        );
+        // A commit between the checkpoint and the restart: it restarted the log itself.
+        writer
+            .execute("INSERT INTO t VALUES (2)", [])
+            .expect("writes");
+        let header = log_header(&db);
+        assert!(
+            !restart_log(&checkpointer, before).expect("restart"),
+            "nothing written"
+        );
+        assert_eq!(log_header(&db), header);
+        let mut turns = Turns::default();
+        turns.turn(&checkpointer, false);
+        assert_eq!(
+            turns.own_write,
+            data_version(&checkpointer),
+            "the next turn copies that commit and restarts"
+        );
     }
 }
