@@ -106,8 +106,10 @@ impl SqliteStore {
         )
         .map_err(|e| folder(&e))?;
         let mut store = SqliteStore::start(conn, path, node, Some(!existed))?;
-        store.conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
         store._checkpointer = checkpoint::Checkpointer::start(&store.path);
+        if store._checkpointer.is_some() {
+            store.conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        }
         Ok(store)
     }
 
