@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::os::version::FileVersion;
 
 use super::job::{Claim, NewJob, RootedPath};
+use super::lineage::RunUse;
 use super::{JobId, RunHandle};
 
 /// What [`JobQueue::publishing`](super::queue::JobQueue::publishing) records.
@@ -183,7 +184,7 @@ pub enum Write {
         /// The claim.
         claim: Claim,
         /// What it used.
-        used: Box<super::lineage::RunUse>,
+        used: Box<RunUse>,
     },
     /// A new version of a file some job declared as input arrived: its record is updated, and
     /// the answer ([`Answer::Users`](super::queue::Answer::Users)) names the jobs whose last done run read another version.
@@ -216,4 +217,44 @@ pub struct RuleDef {
     pub work_hash: String,
     /// Its `window:`s as [`crate::rules::schedule::list_text`] writes them (empty: none).
     pub windows: String,
+}
+
+/// One step of applying a group commit's writes in order (see [`in_commit_order`]).
+pub(crate) enum InOrder<'a> {
+    /// A write applied on its own.
+    One(&'a Write),
+    /// A run's [`Write::Used`] and the same claim's [`Write::Finish`] just after it: how the
+    /// engine ends every successful run, written by both backends in one statement.
+    UsedAndEnd {
+        claim: Claim,
+        used: &'a RunUse,
+        ending: &'a Ending,
+    },
+}
+
+/// A group commit's writes in order, each run's `Used` paired with its end when that comes
+/// next; the backends answer a pair with the two answers the writes would have had.
+pub(crate) fn in_commit_order(writes: &[Write]) -> impl Iterator<Item = InOrder<'_>> {
+    let mut rest = writes;
+    std::iter::from_fn(move || {
+        let (write, after) = rest.split_first()?;
+        if let (
+            Write::Used { claim, used },
+            Some(Write::Finish {
+                claim: ended,
+                ending,
+            }),
+        ) = (write, after.first())
+            && claim == ended
+        {
+            rest = &after[1..];
+            return Some(InOrder::UsedAndEnd {
+                claim: *claim,
+                used,
+                ending,
+            });
+        }
+        rest = after;
+        Some(InOrder::One(write))
+    })
 }

@@ -37,6 +37,7 @@ pub(crate) mod test_server;
 mod tests;
 pub mod tls;
 mod wake;
+mod write;
 
 /// The channel a commit that queues work notifies.
 pub const CHANNEL: &str = "shotrouter_jobs";

@@ -16,6 +16,7 @@ use super::super::queue::{
     Abandoned, Answer, Claim, ClaimedJob, Delivered, JobQueue, Published, QueuedJob, RootedPath,
     Write,
 };
+use super::super::write::{InOrder, in_commit_order};
 use super::super::{JobId, StoreError, now_ms};
 use super::adopt::adopt;
 use super::encoding::{blob, path_of};
@@ -35,24 +36,18 @@ fn apply_all(
     writes: &[Write],
 ) -> rusqlite::Result<Vec<Answer>> {
     let mut answers = Vec::with_capacity(writes.len());
-    let mut rest = writes;
-    while let Some((write, after)) = rest.split_first() {
-        if let (
-            Write::Used { claim, used },
-            Some(Write::Finish {
-                claim: ended,
+    for step in in_commit_order(writes) {
+        match step {
+            InOrder::One(write) => answers.push(apply(tx, node, now, legacy, write)?),
+            InOrder::UsedAndEnd {
+                claim,
+                used,
                 ending,
-            }),
-        ) = (write, after.first())
-            && claim == ended
-        {
-            let (used, ended) = used_and_finish(tx, now, *claim, used, ending)?;
-            answers.extend([used, ended]);
-            rest = &after[1..];
-            continue;
+            } => {
+                let (used, ended) = used_and_finish(tx, now, claim, used, ending)?;
+                answers.extend([used, ended]);
+            }
         }
-        answers.push(apply(tx, node, now, legacy, write)?);
-        rest = after;
     }
     Ok(answers)
 }
