@@ -149,6 +149,8 @@ impl Drop for Checkpointer {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     /// The log's header after its magic and format: page size, checkpoint sequence, salts. A
@@ -167,8 +169,8 @@ mod tests {
         conn
     }
 
-    #[test]
-    fn the_log_is_started_over_here_not_in_the_next_commit_and_left_alone_at_rest() {
+    /// A database with a table of one row, its writer and the checkpointer's connection.
+    fn store() -> (tempfile::TempDir, PathBuf, Connection, Connection) {
         let dir = tempfile::tempdir().expect("tmp");
         let db = dir.path().join("s.db");
         let writer = open(&db);
@@ -176,6 +178,12 @@ mod tests {
             .execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)")
             .expect("writes");
         let checkpointer = open(&db);
+        (dir, db, writer, checkpointer)
+    }
+
+    #[test]
+    fn the_log_is_started_over_here_not_in_the_next_commit_and_left_alone_at_rest() {
+        let (_dir, db, writer, checkpointer) = store();
         let mut turns = Turns::default();
 
         let before = log_header(&db);
@@ -218,13 +226,7 @@ mod tests {
 
     #[test]
     fn no_restart_write_after_a_commit_the_checkpoint_did_not_see() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let db = dir.path().join("s.db");
-        let writer = open(&db);
-        writer
-            .execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)")
-            .expect("writes");
-        let checkpointer = open(&db);
+        let (_dir, _db, writer, checkpointer) = store();
         let before = data_version(&checkpointer);
         assert!(
             checkpoint(&checkpointer).expect("checkpoints"),
